@@ -1,0 +1,111 @@
+# modeld: one Makefile, no recursion. `make run` and `make test` are the
+# whole set-up on a fresh Debian machine: both install what is missing.
+
+CC      ?= gcc
+PKGS    := libmicrohttpd jansson sqlite3 libcrypto libzstd
+WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
+           -Wmissing-prototypes -Wvla -Wpointer-arith -Wcast-qual \
+           -Wnull-dereference -Wundef
+CSTD    := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
+CFLAGS  ?= -O2 -g
+ALL_CFLAGS = $(CSTD) $(CFLAGS) $(WARN) -I. $(PKG_CFLAGS) -MMD -MP
+LDLIBS  = $(PKG_LIBS) -lpthread -lm
+SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all \
+           -fno-omit-frame-pointer
+
+LIB_SRC    := $(sort $(wildcard proto/*.c policy/*.c store/*.c))
+SERVER_SRC := $(sort $(wildcard server/*.c))
+UNIT_SRC   := $(sort $(wildcard tests/unit/check_*.c))
+UNIT_NAMES := $(patsubst tests/unit/%.c,%,$(UNIT_SRC))
+
+OBJ_LIB    := $(LIB_SRC:%.c=build/obj/%.o)
+OBJ_SERVER := $(SERVER_SRC:%.c=build/obj/%.o)
+ASAN_LIB    := $(LIB_SRC:%.c=build/asan/%.o)
+ASAN_SERVER := $(SERVER_SRC:%.c=build/asan/%.o)
+# Unit tests link everything but main().
+OBJ_TESTABLE  := $(OBJ_LIB) $(filter-out build/obj/server/main.o,$(OBJ_SERVER))
+ASAN_TESTABLE := $(ASAN_LIB) $(filter-out build/asan/server/main.o,$(ASAN_SERVER))
+
+UNIT_BINS      := $(UNIT_NAMES:%=build/tests/%)
+ASAN_UNIT_BINS := $(UNIT_NAMES:%=build/asan/tests/%)
+
+.PHONY: all deps check e2e asan test run bench fuzz format clean valgrind \
+        sanitize
+
+all: build/modeld
+
+# ---- system packages ---------------------------------------------------
+# Installs, with apt-get, whatever pkg-config or command -v cannot find.
+deps:
+	@./deploy/install-deps.sh
+
+# ---- build -------------------------------------------------------------
+build/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+build/asan/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(SAN) -O1 -c $< -o $@
+
+build/modeld: $(OBJ_LIB) $(OBJ_SERVER)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+build/asan/modeld: $(ASAN_LIB) $(ASAN_SERVER)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
+
+build/tests/%: tests/unit/%.c $(OBJ_TESTABLE)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(OBJ_TESTABLE) $(CHECK_LIBS) $(LDLIBS)
+
+build/asan/tests/%: tests/unit/%.c $(ASAN_TESTABLE)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(SAN) -o $@ $< $(ASAN_TESTABLE) $(CHECK_LIBS) \
+	    $(LDLIBS)
+
+# ---- tests -------------------------------------------------------------
+# Each runner appends "passed failed" to build/results; `test` sums them.
+check: $(UNIT_BINS)
+	@./tests/run-unit.sh build/tests $(UNIT_NAMES)
+
+e2e: build/modeld
+	@./tests/e2e/run.sh build/modeld
+
+asan: $(ASAN_UNIT_BINS) build/asan/modeld
+	@./tests/run-unit.sh build/asan/tests $(UNIT_NAMES)
+	@MODELD_E2E_QUICK=1 ./tests/e2e/run.sh build/asan/modeld
+
+sanitize: asan
+
+test: deps
+	@rm -f build/results
+	@$(MAKE) --no-print-directory all $(UNIT_BINS) build/asan/modeld \
+	    $(ASAN_UNIT_BINS)
+	@status=0; \
+	$(MAKE) --no-print-directory check || status=1; \
+	$(MAKE) --no-print-directory e2e || status=1; \
+	$(MAKE) --no-print-directory asan || status=1; \
+	./tests/summary.sh build/results || status=1; \
+	exit $$status
+
+valgrind: $(UNIT_BINS)
+	@for t in $(UNIT_BINS); do \
+	    CK_FORK=no valgrind -q --error-exitcode=1 --leak-check=full $$t \
+	    || exit 1; done
+
+# ---- demo ---------------------------------------------------------------
+run: deps
+	@$(MAKE) --no-print-directory all
+	@./deploy/run-demo.sh
+
+format:
+	clang-format -i --style='{BasedOnStyle: LLVM, IndentWidth: 4, ColumnLimit: 80}' \
+	    $(LIB_SRC) $(SERVER_SRC) $(UNIT_SRC) */*.h
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,73 @@
+/*
+ * policy: picks the variant that fits a UE report best and says why every
+ * other one lost. Pure: facts in, decision out. No I/O, no clock, no
+ * globals, no allocation (the caller provides the candidates array).
+ */
+#ifndef POLICY_POLICY_H
+#define POLICY_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "proto/types.h"
+
+#if defined(__GNUC__)
+#define POLICY_MUST_CHECK __attribute__((warn_unused_result))
+#else
+#define POLICY_MUST_CHECK
+#endif
+
+enum policy_status {
+    POLICY_OK = 0,
+    POLICY_BAD_ARGUMENT,   /* caller's bug: NULL, too few candidate slots */
+};
+
+/* Weights of one preference's score. Every term is normalised to 0..1. */
+struct policy_weights {
+    double accuracy;
+    double latency;
+    double energy;
+    double transfer;
+};
+
+/* Every tunable of the policy; the config file sets them (server/). */
+struct policy_config {
+    struct policy_weights balanced;
+    struct policy_weights saver;
+    double hysteresis_accuracy;   /* quality: keep current within this */
+    double hysteresis_score;      /* balanced/saver: keep within this score */
+    double low_battery_percent;   /* below it, not charging: balanced->saver */
+    double high_load;             /* network load at/above it weighs transfer */
+    double transfer_boost;        /* multiplier of the transfer weight when
+                                     metered or high load */
+    double default_downlink_bps;  /* when the report gives none */
+    unsigned recheck_after_s;
+    unsigned recheck_degraded_s;
+};
+
+void policy_config_default(struct policy_config *out);
+
+/* What the policy chooses from: one family's offered versions and the
+ * ready deltas (store_snapshot's arrays). */
+struct policy_input {
+    const char *family;                 /* salts the rollout hash */
+    const struct proto_variant *variants;
+    size_t variant_count;
+    const struct proto_delta *deltas;
+    size_t delta_count;
+};
+
+/*
+ * Decides for one report. out->candidates must point at variant_count
+ * entries (owned by the caller); the policy fills candidate_count and every
+ * other field of *out. Indexes in *out point into in's arrays.
+ */
+POLICY_MUST_CHECK enum policy_status
+policy_select(const struct policy_config *cfg, const struct policy_input *in,
+              const struct proto_report *report, struct proto_decision *out);
+
+/* The UE's stable rollout bucket 0..99 for a family (FNV-1a of family,
+ * a separator and ue). */
+unsigned policy_rollout_bucket(const char *family, const char *ue);
+
+#endif

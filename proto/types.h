@@ -1,0 +1,198 @@
+/*
+ * The domain's plain structs: families, variant versions, deltas, UE
+ * reports and selection decisions. Shared by every module; no library
+ * headers, no allocation: every string and list has a fixed bound so that
+ * a struct can be copied, compared and freed as one block.
+ */
+#ifndef PROTO_TYPES_H
+#define PROTO_TYPES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PROTO_HEX_LEN 64          /* lowercase hex of a SHA-256 */
+#define PROTO_HEX_SIZE 65         /* with the NUL */
+#define PROTO_DIGEST_LEN 71       /* "sha256:" + 64 hex */
+#define PROTO_DIGEST_SIZE 72
+#define PROTO_NAME_SIZE 65        /* family/variant: [a-z0-9][a-z0-9._-]{0,63} */
+#define PROTO_TOKEN_SIZE 33       /* formats, techniques, classes, tags: 1..32 */
+#define PROTO_TEXT_SIZE 257       /* task, description: up to 256 bytes */
+#define PROTO_UE_SIZE 129         /* opaque UE id: 1..128 bytes */
+
+#define PROTO_MAX_TECHNIQUES 8
+#define PROTO_MAX_LATENCIES 16    /* measured latency/energy per class */
+#define PROTO_MAX_EXITS 8
+#define PROTO_MAX_TAGS 16         /* context key/value pairs */
+#define PROTO_MAX_ACCELERATORS 8
+#define PROTO_MAX_FORMATS 8
+#define PROTO_MAX_REASONS 8
+#define PROTO_REASON_SIZE 160
+
+/* A measured number for one device class: "npu-class-a": 4.0 */
+struct proto_class_value {
+    char device_class[PROTO_TOKEN_SIZE];
+    double value;
+};
+
+/* One early exit: running the network only up to here. */
+struct proto_exit {
+    double flops;
+    double accuracy;
+};
+
+/* A context tag: {"scene": ["night", "dusk"]} is two tags, scene=night and
+ * scene=dusk. */
+struct proto_tag {
+    char key[PROTO_TOKEN_SIZE];
+    char value[PROTO_TOKEN_SIZE];
+};
+
+/*
+ * Variant metadata as published by an admin (PUT .../variants/{v}) plus the
+ * fields the server fills in (family, name, version, size, created time).
+ * Absent optional numbers are 0 with their has_ flag false.
+ */
+struct proto_variant {
+    char family[PROTO_NAME_SIZE];
+    char name[PROTO_NAME_SIZE];
+    int64_t version;              /* 1, 2, ...; 0 before publishing */
+    char blob_hex[PROTO_HEX_SIZE];
+    uint64_t size_bytes;          /* filled by the server from the blob */
+    int64_t created_s;            /* unix seconds, filled by the server */
+
+    char format[PROTO_TOKEN_SIZE];        /* "" when not given */
+    char techniques[PROTO_MAX_TECHNIQUES][PROTO_TOKEN_SIZE];
+    size_t technique_count;
+    uint64_t params;                      /* 0 when not given */
+    double flops;                         /* required, > 0 */
+    double accuracy;                      /* required, 0..1 */
+    uint64_t memory_bytes;                /* 0 when not given: use size */
+    struct proto_class_value latency_ms[PROTO_MAX_LATENCIES];
+    size_t latency_count;
+    struct proto_class_value energy_mj[PROTO_MAX_LATENCIES];  /* extension */
+    size_t energy_count;
+    struct proto_exit exits[PROTO_MAX_EXITS];
+    size_t exit_count;
+    struct proto_tag context[PROTO_MAX_TAGS];
+    size_t context_count;
+    char accelerators[PROTO_MAX_ACCELERATORS][PROTO_TOKEN_SIZE];
+    size_t accelerator_count;             /* requires.accelerators */
+    unsigned rollout_percent;             /* 0..100, default 100 */
+};
+
+struct proto_family {
+    char name[PROTO_NAME_SIZE];
+    char task[PROTO_TEXT_SIZE];
+    char description[PROTO_TEXT_SIZE];
+    size_t variant_count;                 /* live (not retired) variants */
+};
+
+/* A delta that is ready to serve: turns from_hex into to_hex. */
+struct proto_delta {
+    char from_hex[PROTO_HEX_SIZE];
+    char to_hex[PROTO_HEX_SIZE];
+    uint64_t size_bytes;
+};
+
+enum proto_preference {
+    PROTO_PREFER_QUALITY = 0,
+    PROTO_PREFER_BALANCED,
+    PROTO_PREFER_SAVER,
+};
+
+/*
+ * A UE report (body of select). Only device.memory_bytes and device.gflops
+ * are required; every optional field has a has_ flag or a count.
+ */
+struct proto_report {
+    char ue[PROTO_UE_SIZE];
+    bool has_ue;
+
+    uint64_t memory_bytes;
+    double gflops;
+    char device_class[PROTO_TOKEN_SIZE];
+    bool has_device_class;
+    char formats[PROTO_MAX_FORMATS][PROTO_TOKEN_SIZE];
+    size_t format_count;
+    bool has_formats;
+    char accelerators[PROTO_MAX_ACCELERATORS][PROTO_TOKEN_SIZE];
+    size_t accelerator_count;
+    double battery_percent;               /* 0..100 */
+    bool has_battery_percent;
+    bool charging;
+    double power_mw;                      /* extension: draw while running */
+    bool has_power_mw;
+
+    double downlink_bps;                  /* > 0 */
+    bool has_downlink_bps;
+    double rtt_ms;
+    bool has_rtt_ms;
+    bool metered;
+    double load;                          /* 0..1 */
+    bool has_load;
+
+    double max_latency_ms;
+    bool has_max_latency_ms;
+    double min_accuracy;
+    bool has_min_accuracy;
+    double max_download_s;
+    bool has_max_download_s;
+    double max_energy_mj;
+    bool has_max_energy_mj;
+
+    enum proto_preference preference;
+    char current_hex[PROTO_HEX_SIZE];
+    bool has_current;
+    struct proto_tag context[PROTO_MAX_TAGS];
+    size_t context_count;
+};
+
+enum proto_action {
+    PROTO_ACTION_DOWNLOAD = 0,
+    PROTO_ACTION_DELTA,
+    PROTO_ACTION_KEEP,
+    PROTO_ACTION_NONE,
+};
+
+/* Why one variant lost or was rejected, or which constraints it misses. */
+struct proto_reasons {
+    char text[PROTO_MAX_REASONS][PROTO_REASON_SIZE];
+    size_t count;
+};
+
+struct proto_estimates {
+    double latency_ms;
+    double download_s;
+    uint64_t memory_bytes;
+    double energy_mj;
+    bool has_energy_mj;
+};
+
+/* One variant that was not chosen. variant indexes the input array. */
+struct proto_candidate {
+    size_t variant;
+    bool feasible;                        /* met every hard and soft rule */
+    struct proto_reasons reasons;
+};
+
+/*
+ * The decision for one report. chosen and delta index the policy's input
+ * arrays; the writer (proto_decision_write) resolves them to names and URLs.
+ * candidates is caller-provided storage of one entry per input variant.
+ */
+struct proto_decision {
+    enum proto_action action;
+    size_t chosen;                        /* valid unless action NONE */
+    bool has_delta;                       /* action DELTA */
+    size_t delta;                         /* index into the deltas array */
+    bool degraded;
+    struct proto_reasons violations;
+    struct proto_estimates estimates;
+    int exit_index;                       /* -1: whole network */
+    struct proto_candidate *candidates;
+    size_t candidate_count;
+    unsigned recheck_after_s;
+};
+
+#endif

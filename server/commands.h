@@ -1,0 +1,14 @@
+/*
+ * The subcommands of build/modeld. Each takes argv with argv[0] the
+ * command's name ("serve", "demo", ...), handles --help itself, and
+ * returns the process exit code (0 success, 1 failure, 2 usage error).
+ */
+#ifndef SERVER_COMMANDS_H
+#define SERVER_COMMANDS_H
+
+int cmd_serve(int argc, char **argv);   /* server/main.c */
+int cmd_demo(int argc, char **argv);    /* server/cmd_demo.c */
+int cmd_patch(int argc, char **argv);   /* server/cmd_patch.c */
+int cmd_select(int argc, char **argv);  /* server/cmd_select.c */
+
+#endif

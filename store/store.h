@@ -1,0 +1,202 @@
+/*
+ * store: all persistent state. The SQLite catalog (DIR/catalog.db, WAL,
+ * migrations by PRAGMA user_version, prepared statements only), the
+ * content-addressed blob files (DIR/blobs/sha256/ab/<hex>), delta files
+ * (DIR/deltas/<from>-<to>) and the background worker that makes deltas and
+ * compressed copies. Nothing half-written is ever visible: every file is
+ * written in DIR/tmp, fsync'ed and renamed; DIR/tmp is emptied at open.
+ *
+ * Thread safety: every function may be called from any thread. Reads of
+ * the catalog for selection go through immutable, reference-counted
+ * snapshots that writers never block.
+ */
+#ifndef STORE_STORE_H
+#define STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/proto.h"
+
+enum store_status {
+    STORE_OK = 0,
+    STORE_NOT_FOUND,        /* family, variant, blob or delta unknown */
+    STORE_BLOB_MISSING,     /* publish names a blob that is not uploaded */
+    STORE_DIGEST_MISMATCH,  /* upload's bytes do not hash to the digest */
+    STORE_TOO_LARGE,        /* upload over its max_bytes */
+    STORE_NO_SPACE,         /* ENOSPC / EDQUOT / SQLITE_FULL */
+    STORE_IO_ERROR,         /* any other OS error */
+    STORE_DB_ERROR,         /* any other SQLite error */
+    STORE_NO_MEMORY,
+    STORE_TIMEOUT,          /* store_worker_wait_idle */
+};
+
+struct store_options {
+    int busy_timeout_ms;          /* SQLite busy timeout, default 5000 */
+    bool run_worker;              /* start the delta/compression worker */
+    int delta_level;              /* zstd level for deltas, default 19 */
+    int compress_level;           /* zstd level for blob copies, default 19 */
+    double delta_max_fraction;    /* offer a delta only when its size is under
+                                     this fraction of the target's compressed
+                                     (else full) size; default 0.9 */
+    bool delta_cross_variants;    /* also try deltas between variants of one
+                                     family; default true */
+    uint64_t delta_cross_max_bytes; /* ... when both are at most this big;
+                                       default 256 MiB */
+};
+
+void store_options_default(struct store_options *out);
+
+struct store;
+
+/*
+ * Opens (creating when absent) the data directory DIR: makes blobs/,
+ * deltas/, tmp/, empties tmp/, opens or creates catalog.db and migrates it
+ * to the current schema. On STORE_OK the caller owns *out (store_close).
+ */
+MUST_CHECK enum store_status store_open(const char *dir,
+                                        const struct store_options *opt,
+                                        struct store **out);
+
+/* Stops the worker (finishing nothing half-made), closes everything.
+ * NULL does nothing. */
+void store_close(struct store *st);
+
+/* The last SQLite or OS error message of this thread's last failing call,
+ * for the server's log. Never NULL. */
+const char *store_errmsg(const struct store *st);
+
+/* ---- blobs ------------------------------------------------------------ */
+
+struct store_upload;
+
+/*
+ * Starts an upload of a blob whose digest must be expected_hex. Bytes go to
+ * a temp file in DIR/tmp and are hashed as they are written.
+ */
+MUST_CHECK enum store_status
+store_upload_begin(struct store *st, const char expected_hex[PROTO_HEX_SIZE],
+                   uint64_t max_bytes, struct store_upload **out);
+
+/* STORE_TOO_LARGE past max_bytes; STORE_NO_SPACE / STORE_IO_ERROR. The
+ * upload stays valid only for store_upload_abort after a failure. */
+MUST_CHECK enum store_status
+store_upload_write(struct store_upload *up, const void *data, size_t len);
+
+/*
+ * Checks the digest, fsyncs, renames into place, fsyncs the directory and
+ * records the blob. *out_created is false when the blob was already there
+ * (the new copy is dropped). Always frees up, even on failure, and leaves
+ * no file behind on failure.
+ */
+MUST_CHECK enum store_status
+store_upload_finish(struct store_upload *up, bool *out_created,
+                    uint64_t *out_size);
+
+/* Drops an upload and its temp file. NULL does nothing. */
+void store_upload_abort(struct store_upload *up);
+
+/* Opens a blob for reading. The caller owns *out_fd. */
+MUST_CHECK enum store_status
+store_blob_open(struct store *st, const char hex[PROTO_HEX_SIZE],
+                int *out_fd, uint64_t *out_size, int64_t *out_mtime_s);
+
+/*
+ * Opens the zstd-compressed copy of a blob when the worker made one and it
+ * is smaller than the blob; STORE_NOT_FOUND otherwise.
+ */
+MUST_CHECK enum store_status
+store_blob_zstd_open(struct store *st, const char hex[PROTO_HEX_SIZE],
+                     int *out_fd, uint64_t *out_size, int64_t *out_mtime_s);
+
+/* ---- catalog ------------------------------------------------------------ */
+
+/* Creates or updates a family (task, description from f); undeletes a
+ * deleted one. */
+MUST_CHECK enum store_status
+store_family_put(struct store *st, const char *name,
+                 const struct proto_family *f, bool *out_created);
+
+/* Marks a family deleted: it is no longer listed or selected. */
+MUST_CHECK enum store_status store_family_delete(struct store *st,
+                                                 const char *name);
+
+/* The live families, by name. The caller frees *out with free(). */
+MUST_CHECK enum store_status
+store_family_list(struct store *st, struct proto_family **out,
+                  size_t *out_count);
+
+/*
+ * Publishes a new version of a variant (created when new; a retired one
+ * comes back). meta is the parsed metadata; the store fills size_bytes from
+ * the blob and created_s from now_s. STORE_NOT_FOUND: unknown family;
+ * STORE_BLOB_MISSING: blob not uploaded. Queues the delta from the previous
+ * version (and cross-variant deltas) for the worker.
+ */
+MUST_CHECK enum store_status
+store_variant_publish(struct store *st, const char *family,
+                      const char *variant, const struct proto_variant *meta,
+                      int64_t now_s, int64_t *out_version);
+
+/* Retires a variant: no longer selected; its blobs stay for deltas. */
+MUST_CHECK enum store_status
+store_variant_retire(struct store *st, const char *family,
+                     const char *variant);
+
+/*
+ * An immutable view of one live family, for selection and GET.
+ * variants: for each live variant, its versions newest first, down to and
+ * including the newest version with rollout_percent 100 (older versions are
+ * left out); variants of one name are adjacent. latest[i] is true for the
+ * newest version of each variant. deltas: every ready delta whose target
+ * is one of these versions.
+ */
+struct store_snapshot {
+    struct proto_family family;
+    struct proto_variant *variants;
+    bool *latest;
+    size_t variant_count;
+    struct proto_delta *deltas;
+    size_t delta_count;
+    uint64_t generation;          /* catalog generation it was read at */
+};
+
+/* Gets the snapshot of a live family (cached until the next write).
+ * STORE_NOT_FOUND for an unknown or deleted family. Release it with
+ * store_snapshot_release. */
+MUST_CHECK enum store_status
+store_snapshot_get(struct store *st, const char *family,
+                   const struct store_snapshot **out);
+
+/* NULL does nothing. */
+void store_snapshot_release(const struct store_snapshot *snap);
+
+/* ---- deltas and the worker ------------------------------------------------ */
+
+/* Opens a ready delta for reading. STORE_NOT_FOUND when none (yet). */
+MUST_CHECK enum store_status
+store_delta_open(struct store *st, const char from_hex[PROTO_HEX_SIZE],
+                 const char to_hex[PROTO_HEX_SIZE], int *out_fd,
+                 uint64_t *out_size, int64_t *out_mtime_s);
+
+/* Counters for /metrics. */
+struct store_stats {
+    uint64_t deltas_made;         /* since open */
+    uint64_t deltas_failed;       /* since open */
+    uint64_t deltas_rejected;     /* not smaller enough, since open */
+    uint64_t deltas_pending;      /* now */
+    uint64_t deltas_ready;        /* now */
+    uint64_t compressed_made;     /* zstd copies, since open */
+    uint64_t errors;              /* SQLite/OS errors, since open */
+    uint64_t generation;          /* catalog generation */
+};
+
+void store_stats_get(struct store *st, struct store_stats *out);
+
+/* Waits until the worker has nothing pending (tests, demo). STORE_TIMEOUT
+ * after timeout_ms. */
+MUST_CHECK enum store_status store_worker_wait_idle(struct store *st,
+                                                    int timeout_ms);
+
+#endif
