@@ -170,13 +170,21 @@ enum proto_range_kind proto_range_parse(const char *header, uint64_t size,
  */
 bool proto_etag_list_matches(const char *header, const char *etag);
 
+/*
+ * True when an Accept-Encoding value lists coding (case-insensitive) with
+ * a q value above 0. A wildcard does not count.
+ */
+bool proto_accepts_coding(const char *header, const char *coding);
+
 /* ---- deltas ----------------------------------------------------------- */
 
 /* Output sink: returns 0 on success, non-zero to abort. */
 typedef int (*proto_sink_fn)(void *ctx, const void *data, size_t len);
 
-/* Size of the leading skippable frame (magic, length, payload). */
-#define PROTO_DELTA_HEADER_LEN 160
+/* Size of the leading skippable frame: magic 0x184D2A5E and payload length
+ * (4 bytes each, little-endian), then a 184-byte payload: the ASCII line
+ * "modeld-delta/1 from=sha256:<hex> to=sha256:<hex>\n" and NUL padding. */
+#define PROTO_DELTA_HEADER_LEN 192
 
 /*
  * Makes a delta: a zstd skippable frame naming both digests, then one zstd

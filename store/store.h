@@ -139,6 +139,16 @@ store_variant_publish(struct store *st, const char *family,
                       const char *variant, const struct proto_variant *meta,
                       int64_t now_s, int64_t *out_version);
 
+/*
+ * Every version of a variant, oldest first, retired ones included (for
+ * GET .../versions). STORE_NOT_FOUND for an unknown family or variant.
+ * The caller frees *out with free().
+ */
+MUST_CHECK enum store_status
+store_variant_versions(struct store *st, const char *family,
+                       const char *variant, struct proto_variant **out,
+                       size_t *out_count);
+
 /* Retires a variant: no longer selected; its blobs stay for deltas. */
 MUST_CHECK enum store_status
 store_variant_retire(struct store *st, const char *family,

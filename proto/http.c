@@ -1,0 +1,171 @@
+/*
+ * HTTP header values the byte path needs: a single byte Range (RFC 9110
+ * 14.2) and If-None-Match lists (RFC 9110 13.1.2). Pure string work; the
+ * server picks the status and writes the headers.
+ */
+#include <string.h>
+#include <strings.h>
+
+#include "proto/proto.h"
+
+static const char *skip_ows(const char *p)
+{
+    while (*p == ' ' || *p == '\t')
+        p++;
+    return p;
+}
+
+/* Reads 1*DIGIT into *out; NULL when there are none or they overflow. */
+static const char *read_u64(const char *p, uint64_t *out)
+{
+    uint64_t x = 0;
+    const char *start = p;
+
+    while (*p >= '0' && *p <= '9') {
+        unsigned d = (unsigned)(*p - '0');
+
+        if (x > (UINT64_MAX - d) / 10)
+            return NULL;
+        x = x * 10 + d;
+        p++;
+    }
+    if (p == start)
+        return NULL;
+    *out = x;
+    return p;
+}
+
+/* One range-spec between p and end (trimmed). */
+static enum proto_range_kind one_range(const char *p, const char *end,
+                                       uint64_t size, uint64_t *out_start,
+                                       uint64_t *out_len)
+{
+    uint64_t first = 0, last = 0;
+    bool has_first, has_last;
+
+    has_first = *p != '-';
+    if (has_first) {
+        p = read_u64(p, &first);
+        if (!p)
+            return PROTO_RANGE_FULL;
+        p = skip_ows(p);
+    }
+    if (p >= end || *p != '-')
+        return PROTO_RANGE_FULL;
+    p = skip_ows(p + 1);
+    has_last = p < end;
+    if (has_last) {
+        p = read_u64(p, &last);
+        if (!p || skip_ows(p) != end)
+            return PROTO_RANGE_FULL;
+    }
+    if (!has_first && !has_last)
+        return PROTO_RANGE_FULL;
+    if (has_first && has_last && last < first)
+        return PROTO_RANGE_FULL;
+
+    if (!has_first) {
+        /* suffix-range: the last `last` bytes */
+        if (last == 0 || size == 0)
+            return PROTO_RANGE_UNSATISFIABLE;
+        if (last > size)
+            last = size;
+        *out_start = size - last;
+        *out_len = last;
+        return PROTO_RANGE_PARTIAL;
+    }
+    if (first >= size)
+        return PROTO_RANGE_UNSATISFIABLE;
+    if (!has_last || last >= size)
+        last = size - 1;
+    *out_start = first;
+    *out_len = last - first + 1;
+    return PROTO_RANGE_PARTIAL;
+}
+
+enum proto_range_kind proto_range_parse(const char *header, uint64_t size,
+                                        uint64_t *out_start,
+                                        uint64_t *out_len)
+{
+    const char *p, *spec = NULL, *spec_end = NULL;
+    size_t specs = 0;
+
+    if (!header)
+        return PROTO_RANGE_FULL;
+    p = skip_ows(header);
+    if (strncasecmp(p, "bytes", 5) != 0)
+        return PROTO_RANGE_FULL;
+    p = skip_ows(p + 5);
+    if (*p != '=')
+        return PROTO_RANGE_FULL;
+    p++;
+
+    /* 1#range-spec: empty list elements are allowed and ignored. */
+    while (*p) {
+        const char *start = skip_ows(p);
+        const char *end = start;
+
+        while (*end && *end != ',')
+            end++;
+        p = *end ? end + 1 : end;
+        while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+            end--;
+        if (end == start)
+            continue;
+        if (++specs > 1)
+            return PROTO_RANGE_FULL;
+        spec = start;
+        spec_end = end;
+    }
+    if (specs != 1)
+        return PROTO_RANGE_FULL;
+    return one_range(spec, spec_end, size, out_start, out_len);
+}
+
+bool proto_etag_list_matches(const char *header, const char *etag)
+{
+    size_t etag_len;
+    const char *p;
+
+    if (!header || !etag)
+        return false;
+    etag_len = strlen(etag);
+    p = header;
+    for (;;) {
+        const char *tag, *end;
+
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (!*p)
+            return false;
+        if (*p == '*') {
+            p = skip_ows(p + 1);
+            if (*p == '\0' || *p == ',')
+                return true;
+            return false;
+        }
+        if (p[0] == 'W' && p[1] == '/')
+            p += 2;
+        tag = p;
+        if (*p == '"') {
+            end = strchr(p + 1, '"');
+            if (!end)
+                return false;
+            end++;
+        } else {
+            /* Unquoted tags are invalid; tolerate them, compared with the
+             * etag's quotes removed. */
+            end = p;
+            while (*end && *end != ',' && *end != ' ' && *end != '\t')
+                end++;
+            if (etag_len >= 2 && (size_t)(end - tag) == etag_len - 2 &&
+                memcmp(tag, etag + 1, etag_len - 2) == 0)
+                return true;
+            p = end;
+            continue;
+        }
+        if ((size_t)(end - tag) == etag_len && memcmp(tag, etag, etag_len) == 0)
+            return true;
+        p = end;
+    }
+}

@@ -1,0 +1,559 @@
+/*
+ * JSON out: variants, families and select decisions written from the plain
+ * structs of proto/types.h. The select answer is on the hot path, so every
+ * writer here appends to one small growable buffer instead of building a
+ * jansson tree; strings are escaped (invalid UTF-8 becomes U+FFFD) and
+ * numbers are never NaN or Inf (null instead). Which variant to choose is
+ * policy/'s business; this file only spells the answer.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "proto/proto.h"
+
+#define SB_INITIAL_CAP 1024
+
+/* A growable string; after an allocation failure every append is a no-op
+ * and sb_finish returns NULL. */
+struct sb {
+    char *buf;
+    size_t len;
+    size_t cap;
+    bool failed;
+};
+
+static bool sb_reserve(struct sb *b, size_t extra)
+{
+    size_t want;
+    char *p;
+
+    if (b->failed)
+        return false;
+    if (b->len + extra + 1 <= b->cap)
+        return true;
+    want = b->cap ? b->cap : SB_INITIAL_CAP;
+    while (want < b->len + extra + 1)
+        want *= 2;
+    p = realloc(b->buf, want);
+    if (!p) {
+        b->failed = true;
+        return false;
+    }
+    b->buf = p;
+    b->cap = want;
+    return true;
+}
+
+static void sb_putn(struct sb *b, const char *s, size_t n)
+{
+    if (!sb_reserve(b, n))
+        return;
+    memcpy(b->buf + b->len, s, n);
+    b->len += n;
+    b->buf[b->len] = '\0';
+}
+
+static void sb_puts(struct sb *b, const char *s)
+{
+    sb_putn(b, s, strlen(s));
+}
+
+static void sb_putc(struct sb *b, char c)
+{
+    sb_putn(b, &c, 1);
+}
+
+static char *sb_finish(struct sb *b)
+{
+    if (!b->failed && !b->buf)
+        sb_putn(b, "", 0);
+    if (b->failed) {
+        free(b->buf);
+        return NULL;
+    }
+    return b->buf;
+}
+
+/* Length of the valid UTF-8 sequence at s, 0 when it is not one. */
+static size_t utf8_len(const unsigned char *s, size_t avail)
+{
+    unsigned char c = s[0];
+    size_t n;
+
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        n = 2;
+    else if (c >= 0xe0 && c <= 0xef)
+        n = 3;
+    else if (c >= 0xf0 && c <= 0xf4)
+        n = 4;
+    else
+        return 0;
+    if (n > avail)
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] >= 0xa0) ||
+        (c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] >= 0x90))
+        return 0;
+    return n;
+}
+
+/* A JSON string literal. */
+static void sb_str(struct sb *b, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s;
+    size_t len = strlen(s);
+    size_t i = 0;
+
+    sb_putc(b, '"');
+    while (i < len) {
+        size_t run = i;
+        size_t n;
+
+        /* Copy the longest stretch that needs no escaping in one go. */
+        while (run < len && p[run] >= 0x20 && p[run] < 0x80 &&
+               p[run] != '"' && p[run] != '\\')
+            run++;
+        if (run > i) {
+            sb_putn(b, s + i, run - i);
+            i = run;
+            continue;
+        }
+        if (p[i] == '"' || p[i] == '\\') {
+            char esc[2] = {'\\', (char)p[i]};
+
+            sb_putn(b, esc, 2);
+            i++;
+        } else if (p[i] < 0x20) {
+            char esc[6] = {'\\', 'u', '0', '0', hex[p[i] >> 4],
+                           hex[p[i] & 0xf]};
+
+            sb_putn(b, esc, sizeof(esc));
+            i++;
+        } else if ((n = utf8_len(p + i, len - i)) > 0) {
+            sb_putn(b, s + i, n);
+            i += n;
+        } else {
+            sb_puts(b, "\\ufffd");
+            i++;
+        }
+    }
+    sb_putc(b, '"');
+}
+
+/* A comma unless this is the first member or element. */
+static void sb_sep(struct sb *b)
+{
+    if (b->len > 0 && b->buf[b->len - 1] != '{' && b->buf[b->len - 1] != '[')
+        sb_putc(b, ',');
+}
+
+static void sb_key(struct sb *b, const char *key)
+{
+    sb_sep(b);
+    sb_str(b, key);
+    sb_putc(b, ':');
+}
+
+static void sb_u64(struct sb *b, uint64_t x)
+{
+    char tmp[32];
+
+    snprintf(tmp, sizeof(tmp), "%" PRIu64, x);
+    sb_puts(b, tmp);
+}
+
+static void sb_i64(struct sb *b, int64_t x)
+{
+    char tmp[32];
+
+    snprintf(tmp, sizeof(tmp), "%" PRId64, x);
+    sb_puts(b, tmp);
+}
+
+static void sb_bool(struct sb *b, bool x)
+{
+    sb_puts(b, x ? "true" : "false");
+}
+
+/* An estimate for people: about 6 significant digits (57, 38.4, 0.706),
+ * whole numbers from 100000 up. */
+static void sb_num_short(struct sb *b, double x)
+{
+    char tmp[40];
+
+    if (!isfinite(x)) {
+        sb_puts(b, "null");
+        return;
+    }
+    if (x == 0)
+        snprintf(tmp, sizeof(tmp), "0");
+    else if (fabs(x) >= 1e5 && fabs(x) < 1e15)
+        snprintf(tmp, sizeof(tmp), "%.0f", x);
+    else
+        snprintf(tmp, sizeof(tmp), "%.6g", x);
+    sb_puts(b, tmp);
+}
+
+/* Metadata as given: the shortest form that reads back as the same
+ * double, whole numbers without exponent below 2^53. */
+static void sb_num_exact(struct sb *b, double x)
+{
+    char tmp[40];
+
+    if (!isfinite(x)) {
+        sb_puts(b, "null");
+        return;
+    }
+    if (x == 0) {
+        sb_putc(b, '0');
+        return;
+    }
+    if (x == floor(x) && fabs(x) <= 9007199254740992.0) {
+        snprintf(tmp, sizeof(tmp), "%.0f", x);
+    } else {
+        for (int prec = 15; prec <= 17; prec++) {
+            snprintf(tmp, sizeof(tmp), "%.*g", prec, x);
+            if (strtod(tmp, NULL) == x)
+                break;
+        }
+    }
+    sb_puts(b, tmp);
+}
+
+static void sb_digest(struct sb *b, const char *hex)
+{
+    sb_putc(b, '"');
+    sb_puts(b, "sha256:");
+    sb_puts(b, hex);
+    sb_putc(b, '"');
+}
+
+static void sb_blob_url(struct sb *b, const char *hex)
+{
+    sb_putc(b, '"');
+    sb_puts(b, "/v1/blobs/sha256:");
+    sb_puts(b, hex);
+    sb_putc(b, '"');
+}
+
+static void sb_tokens(struct sb *b, const char (*t)[PROTO_TOKEN_SIZE],
+                      size_t count)
+{
+    sb_putc(b, '[');
+    for (size_t i = 0; i < count; i++) {
+        sb_sep(b);
+        sb_str(b, t[i]);
+    }
+    sb_putc(b, ']');
+}
+
+static void sb_class_map(struct sb *b, const struct proto_class_value *cv,
+                         size_t count)
+{
+    sb_putc(b, '{');
+    for (size_t i = 0; i < count; i++) {
+        sb_key(b, cv[i].device_class);
+        sb_num_exact(b, cv[i].value);
+    }
+    sb_putc(b, '}');
+}
+
+/* Tags grouped by key in first-seen order: one value as a string, more
+ * as an array, the shapes the parser accepts. */
+static void sb_context(struct sb *b, const struct proto_tag *tags,
+                       size_t count)
+{
+    sb_putc(b, '{');
+    for (size_t i = 0; i < count; i++) {
+        size_t same = 0;
+        bool seen = false;
+
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = strcmp(tags[j].key, tags[i].key) == 0;
+        if (seen)
+            continue;
+        for (size_t j = i; j < count; j++)
+            same += strcmp(tags[j].key, tags[i].key) == 0;
+        sb_key(b, tags[i].key);
+        if (same == 1) {
+            sb_str(b, tags[i].value);
+            continue;
+        }
+        sb_putc(b, '[');
+        for (size_t j = i; j < count; j++) {
+            if (strcmp(tags[j].key, tags[i].key) != 0)
+                continue;
+            sb_sep(b);
+            sb_str(b, tags[j].value);
+        }
+        sb_putc(b, ']');
+    }
+    sb_putc(b, '}');
+}
+
+static void sb_created(struct sb *b, int64_t created_s)
+{
+    time_t t = (time_t)created_s;
+    struct tm tm;
+    char tmp[40];
+
+    if (!gmtime_r(&t, &tm) ||
+        strftime(tmp, sizeof(tmp), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
+        sb_puts(b, "null");
+        return;
+    }
+    sb_str(b, tmp);
+}
+
+static void sb_variant(struct sb *b, const struct proto_variant *v)
+{
+    sb_putc(b, '{');
+    sb_key(b, "family");
+    sb_str(b, v->family);
+    sb_key(b, "variant");
+    sb_str(b, v->name);
+    sb_key(b, "version");
+    sb_i64(b, v->version);
+    sb_key(b, "blob");
+    sb_digest(b, v->blob_hex);
+    sb_key(b, "size_bytes");
+    sb_u64(b, v->size_bytes);
+    sb_key(b, "digest");
+    sb_digest(b, v->blob_hex);
+    sb_key(b, "url");
+    sb_blob_url(b, v->blob_hex);
+    sb_key(b, "created");
+    sb_created(b, v->created_s);
+    if (v->format[0]) {
+        sb_key(b, "format");
+        sb_str(b, v->format);
+    }
+    if (v->technique_count > 0) {
+        sb_key(b, "techniques");
+        sb_tokens(b, v->techniques, v->technique_count);
+    }
+    if (v->params > 0) {
+        sb_key(b, "params");
+        sb_u64(b, v->params);
+    }
+    sb_key(b, "flops");
+    sb_num_exact(b, v->flops);
+    sb_key(b, "accuracy");
+    sb_num_exact(b, v->accuracy);
+    if (v->memory_bytes > 0) {
+        sb_key(b, "memory_bytes");
+        sb_u64(b, v->memory_bytes);
+    }
+    if (v->latency_count > 0) {
+        sb_key(b, "latency_ms");
+        sb_class_map(b, v->latency_ms, v->latency_count);
+    }
+    if (v->energy_count > 0) {
+        sb_key(b, "energy_mj");
+        sb_class_map(b, v->energy_mj, v->energy_count);
+    }
+    if (v->exit_count > 0) {
+        sb_key(b, "exits");
+        sb_putc(b, '[');
+        for (size_t i = 0; i < v->exit_count; i++) {
+            sb_sep(b);
+            sb_putc(b, '{');
+            sb_key(b, "flops");
+            sb_num_exact(b, v->exits[i].flops);
+            sb_key(b, "accuracy");
+            sb_num_exact(b, v->exits[i].accuracy);
+            sb_putc(b, '}');
+        }
+        sb_putc(b, ']');
+    }
+    if (v->context_count > 0) {
+        sb_key(b, "context");
+        sb_context(b, v->context, v->context_count);
+    }
+    if (v->accelerator_count > 0) {
+        sb_key(b, "requires");
+        sb_putc(b, '{');
+        sb_key(b, "accelerators");
+        sb_tokens(b, v->accelerators, v->accelerator_count);
+        sb_putc(b, '}');
+    }
+    sb_key(b, "rollout_percent");
+    sb_u64(b, v->rollout_percent);
+    sb_putc(b, '}');
+}
+
+char *proto_variant_write(const struct proto_variant *v)
+{
+    struct sb b = {0};
+
+    sb_variant(&b, v);
+    return sb_finish(&b);
+}
+
+char *proto_families_write(const struct proto_family *f, size_t count)
+{
+    struct sb b = {0};
+
+    sb_puts(&b, "{\"families\":[");
+    for (size_t i = 0; i < count; i++) {
+        sb_sep(&b);
+        sb_putc(&b, '{');
+        sb_key(&b, "name");
+        sb_str(&b, f[i].name);
+        sb_key(&b, "task");
+        sb_str(&b, f[i].task);
+        sb_key(&b, "description");
+        sb_str(&b, f[i].description);
+        sb_key(&b, "variants");
+        sb_u64(&b, f[i].variant_count);
+        sb_putc(&b, '}');
+    }
+    sb_puts(&b, "]}");
+    return sb_finish(&b);
+}
+
+char *proto_family_write(const struct proto_family *f,
+                         const struct proto_variant *v, size_t count)
+{
+    struct sb b = {0};
+
+    sb_putc(&b, '{');
+    sb_key(&b, "name");
+    sb_str(&b, f->name);
+    sb_key(&b, "task");
+    sb_str(&b, f->task);
+    sb_key(&b, "description");
+    sb_str(&b, f->description);
+    sb_key(&b, "variants");
+    sb_putc(&b, '[');
+    for (size_t i = 0; i < count; i++) {
+        sb_sep(&b);
+        sb_variant(&b, &v[i]);
+    }
+    sb_puts(&b, "]}");
+    return sb_finish(&b);
+}
+
+static const char *action_name(enum proto_action a)
+{
+    switch (a) {
+    case PROTO_ACTION_DOWNLOAD:
+        return "download";
+    case PROTO_ACTION_DELTA:
+        return "delta";
+    case PROTO_ACTION_KEEP:
+        return "keep";
+    case PROTO_ACTION_NONE:
+        break;
+    }
+    return "none";
+}
+
+static void sb_reasons(struct sb *b, const struct proto_reasons *r)
+{
+    size_t count = r->count < PROTO_MAX_REASONS ? r->count : PROTO_MAX_REASONS;
+
+    sb_putc(b, '[');
+    for (size_t i = 0; i < count; i++) {
+        sb_sep(b);
+        sb_str(b, r->text[i]);
+    }
+    sb_putc(b, ']');
+}
+
+char *proto_decision_write(const struct proto_decision *d, const char *family,
+                           const struct proto_variant *variants,
+                           const struct proto_delta *deltas)
+{
+    struct sb b = {0};
+    bool chosen = d->action != PROTO_ACTION_NONE && variants;
+    const struct proto_variant *v = chosen ? &variants[d->chosen] : NULL;
+    bool has_exit = v && d->exit_index >= 0 &&
+                    (size_t)d->exit_index < v->exit_count;
+
+    sb_puts(&b, "{\"action\":");
+    sb_str(&b, action_name(d->action));
+    sb_key(&b, "family");
+    sb_str(&b, family ? family : "");
+    if (v) {
+        sb_key(&b, "variant");
+        sb_str(&b, v->name);
+        sb_key(&b, "version");
+        sb_i64(&b, v->version);
+        sb_puts(&b, ",\"model\":{\"digest\":");
+        sb_digest(&b, v->blob_hex);
+        sb_key(&b, "size_bytes");
+        sb_u64(&b, v->size_bytes);
+        sb_key(&b, "url");
+        sb_blob_url(&b, v->blob_hex);
+        sb_putc(&b, '}');
+        sb_key(&b, "accuracy");
+        sb_num_short(&b, has_exit ? v->exits[d->exit_index].accuracy
+                                  : v->accuracy);
+        if (d->has_delta && deltas) {
+            const struct proto_delta *dl = &deltas[d->delta];
+
+            sb_puts(&b, ",\"delta\":{\"from\":");
+            sb_digest(&b, dl->from_hex);
+            sb_key(&b, "size_bytes");
+            sb_u64(&b, dl->size_bytes);
+            sb_puts(&b, ",\"url\":\"/v1/deltas/sha256:");
+            sb_puts(&b, dl->from_hex);
+            sb_puts(&b, "/sha256:");
+            sb_puts(&b, dl->to_hex);
+            sb_puts(&b, "\"}");
+        }
+    }
+    sb_key(&b, "degraded");
+    sb_bool(&b, d->degraded);
+    sb_key(&b, "violations");
+    sb_reasons(&b, &d->violations);
+    if (v) {
+        sb_puts(&b, ",\"estimates\":{\"latency_ms\":");
+        sb_num_short(&b, d->estimates.latency_ms);
+        sb_key(&b, "download_s");
+        sb_num_short(&b, d->estimates.download_s);
+        sb_key(&b, "memory_bytes");
+        sb_u64(&b, d->estimates.memory_bytes);
+        if (d->estimates.has_energy_mj) {
+            sb_key(&b, "energy_mj");
+            sb_num_short(&b, d->estimates.energy_mj);
+        }
+        sb_putc(&b, '}');
+    }
+    if (has_exit) {
+        sb_key(&b, "exit");
+        sb_i64(&b, d->exit_index);
+    }
+    sb_key(&b, "candidates");
+    sb_putc(&b, '[');
+    for (size_t i = 0; i < d->candidate_count && variants; i++) {
+        const struct proto_candidate *c = &d->candidates[i];
+        const struct proto_variant *cv = &variants[c->variant];
+
+        sb_sep(&b);
+        sb_puts(&b, "{\"variant\":");
+        sb_str(&b, cv->name);
+        sb_key(&b, "version");
+        sb_i64(&b, cv->version);
+        sb_key(&b, "feasible");
+        sb_bool(&b, c->feasible);
+        sb_key(&b, "reasons");
+        sb_reasons(&b, &c->reasons);
+        sb_putc(&b, '}');
+    }
+    sb_putc(&b, ']');
+    sb_key(&b, "recheck_after_s");
+    sb_u64(&b, d->recheck_after_s);
+    sb_putc(&b, '}');
+    return sb_finish(&b);
+}

@@ -1,0 +1,408 @@
+/*
+ * The configuration table: every key the daemon reads, with its type,
+ * default, range and a line of documentation. Files are "key = value"
+ * lines; flags on the command line go through config_set as well. The
+ * modules get their settings as plain structs; nothing here is global.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/config.h"
+
+enum key_type {
+    KEY_STRING,
+    KEY_UINT,
+    KEY_U64,
+    KEY_SIZE,
+    KEY_INT,
+    KEY_DOUBLE,
+    KEY_BOOL,
+    KEY_LISTEN,
+};
+
+struct key {
+    const char *name;
+    enum key_type type;
+    size_t offset;
+    size_t size;          /* KEY_STRING: buffer size */
+    double min;
+    double max;
+    const char *doc;
+};
+
+#define OFF(field) offsetof(struct config, field)
+#define STR(field) OFF(field), sizeof(((struct config *)0)->field)
+
+static const struct key keys[] = {
+    {"listen", KEY_LISTEN, 0, 0, 0, 0,
+     "HOST:PORT to listen on; port 0 picks a free port"},
+    {"data", KEY_STRING, STR(data_dir), 0, 0, "data directory"},
+    {"admin_token_file", KEY_STRING, STR(admin_token_file), 0, 0,
+     "file holding the admin bearer token (else MODELD_ADMIN_TOKEN)"},
+    {"tls_cert", KEY_STRING, STR(tls_cert), 0, 0,
+     "PEM certificate chain; with tls_key serves HTTPS"},
+    {"tls_key", KEY_STRING, STR(tls_key), 0, 0, "PEM private key"},
+    {"tls_priorities", KEY_STRING, STR(tls_priorities), 0, 0,
+     "GnuTLS priority string"},
+    {"threads", KEY_UINT, OFF(threads), 0, 1, 64,
+     "HTTP worker threads (epoll thread pool)"},
+    {"max_connections", KEY_UINT, OFF(max_connections), 0, 1, 100000,
+     "total connections (at most 125 per thread are used)"},
+    {"max_connections_per_ip", KEY_UINT, OFF(max_connections_per_ip), 0, 0,
+     100000, "connections from one client address (0: no limit)"},
+    {"connection_timeout_s", KEY_UINT, OFF(connection_timeout_s), 0, 1, 3600,
+     "idle connection timeout"},
+    {"shutdown_grace_s", KEY_UINT, OFF(shutdown_grace_s), 0, 0, 3600,
+     "on SIGTERM, how long transfers in flight may finish"},
+    {"max_upload_bytes", KEY_U64, OFF(max_upload_bytes), 0, 1, 1e15,
+     "largest model upload"},
+    {"max_json_bytes", KEY_U64, OFF(max_json_bytes), 0, 64, 16777216,
+     "largest admin JSON body"},
+    {"max_select_bytes", KEY_U64, OFF(max_select_bytes), 0, 64, 1048576,
+     "largest select body"},
+    {"max_json_depth", KEY_SIZE, OFF(limits.max_depth), 0, 2, 64,
+     "deepest JSON nesting accepted"},
+    {"policy_hysteresis_accuracy", KEY_DOUBLE,
+     OFF(policy.hysteresis_accuracy), 0, 0, 1,
+     "quality: keep the current model within this accuracy of the best"},
+    {"policy_hysteresis_score", KEY_DOUBLE, OFF(policy.hysteresis_score), 0,
+     0, 10, "balanced/saver: keep the current model within this score"},
+    {"policy_low_battery_percent", KEY_DOUBLE,
+     OFF(policy.low_battery_percent), 0, 0, 100,
+     "below it, not charging: balanced acts as saver"},
+    {"policy_high_load", KEY_DOUBLE, OFF(policy.high_load), 0, 0, 1,
+     "network load at or above it weighs transfer more"},
+    {"policy_transfer_boost", KEY_DOUBLE, OFF(policy.transfer_boost), 0, 1,
+     100, "transfer weight multiplier on metered or loaded links"},
+    {"policy_default_downlink_bps", KEY_DOUBLE,
+     OFF(policy.default_downlink_bps), 0, 1, 1e12,
+     "downlink assumed when a report gives none"},
+    {"policy_balanced_accuracy", KEY_DOUBLE, OFF(policy.balanced.accuracy),
+     0, 0, 100, "balanced: weight of accuracy"},
+    {"policy_balanced_latency", KEY_DOUBLE, OFF(policy.balanced.latency), 0,
+     0, 100, "balanced: weight of latency"},
+    {"policy_balanced_energy", KEY_DOUBLE, OFF(policy.balanced.energy), 0, 0,
+     100, "balanced: weight of energy"},
+    {"policy_balanced_transfer", KEY_DOUBLE, OFF(policy.balanced.transfer),
+     0, 0, 100, "balanced: weight of bytes to transfer"},
+    {"policy_saver_accuracy", KEY_DOUBLE, OFF(policy.saver.accuracy), 0, 0,
+     100, "saver: weight of accuracy"},
+    {"policy_saver_latency", KEY_DOUBLE, OFF(policy.saver.latency), 0, 0,
+     100, "saver: weight of latency"},
+    {"policy_saver_energy", KEY_DOUBLE, OFF(policy.saver.energy), 0, 0, 100,
+     "saver: weight of energy"},
+    {"policy_saver_transfer", KEY_DOUBLE, OFF(policy.saver.transfer), 0, 0,
+     100, "saver: weight of bytes to transfer"},
+    {"recheck_after_s", KEY_UINT, OFF(policy.recheck_after_s), 0, 1, 604800,
+     "recheck_after_s of a decision"},
+    {"recheck_degraded_s", KEY_UINT, OFF(policy.recheck_degraded_s), 0, 1,
+     604800, "recheck_after_s of a degraded or none decision"},
+    {"worker", KEY_BOOL, OFF(store.run_worker), 0, 0, 1,
+     "make deltas and compressed copies in the background"},
+    {"delta_level", KEY_INT, OFF(store.delta_level), 0, 1, 22,
+     "zstd level of deltas"},
+    {"compress_level", KEY_INT, OFF(store.compress_level), 0, 1, 22,
+     "zstd level of compressed blob copies"},
+    {"delta_max_fraction", KEY_DOUBLE, OFF(store.delta_max_fraction), 0,
+     0.01, 1, "offer a delta only under this fraction of the full size"},
+    {"delta_cross_variants", KEY_BOOL, OFF(store.delta_cross_variants), 0, 0,
+     1, "also try deltas between variants of a family"},
+    {"delta_cross_max_bytes", KEY_U64, OFF(store.delta_cross_max_bytes), 0,
+     0, 1e15, "largest model tried for cross-variant deltas"},
+    {"sqlite_busy_timeout_ms", KEY_INT, OFF(store.busy_timeout_ms), 0, 0,
+     600000, "SQLite busy timeout"},
+};
+
+void
+config_default(struct config *out)
+{
+    memset(out, 0, sizeof(*out));
+    snprintf(out->listen_host, sizeof(out->listen_host), "127.0.0.1");
+    out->listen_port = 8080;
+    snprintf(out->data_dir, sizeof(out->data_dir), "var");
+    snprintf(out->tls_priorities, sizeof(out->tls_priorities),
+             "SECURE256:+SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:"
+             "-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:"
+             "-SHA1:%%SERVER_PRECEDENCE");
+    out->threads = 2;
+    out->max_connections = 250;
+    out->max_connections_per_ip = 0;
+    out->connection_timeout_s = 30;
+    out->shutdown_grace_s = 10;
+    out->max_upload_bytes = 4ULL << 30;
+    out->max_json_bytes = 1 << 20;
+    out->max_select_bytes = 16 << 10;
+    proto_limits_default(&out->limits);
+    policy_config_default(&out->policy);
+    store_options_default(&out->store);
+    out->store.run_worker = true;
+}
+
+static void
+errf(char *err, size_t err_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+errf(char *err, size_t err_len, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!err || err_len == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, err_len, fmt, ap);
+    va_end(ap);
+}
+
+static int
+parse_number(const char *value, double *out)
+{
+    char *end;
+    double v;
+
+    errno = 0;
+    v = strtod(value, &end);
+    if (end == value || *end != '\0' || errno != 0 || !isfinite(v))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int
+parse_listen(struct config *cfg, const char *value, char *err,
+             size_t err_len)
+{
+    const char *colon = strrchr(value, ':');
+    const char *host = value;
+    size_t host_len;
+    double port;
+
+    if (!colon) {
+        errf(err, err_len, "expected HOST:PORT, got \"%s\"", value);
+        return -1;
+    }
+    host_len = (size_t)(colon - value);
+    if (host_len >= 2 && host[0] == '[' && host[host_len - 1] == ']') {
+        host++;
+        host_len -= 2;
+    }
+    if (host_len == 0 || host_len >= sizeof(cfg->listen_host)) {
+        errf(err, err_len, "bad host in \"%s\"", value);
+        return -1;
+    }
+    if (parse_number(colon + 1, &port) != 0 || port < 0 || port > 65535 ||
+        port != floor(port)) {
+        errf(err, err_len, "bad port in \"%s\" (0..65535)", value);
+        return -1;
+    }
+    memcpy(cfg->listen_host, host, host_len);
+    cfg->listen_host[host_len] = '\0';
+    cfg->listen_port = (unsigned)port;
+    return 0;
+}
+
+int
+config_set(struct config *cfg, const char *key, const char *value, char *err,
+           size_t err_len)
+{
+    const struct key *k = NULL;
+    char *base = (char *)cfg;
+    double v = 0;
+
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        if (strcmp(keys[i].name, key) == 0)
+            k = &keys[i];
+    if (!k) {
+        errf(err, err_len, "unknown key \"%s\"", key);
+        return -1;
+    }
+    switch (k->type) {
+    case KEY_LISTEN:
+        return parse_listen(cfg, value, err, err_len);
+    case KEY_STRING:
+        if (strlen(value) >= k->size) {
+            errf(err, err_len, "%s: value longer than %zu bytes", key,
+                 k->size - 1);
+            return -1;
+        }
+        memcpy(base + k->offset, value, strlen(value) + 1);
+        return 0;
+    case KEY_BOOL:
+        if (strcmp(value, "true") == 0 || strcmp(value, "yes") == 0 ||
+            strcmp(value, "1") == 0) {
+            *(bool *)(base + k->offset) = true;
+        } else if (strcmp(value, "false") == 0 || strcmp(value, "no") == 0 ||
+                   strcmp(value, "0") == 0) {
+            *(bool *)(base + k->offset) = false;
+        } else {
+            errf(err, err_len, "%s: expected true or false, got \"%s\"", key,
+                 value);
+            return -1;
+        }
+        return 0;
+    default:
+        break;
+    }
+    if (parse_number(value, &v) != 0) {
+        errf(err, err_len, "%s: expected a number, got \"%s\"", key, value);
+        return -1;
+    }
+    if (v < k->min || v > k->max) {
+        errf(err, err_len, "%s: %s is out of range %g..%g", key, value,
+             k->min, k->max);
+        return -1;
+    }
+    if (k->type != KEY_DOUBLE && v != floor(v)) {
+        errf(err, err_len, "%s: expected an integer, got \"%s\"", key, value);
+        return -1;
+    }
+    switch (k->type) {
+    case KEY_UINT:
+        *(unsigned *)(base + k->offset) = (unsigned)v;
+        break;
+    case KEY_U64:
+        *(uint64_t *)(base + k->offset) = (uint64_t)v;
+        break;
+    case KEY_SIZE:
+        *(size_t *)(base + k->offset) = (size_t)v;
+        break;
+    case KEY_INT:
+        *(int *)(base + k->offset) = (int)v;
+        break;
+    case KEY_DOUBLE:
+        *(double *)(base + k->offset) = v;
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+static char *
+trim(char *s)
+{
+    char *end;
+
+    while (*s == ' ' || *s == '\t')
+        s++;
+    end = s + strlen(s);
+    while (end > s && (end[-1] == ' ' || end[-1] == '\t' ||
+                       end[-1] == '\n' || end[-1] == '\r'))
+        *--end = '\0';
+    return s;
+}
+
+int
+config_load_file(struct config *cfg, const char *path, char *err,
+                 size_t err_len)
+{
+    char line[2048];
+    char msg[512];
+    unsigned lineno = 0;
+    FILE *f = fopen(path, "r");
+    int rc = 0;
+
+    if (!f) {
+        errf(err, err_len, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    while (fgets(line, sizeof(line), f)) {
+        char *s, *eq, *key, *value;
+
+        lineno++;
+        if (!strchr(line, '\n') && !feof(f)) {
+            errf(err, err_len, "%s:%u: line too long", path, lineno);
+            rc = -1;
+            break;
+        }
+        s = trim(line);
+        if (*s == '\0' || *s == '#')
+            continue;
+        eq = strchr(s, '=');
+        if (!eq) {
+            errf(err, err_len, "%s:%u: expected \"key = value\"", path,
+                 lineno);
+            rc = -1;
+            break;
+        }
+        *eq = '\0';
+        key = trim(s);
+        value = trim(eq + 1);
+        if (config_set(cfg, key, value, msg, sizeof(msg)) != 0) {
+            errf(err, err_len, "%s:%u: %s", path, lineno, msg);
+            rc = -1;
+            break;
+        }
+    }
+    if (rc == 0 && ferror(f)) {
+        errf(err, err_len, "%s: read error", path);
+        rc = -1;
+    }
+    fclose(f);
+    return rc;
+}
+
+static int
+key_value(const struct config *cfg, const struct key *k, char *out,
+          size_t out_size)
+{
+    const char *base = (const char *)cfg;
+
+    switch (k->type) {
+    case KEY_LISTEN:
+        return snprintf(out, out_size, "%s:%u", cfg->listen_host,
+                        cfg->listen_port);
+    case KEY_STRING:
+        return snprintf(out, out_size, "%s", base + k->offset);
+    case KEY_BOOL:
+        return snprintf(out, out_size, "%s",
+                        *(const bool *)(base + k->offset) ? "true" : "false");
+    case KEY_UINT:
+        return snprintf(out, out_size, "%u",
+                        *(const unsigned *)(base + k->offset));
+    case KEY_SIZE:
+        return snprintf(out, out_size, "%zu",
+                        *(const size_t *)(base + k->offset));
+    case KEY_U64:
+        return snprintf(out, out_size, "%llu",
+                        (unsigned long long)*(const uint64_t *)(base +
+                                                                k->offset));
+    case KEY_INT:
+        return snprintf(out, out_size, "%d",
+                        *(const int *)(base + k->offset));
+    case KEY_DOUBLE:
+        return snprintf(out, out_size, "%g",
+                        *(const double *)(base + k->offset));
+    }
+    return 0;
+}
+
+char *
+config_dump(const struct config *cfg)
+{
+    size_t cap = 16384, len = 0;
+    char *buf = malloc(cap);
+
+    if (!buf)
+        return NULL;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        char value[1100];
+        int n;
+
+        key_value(cfg, &keys[i], value, sizeof(value));
+        n = snprintf(buf + len, cap - len, "# %s\n%s = %s\n", keys[i].doc,
+                     keys[i].name, value);
+        if (n < 0 || (size_t)n >= cap - len) {
+            free(buf);
+            return NULL;
+        }
+        len += (size_t)n;
+    }
+    return buf;
+}

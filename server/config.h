@@ -1,0 +1,62 @@
+/*
+ * The daemon's configuration: one table of keys (server/config.c) with
+ * defaults and ranges, read from a "key = value" file and overridden by
+ * command-line flags. Holds the policy, store and parser settings that the
+ * other modules take as arguments.
+ */
+#ifndef SERVER_CONFIG_H
+#define SERVER_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policy/policy.h"
+#include "proto/proto.h"
+#include "store/store.h"
+
+#define CONFIG_PATH_SIZE 1024
+
+struct config {
+    char listen_host[256];
+    unsigned listen_port;
+    char data_dir[CONFIG_PATH_SIZE];
+    char admin_token_file[CONFIG_PATH_SIZE];
+    char tls_cert[CONFIG_PATH_SIZE];
+    char tls_key[CONFIG_PATH_SIZE];
+    char tls_priorities[512];
+    unsigned threads;
+    unsigned max_connections;
+    unsigned max_connections_per_ip;
+    unsigned connection_timeout_s;
+    unsigned shutdown_grace_s;
+    uint64_t max_upload_bytes;
+    uint64_t max_json_bytes;      /* admin JSON bodies */
+    uint64_t max_select_bytes;    /* select bodies */
+    struct policy_config policy;
+    struct store_options store;
+    struct proto_limits limits;
+};
+
+/* Fills every key with its default. */
+void config_default(struct config *out);
+
+/*
+ * Sets one key from its text value. Returns 0, or -1 with a message in err
+ * ("unknown key", "out of range 1..64", ...).
+ */
+int config_set(struct config *cfg, const char *key, const char *value,
+               char *err, size_t err_len);
+
+/*
+ * Reads a config file of "key = value" lines ('#' comments, blank lines).
+ * Returns 0, or -1 with "FILE:LINE: message" in err.
+ */
+int config_load_file(struct config *cfg, const char *path, char *err,
+                     size_t err_len);
+
+/* Writes every key with its current value, one "key = value" line each,
+ * to a malloc'd string (for --help and the docs check). NULL on ENOMEM. */
+char *config_dump(const struct config *cfg);
+
+#endif

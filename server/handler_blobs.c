@@ -1,0 +1,232 @@
+/*
+ * The byte path: GET/HEAD/PUT /v1/blobs/sha256:{hex} and GET/HEAD
+ * /v1/deltas/sha256:{from}/sha256:{to}. Bytes are immutable and named by
+ * digest, so every answer is cacheable forever. Bodies are served from file
+ * descriptors (sendfile on plain HTTP); uploads were streamed to the store
+ * while they arrived, and this handler only finishes them.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "server/http.h"
+#include "server/log.h"
+
+#define CACHE_FOREVER "public, max-age=31536000, immutable"
+
+/* One stored file to serve, and the representation's validators. */
+struct file_answer {
+    int fd;
+    uint64_t size;
+    int64_t mtime_s;
+    char etag[160];
+    const char *encoding;        /* "zstd" or NULL */
+    bool vary;                   /* Vary: Accept-Encoding */
+};
+
+static void
+http_date(int64_t t, char out[64])
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    gmtime_r(&tt, &tm);
+    strftime(out, 64, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+static void
+add_validators(struct MHD_Response *resp, const struct file_answer *fa)
+{
+    char date[64];
+
+    http_date(fa->mtime_s, date);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, fa->etag);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_LAST_MODIFIED, date);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
+                            CACHE_FOREVER);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+    if (fa->vary)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY,
+                                "Accept-Encoding");
+}
+
+/* Does If-Range allow the Range? An entity tag must match strongly; a date
+ * must equal Last-Modified exactly (RFC 9110 13.1.5). */
+static bool
+if_range_holds(const char *if_range, const struct file_answer *fa)
+{
+    char date[64];
+
+    if (!if_range)
+        return true;
+    if (if_range[0] == '"')
+        return strcmp(if_range, fa->etag) == 0;
+    http_date(fa->mtime_s, date);
+    return strcmp(if_range, date) == 0;
+}
+
+/* Answers with fa's file (taking fa->fd): 304, 206, 416 or 200. */
+static enum MHD_Result
+serve_file(struct MHD_Connection *c, struct request *rq,
+           struct file_answer *fa)
+{
+    const char *inm = MHD_lookup_connection_value(
+        c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
+    const char *range = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                    MHD_HTTP_HEADER_RANGE);
+    const char *if_range = MHD_lookup_connection_value(
+        c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_RANGE);
+    struct MHD_Response *resp;
+    uint64_t start = 0, len = fa->size;
+    enum proto_range_kind kind = PROTO_RANGE_FULL;
+    char content_range[96];
+    unsigned status = 200;
+
+    if (inm && proto_etag_list_matches(inm, fa->etag)) {
+        close(fa->fd);
+        resp = MHD_create_response_from_buffer(0, NULL,
+                                               MHD_RESPMEM_PERSISTENT);
+        if (resp)
+            add_validators(resp, fa);
+        return http_queue(c, rq, 304, resp, 0);
+    }
+    if (range && !fa->encoding && if_range_holds(if_range, fa))
+        kind = proto_range_parse(range, fa->size, &start, &len);
+    if (kind == PROTO_RANGE_UNSATISFIABLE) {
+        struct proto_error err;
+        char *body;
+        size_t blen;
+
+        close(fa->fd);
+        proto_error_set(&err, PROTO_ERR_RANGE_NOT_SATISFIABLE, "Range",
+                        "Range: no byte of it lies within the %" PRIu64
+                        " bytes of this resource",
+                        fa->size);
+        body = proto_problem_write(&err);
+        if (!body)
+            return MHD_NO;
+        blen = strlen(body);
+        resp = MHD_create_response_from_buffer(blen, body,
+                                               MHD_RESPMEM_MUST_FREE);
+        if (!resp) {
+            free(body);
+            return MHD_NO;
+        }
+        snprintf(content_range, sizeof(content_range), "bytes */%" PRIu64,
+                 fa->size);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE,
+                                content_range);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                "application/problem+json");
+        add_validators(resp, fa);
+        return http_queue(c, rq, 416, resp, blen);
+    }
+    if (kind == PROTO_RANGE_PARTIAL)
+        status = 206;
+    else
+        start = 0, len = fa->size;
+    resp = MHD_create_response_from_fd_at_offset64(len, fa->fd,
+                                                   (int64_t)start);
+    if (!resp) {
+        close(fa->fd);
+        return MHD_NO;
+    }
+    if (status == 206) {
+        snprintf(content_range, sizeof(content_range),
+                 "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, start,
+                 start + len - 1, fa->size);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE,
+                                content_range);
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            "application/octet-stream");
+    if (fa->encoding)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING,
+                                fa->encoding);
+    add_validators(resp, fa);
+    return http_queue(c, rq, status, resp, len);
+}
+
+enum MHD_Result
+handle_blob_get(struct MHD_Connection *c, struct request *rq)
+{
+    struct file_answer fa = {.fd = -1, .vary = true};
+    const char *hex = rq->params[0];
+    const char *ae = MHD_lookup_connection_value(
+        c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING);
+    const char *range = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                    MHD_HTTP_HEADER_RANGE);
+    enum store_status rc;
+
+    /* A compressed copy answers only whole-body requests: ranges always
+     * address the identity bytes. */
+    if (!range && proto_accepts_coding(ae, "zstd") &&
+        store_blob_zstd_open(rq->app->store, hex, &fa.fd, &fa.size,
+                             &fa.mtime_s) == STORE_OK) {
+        fa.encoding = "zstd";
+        snprintf(fa.etag, sizeof(fa.etag), "\"sha256:%s+zstd\"", hex);
+        return serve_file(c, rq, &fa);
+    }
+    rc = store_blob_open(rq->app->store, hex, &fa.fd, &fa.size, &fa.mtime_s);
+    if (rc == STORE_NOT_FOUND)
+        return http_reply_error(c, rq, PROTO_ERR_NOT_FOUND, "digest",
+                                "no blob sha256:%s", hex);
+    if (rc != STORE_OK)
+        return http_reply_store_error(c, rq, rc, "opening the blob");
+    snprintf(fa.etag, sizeof(fa.etag), "\"sha256:%s\"", hex);
+    return serve_file(c, rq, &fa);
+}
+
+enum MHD_Result
+handle_delta_get(struct MHD_Connection *c, struct request *rq)
+{
+    struct file_answer fa = {.fd = -1};
+    enum store_status rc;
+
+    rc = store_delta_open(rq->app->store, rq->params[0], rq->params[1],
+                          &fa.fd, &fa.size, &fa.mtime_s);
+    if (rc == STORE_NOT_FOUND)
+        return http_reply_error(c, rq, PROTO_ERR_NOT_FOUND, "",
+                                "no delta from sha256:%s to sha256:%s (yet)",
+                                rq->params[0], rq->params[1]);
+    if (rc != STORE_OK)
+        return http_reply_store_error(c, rq, rc, "opening the delta");
+    /* A delta's bytes are fixed once made, and its two digests name it. */
+    snprintf(fa.etag, sizeof(fa.etag), "\"sha256:%s-sha256:%s\"",
+             rq->params[0], rq->params[1]);
+    return serve_file(c, rq, &fa);
+}
+
+enum MHD_Result
+handle_blob_put(struct MHD_Connection *c, struct request *rq)
+{
+    struct store_upload *up = rq->upload;
+    bool created = false;
+    uint64_t size = 0;
+    enum store_status rc;
+    char *json;
+
+    rq->upload = NULL;
+    rc = store_upload_finish(up, &created, &size);
+    if (rc == STORE_DIGEST_MISMATCH)
+        return http_reply_error(c, rq, PROTO_ERR_DIGEST_MISMATCH, "body",
+                                "the body's SHA-256 is not sha256:%s; "
+                                "nothing was stored",
+                                rq->params[0]);
+    if (rc == STORE_TOO_LARGE)
+        return http_reply_error(c, rq, PROTO_ERR_BODY_TOO_LARGE, "body",
+                                "the upload is over the limit");
+    if (rc != STORE_OK)
+        return http_reply_store_error(c, rq, rc, "storing the upload");
+    log_msg(LOG_INFO, rq->id, "blob sha256:%s %s (%" PRIu64 " bytes)",
+            rq->params[0], created ? "stored" : "already present", size);
+    json = malloc(160);
+    if (json)
+        snprintf(json, 160,
+                 "{\"digest\":\"sha256:%s\",\"size_bytes\":%" PRIu64 "}",
+                 rq->params[0], size);
+    return http_reply_json(c, rq, created ? 201 : 200, json);
+}

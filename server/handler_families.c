@@ -1,0 +1,229 @@
+/*
+ * The catalog resources: /v1/families, /v1/families/{family} and
+ * /v1/families/{family}/variants/{variant}[/versions]. Thin: parse with
+ * proto, change or read through store, answer with proto.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "server/http.h"
+#include "server/log.h"
+
+static enum MHD_Result
+unknown_family(struct MHD_Connection *c, struct request *rq)
+{
+    return http_reply_error(c, rq, PROTO_ERR_UNKNOWN_FAMILY, "family",
+                            "family \"%s\" does not exist", rq->params[0]);
+}
+
+enum MHD_Result
+handle_families_list(struct MHD_Connection *c, struct request *rq)
+{
+    struct proto_family *f = NULL;
+    size_t n = 0;
+    enum store_status rc = store_family_list(rq->app->store, &f, &n);
+
+    if (rc != STORE_OK)
+        return http_reply_store_error(c, rq, rc, "listing families");
+    char *json = proto_families_write(f, n);
+    free(f);
+    return http_reply_json(c, rq, 200, json);
+}
+
+/* The family with the newest version of each live variant. */
+static enum MHD_Result
+reply_family(struct MHD_Connection *c, struct request *rq, unsigned status)
+{
+    const struct store_snapshot *snap = NULL;
+    struct proto_variant *latest = NULL;
+    enum store_status rc;
+    size_t n = 0;
+    char *json;
+
+    rc = store_snapshot_get(rq->app->store, rq->params[0], &snap);
+    if (rc == STORE_NOT_FOUND)
+        return unknown_family(c, rq);
+    if (rc != STORE_OK)
+        return http_reply_store_error(c, rq, rc, "reading the family");
+    if (snap->variant_count) {
+        latest = malloc(snap->variant_count * sizeof(*latest));
+        if (!latest) {
+            store_snapshot_release(snap);
+            return http_reply_error(c, rq, PROTO_ERR_INTERNAL, "",
+                                    "out of memory");
+        }
+    }
+    for (size_t i = 0; i < snap->variant_count; i++)
+        if (snap->latest[i])
+            latest[n++] = snap->variants[i];
+    json = proto_family_write(&snap->family, latest, n);
+    free(latest);
+    store_snapshot_release(snap);
+    return http_reply_json(c, rq, status, json);
+}
+
+enum MHD_Result
+handle_family_get(struct MHD_Connection *c, struct request *rq)
+{
+    return reply_family(c, rq, 200);
+}
+
+enum MHD_Result
+handle_family_put(struct MHD_Connection *c, struct request *rq)
+{
+    struct proto_family f;
+    struct proto_error err;
+    bool created = false;
+    enum store_status rc;
+
+    memset(&f, 0, sizeof(f));
+    if (proto_family_parse(rq->body ? rq->body : "", rq->body_len,
+                           &rq->app->cfg.limits, &f, &err) != PROTO_OK)
+        return http_reply_problem(c, rq, &err);
+    rc = store_family_put(rq->app->store, rq->params[0], &f, &created);
+    if (rc != STORE_OK)
+        return http_reply_store_error(c, rq, rc, "saving the family");
+    log_msg(LOG_INFO, rq->id, "family %s %s", rq->params[0],
+            created ? "created" : "updated");
+    return reply_family(c, rq, created ? 201 : 200);
+}
+
+enum MHD_Result
+handle_family_delete(struct MHD_Connection *c, struct request *rq)
+{
+    enum store_status rc = store_family_delete(rq->app->store, rq->params[0]);
+
+    if (rc == STORE_NOT_FOUND)
+        return unknown_family(c, rq);
+    if (rc != STORE_OK)
+        return http_reply_store_error(c, rq, rc, "deleting the family");
+    log_msg(LOG_INFO, rq->id, "family %s deleted", rq->params[0]);
+    return http_reply_empty(c, rq, 204);
+}
+
+enum MHD_Result
+handle_variant_put(struct MHD_Connection *c, struct request *rq)
+{
+    struct proto_variant *v = calloc(1, sizeof(*v));
+    struct proto_error err;
+    int64_t version = 0;
+    enum store_status rc;
+    enum MHD_Result ret;
+    char *json;
+
+    if (!v)
+        return http_reply_error(c, rq, PROTO_ERR_INTERNAL, "",
+                                "out of memory");
+    if (proto_variant_parse(rq->body ? rq->body : "", rq->body_len,
+                            &rq->app->cfg.limits, v, &err) != PROTO_OK) {
+        ret = http_reply_problem(c, rq, &err);
+        goto out;
+    }
+    rc = store_variant_publish(rq->app->store, rq->params[0], rq->params[1],
+                               v, (int64_t)time(NULL), &version);
+    if (rc == STORE_NOT_FOUND) {
+        ret = unknown_family(c, rq);
+        goto out;
+    }
+    if (rc == STORE_BLOB_MISSING) {
+        ret = http_reply_error(c, rq, PROTO_ERR_BLOB_NOT_UPLOADED, "blob",
+                               "blob: sha256:%s is not uploaded; PUT it to "
+                               "/v1/blobs/sha256:%s first",
+                               v->blob_hex, v->blob_hex);
+        goto out;
+    }
+    if (rc != STORE_OK) {
+        ret = http_reply_store_error(c, rq, rc, "publishing the variant");
+        goto out;
+    }
+    log_msg(LOG_INFO, rq->id, "variant %s/%s version %lld published",
+            rq->params[0], rq->params[1], (long long)version);
+    json = malloc(256);
+    if (json)
+        snprintf(json, 256,
+                 "{\"family\":\"%s\",\"variant\":\"%s\",\"version\":%lld}",
+                 rq->params[0], rq->params[1], (long long)version);
+    ret = http_reply_json(c, rq, 201, json);
+out:
+    free(v);
+    return ret;
+}
+
+enum MHD_Result
+handle_variant_delete(struct MHD_Connection *c, struct request *rq)
+{
+    enum store_status rc = store_variant_retire(rq->app->store,
+                                                rq->params[0], rq->params[1]);
+
+    if (rc == STORE_NOT_FOUND)
+        return http_reply_error(c, rq, PROTO_ERR_UNKNOWN_VARIANT, "variant",
+                                "variant \"%s\" of family \"%s\" does not "
+                                "exist",
+                                rq->params[1], rq->params[0]);
+    if (rc != STORE_OK)
+        return http_reply_store_error(c, rq, rc, "retiring the variant");
+    log_msg(LOG_INFO, rq->id, "variant %s/%s retired", rq->params[0],
+            rq->params[1]);
+    return http_reply_empty(c, rq, 204);
+}
+
+enum MHD_Result
+handle_variant_versions(struct MHD_Connection *c, struct request *rq)
+{
+    struct proto_variant *v = NULL;
+    size_t n = 0, len = 0, cap = 64;
+    enum store_status rc;
+    char *out;
+
+    rc = store_variant_versions(rq->app->store, rq->params[0], rq->params[1],
+                                &v, &n);
+    if (rc == STORE_NOT_FOUND)
+        return http_reply_error(c, rq, PROTO_ERR_UNKNOWN_VARIANT, "variant",
+                                "variant \"%s\" of family \"%s\" does not "
+                                "exist",
+                                rq->params[1], rq->params[0]);
+    if (rc != STORE_OK)
+        return http_reply_store_error(c, rq, rc, "reading versions");
+    out = malloc(cap);
+    if (out)
+        len = (size_t)snprintf(out, cap, "{\"versions\":[");
+    for (size_t i = 0; out && i < n; i++) {
+        char *one = proto_variant_write(&v[i]);
+        size_t one_len = one ? strlen(one) : 0;
+        char *grown;
+
+        if (!one) {
+            free(out);
+            out = NULL;
+            break;
+        }
+        grown = realloc(out, len + one_len + 8);
+        if (!grown) {
+            free(one);
+            free(out);
+            out = NULL;
+            break;
+        }
+        out = grown;
+        if (i)
+            out[len++] = ',';
+        memcpy(out + len, one, one_len);
+        len += one_len;
+        free(one);
+    }
+    if (out) {
+        char *grown = realloc(out, len + 3);
+
+        if (grown) {
+            out = grown;
+            memcpy(out + len, "]}", 3);
+        } else {
+            free(out);
+            out = NULL;
+        }
+    }
+    free(v);
+    return http_reply_json(c, rq, 200, out);
+}

@@ -1,0 +1,79 @@
+/*
+ * POST /v1/families/{family}/select: the UE report in, the decision out.
+ * Reads the family through the store's immutable snapshot (never waits on
+ * a writer) and runs the pure policy on it.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy/policy.h"
+#include "server/http.h"
+#include "server/log.h"
+
+/* Candidate slots on the stack for families up to this size. */
+#define STACK_CANDIDATES 32
+
+enum MHD_Result
+handle_select(struct MHD_Connection *c, struct request *rq)
+{
+    struct app *app = rq->app;
+    struct proto_candidate stack[STACK_CANDIDATES];
+    struct proto_candidate *cands = stack;
+    const struct store_snapshot *snap = NULL;
+    struct proto_decision d;
+    struct proto_report report;
+    struct proto_error err;
+    struct policy_input in;
+    enum store_status rc;
+    enum MHD_Result ret;
+    uint64_t saved = 0;
+    char *json;
+
+    if (proto_report_parse(rq->body ? rq->body : "", rq->body_len,
+                           &app->cfg.limits, &report, &err) != PROTO_OK) {
+        if (err.code == PROTO_ERR_BAD_JSON && strstr(err.detail, "deep"))
+            metrics_limit(&app->metrics, METRICS_LIMIT_JSON_DEPTH);
+        return http_reply_problem(c, rq, &err);
+    }
+    rc = store_snapshot_get(app->store, rq->params[0], &snap);
+    if (rc == STORE_NOT_FOUND)
+        return http_reply_error(c, rq, PROTO_ERR_UNKNOWN_FAMILY, "family",
+                                "family \"%s\" does not exist",
+                                rq->params[0]);
+    if (rc != STORE_OK)
+        return http_reply_store_error(c, rq, rc, "reading the family");
+    if (snap->variant_count > STACK_CANDIDATES) {
+        cands = malloc(snap->variant_count * sizeof(*cands));
+        if (!cands) {
+            ret = http_reply_error(c, rq, PROTO_ERR_INTERNAL, "",
+                                   "out of memory");
+            goto out;
+        }
+    }
+    in.family = snap->family.name;
+    in.variants = snap->variants;
+    in.variant_count = snap->variant_count;
+    in.deltas = snap->deltas;
+    in.delta_count = snap->delta_count;
+    memset(&d, 0, sizeof(d));
+    d.candidates = cands;
+    if (policy_select(&app->cfg.policy, &in, &report, &d) != POLICY_OK) {
+        log_msg(LOG_ERROR, rq->id, "BUG: policy_select refused its input");
+        ret = http_reply_error(c, rq, PROTO_ERR_INTERNAL, "",
+                               "selection failed");
+        goto out;
+    }
+    if (d.action == PROTO_ACTION_DELTA && d.has_delta &&
+        snap->variants[d.chosen].size_bytes > snap->deltas[d.delta].size_bytes)
+        saved = snap->variants[d.chosen].size_bytes -
+                snap->deltas[d.delta].size_bytes;
+    metrics_decision(&app->metrics, d.action, d.degraded, saved);
+    json = proto_decision_write(&d, snap->family.name, snap->variants,
+                                snap->deltas);
+    ret = http_reply_json(c, rq, 200, json);
+out:
+    if (cands != stack)
+        free(cands);
+    store_snapshot_release(snap);
+    return ret;
+}

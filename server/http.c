@@ -1,0 +1,555 @@
+/*
+ * The libmicrohttpd glue: daemon start-up, the per-request state machine
+ * (first call: route, authenticate, check the declared size; body calls:
+ * buffer or stream; last call: run the handler), the completion callback
+ * (access log, metrics, cleanup) and the reply helpers. Handlers only see
+ * a validated route, their parameters and a complete body.
+ *
+ * Threading: an epoll thread pool (cfg.threads threads, at most 125
+ * connections each: one epoll thread stalls when more are ready at once).
+ * Replies are queued on the second call at the earliest so keep-alive
+ * stays on; only errors that refuse a body are queued on the first call.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "server/http.h"
+#include "server/log.h"
+
+#define MAX_CONNECTIONS_PER_THREAD 125
+
+static double
+elapsed_s(const struct timespec *start)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - start->tv_sec) +
+           (double)(now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+enum MHD_Result
+http_queue(struct MHD_Connection *c, struct request *rq, unsigned status,
+           struct MHD_Response *resp, uint64_t body_len)
+{
+    enum MHD_Result ret;
+
+    if (!resp) {
+        log_msg(LOG_ERROR, rq->id, "cannot create a response (no memory)");
+        return MHD_NO;
+    }
+    ret = MHD_queue_response(c, status, resp);
+    MHD_destroy_response(resp);
+    rq->responded = true;
+    rq->status = status;
+    rq->body_bytes_out = body_len;
+    return ret;
+}
+
+static struct MHD_Response *
+text_response(char *text, const char *content_type)
+{
+    size_t len = strlen(text);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+
+    if (!resp) {
+        free(text);
+        return NULL;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            content_type);
+    return resp;
+}
+
+enum MHD_Result
+http_reply_json(struct MHD_Connection *c, struct request *rq,
+                unsigned status, char *json)
+{
+    size_t len;
+
+    if (!json) {
+        struct proto_error err;
+
+        proto_error_set(&err, PROTO_ERR_INTERNAL, "", "out of memory");
+        return http_reply_problem(c, rq, &err);
+    }
+    len = strlen(json);
+    return http_queue(c, rq, status, text_response(json, "application/json"),
+                      len);
+}
+
+static void
+add_allow(struct MHD_Response *resp, int route)
+{
+    char allow[64] = "";
+    const struct route *r;
+
+    if (route < 0)
+        return;
+    r = &router_routes[route];
+    for (size_t i = 0; i < ROUTE_MAX_METHODS && r->methods[i].method; i++) {
+        if (i)
+            strcat(allow, ", ");
+        strcat(allow, r->methods[i].method);
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+}
+
+enum MHD_Result
+http_reply_problem(struct MHD_Connection *c, struct request *rq,
+                   const struct proto_error *err)
+{
+    unsigned status = proto_code_status(err->code);
+    char *body = proto_problem_write(err);
+    struct MHD_Response *resp;
+    size_t len;
+
+    if (!body)
+        return MHD_NO;
+    len = strlen(body);
+    resp = text_response(body, "application/problem+json");
+    if (!resp)
+        return MHD_NO;
+    if (status == 401)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                "Bearer realm=\"modeld\"");
+    if (status == 405)
+        add_allow(resp, rq->route);
+    if (status >= 500)
+        log_msg(LOG_ERROR, rq->id, "%u %s", status, err->detail);
+    else
+        log_msg(LOG_DEBUG, rq->id, "%u %s", status, err->detail);
+    return http_queue(c, rq, status, resp, len);
+}
+
+enum MHD_Result
+http_reply_error(struct MHD_Connection *c, struct request *rq,
+                 enum proto_code code, const char *field, const char *fmt,
+                 ...)
+{
+    struct proto_error err;
+    char detail[PROTO_DETAIL_SIZE];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof(detail), fmt, ap);
+    va_end(ap);
+    proto_error_set(&err, code, field, "%s", detail);
+    return http_reply_problem(c, rq, &err);
+}
+
+enum MHD_Result
+http_reply_store_error(struct MHD_Connection *c, struct request *rq,
+                       enum store_status rc, const char *what)
+{
+    log_msg(LOG_ERROR, rq->id, "store: %s failed (status %d): %s", what,
+            (int)rc, store_errmsg(rq->app->store));
+    if (rc == STORE_NO_SPACE)
+        return http_reply_error(c, rq, PROTO_ERR_INSUFFICIENT_STORAGE, "",
+                                "%s: the server's disk is full", what);
+    return http_reply_error(c, rq, PROTO_ERR_INTERNAL, "",
+                            "%s failed; see the server log, request %" PRIu64,
+                            what, rq->id);
+}
+
+enum MHD_Result
+http_reply_empty(struct MHD_Connection *c, struct request *rq,
+                 unsigned status)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+
+    return http_queue(c, rq, status, resp, 0);
+}
+
+/* ---- the request state machine ------------------------------------------ */
+
+static void *
+on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    struct app *app = cls;
+    struct request *rq = calloc(1, sizeof(*rq));
+
+    (void)c;
+    if (!rq)
+        return NULL;
+    rq->app = app;
+    rq->id = atomic_fetch_add(&app->next_request_id, 1) + 1;
+    rq->route = -1;
+    clock_gettime(CLOCK_MONOTONIC, &rq->start);
+    rq->path = strndup(uri ? uri : "", 2048);
+    return rq;
+}
+
+/* Admin authentication: SHA-256 of the presented token compared in
+ * constant time with the configured token's, so neither the content nor
+ * the length of the secret leaks through timing. */
+static bool
+authorized(struct MHD_Connection *c, struct request *rq)
+{
+    const struct app *app = rq->app;
+    const char *auth;
+    unsigned char got[32];
+    unsigned int got_len = 0;
+
+    if (!app->has_token) {
+        proto_error_set(&rq->pending, PROTO_ERR_FORBIDDEN, "",
+                        "no admin token is configured on this server");
+        return false;
+    }
+    auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                       MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!auth || strncasecmp(auth, "Bearer ", 7) != 0) {
+        proto_error_set(&rq->pending, PROTO_ERR_UNAUTHORIZED,
+                        "Authorization",
+                        "this endpoint needs Authorization: Bearer TOKEN");
+        return false;
+    }
+    auth += 7;
+    while (*auth == ' ')
+        auth++;
+    if (!EVP_Digest(auth, strlen(auth), got, &got_len, EVP_sha256(), NULL) ||
+        got_len != sizeof(got) ||
+        CRYPTO_memcmp(got, app->token_sha256, sizeof(got)) != 0) {
+        proto_error_set(&rq->pending, PROTO_ERR_FORBIDDEN, "Authorization",
+                        "the bearer token is not the admin token");
+        return false;
+    }
+    return true;
+}
+
+static uint64_t
+body_limit(const struct app *app, enum body_kind kind)
+{
+    switch (kind) {
+    case BODY_SELECT:
+        return app->cfg.max_select_bytes;
+    case BODY_BLOB:
+        return app->cfg.max_upload_bytes;
+    default:
+        return app->cfg.max_json_bytes;
+    }
+}
+
+static void
+set_too_large(struct request *rq, uint64_t limit)
+{
+    metrics_limit(&rq->app->metrics, METRICS_LIMIT_BODY);
+    proto_error_set(&rq->pending, PROTO_ERR_BODY_TOO_LARGE, "body",
+                    "the request body is over this endpoint's limit of "
+                    "%" PRIu64 " bytes",
+                    limit);
+    rq->has_pending = true;
+}
+
+/* First call: route, method, authentication, declared size. Fills
+ * rq->pending when the request is refused. */
+static void
+first_call(struct MHD_Connection *c, struct request *rq, const char *url,
+           const char *method)
+{
+    const struct route *r;
+    const char *clen;
+    bool bad_param;
+
+    snprintf(rq->method, sizeof(rq->method), "%s", method);
+    rq->route = router_match(url, rq->params, &rq->pending, &bad_param);
+    if (rq->route < 0) {
+        proto_error_set(&rq->pending, PROTO_ERR_NOT_FOUND, "",
+                        "no resource at this path");
+        rq->has_pending = true;
+        return;
+    }
+    r = &router_routes[rq->route];
+    for (size_t i = 0; i < ROUTE_MAX_METHODS && r->methods[i].method; i++)
+        if (strcmp(r->methods[i].method, method) == 0)
+            rq->rm = &r->methods[i];
+    if (!rq->rm) {
+        proto_error_set(&rq->pending, PROTO_ERR_METHOD_NOT_ALLOWED, "",
+                        "%s is not allowed here", rq->method);
+        rq->has_pending = true;
+        return;
+    }
+    if (rq->rm->admin && !authorized(c, rq)) {
+        rq->has_pending = true;
+        return;
+    }
+    if (bad_param) {
+        rq->has_pending = true;
+        return;
+    }
+    rq->body_max = body_limit(rq->app, rq->rm->body);
+    clen = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                       MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (clen) {
+        char *end;
+        unsigned long long n;
+
+        errno = 0;
+        n = strtoull(clen, &end, 10);
+        if (errno == 0 && *end == '\0' && n > rq->body_max)
+            set_too_large(rq, rq->body_max);
+    }
+}
+
+static bool
+has_body(struct MHD_Connection *c)
+{
+    const char *clen = MHD_lookup_connection_value(
+        c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+    if (clen && strcmp(clen, "0") != 0)
+        return true;
+    return MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                       MHD_HTTP_HEADER_TRANSFER_ENCODING) !=
+           NULL;
+}
+
+/* One piece of the body. Returns false when the request must be answered
+ * now (rq->pending set). */
+static bool
+take_body(struct request *rq, const char *data, size_t len)
+{
+    enum body_kind kind = rq->rm ? rq->rm->body : BODY_NONE;
+
+    if (rq->body_seen + len > rq->body_max) {
+        set_too_large(rq, rq->body_max);
+        return false;
+    }
+    rq->body_seen += len;
+    if (kind == BODY_BLOB) {
+        enum store_status rc = store_upload_write(rq->upload, data, len);
+
+        if (rc == STORE_OK)
+            return true;
+        if (rc == STORE_TOO_LARGE) {
+            set_too_large(rq, rq->body_max);
+        } else {
+            log_msg(LOG_ERROR, rq->id, "store: upload write: %s",
+                    store_errmsg(rq->app->store));
+            proto_error_set(&rq->pending,
+                            rc == STORE_NO_SPACE
+                                ? PROTO_ERR_INSUFFICIENT_STORAGE
+                                : PROTO_ERR_INTERNAL,
+                            "", "the upload could not be stored");
+            rq->has_pending = true;
+        }
+        return false;
+    }
+    if (kind == BODY_NONE)
+        return true;
+    if (rq->body_len + len + 1 > rq->body_cap) {
+        size_t cap = rq->body_cap ? rq->body_cap : 1024;
+        char *p;
+
+        while (cap < rq->body_len + len + 1)
+            cap *= 2;
+        p = realloc(rq->body, cap);
+        if (!p) {
+            proto_error_set(&rq->pending, PROTO_ERR_INTERNAL, "",
+                            "out of memory");
+            rq->has_pending = true;
+            return false;
+        }
+        rq->body = p;
+        rq->body_cap = cap;
+    }
+    memcpy(rq->body + rq->body_len, data, len);
+    rq->body_len += len;
+    rq->body[rq->body_len] = '\0';
+    return true;
+}
+
+static enum MHD_Result
+on_request(void *cls, struct MHD_Connection *c, const char *url,
+           const char *method, const char *version, const char *upload_data,
+           size_t *upload_data_size, void **con_cls)
+{
+    struct request *rq = *con_cls;
+
+    (void)cls;
+    (void)version;
+    if (!rq)
+        return MHD_NO;
+    if (!rq->started) {
+        rq->started = true;
+        first_call(c, rq, url, method);
+        if (rq->has_pending && has_body(c))
+            return http_reply_problem(c, rq, &rq->pending);
+        if (!rq->has_pending && rq->rm->body == BODY_BLOB) {
+            enum store_status rc = store_upload_begin(
+                rq->app->store, rq->params[0], rq->body_max, &rq->upload);
+
+            if (rc != STORE_OK)
+                return http_reply_store_error(c, rq, rc, "starting upload");
+            atomic_fetch_add(&rq->app->metrics.uploads, 1);
+            rq->upload_counted = true;
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        size_t len = *upload_data_size;
+
+        *upload_data_size = 0;
+        if (rq->responded || rq->has_pending)
+            return MHD_YES;
+        if (!take_body(rq, upload_data, len))
+            return http_reply_problem(c, rq, &rq->pending);
+        return MHD_YES;
+    }
+    if (rq->responded)
+        return MHD_YES;
+    if (rq->has_pending)
+        return http_reply_problem(c, rq, &rq->pending);
+    return rq->rm->fn(c, rq);
+}
+
+static void
+on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+             enum MHD_RequestTerminationCode toe)
+{
+    struct app *app = cls;
+    struct request *rq = *con_cls;
+    char path[256];
+    double secs;
+
+    (void)c;
+    if (!rq)
+        return;
+    *con_cls = NULL;
+    if (rq->upload) {
+        store_upload_abort(rq->upload);
+        rq->upload = NULL;
+    }
+    if (rq->upload_counted)
+        atomic_fetch_sub(&app->metrics.uploads, 1);
+    secs = elapsed_s(&rq->start);
+    log_quote(rq->path, path, sizeof(path));
+    if (rq->started) {
+        log_msg(LOG_INFO, rq->id, "%s \"%s\" %u %" PRIu64 " %.3fms%s",
+                rq->method, path, rq->status, rq->body_bytes_out,
+                secs * 1e3,
+                toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? ""
+                                                           : " (aborted)");
+        metrics_request(&app->metrics, rq->route, rq->status,
+                        toe == MHD_REQUEST_TERMINATED_COMPLETED_OK
+                            ? rq->body_bytes_out
+                            : 0,
+                        secs);
+    }
+    free(rq->body);
+    free(rq->path);
+    free(rq);
+}
+
+static void
+on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+              enum MHD_ConnectionNotificationCode toe)
+{
+    struct app *app = cls;
+
+    (void)c;
+    (void)socket_context;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+        atomic_fetch_add(&app->metrics.connections, 1);
+    else
+        atomic_fetch_sub(&app->metrics.connections, 1);
+}
+
+static void
+on_mhd_error(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    size_t n;
+
+    (void)cls;
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    log_msg(LOG_WARN, 0, "microhttpd: %s", msg);
+}
+
+struct MHD_Daemon *
+http_start(struct app *app, const char *cert_pem, const char *key_pem,
+           unsigned *out_port)
+{
+    const struct config *cfg = &app->cfg;
+    struct addrinfo hints = {0}, *ai = NULL;
+    struct sockaddr_storage addr;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG;
+    unsigned limit = cfg->max_connections;
+    struct MHD_Daemon *d;
+    const union MHD_DaemonInfo *info;
+    int gai;
+
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    gai = getaddrinfo(cfg->listen_host, NULL, &hints, &ai);
+    if (gai != 0 || !ai) {
+        log_msg(LOG_ERROR, 0, "listen: cannot resolve \"%s\": %s",
+                cfg->listen_host, gai_strerror(gai));
+        return NULL;
+    }
+    memset(&addr, 0, sizeof(addr));
+    memcpy(&addr, ai->ai_addr, ai->ai_addrlen);
+    if (ai->ai_family == AF_INET6) {
+        ((struct sockaddr_in6 *)&addr)->sin6_port =
+            htons((uint16_t)cfg->listen_port);
+        flags |= MHD_USE_IPv6;
+    } else {
+        ((struct sockaddr_in *)&addr)->sin_port =
+            htons((uint16_t)cfg->listen_port);
+    }
+    freeaddrinfo(ai);
+    if (cert_pem)
+        flags |= MHD_USE_TLS;
+    if (limit > cfg->threads * MAX_CONNECTIONS_PER_THREAD)
+        limit = cfg->threads * MAX_CONNECTIONS_PER_THREAD;
+
+    struct MHD_OptionItem opts[] = {
+        {MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)cfg->threads, NULL},
+        {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)limit, NULL},
+        {MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+         (intptr_t)cfg->max_connections_per_ip, NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)cfg->connection_timeout_s,
+         NULL},
+        {MHD_OPTION_SOCK_ADDR, 0, &addr},
+        {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_uri, app},
+        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, app},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, app},
+        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_error, NULL},
+        {MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, NULL},
+        {MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL},
+        {cert_pem ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0,
+         (void *)(uintptr_t)cert_pem},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)(uintptr_t)key_pem},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0,
+         (void *)(uintptr_t)cfg->tls_priorities},
+        {MHD_OPTION_END, 0, NULL},
+    };
+
+    d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, app,
+                         MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+    if (!d) {
+        log_msg(LOG_ERROR, 0, "cannot listen on %s:%u: %s", cfg->listen_host,
+                cfg->listen_port, strerror(errno));
+        return NULL;
+    }
+    info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    *out_port = info ? info->port : cfg->listen_port;
+    return d;
+}

@@ -1,0 +1,156 @@
+/*
+ * The HTTP layer's shared pieces: the application state every handler
+ * sees, the per-request state kept from the first libmicrohttpd callback
+ * to the completion callback, the route table's shape, and the reply
+ * helpers. Each handler queues exactly one response through them.
+ */
+#ifndef SERVER_HTTP_H
+#define SERVER_HTTP_H
+
+#include <microhttpd.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "proto/proto.h"
+#include "server/config.h"
+#include "server/metrics.h"
+#include "store/store.h"
+
+struct app {
+    struct config cfg;
+    struct store *store;
+    bool has_token;
+    unsigned char token_sha256[32];   /* never the token itself */
+    struct metrics metrics;
+    atomic_uint_fast64_t next_request_id;
+    bool tls;
+};
+
+struct request;
+typedef enum MHD_Result (*handler_fn)(struct MHD_Connection *c,
+                                      struct request *rq);
+
+enum body_kind {
+    BODY_NONE = 0,   /* a body is read and dropped, up to max_json_bytes */
+    BODY_JSON,       /* buffered up to max_json_bytes */
+    BODY_SELECT,     /* buffered up to max_select_bytes */
+    BODY_BLOB,       /* streamed to the store, up to max_upload_bytes */
+};
+
+struct route_method {
+    const char *method;
+    handler_fn fn;
+    bool admin;
+    enum body_kind body;
+};
+
+#define ROUTE_MAX_METHODS 4
+#define ROUTE_MAX_PARAMS 2
+
+struct route {
+    const char *pattern;  /* "/v1/families/{family}/select" */
+    struct route_method methods[ROUTE_MAX_METHODS];
+};
+
+struct request {
+    struct app *app;
+    uint64_t id;
+    struct timespec start;
+    char method[16];
+    char *path;                        /* as received, for the log */
+    int route;                         /* index into the route table, -1 */
+    const struct route_method *rm;
+    char params[ROUTE_MAX_PARAMS][PROTO_HEX_SIZE]; /* names or hex */
+    bool started;
+    bool responded;
+    unsigned status;
+    uint64_t body_bytes_out;           /* response body size */
+    struct proto_error pending;        /* an error decided before the body */
+    bool has_pending;
+    char *body;
+    size_t body_len;
+    size_t body_cap;
+    uint64_t body_seen;
+    uint64_t body_max;
+    struct store_upload *upload;
+    bool upload_counted;               /* in the uploads gauge */
+};
+
+/* ---- reply helpers (server/http.c) ---------------------------------- */
+
+/* Queues resp with status, destroys it, records status and size. */
+enum MHD_Result http_queue(struct MHD_Connection *c, struct request *rq,
+                           unsigned status, struct MHD_Response *resp,
+                           uint64_t body_len);
+
+/* Takes ownership of json (NUL-terminated, malloc'd); NULL answers 500. */
+enum MHD_Result http_reply_json(struct MHD_Connection *c, struct request *rq,
+                                unsigned status, char *json);
+
+enum MHD_Result http_reply_problem(struct MHD_Connection *c,
+                                   struct request *rq,
+                                   const struct proto_error *err);
+
+enum MHD_Result http_reply_error(struct MHD_Connection *c,
+                                 struct request *rq, enum proto_code code,
+                                 const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* An error from the store, logged at ERROR with the store's message:
+ * 507 for a full disk, else 500. */
+enum MHD_Result http_reply_store_error(struct MHD_Connection *c,
+                                       struct request *rq,
+                                       enum store_status rc,
+                                       const char *what);
+
+enum MHD_Result http_reply_empty(struct MHD_Connection *c,
+                                 struct request *rq, unsigned status);
+
+/* Starts the daemon on cfg's address; NULL on failure (logged). Writes the
+ * bound port. */
+struct MHD_Daemon *http_start(struct app *app, const char *cert_pem,
+                              const char *key_pem, unsigned *out_port);
+
+/* ---- route table (server/router.c) ----------------------------------- */
+
+extern const struct route router_routes[];
+extern const size_t router_route_count;
+
+/*
+ * Matches path against the table. Returns the route index or -1 (404).
+ * On a match with a malformed parameter, fills err (400 naming the
+ * parameter) and still returns the index.
+ */
+int router_match(const char *path,
+                 char out_params[ROUTE_MAX_PARAMS][PROTO_HEX_SIZE],
+                 struct proto_error *err, bool *out_bad_param);
+
+/* ---- handlers (server/handler_*.c) ------------------------------------ */
+
+enum MHD_Result handle_healthz(struct MHD_Connection *c, struct request *rq);
+enum MHD_Result handle_metrics(struct MHD_Connection *c, struct request *rq);
+enum MHD_Result handle_families_list(struct MHD_Connection *c,
+                                     struct request *rq);
+enum MHD_Result handle_family_get(struct MHD_Connection *c,
+                                  struct request *rq);
+enum MHD_Result handle_family_put(struct MHD_Connection *c,
+                                  struct request *rq);
+enum MHD_Result handle_family_delete(struct MHD_Connection *c,
+                                     struct request *rq);
+enum MHD_Result handle_variant_put(struct MHD_Connection *c,
+                                   struct request *rq);
+enum MHD_Result handle_variant_delete(struct MHD_Connection *c,
+                                      struct request *rq);
+enum MHD_Result handle_variant_versions(struct MHD_Connection *c,
+                                        struct request *rq);
+enum MHD_Result handle_select(struct MHD_Connection *c, struct request *rq);
+enum MHD_Result handle_blob_get(struct MHD_Connection *c,
+                                struct request *rq);
+enum MHD_Result handle_blob_put(struct MHD_Connection *c,
+                                struct request *rq);
+enum MHD_Result handle_delta_get(struct MHD_Connection *c,
+                                 struct request *rq);
+
+#endif

@@ -1,0 +1,105 @@
+/*
+ * stderr logging: each record is formatted into a local buffer and written
+ * with a single write(2) so that lines from several threads never mix.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "server/log.h"
+
+static volatile int min_level = LOG_INFO;
+
+static const char *const level_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
+
+void
+log_set_level(enum log_level level)
+{
+    min_level = (int)level;
+}
+
+int
+log_level_parse(const char *name)
+{
+    static const char *const lower[] = {"debug", "info", "warn", "error"};
+
+    for (size_t i = 0; i < sizeof(lower) / sizeof(lower[0]); i++)
+        if (strcmp(name, lower[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+void
+log_msg(enum log_level level, uint64_t request_id, const char *fmt, ...)
+{
+    char line[2048];
+    struct timespec now;
+    struct tm tm;
+    size_t n;
+    va_list ap;
+    int k;
+
+    if ((int)level < min_level)
+        return;
+    clock_gettime(CLOCK_REALTIME, &now);
+    gmtime_r(&now.tv_sec, &tm);
+    n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
+    k = snprintf(line + n, sizeof(line) - n, ".%03ldZ %s ",
+                 now.tv_nsec / 1000000L, level_names[level]);
+    n += (size_t)(k > 0 ? k : 0);
+    if (request_id != 0)
+        k = snprintf(line + n, sizeof(line) - n, "req=%llu ",
+                     (unsigned long long)request_id);
+    else
+        k = snprintf(line + n, sizeof(line) - n, "- ");
+    n += (size_t)(k > 0 ? k : 0);
+    va_start(ap, fmt);
+    k = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+    va_end(ap);
+    if (k < 0)
+        k = 0;
+    n += (size_t)k;
+    if (n > sizeof(line) - 2)
+        n = sizeof(line) - 2;
+    line[n++] = '\n';
+    if (write(STDERR_FILENO, line, n) < 0) {
+        /* Nowhere left to report a failing stderr. */
+    }
+}
+
+void
+log_quote(const char *s, char *out, size_t out_size)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+
+    if (out_size == 0)
+        return;
+    if (!s)
+        s = "";
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        size_t need = (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\')
+                          ? 1 : 4;
+
+        if (o + need + 4 > out_size) {
+            if (o + 4 <= out_size) {
+                memcpy(out + o, "...", 3);
+                o += 3;
+            }
+            break;
+        }
+        if (need == 1) {
+            out[o++] = (char)ch;
+        } else {
+            out[o++] = '\\';
+            out[o++] = 'x';
+            out[o++] = hex[ch >> 4];
+            out[o++] = hex[ch & 15];
+        }
+    }
+    out[o] = '\0';
+}

@@ -1,0 +1,35 @@
+/*
+ * One-line log records to stderr: time, level, request id, message. The
+ * only logging in modeld; other modules report through status codes.
+ */
+#ifndef SERVER_LOG_H
+#define SERVER_LOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum log_level {
+    LOG_DEBUG = 0,
+    LOG_INFO,
+    LOG_WARN,
+    LOG_ERROR,
+};
+
+/* Records below level are dropped (default LOG_INFO). */
+void log_set_level(enum log_level level);
+
+/* Parses "debug", "info", "warn", "error"; -1 when unknown. */
+int log_level_parse(const char *name);
+
+/* Writes one line; request_id 0 means "no request". Thread-safe: each line
+ * is one write(2). */
+void log_msg(enum log_level level, uint64_t request_id, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*
+ * Copies a client string for a log line: printable ASCII kept, the rest
+ * escaped as \xNN, cut to out_size-1 bytes with "..." when longer.
+ */
+void log_quote(const char *s, char *out, size_t out_size);
+
+#endif

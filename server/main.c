@@ -1,0 +1,389 @@
+/*
+ * build/modeld: the subcommand dispatcher and `serve`, the daemon. serve
+ * reads the config file, applies the flags, opens the store, reads the
+ * admin token and TLS files, starts the HTTP daemon and waits for a
+ * signal: SIGTERM/SIGINT stop it gracefully (no new connections, transfers
+ * in flight get shutdown_grace_s), SIGHUP is logged and ignored.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "server/commands.h"
+#include "server/http.h"
+#include "server/log.h"
+
+#define MAX_SECRET_FILE_BYTES (1 << 20)
+
+static void
+usage_main(FILE *out)
+{
+    fprintf(out,
+            "usage: modeld COMMAND [ARGS]\n"
+            "\n"
+            "commands:\n"
+            "  serve   run the daemon in the foreground\n"
+            "  demo    write the demo catalog into a data directory\n"
+            "  patch   apply a delta: modeld patch OLD DELTA OUT\n"
+            "  select  print the decision for a report, offline\n"
+            "\n"
+            "modeld COMMAND --help shows a command's options.\n");
+}
+
+static void
+usage_serve(FILE *out)
+{
+    fprintf(out,
+            "usage: modeld serve [--config FILE] [--listen HOST:PORT] "
+            "[--data DIR]\n"
+            "                    [--admin-token-file FILE] [--tls-cert PEM "
+            "--tls-key PEM]\n"
+            "                    [--set KEY=VALUE]... [--log-level LEVEL]\n"
+            "                    [--print-config]\n"
+            "\n"
+            "Runs the daemon in the foreground. Flags override the config "
+            "file; --set\n"
+            "sets any config key. The admin token comes from "
+            "--admin-token-file or\n"
+            "MODELD_ADMIN_TOKEN; with neither, admin endpoints answer 403. "
+            "Prints\n"
+            "\"listening on http://HOST:PORT\" once it accepts connections. "
+            "SIGTERM and\n"
+            "SIGINT stop it gracefully.\n");
+}
+
+/* Reads a whole small file (token, PEM). NULL with errno on failure. */
+static char *
+read_small_file(const char *path)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    ssize_t n;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return NULL;
+    buf = malloc(MAX_SECRET_FILE_BYTES + 1);
+    if (!buf)
+        goto fail;
+    while ((n = read(fd, buf + len, MAX_SECRET_FILE_BYTES - len)) > 0)
+        len += (size_t)n;
+    if (n < 0)
+        goto fail;
+    if (len == MAX_SECRET_FILE_BYTES) {
+        errno = EFBIG;
+        goto fail;
+    }
+    buf[len] = '\0';
+    close(fd);
+    return buf;
+fail:
+    free(buf);
+    close(fd);
+    return NULL;
+}
+
+static int
+load_token(struct app *app)
+{
+    const char *file = app->cfg.admin_token_file;
+    const char *env = getenv("MODELD_ADMIN_TOKEN");
+    char *owned = NULL;
+    const char *token = NULL;
+    size_t start = 0, end;
+    unsigned int len = 0;
+
+    if (file[0]) {
+        owned = read_small_file(file);
+        if (!owned) {
+            log_msg(LOG_ERROR, 0, "admin token file %s: %s", file,
+                    strerror(errno));
+            return -1;
+        }
+        token = owned;
+    } else if (env && env[0]) {
+        token = env;
+    }
+    if (!token) {
+        log_msg(LOG_WARN, 0, "no admin token configured: admin endpoints "
+                             "answer 403");
+        return 0;
+    }
+    end = strlen(token);
+    while (start < end && strchr(" \t\r\n", token[start]))
+        start++;
+    while (end > start && strchr(" \t\r\n", token[end - 1]))
+        end--;
+    if (end - start < 16) {
+        log_msg(LOG_ERROR, 0, "the admin token must be at least 16 "
+                              "characters");
+        free(owned);
+        return -1;
+    }
+    if (!EVP_Digest(token + start, end - start, app->token_sha256, &len,
+                    EVP_sha256(), NULL)) {
+        free(owned);
+        return -1;
+    }
+    app->has_token = true;
+    if (owned) {
+        OPENSSL_cleanse(owned, strlen(owned));
+        free(owned);
+    }
+    return 0;
+}
+
+static int
+parse_serve_args(int argc, char **argv, struct config *cfg, bool *print_cfg)
+{
+    static const struct {
+        const char *flag;
+        const char *key;
+    } flag_keys[] = {
+        {"--listen", "listen"},
+        {"--data", "data"},
+        {"--admin-token-file", "admin_token_file"},
+        {"--tls-cert", "tls_cert"},
+        {"--tls-key", "tls_key"},
+    };
+    char err[512];
+    const char *config_file = NULL;
+
+    /* The config file first, wherever --config stands, then the flags. */
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            config_file = argv[++i];
+    if (config_file && config_load_file(cfg, config_file, err,
+                                        sizeof(err)) != 0) {
+        fprintf(stderr, "modeld serve: %s\n", err);
+        return 2;
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *key = NULL;
+
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage_serve(stdout);
+            return -1;
+        }
+        if (strcmp(a, "--print-config") == 0) {
+            *print_cfg = true;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "modeld serve: unknown or incomplete option "
+                            "\"%s\"\n", a);
+            usage_serve(stderr);
+            return 2;
+        }
+        if (strcmp(a, "--config") == 0) {
+            i++;
+            continue;
+        }
+        if (strcmp(a, "--log-level") == 0) {
+            int level = log_level_parse(argv[++i]);
+
+            if (level < 0) {
+                fprintf(stderr, "modeld serve: --log-level: one of debug, "
+                                "info, warn, error\n");
+                return 2;
+            }
+            log_set_level((enum log_level)level);
+            continue;
+        }
+        if (strcmp(a, "--set") == 0) {
+            char kv[1200];
+            char *eq;
+
+            snprintf(kv, sizeof(kv), "%s", argv[++i]);
+            eq = strchr(kv, '=');
+            if (!eq) {
+                fprintf(stderr, "modeld serve: --set expects KEY=VALUE\n");
+                return 2;
+            }
+            *eq = '\0';
+            if (config_set(cfg, kv, eq + 1, err, sizeof(err)) != 0) {
+                fprintf(stderr, "modeld serve: --set: %s\n", err);
+                return 2;
+            }
+            continue;
+        }
+        for (size_t k = 0; k < ARRAY_SIZE(flag_keys); k++)
+            if (strcmp(a, flag_keys[k].flag) == 0)
+                key = flag_keys[k].key;
+        if (!key) {
+            fprintf(stderr, "modeld serve: unknown option \"%s\"\n", a);
+            usage_serve(stderr);
+            return 2;
+        }
+        if (config_set(cfg, key, argv[++i], err, sizeof(err)) != 0) {
+            fprintf(stderr, "modeld serve: %s: %s\n", a, err);
+            return 2;
+        }
+    }
+    if (!cfg->tls_cert[0] != !cfg->tls_key[0]) {
+        fprintf(stderr, "modeld serve: --tls-cert and --tls-key go "
+                        "together\n");
+        return 2;
+    }
+    return 0;
+}
+
+/* Waits for SIGTERM/SIGINT (blocked in every thread), then stops. */
+static void
+wait_for_stop(struct MHD_Daemon *d, const struct config *cfg,
+              const sigset_t *set)
+{
+    int sig = 0;
+    struct timespec deadline, now;
+
+    for (;;) {
+        if (sigwait(set, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            log_msg(LOG_INFO, 0, "SIGHUP: nothing to reload");
+            continue;
+        }
+        break;
+    }
+    log_msg(LOG_INFO, 0, "signal %d: stopping (grace %us)", sig,
+            cfg->shutdown_grace_s);
+    MHD_quiesce_daemon(d);
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += cfg->shutdown_grace_s;
+    for (;;) {
+        const union MHD_DaemonInfo *info =
+            MHD_get_daemon_info(d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (!info || info->num_connections == 0 ||
+            now.tv_sec > deadline.tv_sec ||
+            (now.tv_sec == deadline.tv_sec &&
+             now.tv_nsec >= deadline.tv_nsec))
+            break;
+        nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
+    }
+}
+
+int
+cmd_serve(int argc, char **argv)
+{
+    struct app *app = calloc(1, sizeof(*app));
+    char *cert = NULL, *key = NULL;
+    struct MHD_Daemon *d = NULL;
+    bool print_cfg = false;
+    sigset_t set;
+    unsigned port = 0;
+    int rc = 1, prc;
+    enum store_status st;
+
+    if (!app)
+        return 1;
+    config_default(&app->cfg);
+    prc = parse_serve_args(argc, argv, &app->cfg, &print_cfg);
+    if (prc != 0) {
+        rc = prc < 0 ? 0 : prc;
+        goto out;
+    }
+    if (print_cfg) {
+        char *dump = config_dump(&app->cfg);
+
+        if (dump)
+            fputs(dump, stdout);
+        free(dump);
+        rc = dump ? 0 : 1;
+        goto out;
+    }
+    metrics_init(&app->metrics);
+    if (load_token(app) != 0)
+        goto out;
+    if (app->cfg.tls_cert[0]) {
+        cert = read_small_file(app->cfg.tls_cert);
+        key = read_small_file(app->cfg.tls_key);
+        if (!cert || !key) {
+            log_msg(LOG_ERROR, 0, "TLS: cannot read %s: %s",
+                    !cert ? app->cfg.tls_cert : app->cfg.tls_key,
+                    strerror(errno));
+            goto out;
+        }
+        app->tls = true;
+    }
+    /* Signals are taken by sigwait in this thread only: block them before
+     * any other thread (store worker, HTTP pool) exists so that every
+     * thread inherits the mask. */
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    st = store_open(app->cfg.data_dir, &app->cfg.store, &app->store);
+    if (st != STORE_OK) {
+        log_msg(LOG_ERROR, 0, "data directory %s: cannot open (status %d)",
+                app->cfg.data_dir, (int)st);
+        goto out;
+    }
+    d = http_start(app, cert, key, &port);
+    if (!d)
+        goto out;
+    printf("listening on %s://%s%s%s:%u\n", app->tls ? "https" : "http",
+           strchr(app->cfg.listen_host, ':') ? "[" : "",
+           app->cfg.listen_host,
+           strchr(app->cfg.listen_host, ':') ? "]" : "", port);
+    fflush(stdout);
+    log_msg(LOG_INFO, 0, "modeld serving %s on port %u (%u threads)",
+            app->cfg.data_dir, port, app->cfg.threads);
+    wait_for_stop(d, &app->cfg, &set);
+    MHD_stop_daemon(d);
+    log_msg(LOG_INFO, 0, "stopped");
+    rc = 0;
+out:
+    store_close(app->store);
+    if (key) {
+        OPENSSL_cleanse(key, strlen(key));
+        free(key);
+    }
+    free(cert);
+    free(app);
+    return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } commands[] = {
+        {"serve", cmd_serve},
+        {"demo", cmd_demo},
+        {"patch", cmd_patch},
+        {"select", cmd_select},
+    };
+
+    if (argc < 2) {
+        usage_main(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage_main(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "modeld: unknown command \"%s\"\n", argv[1]);
+    usage_main(stderr);
+    return 2;
+}

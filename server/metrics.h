@@ -1,0 +1,62 @@
+/*
+ * Counters and histograms for GET /metrics, updated lock-free with C11
+ * atomics from every request thread and rendered in the Prometheus text
+ * format. Label values are bounded: route patterns, status codes,
+ * actions, limit names; never digests or UE ids.
+ */
+#ifndef SERVER_METRICS_H
+#define SERVER_METRICS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/types.h"
+#include "store/store.h"
+
+#define METRICS_ROUTES 16      /* route table entries + "other" */
+#define METRICS_STATUSES 24
+#define METRICS_BUCKETS 14
+
+enum metrics_limit {
+    METRICS_LIMIT_BODY = 0,    /* 413: a body over its cap */
+    METRICS_LIMIT_JSON_DEPTH,  /* 400: nesting over max_json_depth */
+    METRICS_LIMIT_COUNT,
+};
+
+struct metrics {
+    atomic_uint_fast64_t requests[METRICS_ROUTES][METRICS_STATUSES];
+    atomic_uint_fast64_t latency[METRICS_ROUTES][METRICS_BUCKETS + 1];
+    atomic_uint_fast64_t latency_sum_us[METRICS_ROUTES];
+    atomic_uint_fast64_t bytes_sent[METRICS_ROUTES];
+    atomic_uint_fast64_t decisions[4];       /* by enum proto_action */
+    atomic_uint_fast64_t degraded;
+    atomic_uint_fast64_t delta_bytes_saved;  /* full - delta, per delta
+                                                decision */
+    atomic_int_fast64_t connections;
+    atomic_int_fast64_t uploads;
+    atomic_uint_fast64_t limits[METRICS_LIMIT_COUNT];
+};
+
+/* Zeroes every counter. */
+void metrics_init(struct metrics *m);
+
+/* One finished request: route index (-1: none), status, body bytes and
+ * duration. */
+void metrics_request(struct metrics *m, int route, unsigned status,
+                     uint64_t bytes, double seconds);
+
+/* One select decision. */
+void metrics_decision(struct metrics *m, enum proto_action action,
+                      bool degraded, uint64_t bytes_saved);
+
+void metrics_limit(struct metrics *m, enum metrics_limit limit);
+
+/*
+ * The Prometheus text exposition. route_labels[i] names route i (count
+ * entries). Returns a malloc'd string or NULL.
+ */
+char *metrics_render(struct metrics *m, const char *const *route_labels,
+                     size_t count, const struct store_stats *ss);
+
+#endif
