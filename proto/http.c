@@ -15,6 +15,13 @@ static const char *skip_ows(const char *p)
     return p;
 }
 
+static const char *skip_ows_to(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    return p;
+}
+
 /* Reads 1*DIGIT into *out; NULL when there are none or they overflow. */
 static const char *read_u64(const char *p, uint64_t *out)
 {
@@ -48,15 +55,15 @@ static enum proto_range_kind one_range(const char *p, const char *end,
         p = read_u64(p, &first);
         if (!p)
             return PROTO_RANGE_FULL;
-        p = skip_ows(p);
+        p = skip_ows_to(p, end);
     }
     if (p >= end || *p != '-')
         return PROTO_RANGE_FULL;
-    p = skip_ows(p + 1);
+    p = skip_ows_to(p + 1, end);
     has_last = p < end;
     if (has_last) {
         p = read_u64(p, &last);
-        if (!p || skip_ows(p) != end)
+        if (!p || skip_ows_to(p, end) != end)
             return PROTO_RANGE_FULL;
     }
     if (!has_first && !has_last)

@@ -534,6 +534,11 @@ char *proto_decision_write(const struct proto_decision *d, const char *family,
         sb_key(&b, "exit");
         sb_i64(&b, d->exit_index);
     }
+    if (d->reasons.count > 0) {
+        /* extension: why the chosen variant won */
+        sb_key(&b, "reasons");
+        sb_reasons(&b, &d->reasons);
+    }
     sb_key(&b, "candidates");
     sb_putc(&b, '[');
     for (size_t i = 0; i < d->candidate_count && variants; i++) {

@@ -39,18 +39,23 @@ static const struct code_info *code_find(enum proto_code code)
 void proto_error_set(struct proto_error *err, enum proto_code code,
                      const char *field, const char *fmt, ...)
 {
+    /* Formatted into copies first: field or an argument may point into
+     * *err itself. */
+    char field_buf[PROTO_FIELD_SIZE];
+    char detail_buf[PROTO_DETAIL_SIZE] = "";
     va_list ap;
 
     if (!err)
         return;
-    err->code = code;
-    snprintf(err->field, sizeof(err->field), "%s", field ? field : "");
-    err->detail[0] = '\0';
+    snprintf(field_buf, sizeof(field_buf), "%s", field ? field : "");
     if (fmt) {
         va_start(ap, fmt);
-        vsnprintf(err->detail, sizeof(err->detail), fmt, ap);
+        vsnprintf(detail_buf, sizeof(detail_buf), fmt, ap);
         va_end(ap);
     }
+    err->code = code;
+    memcpy(err->field, field_buf, sizeof(field_buf));
+    memcpy(err->detail, detail_buf, sizeof(detail_buf));
 }
 
 unsigned proto_code_status(enum proto_code code)

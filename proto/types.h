@@ -193,6 +193,8 @@ struct proto_decision {
     struct proto_candidate *candidates;
     size_t candidate_count;
     unsigned recheck_after_s;
+    struct proto_reasons reasons;         /* why the chosen one won: context
+                                             match, keep, exit, battery... */
 };
 
 #endif

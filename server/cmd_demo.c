@@ -102,11 +102,14 @@ struct options {
     double scale;
 };
 
+#define USAGE_LINE \
+    "usage: modeld demo --data DIR [--scale S] [--token-file FILE]\n"
+
 static void
 usage(FILE *f)
 {
     fprintf(f,
-            "usage: modeld demo --data DIR [--scale S] [--token-file FILE]\n"
+            USAGE_LINE
             "\n"
             "Writes the demo catalog (two families, twelve variants of\n"
             "Table 6.1.1-1, and a retrained second version of\n"
@@ -176,14 +179,13 @@ parse_args(int argc, char **argv, struct options *out)
             }
         } else {
             fprintf(stderr, "modeld demo: unknown or incomplete option "
-                            "\"%.64s\"\n", arg);
-            usage(stderr);
+                            "\"%.64s\"\n" USAGE_LINE, arg);
             return 2;
         }
     }
     if (!out->data_dir || out->data_dir[0] == '\0') {
-        fprintf(stderr, "modeld demo: --data DIR is required\n");
-        usage(stderr);
+        fprintf(stderr,
+                "modeld demo: --data DIR is required\n" USAGE_LINE);
         return 2;
     }
     if (out->token_file && out->token_file[0] == '\0') {
@@ -378,7 +380,7 @@ blob_size(uint64_t memory_bytes, double scale)
     return floats < 1 ? 4 : (uint64_t)floats * 4;
 }
 
-/* ---- catalog --------------------------------------------------------------- */
+/* ---- catalog ------------------------------------------------------------- */
 
 static void
 variant_meta(const struct variant_spec *s, int64_t version,
@@ -565,7 +567,7 @@ out:
     return status;
 }
 
-/* ---- admin token ------------------------------------------------------------ */
+/* ---- admin token --------------------------------------------------------- */
 
 static int
 write_all(int fd, const char *p, size_t len)

@@ -182,7 +182,7 @@ file_count(const char *dir, const char *sub)
     return file_count_result;
 }
 
-/* ---- usage ---------------------------------------------------------------- */
+/* ---- usage --------------------------------------------------------------- */
 
 static const struct usage_case {
     char *args[6];
@@ -214,7 +214,7 @@ START_TEST(test_cmd_demo_usage)
 }
 END_TEST
 
-/* ---- the catalog ---------------------------------------------------------- */
+/* ---- the catalog --------------------------------------------------------- */
 
 START_TEST(test_cmd_demo_catalog)
 {
@@ -391,7 +391,7 @@ START_TEST(test_cmd_demo_compressibility)
 }
 END_TEST
 
-/* ---- token file and idempotence ----------------------------------------- */
+/* ---- token file and idempotence ------------------------------------------ */
 
 static void
 read_token(const char *path, char *out, size_t out_size)
@@ -477,7 +477,7 @@ START_TEST(test_cmd_demo_idempotent)
 }
 END_TEST
 
-/* ---- what the demo is for ----------------------------------------------- */
+/* ---- what the demo is for ------------------------------------------------ */
 
 static const struct select_case {
     uint64_t memory_bytes;

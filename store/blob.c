@@ -1,0 +1,387 @@
+/*
+ * Content-addressed files: streaming uploads into DIR/tmp that are hashed
+ * as they are written and renamed into DIR/blobs/sha256/<ab>/<hex> only
+ * when the digest matches, and opening blobs, their zstd copies and deltas
+ * by validated hex. Paths are only ever built from validated hex.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store/internal.h"
+
+struct store_upload {
+    struct store *st;
+    int fd;
+    char path[STORE_PATH_SIZE];
+    char expected_hex[PROTO_HEX_SIZE];
+    uint64_t max_bytes;
+    uint64_t written;
+    struct proto_hasher *hasher;
+    enum store_status failed;     /* the first write failure, if any */
+};
+
+int store_path_blob(const struct store *st, const char *hex,
+                    const char *suffix, char out[STORE_PATH_SIZE])
+{
+    int n = snprintf(out, STORE_PATH_SIZE, "%s/blobs/sha256/%.2s/%s%s",
+                     st->dir, hex, hex, suffix);
+
+    return n > 0 && n < STORE_PATH_SIZE ? 0 : -1;
+}
+
+int store_path_delta(const struct store *st, const char *from_hex,
+                     const char *to_hex, char out[STORE_PATH_SIZE])
+{
+    int n = snprintf(out, STORE_PATH_SIZE, "%s/deltas/%s-%s", st->dir,
+                     from_hex, to_hex);
+
+    return n > 0 && n < STORE_PATH_SIZE ? 0 : -1;
+}
+
+int store_tmp_create(struct store *st, const char *prefix,
+                     char out_path[STORE_PATH_SIZE])
+{
+    for (int attempt = 0; attempt < 16; attempt++) {
+        unsigned long long n = atomic_fetch_add(&st->tmp_counter, 1);
+        int fd;
+
+        snprintf(out_path, STORE_PATH_SIZE, "%s/tmp/%s-%ld-%llu", st->dir,
+                 prefix, (long)getpid(), n);
+        fd = open(out_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+                  STORE_FILE_MODE);
+        if (fd >= 0)
+            return fd;
+        if (errno != EEXIST) {
+            int err = errno;
+
+            (void)store_err_os(st, "creating", out_path, err);
+            errno = err;
+            return -1;
+        }
+    }
+    (void)store_err_os(st, "creating", out_path, EEXIST);
+    return -1;
+}
+
+enum store_status store_fsync_parent(struct store *st, const char *path)
+{
+    char dir[STORE_PATH_SIZE];
+    char *slash;
+    enum store_status rc = STORE_OK;
+    int fd;
+
+    snprintf(dir, sizeof(dir), "%s", path);
+    slash = strrchr(dir, '/');
+    if (!slash)
+        return STORE_OK;
+    *slash = '\0';
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return store_err_os(st, "opening directory", dir, errno);
+    if (fsync(fd) != 0)
+        rc = store_err_os(st, "fsync", dir, errno);
+    close(fd);
+    return rc;
+}
+
+enum store_status store_tmp_clean(struct store *st)
+{
+    char path[STORE_PATH_SIZE];
+    struct dirent *de;
+    DIR *d;
+    enum store_status rc = STORE_OK;
+
+    snprintf(path, sizeof(path), "%s/tmp", st->dir);
+    d = opendir(path);
+    if (!d)
+        return store_err_os(st, "opening", path, errno);
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if (unlinkat(dirfd(d), de->d_name, 0) != 0 && errno != ENOENT) {
+            rc = store_err_os(st, "removing leftover", de->d_name, errno);
+            break;
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+/* ---- uploads ----------------------------------------------------------- */
+
+enum store_status store_upload_begin(struct store *st,
+                                     const char expected_hex[PROTO_HEX_SIZE],
+                                     uint64_t max_bytes,
+                                     struct store_upload **out)
+{
+    struct store_upload *up;
+
+    if (!proto_hex_is_valid(expected_hex, strnlen(expected_hex,
+                                                  PROTO_HEX_SIZE))) {
+        store_err_text("upload: invalid digest");
+        return STORE_DIGEST_MISMATCH;
+    }
+    up = calloc(1, sizeof(*up));
+    if (!up) {
+        store_err_text("upload: out of memory");
+        return STORE_NO_MEMORY;
+    }
+    up->st = st;
+    up->max_bytes = max_bytes;
+    memcpy(up->expected_hex, expected_hex, PROTO_HEX_LEN);
+    up->expected_hex[PROTO_HEX_LEN] = '\0';
+    up->hasher = proto_hasher_new();
+    if (!up->hasher) {
+        free(up);
+        store_err_text("upload: out of memory");
+        return STORE_NO_MEMORY;
+    }
+    up->fd = store_tmp_create(st, "upload", up->path);
+    if (up->fd < 0) {
+        enum store_status rc = errno == ENOSPC || errno == EDQUOT
+                                   ? STORE_NO_SPACE
+                                   : STORE_IO_ERROR;
+
+        proto_hasher_free(up->hasher);
+        free(up);
+        return rc;
+    }
+    *out = up;
+    return STORE_OK;
+}
+
+static enum store_status write_all(struct store *st, int fd,
+                                   const char *path, const void *data,
+                                   size_t len)
+{
+    const unsigned char *p = data;
+
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return store_err_os(st, "writing", path, errno);
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return STORE_OK;
+}
+
+enum store_status store_upload_write(struct store_upload *up,
+                                     const void *data, size_t len)
+{
+    enum store_status rc;
+
+    if (up->failed != STORE_OK) {
+        store_err_text("upload: write after a failure");
+        return up->failed;
+    }
+    if (len > up->max_bytes - up->written) {
+        store_err_text("upload: more than %llu bytes",
+                       (unsigned long long)up->max_bytes);
+        rc = STORE_TOO_LARGE;
+        goto out;
+    }
+    rc = write_all(up->st, up->fd, up->path, data, len);
+    if (rc != STORE_OK)
+        goto out;
+    if (proto_hasher_update(up->hasher, data, len) != PROTO_OK) {
+        store_err_text("upload: hashing failed");
+        rc = STORE_NO_MEMORY;
+        goto out;
+    }
+    up->written += len;
+out:
+    up->failed = rc;
+    return rc;
+}
+
+void store_upload_abort(struct store_upload *up)
+{
+    if (!up)
+        return;
+    if (up->fd >= 0) {
+        close(up->fd);
+        unlink(up->path);
+    }
+    proto_hasher_free(up->hasher);
+    free(up);
+}
+
+/* Links the checked temp file to its final name; *out_created is false
+ * when a blob of that name was already there. */
+static enum store_status place_blob(struct store *st, const char *tmp,
+                                    const char *hex, bool *out_created)
+{
+    char path[STORE_PATH_SIZE];
+    char fanout[STORE_PATH_SIZE];
+    bool made_fanout = false;
+    enum store_status rc;
+
+    if (store_path_blob(st, hex, "", path) != 0)
+        return store_err_os(st, "naming blob", hex, ENAMETOOLONG);
+    snprintf(fanout, sizeof(fanout), "%s/blobs/sha256/%.2s", st->dir, hex);
+    if (mkdir(fanout, STORE_DIR_MODE) == 0)
+        made_fanout = true;
+    else if (errno != EEXIST)
+        return store_err_os(st, "mkdir", fanout, errno);
+    if (made_fanout) {
+        rc = store_fsync_parent(st, fanout);
+        if (rc != STORE_OK)
+            return rc;
+    }
+    /* link() never replaces: an existing blob has the same bytes. */
+    if (link(tmp, path) == 0) {
+        *out_created = true;
+    } else if (errno == EEXIST) {
+        *out_created = false;
+    } else {
+        return store_err_os(st, "linking", path, errno);
+    }
+    if (*out_created) {
+        rc = store_fsync_parent(st, path);
+        if (rc != STORE_OK) {
+            unlink(path);
+            return rc;
+        }
+    }
+    return STORE_OK;
+}
+
+static enum store_status record_blob(struct store *st, const char *hex,
+                                     uint64_t size)
+{
+    sqlite3_stmt *s;
+    enum store_status rc;
+
+    pthread_mutex_lock(&st->db_mu);
+    s = store_stmt(st, STMT_BLOB_INSERT);
+    sqlite3_bind_text(s, 1, hex, PROTO_HEX_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)size);
+    rc = store_stmt_run(st, STMT_BLOB_INSERT, "recording blob");
+    if (rc == STORE_OK && sqlite3_changes(st->db) > 0)
+        store_generation_bump(st);
+    pthread_mutex_unlock(&st->db_mu);
+    if (rc == STORE_OK)
+        store_worker_kick(st);
+    return rc;
+}
+
+enum store_status store_upload_finish(struct store_upload *up,
+                                      bool *out_created, uint64_t *out_size)
+{
+    struct store *st = up->st;
+    char hex[PROTO_HEX_SIZE];
+    enum store_status rc;
+    bool created = false;
+
+    if (up->failed != STORE_OK) {
+        store_err_text("upload: finish after a failed write");
+        rc = up->failed;
+        goto out;
+    }
+    if (proto_hasher_final(up->hasher, hex) != PROTO_OK) {
+        store_err_text("upload: hashing failed");
+        rc = STORE_NO_MEMORY;
+        goto out;
+    }
+    if (strcmp(hex, up->expected_hex) != 0) {
+        store_err_text("upload: content is sha256:%s, not sha256:%s", hex,
+                       up->expected_hex);
+        rc = STORE_DIGEST_MISMATCH;
+        goto out;
+    }
+    if (fsync(up->fd) != 0) {
+        rc = store_err_os(st, "fsync", up->path, errno);
+        goto out;
+    }
+    rc = place_blob(st, up->path, hex, &created);
+    if (rc != STORE_OK)
+        goto out;
+    rc = record_blob(st, hex, up->written);
+    if (rc != STORE_OK)
+        goto out;
+    *out_created = created;
+    *out_size = up->written;
+out:
+    /* On success the blob has its own name; the temp name always goes. */
+    store_upload_abort(up);
+    return rc;
+}
+
+/* ---- opening ------------------------------------------------------------- */
+
+static enum store_status open_file(struct store *st, const char *path,
+                                   int *out_fd, uint64_t *out_size,
+                                   int64_t *out_mtime_s)
+{
+    struct stat sb;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return STORE_NOT_FOUND;
+        return store_err_os(st, "opening", path, errno);
+    }
+    if (fstat(fd, &sb) != 0) {
+        enum store_status rc = store_err_os(st, "fstat", path, errno);
+
+        close(fd);
+        return rc;
+    }
+    *out_fd = fd;
+    *out_size = (uint64_t)sb.st_size;
+    *out_mtime_s = (int64_t)sb.st_mtime;
+    return STORE_OK;
+}
+
+static bool hex_ok(const char *hex)
+{
+    return hex && proto_hex_is_valid(hex, strnlen(hex, PROTO_HEX_SIZE));
+}
+
+enum store_status store_blob_open(struct store *st,
+                                  const char hex[PROTO_HEX_SIZE], int *out_fd,
+                                  uint64_t *out_size, int64_t *out_mtime_s)
+{
+    char path[STORE_PATH_SIZE];
+
+    if (!hex_ok(hex) || store_path_blob(st, hex, "", path) != 0)
+        return STORE_NOT_FOUND;
+    return open_file(st, path, out_fd, out_size, out_mtime_s);
+}
+
+enum store_status store_blob_zstd_open(struct store *st,
+                                       const char hex[PROTO_HEX_SIZE],
+                                       int *out_fd, uint64_t *out_size,
+                                       int64_t *out_mtime_s)
+{
+    char path[STORE_PATH_SIZE];
+
+    if (!hex_ok(hex) || store_path_blob(st, hex, ".zst", path) != 0)
+        return STORE_NOT_FOUND;
+    return open_file(st, path, out_fd, out_size, out_mtime_s);
+}
+
+enum store_status store_delta_open(struct store *st,
+                                   const char from_hex[PROTO_HEX_SIZE],
+                                   const char to_hex[PROTO_HEX_SIZE],
+                                   int *out_fd, uint64_t *out_size,
+                                   int64_t *out_mtime_s)
+{
+    char path[STORE_PATH_SIZE];
+
+    if (!hex_ok(from_hex) || !hex_ok(to_hex) ||
+        store_path_delta(st, from_hex, to_hex, path) != 0)
+        return STORE_NOT_FOUND;
+    return open_file(st, path, out_fd, out_size, out_mtime_s);
+}

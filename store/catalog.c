@@ -1,0 +1,882 @@
+/*
+ * The catalog: families, variants and their versions in SQLite, and the
+ * immutable, reference-counted snapshots that selection reads. A snapshot
+ * is read under the database mutex at one generation and cached per
+ * family until the next write moves the generation; a cache hit takes only
+ * the short cache mutex, so selects never wait for a writer.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/internal.h"
+
+struct snap_priv {
+    struct store_snapshot pub;            /* first: the caller's pointer */
+    atomic_uint refs;
+};
+
+struct cross_target {
+    char hex[PROTO_HEX_SIZE];
+    uint64_t size_bytes;
+};
+
+static void col_text(sqlite3_stmt *s, int col, char *out, size_t size)
+{
+    const unsigned char *t = sqlite3_column_text(s, col);
+
+    snprintf(out, size, "%s", t ? (const char *)t : "");
+}
+
+static void bind_text(sqlite3_stmt *s, int idx, const char *text)
+{
+    sqlite3_bind_text(s, idx, text, -1, SQLITE_STATIC);
+}
+
+/* ---- families ------------------------------------------------------------ */
+
+/* Looks a family up; *out_deleted tells whether it is deleted. Caller
+ * holds db_mu. STORE_NOT_FOUND when there is no row. */
+static enum store_status family_find(struct store *st, const char *name,
+                                     int64_t *out_id, bool *out_deleted,
+                                     struct proto_family *out_f)
+{
+    sqlite3_stmt *s = store_stmt(st, STMT_FAMILY_GET);
+    enum store_status rc = STORE_OK;
+    int src;
+
+    bind_text(s, 1, name);
+    src = sqlite3_step(s);
+    if (src == SQLITE_ROW) {
+        *out_id = sqlite3_column_int64(s, 0);
+        *out_deleted = sqlite3_column_int(s, 1) != 0;
+        if (out_f) {
+            memset(out_f, 0, sizeof(*out_f));
+            snprintf(out_f->name, sizeof(out_f->name), "%s", name);
+            col_text(s, 2, out_f->task, sizeof(out_f->task));
+            col_text(s, 3, out_f->description, sizeof(out_f->description));
+        }
+    } else if (src == SQLITE_DONE) {
+        rc = STORE_NOT_FOUND;
+    } else {
+        rc = store_err_db(st, "looking up family", src);
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+enum store_status store_family_put(struct store *st, const char *name,
+                                   const struct proto_family *f,
+                                   bool *out_created)
+{
+    sqlite3_stmt *s;
+    enum store_status rc;
+    int64_t id = 0;
+    bool deleted = false;
+    bool created;
+
+    pthread_mutex_lock(&st->db_mu);
+    rc = store_tx_begin(st);
+    if (rc != STORE_OK)
+        goto out;
+    rc = family_find(st, name, &id, &deleted, NULL);
+    if (rc == STORE_OK) {
+        created = deleted;
+        s = store_stmt(st, STMT_FAMILY_UPDATE);
+        sqlite3_bind_int64(s, 1, id);
+        bind_text(s, 2, f->task);
+        bind_text(s, 3, f->description);
+        rc = store_stmt_run(st, STMT_FAMILY_UPDATE, "updating family");
+    } else if (rc == STORE_NOT_FOUND) {
+        created = true;
+        s = store_stmt(st, STMT_FAMILY_INSERT);
+        bind_text(s, 1, name);
+        bind_text(s, 2, f->task);
+        bind_text(s, 3, f->description);
+        rc = store_stmt_run(st, STMT_FAMILY_INSERT, "creating family");
+    }
+    if (rc == STORE_OK)
+        rc = store_tx_commit(st);
+    if (rc != STORE_OK) {
+        store_tx_rollback(st);
+        goto out;
+    }
+    store_generation_bump(st);
+    *out_created = created;
+out:
+    pthread_mutex_unlock(&st->db_mu);
+    return rc;
+}
+
+enum store_status store_family_delete(struct store *st, const char *name)
+{
+    sqlite3_stmt *s;
+    enum store_status rc;
+
+    pthread_mutex_lock(&st->db_mu);
+    s = store_stmt(st, STMT_FAMILY_DELETE);
+    bind_text(s, 1, name);
+    rc = store_stmt_run(st, STMT_FAMILY_DELETE, "deleting family");
+    if (rc == STORE_OK && sqlite3_changes(st->db) == 0) {
+        store_err_text("family %s not found", name);
+        rc = STORE_NOT_FOUND;
+    }
+    if (rc == STORE_OK)
+        store_generation_bump(st);
+    pthread_mutex_unlock(&st->db_mu);
+    return rc;
+}
+
+enum store_status store_family_list(struct store *st,
+                                    struct proto_family **out,
+                                    size_t *out_count)
+{
+    struct proto_family *list = NULL;
+    size_t count = 0;
+    size_t cap = 0;
+    sqlite3_stmt *s;
+    enum store_status rc = STORE_OK;
+    int src;
+
+    pthread_mutex_lock(&st->db_mu);
+    s = store_stmt(st, STMT_FAMILY_LIST);
+    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+        struct proto_family *f;
+
+        if (count == cap) {
+            size_t ncap = cap ? 2 * cap : 8;
+            struct proto_family *n = realloc(list, ncap * sizeof(*list));
+
+            if (!n) {
+                store_err_text("listing families: out of memory");
+                rc = STORE_NO_MEMORY;
+                goto out;
+            }
+            list = n;
+            cap = ncap;
+        }
+        f = &list[count++];
+        memset(f, 0, sizeof(*f));
+        col_text(s, 1, f->name, sizeof(f->name));
+        col_text(s, 2, f->task, sizeof(f->task));
+        col_text(s, 3, f->description, sizeof(f->description));
+        f->variant_count = (size_t)sqlite3_column_int64(s, 4);
+    }
+    if (src != SQLITE_DONE)
+        rc = store_err_db(st, "listing families", src);
+out:
+    sqlite3_reset(s);
+    pthread_mutex_unlock(&st->db_mu);
+    if (rc != STORE_OK) {
+        free(list);
+        return rc;
+    }
+    if (!list) {
+        list = calloc(1, sizeof(*list));
+        if (!list) {
+            store_err_text("listing families: out of memory");
+            return STORE_NO_MEMORY;
+        }
+    }
+    *out = list;
+    *out_count = count;
+    return STORE_OK;
+}
+
+/* ---- publish ------------------------------------------------------------- */
+
+/* The version's lists, one child table each. Caller holds db_mu. */
+static enum store_status insert_lists(struct store *st, int64_t ver_id,
+                                      const struct proto_variant *m)
+{
+    sqlite3_stmt *s;
+    enum store_status rc = STORE_OK;
+
+    for (size_t i = 0; rc == STORE_OK && i < m->technique_count; i++) {
+        s = store_stmt(st, STMT_TECH_INSERT);
+        sqlite3_bind_int64(s, 1, ver_id);
+        sqlite3_bind_int64(s, 2, (sqlite3_int64)i);
+        bind_text(s, 3, m->techniques[i]);
+        rc = store_stmt_run(st, STMT_TECH_INSERT, "inserting technique");
+    }
+    for (size_t i = 0; rc == STORE_OK && i < m->latency_count; i++) {
+        s = store_stmt(st, STMT_LATENCY_INSERT);
+        sqlite3_bind_int64(s, 1, ver_id);
+        sqlite3_bind_int64(s, 2, (sqlite3_int64)i);
+        bind_text(s, 3, m->latency_ms[i].device_class);
+        sqlite3_bind_double(s, 4, m->latency_ms[i].value);
+        rc = store_stmt_run(st, STMT_LATENCY_INSERT, "inserting latency");
+    }
+    for (size_t i = 0; rc == STORE_OK && i < m->energy_count; i++) {
+        s = store_stmt(st, STMT_ENERGY_INSERT);
+        sqlite3_bind_int64(s, 1, ver_id);
+        sqlite3_bind_int64(s, 2, (sqlite3_int64)i);
+        bind_text(s, 3, m->energy_mj[i].device_class);
+        sqlite3_bind_double(s, 4, m->energy_mj[i].value);
+        rc = store_stmt_run(st, STMT_ENERGY_INSERT, "inserting energy");
+    }
+    for (size_t i = 0; rc == STORE_OK && i < m->exit_count; i++) {
+        s = store_stmt(st, STMT_EXIT_INSERT);
+        sqlite3_bind_int64(s, 1, ver_id);
+        sqlite3_bind_int64(s, 2, (sqlite3_int64)i);
+        sqlite3_bind_double(s, 3, m->exits[i].flops);
+        sqlite3_bind_double(s, 4, m->exits[i].accuracy);
+        rc = store_stmt_run(st, STMT_EXIT_INSERT, "inserting exit");
+    }
+    for (size_t i = 0; rc == STORE_OK && i < m->context_count; i++) {
+        s = store_stmt(st, STMT_CONTEXT_INSERT);
+        sqlite3_bind_int64(s, 1, ver_id);
+        sqlite3_bind_int64(s, 2, (sqlite3_int64)i);
+        bind_text(s, 3, m->context[i].key);
+        bind_text(s, 4, m->context[i].value);
+        rc = store_stmt_run(st, STMT_CONTEXT_INSERT, "inserting context");
+    }
+    for (size_t i = 0; rc == STORE_OK && i < m->accelerator_count; i++) {
+        s = store_stmt(st, STMT_ACCEL_INSERT);
+        sqlite3_bind_int64(s, 1, ver_id);
+        sqlite3_bind_int64(s, 2, (sqlite3_int64)i);
+        bind_text(s, 3, m->accelerators[i]);
+        rc = store_stmt_run(st, STMT_ACCEL_INSERT, "inserting accelerator");
+    }
+    return rc;
+}
+
+static enum store_status queue_delta(struct store *st, const char *from_hex,
+                                     const char *to_hex)
+{
+    sqlite3_stmt *s = store_stmt(st, STMT_DELTA_QUEUE);
+
+    bind_text(s, 1, from_hex);
+    bind_text(s, 2, to_hex);
+    return store_stmt_run(st, STMT_DELTA_QUEUE, "queueing delta");
+}
+
+/* Deltas between the new blob and the newest version of each other live
+ * variant of the family, both ways, when both are small enough. */
+static enum store_status queue_cross(struct store *st, int64_t family_id,
+                                     int64_t variant_id, const char *hex,
+                                     uint64_t size_bytes)
+{
+    struct cross_target *targets = NULL;
+    size_t count = 0;
+    size_t cap = 0;
+    sqlite3_stmt *s;
+    enum store_status rc = STORE_OK;
+    int src;
+
+    if (size_bytes > st->opt.delta_cross_max_bytes)
+        return STORE_OK;
+    s = store_stmt(st, STMT_CROSS_LIST);
+    sqlite3_bind_int64(s, 1, family_id);
+    sqlite3_bind_int64(s, 2, variant_id);
+    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+        uint64_t size = (uint64_t)sqlite3_column_int64(s, 1);
+
+        if (size > st->opt.delta_cross_max_bytes)
+            continue;
+        if (count == cap) {
+            size_t ncap = cap ? 2 * cap : 8;
+            struct cross_target *n = realloc(targets, ncap * sizeof(*n));
+
+            if (!n) {
+                store_err_text("queueing deltas: out of memory");
+                rc = STORE_NO_MEMORY;
+                break;
+            }
+            targets = n;
+            cap = ncap;
+        }
+        col_text(s, 0, targets[count].hex, PROTO_HEX_SIZE);
+        targets[count++].size_bytes = size;
+    }
+    if (rc == STORE_OK && src != SQLITE_DONE)
+        rc = store_err_db(st, "listing variants for deltas", src);
+    sqlite3_reset(s);
+    for (size_t i = 0; rc == STORE_OK && i < count; i++) {
+        if (strcmp(targets[i].hex, hex) == 0)
+            continue;
+        rc = queue_delta(st, targets[i].hex, hex);
+        if (rc == STORE_OK)
+            rc = queue_delta(st, hex, targets[i].hex);
+    }
+    free(targets);
+    return rc;
+}
+
+/* The publish transaction's body. Caller holds db_mu inside BEGIN. */
+static enum store_status publish_tx(struct store *st, const char *family,
+                                    const char *variant,
+                                    const struct proto_variant *meta,
+                                    int64_t now_s, int64_t *out_version)
+{
+    char prev_hex[PROTO_HEX_SIZE] = "";
+    int64_t family_id = 0;
+    int64_t variant_id = 0;
+    int64_t version = 1;
+    uint64_t size_bytes = 0;
+    bool deleted = false;
+    sqlite3_stmt *s;
+    enum store_status rc;
+    int src;
+
+    rc = family_find(st, family, &family_id, &deleted, NULL);
+    if (rc == STORE_OK && deleted)
+        rc = STORE_NOT_FOUND;
+    if (rc == STORE_NOT_FOUND)
+        store_err_text("family %s not found", family);
+    if (rc != STORE_OK)
+        return rc;
+
+    s = store_stmt(st, STMT_BLOB_GET);
+    bind_text(s, 1, meta->blob_hex);
+    src = sqlite3_step(s);
+    if (src == SQLITE_ROW)
+        size_bytes = (uint64_t)sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    if (src == SQLITE_DONE) {
+        store_err_text("blob sha256:%s not uploaded", meta->blob_hex);
+        return STORE_BLOB_MISSING;
+    }
+    if (src != SQLITE_ROW)
+        return store_err_db(st, "looking up blob", src);
+
+    s = store_stmt(st, STMT_VARIANT_UPSERT);
+    sqlite3_bind_int64(s, 1, family_id);
+    bind_text(s, 2, variant);
+    rc = store_stmt_run(st, STMT_VARIANT_UPSERT, "creating variant");
+    if (rc != STORE_OK)
+        return rc;
+    s = store_stmt(st, STMT_VARIANT_ID);
+    sqlite3_bind_int64(s, 1, family_id);
+    bind_text(s, 2, variant);
+    src = sqlite3_step(s);
+    if (src == SQLITE_ROW)
+        variant_id = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    if (src != SQLITE_ROW)
+        return store_err_db(st, "looking up variant", src);
+
+    s = store_stmt(st, STMT_VERSION_LAST);
+    sqlite3_bind_int64(s, 1, variant_id);
+    src = sqlite3_step(s);
+    if (src == SQLITE_ROW) {
+        version = sqlite3_column_int64(s, 0) + 1;
+        col_text(s, 1, prev_hex, sizeof(prev_hex));
+    }
+    sqlite3_reset(s);
+    if (src != SQLITE_ROW && src != SQLITE_DONE)
+        return store_err_db(st, "looking up last version", src);
+
+    s = store_stmt(st, STMT_VERSION_INSERT);
+    sqlite3_bind_int64(s, 1, variant_id);
+    sqlite3_bind_int64(s, 2, version);
+    bind_text(s, 3, meta->blob_hex);
+    bind_text(s, 4, meta->format);
+    sqlite3_bind_int64(s, 5, (sqlite3_int64)meta->params);
+    sqlite3_bind_double(s, 6, meta->flops);
+    sqlite3_bind_double(s, 7, meta->accuracy);
+    sqlite3_bind_int64(s, 8, (sqlite3_int64)meta->memory_bytes);
+    sqlite3_bind_int64(s, 9, (sqlite3_int64)size_bytes);
+    sqlite3_bind_int64(s, 10, (sqlite3_int64)meta->rollout_percent);
+    sqlite3_bind_int64(s, 11, now_s);
+    rc = store_stmt_run(st, STMT_VERSION_INSERT, "inserting version");
+    if (rc != STORE_OK)
+        return rc;
+    rc = insert_lists(st, sqlite3_last_insert_rowid(st->db), meta);
+    if (rc != STORE_OK)
+        return rc;
+
+    if (prev_hex[0] && strcmp(prev_hex, meta->blob_hex) != 0)
+        rc = queue_delta(st, prev_hex, meta->blob_hex);
+    if (rc == STORE_OK && st->opt.delta_cross_variants)
+        rc = queue_cross(st, family_id, variant_id, meta->blob_hex,
+                         size_bytes);
+    if (rc == STORE_OK)
+        *out_version = version;
+    return rc;
+}
+
+enum store_status store_variant_publish(struct store *st, const char *family,
+                                        const char *variant,
+                                        const struct proto_variant *meta,
+                                        int64_t now_s, int64_t *out_version)
+{
+    enum store_status rc;
+    int64_t version = 0;
+
+    if (!proto_hex_is_valid(meta->blob_hex,
+                            strnlen(meta->blob_hex, PROTO_HEX_SIZE))) {
+        store_err_text("publish: invalid blob digest");
+        return STORE_BLOB_MISSING;
+    }
+    pthread_mutex_lock(&st->db_mu);
+    rc = store_tx_begin(st);
+    if (rc == STORE_OK) {
+        rc = publish_tx(st, family, variant, meta, now_s, &version);
+        if (rc == STORE_OK)
+            rc = store_tx_commit(st);
+        if (rc != STORE_OK)
+            store_tx_rollback(st);
+        else
+            store_generation_bump(st);
+    }
+    pthread_mutex_unlock(&st->db_mu);
+    if (rc != STORE_OK)
+        return rc;
+    store_worker_kick(st);
+    *out_version = version;
+    return STORE_OK;
+}
+
+enum store_status store_variant_retire(struct store *st, const char *family,
+                                       const char *variant)
+{
+    sqlite3_stmt *s;
+    enum store_status rc;
+
+    pthread_mutex_lock(&st->db_mu);
+    s = store_stmt(st, STMT_VARIANT_RETIRE);
+    bind_text(s, 1, family);
+    bind_text(s, 2, variant);
+    rc = store_stmt_run(st, STMT_VARIANT_RETIRE, "retiring variant");
+    if (rc == STORE_OK && sqlite3_changes(st->db) == 0) {
+        store_err_text("variant %s/%s not found", family, variant);
+        rc = STORE_NOT_FOUND;
+    }
+    if (rc == STORE_OK)
+        store_generation_bump(st);
+    pthread_mutex_unlock(&st->db_mu);
+    return rc;
+}
+
+/* ---- snapshots ------------------------------------------------------------ */
+
+static void snap_free(struct snap_priv *p)
+{
+    if (!p)
+        return;
+    free(p->pub.variants);
+    free(p->pub.latest);
+    free(p->pub.deltas);
+    free(p);
+}
+
+void store_snapshot_release(const struct store_snapshot *snap)
+{
+    /* The snapshot is const to its readers only; pub is p's first member. */
+    struct snap_priv *p = (struct snap_priv *)(uintptr_t)snap;
+
+    if (p && atomic_fetch_sub(&p->refs, 1) == 1)
+        snap_free(p);
+}
+
+static void snap_ref(const struct store_snapshot *snap)
+{
+    struct snap_priv *p = (struct snap_priv *)(uintptr_t)snap;
+
+    atomic_fetch_add(&p->refs, 1);
+}
+
+/* Grows the variants, latest and ids arrays together. */
+static int snap_grow(struct store_snapshot *s, int64_t **ids, size_t *cap)
+{
+    size_t ncap = *cap ? 2 * *cap : 8;
+    struct proto_variant *v = realloc(s->variants, ncap * sizeof(*v));
+    bool *l;
+    int64_t *i;
+
+    if (!v)
+        return -1;
+    s->variants = v;
+    l = realloc(s->latest, ncap * sizeof(*l));
+    if (!l)
+        return -1;
+    s->latest = l;
+    i = realloc(*ids, ncap * sizeof(*i));
+    if (!i)
+        return -1;
+    *ids = i;
+    *cap = ncap;
+    return 0;
+}
+
+static void read_version_row(sqlite3_stmt *s, const char *family,
+                             struct proto_variant *v)
+{
+    memset(v, 0, sizeof(*v));
+    snprintf(v->family, sizeof(v->family), "%s", family);
+    col_text(s, 1, v->name, sizeof(v->name));
+    v->version = sqlite3_column_int64(s, 2);
+    col_text(s, 3, v->blob_hex, sizeof(v->blob_hex));
+    v->size_bytes = (uint64_t)sqlite3_column_int64(s, 4);
+    v->created_s = sqlite3_column_int64(s, 5);
+    col_text(s, 6, v->format, sizeof(v->format));
+    v->params = (uint64_t)sqlite3_column_int64(s, 7);
+    v->flops = sqlite3_column_double(s, 8);
+    v->accuracy = sqlite3_column_double(s, 9);
+    v->memory_bytes = (uint64_t)sqlite3_column_int64(s, 10);
+    v->rollout_percent = (unsigned)sqlite3_column_int64(s, 11);
+}
+
+/* Fills a version's lists from the child tables. Caller holds db_mu. */
+static enum store_status read_lists(struct store *st, int64_t ver_id,
+                                    struct proto_variant *v)
+{
+    sqlite3_stmt *s;
+    int src;
+
+    s = store_stmt(st, STMT_TECH_LIST);
+    sqlite3_bind_int64(s, 1, ver_id);
+    while ((src = sqlite3_step(s)) == SQLITE_ROW &&
+           v->technique_count < PROTO_MAX_TECHNIQUES)
+        col_text(s, 0, v->techniques[v->technique_count++],
+                 PROTO_TOKEN_SIZE);
+    sqlite3_reset(s);
+    if (src != SQLITE_DONE && src != SQLITE_ROW)
+        return store_err_db(st, "reading techniques", src);
+
+    s = store_stmt(st, STMT_LATENCY_LIST);
+    sqlite3_bind_int64(s, 1, ver_id);
+    while ((src = sqlite3_step(s)) == SQLITE_ROW &&
+           v->latency_count < PROTO_MAX_LATENCIES) {
+        struct proto_class_value *cv = &v->latency_ms[v->latency_count++];
+
+        col_text(s, 0, cv->device_class, sizeof(cv->device_class));
+        cv->value = sqlite3_column_double(s, 1);
+    }
+    sqlite3_reset(s);
+    if (src != SQLITE_DONE && src != SQLITE_ROW)
+        return store_err_db(st, "reading latencies", src);
+
+    s = store_stmt(st, STMT_ENERGY_LIST);
+    sqlite3_bind_int64(s, 1, ver_id);
+    while ((src = sqlite3_step(s)) == SQLITE_ROW &&
+           v->energy_count < PROTO_MAX_LATENCIES) {
+        struct proto_class_value *cv = &v->energy_mj[v->energy_count++];
+
+        col_text(s, 0, cv->device_class, sizeof(cv->device_class));
+        cv->value = sqlite3_column_double(s, 1);
+    }
+    sqlite3_reset(s);
+    if (src != SQLITE_DONE && src != SQLITE_ROW)
+        return store_err_db(st, "reading energies", src);
+
+    s = store_stmt(st, STMT_EXIT_LIST);
+    sqlite3_bind_int64(s, 1, ver_id);
+    while ((src = sqlite3_step(s)) == SQLITE_ROW &&
+           v->exit_count < PROTO_MAX_EXITS) {
+        struct proto_exit *e = &v->exits[v->exit_count++];
+
+        e->flops = sqlite3_column_double(s, 0);
+        e->accuracy = sqlite3_column_double(s, 1);
+    }
+    sqlite3_reset(s);
+    if (src != SQLITE_DONE && src != SQLITE_ROW)
+        return store_err_db(st, "reading exits", src);
+
+    s = store_stmt(st, STMT_CONTEXT_LIST);
+    sqlite3_bind_int64(s, 1, ver_id);
+    while ((src = sqlite3_step(s)) == SQLITE_ROW &&
+           v->context_count < PROTO_MAX_TAGS) {
+        struct proto_tag *t = &v->context[v->context_count++];
+
+        col_text(s, 0, t->key, sizeof(t->key));
+        col_text(s, 1, t->value, sizeof(t->value));
+    }
+    sqlite3_reset(s);
+    if (src != SQLITE_DONE && src != SQLITE_ROW)
+        return store_err_db(st, "reading context", src);
+
+    s = store_stmt(st, STMT_ACCEL_LIST);
+    sqlite3_bind_int64(s, 1, ver_id);
+    while ((src = sqlite3_step(s)) == SQLITE_ROW &&
+           v->accelerator_count < PROTO_MAX_ACCELERATORS)
+        col_text(s, 0, v->accelerators[v->accelerator_count++],
+                 PROTO_TOKEN_SIZE);
+    sqlite3_reset(s);
+    if (src != SQLITE_DONE && src != SQLITE_ROW)
+        return store_err_db(st, "reading accelerators", src);
+    return STORE_OK;
+}
+
+enum store_status store_variant_versions(struct store *st,
+                                         const char *family,
+                                         const char *variant,
+                                         struct proto_variant **out,
+                                         size_t *out_count)
+{
+    struct proto_variant *list = NULL;
+    int64_t *ids = NULL;
+    size_t count = 0;
+    size_t cap = 0;
+    int64_t family_id = 0;
+    bool deleted = false;
+    sqlite3_stmt *s;
+    enum store_status rc;
+    int src;
+
+    pthread_mutex_lock(&st->db_mu);
+    rc = family_find(st, family, &family_id, &deleted, NULL);
+    if (rc == STORE_OK && deleted)
+        rc = STORE_NOT_FOUND;
+    if (rc != STORE_OK)
+        goto out;
+    s = store_stmt(st, STMT_VARIANT_VERSIONS);
+    sqlite3_bind_int64(s, 1, family_id);
+    bind_text(s, 2, variant);
+    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+        if (count == cap) {
+            size_t ncap = cap ? 2 * cap : 8;
+            struct proto_variant *nl = realloc(list, ncap * sizeof(*nl));
+            int64_t *ni;
+
+            if (nl)
+                list = nl;
+            ni = nl ? realloc(ids, ncap * sizeof(*ni)) : NULL;
+            if (!ni) {
+                store_err_text("listing versions: out of memory");
+                rc = STORE_NO_MEMORY;
+                break;
+            }
+            ids = ni;
+            cap = ncap;
+        }
+        read_version_row(s, family, &list[count]);
+        ids[count++] = sqlite3_column_int64(s, 0);
+    }
+    if (rc == STORE_OK && src != SQLITE_DONE)
+        rc = store_err_db(st, "listing versions", src);
+    sqlite3_reset(s);
+    for (size_t i = 0; rc == STORE_OK && i < count; i++)
+        rc = read_lists(st, ids[i], &list[i]);
+    if (rc == STORE_OK && count == 0)
+        rc = STORE_NOT_FOUND;
+out:
+    pthread_mutex_unlock(&st->db_mu);
+    free(ids);
+    if (rc == STORE_NOT_FOUND)
+        store_err_text("variant %s/%s not found", family, variant);
+    if (rc != STORE_OK) {
+        free(list);
+        return rc;
+    }
+    *out = list;
+    *out_count = count;
+    return STORE_OK;
+}
+
+/* Appends the ready deltas into blob hex. */
+static enum store_status read_deltas(struct store *st, const char *hex,
+                                     struct store_snapshot *snap,
+                                     size_t *cap)
+{
+    sqlite3_stmt *s = store_stmt(st, STMT_SNAP_DELTAS);
+    enum store_status rc = STORE_OK;
+    int src;
+
+    bind_text(s, 1, hex);
+    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+        struct proto_delta *d;
+
+        if (snap->delta_count == *cap) {
+            size_t ncap = *cap ? 2 * *cap : 8;
+            struct proto_delta *n =
+                realloc(snap->deltas, ncap * sizeof(*n));
+
+            if (!n) {
+                store_err_text("snapshot: out of memory");
+                rc = STORE_NO_MEMORY;
+                break;
+            }
+            snap->deltas = n;
+            *cap = ncap;
+        }
+        d = &snap->deltas[snap->delta_count++];
+        memset(d, 0, sizeof(*d));
+        col_text(s, 0, d->from_hex, sizeof(d->from_hex));
+        snprintf(d->to_hex, sizeof(d->to_hex), "%s", hex);
+        d->size_bytes = (uint64_t)sqlite3_column_int64(s, 1);
+    }
+    if (rc == STORE_OK && src != SQLITE_DONE)
+        rc = store_err_db(st, "reading deltas", src);
+    sqlite3_reset(s);
+    return rc;
+}
+
+/* The versions of each live variant, newest first, down to and including
+ * the newest one fully rolled out. Caller holds db_mu. */
+static enum store_status read_versions(struct store *st, int64_t family_id,
+                                       struct store_snapshot *snap,
+                                       int64_t **ids)
+{
+    char group[PROTO_NAME_SIZE] = "";
+    bool group_done = false;
+    size_t cap = 0;
+    sqlite3_stmt *s = store_stmt(st, STMT_SNAP_VERSIONS);
+    enum store_status rc = STORE_OK;
+    int src;
+
+    sqlite3_bind_int64(s, 1, family_id);
+    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+        const unsigned char *name = sqlite3_column_text(s, 1);
+        bool first = false;
+        struct proto_variant *v;
+
+        if (!name || snap->family.variant_count == 0 ||
+            strcmp((const char *)name, group) != 0) {
+            snprintf(group, sizeof(group), "%s",
+                     name ? (const char *)name : "");
+            group_done = false;
+            first = true;
+            snap->family.variant_count++;
+        }
+        if (group_done)
+            continue;
+        if (snap->variant_count == cap && snap_grow(snap, ids, &cap) != 0) {
+            store_err_text("snapshot: out of memory");
+            rc = STORE_NO_MEMORY;
+            break;
+        }
+        v = &snap->variants[snap->variant_count];
+        read_version_row(s, snap->family.name, v);
+        snap->latest[snap->variant_count] = first;
+        (*ids)[snap->variant_count] = sqlite3_column_int64(s, 0);
+        snap->variant_count++;
+        group_done = v->rollout_percent >= 100;
+    }
+    if (rc == STORE_OK && src != SQLITE_DONE)
+        rc = store_err_db(st, "reading versions", src);
+    sqlite3_reset(s);
+    return rc;
+}
+
+/* Reads one family's snapshot at the current generation. Caller holds
+ * db_mu, so no write can commit in between. */
+static enum store_status read_snapshot(struct store *st, const char *family,
+                                       uint64_t generation,
+                                       struct snap_priv **out)
+{
+    struct snap_priv *p = calloc(1, sizeof(*p));
+    int64_t *ids = NULL;
+    int64_t family_id = 0;
+    size_t delta_cap = 0;
+    bool deleted = false;
+    enum store_status rc;
+
+    if (!p) {
+        store_err_text("snapshot: out of memory");
+        return STORE_NO_MEMORY;
+    }
+    atomic_init(&p->refs, 1);
+    p->pub.generation = generation;
+    rc = family_find(st, family, &family_id, &deleted, &p->pub.family);
+    if (rc == STORE_OK && deleted)
+        rc = STORE_NOT_FOUND;
+    if (rc == STORE_NOT_FOUND)
+        store_err_text("family %s not found", family);
+    if (rc == STORE_OK)
+        rc = read_versions(st, family_id, &p->pub, &ids);
+    for (size_t i = 0; rc == STORE_OK && i < p->pub.variant_count; i++)
+        rc = read_lists(st, ids[i], &p->pub.variants[i]);
+    for (size_t i = 0; rc == STORE_OK && i < p->pub.variant_count; i++) {
+        const char *hex = p->pub.variants[i].blob_hex;
+        bool seen = false;
+
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = strcmp(p->pub.variants[j].blob_hex, hex) == 0;
+        if (!seen)
+            rc = read_deltas(st, hex, &p->pub, &delta_cap);
+    }
+    free(ids);
+    if (rc != STORE_OK) {
+        snap_free(p);
+        return rc;
+    }
+    *out = p;
+    return STORE_OK;
+}
+
+void store_cache_clear(struct store *st)
+{
+    for (size_t i = 0; i < st->cache_count; i++)
+        store_snapshot_release(st->cache[i].snap);
+    st->cache_count = 0;
+}
+
+/* The cached snapshot of family with a new reference, or NULL. Caller
+ * holds cache_mu. A linear scan: a deployment has a handful of families
+ * and the cache is emptied on every write. */
+static const struct store_snapshot *cache_find(struct store *st,
+                                               const char *family)
+{
+    for (size_t i = 0; i < st->cache_count; i++) {
+        if (strcmp(st->cache[i].name, family) == 0) {
+            snap_ref(st->cache[i].snap);
+            return st->cache[i].snap;
+        }
+    }
+    return NULL;
+}
+
+/* Caches snap (taking a new reference) unless the catalog moved on since
+ * it was read or another reader cached the family first. Caller holds
+ * cache_mu. Failing to cache only costs a later re-read. */
+static void cache_put(struct store *st, const char *family,
+                      const struct store_snapshot *snap)
+{
+    const struct store_snapshot *have;
+
+    if (snap->generation != st->generation ||
+        strlen(family) >= PROTO_NAME_SIZE)
+        return;
+    have = cache_find(st, family);
+    if (have) {
+        store_snapshot_release(have);
+        return;
+    }
+    if (st->cache_count == st->cache_cap) {
+        size_t ncap = st->cache_cap ? 2 * st->cache_cap : 8;
+        struct cache_entry *n = realloc(st->cache, ncap * sizeof(*n));
+
+        if (!n)
+            return;
+        st->cache = n;
+        st->cache_cap = ncap;
+    }
+    snprintf(st->cache[st->cache_count].name, PROTO_NAME_SIZE, "%s", family);
+    snap_ref(snap);
+    st->cache[st->cache_count++].snap = snap;
+}
+
+enum store_status store_snapshot_get(struct store *st, const char *family,
+                                     const struct store_snapshot **out)
+{
+    const struct store_snapshot *snap;
+    struct snap_priv *p = NULL;
+    uint64_t generation;
+    enum store_status rc;
+
+    pthread_mutex_lock(&st->cache_mu);
+    snap = cache_find(st, family);
+    pthread_mutex_unlock(&st->cache_mu);
+    if (snap) {
+        *out = snap;
+        return STORE_OK;
+    }
+
+    pthread_mutex_lock(&st->db_mu);
+    pthread_mutex_lock(&st->cache_mu);
+    generation = st->generation;
+    pthread_mutex_unlock(&st->cache_mu);
+    rc = read_snapshot(st, family, generation, &p);
+    pthread_mutex_unlock(&st->db_mu);
+    if (rc != STORE_OK)
+        return rc;
+
+    pthread_mutex_lock(&st->cache_mu);
+    cache_put(st, family, &p->pub);
+    pthread_mutex_unlock(&st->cache_mu);
+    *out = &p->pub;
+    return STORE_OK;
+}

@@ -1,0 +1,162 @@
+/*
+ * Private to store/: the store struct, the prepared-statement table and the
+ * helpers the store's files share (paths, errors, transactions, the cache
+ * generation, the worker's wake-up). Nothing outside store/ includes it.
+ */
+#ifndef STORE_INTERNAL_H
+#define STORE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/types.h>
+
+#include <sqlite3.h>
+
+#include "store/store.h"
+
+#define STORE_PATH_SIZE 4096
+#define STORE_ERR_SIZE 512
+#define STORE_FILE_MODE 0640
+#define STORE_DIR_MODE 0750
+
+/* Every SQL statement the store runs; prepared at open, finalized at
+ * close. The texts are in store/store.c. */
+enum stmt_id {
+    STMT_BEGIN = 0,
+    STMT_COMMIT,
+    STMT_ROLLBACK,
+    STMT_BLOB_INSERT,
+    STMT_BLOB_GET,
+    STMT_FAMILY_GET,
+    STMT_FAMILY_INSERT,
+    STMT_FAMILY_UPDATE,
+    STMT_FAMILY_DELETE,
+    STMT_FAMILY_LIST,
+    STMT_VARIANT_UPSERT,
+    STMT_VARIANT_ID,
+    STMT_VARIANT_RETIRE,
+    STMT_VERSION_LAST,
+    STMT_VERSION_INSERT,
+    STMT_TECH_INSERT,
+    STMT_LATENCY_INSERT,
+    STMT_ENERGY_INSERT,
+    STMT_EXIT_INSERT,
+    STMT_CONTEXT_INSERT,
+    STMT_ACCEL_INSERT,
+    STMT_TECH_LIST,
+    STMT_LATENCY_LIST,
+    STMT_ENERGY_LIST,
+    STMT_EXIT_LIST,
+    STMT_CONTEXT_LIST,
+    STMT_ACCEL_LIST,
+    STMT_CROSS_LIST,
+    STMT_DELTA_QUEUE,
+    STMT_SNAP_VERSIONS,
+    STMT_VARIANT_VERSIONS,
+    STMT_SNAP_DELTAS,
+    STMT_JOB_ZSTD,
+    STMT_JOB_DELTA,
+    STMT_ZSTD_DONE,
+    STMT_DELTA_DONE,
+    STMT_DELTA_COUNTS,
+    STMT_COUNT
+};
+
+struct cache_entry {
+    char name[PROTO_NAME_SIZE];
+    const struct store_snapshot *snap;    /* holds one reference */
+};
+
+struct store {
+    char *dir;
+    struct store_options opt;
+
+    /* The one SQLite connection and its statements, under db_mu. */
+    pthread_mutex_t db_mu;
+    sqlite3 *db;
+    sqlite3_stmt *stmt[STMT_COUNT];
+
+    /* Snapshot cache, dropped whenever generation moves (both under
+     * cache_mu; generation only moves while db_mu is held too). */
+    pthread_mutex_t cache_mu;
+    uint64_t generation;
+    struct cache_entry *cache;
+    size_t cache_count;
+    size_t cache_cap;
+
+    atomic_uint_fast64_t tmp_counter;
+    atomic_uint_fast64_t deltas_made;
+    atomic_uint_fast64_t deltas_failed;
+    atomic_uint_fast64_t deltas_rejected;
+    atomic_uint_fast64_t compressed_made;
+    atomic_uint_fast64_t errors;
+
+    /* The worker: kicked when work may be pending, busy until it has
+     * found nothing to do since the last kick (all under work_mu). */
+    pthread_mutex_t work_mu;
+    pthread_cond_t work_cv;
+    pthread_cond_t idle_cv;
+    bool worker_started;
+    bool kicked;
+    bool busy;
+    atomic_bool stop;
+    pthread_t worker;
+};
+
+/* ---- errors (store/store.c) ---- */
+
+/* Records "op path: strerror(err)" as this thread's last error; counts
+ * it. Returns the status for err (ENOSPC/EDQUOT: STORE_NO_SPACE). */
+enum store_status store_err_os(struct store *st, const char *op,
+                               const char *path, int err);
+/* Records "op: sqlite3_errmsg" and maps the SQLite code rc to a status. */
+enum store_status store_err_db(struct store *st, const char *op, int rc);
+/* Records a free-form message (no counter). */
+void store_err_text(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+/* ---- database helpers (store/store.c); callers hold db_mu ---- */
+
+/* The statement id, reset and with its bindings cleared. */
+sqlite3_stmt *store_stmt(struct store *st, enum stmt_id id);
+/* Steps a statement that returns no rows to SQLITE_DONE; resets it. */
+MUST_CHECK enum store_status store_stmt_run(struct store *st,
+                                            enum stmt_id id, const char *op);
+MUST_CHECK enum store_status store_tx_begin(struct store *st);
+MUST_CHECK enum store_status store_tx_commit(struct store *st);
+void store_tx_rollback(struct store *st);
+/* After a successful write: generation + 1 and the snapshot cache
+ * dropped. Caller holds db_mu. */
+void store_generation_bump(struct store *st);
+
+/* ---- files (store/blob.c) ---- */
+
+/* DIR/blobs/sha256/<ab>/<hex> with suffix ("" or ".zst"). hex must be
+ * valid. Returns 0, or -1 when the path does not fit. */
+int store_path_blob(const struct store *st, const char *hex,
+                    const char *suffix, char out[STORE_PATH_SIZE]);
+int store_path_delta(const struct store *st, const char *from_hex,
+                     const char *to_hex, char out[STORE_PATH_SIZE]);
+/* Creates a new file DIR/tmp/<prefix>-<counter> (O_EXCL); fd or -1 with
+ * the error recorded. */
+int store_tmp_create(struct store *st, const char *prefix,
+                     char out_path[STORE_PATH_SIZE]);
+/* fsyncs the directory holding path. */
+MUST_CHECK enum store_status store_fsync_parent(struct store *st,
+                                                const char *path);
+/* Empties DIR/tmp. */
+MUST_CHECK enum store_status store_tmp_clean(struct store *st);
+
+/* ---- snapshots (store/catalog.c) ---- */
+
+/* Drops every cached snapshot. Caller holds cache_mu. */
+void store_cache_clear(struct store *st);
+
+/* ---- worker (store/worker.c) ---- */
+
+MUST_CHECK enum store_status store_worker_start(struct store *st);
+void store_worker_stop(struct store *st);
+/* Tells the worker there may be new work. */
+void store_worker_kick(struct store *st);
+
+#endif

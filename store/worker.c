@@ -1,0 +1,513 @@
+/*
+ * The background worker: one thread that makes the zstd copies of new
+ * blobs and the queued deltas, one job at a time, oldest first. Jobs live
+ * in the catalog (blobs.zstd_state, deltas.state), so work left pending by
+ * a crash is picked up at the next open. The compression itself runs
+ * outside every mutex; requests never wait on it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/internal.h"
+
+enum job_kind {
+    JOB_ZSTD,
+    JOB_DELTA,
+};
+
+struct job {
+    enum job_kind kind;
+    char from_hex[PROTO_HEX_SIZE];        /* deltas only */
+    char to_hex[PROTO_HEX_SIZE];          /* the blob, or the delta target */
+};
+
+/* What a job ended as; JOB_STUCK means its state could not be recorded
+ * and the worker should wait for the next kick rather than spin. */
+enum job_result {
+    JOB_DONE,
+    JOB_ABANDONED,
+    JOB_STUCK,
+};
+
+struct mapping {
+    void *data;
+    size_t len;
+};
+
+struct file_sink {
+    struct store *st;
+    int fd;
+    const char *path;
+    struct proto_hasher *hasher;
+    uint64_t len;
+    int err;                      /* errno of a failed write; ECANCELED */
+};
+
+static unsigned char empty_file[1];
+
+/* ---- files ----------------------------------------------------------------- */
+
+static enum store_status map_blob(struct store *st, const char *hex,
+                                  struct mapping *out)
+{
+    char path[STORE_PATH_SIZE];
+    struct stat sb;
+    enum store_status rc = STORE_OK;
+    int fd;
+
+    if (store_path_blob(st, hex, "", path) != 0)
+        return store_err_os(st, "naming blob", hex, ENAMETOOLONG);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return store_err_os(st, "opening", path, errno);
+    if (fstat(fd, &sb) != 0) {
+        rc = store_err_os(st, "fstat", path, errno);
+        goto out;
+    }
+    out->len = (size_t)sb.st_size;
+    out->data = empty_file;
+    if (out->len > 0) {
+        out->data = mmap(NULL, out->len, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (out->data == MAP_FAILED) {
+            out->data = NULL;
+            rc = store_err_os(st, "mmap", path, errno);
+        }
+    }
+out:
+    close(fd);
+    return rc;
+}
+
+static void unmap_blob(struct mapping *m)
+{
+    if (m->data && m->data != (void *)empty_file)
+        munmap(m->data, m->len);
+    m->data = NULL;
+}
+
+/* Writes the compressor's output to the temp file, hashing it; gives up
+ * as soon as the store is closing. */
+static int sink_write(void *ctx, const void *data, size_t len)
+{
+    struct file_sink *fs = ctx;
+    const unsigned char *p = data;
+
+    if (atomic_load(&fs->st->stop)) {
+        fs->err = ECANCELED;
+        return 1;
+    }
+    if (proto_hasher_update(fs->hasher, data, len) != PROTO_OK) {
+        fs->err = ENOMEM;
+        return 1;
+    }
+    fs->len += len;
+    while (len > 0) {
+        ssize_t n = write(fs->fd, p, len);
+
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            fs->err = errno;
+            return 1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* fsyncs and closes the temp file and renames it to path. */
+static enum store_status commit_file(struct store *st, struct file_sink *fs,
+                                     const char *path)
+{
+    enum store_status rc = STORE_OK;
+
+    if (fsync(fs->fd) != 0)
+        rc = store_err_os(st, "fsync", fs->path, errno);
+    if (close(fs->fd) != 0 && rc == STORE_OK)
+        rc = store_err_os(st, "closing", fs->path, errno);
+    fs->fd = -1;
+    if (rc == STORE_OK && rename(fs->path, path) != 0)
+        rc = store_err_os(st, "renaming to", path, errno);
+    if (rc == STORE_OK)
+        rc = store_fsync_parent(st, path);
+    return rc;
+}
+
+/* ---- recording results --------------------------------------------------- */
+
+static enum store_status record_zstd(struct store *st, const char *hex,
+                                     const char *state, uint64_t size)
+{
+    sqlite3_stmt *s;
+    enum store_status rc;
+
+    pthread_mutex_lock(&st->db_mu);
+    s = store_stmt(st, STMT_ZSTD_DONE);
+    sqlite3_bind_text(s, 1, hex, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, state, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)size);
+    rc = store_stmt_run(st, STMT_ZSTD_DONE, "recording zstd copy");
+    if (rc == STORE_OK)
+        store_generation_bump(st);
+    pthread_mutex_unlock(&st->db_mu);
+    return rc;
+}
+
+static enum store_status record_delta(struct store *st, const struct job *j,
+                                      const char *state, uint64_t size,
+                                      const char *digest_hex,
+                                      const char *error)
+{
+    sqlite3_stmt *s;
+    enum store_status rc;
+
+    pthread_mutex_lock(&st->db_mu);
+    s = store_stmt(st, STMT_DELTA_DONE);
+    sqlite3_bind_text(s, 1, j->from_hex, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, j->to_hex, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, state, -1, SQLITE_STATIC);
+    if (strcmp(state, "failed") != 0)
+        sqlite3_bind_int64(s, 4, (sqlite3_int64)size);
+    if (digest_hex)
+        sqlite3_bind_text(s, 5, digest_hex, -1, SQLITE_STATIC);
+    if (error)
+        sqlite3_bind_text(s, 6, error, -1, SQLITE_TRANSIENT);
+    rc = store_stmt_run(st, STMT_DELTA_DONE, "recording delta");
+    if (rc == STORE_OK)
+        store_generation_bump(st);
+    pthread_mutex_unlock(&st->db_mu);
+    return rc;
+}
+
+/* The size a delta into hex must beat: the zstd copy's when known, else
+ * the blob's. */
+static enum store_status target_size(struct store *st, const char *hex,
+                                     uint64_t full_bytes, uint64_t *out)
+{
+    sqlite3_stmt *s;
+    enum store_status rc = STORE_OK;
+    int src;
+
+    *out = full_bytes;
+    pthread_mutex_lock(&st->db_mu);
+    s = store_stmt(st, STMT_BLOB_GET);
+    sqlite3_bind_text(s, 1, hex, -1, SQLITE_STATIC);
+    src = sqlite3_step(s);
+    if (src == SQLITE_ROW) {
+        const unsigned char *state = sqlite3_column_text(s, 1);
+
+        if (state && strcmp((const char *)state, "ready") == 0 &&
+            sqlite3_column_type(s, 2) == SQLITE_INTEGER)
+            *out = (uint64_t)sqlite3_column_int64(s, 2);
+    } else if (src != SQLITE_DONE) {
+        rc = store_err_db(st, "looking up blob", src);
+    }
+    sqlite3_reset(s);
+    pthread_mutex_unlock(&st->db_mu);
+    return rc;
+}
+
+/* ---- jobs -------------------------------------------------------------------- */
+
+/* 1 and *out filled when a job is pending, 0 when none, -1 on error. */
+static int next_job(struct store *st, struct job *out)
+{
+    sqlite3_stmt *s;
+    int found = 0;
+    int src;
+
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&st->db_mu);
+    s = store_stmt(st, STMT_JOB_ZSTD);
+    src = sqlite3_step(s);
+    if (src == SQLITE_ROW) {
+        out->kind = JOB_ZSTD;
+        snprintf(out->to_hex, sizeof(out->to_hex), "%s",
+                 (const char *)sqlite3_column_text(s, 0));
+        found = 1;
+    } else if (src != SQLITE_DONE) {
+        (void)store_err_db(st, "finding zstd jobs", src);
+        found = -1;
+    }
+    sqlite3_reset(s);
+    if (found == 0) {
+        s = store_stmt(st, STMT_JOB_DELTA);
+        src = sqlite3_step(s);
+        if (src == SQLITE_ROW) {
+            out->kind = JOB_DELTA;
+            snprintf(out->from_hex, sizeof(out->from_hex), "%s",
+                     (const char *)sqlite3_column_text(s, 0));
+            snprintf(out->to_hex, sizeof(out->to_hex), "%s",
+                     (const char *)sqlite3_column_text(s, 1));
+            found = 1;
+        } else if (src != SQLITE_DONE) {
+            (void)store_err_db(st, "finding delta jobs", src);
+            found = -1;
+        }
+        sqlite3_reset(s);
+    }
+    pthread_mutex_unlock(&st->db_mu);
+    /* Only validated hex ever names a file. */
+    if (found == 1 &&
+        (!proto_hex_is_valid(out->to_hex, strlen(out->to_hex)) ||
+         (out->kind == JOB_DELTA &&
+          !proto_hex_is_valid(out->from_hex, strlen(out->from_hex))))) {
+        store_err_text("worker: malformed digest in the catalog");
+        found = -1;
+    }
+    return found;
+}
+
+static enum job_result run_zstd(struct store *st, const struct job *j)
+{
+    char tmp[STORE_PATH_SIZE];
+    char path[STORE_PATH_SIZE];
+    struct mapping m = { 0 };
+    struct file_sink fs = { .st = st, .fd = -1, .path = tmp };
+    enum job_result result = JOB_DONE;
+    enum store_status rc;
+    enum proto_status prc;
+
+    rc = map_blob(st, j->to_hex, &m);
+    if (rc != STORE_OK)
+        goto fail;
+    fs.hasher = proto_hasher_new();
+    if (!fs.hasher) {
+        store_err_text("zstd copy: out of memory");
+        goto fail;
+    }
+    fs.fd = store_tmp_create(st, "zstd", tmp);
+    if (fs.fd < 0)
+        goto fail;
+    prc = proto_zstd_compress(m.data, m.len, st->opt.compress_level,
+                              sink_write, &fs);
+    if (fs.err == ECANCELED) {
+        result = JOB_ABANDONED;
+        goto out;
+    }
+    if (prc != PROTO_OK) {
+        if (fs.err)
+            (void)store_err_os(st, "writing", tmp, fs.err);
+        else
+            store_err_text("zstd copy of %s failed (%d)", j->to_hex,
+                           (int)prc);
+        goto fail;
+    }
+    if (fs.len >= m.len) {
+        if (record_zstd(st, j->to_hex, "larger", fs.len) != STORE_OK)
+            result = JOB_STUCK;
+        goto out;
+    }
+    if (store_path_blob(st, j->to_hex, ".zst", path) != 0) {
+        (void)store_err_os(st, "naming", j->to_hex, ENAMETOOLONG);
+        goto fail;
+    }
+    if (commit_file(st, &fs, path) != STORE_OK)
+        goto fail;
+    atomic_fetch_add(&st->compressed_made, 1);
+    if (record_zstd(st, j->to_hex, "ready", fs.len) != STORE_OK)
+        result = JOB_STUCK;
+    goto out;
+fail:
+    if (record_zstd(st, j->to_hex, "failed", 0) != STORE_OK)
+        result = JOB_STUCK;
+out:
+    if (fs.fd >= 0) {
+        close(fs.fd);
+        unlink(tmp);
+    }
+    proto_hasher_free(fs.hasher);
+    unmap_blob(&m);
+    return result;
+}
+
+static enum job_result run_delta(struct store *st, const struct job *j)
+{
+    char tmp[STORE_PATH_SIZE];
+    char path[STORE_PATH_SIZE];
+    char digest[PROTO_HEX_SIZE];
+    struct mapping from = { 0 };
+    struct mapping to = { 0 };
+    struct file_sink fs = { .st = st, .fd = -1, .path = tmp };
+    enum job_result result = JOB_DONE;
+    uint64_t limit_bytes = 0;
+    enum proto_status prc;
+
+    if (map_blob(st, j->from_hex, &from) != STORE_OK ||
+        map_blob(st, j->to_hex, &to) != STORE_OK ||
+        target_size(st, j->to_hex, to.len, &limit_bytes) != STORE_OK)
+        goto fail;
+    fs.hasher = proto_hasher_new();
+    if (!fs.hasher) {
+        store_err_text("delta: out of memory");
+        goto fail;
+    }
+    fs.fd = store_tmp_create(st, "delta", tmp);
+    if (fs.fd < 0)
+        goto fail;
+    prc = proto_delta_make(from.data, from.len, to.data, to.len, j->from_hex,
+                           j->to_hex, st->opt.delta_level, sink_write, &fs);
+    if (fs.err == ECANCELED) {
+        result = JOB_ABANDONED;
+        goto out;
+    }
+    if (prc != PROTO_OK) {
+        if (fs.err)
+            (void)store_err_os(st, "writing", tmp, fs.err);
+        else
+            store_err_text("delta %.12s -> %.12s failed (%d)", j->from_hex,
+                           j->to_hex, (int)prc);
+        goto fail;
+    }
+    if ((double)fs.len >=
+        st->opt.delta_max_fraction * (double)limit_bytes) {
+        atomic_fetch_add(&st->deltas_rejected, 1);
+        if (record_delta(st, j, "rejected", fs.len, NULL, NULL) != STORE_OK)
+            result = JOB_STUCK;
+        goto out;
+    }
+    if (proto_hasher_final(fs.hasher, digest) != PROTO_OK) {
+        store_err_text("delta: hashing failed");
+        goto fail;
+    }
+    if (store_path_delta(st, j->from_hex, j->to_hex, path) != 0) {
+        (void)store_err_os(st, "naming delta", j->to_hex, ENAMETOOLONG);
+        goto fail;
+    }
+    if (commit_file(st, &fs, path) != STORE_OK)
+        goto fail;
+    atomic_fetch_add(&st->deltas_made, 1);
+    if (record_delta(st, j, "ready", fs.len, digest, NULL) != STORE_OK)
+        result = JOB_STUCK;
+    goto out;
+fail:
+    atomic_fetch_add(&st->deltas_failed, 1);
+    if (record_delta(st, j, "failed", 0, NULL, store_errmsg(st)) !=
+        STORE_OK)
+        result = JOB_STUCK;
+out:
+    if (fs.fd >= 0) {
+        close(fs.fd);
+        unlink(tmp);
+    }
+    proto_hasher_free(fs.hasher);
+    unmap_blob(&to);
+    unmap_blob(&from);
+    return result;
+}
+
+/* ---- the thread ----------------------------------------------------------- */
+
+static void *worker_main(void *arg)
+{
+    struct store *st = arg;
+
+    for (;;) {
+        pthread_mutex_lock(&st->work_mu);
+        while (!atomic_load(&st->stop) && !st->kicked) {
+            st->busy = false;
+            pthread_cond_broadcast(&st->idle_cv);
+            pthread_cond_wait(&st->work_cv, &st->work_mu);
+        }
+        if (atomic_load(&st->stop)) {
+            st->busy = false;
+            pthread_cond_broadcast(&st->idle_cv);
+            pthread_mutex_unlock(&st->work_mu);
+            break;
+        }
+        st->kicked = false;
+        st->busy = true;
+        pthread_mutex_unlock(&st->work_mu);
+
+        while (!atomic_load(&st->stop)) {
+            struct job j;
+            enum job_result r;
+
+            if (next_job(st, &j) != 1)
+                break;
+            r = j.kind == JOB_ZSTD ? run_zstd(st, &j) : run_delta(st, &j);
+            if (r != JOB_DONE)
+                break;
+        }
+    }
+    return NULL;
+}
+
+enum store_status store_worker_start(struct store *st)
+{
+    int err;
+
+    pthread_mutex_lock(&st->work_mu);
+    st->kicked = true;            /* pick up what a crash left pending */
+    st->busy = true;
+    pthread_mutex_unlock(&st->work_mu);
+    err = pthread_create(&st->worker, NULL, worker_main, st);
+    if (err != 0) {
+        st->busy = false;
+        st->kicked = false;
+        return store_err_os(st, "starting the worker", "", err);
+    }
+    st->worker_started = true;
+    return STORE_OK;
+}
+
+void store_worker_stop(struct store *st)
+{
+    if (!st->worker_started)
+        return;
+    pthread_mutex_lock(&st->work_mu);
+    atomic_store(&st->stop, true);
+    pthread_cond_broadcast(&st->work_cv);
+    pthread_mutex_unlock(&st->work_mu);
+    pthread_join(st->worker, NULL);
+    st->worker_started = false;
+}
+
+void store_worker_kick(struct store *st)
+{
+    if (!st->worker_started)
+        return;
+    pthread_mutex_lock(&st->work_mu);
+    st->kicked = true;
+    pthread_cond_signal(&st->work_cv);
+    pthread_mutex_unlock(&st->work_mu);
+}
+
+enum store_status store_worker_wait_idle(struct store *st, int timeout_ms)
+{
+    struct timespec deadline;
+    enum store_status rc = STORE_OK;
+
+    if (!st->worker_started)
+        return STORE_OK;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    if (timeout_ms < 0)
+        timeout_ms = 0;
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&st->work_mu);
+    while (st->busy || st->kicked) {
+        if (pthread_cond_timedwait(&st->idle_cv, &st->work_mu, &deadline) ==
+            ETIMEDOUT) {
+            if (st->busy || st->kicked) {
+                store_err_text("worker still busy after %d ms", timeout_ms);
+                rc = STORE_TIMEOUT;
+            }
+            break;
+        }
+    }
+    pthread_mutex_unlock(&st->work_mu);
+    return rc;
+}

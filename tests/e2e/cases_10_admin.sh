@@ -1,0 +1,377 @@
+# shellcheck shell=bash
+# Sourced by tests/e2e/run.sh: health, catalog administration, auth, limits,
+# routing, metrics and hostile input, against the "main" daemon (empty
+# catalog, token $TOKEN) and two more instances (no token; small limits).
+
+# ---- health and the empty catalog -------------------------------------------
+
+http GET /healthz
+check "healthz: status" 200 "$STATUS"
+check_jq "healthz: body" '. == {"status":"ok"}'
+check_match "healthz: JSON content type" '^application/json' "$(hdr Content-Type)"
+
+http GET /v1/families
+check "families on an empty catalog: status" 200 "$STATUS"
+check_jq "families on an empty catalog: body" '. == {"families":[]}'
+
+# ---- authentication ---------------------------------------------------------
+
+FAM=e2e-fam
+FAM_BODY='{"task":"image-classification","description":"first"}'
+
+http PUT "/v1/families/$FAM" -H 'Content-Type: application/json' -d "$FAM_BODY"
+check_problem "PUT family without a token" 401
+check_match "PUT family without a token: WWW-Authenticate" '^Bearer' "$(hdr WWW-Authenticate)"
+
+http PUT "/v1/families/$FAM" -H 'Authorization: Bearer not-the-token-at-all' \
+    -H 'Content-Type: application/json' -d "$FAM_BODY"
+check_problem "PUT family with a wrong token" 403
+
+http PUT "/v1/families/$FAM" -H "Authorization: Basic $(printf 'admin:%s' "$TOKEN" | base64 -w0)" \
+    -H 'Content-Type: application/json' -d "$FAM_BODY"
+check_match "PUT family with Basic auth: refused" '^40[13]$' "$STATUS"
+
+http GET /v1/families
+check_jq "refused PUTs created nothing" '.families == []'
+
+# A daemon with neither a token file nor MODELD_ADMIN_TOKEN: every admin
+# endpoint answers 403, even to the token the other daemon accepts.
+if daemon_start notoken "$WORK/data-notoken"; then
+    http_admin PUT "/v1/families/$FAM" -H 'Content-Type: application/json' -d "$FAM_BODY"
+    check_problem "no-token daemon: PUT family with a token" 403
+    http PUT "/v1/families/$FAM" -H 'Content-Type: application/json' -d "$FAM_BODY"
+    check_problem "no-token daemon: PUT family without a token" 403
+    http_admin PUT "/v1/blobs/sha256:$(printf x | sha256sum | cut -d' ' -f1)" --data-binary x
+    check_problem "no-token daemon: PUT blob" 403
+    http_admin DELETE "/v1/families/$FAM"
+    check_problem "no-token daemon: DELETE family" 403
+    http GET /v1/families
+    check "no-token daemon: public GET still works" 200 "$STATUS"
+    check_jq "no-token daemon: nothing was created" '.families == []'
+    daemon_stop notoken
+fi
+use main
+
+# ---- families ---------------------------------------------------------------
+
+http_admin PUT "/v1/families/$FAM" -H 'Content-Type: application/json' -d "$FAM_BODY"
+check "PUT family: created" 201 "$STATUS"
+http_admin PUT "/v1/families/$FAM" -H 'Content-Type: application/json' \
+    -d '{"task":"image-classification","description":"second"}'
+check "PUT family again: updated" 200 "$STATUS"
+http GET "/v1/families/$FAM"
+check "GET family: status" 200 "$STATUS"
+check_jq "GET family: current task and description, no variants" \
+    ".name == \"$FAM\" and .task == \"image-classification\" and .description == \"second\" and .variants == []"
+http GET /v1/families
+check_jq "family list shows it with 0 variants" \
+    ".families == [{\"name\":\"$FAM\",\"task\":\"image-classification\",\"description\":\"second\",\"variants\":0}]"
+
+http_admin PUT /v1/families/Bad_Name -H 'Content-Type: application/json' -d "$FAM_BODY"
+check_problem "PUT family with a bad name" 400 family
+http_admin PUT "/v1/families/a$(printf '%064d' 0)" -H 'Content-Type: application/json' -d "$FAM_BODY"
+check_problem "PUT family with a 65-character name" 400 family
+http_admin PUT /v1/families/-dash -H 'Content-Type: application/json' -d "$FAM_BODY"
+check_problem "PUT family with a name starting with '-'" 400 family
+
+http_admin PUT "/v1/families/$FAM" -H 'Content-Type: application/json' -d '{"task":'
+check_problem "PUT family, malformed JSON" 400
+check_jq "PUT family, malformed JSON: field member present" 'has("field") and (.field|type=="string")'
+http_admin PUT "/v1/families/$FAM" -H 'Content-Type: application/json' -d '{"task":5}'
+check_problem "PUT family, task of the wrong type" 400 task
+http_admin PUT "/v1/families/$FAM" -H 'Content-Type: application/json' \
+    -d "{\"task\":\"$(head -c 300 /dev/zero | tr '\0' a)\"}"
+check_problem "PUT family, task over 256 bytes" 400 task
+http GET "/v1/families/$FAM"
+check_jq "refused family PUTs changed nothing" '.description == "second" and .task == "image-classification"'
+
+# ---- blobs ------------------------------------------------------------------
+
+BLOB1=$WORK/blob1.bin
+head -c 300000 /dev/urandom >"$BLOB1"
+BLOB1_DIGEST=$(sha_of "$BLOB1")
+BLOB1_HEX=${BLOB1_DIGEST#sha256:}
+BLOB1_SIZE=$(file_size "$BLOB1")
+
+http PUT "/v1/blobs/$BLOB1_DIGEST" --data-binary "@$BLOB1"
+check_problem "PUT blob without a token" 401
+http HEAD "/v1/blobs/$BLOB1_DIGEST"
+check "blob refused for auth is not stored" 404 "$STATUS"
+
+http_admin PUT "/v1/blobs/$BLOB1_DIGEST" -H 'Content-Type: application/octet-stream' -T "$BLOB1"
+check "PUT blob with the right digest: created" 201 "$STATUS"
+http_admin PUT "/v1/blobs/$BLOB1_DIGEST" -H 'Content-Type: application/octet-stream' -T "$BLOB1"
+check "PUT blob again: already present" 200 "$STATUS"
+http GET "/v1/blobs/$BLOB1_DIGEST"
+check "GET the uploaded blob" 200 "$STATUS"
+check "GET the uploaded blob: same bytes" "$BLOB1_DIGEST" "$(sha_of "$BODY")"
+
+# Wrong digest: the body's real digest differs from the one in the URL.
+BAD_BLOB=$WORK/bad.bin
+head -c 50000 /dev/urandom >"$BAD_BLOB"
+BAD_REAL=$(sha_of "$BAD_BLOB")
+BAD_CLAIM=sha256:$(printf 'something else' | sha256sum | cut -d' ' -f1)
+http_admin PUT "/v1/blobs/$BAD_CLAIM" -H 'Content-Type: application/octet-stream' -T "$BAD_BLOB"
+check_problem "PUT blob with a wrong digest" 400
+for d in "$BAD_CLAIM" "$BAD_REAL"; do
+    http GET "/v1/blobs/$d"
+    check_problem "wrong-digest upload: GET ${d:0:20}... not found" 404
+    http HEAD "/v1/blobs/$d"
+    check "wrong-digest upload: HEAD ${d:0:20}... not found" 404 "$STATUS"
+    check "wrong-digest upload: no file named ${d:0:20}... under DATA/blobs" "" \
+        "$(find "$MAIN_DATA/blobs" -name "*${d#sha256:}*" 2>/dev/null)"
+done
+# Files in DATA/tmp may briefly belong to the background worker (compressed
+# copies): wait, bounded, for it to be empty.
+tmp_left=""
+for ((i = 0; i < 100; i++)); do
+    tmp_left=$(find "$MAIN_DATA/tmp" -type f 2>/dev/null | head -n 3)
+    [ -z "$tmp_left" ] && break
+    sleep 0.05
+done
+check "wrong-digest upload: nothing left in DATA/tmp" "" "$tmp_left"
+
+http_admin PUT /v1/blobs/sha256:XYZ --data-binary x
+check_problem "PUT blob with a malformed digest" 400
+
+# ---- variants ---------------------------------------------------------------
+
+MISSING=sha256:$(printf 'never uploaded' | sha256sum | cut -d' ' -f1)
+http_admin PUT "/v1/families/$FAM/variants/v-a" -H 'Content-Type: application/json' \
+    -d "{\"blob\":\"$MISSING\",\"flops\":1e9,\"accuracy\":0.7}"
+check_problem "PUT variant whose blob is not uploaded" 400 blob
+
+http_admin PUT "/v1/families/$FAM/variants/v-a" -H 'Content-Type: application/json' \
+    -d "{\"blob\":\"$BLOB1_DIGEST\",\"flops\":1e9,\"accuracy\":1.5}"
+check_problem "PUT variant with accuracy 1.5" 400 accuracy
+http_admin PUT "/v1/families/$FAM/variants/v-a" -H 'Content-Type: application/json' \
+    -d "{\"blob\":\"$BLOB1_DIGEST\",\"accuracy\":0.7}"
+check_problem "PUT variant without flops" 400 flops
+http_admin PUT "/v1/families/no-such-family/variants/v-a" -H 'Content-Type: application/json' \
+    -d "{\"blob\":\"$BLOB1_DIGEST\",\"flops\":1e9,\"accuracy\":0.7}"
+check_problem "PUT variant into an unknown family" 404
+http PUT "/v1/families/$FAM/variants/v-a" -H 'Content-Type: application/json' \
+    -d "{\"blob\":\"$BLOB1_DIGEST\",\"flops\":1e9,\"accuracy\":0.7}"
+check_problem "PUT variant without a token" 401
+
+VAR_META="{\"blob\":\"$BLOB1_DIGEST\",\"format\":\"tflite\",\"flops\":1e9,\"accuracy\":0.7,\"memory_bytes\":4000000}"
+http_admin PUT "/v1/families/$FAM/variants/v-a" -H 'Content-Type: application/json' -d "$VAR_META"
+check "PUT variant: created" 201 "$STATUS"
+check_jq "PUT variant: version 1" '.version == 1'
+http_admin PUT "/v1/families/$FAM/variants/v-a" -H 'Content-Type: application/json' \
+    -d "{\"blob\":\"$BLOB1_DIGEST\",\"format\":\"tflite\",\"flops\":2e9,\"accuracy\":0.75,\"memory_bytes\":5000000}"
+check "PUT variant again: created" 201 "$STATUS"
+check_jq "PUT variant again: version 2" '.version == 2'
+
+http GET "/v1/families/$FAM"
+check "GET family with a variant: status" 200 "$STATUS"
+check_jq "GET family: one variant, its current metadata" \
+    "(.variants|length) == 1 and .variants[0].variant == \"v-a\" and .variants[0].version == 2 and .variants[0].accuracy == 0.75 and .variants[0].flops == 2e9 and .variants[0].size_bytes == $BLOB1_SIZE and .variants[0].blob == \"$BLOB1_DIGEST\""
+http GET /v1/families
+check_jq "family list counts 1 variant" ".families[0].variants == 1"
+http GET "/v1/families/$FAM/variants/v-a/versions"
+check "GET versions: status" 200 "$STATUS"
+check_jq "GET versions: 1 then 2" '[.versions[].version] == [1,2] and .versions[0].accuracy == 0.7'
+
+http GET /v1/families/no-such-family
+check_problem "GET unknown family" 404
+http POST /v1/families/no-such-family/select -H 'Content-Type: application/json' \
+    -d '{"device":{"memory_bytes":1000000000,"gflops":10}}'
+check_problem "select on an unknown family" 404
+
+http_admin DELETE "/v1/families/$FAM/variants/no-such-variant"
+check_problem "DELETE unknown variant" 404
+http DELETE "/v1/families/$FAM/variants/v-a"
+check_problem "DELETE variant without a token" 401
+http_admin DELETE "/v1/families/$FAM/variants/v-a"
+check "DELETE variant" 204 "$STATUS"
+check "DELETE variant: empty body" 0 "$(file_size "$BODY")"
+http GET "/v1/families/$FAM"
+check_jq "retired variant: family shows 0 variants" '.variants == []'
+http GET /v1/families
+check_jq "retired variant: list counts 0" '.families[0].variants == 0'
+http HEAD "/v1/blobs/$BLOB1_DIGEST"
+check "retired variant: its blob stays" 200 "$STATUS"
+
+http DELETE "/v1/families/$FAM"
+check_problem "DELETE family without a token" 401
+http_admin DELETE "/v1/families/$FAM"
+check "DELETE family" 204 "$STATUS"
+http GET "/v1/families/$FAM"
+check_problem "deleted family: GET" 404
+http GET /v1/families
+check_jq "deleted family: gone from the list" '.families == []'
+
+# ---- routing ----------------------------------------------------------------
+
+http GET /no/such/path
+check_problem "unknown path" 404
+http GET /v1/familiesx
+check_problem "unknown path next to a known one" 404
+http GET /v1/families/x/y/z/w/v
+check_problem "path too deep" 404
+
+http POST /healthz
+check_problem "POST /healthz" 405
+check_match "POST /healthz: Allow" '^GET' "$(hdr Allow)"
+http PATCH /v1/families
+check_problem "PATCH /v1/families" 405
+check_match "PATCH /v1/families: Allow names GET" 'GET' "$(hdr Allow)"
+http_admin DELETE "/v1/blobs/$BLOB1_DIGEST"
+check_problem "DELETE a blob" 405
+allow=$(hdr Allow)
+check_match "DELETE a blob: Allow names GET, HEAD and PUT" 'GET' "$allow"
+check_match "DELETE a blob: Allow names HEAD" 'HEAD' "$allow"
+check_match "DELETE a blob: Allow names PUT" 'PUT' "$allow"
+http GET /v1/families/x/select
+check_problem "GET select" 405
+check_match "GET select: Allow" 'POST' "$(hdr Allow)"
+
+# ---- metrics ----------------------------------------------------------------
+
+http GET /metrics
+check "metrics: status" 200 "$STATUS"
+check_match "metrics: text format" '^text/plain' "$(hdr Content-Type)"
+check_cmd "metrics: modeld_http_requests_total with route and status labels" \
+    grep -Eq '^modeld_http_requests_total\{.*route="[^"]+".*status="[0-9]{3}".*\} [0-9]' "$BODY"
+check_cmd "metrics: TYPE line" grep -q '^# TYPE modeld_http_requests_total counter' "$BODY"
+h0=$(metric modeld_http_requests_total 'route="/healthz"' 'status="200"')
+n0=$(metric modeld_http_requests_total 'status="404"')
+for _ in 1 2 3; do http GET /healthz; done
+http GET /definitely/not/here
+http GET /metrics
+h1=$(metric modeld_http_requests_total 'route="/healthz"' 'status="200"')
+n1=$(metric modeld_http_requests_total 'status="404"')
+check_ge "metrics: healthz 200 counter rose by at least 3" 3 $((h1 - h0))
+check_ge "metrics: 404 counter rose by at least 1" 1 $((n1 - n0))
+
+# ---- hostile input ----------------------------------------------------------
+
+http GET /v1/blobs/sha256:XYZ
+check_problem "GET /v1/blobs/sha256:XYZ" 400
+http GET "/v1/blobs/sha256:$(printf '%064d' 0 | tr 0 A)"
+check_problem "GET blob with uppercase hex" 400
+http GET /v1/blobs/../../etc/passwd
+check_match "GET /v1/blobs/../../etc/passwd: 4xx" '^4[0-9][0-9]$' "$STATUS"
+check_cmd "GET /v1/blobs/../../etc/passwd: no passwd file" bash -c "! grep -q 'root:' '$BODY'"
+http GET /v1/blobs/..%2f..%2fetc%2fpasswd
+check_match "GET /v1/blobs/..%2f..%2fetc%2fpasswd: 4xx" '^4[0-9][0-9]$' "$STATUS"
+check_cmd "GET ..%2f..: no passwd file" bash -c "! grep -q 'root:' '$BODY'"
+http GET /v1/families/a%00b
+check_match "GET /v1/families/a%00b: 400 or 404" '^40[04]$' "$STATUS"
+http GET "/v1/blobs/sha256:$BLOB1_HEX%00"
+check_match "GET blob digest%00: not the blob" '^40[04]$' "$STATUS"
+http GET "/v1/families/$(head -c 8192 /dev/zero | tr '\0' a)"
+check_match "8 KiB path: refused" '^4[0-9][0-9]$' "$STATUS"
+check_match "8 KiB path: problem+json" '^application/problem\+json' "$(hdr Content-Type)"
+http GET /v1/families/UPPER
+check_problem "GET /v1/families/UPPER" 400 family
+
+http_admin PUT /v1/families/hostile -H 'Content-Type: application/json' --data-binary ''
+check_problem "PUT family, empty body" 400
+http_admin PUT /v1/families/hostile -H 'Content-Type: application/json' -d '[]'
+check_problem "PUT family, body []" 400
+http_admin PUT /v1/families/hostile -H 'Content-Type: application/json' -d 'null'
+check_problem "PUT family, body null" 400
+DEEP=$WORK/deep.json
+{ head -c 10000 /dev/zero | tr '\0' '['; head -c 10000 /dev/zero | tr '\0' ']'; } >"$DEEP"
+http_admin PUT /v1/families/hostile -H 'Content-Type: application/json' --data-binary "@$DEEP"
+check_problem "PUT family, 10000 levels of nesting" 400
+{ printf '{"task":'; head -c 5000 /dev/zero | tr '\0' '['; head -c 5000 /dev/zero | tr '\0' ']'; printf '}'; } >"$DEEP"
+http_admin PUT /v1/families/hostile -H 'Content-Type: application/json' --data-binary "@$DEEP"
+check_problem "PUT family, 5000 levels inside task" 400
+http_admin PUT /v1/families/hostile -H 'Content-Type: application/json' -d $'{"task":"a\x01b"}'
+check_match "PUT family, control character in a string: 400" '^400$' "$STATUS"
+http_admin PUT /v1/families/hostile -H 'Content-Type: application/json' -d $'{"task":"\xff\xfe"}'
+check_problem "PUT family, invalid UTF-8" 400
+http_admin PUT /v1/families/hostile -H 'Content-Type: application/json' -d '{"task":"x","task":"y"}'
+check_match "PUT family, duplicate key: 200/201 or 400, not 5xx" '^(20[01]|400)$' "$STATUS"
+http_admin DELETE /v1/families/hostile
+http POST /v1/families/hostile/select -H 'Content-Type: application/json' \
+    -d "{\"device\":{\"memory_bytes\":1e400,\"gflops\":1}}"
+check_match "select, memory_bytes 1e400: 400 or 404" '^40[04]$' "$STATUS"
+http GET /healthz -H "X-Big: $(head -c 6000 /dev/zero | tr '\0' b)"
+check "6 KB header: still served" 200 "$STATUS"
+
+http GET /healthz
+check "daemon answers after hostile input" 200 "$STATUS"
+check_jq "daemon answers after hostile input: body" '.status == "ok"'
+
+# ---- limits (a daemon with small limits) ------------------------------------
+
+LIM_DATA=$WORK/data-limits
+if daemon_start limits "$LIM_DATA" --admin-token-file "$TOKEN_FILE" \
+    --set max_upload_bytes=1048576 --set max_select_bytes=1024 \
+    --set max_json_bytes=4096; then
+    BIG=$WORK/big2m.bin
+    head -c 2097152 /dev/urandom >"$BIG"
+    BIG_DIGEST=$(sha_of "$BIG")
+    http_admin PUT "/v1/blobs/$BIG_DIGEST" -H 'Content-Type: application/octet-stream' -T "$BIG"
+    check_problem "upload of 2 MiB over a 1 MiB limit (Content-Length)" 413
+    STATUS=$(head -c 2097152 /dev/urandom | curl -sS --max-time "$CURL_MAX_TIME" \
+        -o "$BODY" -D "$HDRS" -w '%{http_code}' -X PUT \
+        -H "Authorization: Bearer $TOKEN" -H 'Transfer-Encoding: chunked' \
+        -H 'Content-Type: application/octet-stream' -T - \
+        "$BASE/v1/blobs/$BIG_DIGEST" 2>"$WORK/last.curl")
+    check_problem "upload of 2 MiB over a 1 MiB limit (chunked)" 413
+    http HEAD "/v1/blobs/$BIG_DIGEST"
+    check "over-limit upload: not stored" 404 "$STATUS"
+    SMALL=$WORK/small.bin
+    head -c 1000 /dev/urandom >"$SMALL"
+    http_admin PUT "/v1/blobs/$(sha_of "$SMALL")" -T "$SMALL"
+    check "upload under the limit still works" 201 "$STATUS"
+
+    { printf '{"device":{"memory_bytes":1000,"gflops":1},"ue":"'
+      head -c 6000 /dev/zero | tr '\0' u; printf '"}'; } >"$WORK/big-select.json"
+    http POST /v1/families/any/select -H 'Content-Type: application/json' \
+        --data-binary "@$WORK/big-select.json"
+    check_problem "select body over max_select_bytes" 413
+    http_admin PUT /v1/families/any -H 'Content-Type: application/json' \
+        --data-binary "@$WORK/big-select.json"
+    check_problem "admin JSON over max_json_bytes" 413
+
+    http GET /healthz
+    check "limits daemon: /healthz after the refusals" 200 "$STATUS"
+    tmp_left=""
+    for ((i = 0; i < 100; i++)); do
+        tmp_left=$(find "$LIM_DATA/tmp" -type f 2>/dev/null | head -n 3)
+        [ -z "$tmp_left" ] && break
+        sleep 0.05
+    done
+    check "limits daemon: nothing left in DATA/tmp" "" "$tmp_left"
+    check "limits daemon: no blob file for the refused upload" "" \
+        "$(find "$LIM_DATA/blobs" -name "*${BIG_DIGEST#sha256:}*" 2>/dev/null)"
+    daemon_stop limits
+    rm -f "$BIG"
+fi
+use main
+
+# ---- a 200 MiB upload in bounded memory --------------------------------------
+
+if [ "$QUICK" != 1 ]; then
+    HUGE=$WORK/huge.bin
+    head -c $((200 * 1024 * 1024)) /dev/urandom >"$HUGE"
+    HUGE_DIGEST=$(sha_of "$HUGE")
+    huge_started=$SECONDS
+    pid=${DPID[main]}
+    curl -sS --max-time 120 -o "$WORK/huge.body" -w '%{http_code}' -X PUT \
+        -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/octet-stream' \
+        -T "$HUGE" "$BASE/v1/blobs/$HUGE_DIGEST" >"$WORK/huge.status" 2>&1 &
+    upload_pid=$!
+    peak_rss=0
+    while kill -0 "$upload_pid" 2>/dev/null; do
+        rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2>/dev/null)
+        [ -n "$rss" ] && [ "$rss" -gt "$peak_rss" ] && peak_rss=$rss
+        sleep 0.05
+    done
+    wait "$upload_pid"
+    echo "# 200 MiB upload: $((SECONDS - huge_started)) s, sampled VmRSS peak ${peak_rss} KiB"
+    hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status" 2>/dev/null)
+    check "200 MiB upload: created" 201 "$(cat "$WORK/huge.status")"
+    check_lt "200 MiB upload: sampled VmRSS under 64 MiB (KiB)" 65536 "$peak_rss"
+    check_lt "200 MiB upload: VmHWM under 64 MiB (KiB)" 65536 "${hwm:-999999}"
+    http HEAD "/v1/blobs/$HUGE_DIGEST"
+    check "200 MiB upload: HEAD" 200 "$STATUS"
+    check "200 MiB upload: Content-Length" $((200 * 1024 * 1024)) "$(hdr Content-Length)"
+    rm -f "$HUGE"
+fi

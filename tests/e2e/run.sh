@@ -1,0 +1,335 @@
+#!/usr/bin/env bash
+# End-to-end tests: tests/e2e/run.sh DAEMON_BINARY
+#
+# Starts the real daemon on a free loopback port with a fresh data directory
+# and a random admin token, then sources tests/e2e/cases_*.sh in order. Each
+# case file talks HTTP to it with curl and asserts with check/check_*.
+# MODELD_E2E_QUICK=1 (the ASan run) skips the heavy cases; they are not
+# counted. Prints "e2e: N passed, N failed", appends "N_PASSED N_FAILED" to
+# build/results and exits non-zero on any failure.
+set -u
+
+if [ $# -lt 1 ] || [ ! -x "$1" ]; then
+    echo "usage: tests/e2e/run.sh DAEMON_BINARY" >&2
+    exit 2
+fi
+
+E2E_DIR=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$E2E_DIR/../.." && pwd)
+MODELD=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+CONFIG=$ROOT/configs/test.conf
+QUICK=${MODELD_E2E_QUICK:-0}
+CURL_MAX_TIME=${MODELD_E2E_CURL_TIME:-60}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/modeld-e2e.XXXXXX") || exit 1
+PASSED=0
+FAILED=0
+unset MODELD_ADMIN_TOKEN
+
+# Daemons by name: pid and port; stdout and stderr in $WORK/NAME.out, .err.
+declare -A DPID=() DPORT=()
+BASE=""        # http://127.0.0.1:PORT of the daemon http() talks to
+STATUS=""      # status of the last http() call ("000": no answer)
+HDRS=$WORK/last.headers
+BODY=$WORK/last.body
+
+cleanup() {
+    local name
+    for name in "${!DPID[@]}"; do
+        kill -KILL "${DPID[$name]}" 2>/dev/null
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- reporting ------------------------------------------------------------
+
+pass() {
+    PASSED=$((PASSED + 1))
+    echo "ok - $1"
+}
+
+fail() {
+    FAILED=$((FAILED + 1))
+    echo "not ok - $1"
+}
+
+# check NAME EXPECTED ACTUAL: string equality.
+check() {
+    if [ "$2" = "$3" ]; then
+        pass "$1"
+    else
+        fail "$1: expected $2, got $3"
+    fi
+}
+
+# check_cmd NAME COMMAND...: passes when the command succeeds.
+check_cmd() {
+    local name=$1
+    shift
+    if "$@" >/dev/null 2>&1; then
+        pass "$name"
+    else
+        fail "$name: '$*' failed"
+    fi
+}
+
+# check_match NAME ERE ACTUAL: ACTUAL matches the extended regex.
+check_match() {
+    if printf '%s' "$3" | grep -Eq -- "$2"; then
+        pass "$1"
+    else
+        fail "$1: expected a match of /$2/, got '$3'"
+    fi
+}
+
+# check_ge NAME MIN ACTUAL / check_lt NAME LIMIT ACTUAL: integers.
+check_ge() {
+    if [[ "$3" =~ ^-?[0-9]+$ ]] && [ "$3" -ge "$2" ]; then
+        pass "$1"
+    else
+        fail "$1: expected at least $2, got $3"
+    fi
+}
+
+check_lt() {
+    if [[ "$3" =~ ^-?[0-9]+$ ]] && [ "$3" -lt "$2" ]; then
+        pass "$1"
+    else
+        fail "$1: expected under $2, got $3"
+    fi
+}
+
+# check_jq NAME FILTER: the jq filter over the last body yields true.
+check_jq() {
+    local got
+    got=$(jq -c "$2" "$BODY" 2>/dev/null) || got="(not JSON: $(head -c 200 "$BODY"))"
+    if [ "$got" = "true" ]; then
+        pass "$1"
+    else
+        fail "$1: expected $2 to hold, got $got; body $(head -c 300 "$BODY")"
+    fi
+}
+
+# ---- HTTP -----------------------------------------------------------------
+
+# http METHOD PATH [CURL ARGS...]: sends one request to $BASE. Sets STATUS;
+# the headers land in $HDRS and the body in $BODY (empty for HEAD).
+http() {
+    local method=$1 path=$2
+    shift 2
+    local mflag=(-X "$method" -o "$BODY")
+    # curl --head writes the headers to -o: keep $BODY empty.
+    [ "$method" = HEAD ] && mflag=(--head -o /dev/null)
+    : >"$HDRS"
+    : >"$BODY"
+    STATUS=$(curl -sS --max-time "$CURL_MAX_TIME" --path-as-is \
+        -D "$HDRS" -w '%{http_code}' "${mflag[@]}" \
+        "$@" "$BASE$path" 2>"$WORK/last.curl")
+    [ -n "$STATUS" ] || STATUS=000
+}
+
+# http_admin METHOD PATH [CURL ARGS...]: with the right bearer token.
+http_admin() {
+    local method=$1 path=$2
+    shift 2
+    http "$method" "$path" -H "Authorization: Bearer $TOKEN" "$@"
+}
+
+# hdr NAME: value of a header of the last answer (last occurrence, so the
+# final answer after a 100 Continue), without the CR.
+hdr() {
+    tr -d '\r' <"$HDRS" | awk -v want="$1" '
+        BEGIN { want = tolower(want) }
+        { i = index($0, ":"); if (i == 0) next
+          n = tolower(substr($0, 1, i - 1))
+          if (n == want) { v = substr($0, i + 1); sub(/^[ \t]+/, "", v); last = v } }
+        END { printf "%s", last }'
+}
+
+# jbody FILTER: jq -r over the last body ("" when it is not JSON).
+jbody() {
+    jq -r "$1" "$BODY" 2>/dev/null
+}
+
+# check_problem NAME STATUS [FIELD]: the last answer is an RFC 9457 problem
+# with this status (and this field when given).
+check_problem() {
+    local name=$1 want=$2 field=${3-}
+    check "$name: status" "$want" "$STATUS"
+    check_match "$name: content type" '^application/problem\+json' "$(hdr Content-Type)"
+    check_jq "$name: problem body" \
+        "(.type|type==\"string\") and (.title|type==\"string\") and .status==$want and (.detail|type==\"string\" and length>0) and (.code|type==\"number\")"
+    if [ -n "$field" ]; then
+        check "$name: field" "$field" "$(jbody '.field')"
+    fi
+}
+
+# ---- daemons --------------------------------------------------------------
+
+is_running() {
+    local state
+    [ -r "/proc/$1/stat" ] || return 1
+    state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
+    [ -n "$state" ] && [ "$state" != Z ]
+}
+
+# daemon_start NAME DATA_DIR [EXTRA ARGS...]: starts `serve` with the test
+# config; waits for the "listening on" line and /healthz. Returns non-zero
+# (after a failed check) when it does not come up. Sets BASE to it.
+daemon_start() {
+    local name=$1 data=$2 i port line
+    shift 2
+    mkdir -p "$data"
+    "$MODELD" serve --config "$CONFIG" --listen 127.0.0.1:0 --data "$data" \
+        "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+    DPID[$name]=$!
+    port=""
+    for ((i = 0; i < 400; i++)); do
+        line=$(grep -m1 '^listening on ' "$WORK/$name.out" 2>/dev/null)
+        if [ -n "$line" ]; then
+            port=$(printf '%s' "$line" |
+                sed -n 's#^listening on http://127\.0\.0\.1:\([0-9][0-9]*\)$#\1#p')
+            break
+        fi
+        is_running "${DPID[$name]}" || break
+        sleep 0.05
+    done
+    if [ -z "$port" ]; then
+        fail "$name: daemon prints 'listening on http://127.0.0.1:PORT' (stdout '$(head -c 200 "$WORK/$name.out")', stderr: $(tail -n 5 "$WORK/$name.err"))"
+        kill -KILL "${DPID[$name]}" 2>/dev/null
+        unset "DPID[$name]"
+        return 1
+    fi
+    DPORT[$name]=$port
+    BASE=http://127.0.0.1:$port
+    for ((i = 0; i < 200; i++)); do
+        http GET /healthz
+        [ "$STATUS" = 200 ] && break
+        sleep 0.05
+    done
+    check "$name: /healthz answers 200 once listening" 200 "$STATUS"
+}
+
+# use NAME: later http() calls go to this daemon.
+use() {
+    BASE=http://127.0.0.1:${DPORT[$1]}
+}
+
+# daemon_log_clean NAME: no bug report or sanitizer output in its stderr.
+daemon_log_clean() {
+    local bad
+    bad=$(grep -E 'BUG:|runtime error|AddressSanitizer|LeakSanitizer' \
+        "$WORK/$1.err" | head -n 5)
+    check "$1: stderr has no BUG:/sanitizer report" "" "$bad"
+}
+
+# daemon_stop NAME: SIGTERM; it must exit 0 within 30 s, with exactly one
+# stdout line and a clean stderr.
+daemon_stop() {
+    local name=$1 pid i rc
+    if [ -z "${DPID[$name]+set}" ]; then
+        fail "$name: stop: the daemon is not running"
+        return 1
+    fi
+    pid=${DPID[$name]}
+    kill -TERM "$pid" 2>/dev/null
+    for ((i = 0; i < 600; i++)); do
+        is_running "$pid" || break
+        sleep 0.05
+    done
+    if is_running "$pid"; then
+        fail "$name: exits within 30 s of SIGTERM"
+        kill -KILL "$pid" 2>/dev/null
+    fi
+    wait "$pid"
+    rc=$?
+    unset "DPID[$name]"
+    check "$name: exit status after SIGTERM" 0 "$rc"
+    check "$name: stdout is exactly one line" 1 "$(wc -l <"$WORK/$name.out" | tr -d ' ')"
+    daemon_log_clean "$name"
+}
+
+# metric NAME SELECTOR...: sum of the samples of metric NAME whose label set
+# holds every SELECTOR (e.g. 'route="/healthz"'); 0 when there is none.
+metric() {
+    local name=$1
+    shift
+    awk -v name="$name" -v sels="$*" '
+        BEGIN { n = split(sels, want, " ") }
+        index($0, name "{") == 1 || index($0, name " ") == 1 {
+            ok = 1
+            for (i = 1; i <= n; i++) if (index($0, want[i]) == 0) ok = 0
+            if (ok) sum += $NF
+        }
+        END { printf "%d", sum }' "$BODY"
+}
+
+# sha_of FILE: "sha256:<hex>" of a file.
+sha_of() {
+    printf 'sha256:%s' "$(sha256sum "$1" | cut -d' ' -f1)"
+}
+
+# file_size FILE
+file_size() {
+    stat -c %s "$1"
+}
+
+# demo_data: makes the demo catalog in $DEMO_DATA once (scale 0.001) with
+# `modeld demo`; non-zero when that fails.
+DEMO_DATA=$WORK/demo
+DEMO_MADE=""
+demo_data() {
+    local rc
+    [ "$DEMO_MADE" = yes ] && return 0
+    [ "$DEMO_MADE" = failed ] && return 1
+    timeout 120 "$MODELD" demo --data "$DEMO_DATA" --scale 0.001 \
+        --token-file "$WORK/demo.token" >"$WORK/demo.out" 2>"$WORK/demo.err"
+    rc=$?
+    check "modeld demo --scale 0.001: exit status" 0 "$rc"
+    if [ "$rc" -ne 0 ]; then
+        echo "# demo stderr: $(tail -n 5 "$WORK/demo.err")"
+        DEMO_MADE=failed
+        return 1
+    fi
+    DEMO_MADE=yes
+}
+
+# ---- the run --------------------------------------------------------------
+
+TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+TOKEN_FILE=$WORK/admin.token
+printf '%s\n' "$TOKEN" >"$TOKEN_FILE"
+chmod 600 "$TOKEN_FILE"
+
+echo "e2e: $MODELD (work dir $WORK${QUICK:+, quick=$QUICK})"
+if daemon_start main "$WORK/data" --admin-token-file "$TOKEN_FILE"; then
+    # shellcheck disable=SC2034  # used by the case files
+    MAIN_DATA=$WORK/data
+    for f in "$E2E_DIR"/cases_*.sh; do
+        [ -e "$f" ] || continue
+        echo "# $(basename "$f")"
+        use main
+        started=$SECONDS
+        # shellcheck source=/dev/null
+        . "$f"
+        echo "# $(basename "$f"): $((SECONDS - started)) s"
+    done
+
+    echo "# shutdown"
+    if is_running "${DPID[main]}"; then
+        pass "main: still running after every case"
+        use main
+        http GET /healthz
+        check "main: /healthz after every case" 200 "$STATUS"
+    else
+        fail "main: still running after every case (stderr: $(tail -n 5 "$WORK/main.err"))"
+    fi
+    daemon_stop main
+fi
+
+echo "e2e: $PASSED passed, $FAILED failed"
+RESULTS=${MODELD_E2E_RESULTS:-$ROOT/build/results}
+mkdir -p "$(dirname "$RESULTS")"
+echo "$PASSED $FAILED" >>"$RESULTS"
+[ "$FAILED" -eq 0 ] && [ "$PASSED" -gt 0 ]

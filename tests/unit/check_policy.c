@@ -1,0 +1,1098 @@
+/*
+ * Check suite for the selection policy (policy/policy.c). Every rule has a
+ * table row over the demo catalog's numbers (Table 6.1.1-1 of the
+ * model-data study) whose expected variant follows from the arithmetic in
+ * the comment above it; a few tests check estimates, rollout buckets and
+ * argument checks on their own.
+ *
+ * Latency at 100 GFLOP/s is flops / 1e8 ms:
+ *   classification: mobilenet 2.8, efficientnet-b0 3.9, densenet-169 35,
+ *                   inception-v3 57, resnet-50 41, vgg-16 160
+ *   detection:      ssd300-mobilenet 12, efficientdet-d0 25,
+ *                   fasterrcnn-mobilenet 252, ssd300-deeplab 349,
+ *                   fasterrcnn-vgg 643, yolov3 710
+ * Download at the default 10 Mbit/s is bytes * 8 / 1e7 s.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy/policy.h"
+#include "proto/proto.h"
+
+#define MAX_VARIANTS 16
+#define MAX_DELTAS 4
+#define CLASSIFICATION "image-classification"
+#define DETECTION "object-detection"
+
+static const struct spec {
+    const char *name;
+    uint64_t params;
+    uint64_t memory_bytes;
+    double flops;
+    double accuracy;
+    const char *format;
+} classification[] = {
+    { "mobilenet-v1-1.0-224", 3300000, 13200000, 0.28e9, 0.706, "tflite" },
+    { "efficientnet-b0", 5300000, 21200000, 0.39e9, 0.771, "tflite" },
+    { "densenet-169", 14000000, 56000000, 3.5e9, 0.762, "onnx" },
+    { "inception-v3", 24000000, 96000000, 5.7e9, 0.779, "onnx" },
+    { "resnet-50", 26000000, 104000000, 4.1e9, 0.761, "onnx" },
+    { "vgg-16", 138000000, 552000000, 16e9, 0.716, "onnx" },
+}, detection[] = {
+    { "ssd300-mobilenet", 6800000, 27200000, 1.2e9, 0.210, "tflite" },
+    { "efficientdet-d0", 3900000, 15600000, 2.5e9, 0.338, "tflite" },
+    { "fasterrcnn-mobilenet", 6100000, 24400000, 25.2e9, 0.328, "tflite" },
+    { "ssd300-deeplab", 33100000, 132400000, 34.9e9, 0.232, "onnx" },
+    { "fasterrcnn-vgg", 138500000, 554000000, 64.3e9, 0.219, "onnx" },
+    { "yolov3", 40500000, 122000000, 71e9, 0.330, "onnx" },
+};
+
+struct fixture {
+    const char *family;
+    struct proto_variant v[MAX_VARIANTS];
+    size_t n;
+    struct proto_delta d[MAX_DELTAS];
+    size_t nd;
+    struct proto_report r;
+    struct policy_config cfg;
+};
+
+static void
+hex_of(unsigned id, char out[PROTO_HEX_SIZE])
+{
+    snprintf(out, PROTO_HEX_SIZE, "%064x", id);
+}
+
+static struct proto_variant *
+add_variant(struct fixture *f, const struct spec *s)
+{
+    struct proto_variant *v = &f->v[f->n];
+
+    ck_assert_uint_lt(f->n, MAX_VARIANTS);
+    memset(v, 0, sizeof(*v));
+    snprintf(v->family, sizeof(v->family), "%s", f->family);
+    snprintf(v->name, sizeof(v->name), "%s", s->name);
+    v->version = 1;
+    hex_of((unsigned)f->n + 1, v->blob_hex);
+    v->size_bytes = s->memory_bytes;
+    snprintf(v->format, sizeof(v->format), "%s", s->format);
+    v->params = s->params;
+    v->flops = s->flops;
+    v->accuracy = s->accuracy;
+    v->memory_bytes = s->memory_bytes;
+    v->rollout_percent = 100;
+    f->n++;
+    return v;
+}
+
+/* quality, 1 GB free, 100 GFLOP/s, nothing else */
+static void
+fixture_init(struct fixture *f, const char *family, const struct spec *s,
+             size_t count)
+{
+    memset(f, 0, sizeof(*f));
+    f->family = family;
+    for (size_t i = 0; i < count; i++)
+        add_variant(f, &s[i]);
+    policy_config_default(&f->cfg);
+    f->r.memory_bytes = 1000000000;
+    f->r.gflops = 100;
+    f->r.preference = PROTO_PREFER_QUALITY;
+}
+
+static struct proto_variant *
+variant_named(struct fixture *f, const char *name)
+{
+    for (size_t i = 0; i < f->n; i++)
+        if (strcmp(f->v[i].name, name) == 0)
+            return &f->v[i];
+    ck_abort_msg("no variant %s", name);
+    return NULL;
+}
+
+static void
+hold(struct fixture *f, const char *name)
+{
+    memcpy(f->r.current_hex, variant_named(f, name)->blob_hex,
+           PROTO_HEX_SIZE);
+    f->r.has_current = true;
+}
+
+static void
+vgg_exits(struct fixture *f)
+{
+    /* the demo's exits: 4e9 -> 40 ms, 9e9 -> 90 ms at 100 GFLOP/s */
+    struct proto_variant *v = variant_named(f, "vgg-16");
+
+    v->exits[0] = (struct proto_exit){ .flops = 4e9, .accuracy = 0.55 };
+    v->exits[1] = (struct proto_exit){ .flops = 9e9, .accuracy = 0.66 };
+    v->exit_count = 2;
+}
+
+static void
+tag(struct proto_tag *t, const char *key, const char *value)
+{
+    snprintf(t->key, sizeof(t->key), "%s", key);
+    snprintf(t->value, sizeof(t->value), "%s", value);
+}
+
+static void
+set_latency(struct fixture *f, double ms)
+{
+    f->r.max_latency_ms = ms;
+    f->r.has_max_latency_ms = true;
+}
+
+static void
+set_memory(struct fixture *f, uint64_t bytes)
+{
+    f->r.memory_bytes = bytes;
+}
+
+/* ---- setups, one per table row ---------------------------------------- */
+
+static void
+mem_60mb(struct fixture *f)
+{
+    set_memory(f, 60000000);
+}
+
+static void
+mem_10mb(struct fixture *f)
+{
+    set_memory(f, 10000000);
+}
+
+static void
+lat_100(struct fixture *f)
+{
+    set_latency(f, 100);
+}
+
+static void
+hold_efficientnet(struct fixture *f)
+{
+    mem_60mb(f);
+    hold(f, "efficientnet-b0");
+}
+
+static void
+hold_densenet(struct fixture *f)
+{
+    mem_60mb(f);
+    hold(f, "densenet-169");
+}
+
+static void
+hold_densenet_wide(struct fixture *f)
+{
+    hold_densenet(f);
+    f->cfg.hysteresis_accuracy = 0.01;
+}
+
+static void
+tie_transfer(struct fixture *f)
+{
+    struct spec s = classification[1];
+    struct proto_variant *v;
+
+    mem_60mb(f);
+    s.name = "efficientnet-b0-big";
+    v = add_variant(f, &s);
+    v->size_bytes = 30000000;
+}
+
+static void
+tie_latency(struct fixture *f)
+{
+    struct spec s = classification[1];
+
+    mem_60mb(f);
+    s.name = "efficientnet-b0-slow";
+    s.flops = 0.5e9;
+    add_variant(f, &s);
+}
+
+static void
+tie_name(struct fixture *f)
+{
+    struct spec s = classification[1];
+
+    mem_60mb(f);
+    s.name = "efficientnet-b0-copy";
+    add_variant(f, &s);
+}
+
+static void
+degraded_mix(struct fixture *f)
+{
+    set_latency(f, 3.5);
+    f->r.min_accuracy = 0.75;
+    f->r.has_min_accuracy = true;
+}
+
+static void
+degraded_hold_copy(struct fixture *f)
+{
+    struct spec s = classification[0];
+
+    degraded_mix(f);
+    s.name = "mobilenet-v1-1.0-224-copy";
+    add_variant(f, &s);
+    hold(f, "mobilenet-v1-1.0-224-copy");
+}
+
+static void
+degraded_hold_efficientnet(struct fixture *f)
+{
+    degraded_mix(f);
+    hold(f, "efficientnet-b0");
+}
+
+static void
+vgg_lat(struct fixture *f, double ms)
+{
+    f->n = 0;
+    add_variant(f, &classification[5]);
+    vgg_exits(f);
+    set_latency(f, ms);
+}
+
+static void
+vgg_lat_100(struct fixture *f)
+{
+    vgg_lat(f, 100);
+}
+
+static void
+vgg_lat_50(struct fixture *f)
+{
+    vgg_lat(f, 50);
+}
+
+static void
+vgg_lat_30(struct fixture *f)
+{
+    vgg_lat(f, 30);
+}
+
+static void
+full_exits_lat_100(struct fixture *f)
+{
+    vgg_exits(f);
+    set_latency(f, 100);
+}
+
+static void
+tflite_only(struct fixture *f)
+{
+    snprintf(f->r.formats[0], sizeof(f->r.formats[0]), "tflite");
+    f->r.format_count = 1;
+    f->r.has_formats = true;
+}
+
+static void
+inception_needs_npu(struct fixture *f)
+{
+    struct proto_variant *v = variant_named(f, "inception-v3");
+
+    snprintf(v->accelerators[0], sizeof(v->accelerators[0]), "npu");
+    v->accelerator_count = 1;
+    snprintf(f->r.accelerators[0], sizeof(f->r.accelerators[0]), "gpu");
+    f->r.accelerator_count = 1;
+}
+
+static void
+inception_has_npu(struct fixture *f)
+{
+    inception_needs_npu(f);
+    snprintf(f->r.accelerators[1], sizeof(f->r.accelerators[1]), "npu");
+    f->r.accelerator_count = 2;
+}
+
+static void
+mobilenet_measured(struct fixture *f)
+{
+    struct proto_variant *v = variant_named(f, "mobilenet-v1-1.0-224");
+
+    snprintf(v->latency_ms[0].device_class,
+             sizeof(v->latency_ms[0].device_class), "npu-class-a");
+    v->latency_ms[0].value = 4.0;
+    v->latency_count = 1;
+    set_latency(f, 3.5);
+}
+
+static void
+mobilenet_measured_npu(struct fixture *f)
+{
+    mobilenet_measured(f);
+    snprintf(f->r.device_class, sizeof(f->r.device_class), "npu-class-a");
+    f->r.has_device_class = true;
+}
+
+/* mobilenet v2 (accuracy 0.709) at 30%, newest first, then v1 at 100% */
+static void
+rollout(struct fixture *f)
+{
+    struct proto_variant v2 = f->v[0];
+
+    memmove(&f->v[1], &f->v[0], f->n * sizeof(f->v[0]));
+    f->n++;
+    v2.version = 2;
+    v2.accuracy = 0.709;
+    v2.rollout_percent = 30;
+    hex_of(100, v2.blob_hex);
+    f->v[0] = v2;
+    set_memory(f, 15000000);
+}
+
+static void
+rollout_ue(struct fixture *f, const char *ue)
+{
+    rollout(f);
+    snprintf(f->r.ue, sizeof(f->r.ue), "%s", ue);
+    f->r.has_ue = true;
+}
+
+static void
+rollout_in(struct fixture *f)
+{
+    rollout_ue(f, "ue-1");      /* bucket 2 */
+}
+
+static void
+rollout_out(struct fixture *f)
+{
+    rollout_ue(f, "ue-2");      /* bucket 91 */
+}
+
+static void
+detect_balanced(struct fixture *f)
+{
+    set_latency(f, 30);
+    f->r.preference = PROTO_PREFER_BALANCED;
+}
+
+static void
+detect_saver(struct fixture *f)
+{
+    set_latency(f, 30);
+    f->r.preference = PROTO_PREFER_SAVER;
+}
+
+static void
+detect_battery_low(struct fixture *f)
+{
+    detect_balanced(f);
+    f->r.battery_percent = 10;
+    f->r.has_battery_percent = true;
+}
+
+static void
+detect_battery_charging(struct fixture *f)
+{
+    detect_battery_low(f);
+    f->r.charging = true;
+}
+
+static void
+detect_hold_ssd(struct fixture *f)
+{
+    detect_balanced(f);
+    hold(f, "ssd300-mobilenet");
+}
+
+static void
+detect_hold_ssd_wide(struct fixture *f)
+{
+    detect_hold_ssd(f);
+    f->cfg.hysteresis_score = 0.1;
+}
+
+static void
+slow_link(struct fixture *f)
+{
+    mem_60mb(f);
+    f->r.preference = PROTO_PREFER_BALANCED;
+    f->r.downlink_bps = 1e6;
+    f->r.has_downlink_bps = true;
+    f->r.max_download_s = 200;
+    f->r.has_max_download_s = true;
+}
+
+static void
+slow_link_metered(struct fixture *f)
+{
+    slow_link(f);
+    f->r.metered = true;
+}
+
+static void
+slow_link_loaded(struct fixture *f)
+{
+    slow_link(f);
+    f->r.load = 0.9;
+    f->r.has_load = true;
+}
+
+static void
+slow_link_light(struct fixture *f)
+{
+    slow_link(f);
+    f->r.load = 0.5;
+    f->r.has_load = true;
+}
+
+static void
+night_variant(struct fixture *f)
+{
+    struct spec s = detection[1];
+    struct proto_variant *v;
+
+    s.name = "efficientdet-d0-night";
+    s.accuracy = 0.3375;
+    v = add_variant(f, &s);
+    tag(&v->context[0], "scene", "night");
+    v->context_count = 1;
+    /* the demo's low-light detector */
+    v = variant_named(f, "fasterrcnn-mobilenet");
+    tag(&v->context[0], "scene", "night");
+    v->context_count = 1;
+}
+
+static void
+night_scene(struct fixture *f)
+{
+    night_variant(f);
+    tag(&f->r.context[0], "scene", "night");
+    f->r.context_count = 1;
+}
+
+static void
+night_scene_balanced(struct fixture *f)
+{
+    night_scene(f);
+    f->r.preference = PROTO_PREFER_BALANCED;
+}
+
+static void
+day_scene_balanced(struct fixture *f)
+{
+    night_variant(f);
+    tag(&f->r.context[0], "scene", "day");
+    f->r.context_count = 1;
+    f->r.preference = PROTO_PREFER_BALANCED;
+}
+
+static void
+delta_from_mobilenet(struct fixture *f)
+{
+    mem_60mb(f);
+    hold(f, "mobilenet-v1-1.0-224");
+    memcpy(f->d[0].from_hex, f->r.current_hex, PROTO_HEX_SIZE);
+    memcpy(f->d[0].to_hex, variant_named(f, "efficientnet-b0")->blob_hex,
+           PROTO_HEX_SIZE);
+    f->d[0].size_bytes = 2000000;
+    f->nd = 1;
+    f->r.rtt_ms = 40;
+    f->r.has_rtt_ms = true;
+}
+
+static void
+energy_budget(struct fixture *f)
+{
+    mem_60mb(f);
+    f->r.max_energy_mj = 6;
+    f->r.has_max_energy_mj = true;
+}
+
+static void
+energy_power(struct fixture *f)
+{
+    energy_budget(f);
+    f->r.power_mw = 2000;
+    f->r.has_power_mw = true;
+}
+
+static void
+energy_measured(struct fixture *f)
+{
+    struct proto_variant *v = variant_named(f, "efficientnet-b0");
+
+    energy_power(f);
+    snprintf(v->energy_mj[0].device_class,
+             sizeof(v->energy_mj[0].device_class), "npu-class-a");
+    v->energy_mj[0].value = 5.0;
+    v->energy_count = 1;
+    mobilenet_measured_npu(f);
+    f->r.has_max_latency_ms = false;
+}
+
+/* ---- the table ---------------------------------------------------------- */
+
+enum reason_in {
+    R_NONE = 0,
+    R_CANDIDATE,        /* reasons of the candidate named by cand */
+    R_VIOLATIONS,       /* the decision's violations */
+    R_CHOSEN,           /* the decision's reasons */
+};
+
+static const struct select_case {
+    const char *what;
+    const char *family;
+    void (*setup)(struct fixture *f);
+    enum proto_action action;
+    const char *variant;        /* NULL: none */
+    int64_t version;            /* 0: not checked */
+    bool degraded;
+    int exit_index;
+    enum reason_in where;
+    const char *cand;
+    const char *reason;         /* a reason that must be there, verbatim */
+} cases[] = {
+    /* 60 MB fits mobilenet 13.2, efficientnet 21.2, densenet 56 MB;
+     * highest accuracy of 0.706, 0.771, 0.762 is efficientnet-b0. */
+    { "done: 60 MB", CLASSIFICATION, mem_60mb, PROTO_ACTION_DOWNLOAD,
+      "efficientnet-b0", 0, false, -1, R_CANDIDATE, "densenet-169",
+      "accuracy 0.762 below chosen 0.771" },
+    { "done: 60 MB, memory reason", CLASSIFICATION, mem_60mb,
+      PROTO_ACTION_DOWNLOAD, "efficientnet-b0", 0, false, -1, R_CANDIDATE,
+      "vgg-16", "memory: 552000000 bytes over device.memory_bytes 60000000" },
+    /* 1 GB fits all; vgg-16 at 160 ms misses 100 ms; the best accuracy
+     * of the rest is inception-v3 0.779 at 57 ms. */
+    { "done: 1 GB, 100 ms", CLASSIFICATION, lat_100, PROTO_ACTION_DOWNLOAD,
+      "inception-v3", 0, false, -1, R_CANDIDATE, "vgg-16",
+      "latency: 160 ms over max_latency_ms 100" },
+    /* 10 MB: the smallest, mobilenet, needs 13.2 MB. */
+    { "done: 10 MB", CLASSIFICATION, mem_10mb, PROTO_ACTION_NONE, NULL, 0,
+      false, -1, R_CANDIDATE, "mobilenet-v1-1.0-224",
+      "memory: 13200000 bytes over device.memory_bytes 10000000" },
+    /* holding efficientnet-b0, the pick of the 60 MB case */
+    { "done: keep", CLASSIFICATION, hold_efficientnet, PROTO_ACTION_KEEP,
+      "efficientnet-b0", 0, false, -1, R_CHOSEN, NULL,
+      "keep: current is the chosen version" },
+    /* holding densenet 0.762: 0.771 - 0.762 = 0.009 > 0.005: move */
+    { "hysteresis: quality, move", CLASSIFICATION, hold_densenet,
+      PROTO_ACTION_DOWNLOAD, "efficientnet-b0", 0, false, -1, R_CANDIDATE,
+      "densenet-169", "accuracy 0.762 below chosen 0.771" },
+    /* same with hysteresis_accuracy 0.01: 0.009 <= 0.01: keep */
+    { "hysteresis: quality, keep", CLASSIFICATION, hold_densenet_wide,
+      PROTO_ACTION_KEEP, "densenet-169", 0, false, -1, R_CANDIDATE,
+      "efficientnet-b0",
+      "accuracy 0.771 within hysteresis_accuracy 0.01 of current 0.762" },
+    /* equal accuracy 0.771: 21.2 MB beats 30 MB to transfer */
+    { "tie: transfer", CLASSIFICATION, tie_transfer, PROTO_ACTION_DOWNLOAD,
+      "efficientnet-b0", 0, false, -1, R_CANDIDATE, "efficientnet-b0-big",
+      "transfer 30000000 bytes over chosen's 21200000" },
+    /* equal accuracy and size: 3.9 ms beats 0.5e9 / 1e8 = 5 ms */
+    { "tie: latency", CLASSIFICATION, tie_latency, PROTO_ACTION_DOWNLOAD,
+      "efficientnet-b0", 0, false, -1, R_CANDIDATE, "efficientnet-b0-slow",
+      "latency 5 ms over chosen's 3.9" },
+    /* all equal: the name that sorts first */
+    { "tie: name", CLASSIFICATION, tie_name, PROTO_ACTION_DOWNLOAD,
+      "efficientnet-b0", 0, false, -1, R_CANDIDATE, "efficientnet-b0-copy",
+      "ties with chosen; name sorts after it" },
+    /* max 3.5 ms, min 0.75: nobody meets both.
+     * mobilenet: 2.8 ok, (0.75 - 0.706) / 0.75 = 0.0587
+     * efficientnet: (3.9 - 3.5) / 3.5 = 0.1143, accuracy ok
+     * densenet 31.5 / 3.5 = 9, inception 15.3, resnet 10.7, vgg 44.7+
+     * smallest: mobilenet, degraded. */
+    { "degraded: violation", CLASSIFICATION, degraded_mix,
+      PROTO_ACTION_DOWNLOAD, "mobilenet-v1-1.0-224", 0, true, -1,
+      R_VIOLATIONS, NULL, "accuracy: 0.706 under min_accuracy 0.75" },
+    { "degraded: loser", CLASSIFICATION, degraded_mix, PROTO_ACTION_DOWNLOAD,
+      "mobilenet-v1-1.0-224", 0, true, -1, R_CANDIDATE, "efficientnet-b0",
+      "violation 0.114286 over chosen's 0.0586667" },
+    { "degraded: loser's miss", CLASSIFICATION, degraded_mix,
+      PROTO_ACTION_DOWNLOAD, "mobilenet-v1-1.0-224", 0, true, -1,
+      R_CANDIDATE, "efficientnet-b0",
+      "latency: 3.9 ms over max_latency_ms 3.5" },
+    /* an identical copy ties mobilenet's 0.0587; the UE holds the copy,
+     * which has nothing to transfer: kept */
+    { "degraded: keep an equal", CLASSIFICATION, degraded_hold_copy,
+      PROTO_ACTION_KEEP, "mobilenet-v1-1.0-224-copy", 0, true, -1,
+      R_CANDIDATE, "mobilenet-v1-1.0-224",
+      "transfer 13200000 bytes over chosen's 0" },
+    /* holding efficientnet (0.1143 > 0.0587): move */
+    { "degraded: move", CLASSIFICATION, degraded_hold_efficientnet,
+      PROTO_ACTION_DOWNLOAD, "mobilenet-v1-1.0-224", 0, true, -1, R_NONE,
+      NULL, NULL },
+    /* vgg-16 alone: whole 160 ms > 100; exit 1 9e9 -> 90 ms meets */
+    { "exit: latest", CLASSIFICATION, vgg_lat_100, PROTO_ACTION_DOWNLOAD,
+      "vgg-16", 0, false, 1, R_CHOSEN, NULL,
+      "exit 1: whole network misses max_latency_ms 100" },
+    /* 50 ms: exit 1 90 ms misses, exit 0 4e9 -> 40 ms meets */
+    { "exit: earlier", CLASSIFICATION, vgg_lat_50, PROTO_ACTION_DOWNLOAD,
+      "vgg-16", 0, false, 0, R_NONE, NULL, NULL },
+    /* 30 ms: 40 and 90 ms miss: whole network, degraded */
+    { "exit: none meets", CLASSIFICATION, vgg_lat_30, PROTO_ACTION_DOWNLOAD,
+      "vgg-16", 0, true, -1, R_VIOLATIONS, NULL,
+      "latency: 160 ms over max_latency_ms 30" },
+    /* full catalog, 100 ms: vgg at exit 1 is feasible with accuracy 0.66,
+     * below inception's 0.779 */
+    { "exit: loser's accuracy", CLASSIFICATION, full_exits_lat_100,
+      PROTO_ACTION_DOWNLOAD, "inception-v3", 0, false, -1, R_CANDIDATE,
+      "vgg-16", "accuracy 0.66 below chosen 0.779" },
+    /* tflite only: mobilenet 0.706, efficientnet 0.771 */
+    { "hard: format", CLASSIFICATION, tflite_only, PROTO_ACTION_DOWNLOAD,
+      "efficientnet-b0", 0, false, -1, R_CANDIDATE, "inception-v3",
+      "format: onnx not in device.formats" },
+    /* inception needs an npu the UE lacks: next best 0.771 */
+    { "hard: accelerator missing", CLASSIFICATION, inception_needs_npu,
+      PROTO_ACTION_DOWNLOAD, "efficientnet-b0", 0, false, -1, R_CANDIDATE,
+      "inception-v3", "accelerator: npu not in device.accelerators" },
+    { "hard: accelerator present", CLASSIFICATION, inception_has_npu,
+      PROTO_ACTION_DOWNLOAD, "inception-v3", 0, false, -1, R_NONE, NULL,
+      NULL },
+    /* max 3.5 ms: only mobilenet at 2.8 meets it */
+    { "measured: other class", CLASSIFICATION, mobilenet_measured,
+      PROTO_ACTION_DOWNLOAD, "mobilenet-v1-1.0-224", 0, false, -1, R_NONE,
+      NULL, NULL },
+    /* on npu-class-a mobilenet takes a measured 4 ms:
+     * (4 - 3.5) / 3.5 = 0.143 > efficientnet (3.9 - 3.5) / 3.5 = 0.114 */
+    { "measured: own class", CLASSIFICATION, mobilenet_measured_npu,
+      PROTO_ACTION_DOWNLOAD, "efficientnet-b0", 0, true, -1, R_CANDIDATE,
+      "mobilenet-v1-1.0-224", "latency: 4 ms over max_latency_ms 3.5" },
+    /* 15 MB fits only mobilenet; v2 at 30% */
+    { "rollout: no ue", CLASSIFICATION, rollout, PROTO_ACTION_DOWNLOAD,
+      "mobilenet-v1-1.0-224", 1, false, -1, R_NONE, NULL, NULL },
+    { "rollout: bucket 2 < 30", CLASSIFICATION, rollout_in,
+      PROTO_ACTION_DOWNLOAD, "mobilenet-v1-1.0-224", 2, false, -1, R_NONE,
+      NULL, NULL },
+    { "rollout: bucket 91 >= 30", CLASSIFICATION, rollout_out,
+      PROTO_ACTION_DOWNLOAD, "mobilenet-v1-1.0-224", 1, false, -1, R_NONE,
+      NULL, NULL },
+    /* max 30 ms: ssd 12 and efficientdet 25 ms meet it. Latency over the
+     * requirement 30; download over the largest hard-ok one, fasterrcnn-vgg
+     * 554e6 * 8 / 1e7 = 443.2 s; energy unknown: latency's share.
+     * balanced (1, 0.1, 0.05, 0.1):
+     *   efficientdet .338 - .15 * 25/30 - .1 * 12.48/443.2 = 0.2102
+     *   ssd          .210 - .15 * 12/30 - .1 * 21.76/443.2 = 0.1451
+     * saver (1, 0.4, 0.4, 0.3):
+     *   efficientdet .338 - .8 * 25/30 - .3 * .02816 = -0.3371
+     *   ssd          .210 - .8 * 12/30 - .3 * .04910 = -0.1247 */
+    { "balanced", DETECTION, detect_balanced, PROTO_ACTION_DOWNLOAD,
+      "efficientdet-d0", 0, false, -1, R_CANDIDATE, "ssd300-mobilenet",
+      "score 0.14509 below chosen 0.210184" },
+    { "saver", DETECTION, detect_saver, PROTO_ACTION_DOWNLOAD,
+      "ssd300-mobilenet", 0, false, -1, R_NONE, NULL, NULL },
+    { "battery: low, balanced acts as saver", DETECTION, detect_battery_low,
+      PROTO_ACTION_DOWNLOAD, "ssd300-mobilenet", 0, false, -1, R_CHOSEN,
+      NULL, "battery: 10% and not charging, balanced acts as saver" },
+    { "battery: low but charging", DETECTION, detect_battery_charging,
+      PROTO_ACTION_DOWNLOAD, "efficientdet-d0", 0, false, -1, R_NONE, NULL,
+      NULL },
+    /* holding ssd: nothing to download, ssd .210 - .06 = 0.15;
+     * 0.2102 - 0.15 = 0.06 > 0.02: move; with 0.1: keep */
+    { "hysteresis: score, move", DETECTION, detect_hold_ssd,
+      PROTO_ACTION_DOWNLOAD, "efficientdet-d0", 0, false, -1, R_CANDIDATE,
+      "ssd300-mobilenet", "score 0.15 below chosen 0.210184" },
+    { "hysteresis: score, keep", DETECTION, detect_hold_ssd_wide,
+      PROTO_ACTION_KEEP, "ssd300-mobilenet", 0, false, -1, R_CANDIDATE,
+      "efficientdet-d0",
+      "score 0.210184 within hysteresis_score 0.1 of current 0.15" },
+    /* 60 MB, 1 Mbit/s, max 200 s: densenet 448 s misses; latency over the
+     * largest hard-ok, densenet 35 ms; download over 200 s.
+     *   efficientnet 169.6 s: .771 - .15 * 3.9/35 - t * .848
+     *   mobilenet    105.6 s: .706 - .15 * 2.8/35 - t * .528
+     * t = 0.1: 0.6695 vs 0.6412; t = 0.3 (x3): 0.4999 vs 0.5356 */
+    { "network: plain", CLASSIFICATION, slow_link, PROTO_ACTION_DOWNLOAD,
+      "efficientnet-b0", 0, false, -1, R_CANDIDATE, "densenet-169",
+      "download: 448 s over max_download_s 200" },
+    { "network: metered", CLASSIFICATION, slow_link_metered,
+      PROTO_ACTION_DOWNLOAD, "mobilenet-v1-1.0-224", 0, false, -1, R_CHOSEN,
+      NULL, "network: metered, transfer weight x3" },
+    { "network: load 0.9", CLASSIFICATION, slow_link_loaded,
+      PROTO_ACTION_DOWNLOAD, "mobilenet-v1-1.0-224", 0, false, -1, R_NONE,
+      NULL, NULL },
+    { "network: load 0.5", CLASSIFICATION, slow_link_light,
+      PROTO_ACTION_DOWNLOAD, "efficientnet-b0", 0, false, -1, R_NONE, NULL,
+      NULL },
+    /* efficientdet 0.338 vs a night-tuned copy 0.3375: without context
+     * accuracy wins; at night they are within 0.001 and the tag wins */
+    { "context: none", DETECTION, night_variant, PROTO_ACTION_DOWNLOAD,
+      "efficientdet-d0", 0, false, -1, R_CANDIDATE, "efficientdet-d0-night",
+      "accuracy 0.3375 below chosen 0.338" },
+    { "context: night", DETECTION, night_scene, PROTO_ACTION_DOWNLOAD,
+      "efficientdet-d0-night", 0, false, -1, R_CANDIDATE, "efficientdet-d0",
+      "context: chosen matches scene=night" },
+    { "context: chosen says so", DETECTION, night_scene,
+      PROTO_ACTION_DOWNLOAD, "efficientdet-d0-night", 0, false, -1,
+      R_CHOSEN, NULL, "context: matches scene=night" },
+    /* fasterrcnn-mobilenet matches too but 0.328 is 0.0095 below */
+    { "context: matching loser", DETECTION, night_scene,
+      PROTO_ACTION_DOWNLOAD, "efficientdet-d0-night", 0, false, -1,
+      R_CANDIDATE, "fasterrcnn-mobilenet", "context: matches scene=night" },
+    /* balanced: same costs, 0.3375 + 0.01 bonus beats 0.338 */
+    { "context: balanced bonus", DETECTION, night_scene_balanced,
+      PROTO_ACTION_DOWNLOAD, "efficientdet-d0-night", 0, false, -1,
+      R_CANDIDATE, "efficientdet-d0",
+      "score 0.329902 below chosen 0.339402" },
+    { "context: other scene", DETECTION, day_scene_balanced,
+      PROTO_ACTION_DOWNLOAD, "efficientdet-d0", 0, false, -1, R_NONE, NULL,
+      NULL },
+    /* holding mobilenet with a 2 MB delta to efficientnet-b0 */
+    { "delta", CLASSIFICATION, delta_from_mobilenet, PROTO_ACTION_DELTA,
+      "efficientnet-b0", 0, false, -1, R_NONE, NULL, NULL },
+    /* 2000 mW: mobilenet 2.8 ms -> 5.6 mJ, efficientnet 3.9 -> 7.8 mJ,
+     * densenet 70 mJ; budget 6 mJ leaves mobilenet */
+    { "energy: from power", CLASSIFICATION, energy_power,
+      PROTO_ACTION_DOWNLOAD, "mobilenet-v1-1.0-224", 0, false, -1,
+      R_CANDIDATE, "efficientnet-b0", "energy: 7.8 mJ over max_energy_mj 6" },
+    /* without power_mw energy is unknown: not checked */
+    { "energy: unknown", CLASSIFICATION, energy_budget, PROTO_ACTION_DOWNLOAD,
+      "efficientnet-b0", 0, false, -1, R_NONE, NULL, NULL },
+    /* npu-class-a: efficientnet measured 5 mJ; mobilenet measured 4 ms ->
+     * 8 mJ > 6 */
+    { "energy: measured", CLASSIFICATION, energy_measured,
+      PROTO_ACTION_DOWNLOAD, "efficientnet-b0", 0, false, -1, R_CANDIDATE,
+      "mobilenet-v1-1.0-224", "energy: 8 mJ over max_energy_mj 6" },
+};
+
+static bool
+reasons_have(const struct proto_reasons *rs, const char *text)
+{
+    for (size_t i = 0; i < rs->count; i++)
+        if (strstr(rs->text[i], text))
+            return true;
+    return false;
+}
+
+static void
+decide(const struct fixture *f, struct proto_decision *d,
+       struct proto_candidate *cands)
+{
+    struct policy_input in = {
+        .family = f->family, .variants = f->v, .variant_count = f->n,
+        .deltas = f->d, .delta_count = f->nd,
+    };
+
+    memset(d, 0, sizeof(*d));
+    d->candidates = cands;
+    ck_assert_int_eq(policy_select(&f->cfg, &in, &f->r, d), POLICY_OK);
+}
+
+static size_t
+name_count(const struct fixture *f)
+{
+    size_t count = 0;
+
+    for (size_t i = 0; i < f->n; i++)
+        if (i == 0 || strcmp(f->v[i].name, f->v[i - 1].name) != 0)
+            count++;
+    return count;
+}
+
+static void
+fixture_for(const struct select_case *c, struct fixture *f)
+{
+    if (strcmp(c->family, CLASSIFICATION) == 0)
+        fixture_init(f, c->family, classification,
+                     ARRAY_SIZE(classification));
+    else
+        fixture_init(f, c->family, detection, ARRAY_SIZE(detection));
+    c->setup(f);
+}
+
+START_TEST(test_policy_select_cases)
+{
+    const struct select_case *c = &cases[_i];
+    struct proto_candidate cands[MAX_VARIANTS];
+    const struct proto_candidate *found = NULL;
+    struct proto_decision d;
+    struct fixture f;
+
+    fixture_for(c, &f);
+    decide(&f, &d, cands);
+    ck_assert_msg(d.action == c->action, "%s: action %d, want %d", c->what,
+                  d.action, c->action);
+    if (c->variant) {
+        ck_assert_str_eq(f.v[d.chosen].name, c->variant);
+        if (c->version)
+            ck_assert_int_eq(f.v[d.chosen].version, c->version);
+    }
+    ck_assert_int_eq(d.degraded, c->degraded);
+    ck_assert_int_eq(d.violations.count > 0, c->degraded);
+    ck_assert_int_eq(d.exit_index, c->exit_index);
+    ck_assert_uint_eq(d.recheck_after_s,
+                      c->degraded || c->action == PROTO_ACTION_NONE
+                          ? f.cfg.recheck_degraded_s
+                          : f.cfg.recheck_after_s);
+    ck_assert_int_eq(d.has_delta, c->action == PROTO_ACTION_DELTA);
+
+    /* one candidate per other variant name, each with a reason */
+    ck_assert_uint_eq(d.candidate_count,
+                      name_count(&f) - (c->action != PROTO_ACTION_NONE));
+    for (size_t i = 0; i < d.candidate_count; i++) {
+        const struct proto_variant *v = &f.v[cands[i].variant];
+
+        ck_assert_uint_gt(cands[i].reasons.count, 0);
+        if (c->variant)
+            ck_assert_str_ne(v->name, c->variant);
+        for (size_t j = 0; j < i; j++)
+            ck_assert_str_ne(f.v[cands[j].variant].name, v->name);
+        if (c->cand && strcmp(v->name, c->cand) == 0)
+            found = &cands[i];
+    }
+
+    switch (c->where) {
+    case R_NONE:
+        break;
+    case R_CANDIDATE:
+        ck_assert_msg(found != NULL, "%s: no candidate %s", c->what, c->cand);
+        ck_assert_msg(reasons_have(&found->reasons, c->reason),
+                      "%s: %s lacks \"%s\" (first: \"%s\")", c->what,
+                      c->cand, c->reason,
+                      found->reasons.count ? found->reasons.text[0] : "");
+        break;
+    case R_VIOLATIONS:
+        ck_assert_msg(reasons_have(&d.violations, c->reason),
+                      "%s: violations lack \"%s\"", c->what, c->reason);
+        break;
+    case R_CHOSEN:
+        ck_assert_msg(reasons_have(&d.reasons, c->reason),
+                      "%s: reasons lack \"%s\"", c->what, c->reason);
+        break;
+    }
+}
+END_TEST
+
+/* ---- estimates ---------------------------------------------------------- */
+
+static const struct estimate_case {
+    void (*setup)(struct fixture *f);
+    double latency_ms;
+    double download_s;
+    uint64_t memory_bytes;
+    bool has_energy_mj;
+    double energy_mj;
+} estimate_cases[] = {
+    /* inception-v3: 5.7e9 / 1e11 s = 57 ms; 96e6 * 8 / 1e7 = 76.8 s */
+    { lat_100, 57, 76.8, 96000000, false, 0 },
+    /* vgg-16 exit 1: 9e9 / 1e11 s = 90 ms; 552e6 * 8 / 1e7 = 441.6 s */
+    { vgg_lat_100, 90, 441.6, 552000000, false, 0 },
+    /* the 2 MB delta: 2e6 * 8 / 1e7 + 40 / 1000 = 1.64 s */
+    { delta_from_mobilenet, 3.9, 1.64, 21200000, false, 0 },
+    /* kept: nothing to download */
+    { hold_efficientnet, 3.9, 0, 21200000, false, 0 },
+    /* 2000 mW * 2.8 ms = 5.6 mJ */
+    { energy_power, 2.8, 10.56, 13200000, true, 5.6 },
+    /* measured on npu-class-a: 5 mJ, latency 3.9 from flops */
+    { energy_measured, 3.9, 16.96, 21200000, true, 5.0 },
+};
+
+START_TEST(test_policy_select_estimates)
+{
+    const struct estimate_case *c = &estimate_cases[_i];
+    struct proto_candidate cands[MAX_VARIANTS];
+    struct proto_decision d;
+    struct fixture f;
+
+    fixture_init(&f, CLASSIFICATION, classification,
+                 ARRAY_SIZE(classification));
+    c->setup(&f);
+    decide(&f, &d, cands);
+    ck_assert_double_eq_tol(d.estimates.latency_ms, c->latency_ms, 1e-9);
+    ck_assert_double_eq_tol(d.estimates.download_s, c->download_s, 1e-9);
+    ck_assert_uint_eq(d.estimates.memory_bytes, c->memory_bytes);
+    ck_assert_int_eq(d.estimates.has_energy_mj, c->has_energy_mj);
+    if (c->has_energy_mj)
+        ck_assert_double_eq_tol(d.estimates.energy_mj, c->energy_mj, 1e-9);
+}
+END_TEST
+
+START_TEST(test_policy_select_delta_index)
+{
+    struct proto_candidate cands[MAX_VARIANTS];
+    struct proto_decision d;
+    struct fixture f;
+
+    fixture_init(&f, CLASSIFICATION, classification,
+                 ARRAY_SIZE(classification));
+    delta_from_mobilenet(&f);
+    /* a delta to another target first: the index must be the right one */
+    f.d[1] = f.d[0];
+    f.d[0].size_bytes = 1;
+    memcpy(f.d[0].to_hex, variant_named(&f, "vgg-16")->blob_hex,
+           PROTO_HEX_SIZE);
+    f.nd = 2;
+    decide(&f, &d, cands);
+    ck_assert_int_eq(d.action, PROTO_ACTION_DELTA);
+    ck_assert_uint_eq(d.delta, 1);
+}
+END_TEST
+
+/* Memory from size_bytes when the variant gives no memory_bytes. */
+START_TEST(test_policy_select_memory_from_size)
+{
+    struct proto_candidate cands[MAX_VARIANTS];
+    struct proto_decision d;
+    struct fixture f;
+
+    fixture_init(&f, CLASSIFICATION, classification,
+                 ARRAY_SIZE(classification));
+    mem_60mb(&f);
+    /* efficientnet's file is 70 MB with no footprint given: rejected */
+    variant_named(&f, "efficientnet-b0")->memory_bytes = 0;
+    variant_named(&f, "efficientnet-b0")->size_bytes = 70000000;
+    decide(&f, &d, cands);
+    ck_assert_str_eq(f.v[d.chosen].name, "densenet-169");
+}
+END_TEST
+
+/* Holding a blob that is not the offered version keeps nothing. */
+START_TEST(test_policy_select_rollout_current_not_offered)
+{
+    struct proto_candidate cands[MAX_VARIANTS];
+    struct proto_decision d;
+    struct fixture f;
+
+    fixture_init(&f, CLASSIFICATION, classification,
+                 ARRAY_SIZE(classification));
+    rollout_out(&f);
+    memcpy(f.r.current_hex, f.v[0].blob_hex, PROTO_HEX_SIZE); /* v2 */
+    f.r.has_current = true;
+    decide(&f, &d, cands);
+    ck_assert_int_eq(d.action, PROTO_ACTION_DOWNLOAD);
+    ck_assert_int_eq(f.v[d.chosen].version, 1);
+}
+END_TEST
+
+/* ---- rollout buckets ------------------------------------------------- */
+
+/* Values from an independent FNV-1a 64 implementation (Python). */
+static const struct bucket_case {
+    const char *family;
+    const char *ue;
+    unsigned bucket;
+} bucket_cases[] = {
+    { CLASSIFICATION, "ue-1", 2 },
+    { CLASSIFICATION, "ue-2", 91 },
+    { CLASSIFICATION, "alice", 66 },
+    { DETECTION, "ue-1", 53 },
+    { DETECTION, "bob", 92 },
+};
+
+START_TEST(test_policy_rollout_bucket_values)
+{
+    const struct bucket_case *c = &bucket_cases[_i];
+
+    ck_assert_uint_eq(policy_rollout_bucket(c->family, c->ue), c->bucket);
+    ck_assert_uint_eq(policy_rollout_bucket(c->family, c->ue), c->bucket);
+}
+END_TEST
+
+START_TEST(test_policy_rollout_bucket_share)
+{
+    char ue[32];
+    unsigned in = 0;
+
+    for (unsigned i = 0; i < 10000; i++) {
+        snprintf(ue, sizeof(ue), "ue-%u", i);
+        if (policy_rollout_bucket(CLASSIFICATION, ue) < 30)
+            in++;
+    }
+    ck_assert_uint_ge(in, 2800);
+    ck_assert_uint_le(in, 3200);
+}
+END_TEST
+
+/* ---- arguments and defaults ----------------------------------------- */
+
+START_TEST(test_policy_select_bad_arguments)
+{
+    struct proto_candidate cands[MAX_VARIANTS];
+    struct proto_decision d;
+    struct fixture f;
+    struct policy_input in;
+
+    fixture_init(&f, CLASSIFICATION, classification,
+                 ARRAY_SIZE(classification));
+    in = (struct policy_input){ .family = f.family, .variants = f.v,
+                                .variant_count = f.n };
+    memset(&d, 0, sizeof(d));
+    d.candidates = cands;
+    ck_assert_int_eq(policy_select(NULL, &in, &f.r, &d), POLICY_BAD_ARGUMENT);
+    ck_assert_int_eq(policy_select(&f.cfg, NULL, &f.r, &d),
+                     POLICY_BAD_ARGUMENT);
+    ck_assert_int_eq(policy_select(&f.cfg, &in, NULL, &d),
+                     POLICY_BAD_ARGUMENT);
+    ck_assert_int_eq(policy_select(&f.cfg, &in, &f.r, NULL),
+                     POLICY_BAD_ARGUMENT);
+    d.candidates = NULL;
+    ck_assert_int_eq(policy_select(&f.cfg, &in, &f.r, &d),
+                     POLICY_BAD_ARGUMENT);
+    d.candidates = cands;
+    f.r.gflops = 0;
+    ck_assert_int_eq(policy_select(&f.cfg, &in, &f.r, &d),
+                     POLICY_BAD_ARGUMENT);
+    /* an empty family is no error: nothing to choose */
+    f.r.gflops = 100;
+    in.variant_count = 0;
+    ck_assert_int_eq(policy_select(&f.cfg, &in, &f.r, &d), POLICY_OK);
+    ck_assert_int_eq(d.action, PROTO_ACTION_NONE);
+    ck_assert_uint_eq(d.candidate_count, 0);
+}
+END_TEST
+
+START_TEST(test_policy_config_default_values)
+{
+    struct policy_config cfg;
+
+    policy_config_default(&cfg);
+    ck_assert_double_eq(cfg.hysteresis_accuracy, 0.005);
+    ck_assert_double_eq(cfg.hysteresis_score, 0.02);
+    ck_assert_double_eq(cfg.low_battery_percent, 20);
+    ck_assert_double_eq(cfg.high_load, 0.8);
+    ck_assert_double_eq(cfg.transfer_boost, 3);
+    ck_assert_double_eq(cfg.default_downlink_bps, 10e6);
+    ck_assert_uint_eq(cfg.recheck_after_s, 300);
+    ck_assert_uint_eq(cfg.recheck_degraded_s, 60);
+    /* saver leans harder on every cost than balanced */
+    ck_assert(cfg.saver.latency > cfg.balanced.latency);
+    ck_assert(cfg.saver.energy > cfg.balanced.energy);
+    ck_assert(cfg.saver.transfer > cfg.balanced.transfer);
+}
+END_TEST
+
+static Suite *
+policy_suite(void)
+{
+    Suite *s = suite_create("policy");
+    TCase *tc;
+
+    tc = tcase_create("select");
+    tcase_add_loop_test(tc, test_policy_select_cases, 0, ARRAY_SIZE(cases));
+    tcase_add_loop_test(tc, test_policy_select_estimates, 0,
+                        ARRAY_SIZE(estimate_cases));
+    tcase_add_test(tc, test_policy_select_delta_index);
+    tcase_add_test(tc, test_policy_select_memory_from_size);
+    tcase_add_test(tc, test_policy_select_rollout_current_not_offered);
+    tcase_add_test(tc, test_policy_select_bad_arguments);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("rollout");
+    tcase_add_loop_test(tc, test_policy_rollout_bucket_values, 0,
+                        ARRAY_SIZE(bucket_cases));
+    tcase_add_test(tc, test_policy_rollout_bucket_share);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("config");
+    tcase_add_test(tc, test_policy_config_default_values);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int
+main(void)
+{
+    SRunner *sr = srunner_create(policy_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
