@@ -16,6 +16,10 @@ need_cmd zstd zstd
 need_cmd openssl openssl
 need_cmd sqlite3 sqlite3
 need_cmd python3 python3
+# libFuzzer for `make fuzz` / `make fuzz-smoke`: clang and its runtime.
+need_cmd clang clang
+[ -e /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a ] ||
+    missing="$missing libclang-rt-14-dev"
 if command -v pkg-config >/dev/null 2>&1; then
     need_pc libmicrohttpd libmicrohttpd-dev
     need_pc jansson libjansson-dev

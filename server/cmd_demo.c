@@ -474,6 +474,7 @@ publish_version(struct store *st, struct proto_hasher *h, unsigned char *buf,
     printf("  %s/%s v%lld: %llu bytes sha256:%.12s...\n",
            families[s->family].name, s->name, (long long)got_version,
            (unsigned long long)stored, hex);
+    fflush(stdout);
     return 0;
 fail:
     fprintf(stderr, "modeld demo: publishing %s/%s v%lld failed (%d): %s\n",

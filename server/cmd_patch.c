@@ -169,6 +169,7 @@ static int patch(const char *old_path, const char *delta_path,
     char *tmp = NULL, *dir = NULL;
     size_t out_len = strlen(out_path);
     enum proto_status st;
+    mode_t mask;
     int code = 1;
 
     if (map_file(old_path, &old) != 0 || map_file(delta_path, &delta) != 0)
@@ -189,7 +190,10 @@ static int patch(const char *old_path, const char *delta_path,
         tmp = NULL; /* nothing to unlink */
         goto out;
     }
-    (void)fchmod(fs.fd, 0644);
+    /* mkstemp makes 0600; give OUT the mode a plain create would. */
+    mask = umask(0);
+    umask(mask);
+    (void)fchmod(fs.fd, 0666 & ~mask);
 
     st = proto_delta_apply(old.data, old.len, delta.data, delta.len,
                            write_sink, &fs);

@@ -104,10 +104,16 @@ enum store_status store_tmp_clean(struct store *st)
     while ((de = readdir(d)) != NULL) {
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
             continue;
-        if (unlinkat(dirfd(d), de->d_name, 0) != 0 && errno != ENOENT) {
-            rc = store_err_os(st, "removing leftover", de->d_name, errno);
-            break;
+        if (unlinkat(dirfd(d), de->d_name, 0) == 0 || errno == ENOENT)
+            continue;
+        /* The store makes no directories here; an empty one goes, a full
+         * one is someone else's and stays. */
+        if (errno == EISDIR || errno == EPERM) {
+            (void)unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR);
+            continue;
         }
+        rc = store_err_os(st, "removing leftover", de->d_name, errno);
+        break;
     }
     closedir(d);
     return rc;

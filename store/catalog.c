@@ -450,7 +450,7 @@ enum store_status store_variant_retire(struct store *st, const char *family,
     return rc;
 }
 
-/* ---- snapshots ------------------------------------------------------------ */
+/* ---- snapshots ----------------------------------------------------------- */
 
 static void snap_free(struct snap_priv *p)
 {

@@ -52,7 +52,7 @@ struct file_sink {
 
 static unsigned char empty_file[1];
 
-/* ---- files ----------------------------------------------------------------- */
+/* ---- files --------------------------------------------------------------- */
 
 static enum store_status map_blob(struct store *st, const char *hex,
                                   struct mapping *out)
@@ -215,45 +215,75 @@ static enum store_status target_size(struct store *st, const char *hex,
     return rc;
 }
 
-/* ---- jobs -------------------------------------------------------------------- */
+/* ---- jobs ---------------------------------------------------------------- */
 
-/* 1 and *out filled when a job is pending, 0 when none, -1 on error. */
-static int next_job(struct store *st, struct job *out)
+/* The first row of a job query as a job: 1, 0 when none, -1 on error. */
+static int pick(struct store *st, enum stmt_id id, const char *op,
+                struct job *out)
 {
-    sqlite3_stmt *s;
+    sqlite3_stmt *s = store_stmt(st, id);
     int found = 0;
-    int src;
+    int src = sqlite3_step(s);
 
-    memset(out, 0, sizeof(*out));
-    pthread_mutex_lock(&st->db_mu);
-    s = store_stmt(st, STMT_JOB_ZSTD);
-    src = sqlite3_step(s);
     if (src == SQLITE_ROW) {
-        out->kind = JOB_ZSTD;
-        snprintf(out->to_hex, sizeof(out->to_hex), "%s",
-                 (const char *)sqlite3_column_text(s, 0));
+        const unsigned char *a = sqlite3_column_text(s, 0);
+        const unsigned char *b = sqlite3_column_text(s, 1);
+
+        if (id == STMT_JOB_DELTA) {
+            out->kind = JOB_DELTA;
+            snprintf(out->from_hex, sizeof(out->from_hex), "%s",
+                     a ? (const char *)a : "");
+            snprintf(out->to_hex, sizeof(out->to_hex), "%s",
+                     b ? (const char *)b : "");
+        } else {
+            out->kind = JOB_ZSTD;
+            snprintf(out->to_hex, sizeof(out->to_hex), "%s",
+                     a ? (const char *)a : "");
+        }
         found = 1;
     } else if (src != SQLITE_DONE) {
-        (void)store_err_db(st, "finding zstd jobs", src);
+        (void)store_err_db(st, op, src);
         found = -1;
     }
     sqlite3_reset(s);
-    if (found == 0) {
-        s = store_stmt(st, STMT_JOB_DELTA);
-        src = sqlite3_step(s);
-        if (src == SQLITE_ROW) {
-            out->kind = JOB_DELTA;
-            snprintf(out->from_hex, sizeof(out->from_hex), "%s",
-                     (const char *)sqlite3_column_text(s, 0));
-            snprintf(out->to_hex, sizeof(out->to_hex), "%s",
-                     (const char *)sqlite3_column_text(s, 1));
-            found = 1;
-        } else if (src != SQLITE_DONE) {
-            (void)store_err_db(st, "finding delta jobs", src);
-            found = -1;
-        }
-        sqlite3_reset(s);
+    return found;
+}
+
+/* Whether the blob hex still waits for its zstd copy. */
+static bool zstd_pending(struct store *st, const char *hex)
+{
+    sqlite3_stmt *s = store_stmt(st, STMT_BLOB_GET);
+    bool pending = false;
+
+    sqlite3_bind_text(s, 1, hex, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        const unsigned char *state = sqlite3_column_text(s, 1);
+
+        pending = state && strcmp((const char *)state, "pending") == 0;
     }
+    sqlite3_reset(s);
+    return pending;
+}
+
+/*
+ * 1 and *out filled when a job is pending, 0 when none, -1 on error.
+ * Deltas come first, since they are what saves bytes on the air; but a
+ * delta's target gets its zstd copy made just before, so that the delta
+ * is measured against the compressed size. Then the remaining copies.
+ */
+static int next_job(struct store *st, struct job *out)
+{
+    int found;
+
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&st->db_mu);
+    found = pick(st, STMT_JOB_DELTA, "finding delta jobs", out);
+    if (found == 1 && zstd_pending(st, out->to_hex)) {
+        out->kind = JOB_ZSTD;
+        out->from_hex[0] = '\0';
+    }
+    if (found == 0)
+        found = pick(st, STMT_JOB_ZSTD, "finding zstd jobs", out);
     pthread_mutex_unlock(&st->db_mu);
     /* Only validated hex ever names a file. */
     if (found == 1 &&
@@ -404,7 +434,7 @@ out:
     return result;
 }
 
-/* ---- the thread ----------------------------------------------------------- */
+/* ---- the thread ---------------------------------------------------------- */
 
 static void *worker_main(void *arg)
 {

@@ -230,8 +230,15 @@ main(int argc, char **argv)
         struct layer *l = &layers[n_layers];
         size_t n;
 
-        l->rows = row_choices[rng_next() % 5];
-        l->cols = col_choices[rng_next() % 7];
+        /* Layers of at most 1/16 of the model, so that every model has
+         * a few dozen of them; the last one is cut to fit. */
+        do {
+            l->rows = row_choices[rng_next() % 5];
+            l->cols = col_choices[rng_next() % 7];
+        } while (l->rows > 32 && l->rows * l->cols * 4 * 16 > target);
+        while (l->rows > 1 &&
+               total + (l->rows * l->cols + l->rows) * 4 > target)
+            l->rows--;
         l->spread = sqrt(2.0 / (double)l->cols);
         n = layer_count(l);
         l->w = malloc(n * sizeof(float));

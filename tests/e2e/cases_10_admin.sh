@@ -298,11 +298,18 @@ check "daemon answers after hostile input" 200 "$STATUS"
 check_jq "daemon answers after hostile input: body" '.status == "ok"'
 
 # ---- limits (a daemon with small limits) ------------------------------------
+# Its token comes from MODELD_ADMIN_TOKEN (padded with whitespace, which is
+# trimmed): the uploads under the limit below prove that it is accepted.
 
 LIM_DATA=$WORK/data-limits
-if daemon_start limits "$LIM_DATA" --admin-token-file "$TOKEN_FILE" \
+if MODELD_ADMIN_TOKEN=" $TOKEN
+" daemon_start limits "$LIM_DATA" \
     --set max_upload_bytes=1048576 --set max_select_bytes=1024 \
     --set max_json_bytes=4096; then
+    http PUT /v1/families/env-token -H 'Authorization: Bearer wrong-token-0123456789' -d '{}'
+    check_problem "MODELD_ADMIN_TOKEN daemon: wrong token" 403
+    http_admin PUT /v1/families/env-token -H 'Content-Type: application/json' -d '{"task":"t"}'
+    check "MODELD_ADMIN_TOKEN daemon: the token from the environment" 201 "$STATUS"
     BIG=$WORK/big2m.bin
     head -c 2097152 /dev/urandom >"$BIG"
     BIG_DIGEST=$(sha_of "$BIG")
@@ -373,5 +380,19 @@ if [ "$QUICK" != 1 ]; then
     http HEAD "/v1/blobs/$HUGE_DIGEST"
     check "200 MiB upload: HEAD" 200 "$STATUS"
     check "200 MiB upload: Content-Length" $((200 * 1024 * 1024)) "$(hdr Content-Length)"
-    rm -f "$HUGE"
+    # Downloading it back: the bytes, in bounded memory.
+    curl -sS --max-time 120 -o "$HUGE.back" -w '%{http_code}' \
+        "$BASE/v1/blobs/$HUGE_DIGEST" >"$WORK/huge.status" 2>&1 &
+    download_pid=$!
+    peak_rss=0
+    while kill -0 "$download_pid" 2>/dev/null; do
+        rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2>/dev/null)
+        [ -n "$rss" ] && [ "$rss" -gt "$peak_rss" ] && peak_rss=$rss
+        sleep 0.05
+    done
+    wait "$download_pid"
+    check "200 MiB download: status" 200 "$(cat "$WORK/huge.status")"
+    check "200 MiB download: the bytes" "$HUGE_DIGEST" "$(sha_of "$HUGE.back")"
+    check_lt "200 MiB download: sampled VmRSS under 64 MiB (KiB)" 65536 "$peak_rss"
+    rm -f "$HUGE" "$HUGE.back"
 fi

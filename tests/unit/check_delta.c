@@ -721,6 +721,7 @@ START_TEST(test_cmd_patch_success)
     assert_file_is(p_out, g_new, MODEL_BYTES);
     ck_assert_int_eq(stat(p_out, &st), 0);
     ck_assert(S_ISREG(st.st_mode));
+    ck_assert_uint_eq(st.st_mode & 0777, 0644); /* umask 022, set in main */
     /* old, new, delta, out: no temporary file left. */
     ck_assert_uint_eq(dir_count(p_dir), 4);
     /* Replaces an existing OUT. */
@@ -885,6 +886,8 @@ int main(void)
 {
     SRunner *sr = srunner_create(delta_suite());
     int failed;
+
+    umask(022);
 
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);

@@ -24,11 +24,16 @@
 
 #define SCALE "0.001"
 
-/* One demo run shared by the read-only tests (an unchecked fixture, run
- * once in the parent), and a fresh directory per test for the others. */
-static char shared_dir[64];
+/*
+ * Each TCase works under its own base directory, made and removed by an
+ * unchecked fixture in the parent, so nothing is left behind even when a
+ * forked test fails before its teardown. The read-only tests share one demo
+ * run (base/shared); the others get a fresh base/t.XXXXXX each.
+ */
+static char base_dir[64];
+static char shared_dir[96];
 static int shared_rc = -1;
-static char data_dir[64];
+static char data_dir[96];
 
 static const struct want_variant {
     const char *family;
@@ -64,19 +69,6 @@ remove_entry(const char *path, const struct stat *sb, int flag,
     return remove(path);
 }
 
-static void
-setup(void)
-{
-    snprintf(data_dir, sizeof(data_dir), "/tmp/check_demo.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(data_dir));
-}
-
-static void
-teardown(void)
-{
-    nftw(data_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 static int
 run_demo(char *dir, char *token_file)
 {
@@ -88,17 +80,41 @@ run_demo(char *dir, char *token_file)
 }
 
 static void
+base_setup(void)
+{
+    snprintf(base_dir, sizeof(base_dir), "/tmp/check_demo.XXXXXX");
+    if (!mkdtemp(base_dir))
+        base_dir[0] = '\0';
+}
+
+static void
+base_teardown(void)
+{
+    if (base_dir[0])
+        nftw(base_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void
 shared_setup(void)
 {
-    snprintf(shared_dir, sizeof(shared_dir), "/tmp/check_demo.XXXXXX");
-    if (mkdtemp(shared_dir))
+    base_setup();
+    snprintf(shared_dir, sizeof(shared_dir), "%s/shared", base_dir);
+    if (base_dir[0] && mkdir(shared_dir, 0700) == 0)
         shared_rc = run_demo(shared_dir, NULL);
 }
 
 static void
-shared_teardown(void)
+setup(void)
 {
-    nftw(shared_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    ck_assert(base_dir[0] != '\0');
+    snprintf(data_dir, sizeof(data_dir), "%s/t.XXXXXX", base_dir);
+    ck_assert_ptr_nonnull(mkdtemp(data_dir));
+}
+
+static void
+teardown(void)
+{
+    nftw(data_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static struct store *
@@ -443,7 +459,7 @@ catalog_state_get(const char *dir, struct catalog_state *out)
 
 START_TEST(test_cmd_demo_idempotent)
 {
-    char token_path[160], other_dir[96], token1[80], token2[80];
+    char token_path[192], other_dir[128], token1[80], token2[80];
     struct catalog_state first, second, other;
     size_t blobs, deltas;
 
@@ -544,7 +560,7 @@ demo_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("catalog");
-    tcase_add_unchecked_fixture(tc, shared_setup, shared_teardown);
+    tcase_add_unchecked_fixture(tc, shared_setup, base_teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_cmd_demo_catalog);
     tcase_add_test(tc, test_cmd_demo_extras);
@@ -555,6 +571,7 @@ demo_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("rerun");
+    tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_cmd_demo_idempotent);

@@ -51,7 +51,7 @@ static void dir_teardown(void)
     nftw(data_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* ---- helpers -------------------------------------------------------------- */
+/* ---- helpers ------------------------------------------------------------- */
 
 static struct store *open_store(bool worker)
 {
@@ -257,7 +257,7 @@ static const struct proto_delta *find_delta(const struct store_snapshot *s,
     return NULL;
 }
 
-/* ---- open and migrations -------------------------------------------------- */
+/* ---- open and migrations ------------------------------------------------- */
 
 START_TEST(test_store_open_reopen_keeps_data)
 {
@@ -395,6 +395,9 @@ START_TEST(test_store_open_cleans_tmp)
     ck_assert_int_ge(fd, 0);
     ck_assert_int_eq(write(fd, "half", 4), 4);
     close(fd);
+    path_in(path, sizeof(path), "tmp/empty-dir");
+    ck_assert_int_eq(mkdir(path, 0750), 0);
+    path_in(path, sizeof(path), "tmp/upload-crashed");
     ck_assert_uint_eq(count_files("tmp"), 1);
     st = open_store(false);
     ck_assert_uint_eq(count_files("tmp"), 0);
@@ -403,7 +406,7 @@ START_TEST(test_store_open_cleans_tmp)
 }
 END_TEST
 
-/* ---- families ------------------------------------------------------------- */
+/* ---- families ------------------------------------------------------------ */
 
 START_TEST(test_store_family_lifecycle)
 {
@@ -476,7 +479,7 @@ START_TEST(test_store_family_list_empty)
 }
 END_TEST
 
-/* ---- variants ---------------------------------------------------------------- */
+/* ---- variants ------------------------------------------------------------ */
 
 START_TEST(test_store_variant_publish_versions)
 {
@@ -633,7 +636,7 @@ START_TEST(test_store_variant_versions)
 }
 END_TEST
 
-/* ---- snapshots ---------------------------------------------------------------- */
+/* ---- snapshots ----------------------------------------------------------- */
 
 START_TEST(test_store_snapshot_rollout)
 {
@@ -788,7 +791,7 @@ START_TEST(test_store_snapshot_cached_until_write)
 }
 END_TEST
 
-/* ---- uploads ------------------------------------------------------------------ */
+/* ---- uploads ------------------------------------------------------------- */
 
 START_TEST(test_store_upload_dedup)
 {
@@ -920,7 +923,7 @@ START_TEST(test_store_open_rejects_bad_hex)
 }
 END_TEST
 
-/* ---- concurrency -------------------------------------------------------------- */
+/* ---- concurrency --------------------------------------------------------- */
 
 struct reader_ctx {
     struct store *st;
@@ -1006,7 +1009,7 @@ START_TEST(test_store_snapshot_concurrent_readers)
 }
 END_TEST
 
-/* ---- worker ------------------------------------------------------------------- */
+/* ---- worker -------------------------------------------------------------- */
 
 /* Two versions of pseudo-weights: v2 is v1 with 1% of the values changed. */
 static void similar_blobs(float **v1, float **v2)
@@ -1173,6 +1176,43 @@ START_TEST(test_store_worker_rejects_big_delta)
 }
 END_TEST
 
+/* The bar is the target's compressed size: a delta into a very
+ * compressible model from an unrelated one is no better than the zstd copy,
+ * though far smaller than the model itself. */
+START_TEST(test_store_worker_rejects_against_zstd_size)
+{
+    struct store *st = open_store(true);
+    struct store_stats stats;
+    const size_t len = 300000;
+    unsigned char *noise = random_bytes(len, 3);
+    unsigned char *text = malloc(len);
+    char hn[PROTO_HEX_SIZE], ht[PROTO_HEX_SIZE];
+    int fd = -1;
+    uint64_t size = 0;
+    int64_t mtime = 0;
+
+    ck_assert_ptr_nonnull(text);
+    for (size_t i = 0; i < len; i++)
+        text[i] = (unsigned char)("0123456789abcdefghijklmnopqrstu"[i % 31]);
+    put_family(st, "fam");
+    ck_assert(upload(st, noise, len, hn));
+    ck_assert(upload(st, text, len, ht));
+    ck_assert_int_eq(publish(st, "fam", "m", hn, 100), 1);
+    ck_assert_int_eq(publish(st, "fam", "m", ht, 100), 2);
+    ck_assert_int_eq(store_worker_wait_idle(st, WAIT_MS), STORE_OK);
+    store_stats_get(st, &stats);
+    ck_assert_uint_eq(stats.deltas_rejected, 1);
+    ck_assert_uint_eq(stats.deltas_ready, 0);
+    ck_assert_int_eq(store_blob_zstd_open(st, ht, &fd, &size, &mtime),
+                     STORE_OK);
+    close(fd);
+    ck_assert_uint_lt(size, len / 100);
+    free(noise);
+    free(text);
+    store_close(st);
+}
+END_TEST
+
 START_TEST(test_store_worker_cross_variant_deltas)
 {
     struct store *st = open_store(true);
@@ -1330,6 +1370,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_store_worker_makes_delta);
     tcase_add_test(tc, test_store_worker_resumes_after_crash);
     tcase_add_test(tc, test_store_worker_rejects_big_delta);
+    tcase_add_test(tc, test_store_worker_rejects_against_zstd_size);
     tcase_add_test(tc, test_store_worker_cross_variant_deltas);
     tcase_add_test(tc, test_store_worker_zstd_copy);
     tcase_add_test(tc, test_store_worker_wait_idle_without_work);
