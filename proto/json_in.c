@@ -266,7 +266,7 @@ static enum proto_status load_object(const char *body, size_t len,
     if (!body)
         len = 0;
     if (len > 0 && !depth_is_ok(body, len, max_depth)) {
-        proto_error_set(err, PROTO_ERR_BAD_JSON, "",
+        proto_error_set(err, PROTO_ERR_JSON_TOO_DEEP, "",
                         "the body nests arrays and objects more than %zu "
                         "levels deep",
                         max_depth);

@@ -31,7 +31,7 @@ handle_select(struct MHD_Connection *c, struct request *rq)
 
     if (proto_report_parse(rq->body ? rq->body : "", rq->body_len,
                            &app->cfg.limits, &report, &err) != PROTO_OK) {
-        if (err.code == PROTO_ERR_BAD_JSON && strstr(err.detail, "deep"))
+        if (err.code == PROTO_ERR_JSON_TOO_DEEP)
             metrics_limit(&app->metrics, METRICS_LIMIT_JSON_DEPTH);
         return http_reply_problem(c, rq, &err);
     }

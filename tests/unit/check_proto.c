@@ -702,20 +702,20 @@ START_TEST(test_proto_report_parse_depth)
                      PROTO_OK);
     ck_assert_int_eq(proto_report_parse(deep, strlen(deep), &lim, &r, &err),
                      PROTO_BAD_INPUT);
-    ck_assert_int_eq(err.code, PROTO_ERR_BAD_JSON);
+    ck_assert_int_eq(err.code, PROTO_ERR_JSON_TOO_DEEP);
     ck_assert_str_eq(err.field, "");
     ck_assert_ptr_nonnull(strstr(err.detail, "16"));
     ck_assert_int_eq(proto_report_parse(bomb, strlen(bomb), &lim, &r, &err),
                      PROTO_BAD_INPUT);
-    ck_assert_int_eq(err.code, PROTO_ERR_BAD_JSON);
+    ck_assert_int_eq(err.code, PROTO_ERR_JSON_TOO_DEEP);
     /* A bomb that never closes is stopped by the scan as well. */
     ck_assert_int_eq(proto_report_parse(bomb, 150000, &lim, &r, &err),
                      PROTO_BAD_INPUT);
-    ck_assert_int_eq(err.code, PROTO_ERR_BAD_JSON);
+    ck_assert_int_eq(err.code, PROTO_ERR_JSON_TOO_DEEP);
     lim.max_depth = 2;
     ck_assert_int_eq(proto_report_parse(ok, strlen(ok), &lim, &r, &err),
                      PROTO_BAD_INPUT);
-    ck_assert_int_eq(err.code, PROTO_ERR_BAD_JSON);
+    ck_assert_int_eq(err.code, PROTO_ERR_JSON_TOO_DEEP);
     free(ok);
     free(deep);
     free(bomb);

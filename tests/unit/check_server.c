@@ -1,0 +1,348 @@
+/*
+ * Unit tests of server/'s pure parts: the config table and file reader,
+ * the route table, the metrics text, and Accept-Encoding matching (proto,
+ * used only by the blob handler).
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "server/config.h"
+#include "server/http.h"
+#include "server/metrics.h"
+
+/* ---- config ---------------------------------------------------------- */
+
+static const struct set_case {
+    const char *key;
+    const char *value;
+    int want;
+} set_cases[] = {
+    {"threads", "4", 0},
+    {"threads", "0", -1},
+    {"threads", "65", -1},
+    {"threads", "2.5", -1},
+    {"threads", "two", -1},
+    {"listen", "0.0.0.0:0", 0},
+    {"listen", "[::1]:8443", 0},
+    {"listen", "localhost", -1},
+    {"listen", "127.0.0.1:65536", -1},
+    {"worker", "false", 0},
+    {"worker", "maybe", -1},
+    {"policy_high_load", "0.9", 0},
+    {"policy_high_load", "1.5", -1},
+    {"max_upload_bytes", "1048576", 0},
+    {"max_upload_bytes", "-1", -1},
+    {"no_such_key", "1", -1},
+    {"data", "/srv/modeld", 0},
+};
+
+START_TEST(test_config_set_cases)
+{
+    const struct set_case *c = &set_cases[_i];
+    struct config cfg;
+    char err[256] = "";
+
+    config_default(&cfg);
+    ck_assert_msg(config_set(&cfg, c->key, c->value, err, sizeof(err)) ==
+                      c->want,
+                  "%s = %s", c->key, c->value);
+    if (c->want != 0)
+        ck_assert_msg(err[0] != '\0', "no message for %s", c->key);
+}
+END_TEST
+
+START_TEST(test_config_set_values)
+{
+    struct config cfg;
+    char err[256];
+
+    config_default(&cfg);
+    ck_assert_int_eq(config_set(&cfg, "listen", "[::1]:8443", err,
+                                sizeof(err)), 0);
+    ck_assert_str_eq(cfg.listen_host, "::1");
+    ck_assert_uint_eq(cfg.listen_port, 8443);
+    ck_assert_int_eq(config_set(&cfg, "max_json_depth", "8", err,
+                                sizeof(err)), 0);
+    ck_assert_uint_eq(cfg.limits.max_depth, 8);
+    ck_assert_int_eq(config_set(&cfg, "policy_saver_energy", "0.7", err,
+                                sizeof(err)), 0);
+    ck_assert_double_eq(cfg.policy.saver.energy, 0.7);
+    ck_assert_int_eq(config_set(&cfg, "worker", "no", err, sizeof(err)), 0);
+    ck_assert(!cfg.store.run_worker);
+}
+END_TEST
+
+static char *
+write_temp(const char *text)
+{
+    char *path = strdup("/tmp/modeld-conf-XXXXXX");
+    int fd = mkstemp(path);
+
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+START_TEST(test_config_load_file_reports_line)
+{
+    struct config cfg;
+    char err[512];
+    char *path = write_temp("# comment\n\nthreads = 3\n  bogus = 1\n");
+
+    config_default(&cfg);
+    ck_assert_int_eq(config_load_file(&cfg, path, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, ":4:") && strstr(err, "bogus"), "%s", err);
+    unlink(path);
+    free(path);
+}
+END_TEST
+
+START_TEST(test_config_load_file_ok)
+{
+    struct config cfg;
+    char err[512];
+    char *path = write_temp("threads = 3 # not a comment\n");
+    char *path2 = write_temp("threads=3\nlisten = 127.0.0.1:0\n"
+                             "delta_level = 5\n");
+
+    config_default(&cfg);
+    /* A '#' after a value is part of the value: refused, not ignored. */
+    ck_assert_int_eq(config_load_file(&cfg, path, err, sizeof(err)), -1);
+    ck_assert_int_eq(config_load_file(&cfg, path2, err, sizeof(err)), 0);
+    ck_assert_uint_eq(cfg.threads, 3);
+    ck_assert_uint_eq(cfg.listen_port, 0);
+    ck_assert_int_eq(cfg.store.delta_level, 5);
+    ck_assert_int_eq(config_load_file(&cfg, "/nonexistent/modeld.conf", err,
+                                      sizeof(err)), -1);
+    unlink(path);
+    unlink(path2);
+    free(path);
+    free(path2);
+}
+END_TEST
+
+START_TEST(test_config_shipped_files_load)
+{
+    static const char *const files[] = {"configs/modeld.conf",
+                                        "configs/test.conf"};
+    struct config cfg;
+    char err[512];
+
+    for (size_t i = 0; i < 2; i++) {
+        config_default(&cfg);
+        ck_assert_msg(config_load_file(&cfg, files[i], err, sizeof(err)) ==
+                          0,
+                      "%s", err);
+    }
+}
+END_TEST
+
+START_TEST(test_config_dump_round_trips)
+{
+    struct config cfg, back;
+    char err[512];
+    char *dump, *path;
+
+    config_default(&cfg);
+    cfg.threads = 7;
+    cfg.policy.high_load = 0.5;
+    dump = config_dump(&cfg);
+    ck_assert_ptr_nonnull(dump);
+    path = write_temp(dump);
+    config_default(&back);
+    ck_assert_msg(config_load_file(&back, path, err, sizeof(err)) == 0, "%s",
+                  err);
+    ck_assert_uint_eq(back.threads, 7);
+    ck_assert_double_eq(back.policy.high_load, 0.5);
+    unlink(path);
+    free(path);
+    free(dump);
+}
+END_TEST
+
+/* ---- router ---------------------------------------------------------- */
+
+static const struct route_case {
+    const char *path;
+    const char *want_pattern;   /* NULL: no route */
+    bool bad_param;
+    const char *field;          /* of the error when bad_param */
+} route_cases[] = {
+    {"/healthz", "/healthz", false, NULL},
+    {"/healthz/", NULL, false, NULL},
+    {"/v1/families", "/v1/families", false, NULL},
+    {"/v1/families/image-classification", "/v1/families/{family}", false,
+     NULL},
+    {"/v1/families/UPPER", "/v1/families/{family}", true, "family"},
+    {"/v1/families/a/select", "/v1/families/{family}/select", false, NULL},
+    {"/v1/families/a/variants/b.c_d-1",
+     "/v1/families/{family}/variants/{variant}", false, NULL},
+    {"/v1/families/a/variants/-b", "/v1/families/{family}/variants/{variant}",
+     true, "variant"},
+    {"/v1/families/a/variants/b/versions",
+     "/v1/families/{family}/variants/{variant}/versions", false, NULL},
+    {"/v1/blobs/sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123"
+     "456789abcdef",
+     "/v1/blobs/{digest}", false, NULL},
+    {"/v1/blobs/sha256:XYZ", "/v1/blobs/{digest}", true, "digest"},
+    {"/v1/blobs/../../etc/passwd", NULL, false, NULL},
+    {"/v1/deltas/sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123"
+     "456789abcdef/sha256:nothex",
+     "/v1/deltas/{digest}/{digest}", true, "to"},
+    {"/v1/families//select", NULL, false, NULL},
+    {"", NULL, false, NULL},
+    {"/", NULL, false, NULL},
+};
+
+START_TEST(test_router_match_cases)
+{
+    const struct route_case *c = &route_cases[_i];
+    char params[ROUTE_MAX_PARAMS][PROTO_HEX_SIZE];
+    struct proto_error err;
+    bool bad = false;
+    int r;
+
+    memset(&err, 0, sizeof(err));
+    r = router_match(c->path, params, &err, &bad);
+    if (!c->want_pattern) {
+        ck_assert_msg(r == -1, "%s matched", c->path);
+        return;
+    }
+    ck_assert_msg(r >= 0, "%s did not match", c->path);
+    ck_assert_str_eq(router_routes[r].pattern, c->want_pattern);
+    ck_assert_msg(bad == c->bad_param, "%s: bad_param", c->path);
+    if (bad)
+        ck_assert_str_eq(err.field, c->field);
+}
+END_TEST
+
+START_TEST(test_router_params)
+{
+    char params[ROUTE_MAX_PARAMS][PROTO_HEX_SIZE];
+    struct proto_error err;
+    bool bad;
+    int r = router_match("/v1/families/fam/variants/var", params, &err,
+                         &bad);
+
+    ck_assert_int_ge(r, 0);
+    ck_assert_str_eq(params[0], "fam");
+    ck_assert_str_eq(params[1], "var");
+}
+END_TEST
+
+/* ---- metrics ---------------------------------------------------------- */
+
+START_TEST(test_metrics_render_counts)
+{
+    static const char *const labels[] = {"/a", "/b"};
+    struct metrics *m = malloc(sizeof(*m));
+    struct store_stats ss;
+    char *text;
+
+    memset(&ss, 0, sizeof(ss));
+    ss.deltas_ready = 3;
+    metrics_init(m);
+    metrics_request(m, 0, 200, 10, 0.001);
+    metrics_request(m, 0, 200, 10, 0.002);
+    metrics_request(m, 1, 404, 5, 2.0);
+    metrics_request(m, -1, 999, 0, 0.0);
+    metrics_decision(m, PROTO_ACTION_DELTA, true, 100);
+    text = metrics_render(m, labels, 2, &ss);
+    ck_assert_ptr_nonnull(text);
+    ck_assert_ptr_nonnull(strstr(
+        text, "modeld_http_requests_total{route=\"/a\",status=\"200\"} 2\n"));
+    ck_assert_ptr_nonnull(strstr(
+        text, "modeld_http_requests_total{route=\"/b\",status=\"404\"} 1\n"));
+    ck_assert_ptr_nonnull(strstr(
+        text,
+        "modeld_http_requests_total{route=\"other\",status=\"other\"} 1\n"));
+    ck_assert_ptr_nonnull(strstr(text, "modeld_http_request_duration_seconds"
+                                       "_bucket{route=\"/b\",le=\"1\"} 0\n"));
+    ck_assert_ptr_nonnull(strstr(text, "modeld_http_request_duration_seconds"
+                                       "_bucket{route=\"/b\",le=\"5\"} 1\n"));
+    ck_assert_ptr_nonnull(
+        strstr(text, "modeld_http_response_bytes_total{route=\"/a\"} 20\n"));
+    ck_assert_ptr_nonnull(
+        strstr(text, "modeld_decisions_total{action=\"delta\"} 1\n"));
+    ck_assert_ptr_nonnull(strstr(text, "modeld_decisions_degraded_total 1\n"));
+    ck_assert_ptr_nonnull(strstr(text, "modeld_delta_bytes_saved_total 100\n"));
+    ck_assert_ptr_nonnull(strstr(text, "modeld_deltas{state=\"ready\"} 3\n"));
+    free(text);
+    free(m);
+}
+END_TEST
+
+/* ---- Accept-Encoding ---------------------------------------------------- */
+
+static const struct coding_case {
+    const char *header;
+    bool want;
+} coding_cases[] = {
+    {NULL, false},
+    {"", false},
+    {"zstd", true},
+    {"gzip, zstd", true},
+    {"gzip,zstd;q=0.5", true},
+    {"ZSTD", true},
+    {"zstd;q=0", false},
+    {"zstd; q=0.0", false},
+    {"*", false},
+    {"gzip, deflate, br", false},
+    {"zstdx", false},
+    {"xzstd", false},
+};
+
+START_TEST(test_proto_accepts_coding_cases)
+{
+    const struct coding_case *c = &coding_cases[_i];
+
+    ck_assert_msg(proto_accepts_coding(c->header, "zstd") == c->want, "%s",
+                  c->header ? c->header : "(null)");
+}
+END_TEST
+
+static Suite *
+server_suite(void)
+{
+    Suite *s = suite_create("server");
+    TCase *tc;
+
+    tc = tcase_create("config");
+    tcase_add_loop_test(tc, test_config_set_cases, 0,
+                        (int)ARRAY_SIZE(set_cases));
+    tcase_add_test(tc, test_config_set_values);
+    tcase_add_test(tc, test_config_load_file_reports_line);
+    tcase_add_test(tc, test_config_load_file_ok);
+    tcase_add_test(tc, test_config_shipped_files_load);
+    tcase_add_test(tc, test_config_dump_round_trips);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("router");
+    tcase_add_loop_test(tc, test_router_match_cases, 0,
+                        (int)ARRAY_SIZE(route_cases));
+    tcase_add_test(tc, test_router_params);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("metrics");
+    tcase_add_test(tc, test_metrics_render_counts);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("accept_encoding");
+    tcase_add_loop_test(tc, test_proto_accepts_coding_cases, 0,
+                        (int)ARRAY_SIZE(coding_cases));
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int
+main(void)
+{
+    SRunner *sr = srunner_create(server_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
