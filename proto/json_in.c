@@ -266,14 +266,14 @@ static enum proto_status load_object(const char *body, size_t len,
     if (!body)
         len = 0;
     if (len > 0 && !depth_is_ok(body, len, max_depth)) {
-        proto_error_set(err, PROTO_ERR_JSON_TOO_DEEP, "",
+        proto_error_set(err, PROTO_ERR_JSON_TOO_DEEP, "body",
                         "the body nests arrays and objects more than %zu "
                         "levels deep",
                         max_depth);
         return PROTO_BAD_INPUT;
     }
     if (len == 0) {
-        proto_error_set(err, PROTO_ERR_BAD_JSON, "",
+        proto_error_set(err, PROTO_ERR_BAD_JSON, "body",
                         "the body is empty; expected a JSON object");
         return PROTO_BAD_INPUT;
     }
@@ -282,7 +282,7 @@ static enum proto_status load_object(const char *body, size_t len,
     if (!root) {
         if (json_error_code(&jerr) == json_error_out_of_memory)
             return PROTO_NO_MEMORY;
-        proto_error_set(err, PROTO_ERR_BAD_JSON, "",
+        proto_error_set(err, PROTO_ERR_BAD_JSON, "body",
                         "the body is not valid JSON: %s at line %d, "
                         "column %d",
                         jerr.text, jerr.line, jerr.column);
@@ -292,7 +292,7 @@ static enum proto_status load_object(const char *body, size_t len,
         char got[80];
 
         describe(root, got, sizeof(got));
-        proto_error_set(err, PROTO_ERR_BAD_JSON, "",
+        proto_error_set(err, PROTO_ERR_BAD_JSON, "body",
                         "the body must be a JSON object, got %s", got);
         json_decref(root);
         return PROTO_BAD_INPUT;

@@ -57,6 +57,9 @@ static const struct key keys[] = {
      100000, "connections from one client address (0: no limit)"},
     {"connection_timeout_s", KEY_UINT, OFF(connection_timeout_s), 0, 1, 3600,
      "idle connection timeout"},
+    {"request_timeout_s", KEY_UINT, OFF(request_timeout_s), 0, 0, 3600,
+     "a request's headers must arrive within this many seconds of the "
+     "connection opening or the previous response (0: off)"},
     {"shutdown_grace_s", KEY_UINT, OFF(shutdown_grace_s), 0, 0, 3600,
      "on SIGTERM, how long transfers in flight may finish"},
     {"max_upload_bytes", KEY_U64, OFF(max_upload_bytes), 0, 1, 1e15,
@@ -133,6 +136,7 @@ config_default(struct config *out)
     out->max_connections = 250;
     out->max_connections_per_ip = 0;
     out->connection_timeout_s = 30;
+    out->request_timeout_s = 15;
     out->shutdown_grace_s = 10;
     out->max_upload_bytes = 4ULL << 30;
     out->max_json_bytes = 1 << 20;

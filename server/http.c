@@ -24,10 +24,14 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "server/deadline.h"
 #include "server/http.h"
 #include "server/log.h"
 
 #define MAX_CONNECTIONS_PER_THREAD 125
+/* Body bytes read and dropped after a request was refused mid-body, so
+ * that the client still gets its 4xx; past this the connection closes. */
+#define DISCARD_MAX_BYTES (16u << 20)
 
 static double
 elapsed_s(const struct timespec *start)
@@ -265,6 +269,14 @@ first_call(struct MHD_Connection *c, struct request *rq, const char *url,
     bool bad_param;
 
     snprintf(rq->method, sizeof(rq->method), "%s", method);
+    /* libmicrohttpd decodes %00 into a NUL that would cut the path short:
+     * such a path names nothing. */
+    if (rq->path && strstr(rq->path, "%00")) {
+        proto_error_set(&rq->pending, PROTO_ERR_NOT_FOUND, "",
+                        "no resource at this path");
+        rq->has_pending = true;
+        return;
+    }
     rq->route = router_match(url, rq->params, &rq->pending, &bad_param);
     if (rq->route < 0) {
         proto_error_set(&rq->pending, PROTO_ERR_NOT_FOUND, "",
@@ -372,6 +384,15 @@ take_body(struct request *rq, const char *data, size_t len)
     return true;
 }
 
+static struct deadline_conn *
+conn_deadline(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+    return info ? info->socket_context : NULL;
+}
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *c, const char *url,
            const char *method, const char *version, const char *upload_data,
@@ -385,6 +406,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
         return MHD_NO;
     if (!rq->started) {
         rq->started = true;
+        deadlines_disarm(conn_deadline(c));
         first_call(c, rq, url, method);
         if (rq->has_pending && has_body(c))
             return http_reply_problem(c, rq, &rq->pending);
@@ -403,10 +425,19 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
         size_t len = *upload_data_size;
 
         *upload_data_size = 0;
-        if (rq->responded || rq->has_pending)
+        if (rq->responded)
             return MHD_YES;
-        if (!take_body(rq, upload_data, len))
-            return http_reply_problem(c, rq, &rq->pending);
+        if (rq->has_pending) {
+            /* libmicrohttpd cannot queue a reply while a body arrives:
+             * the rest is read and dropped, up to a bound, and the error
+             * goes out on the final call. Past the bound, close. */
+            rq->discarded += len;
+            return rq->discarded > DISCARD_MAX_BYTES ? MHD_NO : MHD_YES;
+        }
+        if (!take_body(rq, upload_data, len)) {
+            store_upload_abort(rq->upload);
+            rq->upload = NULL;
+        }
         return MHD_YES;
     }
     if (rq->responded)
@@ -425,7 +456,8 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     char path[256];
     double secs;
 
-    (void)c;
+    if (app->deadlines)
+        deadlines_arm(app->deadlines, conn_deadline(c));
     if (!rq)
         return;
     *con_cls = NULL;
@@ -459,14 +491,21 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
               enum MHD_ConnectionNotificationCode toe)
 {
     struct app *app = cls;
+    const union MHD_ConnectionInfo *info;
 
-    (void)c;
-    (void)socket_context;
-    if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
         atomic_fetch_add(&app->metrics.connections, 1);
-    else
+        info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (info && app->deadlines)
+            *socket_context = deadlines_open(app->deadlines, info->connect_fd);
+    } else {
         atomic_fetch_sub(&app->metrics.connections, 1);
+        if (app->deadlines)
+            deadlines_close(app->deadlines, *socket_context);
+        *socket_context = NULL;
+    }
 }
+
 
 static void
 on_mhd_error(void *cls, const char *fmt, va_list ap)
@@ -521,6 +560,8 @@ http_start(struct app *app, const char *cert_pem, const char *key_pem,
         limit = cfg->threads * MAX_CONNECTIONS_PER_THREAD;
 
     struct MHD_OptionItem opts[] = {
+        /* First, so that every later option's complaint reaches our log. */
+        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_error, NULL},
         {MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)cfg->threads, NULL},
         {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)limit, NULL},
         {MHD_OPTION_PER_IP_CONNECTION_LIMIT,
@@ -531,7 +572,6 @@ http_start(struct app *app, const char *cert_pem, const char *key_pem,
         {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_uri, app},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, app},
         {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, app},
-        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_error, NULL},
         {MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, NULL},
         {MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL},
         {cert_pem ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0,
@@ -545,8 +585,14 @@ http_start(struct app *app, const char *cert_pem, const char *key_pem,
     d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, app,
                          MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
     if (!d) {
-        log_msg(LOG_ERROR, 0, "cannot listen on %s:%u: %s", cfg->listen_host,
-                cfg->listen_port, strerror(errno));
+        if (cert_pem)
+            log_msg(LOG_ERROR, 0, "cannot start HTTPS on %s:%u: the "
+                                  "certificate or key was refused (see "
+                                  "above)",
+                    cfg->listen_host, cfg->listen_port);
+        else
+            log_msg(LOG_ERROR, 0, "cannot listen on %s:%u: %s",
+                    cfg->listen_host, cfg->listen_port, strerror(errno));
         return NULL;
     }
     info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);

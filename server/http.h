@@ -15,6 +15,7 @@
 
 #include "proto/proto.h"
 #include "server/config.h"
+#include "server/deadline.h"
 #include "server/metrics.h"
 #include "store/store.h"
 
@@ -26,6 +27,7 @@ struct app {
     struct metrics metrics;
     atomic_uint_fast64_t next_request_id;
     bool tls;
+    struct deadlines *deadlines;      /* NULL: no header deadline */
 };
 
 struct request;
@@ -76,6 +78,7 @@ struct request {
     uint64_t body_max;
     struct store_upload *upload;
     bool upload_counted;               /* in the uploads gauge */
+    uint64_t discarded;                /* body bytes dropped after refusal */
 };
 
 /* ---- reply helpers (server/http.c) ---------------------------------- */

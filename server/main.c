@@ -239,6 +239,14 @@ parse_serve_args(int argc, char **argv, struct config *cfg, bool *print_cfg)
     return 0;
 }
 
+static void
+count_timeout(void *ctx)
+{
+    struct app *app = ctx;
+
+    metrics_limit(&app->metrics, METRICS_LIMIT_REQUEST_TIMEOUT);
+}
+
 /* Waits for SIGTERM/SIGINT (blocked in every thread), then stops. */
 static void
 wait_for_stop(struct MHD_Daemon *d, const struct config *cfg,
@@ -333,6 +341,12 @@ cmd_serve(int argc, char **argv)
                 app->cfg.data_dir, (int)st);
         goto out;
     }
+    if (app->cfg.request_timeout_s) {
+        app->deadlines = deadlines_start(app->cfg.request_timeout_s * 1000,
+                                         count_timeout, app);
+        if (!app->deadlines)
+            goto out;
+    }
     d = http_start(app, cert, key, &port);
     if (!d)
         goto out;
@@ -348,6 +362,7 @@ cmd_serve(int argc, char **argv)
     log_msg(LOG_INFO, 0, "stopped");
     rc = 0;
 out:
+    deadlines_stop(app->deadlines);
     store_close(app->store);
     if (key) {
         OPENSSL_cleanse(key, strlen(key));

@@ -32,8 +32,8 @@ static const double buckets_s[METRICS_BUCKETS] = {
 
 static const char *const action_names[4] = {"download", "delta", "keep",
                                             "none"};
-static const char *const limit_names[METRICS_LIMIT_COUNT] = {"body_size",
-                                                             "json_depth"};
+static const char *const limit_names[METRICS_LIMIT_COUNT] = {
+    "body_size", "json_depth", "request_timeout"};
 
 void
 metrics_init(struct metrics *m)

@@ -21,6 +21,7 @@
 enum metrics_limit {
     METRICS_LIMIT_BODY = 0,    /* 413: a body over its cap */
     METRICS_LIMIT_JSON_DEPTH,  /* 400: nesting over max_json_depth */
+    METRICS_LIMIT_REQUEST_TIMEOUT, /* closed: headers too slow */
     METRICS_LIMIT_COUNT,
 };
 

@@ -442,17 +442,17 @@ static const struct bad_case {
     const char *field;
 } report_bad_cases[] = {
     /* body shape */
-    {"", PROTO_ERR_BAD_JSON, ""},
-    {"{", PROTO_ERR_BAD_JSON, ""},
-    {"[]", PROTO_ERR_BAD_JSON, ""},
-    {"\"device\"", PROTO_ERR_BAD_JSON, ""},
-    {"42", PROTO_ERR_BAD_JSON, ""},
-    {"null", PROTO_ERR_BAD_JSON, ""},
-    {"{} x", PROTO_ERR_BAD_JSON, ""},
-    {"{'device': 1}", PROTO_ERR_BAD_JSON, ""},
-    {R("", ",\"ue\":\"a\",\"ue\":\"b\""), PROTO_ERR_BAD_JSON, ""},
+    {"", PROTO_ERR_BAD_JSON, "body"},
+    {"{", PROTO_ERR_BAD_JSON, "body"},
+    {"[]", PROTO_ERR_BAD_JSON, "body"},
+    {"\"device\"", PROTO_ERR_BAD_JSON, "body"},
+    {"42", PROTO_ERR_BAD_JSON, "body"},
+    {"null", PROTO_ERR_BAD_JSON, "body"},
+    {"{} x", PROTO_ERR_BAD_JSON, "body"},
+    {"{'device': 1}", PROTO_ERR_BAD_JSON, "body"},
+    {R("", ",\"ue\":\"a\",\"ue\":\"b\""), PROTO_ERR_BAD_JSON, "body"},
     {"{\"device\":{\"memory_bytes\":1,\"gflops\":1},\"ue\":\"a\\u0000b\"}",
-     PROTO_ERR_BAD_JSON, ""},
+     PROTO_ERR_BAD_JSON, "body"},
     /* device */
     {"{}", PROTO_ERR_MISSING_FIELD, "device"},
     {"{\"device\":null}", PROTO_ERR_MISSING_FIELD, "device"},
@@ -703,7 +703,7 @@ START_TEST(test_proto_report_parse_depth)
     ck_assert_int_eq(proto_report_parse(deep, strlen(deep), &lim, &r, &err),
                      PROTO_BAD_INPUT);
     ck_assert_int_eq(err.code, PROTO_ERR_JSON_TOO_DEEP);
-    ck_assert_str_eq(err.field, "");
+    ck_assert_str_eq(err.field, "body");
     ck_assert_ptr_nonnull(strstr(err.detail, "16"));
     ck_assert_int_eq(proto_report_parse(bomb, strlen(bomb), &lim, &r, &err),
                      PROTO_BAD_INPUT);
@@ -831,7 +831,7 @@ START_TEST(test_proto_variant_parse_minimal)
 END_TEST
 
 static const struct bad_case variant_bad_cases[] = {
-    {"[1]", PROTO_ERR_BAD_JSON, ""},
+    {"[1]", PROTO_ERR_BAD_JSON, "body"},
     {"{\"flops\":1,\"accuracy\":0.5}", PROTO_ERR_MISSING_FIELD, "blob"},
     {"{\"blob\":5,\"flops\":1,\"accuracy\":0.5}", PROTO_ERR_BAD_FIELD,
      "blob"},
@@ -1050,8 +1050,8 @@ START_TEST(test_proto_family_parse_bad)
     static const struct bad_case cases[] = {
         {"{\"task\":5}", PROTO_ERR_BAD_FIELD, "task"},
         {"{\"description\":[\"x\"]}", PROTO_ERR_BAD_FIELD, "description"},
-        {"\"task\"", PROTO_ERR_BAD_JSON, ""},
-        {"{\"task\":", PROTO_ERR_BAD_JSON, ""},
+        {"\"task\"", PROTO_ERR_BAD_JSON, "body"},
+        {"{\"task\":", PROTO_ERR_BAD_JSON, "body"},
     };
     struct proto_family f;
     struct proto_error err;

@@ -1,0 +1,701 @@
+#!/usr/bin/env bash
+# `make bench`: tests/bench/run.sh [MODELD_BINARY]
+#
+# Measures modeld against references measured in the same run on the same
+# machine (nginx, sha256sum + cp, zstd, xdelta3, bsdiff) and prints a table
+# of ratios; the whole result also goes to build/bench/results.json.
+# Everything listens on 127.0.0.1 only, every loop is bounded in count and
+# time, and every process started here is stopped by its PID on exit.
+#
+# Knobs (environment): BENCH_ROUNDS (3), BENCH_DURATION_S (4, per wrk round),
+# BENCH_MODEL_MIB (4, delta models), BENCH_BIG_MIB (256, download blob),
+# BENCH_UPLOAD_MIB (512), BENCH_FAMILIES (10000), BENCH_VARIANTS (200),
+# BENCH_TOOL_TIMEOUT_S (60, one reference delta tool run),
+# BENCH_ONLY ("select scale download upload delta compress": the parts run).
+set -u -o pipefail
+export LC_ALL=C
+
+BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$BENCH_DIR/../.." && pwd)
+MODELD=${1:-$ROOT/build/modeld}
+[ -x "$MODELD" ] || { echo "bench: $MODELD is missing; run make" >&2; exit 2; }
+MODELD=$(cd "$(dirname "$MODELD")" && pwd)/$(basename "$MODELD")
+
+ROUNDS=${BENCH_ROUNDS:-3}
+DURATION=${BENCH_DURATION_S:-4}
+MODEL_MIB=${BENCH_MODEL_MIB:-4}
+BIG_MIB=${BENCH_BIG_MIB:-256}
+UPLOAD_MIB=${BENCH_UPLOAD_MIB:-512}
+FAMILIES=${BENCH_FAMILIES:-10000}
+VARIANTS=${BENCH_VARIANTS:-200}
+TOOL_TIMEOUT=${BENCH_TOOL_TIMEOUT_S:-60}
+ONLY=${BENCH_ONLY:-select scale download upload delta compress}
+# Hard stop: the whole run stays under 10 minutes even if a part hangs.
+WATCHDOG_S=${BENCH_WATCHDOG_S:-590}
+
+OUT=$ROOT/build/bench
+RAW=$OUT/raw.tsv
+mkdir -p "$OUT" || exit 1
+"$BENCH_DIR/install.sh" || { echo "bench: installing tools failed" >&2; exit 1; }
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/modeld-bench.XXXXXX") || exit 1
+# nginx's workers run as nobody: they must reach the files they serve.
+chmod 755 "$WORK"
+START_S=$EPOCHREALTIME
+declare -A PIDS=() PORTS=()
+REPORTED=0
+WATCHDOG_PID=""
+
+stop_pid() {
+    local pid=$1 i
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null
+}
+
+cleanup() {
+    local name
+    trap '' INT TERM
+    [ -n "$WATCHDOG_PID" ] && kill "$WATCHDOG_PID" 2>/dev/null
+    for name in "${!PIDS[@]}"; do
+        stop_pid "${PIDS[$name]}"
+    done
+    for name in "${!PIDS[@]}"; do
+        wait "${PIDS[$name]}" 2>/dev/null
+    done
+    if [ "$REPORTED" -eq 0 ] && [ -s "$RAW" ]; then
+        echo "bench: stopped early; partial results follow" >&2
+        report
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+(
+    trap 'kill "$sp" 2>/dev/null; exit 0' TERM
+    sleep "$WATCHDOG_S" &
+    sp=$!
+    wait "$sp" && echo "bench: watchdog: over ${WATCHDOG_S}s" >&2 &&
+        kill -TERM $$
+) &
+WATCHDOG_PID=$!
+
+log() { printf 'bench [%4ss] %s\n' "$((${EPOCHREALTIME%.*} - ${START_S%.*}))" \
+    "$*" >&2; }
+now() { echo "$EPOCHREALTIME"; }
+# since T0: seconds since T0 with microseconds.
+since() { python3 -c "print('%.6f' % ($EPOCHREALTIME - $1))"; }
+want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
+
+# ---- results: raw.tsv lines, turned into the table by report.py -----------
+# row KEY GROUP LABEL UNIT BETTER(higher|lower) REFERENCE_NAME
+row() { printf 'ROW\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$RAW"; }
+# val KEY SIDE(modeld|ref) VALUE
+val() { printf 'VAL\t%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RAW"; }
+# note KEY TEXT
+note() { printf 'NOTE\t%s\t%s\n' "$1" "$2" >>"$RAW"; }
+info() { printf 'INFO\t%s\t%s\n' "$1" "$2" >>"$RAW"; }
+
+report() {
+    REPORTED=1
+    python3 "$BENCH_DIR/report.py" "$RAW" "$OUT/results.json" \
+        "$(since "$START_S")"
+}
+
+# ---- processes ----------------------------------------------------------
+# start_modeld NAME DATA_DIR TOKEN_FILE [serve flags]: PIDS[NAME], PORTS[NAME]
+start_modeld() {
+    local name=$1 data=$2 token=$3 i port=""
+    shift 3
+    "$MODELD" serve --listen 127.0.0.1:0 --data "$data" \
+        --admin-token-file "$token" "$@" \
+        >"$WORK/$name.out" 2>"$WORK/$name.err" &
+    PIDS[$name]=$!
+    for ((i = 0; i < 200; i++)); do
+        port=$(sed -n 's|^listening on http://127\.0\.0\.1:\([0-9]*\)$|\1|p' \
+            "$WORK/$name.out")
+        [ -n "$port" ] && break
+        kill -0 "${PIDS[$name]}" 2>/dev/null || break
+        sleep 0.05
+    done
+    if [ -z "$port" ]; then
+        echo "bench: modeld $name did not start:" >&2
+        cat "$WORK/$name.err" >&2
+        return 1
+    fi
+    PORTS[$name]=$port
+}
+
+stop() {
+    local name=$1
+    [ -n "${PIDS[$name]:-}" ] || return 0
+    stop_pid "${PIDS[$name]}"
+    wait "${PIDS[$name]}" 2>/dev/null
+    unset "PIDS[$name]"
+}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# start_nginx WWW_DIR: a non-daemon nginx of its own on PORTS[nginx].
+start_nginx() {
+    local www=$1 dir=$WORK/nginx port i
+    mkdir -p "$dir/tmp" && chmod -R 755 "$www"
+    port=$(free_port)
+    cat >"$dir/nginx.conf" <<EOF
+worker_processes 2;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    default_type application/octet-stream;
+    types { application/json json; }
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    server {
+        listen 127.0.0.1:$port;
+        root $www;
+    }
+}
+EOF
+    "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" \
+        >"$WORK/nginx.out" 2>&1 &
+    PIDS[nginx]=$!
+    for ((i = 0; i < 100; i++)); do
+        curl -s -o /dev/null "http://127.0.0.1:$port/" && break
+        kill -0 "${PIDS[nginx]}" 2>/dev/null || break
+        sleep 0.05
+    done
+    if ! kill -0 "${PIDS[nginx]}" 2>/dev/null; then
+        echo "bench: nginx did not start:" >&2
+        cat "$WORK/nginx.out" "$dir/error.log" >&2 2>/dev/null
+        return 1
+    fi
+    PORTS[nginx]=$port
+}
+
+# ---- helpers ------------------------------------------------------------
+# wrk_json CONNS URL [BODY_FILE]: one wrk run; prints its BENCH JSON line.
+wrk_json() {
+    local conns=$1 url=$2
+    shift 2
+    local args=()
+    [ $# -gt 0 ] && args=(-- "$1")
+    wrk -t2 -c"$conns" -d"${DURATION}s" --timeout 5s --latency \
+        -s "$BENCH_DIR/wrk.lua" "$url" "${args[@]}" 2>&1 |
+        sed -n 's/^BENCH //p'
+}
+
+# record_wrk KEYPREFIX SIDE JSON: rps, p50 and p99 (ms) of one wrk run.
+record_wrk() {
+    local k=$1 side=$2 j=$3 errors
+    if [ -z "$j" ]; then
+        note "${k}_rps" "$side: wrk gave no result"
+        return
+    fi
+    val "${k}_rps" "$side" "$(jq -r .rps <<<"$j")"
+    val "${k}_p50" "$side" "$(jq -r '.p50_us / 1000' <<<"$j")"
+    val "${k}_p99" "$side" "$(jq -r '.p99_us / 1000' <<<"$j")"
+    errors=$(jq -r .errors <<<"$j")
+    if [ "$errors" != 0 ]; then
+        note "${k}_rps" "$side: $errors errors in one round ($(jq -c \
+            '{connect: .errors_connect, read: .errors_read,
+              status: .errors_status, timeout: .errors_timeout}' <<<"$j"))"
+    fi
+}
+
+token_of() { cat "$1"; }
+
+# put_blob BASE TOKEN FILE: uploads; prints "STATUS HEX".
+put_blob() {
+    local base=$1 token=$2 file=$3 hex status
+    hex=$(sha256sum "$file" | cut -d' ' -f1)
+    status=$(curl -s -o /dev/null -w '%{http_code}' --max-time 120 \
+        -H 'Expect:' -H "Authorization: Bearer $token" \
+        -T "$file" "$base/v1/blobs/sha256:$hex")
+    echo "$status $hex"
+}
+
+# put_json BASE TOKEN PATH JSON: prints the status.
+put_json() {
+    curl -s -o "$WORK/put.body" -w '%{http_code}' --max-time 30 -X PUT \
+        -H "Authorization: Bearer $2" -H 'Content-Type: application/json' \
+        --data-binary "$4" "$1$3"
+}
+
+# metric BASE NAME_WITH_LABELS: the value, or 0.
+metric() {
+    curl -s --max-time 5 "$1/metrics" |
+        awk -v m="$2" '$1 == m { print $2; f = 1 } END { if (!f) print 0 }'
+}
+
+# parallel_get N URL SIZE: N concurrent full downloads; prints the wall
+# seconds, or nothing when one failed.
+parallel_get() {
+    local n=$1 url=$2 size=$3 i t0 t pids=() bad=0
+    t0=$(now)
+    for ((i = 0; i < n; i++)); do
+        curl -s -o /dev/null --max-time 120 \
+            -w '%{http_code} %{size_download}\n' "$url" >"$WORK/dl.$i" &
+        pids+=($!)
+    done
+    wait "${pids[@]}"
+    t=$(since "$t0")
+    for ((i = 0; i < n; i++)); do
+        [ "$(cat "$WORK/dl.$i")" = "200 $size" ] || bad=1
+    done
+    [ "$bad" -eq 0 ] && echo "$t"
+}
+
+mibps() { python3 -c "print('%.1f' % ($1 * $2 / $3))"; }
+
+# ---- the demo daemon -----------------------------------------------------
+: >"$RAW"
+info machine "$(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' |
+    head -1), $(free -g | awk '/^Mem:/ { print $2 " GiB" }')"
+info settings "rounds=$ROUNDS wrk=-t2 -d${DURATION}s model=${MODEL_MIB}MiB \
+big=${BIG_MIB}MiB upload=${UPLOAD_MIB}MiB families=$FAMILIES \
+variants=$VARIANTS"
+info modeld "$("$MODELD" --version 2>/dev/null | head -1)"
+
+log "demo catalog"
+mkdir -p "$WORK/demo" "$WORK/www"
+"$MODELD" demo --data "$WORK/demo" --token-file "$WORK/demo/token" \
+    >"$WORK/demo.out" 2>&1 || {
+    cat "$WORK/demo.out" >&2
+    exit 1
+}
+start_modeld demo "$WORK/demo" "$WORK/demo/token" \
+    --set max_connections=1024 || exit 1
+DEMO=http://127.0.0.1:${PORTS[demo]}
+DEMO_TOKEN=$(token_of "$WORK/demo/token")
+
+# A realistic UE report: a phone with an NPU on a busy cell, holding the
+# current mobilenet.
+current=$(curl -s "$DEMO/v1/families/image-classification" | jq -r \
+    '[.variants[] | select(.variant == "mobilenet-v1-1.0-224")][0].digest
+     // empty')
+jq -n --arg cur "$current" '{
+    ue: "imsi-001010123456789",
+    device: {memory_bytes: 300000000, gflops: 50.0, class: "npu-class-a",
+             formats: ["tflite", "onnx"], accelerators: ["npu"],
+             battery_percent: 80, charging: false},
+    network: {downlink_bps: 20000000, rtt_ms: 40, metered: false,
+              load: 0.3},
+    requirements: {max_latency_ms: 100, min_accuracy: 0.70,
+                   max_download_s: 30, max_energy_mj: 500},
+    preference: "quality",
+    context: {scene: "night"}
+} + (if $cur == "" then {} else {current: $cur} end)' >"$WORK/report.json"
+status=$(curl -s -o "$WORK/select.out" -w '%{http_code}' -X POST \
+    -H 'Content-Type: application/json' --data-binary @"$WORK/report.json" \
+    "$DEMO/v1/families/image-classification/select")
+if [ "$status" != 200 ]; then
+    echo "bench: select answered $status:" >&2
+    cat "$WORK/select.out" >&2
+    exit 1
+fi
+info select_answer "$(jq -c '{action, variant, version}' "$WORK/select.out")"
+# The nginx reference: a static JSON file of 300 bytes.
+python3 - "$WORK/www/static.json" <<'EOF'
+import json, sys
+doc = {"action": "download", "family": "image-classification",
+       "variant": "efficientnet-b0", "version": 1, "pad": ""}
+s = json.dumps(doc)
+doc["pad"] = "x" * (299 - len(s))
+open(sys.argv[1], "w").write(json.dumps(doc) + "\n")
+EOF
+start_nginx "$WORK/www" || exit 1
+NGINX_URL=http://127.0.0.1:${PORTS[nginx]}
+
+# ---- 1. select throughput and latency -------------------------------------
+if want select; then
+    for c in 16 64 256; do
+        row "sel${c}_rps" select "select, $c conns: throughput" req/s \
+            higher "nginx static 300 B"
+        row "sel${c}_p50" select "select, $c conns: p50 latency" ms \
+            lower "nginx static 300 B"
+        row "sel${c}_p99" select "select, $c conns: p99 latency" ms \
+            lower "nginx static 300 B"
+        for ((r = 1; r <= ROUNDS; r++)); do
+            log "select: $c connections, round $r/$ROUNDS"
+            for side in $( ((r % 2)) && echo "modeld ref" || echo "ref modeld"); do
+                if [ "$side" = modeld ]; then
+                    j=$(wrk_json "$c" \
+                        "$DEMO/v1/families/image-classification/select" \
+                        "$WORK/report.json")
+                else
+                    j=$(wrk_json "$c" "$NGINX_URL/static.json")
+                fi
+                record_wrk "sel$c" "$side" "$j"
+            done
+        done
+    done
+fi
+
+# ---- 2. catalog scale -----------------------------------------------------
+if want scale; then
+    log "scale: $FAMILIES families, $VARIANTS variants in one"
+    mkdir -p "$WORK/scale"
+    cp "$WORK/demo/token" "$WORK/scale.token"
+    start_modeld scale "$WORK/scale" "$WORK/scale.token" \
+        --set worker=false --set max_connections=1024 || exit 1
+    SCALE=http://127.0.0.1:${PORTS[scale]}
+    if pj=$(timeout 150 python3 "$BENCH_DIR/populate.py" "$SCALE" \
+        "$WORK/scale.token" "$FAMILIES" "$VARIANTS" 120); then
+        info scale_catalog "$pj"
+        nf=$(jq -r .families <<<"$pj")
+        row scale_admin admin "admin API: catalog writes ($nf families)" \
+            req/s higher ""
+        val scale_admin modeld "$(jq -r '.requests / .seconds' <<<"$pj")"
+        row scale_rps scale \
+            "select, $VARIANTS variants/$nf families: throughput" req/s \
+            higher "select on the demo catalog"
+        row scale_p99 scale \
+            "select, $VARIANTS variants/$nf families: p99 latency" ms \
+            lower "select on the demo catalog"
+        body=$WORK/report.json
+        for ((r = 1; r <= ROUNDS; r++)); do
+            log "scale: round $r/$ROUNDS"
+            for side in $( ((r % 2)) && echo "modeld ref" || echo "ref modeld"); do
+                if [ "$side" = modeld ]; then
+                    j=$(wrk_json 64 "$SCALE/v1/families/scale-big/select" \
+                        "$body")
+                else
+                    j=$(wrk_json 64 \
+                        "$DEMO/v1/families/image-classification/select" \
+                        "$body")
+                fi
+                if [ -n "$j" ]; then
+                    val scale_rps "$side" "$(jq -r .rps <<<"$j")"
+                    val scale_p99 "$side" "$(jq -r '.p99_us / 1000' <<<"$j")"
+                    [ "$(jq -r .errors <<<"$j")" = 0 ] ||
+                        note scale_rps "$side: $(jq -r .errors <<<"$j") errors"
+                fi
+            done
+        done
+        t0=$(now)
+        curl -s -o "$WORK/families.json" --max-time 30 "$SCALE/v1/families"
+        row scale_list scale "GET /v1/families ($nf families)" s lower ""
+        val scale_list modeld "$(since "$t0")"
+    else
+        echo "bench: building the large catalog failed" >&2
+        note scale_rps "catalog not built: ${pj:-no output}"
+    fi
+    stop scale
+    rm -rf "$WORK/scale"
+fi
+
+# ---- 6. compression (on the demo daemon: its worker uses level 19) -------
+if want compress || want delta; then
+    log "models: genmodel $MODEL_MIB MiB"
+    mkdir -p "$WORK/models"
+    gcc -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -Wall -Wextra -Werror \
+        -o "$OUT/genmodel" "$BENCH_DIR/genmodel.c" -lm &&
+        "$OUT/genmodel" "$MODEL_MIB" "$WORK/models" || exit 1
+fi
+if want compress; then
+    M=$WORK/models/base.bin
+    msize=$(stat -c %s "$M")
+    row zstd_size compress "Content-Encoding: zstd, size" bytes lower \
+        "zstd -19 --long"
+    row zstd_time compress "Content-Encoding: zstd, upload to ready" s lower \
+        "zstd -19 --long"
+    info compress_model_bytes "$msize"
+    for ((r = 1; r <= ROUNDS; r++)); do
+        log "compress: $msize-byte model, round $r/$ROUNDS"
+        # A new digest each round (the first bytes name the round), so that
+        # the worker makes a new copy.
+        cp "$M" "$WORK/c.bin"
+        printf 'bench-round-%04d' "$r" |
+            dd of="$WORK/c.bin" bs=16 count=1 conv=notrunc status=none
+        for side in $( ((r % 2)) && echo "modeld ref" || echo "ref modeld"); do
+            if [ "$side" = ref ]; then
+                t0=$(now)
+                zstd -q -f -19 --long "$WORK/c.bin" -o "$WORK/ref.zst"
+                val zstd_time ref "$(since "$t0")"
+                val zstd_size ref "$(stat -c %s "$WORK/ref.zst")"
+                continue
+            fi
+            # Upload, then time until the blob is served with
+            # Content-Encoding: zstd (a bounded poll: at most 120 s).
+            read -r st hex < <(put_blob "$DEMO" "$DEMO_TOKEN" "$WORK/c.bin")
+            t0=$(now)
+            ready=""
+            if [ "$st" = 201 ] || [ "$st" = 200 ]; then
+                for ((i = 0; i < 6000; i++)); do
+                    if curl -s -I -H 'Accept-Encoding: zstd' \
+                        "$DEMO/v1/blobs/sha256:$hex" |
+                        grep -qi '^content-encoding: *zstd'; then
+                        ready=$(since "$t0")
+                        break
+                    fi
+                    sleep 0.02
+                done
+            fi
+            if [ -z "$ready" ]; then
+                note zstd_time "modeld: no zstd copy within 120 s (upload $st)"
+                continue
+            fi
+            val zstd_time modeld "$ready"
+            curl -s -H 'Accept-Encoding: zstd' -o "$WORK/c.zst" \
+                "$DEMO/v1/blobs/sha256:$hex"
+            val zstd_size modeld "$(stat -c %s "$WORK/c.zst")"
+            zstd -q -d -c --long=31 "$WORK/c.zst" | cmp -s - "$WORK/c.bin" ||
+                note zstd_size "modeld: the zstd body does not decode to the model"
+        done
+    done
+fi
+
+# ---- 5. deltas -------------------------------------------------------------
+if want delta; then
+    log "delta: daemon with delta_level=19"
+    mkdir -p "$WORK/delta"
+    cp "$WORK/demo/token" "$WORK/delta.token"
+    start_modeld delta "$WORK/delta" "$WORK/delta.token" \
+        --set delta_level=19 --set compress_level=1 \
+        --set delta_max_fraction=1 --set delta_cross_variants=false || exit 1
+    D=http://127.0.0.1:${PORTS[delta]}
+    MD=$WORK/models
+    declare -A HEX=()
+    for m in base ft1 ft10 ft100 pruned reorder; do
+        read -r st HEX[$m] < <(put_blob "$D" "$DEMO_TOKEN" "$MD/$m.bin")
+        [ "$st" = 201 ] || [ "$st" = 200 ] ||
+            { echo "bench: upload of $m.bin: $st" >&2; exit 1; }
+    done
+    # The level-1 zstd copies of the uploads are made first (bounded wait),
+    # so that the delta timings below are the deltas alone.
+    for ((i = 0; i < 500; i++)); do
+        [ "$(metric "$D" modeld_compressed_copies_made_total)" -ge 6 ] && break
+        sleep 0.02
+    done
+    declare -A PAIR_LABEL=([ft1]="fine-tune 1%" [ft10]="fine-tune 10%"
+        [ft100]="fine-tune 100%" [pruned]="pruned 25% rows"
+        [reorder]="same weights reordered")
+    for p in ft1 ft10 ft100 pruned reorder; do
+        L=${PAIR_LABEL[$p]}
+        row "d_${p}_zstd" delta "delta $L: size" bytes lower "zstd -19 --long"
+        row "d_${p}_xd" delta "delta $L: size" bytes lower "xdelta3 -9"
+        row "d_${p}_bs" delta "delta $L: size" bytes lower "bsdiff"
+        row "d_${p}_make" delta "delta $L: make time" s lower \
+            "zstd -19 --long"
+        row "d_${p}_apply" delta "delta $L: apply time" s lower \
+            "zstd -d --patch-from"
+        info "delta_${p}_target_bytes" "$(stat -c %s "$MD/$p.bin")"
+        log "delta: $L"
+        fam="delta-$p"
+        put_json "$D" "$DEMO_TOKEN" "/v1/families/$fam" \
+            '{"task":"bench","description":"delta pair"}' >/dev/null
+        st=$(put_json "$D" "$DEMO_TOKEN" "/v1/families/$fam/variants/m" \
+            "{\"blob\":\"sha256:${HEX[base]}\",\"flops\":1000000000,\"accuracy\":0.7}")
+        [ "$st" = 201 ] || { note "d_${p}_make" "v1 publish: $st"; continue; }
+        done0=0
+        for o in ready rejected failed; do
+            done0=$((done0 + $(metric "$D" "modeld_deltas_made_total{outcome=\"$o\"}")))
+        done
+        t0=$(now)
+        st=$(put_json "$D" "$DEMO_TOKEN" "/v1/families/$fam/variants/m" \
+            "{\"blob\":\"sha256:${HEX[$p]}\",\"flops\":1000000000,\"accuracy\":0.71}")
+        [ "$st" = 201 ] || { note "d_${p}_make" "v2 publish: $st"; continue; }
+        durl="$D/v1/deltas/sha256:${HEX[base]}/sha256:${HEX[$p]}"
+        made=""
+        for ((i = 0; i < 6000; i++)); do   # at most 120 s
+            code=$(curl -s -o /dev/null -w '%{http_code}' -I "$durl")
+            if [ "$code" = 200 ]; then
+                made=$(since "$t0")
+                break
+            fi
+            if ((i % 10 == 9)); then
+                n=0
+                for o in ready rejected failed; do
+                    n=$((n + $(metric "$D" "modeld_deltas_made_total{outcome=\"$o\"}")))
+                done
+                [ "$n" -gt "$done0" ] &&
+                    [ "$(curl -s -o /dev/null -w '%{http_code}' -I "$durl")" != 200 ] &&
+                    break
+            fi
+            sleep 0.02
+        done
+        if [ -n "$made" ]; then
+            curl -s -o "$WORK/$p.mdelta" "$durl"
+            val "d_${p}_make" modeld "$made"
+            for k in zstd xd bs; do
+                val "d_${p}_$k" modeld "$(stat -c %s "$WORK/$p.mdelta")"
+            done
+            "$MODELD" patch "$MD/base.bin" "$WORK/$p.mdelta" "$WORK/out.bin" \
+                >/dev/null 2>&1 && cmp -s "$WORK/out.bin" "$MD/$p.bin" ||
+                note "d_${p}_apply" "modeld patch did not rebuild the target"
+        else
+            note "d_${p}_zstd" "modeld: no delta (rejected as not smaller, or not made in 120 s)"
+        fi
+        # References, each bounded in time.
+        t0=$(now)
+        if timeout "$TOOL_TIMEOUT" zstd -q -f -19 --long \
+            --patch-from="$MD/base.bin" "$MD/$p.bin" -o "$WORK/$p.zst" \
+            2>/dev/null; then
+            val "d_${p}_make" ref "$(since "$t0")"
+            val "d_${p}_zstd" ref "$(stat -c %s "$WORK/$p.zst")"
+        else
+            note "d_${p}_zstd" "zstd: over ${TOOL_TIMEOUT}s or failed"
+        fi
+        t0=$(now)
+        if timeout "$TOOL_TIMEOUT" xdelta3 -9 -e -f -s "$MD/base.bin" \
+            "$MD/$p.bin" "$WORK/$p.xd"; then
+            info "delta_${p}_xdelta3_make_s" "$(since "$t0")"
+            val "d_${p}_xd" ref "$(stat -c %s "$WORK/$p.xd")"
+            t0=$(now)
+            xdelta3 -d -f -s "$MD/base.bin" "$WORK/$p.xd" "$WORK/out.bin"
+            info "delta_${p}_xdelta3_apply_s" "$(since "$t0")"
+        else
+            note "d_${p}_xd" "xdelta3: over ${TOOL_TIMEOUT}s or failed"
+        fi
+        t0=$(now)
+        if timeout "$TOOL_TIMEOUT" bsdiff "$MD/base.bin" "$MD/$p.bin" \
+            "$WORK/$p.bs"; then
+            info "delta_${p}_bsdiff_make_s" "$(since "$t0")"
+            val "d_${p}_bs" ref "$(stat -c %s "$WORK/$p.bs")"
+            t0=$(now)
+            bspatch "$MD/base.bin" "$WORK/out.bin" "$WORK/$p.bs"
+            info "delta_${p}_bspatch_apply_s" "$(since "$t0")"
+        else
+            note "d_${p}_bs" "bsdiff: over ${TOOL_TIMEOUT}s (not counted)"
+        fi
+        # Apply: the same (modeld) delta, modeld patch vs stock zstd.
+        if [ -n "$made" ]; then
+            for ((r = 1; r <= ROUNDS; r++)); do
+                for side in $( ((r % 2)) && echo "modeld ref" || echo "ref modeld"); do
+                    rm -f "$WORK/out.bin"
+                    t0=$(now)
+                    if [ "$side" = modeld ]; then
+                        "$MODELD" patch "$MD/base.bin" "$WORK/$p.mdelta" \
+                            "$WORK/out.bin" >/dev/null 2>&1
+                    else
+                        zstd -q -d -f --long=31 --patch-from="$MD/base.bin" \
+                            "$WORK/$p.mdelta" -o "$WORK/out.bin" 2>/dev/null
+                    fi
+                    val "d_${p}_apply" "$side" "$(since "$t0")"
+                done
+            done
+        fi
+    done
+    stop delta
+    rm -rf "$WORK/delta"
+fi
+stop demo
+
+# ---- 3. full download ------------------------------------------------------
+if want download || want upload; then
+    mkdir -p "$WORK/blob"
+    cp "$WORK/demo/token" "$WORK/blob.token"
+    start_modeld blob "$WORK/blob" "$WORK/blob.token" --set worker=false \
+        --set max_upload_bytes=4294967296 || exit 1
+    B=http://127.0.0.1:${PORTS[blob]}
+fi
+if want download; then
+    log "download: $BIG_MIB MiB blob"
+    big=$WORK/www/big.bin
+    head -c "$((BIG_MIB * 1048576))" /dev/urandom >"$big"
+    chmod 644 "$big"
+    bsize=$(stat -c %s "$big")
+    read -r st bhex < <(put_blob "$B" "$DEMO_TOKEN" "$big")
+    if [ "$st" != 201 ] && [ "$st" != 200 ]; then
+        note dl1 "upload of the blob: $st"
+    else
+        for n in 1 4 16; do
+            row "dl$n" download "download ${BIG_MIB} MiB x $n parallel" MiB/s \
+                higher "nginx sendfile"
+            for ((r = 1; r <= ROUNDS; r++)); do
+                log "download: $n parallel, round $r/$ROUNDS"
+                for side in $( ((r % 2)) && echo "modeld ref" || echo "ref modeld"); do
+                    if [ "$side" = modeld ]; then
+                        url=$B/v1/blobs/sha256:$bhex
+                    else
+                        url=$NGINX_URL/big.bin
+                    fi
+                    if t=$(parallel_get "$n" "$url" "$bsize") && [ -n "$t" ]; then
+                        val "dl$n" "$side" "$(mibps "$n" "$BIG_MIB" "$t")"
+                    else
+                        note "dl$n" "$side: a download failed"
+                    fi
+                done
+            done
+        done
+        log "download: 64 parallel, peak RSS"
+        row dl64 download "download ${BIG_MIB} MiB x 64 parallel" MiB/s \
+            higher "nginx sendfile"
+        row rss64 download "peak RSS during 64 downloads" MiB lower \
+            "nginx master+workers"
+        echo 5 >"/proc/${PIDS[blob]}/clear_refs" 2>/dev/null
+        if t=$(parallel_get 64 "$B/v1/blobs/sha256:$bhex" "$bsize") &&
+            [ -n "$t" ]; then
+            val dl64 modeld "$(mibps 64 "$BIG_MIB" "$t")"
+        fi
+        val rss64 modeld "$(awk '/^VmHWM/ { print $2 / 1024 }' \
+            "/proc/${PIDS[blob]}/status")"
+        npids="${PIDS[nginx]} $(pgrep -P "${PIDS[nginx]}" | tr '\n' ' ')"
+        for pid in $npids; do echo 5 >"/proc/$pid/clear_refs" 2>/dev/null; done
+        if t=$(parallel_get 64 "$NGINX_URL/big.bin" "$bsize") && [ -n "$t" ]; then
+            val dl64 ref "$(mibps 64 "$BIG_MIB" "$t")"
+        fi
+        kb=0
+        for pid in $npids; do
+            kb=$((kb + $(awk '/^VmHWM/ { print $2 }' "/proc/$pid/status")))
+        done
+        val rss64 ref "$(python3 -c "print($kb / 1024)")"
+    fi
+    rm -f "$big"
+fi
+
+# ---- 4. upload ingest ------------------------------------------------------
+if want upload; then
+    log "upload: $UPLOAD_MIB MiB"
+    up=$WORK/upload.bin
+    head -c "$((UPLOAD_MIB * 1048576))" /dev/urandom >"$up"
+    row upload upload "upload ${UPLOAD_MIB} MiB (admin PUT)" MiB/s higher \
+        "sha256sum + cp"
+    for ((r = 1; r <= ROUNDS; r++)); do
+        log "upload: round $r/$ROUNDS"
+        # A new digest each round: the first bytes name the round.
+        printf 'bench-round-%04d' "$r$RANDOM" |
+            dd of="$up" bs=16 count=1 conv=notrunc status=none
+        uhex=$(sha256sum "$up" | cut -d' ' -f1)
+        for side in $( ((r % 2)) && echo "modeld ref" || echo "ref modeld"); do
+            t0=$(now)
+            if [ "$side" = modeld ]; then
+                st=$(curl -s -o /dev/null -w '%{http_code}' --max-time 120 \
+                    -H 'Expect:' -H "Authorization: Bearer $DEMO_TOKEN" \
+                    -T "$up" "$B/v1/blobs/sha256:$uhex")
+                t=$(since "$t0")
+                if [ "$st" = 201 ]; then
+                    val upload modeld "$(mibps 1 "$UPLOAD_MIB" "$t")"
+                else
+                    note upload "modeld: upload answered $st"
+                fi
+            else
+                rm -f "$WORK/upload.copy"
+                sha256sum "$up" >/dev/null && cp "$up" "$WORK/upload.copy"
+                t=$(since "$t0")
+                val upload ref "$(mibps 1 "$UPLOAD_MIB" "$t")"
+            fi
+        done
+    done
+    rm -f "$up" "$WORK/upload.copy"
+fi
+stop blob
+
+log "done"
+report
