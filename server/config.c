@@ -132,8 +132,8 @@ config_default(struct config *out)
              "SECURE256:+SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:"
              "-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:"
              "-SHA1:%%SERVER_PRECEDENCE");
-    out->threads = 2;
-    out->max_connections = 250;
+    out->threads = 4;
+    out->max_connections = 500;
     out->max_connections_per_ip = 0;
     out->connection_timeout_s = 30;
     out->request_timeout_s = 15;

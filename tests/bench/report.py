@@ -55,7 +55,7 @@ def main():
         for line in f:
             parts = line.rstrip("\n").split("\t")
             kind = parts[0]
-            if kind == "ROW" and len(parts) == 8:
+            if kind == "ROW" and len(parts) == 7:
                 key = parts[1]
                 if key not in rows:
                     order.append(key)

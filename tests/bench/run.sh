@@ -71,6 +71,9 @@ cleanup() {
         echo "bench: stopped early; partial results follow" >&2
         report
     fi
+    # Keep the daemons' logs for a look after the run.
+    mkdir -p "$OUT/logs" && cp "$WORK"/*.out "$WORK"/*.err "$OUT/logs/" \
+        2>/dev/null
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -270,7 +273,6 @@ info machine "$(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' |
 info settings "rounds=$ROUNDS wrk=-t2 -d${DURATION}s model=${MODEL_MIB}MiB \
 big=${BIG_MIB}MiB upload=${UPLOAD_MIB}MiB families=$FAMILIES \
 variants=$VARIANTS"
-info modeld "$("$MODELD" --version 2>/dev/null | head -1)"
 
 log "demo catalog"
 mkdir -p "$WORK/demo" "$WORK/www"
@@ -283,6 +285,7 @@ start_modeld demo "$WORK/demo" "$WORK/demo/token" \
     --set max_connections=1024 || exit 1
 DEMO=http://127.0.0.1:${PORTS[demo]}
 DEMO_TOKEN=$(token_of "$WORK/demo/token")
+info modeld "$(curl -s "$DEMO/metrics" | grep '^modeld_build_info')"
 
 # A realistic UE report: a phone with an NPU on a busy cell, holding the
 # current mobilenet.

@@ -3,6 +3,9 @@
 
   helper.py gen OUT SEED SIZE        float32-like bytes, compressible a little
   helper.py mutate BASE OUT SEED     a copy of BASE with ~2% of 4 KiB pages new
+  helper.py batch                    reads "gen OUT SEED SIZE" and "mutate
+                                     BASE OUT SEED" lines from stdin, prints
+                                     "OUT HEX" for each (one start-up)
   helper.py sha256 FILE              the file's hex digest
   helper.py store DATA DB MODELD CACHE
         checks a (stopped) data directory against the catalog DB (a copy of
@@ -63,14 +66,15 @@ def floatish(rng, size):
     return bytes(b)
 
 
-def cmd_gen(out, seed, size):
+def gen(out, seed, size):
     rng = random.Random(int(seed))
+    data = floatish(rng, int(size))
     with open(out, "wb") as f:
-        f.write(floatish(rng, int(size)))
-    print(sha256_file(out))
+        f.write(data)
+    return hashlib.sha256(data).hexdigest()
 
 
-def cmd_mutate(base, out, seed):
+def mutate(base, out, seed):
     rng = random.Random(int(seed))
     with open(base, "rb") as f:
         b = bytearray(f.read())
@@ -81,7 +85,20 @@ def cmd_mutate(base, out, seed):
         b[off:off + n] = floatish(rng, n)
     with open(out, "wb") as f:
         f.write(b)
-    print(sha256_file(out))
+    return hashlib.sha256(b).hexdigest()
+
+
+def cmd_batch():
+    for line in sys.stdin:
+        f = line.split()
+        if not f:
+            continue
+        if f[0] == "gen" and len(f) == 4:
+            print(f[1], gen(f[1], f[2], f[3]))
+        elif f[0] == "mutate" and len(f) == 4:
+            print(f[2], mutate(f[1], f[2], f[3]))
+        else:
+            raise SystemExit("batch: bad line %r" % line)
 
 
 def sql(db, query):
@@ -329,7 +346,7 @@ def cmd_problem(status, hdrs, body):
 
 
 def main(argv):
-    cmds = {"gen": (cmd_gen, 3), "mutate": (cmd_mutate, 3),
+    cmds = {"batch": (cmd_batch, 0),
             "sha256": (lambda p: print(sha256_file(p)), 1),
             "store": (cmd_store, 4), "acked": (cmd_acked, 2),
             "versions": (cmd_versions, 2), "problem": (cmd_problem, 3)}

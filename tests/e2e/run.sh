@@ -308,6 +308,9 @@ if daemon_start main "$WORK/data" --admin-token-file "$TOKEN_FILE"; then
     MAIN_DATA=$WORK/data
     for f in "$E2E_DIR"/cases_*.sh; do
         [ -e "$f" ] || continue
+        # MODELD_E2E_ONLY=GLOB runs only the matching case files.
+        # shellcheck disable=SC2254
+        case $(basename "$f") in ${MODELD_E2E_ONLY:-*}) ;; *) continue ;; esac
         echo "# $(basename "$f")"
         use main
         started=$SECONDS

@@ -4,8 +4,10 @@
 # crash regressions included), then fuzzes for SECONDS. New inputs go to a
 # temporary directory; the committed corpus is only read, through a copy.
 # Prints one line per target, keeps crash inputs in build/fuzz/crashes/ and
-# logs in build/fuzz/logs/, appends "passed failed" to build/results.
+# logs in build/fuzz/logs/, appends "passed failed" to build/results (or
+# to $FUZZ_RESULTS).
 seconds=${1:-3}
+results=${FUZZ_RESULTS:-build/results}
 cd "$(dirname "$0")/../.." || exit 1
 
 crashes=build/fuzz/crashes
@@ -53,7 +55,7 @@ if [ $((passed + failed)) -eq 0 ]; then
     echo "fuzz: no target built in build/fuzz (make fuzz-build)"
     failed=1
 fi
-mkdir -p build
-echo "$passed $failed" >>build/results
+mkdir -p "$(dirname "$results")"
+echo "$passed $failed" >>"$results"
 echo "fuzz: $passed targets clean, $failed failed"
 [ "$failed" -eq 0 ]

@@ -1,0 +1,42 @@
+# shellcheck shell=bash disable=SC2153
+# Sourced by tests/e2e/run.sh: hostile clients. 500 idle or trickling
+# connections must not keep a normal client from being served within a
+# second; a client sending a header byte a second is dropped after
+# request_timeout_s; garbage, truncated and oversized requests get an
+# error or a closed connection; and the daemon serves throughout.
+
+HOSTILE="$E2E_DIR/hostile.py"
+
+if daemon_start hostile "$WORK/hostile-data" --set request_timeout_s=2; then
+    port=${DPORT[hostile]}
+
+    out=$(python3 "$HOSTILE" flood "$port" 500)
+    held=$(printf '%s' "$out" | awk '{ print $2 }')
+    worst=$(printf '%s' "$out" | awk '{ print $4 }')
+    served=$(printf '%s' "$out" | awk '{ print $6 }')
+    check_ge "flood: 500 hostile connections held open" 500 "${held:-0}"
+    check "flood: 5 of 5 normal requests served meanwhile" 5 "${served:-0}"
+    check_lt "flood: each normal request within 1 s (ms)" 1000 "${worst:-99999}"
+
+    out=$(python3 "$HOSTILE" trickle "$port" 10)
+    check_match "trickle: a client sending 1 byte/s is dropped within 10 s" \
+        '^closed_after_s [0-9]' "$out"
+    http GET /metrics
+    check_ge "metrics: the request timeout is counted" 1 \
+        "$(metric modeld_limit_hits_total 'limit="request_timeout"')"
+
+    while read -r name status; do
+        case $name in
+        big_header) check "garbage: oversized header answers 431" 431 "$status" ;;
+        big_uri) check "garbage: oversized URI answers 414" 414 "$status" ;;
+        truncated_body)
+            check_match "garbage: truncated body gets no success" '^(-1|0|4[0-9][0-9])$' "$status" ;;
+        *) check_match "garbage: $name gets a 4xx/5xx or a closed connection" \
+            '^(0|4[0-9][0-9]|505)$' "$status" ;;
+        esac
+    done < <(python3 "$HOSTILE" garbage "$port")
+
+    http GET /healthz
+    check "hostile: the daemon still answers /healthz" 200 "$STATUS"
+    daemon_stop hostile
+fi

@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Hostile clients for tests/e2e/cases_40_hostile.sh (loopback only).
+
+  hostile.py flood PORT N     N idle or trickling connections from
+                              127.0.0.2-9, then 5 normal requests from
+                              127.0.0.1; prints "held H max_ms M ok K"
+  hostile.py trickle PORT S   one connection sending a header byte a
+                              second; prints "closed_after_s X" or
+                              "open_after_s S"
+  hostile.py garbage PORT     odd bytes on the wire; prints one
+                              "NAME STATUS" line per case (0: closed with
+                              no answer, -1: no answer within 3 s)
+Every socket has a timeout; nothing here waits unbounded.
+"""
+import socket
+import sys
+import threading
+import time
+
+
+def connect(port, src="127.0.0.1", timeout=5.0):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.bind((src, 0))
+    s.connect(("127.0.0.1", port))
+    return s
+
+
+def status_of(sock):
+    data = b""
+    try:
+        while b"\r\n" not in data and len(data) < 4096:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    except socket.timeout:
+        return -1
+    except OSError:
+        return 0
+    if not data.startswith(b"HTTP/1."):
+        return 0
+    return int(data.split(b" ", 2)[1])
+
+
+def normal_request(port):
+    start = time.monotonic()
+    s = connect(port, timeout=2.0)
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    st = status_of(s)
+    s.close()
+    return st, (time.monotonic() - start) * 1000
+
+
+def flood(port, n):
+    socks = []
+    stop = threading.Event()
+    for i in range(n):
+        try:
+            socks.append(connect(port, "127.0.0.%d" % (2 + i % 8)))
+        except OSError:
+            break
+    trickling = socks[::2]
+
+    def trickle():
+        msg = b"GET /healthz HTTP/1.1\r\nHost: t\r\n"
+        k = 0
+        while not stop.is_set():
+            for s in trickling:
+                try:
+                    s.send(msg[k % len(msg):k % len(msg) + 1])
+                except OSError:
+                    pass
+            k += 1
+            stop.wait(0.5)
+
+    t = threading.Thread(target=trickle)
+    t.start()
+    time.sleep(0.5)
+    worst, ok = 0.0, 0
+    for _ in range(5):
+        try:
+            st, ms = normal_request(port)
+        except OSError:
+            st, ms = 0, 2000.0
+        worst = max(worst, ms)
+        ok += st == 200
+    stop.set()
+    t.join()
+    for s in socks:
+        s.close()
+    print("held %d max_ms %d ok %d" % (len(socks), worst, ok))
+
+
+def trickle_one(port, limit_s):
+    s = connect(port, timeout=1.0)
+    msg = b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Slow: " + b"a" * 200
+    start = time.monotonic()
+    k = 0
+    while time.monotonic() - start < limit_s:
+        try:
+            s.send(msg[k:k + 1])
+            k = (k + 1) % len(msg)
+            if s.recv(1024) == b"":
+                break
+        except socket.timeout:
+            continue
+        except OSError:
+            break
+    else:
+        print("open_after_s %d" % limit_s)
+        return
+    print("closed_after_s %.1f" % (time.monotonic() - start))
+
+
+CASES = [
+    ("big_header", b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " +
+     b"a" * 100000 + b"\r\n\r\n"),
+    ("big_uri", b"GET /" + b"a" * 100000 + b" HTTP/1.1\r\nHost: t\r\n\r\n"),
+    ("binary", bytes(range(256)) * 4 + b"\r\n\r\n"),
+    ("no_method", b" / HTTP/1.1\r\nHost: t\r\n\r\n"),
+    ("bad_version", b"GET /healthz HTTP/9.9\r\nHost: t\r\n\r\n"),
+    ("bad_chunked", b"PUT /v1/families/x HTTP/1.1\r\nHost: t\r\n"
+     b"Transfer-Encoding: chunked\r\n\r\nzz\r\n"),
+    ("two_lengths", b"POST /v1/families/x/select HTTP/1.1\r\nHost: t\r\n"
+     b"Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}"),
+    ("truncated_body", b"POST /v1/families/x/select HTTP/1.1\r\nHost: t\r\n"
+     b"Content-Length: 100\r\n\r\n{\"device\""),
+]
+
+
+def garbage(port):
+    for name, data in CASES:
+        try:
+            s = connect(port, timeout=3.0)
+            s.sendall(data)
+            if name == "truncated_body":
+                s.shutdown(socket.SHUT_WR)
+            st = status_of(s)
+            s.close()
+        except OSError:
+            st = 0
+        print(name, st)
+
+
+def main():
+    cmd, port = sys.argv[1], int(sys.argv[2])
+    if cmd == "flood":
+        flood(port, int(sys.argv[3]))
+    elif cmd == "trickle":
+        trickle_one(port, float(sys.argv[3]))
+    elif cmd == "garbage":
+        garbage(port)
+    else:
+        sys.exit("unknown command " + cmd)
+
+
+if __name__ == "__main__":
+    main()
