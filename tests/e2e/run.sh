@@ -26,7 +26,9 @@ FAILED=0
 unset MODELD_ADMIN_TOKEN
 
 # Daemons by name: pid and port; stdout and stderr in $WORK/NAME.out, .err.
-declare -A DPID=() DPORT=()
+declare -A DPID=() DPORT=() DSCHEME=()
+# Extra curl arguments of every http() call (the TLS cases set --cacert).
+CURL_TLS=()
 BASE=""        # http://127.0.0.1:PORT of the daemon http() talks to
 STATUS=""      # status of the last http() call ("000": no answer)
 HDRS=$WORK/last.headers
@@ -124,7 +126,7 @@ http() {
     : >"$HDRS"
     : >"$BODY"
     STATUS=$(curl -sS --max-time "$CURL_MAX_TIME" --path-as-is \
-        -D "$HDRS" -w '%{http_code}' "${mflag[@]}" \
+        -D "$HDRS" -w '%{http_code}' "${mflag[@]}" "${CURL_TLS[@]}" \
         "$@" "$BASE$path" 2>"$WORK/last.curl")
     [ -n "$STATUS" ] || STATUS=000
 }
@@ -178,7 +180,7 @@ is_running() {
 # config; waits for the "listening on" line and /healthz. Returns non-zero
 # (after a failed check) when it does not come up. Sets BASE to it.
 daemon_start() {
-    local name=$1 data=$2 i port line
+    local name=$1 data=$2 i port line scheme=http
     shift 2
     mkdir -p "$data"
     "$MODELD" serve --config "$CONFIG" --listen 127.0.0.1:0 --data "$data" \
@@ -189,7 +191,9 @@ daemon_start() {
         line=$(grep -m1 '^listening on ' "$WORK/$name.out" 2>/dev/null)
         if [ -n "$line" ]; then
             port=$(printf '%s' "$line" |
-                sed -n 's#^listening on http://127\.0\.0\.1:\([0-9][0-9]*\)$#\1#p')
+                sed -n 's#^listening on https\{0,1\}://127\.0\.0\.1:\([0-9][0-9]*\)$#\1#p')
+            scheme=${line#listening on }
+            scheme=${scheme%%://*}
             break
         fi
         is_running "${DPID[$name]}" || break
@@ -202,7 +206,8 @@ daemon_start() {
         return 1
     fi
     DPORT[$name]=$port
-    BASE=http://127.0.0.1:$port
+    DSCHEME[$name]=$scheme
+    BASE=$scheme://127.0.0.1:$port
     for ((i = 0; i < 200; i++)); do
         http GET /healthz
         [ "$STATUS" = 200 ] && break
@@ -213,7 +218,7 @@ daemon_start() {
 
 # use NAME: later http() calls go to this daemon.
 use() {
-    BASE=http://127.0.0.1:${DPORT[$1]}
+    BASE=${DSCHEME[$1]:-http}://127.0.0.1:${DPORT[$1]}
 }
 
 # daemon_log_clean NAME: no bug report or sanitizer output in its stderr.

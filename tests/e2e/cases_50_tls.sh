@@ -1,0 +1,89 @@
+# shellcheck shell=bash disable=SC2153
+# Sourced by tests/e2e/run.sh: HTTPS. A throwaway CA and server certificate
+# made with the openssl CLI; the demo catalog served over TLS to curl
+# --cacert: a full download, a range request and a delta; plain HTTP to the
+# TLS port fails cleanly; TLS 1.1 is refused; a missing, unreadable or
+# mismatched certificate/key stops the daemon at start-up with a clear
+# message.
+
+PKI=$WORK/pki
+mkdir -p "$PKI"
+mkcert() {
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=modeld test CA" \
+        -keyout "$PKI/ca.key" -out "$PKI/ca.pem" 2>/dev/null &&
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+            -keyout "$PKI/server.key" -out "$PKI/server.csr" 2>/dev/null &&
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$PKI/ext" &&
+        openssl x509 -req -in "$PKI/server.csr" -CA "$PKI/ca.pem" \
+            -CAkey "$PKI/ca.key" -CAcreateserial -days 2 \
+            -extfile "$PKI/ext" -out "$PKI/server.pem" 2>/dev/null &&
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=other" \
+            -keyout "$PKI/other.key" -out /dev/null 2>/dev/null
+}
+check_cmd "tls: openssl makes a CA and a server certificate" mkcert
+
+# start_fails NAME ERE ARGS...: serve must exit non-zero, its stderr
+# matching ERE.
+start_fails() {
+    local name=$1 ere=$2 rc err
+    shift 2
+    err=$(timeout 20 "$MODELD" serve --config "$CONFIG" --listen 127.0.0.1:0 \
+        --data "$WORK/tls-bad" "$@" 2>&1 >/dev/null)
+    rc=$?
+    check_match "$name: exits non-zero" '^[1-9][0-9]*$' "$rc"
+    check_match "$name: says why" "$ere" "$err"
+}
+start_fails "tls: missing certificate" 'cannot read .*nope\.pem' \
+    --tls-cert "$PKI/nope.pem" --tls-key "$PKI/server.key"
+start_fails "tls: mismatched key" 'do not match|refused' \
+    --tls-cert "$PKI/server.pem" --tls-key "$PKI/other.key"
+start_fails "tls: a key given as the certificate" 'refused|certificate' \
+    --tls-cert "$PKI/server.key" --tls-key "$PKI/server.key"
+start_fails "tls: --tls-cert without --tls-key" 'go together' \
+    --tls-cert "$PKI/server.pem"
+
+CURL_TLS=(--cacert "$PKI/ca.pem")
+if demo_data && daemon_start tls "$DEMO_DATA" --tls-cert "$PKI/server.pem" \
+    --tls-key "$PKI/server.key"; then
+    check_match "tls: serve prints https://" '^listening on https://127\.0\.0\.1:[0-9]+$' \
+        "$(head -n 1 "$WORK/tls.out")"
+    http GET /healthz
+    check "tls: /healthz over HTTPS" 200 "$STATUS"
+
+    http POST /v1/families/image-classification/select \
+        --data-binary '{"device":{"memory_bytes":60000000,"gflops":100}}'
+    check "tls: select over HTTPS" 200 "$STATUS"
+    url=$(jbody .model.url)
+    digest=$(jbody .model.digest)
+    size=$(jbody .model.size_bytes)
+    http GET "$url"
+    check "tls: full download" 200 "$STATUS"
+    check "tls: downloaded bytes hash to the digest" "$digest" \
+        "sha256:$(sha256sum <"$BODY" | cut -d' ' -f1)"
+    full=$WORK/tls-full.bin
+    cp "$BODY" "$full"
+    http GET "$url" -H 'Range: bytes=100-199'
+    check "tls: range request 206" 206 "$STATUS"
+    check "tls: Content-Range" "bytes 100-199/$size" "$(hdr Content-Range)"
+    check "tls: range bytes" "$(tail -c +101 "$full" | head -c 100 | sha256sum)" \
+        "$(sha256sum <"$BODY")"
+
+    http GET /v1/families/image-classification/variants/mobilenet-v1-1.0-224/versions
+    v1=$(jbody '.versions[] | select(.version == 1) | .digest')
+    v2=$(jbody '.versions[] | select(.version == 2) | .digest')
+    http GET "/v1/deltas/$v1/$v2"
+    check "tls: delta over HTTPS" 200 "$STATUS"
+    check_match "tls: delta starts with the skippable frame" '^5e2a4d18' \
+        "$(head -c 4 "$BODY" | od -An -tx1 | tr -d ' \n')"
+
+    plain=$(curl -sS --max-time 10 -o /dev/null -w '%{http_code}' \
+        "http://127.0.0.1:${DPORT[tls]}/healthz" 2>/dev/null)
+    check_match "tls: plain HTTP to the TLS port gets no HTTP answer" '^(000)?$' "$plain"
+    old=$(curl -sS --max-time 10 -o /dev/null -w '%{http_code}' --cacert "$PKI/ca.pem" \
+        --tlsv1.1 --tls-max 1.1 "https://127.0.0.1:${DPORT[tls]}/healthz" 2>/dev/null)
+    check_match "tls: TLS 1.1 is refused" '^(000)?$' "$old"
+    http GET /healthz
+    check "tls: still serving after the plain-HTTP and TLS 1.1 attempts" 200 "$STATUS"
+    daemon_stop tls
+fi
+CURL_TLS=()
