@@ -22,13 +22,14 @@ need_cmd clang clang
     missing="$missing libclang-rt-14-dev"
 if command -v pkg-config >/dev/null 2>&1; then
     need_pc libmicrohttpd libmicrohttpd-dev
+    need_pc gnutls libgnutls28-dev
     need_pc jansson libjansson-dev
     need_pc sqlite3 libsqlite3-dev
     need_pc libcrypto libssl-dev
     need_pc libzstd libzstd-dev
     need_pc check check
 else
-    missing="$missing libmicrohttpd-dev libjansson-dev libsqlite3-dev \
+    missing="$missing libmicrohttpd-dev libgnutls28-dev libjansson-dev libsqlite3-dev \
 libssl-dev libzstd-dev check"
 fi
 # libubsan/libasan come with gcc on Debian; nothing more to install.

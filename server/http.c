@@ -27,6 +27,7 @@
 #include "server/deadline.h"
 #include "server/http.h"
 #include "server/log.h"
+#include "server/tls.h"
 
 #define MAX_CONNECTIONS_PER_THREAD 125
 /* Body bytes read and dropped after a request was refused mid-body, so
@@ -522,8 +523,7 @@ on_mhd_error(void *cls, const char *fmt, va_list ap)
 }
 
 struct MHD_Daemon *
-http_start(struct app *app, const char *cert_pem, const char *key_pem,
-           unsigned *out_port)
+http_start(struct app *app, unsigned *out_port)
 {
     const struct config *cfg = &app->cfg;
     struct addrinfo hints = {0}, *ai = NULL;
@@ -554,7 +554,7 @@ http_start(struct app *app, const char *cert_pem, const char *key_pem,
             htons((uint16_t)cfg->listen_port);
     }
     freeaddrinfo(ai);
-    if (cert_pem)
+    if (app->tls)
         flags |= MHD_USE_TLS;
     if (limit > cfg->threads * MAX_CONNECTIONS_PER_THREAD)
         limit = cfg->threads * MAX_CONNECTIONS_PER_THREAD;
@@ -574,9 +574,8 @@ http_start(struct app *app, const char *cert_pem, const char *key_pem,
         {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, app},
         {MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, NULL},
         {MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL},
-        {cert_pem ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0,
-         (void *)(uintptr_t)cert_pem},
-        {MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)(uintptr_t)key_pem},
+        {app->tls ? MHD_OPTION_HTTPS_CERT_CALLBACK : MHD_OPTION_END, 0,
+         tls_cert_callback()},
         {MHD_OPTION_HTTPS_PRIORITIES, 0,
          (void *)(uintptr_t)cfg->tls_priorities},
         {MHD_OPTION_END, 0, NULL},
@@ -585,11 +584,10 @@ http_start(struct app *app, const char *cert_pem, const char *key_pem,
     d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, app,
                          MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
     if (!d) {
-        if (cert_pem)
-            log_msg(LOG_ERROR, 0, "cannot start HTTPS on %s:%u: the "
-                                  "certificate or key was refused (see "
-                                  "above)",
-                    cfg->listen_host, cfg->listen_port);
+        if (app->tls)
+            log_msg(LOG_ERROR, 0, "cannot start HTTPS on %s:%u (see the "
+                                  "messages above): %s",
+                    cfg->listen_host, cfg->listen_port, strerror(errno));
         else
             log_msg(LOG_ERROR, 0, "cannot listen on %s:%u: %s",
                     cfg->listen_host, cfg->listen_port, strerror(errno));

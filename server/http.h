@@ -111,10 +111,10 @@ enum MHD_Result http_reply_store_error(struct MHD_Connection *c,
 enum MHD_Result http_reply_empty(struct MHD_Connection *c,
                                  struct request *rq, unsigned status);
 
-/* Starts the daemon on cfg's address; NULL on failure (logged). Writes the
- * bound port. */
-struct MHD_Daemon *http_start(struct app *app, const char *cert_pem,
-                              const char *key_pem, unsigned *out_port);
+/* Starts the daemon on cfg's address (HTTPS with server/tls.c's current
+ * credentials when app->tls); NULL on failure (logged). Writes the bound
+ * port. */
+struct MHD_Daemon *http_start(struct app *app, unsigned *out_port);
 
 /* ---- route table (server/router.c) ----------------------------------- */
 

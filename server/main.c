@@ -22,6 +22,7 @@
 #include "server/commands.h"
 #include "server/http.h"
 #include "server/log.h"
+#include "server/tls.h"
 
 #define MAX_SECRET_FILE_BYTES (1 << 20)
 
@@ -247,6 +248,28 @@ count_timeout(void *ctx)
     metrics_limit(&app->metrics, METRICS_LIMIT_REQUEST_TIMEOUT);
 }
 
+/* SIGHUP: new handshakes use the certificate and key files as they are
+ * now; connections already up keep theirs. A bad pair is refused and the
+ * old one stays. */
+static void
+reload_tls(const struct config *cfg)
+{
+    char err[512];
+
+    if (!cfg->tls_cert[0]) {
+        log_msg(LOG_INFO, 0, "SIGHUP: no TLS configured, nothing to reload");
+        return;
+    }
+    if (tls_load(cfg->tls_cert, cfg->tls_key, err, sizeof(err)) != 0)
+        log_msg(LOG_ERROR, 0, "SIGHUP: TLS reload refused, keeping the "
+                              "current certificate: %s",
+                err);
+    else
+        log_msg(LOG_INFO, 0, "SIGHUP: TLS certificate and key reloaded "
+                             "from %s",
+                cfg->tls_cert);
+}
+
 /* Waits for SIGTERM/SIGINT (blocked in every thread), then stops. */
 static void
 wait_for_stop(struct MHD_Daemon *d, const struct config *cfg,
@@ -259,7 +282,7 @@ wait_for_stop(struct MHD_Daemon *d, const struct config *cfg,
         if (sigwait(set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            log_msg(LOG_INFO, 0, "SIGHUP: nothing to reload");
+            reload_tls(cfg);
             continue;
         }
         break;
@@ -287,7 +310,6 @@ int
 cmd_serve(int argc, char **argv)
 {
     struct app *app = calloc(1, sizeof(*app));
-    char *cert = NULL, *key = NULL;
     struct MHD_Daemon *d = NULL;
     bool print_cfg = false;
     sigset_t set;
@@ -316,12 +338,11 @@ cmd_serve(int argc, char **argv)
     if (load_token(app) != 0)
         goto out;
     if (app->cfg.tls_cert[0]) {
-        cert = read_small_file(app->cfg.tls_cert);
-        key = read_small_file(app->cfg.tls_key);
-        if (!cert || !key) {
-            log_msg(LOG_ERROR, 0, "TLS: cannot read %s: %s",
-                    !cert ? app->cfg.tls_cert : app->cfg.tls_key,
-                    strerror(errno));
+        char err[512];
+
+        if (tls_load(app->cfg.tls_cert, app->cfg.tls_key, err,
+                     sizeof(err)) != 0) {
+            log_msg(LOG_ERROR, 0, "TLS: %s", err);
             goto out;
         }
         app->tls = true;
@@ -347,7 +368,7 @@ cmd_serve(int argc, char **argv)
         if (!app->deadlines)
             goto out;
     }
-    d = http_start(app, cert, key, &port);
+    d = http_start(app, &port);
     if (!d)
         goto out;
     printf("listening on %s://%s%s%s:%u\n", app->tls ? "https" : "http",
@@ -364,11 +385,7 @@ cmd_serve(int argc, char **argv)
 out:
     deadlines_stop(app->deadlines);
     store_close(app->store);
-    if (key) {
-        OPENSSL_cleanse(key, strlen(key));
-        free(key);
-    }
-    free(cert);
+    tls_unload();
     free(app);
     return rc;
 }

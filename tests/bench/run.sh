@@ -437,18 +437,11 @@ if want compress; then
             # Upload, then time until the blob is served with
             # Content-Encoding: zstd (a bounded poll: at most 120 s).
             read -r st hex < <(put_blob "$DEMO" "$DEMO_TOKEN" "$WORK/c.bin")
-            t0=$(now)
             ready=""
             if [ "$st" = 201 ] || [ "$st" = 200 ]; then
-                for ((i = 0; i < 6000; i++)); do
-                    if curl -s -I -H 'Accept-Encoding: zstd' \
-                        "$DEMO/v1/blobs/sha256:$hex" |
-                        grep -qi '^content-encoding: *zstd'; then
-                        ready=$(since "$t0")
-                        break
-                    fi
-                    sleep 0.02
-                done
+                read -r what secs < <(python3 "$BENCH_DIR/waitfor.py" zstd \
+                    "$DEMO" "/v1/blobs/sha256:$hex" 120)
+                [ "$what" = ready ] && ready=$secs
             fi
             if [ -z "$ready" ]; then
                 note zstd_time "modeld: no zstd copy within 120 s (upload $st)"
@@ -506,33 +499,18 @@ if want delta; then
         st=$(put_json "$D" "$DEMO_TOKEN" "/v1/families/$fam/variants/m" \
             "{\"blob\":\"sha256:${HEX[base]}\",\"flops\":1000000000,\"accuracy\":0.7}")
         [ "$st" = 201 ] || { note "d_${p}_make" "v1 publish: $st"; continue; }
-        done0=0
-        for o in ready rejected failed; do
-            done0=$((done0 + $(metric "$D" "modeld_deltas_made_total{outcome=\"$o\"}")))
-        done
-        t0=$(now)
-        st=$(put_json "$D" "$DEMO_TOKEN" "/v1/families/$fam/variants/m" \
-            "{\"blob\":\"sha256:${HEX[$p]}\",\"flops\":1000000000,\"accuracy\":0.71}")
-        [ "$st" = 201 ] || { note "d_${p}_make" "v2 publish: $st"; continue; }
-        durl="$D/v1/deltas/sha256:${HEX[base]}/sha256:${HEX[$p]}"
+        dpath="/v1/deltas/sha256:${HEX[base]}/sha256:${HEX[$p]}"
+        durl=$D$dpath
+        read -r what secs < <(python3 "$BENCH_DIR/waitfor.py" delta "$D" \
+            "$WORK/delta.token" "/v1/families/$fam/variants/m" \
+            "{\"blob\":\"sha256:${HEX[$p]}\",\"flops\":1000000000,\"accuracy\":0.71}" \
+            "$dpath" 120)
         made=""
-        for ((i = 0; i < 6000; i++)); do   # at most 120 s
-            code=$(curl -s -o /dev/null -w '%{http_code}' -I "$durl")
-            if [ "$code" = 200 ]; then
-                made=$(since "$t0")
-                break
-            fi
-            if ((i % 10 == 9)); then
-                n=0
-                for o in ready rejected failed; do
-                    n=$((n + $(metric "$D" "modeld_deltas_made_total{outcome=\"$o\"}")))
-                done
-                [ "$n" -gt "$done0" ] &&
-                    [ "$(curl -s -o /dev/null -w '%{http_code}' -I "$durl")" != 200 ] &&
-                    break
-            fi
-            sleep 0.02
-        done
+        case $what in
+        ready) made=$secs ;;
+        rejected) note "d_${p}_zstd" "modeld: no delta: the worker rejected it as not smaller than the model (after $secs s)" ;;
+        *) note "d_${p}_zstd" "modeld: no delta: $what $secs" ;;
+        esac
         if [ -n "$made" ]; then
             curl -s -o "$WORK/$p.mdelta" "$durl"
             val "d_${p}_make" modeld "$made"
@@ -542,8 +520,6 @@ if want delta; then
             "$MODELD" patch "$MD/base.bin" "$WORK/$p.mdelta" "$WORK/out.bin" \
                 >/dev/null 2>&1 && cmp -s "$WORK/out.bin" "$MD/$p.bin" ||
                 note "d_${p}_apply" "modeld patch did not rebuild the target"
-        else
-            note "d_${p}_zstd" "modeld: no delta (rejected as not smaller, or not made in 120 s)"
         fi
         # References, each bounded in time.
         t0=$(now)
