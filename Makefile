@@ -163,3 +163,11 @@ fuzz-smoke: fuzz-build
 
 fuzz-seeds: build/fuzz/make_seeds
 	@./build/fuzz/make_seeds tests/fuzz/corpus/fuzz_delta
+
+# ---- benchmarks ----
+# `make bench`: modeld against nginx, sha256sum + cp, zstd, xdelta3 and
+# bsdiff, measured in the same run on 127.0.0.1 (tests/bench/run.sh
+# installs the tools it lacks; under 10 minutes on 2 cores). Prints a table
+# of ratios and writes build/bench/results.json.
+bench: deps all
+	@./tests/bench/run.sh build/modeld

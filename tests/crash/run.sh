@@ -53,6 +53,7 @@ DPID=""          # the daemon running now
 BASE=""          # its http://127.0.0.1:PORT
 DLOG=""          # its stderr
 STARTS=0
+STOP_RC=""       # exit status of the last stop_daemon
 MOUNTED=""       # the tmpfs to unmount
 CLIENTS=()       # client subshells of the current round
 unset MODELD_ADMIN_TOKEN
@@ -146,9 +147,9 @@ kill_daemon() {
     DPID=""
 }
 
-# stop_daemon: SIGTERM; prints its exit status ("hung" after 20 s).
+# stop_daemon: SIGTERM; sets STOP_RC to its exit status ("hung" after 20 s).
 stop_daemon() {
-    local i rc
+    local i
     kill -TERM "$DPID" 2>/dev/null
     for ((i = 0; i < 400; i++)); do
         kill -0 "$DPID" 2>/dev/null || break
@@ -158,13 +159,12 @@ stop_daemon() {
         kill -KILL "$DPID" 2>/dev/null
         wait "$DPID" 2>/dev/null
         DPID=""
-        echo hung
+        STOP_RC=hung
         return
     fi
     wait "$DPID"
-    rc=$?
+    STOP_RC=$?
     DPID=""
-    echo "$rc"
 }
 
 # ---- HTTP -----------------------------------------------------------------
@@ -208,7 +208,7 @@ upload_client() {
 # new version.
 publish_client() {
     local log=$1 fam=$2 var=$3 file=$4 hex=$5 st body version
-    body=$log.body
+    body=$WORK/bodies/${log##*/}
     st=$(curl -s -o /dev/null -w '%{http_code}' --max-time "$CURL_TIME" \
         -X PUT -H "Authorization: Bearer $TOKEN" \
         -d '{"task":"crash-test"}' "$BASE/v1/families/$fam")
@@ -264,7 +264,7 @@ kill_loop() {
     local data=$WORK/data gen=$WORK/gen cache=$WORK/verified
     local round ms at files hex left up_ok up_n pub_ok pub_n v st line
     local -a lines args
-    mkdir -p "$gen" "$WORK/logs"
+    mkdir -p "$gen" "$WORK/logs" "$WORK/bodies"
     : >"$cache"
     # Each variant's blob lineage starts from its own base, 2-4 MiB.
     for v in 0 1; do
@@ -358,6 +358,7 @@ kill_loop() {
             "" "$left"
     done
 
+    echo "# kill loop done at $((SECONDS - START_S)) s"
     # The worker catches up with what the crashes left pending.
     for ((i = 0; i < 600; i++)); do
         st=$(code GET /metrics)
@@ -368,9 +369,10 @@ kill_loop() {
     check "after the crashes: the worker makes every pending delta" \
         'modeld_deltas{state="pending"} 0' \
         "$(grep '^modeld_deltas{state="pending"}' "$WORK/b")"
-    st=$(stop_daemon)
-    check "after the crashes: SIGTERM stops the daemon with exit 0" 0 "$st"
+    stop_daemon
+    check "after the crashes: SIGTERM stops the daemon with exit 0" 0 "$STOP_RC"
     : >"$cache"
+    echo "# final check of the whole data directory at $((SECONDS - START_S)) s"
     check_stopped "final: " "$data" "$cache"
     check "final: DATA/tmp is empty after a graceful stop" "" \
         "$(foreign_tmp "$data" none)"
@@ -486,8 +488,8 @@ full_disk() {
     check "full disk: after space is freed, a publish answers 201" 201 "$st"
     serving "full disk, after space is freed"
 
-    st=$(stop_daemon)
-    check "full disk: SIGTERM stops the daemon with exit 0" 0 "$st"
+    stop_daemon
+    check "full disk: SIGTERM stops the daemon with exit 0" 0 "$STOP_RC"
     check "full disk: catalog integrity_check after the stop" ok \
         "$(sqlite3 "$data/catalog.db" 'PRAGMA integrity_check' 2>&1)"
     if umount "$mnt"; then
@@ -515,6 +517,7 @@ serving() {
 echo "# crash tests: seed $SEED (MODELD_CRASH_SEED=$SEED reproduces the" \
     "kill moments and blobs)"
 kill_loop
+echo "# full disk test at $((SECONDS - START_S)) s"
 full_disk
 
 echo "# crash tests took $((SECONDS - START_S)) s"
