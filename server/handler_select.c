@@ -67,7 +67,11 @@ handle_select(struct MHD_Connection *c, struct request *rq)
         snap->variants[d.chosen].size_bytes > snap->deltas[d.delta].size_bytes)
         saved = snap->variants[d.chosen].size_bytes -
                 snap->deltas[d.delta].size_bytes;
-    metrics_decision(&app->metrics, d.action, d.degraded, saved);
+    metrics_decision(&app->metrics, d.action, d.degraded, saved,
+                     snap->family.name,
+                     d.action == PROTO_ACTION_NONE
+                         ? NULL
+                         : snap->variants[d.chosen].name);
     json = proto_decision_write(&d, snap->family.name, snap->variants,
                                 snap->deltas);
     ret = http_reply_json(c, rq, 200, json);

@@ -75,10 +75,63 @@ metrics_request(struct metrics *m, int route, unsigned status,
                               memory_order_relaxed);
 }
 
+/* FNV-1a of "family/variant". */
+static uint64_t
+name_hash(const char *family, const char *variant)
+{
+    uint64_t h = 1469598103934665603ULL;
+    const char *parts[3] = {family, "/", variant};
+
+    for (size_t i = 0; i < 3; i++)
+        for (const char *p = parts[i]; *p; p++)
+            h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    return h;
+}
+
+/* Finds or claims the slot of family/variant by linear probing; NULL when
+ * the table is full (or a slot is being named right now). */
+static struct metrics_variant *
+variant_slot(struct metrics *m, const char *family, const char *variant)
+{
+    char name[METRICS_VARIANT_NAME];
+    size_t start;
+
+    snprintf(name, sizeof(name), "%s/%s", family, variant);
+    start = (size_t)(name_hash(family, variant) % METRICS_VARIANT_SLOTS);
+    for (size_t k = 0; k < METRICS_VARIANT_SLOTS; k++) {
+        struct metrics_variant *v =
+            &m->variants[(start + k) % METRICS_VARIANT_SLOTS];
+        int state = atomic_load_explicit(&v->state, memory_order_acquire);
+
+        if (state == 0) {
+            int expected = 0;
+
+            if (atomic_compare_exchange_strong(&v->state, &expected, 1)) {
+                memcpy(v->name, name, sizeof(name));
+                atomic_store_explicit(&v->state, 2, memory_order_release);
+                return v;
+            }
+            state = expected;
+        }
+        if (state == 1)
+            return NULL;
+        if (strcmp(v->name, name) == 0)
+            return v;
+    }
+    return NULL;
+}
+
 void
 metrics_decision(struct metrics *m, enum proto_action action, bool degraded,
-                 uint64_t bytes_saved)
+                 uint64_t bytes_saved, const char *family,
+                 const char *variant)
 {
+    if (family && variant) {
+        struct metrics_variant *v = variant_slot(m, family, variant);
+
+        atomic_fetch_add_explicit(v ? &v->count : &m->variants_other, 1,
+                                  memory_order_relaxed);
+    }
     if ((unsigned)action < 4)
         atomic_fetch_add_explicit(&m->decisions[action], 1,
                                   memory_order_relaxed);
@@ -221,6 +274,26 @@ metrics_render(struct metrics *m, const char *const *route_labels,
     for (size_t a = 0; a < 4; a++)
         put(&b, "modeld_decisions_total{action=\"%s\"} %llu\n",
             action_names[a], (unsigned long long)get(&m->decisions[a]));
+    put(&b, "# HELP modeld_decisions_by_variant_total Decisions by chosen "
+            "variant (\"other\" past %d names).\n# TYPE "
+            "modeld_decisions_by_variant_total counter\n",
+        METRICS_VARIANT_SLOTS);
+    for (size_t i = 0; i < METRICS_VARIANT_SLOTS; i++) {
+        struct metrics_variant *v = &m->variants[i];
+        const char *slash;
+
+        if (atomic_load_explicit(&v->state, memory_order_acquire) != 2)
+            continue;
+        slash = strchr(v->name, '/');
+        put(&b, "modeld_decisions_by_variant_total{family=\"%.*s\","
+                "variant=\"%s\"} %llu\n",
+            (int)(slash - v->name), v->name, slash + 1,
+            (unsigned long long)get(&v->count));
+    }
+    if (get(&m->variants_other))
+        put(&b, "modeld_decisions_by_variant_total{family=\"other\","
+                "variant=\"other\"} %llu\n",
+            (unsigned long long)get(&m->variants_other));
     put(&b, "# HELP modeld_decisions_degraded_total Decisions that miss a "
             "soft constraint.\n# TYPE modeld_decisions_degraded_total "
             "counter\nmodeld_decisions_degraded_total %llu\n",

@@ -25,7 +25,21 @@ enum metrics_limit {
     METRICS_LIMIT_COUNT,
 };
 
+/* Decisions by chosen variant: a fixed table of family/variant slots,
+ * filled on first use; names past the last slot count as "other", which
+ * bounds the label values whatever the catalog holds. */
+#define METRICS_VARIANT_SLOTS 512
+#define METRICS_VARIANT_NAME (2 * PROTO_NAME_SIZE)
+
+struct metrics_variant {
+    atomic_int state;                  /* 0 free, 1 being named, 2 ready */
+    char name[METRICS_VARIANT_NAME];   /* "family/variant" */
+    atomic_uint_fast64_t count;
+};
+
 struct metrics {
+    struct metrics_variant variants[METRICS_VARIANT_SLOTS];
+    atomic_uint_fast64_t variants_other;
     atomic_uint_fast64_t requests[METRICS_ROUTES][METRICS_STATUSES];
     atomic_uint_fast64_t latency[METRICS_ROUTES][METRICS_BUCKETS + 1];
     atomic_uint_fast64_t latency_sum_us[METRICS_ROUTES];
@@ -47,9 +61,11 @@ void metrics_init(struct metrics *m);
 void metrics_request(struct metrics *m, int route, unsigned status,
                      uint64_t bytes, double seconds);
 
-/* One select decision. */
+/* One select decision; family and variant name the chosen variant (NULL
+ * variant for action none). */
 void metrics_decision(struct metrics *m, enum proto_action action,
-                      bool degraded, uint64_t bytes_saved);
+                      bool degraded, uint64_t bytes_saved,
+                      const char *family, const char *variant);
 
 void metrics_limit(struct metrics *m, enum metrics_limit limit);
 

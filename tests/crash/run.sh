@@ -122,6 +122,7 @@ start_daemon() {
     STARTS=$((STARTS + 1))
     out=$WORK/daemon.$STARTS.out
     DLOG=$WORK/daemon.$STARTS.err
+    : >"$out"
     "$MODELD" serve --config "$CONFIG" --listen 127.0.0.1:0 --data "$1" \
         --admin-token-file "$TOKFILE" >"$out" 2>"$DLOG" &
     DPID=$!
@@ -204,8 +205,8 @@ upload_client() {
     done
 }
 
-# publish_client LOG FAMILY VARIANT FILE HEX: the family, the blob, then the
-# new version.
+# publish_client LOG FAMILY VARIANT FILE HEX: the family, the blob (unless
+# FILE is "-": uploaded already), then the new version.
 publish_client() {
     local log=$1 fam=$2 var=$3 file=$4 hex=$5 st body version
     body=$WORK/bodies/${log##*/}
@@ -213,9 +214,11 @@ publish_client() {
         -X PUT -H "Authorization: Bearer $TOKEN" \
         -d '{"task":"crash-test"}' "$BASE/v1/families/$fam")
     echo "family $fam $st" >>"$log"
-    st=$(put_blob "$file" "$hex")
-    echo "pubblob $hex $st" >>"$log"
-    case $st in 200 | 201) ;; *) return ;; esac
+    if [ "$file" != - ]; then
+        st=$(put_blob "$file" "$hex")
+        echo "pubblob $hex $st" >>"$log"
+        case $st in 200 | 201) ;; *) return ;; esac
+    fi
     st=$(curl -s -o "$body" -w '%{http_code}' --max-time "$CURL_TIME" \
         -X PUT -H "Authorization: Bearer $TOKEN" \
         -d "{\"blob\":\"sha256:$hex\",\"flops\":1e9,\"accuracy\":0.7}" \
@@ -305,12 +308,18 @@ kill_loop() {
         for line in "${lines[@]}"; do
             args+=("${line% *}" "${line#* }")
         done
+        # v0's blob goes up before the clients start, so that its publish
+        # is quick and usually lands before the kill; v1's goes up in the
+        # round, racing the kill.
+        st=$(put_blob "${args[8]}" "${args[9]}")
+        echo "upload ${args[9]} $st" >"$WORK/logs/r$round.pre"
+        check "round $round: v0's blob uploads before the clients" 201 "$st"
         CLIENTS=()
         upload_client "$WORK/logs/r$round.u0" "${args[@]:0:4}" &
         CLIENTS+=($!)
         upload_client "$WORK/logs/r$round.u1" "${args[@]:4:4}" &
         CLIENTS+=($!)
-        publish_client "$WORK/logs/r$round.p0" crash v0 "${args[@]:8:2}" &
+        publish_client "$WORK/logs/r$round.p0" crash v0 - "${args[9]}" &
         CLIENTS+=($!)
         publish_client "$WORK/logs/r$round.p1" crash v1 "${args[@]:10:2}" &
         CLIENTS+=($!)

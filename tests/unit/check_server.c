@@ -250,7 +250,9 @@ START_TEST(test_metrics_render_counts)
     metrics_request(m, 0, 200, 10, 0.002);
     metrics_request(m, 1, 404, 5, 2.0);
     metrics_request(m, -1, 999, 0, 0.0);
-    metrics_decision(m, PROTO_ACTION_DELTA, true, 100);
+    metrics_decision(m, PROTO_ACTION_DELTA, true, 100, "fam", "var");
+    metrics_decision(m, PROTO_ACTION_DOWNLOAD, false, 0, "fam", "var");
+    metrics_decision(m, PROTO_ACTION_NONE, false, 0, "fam", NULL);
     text = metrics_render(m, labels, 2, &ss);
     ck_assert_ptr_nonnull(text);
     ck_assert_ptr_nonnull(strstr(
@@ -269,8 +271,39 @@ START_TEST(test_metrics_render_counts)
     ck_assert_ptr_nonnull(
         strstr(text, "modeld_decisions_total{action=\"delta\"} 1\n"));
     ck_assert_ptr_nonnull(strstr(text, "modeld_decisions_degraded_total 1\n"));
+    ck_assert_ptr_nonnull(strstr(text, "modeld_decisions_by_variant_total{"
+                                       "family=\"fam\",variant=\"var\"} 2\n"));
     ck_assert_ptr_nonnull(strstr(text, "modeld_delta_bytes_saved_total 100\n"));
     ck_assert_ptr_nonnull(strstr(text, "modeld_deltas{state=\"ready\"} 3\n"));
+    free(text);
+    free(m);
+}
+END_TEST
+
+START_TEST(test_metrics_variant_labels_bounded)
+{
+    static const char *const labels[] = {"/a"};
+    struct metrics *m = malloc(sizeof(*m));
+    struct store_stats ss;
+    char name[32];
+    char *text;
+    size_t lines = 0;
+
+    memset(&ss, 0, sizeof(ss));
+    metrics_init(m);
+    for (int i = 0; i < METRICS_VARIANT_SLOTS + 10; i++) {
+        snprintf(name, sizeof(name), "v%d", i);
+        metrics_decision(m, PROTO_ACTION_DOWNLOAD, false, 0, "f", name);
+    }
+    text = metrics_render(m, labels, 1, &ss);
+    ck_assert_ptr_nonnull(text);
+    for (const char *p = text; (p = strstr(p, "modeld_decisions_by_variant"
+                                              "_total{"));
+         p++)
+        lines++;
+    ck_assert_uint_eq(lines, METRICS_VARIANT_SLOTS + 1);
+    ck_assert_ptr_nonnull(strstr(text, "family=\"other\",variant=\"other\"} "
+                                       "10\n"));
     free(text);
     free(m);
 }
@@ -327,6 +360,7 @@ server_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("metrics");
     tcase_add_test(tc, test_metrics_render_counts);
+    tcase_add_test(tc, test_metrics_variant_labels_bounded);
     suite_add_tcase(s, tc);
     tc = tcase_create("accept_encoding");
     tcase_add_loop_test(tc, test_proto_accepts_coding_cases, 0,
