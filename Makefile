@@ -88,6 +88,7 @@ test: deps
 	$(MAKE) --no-print-directory check || status=1; \
 	$(MAKE) --no-print-directory e2e || status=1; \
 	$(MAKE) --no-print-directory asan || status=1; \
+	$(MAKE) --no-print-directory fuzz-smoke || status=1; \
 	./tests/summary.sh build/results || status=1; \
 	exit $$status
 

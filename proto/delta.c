@@ -216,8 +216,13 @@ enum proto_status proto_delta_header_parse(const void *delta, size_t len,
     return PROTO_OK;
 }
 
-/* The data frame must be a regular zstd frame carrying the checksum. */
-static enum proto_status frame_check(const unsigned char *frame, size_t len)
+/* The data frame must be a regular zstd frame carrying the checksum and
+ * its content size (proto_delta_make pledges it), and that size must be
+ * one the frame's bytes can produce: each block costs at least 3 bytes and
+ * yields at most ZSTD_BLOCKSIZE_MAX. The decoder allocates up to the
+ * content size before it reads a block. */
+static enum proto_status frame_check(const unsigned char *frame, size_t len,
+                                     uint64_t *out_content_len)
 {
     ZSTD_frameHeader fh;
     size_t ret;
@@ -227,8 +232,11 @@ static enum proto_status frame_check(const unsigned char *frame, size_t len)
     ret = ZSTD_getFrameHeader(&fh, frame, len);
     if (ret != 0) /* error, or the header itself is truncated */
         return PROTO_BAD_INPUT;
-    if (fh.frameType != ZSTD_frame || !fh.checksumFlag)
+    if (fh.frameType != ZSTD_frame || !fh.checksumFlag ||
+        fh.frameContentSize == ZSTD_CONTENTSIZE_UNKNOWN ||
+        fh.frameContentSize / ZSTD_BLOCKSIZE_MAX > len / 3)
         return PROTO_BAD_INPUT;
+    *out_content_len = fh.frameContentSize;
     return PROTO_OK;
 }
 
@@ -286,6 +294,7 @@ enum proto_status proto_delta_apply(const void *old, size_t old_len,
     char have_hex[PROTO_HEX_SIZE];
     const unsigned char *frame;
     size_t frame_len;
+    uint64_t new_len = 0;
     struct proto_hasher *h = NULL;
     ZSTD_DCtx *dctx = NULL;
     enum proto_status rc;
@@ -309,7 +318,7 @@ enum proto_status proto_delta_apply(const void *old, size_t old_len,
         rc = PROTO_MISMATCH;
         goto out;
     }
-    if ((rc = frame_check(frame, frame_len)) != PROTO_OK)
+    if ((rc = frame_check(frame, frame_len, &new_len)) != PROTO_OK)
         goto out;
 
     dctx = ZSTD_createDCtx();
@@ -317,10 +326,9 @@ enum proto_status proto_delta_apply(const void *old, size_t old_len,
         rc = PROTO_NO_MEMORY;
         goto out;
     }
+    /* No larger window than proto_delta_make would have chosen. */
     ret = ZSTD_DCtx_setParameter(dctx, ZSTD_d_windowLogMax,
-                                 DELTA_WINDOW_LOG_MAX < ZSTD_WINDOWLOG_MAX
-                                     ? DELTA_WINDOW_LOG_MAX
-                                     : ZSTD_WINDOWLOG_MAX);
+                                 delta_window_log(old_len, (size_t)new_len));
     if (!ZSTD_isError(ret) && old_len > 0)
         ret = ZSTD_DCtx_refPrefix(dctx, old, old_len);
     if (ZSTD_isError(ret)) {

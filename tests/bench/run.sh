@@ -508,7 +508,12 @@ if want delta; then
         made=""
         case $what in
         ready) made=$secs ;;
-        rejected) note "d_${p}_zstd" "modeld: no delta: the worker rejected it as not smaller than the model (after $secs s)" ;;
+        rejected)
+            # The worker made it and found it no smaller than the model's
+            # compressed copy: the work is timed, no delta is offered.
+            val "d_${p}_make" modeld "$secs"
+            note "d_${p}_zstd" "modeld made it and did not offer it: not smaller than the compressed model (delta_max_fraction)"
+            ;;
         *) note "d_${p}_zstd" "modeld: no delta: $what $secs" ;;
         esac
         if [ -n "$made" ]; then

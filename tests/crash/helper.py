@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Helpers of tests/crash/run.sh (python3 standard library only).
 
-  helper.py gen OUT SEED SIZE        float32-like bytes, compressible a little
-  helper.py mutate BASE OUT SEED     a copy of BASE with ~2% of 4 KiB pages new
-  helper.py batch                    reads "gen OUT SEED SIZE" and "mutate
-                                     BASE OUT SEED" lines from stdin, prints
-                                     "OUT HEX" for each (one start-up)
-  helper.py sha256 FILE              the file's hex digest
+  helper.py batch                    reads lines "gen OUT SEED SIZE" (write
+                                     SIZE float32-like bytes, compressible a
+                                     little) and "mutate BASE OUT SEED" (a
+                                     copy of BASE with ~2% of its 4 KiB pages
+                                     new) from stdin; prints "OUT HEX" for
+                                     each, in order
   helper.py store DATA DB MODELD CACHE
         checks a (stopped) data directory against the catalog DB (a copy of
         catalog.db and its -wal): every blob file hashes to its name, every
@@ -36,6 +36,8 @@ import urllib.request
 HEX = re.compile(r"^[0-9a-f]{64}$")
 DELTA_MAGIC = bytes.fromhex("5e2a4d18")     # 0x184D2A5E little-endian
 MAX_DETAIL = 5
+# The daemon is on the loopback: never through a proxy from the environment.
+NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def report(name, problems):
@@ -305,7 +307,7 @@ def cmd_versions(logdir, base):
             url = "%s/v1/families/%s/variants/%s/versions" % (base, f[1],
                                                              f[2])
             try:
-                with urllib.request.urlopen(url, timeout=10) as r:
+                with NO_PROXY.open(url, timeout=10) as r:
                     doc = json.load(r)
                 listed[key] = {(str(v["version"]), v["blob"])
                                for v in doc["versions"]}
@@ -347,7 +349,6 @@ def cmd_problem(status, hdrs, body):
 
 def main(argv):
     cmds = {"batch": (cmd_batch, 0),
-            "sha256": (lambda p: print(sha256_file(p)), 1),
             "store": (cmd_store, 4), "acked": (cmd_acked, 2),
             "versions": (cmd_versions, 2), "problem": (cmd_problem, 3)}
     if len(argv) < 2 or argv[1] not in cmds or \

@@ -504,6 +504,44 @@ START_TEST(test_proto_delta_apply_truncated)
 }
 END_TEST
 
+/* A data frame declaring a 2 GiB window and no content size (found by
+ * fuzz_delta): zstd would allocate the whole window before reading a
+ * block. Refused up front, and so is a content size that the frame's few
+ * bytes could never produce. This test pins the answer; the allocation
+ * itself is caught by the fuzz smoke run replaying
+ * tests/fuzz/corpus/fuzz_delta/regress-window-2gib (libFuzzer refuses
+ * any malloc over its 2 GiB limit). */
+START_TEST(test_proto_delta_apply_huge_window_refused)
+{
+    static const unsigned char no_size[] = {0x28, 0xb5, 0x2f, 0xfd, 0x04,
+                                            0xa8, 0x09, 0x00, 0x00, 0x78,
+                                            0x00, 0x00, 0x00, 0x00};
+    /* Single segment, 4-byte content size 1 GiB, one raw 1-byte block. */
+    static const unsigned char big_size[] = {0x28, 0xb5, 0x2f, 0xfd, 0xa4,
+                                             0x00, 0x00, 0x00, 0x40, 0x09,
+                                             0x00, 0x00, 0x78, 0x00, 0x00,
+                                             0x00, 0x00};
+    const unsigned char *frames[] = {no_size, big_size};
+    size_t frame_lens[] = {sizeof(no_size), sizeof(big_size)};
+
+    for (size_t i = 0; i < 2; i++) {
+        struct membuf bad, out;
+
+        membuf_init(&bad);
+        membuf_init(&out);
+        ck_assert_int_eq(membuf_sink(&bad, g_delta.data,
+                                     PROTO_DELTA_HEADER_LEN), 0);
+        ck_assert_int_eq(membuf_sink(&bad, frames[i], frame_lens[i]), 0);
+        ck_assert_msg(proto_delta_apply(g_old, MODEL_BYTES, bad.data, bad.len,
+                                        membuf_sink, &out) == PROTO_BAD_INPUT,
+                      "frame %zu", i);
+        ck_assert_uint_eq(out.len, 0);
+        membuf_free(&bad);
+        membuf_free(&out);
+    }
+}
+END_TEST
+
 START_TEST(test_proto_delta_apply_trailing_data)
 {
     struct membuf twice, out;
@@ -851,6 +889,7 @@ static Suite *delta_suite(void)
     tcase_add_loop_test(tc, test_proto_delta_apply_flipped_byte, 0,
                         ARRAY_SIZE(flip_cases));
     tcase_add_test(tc, test_proto_delta_apply_truncated);
+    tcase_add_test(tc, test_proto_delta_apply_huge_window_refused);
     tcase_add_test(tc, test_proto_delta_apply_trailing_data);
     tcase_add_test(tc, test_proto_delta_apply_wrong_target);
     tcase_add_test(tc, test_proto_delta_sink_failure);
