@@ -13,7 +13,7 @@ need wrk wrk
 need zstd zstd
 need xdelta3 xdelta3
 need bsdiff bsdiff
-need bspatch bsdiff
+command -v bspatch >/dev/null 2>&1 || case $missing in *bsdiff*) ;; *) missing="$missing bsdiff" ;; esac
 need curl curl
 need jq jq
 need python3 python3

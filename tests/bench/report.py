@@ -16,6 +16,7 @@ Rows under 0.5x are flagged. Standard library only.
 """
 import json
 import math
+import os
 import statistics
 import sys
 
@@ -142,7 +143,8 @@ def main():
     print("bench: %d rows, %d below 0.5x, geometric mean ratio %s, "
           "%.0f s; results in %s" % (
               len(order), len(flagged),
-              "-" if gmean is None else "%.2fx" % gmean, elapsed, out))
+              "-" if gmean is None else "%.2fx" % gmean, elapsed,
+              os.path.relpath(out)))
 
 
 if __name__ == "__main__":

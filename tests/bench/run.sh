@@ -630,7 +630,10 @@ if want download; then
         fi
         val rss64 modeld "$(awk '/^VmHWM/ { print $2 / 1024 }' \
             "/proc/${PIDS[blob]}/status")"
-        npids="${PIDS[nginx]} $(pgrep -P "${PIDS[nginx]}" | tr '\n' ' ')"
+        # nginx's master and its workers (children by PPID, from /proc).
+        npids="${PIDS[nginx]} $(awk -v p="${PIDS[nginx]}" \
+            '$2 == "(nginx)" && $4 == p { print $1 }' /proc/[0-9]*/stat \
+            2>/dev/null | tr '\n' ' ')"
         for pid in $npids; do echo 5 >"/proc/$pid/clear_refs" 2>/dev/null; done
         if t=$(parallel_get 64 "$NGINX_URL/big.bin" "$bsize") && [ -n "$t" ]; then
             val dl64 ref "$(mibps 64 "$BIG_MIB" "$t")"

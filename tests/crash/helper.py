@@ -13,7 +13,9 @@
         .zst copy decompresses to the blob, every delta file starts with the
         skippable frame and patches its source into its target, every
         version, blob and ready delta row has its file. CACHE lists files
-        already verified (immutable once named); new ones are appended.
+        already verified (path, size, mtime, inode: files are immutable once
+        named, so only new or rewritten ones are checked again); newly
+        verified ones are appended.
   helper.py acked LOGDIR DB          every upload logged 200/201 has its blobs
                                      row; every publish logged 201 its
                                      versions row
@@ -112,12 +114,25 @@ def sql(db, query):
     return [line.split("|") for line in res.stdout.splitlines() if line]
 
 
+def file_key(path):
+    """What the cache remembers of a verified file: a rewrite changes it."""
+    st = os.stat(path)
+    return "%s %d %d %d" % (path, st.st_size, st.st_mtime_ns, st.st_ino)
+
+
 def load_cache(path):
     try:
         with open(path) as f:
-            return set(f.read().split())
+            return set(line.rstrip("\n") for line in f)
     except FileNotFoundError:
         return set()
+
+
+def cached(path, cache):
+    try:
+        return file_key(path) in cache
+    except OSError:
+        return False
 
 
 def check_blob_files(data, cache, done):
@@ -135,7 +150,7 @@ def check_blob_files(data, cache, done):
             if name.endswith(".zst"):
                 zst.append((hexd, path))
                 continue
-            if path in cache:
+            if cached(path, cache):
                 continue
             got = sha256_file(path)
             if got != hexd:
@@ -148,14 +163,18 @@ def check_blob_files(data, cache, done):
 def check_zst_files(zst, cache, done):
     problems = []
     for hexd, path in zst:
-        if path in cache:
+        if cached(path, cache):
             continue
-        res = subprocess.run(["zstd", "-q", "-d", "-c", path],
-                             capture_output=True, check=False)
-        if res.returncode != 0:
+        h = hashlib.sha256()
+        with subprocess.Popen(["zstd", "-q", "-d", "-c", path],
+                              stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL) as proc:
+            for chunk in iter(lambda: proc.stdout.read(1 << 20), b""):
+                h.update(chunk)
+        if proc.returncode != 0:
             problems.append("%s: zstd -d failed" % path)
             continue
-        got = hashlib.sha256(res.stdout).hexdigest()
+        got = h.hexdigest()
         if got != hexd:
             problems.append("%s decompresses to sha256:%s" % (path, got))
         else:
@@ -174,7 +193,7 @@ def check_delta_files(data, modeld, cache, done):
             if len(parts) != 2 or not all(HEX.match(p) for p in parts):
                 problems.append("stray file deltas/%s" % name)
                 continue
-            if path in cache:
+            if cached(path, cache):
                 continue
             src, dst = parts
             with open(path, "rb") as f:
@@ -259,7 +278,7 @@ def cmd_store(data, db, modeld, cache_path):
 
     with open(cache_path, "a") as f:
         for path in done:
-            f.write(path + "\n")
+            f.write(file_key(path) + "\n")
 
 
 def read_logs(logdir):

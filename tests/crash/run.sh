@@ -8,7 +8,9 @@
 #    the catalog, every blob/.zst/delta file against its name, every row
 #    against its file, every acknowledged upload and publish in the catalog),
 #    and again through a restarted daemon (no temp file of the killed one
-#    left, acknowledged publishes listed, acknowledged blobs served).
+#    left, acknowledged publishes listed, acknowledged blobs served). At the
+#    end the worker must finish what the crashes left pending, SIGTERM must
+#    stop the daemon with exit 0, and the whole directory is checked again.
 # 2. Full disk: the daemon on a 24 MiB tmpfs answers 507 problem+json for
 #    the upload that does not fit, keeps serving everything else, answers a
 #    well-formed problem (or success) for catalog writes on a full disk, and
@@ -17,7 +19,7 @@
 #
 # Environment: MODELD_CRASH_SEED (random seed, printed), MODELD_CRASH_ROUNDS
 # (default 12), MODELD_CRASH_BUDGET_S (the kill loop stops starting rounds
-# after this many seconds, default 70), MODELD_CRASH_ONLY (kill-loop or
+# after this many seconds, default 60), MODELD_CRASH_ONLY (kill-loop or
 # full-disk: run only that part), MODELD_CRASH_RESULTS (the file to append
 # the counts to, default build/results).
 # Prints "ok - NAME" / "not ok - NAME: DETAIL" lines and "crash: N passed,
@@ -40,7 +42,7 @@ if [ -x /usr/bin/python3 ]; then PY=/usr/bin/python3; else PY=python3; fi
 HELPER=$CRASH_DIR/helper.py
 SEED=${MODELD_CRASH_SEED:-$(($(date +%s) % 100000))}
 ROUNDS=${MODELD_CRASH_ROUNDS:-12}
-BUDGET_S=${MODELD_CRASH_BUDGET_S:-70}
+BUDGET_S=${MODELD_CRASH_BUDGET_S:-60}
 RESULTS=${MODELD_CRASH_RESULTS:-$ROOT/build/results}
 CURL_TIME=20
 RANDOM=$SEED
@@ -282,10 +284,11 @@ kill_loop() {
     local -a lines args
     mkdir -p "$gen" "$WORK/logs" "$WORK/bodies"
     : >"$cache"
-    # Each variant's blob lineage starts from its own base, 2-4 MiB.
-    for v in 0 1; do
-        echo "gen $gen/v$v.cur $((SEED * 10 + v)) $(((2 + RANDOM % 3) << 20))"
-    done | "$PY" "$HELPER" batch >/dev/null || {
+    # The two variants' lineages start from similar 2-4 MiB blobs, so that
+    # the deltas between variants are worth keeping too.
+    printf 'gen %s %d %d\nmutate %s %s %d\n' "$gen/v0.cur" "$SEED" \
+        $(((2 + RANDOM % 3) << 20)) "$gen/v0.cur" "$gen/v1.cur" \
+        $((SEED + 1)) | "$PY" "$HELPER" batch >/dev/null || {
         fail "kill loop: generating blobs"
         return
     }
@@ -394,7 +397,6 @@ kill_loop() {
         "$(grep '^modeld_deltas{state="pending"}' "$WORK/b")"
     stop_daemon
     check "after the crashes: SIGTERM stops the daemon with exit 0" 0 "$STOP_RC"
-    : >"$cache"
     echo "# final check of the whole data directory at $((SECONDS - START_S)) s"
     check_stopped "final: " "$data" "$cache"
     check "final: DATA/tmp is empty after a graceful stop" "" \
@@ -538,7 +540,7 @@ serving() {
 }
 
 echo "# crash tests: seed $SEED (MODELD_CRASH_SEED=$SEED reproduces the" \
-    "kill moments and blobs)"
+    "blobs and the kill delays)"
 ONLY=${MODELD_CRASH_ONLY:-}
 [ "$ONLY" = full-disk ] || kill_loop
 if [ "$ONLY" != kill-loop ]; then
