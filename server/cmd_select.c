@@ -99,12 +99,13 @@ select_print(const struct config *cfg, const char *dir, const char *family,
         print_problem(&err);
         return 1;
     }
+    /* Read-only: works beside a daemon serving the same directory. */
     opt.run_worker = false;
+    opt.read_only = true;
     rc = store_open(dir, &opt, &st);
     if (rc != STORE_OK) {
-        /* no store to ask for a message: st is not set on failure */
-        fprintf(stderr, "modeld select: cannot open %s (store status %d)\n",
-                dir, (int)rc);
+        fprintf(stderr, "modeld select: cannot open %s: %s\n", dir,
+                store_errmsg(NULL));
         goto out;
     }
     rc = store_snapshot_get(st, family, &snap);

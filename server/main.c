@@ -358,8 +358,8 @@ cmd_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     st = store_open(app->cfg.data_dir, &app->cfg.store, &app->store);
     if (st != STORE_OK) {
-        log_msg(LOG_ERROR, 0, "data directory %s: cannot open (status %d)",
-                app->cfg.data_dir, (int)st);
+        log_msg(LOG_ERROR, 0, "data directory %s: %s", app->cfg.data_dir,
+                store_errmsg(NULL));
         goto out;
     }
     if (app->cfg.request_timeout_s) {

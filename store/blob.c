@@ -253,12 +253,13 @@ static enum store_status place_blob(struct store *st, const char *tmp,
     } else {
         return store_err_os(st, "linking", path, errno);
     }
-    if (*out_created) {
-        rc = store_fsync_parent(st, path);
-        if (rc != STORE_OK) {
+    /* Also when the blob was there: a crash may have come between an
+     * earlier link and its directory fsync. */
+    rc = store_fsync_parent(st, path);
+    if (rc != STORE_OK) {
+        if (*out_created)
             unlink(path);
-            return rc;
-        }
+        return rc;
     }
     return STORE_OK;
 }

@@ -70,6 +70,7 @@ struct cache_entry {
 struct store {
     char *dir;
     struct store_options opt;
+    int lock_fd;                  /* flock'ed DIR/lock, -1 before */
 
     /* The one SQLite connection and its statements, under db_mu. */
     pthread_mutex_t db_mu;

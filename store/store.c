@@ -5,12 +5,15 @@
  * writes and snapshots in store/catalog.c, the worker in store/worker.c.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "store/internal.h"
 
@@ -467,6 +470,28 @@ static enum store_status migrate(struct store *st)
     return STORE_OK;
 }
 
+/* A read-only store changes nothing, so the schema must already be this
+ * build's. */
+static enum store_status check_schema(struct store *st)
+{
+    int64_t version = 0;
+    enum store_status rc;
+    int src = sqlite3_busy_timeout(st->db, st->opt.busy_timeout_ms);
+
+    if (src != SQLITE_OK)
+        return store_err_db(st, "busy_timeout", src);
+    rc = query_int(st, "PRAGMA user_version", &version);
+    if (rc != STORE_OK)
+        return rc;
+    if ((uint64_t)version != ARRAY_SIZE(migrations)) {
+        store_err_text("catalog.db has schema version %lld, this build "
+                       "reads %zu; start the daemon once to migrate it",
+                       (long long)version, ARRAY_SIZE(migrations));
+        return STORE_DB_ERROR;
+    }
+    return STORE_OK;
+}
+
 static enum store_status prepare_all(struct store *st)
 {
     for (size_t i = 0; i < STMT_COUNT; i++) {
@@ -487,16 +512,23 @@ static enum store_status open_db(struct store *st)
 
     snprintf(path, sizeof(path), "%s/catalog.db", st->dir);
     src = sqlite3_open_v2(path, &st->db,
-                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+                          st->opt.read_only
+                              ? SQLITE_OPEN_READONLY
+                              : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                          NULL);
     if (src != SQLITE_OK) {
         store_err_text("opening %s: %s", path,
                        st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(src));
         atomic_fetch_add(&st->errors, 1);
         return src == SQLITE_NOMEM ? STORE_NO_MEMORY : STORE_DB_ERROR;
     }
-    rc = set_pragmas(st);
-    if (rc == STORE_OK)
-        rc = migrate(st);
+    if (st->opt.read_only) {
+        rc = check_schema(st);
+    } else {
+        rc = set_pragmas(st);
+        if (rc == STORE_OK)
+            rc = migrate(st);
+    }
     if (rc == STORE_OK)
         rc = prepare_all(st);
     return rc;
@@ -510,6 +542,7 @@ static struct store *store_new(const char *dir,
 
     if (!st)
         return NULL;
+    st->lock_fd = -1;
     st->dir = strdup(dir);
     if (!st->dir) {
         free(st);
@@ -539,6 +572,28 @@ static struct store *store_new(const char *dir,
     return st;
 }
 
+/* One daemon per data directory: a second one would empty tmp/ under the
+ * first one's uploads. The kernel drops the lock when its process dies,
+ * even by SIGKILL. */
+static enum store_status lock_dir(struct store *st)
+{
+    char path[STORE_PATH_SIZE];
+
+    snprintf(path, sizeof(path), "%s/lock", st->dir);
+    st->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (st->lock_fd < 0)
+        return store_err_os(st, "opening", path, errno);
+    if (flock(st->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK) {
+            store_err_text("data directory %s is in use by another modeld",
+                           st->dir);
+            return STORE_IO_ERROR;
+        }
+        return store_err_os(st, "locking", path, errno);
+    }
+    return STORE_OK;
+}
+
 enum store_status store_open(const char *dir, const struct store_options *opt,
                              struct store **out)
 {
@@ -555,13 +610,19 @@ enum store_status store_open(const char *dir, const struct store_options *opt,
         store_err_text("out of memory opening %s", dir);
         return STORE_NO_MEMORY;
     }
-    rc = make_dirs(st);
-    if (rc == STORE_OK)
-        rc = store_tmp_clean(st);
-    if (rc == STORE_OK)
+    if (st->opt.read_only) {
         rc = open_db(st);
-    if (rc == STORE_OK && st->opt.run_worker)
-        rc = store_worker_start(st);
+    } else {
+        rc = make_dirs(st);
+        if (rc == STORE_OK)
+            rc = lock_dir(st);
+        if (rc == STORE_OK)
+            rc = store_tmp_clean(st);
+        if (rc == STORE_OK)
+            rc = open_db(st);
+        if (rc == STORE_OK && st->opt.run_worker)
+            rc = store_worker_start(st);
+    }
     if (rc != STORE_OK) {
         store_close(st);
         return rc;
@@ -588,6 +649,8 @@ void store_close(struct store *st)
     pthread_mutex_destroy(&st->work_mu);
     pthread_mutex_destroy(&st->cache_mu);
     pthread_mutex_destroy(&st->db_mu);
+    if (st->lock_fd >= 0)
+        close(st->lock_fd);
     free(st->dir);
     free(st);
 }

@@ -44,6 +44,9 @@ struct store_options {
                                      family; default true */
     uint64_t delta_cross_max_bytes; /* ... when both are at most this big;
                                        default 256 MiB */
+    bool read_only;               /* look only: no lock, no tmp/ cleaning,
+                                     no migration, no worker, no writes;
+                                     works beside a running daemon */
 };
 
 void store_options_default(struct store_options *out);
@@ -64,7 +67,8 @@ MUST_CHECK enum store_status store_open(const char *dir,
 void store_close(struct store *st);
 
 /* The last SQLite or OS error message of this thread's last failing call,
- * for the server's log. Never NULL. */
+ * for the server's log. st may be NULL (after a failed store_open). Never
+ * NULL. */
 const char *store_errmsg(const struct store *st);
 
 /* ---- blobs ------------------------------------------------------------ */

@@ -123,6 +123,11 @@ static int sink_write(void *ctx, const void *data, size_t len)
     return 0;
 }
 
+static bool is_no_space(int err)
+{
+    return err == ENOSPC || err == EDQUOT;
+}
+
 /* fsyncs and closes the temp file and renames it to path. */
 static enum store_status commit_file(struct store *st, struct file_sink *fs,
                                      const char *path)
@@ -298,7 +303,7 @@ static int next_job(struct store *st, struct job *out)
 
 static enum job_result run_zstd(struct store *st, const struct job *j)
 {
-    char tmp[STORE_PATH_SIZE];
+    char tmp[STORE_PATH_SIZE] = "";
     char path[STORE_PATH_SIZE];
     struct mapping m = { 0 };
     struct file_sink fs = { .st = st, .fd = -1, .path = tmp };
@@ -315,14 +320,22 @@ static enum job_result run_zstd(struct store *st, const struct job *j)
         goto fail;
     }
     fs.fd = store_tmp_create(st, "zstd", tmp);
-    if (fs.fd < 0)
+    if (fs.fd < 0) {
+        int err = errno;
+
+        tmp[0] = '\0';         /* not ours to unlink */
+        if (is_no_space(err))
+            goto later;
         goto fail;
+    }
     prc = proto_zstd_compress(m.data, m.len, st->opt.compress_level,
                               sink_write, &fs);
     if (fs.err == ECANCELED) {
         result = JOB_ABANDONED;
         goto out;
     }
+    if (is_no_space(fs.err))
+        goto later;
     if (prc != PROTO_OK) {
         if (fs.err)
             (void)store_err_os(st, "writing", tmp, fs.err);
@@ -340,20 +353,28 @@ static enum job_result run_zstd(struct store *st, const struct job *j)
         (void)store_err_os(st, "naming", j->to_hex, ENAMETOOLONG);
         goto fail;
     }
-    if (commit_file(st, &fs, path) != STORE_OK)
+    rc = commit_file(st, &fs, path);
+    if (rc == STORE_NO_SPACE)
+        goto later;
+    if (rc != STORE_OK)
         goto fail;
     atomic_fetch_add(&st->compressed_made, 1);
     if (record_zstd(st, j->to_hex, "ready", fs.len) != STORE_OK)
         result = JOB_STUCK;
     goto out;
+later:
+    /* A full disk is not the job's fault: it stays pending, for the next
+     * upload, publish or start-up to retry. */
+    result = JOB_STUCK;
+    goto out;
 fail:
     if (record_zstd(st, j->to_hex, "failed", 0) != STORE_OK)
         result = JOB_STUCK;
 out:
-    if (fs.fd >= 0) {
+    if (fs.fd >= 0)
         close(fs.fd);
+    if (tmp[0])
         unlink(tmp);
-    }
     proto_hasher_free(fs.hasher);
     unmap_blob(&m);
     return result;
@@ -361,7 +382,7 @@ out:
 
 static enum job_result run_delta(struct store *st, const struct job *j)
 {
-    char tmp[STORE_PATH_SIZE];
+    char tmp[STORE_PATH_SIZE] = "";
     char path[STORE_PATH_SIZE];
     char digest[PROTO_HEX_SIZE];
     struct mapping from = { 0 };
@@ -369,6 +390,7 @@ static enum job_result run_delta(struct store *st, const struct job *j)
     struct file_sink fs = { .st = st, .fd = -1, .path = tmp };
     enum job_result result = JOB_DONE;
     uint64_t limit_bytes = 0;
+    enum store_status rc;
     enum proto_status prc;
 
     if (map_blob(st, j->from_hex, &from) != STORE_OK ||
@@ -381,14 +403,22 @@ static enum job_result run_delta(struct store *st, const struct job *j)
         goto fail;
     }
     fs.fd = store_tmp_create(st, "delta", tmp);
-    if (fs.fd < 0)
+    if (fs.fd < 0) {
+        int err = errno;
+
+        tmp[0] = '\0';         /* not ours to unlink */
+        if (is_no_space(err))
+            goto later;
         goto fail;
+    }
     prc = proto_delta_make(from.data, from.len, to.data, to.len, j->from_hex,
                            j->to_hex, st->opt.delta_level, sink_write, &fs);
     if (fs.err == ECANCELED) {
         result = JOB_ABANDONED;
         goto out;
     }
+    if (is_no_space(fs.err))
+        goto later;
     if (prc != PROTO_OK) {
         if (fs.err)
             (void)store_err_os(st, "writing", tmp, fs.err);
@@ -412,11 +442,17 @@ static enum job_result run_delta(struct store *st, const struct job *j)
         (void)store_err_os(st, "naming delta", j->to_hex, ENAMETOOLONG);
         goto fail;
     }
-    if (commit_file(st, &fs, path) != STORE_OK)
+    rc = commit_file(st, &fs, path);
+    if (rc == STORE_NO_SPACE)
+        goto later;
+    if (rc != STORE_OK)
         goto fail;
     atomic_fetch_add(&st->deltas_made, 1);
     if (record_delta(st, j, "ready", fs.len, digest, NULL) != STORE_OK)
         result = JOB_STUCK;
+    goto out;
+later:
+    result = JOB_STUCK;         /* full disk: stays pending, see run_zstd */
     goto out;
 fail:
     atomic_fetch_add(&st->deltas_failed, 1);
@@ -424,10 +460,10 @@ fail:
         STORE_OK)
         result = JOB_STUCK;
 out:
-    if (fs.fd >= 0) {
+    if (fs.fd >= 0)
         close(fs.fd);
+    if (tmp[0])
         unlink(tmp);
-    }
     proto_hasher_free(fs.hasher);
     unmap_blob(&to);
     unmap_blob(&from);

@@ -120,6 +120,22 @@ if demo_data && daemon_start demo "$DEMO_DATA" --admin-token-file "$WORK/demo.to
 
     http GET /healthz
     check "demo daemon answers after the malformed reports" 200 "$STATUS"
+
+    # The offline command reads beside the running daemon (read-only);
+    # a second daemon on the same data directory is refused.
+    printf '%s\n' "$R60" >"$WORK/report60.json"
+    timeout 60 "$MODELD" select --data "$DEMO_DATA" image-classification \
+        "$WORK/report60.json" >"$WORK/cli-live.out" 2>"$WORK/cli-live.err"
+    check "modeld select beside the running daemon: exit status" 0 "$?"
+    check "modeld select beside the running daemon: efficientnet-b0" efficientnet-b0 \
+        "$(jq -r .variant "$WORK/cli-live.out" 2>/dev/null)"
+    timeout 20 "$MODELD" serve --config "$CONFIG" --listen 127.0.0.1:0 \
+        --data "$DEMO_DATA" >"$WORK/second.out" 2>"$WORK/second.err"
+    check "a second daemon on the same data directory exits 1" 1 "$?"
+    check_match "a second daemon says the directory is in use" 'in use by another modeld' \
+        "$(cat "$WORK/second.err")"
+    http GET /healthz
+    check "the first daemon still serves after the refused second one" 200 "$STATUS"
     daemon_stop demo
 
     # The offline command on the same data gives the same answer.

@@ -349,6 +349,25 @@ static void check_migrated(void)
     store_close(st);
 }
 
+/* One store per data directory: a second open (another daemon) would
+ * empty tmp/ under the first one's uploads. */
+START_TEST(test_store_open_refuses_a_second_opener)
+{
+    struct store *st = open_store(false);
+    struct store *second = NULL;
+    struct store_options opt;
+
+    store_options_default(&opt);
+    opt.run_worker = false;
+    ck_assert_int_eq(store_open(data_dir, &opt, &second), STORE_IO_ERROR);
+    ck_assert_ptr_null(second);
+    ck_assert_ptr_nonnull(strstr(store_errmsg(st), "in use"));
+    store_close(st);
+    ck_assert_int_eq(store_open(data_dir, &opt, &second), STORE_OK);
+    store_close(second);
+}
+END_TEST
+
 START_TEST(test_store_open_migrates_empty_file)
 {
     char path[512];
@@ -1331,6 +1350,7 @@ static Suite *store_suite(void)
     tc = tcase_create("open");
     tcase_add_checked_fixture(tc, dir_setup, dir_teardown);
     tcase_add_test(tc, test_store_open_reopen_keeps_data);
+    tcase_add_test(tc, test_store_open_refuses_a_second_opener);
     tcase_add_test(tc, test_store_open_migrates_empty_file);
     tcase_add_test(tc, test_store_open_migrates_version_zero);
     tcase_add_test(tc, test_store_open_newer_schema_refused);
