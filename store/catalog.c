@@ -799,24 +799,71 @@ static enum store_status read_snapshot(struct store *st, const char *family,
 
 void store_cache_clear(struct store *st)
 {
-    for (size_t i = 0; i < st->cache_count; i++)
-        store_snapshot_release(st->cache[i].snap);
+    for (size_t i = 0; i < st->cache_cap; i++) {
+        if (st->cache[i].snap) {
+            store_snapshot_release(st->cache[i].snap);
+            st->cache[i].snap = NULL;
+        }
+    }
     st->cache_count = 0;
 }
 
+/* FNV-1a of a family name: its home slot in the cache's open-addressing
+ * table (capacity a power of two, at most half full). */
+static size_t cache_home(const struct store *st, const char *family)
+{
+    uint64_t h = 1469598103934665603ULL;
+
+    for (const char *p = family; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    return (size_t)h & (st->cache_cap - 1);
+}
+
+/* The slot holding family, or the free slot where it would go. Needs a
+ * table with at least one free slot. */
+static struct cache_entry *cache_slot(struct store *st, const char *family)
+{
+    size_t i = cache_home(st, family);
+
+    while (st->cache[i].snap && strcmp(st->cache[i].name, family) != 0)
+        i = (i + 1) & (st->cache_cap - 1);
+    return &st->cache[i];
+}
+
 /* The cached snapshot of family with a new reference, or NULL. Caller
- * holds cache_mu. A linear scan: a deployment has a handful of families
- * and the cache is emptied on every write. */
+ * holds cache_mu. One hash probe: selects on a catalog of thousands of
+ * families cost the same as on a handful. */
 static const struct store_snapshot *cache_find(struct store *st,
                                                const char *family)
 {
-    for (size_t i = 0; i < st->cache_count; i++) {
-        if (strcmp(st->cache[i].name, family) == 0) {
-            snap_ref(st->cache[i].snap);
-            return st->cache[i].snap;
-        }
-    }
-    return NULL;
+    struct cache_entry *e;
+
+    if (st->cache_cap == 0)
+        return NULL;
+    e = cache_slot(st, family);
+    if (!e->snap)
+        return NULL;
+    snap_ref(e->snap);
+    return e->snap;
+}
+
+/* Doubles the table (at least 16 slots), moving every entry. */
+static bool cache_grow(struct store *st)
+{
+    size_t ncap = st->cache_cap ? 2 * st->cache_cap : 16;
+    struct cache_entry *old = st->cache;
+    size_t old_cap = st->cache_cap;
+    struct cache_entry *n = calloc(ncap, sizeof(*n));
+
+    if (!n)
+        return false;
+    st->cache = n;
+    st->cache_cap = ncap;
+    for (size_t i = 0; i < old_cap; i++)
+        if (old[i].snap)
+            *cache_slot(st, old[i].name) = old[i];
+    free(old);
+    return true;
 }
 
 /* Caches snap (taking a new reference) unless the catalog moved on since
@@ -825,28 +872,20 @@ static const struct store_snapshot *cache_find(struct store *st,
 static void cache_put(struct store *st, const char *family,
                       const struct store_snapshot *snap)
 {
-    const struct store_snapshot *have;
+    struct cache_entry *e;
 
     if (snap->generation != st->generation ||
         strlen(family) >= PROTO_NAME_SIZE)
         return;
-    have = cache_find(st, family);
-    if (have) {
-        store_snapshot_release(have);
+    if ((st->cache_count + 1) * 2 > st->cache_cap && !cache_grow(st))
         return;
-    }
-    if (st->cache_count == st->cache_cap) {
-        size_t ncap = st->cache_cap ? 2 * st->cache_cap : 8;
-        struct cache_entry *n = realloc(st->cache, ncap * sizeof(*n));
-
-        if (!n)
-            return;
-        st->cache = n;
-        st->cache_cap = ncap;
-    }
-    snprintf(st->cache[st->cache_count].name, PROTO_NAME_SIZE, "%s", family);
+    e = cache_slot(st, family);
+    if (e->snap)
+        return;
+    snprintf(e->name, PROTO_NAME_SIZE, "%s", family);
     snap_ref(snap);
-    st->cache[st->cache_count++].snap = snap;
+    e->snap = snap;
+    st->cache_count++;
 }
 
 enum store_status store_snapshot_get(struct store *st, const char *family,

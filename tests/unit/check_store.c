@@ -812,6 +812,37 @@ END_TEST
 
 /* ---- uploads ------------------------------------------------------------- */
 
+/* Many families: the cache table grows and probes past collisions; every
+ * family keeps its own cached snapshot. */
+START_TEST(test_store_snapshot_cache_many_families)
+{
+    enum { FAMILIES = 300 };
+    const struct store_snapshot *first[FAMILIES];
+    struct store *st = open_store(false);
+    char name[PROTO_NAME_SIZE];
+
+    for (int i = 0; i < FAMILIES; i++) {
+        snprintf(name, sizeof(name), "fam-%d", i);
+        put_family(st, name);
+    }
+    for (int i = 0; i < FAMILIES; i++) {
+        snprintf(name, sizeof(name), "fam-%d", i);
+        ck_assert_int_eq(store_snapshot_get(st, name, &first[i]), STORE_OK);
+        ck_assert_str_eq(first[i]->family.name, name);
+    }
+    for (int i = FAMILIES - 1; i >= 0; i--) {
+        const struct store_snapshot *again = NULL;
+
+        snprintf(name, sizeof(name), "fam-%d", i);
+        ck_assert_int_eq(store_snapshot_get(st, name, &again), STORE_OK);
+        ck_assert_ptr_eq(again, first[i]);
+        store_snapshot_release(again);
+        store_snapshot_release(first[i]);
+    }
+    store_close(st);
+}
+END_TEST
+
 START_TEST(test_store_upload_dedup)
 {
     struct store *st = open_store(false);
@@ -1372,6 +1403,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_store_snapshot_rollout);
     tcase_add_test(tc, test_store_snapshot_lists_round_trip);
     tcase_add_test(tc, test_store_snapshot_cached_until_write);
+    tcase_add_test(tc, test_store_snapshot_cache_many_families);
     tcase_add_test(tc, test_store_snapshot_concurrent_readers);
     suite_add_tcase(s, tc);
 
