@@ -399,6 +399,19 @@ char *proto_variant_write(const struct proto_variant *v)
     return sb_finish(&b);
 }
 
+char *proto_versions_write(const struct proto_variant *v, size_t count)
+{
+    struct sb b = {0};
+
+    sb_puts(&b, "{\"versions\":[");
+    for (size_t i = 0; i < count; i++) {
+        sb_sep(&b);
+        sb_variant(&b, &v[i]);
+    }
+    sb_puts(&b, "]}");
+    return sb_finish(&b);
+}
+
 char *proto_families_write(const struct proto_family *f, size_t count)
 {
     struct sb b = {0};

@@ -131,6 +131,9 @@ proto_family_parse(const char *body, size_t len,
  * created ("2026-11-28T20:00:00Z"). */
 char *proto_variant_write(const struct proto_variant *v);
 
+/* {"versions":[<variant>, ...]}: a variant's history. */
+char *proto_versions_write(const struct proto_variant *v, size_t count);
+
 /* {"families":[{"name","task","description","variants":N}, ...]} */
 char *proto_families_write(const struct proto_family *f, size_t count);
 

@@ -18,6 +18,14 @@ unknown_family(struct MHD_Connection *c, struct request *rq)
                             "family \"%s\" does not exist", rq->params[0]);
 }
 
+static enum MHD_Result
+unknown_variant(struct MHD_Connection *c, struct request *rq)
+{
+    return http_reply_error(c, rq, PROTO_ERR_UNKNOWN_VARIANT, "variant",
+                            "variant \"%s\" of family \"%s\" does not exist",
+                            rq->params[1], rq->params[0]);
+}
+
 enum MHD_Result
 handle_families_list(struct MHD_Connection *c, struct request *rq)
 {
@@ -158,10 +166,7 @@ handle_variant_delete(struct MHD_Connection *c, struct request *rq)
                                                 rq->params[0], rq->params[1]);
 
     if (rc == STORE_NOT_FOUND)
-        return http_reply_error(c, rq, PROTO_ERR_UNKNOWN_VARIANT, "variant",
-                                "variant \"%s\" of family \"%s\" does not "
-                                "exist",
-                                rq->params[1], rq->params[0]);
+        return unknown_variant(c, rq);
     if (rc != STORE_OK)
         return http_reply_store_error(c, rq, rc, "retiring the variant");
     log_msg(LOG_INFO, rq->id, "variant %s/%s retired", rq->params[0],
@@ -173,57 +178,17 @@ enum MHD_Result
 handle_variant_versions(struct MHD_Connection *c, struct request *rq)
 {
     struct proto_variant *v = NULL;
-    size_t n = 0, len = 0, cap = 64;
+    size_t n = 0;
     enum store_status rc;
-    char *out;
+    char *json;
 
     rc = store_variant_versions(rq->app->store, rq->params[0], rq->params[1],
                                 &v, &n);
     if (rc == STORE_NOT_FOUND)
-        return http_reply_error(c, rq, PROTO_ERR_UNKNOWN_VARIANT, "variant",
-                                "variant \"%s\" of family \"%s\" does not "
-                                "exist",
-                                rq->params[1], rq->params[0]);
+        return unknown_variant(c, rq);
     if (rc != STORE_OK)
         return http_reply_store_error(c, rq, rc, "reading versions");
-    out = malloc(cap);
-    if (out)
-        len = (size_t)snprintf(out, cap, "{\"versions\":[");
-    for (size_t i = 0; out && i < n; i++) {
-        char *one = proto_variant_write(&v[i]);
-        size_t one_len = one ? strlen(one) : 0;
-        char *grown;
-
-        if (!one) {
-            free(out);
-            out = NULL;
-            break;
-        }
-        grown = realloc(out, len + one_len + 8);
-        if (!grown) {
-            free(one);
-            free(out);
-            out = NULL;
-            break;
-        }
-        out = grown;
-        if (i)
-            out[len++] = ',';
-        memcpy(out + len, one, one_len);
-        len += one_len;
-        free(one);
-    }
-    if (out) {
-        char *grown = realloc(out, len + 3);
-
-        if (grown) {
-            out = grown;
-            memcpy(out + len, "]}", 3);
-        } else {
-            free(out);
-            out = NULL;
-        }
-    }
+    json = proto_versions_write(v, n);
     free(v);
-    return http_reply_json(c, rq, 200, out);
+    return http_reply_json(c, rq, 200, json);
 }

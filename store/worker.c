@@ -128,6 +128,23 @@ static bool is_no_space(int err)
     return err == ENOSPC || err == EDQUOT;
 }
 
+#define TMP_NO_SPACE (-2)
+
+/* A job's temp file: its fd; TMP_NO_SPACE on a full disk; -1 on any other
+ * failure. tmp is emptied unless the file was made, so that the job never
+ * unlinks a path it did not create. */
+static int open_job_tmp(struct store *st, const char *kind,
+                        char tmp[STORE_PATH_SIZE])
+{
+    int fd = store_tmp_create(st, kind, tmp);
+    int err = errno;
+
+    if (fd >= 0)
+        return fd;
+    tmp[0] = '\0';
+    return is_no_space(err) ? TMP_NO_SPACE : -1;
+}
+
 /* fsyncs and closes the temp file and renames it to path. */
 static enum store_status commit_file(struct store *st, struct file_sink *fs,
                                      const char *path)
@@ -319,15 +336,11 @@ static enum job_result run_zstd(struct store *st, const struct job *j)
         store_err_text("zstd copy: out of memory");
         goto fail;
     }
-    fs.fd = store_tmp_create(st, "zstd", tmp);
-    if (fs.fd < 0) {
-        int err = errno;
-
-        tmp[0] = '\0';         /* not ours to unlink */
-        if (is_no_space(err))
-            goto later;
+    fs.fd = open_job_tmp(st, "zstd", tmp);
+    if (fs.fd == TMP_NO_SPACE)
+        goto later;
+    if (fs.fd < 0)
         goto fail;
-    }
     prc = proto_zstd_compress(m.data, m.len, st->opt.compress_level,
                               sink_write, &fs);
     if (fs.err == ECANCELED) {
@@ -402,15 +415,11 @@ static enum job_result run_delta(struct store *st, const struct job *j)
         store_err_text("delta: out of memory");
         goto fail;
     }
-    fs.fd = store_tmp_create(st, "delta", tmp);
-    if (fs.fd < 0) {
-        int err = errno;
-
-        tmp[0] = '\0';         /* not ours to unlink */
-        if (is_no_space(err))
-            goto later;
+    fs.fd = open_job_tmp(st, "delta", tmp);
+    if (fs.fd == TMP_NO_SPACE)
+        goto later;
+    if (fs.fd < 0)
         goto fail;
-    }
     prc = proto_delta_make(from.data, from.len, to.data, to.len, j->from_hex,
                            j->to_hex, st->opt.delta_level, sink_write, &fs);
     if (fs.err == ECANCELED) {

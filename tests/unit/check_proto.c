@@ -1102,6 +1102,33 @@ static void sample_variants(struct proto_variant v[2])
     v[1].size_bytes = 552000000;
 }
 
+START_TEST(test_proto_versions_write)
+{
+    struct proto_variant v[2];
+    char *out;
+    json_t *j, *arr;
+
+    sample_variants(v);
+    out = proto_versions_write(v, 2);
+    ck_assert_ptr_nonnull(out);
+    j = load(out);
+    arr = json_object_get(j, "versions");
+    ck_assert(json_is_array(arr));
+    ck_assert_uint_eq(json_array_size(arr), 2);
+    ck_assert_int_eq(json_integer_value(json_object_get(
+                         json_array_get(arr, 0), "version")),
+                     v[0].version);
+    ck_assert_int_eq(json_integer_value(json_object_get(
+                         json_array_get(arr, 1), "version")),
+                     v[1].version);
+    json_decref(j);
+    free(out);
+    out = proto_versions_write(NULL, 0);
+    ck_assert_str_eq(out, "{\"versions\":[]}");
+    free(out);
+}
+END_TEST
+
 START_TEST(test_proto_variant_write_members)
 {
     struct proto_variant v[2];
@@ -1670,6 +1697,7 @@ Suite *proto_suite(void)
 
     tc = tcase_create("json_out");
     tcase_add_test(tc, test_proto_variant_write_members);
+    tcase_add_test(tc, test_proto_versions_write);
     tcase_add_test(tc, test_proto_families_write);
     tcase_add_test(tc, test_proto_family_write);
     tcase_add_loop_test(tc, test_proto_decision_write_members, 0,
