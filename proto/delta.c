@@ -349,27 +349,101 @@ out:
     return rc;
 }
 
+/* Source over a buffer in memory. */
+struct mem_source {
+    const unsigned char *p;
+    size_t left;
+};
+
+static int mem_read(void *ctx, void *buf, size_t cap, size_t *out_len)
+{
+    struct mem_source *m = ctx;
+    size_t n = m->left < cap ? m->left : cap;
+
+    if (n)
+        memcpy(buf, m->p, n);
+    m->p += n;
+    m->left -= n;
+    *out_len = n;
+    return 0;
+}
+
 enum proto_status proto_zstd_compress(const void *data, size_t len, int level,
                                       proto_sink_fn sink, void *sink_ctx)
 {
-    ZSTD_compressionParameters cp;
-    enum proto_status rc;
-    ZSTD_CCtx *cctx;
-    int window_log;
+    struct mem_source m = { data, len };
 
     if (len > 0 && !data)
         return PROTO_BAD_INPUT;
+    return proto_zstd_compress_from(mem_read, &m, len, level, sink,
+                                    sink_ctx);
+}
+
+/* Feeds one piece (n == 0: the end) and drains the output to the sink. */
+static enum proto_status feed(ZSTD_CCtx *cctx, const void *piece, size_t n,
+                              unsigned char *out_buf, size_t out_cap,
+                              proto_sink_fn sink, void *sink_ctx)
+{
+    ZSTD_EndDirective mode = n ? ZSTD_e_continue : ZSTD_e_end;
+    ZSTD_inBuffer in = { n ? piece : empty_input, n, 0 };
+    size_t left;
+
+    do {
+        ZSTD_outBuffer out = { out_buf, out_cap, 0 };
+
+        left = ZSTD_compressStream2(cctx, &out, &in, mode);
+        if (ZSTD_isError(left))
+            return zstd_status(left);
+        if (out.pos > 0 && sink(sink_ctx, out_buf, out.pos) != 0)
+            return PROTO_SINK_FAILED;
+    } while (mode == ZSTD_e_end ? left != 0 : in.pos < in.size);
+    return PROTO_OK;
+}
+
+enum proto_status proto_zstd_compress_from(proto_source_fn source,
+                                           void *source_ctx, uint64_t len,
+                                           int level, proto_sink_fn sink,
+                                           void *sink_ctx)
+{
+    size_t in_cap = ZSTD_CStreamInSize(), out_cap = ZSTD_CStreamOutSize();
+    unsigned char *in_buf = malloc(in_cap), *out_buf = malloc(out_cap);
+    ZSTD_compressionParameters cp;
+    ZSTD_CCtx *cctx = ZSTD_createCCtx();
+    enum proto_status rc = PROTO_NO_MEMORY;
+    uint64_t fed = 0;
+    int window_log;
+    size_t n;
+
+    if (!in_buf || !out_buf || !cctx)
+        goto out;
     /* The level's own window, but never over 8 MiB. */
     cp = ZSTD_getCParams(level, len, 0);
     window_log = (int)cp.windowLog;
     if (window_log > CODING_WINDOW_LOG_MAX)
         window_log = CODING_WINDOW_LOG_MAX;
-    cctx = ZSTD_createCCtx();
-    if (!cctx)
-        return PROTO_NO_MEMORY;
-    rc = cctx_setup(cctx, level, window_log, len);
+    /* Not stableInBuffer: zstd keeps the window itself, the pieces come
+     * and go. */
+    rc = cctx_setup(cctx, level, window_log, (size_t)len);
     if (rc == PROTO_OK)
-        rc = compress_to_sink(cctx, data, len, sink, sink_ctx);
+        rc = set_param(cctx, ZSTD_c_stableInBuffer, 0);
+    while (rc == PROTO_OK) {
+        n = 0;
+        if (source(source_ctx, in_buf, in_cap, &n) != 0 || n > in_cap) {
+            rc = PROTO_SINK_FAILED;
+            break;
+        }
+        fed += n;
+        if (fed > len || (n == 0 && fed != len)) {
+            rc = PROTO_BAD_INPUT;
+            break;
+        }
+        rc = feed(cctx, in_buf, n, out_buf, out_cap, sink, sink_ctx);
+        if (n == 0)
+            break;
+    }
+out:
     ZSTD_freeCCtx(cctx);
+    free(out_buf);
+    free(in_buf);
     return rc;
 }

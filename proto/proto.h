@@ -226,4 +226,20 @@ MUST_CHECK enum proto_status
 proto_zstd_compress(const void *data, size_t len, int level,
                     proto_sink_fn sink, void *sink_ctx);
 
+/* Input source: fills up to cap bytes of buf, sets *out_len (0 at the
+ * end); returns 0, or non-zero to abort. */
+typedef int (*proto_source_fn)(void *ctx, void *buf, size_t cap,
+                               size_t *out_len);
+
+/*
+ * The same frame as proto_zstd_compress, pulling exactly len bytes from
+ * source in pieces: memory stays at zstd's window whatever len is.
+ * PROTO_SINK_FAILED when source or sink fails, PROTO_BAD_INPUT when
+ * source yields more or fewer than len bytes.
+ */
+MUST_CHECK enum proto_status
+proto_zstd_compress_from(proto_source_fn source, void *source_ctx,
+                         uint64_t len, int level, proto_sink_fn sink,
+                         void *sink_ctx);
+
 #endif

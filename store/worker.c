@@ -54,12 +54,12 @@ static unsigned char empty_file[1];
 
 /* ---- files --------------------------------------------------------------- */
 
-static enum store_status map_blob(struct store *st, const char *hex,
-                                  struct mapping *out)
+/* Opens a blob for reading, with its size. */
+static enum store_status open_blob(struct store *st, const char *hex,
+                                   int *out_fd, uint64_t *out_len)
 {
     char path[STORE_PATH_SIZE];
     struct stat sb;
-    enum store_status rc = STORE_OK;
     int fd;
 
     if (store_path_blob(st, hex, "", path) != 0)
@@ -68,19 +68,37 @@ static enum store_status map_blob(struct store *st, const char *hex,
     if (fd < 0)
         return store_err_os(st, "opening", path, errno);
     if (fstat(fd, &sb) != 0) {
-        rc = store_err_os(st, "fstat", path, errno);
-        goto out;
+        int err = errno;
+
+        close(fd);
+        return store_err_os(st, "fstat", path, err);
     }
-    out->len = (size_t)sb.st_size;
+    *out_fd = fd;
+    *out_len = (uint64_t)sb.st_size;
+    return STORE_OK;
+}
+
+/* Maps a whole blob: a delta's base must be in memory as zstd's prefix.
+ * The pages are the file's (page cache), not the heap's. */
+static enum store_status map_blob(struct store *st, const char *hex,
+                                  struct mapping *out)
+{
+    enum store_status rc;
+    uint64_t len = 0;
+    int fd = -1;
+
+    rc = open_blob(st, hex, &fd, &len);
+    if (rc != STORE_OK)
+        return rc;
+    out->len = (size_t)len;
     out->data = empty_file;
     if (out->len > 0) {
         out->data = mmap(NULL, out->len, PROT_READ, MAP_PRIVATE, fd, 0);
         if (out->data == MAP_FAILED) {
             out->data = NULL;
-            rc = store_err_os(st, "mmap", path, errno);
+            rc = store_err_os(st, "mmap", hex, errno);
         }
     }
-out:
     close(fd);
     return rc;
 }
@@ -318,19 +336,44 @@ static int next_job(struct store *st, struct job *out)
     return found;
 }
 
+/* The blob read in pieces: the compressed copy of a model of any size
+ * costs zstd's window, not the model's size, in resident memory. */
+struct blob_source {
+    int fd;
+    int err;
+};
+
+static int blob_read(void *ctx, void *buf, size_t cap, size_t *out_len)
+{
+    struct blob_source *src = ctx;
+    ssize_t n;
+
+    do
+        n = read(src->fd, buf, cap);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        src->err = errno;
+        return -1;
+    }
+    *out_len = (size_t)n;
+    return 0;
+}
+
 static enum job_result run_zstd(struct store *st, const struct job *j)
 {
     char tmp[STORE_PATH_SIZE] = "";
     char path[STORE_PATH_SIZE];
-    struct mapping m = { 0 };
+    struct blob_source src = { -1, 0 };
     struct file_sink fs = { .st = st, .fd = -1, .path = tmp };
     enum job_result result = JOB_DONE;
+    uint64_t blob_len = 0;
     enum store_status rc;
     enum proto_status prc;
 
-    rc = map_blob(st, j->to_hex, &m);
+    rc = open_blob(st, j->to_hex, &src.fd, &blob_len);
     if (rc != STORE_OK)
         goto fail;
+    (void)posix_fadvise(src.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     fs.hasher = proto_hasher_new();
     if (!fs.hasher) {
         store_err_text("zstd copy: out of memory");
@@ -341,8 +384,12 @@ static enum job_result run_zstd(struct store *st, const struct job *j)
         goto later;
     if (fs.fd < 0)
         goto fail;
-    prc = proto_zstd_compress(m.data, m.len, st->opt.compress_level,
-                              sink_write, &fs);
+    prc = proto_zstd_compress_from(blob_read, &src, blob_len,
+                                   st->opt.compress_level, sink_write, &fs);
+    if (src.err) {
+        (void)store_err_os(st, "reading blob", j->to_hex, src.err);
+        goto fail;
+    }
     if (fs.err == ECANCELED) {
         result = JOB_ABANDONED;
         goto out;
@@ -357,7 +404,7 @@ static enum job_result run_zstd(struct store *st, const struct job *j)
                            (int)prc);
         goto fail;
     }
-    if (fs.len >= m.len) {
+    if (fs.len >= blob_len) {
         if (record_zstd(st, j->to_hex, "larger", fs.len) != STORE_OK)
             result = JOB_STUCK;
         goto out;
@@ -389,7 +436,8 @@ out:
     if (tmp[0])
         unlink(tmp);
     proto_hasher_free(fs.hasher);
-    unmap_blob(&m);
+    if (src.fd >= 0)
+        close(src.fd);
     return result;
 }
 

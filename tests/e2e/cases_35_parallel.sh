@@ -3,11 +3,11 @@
 # Bodies come from file descriptors (sendfile), so the daemon's resident
 # memory must not grow with the model size or the number of downloads.
 # Heavy: not run (nor counted) when MODELD_E2E_QUICK=1. The background
-# worker is off here: its zstd copy maps the blob while it compresses,
-# which would count the file's pages in VmRSS for a while.
+# worker is on: it makes the blob's zstd copy meanwhile, reading the blob
+# in pieces.
 
 if [ "$QUICK" != 1 ] && daemon_start par "$WORK/data-par" \
-    --admin-token-file "$TOKEN_FILE" --set worker=false; then
+    --admin-token-file "$TOKEN_FILE"; then
     pid=${DPID[par]}
     PAR=$WORK/par.bin
     head -c $((256 * 1024 * 1024)) /dev/urandom >"$PAR"

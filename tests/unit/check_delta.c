@@ -705,6 +705,87 @@ START_TEST(test_proto_zstd_compress_cases)
 }
 END_TEST
 
+/* A source handing out a buffer in odd-sized pieces, optionally giving
+ * more or fewer bytes than it should, or failing. */
+struct piece_source {
+    const unsigned char *p;
+    size_t left;
+    size_t piece;
+    int fail_after;      /* calls before failing; -1 never */
+};
+
+static int piece_read(void *ctx, void *buf, size_t cap, size_t *out_len)
+{
+    struct piece_source *ps = ctx;
+    size_t n = ps->left < ps->piece ? ps->left : ps->piece;
+
+    if (ps->fail_after == 0)
+        return -1;
+    if (ps->fail_after > 0)
+        ps->fail_after--;
+    if (n > cap)
+        n = cap;
+    memcpy(buf, ps->p, n);
+    ps->p += n;
+    ps->left -= n;
+    *out_len = n;
+    return 0;
+}
+
+START_TEST(test_proto_zstd_compress_from_pieces)
+{
+    unsigned char *model = model_make(MODEL_BYTES, 11);
+    unsigned char *back = malloc(MODEL_BYTES);
+    struct piece_source ps = { model, MODEL_BYTES, 4093, -1 };
+    struct membuf out, direct;
+    size_t ret;
+
+    ck_assert_ptr_nonnull(back);
+    membuf_init(&out);
+    membuf_init(&direct);
+    ck_assert_int_eq(proto_zstd_compress_from(piece_read, &ps, MODEL_BYTES,
+                                              LEVEL, membuf_sink, &out),
+                     PROTO_OK);
+    ret = ZSTD_decompress(back, MODEL_BYTES, out.data, out.len);
+    ck_assert_msg(!ZSTD_isError(ret), "%s", ZSTD_getErrorName(ret));
+    ck_assert_uint_eq(ret, MODEL_BYTES);
+    ck_assert(memcmp(back, model, MODEL_BYTES) == 0);
+    /* The buffer API is the same frame. */
+    ck_assert_int_eq(proto_zstd_compress(model, MODEL_BYTES, LEVEL,
+                                         membuf_sink, &direct),
+                     PROTO_OK);
+    ck_assert_uint_eq(direct.len, out.len);
+    ck_assert(memcmp(direct.data, out.data, out.len) == 0);
+    membuf_free(&direct);
+    membuf_free(&out);
+    free(back);
+    free(model);
+}
+END_TEST
+
+START_TEST(test_proto_zstd_compress_from_refuses)
+{
+    static const unsigned char bytes[3000];
+    struct membuf out;
+    struct piece_source shorter = { bytes, 1000, 300, -1 };
+    struct piece_source longer = { bytes, 3000, 300, -1 };
+    struct piece_source failing = { bytes, 3000, 300, 2 };
+
+    membuf_init(&out);
+    /* Fewer bytes than promised, more, and a source that fails. */
+    ck_assert_int_eq(proto_zstd_compress_from(piece_read, &shorter, 2000,
+                                              LEVEL, membuf_sink, &out),
+                     PROTO_BAD_INPUT);
+    ck_assert_int_eq(proto_zstd_compress_from(piece_read, &longer, 2000,
+                                              LEVEL, membuf_sink, &out),
+                     PROTO_BAD_INPUT);
+    ck_assert_int_eq(proto_zstd_compress_from(piece_read, &failing, 3000,
+                                              LEVEL, membuf_sink, &out),
+                     PROTO_SINK_FAILED);
+    membuf_free(&out);
+}
+END_TEST
+
 /* ---- modeld patch ------------------------------------------------------- */
 
 static char p_dir[64];
@@ -905,6 +986,8 @@ static Suite *delta_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_proto_zstd_compress_cases, 0,
                         ARRAY_SIZE(coding_cases));
+    tcase_add_test(tc, test_proto_zstd_compress_from_pieces);
+    tcase_add_test(tc, test_proto_zstd_compress_from_refuses);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("cmd_patch");
