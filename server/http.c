@@ -471,9 +471,13 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     secs = elapsed_s(&rq->start);
     log_quote(rq->path, path, sizeof(path));
     if (rq->started) {
-        log_msg(LOG_INFO, rq->id, "%s \"%s\" %u %" PRIu64 " %.3fms%s",
+        uint64_t us = (uint64_t)(secs * 1e6);
+
+        /* Integer formatting: this line is on every request's path. */
+        log_msg(LOG_INFO, rq->id,
+                "%s \"%s\" %u %" PRIu64 " %" PRIu64 ".%03" PRIu64 "ms%s",
                 rq->method, path, rq->status, rq->body_bytes_out,
-                secs * 1e3,
+                us / 1000, us % 1000,
                 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? ""
                                                            : " (aborted)");
         metrics_request(&app->metrics, rq->route, rq->status,

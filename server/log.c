@@ -15,6 +15,10 @@ static volatile int min_level = LOG_INFO;
 
 static const char *const level_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 
+static _Thread_local time_t stamp_s = -1;
+static _Thread_local char stamp[32];
+static _Thread_local size_t stamp_len;
+
 void
 log_set_level(enum log_level level)
 {
@@ -45,8 +49,14 @@ log_msg(enum log_level level, uint64_t request_id, const char *fmt, ...)
     if ((int)level < min_level)
         return;
     clock_gettime(CLOCK_REALTIME, &now);
-    gmtime_r(&now.tv_sec, &tm);
-    n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
+    /* The date part changes once a second: format it then, per thread. */
+    if (now.tv_sec != stamp_s) {
+        gmtime_r(&now.tv_sec, &tm);
+        stamp_len = strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+        stamp_s = now.tv_sec;
+    }
+    memcpy(line, stamp, stamp_len);
+    n = stamp_len;
     k = snprintf(line + n, sizeof(line) - n, ".%03ldZ %s ",
                  now.tv_nsec / 1000000L, level_names[level]);
     n += (size_t)(k > 0 ? k : 0);
