@@ -52,8 +52,8 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/modeld-crash.XXXXXX") || exit 1
 TOKEN=crash-token-$RANDOM-$RANDOM-$RANDOM
 TOKFILE=$WORK/admin.token
 printf '%s\n' "$TOKEN" >"$TOKFILE"
-PASSED=0
-FAILED=0
+# shellcheck source=tests/lib/check.sh
+. "$ROOT/tests/lib/check.sh"
 DPID=""          # the daemon running now
 BASE=""          # its http://127.0.0.1:PORT
 DLOG=""          # its stderr
@@ -83,25 +83,6 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---- reporting ------------------------------------------------------------
-
-pass() {
-    PASSED=$((PASSED + 1))
-    echo "ok - $1"
-}
-
-fail() {
-    FAILED=$((FAILED + 1))
-    echo "not ok - $1"
-}
-
-# check NAME EXPECTED ACTUAL
-check() {
-    if [ "$2" = "$3" ]; then
-        pass "$1"
-    else
-        fail "$1: expected $2, got $3"
-    fi
-}
 
 # helper PREFIX CMD ARGS...: runs a check command of helper.py and counts
 # its "ok - " / "not ok - " lines, each name prefixed with PREFIX; a helper
@@ -549,7 +530,4 @@ if [ "$ONLY" != kill-loop ]; then
 fi
 
 echo "# crash tests took $((SECONDS - START_S)) s"
-echo "crash: $PASSED passed, $FAILED failed"
-mkdir -p "$(dirname "$RESULTS")"
-echo "$PASSED $FAILED" >>"$RESULTS"
-[ "$FAILED" -eq 0 ]
+check_report crash "$RESULTS"

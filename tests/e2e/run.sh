@@ -21,8 +21,8 @@ CONFIG=$ROOT/configs/test.conf
 QUICK=${MODELD_E2E_QUICK:-0}
 CURL_MAX_TIME=${MODELD_E2E_CURL_TIME:-60}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/modeld-e2e.XXXXXX") || exit 1
-PASSED=0
-FAILED=0
+# shellcheck source=tests/lib/check.sh
+. "$ROOT/tests/lib/check.sh"
 unset MODELD_ADMIN_TOKEN
 
 # Daemons by name: pid and port; stdout and stderr in $WORK/NAME.out, .err.
@@ -45,62 +45,6 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---- reporting ------------------------------------------------------------
-
-pass() {
-    PASSED=$((PASSED + 1))
-    echo "ok - $1"
-}
-
-fail() {
-    FAILED=$((FAILED + 1))
-    echo "not ok - $1"
-}
-
-# check NAME EXPECTED ACTUAL: string equality.
-check() {
-    if [ "$2" = "$3" ]; then
-        pass "$1"
-    else
-        fail "$1: expected $2, got $3"
-    fi
-}
-
-# check_cmd NAME COMMAND...: passes when the command succeeds.
-check_cmd() {
-    local name=$1
-    shift
-    if "$@" >/dev/null 2>&1; then
-        pass "$name"
-    else
-        fail "$name: '$*' failed"
-    fi
-}
-
-# check_match NAME ERE ACTUAL: ACTUAL matches the extended regex.
-check_match() {
-    if printf '%s' "$3" | grep -Eq -- "$2"; then
-        pass "$1"
-    else
-        fail "$1: expected a match of /$2/, got '$3'"
-    fi
-}
-
-# check_ge NAME MIN ACTUAL / check_lt NAME LIMIT ACTUAL: integers.
-check_ge() {
-    if [[ "$3" =~ ^-?[0-9]+$ ]] && [ "$3" -ge "$2" ]; then
-        pass "$1"
-    else
-        fail "$1: expected at least $2, got $3"
-    fi
-}
-
-check_lt() {
-    if [[ "$3" =~ ^-?[0-9]+$ ]] && [ "$3" -lt "$2" ]; then
-        pass "$1"
-    else
-        fail "$1: expected under $2, got $3"
-    fi
-}
 
 # check_jq NAME FILTER: the jq filter over the last body yields true.
 check_jq() {
@@ -336,8 +280,5 @@ if daemon_start main "$WORK/data" --admin-token-file "$TOKEN_FILE"; then
     daemon_stop main
 fi
 
-echo "e2e: $PASSED passed, $FAILED failed"
-RESULTS=${MODELD_E2E_RESULTS:-$ROOT/build/results}
-mkdir -p "$(dirname "$RESULTS")"
-echo "$PASSED $FAILED" >>"$RESULTS"
-[ "$FAILED" -eq 0 ] && [ "$PASSED" -gt 0 ]
+check_report e2e "${MODELD_E2E_RESULTS:-$ROOT/build/results}" &&
+    [ "$PASSED" -gt 0 ]
