@@ -146,6 +146,31 @@ static bool is_no_space(int err)
     return err == ENOSPC || err == EDQUOT;
 }
 
+/* How a job's output step went. */
+enum step {
+    STEP_OK,
+    STEP_ABANDONED,   /* the store is closing */
+    STEP_LATER,       /* full disk: the job stays pending */
+    STEP_FAILED,      /* recorded as failed, with the error */
+};
+
+/* Classifies what a producer (zstd copy, delta) left in fs. */
+static enum step produced(struct store *st, const struct file_sink *fs,
+                          enum proto_status prc, const char *what)
+{
+    if (fs->err == ECANCELED)
+        return STEP_ABANDONED;
+    if (is_no_space(fs->err))
+        return STEP_LATER;
+    if (prc == PROTO_OK)
+        return STEP_OK;
+    if (fs->err)
+        (void)store_err_os(st, "writing", fs->path, fs->err);
+    else
+        store_err_text("%s failed (%d)", what, (int)prc);
+    return STEP_FAILED;
+}
+
 #define TMP_NO_SPACE (-2)
 
 /* A job's temp file: its fd; TMP_NO_SPACE on a full disk; -1 on any other
@@ -390,19 +415,16 @@ static enum job_result run_zstd(struct store *st, const struct job *j)
         (void)store_err_os(st, "reading blob", j->to_hex, src.err);
         goto fail;
     }
-    if (fs.err == ECANCELED) {
+    switch (produced(st, &fs, prc, "zstd copy")) {
+    case STEP_ABANDONED:
         result = JOB_ABANDONED;
         goto out;
-    }
-    if (is_no_space(fs.err))
+    case STEP_LATER:
         goto later;
-    if (prc != PROTO_OK) {
-        if (fs.err)
-            (void)store_err_os(st, "writing", tmp, fs.err);
-        else
-            store_err_text("zstd copy of %s failed (%d)", j->to_hex,
-                           (int)prc);
+    case STEP_FAILED:
         goto fail;
+    case STEP_OK:
+        break;
     }
     if (fs.len >= blob_len) {
         if (record_zstd(st, j->to_hex, "larger", fs.len) != STORE_OK)
@@ -470,19 +492,16 @@ static enum job_result run_delta(struct store *st, const struct job *j)
         goto fail;
     prc = proto_delta_make(from.data, from.len, to.data, to.len, j->from_hex,
                            j->to_hex, st->opt.delta_level, sink_write, &fs);
-    if (fs.err == ECANCELED) {
+    switch (produced(st, &fs, prc, "delta")) {
+    case STEP_ABANDONED:
         result = JOB_ABANDONED;
         goto out;
-    }
-    if (is_no_space(fs.err))
+    case STEP_LATER:
         goto later;
-    if (prc != PROTO_OK) {
-        if (fs.err)
-            (void)store_err_os(st, "writing", tmp, fs.err);
-        else
-            store_err_text("delta %.12s -> %.12s failed (%d)", j->from_hex,
-                           j->to_hex, (int)prc);
+    case STEP_FAILED:
         goto fail;
+    case STEP_OK:
+        break;
     }
     if ((double)fs.len >=
         st->opt.delta_max_fraction * (double)limit_bytes) {
