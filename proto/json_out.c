@@ -163,20 +163,34 @@ static void sb_key(struct sb *b, const char *key)
     sb_putc(b, ':');
 }
 
+/* Integers by hand: the select answer is mostly integers, and printf's
+ * format parsing costs more than the digits. */
 static void sb_u64(struct sb *b, uint64_t x)
 {
-    char tmp[32];
+    char tmp[24];
+    size_t i = sizeof(tmp);
 
-    snprintf(tmp, sizeof(tmp), "%" PRIu64, x);
-    sb_puts(b, tmp);
+    do {
+        tmp[--i] = (char)('0' + x % 10);
+        x /= 10;
+    } while (x);
+    sb_putn(b, tmp + i, sizeof(tmp) - i);
 }
 
 static void sb_i64(struct sb *b, int64_t x)
 {
-    char tmp[32];
+    if (x < 0) {
+        sb_putc(b, '-');
+        sb_u64(b, (uint64_t)0 - (uint64_t)x);
+    } else {
+        sb_u64(b, (uint64_t)x);
+    }
+}
 
-    snprintf(tmp, sizeof(tmp), "%" PRId64, x);
-    sb_puts(b, tmp);
+/* A whole number that a double holds exactly: written as an integer. */
+static bool is_exact_integer(double x)
+{
+    return x == floor(x) && fabs(x) <= 9007199254740992.0;
 }
 
 static void sb_bool(struct sb *b, bool x)
@@ -194,9 +208,11 @@ static void sb_num_short(struct sb *b, double x)
         sb_puts(b, "null");
         return;
     }
-    if (x == 0)
-        snprintf(tmp, sizeof(tmp), "0");
-    else if (fabs(x) >= 1e5 && fabs(x) < 1e15)
+    if (is_exact_integer(x) && fabs(x) < 1e15) {
+        sb_i64(b, (int64_t)x);
+        return;
+    }
+    if (fabs(x) >= 1e5 && fabs(x) < 1e15)
         snprintf(tmp, sizeof(tmp), "%.0f", x);
     else
         snprintf(tmp, sizeof(tmp), "%.6g", x);
@@ -217,14 +233,14 @@ static void sb_num_exact(struct sb *b, double x)
         sb_putc(b, '0');
         return;
     }
-    if (x == floor(x) && fabs(x) <= 9007199254740992.0) {
-        snprintf(tmp, sizeof(tmp), "%.0f", x);
-    } else {
-        for (int prec = 15; prec <= 17; prec++) {
-            snprintf(tmp, sizeof(tmp), "%.*g", prec, x);
-            if (strtod(tmp, NULL) == x)
-                break;
-        }
+    if (is_exact_integer(x)) {
+        sb_i64(b, (int64_t)x);
+        return;
+    }
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(tmp, sizeof(tmp), "%.*g", prec, x);
+        if (strtod(tmp, NULL) == x)
+            break;
     }
     sb_puts(b, tmp);
 }
