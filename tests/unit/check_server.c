@@ -4,12 +4,15 @@
  * used only by the blob handler).
  */
 #include <check.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "server/config.h"
+#include "server/deadline.h"
 #include "server/http.h"
 #include "server/metrics.h"
 
@@ -309,6 +312,63 @@ START_TEST(test_metrics_variant_labels_bounded)
 }
 END_TEST
 
+/* ---- deadlines ------------------------------------------------------------ */
+
+static int expired_count;
+
+static void
+count_expired(void *ctx)
+{
+    (void)ctx;
+    __atomic_add_fetch(&expired_count, 1, __ATOMIC_SEQ_CST);
+}
+
+/* Waits (poll, bounded) until the peer of a shut-down socket sees EOF.
+ * Returns true when it did within timeout_ms. */
+static bool
+peer_sees_eof(int fd, int timeout_ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    char c;
+
+    if (poll(&p, 1, timeout_ms) != 1)
+        return false;
+    return read(fd, &c, 1) == 0;
+}
+
+START_TEST(test_deadlines_shut_down_late_connections)
+{
+    struct deadlines *d = deadlines_start(100, count_expired, NULL);
+    int late[2], served[2];
+    struct deadline_conn *late_c, *served_c;
+
+    ck_assert_ptr_nonnull(d);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, late), 0);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, served), 0);
+    expired_count = 0;
+    late_c = deadlines_open(d, late[0]);
+    served_c = deadlines_open(d, served[0]);
+    ck_assert_ptr_nonnull(late_c);
+    ck_assert_ptr_nonnull(served_c);
+    /* Headers arrived on one: its deadline is off while it is served. */
+    deadlines_disarm(served_c);
+    ck_assert(peer_sees_eof(late[1], 5000));
+    ck_assert(!peer_sees_eof(served[1], 600));
+    ck_assert_int_eq(__atomic_load_n(&expired_count, __ATOMIC_SEQ_CST), 1);
+    /* Armed again after its answer: due in turn. */
+    deadlines_arm(d, served_c);
+    ck_assert(peer_sees_eof(served[1], 5000));
+    deadlines_close(d, late_c);
+    deadlines_close(d, served_c);
+    deadlines_stop(d);
+    ck_assert_int_eq(__atomic_load_n(&expired_count, __ATOMIC_SEQ_CST), 2);
+    close(late[0]);
+    close(late[1]);
+    close(served[0]);
+    close(served[1]);
+}
+END_TEST
+
 /* ---- Accept-Encoding ---------------------------------------------------- */
 
 static const struct coding_case {
@@ -361,6 +421,9 @@ server_suite(void)
     tc = tcase_create("metrics");
     tcase_add_test(tc, test_metrics_render_counts);
     tcase_add_test(tc, test_metrics_variant_labels_bounded);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("deadlines");
+    tcase_add_test(tc, test_deadlines_shut_down_late_connections);
     suite_add_tcase(s, tc);
     tc = tcase_create("accept_encoding");
     tcase_add_loop_test(tc, test_proto_accepts_coding_cases, 0,
