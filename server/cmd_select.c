@@ -158,7 +158,7 @@ cmd_select(int argc, char **argv)
 {
     const char *config_path = NULL, *dir = NULL, *args[2];
     size_t arg_count = 0, body_len = 0;
-    char err[ERR_SIZE], db[CONFIG_PATH_SIZE + 16];
+    char err[ERR_SIZE];
     struct proto_error perr;
     struct config cfg;
     bool too_large;
@@ -203,13 +203,6 @@ cmd_select(int argc, char **argv)
                 usage_text);
         return EXIT_USAGE;
     }
-    /* store_open would create an empty catalog: say so instead */
-    snprintf(db, sizeof(db), "%s/catalog.db", dir);
-    if (access(db, R_OK) != 0) {
-        fprintf(stderr, "modeld select: no catalog in %s\n", dir);
-        return 1;
-    }
-
     body = read_report(args[1], cfg.max_select_bytes, &body_len, &too_large);
     if (!body)
         return 1;

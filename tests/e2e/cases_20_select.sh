@@ -150,5 +150,13 @@ if demo_data && daemon_start demo "$DEMO_DATA" --admin-token-file "$WORK/demo.to
         "$WORK/report10.json" >"$WORK/cli-select.out" 2>"$WORK/cli-select.err"
     check "modeld select, 10 MB: action none" none \
         "$(jq -r .action "$WORK/cli-select.out" 2>/dev/null)"
+    # A directory without a catalog: refused, and nothing is created there.
+    mkdir -p "$WORK/no-catalog"
+    timeout 60 "$MODELD" select --data "$WORK/no-catalog" image-classification \
+        "$WORK/report10.json" >/dev/null 2>"$WORK/cli-none.err"
+    check "modeld select on a directory without a catalog exits 1" 1 "$?"
+    check_match "modeld select says it cannot open the catalog" 'cannot open .*catalog\.db' \
+        "$(cat "$WORK/cli-none.err")"
+    check "modeld select creates nothing there" "" "$(ls -A "$WORK/no-catalog")"
 fi
 use main
