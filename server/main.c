@@ -6,20 +6,18 @@
  * in flight get shutdown_grace_s), SIGHUP is logged and ignored.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <openssl/evp.h>
 
 #include "server/commands.h"
+#include "server/file.h"
 #include "server/http.h"
 #include "server/log.h"
 #include "server/tls.h"
@@ -63,37 +61,6 @@ usage_serve(FILE *out)
             "SIGINT stop it gracefully.\n");
 }
 
-/* Reads a whole small file (token, PEM). NULL with errno on failure. */
-static char *
-read_small_file(const char *path)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    ssize_t n;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-    if (fd < 0)
-        return NULL;
-    buf = malloc(MAX_SECRET_FILE_BYTES + 1);
-    if (!buf)
-        goto fail;
-    while ((n = read(fd, buf + len, MAX_SECRET_FILE_BYTES - len)) > 0)
-        len += (size_t)n;
-    if (n < 0)
-        goto fail;
-    if (len == MAX_SECRET_FILE_BYTES) {
-        errno = EFBIG;
-        goto fail;
-    }
-    buf[len] = '\0';
-    close(fd);
-    return buf;
-fail:
-    free(buf);
-    close(fd);
-    return NULL;
-}
-
 static int
 load_token(struct app *app)
 {
@@ -105,7 +72,9 @@ load_token(struct app *app)
     unsigned int len = 0;
 
     if (file[0]) {
-        owned = read_small_file(file);
+        size_t file_len;
+
+        owned = file_read_small(file, MAX_SECRET_FILE_BYTES, &file_len);
         if (!owned) {
             log_msg(LOG_ERROR, 0, "admin token file %s: %s", file,
                     strerror(errno));

@@ -6,18 +6,16 @@
  * daemon's life makes that cheaper than reference counting per session.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
+#include "server/file.h"
 #include "server/tls.h"
 
 #define MAX_CHAIN 8
@@ -32,34 +30,18 @@ struct pair {
 
 static _Atomic(struct pair *) current;
 
+/* A PEM file as a GnuTLS datum (free its data with free()). */
 static int
-read_file(const char *path, gnutls_datum_t *out, char *err, size_t err_len)
+read_pem(const char *path, gnutls_datum_t *out, char *err, size_t err_len)
 {
-    struct stat st;
-    unsigned char *buf;
     size_t len = 0;
-    ssize_t n;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char *buf = file_read_small(path, MAX_PEM_BYTES, &len);
 
-    if (fd < 0 || fstat(fd, &st) != 0 || st.st_size > MAX_PEM_BYTES) {
-        snprintf(err, err_len, "cannot read %s: %s", path,
-                 fd < 0 ? strerror(errno) : "not a small file");
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    buf = gnutls_malloc((size_t)st.st_size + 1);
     if (!buf) {
-        close(fd);
-        snprintf(err, err_len, "out of memory");
+        snprintf(err, err_len, "cannot read %s: %s", path, strerror(errno));
         return -1;
     }
-    while (len < (size_t)st.st_size &&
-           (n = read(fd, buf + len, (size_t)st.st_size - len)) > 0)
-        len += (size_t)n;
-    close(fd);
-    buf[len] = '\0';
-    out->data = buf;
+    out->data = (unsigned char *)buf;
     out->size = (unsigned)len;
     return 0;
 }
@@ -109,8 +91,8 @@ tls_load(const char *cert_path, const char *key_path, char *err,
         snprintf(err, err_len, "out of memory");
         return -1;
     }
-    if (read_file(cert_path, &cert, err, err_len) != 0 ||
-        read_file(key_path, &key, err, err_len) != 0)
+    if (read_pem(cert_path, &cert, err, err_len) != 0 ||
+        read_pem(key_path, &key, err, err_len) != 0)
         goto out;
     p->chain_len = MAX_CHAIN;
     grc = gnutls_pcert_list_import_x509_raw(p->chain, &p->chain_len, &cert,
@@ -143,9 +125,9 @@ out:
     pair_free(p);
     if (key.data) {
         memset(key.data, 0, key.size);
-        gnutls_free(key.data);
+        free(key.data);
     }
-    gnutls_free(cert.data);
+    free(cert.data);
     return rc;
 }
 

@@ -4,6 +4,7 @@
  * used only by the blob handler).
  */
 #include <check.h>
+#include <errno.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 
 #include "server/config.h"
 #include "server/deadline.h"
+#include "server/file.h"
 #include "server/http.h"
 #include "server/metrics.h"
 
@@ -164,6 +166,30 @@ START_TEST(test_config_dump_round_trips)
     unlink(path);
     free(path);
     free(dump);
+}
+END_TEST
+
+/* ---- small files ---------------------------------------------------------- */
+
+START_TEST(test_file_read_small)
+{
+    char *path = write_temp("token-0123456789\n");
+    size_t len = 0;
+    char *got = file_read_small(path, 64, &len);
+
+    ck_assert_ptr_nonnull(got);
+    ck_assert_uint_eq(len, 17);
+    ck_assert_str_eq(got, "token-0123456789\n");
+    free(got);
+    /* At or over the bound: refused with EFBIG. */
+    errno = 0;
+    ck_assert_ptr_null(file_read_small(path, 17, &len));
+    ck_assert_int_eq(errno, EFBIG);
+    errno = 0;
+    ck_assert_ptr_null(file_read_small("/nonexistent/token", 64, &len));
+    ck_assert_int_eq(errno, ENOENT);
+    unlink(path);
+    free(path);
 }
 END_TEST
 
@@ -412,6 +438,9 @@ server_suite(void)
     tcase_add_test(tc, test_config_load_file_ok);
     tcase_add_test(tc, test_config_shipped_files_load);
     tcase_add_test(tc, test_config_dump_round_trips);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("file");
+    tcase_add_test(tc, test_file_read_small);
     suite_add_tcase(s, tc);
     tc = tcase_create("router");
     tcase_add_loop_test(tc, test_router_match_cases, 0,
