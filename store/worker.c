@@ -44,7 +44,7 @@ struct mapping {
 struct file_sink {
     struct store *st;
     int fd;
-    const char *path;
+    char *path;                   /* the temp file, in the job's buffer */
     struct proto_hasher *hasher;
     uint64_t len;
     int err;                      /* errno of a failed write; ECANCELED */
@@ -171,21 +171,27 @@ static enum step produced(struct store *st, const struct file_sink *fs,
     return STEP_FAILED;
 }
 
-#define TMP_NO_SPACE (-2)
-
-/* A job's temp file: its fd; TMP_NO_SPACE on a full disk; -1 on any other
- * failure. tmp is emptied unless the file was made, so that the job never
- * unlinks a path it did not create. */
-static int open_job_tmp(struct store *st, const char *kind,
-                        char tmp[STORE_PATH_SIZE])
+/*
+ * Readies fs for a job's output: a hasher and a temp file in DIR/tmp
+ * (fs->path, emptied unless the file was made, so that a job never
+ * unlinks a path it did not create). STEP_LATER on a full disk.
+ */
+static enum step sink_open(struct store *st, const char *kind,
+                           struct file_sink *fs)
 {
-    int fd = store_tmp_create(st, kind, tmp);
-    int err = errno;
+    int err;
 
-    if (fd >= 0)
-        return fd;
-    tmp[0] = '\0';
-    return is_no_space(err) ? TMP_NO_SPACE : -1;
+    fs->hasher = proto_hasher_new();
+    if (!fs->hasher) {
+        store_err_text("%s: out of memory", kind);
+        return STEP_FAILED;
+    }
+    fs->fd = store_tmp_create(st, kind, fs->path);
+    err = errno;
+    if (fs->fd >= 0)
+        return STEP_OK;
+    fs->path[0] = '\0';
+    return is_no_space(err) ? STEP_LATER : STEP_FAILED;
 }
 
 /* fsyncs and closes the temp file and renames it to path. */
@@ -399,16 +405,14 @@ static enum job_result run_zstd(struct store *st, const struct job *j)
     if (rc != STORE_OK)
         goto fail;
     (void)posix_fadvise(src.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-    fs.hasher = proto_hasher_new();
-    if (!fs.hasher) {
-        store_err_text("zstd copy: out of memory");
+    switch (sink_open(st, "zstd", &fs)) {
+    case STEP_OK:
+        break;
+    case STEP_LATER:
+        goto later;
+    default:
         goto fail;
     }
-    fs.fd = open_job_tmp(st, "zstd", tmp);
-    if (fs.fd == TMP_NO_SPACE)
-        goto later;
-    if (fs.fd < 0)
-        goto fail;
     prc = proto_zstd_compress_from(blob_read, &src, blob_len,
                                    st->opt.compress_level, sink_write, &fs);
     if (src.err) {
@@ -480,16 +484,14 @@ static enum job_result run_delta(struct store *st, const struct job *j)
         map_blob(st, j->to_hex, &to) != STORE_OK ||
         target_size(st, j->to_hex, to.len, &limit_bytes) != STORE_OK)
         goto fail;
-    fs.hasher = proto_hasher_new();
-    if (!fs.hasher) {
-        store_err_text("delta: out of memory");
+    switch (sink_open(st, "delta", &fs)) {
+    case STEP_OK:
+        break;
+    case STEP_LATER:
+        goto later;
+    default:
         goto fail;
     }
-    fs.fd = open_job_tmp(st, "delta", tmp);
-    if (fs.fd == TMP_NO_SPACE)
-        goto later;
-    if (fs.fd < 0)
-        goto fail;
     prc = proto_delta_make(from.data, from.len, to.data, to.len, j->from_hex,
                            j->to_hex, st->opt.delta_level, sink_write, &fs);
     switch (produced(st, &fs, prc, "delta")) {
