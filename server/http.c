@@ -469,17 +469,19 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (rq->upload_counted)
         atomic_fetch_sub(&app->metrics.uploads, 1);
     secs = elapsed_s(&rq->start);
-    log_quote(rq->path, path, sizeof(path));
-    if (rq->started) {
+    if (rq->started && log_enabled(LOG_INFO)) {
         uint64_t us = (uint64_t)(secs * 1e6);
 
         /* Integer formatting: this line is on every request's path. */
+        log_quote(rq->path, path, sizeof(path));
         log_msg(LOG_INFO, rq->id,
                 "%s \"%s\" %u %" PRIu64 " %" PRIu64 ".%03" PRIu64 "ms%s",
                 rq->method, path, rq->status, rq->body_bytes_out,
                 us / 1000, us % 1000,
                 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? ""
                                                            : " (aborted)");
+    }
+    if (rq->started) {
         metrics_request(&app->metrics, rq->route, rq->status,
                         toe == MHD_REQUEST_TERMINATED_COMPLETED_OK
                             ? rq->body_bytes_out

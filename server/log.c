@@ -25,6 +25,12 @@ log_set_level(enum log_level level)
     min_level = (int)level;
 }
 
+bool
+log_enabled(enum log_level level)
+{
+    return (int)level >= min_level;
+}
+
 int
 log_level_parse(const char *name)
 {

@@ -5,6 +5,7 @@
 #ifndef SERVER_LOG_H
 #define SERVER_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,6 +18,9 @@ enum log_level {
 
 /* Records below level are dropped (default LOG_INFO). */
 void log_set_level(enum log_level level);
+
+/* Whether records of this level are written (to skip building them). */
+bool log_enabled(enum log_level level);
 
 /* Parses "debug", "info", "warn", "error"; -1 when unknown. */
 int log_level_parse(const char *name);
