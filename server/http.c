@@ -270,14 +270,6 @@ first_call(struct MHD_Connection *c, struct request *rq, const char *url,
     bool bad_param;
 
     snprintf(rq->method, sizeof(rq->method), "%s", method);
-    /* libmicrohttpd decodes %00 into a NUL that would cut the path short:
-     * such a path names nothing. */
-    if (rq->path && strstr(rq->path, "%00")) {
-        proto_error_set(&rq->pending, PROTO_ERR_NOT_FOUND, "",
-                        "no resource at this path");
-        rq->has_pending = true;
-        return;
-    }
     rq->route = router_match(url, rq->params, &rq->pending, &bad_param);
     if (rq->route < 0) {
         proto_error_set(&rq->pending, PROTO_ERR_NOT_FOUND, "",
@@ -514,6 +506,20 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
 }
 
 
+/*
+ * Paths are matched as sent: no name, digest or literal of the route
+ * table needs percent-encoding, so a %XX sequence is left as it is and
+ * fails validation (400) or matching (404). Decoding would let %00 cut a
+ * path short and %2F add a segment.
+ */
+static size_t
+no_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    return strlen(s);
+}
+
 static void on_mhd_error(void *cls, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 
@@ -579,6 +585,7 @@ http_start(struct app *app, unsigned *out_port)
          NULL},
         {MHD_OPTION_SOCK_ADDR, 0, &addr},
         {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_uri, app},
+        {MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)no_unescape, NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, app},
         {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, app},
         {MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, NULL},

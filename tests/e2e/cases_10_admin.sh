@@ -261,6 +261,11 @@ http GET /v1/families/a%00b
 check_match "GET /v1/families/a%00b: 400 or 404" '^40[04]$' "$STATUS"
 http GET "/v1/blobs/sha256:$BLOB1_HEX%00"
 check_match "GET blob digest%00: not the blob" '^40[04]$' "$STATUS"
+# Paths are not percent-decoded: %2F adds no segment, %69 is no "i".
+http POST /v1/families/x%2Fselect --data-binary '{"device":{"memory_bytes":1,"gflops":1}}'
+check_problem "POST /v1/families/x%2Fselect is no select" 405
+http GET /v1/famil%69es
+check "GET /v1/famil%69es: 404" 404 "$STATUS"
 http GET "/v1/families/$(head -c 8192 /dev/zero | tr '\0' a)"
 check_match "8 KiB path: refused" '^4[0-9][0-9]$' "$STATUS"
 check_match "8 KiB path: problem+json" '^application/problem\+json' "$(hdr Content-Type)"
