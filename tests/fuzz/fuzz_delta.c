@@ -12,14 +12,9 @@
 #include <string.h>
 
 #include "proto/proto.h"
+#include "tests/fuzz/fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define REQUIRE(cond)                                                          \
-    do {                                                                       \
-        if (!(cond))                                                           \
-            abort();                                                           \
-    } while (0)
 
 /* Stop decoding past this much output: a tiny frame can claim gigabytes,
  * which is slow rather than wrong. */

@@ -10,29 +10,9 @@
 #include <jansson.h>
 
 #include "proto/proto.h"
+#include "tests/fuzz/fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define REQUIRE(cond)                                                          \
-    do {                                                                       \
-        if (!(cond))                                                           \
-            abort();                                                           \
-    } while (0)
-
-static void check_error(const struct proto_error *err)
-{
-    unsigned status = proto_code_status(err->code);
-    char *body;
-    json_t *j;
-
-    REQUIRE(status >= 400 && status < 500);
-    body = proto_problem_write(err);
-    REQUIRE(body != NULL);
-    j = json_loads(body, 0, NULL);
-    REQUIRE(j != NULL && json_is_object(j));
-    json_decref(j);
-    free(body);
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -49,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         REQUIRE(memchr(f.task, '\0', sizeof(f.task)) != NULL);
         REQUIRE(memchr(f.description, '\0', sizeof(f.description)) != NULL);
     } else if (rc == PROTO_BAD_INPUT) {
-        check_error(&err);
+        fuzz_check_refusal(&err);
     } else {
         REQUIRE(rc == PROTO_NO_MEMORY);
     }

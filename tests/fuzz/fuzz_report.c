@@ -11,14 +11,9 @@
 #include <jansson.h>
 
 #include "proto/proto.h"
+#include "tests/fuzz/fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define REQUIRE(cond)                                                          \
-    do {                                                                       \
-        if (!(cond))                                                           \
-            abort();                                                           \
-    } while (0)
 
 static bool is_terminated(const char *s, size_t size)
 {
@@ -51,25 +46,6 @@ static void check_report(const struct proto_report *r)
 }
 
 /* A refused body is the client's fault and must become a problem body. */
-static void check_error(const struct proto_error *err)
-{
-    unsigned status = proto_code_status(err->code);
-    char *body;
-    json_t *j;
-
-    REQUIRE(status >= 400 && status < 500);
-    REQUIRE(is_terminated(err->field, sizeof(err->field)));
-    REQUIRE(is_terminated(err->detail, sizeof(err->detail)));
-    body = proto_problem_write(err);
-    REQUIRE(body != NULL);
-    j = json_loads(body, 0, NULL);
-    REQUIRE(j != NULL && json_is_object(j));
-    REQUIRE(json_integer_value(json_object_get(j, "status")) ==
-            (json_int_t)status);
-    json_decref(j);
-    free(body);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct proto_limits lim;
@@ -83,7 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc == PROTO_OK)
         check_report(&r);
     else if (rc == PROTO_BAD_INPUT)
-        check_error(&err);
+        fuzz_check_refusal(&err);
     else
         REQUIRE(rc == PROTO_NO_MEMORY);
     return 0;

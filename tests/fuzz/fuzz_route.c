@@ -11,14 +11,9 @@
 #include <string.h>
 
 #include "server/http.h"
+#include "tests/fuzz/fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define REQUIRE(cond)                                                          \
-    do {                                                                       \
-        if (!(cond))                                                           \
-            abort();                                                           \
-    } while (0)
 
 #define PATH_REBUILT_SIZE 512
 

@@ -12,14 +12,9 @@
 #include <jansson.h>
 
 #include "proto/proto.h"
+#include "tests/fuzz/fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define REQUIRE(cond)                                                          \
-    do {                                                                       \
-        if (!(cond))                                                           \
-            abort();                                                           \
-    } while (0)
 
 static bool tokens_equal(const char (*a)[PROTO_TOKEN_SIZE],
                          const char (*b)[PROTO_TOKEN_SIZE], size_t count)
@@ -88,21 +83,6 @@ static void check_same(const struct proto_variant *a,
     REQUIRE(a->rollout_percent == b->rollout_percent);
 }
 
-static void check_error(const struct proto_error *err)
-{
-    unsigned status = proto_code_status(err->code);
-    char *body;
-    json_t *j;
-
-    REQUIRE(status >= 400 && status < 500);
-    body = proto_problem_write(err);
-    REQUIRE(body != NULL);
-    j = json_loads(body, 0, NULL);
-    REQUIRE(j != NULL && json_is_object(j));
-    json_decref(j);
-    free(body);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct proto_limits lim;
@@ -115,7 +95,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     proto_limits_default(&lim);
     rc = proto_variant_parse((const char *)data, size, &lim, &v, &err);
     if (rc == PROTO_BAD_INPUT) {
-        check_error(&err);
+        fuzz_check_refusal(&err);
         return 0;
     }
     if (rc != PROTO_OK) {
