@@ -274,9 +274,8 @@ static enum store_status record_blob(struct store *st, const char *hex,
     s = store_stmt(st, STMT_BLOB_INSERT);
     sqlite3_bind_text(s, 1, hex, PROTO_HEX_LEN, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, (sqlite3_int64)size);
+    /* No generation bump: a blob reaches snapshots only when published. */
     rc = store_stmt_run(st, STMT_BLOB_INSERT, "recording blob");
-    if (rc == STORE_OK && sqlite3_changes(st->db) > 0)
-        store_generation_bump(st);
     pthread_mutex_unlock(&st->db_mu);
     if (rc == STORE_OK)
         store_worker_kick(st);

@@ -126,8 +126,9 @@ MUST_CHECK enum store_status store_stmt_run(struct store *st,
 MUST_CHECK enum store_status store_tx_begin(struct store *st);
 MUST_CHECK enum store_status store_tx_commit(struct store *st);
 void store_tx_rollback(struct store *st);
-/* After a successful write: generation + 1 and the snapshot cache
- * dropped. Caller holds db_mu. */
+/* After a write that changes what a snapshot holds (families, variants,
+ * versions, ready deltas): generation + 1 and the snapshot cache dropped.
+ * Caller holds db_mu. */
 void store_generation_bump(struct store *st);
 
 /* ---- files (store/blob.c) ---- */

@@ -225,9 +225,8 @@ static enum store_status record_zstd(struct store *st, const char *hex,
     sqlite3_bind_text(s, 1, hex, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, state, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, (sqlite3_int64)size);
+    /* No generation bump: snapshots do not hold compressed copies. */
     rc = store_stmt_run(st, STMT_ZSTD_DONE, "recording zstd copy");
-    if (rc == STORE_OK)
-        store_generation_bump(st);
     pthread_mutex_unlock(&st->db_mu);
     return rc;
 }
@@ -252,7 +251,8 @@ static enum store_status record_delta(struct store *st, const struct job *j,
     if (error)
         sqlite3_bind_text(s, 6, error, -1, SQLITE_TRANSIENT);
     rc = store_stmt_run(st, STMT_DELTA_DONE, "recording delta");
-    if (rc == STORE_OK)
+    /* Snapshots list ready deltas only: other outcomes change none. */
+    if (rc == STORE_OK && strcmp(state, "ready") == 0)
         store_generation_bump(st);
     pthread_mutex_unlock(&st->db_mu);
     return rc;

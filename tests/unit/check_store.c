@@ -792,6 +792,12 @@ START_TEST(test_store_snapshot_cached_until_write)
     ck_assert_ptr_eq(a, b);
     store_snapshot_release(b);
 
+    /* A new blob is not in any family until published: the cache stays. */
+    upload_text(st, "not published yet", hex);
+    ck_assert_int_eq(store_snapshot_get(st, "fam", &b), STORE_OK);
+    ck_assert_ptr_eq(a, b);
+    store_snapshot_release(b);
+
     ck_assert_int_eq(publish(st, "fam", "v", hex, 100), 2);
     ck_assert_int_eq(store_snapshot_get(st, "fam", &c), STORE_OK);
     ck_assert_ptr_ne(a, c);
