@@ -117,6 +117,12 @@ static const struct key keys[] = {
      1, "also try deltas between variants of a family"},
     {"delta_cross_max_bytes", KEY_U64, OFF(store.delta_cross_max_bytes), 0,
      0, 1e15, "largest model tried for cross-variant deltas"},
+    {"worker_retry_base_ms", KEY_UINT, OFF(store.retry_base_ms), 0, 1,
+     3600000, "first wait before a job that failed transiently is retried"},
+    {"worker_retry_max_ms", KEY_UINT, OFF(store.retry_max_ms), 0, 1,
+     86400000, "longest wait between retries (the wait doubles)"},
+    {"worker_retry_attempts", KEY_UINT, OFF(store.retry_attempts), 0, 1,
+     1000, "attempts of a job before a transient failure is final"},
     {"sqlite_busy_timeout_ms", KEY_INT, OFF(store.busy_timeout_ms), 0, 0,
      600000, "SQLite busy timeout"},
 };
