@@ -344,8 +344,8 @@ metrics_render(struct metrics *m, const char *const *route_labels,
             "store.\n# TYPE modeld_store_errors_total counter\n"
             "modeld_store_errors_total %llu\n",
         (unsigned long long)ss->errors);
-    put(&b, "# HELP modeld_catalog_generation Catalog changes seen by "
-            "selects since start.\n# TYPE modeld_catalog_generation gauge\n"
+    put(&b, "# HELP modeld_catalog_generation Catalog generation: the "
+            "start-up epoch times 2^32 plus the changes since start.\n# TYPE modeld_catalog_generation gauge\n"
             "modeld_catalog_generation %llu\n",
         (unsigned long long)ss->generation);
     put(&b, "# HELP modeld_build_info Version of modeld and its "

@@ -122,7 +122,12 @@ static const char *const migrations[] = {
     "  PRIMARY KEY (from_digest, to_digest));"
     "CREATE INDEX deltas_state ON deltas(state);"
     "CREATE INDEX deltas_to ON deltas(to_digest, state);",
-    /* 2: the worker's retries of transient failures: attempts made and
+    /* 2: the start-up epoch: generations are epoch << 32 plus writes since
+     * start, so they never decrease across restarts (signed answers carry
+     * them; a UE refuses a lower one). */
+    "CREATE TABLE store_epoch (epoch INTEGER NOT NULL);"
+    "INSERT INTO store_epoch(epoch) VALUES (0);",
+    /* 3: the worker's retries of transient failures: attempts made and
      * when the next may start (ms since the epoch; 0: now). */
     "ALTER TABLE deltas ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE deltas ADD COLUMN retry_at_ms INTEGER NOT NULL DEFAULT 0;"
@@ -533,6 +538,28 @@ static enum store_status check_schema(struct store *st)
     return STORE_OK;
 }
 
+/* Moves the start-up epoch on, durably, before anything is served: every
+ * generation of this run is above every generation of the runs before. */
+static enum store_status next_epoch(struct store *st)
+{
+    int64_t epoch = 0;
+    enum store_status rc = exec_sql(st,
+                                    "BEGIN IMMEDIATE;"
+                                    "UPDATE store_epoch SET epoch = epoch + 1;",
+                                    "epoch");
+
+    if (rc == STORE_OK)
+        rc = query_int(st, "SELECT epoch FROM store_epoch", &epoch);
+    if (rc == STORE_OK)
+        rc = exec_sql(st, "COMMIT", "epoch COMMIT");
+    if (rc != STORE_OK) {
+        (void)sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+        return rc;
+    }
+    st->generation = (uint64_t)epoch << 32;
+    return STORE_OK;
+}
+
 static enum store_status prepare_all(struct store *st)
 {
     for (size_t i = 0; i < STMT_COUNT; i++) {
@@ -587,6 +614,8 @@ static enum store_status open_db(struct store *st)
         rc = set_pragmas(st);
         if (rc == STORE_OK)
             rc = migrate(st);
+        if (rc == STORE_OK)
+            rc = next_epoch(st);
     }
     if (rc == STORE_OK)
         rc = prepare_all(st);
