@@ -187,7 +187,7 @@ config_default(struct config *out)
     snprintf(out->tls_priorities, sizeof(out->tls_priorities),
              "SECURE256:+SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:"
              "-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:"
-             "-SHA1:%%SERVER_PRECEDENCE");
+             "-SHA1:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:%%SERVER_PRECEDENCE");
     out->threads = 4;
     out->max_connections = 500;
     out->max_connections_per_ip = 0;

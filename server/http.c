@@ -290,6 +290,7 @@ authorized(struct MHD_Connection *c, struct request *rq)
 {
     const struct app *app = rq->app;
     const char *auth;
+    size_t auth_len;
     unsigned char got[32];
     unsigned int got_len = 0;
 
@@ -306,10 +307,17 @@ authorized(struct MHD_Connection *c, struct request *rq)
                         "this endpoint needs Authorization: Bearer TOKEN");
         return false;
     }
+    /* RFC 9110 allows optional whitespace around the credentials. */
     auth += 7;
-    while (*auth == ' ')
+    auth_len = strlen(auth);
+    while (auth_len && (*auth == ' ' || *auth == '\t')) {
         auth++;
-    if (!EVP_Digest(auth, strlen(auth), got, &got_len, EVP_sha256(), NULL) ||
+        auth_len--;
+    }
+    while (auth_len && (auth[auth_len - 1] == ' ' ||
+                        auth[auth_len - 1] == '\t'))
+        auth_len--;
+    if (!EVP_Digest(auth, auth_len, got, &got_len, EVP_sha256(), NULL) ||
         got_len != sizeof(got) ||
         CRYPTO_memcmp(got, app->token_sha256, sizeof(got)) != 0) {
         proto_error_set(&rq->pending, PROTO_ERR_FORBIDDEN, "Authorization",

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -65,6 +66,35 @@ usage_serve(FILE *out)
             "SIGINT stop it gracefully.\n");
 }
 
+/*
+ * The admin token file must not be writable by every user (anyone could
+ * put their own token in it): refused. Readable by every user (the token
+ * leaks) or writable by its group: a warning, since a shared group may be
+ * deliberate.
+ */
+static bool
+token_file_risky(const char *file)
+{
+    struct stat st;
+
+    if (stat(file, &st) != 0)
+        return false;  /* the read that follows reports it */
+    if (st.st_mode & S_IWOTH) {
+        log_msg(LOG_ERROR, 0, "admin token file %s is writable by every "
+                              "user (mode %03o): refused; chmod 600 it",
+                file, (unsigned)(st.st_mode & 0777));
+        return true;
+    }
+    if (st.st_mode & (S_IROTH | S_IWGRP))
+        log_msg(LOG_WARN, 0, "admin token file %s is %s (mode %03o); "
+                             "chmod 600 it",
+                file,
+                st.st_mode & S_IROTH ? "readable by every user"
+                                     : "writable by its group",
+                (unsigned)(st.st_mode & 0777));
+    return false;
+}
+
 static int
 load_token(struct app *app)
 {
@@ -78,6 +108,8 @@ load_token(struct app *app)
     if (file[0]) {
         size_t file_len;
 
+        if (token_file_risky(file))
+            return -1;
         owned = file_read_small(file, MAX_SECRET_FILE_BYTES, &file_len);
         if (!owned) {
             log_msg(LOG_ERROR, 0, "admin token file %s: %s", file,
@@ -221,6 +253,17 @@ count_timeout(void *ctx)
     metrics_limit(&app->metrics, METRICS_LIMIT_REQUEST_TIMEOUT);
 }
 
+static void
+warn_cert_validity(const struct config *cfg)
+{
+    char msg[160];
+    const char *w = tls_validity_warning((long long)time(NULL), msg,
+                                         sizeof(msg));
+
+    if (w)
+        log_msg(LOG_WARN, 0, "%s: %s", cfg->tls_cert, w);
+}
+
 /* SIGHUP: new handshakes use the certificate and key files as they are
  * now; connections already up keep theirs. A bad pair is refused and the
  * old one stays. */
@@ -233,14 +276,15 @@ reload_tls(const struct config *cfg)
         log_msg(LOG_INFO, 0, "SIGHUP: no TLS configured, nothing to reload");
         return;
     }
-    if (tls_load(cfg->tls_cert, cfg->tls_key, err, sizeof(err)) != 0)
+    if (tls_load(cfg->tls_cert, cfg->tls_key, err, sizeof(err)) != 0) {
         log_msg(LOG_ERROR, 0, "SIGHUP: TLS reload refused, keeping the "
                               "current certificate: %s",
                 err);
-    else
-        log_msg(LOG_INFO, 0, "SIGHUP: TLS certificate and key reloaded "
-                             "from %s",
-                cfg->tls_cert);
+        return;
+    }
+    log_msg(LOG_INFO, 0, "SIGHUP: TLS certificate and key reloaded from %s",
+            cfg->tls_cert);
+    warn_cert_validity(cfg);
 }
 
 /* Loads signing_key and verify_keys into a new keyring and makes it the
@@ -372,6 +416,7 @@ cmd_serve(int argc, char **argv)
             log_msg(LOG_ERROR, 0, "TLS: %s", err);
             goto out;
         }
+        warn_cert_validity(&app->cfg);
         app->tls = true;
     }
     /* Signals are taken by sigwait in this thread only: block them before
