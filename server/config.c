@@ -68,10 +68,11 @@ static const struct key keys[] = {
     {"tls_key", KEY_STRING, STR(tls_key), 0, 0, "PEM private key"},
     {"tls_priorities", KEY_STRING, STR(tls_priorities), 0, 0,
      "GnuTLS priority string"},
-    {"threads", KEY_UINT, OFF(threads), 0, 1, 64,
-     "HTTP worker threads (epoll thread pool)"},
-    {"max_connections", KEY_UINT, OFF(max_connections), 0, 1, 100000,
-     "total connections (at most 125 per thread are used)"},
+    {"threads", KEY_UINT, OFF(threads), 0, 0, 64,
+     "HTTP worker threads (epoll thread pool; 0: four per core, 4-64)"},
+    {"max_connections", KEY_UINT, OFF(max_connections), 0, 0, 100000,
+     "total connections (at most 125 per thread are used; 0: 125 per "
+     "thread, within the open-file limit)"},
     {"max_connections_per_ip", KEY_UINT, OFF(max_connections_per_ip), 0, 0,
      100000, "connections from one client address (0: no limit)"},
     {"connection_timeout_s", KEY_UINT, OFF(connection_timeout_s), 0, 1, 3600,
@@ -188,9 +189,9 @@ config_default(struct config *out)
              "SECURE256:+SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:"
              "-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:"
              "-SHA1:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:%%SERVER_PRECEDENCE");
-    out->threads = 4;
-    out->max_connections = 500;
-    out->max_connections_per_ip = 0;
+    out->threads = 0;
+    out->max_connections = 0;
+    out->max_connections_per_ip = 128;
     out->connection_timeout_s = 30;
     out->request_timeout_s = 15;
     out->shutdown_grace_s = 10;

@@ -22,6 +22,7 @@
 #include "server/commands.h"
 #include "server/file.h"
 #include "server/http.h"
+#include "server/limits.h"
 #include "server/log.h"
 #include "server/tls.h"
 
@@ -405,6 +406,7 @@ cmd_serve(int argc, char **argv)
         rc = dump ? 0 : 1;
         goto out;
     }
+    limits_resolve(&app->cfg);
     metrics_init(&app->metrics);
     if (load_token(app) != 0 || load_keys(app, false) != 0)
         goto out;
@@ -448,8 +450,10 @@ cmd_serve(int argc, char **argv)
            app->cfg.listen_host,
            strchr(app->cfg.listen_host, ':') ? "]" : "", port);
     fflush(stdout);
-    log_msg(LOG_INFO, 0, "modeld serving %s on port %u (%u threads)",
-            app->cfg.data_dir, port, app->cfg.threads);
+    log_msg(LOG_INFO, 0, "modeld serving %s on port %u (%u threads, %u "
+                         "connections, %u per address)",
+            app->cfg.data_dir, port, app->cfg.threads,
+            app->cfg.max_connections, app->cfg.max_connections_per_ip);
     wait_for_stop(d, app, &set);
     MHD_stop_daemon(d);
     log_msg(LOG_INFO, 0, "stopped");

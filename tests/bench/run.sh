@@ -115,8 +115,9 @@ report() {
 start_modeld() {
     local name=$1 data=$2 token=$3 i port=""
     shift 3
+    # Every load generator runs on loopback: no per-address cap.
     "$MODELD" serve --listen 127.0.0.1:0 --data "$data" \
-        --admin-token-file "$token" "$@" \
+        --admin-token-file "$token" --set max_connections_per_ip=0 "$@" \
         >"$WORK/$name.out" 2>"$WORK/$name.err" &
     PIDS[$name]=$!
     for ((i = 0; i < 200; i++)); do
