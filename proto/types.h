@@ -30,6 +30,34 @@
 #define PROTO_REASON_SIZE 160
 #define PROTO_MAX_HISTORY 16      /* network.downlink_history_bps samples */
 
+/*
+ * FNV-1a 64 (Fowler, Noll, Vo; draft-eastlake-fnv): the one copy of the
+ * hash, for the rollout bucket (stable across replicas, so it must stay
+ * the published function) and for internal hash tables. Start from
+ * PROTO_FNV1A64_OFFSET, feed bytes with proto_fnv1a64_add().
+ */
+#define PROTO_FNV1A64_OFFSET UINT64_C(14695981039346656037)
+#define PROTO_FNV1A64_PRIME UINT64_C(1099511628211)
+
+static inline uint64_t
+proto_fnv1a64_add(uint64_t h, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ p[i]) * PROTO_FNV1A64_PRIME;
+    return h;
+}
+
+/* FNV-1a 64 of a NUL-terminated string, continuing from h. */
+static inline uint64_t
+proto_fnv1a64_str(uint64_t h, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        h = (h ^ *p) * PROTO_FNV1A64_PRIME;
+    return h;
+}
+
 /* A measured number for one device class: "npu-class-a": 4.0 */
 struct proto_class_value {
     char device_class[PROTO_TOKEN_SIZE];

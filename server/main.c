@@ -2,8 +2,9 @@
  * build/modeld: the subcommand dispatcher and `serve`, the daemon. serve
  * reads the config file, applies the flags, opens the store, reads the
  * admin token and TLS files, starts the HTTP daemon and waits for a
- * signal: SIGTERM/SIGINT stop it gracefully (no new connections, transfers
- * in flight get shutdown_grace_s), SIGHUP is logged and ignored.
+ * signal: SIGTERM/SIGINT stop it gracefully (the listening socket is
+ * closed at once, transfers in flight get shutdown_grace_s), SIGHUP
+ * reloads the TLS certificate and key.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 
@@ -246,6 +248,7 @@ wait_for_stop(struct MHD_Daemon *d, const struct config *cfg,
 {
     int sig = 0;
     struct timespec deadline, now;
+    MHD_socket listen_fd;
 
     for (;;) {
         if (sigwait(set, &sig) != 0)
@@ -258,7 +261,16 @@ wait_for_stop(struct MHD_Daemon *d, const struct config *cfg,
     }
     log_msg(LOG_INFO, 0, "signal %d: stopping (grace %us)", sig,
             cfg->shutdown_grace_s);
-    MHD_quiesce_daemon(d);
+    listen_fd = MHD_quiesce_daemon(d);
+    /* The quiesced socket is ours now. Closed at once, new connections
+     * are refused (RST) and a load balancer fails over, instead of
+     * completing the handshake into a backlog nobody accepts from. */
+    if (listen_fd != MHD_INVALID_SOCKET) {
+        close(listen_fd);
+        log_msg(LOG_INFO, 0, "listening socket closed; %us for transfers "
+                             "in flight",
+                cfg->shutdown_grace_s);
+    }
     clock_gettime(CLOCK_MONOTONIC, &deadline);
     deadline.tv_sec += cfg->shutdown_grace_s;
     for (;;) {
