@@ -19,6 +19,7 @@
 #define PROTO_TOKEN_SIZE 33       /* formats, techniques, classes, tags: 1..32 */
 #define PROTO_TEXT_SIZE 257       /* task, description: up to 256 bytes */
 #define PROTO_UE_SIZE 129         /* opaque UE id: 1..128 bytes */
+#define PROTO_NONCE_SIZE 65       /* report nonce: 16..64 of [A-Za-z0-9_-] */
 
 #define PROTO_MAX_TECHNIQUES 8
 #define PROTO_MAX_LATENCIES 16    /* measured latency/energy per class */
@@ -108,6 +109,9 @@ struct proto_variant {
     char accelerators[PROTO_MAX_ACCELERATORS][PROTO_TOKEN_SIZE];
     size_t accelerator_count;             /* requires.accelerators */
     unsigned rollout_percent;             /* 0..100, default 100 */
+    bool paused;                          /* rollout paused (PATCH or the
+                                             failure share): offered only
+                                             to UEs that hold it */
 };
 
 struct proto_family {
@@ -187,6 +191,9 @@ struct proto_report {
     uint64_t memory_floor_bytes;          /* device.memory_floor_bytes */
     bool has_memory_floor_bytes;
     bool explain_all;                     /* "explain": "all" */
+    char nonce[PROTO_NONCE_SIZE];         /* echoed in a signed answer */
+    bool has_nonce;
+    bool accept_signed;                   /* accept.signed: true */
 };
 
 enum proto_action {
@@ -284,6 +291,13 @@ struct proto_decision {
     unsigned recheck_after_s;
     struct proto_reasons reasons;         /* why the chosen one won: context
                                              match, keep, exit, battery... */
+    /* A signed answer's body members (issued_at, expires_at, generation,
+     * nonce); written only when is_signed. */
+    bool is_signed;
+    int64_t issued_at_s;
+    int64_t expires_at_s;
+    uint64_t generation;
+    char nonce[PROTO_NONCE_SIZE];         /* "" when the report sent none */
 };
 
 #endif

@@ -96,6 +96,23 @@ http_reply_json(struct MHD_Connection *c, struct request *rq,
                       len);
 }
 
+enum MHD_Result
+http_reply_json_with(struct MHD_Connection *c, struct request *rq,
+                     unsigned status, char *json,
+                     const char *const *headers)
+{
+    struct MHD_Response *resp;
+    size_t len;
+
+    if (!json)
+        return http_reply_json(c, rq, status, json);
+    len = strlen(json);
+    resp = text_response(json, "application/json");
+    for (size_t i = 0; resp && headers && headers[i]; i += 2)
+        MHD_add_response_header(resp, headers[i], headers[i + 1]);
+    return http_queue(c, rq, status, resp, len);
+}
+
 /*
  * The route's entry for method. HEAD is served wherever GET is (RFC 9110
  * 9.3.2): without an entry of its own it runs the GET handler, and
