@@ -591,7 +591,8 @@ token_file_create(const char *path)
         snprintf(hex + 2 * i, 3, "%02x", raw[i]);
     hex[2 * TOKEN_BYTES] = '\n';
     hex[2 * TOKEN_BYTES + 1] = '\0';
-    if (store_file_write_all(fd, hex, 2 * TOKEN_BYTES + 1) != 0 || fsync(fd) != 0) {
+    if (store_file_write_all(fd, hex, 2 * TOKEN_BYTES + 1) != 0 ||
+        fsync(fd) != 0) {
         fprintf(stderr, "modeld demo: writing %s failed: %s\n", path,
                 strerror(errno));
         goto out;
