@@ -79,6 +79,10 @@ http() {
     spec_record "$method" "$path" "${out#* }"
 }
 
+# The header a JSON body needs (415 without a JSON media type; curl -d
+# alone sends application/x-www-form-urlencoded): http POST P -H "$JSON_CT" -d ...
+JSON_CT='Content-Type: application/json'
+
 # http_admin METHOD PATH [CURL ARGS...]: with the right bearer token.
 http_admin() {
     local method=$1 path=$2
