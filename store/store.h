@@ -8,7 +8,8 @@
  *
  * Thread safety: every function may be called from any thread. Reads of
  * the catalog for selection go through immutable, reference-counted
- * snapshots that writers never block.
+ * snapshots, read on read connections beside the single writer (WAL), so
+ * a writer's commit never blocks them.
  */
 #ifndef STORE_STORE_H
 #define STORE_STORE_H
@@ -51,6 +52,10 @@ struct store_options {
     unsigned retry_max_ms;        /* default 600000 */
     unsigned retry_attempts;      /* attempts in all before it is failed;
                                      default 10 */
+    unsigned read_connections;    /* read-only SQLite connections beside
+                                     the writer, for snapshots and
+                                     listings; default 4 (0: reads share
+                                     the writer's connection) */
     bool read_only;               /* look only: no lock, no tmp/ cleaning,
                                      no migration, no worker, no writes;
                                      works beside a running daemon */
@@ -211,6 +216,28 @@ MUST_CHECK enum store_status store_jobs_retry(struct store *st,
                                               uint64_t *out_deltas,
                                               uint64_t *out_compressed);
 
+/* ---- file helpers (store/fileio.c), for store/ and the commands ------- */
+
+/* Writes all len bytes of data to fd, through short writes and EINTR.
+ * 0, or -1 with errno set. */
+MUST_CHECK int store_file_write_all(int fd, const void *data, size_t len);
+/* fsyncs the directory dir (so that a rename or create in it is durable).
+ * 0, or -1 with errno set. */
+MUST_CHECK int store_file_fsync_dir(const char *dir);
+/* fsyncs the directory holding path ("." without a slash). */
+MUST_CHECK int store_file_fsync_parent(const char *path);
+
+/* A whole file mapped read-only. */
+struct store_file_map {
+    const void *data;             /* non-NULL once mapped, even when empty */
+    size_t len;
+};
+/* Maps the regular file open on fd (the fd may be closed afterwards).
+ * 0, or -1 with errno set (EINVAL: not a regular file). */
+MUST_CHECK int store_file_map_fd(int fd, struct store_file_map *out);
+/* Unmaps; a zeroed or already unmapped map does nothing. */
+void store_file_unmap(struct store_file_map *m);
+
 /* Counters for /metrics. */
 struct store_stats {
     uint64_t deltas_made;         /* since open */
@@ -224,6 +251,8 @@ struct store_stats {
                                      failure, since open */
     uint64_t jobs_gave_up;        /* ... failed after the last attempt */
     uint64_t generation;          /* catalog generation */
+    uint64_t snapshot_builds;     /* snapshots read from the catalog (cache
+                                     misses that did the reading) */
 };
 
 void store_stats_get(struct store *st, struct store_stats *out);

@@ -2,7 +2,8 @@
  * Unit tests of store/: a fresh data directory per test (checked fixture),
  * the real SQLite and the real filesystem. sqlite3.h is included only to
  * build old catalogs for the migration tests; zstd.h only to check that a
- * compressed copy decompresses to the blob.
+ * compressed copy decompresses to the blob; store/internal.h only to hold
+ * the writer (its mutex and a write transaction) in the reads tests.
  */
 #define _XOPEN_SOURCE 700
 #include <check.h>
@@ -22,6 +23,7 @@
 #include <zstd.h>
 
 #include "proto/proto.h"
+#include "store/internal.h"   /* the writer's mutex, for the reads tests */
 #include "store/store.h"
 
 #define BLOB_FLOATS (256 * 1024)          /* 1 MiB of float32 */
@@ -1521,6 +1523,249 @@ START_TEST(test_store_worker_retries_bounded_then_admin_retry)
 }
 END_TEST
 
+/* ---- file helpers -------------------------------------------------------- */
+
+struct pipe_reader {
+    int fd;
+    size_t got;
+    unsigned char sum;
+};
+
+static void *pipe_drain(void *arg)
+{
+    struct pipe_reader *r = arg;
+    unsigned char buf[4096];
+    ssize_t n;
+
+    while ((n = read(r->fd, buf, sizeof(buf))) > 0) {
+        for (ssize_t i = 0; i < n; i++)
+            r->sum ^= buf[i];
+        r->got += (size_t)n;
+    }
+    return NULL;
+}
+
+/* A pipe takes 64 KiB at a time: 1 MiB needs many short writes. */
+START_TEST(test_store_file_write_all_short_writes)
+{
+    const size_t len = 1 << 20;
+    unsigned char *data = random_bytes(len, 7);
+    unsigned char sum = 0;
+    struct pipe_reader r = { 0 };
+    pthread_t t;
+    int p[2];
+
+    for (size_t i = 0; i < len; i++)
+        sum ^= data[i];
+    ck_assert_int_eq(pipe(p), 0);
+    r.fd = p[0];
+    ck_assert_int_eq(pthread_create(&t, NULL, pipe_drain, &r), 0);
+    ck_assert_int_eq(store_file_write_all(p[1], data, len), 0);
+    close(p[1]);
+    pthread_join(t, NULL);
+    close(p[0]);
+    ck_assert_uint_eq(r.got, len);
+    ck_assert_uint_eq(r.sum, sum);
+    /* A closed descriptor: -1 and errno, no loop. */
+    ck_assert_int_eq(store_file_write_all(p[1], data, 1), -1);
+    ck_assert_int_eq(errno, EBADF);
+    free(data);
+}
+END_TEST
+
+START_TEST(test_store_file_fsync_dir_and_parent)
+{
+    char path[512];
+
+    ck_assert_int_eq(store_file_fsync_dir(data_dir), 0);
+    path_in(path, sizeof(path), "nope");
+    ck_assert_int_eq(store_file_fsync_dir(path), -1);
+    ck_assert_int_eq(errno, ENOENT);
+    path_in(path, sizeof(path), "file-to-come");
+    ck_assert_int_eq(store_file_fsync_parent(path), 0);
+    ck_assert_int_eq(store_file_fsync_parent("relative-name"), 0);
+    ck_assert_int_eq(store_file_fsync_parent("/nope-dir/x"), -1);
+}
+END_TEST
+
+START_TEST(test_store_file_map)
+{
+    struct store_file_map m = { 0 };
+    char path[512];
+    int fd;
+
+    path_in(path, sizeof(path), "empty");
+    write_file(path, "", 0);
+    fd = open(path, O_RDONLY);
+    ck_assert_int_eq(store_file_map_fd(fd, &m), 0);
+    close(fd);
+    ck_assert_ptr_nonnull(m.data);
+    ck_assert_uint_eq(m.len, 0);
+    store_file_unmap(&m);
+    ck_assert_ptr_null(m.data);
+
+    path_in(path, sizeof(path), "text");
+    write_file(path, "hello", 5);
+    fd = open(path, O_RDONLY);
+    ck_assert_int_eq(store_file_map_fd(fd, &m), 0);
+    close(fd);                           /* the mapping outlives the fd */
+    ck_assert_uint_eq(m.len, 5);
+    ck_assert_mem_eq(m.data, "hello", 5);
+    store_file_unmap(&m);
+    store_file_unmap(&m);                /* twice: nothing */
+
+    fd = open(data_dir, O_RDONLY | O_DIRECTORY);
+    ck_assert_int_eq(store_file_map_fd(fd, &m), -1);
+    ck_assert_int_eq(errno, EINVAL);
+    close(fd);
+}
+END_TEST
+
+/* ---- reads beside the writer --------------------------------------------- */
+
+#define FLIGHT_THREADS 8
+
+struct reads_job {
+    struct store *st;
+    pthread_barrier_t *barrier;
+    const struct store_snapshot *snap;
+    enum store_status rc;
+    atomic_int *done;
+};
+
+/* Everything a request thread reads: a snapshot (a cache miss), the
+ * family and version listings and the /metrics counters. */
+static void *reads_main(void *arg)
+{
+    struct reads_job *j = arg;
+    struct proto_family *fams = NULL;
+    struct proto_variant *vers = NULL;
+    struct store_stats stats;
+    size_t n = 0;
+
+    if (j->barrier)
+        pthread_barrier_wait(j->barrier);
+    j->rc = store_snapshot_get(j->st, "fam", &j->snap);
+    if (!j->barrier) {
+        if (j->rc == STORE_OK)
+            j->rc = store_family_list(j->st, &fams, &n);
+        free(fams);
+        if (j->rc == STORE_OK)
+            j->rc = store_variant_versions(j->st, "fam", "v", &vers, &n);
+        free(vers);
+        store_stats_get(j->st, &stats);
+    }
+    atomic_fetch_add(j->done, 1);
+    return NULL;
+}
+
+/* Waits up to ms for *done to reach want. */
+static bool wait_done(atomic_int *done, int want, int ms)
+{
+    for (int i = 0; i < ms && atomic_load(done) < want; i++)
+        usleep(1000);
+    return atomic_load(done) >= want;
+}
+
+/* The writer busy with a write transaction (as the worker is while its
+ * commit fsyncs): db_mu held, BEGIN IMMEDIATE and an insert pending. */
+static void writer_hold(struct store *st)
+{
+    pthread_mutex_lock(&st->db_mu);
+    ck_assert_int_eq(store_tx_begin(st), STORE_OK);
+    ck_assert_int_eq(sqlite3_exec(st->db, "UPDATE families SET task = "
+                                          "'uncommitted' WHERE name = 'fam'",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+}
+
+static void writer_release(struct store *st)
+{
+    store_tx_rollback(st);
+    pthread_mutex_unlock(&st->db_mu);
+}
+
+START_TEST(test_store_reads_not_blocked_by_writer)
+{
+    struct store *st = open_store(false);
+    char h1[PROTO_HEX_SIZE];
+    atomic_int done = 0;
+    struct reads_job j = { .st = st, .done = &done };
+    pthread_t t;
+    bool finished;
+
+    put_family(st, "fam");
+    upload_text(st, "one", h1);
+    publish(st, "fam", "v", h1, 100);          /* the cache is empty now */
+    writer_hold(st);
+    ck_assert_int_eq(pthread_create(&t, NULL, reads_main, &j), 0);
+    finished = wait_done(&done, 1, 10000);
+    writer_release(st);
+    pthread_join(t, NULL);
+    ck_assert_msg(finished, "a cache miss waited for the writer");
+    ck_assert_int_eq(j.rc, STORE_OK);
+    /* The snapshot is the last commit, not the pending write. */
+    ck_assert_str_eq(j.snap->family.task, "task of fam");
+    store_snapshot_release(j.snap);
+    store_close(st);
+}
+END_TEST
+
+START_TEST(test_store_snapshot_single_flight)
+{
+    struct store *st = open_store(false);
+    struct reads_job jobs[FLIGHT_THREADS];
+    pthread_t t[FLIGHT_THREADS];
+    pthread_barrier_t barrier;
+    struct store_stats before, after;
+    char h1[PROTO_HEX_SIZE];
+    atomic_int done = 0;
+
+    put_family(st, "fam");
+    upload_text(st, "one", h1);
+    publish(st, "fam", "v", h1, 100);
+    store_stats_get(st, &before);
+    ck_assert_int_eq(pthread_barrier_init(&barrier, NULL, FLIGHT_THREADS), 0);
+    /* Held while the misses start: had they to wait for the writer, they
+     * would all have missed the cache before any of them could fill it. */
+    writer_hold(st);
+    for (int i = 0; i < FLIGHT_THREADS; i++) {
+        jobs[i] = (struct reads_job){ .st = st, .barrier = &barrier,
+                                      .done = &done };
+        ck_assert_int_eq(pthread_create(&t[i], NULL, reads_main, &jobs[i]),
+                         0);
+    }
+    (void)wait_done(&done, FLIGHT_THREADS, 2000);
+    writer_release(st);
+    for (int i = 0; i < FLIGHT_THREADS; i++)
+        pthread_join(t[i], NULL);
+    store_stats_get(st, &after);
+    ck_assert_uint_eq(after.snapshot_builds - before.snapshot_builds, 1);
+    for (int i = 0; i < FLIGHT_THREADS; i++) {
+        ck_assert_int_eq(jobs[i].rc, STORE_OK);
+        ck_assert_ptr_eq(jobs[i].snap, jobs[0].snap);
+        store_snapshot_release(jobs[i].snap);
+    }
+    pthread_barrier_destroy(&barrier);
+    store_close(st);
+}
+END_TEST
+
+START_TEST(test_store_snapshot_single_flight_unknown_family)
+{
+    struct store *st = open_store(false);
+    const struct store_snapshot *snap = NULL;
+
+    ck_assert_int_eq(store_snapshot_get(st, "nope", &snap), STORE_NOT_FOUND);
+    ck_assert_ptr_null(snap);
+    /* The reader that failed is usable again. */
+    put_family(st, "fam");
+    ck_assert_int_eq(store_snapshot_get(st, "fam", &snap), STORE_OK);
+    store_snapshot_release(snap);
+    store_close(st);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
     Suite *s = suite_create("store");
@@ -1548,6 +1793,8 @@ static Suite *store_suite(void)
 
     tc = tcase_create("snapshot");
     tcase_add_checked_fixture(tc, dir_setup, dir_teardown);
+    /* Hundreds of commits at synchronous = FULL: seconds on a busy disk. */
+    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_store_snapshot_rollout);
     tcase_add_test(tc, test_store_snapshot_lists_round_trip);
     tcase_add_test(tc, test_store_snapshot_cached_until_write);
@@ -1575,6 +1822,21 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_store_worker_zstd_copy);
     tcase_add_test(tc, test_store_worker_wait_idle_without_work);
     tcase_add_test(tc, test_store_worker_close_while_busy);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("files");
+    tcase_add_checked_fixture(tc, dir_setup, dir_teardown);
+    tcase_add_test(tc, test_store_file_write_all_short_writes);
+    tcase_add_test(tc, test_store_file_fsync_dir_and_parent);
+    tcase_add_test(tc, test_store_file_map);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("reads");
+    tcase_add_checked_fixture(tc, dir_setup, dir_teardown);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_store_reads_not_blocked_by_writer);
+    tcase_add_test(tc, test_store_snapshot_single_flight);
+    tcase_add_test(tc, test_store_snapshot_single_flight_unknown_family);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("retry");
