@@ -37,6 +37,8 @@ usage_main(FILE *out)
             "  demo    write the demo catalog into a data directory\n"
             "  patch   apply a delta: modeld patch OLD DELTA OUT\n"
             "  select  print the decision for a report, offline\n"
+            "  replay  replay UE reports through the policy against an "
+            "oracle\n"
             "  keygen  write a new Ed25519 signing key: modeld keygen --out "
             "FILE\n"
             "\n"
@@ -430,6 +432,7 @@ main(int argc, char **argv)
         {"patch", cmd_patch},
         {"select", cmd_select},
         {"keygen", cmd_keygen},
+        {"replay", cmd_replay},
     };
 
     if (argc < 2) {
