@@ -65,20 +65,22 @@ usage_serve(FILE *out)
             "SIGINT stop it gracefully.\n");
 }
 
+/* The admin tokens: the single token of admin_token_file or
+ * MODELD_ADMIN_TOKEN (named "admin", scope admin) and the named, scoped
+ * tokens of admin_tokens_file. */
 static int
-load_token(struct app *app)
+load_tokens(struct app *app)
 {
     const char *file = app->cfg.admin_token_file;
     const char *env = getenv("MODELD_ADMIN_TOKEN");
+    char err[512];
     char *owned = NULL;
     const char *token = NULL;
-    size_t start = 0, end;
-    unsigned int len = 0;
+    size_t len = 0;
+    int rc = 0;
 
     if (file[0]) {
-        size_t file_len;
-
-        owned = file_read_small(file, MAX_SECRET_FILE_BYTES, &file_len);
+        owned = file_read_small(file, MAX_SECRET_FILE_BYTES, &len);
         if (!owned) {
             log_msg(LOG_ERROR, 0, "admin token file %s: %s", file,
                     strerror(errno));
@@ -87,34 +89,28 @@ load_token(struct app *app)
         token = owned;
     } else if (env && env[0]) {
         token = env;
+        len = strlen(env);
     }
-    if (!token) {
+    if (token &&
+        auth_tokens_add(&app->tokens, "admin", AUTH_ADMIN, token, len, err,
+                        sizeof(err)) != 0) {
+        log_msg(LOG_ERROR, 0, "the admin token: %s", err);
+        rc = -1;
+    }
+    if (owned) {
+        OPENSSL_cleanse(owned, len);
+        free(owned);
+    }
+    if (rc == 0 && app->cfg.admin_tokens_file[0] &&
+        auth_tokens_load(&app->tokens, app->cfg.admin_tokens_file, err,
+                         sizeof(err)) != 0) {
+        log_msg(LOG_ERROR, 0, "admin tokens file: %s", err);
+        rc = -1;
+    }
+    if (rc == 0 && app->tokens.count == 0)
         log_msg(LOG_WARN, 0, "no admin token configured: admin endpoints "
                              "answer 403");
-        return 0;
-    }
-    end = strlen(token);
-    while (start < end && strchr(" \t\r\n", token[start]))
-        start++;
-    while (end > start && strchr(" \t\r\n", token[end - 1]))
-        end--;
-    if (end - start < 16) {
-        log_msg(LOG_ERROR, 0, "the admin token must be at least 16 "
-                              "characters");
-        free(owned);
-        return -1;
-    }
-    if (!EVP_Digest(token + start, end - start, app->token_sha256, &len,
-                    EVP_sha256(), NULL)) {
-        free(owned);
-        return -1;
-    }
-    app->has_token = true;
-    if (owned) {
-        OPENSSL_cleanse(owned, strlen(owned));
-        free(owned);
-    }
-    return 0;
+    return rc;
 }
 
 static int
@@ -362,7 +358,10 @@ cmd_serve(int argc, char **argv)
         goto out;
     }
     metrics_init(&app->metrics);
-    if (load_token(app) != 0 || load_keys(app, false) != 0)
+    app->event_limit = ratelimit_new();
+    if (!app->event_limit)
+        goto out;
+    if (load_tokens(app) != 0 || load_keys(app, false) != 0)
         goto out;
     if (app->cfg.tls_cert[0]) {
         char err[512];
@@ -414,6 +413,7 @@ out:
     store_close(app->store);
     tls_unload();
     sign_keyring_free(atomic_load(&app->keyring));
+    ratelimit_free(app->event_limit);
     free(app);
     return rc;
 }

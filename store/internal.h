@@ -36,6 +36,7 @@ enum stmt_id {
     STMT_VARIANT_ID,
     STMT_VARIANT_RETIRE,
     STMT_VERSION_LAST,
+    STMT_VERSION_LATEST_ROW,
     STMT_VERSION_INSERT,
     STMT_TECH_INSERT,
     STMT_LATENCY_INSERT,
@@ -62,6 +63,29 @@ enum stmt_id {
     STMT_COUNT
 };
 
+/* The statements of store/trust.c (events, rollouts, audit), kept apart
+ * from the catalog's: prepared at open, finalized at close. */
+enum trust_stmt_id {
+    TSTMT_VERSION_FIND = 0,
+    TSTMT_EVENT_INSERT,
+    TSTMT_EVENT_UES,
+    TSTMT_EVENT_KINDS,
+    TSTMT_LATENCY_CLASSES,
+    TSTMT_LATENCY_NTH,
+    TSTMT_ENERGY_CLASSES,
+    TSTMT_ENERGY_NTH,
+    TSTMT_CLASS_COUNT,
+    TSTMT_PAUSE,
+    TSTMT_ROLLOUT_SET,
+    TSTMT_VERSION_RETIRE,
+    TSTMT_VERSION_PREVIOUS,
+    TSTMT_VARIANT_VERSION_IDS,
+    TSTMT_AUDIT_INSERT,
+    TSTMT_AUDIT_LIST,
+    TSTMT_METRIC_VERSIONS,
+    TSTMT_COUNT
+};
+
 struct cache_entry {
     char name[PROTO_NAME_SIZE];
     const struct store_snapshot *snap;    /* holds one reference */
@@ -76,6 +100,7 @@ struct store {
     pthread_mutex_t db_mu;
     sqlite3 *db;
     sqlite3_stmt *stmt[STMT_COUNT];
+    sqlite3_stmt *tstmt[TSTMT_COUNT];
 
     /* Snapshot cache, dropped whenever generation moves (both under
      * cache_mu; generation only moves while db_mu is held too). */
@@ -153,6 +178,17 @@ MUST_CHECK enum store_status store_tmp_clean(struct store *st);
 
 /* Drops every cached snapshot. Caller holds cache_mu. */
 void store_cache_clear(struct store *st);
+
+/* ---- trust (store/trust.c) ---- */
+
+MUST_CHECK enum store_status store_trust_prepare(struct store *st);
+void store_trust_finalize(struct store *st);
+/* Puts the measured latency and energy of version ver_id (median over
+ * installed events, per device class with at least latency_min_reports
+ * UEs) into v's per-class values. Caller holds db_mu. */
+MUST_CHECK enum store_status store_trust_measured(struct store *st,
+                                                  int64_t ver_id,
+                                                  struct proto_variant *v);
 
 /* ---- worker (store/worker.c) ---- */
 
