@@ -38,6 +38,7 @@ const struct route router_routes[] = {
      {{"PATCH", handle_version_patch, AUTH_ROLLOUT, BODY_JSON},
       {"DELETE", handle_version_delete, AUTH_ROLLOUT, BODY_NONE}}},
     {"/v1/audit", {{"GET", handle_audit, AUTH_ADMIN, BODY_NONE}}},
+    {"/v1/jobs/retry", {{"POST", handle_jobs_retry, AUTH_ADMIN, BODY_NONE}}},
 };
 
 const size_t router_route_count = ARRAY_SIZE(router_routes);

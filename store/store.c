@@ -21,6 +21,12 @@
 #define DEFAULT_LEVEL 19
 #define DEFAULT_DELTA_MAX_FRACTION 0.9
 #define DEFAULT_CROSS_MAX_BYTES ((uint64_t)256 << 20)
+/* 2 s, 4 s, ... 512 s: ten attempts over about 17 minutes, long enough
+ * for an operator to free descriptors or memory, short enough that a
+ * blip costs seconds. */
+#define DEFAULT_RETRY_BASE_MS 2000
+#define DEFAULT_RETRY_MAX_MS 600000
+#define DEFAULT_RETRY_ATTEMPTS 10
 
 /* SQLite's clock, so that no C code here needs one. */
 #define NOW_S "CAST(strftime('%s', 'now') AS INTEGER)"
@@ -121,7 +127,14 @@ static const char *const migrations[] = {
      * them; a UE refuses a lower one). */
     "CREATE TABLE store_epoch (epoch INTEGER NOT NULL);"
     "INSERT INTO store_epoch(epoch) VALUES (0);",
-    /* 3: trust and control (store/trust.c): a version's rollout can be
+    /* 3: the worker's retries of transient failures: attempts made and
+     * when the next may start (ms since the epoch; 0: now). */
+    "ALTER TABLE deltas ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE deltas ADD COLUMN retry_at_ms INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE blobs ADD COLUMN zstd_attempts INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE blobs ADD COLUMN zstd_retry_at_ms INTEGER NOT NULL "
+    "  DEFAULT 0;",
+    /* 4: trust and control (store/trust.c): a version's rollout can be
      * paused; what UEs report about versions (one row per version, UE and
      * kind); the audit log of admin writes. */
     "ALTER TABLE versions ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;"
@@ -155,8 +168,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
         "INSERT OR IGNORE INTO blobs(digest, size_bytes, created_s) "
         "VALUES (?1, ?2, " NOW_S ")",
     [STMT_BLOB_GET] =
-        "SELECT size_bytes, zstd_state, zstd_size FROM blobs "
-        "WHERE digest = ?1",
+        "SELECT size_bytes, zstd_state, zstd_size, zstd_retry_at_ms, "
+        "  zstd_attempts FROM blobs WHERE digest = ?1",
     [STMT_FAMILY_GET] =
         "SELECT id, deleted, task, description FROM families "
         "WHERE name = ?1",
@@ -263,11 +276,36 @@ static const char *const stmt_sql[STMT_COUNT] = {
         "SELECT from_digest, size_bytes FROM deltas "
         "WHERE to_digest = ?1 AND state = 'ready' ORDER BY from_digest",
     [STMT_JOB_ZSTD] =
-        "SELECT digest, size_bytes FROM blobs WHERE zstd_state = 'pending' "
+        "SELECT digest, size_bytes, zstd_attempts FROM blobs "
+        "WHERE zstd_state = 'pending' AND zstd_retry_at_ms <= ?1 "
         "ORDER BY created_s, rowid LIMIT 1",
     [STMT_JOB_DELTA] =
-        "SELECT from_digest, to_digest FROM deltas WHERE state = 'pending' "
+        "SELECT from_digest, to_digest, attempts FROM deltas "
+        "WHERE state = 'pending' AND retry_at_ms <= ?1 "
         "ORDER BY created_s, rowid LIMIT 1",
+    [STMT_JOB_NEXT_RETRY] =
+        "SELECT min(t) FROM ("
+        "  SELECT min(retry_at_ms) AS t FROM deltas WHERE state = 'pending' "
+        "  UNION ALL SELECT min(zstd_retry_at_ms) FROM blobs "
+        "  WHERE zstd_state = 'pending')",
+    [STMT_ZSTD_RETRY] =
+        "UPDATE blobs SET zstd_attempts = ?2, zstd_retry_at_ms = ?3 "
+        "WHERE digest = ?1",
+    [STMT_DELTA_RETRY] =
+        "UPDATE deltas SET attempts = ?3, retry_at_ms = ?4, error = ?5 "
+        "WHERE from_digest = ?1 AND to_digest = ?2",
+    [STMT_RETRY_FAILED_DELTAS] =
+        "UPDATE deltas SET state = 'pending', attempts = 0, retry_at_ms = 0, "
+        "  error = NULL WHERE state = 'failed'",
+    [STMT_RETRY_WAITING_DELTAS] =
+        "UPDATE deltas SET attempts = 0, retry_at_ms = 0 "
+        "WHERE state = 'pending' AND retry_at_ms > 0",
+    [STMT_RETRY_FAILED_ZSTD] =
+        "UPDATE blobs SET zstd_state = 'pending', zstd_attempts = 0, "
+        "  zstd_retry_at_ms = 0 WHERE zstd_state = 'failed'",
+    [STMT_RETRY_WAITING_ZSTD] =
+        "UPDATE blobs SET zstd_attempts = 0, zstd_retry_at_ms = 0 "
+        "WHERE zstd_state = 'pending' AND zstd_retry_at_ms > 0",
     [STMT_ZSTD_DONE] =
         "UPDATE blobs SET zstd_state = ?2, zstd_size = ?3 WHERE digest = ?1",
     [STMT_DELTA_DONE] =
@@ -291,6 +329,9 @@ void store_options_default(struct store_options *out)
     out->delta_max_fraction = DEFAULT_DELTA_MAX_FRACTION;
     out->delta_cross_variants = true;
     out->delta_cross_max_bytes = DEFAULT_CROSS_MAX_BYTES;
+    out->retry_base_ms = DEFAULT_RETRY_BASE_MS;
+    out->retry_max_ms = DEFAULT_RETRY_MAX_MS;
+    out->retry_attempts = DEFAULT_RETRY_ATTEMPTS;
     out->rollout_max_failure_share = 0.2;
     out->rollout_min_reports = 20;
     out->latency_min_reports = 5;
@@ -568,6 +609,24 @@ static enum store_status prepare_all(struct store *st)
     return store_trust_prepare(st);
 }
 
+/* The delta counters' starting values: the one count of the table, at
+ * open. */
+static enum store_status count_deltas(struct store *st)
+{
+    sqlite3_stmt *s = store_stmt(st, STMT_DELTA_COUNTS);
+    enum store_status rc = STORE_OK;
+    int src = sqlite3_step(s);
+
+    if (src == SQLITE_ROW) {
+        atomic_store(&st->deltas_pending_now, sqlite3_column_int64(s, 0));
+        atomic_store(&st->deltas_ready_now, sqlite3_column_int64(s, 1));
+    } else {
+        rc = store_err_db(st, "counting deltas", src);
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
 static enum store_status open_db(struct store *st)
 {
     char path[STORE_PATH_SIZE];
@@ -597,6 +656,8 @@ static enum store_status open_db(struct store *st)
     }
     if (rc == STORE_OK)
         rc = prepare_all(st);
+    if (rc == STORE_OK)
+        rc = count_deltas(st);
     return rc;
 }
 
@@ -633,6 +694,10 @@ static struct store *store_new(const char *dir,
     atomic_init(&st->deltas_rejected, 0);
     atomic_init(&st->compressed_made, 0);
     atomic_init(&st->errors, 0);
+    atomic_init(&st->job_retries, 0);
+    atomic_init(&st->jobs_gave_up, 0);
+    atomic_init(&st->deltas_pending_now, 0);
+    atomic_init(&st->deltas_ready_now, 0);
     atomic_init(&st->stop, false);
     st->generation = 1;
     return st;
@@ -722,25 +787,23 @@ void store_close(struct store *st)
     free(st);
 }
 
+static uint64_t nonnegative(int64_t v)
+{
+    return v > 0 ? (uint64_t)v : 0;
+}
+
+/* Counters only: a scrape takes no lock and reads no table. */
 void store_stats_get(struct store *st, struct store_stats *out)
 {
-    sqlite3_stmt *s;
-
     memset(out, 0, sizeof(*out));
     out->deltas_made = atomic_load(&st->deltas_made);
     out->deltas_failed = atomic_load(&st->deltas_failed);
     out->deltas_rejected = atomic_load(&st->deltas_rejected);
     out->compressed_made = atomic_load(&st->compressed_made);
-    pthread_mutex_lock(&st->db_mu);
-    s = store_stmt(st, STMT_DELTA_COUNTS);
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        out->deltas_pending = (uint64_t)sqlite3_column_int64(s, 0);
-        out->deltas_ready = (uint64_t)sqlite3_column_int64(s, 1);
-    } else {
-        (void)store_err_db(st, "counting deltas", sqlite3_errcode(st->db));
-    }
-    sqlite3_reset(s);
-    pthread_mutex_unlock(&st->db_mu);
+    out->deltas_pending = nonnegative(atomic_load(&st->deltas_pending_now));
+    out->deltas_ready = nonnegative(atomic_load(&st->deltas_ready_now));
+    out->job_retries = atomic_load(&st->job_retries);
+    out->jobs_gave_up = atomic_load(&st->jobs_gave_up);
     out->errors = atomic_load(&st->errors);
     pthread_mutex_lock(&st->cache_mu);
     out->generation = st->generation;

@@ -631,7 +631,7 @@ enum store_status store_version_retire(struct store *st, const char *family,
 {
     struct version_row row;
     char prev_hex[PROTO_HEX_SIZE] = "";
-    int64_t prev = 0;
+    int64_t prev = 0, queued = 0;
     sqlite3_stmt *s;
     enum store_status rc;
     int src;
@@ -669,6 +669,8 @@ enum store_status store_version_retire(struct store *st, const char *family,
         bind_text(s, 1, row.blob_hex);
         bind_text(s, 2, prev_hex);
         rc = store_stmt_run(st, STMT_DELTA_QUEUE, "queueing reverse delta");
+        if (rc == STORE_OK)
+            queued = sqlite3_changes(st->db);
     }
     if (rc == STORE_OK)
         rc = store_tx_commit(st);
@@ -676,6 +678,7 @@ enum store_status store_version_retire(struct store *st, const char *family,
         store_tx_rollback(st);
         goto out;
     }
+    atomic_fetch_add(&st->deltas_pending_now, queued);
     store_generation_bump(st);
 out:
     pthread_mutex_unlock(&st->db_mu);

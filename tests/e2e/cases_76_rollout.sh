@@ -101,7 +101,7 @@ if daemon_start rollout "$RO/data" --admin-token-file "$TOKEN_FILE" \
 
     # ---- rollout share ----
     UES=()
-    for i in $(seq 1 60); do UES+=("ue-$i"); done
+    for i in $(seq 1 40); do UES+=("ue-$i"); done
     want=$(buckets_below 10 "${UES[@]}")
     check "rollout 10 %: exactly the UEs with bucket < 10 get v2" "$want" "$(count_holding "$D2" "${UES[@]}")"
     http PATCH "/v1/families/$F/variants/$V/versions/2" -d '{"rollout_percent":50}'
