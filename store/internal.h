@@ -23,6 +23,7 @@
  * close. The texts are in store/store.c. */
 enum stmt_id {
     STMT_BEGIN = 0,
+    STMT_READ_BEGIN,
     STMT_COMMIT,
     STMT_ROLLBACK,
     STMT_BLOB_INSERT,
@@ -67,6 +68,12 @@ enum stmt_id {
     STMT_RETRY_WAITING_DELTAS,
     STMT_RETRY_FAILED_ZSTD,
     STMT_RETRY_WAITING_ZSTD,
+    /* Measured latency and energy (store/trust.c), read by snapshots too,
+     * so they live here where the read connections prepare them. */
+    STMT_MEASURED_LATENCY_CLASSES,
+    STMT_MEASURED_LATENCY_NTH,
+    STMT_MEASURED_ENERGY_CLASSES,
+    STMT_MEASURED_ENERGY_NTH,
     STMT_COUNT
 };
 
@@ -77,10 +84,6 @@ enum trust_stmt_id {
     TSTMT_EVENT_INSERT,
     TSTMT_EVENT_UES,
     TSTMT_EVENT_KINDS,
-    TSTMT_LATENCY_CLASSES,
-    TSTMT_LATENCY_NTH,
-    TSTMT_ENERGY_CLASSES,
-    TSTMT_ENERGY_NTH,
     TSTMT_CLASS_COUNT,
     TSTMT_PAUSE,
     TSTMT_ROLLOUT_SET,
@@ -93,6 +96,34 @@ enum trust_stmt_id {
     TSTMT_COUNT
 };
 
+/*
+ * A SQLite connection with its statements: the writer (st->db and
+ * st->stmt, used under db_mu) or one of the read connections, each used
+ * by one thread at a time (store/reader.c). A read connection has only
+ * its SELECT statements (and READ_BEGIN, COMMIT, ROLLBACK) prepared.
+ */
+struct store_conn {
+    sqlite3 *db;
+    sqlite3_stmt **stmt;
+};
+
+struct store_reader {
+    struct store_conn conn;
+    sqlite3_stmt *stmt[STMT_COUNT];
+    bool busy;
+};
+
+/* A snapshot being read: concurrent misses for one family wait for it
+ * instead of each reading their own (under cache_mu). */
+struct snapshot_flight {
+    struct snapshot_flight *next;
+    char name[PROTO_NAME_SIZE];
+    bool done;
+    enum store_status rc;
+    const struct store_snapshot *snap;    /* one reference while held */
+    unsigned refs;                        /* the builder and its waiters */
+};
+
 struct cache_entry {
     char name[PROTO_NAME_SIZE];
     const struct store_snapshot *snap;    /* holds one reference */
@@ -103,11 +134,20 @@ struct store {
     struct store_options opt;
     int lock_fd;                  /* flock'ed DIR/lock, -1 before */
 
-    /* The one SQLite connection and its statements, under db_mu. */
+    /* The writing SQLite connection and its statements, under db_mu. */
     pthread_mutex_t db_mu;
     sqlite3 *db;
     sqlite3_stmt *stmt[STMT_COUNT];
     sqlite3_stmt *tstmt[TSTMT_COUNT];
+    struct store_conn writer;     /* {db, stmt} */
+
+    /* Read connections beside the writer (WAL: readers never wait for
+     * it), handed out under readers_mu; none in a read-only store, whose
+     * reads take the writer under db_mu. */
+    pthread_mutex_t readers_mu;
+    pthread_cond_t readers_cv;
+    struct store_reader *readers;
+    size_t reader_count;
 
     /* Snapshot cache, dropped whenever generation moves (both under
      * cache_mu; generation only moves while db_mu is held too). */
@@ -116,6 +156,9 @@ struct store {
     struct cache_entry *cache;
     size_t cache_count;
     size_t cache_cap;
+    struct snapshot_flight *flights;
+    pthread_cond_t flight_cv;
+    atomic_uint_fast64_t snapshot_builds;
 
     atomic_uint_fast64_t tmp_counter;
     atomic_uint_fast64_t deltas_made;
@@ -156,6 +199,32 @@ enum store_status store_err_db(struct store *st, const char *op, int rc);
 /* Records a free-form message (no counter). */
 void store_err_text(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
+
+/* The SQL text of statement id (store/store.c's table). */
+const char *store_stmt_sql(enum stmt_id id);
+/* Records "op: sqlite3_errmsg(db)" and maps rc, for any connection. */
+enum store_status store_err_conn(struct store *st, sqlite3 *db,
+                                 const char *op, int rc);
+
+/* ---- read connections (store/reader.c) ---- */
+
+/* Opens opt.read_connections read-only connections to catalog.db. */
+MUST_CHECK enum store_status store_readers_open(struct store *st,
+                                                const char *path);
+void store_readers_close(struct store *st);
+/* A connection for reading, waiting while every one is in use; in a
+ * store without read connections, the writer with db_mu held. Give it
+ * back with store_reader_release. */
+struct store_conn *store_reader_acquire(struct store *st);
+void store_reader_release(struct store *st, struct store_conn *c);
+/* c's statement id, reset and with its bindings cleared. */
+sqlite3_stmt *store_conn_stmt(struct store_conn *c, enum stmt_id id);
+/* Ends the read transaction on c (it changed nothing: no error to see). */
+void store_conn_end_read(struct store_conn *c);
+/* Steps c's statement id (BEGIN, COMMIT...) once; resets it. */
+MUST_CHECK enum store_status store_conn_run(struct store *st,
+                                            struct store_conn *c,
+                                            enum stmt_id id, const char *op);
 
 /* ---- database helpers (store/store.c); callers hold db_mu ---- */
 
@@ -201,8 +270,10 @@ MUST_CHECK enum store_status store_trust_prepare(struct store *st);
 void store_trust_finalize(struct store *st);
 /* Puts the measured latency and energy of version ver_id (median over
  * installed events, per device class with at least latency_min_reports
- * UEs) into v's per-class values. Caller holds db_mu. */
+ * UEs) into v's per-class values, read on c (the writer under db_mu,
+ * or a read connection inside its read transaction). */
 MUST_CHECK enum store_status store_trust_measured(struct store *st,
+                                                  struct store_conn *c,
                                                   int64_t ver_id,
                                                   struct proto_variant *v);
 

@@ -27,6 +27,8 @@
 #define DEFAULT_RETRY_BASE_MS 2000
 #define DEFAULT_RETRY_MAX_MS 600000
 #define DEFAULT_RETRY_ATTEMPTS 10
+/* As many as the default HTTP threads: a miss in each at once. */
+#define DEFAULT_READ_CONNECTIONS 4
 
 /* SQLite's clock, so that no C code here needs one. */
 #define NOW_S "CAST(strftime('%s', 'now') AS INTEGER)"
@@ -162,6 +164,7 @@ static const char *const migrations[] = {
 
 static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_BEGIN] = "BEGIN IMMEDIATE",
+    [STMT_READ_BEGIN] = "BEGIN DEFERRED",
     [STMT_COMMIT] = "COMMIT",
     [STMT_ROLLBACK] = "ROLLBACK",
     [STMT_BLOB_INSERT] =
@@ -314,6 +317,24 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_DELTA_COUNTS] =
         "SELECT coalesce(sum(state = 'pending'), 0), "
         "  coalesce(sum(state = 'ready'), 0) FROM deltas",
+    [STMT_MEASURED_LATENCY_CLASSES] =
+        "SELECT device_class, count(*) FROM events WHERE version_id = ?1 "
+        "AND kind = 'installed' AND device_class <> '' "
+        "AND latency_ms IS NOT NULL GROUP BY device_class "
+        "ORDER BY device_class LIMIT 16",
+    [STMT_MEASURED_LATENCY_NTH] =
+        "SELECT latency_ms FROM events WHERE version_id = ?1 "
+        "AND kind = 'installed' AND device_class = ?2 "
+        "AND latency_ms IS NOT NULL ORDER BY latency_ms LIMIT 1 OFFSET ?3",
+    [STMT_MEASURED_ENERGY_CLASSES] =
+        "SELECT device_class, count(*) FROM events WHERE version_id = ?1 "
+        "AND kind = 'installed' AND device_class <> '' "
+        "AND energy_mj IS NOT NULL GROUP BY device_class "
+        "ORDER BY device_class LIMIT 16",
+    [STMT_MEASURED_ENERGY_NTH] =
+        "SELECT energy_mj FROM events WHERE version_id = ?1 "
+        "AND kind = 'installed' AND device_class = ?2 "
+        "AND energy_mj IS NOT NULL ORDER BY energy_mj LIMIT 1 OFFSET ?3",
 };
 
 /* "This thread's last failing call" (store.h): one buffer per thread. */
@@ -335,6 +356,7 @@ void store_options_default(struct store_options *out)
     out->rollout_max_failure_share = 0.2;
     out->rollout_min_reports = 20;
     out->latency_min_reports = 5;
+    out->read_connections = DEFAULT_READ_CONNECTIONS;
 }
 
 const char *store_errmsg(const struct store *st)
@@ -365,10 +387,20 @@ enum store_status store_err_os(struct store *st, const char *op,
     return STORE_IO_ERROR;
 }
 
+const char *store_stmt_sql(enum stmt_id id)
+{
+    return stmt_sql[id];
+}
+
 enum store_status store_err_db(struct store *st, const char *op, int rc)
 {
-    store_err_text("%s: %s", op,
-                   st && st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+    return store_err_conn(st, st ? st->db : NULL, op, rc);
+}
+
+enum store_status store_err_conn(struct store *st, sqlite3 *db,
+                                 const char *op, int rc)
+{
+    store_err_text("%s: %s", op, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
     if (st)
         atomic_fetch_add(&st->errors, 1);
     switch (rc & 0xff) {
@@ -639,6 +671,7 @@ static enum store_status open_db(struct store *st)
                               ? SQLITE_OPEN_READONLY
                               : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
                           NULL);
+    st->writer.db = st->db;
     if (src != SQLITE_OK) {
         store_err_text("opening %s: %s", path,
                        st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(src));
@@ -658,6 +691,9 @@ static enum store_status open_db(struct store *st)
         rc = prepare_all(st);
     if (rc == STORE_OK)
         rc = count_deltas(st);
+    /* The readers open once the writer has made the file WAL. */
+    if (rc == STORE_OK && !st->opt.read_only)
+        rc = store_readers_open(st, path);
     return rc;
 }
 
@@ -680,6 +716,10 @@ static struct store *store_new(const char *dir,
     else
         store_options_default(&st->opt);
     pthread_mutex_init(&st->db_mu, NULL);
+    pthread_mutex_init(&st->readers_mu, NULL);
+    pthread_cond_init(&st->readers_cv, NULL);
+    pthread_cond_init(&st->flight_cv, NULL);
+    st->writer.stmt = st->stmt;
     pthread_mutex_init(&st->cache_mu, NULL);
     pthread_mutex_init(&st->work_mu, NULL);
     pthread_cond_init(&st->work_cv, NULL);
@@ -694,6 +734,7 @@ static struct store *store_new(const char *dir,
     atomic_init(&st->deltas_rejected, 0);
     atomic_init(&st->compressed_made, 0);
     atomic_init(&st->errors, 0);
+    atomic_init(&st->snapshot_builds, 0);
     atomic_init(&st->job_retries, 0);
     atomic_init(&st->jobs_gave_up, 0);
     atomic_init(&st->deltas_pending_now, 0);
@@ -767,6 +808,7 @@ void store_close(struct store *st)
     if (!st)
         return;
     store_worker_stop(st);
+    store_readers_close(st);
     for (size_t i = 0; i < STMT_COUNT; i++)
         sqlite3_finalize(st->stmt[i]);
     store_trust_finalize(st);
@@ -780,6 +822,9 @@ void store_close(struct store *st)
     pthread_cond_destroy(&st->work_cv);
     pthread_mutex_destroy(&st->work_mu);
     pthread_mutex_destroy(&st->cache_mu);
+    pthread_cond_destroy(&st->flight_cv);
+    pthread_cond_destroy(&st->readers_cv);
+    pthread_mutex_destroy(&st->readers_mu);
     pthread_mutex_destroy(&st->db_mu);
     if (st->lock_fd >= 0)
         close(st->lock_fd);
@@ -805,6 +850,7 @@ void store_stats_get(struct store *st, struct store_stats *out)
     out->job_retries = atomic_load(&st->job_retries);
     out->jobs_gave_up = atomic_load(&st->jobs_gave_up);
     out->errors = atomic_load(&st->errors);
+    out->snapshot_builds = atomic_load(&st->snapshot_builds);
     pthread_mutex_lock(&st->cache_mu);
     out->generation = st->generation;
     pthread_mutex_unlock(&st->cache_mu);

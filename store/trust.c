@@ -36,24 +36,6 @@ static const char *const tsql[TSTMT_COUNT] = {
     [TSTMT_EVENT_KINDS] =
         "SELECT kind, count(*) FROM events WHERE version_id = ?1 "
         "GROUP BY kind",
-    [TSTMT_LATENCY_CLASSES] =
-        "SELECT device_class, count(*) FROM events WHERE version_id = ?1 "
-        "AND kind = 'installed' AND device_class <> '' "
-        "AND latency_ms IS NOT NULL GROUP BY device_class "
-        "ORDER BY device_class LIMIT 16",
-    [TSTMT_LATENCY_NTH] =
-        "SELECT latency_ms FROM events WHERE version_id = ?1 "
-        "AND kind = 'installed' AND device_class = ?2 "
-        "AND latency_ms IS NOT NULL ORDER BY latency_ms LIMIT 1 OFFSET ?3",
-    [TSTMT_ENERGY_CLASSES] =
-        "SELECT device_class, count(*) FROM events WHERE version_id = ?1 "
-        "AND kind = 'installed' AND device_class <> '' "
-        "AND energy_mj IS NOT NULL GROUP BY device_class "
-        "ORDER BY device_class LIMIT 16",
-    [TSTMT_ENERGY_NTH] =
-        "SELECT energy_mj FROM events WHERE version_id = ?1 "
-        "AND kind = 'installed' AND device_class = ?2 "
-        "AND energy_mj IS NOT NULL ORDER BY energy_mj LIMIT 1 OFFSET ?3",
     [TSTMT_CLASS_COUNT] =
         "SELECT count(latency_ms), count(energy_mj) FROM events "
         "WHERE version_id = ?1 AND kind = 'installed' "
@@ -189,11 +171,12 @@ static enum store_status version_find(struct store *st, const char *family,
 /* ---- statistics ----------------------------------------------------------- */
 
 /* The k-th smallest (0-based) value of a class, by an index scan. */
-static enum store_status nth_value(struct store *st, enum trust_stmt_id id,
-                                   int64_t ver_id, const char *device_class,
-                                   uint64_t k, double *out)
+static enum store_status nth_value(struct store *st, struct store_conn *c,
+                                   enum stmt_id id, int64_t ver_id,
+                                   const char *device_class, uint64_t k,
+                                   double *out)
 {
-    sqlite3_stmt *s = tstmt(st, id);
+    sqlite3_stmt *s = store_conn_stmt(c, id);
     enum store_status rc = STORE_OK;
     int src;
 
@@ -204,7 +187,7 @@ static enum store_status nth_value(struct store *st, enum trust_stmt_id id,
     if (src == SQLITE_ROW)
         *out = sqlite3_column_double(s, 0);
     else
-        rc = store_err_db(st, "reading a percentile", src);
+        rc = store_err_conn(st, c->db, "reading a percentile", src);
     sqlite3_reset(s);
     return rc;
 }
@@ -223,12 +206,12 @@ struct class_count {
     uint64_t count;
 };
 
-static enum store_status class_counts(struct store *st, enum trust_stmt_id id,
-                                      int64_t ver_id,
+static enum store_status class_counts(struct store *st, struct store_conn *c,
+                                      enum stmt_id id, int64_t ver_id,
                                       struct class_count out[PROTO_MAX_LATENCIES],
                                       size_t *out_count)
 {
-    sqlite3_stmt *s = tstmt(st, id);
+    sqlite3_stmt *s = store_conn_stmt(c, id);
     size_t n = 0;
     int src;
 
@@ -240,7 +223,7 @@ static enum store_status class_counts(struct store *st, enum trust_stmt_id id,
     }
     sqlite3_reset(s);
     if (src != SQLITE_DONE && src != SQLITE_ROW)
-        return store_err_db(st, "reading device classes", src);
+        return store_err_conn(st, c->db, "reading device classes", src);
     *out_count = n;
     return STORE_OK;
 }
@@ -281,22 +264,24 @@ static enum store_status version_stats(struct store *st, int64_t ver_id,
     if (src != SQLITE_DONE)
         return store_err_db(st, "counting events", src);
 
-    rc = class_counts(st, TSTMT_LATENCY_CLASSES, ver_id, classes,
-                      &class_count);
+    rc = class_counts(st, &st->writer, STMT_MEASURED_LATENCY_CLASSES, ver_id,
+                      classes, &class_count);
     for (size_t i = 0; rc == STORE_OK && i < class_count; i++) {
         struct proto_class_latency *l = &out->latency[out->latency_count++];
 
         memcpy(l->device_class, classes[i].device_class,
                sizeof(l->device_class));
         l->count = classes[i].count;
-        rc = nth_value(st, TSTMT_LATENCY_NTH, ver_id, l->device_class,
-                       rank_of(50, l->count), &l->p50_ms);
+        rc = nth_value(st, &st->writer, STMT_MEASURED_LATENCY_NTH, ver_id,
+                       l->device_class, rank_of(50, l->count), &l->p50_ms);
         if (rc == STORE_OK)
-            rc = nth_value(st, TSTMT_LATENCY_NTH, ver_id, l->device_class,
-                           rank_of(90, l->count), &l->p90_ms);
+            rc = nth_value(st, &st->writer, STMT_MEASURED_LATENCY_NTH,
+                           ver_id, l->device_class, rank_of(90, l->count),
+                           &l->p90_ms);
         if (rc == STORE_OK)
-            rc = nth_value(st, TSTMT_LATENCY_NTH, ver_id, l->device_class,
-                           rank_of(99, l->count), &l->p99_ms);
+            rc = nth_value(st, &st->writer, STMT_MEASURED_LATENCY_NTH,
+                           ver_id, l->device_class, rank_of(99, l->count),
+                           &l->p99_ms);
     }
     return rc;
 }
@@ -320,7 +305,8 @@ static void set_class_value(struct proto_class_value *list, size_t *count,
     (*count)++;
 }
 
-enum store_status store_trust_measured(struct store *st, int64_t ver_id,
+enum store_status store_trust_measured(struct store *st,
+                                       struct store_conn *c, int64_t ver_id,
                                        struct proto_variant *v)
 {
     struct class_count classes[PROTO_MAX_LATENCIES];
@@ -330,23 +316,27 @@ enum store_status store_trust_measured(struct store *st, int64_t ver_id,
     enum store_status rc;
     double x;
 
-    rc = class_counts(st, TSTMT_LATENCY_CLASSES, ver_id, classes, &n);
+    rc = class_counts(st, c, STMT_MEASURED_LATENCY_CLASSES, ver_id, classes,
+                      &n);
     for (size_t i = 0; rc == STORE_OK && i < n; i++) {
         if (classes[i].count < min)
             continue;
-        rc = nth_value(st, TSTMT_LATENCY_NTH, ver_id, classes[i].device_class,
-                       rank_of(50, classes[i].count), &x);
+        rc = nth_value(st, c, STMT_MEASURED_LATENCY_NTH, ver_id,
+                       classes[i].device_class, rank_of(50, classes[i].count),
+                       &x);
         if (rc == STORE_OK)
             set_class_value(v->latency_ms, &v->latency_count,
                             classes[i].device_class, x);
     }
     if (rc == STORE_OK)
-        rc = class_counts(st, TSTMT_ENERGY_CLASSES, ver_id, classes, &n);
+        rc = class_counts(st, c, STMT_MEASURED_ENERGY_CLASSES, ver_id, classes,
+                          &n);
     for (size_t i = 0; rc == STORE_OK && i < n; i++) {
         if (classes[i].count < min)
             continue;
-        rc = nth_value(st, TSTMT_ENERGY_NTH, ver_id, classes[i].device_class,
-                       rank_of(50, classes[i].count), &x);
+        rc = nth_value(st, c, STMT_MEASURED_ENERGY_NTH, ver_id,
+                       classes[i].device_class, rank_of(50, classes[i].count),
+                       &x);
         if (rc == STORE_OK)
             set_class_value(v->energy_mj, &v->energy_count,
                             classes[i].device_class, x);
