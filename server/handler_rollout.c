@@ -206,6 +206,30 @@ unknown_version(struct MHD_Connection *c, struct request *rq)
                             rq->params[0], rq->params[1], rq->params[2]);
 }
 
+/* 200 with the version's full metadata as it is now. */
+static enum MHD_Result
+reply_version(struct MHD_Connection *c, struct request *rq, int64_t version)
+{
+    struct proto_variant *list = NULL;
+    enum MHD_Result ret;
+    enum store_status rc;
+    size_t n = 0;
+
+    rc = store_variant_versions(rq->app->store, rq->params[0], rq->params[1],
+                                &list, &n);
+    if (rc != STORE_OK)
+        return http_reply_store_error(c, rq, rc, "reading the version");
+    for (size_t i = 0; i < n; i++) {
+        if (list[i].version == version) {
+            ret = http_reply_json(c, rq, 200, proto_variant_write(&list[i]));
+            free(list);
+            return ret;
+        }
+    }
+    free(list);
+    return unknown_version(c, rq);
+}
+
 enum MHD_Result
 handle_version_patch(struct MHD_Connection *c, struct request *rq)
 {
@@ -245,7 +269,7 @@ handle_version_patch(struct MHD_Connection *c, struct request *rq)
              v[1].paused ? "true" : "false");
     log_msg(LOG_INFO, rq->id, "%s/%s version %" PRId64 ": %s", rq->params[0],
             rq->params[1], version, rq->audit);
-    ret = http_reply_json(c, rq, 200, proto_variant_write(&v[1]));
+    ret = reply_version(c, rq, version);
 out:
     free(v);
     return ret;

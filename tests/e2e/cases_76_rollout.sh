@@ -32,8 +32,8 @@ ROLL_TOKEN=roll-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 } >"$RO/tokens"
 chmod 600 "$RO/tokens"
 
-as_pub() { http "$1" "$2" -H "Authorization: Bearer $PUB_TOKEN" "${@:3}"; }
-as_roll() { http "$1" "$2" -H "Authorization: Bearer $ROLL_TOKEN" "${@:3}"; }
+as_pub() { http "$1" "$2" -H "Authorization: Bearer $PUB_TOKEN" -H "$JSON_CT" "${@:3}"; }
+as_roll() { http "$1" "$2" -H "Authorization: Bearer $ROLL_TOKEN" -H "$JSON_CT" "${@:3}"; }
 
 # buckets_below P UE...: how many of the UEs have a rollout bucket below P
 # (FNV-1a 64 of family, 0x1f, ue; modulo 100), computed independently; with
@@ -57,14 +57,14 @@ count_holding() {
     local want=$1 ue
     shift
     for ue in "$@"; do
-        curl -sS --max-time "$CURL_MAX_TIME" -X POST "$BASE/v1/families/$F/select" \
+        curl -sS --max-time "$CURL_MAX_TIME" -X POST "$BASE/v1/families/$F/select" -H "$JSON_CT" \
             --data-binary "{\"ue\":\"$ue\",\"device\":{\"memory_bytes\":100000000,\"gflops\":10}}"
         echo
     done | grep -c "\"model\":{\"digest\":\"$want\""
 }
 
 event() {
-    http POST "/v1/families/$F/events" --data-binary "$1"
+    http POST "/v1/families/$F/events" -H "$JSON_CT" --data-binary "$1"
 }
 
 if daemon_start rollout "$RO/data" --admin-token-file "$TOKEN_FILE" \
@@ -104,7 +104,7 @@ if daemon_start rollout "$RO/data" --admin-token-file "$TOKEN_FILE" \
     for i in $(seq 1 40); do UES+=("ue-$i"); done
     want=$(buckets_below 10 "${UES[@]}")
     check "rollout 10 %: exactly the UEs with bucket < 10 get v2" "$want" "$(count_holding "$D2" "${UES[@]}")"
-    http PATCH "/v1/families/$F/variants/$V/versions/2" -d '{"rollout_percent":50}'
+    http PATCH "/v1/families/$F/variants/$V/versions/2" -H "$JSON_CT" -d '{"rollout_percent":50}'
     check_problem "PATCH without a token" 401
     as_pub PATCH "/v1/families/$F/variants/$V/versions/2" -d '{"rollout_percent":50}'
     check_problem "PATCH with a publish token" 403
@@ -118,7 +118,7 @@ if daemon_start rollout "$RO/data" --admin-token-file "$TOKEN_FILE" \
     check_problem "PATCH a malformed version" 400 version
     as_roll PATCH "/v1/families/$F/variants/$V/versions/2" -d '{"rollout_percent":50}'
     check "PATCH widens the rollout" 200 "$STATUS"
-    check_jq "PATCH answers the version" '.version == 2 and .rollout_percent == 50 and .paused == false'
+    check_jq "PATCH answers the version, all of it" '.version == 2 and .rollout_percent == 50 and .paused == false and .flops == 2e9 and .accuracy == 0.8 and .digest == "'"$D2"'"'
     want=$(buckets_below 50 "${UES[@]}")
     check "rollout 50 %: exactly the UEs with bucket < 50 get v2" "$want" "$(count_holding "$D2" "${UES[@]}")"
 
@@ -138,7 +138,7 @@ if daemon_start rollout "$RO/data" --admin-token-file "$TOKEN_FILE" \
     check_problem "event: a digest that is not the version's" 400 digest
     event "{\"ue\":\"a1\",\"variant\":\"$V\",\"version\":2,\"event\":\"installed\",\"latency_ms\":-1}"
     check_problem "event: negative latency" 400 latency_ms
-    http POST "/v1/families/$F/events" --data-binary "$(head -c 20000 /dev/zero | tr '\0' ' ')"
+    http POST "/v1/families/$F/events" -H "$JSON_CT" --data-binary "$(head -c 20000 /dev/zero | tr '\0' ' ')"
     check_problem "event: body over the limit" 413
 
     # Auto-pause: 5 UEs, 2 of them failing = 0.4.
@@ -157,20 +157,20 @@ if daemon_start rollout "$RO/data" --admin-token-file "$TOKEN_FILE" \
     # Every UE that had v2 at 50 % now gets v1, unless it holds v2.
     check "paused: no new UE gets v2" 0 "$(count_holding "$D2" "${UES[@]}")"
     in_bucket=$(buckets_below -50 "${UES[@]}")
-    http POST "/v1/families/$F/select" --data-binary \
+    http POST "/v1/families/$F/select" -H "$JSON_CT" --data-binary \
         "{\"ue\":\"$in_bucket\",\"current\":\"$D2\",\"device\":{\"memory_bytes\":100000000,\"gflops\":10}}"
     check_jq "paused: a UE holding v2 keeps it" ".action == \"keep\" and .model.digest == \"$D2\""
 
     # Measured latency: 3 UEs of class c1 on v1 (10, 20, 30 ms) make its
     # estimate 20 ms (the median) instead of flops / gflops = 200 ms.
-    http POST "/v1/families/$F/select" --data-binary '{"device":{"memory_bytes":100000000,"gflops":10,"class":"c1"}}'
+    http POST "/v1/families/$F/select" -H "$JSON_CT" --data-binary '{"device":{"memory_bytes":100000000,"gflops":10,"class":"c1"}}'
     check_jq "latency: before reports, from flops" '.version == 1 and .estimates.latency_ms == 200'
     for l in 10 30 20; do
         event "{\"ue\":\"l$l\",\"variant\":\"$V\",\"version\":1,\"event\":\"installed\",\"device\":{\"class\":\"c1\"},\"latency_ms\":$l}"
     done
-    http POST "/v1/families/$F/select" --data-binary '{"device":{"memory_bytes":100000000,"gflops":10,"class":"c1"}}'
+    http POST "/v1/families/$F/select" -H "$JSON_CT" --data-binary '{"device":{"memory_bytes":100000000,"gflops":10,"class":"c1"}}'
     check_jq "latency: 3 reports make the median the estimate" '.version == 1 and .estimates.latency_ms == 20'
-    http POST "/v1/families/$F/select" --data-binary '{"device":{"memory_bytes":100000000,"gflops":10,"class":"c2"}}'
+    http POST "/v1/families/$F/select" -H "$JSON_CT" --data-binary '{"device":{"memory_bytes":100000000,"gflops":10,"class":"c2"}}'
     check_jq "latency: other classes keep the flops estimate" '.estimates.latency_ms == 200'
 
     http GET /metrics
@@ -188,7 +188,7 @@ if daemon_start rollout "$RO/data" --admin-token-file "$TOKEN_FILE" \
     as_roll DELETE "/v1/families/$F/variants/$V/versions/2"
     check_problem "retire v2 again" 404 version
     for ((i = 0; i < 200; i++)); do
-        http POST "/v1/families/$F/select" --data-binary \
+        http POST "/v1/families/$F/select" -H "$JSON_CT" --data-binary \
             "{\"ue\":\"$in_bucket\",\"current\":\"$D2\",\"device\":{\"memory_bytes\":100000000,\"gflops\":10}}"
         [ "$(jbody .action)" = delta ] && break
         sleep 0.05
@@ -228,7 +228,7 @@ fi
 if daemon_start ratelimit "$RO/data-rl" --set events_per_minute_per_ip=3; then
     limited=0
     for i in $(seq 1 10); do
-        http POST /v1/families/x/events --data-binary '{"ue":"u","variant":"v","version":1,"event":"installed"}'
+        http POST /v1/families/x/events -H "$JSON_CT" --data-binary '{"ue":"u","variant":"v","version":1,"event":"installed"}'
         if [ "$STATUS" = 429 ]; then
             limited=$((limited + 1))
             ra=$(hdr Retry-After)

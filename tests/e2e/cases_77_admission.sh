@@ -25,16 +25,16 @@ if demo_data && cp -r "$DEMO_DATA" "$AD/data" &&
     vgg=$(jbody '.versions[0].digest')
     dev='"device":{"memory_bytes":15000000,"gflops":100}'
 
-    http POST "$SEL" --data-binary "{$dev,\"current\":\"$mv1\",\"network\":{\"load\":0.5}}"
+    http POST "$SEL" -H "$JSON_CT" --data-binary "{$dev,\"current\":\"$mv1\",\"network\":{\"load\":0.5}}"
     check_jq "admission: at load 0.5 the UE gets its delta" ".action == \"delta\" and .model.digest == \"$mv2\""
-    http POST "$SEL" --data-binary "{$dev,\"current\":\"$mv1\",\"network\":{\"load\":0.9}}"
+    http POST "$SEL" -H "$JSON_CT" --data-binary "{$dev,\"current\":\"$mv1\",\"network\":{\"load\":0.9}}"
     check_jq "admission: at load 0.9 it keeps what it runs, rechecks soon, says why" \
         ".action == \"keep\" and .model.digest == \"$mv1\" and .recheck_after_s == 45 and (.reasons|any(test(\"admission: load 90% at or above 80%\"))) and (.delta|not)"
     check_jq "admission: the deferred variant is a candidate" \
         '.candidates|any(.variant == "mobilenet-v1-1.0-224" and .version == 2 and (.reasons[0]|test("deferred")))'
-    http POST "$SEL" --data-binary "{$dev,\"network\":{\"load\":0.9}}"
+    http POST "$SEL" -H "$JSON_CT" --data-binary "{$dev,\"network\":{\"load\":0.9}}"
     check_jq "admission: a UE holding nothing still downloads" '.action == "download"'
-    http POST "$SEL" --data-binary "{$dev,\"current\":\"$vgg\",\"network\":{\"load\":0.9}}"
+    http POST "$SEL" -H "$JSON_CT" --data-binary "{$dev,\"current\":\"$vgg\",\"network\":{\"load\":0.9}}"
     check_jq "admission: a UE holding a model it cannot run still downloads" '.action == "download"'
 
     # ---- the transfer bound ----
@@ -56,7 +56,7 @@ if demo_data && cp -r "$DEMO_DATA" "$AD/data" &&
     check "transfers: Retry-After" 7 "$(hdr Retry-After)"
     http HEAD "/v1/blobs/$mv1"
     check "transfers: HEAD is not a transfer" 200 "$STATUS"
-    http POST "$SEL" --data-binary "{$dev}"
+    http POST "$SEL" -H "$JSON_CT" --data-binary "{$dev}"
     check "transfers: selects still answer" 200 "$STATUS"
     kill "$slow" 2>/dev/null
     wait "$slow" 2>/dev/null
