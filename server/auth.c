@@ -94,6 +94,30 @@ auth_tokens_add(struct auth_tokens *t, const char *name,
     return 0;
 }
 
+int
+auth_tokens_add_sha256(struct auth_tokens *t, const char *name,
+                       enum auth_scope scope, const unsigned char sha256[32],
+                       char *err, size_t err_len)
+{
+    struct auth_token *e;
+
+    if (t->count >= AUTH_MAX_TOKENS) {
+        errf(err, err_len, "at most %d tokens", AUTH_MAX_TOKENS);
+        return -1;
+    }
+    for (size_t i = 0; i < t->count; i++) {
+        if (strcmp(t->tokens[i].name, name) == 0) {
+            errf(err, err_len, "token name \"%s\" is used twice", name);
+            return -1;
+        }
+    }
+    e = &t->tokens[t->count++];
+    snprintf(e->name, sizeof(e->name), "%s", name);
+    e->scope = scope;
+    memcpy(e->sha256, sha256, sizeof(e->sha256));
+    return 0;
+}
+
 static bool
 name_is_valid(const char *s, size_t len)
 {
@@ -188,8 +212,7 @@ auth_tokens_load(struct auth_tokens *t, const char *path, char *err,
             rc = -1;
         }
     }
-    OPENSSL_cleanse(text, len);
-    free(text);
+    file_secret_free(text, len);
     return rc;
 }
 

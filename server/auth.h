@@ -44,6 +44,13 @@ int auth_tokens_add(struct auth_tokens *t, const char *name,
                     enum auth_scope scope, const char *token, size_t len,
                     char *err, size_t err_len);
 
+/* Adds a token by its SHA-256 (the single admin token, hashed as it was
+ * read). Returns 0, or -1 with a message in err. */
+int auth_tokens_add_sha256(struct auth_tokens *t, const char *name,
+                           enum auth_scope scope,
+                           const unsigned char sha256[32], char *err,
+                           size_t err_len);
+
 /*
  * Reads a tokens file: one "NAME SCOPE TOKEN" line per token (NAME
  * [A-Za-z0-9._-]{1,64}, SCOPE publish | rollout | admin), '#' comments and

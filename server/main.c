@@ -16,7 +16,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 
 #include "server/commands.h"
 #include "server/file.h"
@@ -25,6 +24,7 @@
 #include "server/tls.h"
 
 #define MAX_SECRET_FILE_BYTES (1 << 20)
+#define MIN_TOKEN_LEN 16
 
 static void
 usage_main(FILE *out)
@@ -37,6 +37,8 @@ usage_main(FILE *out)
             "  demo    write the demo catalog into a data directory\n"
             "  patch   apply a delta: modeld patch OLD DELTA OUT\n"
             "  select  print the decision for a report, offline\n"
+            "  replay  replay UE reports through the policy against an "
+            "oracle\n"
             "  keygen  write a new Ed25519 signing key: modeld keygen --out "
             "FILE\n"
             "\n"
@@ -73,44 +75,43 @@ load_tokens(struct app *app)
 {
     const char *file = app->cfg.admin_token_file;
     const char *env = getenv("MODELD_ADMIN_TOKEN");
+    unsigned char sha256[32];
     char err[512];
-    char *owned = NULL;
-    const char *token = NULL;
-    size_t len = 0;
-    int rc = 0;
+    int rc;
 
-    if (file[0]) {
-        owned = file_read_small(file, MAX_SECRET_FILE_BYTES, &len);
-        if (!owned) {
-            log_msg(LOG_ERROR, 0, "admin token file %s: %s", file,
-                    strerror(errno));
-            return -1;
-        }
-        token = owned;
-    } else if (env && env[0]) {
-        token = env;
-        len = strlen(env);
-    }
-    if (token &&
-        auth_tokens_add(&app->tokens, "admin", AUTH_ADMIN, token, len, err,
-                        sizeof(err)) != 0) {
+    if (file[0])
+        rc = file_token_sha256_read(file, MAX_SECRET_FILE_BYTES,
+                                    MIN_TOKEN_LEN, sha256);
+    else if (env && env[0])
+        rc = file_token_sha256(env, MIN_TOKEN_LEN, sha256);
+    else
+        rc = 1;     /* no single token */
+    if (rc == -1)
+        log_msg(LOG_ERROR, 0, "admin token file %s: %s", file,
+                strerror(errno));
+    else if (rc == -2)
+        log_msg(LOG_ERROR, 0, "the admin token must be at least %d "
+                              "characters", MIN_TOKEN_LEN);
+    else if (rc < 0)
+        log_msg(LOG_ERROR, 0, "cannot hash the admin token");
+    if (rc < 0)
+        return -1;
+    if (rc == 0 &&
+        auth_tokens_add_sha256(&app->tokens, "admin", AUTH_ADMIN, sha256,
+                               err, sizeof(err)) != 0) {
         log_msg(LOG_ERROR, 0, "the admin token: %s", err);
-        rc = -1;
+        return -1;
     }
-    if (owned) {
-        OPENSSL_cleanse(owned, len);
-        free(owned);
-    }
-    if (rc == 0 && app->cfg.admin_tokens_file[0] &&
+    if (app->cfg.admin_tokens_file[0] &&
         auth_tokens_load(&app->tokens, app->cfg.admin_tokens_file, err,
                          sizeof(err)) != 0) {
         log_msg(LOG_ERROR, 0, "admin tokens file: %s", err);
-        rc = -1;
+        return -1;
     }
-    if (rc == 0 && app->tokens.count == 0)
+    if (app->tokens.count == 0)
         log_msg(LOG_WARN, 0, "no admin token configured: admin endpoints "
                              "answer 403");
-    return rc;
+    return 0;
 }
 
 static int
@@ -430,6 +431,7 @@ main(int argc, char **argv)
         {"patch", cmd_patch},
         {"select", cmd_select},
         {"keygen", cmd_keygen},
+        {"replay", cmd_replay},
     };
 
     if (argc < 2) {
