@@ -31,7 +31,8 @@
 #define STREAMS 15                     /* planes of widths 1, 2, 4, 8 */
 #define STREAM_WINDOW_LOG_MAX 23
 #define PLAN_MAX_BYTES ((uint64_t)64 << 20)
-#define SAMPLE_ELEMS 65536
+#define SAMPLE_CHUNKS 4
+#define SAMPLE_CHUNK_BYTES ((uint64_t)16 << 10) /* multiple of 8 */
 #define DEFAULT_LEVEL 19
 
 enum op {
@@ -443,6 +444,7 @@ struct enc {
     unsigned char *xbuf;
     unsigned char *zbuf;
     size_t zcap;
+    ZSTD_CCtx *est;               /* for estimates */
 };
 
 static enum proto_status emit(struct enc *e, const void *p, size_t n)
@@ -454,34 +456,47 @@ static enum proto_status emit(struct enc *e, const void *p, size_t n)
     return PROTO_OK;
 }
 
-/* Order-0 entropy (bits) of n bytes at stride over p. */
-static double entropy_bits(const unsigned char *p, size_t n, size_t stride)
-{
-    uint32_t h[256] = { 0 };
-    double bits = 0;
-
-    for (size_t i = 0; i < n; i++)
-        h[p[i * stride]]++;
-    for (unsigned k = 0; k < 256; k++)
-        if (h[k])
-            bits -= (double)h[k] * log2((double)h[k] / (double)n);
-    return bits;
-}
-
-/* Estimated cost of coding it with op over a sample of its elements. */
+/*
+ * Estimated coded size of it: a sample of SAMPLE_CHUNKS runs of
+ * SAMPLE_CHUNK_BYTES spread over the tensor (runs, so that the locality
+ * zstd exploits survives), transformed, split into planes as the item's
+ * width says, and compressed with a fast level; scaled to the whole.
+ */
 static double estimate(const struct enc *e, const struct item *it,
                        unsigned char *tmp)
 {
-    uint64_t elems = it->len / it->width;
-    uint64_t step = elems > SAMPLE_ELEMS ? elems / SAMPLE_ELEMS : 1;
-    size_t n = 0;
-    double bits = 0;
+    unsigned w = it->width;
+    uint64_t len = it->len, chunk = SAMPLE_CHUNK_BYTES;
+    unsigned char *planes = tmp + SAMPLE_CHUNKS * SAMPLE_CHUNK_BYTES;
+    size_t n = 0, cap = ZSTD_compressBound(SAMPLE_CHUNKS * SAMPLE_CHUNK_BYTES);
+    unsigned char *z = planes + SAMPLE_CHUNKS * SAMPLE_CHUNK_BYTES;
+    size_t r;
 
-    for (uint64_t i = 0; i < elems && n < SAMPLE_ELEMS; i += step, n++)
-        forward(it, e->old, e->cur + it->offset, i, 1, tmp + n * it->width);
-    for (unsigned j = 0; j < it->width; j++)
-        bits += entropy_bits(tmp + j, n, it->width);
-    return bits * (double)step;
+    if (len <= SAMPLE_CHUNKS * chunk) {
+        forward(it, e->old, e->cur + it->offset, 0, (size_t)(len / w), tmp);
+        n = (size_t)len;
+    } else {
+        for (unsigned c = 0; c < SAMPLE_CHUNKS; c++) {
+            uint64_t at = (len - chunk) / (SAMPLE_CHUNKS - 1) * c / 8 * 8;
+
+            forward(it, e->old, e->cur + it->offset, at / w,
+                    (size_t)(chunk / w), tmp + n);
+            n += (size_t)chunk;
+        }
+    }
+    if (w > 1) {
+        size_t elems = n / w;
+
+        for (unsigned j = 0; j < w; j++)
+            for (size_t k = 0; k < elems; k++)
+                planes[j * elems + k] = tmp[k * w + j];
+    } else {
+        memcpy(planes, tmp, n);
+    }
+    r = ZSTD_compressCCtx(e->est, z, cap, planes, n, 1);
+    if (ZSTD_isError(r))
+        r = n;
+    return (double)r * ((double)len / (double)n);
 }
 
 /* Cheap fingerprint to find identical tensors (confirmed by memcmp). */
@@ -604,23 +619,36 @@ static bool same_shape(const struct proto_tensor *a,
     return true;
 }
 
-/* Tries ops against match and keeps the cheapest in *it. */
+/* Tries ops against match (NULL: none) and keeps the cheapest in *it.
+ * XOR and RAW are byte-wise, so each is also tried unsplit (width 1):
+ * sparse changes keep their locality that way. */
 static void try_ops(const struct enc *e, const struct proto_tensor *match,
                     const unsigned *ops, size_t n_ops, double *best,
                     struct item *it, unsigned char *tmp)
 {
     struct item cand = *it;
+    unsigned width = it->width; /* the tensor's: *it changes below */
 
-    cand.old_offset = match->offset;
-    cand.old_len = match->len;
+    if (match) {
+        cand.old_offset = match->offset;
+        cand.old_len = match->len;
+    }
     for (size_t k = 0; k < n_ops; k++) {
         double c;
 
         cand.op = ops[k];
-        c = estimate(e, &cand, tmp);
-        if (c < *best) {
-            *best = c;
-            *it = cand;
+        cand.width = op_cast(ops[k]) ? 2 : width;
+        for (int split = 1; split >= 0; split--) {
+            if (!split) {
+                if (cand.width == 1 || (ops[k] != OP_XOR && ops[k] != OP_RAW))
+                    break;
+                cand.width = 1;
+            }
+            c = estimate(e, &cand, tmp);
+            if (c < *best) {
+                *best = c;
+                *it = cand;
+            }
         }
     }
 }
@@ -644,8 +672,13 @@ static void choose(const struct enc *e, const struct proto_tensor_map *om,
     it->op = OP_RAW;
     it->width = t->elem_bytes;
     it->old_offset = it->old_len = 0;
-    if (!om || ix->count == 0)
+    if (!om || ix->count == 0) {
+        static const unsigned raw[] = { OP_RAW };
+
+        best = estimate(e, it, tmp);
+        try_ops(e, NULL, raw, 1, &best, it, tmp);
         return;
+    }
     key = fingerprint(e->cur + t->offset, t->len);
     for (at = keyed_find(ix->by_fp, ix->count, key);
          at < ix->count && ix->by_fp[at].key == key; at++) {
@@ -680,11 +713,15 @@ static void choose(const struct enc *e, const struct proto_tensor_map *om,
             ix->used[k] = true;
         }
     }
-    if (!match)
-        return;
     best = estimate(e, it, tmp);
+    if (!match) {
+        static const unsigned raw[] = { OP_RAW };
+
+        try_ops(e, NULL, raw, 1, &best, it, tmp);
+        return;
+    }
     if (match->len == t->len && match->elem_bytes == t->elem_bytes) {
-        static const unsigned ops[] = { OP_XOR, OP_SUB };
+        static const unsigned ops[] = { OP_RAW, OP_XOR, OP_SUB };
 
         try_ops(e, match, ops, ARRAY_SIZE(ops), &best, it, tmp);
     } else if (match->dtype == PROTO_DTYPE_F32 && match->len == 2 * t->len &&
@@ -933,11 +970,14 @@ static enum proto_status encode(const void *old, size_t old_len,
     e.count = nc;
     e.items = calloc(nc ? nc : 1, sizeof(*e.items));
     old_items = calloc(oc ? oc : 1, sizeof(*old_items));
-    tmp = malloc(SAMPLE_ELEMS * 8);
+    /* sample, its planes, their compression */
+    tmp = malloc(2 * SAMPLE_CHUNKS * SAMPLE_CHUNK_BYTES +
+                 ZSTD_compressBound(SAMPLE_CHUNKS * SAMPLE_CHUNK_BYTES));
+    e.est = ZSTD_createCCtx();
     e.xbuf = malloc(BATCH_BYTES);
     e.zcap = ZSTD_compressBound(BATCH_BYTES) + 64;
     e.zbuf = malloc(e.zcap);
-    if (!e.items || !old_items || !tmp || !e.xbuf || !e.zbuf ||
+    if (!e.items || !old_items || !tmp || !e.est || !e.xbuf || !e.zbuf ||
         index_build(&ix, oc ? old_map : NULL, e.old) != PROTO_OK)
         goto out;
     for (size_t k = 0; k < oc; k++) {
@@ -995,6 +1035,7 @@ out:
     free(tmp);
     free(e.xbuf);
     free(e.zbuf);
+    ZSTD_freeCCtx(e.est);
     free(e.items);
     if (rc == PROTO_OK && e.sink_failed)
         rc = PROTO_SINK_FAILED;

@@ -35,6 +35,9 @@ usage_main(FILE *out)
             "  demo    write the demo catalog into a data directory\n"
             "  patch   apply a delta: modeld patch OLD DELTA OUT\n"
             "  select  print the decision for a report, offline\n"
+            "  decode  decode an encoded model: modeld decode IN OUT\n"
+            "  delta   make a delta: modeld delta OLD NEW OUT\n"
+            "  encode  byte-grouped coding: modeld encode IN OUT\n"
             "\n"
             "modeld COMMAND --help shows a command's options.\n");
 }
@@ -370,6 +373,9 @@ main(int argc, char **argv)
         {"demo", cmd_demo},
         {"patch", cmd_patch},
         {"select", cmd_select},
+        {"decode", cmd_decode},
+        {"delta", cmd_delta},
+        {"encode", cmd_encode},
     };
 
     if (argc < 2) {
