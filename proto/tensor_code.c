@@ -157,12 +157,13 @@ static void forward(const struct item *it, const unsigned char *old,
 {
     unsigned w = it->width, cast = op_cast(it->op);
     uint64_t mask = width_mask(w);
-    const unsigned char *src = old + it->old_offset;
+    const unsigned char *src;
 
     if (it->op == OP_RAW) {
         memcpy(out, new_p + first * w, n * w);
         return;
     }
+    src = old + it->old_offset;
     for (size_t k = 0; k < n; k++) {
         uint64_t i = first + k;
         uint64_t a = get_le(new_p + i * w, w), b = src_elem(src, cast, w, i);
@@ -186,10 +187,11 @@ static void inverse(const struct item *it, const unsigned char *old,
 {
     unsigned w = it->width, cast = op_cast(it->op);
     uint64_t mask = width_mask(w);
-    const unsigned char *src = old + it->old_offset;
+    const unsigned char *src;
 
     if (it->op == OP_RAW)
         return;
+    src = old + it->old_offset;
     for (size_t k = 0; k < n; k++) {
         uint64_t t = get_le(buf + k * w, w), b = src_elem(src, cast, w,
                                                           first + k);
@@ -1233,6 +1235,7 @@ static bool plan_parse(struct proto_tensor_dec *d, const unsigned char *p,
 
         it->op = cur_byte(&c);
         it->width = cur_byte(&c);
+        it->old_offset = it->old_len = 0;
         if (c.bad || gap > d->new_len - at || n > d->new_len - at - gap ||
             n == 0 || it->op >= OP_COUNT ||
             (it->width != 1 && it->width != 2 && it->width != 4 &&
