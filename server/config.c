@@ -117,6 +117,13 @@ static const struct key keys[] = {
      1, "also try deltas between variants of a family"},
     {"delta_cross_max_bytes", KEY_U64, OFF(store.delta_cross_max_bytes), 0,
      0, 1e15, "largest model tried for cross-variant deltas"},
+    {"delta_versions", KEY_UINT, OFF(store.delta_versions), 0, 1, 64,
+     "make deltas from each of a variant's last K versions"},
+    {"delta_storage_max_bytes", KEY_U64, OFF(store.delta_storage_max_bytes),
+     0, 0, 1e15,
+     "bound of ready delta files, least recently served evicted; 0: none"},
+    {"tensor_coding", KEY_BOOL, OFF(store.tensor_coding), 0, 0, 1,
+     "also make modeld-tensor/1 deltas and modeld-bg/1 copies"},
     {"sqlite_busy_timeout_ms", KEY_INT, OFF(store.busy_timeout_ms), 0, 0,
      600000, "SQLite busy timeout"},
 };

@@ -59,6 +59,17 @@ enum stmt_id {
     STMT_ZSTD_DONE,
     STMT_DELTA_DONE,
     STMT_DELTA_COUNTS,
+    STMT_VERSIONS_RECENT,
+    STMT_BG_QUEUE,
+    STMT_JOB_BG,
+    STMT_BG_DONE,
+    STMT_MANIFEST_OF,
+    STMT_DELTA_SAME_FAMILY,
+    STMT_DELTA_DEMAND,
+    STMT_DELTA_STATE,
+    STMT_DELTA_TOUCH,
+    STMT_DELTA_LRU,
+    STMT_DELTA_DELETE,
     STMT_COUNT
 };
 
@@ -90,6 +101,9 @@ struct store {
     atomic_uint_fast64_t deltas_failed;
     atomic_uint_fast64_t deltas_rejected;
     atomic_uint_fast64_t compressed_made;
+    atomic_uint_fast64_t deltas_evicted;
+    atomic_uint_fast64_t deltas_on_demand;
+    atomic_uint_fast64_t bg_made;
     atomic_uint_fast64_t errors;
 
     /* The worker: kicked when work may be pending, busy until it has
@@ -139,6 +153,9 @@ int store_path_blob(const struct store *st, const char *hex,
                     const char *suffix, char out[STORE_PATH_SIZE]);
 int store_path_delta(const struct store *st, const char *from_hex,
                      const char *to_hex, char out[STORE_PATH_SIZE]);
+/* The modeld-tensor/1 delta: store_path_delta's with ".mt". */
+int store_path_delta_tensor(const struct store *st, const char *from_hex,
+                            const char *to_hex, char out[STORE_PATH_SIZE]);
 /* Creates a new file DIR/tmp/<prefix>-<counter> (O_EXCL); fd or -1 with
  * the error recorded. */
 int store_tmp_create(struct store *st, const char *prefix,
