@@ -39,7 +39,7 @@ struct tg_buf {
 
 /* ---- bytes ---- */
 
-static void tg_put(struct tg_buf *b, const void *data, size_t n)
+static inline void tg_put(struct tg_buf *b, const void *data, size_t n)
 {
     if (b->cap - b->len < n) {
         size_t cap = b->cap ? b->cap : 4096;
@@ -56,7 +56,7 @@ static void tg_put(struct tg_buf *b, const void *data, size_t n)
     b->len += n;
 }
 
-static void tg_le(struct tg_buf *b, uint64_t v, unsigned n)
+static inline void tg_le(struct tg_buf *b, uint64_t v, unsigned n)
 {
     unsigned char x[8];
 
@@ -65,19 +65,19 @@ static void tg_le(struct tg_buf *b, uint64_t v, unsigned n)
     tg_put(b, x, n);
 }
 
-static void tg_patch32(struct tg_buf *b, size_t at, uint32_t v)
+static inline void tg_patch32(struct tg_buf *b, size_t at, uint32_t v)
 {
     for (unsigned i = 0; i < 4; i++)
         b->p[at + i] = (unsigned char)(v >> (8 * i));
 }
 
-static void tg_pad(struct tg_buf *b, size_t align)
+static inline void tg_pad(struct tg_buf *b, size_t align)
 {
     while (b->len % align)
         tg_put(b, "", 1);
 }
 
-static void tg_str(struct tg_buf *b, const char *s)
+static inline void tg_str(struct tg_buf *b, const char *s)
 {
     tg_put(b, s, strlen(s));
 }
@@ -86,12 +86,12 @@ static void tg_str(struct tg_buf *b, const char *s)
 
 static uint64_t tg_rng[4];
 
-static uint64_t tg_rotl(uint64_t x, int k)
+static inline uint64_t tg_rotl(uint64_t x, int k)
 {
     return (x << k) | (x >> (64 - k));
 }
 
-static uint64_t tg_next(void)
+static inline uint64_t tg_next(void)
 {
     uint64_t r = tg_rotl(tg_rng[1] * 5, 7) * 9, t = tg_rng[1] << 17;
 
@@ -104,7 +104,7 @@ static uint64_t tg_next(void)
     return r;
 }
 
-static void tg_seed(uint64_t s)
+static inline void tg_seed(uint64_t s)
 {
     for (int i = 0; i < 4; i++) {
         s += 0x9e3779b97f4a7c15ull;
@@ -115,7 +115,7 @@ static void tg_seed(uint64_t s)
     }
 }
 
-static double tg_gauss(void)
+static inline double tg_gauss(void)
 {
     double u = ((double)(tg_next() >> 11) + 0.5) / 9007199254740992.0;
     double v = ((double)(tg_next() >> 11) + 0.5) / 9007199254740992.0;
@@ -123,7 +123,7 @@ static double tg_gauss(void)
     return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
 }
 
-static float tg_getf(const struct tg_tensor *t, size_t i)
+static inline float tg_getf(const struct tg_tensor *t, size_t i)
 {
     float f;
 
@@ -131,12 +131,12 @@ static float tg_getf(const struct tg_tensor *t, size_t i)
     return f;
 }
 
-static void tg_setf(struct tg_tensor *t, size_t i, float f)
+static inline void tg_setf(struct tg_tensor *t, size_t i, float f)
 {
     memcpy(t->data + 4 * i, &f, 4);
 }
 
-static uint16_t tg_f16(float f)
+static inline uint16_t tg_f16(float f)
 {
     uint32_t x, sign, man;
     int e;
@@ -156,7 +156,7 @@ static uint16_t tg_f16(float f)
  * A model of layers: each a rows x cols weight matrix from N(0,
  * sqrt(2/cols)) and a bias vector from N(0, 0.01), until about bytes.
  */
-static struct tg_model tg_model_new(size_t bytes, uint64_t seed)
+static inline struct tg_model tg_model_new(size_t bytes, uint64_t seed)
 {
     struct tg_model m = { 0 };
     size_t total = 0, cap = 0;
@@ -198,7 +198,7 @@ static struct tg_model tg_model_new(size_t bytes, uint64_t seed)
     return m;
 }
 
-static struct tg_model tg_model_copy(const struct tg_model *a)
+static inline struct tg_model tg_model_copy(const struct tg_model *a)
 {
     struct tg_model m = { malloc(a->count * sizeof(*a->t)), a->count };
 
@@ -214,7 +214,7 @@ static struct tg_model tg_model_copy(const struct tg_model *a)
     return m;
 }
 
-static void tg_model_free(struct tg_model *m)
+static inline void tg_model_free(struct tg_model *m)
 {
     for (size_t i = 0; i < m->count; i++)
         free(m->t[i].data);
@@ -226,7 +226,7 @@ static void tg_model_free(struct tg_model *m)
 /* Fine-tune: a share (0..1) of the values of every tensor (or of every
  * other tensor pair when half_layers) moves by rel times its magnitude's
  * spread (N(0, rel * |x|) noise). */
-static void tg_finetune(struct tg_model *m, double share, double rel,
+static inline void tg_finetune(struct tg_model *m, double share, double rel,
                         int half_layers, uint64_t seed)
 {
     tg_seed(seed);
@@ -247,7 +247,7 @@ static void tg_finetune(struct tg_model *m, double share, double rel,
 }
 
 /* fp32 -> fp16 re-export of every tensor. */
-static void tg_to_f16(struct tg_model *m)
+static inline void tg_to_f16(struct tg_model *m)
 {
     for (size_t i = 0; i < m->count; i++) {
         struct tg_tensor *t = &m->t[i];
@@ -270,7 +270,7 @@ static void tg_to_f16(struct tg_model *m)
 }
 
 /* Magnitude pruning: values under threshold times the spread become 0. */
-static void tg_prune(struct tg_model *m, double share)
+static inline void tg_prune(struct tg_model *m, double share)
 {
     for (size_t i = 0; i < m->count; i++) {
         struct tg_tensor *t = &m->t[i];
@@ -288,7 +288,7 @@ static void tg_prune(struct tg_model *m, double share)
 }
 
 /* Reverses the order of the layers (tensor pairs). */
-static void tg_reorder(struct tg_model *m)
+static inline void tg_reorder(struct tg_model *m)
 {
     for (size_t i = 0, j = m->count / 2 - 1; i < j; i++, j--) {
         struct tg_tensor a = m->t[2 * i], b = m->t[2 * i + 1];
@@ -302,7 +302,7 @@ static void tg_reorder(struct tg_model *m)
 
 /* ---- formats ---- */
 
-static void tg_safetensors(const struct tg_model *m, struct tg_buf *out)
+static inline void tg_safetensors(const struct tg_model *m, struct tg_buf *out)
 {
     struct tg_buf h = { 0 };
     size_t at = 0;
@@ -335,13 +335,13 @@ static void tg_safetensors(const struct tg_model *m, struct tg_buf *out)
     free(h.p);
 }
 
-static void tg_gguf_str(struct tg_buf *b, const char *s)
+static inline void tg_gguf_str(struct tg_buf *b, const char *s)
 {
     tg_le(b, strlen(s), 8);
     tg_str(b, s);
 }
 
-static void tg_gguf(const struct tg_model *m, struct tg_buf *out)
+static inline void tg_gguf(const struct tg_model *m, struct tg_buf *out)
 {
     size_t at = 0;
 
@@ -374,7 +374,7 @@ static void tg_gguf(const struct tg_model *m, struct tg_buf *out)
 }
 
 /* ONNX: protobuf. */
-static void tg_varint(struct tg_buf *b, uint64_t v)
+static inline void tg_varint(struct tg_buf *b, uint64_t v)
 {
     do {
         unsigned char c = (unsigned char)(v & 0x7f);
@@ -386,7 +386,7 @@ static void tg_varint(struct tg_buf *b, uint64_t v)
     } while (v);
 }
 
-static void tg_pb_bytes(struct tg_buf *b, unsigned field, const void *p,
+static inline void tg_pb_bytes(struct tg_buf *b, unsigned field, const void *p,
                         size_t n)
 {
     tg_varint(b, (uint64_t)field << 3 | 2);
@@ -394,7 +394,7 @@ static void tg_pb_bytes(struct tg_buf *b, unsigned field, const void *p,
     tg_put(b, p, n);
 }
 
-static void tg_pb_varint(struct tg_buf *b, unsigned field, uint64_t v)
+static inline void tg_pb_varint(struct tg_buf *b, unsigned field, uint64_t v)
 {
     tg_varint(b, (uint64_t)field << 3);
     tg_varint(b, v);
@@ -402,7 +402,7 @@ static void tg_pb_varint(struct tg_buf *b, unsigned field, uint64_t v)
 
 /* TensorProto: dims 1, data_type 2, float_data 4 (packed), name 8,
  * raw_data 9. typed: float_data instead of raw_data. */
-static void tg_onnx_tensor(const struct tg_tensor *t, int typed,
+static inline void tg_onnx_tensor(const struct tg_tensor *t, int typed,
                            struct tg_buf *out)
 {
     for (unsigned d = 0; d < t->ndim; d++)
@@ -412,7 +412,7 @@ static void tg_onnx_tensor(const struct tg_tensor *t, int typed,
     tg_pb_bytes(out, typed && t->dtype == TG_F32 ? 4 : 9, t->data, t->len);
 }
 
-static void tg_onnx(const struct tg_model *m, struct tg_buf *out)
+static inline void tg_onnx(const struct tg_model *m, struct tg_buf *out)
 {
     struct tg_buf g = { 0 };
 
@@ -449,7 +449,7 @@ static void tg_onnx(const struct tg_model *m, struct tg_buf *out)
 
 /* TFLite: a flatbuffer laid out front to back (every uoffset points
  * forward; each vtable just before its table). */
-static size_t tg_fb_table(struct tg_buf *b, unsigned nfields,
+static inline size_t tg_fb_table(struct tg_buf *b, unsigned nfields,
                           const unsigned *sizes, size_t *field_at)
 {
     size_t vt = b->len, tbl, off = 4;
@@ -473,7 +473,7 @@ static size_t tg_fb_table(struct tg_buf *b, unsigned nfields,
     return tbl;
 }
 
-static void tg_tflite(const struct tg_model *m, struct tg_buf *out)
+static inline void tg_tflite(const struct tg_model *m, struct tg_buf *out)
 {
     static const unsigned model_f[5] = { 4, 0, 4, 0, 4 };
     static const unsigned sg_f[1] = { 4 };
@@ -548,7 +548,7 @@ static void tg_tflite(const struct tg_model *m, struct tg_buf *out)
 }
 
 /* TF.js: the weights (one shard) and the model.json that describes them. */
-static void tg_tfjs(const struct tg_model *m, struct tg_buf *bin,
+static inline void tg_tfjs(const struct tg_model *m, struct tg_buf *bin,
                     struct tg_buf *json)
 {
     char tmp[256];
