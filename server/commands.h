@@ -14,5 +14,6 @@ int cmd_decode(int argc, char **argv);  /* server/cmd_patch.c */
 int cmd_delta(int argc, char **argv);   /* server/cmd_delta.c */
 int cmd_encode(int argc, char **argv);  /* server/cmd_delta.c */
 int cmd_keygen(int argc, char **argv);  /* server/cmd_keygen.c */
+int cmd_replay(int argc, char **argv);  /* server/cmd_replay.c */
 
 #endif

@@ -16,7 +16,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 
 #include "server/commands.h"
 #include "server/file.h"
@@ -25,6 +24,7 @@
 #include "server/tls.h"
 
 #define MAX_SECRET_FILE_BYTES (1 << 20)
+#define MIN_TOKEN_LEN 16
 
 static void
 usage_main(FILE *out)
@@ -40,6 +40,8 @@ usage_main(FILE *out)
             "  decode  decode an encoded model: modeld decode IN OUT\n"
             "  delta   make a delta: modeld delta OLD NEW OUT\n"
             "  encode  byte-grouped coding: modeld encode IN OUT\n"
+            "  replay  replay UE reports through the policy against an "
+            "oracle\n"
             "  keygen  write a new Ed25519 signing key: modeld keygen --out "
             "FILE\n"
             "\n"
@@ -73,50 +75,29 @@ load_token(struct app *app)
 {
     const char *file = app->cfg.admin_token_file;
     const char *env = getenv("MODELD_ADMIN_TOKEN");
-    char *owned = NULL;
-    const char *token = NULL;
-    size_t start = 0, end;
-    unsigned int len = 0;
+    int rc;
 
-    if (file[0]) {
-        size_t file_len;
-
-        owned = file_read_small(file, MAX_SECRET_FILE_BYTES, &file_len);
-        if (!owned) {
-            log_msg(LOG_ERROR, 0, "admin token file %s: %s", file,
-                    strerror(errno));
-            return -1;
-        }
-        token = owned;
-    } else if (env && env[0]) {
-        token = env;
-    }
-    if (!token) {
+    if (file[0])
+        rc = file_token_sha256_read(file, MAX_SECRET_FILE_BYTES,
+                                    MIN_TOKEN_LEN, app->token_sha256);
+    else if (env && env[0])
+        rc = file_token_sha256(env, MIN_TOKEN_LEN, app->token_sha256);
+    else {
         log_msg(LOG_WARN, 0, "no admin token configured: admin endpoints "
                              "answer 403");
         return 0;
     }
-    end = strlen(token);
-    while (start < end && strchr(" \t\r\n", token[start]))
-        start++;
-    while (end > start && strchr(" \t\r\n", token[end - 1]))
-        end--;
-    if (end - start < 16) {
-        log_msg(LOG_ERROR, 0, "the admin token must be at least 16 "
-                              "characters");
-        free(owned);
+    if (rc == -1)
+        log_msg(LOG_ERROR, 0, "admin token file %s: %s", file,
+                strerror(errno));
+    else if (rc == -2)
+        log_msg(LOG_ERROR, 0, "the admin token must be at least %d "
+                              "characters", MIN_TOKEN_LEN);
+    else if (rc != 0)
+        log_msg(LOG_ERROR, 0, "cannot hash the admin token");
+    if (rc != 0)
         return -1;
-    }
-    if (!EVP_Digest(token + start, end - start, app->token_sha256, &len,
-                    EVP_sha256(), NULL)) {
-        free(owned);
-        return -1;
-    }
     app->has_token = true;
-    if (owned) {
-        OPENSSL_cleanse(owned, strlen(owned));
-        free(owned);
-    }
     return 0;
 }
 
@@ -436,6 +417,7 @@ main(int argc, char **argv)
         {"delta", cmd_delta},
         {"encode", cmd_encode},
         {"keygen", cmd_keygen},
+        {"replay", cmd_replay},
     };
 
     if (argc < 2) {

@@ -21,7 +21,7 @@ import statistics
 import sys
 
 GROUPS = ["select", "scale", "admin", "download", "upload", "delta",
-          "compress", "tensor"]
+          "compress", "decisions", "tensor"]
 FLAG = 0.5
 
 

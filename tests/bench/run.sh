@@ -12,8 +12,9 @@
 # BENCH_UPLOAD_MIB (512), BENCH_FAMILIES (10000), BENCH_VARIANTS (200),
 # BENCH_TOOL_TIMEOUT_S (60, one reference delta tool run),
 # BENCH_TENSOR_KIB (2048, tensor-delta models),
-# BENCH_ONLY ("select scale download upload delta compress tensor": the
-# parts run).
+# BENCH_ONLY ("select scale download upload delta compress decisions
+# tensor": the parts run), BENCH_DECISIONS ("SEED COUNT": synthetic
+# scenarios, "101 24").
 set -u -o pipefail
 export LC_ALL=C
 
@@ -31,7 +32,7 @@ UPLOAD_MIB=${BENCH_UPLOAD_MIB:-512}
 FAMILIES=${BENCH_FAMILIES:-10000}
 VARIANTS=${BENCH_VARIANTS:-200}
 TOOL_TIMEOUT=${BENCH_TOOL_TIMEOUT_S:-60}
-ONLY=${BENCH_ONLY:-select scale download upload delta compress tensor}
+ONLY=${BENCH_ONLY:-select scale download upload delta compress decisions tensor}
 TENSOR_KIB=${BENCH_TENSOR_KIB:-2048}
 # Hard stop: the whole run stays under 10 minutes even if a part hangs.
 WATCHDOG_S=${BENCH_WATCHDOG_S:-590}
@@ -687,7 +688,28 @@ if want upload; then
 fi
 stop blob
 
-# ---- 7. tensor deltas: synthetic model pairs in four formats -----------------
+# ---- 7. decisions over time: policy vs oracle on synthetic scenarios ------
+# tools/decisions.py replays seeded synthetic scenarios (tools/scengen.py)
+# through `modeld replay` against the demo catalog at its full sizes (the
+# bench demo is made at --scale 0.01) for every preference and both
+# families: utility, switches and MB of the policy against the offline
+# oracle, and the utility of the two baselines. The seed is not the one the
+# policy was developed on.
+if want decisions; then
+    read -r dseed dcount <<<"${BENCH_DECISIONS:-101 24}"
+    log "decisions: $dcount scenarios, seed $dseed"
+    if ! timeout 300 python3 "$ROOT/tools/decisions.py" --modeld "$MODELD" \
+        --data "$WORK/demo" --size-scale 100 --seed "$dseed" \
+        --count "$dcount" --work "$WORK/decisions" --tsv "$RAW" \
+        >"$WORK/decisions.txt" 2>&1; then
+        echo "bench: decisions failed:" >&2
+        cat "$WORK/decisions.txt" >&2
+    fi
+    info decisions "$(cat "$WORK/decisions.txt")"
+    cat "$WORK/decisions.txt" >&2
+fi
+
+# ---- 8. tensor deltas: synthetic model pairs in four formats -----------------
 # The delta modeld serves (`modeld delta`: both formats at level 19, the
 # smaller kept, header included) against zstd --patch-from -19 --long,
 # xdelta3 -9, bsdiff and the full zstd -19 of the target; make and apply
