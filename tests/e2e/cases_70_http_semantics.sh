@@ -106,3 +106,7 @@ check_match "metrics: worker retries counter" '^modeld_worker_retries_total [0-9
     "$(grep '^modeld_worker_retries_total ' "$BODY")"
 check_match "metrics: worker gave-up counter" '^modeld_worker_gave_up_total [0-9]+$' \
     "$(grep '^modeld_worker_gave_up_total ' "$BODY")"
+# build_info names both TLS (GnuTLS) and libcrypto (OpenSSL).
+check_match "metrics: build_info names GnuTLS and OpenSSL" \
+    'modeld_build_info\{[^}]*gnutls="[0-9][^"]*"[^}]*openssl="[^"]+"' \
+    "$(grep '^modeld_build_info' "$BODY")"
