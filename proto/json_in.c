@@ -5,7 +5,10 @@
  * a blob exists or a family is known is for store/ and server/ to decide.
  *
  * Bounds ("token" = 1..32 chars of [A-Za-z0-9._:+-]; "int" = a JSON number
- * with no fraction, 1e6 is fine; a range a..b includes both ends):
+ * with no fraction, 1e6 is fine; a range a..b includes both ends). The
+ * request schemas of proto/openapi.yaml state the same bounds; the e2e
+ * probe tests/e2e/bounds_probe.py fails when the two disagree, so a change
+ * here goes there too:
  *
  *   UE report (select body)        rule
  *   ue                             string 1..128 bytes, printable ASCII
