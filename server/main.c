@@ -39,6 +39,9 @@ usage_main(FILE *out)
             "  demo    write the demo catalog into a data directory\n"
             "  patch   apply a delta: modeld patch OLD DELTA OUT\n"
             "  select  print the decision for a report, offline\n"
+            "  decode  decode an encoded model: modeld decode IN OUT\n"
+            "  delta   make a delta: modeld delta OLD NEW OUT\n"
+            "  encode  byte-grouped coding: modeld encode IN OUT\n"
             "  replay  replay UE reports through the policy against an "
             "oracle\n"
             "  keygen  write a new Ed25519 signing key: modeld keygen --out "
@@ -482,6 +485,9 @@ main(int argc, char **argv)
         {"demo", cmd_demo},
         {"patch", cmd_patch},
         {"select", cmd_select},
+        {"decode", cmd_decode},
+        {"delta", cmd_delta},
+        {"encode", cmd_encode},
         {"keygen", cmd_keygen},
         {"replay", cmd_replay},
     };
