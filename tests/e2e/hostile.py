@@ -22,6 +22,7 @@
                               slowloris connections from one address
                               (127.0.0.2, reconnecting when dropped); prints
                               "idle_p99_ms I attack_p99_ms A ok K held H"
+                              (H: the daemon's open connections then)
                               (a request unanswered within 2 s counts as
                               2000 ms; after 3 of them the run stops)
   hostile.py malformed PORT    requests libmicrohttpd refuses by itself
@@ -229,6 +230,26 @@ def p99_ms(port, count):
         len(times) - failures
 
 
+def server_connections(port):
+    """The daemon's modeld_connections gauge (-1 when unreadable)."""
+    try:
+        with connect(port, timeout=2.0) as s:
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: t\r\n"
+                      b"Connection: close\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError:
+        return -1
+    for line in data.decode("latin1").splitlines():
+        if line.startswith("modeld_connections "):
+            return int(float(line.split()[1]))
+    return -1
+
+
 def loris(port, n):
     idle, _ = p99_ms(port, 100)
     socks = [None] * n
@@ -254,7 +275,7 @@ def loris(port, n):
     t.start()
     time.sleep(1.0)
     attack, ok = p99_ms(port, 100)
-    held = sum(1 for s_ in socks if s_ is not None)
+    held = server_connections(port)
     stop.set()
     t.join()
     for s_ in socks:
