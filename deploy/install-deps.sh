@@ -28,9 +28,11 @@ if command -v pkg-config >/dev/null 2>&1; then
     need_pc libcrypto libssl-dev
     need_pc libzstd libzstd-dev
     need_pc check check
+    # libcurl: the UE client (client/, `modeld fetch`)
+    need_pc libcurl libcurl4-openssl-dev
 else
     missing="$missing libmicrohttpd-dev libgnutls28-dev libjansson-dev libsqlite3-dev \
-libssl-dev libzstd-dev check"
+libssl-dev libzstd-dev check libcurl4-openssl-dev"
 fi
 # libubsan/libasan come with gcc on Debian; nothing more to install.
 

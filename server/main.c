@@ -34,6 +34,8 @@ usage_main(FILE *out)
             "  serve   run the daemon in the foreground\n"
             "  demo    write the demo catalog into a data directory\n"
             "  patch   apply a delta: modeld patch OLD DELTA OUT\n"
+            "  fetch   the UE client: modeld fetch --server URL --family F "
+            "--state DIR\n"
             "  select  print the decision for a report, offline\n"
             "\n"
             "modeld COMMAND --help shows a command's options.\n");
@@ -370,6 +372,7 @@ main(int argc, char **argv)
         {"demo", cmd_demo},
         {"patch", cmd_patch},
         {"select", cmd_select},
+        {"fetch", cmd_fetch},
     };
 
     if (argc < 2) {
