@@ -571,12 +571,13 @@ static enum client_status ensure_keys(struct client *c)
                 c->o.verify_kid);
 }
 
-static enum client_status check_signed(struct client *c,
-                                       const struct client_answer *a,
-                                       const struct client_decision *d,
-                                       const char *nonce)
+/* The signature and the Content-Digest, before anything in the body is
+ * believed. */
+static enum client_status check_signature(struct client *c,
+                                          const struct client_answer *a)
 {
     struct client_signed s = {
+        .status = a->status,
         .method = "POST",
         .path = c->select_path,
         .content_type = a->content_type[0] ? a->content_type : NULL,
@@ -586,11 +587,21 @@ static enum client_status check_signed(struct client *c,
         .body = a->body,
         .body_len = a->body_len,
     };
+
+    if (client_signature_verify(&s, &c->ring, c->o.verify_kid, wall_s(),
+                                c->err, sizeof(c->err)) != CLIENT_OK)
+        return CLIENT_VERIFY_FAILED;
+    return CLIENT_OK;
+}
+
+/* The signed body's own members: our nonce, not expired, not older than
+ * an answer accepted before. */
+static enum client_status check_signed_body(struct client *c,
+                                            const struct client_decision *d,
+                                            const char *nonce)
+{
     int64_t now = wall_s();
 
-    if (client_signature_verify(&s, &c->ring, c->o.verify_kid, now, c->err,
-                                sizeof(c->err)) != CLIENT_OK)
-        return CLIENT_VERIFY_FAILED;
     if (strcmp(d->nonce, nonce) != 0)
         return fail(c, CLIENT_VERIFY_FAILED,
                     "signed answer: nonce \"%s\" is not ours", d->nonce);
@@ -1137,16 +1148,17 @@ enum client_status client_fetch_once(struct client *c,
                   detail);
         goto out;
     }
+    if (c->verify && (rc = check_signature(c, &a)) != CLIENT_OK) {
+        emit(c, "refused %s", c->err);
+        goto out;
+    }
     rc = client_decision_parse(a.body, a.body_len, &d, c->err,
                                sizeof(c->err));
     if (rc != CLIENT_OK)
         goto out;
-    if (c->verify) {
-        rc = check_signed(c, &a, &d, nonce);
-        if (rc != CLIENT_OK) {
-            emit(c, "refused %s", c->err);
-            goto out;
-        }
+    if (c->verify && (rc = check_signed_body(c, &d, nonce)) != CLIENT_OK) {
+        emit(c, "refused %s", c->err);
+        goto out;
     }
     snprintf(res.action, sizeof(res.action), "%s",
              d.action == PROTO_ACTION_DOWNLOAD ? "download"

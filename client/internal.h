@@ -293,6 +293,7 @@ int64_t client_rfc3339_parse(const char *s);
 
 /* Headers of a signed answer and the request they answer. */
 struct client_signed {
+    long status;                  /* of the answer: 200 */
     const char *method;           /* of the request: "POST" */
     const char *path;             /* of the request: "/v1/families/f/select" */
     const char *content_type;     /* response headers (NULL when absent) */

@@ -374,8 +374,13 @@ static bool sig_params_parse(const char *v, size_t len, struct sig_params *sp)
 
 /* The value of one covered component; NULL when we cannot know it. */
 static const char *component_value(const struct client_signed *s,
-                                   const char *name, bool req)
+                                   const char *name, bool req,
+                                   char *buf, size_t cap)
 {
+    if (strcmp(name, "@status") == 0 && !req && s->status > 0) {
+        snprintf(buf, cap, "%ld", s->status);
+        return buf;
+    }
     if (strcmp(name, "@method") == 0)
         return s->method;
     if (strcmp(name, "@path") == 0)
@@ -504,7 +509,9 @@ enum client_status client_signature_verify(const struct client_signed *s,
         FAIL("out of memory");
     }
     for (size_t i = 0; i < sp.comp_count; i++) {
-        const char *val = component_value(s, sp.comp[i].name, sp.comp[i].req);
+        char num[24];
+        const char *val = component_value(s, sp.comp[i].name, sp.comp[i].req,
+                                          num, sizeof(num));
         int n;
 
         if (!val)

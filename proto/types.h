@@ -19,6 +19,7 @@
 #define PROTO_TOKEN_SIZE 33       /* formats, techniques, classes, tags: 1..32 */
 #define PROTO_TEXT_SIZE 257       /* task, description: up to 256 bytes */
 #define PROTO_UE_SIZE 129         /* opaque UE id: 1..128 bytes */
+#define PROTO_NONCE_SIZE 65       /* report nonce: 16..64 of [A-Za-z0-9_-] */
 
 #define PROTO_MAX_TECHNIQUES 8
 #define PROTO_MAX_LATENCIES 16    /* measured latency/energy per class */
@@ -28,6 +29,35 @@
 #define PROTO_MAX_FORMATS 8
 #define PROTO_MAX_REASONS 8
 #define PROTO_REASON_SIZE 160
+#define PROTO_MAX_HISTORY 16      /* network.downlink_history_bps samples */
+
+/*
+ * FNV-1a 64 (Fowler, Noll, Vo; draft-eastlake-fnv): the one copy of the
+ * hash, for the rollout bucket (stable across replicas, so it must stay
+ * the published function) and for internal hash tables. Start from
+ * PROTO_FNV1A64_OFFSET, feed bytes with proto_fnv1a64_add().
+ */
+#define PROTO_FNV1A64_OFFSET UINT64_C(14695981039346656037)
+#define PROTO_FNV1A64_PRIME UINT64_C(1099511628211)
+
+static inline uint64_t
+proto_fnv1a64_add(uint64_t h, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ p[i]) * PROTO_FNV1A64_PRIME;
+    return h;
+}
+
+/* FNV-1a 64 of a NUL-terminated string, continuing from h. */
+static inline uint64_t
+proto_fnv1a64_str(uint64_t h, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        h = (h ^ *p) * PROTO_FNV1A64_PRIME;
+    return h;
+}
 
 /* A measured number for one device class: "npu-class-a": 4.0 */
 struct proto_class_value {
@@ -79,6 +109,9 @@ struct proto_variant {
     char accelerators[PROTO_MAX_ACCELERATORS][PROTO_TOKEN_SIZE];
     size_t accelerator_count;             /* requires.accelerators */
     unsigned rollout_percent;             /* 0..100, default 100 */
+    bool paused;                          /* rollout paused (PATCH or the
+                                             failure share): offered only
+                                             to UEs that hold it */
 };
 
 struct proto_family {
@@ -146,6 +179,21 @@ struct proto_report {
     bool has_current;
     struct proto_tag context[PROTO_MAX_TAGS];
     size_t context_count;
+
+    /* time-aware selection (issue 9); downlink_bps above may be 0 */
+    double downlink_history_bps[PROTO_MAX_HISTORY];   /* newest last */
+    size_t downlink_history_count;
+    double horizon_s;                     /* requirements.horizon_s, > 0 */
+    bool has_horizon_s;
+    char fetching_hex[PROTO_HEX_SIZE];    /* fetching.digest */
+    uint64_t fetching_bytes_done;
+    bool has_fetching;
+    uint64_t memory_floor_bytes;          /* device.memory_floor_bytes */
+    bool has_memory_floor_bytes;
+    bool explain_all;                     /* "explain": "all" */
+    char nonce[PROTO_NONCE_SIZE];         /* echoed in a signed answer */
+    bool has_nonce;
+    bool accept_signed;                   /* accept.signed: true */
 };
 
 enum proto_action {
@@ -169,11 +217,55 @@ struct proto_estimates {
     bool has_energy_mj;
 };
 
-/* One variant that was not chosen. variant indexes the input array. */
+/*
+ * Why a candidate that is not listed lost, by its first reason: a hard
+ * rule, a soft one, "horizon" (cannot arrive within the horizon) or
+ * "outranked" (eligible, but another choice was worth more).
+ */
+enum proto_cause {
+    PROTO_CAUSE_MEMORY = 0,
+    PROTO_CAUSE_FORMAT,
+    PROTO_CAUSE_ACCELERATOR,
+    PROTO_CAUSE_LATENCY,
+    PROTO_CAUSE_ACCURACY,
+    PROTO_CAUSE_DOWNLOAD,
+    PROTO_CAUSE_ENERGY,
+    PROTO_CAUSE_HORIZON,
+    PROTO_CAUSE_OUTRANKED,
+    PROTO_CAUSE_COUNT
+};
+
+/*
+ * One variant the policy weighed. variant indexes the input array. The
+ * policy uses the array as its working storage (one entry per competing
+ * variant, evaluated once), so the numbers it ranked by are kept here;
+ * the decision lists only the first candidate_count entries.
+ */
 struct proto_candidate {
     size_t variant;
     bool feasible;                        /* met every hard and soft rule */
     struct proto_reasons reasons;
+
+    /* what the policy worked out (see policy/policy.c) */
+    struct proto_estimates est;
+    double accuracy;                      /* the exit's when exit_index >= 0 */
+    int exit_index;
+    uint64_t transfer_bytes;              /* still to move (0: held) */
+    bool has_delta;
+    size_t delta;
+    bool is_current;
+    bool is_fetching;
+    bool hard_ok;
+    bool soft_ok;
+    bool at_risk;                         /* may not fit when memory drops */
+    enum proto_cause hard_cause;          /* first failed hard rule */
+    enum proto_cause soft_cause;          /* first missed soft rule */
+    double violation;
+    const struct proto_tag *ctx;          /* first matching context tag */
+    double utility;                       /* per second while it runs */
+    double ready_s;                       /* until it runs (conservative) */
+    double cost;                          /* of its bytes, accuracy-seconds */
+    double value;                         /* over the horizon */
 };
 
 /*
@@ -191,10 +283,21 @@ struct proto_decision {
     struct proto_estimates estimates;
     int exit_index;                       /* -1: whole network */
     struct proto_candidate *candidates;
-    size_t candidate_count;
+    size_t candidate_count;               /* listed */
+    size_t omitted[PROTO_CAUSE_COUNT];    /* not listed, by cause */
+    size_t omitted_count;
+    double horizon_s;                     /* the horizon decided over */
+    double throughput_bps;                /* the conservative estimate */
     unsigned recheck_after_s;
     struct proto_reasons reasons;         /* why the chosen one won: context
                                              match, keep, exit, battery... */
+    /* A signed answer's body members (issued_at, expires_at, generation,
+     * nonce); written only when is_signed. */
+    bool is_signed;
+    int64_t issued_at_s;
+    int64_t expires_at_s;
+    uint64_t generation;
+    char nonce[PROTO_NONCE_SIZE];         /* "" when the report sent none */
 };
 
 #endif

@@ -23,6 +23,7 @@ enum key_type {
     KEY_DOUBLE,
     KEY_BOOL,
     KEY_LISTEN,
+    KEY_CHOICE,           /* one of choices, stored as its index */
 };
 
 struct key {
@@ -34,6 +35,24 @@ struct key {
     double max;
     const char *doc;
 };
+
+/* The values of each KEY_CHOICE key, NULL-terminated, by key name. */
+static const char *const sign_modes[] = {"requested", "always", NULL};
+static const struct {
+    const char *key;
+    const char *const *choices;
+} choice_keys[] = {
+    {"sign_decisions", sign_modes},
+};
+
+static const char *const *
+choices_of(const char *key)
+{
+    for (size_t i = 0; i < sizeof(choice_keys) / sizeof(choice_keys[0]); i++)
+        if (strcmp(choice_keys[i].key, key) == 0)
+            return choice_keys[i].choices;
+    return NULL;
+}
 
 #define OFF(field) offsetof(struct config, field)
 #define STR(field) OFF(field), sizeof(((struct config *)0)->field)
@@ -81,7 +100,7 @@ static const struct key keys[] = {
     {"policy_high_load", KEY_DOUBLE, OFF(policy.high_load), 0, 0, 1,
      "network load at or above it weighs transfer more"},
     {"policy_transfer_boost", KEY_DOUBLE, OFF(policy.transfer_boost), 0, 1,
-     100, "transfer weight multiplier on metered or loaded links"},
+     100, "byte cost multiplier on metered or loaded links"},
     {"policy_default_downlink_bps", KEY_DOUBLE,
      OFF(policy.default_downlink_bps), 0, 1, 1e12,
      "downlink assumed when a report gives none"},
@@ -92,7 +111,7 @@ static const struct key keys[] = {
     {"policy_balanced_energy", KEY_DOUBLE, OFF(policy.balanced.energy), 0, 0,
      100, "balanced: weight of energy"},
     {"policy_balanced_transfer", KEY_DOUBLE, OFF(policy.balanced.transfer),
-     0, 0, 100, "balanced: weight of bytes to transfer"},
+     0, 0, 100, "balanced: multiplier of the byte cost"},
     {"policy_saver_accuracy", KEY_DOUBLE, OFF(policy.saver.accuracy), 0, 0,
      100, "saver: weight of accuracy"},
     {"policy_saver_latency", KEY_DOUBLE, OFF(policy.saver.latency), 0, 0,
@@ -100,11 +119,24 @@ static const struct key keys[] = {
     {"policy_saver_energy", KEY_DOUBLE, OFF(policy.saver.energy), 0, 0, 100,
      "saver: weight of energy"},
     {"policy_saver_transfer", KEY_DOUBLE, OFF(policy.saver.transfer), 0, 0,
-     100, "saver: weight of bytes to transfer"},
+     100, "saver: multiplier of the byte cost"},
     {"recheck_after_s", KEY_UINT, OFF(policy.recheck_after_s), 0, 1, 604800,
      "recheck_after_s of a decision"},
     {"recheck_degraded_s", KEY_UINT, OFF(policy.recheck_degraded_s), 0, 1,
      604800, "recheck_after_s of a degraded or none decision"},
+    {"policy_horizon_s", KEY_DOUBLE, OFF(policy.horizon_s), 0, 1, 1e7,
+     "seconds a decision is weighed over (a report's horizon_s wins)"},
+    {"policy_transfer_cost_per_mb", KEY_DOUBLE,
+     OFF(policy.transfer_cost_per_mb), 0, 0, 1e6,
+     "cost of 1e6 bytes moved, in accuracy-seconds"},
+    {"policy_throughput_safety", KEY_DOUBLE, OFF(policy.throughput_safety), 0,
+     0.01, 1, "share of the throughput estimate downloads are planned with"},
+    {"policy_memory_margin", KEY_DOUBLE, OFF(policy.memory_margin), 0, 0,
+     0.99, "share of free memory that may vanish (without memory_floor_bytes)"},
+    {"policy_runner_ups", KEY_UINT, OFF(policy.runner_ups), 0, 0, 100000,
+     "candidates listed in a decision (explain=all lists every one)"},
+    {"recheck_outage_s", KEY_UINT, OFF(policy.recheck_outage_s), 0, 1, 604800,
+     "recheck_after_s when there is no throughput (downlink_bps 0)"},
     {"worker", KEY_BOOL, OFF(store.run_worker), 0, 0, 1,
      "make deltas and compressed copies in the background"},
     {"delta_level", KEY_INT, OFF(store.delta_level), 0, 1, 22,
@@ -117,8 +149,47 @@ static const struct key keys[] = {
      1, "also try deltas between variants of a family"},
     {"delta_cross_max_bytes", KEY_U64, OFF(store.delta_cross_max_bytes), 0,
      0, 1e15, "largest model tried for cross-variant deltas"},
+    {"worker_retry_base_ms", KEY_UINT, OFF(store.retry_base_ms), 0, 1,
+     3600000, "first wait before a job that failed transiently is retried"},
+    {"worker_retry_max_ms", KEY_UINT, OFF(store.retry_max_ms), 0, 1,
+     86400000, "longest wait between retries (the wait doubles)"},
+    {"worker_retry_attempts", KEY_UINT, OFF(store.retry_attempts), 0, 1,
+     1000, "attempts of a job before a transient failure is final"},
+    {"sqlite_read_connections", KEY_UINT, OFF(store.read_connections), 0, 0,
+     64, "read-only SQLite connections beside the writer (0: share it)"},
     {"sqlite_busy_timeout_ms", KEY_INT, OFF(store.busy_timeout_ms), 0, 0,
      600000, "SQLite busy timeout"},
+    {"sign_decisions", KEY_CHOICE, OFF(sign_decisions), 0, 0, 0,
+     "sign select answers: requested (when the report sends a nonce or "
+     "accept.signed) or always"},
+    {"signing_key", KEY_STRING, STR(signing_key), 0, 0,
+     "PEM Ed25519 private key that signs answers (modeld keygen); "
+     "reloaded on SIGHUP"},
+    {"verify_keys", KEY_STRING, STR(verify_keys), 0, 0,
+     "comma-separated PEM files of older keys still listed in /v1/keys"},
+    {"decision_ttl_s", KEY_UINT, OFF(decision_ttl_s), 0, 1, 604800,
+     "a signed answer expires this many seconds after it is issued"},
+    {"admin_tokens_file", KEY_STRING, STR(admin_tokens_file), 0, 0,
+     "file of named admin tokens with scopes: NAME SCOPE TOKEN lines"},
+    {"rollout_max_failure_share", KEY_DOUBLE,
+     OFF(rollout_max_failure_share), 0, 0, 1,
+     "pause a version when this share of its reporting UEs failed"},
+    {"rollout_min_reports", KEY_UINT, OFF(rollout_min_reports), 0, 1,
+     1000000, "... once at least this many distinct UEs reported on it"},
+    {"latency_min_reports", KEY_UINT, OFF(latency_min_reports), 0, 1,
+     1000000,
+     "measured latency replaces a class's estimate after this many UEs"},
+    {"events_per_minute_per_ip", KEY_UINT, OFF(events_per_minute_per_ip), 0,
+     1, 1000000, "event reports accepted per client address and minute"},
+    {"admission_load", KEY_DOUBLE, OFF(admission_load), 0, 0, 2,
+     "reported network load at or above which transfers are deferred "
+     "(above 1: never)"},
+    {"admission_recheck_s", KEY_UINT, OFF(admission_recheck_s), 0, 1, 86400,
+     "recheck_after_s of a deferred decision"},
+    {"max_transfers", KEY_UINT, OFF(max_transfers), 0, 0, 1000000,
+     "concurrent blob and delta downloads (0: no limit); beyond, 503"},
+    {"transfer_retry_after_s", KEY_UINT, OFF(transfer_retry_after_s), 0, 1,
+     3600, "Retry-After of a 503 beyond max_transfers"},
 };
 
 void
@@ -145,6 +216,16 @@ config_default(struct config *out)
     policy_config_default(&out->policy);
     store_options_default(&out->store);
     out->store.run_worker = true;
+    out->sign_decisions = CONFIG_SIGN_REQUESTED;
+    out->decision_ttl_s = 300;
+    out->rollout_max_failure_share = 0.2;
+    out->rollout_min_reports = 20;
+    out->latency_min_reports = 5;
+    out->events_per_minute_per_ip = 60;
+    out->admission_load = 0.9;
+    out->admission_recheck_s = 60;
+    out->max_transfers = 0;
+    out->transfer_retry_after_s = 5;
 }
 
 static void
@@ -228,6 +309,16 @@ config_set(struct config *cfg, const char *key, const char *value, char *err,
     switch (k->type) {
     case KEY_LISTEN:
         return parse_listen(cfg, value, err, err_len);
+    case KEY_CHOICE:
+        for (unsigned i = 0; choices_of(key)[i]; i++) {
+            if (strcmp(choices_of(key)[i], value) == 0) {
+                *(unsigned *)(base + k->offset) = i;
+                return 0;
+            }
+        }
+        errf(err, err_len, "%s: \"%s\" is not one of the choices", key,
+             value);
+        return -1;
     case KEY_STRING:
         if (strlen(value) >= k->size) {
             errf(err, err_len, "%s: value longer than %zu bytes", key,
@@ -363,6 +454,10 @@ key_value(const struct config *cfg, const struct key *k, char *out,
                         cfg->listen_port);
     case KEY_STRING:
         return snprintf(out, out_size, "%s", base + k->offset);
+    case KEY_CHOICE:
+        return snprintf(out, out_size, "%s",
+                        choices_of(k->name)[*(const unsigned *)(base +
+                                                                k->offset)]);
     case KEY_BOOL:
         return snprintf(out, out_size, "%s",
                         *(const bool *)(base + k->offset) ? "true" : "false");

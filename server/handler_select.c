@@ -1,10 +1,12 @@
 /*
  * POST /v1/families/{family}/select: the UE report in, the decision out.
- * Reads the family through the store's immutable snapshot (never waits on
- * a writer) and runs the pure policy on it.
+ * Reads the family through the store's immutable snapshot (a cache hit
+ * takes one short mutex; a miss reads on a read connection beside the
+ * writer, never waiting for its commits) and runs the pure policy on it.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "policy/policy.h"
 #include "server/http.h"
@@ -12,6 +14,70 @@
 
 /* Candidate slots on the stack for families up to this size. */
 #define STACK_CANDIDATES 32
+
+/* ?explain=all lists every candidate, as "explain": "all" in the body
+ * does; false on another value than all or best. */
+static bool
+explain_query(struct MHD_Connection *c, struct proto_report *report)
+{
+    const char *ex =
+        MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "explain");
+
+    if (!ex || strcmp(ex, "best") == 0)
+        return true;
+    if (strcmp(ex, "all") != 0)
+        return false;
+    report->explain_all = true;
+    return true;
+}
+
+/* The keyring to sign this answer with, or NULL for an unsigned one:
+ * sign_decisions = always, or the report asked (nonce, accept.signed). */
+static const struct keyring *
+signer_for(const struct app *app, const struct proto_report *r)
+{
+    const struct keyring *kr = atomic_load(&app->keyring);
+
+    if (!sign_keyring_can_sign(kr))
+        return NULL;
+    if (app->cfg.sign_decisions == CONFIG_SIGN_ALWAYS || r->has_nonce ||
+        r->accept_signed)
+        return kr;
+    return NULL;
+}
+
+/* Queues the decision json (taken), signed with kr when not NULL. */
+static enum MHD_Result
+reply_decision(struct MHD_Connection *c, struct request *rq,
+               const struct keyring *kr, int64_t now_s, char *json)
+{
+    struct sign_headers h;
+    struct sign_message msg = {
+        .status = 200,
+        .method = rq->method,
+        .path = rq->path,
+        .content_type = "application/json",
+        .created_s = now_s,
+        .expires_s = now_s + rq->app->cfg.decision_ttl_s,
+    };
+
+    if (!kr || !json)
+        return http_reply_json(c, rq, 200, json);
+    if (sign_response(kr, &msg, json, strlen(json), &h) != 0) {
+        free(json);
+        log_msg(LOG_ERROR, rq->id, "signing the answer failed");
+        return http_reply_error(c, rq, PROTO_ERR_INTERNAL, "",
+                                "signing the answer failed");
+    }
+    const char *const headers[] = {
+        "Content-Digest", h.content_digest,
+        "Signature-Input", h.signature_input,
+        "Signature", h.signature,
+        "Cache-Control", "no-store",
+        NULL,
+    };
+    return http_reply_json_with(c, rq, 200, json, headers);
+}
 
 enum MHD_Result
 handle_select(struct MHD_Connection *c, struct request *rq)
@@ -24,6 +90,7 @@ handle_select(struct MHD_Connection *c, struct request *rq)
     struct proto_report report;
     struct proto_error err;
     struct policy_input in;
+    const struct keyring *kr;
     enum store_status rc;
     enum MHD_Result ret;
     uint64_t saved = 0;
@@ -35,6 +102,9 @@ handle_select(struct MHD_Connection *c, struct request *rq)
             metrics_limit(&app->metrics, METRICS_LIMIT_JSON_DEPTH);
         return http_reply_problem(c, rq, &err);
     }
+    if (!explain_query(c, &report))
+        return http_reply_error(c, rq, PROTO_ERR_BAD_FIELD, "explain",
+                                "explain must be \"all\" or \"best\"");
     rc = store_snapshot_get(app->store, rq->params[0], &snap);
     if (rc == STORE_NOT_FOUND)
         return http_reply_error(c, rq, PROTO_ERR_UNKNOWN_FAMILY, "family",
@@ -72,9 +142,17 @@ handle_select(struct MHD_Connection *c, struct request *rq)
                      d.action == PROTO_ACTION_NONE
                          ? NULL
                          : snap->variants[d.chosen].name);
+    kr = signer_for(app, &report);
+    if (kr) {
+        d.is_signed = true;
+        d.issued_at_s = (int64_t)time(NULL);
+        d.expires_at_s = d.issued_at_s + app->cfg.decision_ttl_s;
+        d.generation = snap->generation;
+        memcpy(d.nonce, report.nonce, sizeof(d.nonce));
+    }
     json = proto_decision_write(&d, snap->family.name, snap->variants,
                                 snap->deltas);
-    ret = http_reply_json(c, rq, 200, json);
+    ret = reply_decision(c, rq, kr, d.issued_at_s, json);
 out:
     if (cands != stack)
         free(cands);

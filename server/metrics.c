@@ -13,6 +13,7 @@
 #include <openssl/opensslv.h>
 #include <zstd.h>
 
+#include "proto/types.h"
 #include "server/metrics.h"
 
 #ifndef MODELD_VERSION
@@ -79,13 +80,10 @@ metrics_request(struct metrics *m, int route, unsigned status,
 static uint64_t
 name_hash(const char *family, const char *variant)
 {
-    uint64_t h = 1469598103934665603ULL;
-    const char *parts[3] = {family, "/", variant};
+    uint64_t h = proto_fnv1a64_str(PROTO_FNV1A64_OFFSET, family);
 
-    for (size_t i = 0; i < 3; i++)
-        for (const char *p = parts[i]; *p; p++)
-            h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    return h;
+    h = proto_fnv1a64_str(h, "/");
+    return proto_fnv1a64_str(h, variant);
 }
 
 /* Finds or claims the slot of family/variant by linear probing; NULL when
@@ -328,6 +326,15 @@ metrics_render(struct metrics *m, const char *const *route_labels,
         (unsigned long long)ss->deltas_made,
         (unsigned long long)ss->deltas_rejected,
         (unsigned long long)ss->deltas_failed);
+    put(&b, "# HELP modeld_worker_retries_total Worker jobs (deltas, zstd "
+            "copies) retried after a transient failure.\n# TYPE "
+            "modeld_worker_retries_total counter\n"
+            "modeld_worker_retries_total %llu\n"
+            "# HELP modeld_worker_gave_up_total Worker jobs failed after "
+            "their last attempt.\n# TYPE modeld_worker_gave_up_total "
+            "counter\nmodeld_worker_gave_up_total %llu\n",
+        (unsigned long long)ss->job_retries,
+        (unsigned long long)ss->jobs_gave_up);
     put(&b, "# HELP modeld_compressed_copies_made_total zstd copies of "
             "blobs made since start.\n# TYPE "
             "modeld_compressed_copies_made_total counter\n"
@@ -337,8 +344,13 @@ metrics_render(struct metrics *m, const char *const *route_labels,
             "store.\n# TYPE modeld_store_errors_total counter\n"
             "modeld_store_errors_total %llu\n",
         (unsigned long long)ss->errors);
-    put(&b, "# HELP modeld_catalog_generation Catalog changes seen by "
-            "selects since start.\n# TYPE modeld_catalog_generation gauge\n"
+    put(&b, "# HELP modeld_catalog_snapshot_builds_total Family snapshots "
+            "read from the catalog (concurrent misses share one read).\n"
+            "# TYPE modeld_catalog_snapshot_builds_total counter\n"
+            "modeld_catalog_snapshot_builds_total %llu\n",
+        (unsigned long long)ss->snapshot_builds);
+    put(&b, "# HELP modeld_catalog_generation Catalog generation: the "
+            "start-up epoch times 2^32 plus the changes since start.\n# TYPE modeld_catalog_generation gauge\n"
             "modeld_catalog_generation %llu\n",
         (unsigned long long)ss->generation);
     put(&b, "# HELP modeld_build_info Version of modeld and its "

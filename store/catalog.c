@@ -1,9 +1,11 @@
 /*
  * The catalog: families, variants and their versions in SQLite, and the
  * immutable, reference-counted snapshots that selection reads. A snapshot
- * is read under the database mutex at one generation and cached per
- * family until the next write moves the generation; a cache hit takes only
- * the short cache mutex, so selects never wait for a writer.
+ * is read in one read transaction on a read connection (store/reader.c)
+ * and cached per family until the next write moves the generation. A hit
+ * takes only the short cache mutex; a miss reads beside the writer (WAL)
+ * and never waits for its commits, and concurrent misses for one family
+ * share one read.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -36,13 +38,15 @@ static void bind_text(sqlite3_stmt *s, int idx, const char *text)
 
 /* ---- families ------------------------------------------------------------ */
 
-/* Looks a family up; *out_deleted tells whether it is deleted. Caller
- * holds db_mu. STORE_NOT_FOUND when there is no row. */
-static enum store_status family_find(struct store *st, const char *name,
-                                     int64_t *out_id, bool *out_deleted,
+/* Looks a family up on connection c (the writer under db_mu, or a
+ * reader); *out_deleted tells whether it is deleted. STORE_NOT_FOUND when
+ * there is no row. */
+static enum store_status family_find(struct store *st, struct store_conn *c,
+                                     const char *name, int64_t *out_id,
+                                     bool *out_deleted,
                                      struct proto_family *out_f)
 {
-    sqlite3_stmt *s = store_stmt(st, STMT_FAMILY_GET);
+    sqlite3_stmt *s = store_conn_stmt(c, STMT_FAMILY_GET);
     enum store_status rc = STORE_OK;
     int src;
 
@@ -60,7 +64,7 @@ static enum store_status family_find(struct store *st, const char *name,
     } else if (src == SQLITE_DONE) {
         rc = STORE_NOT_FOUND;
     } else {
-        rc = store_err_db(st, "looking up family", src);
+        rc = store_err_conn(st, c->db, "looking up family", src);
     }
     sqlite3_reset(s);
     return rc;
@@ -80,7 +84,7 @@ enum store_status store_family_put(struct store *st, const char *name,
     rc = store_tx_begin(st);
     if (rc != STORE_OK)
         goto out;
-    rc = family_find(st, name, &id, &deleted, NULL);
+    rc = family_find(st, &st->writer, name, &id, &deleted, NULL);
     if (rc == STORE_OK) {
         created = deleted;
         s = store_stmt(st, STMT_FAMILY_UPDATE);
@@ -135,12 +139,12 @@ enum store_status store_family_list(struct store *st,
     struct proto_family *list = NULL;
     size_t count = 0;
     size_t cap = 0;
+    struct store_conn *c = store_reader_acquire(st);
     sqlite3_stmt *s;
     enum store_status rc = STORE_OK;
     int src;
 
-    pthread_mutex_lock(&st->db_mu);
-    s = store_stmt(st, STMT_FAMILY_LIST);
+    s = store_conn_stmt(c, STMT_FAMILY_LIST);
     while ((src = sqlite3_step(s)) == SQLITE_ROW) {
         struct proto_family *f;
 
@@ -164,10 +168,10 @@ enum store_status store_family_list(struct store *st,
         f->variant_count = (size_t)sqlite3_column_int64(s, 4);
     }
     if (src != SQLITE_DONE)
-        rc = store_err_db(st, "listing families", src);
+        rc = store_err_conn(st, c->db, "listing families", src);
 out:
     sqlite3_reset(s);
-    pthread_mutex_unlock(&st->db_mu);
+    store_reader_release(st, c);
     if (rc != STORE_OK) {
         free(list);
         return rc;
@@ -242,21 +246,27 @@ static enum store_status insert_lists(struct store *st, int64_t ver_id,
     return rc;
 }
 
+/* Queues one delta job; *queued counts the rows it added (the pending
+ * counter moves only once the transaction commits). */
 static enum store_status queue_delta(struct store *st, const char *from_hex,
-                                     const char *to_hex)
+                                     const char *to_hex, int64_t *queued)
 {
     sqlite3_stmt *s = store_stmt(st, STMT_DELTA_QUEUE);
+    enum store_status rc;
 
     bind_text(s, 1, from_hex);
     bind_text(s, 2, to_hex);
-    return store_stmt_run(st, STMT_DELTA_QUEUE, "queueing delta");
+    rc = store_stmt_run(st, STMT_DELTA_QUEUE, "queueing delta");
+    if (rc == STORE_OK)
+        *queued += sqlite3_changes(st->db);
+    return rc;
 }
 
 /* Deltas between the new blob and the newest version of each other live
  * variant of the family, both ways, when both are small enough. */
 static enum store_status queue_cross(struct store *st, int64_t family_id,
                                      int64_t variant_id, const char *hex,
-                                     uint64_t size_bytes)
+                                     uint64_t size_bytes, int64_t *queued)
 {
     struct cross_target *targets = NULL;
     size_t count = 0;
@@ -296,9 +306,9 @@ static enum store_status queue_cross(struct store *st, int64_t family_id,
     for (size_t i = 0; rc == STORE_OK && i < count; i++) {
         if (strcmp(targets[i].hex, hex) == 0)
             continue;
-        rc = queue_delta(st, targets[i].hex, hex);
+        rc = queue_delta(st, targets[i].hex, hex, queued);
         if (rc == STORE_OK)
-            rc = queue_delta(st, hex, targets[i].hex);
+            rc = queue_delta(st, hex, targets[i].hex, queued);
     }
     free(targets);
     return rc;
@@ -308,7 +318,8 @@ static enum store_status queue_cross(struct store *st, int64_t family_id,
 static enum store_status publish_tx(struct store *st, const char *family,
                                     const char *variant,
                                     const struct proto_variant *meta,
-                                    int64_t now_s, int64_t *out_version)
+                                    int64_t now_s, int64_t *out_version,
+                                    int64_t *queued)
 {
     char prev_hex[PROTO_HEX_SIZE] = "";
     int64_t family_id = 0;
@@ -320,7 +331,8 @@ static enum store_status publish_tx(struct store *st, const char *family,
     enum store_status rc;
     int src;
 
-    rc = family_find(st, family, &family_id, &deleted, NULL);
+    rc = family_find(st, &st->writer, family, &family_id, &deleted,
+                     NULL);
     if (rc == STORE_OK && deleted)
         rc = STORE_NOT_FOUND;
     if (rc == STORE_NOT_FOUND)
@@ -388,10 +400,10 @@ static enum store_status publish_tx(struct store *st, const char *family,
         return rc;
 
     if (prev_hex[0] && strcmp(prev_hex, meta->blob_hex) != 0)
-        rc = queue_delta(st, prev_hex, meta->blob_hex);
+        rc = queue_delta(st, prev_hex, meta->blob_hex, queued);
     if (rc == STORE_OK && st->opt.delta_cross_variants)
         rc = queue_cross(st, family_id, variant_id, meta->blob_hex,
-                         size_bytes);
+                         size_bytes, queued);
     if (rc == STORE_OK)
         *out_version = version;
     return rc;
@@ -404,6 +416,7 @@ enum store_status store_variant_publish(struct store *st, const char *family,
 {
     enum store_status rc;
     int64_t version = 0;
+    int64_t queued = 0;
 
     if (!proto_hex_is_valid(meta->blob_hex,
                             strnlen(meta->blob_hex, PROTO_HEX_SIZE))) {
@@ -413,13 +426,16 @@ enum store_status store_variant_publish(struct store *st, const char *family,
     pthread_mutex_lock(&st->db_mu);
     rc = store_tx_begin(st);
     if (rc == STORE_OK) {
-        rc = publish_tx(st, family, variant, meta, now_s, &version);
+        rc = publish_tx(st, family, variant, meta, now_s, &version,
+                        &queued);
         if (rc == STORE_OK)
             rc = store_tx_commit(st);
-        if (rc != STORE_OK)
+        if (rc != STORE_OK) {
             store_tx_rollback(st);
-        else
+        } else {
+            atomic_fetch_add(&st->deltas_pending_now, queued);
             store_generation_bump(st);
+        }
     }
     pthread_mutex_unlock(&st->db_mu);
     if (rc != STORE_OK)
@@ -519,14 +535,14 @@ static void read_version_row(sqlite3_stmt *s, const char *family,
     v->rollout_percent = (unsigned)sqlite3_column_int64(s, 11);
 }
 
-/* Fills a version's lists from the child tables. Caller holds db_mu. */
-static enum store_status read_lists(struct store *st, int64_t ver_id,
-                                    struct proto_variant *v)
+/* Fills a version's lists from the child tables, on connection c. */
+static enum store_status read_lists(struct store *st, struct store_conn *c,
+                                    int64_t ver_id, struct proto_variant *v)
 {
     sqlite3_stmt *s;
     int src;
 
-    s = store_stmt(st, STMT_TECH_LIST);
+    s = store_conn_stmt(c, STMT_TECH_LIST);
     sqlite3_bind_int64(s, 1, ver_id);
     while ((src = sqlite3_step(s)) == SQLITE_ROW &&
            v->technique_count < PROTO_MAX_TECHNIQUES)
@@ -534,9 +550,9 @@ static enum store_status read_lists(struct store *st, int64_t ver_id,
                  PROTO_TOKEN_SIZE);
     sqlite3_reset(s);
     if (src != SQLITE_DONE && src != SQLITE_ROW)
-        return store_err_db(st, "reading techniques", src);
+        return store_err_conn(st, c->db, "reading techniques", src);
 
-    s = store_stmt(st, STMT_LATENCY_LIST);
+    s = store_conn_stmt(c, STMT_LATENCY_LIST);
     sqlite3_bind_int64(s, 1, ver_id);
     while ((src = sqlite3_step(s)) == SQLITE_ROW &&
            v->latency_count < PROTO_MAX_LATENCIES) {
@@ -547,9 +563,9 @@ static enum store_status read_lists(struct store *st, int64_t ver_id,
     }
     sqlite3_reset(s);
     if (src != SQLITE_DONE && src != SQLITE_ROW)
-        return store_err_db(st, "reading latencies", src);
+        return store_err_conn(st, c->db, "reading latencies", src);
 
-    s = store_stmt(st, STMT_ENERGY_LIST);
+    s = store_conn_stmt(c, STMT_ENERGY_LIST);
     sqlite3_bind_int64(s, 1, ver_id);
     while ((src = sqlite3_step(s)) == SQLITE_ROW &&
            v->energy_count < PROTO_MAX_LATENCIES) {
@@ -560,9 +576,9 @@ static enum store_status read_lists(struct store *st, int64_t ver_id,
     }
     sqlite3_reset(s);
     if (src != SQLITE_DONE && src != SQLITE_ROW)
-        return store_err_db(st, "reading energies", src);
+        return store_err_conn(st, c->db, "reading energies", src);
 
-    s = store_stmt(st, STMT_EXIT_LIST);
+    s = store_conn_stmt(c, STMT_EXIT_LIST);
     sqlite3_bind_int64(s, 1, ver_id);
     while ((src = sqlite3_step(s)) == SQLITE_ROW &&
            v->exit_count < PROTO_MAX_EXITS) {
@@ -573,9 +589,9 @@ static enum store_status read_lists(struct store *st, int64_t ver_id,
     }
     sqlite3_reset(s);
     if (src != SQLITE_DONE && src != SQLITE_ROW)
-        return store_err_db(st, "reading exits", src);
+        return store_err_conn(st, c->db, "reading exits", src);
 
-    s = store_stmt(st, STMT_CONTEXT_LIST);
+    s = store_conn_stmt(c, STMT_CONTEXT_LIST);
     sqlite3_bind_int64(s, 1, ver_id);
     while ((src = sqlite3_step(s)) == SQLITE_ROW &&
            v->context_count < PROTO_MAX_TAGS) {
@@ -586,9 +602,9 @@ static enum store_status read_lists(struct store *st, int64_t ver_id,
     }
     sqlite3_reset(s);
     if (src != SQLITE_DONE && src != SQLITE_ROW)
-        return store_err_db(st, "reading context", src);
+        return store_err_conn(st, c->db, "reading context", src);
 
-    s = store_stmt(st, STMT_ACCEL_LIST);
+    s = store_conn_stmt(c, STMT_ACCEL_LIST);
     sqlite3_bind_int64(s, 1, ver_id);
     while ((src = sqlite3_step(s)) == SQLITE_ROW &&
            v->accelerator_count < PROTO_MAX_ACCELERATORS)
@@ -596,7 +612,7 @@ static enum store_status read_lists(struct store *st, int64_t ver_id,
                  PROTO_TOKEN_SIZE);
     sqlite3_reset(s);
     if (src != SQLITE_DONE && src != SQLITE_ROW)
-        return store_err_db(st, "reading accelerators", src);
+        return store_err_conn(st, c->db, "reading accelerators", src);
     return STORE_OK;
 }
 
@@ -612,17 +628,21 @@ enum store_status store_variant_versions(struct store *st,
     size_t cap = 0;
     int64_t family_id = 0;
     bool deleted = false;
+    struct store_conn *c = store_reader_acquire(st);
     sqlite3_stmt *s;
     enum store_status rc;
-    int src;
+    int src = SQLITE_DONE;
 
-    pthread_mutex_lock(&st->db_mu);
-    rc = family_find(st, family, &family_id, &deleted, NULL);
+    /* One read transaction: the versions and their lists agree. */
+    rc = store_conn_run(st, c, STMT_READ_BEGIN, "BEGIN (read)");
+    if (rc != STORE_OK)
+        goto out_release;
+    rc = family_find(st, c, family, &family_id, &deleted, NULL);
     if (rc == STORE_OK && deleted)
         rc = STORE_NOT_FOUND;
     if (rc != STORE_OK)
         goto out;
-    s = store_stmt(st, STMT_VARIANT_VERSIONS);
+    s = store_conn_stmt(c, STMT_VARIANT_VERSIONS);
     sqlite3_bind_int64(s, 1, family_id);
     bind_text(s, 2, variant);
     while ((src = sqlite3_step(s)) == SQLITE_ROW) {
@@ -646,14 +666,16 @@ enum store_status store_variant_versions(struct store *st,
         ids[count++] = sqlite3_column_int64(s, 0);
     }
     if (rc == STORE_OK && src != SQLITE_DONE)
-        rc = store_err_db(st, "listing versions", src);
+        rc = store_err_conn(st, c->db, "listing versions", src);
     sqlite3_reset(s);
     for (size_t i = 0; rc == STORE_OK && i < count; i++)
-        rc = read_lists(st, ids[i], &list[i]);
+        rc = read_lists(st, c, ids[i], &list[i]);
     if (rc == STORE_OK && count == 0)
         rc = STORE_NOT_FOUND;
 out:
-    pthread_mutex_unlock(&st->db_mu);
+    store_conn_end_read(c);
+out_release:
+    store_reader_release(st, c);
     free(ids);
     if (rc == STORE_NOT_FOUND)
         store_err_text("variant %s/%s not found", family, variant);
@@ -667,11 +689,12 @@ out:
 }
 
 /* Appends the ready deltas into blob hex. */
-static enum store_status read_deltas(struct store *st, const char *hex,
+static enum store_status read_deltas(struct store *st, struct store_conn *c,
+                                     const char *hex,
                                      struct store_snapshot *snap,
                                      size_t *cap)
 {
-    sqlite3_stmt *s = store_stmt(st, STMT_SNAP_DELTAS);
+    sqlite3_stmt *s = store_conn_stmt(c, STMT_SNAP_DELTAS);
     enum store_status rc = STORE_OK;
     int src;
 
@@ -699,21 +722,23 @@ static enum store_status read_deltas(struct store *st, const char *hex,
         d->size_bytes = (uint64_t)sqlite3_column_int64(s, 1);
     }
     if (rc == STORE_OK && src != SQLITE_DONE)
-        rc = store_err_db(st, "reading deltas", src);
+        rc = store_err_conn(st, c->db, "reading deltas", src);
     sqlite3_reset(s);
     return rc;
 }
 
 /* The versions of each live variant, newest first, down to and including
- * the newest one fully rolled out. Caller holds db_mu. */
-static enum store_status read_versions(struct store *st, int64_t family_id,
+ * the newest one fully rolled out. */
+static enum store_status read_versions(struct store *st,
+                                       struct store_conn *c,
+                                       int64_t family_id,
                                        struct store_snapshot *snap,
                                        int64_t **ids)
 {
     char group[PROTO_NAME_SIZE] = "";
     bool group_done = false;
     size_t cap = 0;
-    sqlite3_stmt *s = store_stmt(st, STMT_SNAP_VERSIONS);
+    sqlite3_stmt *s = store_conn_stmt(c, STMT_SNAP_VERSIONS);
     enum store_status rc = STORE_OK;
     int src;
 
@@ -746,14 +771,16 @@ static enum store_status read_versions(struct store *st, int64_t family_id,
         group_done = v->rollout_percent >= 100;
     }
     if (rc == STORE_OK && src != SQLITE_DONE)
-        rc = store_err_db(st, "reading versions", src);
+        rc = store_err_conn(st, c->db, "reading versions", src);
     sqlite3_reset(s);
     return rc;
 }
 
-/* Reads one family's snapshot at the current generation. Caller holds
- * db_mu, so no write can commit in between. */
-static enum store_status read_snapshot(struct store *st, const char *family,
+/* Reads one family's snapshot in one read transaction on c, so that no
+ * commit lands between its parts. generation was read before the
+ * transaction began: the data are at least that new. */
+static enum store_status read_snapshot(struct store *st, struct store_conn *c,
+                                       const char *family,
                                        uint64_t generation,
                                        struct snap_priv **out)
 {
@@ -770,15 +797,21 @@ static enum store_status read_snapshot(struct store *st, const char *family,
     }
     atomic_init(&p->refs, 1);
     p->pub.generation = generation;
-    rc = family_find(st, family, &family_id, &deleted, &p->pub.family);
+    atomic_fetch_add(&st->snapshot_builds, 1);
+    rc = store_conn_run(st, c, STMT_READ_BEGIN, "BEGIN (read)");
+    if (rc != STORE_OK) {
+        snap_free(p);
+        return rc;
+    }
+    rc = family_find(st, c, family, &family_id, &deleted, &p->pub.family);
     if (rc == STORE_OK && deleted)
         rc = STORE_NOT_FOUND;
     if (rc == STORE_NOT_FOUND)
         store_err_text("family %s not found", family);
     if (rc == STORE_OK)
-        rc = read_versions(st, family_id, &p->pub, &ids);
+        rc = read_versions(st, c, family_id, &p->pub, &ids);
     for (size_t i = 0; rc == STORE_OK && i < p->pub.variant_count; i++)
-        rc = read_lists(st, ids[i], &p->pub.variants[i]);
+        rc = read_lists(st, c, ids[i], &p->pub.variants[i]);
     for (size_t i = 0; rc == STORE_OK && i < p->pub.variant_count; i++) {
         const char *hex = p->pub.variants[i].blob_hex;
         bool seen = false;
@@ -786,9 +819,10 @@ static enum store_status read_snapshot(struct store *st, const char *family,
         for (size_t j = 0; j < i && !seen; j++)
             seen = strcmp(p->pub.variants[j].blob_hex, hex) == 0;
         if (!seen)
-            rc = read_deltas(st, hex, &p->pub, &delta_cap);
+            rc = read_deltas(st, c, hex, &p->pub, &delta_cap);
     }
     free(ids);
+    store_conn_end_read(c);
     if (rc != STORE_OK) {
         snap_free(p);
         return rc;
@@ -812,10 +846,8 @@ void store_cache_clear(struct store *st)
  * table (capacity a power of two, at most half full). */
 static size_t cache_home(const struct store *st, const char *family)
 {
-    uint64_t h = 1469598103934665603ULL;
+    uint64_t h = proto_fnv1a64_str(PROTO_FNV1A64_OFFSET, family);
 
-    for (const char *p = family; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
     return (size_t)h & (st->cache_cap - 1);
 }
 
@@ -888,34 +920,117 @@ static void cache_put(struct store *st, const char *family,
     st->cache_count++;
 }
 
+/* The flight reading family's snapshot, or NULL. Caller holds cache_mu. */
+static struct snapshot_flight *flight_find(struct store *st,
+                                           const char *family)
+{
+    for (struct snapshot_flight *f = st->flights; f; f = f->next)
+        if (strcmp(f->name, family) == 0)
+            return f;
+    return NULL;
+}
+
+/* Drops one hold on f; the last frees it. Caller holds cache_mu. */
+static void flight_put(struct snapshot_flight *f)
+{
+    if (--f->refs > 0)
+        return;
+    store_snapshot_release(f->snap);
+    free(f);
+}
+
+/* Waits for another thread's read of the same snapshot and shares its
+ * result. Caller holds cache_mu (released while waiting). */
+static enum store_status flight_join(struct store *st,
+                                     struct snapshot_flight *f,
+                                     const char *family,
+                                     const struct store_snapshot **out)
+{
+    enum store_status rc;
+
+    f->refs++;
+    while (!f->done)
+        pthread_cond_wait(&st->flight_cv, &st->cache_mu);
+    rc = f->rc;
+    if (rc == STORE_OK) {
+        snap_ref(f->snap);
+        *out = f->snap;
+    } else if (rc == STORE_NOT_FOUND) {
+        store_err_text("family %s not found", family);
+    } else {
+        store_err_text("reading family %s failed (see the first reader's "
+                       "error)", family);
+    }
+    flight_put(f);
+    return rc;
+}
+
+/*
+ * A hit takes only cache_mu. After a write moved the generation, the
+ * first miss for a family reads its snapshot on a read connection (never
+ * waiting for the writer) and every concurrent miss for the same family
+ * waits for that one read instead of making its own.
+ */
 enum store_status store_snapshot_get(struct store *st, const char *family,
                                      const struct store_snapshot **out)
 {
     const struct store_snapshot *snap;
+    struct snapshot_flight *f = NULL;
     struct snap_priv *p = NULL;
+    struct store_conn *c;
     uint64_t generation;
     enum store_status rc;
 
     pthread_mutex_lock(&st->cache_mu);
     snap = cache_find(st, family);
-    pthread_mutex_unlock(&st->cache_mu);
     if (snap) {
+        pthread_mutex_unlock(&st->cache_mu);
         *out = snap;
         return STORE_OK;
     }
-
-    pthread_mutex_lock(&st->db_mu);
-    pthread_mutex_lock(&st->cache_mu);
+    if (strlen(family) < PROTO_NAME_SIZE) {
+        f = flight_find(st, family);
+        if (f) {
+            rc = flight_join(st, f, family, out);
+            pthread_mutex_unlock(&st->cache_mu);
+            return rc;
+        }
+        f = calloc(1, sizeof(*f));
+        if (f) {
+            snprintf(f->name, sizeof(f->name), "%s", family);
+            f->refs = 1;
+            f->next = st->flights;
+            st->flights = f;
+        }
+    }
     generation = st->generation;
     pthread_mutex_unlock(&st->cache_mu);
-    rc = read_snapshot(st, family, generation, &p);
-    pthread_mutex_unlock(&st->db_mu);
-    if (rc != STORE_OK)
-        return rc;
+
+    c = store_reader_acquire(st);
+    rc = read_snapshot(st, c, family, generation, &p);
+    store_reader_release(st, c);
 
     pthread_mutex_lock(&st->cache_mu);
-    cache_put(st, family, &p->pub);
+    if (rc == STORE_OK)
+        cache_put(st, family, &p->pub);
+    if (f) {
+        struct snapshot_flight **link = &st->flights;
+
+        while (*link != f)
+            link = &(*link)->next;
+        *link = f->next;
+        f->done = true;
+        f->rc = rc;
+        if (rc == STORE_OK) {
+            snap_ref(&p->pub);
+            f->snap = &p->pub;
+        }
+        pthread_cond_broadcast(&st->flight_cv);
+        flight_put(f);
+    }
     pthread_mutex_unlock(&st->cache_mu);
+    if (rc != STORE_OK)
+        return rc;
     *out = &p->pub;
     return STORE_OK;
 }

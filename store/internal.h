@@ -23,6 +23,7 @@
  * close. The texts are in store/store.c. */
 enum stmt_id {
     STMT_BEGIN = 0,
+    STMT_READ_BEGIN,
     STMT_COMMIT,
     STMT_ROLLBACK,
     STMT_BLOB_INSERT,
@@ -59,7 +60,42 @@ enum stmt_id {
     STMT_ZSTD_DONE,
     STMT_DELTA_DONE,
     STMT_DELTA_COUNTS,
+    STMT_JOB_NEXT_RETRY,
+    STMT_ZSTD_RETRY,
+    STMT_DELTA_RETRY,
+    STMT_RETRY_FAILED_DELTAS,
+    STMT_RETRY_WAITING_DELTAS,
+    STMT_RETRY_FAILED_ZSTD,
+    STMT_RETRY_WAITING_ZSTD,
     STMT_COUNT
+};
+
+/*
+ * A SQLite connection with its statements: the writer (st->db and
+ * st->stmt, used under db_mu) or one of the read connections, each used
+ * by one thread at a time (store/reader.c). A read connection has only
+ * its SELECT statements (and READ_BEGIN, COMMIT, ROLLBACK) prepared.
+ */
+struct store_conn {
+    sqlite3 *db;
+    sqlite3_stmt **stmt;
+};
+
+struct store_reader {
+    struct store_conn conn;
+    sqlite3_stmt *stmt[STMT_COUNT];
+    bool busy;
+};
+
+/* A snapshot being read: concurrent misses for one family wait for it
+ * instead of each reading their own (under cache_mu). */
+struct snapshot_flight {
+    struct snapshot_flight *next;
+    char name[PROTO_NAME_SIZE];
+    bool done;
+    enum store_status rc;
+    const struct store_snapshot *snap;    /* one reference while held */
+    unsigned refs;                        /* the builder and its waiters */
 };
 
 struct cache_entry {
@@ -72,10 +108,19 @@ struct store {
     struct store_options opt;
     int lock_fd;                  /* flock'ed DIR/lock, -1 before */
 
-    /* The one SQLite connection and its statements, under db_mu. */
+    /* The writing SQLite connection and its statements, under db_mu. */
     pthread_mutex_t db_mu;
     sqlite3 *db;
     sqlite3_stmt *stmt[STMT_COUNT];
+    struct store_conn writer;     /* {db, stmt} */
+
+    /* Read connections beside the writer (WAL: readers never wait for
+     * it), handed out under readers_mu; none in a read-only store, whose
+     * reads take the writer under db_mu. */
+    pthread_mutex_t readers_mu;
+    pthread_cond_t readers_cv;
+    struct store_reader *readers;
+    size_t reader_count;
 
     /* Snapshot cache, dropped whenever generation moves (both under
      * cache_mu; generation only moves while db_mu is held too). */
@@ -84,6 +129,9 @@ struct store {
     struct cache_entry *cache;
     size_t cache_count;
     size_t cache_cap;
+    struct snapshot_flight *flights;
+    pthread_cond_t flight_cv;
+    atomic_uint_fast64_t snapshot_builds;
 
     atomic_uint_fast64_t tmp_counter;
     atomic_uint_fast64_t deltas_made;
@@ -91,6 +139,14 @@ struct store {
     atomic_uint_fast64_t deltas_rejected;
     atomic_uint_fast64_t compressed_made;
     atomic_uint_fast64_t errors;
+    atomic_uint_fast64_t job_retries;     /* transient failures retried */
+    atomic_uint_fast64_t jobs_gave_up;    /* out of attempts: failed */
+
+    /* Deltas by state now, kept in step with every state change (read
+     * once at open) so that /metrics never counts rows. Whoever changes
+     * a delta's state changes these, after its transaction commits. */
+    atomic_int_fast64_t deltas_pending_now;
+    atomic_int_fast64_t deltas_ready_now;
 
     /* The worker: kicked when work may be pending, busy until it has
      * found nothing to do since the last kick (all under work_mu). */
@@ -100,6 +156,7 @@ struct store {
     bool worker_started;
     bool kicked;
     bool busy;
+    int64_t retry_wake_ms;        /* earliest job in backoff; 0: none */
     atomic_bool stop;
     pthread_t worker;
 };
@@ -115,6 +172,32 @@ enum store_status store_err_db(struct store *st, const char *op, int rc);
 /* Records a free-form message (no counter). */
 void store_err_text(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
+
+/* The SQL text of statement id (store/store.c's table). */
+const char *store_stmt_sql(enum stmt_id id);
+/* Records "op: sqlite3_errmsg(db)" and maps rc, for any connection. */
+enum store_status store_err_conn(struct store *st, sqlite3 *db,
+                                 const char *op, int rc);
+
+/* ---- read connections (store/reader.c) ---- */
+
+/* Opens opt.read_connections read-only connections to catalog.db. */
+MUST_CHECK enum store_status store_readers_open(struct store *st,
+                                                const char *path);
+void store_readers_close(struct store *st);
+/* A connection for reading, waiting while every one is in use; in a
+ * store without read connections, the writer with db_mu held. Give it
+ * back with store_reader_release. */
+struct store_conn *store_reader_acquire(struct store *st);
+void store_reader_release(struct store *st, struct store_conn *c);
+/* c's statement id, reset and with its bindings cleared. */
+sqlite3_stmt *store_conn_stmt(struct store_conn *c, enum stmt_id id);
+/* Ends the read transaction on c (it changed nothing: no error to see). */
+void store_conn_end_read(struct store_conn *c);
+/* Steps c's statement id (BEGIN, COMMIT...) once; resets it. */
+MUST_CHECK enum store_status store_conn_run(struct store *st,
+                                            struct store_conn *c,
+                                            enum stmt_id id, const char *op);
 
 /* ---- database helpers (store/store.c); callers hold db_mu ---- */
 

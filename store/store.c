@@ -21,6 +21,14 @@
 #define DEFAULT_LEVEL 19
 #define DEFAULT_DELTA_MAX_FRACTION 0.9
 #define DEFAULT_CROSS_MAX_BYTES ((uint64_t)256 << 20)
+/* 2 s, 4 s, ... 512 s: ten attempts over about 17 minutes, long enough
+ * for an operator to free descriptors or memory, short enough that a
+ * blip costs seconds. */
+#define DEFAULT_RETRY_BASE_MS 2000
+#define DEFAULT_RETRY_MAX_MS 600000
+#define DEFAULT_RETRY_ATTEMPTS 10
+/* As many as the default HTTP threads: a miss in each at once. */
+#define DEFAULT_READ_CONNECTIONS 4
 
 /* SQLite's clock, so that no C code here needs one. */
 #define NOW_S "CAST(strftime('%s', 'now') AS INTEGER)"
@@ -116,18 +124,31 @@ static const char *const migrations[] = {
     "  PRIMARY KEY (from_digest, to_digest));"
     "CREATE INDEX deltas_state ON deltas(state);"
     "CREATE INDEX deltas_to ON deltas(to_digest, state);",
+    /* 2: the start-up epoch: generations are epoch << 32 plus writes since
+     * start, so they never decrease across restarts (signed answers carry
+     * them; a UE refuses a lower one). */
+    "CREATE TABLE store_epoch (epoch INTEGER NOT NULL);"
+    "INSERT INTO store_epoch(epoch) VALUES (0);",
+    /* 3: the worker's retries of transient failures: attempts made and
+     * when the next may start (ms since the epoch; 0: now). */
+    "ALTER TABLE deltas ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE deltas ADD COLUMN retry_at_ms INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE blobs ADD COLUMN zstd_attempts INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE blobs ADD COLUMN zstd_retry_at_ms INTEGER NOT NULL "
+    "  DEFAULT 0;",
 };
 
 static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_BEGIN] = "BEGIN IMMEDIATE",
+    [STMT_READ_BEGIN] = "BEGIN DEFERRED",
     [STMT_COMMIT] = "COMMIT",
     [STMT_ROLLBACK] = "ROLLBACK",
     [STMT_BLOB_INSERT] =
         "INSERT OR IGNORE INTO blobs(digest, size_bytes, created_s) "
         "VALUES (?1, ?2, " NOW_S ")",
     [STMT_BLOB_GET] =
-        "SELECT size_bytes, zstd_state, zstd_size FROM blobs "
-        "WHERE digest = ?1",
+        "SELECT size_bytes, zstd_state, zstd_size, zstd_retry_at_ms, "
+        "  zstd_attempts FROM blobs WHERE digest = ?1",
     [STMT_FAMILY_GET] =
         "SELECT id, deleted, task, description FROM families "
         "WHERE name = ?1",
@@ -224,11 +245,36 @@ static const char *const stmt_sql[STMT_COUNT] = {
         "SELECT from_digest, size_bytes FROM deltas "
         "WHERE to_digest = ?1 AND state = 'ready' ORDER BY from_digest",
     [STMT_JOB_ZSTD] =
-        "SELECT digest, size_bytes FROM blobs WHERE zstd_state = 'pending' "
+        "SELECT digest, size_bytes, zstd_attempts FROM blobs "
+        "WHERE zstd_state = 'pending' AND zstd_retry_at_ms <= ?1 "
         "ORDER BY created_s, rowid LIMIT 1",
     [STMT_JOB_DELTA] =
-        "SELECT from_digest, to_digest FROM deltas WHERE state = 'pending' "
+        "SELECT from_digest, to_digest, attempts FROM deltas "
+        "WHERE state = 'pending' AND retry_at_ms <= ?1 "
         "ORDER BY created_s, rowid LIMIT 1",
+    [STMT_JOB_NEXT_RETRY] =
+        "SELECT min(t) FROM ("
+        "  SELECT min(retry_at_ms) AS t FROM deltas WHERE state = 'pending' "
+        "  UNION ALL SELECT min(zstd_retry_at_ms) FROM blobs "
+        "  WHERE zstd_state = 'pending')",
+    [STMT_ZSTD_RETRY] =
+        "UPDATE blobs SET zstd_attempts = ?2, zstd_retry_at_ms = ?3 "
+        "WHERE digest = ?1",
+    [STMT_DELTA_RETRY] =
+        "UPDATE deltas SET attempts = ?3, retry_at_ms = ?4, error = ?5 "
+        "WHERE from_digest = ?1 AND to_digest = ?2",
+    [STMT_RETRY_FAILED_DELTAS] =
+        "UPDATE deltas SET state = 'pending', attempts = 0, retry_at_ms = 0, "
+        "  error = NULL WHERE state = 'failed'",
+    [STMT_RETRY_WAITING_DELTAS] =
+        "UPDATE deltas SET attempts = 0, retry_at_ms = 0 "
+        "WHERE state = 'pending' AND retry_at_ms > 0",
+    [STMT_RETRY_FAILED_ZSTD] =
+        "UPDATE blobs SET zstd_state = 'pending', zstd_attempts = 0, "
+        "  zstd_retry_at_ms = 0 WHERE zstd_state = 'failed'",
+    [STMT_RETRY_WAITING_ZSTD] =
+        "UPDATE blobs SET zstd_attempts = 0, zstd_retry_at_ms = 0 "
+        "WHERE zstd_state = 'pending' AND zstd_retry_at_ms > 0",
     [STMT_ZSTD_DONE] =
         "UPDATE blobs SET zstd_state = ?2, zstd_size = ?3 WHERE digest = ?1",
     [STMT_DELTA_DONE] =
@@ -252,6 +298,10 @@ void store_options_default(struct store_options *out)
     out->delta_max_fraction = DEFAULT_DELTA_MAX_FRACTION;
     out->delta_cross_variants = true;
     out->delta_cross_max_bytes = DEFAULT_CROSS_MAX_BYTES;
+    out->retry_base_ms = DEFAULT_RETRY_BASE_MS;
+    out->retry_max_ms = DEFAULT_RETRY_MAX_MS;
+    out->retry_attempts = DEFAULT_RETRY_ATTEMPTS;
+    out->read_connections = DEFAULT_READ_CONNECTIONS;
 }
 
 const char *store_errmsg(const struct store *st)
@@ -282,10 +332,20 @@ enum store_status store_err_os(struct store *st, const char *op,
     return STORE_IO_ERROR;
 }
 
+const char *store_stmt_sql(enum stmt_id id)
+{
+    return stmt_sql[id];
+}
+
 enum store_status store_err_db(struct store *st, const char *op, int rc)
 {
-    store_err_text("%s: %s", op,
-                   st && st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+    return store_err_conn(st, st ? st->db : NULL, op, rc);
+}
+
+enum store_status store_err_conn(struct store *st, sqlite3 *db,
+                                 const char *op, int rc)
+{
+    store_err_text("%s: %s", op, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
     if (st)
         atomic_fetch_add(&st->errors, 1);
     switch (rc & 0xff) {
@@ -492,6 +552,28 @@ static enum store_status check_schema(struct store *st)
     return STORE_OK;
 }
 
+/* Moves the start-up epoch on, durably, before anything is served: every
+ * generation of this run is above every generation of the runs before. */
+static enum store_status next_epoch(struct store *st)
+{
+    int64_t epoch = 0;
+    enum store_status rc = exec_sql(st,
+                                    "BEGIN IMMEDIATE;"
+                                    "UPDATE store_epoch SET epoch = epoch + 1;",
+                                    "epoch");
+
+    if (rc == STORE_OK)
+        rc = query_int(st, "SELECT epoch FROM store_epoch", &epoch);
+    if (rc == STORE_OK)
+        rc = exec_sql(st, "COMMIT", "epoch COMMIT");
+    if (rc != STORE_OK) {
+        (void)sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+        return rc;
+    }
+    st->generation = (uint64_t)epoch << 32;
+    return STORE_OK;
+}
+
 static enum store_status prepare_all(struct store *st)
 {
     for (size_t i = 0; i < STMT_COUNT; i++) {
@@ -502,6 +584,24 @@ static enum store_status prepare_all(struct store *st)
             return store_err_db(st, "prepare", rc);
     }
     return STORE_OK;
+}
+
+/* The delta counters' starting values: the one count of the table, at
+ * open. */
+static enum store_status count_deltas(struct store *st)
+{
+    sqlite3_stmt *s = store_stmt(st, STMT_DELTA_COUNTS);
+    enum store_status rc = STORE_OK;
+    int src = sqlite3_step(s);
+
+    if (src == SQLITE_ROW) {
+        atomic_store(&st->deltas_pending_now, sqlite3_column_int64(s, 0));
+        atomic_store(&st->deltas_ready_now, sqlite3_column_int64(s, 1));
+    } else {
+        rc = store_err_db(st, "counting deltas", src);
+    }
+    sqlite3_reset(s);
+    return rc;
 }
 
 static enum store_status open_db(struct store *st)
@@ -516,6 +616,7 @@ static enum store_status open_db(struct store *st)
                               ? SQLITE_OPEN_READONLY
                               : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
                           NULL);
+    st->writer.db = st->db;
     if (src != SQLITE_OK) {
         store_err_text("opening %s: %s", path,
                        st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(src));
@@ -528,9 +629,16 @@ static enum store_status open_db(struct store *st)
         rc = set_pragmas(st);
         if (rc == STORE_OK)
             rc = migrate(st);
+        if (rc == STORE_OK)
+            rc = next_epoch(st);
     }
     if (rc == STORE_OK)
         rc = prepare_all(st);
+    if (rc == STORE_OK)
+        rc = count_deltas(st);
+    /* The readers open once the writer has made the file WAL. */
+    if (rc == STORE_OK && !st->opt.read_only)
+        rc = store_readers_open(st, path);
     return rc;
 }
 
@@ -553,6 +661,10 @@ static struct store *store_new(const char *dir,
     else
         store_options_default(&st->opt);
     pthread_mutex_init(&st->db_mu, NULL);
+    pthread_mutex_init(&st->readers_mu, NULL);
+    pthread_cond_init(&st->readers_cv, NULL);
+    pthread_cond_init(&st->flight_cv, NULL);
+    st->writer.stmt = st->stmt;
     pthread_mutex_init(&st->cache_mu, NULL);
     pthread_mutex_init(&st->work_mu, NULL);
     pthread_cond_init(&st->work_cv, NULL);
@@ -567,6 +679,11 @@ static struct store *store_new(const char *dir,
     atomic_init(&st->deltas_rejected, 0);
     atomic_init(&st->compressed_made, 0);
     atomic_init(&st->errors, 0);
+    atomic_init(&st->snapshot_builds, 0);
+    atomic_init(&st->job_retries, 0);
+    atomic_init(&st->jobs_gave_up, 0);
+    atomic_init(&st->deltas_pending_now, 0);
+    atomic_init(&st->deltas_ready_now, 0);
     atomic_init(&st->stop, false);
     st->generation = 1;
     return st;
@@ -636,6 +753,7 @@ void store_close(struct store *st)
     if (!st)
         return;
     store_worker_stop(st);
+    store_readers_close(st);
     for (size_t i = 0; i < STMT_COUNT; i++)
         sqlite3_finalize(st->stmt[i]);
     if (st->db)
@@ -648,6 +766,9 @@ void store_close(struct store *st)
     pthread_cond_destroy(&st->work_cv);
     pthread_mutex_destroy(&st->work_mu);
     pthread_mutex_destroy(&st->cache_mu);
+    pthread_cond_destroy(&st->flight_cv);
+    pthread_cond_destroy(&st->readers_cv);
+    pthread_mutex_destroy(&st->readers_mu);
     pthread_mutex_destroy(&st->db_mu);
     if (st->lock_fd >= 0)
         close(st->lock_fd);
@@ -655,26 +776,25 @@ void store_close(struct store *st)
     free(st);
 }
 
+static uint64_t nonnegative(int64_t v)
+{
+    return v > 0 ? (uint64_t)v : 0;
+}
+
+/* Counters only: a scrape takes no lock and reads no table. */
 void store_stats_get(struct store *st, struct store_stats *out)
 {
-    sqlite3_stmt *s;
-
     memset(out, 0, sizeof(*out));
     out->deltas_made = atomic_load(&st->deltas_made);
     out->deltas_failed = atomic_load(&st->deltas_failed);
     out->deltas_rejected = atomic_load(&st->deltas_rejected);
     out->compressed_made = atomic_load(&st->compressed_made);
-    pthread_mutex_lock(&st->db_mu);
-    s = store_stmt(st, STMT_DELTA_COUNTS);
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        out->deltas_pending = (uint64_t)sqlite3_column_int64(s, 0);
-        out->deltas_ready = (uint64_t)sqlite3_column_int64(s, 1);
-    } else {
-        (void)store_err_db(st, "counting deltas", sqlite3_errcode(st->db));
-    }
-    sqlite3_reset(s);
-    pthread_mutex_unlock(&st->db_mu);
+    out->deltas_pending = nonnegative(atomic_load(&st->deltas_pending_now));
+    out->deltas_ready = nonnegative(atomic_load(&st->deltas_ready_now));
+    out->job_retries = atomic_load(&st->job_retries);
+    out->jobs_gave_up = atomic_load(&st->jobs_gave_up);
     out->errors = atomic_load(&st->errors);
+    out->snapshot_builds = atomic_load(&st->snapshot_builds);
     pthread_mutex_lock(&st->cache_mu);
     out->generation = st->generation;
     pthread_mutex_unlock(&st->cache_mu);

@@ -8,7 +8,8 @@
  *
  * Thread safety: every function may be called from any thread. Reads of
  * the catalog for selection go through immutable, reference-counted
- * snapshots that writers never block.
+ * snapshots, read on read connections beside the single writer (WAL), so
+ * a writer's commit never blocks them.
  */
 #ifndef STORE_STORE_H
 #define STORE_STORE_H
@@ -44,6 +45,17 @@ struct store_options {
                                      family; default true */
     uint64_t delta_cross_max_bytes; /* ... when both are at most this big;
                                        default 256 MiB */
+    unsigned retry_base_ms;       /* a job failing for a transient reason
+                                     (an OS, SQLite or memory error) is
+                                     retried after base, 2 base, 4 base...
+                                     (at most retry_max_ms); default 2000 */
+    unsigned retry_max_ms;        /* default 600000 */
+    unsigned retry_attempts;      /* attempts in all before it is failed;
+                                     default 10 */
+    unsigned read_connections;    /* read-only SQLite connections beside
+                                     the writer, for snapshots and
+                                     listings; default 4 (0: reads share
+                                     the writer's connection) */
     bool read_only;               /* look only: no lock, no tmp/ cleaning,
                                      no migration, no worker, no writes;
                                      works beside a running daemon */
@@ -194,6 +206,16 @@ store_delta_open(struct store *st, const char from_hex[PROTO_HEX_SIZE],
                  const char to_hex[PROTO_HEX_SIZE], int *out_fd,
                  uint64_t *out_size, int64_t *out_mtime_s);
 
+/*
+ * Starts again, now, every job of the worker that failed (deltas and
+ * compressed copies) or waits in a retry's backoff; "rejected" deltas
+ * (not smaller than the model) stay as they are. The counts of jobs
+ * started again go to *out_deltas and *out_compressed.
+ */
+MUST_CHECK enum store_status store_jobs_retry(struct store *st,
+                                              uint64_t *out_deltas,
+                                              uint64_t *out_compressed);
+
 /* Counters for /metrics. */
 struct store_stats {
     uint64_t deltas_made;         /* since open */
@@ -203,7 +225,12 @@ struct store_stats {
     uint64_t deltas_ready;        /* now */
     uint64_t compressed_made;     /* zstd copies, since open */
     uint64_t errors;              /* SQLite/OS errors, since open */
+    uint64_t job_retries;         /* worker jobs retried after a transient
+                                     failure, since open */
+    uint64_t jobs_gave_up;        /* ... failed after the last attempt */
     uint64_t generation;          /* catalog generation */
+    uint64_t snapshot_builds;     /* snapshots read from the catalog (cache
+                                     misses that did the reading) */
 };
 
 void store_stats_get(struct store *st, struct store_stats *out);

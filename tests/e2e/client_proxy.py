@@ -12,6 +12,8 @@ CONTROL_FILE (JSON, read per request) can:
   flip_offset     ...at this offset of the whole object (Content-Range aware)
   fail_select     answer this many selects with 503 (then forward)
   retry_after     the Retry-After of those 503s
+  replay_select   answer each select with the previous select's answer
+                  (headers and body), as a replaying attacker would
   epoch           when it changes, transfers under way are cut (the test
                   kills the daemon: its orphaned socket would otherwise
                   still deliver what the kernel had buffered)
@@ -29,6 +31,7 @@ import time
 PORT_FILE, UPSTREAM_FILE, CONTROL_FILE, LOG_FILE = sys.argv[1:5]
 lock = threading.Lock()
 selects_failed = 0
+last_select = None
 
 
 def control():
@@ -66,7 +69,7 @@ def headers_of(head):
 
 
 def handle(client):
-    global selects_failed
+    global selects_failed, last_select
     entry = {"t": time.time()}
     try:
         head, rest = read_head(client, b"")
@@ -96,6 +99,11 @@ def handle(client):
                     b"\r\nConnection: close\r\n\r\n" + body)
                 entry.update(status=503, sent=len(body))
                 return
+        if path.endswith("/select") and ctl.get("replay_select") and \
+                last_select is not None:
+            client.sendall(last_select)
+            entry.update(status=0, sent=len(last_select), replayed=True)
+            return
         with open(UPSTREAM_FILE) as f:
             port = int(f.read().strip())
         # A small receive window: the proxy must not read far ahead of its
@@ -126,10 +134,12 @@ def handle(client):
                 line for line in rhead.split("\r\n")
                 if not line.lower().startswith("connection:")
             ] + ["Connection: close"]
-            client.sendall("\r\n".join(out_lines).encode("latin-1") +
-                           b"\r\n\r\n")
-            flip = (ctl.get("flip_prefix") and path.startswith(
-                ctl["flip_prefix"]) and method == "GET")
+            out_head = "\r\n".join(out_lines).encode("latin-1") + b"\r\n\r\n"
+            client.sendall(out_head)
+            if path.endswith("/select"):
+                recorded = out_head
+            flip = ctl.get("flip_prefix") and path.startswith(
+                ctl["flip_prefix"])
             rate = ctl.get("rate_bps", 0)
             epoch = ctl.get("epoch", 0)
             sent = 0
@@ -151,12 +161,16 @@ def handle(client):
                         piece = piece[:at] + bytes([piece[at] ^ 0xFF]) + \
                             piece[at + 1:]
                 client.sendall(piece)
+                if path.endswith("/select"):
+                    recorded += piece
                 sent += len(piece)
                 entry["sent"] = sent
                 if rate:
                     ahead = sent / rate - (time.monotonic() - started)
                     if ahead > 0:
                         time.sleep(ahead)
+            if path.endswith("/select"):
+                last_select = recorded
         finally:
             up.close()
     except (OSError, ValueError):

@@ -658,9 +658,11 @@ static void signer_sign(struct signer *s, const char *body,
              "(%s);created=%lld;expires=%lld;keyid=\"%s\";alg=\"%s\"",
              components, (long long)created, (long long)expires, kid, alg);
     snprintf(base, sizeof(base),
-             "\"@method\"%s: POST\n\"@path\"%s: /v1/families/f/select\n"
+             "%s\"@method\"%s: POST\n\"@path\"%s: /v1/families/f/select\n"
              "\"content-digest\": %s\n\"content-type\": application/json\n"
              "\"@signature-params\": %s",
+             strncmp(components, "\"@status\"", 9) == 0 ? "\"@status\": 200\n"
+                                                       : "",
              req ? ";req" : "", req ? ";req" : "", s->content_digest, params);
     ck_assert_int_eq(EVP_DigestSignInit(ctx, NULL, NULL, NULL, s->key), 1);
     ck_assert_int_eq(EVP_DigestSign(ctx, sig, &sig_len,
@@ -680,6 +682,7 @@ static struct client_signed signed_of(const struct signer *s,
                                       const char *body)
 {
     struct client_signed m = {
+        .status = 200,
         .method = "POST",
         .path = "/v1/families/f/select",
         .content_type = "application/json",
@@ -725,6 +728,19 @@ START_TEST(test_client_signature_verify_ok)
     ck_assert_msg(client_signature_verify(&m, &ring, NULL, now, err,
                                           sizeof(err)) == CLIENT_OK,
                   "%s", err);
+    /* what server/sign.c signs (README "Signed decisions") */
+    signer_sign(&s, BODY,
+                "\"@status\" \"@method\";req \"@path\";req "
+                "\"content-digest\" \"content-type\"",
+                true, now, now + 60, "k1", "ed25519");
+    m = signed_of(&s, BODY);
+    ck_assert_msg(client_signature_verify(&m, &ring, NULL, now, err,
+                                          sizeof(err)) == CLIENT_OK,
+                  "%s", err);
+    m.status = 203; /* @status is covered */
+    ck_assert_int_eq(client_signature_verify(&m, &ring, NULL, now, err,
+                                             sizeof(err)),
+                     CLIENT_VERIFY_FAILED);
     /* another signature label before ours is skipped */
     signer_sign(&s, BODY, COMPONENTS, false, now, now + 60, "k1",
                 "ed25519");

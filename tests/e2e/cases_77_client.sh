@@ -108,8 +108,12 @@ L2=$(sha_of "$LARGE2")
 S1=$(sha_of "$SMALL")
 LSIZE=$(file_size "$LARGE")
 
-if daemon_start cli "$CLI_WORK/data" --admin-token-file "$TOKEN_FILE" \
-    --set recheck_after_s=3; then
+"$MODELD" keygen --out "$CLI_WORK/sign.pem" >"$CLI_WORK/kid" 2>/dev/null
+"$MODELD" keygen --out "$CLI_WORK/other.pem" >/dev/null 2>&1
+KID=$(cat "$CLI_WORK/kid")
+CLI_ARGS=(--admin-token-file "$TOKEN_FILE" --set recheck_after_s=3
+    --set "signing_key=$CLI_WORK/sign.pem")
+if daemon_start cli "$CLI_WORK/data" "${CLI_ARGS[@]}"; then
     CLI_SRV=$BASE
     printf '%s\n' "${DPORT[cli]}" >"$CLI_WORK/upstream.port"
     http_admin PUT /v1/families/cli -H 'Content-Type: application/json' \
@@ -283,8 +287,7 @@ if daemon_start cli "$CLI_WORK/data" --admin-token-file "$TOKEN_FILE" \
     wait "${DPID[cli]}" 2>/dev/null
     proxy_ctl '{"rate_bps":1000000,"epoch":1}' # what was in flight is lost
     unset "DPID[cli]"
-    if daemon_start cli "$CLI_WORK/data" --admin-token-file "$TOKEN_FILE" \
-        --set recheck_after_s=3; then
+    if daemon_start cli "$CLI_WORK/data" "${CLI_ARGS[@]}"; then
         CLI_SRV=$BASE
         printf '%s\n' "${DPORT[cli]}" >"$CLI_WORK/upstream.port"
     fi
@@ -308,6 +311,44 @@ if daemon_start cli "$CLI_WORK/data" --admin-token-file "$TOKEN_FILE" \
         "$CLI_WORK/proxy.log")
     check_ge "client: Retry-After: 2 s honoured" 1950 "$GAP_MS"
     check_lt "client: Retry-After: not much longer" 4000 "$GAP_MS"
+
+    # ---- signed answers (RFC 9421, server/sign.c) ------------------------------------
+    proxy_ctl '{}'
+    SG=$CLI_WORK/st-sig
+    fetch "$SG" --set device.memory_bytes=20000000 --verify-key "$CLI_WORK/sign.pem"
+    check "client: signed: --verify-key: exit 0" 0 "$FETCH_RC"
+    check_match "client: signed: the answer verified" 'select action=download .* signed=ok' "$(cat "$FETCH_OUT")"
+    check "client: signed: verified model" "$S1" "$(path_digest "$SG")"
+    check_match "client: signed: generation remembered" '^[0-9]+$' "$(jq -r .generation "$SG/state.json")"
+    fetch "$CLI_WORK/st-kid" --set device.memory_bytes=20000000 --verify-kid "$KID"
+    check "client: signed: --verify-kid alone pins the key from /v1/keys: exit 0" 0 "$FETCH_RC"
+    check "client: signed: the pinned kid" "$KID" "$(jq -r .pinned_key.kid "$CLI_WORK/st-kid/state.json")"
+    fetch "$SG" --set device.memory_bytes=100000000 --verify-key "$CLI_WORK/other.pem"
+    check "client: signed: another key: exit 4" 4 "$FETCH_RC"
+    check "client: signed: another key: nothing switched" "$S1" "$(path_digest "$SG")"
+    fetch "$SG" --set device.memory_bytes=100000000 --verify-key "$CLI_WORK/sign.pem" --verify-kid wrong-kid
+    check "client: signed: keyid not the pinned one: exit 4" 4 "$FETCH_RC"
+    # a byte of the body changed on the way
+    proxy_ctl '{"flip_prefix":"/v1/families/cli/select","flip_offset":12}'
+    fetch "$SG" --server "$PROXY" --set device.memory_bytes=100000000 --verify-key "$CLI_WORK/sign.pem"
+    check "client: signed: a tampered answer: exit 4" 4 "$FETCH_RC"
+    check_match "client: signed: a tampered answer: says why" 'Content-Digest' "$(cat "$FETCH_ERR")"
+    check "client: signed: a tampered answer: nothing switched" "$S1" "$(path_digest "$SG")"
+    # a replayed answer (the attacker's copy of an earlier signed one)
+    proxy_ctl '{}'
+    fetch "$CLI_WORK/st-rp" --server "$PROXY" --set device.memory_bytes=100000000 --verify-key "$CLI_WORK/sign.pem"
+    check "client: signed: through the proxy: exit 0" 0 "$FETCH_RC"
+    proxy_ctl '{"replay_select":true}'
+    fetch "$CLI_WORK/st-rp" --server "$PROXY" --set device.memory_bytes=100000000 --verify-key "$CLI_WORK/sign.pem"
+    check "client: signed: a replayed answer: exit 4" 4 "$FETCH_RC"
+    check_match "client: signed: a replayed answer: nonce" 'nonce' "$(cat "$FETCH_ERR")"
+    # a generation lower than one seen before
+    jq '.generation = 9007199254740000' "$SG/state.json" >"$SG/state.new" && mv "$SG/state.new" "$SG/state.json"
+    fetch "$SG" --set device.memory_bytes=20000000 --verify-key "$CLI_WORK/sign.pem"
+    check "client: signed: an older generation: exit 4" 4 "$FETCH_RC"
+    check_match "client: signed: an older generation: says so" 'generation' "$(cat "$FETCH_ERR")"
+    fetch "$SG" --set device.memory_bytes=20000000
+    check "client: unsigned answers still work without a key" 0 "$FETCH_RC"
     proxy_stop
 
     echo "# $SECONDS s"
