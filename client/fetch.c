@@ -1339,6 +1339,10 @@ enum client_status client_watch(struct client *c, volatile sig_atomic_t *stop,
         while (!*stop && !(wake && *wake) && mono_s() < end) {
             double step = end - mono_s();
 
+            /* Time moved on since the loop's test: a negative step cast
+             * to unsigned would sleep for weeks. */
+            if (step <= 0)
+                break;
             if (step > 0.2)
                 step = 0.2;
             if (!nap(c, (unsigned)(step * 1000), wake))

@@ -122,6 +122,24 @@ proto_family_parse(const char *body, size_t len,
                    const struct proto_limits *lim, struct proto_family *out,
                    struct proto_error *err);
 
+/* One line of a `modeld replay` scenario (JSON lines, proto/scenario.c):
+ * {"t_s": N, "report": {...}, "bps": N} or {"end_s": N}. */
+struct proto_scenario_line {
+    bool is_end;                  /* an {"end_s": N} line */
+    double t_s;                   /* report time, or end_s */
+    bool has_bps;
+    double bps;                   /* link throughput until the next line */
+    struct proto_report report;
+};
+
+/* Parses one scenario line; err names the field (the report's fields as
+ * "report.device.gflops"). */
+MUST_CHECK enum proto_status
+proto_scenario_line_parse(const char *line, size_t len,
+                          const struct proto_limits *lim,
+                          struct proto_scenario_line *out,
+                          struct proto_error *err);
+
 /* ---- JSON out ------------------------------------------------------- */
 /* Each writer returns a malloc'd NUL-terminated string (caller frees), or
  * NULL when out of memory. */
@@ -178,6 +196,14 @@ bool proto_etag_list_matches(const char *header, const char *etag);
  * a q value above 0. A wildcard does not count.
  */
 bool proto_accepts_coding(const char *header, const char *coding);
+
+/*
+ * True when a Content-Type value names JSON: application/json or any
+ * type whose subtype ends in "+json" (case-insensitive, parameters such
+ * as charset ignored). NULL (no Content-Type) is false: the caller
+ * decides what an absent type means.
+ */
+bool proto_media_type_is_json(const char *header);
 
 /* ---- deltas ----------------------------------------------------------- */
 

@@ -12,5 +12,6 @@ int cmd_patch(int argc, char **argv);   /* server/cmd_patch.c */
 int cmd_select(int argc, char **argv);  /* server/cmd_select.c */
 int cmd_fetch(int argc, char **argv);   /* server/cmd_fetch.c */
 int cmd_keygen(int argc, char **argv);  /* server/cmd_keygen.c */
+int cmd_replay(int argc, char **argv);  /* server/cmd_replay.c */
 
 #endif

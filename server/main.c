@@ -39,6 +39,8 @@ usage_main(FILE *out)
             "  fetch   the UE client: modeld fetch --server URL --family F "
             "--state DIR\n"
             "  select  print the decision for a report, offline\n"
+            "  replay  replay UE reports through the policy against an "
+            "oracle\n"
             "  keygen  write a new Ed25519 signing key: modeld keygen --out "
             "FILE\n"
             "\n"
@@ -433,6 +435,7 @@ main(int argc, char **argv)
         {"select", cmd_select},
         {"fetch", cmd_fetch},
         {"keygen", cmd_keygen},
+        {"replay", cmd_replay},
     };
 
     if (argc < 2) {

@@ -175,7 +175,7 @@ if daemon_start cli "$CLI_WORK/data" "${CLI_ARGS[@]}"; then
     # ---- next publish: a delta -------------------------------------------------
     publish large "$LARGE2" 50000000 0.8
     for ((i = 0; i < 200; i++)); do
-        http POST /v1/families/cli/select --data-binary \
+        http POST /v1/families/cli/select -H 'Content-Type: application/json' --data-binary \
             "{\"device\":{\"memory_bytes\":100000000,\"gflops\":50},\"current\":\"$L1\"}"
         [ "$(jbody .action)" = delta ] && break
         sleep 0.1
@@ -427,7 +427,7 @@ if daemon_start cli "$CLI_WORK/data" "${CLI_ARGS[@]}"; then
     for ((i = 0; i < FLEET; i++)); do
         if [ "$(grep -c 'select action' "$CLI_WORK/w$i.out")" -lt 2 ] ||
             grep -q 'error' "$CLI_WORK/w$i.out"; then
-            echo "# w$i: $(head -c 1500 "$CLI_WORK/w$i.out")"
+            echo "# w$i: $(tail -n 6 "$CLI_WORK/w$i.out")"
         fi
     done
     # no 100 ms slot holds more than a quarter of the fleet
