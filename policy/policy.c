@@ -12,7 +12,8 @@
  *   V(v) = u_cur * t_v + u_v * (H - t_v) - cost_v       (t_v < H)
  *
  * accuracy-seconds, where H is the horizon, u the per-second utility
- * (quality: the accuracy; balanced/saver: the score without transfer),
+ * (quality: the accuracy; balanced/saver: the score without transfer)
+ * times the share of time the variant is expected to fit in memory,
  * u_cur that of what the UE runs now (0 when it holds nothing runnable),
  * t_v the conservative time until v runs and cost_v its bytes times
  * policy_transfer_cost_per_mb / 1e6. Keeping current is worth u_cur * H,
@@ -442,6 +443,29 @@ soft_check(const struct run *k, struct proto_candidate *e, bool *out_ok,
     return sum;
 }
 
+/*
+ * The share of the time a variant is expected to keep fitting in memory.
+ * With device.memory_floor_bytes (the lowest free memory seen recently)
+ * below the free memory now, free memory is taken as spread evenly over
+ * [floor, now]: a variant needing m bytes fits (now - m) / (now - floor) of
+ * the time (1 at or under the floor). Without a floor: 1 (the margin only
+ * breaks near-ties, see rank_cmp).
+ */
+static double
+fit_share(const struct run *k, const struct proto_candidate *e)
+{
+    const struct proto_report *r = k->r;
+    double need = (double)e->est.memory_bytes;
+    double now = (double)r->memory_bytes;
+    double floor_b = (double)r->memory_floor_bytes;
+
+    if (!r->has_memory_floor_bytes || !(floor_b < now) || need <= floor_b)
+        return 1;
+    if (need > now)
+        return 0;
+    return (now - need) / (now - floor_b);
+}
+
 /* The one evaluation of a variant: estimates, transfer, constraints. */
 static void
 eval_compute(const struct run *k, size_t index, struct proto_candidate *e)
@@ -465,6 +489,7 @@ eval_compute(const struct run *k, size_t index, struct proto_candidate *e)
     e->feasible = e->hard_ok && e->soft_ok;
     e->ctx = context_match(v, k->r);
     e->at_risk = (double)e->est.memory_bytes > k->memory_limit;
+    e->fit = fit_share(k, e);
     e->utility = 0;
     e->value = 0;
 }
@@ -514,17 +539,17 @@ static void
 value_compute(const struct run *k, struct proto_candidate *e)
 {
     double h = k->horizon_s;
+    double u = e->utility * e->fit;
 
     if (e->is_current) {
-        e->value = e->utility * h;
+        e->value = u * h;
         return;
     }
     if (!(e->ready_s < h)) {
         e->value = k->u_cur * h - e->cost;
         return;
     }
-    e->value = k->u_cur * e->ready_s + e->utility * (h - e->ready_s) -
-               e->cost;
+    e->value = k->u_cur * e->ready_s + u * (h - e->ready_s) - e->cost;
 }
 
 /* ---- competing versions --------------------------------------------- */
@@ -634,8 +659,9 @@ gain_text(const struct run *k, const struct proto_candidate *e, double from_u,
     snprintf(buf, size,
              "gain %.3g over %.0f s after %.3g s (%.3g MB at %.3g Mbit/s) "
              "= %.3g",
-             e->utility - from_u, after, e->ready_s, mb(e->transfer_bytes),
-             mbit(k->bps), (e->utility - from_u) * after);
+             e->utility * e->fit - from_u, after, e->ready_s,
+             mb(e->transfer_bytes), mbit(k->bps),
+             (e->utility * e->fit - from_u) * after);
 }
 
 /* Why loser ranks after chosen, in one reason. */
@@ -711,7 +737,8 @@ loss_reason(const struct run *k, const struct proto_candidate *loser,
                        loser->transfer_bytes, chosen->transfer_bytes);
         } else if (chosen->is_current) {
             /* better per second, but the switch does not pay */
-            gain_text(k, loser, chosen->utility, gain, sizeof(gain));
+            gain_text(k, loser, chosen->utility * chosen->fit, gain,
+                      sizeof(gain));
             reason_add(rs, "does not pay: %s, under cost %.3g + hysteresis "
                        "%.3g", gain, loser->cost, k->margin);
         } else {
@@ -811,7 +838,7 @@ run_evaluate(struct run *k, struct proto_candidate *cands)
         if (cands[i].is_current && cands[i].hard_ok && !k->has_cur) {
             k->has_cur = true;
             k->cur = i;
-            k->u_cur = cands[i].utility;
+            k->u_cur = cands[i].utility * cands[i].fit;
         }
     }
     for (size_t i = 0; i < m; i++)
@@ -883,7 +910,7 @@ chosen_reasons(const struct run *k, const struct proto_candidate *c,
         reason_add(rs, "keep: nothing better can arrive within horizon_s %g",
                    k->horizon_s);
     } else if (c->is_current) {
-        gain_text(k, best, c->utility, gain, sizeof(gain));
+        gain_text(k, best, c->utility * c->fit, gain, sizeof(gain));
         reason_add(rs,
                    "keep: switching to %s does not pay: %s, cost %.3g, "
                    "hysteresis %.3g",
