@@ -321,7 +321,12 @@ transfer_compute(const struct run *k, struct proto_candidate *e)
     for (size_t i = 0; r->has_current && i < in->delta_count; i++) {
         const struct proto_delta *d = &in->deltas[i];
 
-        if (same(d->from_hex, r->current_hex) &&
+        /* Only the delta formats the UE decodes (report's accept). */
+        bool decodes = d->format == PROTO_DELTA_TENSOR
+                           ? r->accept_tensor_delta
+                           : !r->refuse_zstd_patch;
+
+        if (decodes && same(d->from_hex, r->current_hex) &&
             same(d->to_hex, v->blob_hex) &&
             (!e->has_delta || d->size_bytes < e->transfer_bytes)) {
             e->has_delta = true;
