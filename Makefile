@@ -64,14 +64,19 @@ build/libmodeld-client.a: $(CLIENT_LIB_SRC:%.c=build/obj/%.o)
 build/asan/modeld: $(ASAN_LIB) $(ASAN_SERVER)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
 
+# check_server sees every free() of the server's objects (--wrap), to
+# check that secrets are wiped before their memory goes back.
+LDWRAP_check_server := -Wl,--wrap=free
+
 build/tests/%: tests/unit/%.c $(OBJ_TESTABLE)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(OBJ_TESTABLE) $(CHECK_LIBS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(OBJ_TESTABLE) $(CHECK_LIBS) $(LDLIBS) \
+	    $(LDWRAP_$*)
 
 build/asan/tests/%: tests/unit/%.c $(ASAN_TESTABLE)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(SAN) -o $@ $< $(ASAN_TESTABLE) $(CHECK_LIBS) \
-	    $(LDLIBS)
+	    $(LDLIBS) $(LDWRAP_$*)
 
 # ---- tests -------------------------------------------------------------
 # Each runner appends "passed failed" to build/results; `test` sums them.
@@ -178,6 +183,11 @@ build/fuzz/make_seeds: tests/fuzz/make_seeds.c \
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
+build/fuzz/make_tensor_seeds: tests/fuzz/make_tensor_seeds.c \
+                              $(filter build/obj/proto/%,$(OBJ_LIB))
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Wno-unused-function -o $@ $^ $(LDLIBS)
+
 fuzz-build: $(FUZZ_BINS)
 
 fuzz: fuzz-build
@@ -186,8 +196,10 @@ fuzz: fuzz-build
 fuzz-smoke: fuzz-build
 	@./tests/fuzz/run.sh 3
 
-fuzz-seeds: build/fuzz/make_seeds
+fuzz-seeds: build/fuzz/make_seeds build/fuzz/make_tensor_seeds
 	@./build/fuzz/make_seeds tests/fuzz/corpus/fuzz_delta
+	@mkdir -p tests/fuzz/corpus/fuzz_tensor_map tests/fuzz/corpus/fuzz_tensor_dec
+	@./build/fuzz/make_tensor_seeds tests/fuzz/corpus
 
 # ---- benchmarks ----
 # `make bench`: modeld against nginx, sha256sum + cp, zstd, xdelta3 and

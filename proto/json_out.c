@@ -404,6 +404,16 @@ static void sb_variant(struct sb *b, const struct proto_variant *v)
     }
     sb_key(b, "rollout_percent");
     sb_u64(b, v->rollout_percent);
+    if (v->weights_manifest_hex[0]) {
+        sb_key(b, "weights_manifest");
+        sb_digest(b, v->weights_manifest_hex);
+    }
+    sb_key(b, "paused");
+    sb_bool(b, v->paused);
+    if (v->retired) {
+        sb_key(b, "retired");
+        sb_bool(b, true);
+    }
     sb_putc(b, '}');
 }
 
@@ -423,6 +433,68 @@ char *proto_versions_write(const struct proto_variant *v, size_t count)
     for (size_t i = 0; i < count; i++) {
         sb_sep(&b);
         sb_variant(&b, &v[i]);
+    }
+    sb_puts(&b, "]}");
+    return sb_finish(&b);
+}
+
+double proto_failure_share(const struct proto_version_stats *s)
+{
+    return s->ues ? (double)s->failed_ues / (double)s->ues : 0;
+}
+
+/* "events":{"installed":N,...,"ues":N,"failure_share":x,
+ * "latency_ms":{"class":{"count","p50","p90","p99"}}} */
+static void sb_stats(struct sb *b, const struct proto_version_stats *s)
+{
+    sb_key(b, "events");
+    sb_putc(b, '{');
+    for (unsigned k = 0; k < PROTO_EVENT_KINDS; k++) {
+        sb_key(b, proto_event_kind_name((enum proto_event_kind)k));
+        sb_u64(b, s->counts[k]);
+    }
+    sb_key(b, "ues");
+    sb_u64(b, s->ues);
+    sb_key(b, "failed_ues");
+    sb_u64(b, s->failed_ues);
+    sb_key(b, "failure_share");
+    sb_num_short(b, proto_failure_share(s));
+    sb_key(b, "latency_ms");
+    sb_putc(b, '{');
+    for (size_t i = 0; i < s->latency_count && i < PROTO_MAX_LATENCIES; i++) {
+        const struct proto_class_latency *l = &s->latency[i];
+
+        sb_key(b, l->device_class);
+        sb_putc(b, '{');
+        sb_key(b, "count");
+        sb_u64(b, l->count);
+        sb_key(b, "p50");
+        sb_num_short(b, l->p50_ms);
+        sb_key(b, "p90");
+        sb_num_short(b, l->p90_ms);
+        sb_key(b, "p99");
+        sb_num_short(b, l->p99_ms);
+        sb_putc(b, '}');
+    }
+    sb_puts(b, "}}");
+}
+
+char *proto_versions_stats_write(const struct proto_variant *v,
+                                 const struct proto_version_stats *stats,
+                                 size_t count)
+{
+    struct sb b = {0};
+
+    sb_puts(&b, "{\"versions\":[");
+    for (size_t i = 0; i < count; i++) {
+        sb_sep(&b);
+        sb_variant(&b, &v[i]);
+        if (stats && !b.failed) {
+            /* Reopen the variant's object for its events member. */
+            b.len--;
+            sb_stats(&b, &stats[i]);
+            sb_putc(&b, '}');
+        }
     }
     sb_puts(&b, "]}");
     return sb_finish(&b);
@@ -555,9 +627,18 @@ char *proto_decision_write(const struct proto_decision *d, const char *family,
         sb_puts(&b, ",\"model\":{\"digest\":");
         sb_digest(&b, v->blob_hex);
         sb_key(&b, "size_bytes");
-        sb_u64(&b, v->size_bytes);
-        sb_key(&b, "url");
-        sb_blob_url(&b, v->blob_hex);
+        if (d->model_bg && v->bg_size_bytes) {
+            /* The bytes to transfer: the encoded form's. */
+            sb_u64(&b, v->bg_size_bytes);
+            sb_puts(&b, ",\"url\":\"/v1/blobs/sha256:");
+            sb_puts(&b, v->blob_hex);
+            sb_puts(&b, "?encoding=modeld-bg/1\",\"encoding\":"
+                        "\"modeld-bg/1\"");
+        } else {
+            sb_u64(&b, v->size_bytes);
+            sb_key(&b, "url");
+            sb_blob_url(&b, v->blob_hex);
+        }
         sb_putc(&b, '}');
         sb_key(&b, "accuracy");
         sb_num_short(&b, has_exit ? v->exits[d->exit_index].accuracy
@@ -573,7 +654,11 @@ char *proto_decision_write(const struct proto_decision *d, const char *family,
             sb_puts(&b, dl->from_hex);
             sb_puts(&b, "/sha256:");
             sb_puts(&b, dl->to_hex);
-            sb_puts(&b, "\"}");
+            if (dl->format == PROTO_DELTA_TENSOR)
+                sb_puts(&b, "?format=modeld-tensor/1\",\"format\":"
+                            "\"modeld-tensor/1\"}");
+            else
+                sb_puts(&b, "\",\"format\":\"zstd-patch\"}");
         }
     }
     sb_key(&b, "degraded");
@@ -636,5 +721,31 @@ char *proto_decision_write(const struct proto_decision *d, const char *family,
         }
     }
     sb_putc(&b, '}');
+    return sb_finish(&b);
+}
+
+char *proto_audit_write(const struct proto_audit_entry *e, size_t count)
+{
+    struct sb b = {0};
+
+    sb_puts(&b, "{\"entries\":[");
+    for (size_t i = 0; i < count; i++) {
+        sb_sep(&b);
+        sb_putc(&b, '{');
+        sb_key(&b, "time");
+        sb_created(&b, e[i].time_s);
+        sb_key(&b, "token");
+        sb_str(&b, e[i].token);
+        sb_key(&b, "method");
+        sb_str(&b, e[i].method);
+        sb_key(&b, "path");
+        sb_str(&b, e[i].path);
+        sb_key(&b, "status");
+        sb_u64(&b, e[i].status);
+        sb_key(&b, "detail");
+        sb_str(&b, e[i].detail);
+        sb_putc(&b, '}');
+    }
+    sb_puts(&b, "]}");
     return sb_finish(&b);
 }

@@ -109,9 +109,14 @@ struct proto_variant {
     char accelerators[PROTO_MAX_ACCELERATORS][PROTO_TOKEN_SIZE];
     size_t accelerator_count;             /* requires.accelerators */
     unsigned rollout_percent;             /* 0..100, default 100 */
+    char weights_manifest_hex[PROTO_HEX_SIZE]; /* TF.js model.json blob,
+                                                  "" when none */
+    uint64_t bg_size_bytes;               /* modeld-bg/1 coding's size, 0
+                                             when the server has none */
     bool paused;                          /* rollout paused (PATCH or the
                                              failure share): offered only
                                              to UEs that hold it */
+    bool retired;                         /* this version withdrawn */
 };
 
 struct proto_family {
@@ -121,11 +126,19 @@ struct proto_family {
     size_t variant_count;                 /* live (not retired) variants */
 };
 
+/* How a delta is coded: zstd with the base as prefix (stock zstd applies
+ * it) or the tensor delta (modeld decodes it). */
+enum proto_delta_format {
+    PROTO_DELTA_ZSTD_PATCH = 0,   /* "zstd-patch" */
+    PROTO_DELTA_TENSOR,           /* "modeld-tensor/1" */
+};
+
 /* A delta that is ready to serve: turns from_hex into to_hex. */
 struct proto_delta {
     char from_hex[PROTO_HEX_SIZE];
     char to_hex[PROTO_HEX_SIZE];
     uint64_t size_bytes;
+    enum proto_delta_format format;
 };
 
 enum proto_preference {
@@ -180,6 +193,12 @@ struct proto_report {
     struct proto_tag context[PROTO_MAX_TAGS];
     size_t context_count;
 
+    /* accept: what the UE decodes beyond stock tools. Without it (all
+     * false), only zstd-patch deltas, as before. */
+    bool has_accept;
+    bool accept_tensor_delta;             /* "modeld-tensor/1" */
+    bool refuse_zstd_patch;               /* delta_formats lacks it */
+    bool accept_bg;                       /* encodings has "modeld-bg/1" */
     /* time-aware selection (issue 9); downlink_bps above may be 0 */
     double downlink_history_bps[PROTO_MAX_HISTORY];   /* newest last */
     size_t downlink_history_count;
@@ -263,6 +282,7 @@ struct proto_candidate {
     double violation;
     const struct proto_tag *ctx;          /* first matching context tag */
     double utility;                       /* per second while it runs */
+    double fit;                           /* expected share of time it fits */
     double ready_s;                       /* until it runs (conservative) */
     double cost;                          /* of its bytes, accuracy-seconds */
     double value;                         /* over the horizon */
@@ -291,6 +311,7 @@ struct proto_decision {
     unsigned recheck_after_s;
     struct proto_reasons reasons;         /* why the chosen one won: context
                                              match, keep, exit, battery... */
+    bool model_bg;                        /* model.url serves modeld-bg/1 */
     /* A signed answer's body members (issued_at, expires_at, generation,
      * nonce); written only when is_signed. */
     bool is_signed;
@@ -298,6 +319,74 @@ struct proto_decision {
     int64_t expires_at_s;
     uint64_t generation;
     char nonce[PROTO_NONCE_SIZE];         /* "" when the report sent none */
+};
+
+/* ---- trust and control: UE events, rollout changes, version stats ---- */
+
+enum proto_event_kind {
+    PROTO_EVENT_INSTALLED = 0,
+    PROTO_EVENT_LOAD_FAILED,
+    PROTO_EVENT_VERIFY_FAILED,
+    PROTO_EVENT_ROLLED_BACK,
+    PROTO_EVENT_KINDS
+};
+
+/* What happened to a version on a UE (POST .../events). */
+struct proto_event {
+    char ue[PROTO_UE_SIZE];
+    char variant[PROTO_NAME_SIZE];
+    int64_t version;
+    char digest_hex[PROTO_HEX_SIZE];
+    bool has_digest;
+    enum proto_event_kind kind;
+    char device_class[PROTO_TOKEN_SIZE];  /* "" when not given */
+    double latency_ms;
+    bool has_latency_ms;
+    double energy_mj;
+    bool has_energy_mj;
+};
+
+/* PATCH .../versions/{n}: at least one member. */
+struct proto_rollout_patch {
+    unsigned rollout_percent;
+    bool has_rollout_percent;
+    bool paused;
+    bool has_paused;
+};
+
+/* One admin write in the audit log. */
+#define PROTO_AUDIT_TOKEN_SIZE 65
+#define PROTO_AUDIT_PATH_SIZE 256
+#define PROTO_AUDIT_DETAIL_SIZE 256
+
+struct proto_audit_entry {
+    int64_t time_s;
+    char token[PROTO_AUDIT_TOKEN_SIZE];   /* the token's name, "-" none */
+    char method[16];
+    char path[PROTO_AUDIT_PATH_SIZE];
+    unsigned status;
+    char detail[PROTO_AUDIT_DETAIL_SIZE]; /* what changed */
+};
+
+/* Measured latency of one version on one device class (installed events,
+ * one per UE): nearest-rank percentiles. */
+struct proto_class_latency {
+    char device_class[PROTO_TOKEN_SIZE];
+    uint64_t count;
+    double p50_ms;
+    double p90_ms;
+    double p99_ms;
+};
+
+/* What UEs reported about one version: distinct UEs per event kind, UEs
+ * with any event, UEs with a failure (load_failed, verify_failed,
+ * rolled_back), latency by device class. */
+struct proto_version_stats {
+    uint64_t counts[PROTO_EVENT_KINDS];
+    uint64_t ues;
+    uint64_t failed_ues;
+    struct proto_class_latency latency[PROTO_MAX_LATENCIES];
+    size_t latency_count;
 };
 
 #endif

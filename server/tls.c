@@ -123,12 +123,40 @@ tls_load(const char *cert_path, const char *key_path, char *err,
     rc = 0;
 out:
     pair_free(p);
-    if (key.data) {
-        memset(key.data, 0, key.size);
-        free(key.data);
-    }
+    file_secret_free(key.data, key.size);
     free(cert.data);
     return rc;
+}
+
+const char *
+tls_validity_warning(long long now, char *buf, size_t len)
+{
+    struct pair *p = atomic_load(&current);
+    gnutls_x509_crt_t crt = NULL;
+    const char *warning = NULL;
+    long long from, until;
+
+    if (!p || p->chain_len == 0 || gnutls_x509_crt_init(&crt) < 0)
+        return NULL;
+    if (gnutls_x509_crt_import(crt, &p->chain[0].cert, GNUTLS_X509_FMT_DER) <
+        0)
+        goto out;
+    from = (long long)gnutls_x509_crt_get_activation_time(crt);
+    until = (long long)gnutls_x509_crt_get_expiration_time(crt);
+    if (until != -1 && now > until) {
+        snprintf(buf, len, "the TLS certificate expired %lld s ago; "
+                           "clients will refuse it",
+                 now - until);
+        warning = buf;
+    } else if (from != -1 && now < from) {
+        snprintf(buf, len, "the TLS certificate is not valid for another "
+                           "%lld s; clients will refuse it",
+                 from - now);
+        warning = buf;
+    }
+out:
+    gnutls_x509_crt_deinit(crt);
+    return warning;
 }
 
 static int

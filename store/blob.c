@@ -44,6 +44,15 @@ int store_path_delta(const struct store *st, const char *from_hex,
     return n > 0 && n < STORE_PATH_SIZE ? 0 : -1;
 }
 
+int store_path_delta_tensor(const struct store *st, const char *from_hex,
+                            const char *to_hex, char out[STORE_PATH_SIZE])
+{
+    int n = snprintf(out, STORE_PATH_SIZE, "%s/deltas/%s-%s.mt", st->dir,
+                     from_hex, to_hex);
+
+    return n > 0 && n < STORE_PATH_SIZE ? 0 : -1;
+}
+
 int store_tmp_create(struct store *st, const char *prefix,
                      char out_path[STORE_PATH_SIZE])
 {
@@ -71,23 +80,9 @@ int store_tmp_create(struct store *st, const char *prefix,
 
 enum store_status store_fsync_parent(struct store *st, const char *path)
 {
-    char dir[STORE_PATH_SIZE];
-    char *slash;
-    enum store_status rc = STORE_OK;
-    int fd;
-
-    snprintf(dir, sizeof(dir), "%s", path);
-    slash = strrchr(dir, '/');
-    if (!slash)
-        return STORE_OK;
-    *slash = '\0';
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return store_err_os(st, "opening directory", dir, errno);
-    if (fsync(fd) != 0)
-        rc = store_err_os(st, "fsync", dir, errno);
-    close(fd);
-    return rc;
+    if (store_file_fsync_parent(path) != 0)
+        return store_err_os(st, "fsync of the directory of", path, errno);
+    return STORE_OK;
 }
 
 enum store_status store_tmp_clean(struct store *st)
@@ -166,19 +161,8 @@ static enum store_status write_all(struct store *st, int fd,
                                    const char *path, const void *data,
                                    size_t len)
 {
-    const unsigned char *p = data;
-
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return store_err_os(st, "writing", path, errno);
-        }
-        p += n;
-        len -= (size_t)n;
-    }
+    if (store_file_write_all(fd, data, len) != 0)
+        return store_err_os(st, "writing", path, errno);
     return STORE_OK;
 }
 
@@ -378,16 +362,57 @@ enum store_status store_blob_zstd_open(struct store *st,
     return open_file(st, path, out_fd, out_size, out_mtime_s);
 }
 
+enum store_status store_blob_bg_open(struct store *st,
+                                     const char hex[PROTO_HEX_SIZE],
+                                     int *out_fd, uint64_t *out_size,
+                                     int64_t *out_mtime_s)
+{
+    char path[STORE_PATH_SIZE];
+
+    if (!hex_ok(hex) || store_path_blob(st, hex, ".bg", path) != 0)
+        return STORE_NOT_FOUND;
+    return open_file(st, path, out_fd, out_size, out_mtime_s);
+}
+
 enum store_status store_delta_open(struct store *st,
                                    const char from_hex[PROTO_HEX_SIZE],
                                    const char to_hex[PROTO_HEX_SIZE],
                                    int *out_fd, uint64_t *out_size,
                                    int64_t *out_mtime_s)
 {
+    return store_delta_format_open(st, from_hex, to_hex,
+                                   PROTO_DELTA_ZSTD_PATCH, out_fd, out_size,
+                                   out_mtime_s);
+}
+
+enum store_status store_delta_format_open(struct store *st,
+                                          const char from_hex[PROTO_HEX_SIZE],
+                                          const char to_hex[PROTO_HEX_SIZE],
+                                          enum proto_delta_format format,
+                                          int *out_fd, uint64_t *out_size,
+                                          int64_t *out_mtime_s)
+{
     char path[STORE_PATH_SIZE];
+    enum store_status rc;
+    sqlite3_stmt *s;
 
     if (!hex_ok(from_hex) || !hex_ok(to_hex) ||
-        store_path_delta(st, from_hex, to_hex, path) != 0)
+        (format == PROTO_DELTA_TENSOR
+             ? store_path_delta_tensor(st, from_hex, to_hex, path)
+             : store_path_delta(st, from_hex, to_hex, path)) != 0)
         return STORE_NOT_FOUND;
-    return open_file(st, path, out_fd, out_size, out_mtime_s);
+    rc = open_file(st, path, out_fd, out_size, out_mtime_s);
+    if (rc != STORE_OK || st->opt.read_only)
+        return rc;
+    /* Served: first in line to stay (at most one write a minute). A
+     * failure here costs the eviction order, not the answer. */
+    pthread_mutex_lock(&st->db_mu);
+    s = store_stmt(st, STMT_DELTA_TOUCH);
+    sqlite3_bind_text(s, 1, from_hex, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, to_hex, -1, SQLITE_STATIC);
+    if (store_stmt_run(st, STMT_DELTA_TOUCH, "noting a delta served") !=
+        STORE_OK)
+        rc = STORE_OK;
+    pthread_mutex_unlock(&st->db_mu);
+    return STORE_OK;
 }

@@ -262,6 +262,45 @@ static enum store_status queue_delta(struct store *st, const char *from_hex,
     return rc;
 }
 
+/* Deltas into the new version from each of the variant's last K versions
+ * (the ones a UE is likely to hold); older ones are made on demand. */
+static enum store_status queue_recent(struct store *st, int64_t variant_id,
+                                      int64_t version, const char *hex,
+                                      int64_t *queued)
+{
+    char (*from)[PROTO_HEX_SIZE] = NULL;
+    size_t count = 0, cap = 0;
+    sqlite3_stmt *s = store_stmt(st, STMT_VERSIONS_RECENT);
+    enum store_status rc = STORE_OK;
+    int src;
+
+    sqlite3_bind_int64(s, 1, variant_id);
+    sqlite3_bind_int64(s, 2, version - (int64_t)st->opt.delta_versions);
+    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+        if (count == cap) {
+            size_t ncap = cap ? 2 * cap : 8;
+            char (*n)[PROTO_HEX_SIZE] = realloc(from, ncap * sizeof(*n));
+
+            if (!n) {
+                store_err_text("queueing deltas: out of memory");
+                rc = STORE_NO_MEMORY;
+                break;
+            }
+            from = n;
+            cap = ncap;
+        }
+        col_text(s, 0, from[count++], PROTO_HEX_SIZE);
+    }
+    if (rc == STORE_OK && src != SQLITE_DONE)
+        rc = store_err_db(st, "listing recent versions", src);
+    sqlite3_reset(s);
+    for (size_t i = 0; rc == STORE_OK && i < count; i++)
+        if (strcmp(from[i], hex) != 0)
+            rc = queue_delta(st, from[i], hex, queued);
+    free(from);
+    return rc;
+}
+
 /* Deltas between the new blob and the newest version of each other live
  * variant of the family, both ways, when both are small enough. */
 static enum store_status queue_cross(struct store *st, int64_t family_id,
@@ -314,12 +353,60 @@ static enum store_status queue_cross(struct store *st, int64_t family_id,
     return rc;
 }
 
-/* The publish transaction's body. Caller holds db_mu inside BEGIN. */
+static void read_version_row(sqlite3_stmt *s, const char *family,
+                             struct proto_variant *v);
+static enum store_status read_lists(struct store *st, struct store_conn *c,
+                                    int64_t ver_id, struct proto_variant *v);
+
+/* Whether meta equals the metadata of the variant's latest version (both
+ * live); *out_version is that version. Caller holds db_mu. */
+static enum store_status latest_equals(struct store *st, int64_t family_id,
+                                       const char *family,
+                                       const char *variant,
+                                       const struct proto_variant *meta,
+                                       bool *out_equal,
+                                       int64_t *out_version)
+{
+    struct proto_variant *latest = calloc(1, sizeof(*latest));
+    sqlite3_stmt *s = store_stmt(st, STMT_VERSION_LATEST_ROW);
+    enum store_status rc = STORE_OK;
+    bool live = false;
+    int64_t ver_id = 0;
+    int src;
+
+    *out_equal = false;
+    if (!latest) {
+        store_err_text("publish: out of memory");
+        return STORE_NO_MEMORY;
+    }
+    sqlite3_bind_int64(s, 1, family_id);
+    bind_text(s, 2, variant);
+    src = sqlite3_step(s);
+    if (src == SQLITE_ROW) {
+        read_version_row(s, family, latest);
+        ver_id = sqlite3_column_int64(s, 0);
+        live = !latest->retired && sqlite3_column_int(s, 16) == 0;
+    }
+    sqlite3_reset(s);
+    if (src != SQLITE_ROW && src != SQLITE_DONE)
+        rc = store_err_db(st, "reading the latest version", src);
+    if (rc == STORE_OK && live)
+        rc = read_lists(st, &st->writer, ver_id, latest);
+    if (rc == STORE_OK && live && proto_variant_meta_equal(meta, latest)) {
+        *out_equal = true;
+        *out_version = latest->version;
+    }
+    free(latest);
+    return rc;
+}
+
+/* The publish transaction's body. Caller holds db_mu inside BEGIN. With
+ * out_created, a meta equal to the latest version's publishes nothing. */
 static enum store_status publish_tx(struct store *st, const char *family,
                                     const char *variant,
                                     const struct proto_variant *meta,
                                     int64_t now_s, int64_t *out_version,
-                                    int64_t *queued)
+                                    int64_t *queued, bool *out_created)
 {
     char prev_hex[PROTO_HEX_SIZE] = "";
     int64_t family_id = 0;
@@ -352,6 +439,31 @@ static enum store_status publish_tx(struct store *st, const char *family,
     }
     if (src != SQLITE_ROW)
         return store_err_db(st, "looking up blob", src);
+    if (meta->weights_manifest_hex[0]) {
+        s = store_stmt(st, STMT_BLOB_GET);
+        bind_text(s, 1, meta->weights_manifest_hex);
+        src = sqlite3_step(s);
+        sqlite3_reset(s);
+        if (src == SQLITE_DONE) {
+            store_err_text("weights_manifest sha256:%s not uploaded",
+                           meta->weights_manifest_hex);
+            return STORE_BLOB_MISSING;
+        }
+        if (src != SQLITE_ROW)
+            return store_err_db(st, "looking up the manifest", src);
+    }
+
+    if (out_created) {
+        bool same = false;
+
+        rc = latest_equals(st, family_id, family, variant, meta, &same,
+                           out_version);
+        if (rc != STORE_OK)
+            return rc;
+        *out_created = !same;
+        if (same)
+            return STORE_OK;
+    }
 
     s = store_stmt(st, STMT_VARIANT_UPSERT);
     sqlite3_bind_int64(s, 1, family_id);
@@ -392,6 +504,8 @@ static enum store_status publish_tx(struct store *st, const char *family,
     sqlite3_bind_int64(s, 9, (sqlite3_int64)size_bytes);
     sqlite3_bind_int64(s, 10, (sqlite3_int64)meta->rollout_percent);
     sqlite3_bind_int64(s, 11, now_s);
+    if (meta->weights_manifest_hex[0])
+        bind_text(s, 12, meta->weights_manifest_hex);
     rc = store_stmt_run(st, STMT_VERSION_INSERT, "inserting version");
     if (rc != STORE_OK)
         return rc;
@@ -399,8 +513,13 @@ static enum store_status publish_tx(struct store *st, const char *family,
     if (rc != STORE_OK)
         return rc;
 
-    if (prev_hex[0] && strcmp(prev_hex, meta->blob_hex) != 0)
-        rc = queue_delta(st, prev_hex, meta->blob_hex, queued);
+    if (prev_hex[0])
+        rc = queue_recent(st, variant_id, version, meta->blob_hex, queued);
+    if (rc == STORE_OK && st->opt.tensor_coding) {
+        s = store_stmt(st, STMT_BG_QUEUE);
+        bind_text(s, 1, meta->blob_hex);
+        rc = store_stmt_run(st, STMT_BG_QUEUE, "queueing the bg copy");
+    }
     if (rc == STORE_OK && st->opt.delta_cross_variants)
         rc = queue_cross(st, family_id, variant_id, meta->blob_hex,
                          size_bytes, queued);
@@ -414,9 +533,20 @@ enum store_status store_variant_publish(struct store *st, const char *family,
                                         const struct proto_variant *meta,
                                         int64_t now_s, int64_t *out_version)
 {
+    return store_variant_put(st, family, variant, meta, now_s, out_version,
+                             NULL);
+}
+
+enum store_status store_variant_put(struct store *st, const char *family,
+                                    const char *variant,
+                                    const struct proto_variant *meta,
+                                    int64_t now_s, int64_t *out_version,
+                                    bool *out_created)
+{
     enum store_status rc;
     int64_t version = 0;
     int64_t queued = 0;
+    bool created = true;
 
     if (!proto_hex_is_valid(meta->blob_hex,
                             strnlen(meta->blob_hex, PROTO_HEX_SIZE))) {
@@ -427,21 +557,25 @@ enum store_status store_variant_publish(struct store *st, const char *family,
     rc = store_tx_begin(st);
     if (rc == STORE_OK) {
         rc = publish_tx(st, family, variant, meta, now_s, &version,
-                        &queued);
+                        &queued, out_created ? &created : NULL);
         if (rc == STORE_OK)
             rc = store_tx_commit(st);
         if (rc != STORE_OK) {
             store_tx_rollback(st);
         } else {
             atomic_fetch_add(&st->deltas_pending_now, queued);
-            store_generation_bump(st);
+            if (created)
+                store_generation_bump(st);
         }
     }
     pthread_mutex_unlock(&st->db_mu);
     if (rc != STORE_OK)
         return rc;
-    store_worker_kick(st);
+    if (created)
+        store_worker_kick(st);
     *out_version = version;
+    if (out_created)
+        *out_created = created;
     return STORE_OK;
 }
 
@@ -475,6 +609,7 @@ static void snap_free(struct snap_priv *p)
     free(p->pub.variants);
     free(p->pub.latest);
     free(p->pub.deltas);
+    free(p->pub.older);
     free(p);
 }
 
@@ -533,6 +668,10 @@ static void read_version_row(sqlite3_stmt *s, const char *family,
     v->accuracy = sqlite3_column_double(s, 9);
     v->memory_bytes = (uint64_t)sqlite3_column_int64(s, 10);
     v->rollout_percent = (unsigned)sqlite3_column_int64(s, 11);
+    v->paused = sqlite3_column_int(s, 12) != 0;
+    v->retired = sqlite3_column_int(s, 13) != 0;
+    col_text(s, 14, v->weights_manifest_hex, sizeof(v->weights_manifest_hex));
+    v->bg_size_bytes = (uint64_t)sqlite3_column_int64(s, 15);
 }
 
 /* Fills a version's lists from the child tables, on connection c. */
@@ -702,24 +841,32 @@ static enum store_status read_deltas(struct store *st, struct store_conn *c,
     while ((src = sqlite3_step(s)) == SQLITE_ROW) {
         struct proto_delta *d;
 
-        if (snap->delta_count == *cap) {
-            size_t ncap = *cap ? 2 * *cap : 8;
-            struct proto_delta *n =
-                realloc(snap->deltas, ncap * sizeof(*n));
+        /* One entry per format kept: zstd-patch, modeld-tensor/1. */
+        for (int f = 0; f < 2; f++) {
+            if (sqlite3_column_type(s, 1 + f) != SQLITE_INTEGER)
+                continue;
+            if (snap->delta_count == *cap) {
+                size_t ncap = *cap ? 2 * *cap : 8;
+                struct proto_delta *n =
+                    realloc(snap->deltas, ncap * sizeof(*n));
 
-            if (!n) {
-                store_err_text("snapshot: out of memory");
-                rc = STORE_NO_MEMORY;
-                break;
+                if (!n) {
+                    store_err_text("snapshot: out of memory");
+                    rc = STORE_NO_MEMORY;
+                    break;
+                }
+                snap->deltas = n;
+                *cap = ncap;
             }
-            snap->deltas = n;
-            *cap = ncap;
+            d = &snap->deltas[snap->delta_count++];
+            memset(d, 0, sizeof(*d));
+            col_text(s, 0, d->from_hex, sizeof(d->from_hex));
+            snprintf(d->to_hex, sizeof(d->to_hex), "%s", hex);
+            d->size_bytes = (uint64_t)sqlite3_column_int64(s, 1 + f);
+            d->format = f ? PROTO_DELTA_TENSOR : PROTO_DELTA_ZSTD_PATCH;
         }
-        d = &snap->deltas[snap->delta_count++];
-        memset(d, 0, sizeof(*d));
-        col_text(s, 0, d->from_hex, sizeof(d->from_hex));
-        snprintf(d->to_hex, sizeof(d->to_hex), "%s", hex);
-        d->size_bytes = (uint64_t)sqlite3_column_int64(s, 1);
+        if (rc != STORE_OK)
+            break;
     }
     if (rc == STORE_OK && src != SQLITE_DONE)
         rc = store_err_conn(st, c->db, "reading deltas", src);
@@ -727,14 +874,38 @@ static enum store_status read_deltas(struct store *st, struct store_conn *c,
     return rc;
 }
 
+/* Appends an older version (row s) and its id. */
+static int older_push(struct store_snapshot *snap, sqlite3_stmt *s,
+                      int64_t **ids, size_t *cap)
+{
+    if (snap->older_count == *cap) {
+        size_t ncap = *cap ? 2 * *cap : 8;
+        struct proto_variant *v = realloc(snap->older, ncap * sizeof(*v));
+        int64_t *i;
+
+        if (!v)
+            return -1;
+        snap->older = v;
+        i = realloc(*ids, ncap * sizeof(*i));
+        if (!i)
+            return -1;
+        *ids = i;
+        *cap = ncap;
+    }
+    read_version_row(s, snap->family.name, &snap->older[snap->older_count]);
+    (*ids)[snap->older_count++] = sqlite3_column_int64(s, 0);
+    return 0;
+}
+
 /* The versions of each live variant, newest first, down to and including
- * the newest one fully rolled out. */
+ * the newest one fully rolled out; the rest into snap->older. */
 static enum store_status read_versions(struct store *st,
                                        struct store_conn *c,
                                        int64_t family_id,
                                        struct store_snapshot *snap,
-                                       int64_t **ids)
+                                       int64_t **ids, int64_t **older_ids)
 {
+    size_t older_cap = 0;
     char group[PROTO_NAME_SIZE] = "";
     bool group_done = false;
     size_t cap = 0;
@@ -756,8 +927,14 @@ static enum store_status read_versions(struct store *st,
             first = true;
             snap->family.variant_count++;
         }
-        if (group_done)
+        if (group_done) {
+            if (older_push(snap, s, older_ids, &older_cap) != 0) {
+                store_err_text("snapshot: out of memory");
+                rc = STORE_NO_MEMORY;
+                break;
+            }
             continue;
+        }
         if (snap->variant_count == cap && snap_grow(snap, ids, &cap) != 0) {
             store_err_text("snapshot: out of memory");
             rc = STORE_NO_MEMORY;
@@ -768,7 +945,9 @@ static enum store_status read_versions(struct store *st,
         snap->latest[snap->variant_count] = first;
         (*ids)[snap->variant_count] = sqlite3_column_int64(s, 0);
         snap->variant_count++;
-        group_done = v->rollout_percent >= 100;
+        /* A paused version is offered only to its holders: the one below
+         * it still competes for everyone else. */
+        group_done = v->rollout_percent >= 100 && !v->paused;
     }
     if (rc == STORE_OK && src != SQLITE_DONE)
         rc = store_err_conn(st, c->db, "reading versions", src);
@@ -785,7 +964,7 @@ static enum store_status read_snapshot(struct store *st, struct store_conn *c,
                                        struct snap_priv **out)
 {
     struct snap_priv *p = calloc(1, sizeof(*p));
-    int64_t *ids = NULL;
+    int64_t *ids = NULL, *older_ids = NULL;
     int64_t family_id = 0;
     size_t delta_cap = 0;
     bool deleted = false;
@@ -809,9 +988,13 @@ static enum store_status read_snapshot(struct store *st, struct store_conn *c,
     if (rc == STORE_NOT_FOUND)
         store_err_text("family %s not found", family);
     if (rc == STORE_OK)
-        rc = read_versions(st, c, family_id, &p->pub, &ids);
+        rc = read_versions(st, c, family_id, &p->pub, &ids, &older_ids);
     for (size_t i = 0; rc == STORE_OK && i < p->pub.variant_count; i++)
         rc = read_lists(st, c, ids[i], &p->pub.variants[i]);
+    for (size_t i = 0; rc == STORE_OK && i < p->pub.older_count; i++)
+        rc = read_lists(st, c, older_ids[i], &p->pub.older[i]);
+    for (size_t i = 0; rc == STORE_OK && i < p->pub.variant_count; i++)
+        rc = store_trust_measured(st, c, ids[i], &p->pub.variants[i]);
     for (size_t i = 0; rc == STORE_OK && i < p->pub.variant_count; i++) {
         const char *hex = p->pub.variants[i].blob_hex;
         bool seen = false;
@@ -822,6 +1005,7 @@ static enum store_status read_snapshot(struct store *st, struct store_conn *c,
             rc = read_deltas(st, c, hex, &p->pub, &delta_cap);
     }
     free(ids);
+    free(older_ids);
     store_conn_end_read(c);
     if (rc != STORE_OK) {
         snap_free(p);
@@ -1033,4 +1217,52 @@ enum store_status store_snapshot_get(struct store *st, const char *family,
         return rc;
     *out = &p->pub;
     return STORE_OK;
+}
+
+enum store_status store_delta_request(struct store *st,
+                                      const char from_hex[PROTO_HEX_SIZE],
+                                      const char to_hex[PROTO_HEX_SIZE],
+                                      bool *out_pending)
+{
+    enum store_status rc = STORE_OK;
+    bool queued = false;
+    sqlite3_stmt *s;
+    int src;
+
+    *out_pending = false;
+    if (st->opt.read_only || strcmp(from_hex, to_hex) == 0)
+        return STORE_OK;
+    pthread_mutex_lock(&st->db_mu);
+    s = store_stmt(st, STMT_DELTA_SAME_FAMILY);
+    bind_text(s, 1, from_hex);
+    bind_text(s, 2, to_hex);
+    src = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (src == SQLITE_ROW) {
+        s = store_stmt(st, STMT_DELTA_DEMAND);
+        bind_text(s, 1, from_hex);
+        bind_text(s, 2, to_hex);
+        rc = store_stmt_run(st, STMT_DELTA_DEMAND, "asking for a delta");
+        queued = rc == STORE_OK && sqlite3_changes(st->db) > 0;
+        if (queued)
+            atomic_fetch_add(&st->deltas_pending_now, 1);
+        s = store_stmt(st, STMT_DELTA_STATE);
+        bind_text(s, 1, from_hex);
+        bind_text(s, 2, to_hex);
+        if (rc == STORE_OK && sqlite3_step(s) == SQLITE_ROW) {
+            const unsigned char *state = sqlite3_column_text(s, 0);
+
+            *out_pending = state && strcmp((const char *)state,
+                                           "pending") == 0;
+        }
+        sqlite3_reset(s);
+    } else if (src != SQLITE_DONE) {
+        rc = store_err_db(st, "looking up the versions", src);
+    }
+    pthread_mutex_unlock(&st->db_mu);
+    if (queued) {
+        atomic_fetch_add(&st->deltas_on_demand, 1);
+        store_worker_kick(st);
+    }
+    return rc;
 }

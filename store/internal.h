@@ -37,6 +37,7 @@ enum stmt_id {
     STMT_VARIANT_ID,
     STMT_VARIANT_RETIRE,
     STMT_VERSION_LAST,
+    STMT_VERSION_LATEST_ROW,
     STMT_VERSION_INSERT,
     STMT_TECH_INSERT,
     STMT_LATENCY_INSERT,
@@ -60,6 +61,17 @@ enum stmt_id {
     STMT_ZSTD_DONE,
     STMT_DELTA_DONE,
     STMT_DELTA_COUNTS,
+    STMT_VERSIONS_RECENT,
+    STMT_BG_QUEUE,
+    STMT_JOB_BG,
+    STMT_BG_DONE,
+    STMT_MANIFEST_OF,
+    STMT_DELTA_SAME_FAMILY,
+    STMT_DELTA_DEMAND,
+    STMT_DELTA_STATE,
+    STMT_DELTA_TOUCH,
+    STMT_DELTA_LRU,
+    STMT_DELTA_DELETE,
     STMT_JOB_NEXT_RETRY,
     STMT_ZSTD_RETRY,
     STMT_DELTA_RETRY,
@@ -67,7 +79,32 @@ enum stmt_id {
     STMT_RETRY_WAITING_DELTAS,
     STMT_RETRY_FAILED_ZSTD,
     STMT_RETRY_WAITING_ZSTD,
+    /* Measured latency and energy (store/trust.c), read by snapshots too,
+     * so they live here where the read connections prepare them. */
+    STMT_MEASURED_LATENCY_CLASSES,
+    STMT_MEASURED_LATENCY_NTH,
+    STMT_MEASURED_ENERGY_CLASSES,
+    STMT_MEASURED_ENERGY_NTH,
     STMT_COUNT
+};
+
+/* The statements of store/trust.c (events, rollouts, audit), kept apart
+ * from the catalog's: prepared at open, finalized at close. */
+enum trust_stmt_id {
+    TSTMT_VERSION_FIND = 0,
+    TSTMT_EVENT_INSERT,
+    TSTMT_EVENT_UES,
+    TSTMT_EVENT_KINDS,
+    TSTMT_CLASS_COUNT,
+    TSTMT_PAUSE,
+    TSTMT_ROLLOUT_SET,
+    TSTMT_VERSION_RETIRE,
+    TSTMT_VERSION_PREVIOUS,
+    TSTMT_VARIANT_VERSION_IDS,
+    TSTMT_AUDIT_INSERT,
+    TSTMT_AUDIT_LIST,
+    TSTMT_METRIC_VERSIONS,
+    TSTMT_COUNT
 };
 
 /*
@@ -112,6 +149,7 @@ struct store {
     pthread_mutex_t db_mu;
     sqlite3 *db;
     sqlite3_stmt *stmt[STMT_COUNT];
+    sqlite3_stmt *tstmt[TSTMT_COUNT];
     struct store_conn writer;     /* {db, stmt} */
 
     /* Read connections beside the writer (WAL: readers never wait for
@@ -138,6 +176,9 @@ struct store {
     atomic_uint_fast64_t deltas_failed;
     atomic_uint_fast64_t deltas_rejected;
     atomic_uint_fast64_t compressed_made;
+    atomic_uint_fast64_t deltas_evicted;
+    atomic_uint_fast64_t deltas_on_demand;
+    atomic_uint_fast64_t bg_made;
     atomic_uint_fast64_t errors;
     atomic_uint_fast64_t job_retries;     /* transient failures retried */
     atomic_uint_fast64_t jobs_gave_up;    /* out of attempts: failed */
@@ -147,6 +188,10 @@ struct store {
      * a delta's state changes these, after its transaction commits. */
     atomic_int_fast64_t deltas_pending_now;
     atomic_int_fast64_t deltas_ready_now;
+    /* ready delta bytes (both formats) and ready deltas with a tensor
+     * form: set at open and by the worker after each ready delta */
+    atomic_int_fast64_t delta_storage_bytes_now;
+    atomic_int_fast64_t deltas_tensor_now;
 
     /* The worker: kicked when work may be pending, busy until it has
      * found nothing to do since the last kick (all under work_mu). */
@@ -222,6 +267,9 @@ int store_path_blob(const struct store *st, const char *hex,
                     const char *suffix, char out[STORE_PATH_SIZE]);
 int store_path_delta(const struct store *st, const char *from_hex,
                      const char *to_hex, char out[STORE_PATH_SIZE]);
+/* The modeld-tensor/1 delta: store_path_delta's with ".mt". */
+int store_path_delta_tensor(const struct store *st, const char *from_hex,
+                            const char *to_hex, char out[STORE_PATH_SIZE]);
 /* Creates a new file DIR/tmp/<prefix>-<counter> (O_EXCL); fd or -1 with
  * the error recorded. */
 int store_tmp_create(struct store *st, const char *prefix,
@@ -236,6 +284,19 @@ MUST_CHECK enum store_status store_tmp_clean(struct store *st);
 
 /* Drops every cached snapshot. Caller holds cache_mu. */
 void store_cache_clear(struct store *st);
+
+/* ---- trust (store/trust.c) ---- */
+
+MUST_CHECK enum store_status store_trust_prepare(struct store *st);
+void store_trust_finalize(struct store *st);
+/* Puts the measured latency and energy of version ver_id (median over
+ * installed events, per device class with at least latency_min_reports
+ * UEs) into v's per-class values, read on c (the writer under db_mu,
+ * or a read connection inside its read transaction). */
+MUST_CHECK enum store_status store_trust_measured(struct store *st,
+                                                  struct store_conn *c,
+                                                  int64_t ver_id,
+                                                  struct proto_variant *v);
 
 /* ---- worker (store/worker.c) ---- */
 

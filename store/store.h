@@ -31,6 +31,7 @@ enum store_status {
     STORE_DB_ERROR,         /* any other SQLite error */
     STORE_NO_MEMORY,
     STORE_TIMEOUT,          /* store_worker_wait_idle */
+    STORE_MISMATCH,         /* an event's digest is not its version's blob */
 };
 
 struct store_options {
@@ -45,6 +46,13 @@ struct store_options {
                                      family; default true */
     uint64_t delta_cross_max_bytes; /* ... when both are at most this big;
                                        default 256 MiB */
+    unsigned delta_versions;      /* deltas from each of the last K versions
+                                     of a variant; default 4 */
+    uint64_t delta_storage_max_bytes; /* ready deltas beyond this are
+                                         evicted, least recently served
+                                         first; 0: no bound; default 16 GiB */
+    bool tensor_coding;           /* also make modeld-tensor/1 deltas and
+                                     modeld-bg/1 copies; default true */
     unsigned retry_base_ms;       /* a job failing for a transient reason
                                      (an OS, SQLite or memory error) is
                                      retried after base, 2 base, 4 base...
@@ -59,6 +67,14 @@ struct store_options {
     bool read_only;               /* look only: no lock, no tmp/ cleaning,
                                      no migration, no worker, no writes;
                                      works beside a running daemon */
+    /* Rollouts driven by events (store/trust.c). */
+    double rollout_max_failure_share; /* pause a version at this share of
+                                         failed UEs, default 0.2 */
+    unsigned rollout_min_reports; /* ... over at least this many distinct
+                                     UEs, default 20 */
+    unsigned latency_min_reports; /* measured latency (energy) of a device
+                                     class feeds the snapshot from this many
+                                     UEs on, default 5 */
 };
 
 void store_options_default(struct store_options *out);
@@ -118,6 +134,12 @@ MUST_CHECK enum store_status
 store_blob_open(struct store *st, const char hex[PROTO_HEX_SIZE],
                 int *out_fd, uint64_t *out_size, int64_t *out_mtime_s);
 
+/* Opens a blob's modeld-bg/1 copy (made for published tensor models when
+ * smaller than the zstd copy); STORE_NOT_FOUND otherwise. */
+MUST_CHECK enum store_status
+store_blob_bg_open(struct store *st, const char hex[PROTO_HEX_SIZE],
+                   int *out_fd, uint64_t *out_size, int64_t *out_mtime_s);
+
 /*
  * Opens the zstd-compressed copy of a blob when the worker made one and it
  * is smaller than the blob; STORE_NOT_FOUND otherwise.
@@ -142,6 +164,17 @@ MUST_CHECK enum store_status store_family_delete(struct store *st,
 MUST_CHECK enum store_status
 store_family_list(struct store *st, struct proto_family **out,
                   size_t *out_count);
+
+/*
+ * PUT .../variants/{v}: as store_variant_publish, but when meta equals the
+ * latest version's metadata (and neither it nor the variant is retired)
+ * nothing is published: *out_version is that version and *out_created
+ * false (a retried PUT must not publish twice).
+ */
+MUST_CHECK enum store_status
+store_variant_put(struct store *st, const char *family, const char *variant,
+                  const struct proto_variant *meta, int64_t now_s,
+                  int64_t *out_version, bool *out_created);
 
 /*
  * Publishes a new version of a variant (created when new; a retired one
@@ -186,6 +219,10 @@ struct store_snapshot {
     struct proto_delta *deltas;
     size_t delta_count;
     uint64_t generation;          /* catalog generation it was read at */
+    /* The live versions below those (offered to nobody, still held by
+     * UEs), for rules about what a UE holds (admission). */
+    struct proto_variant *older;
+    size_t older_count;
 };
 
 /* Gets the snapshot of a live family (cached until the next write).
@@ -200,12 +237,31 @@ void store_snapshot_release(const struct store_snapshot *snap);
 
 /* ---- deltas and the worker ------------------------------------------------ */
 
-/* Opens a ready delta for reading. STORE_NOT_FOUND when none (yet). */
+/* Opens a ready zstd-patch delta for reading. STORE_NOT_FOUND when none
+ * (yet, or evicted). */
 MUST_CHECK enum store_status
 store_delta_open(struct store *st, const char from_hex[PROTO_HEX_SIZE],
                  const char to_hex[PROTO_HEX_SIZE], int *out_fd,
                  uint64_t *out_size, int64_t *out_mtime_s);
 
+/* The same for a format, and notes the delta served (the eviction
+ * order: least recently served goes first). */
+MUST_CHECK enum store_status
+store_delta_format_open(struct store *st, const char from_hex[PROTO_HEX_SIZE],
+                        const char to_hex[PROTO_HEX_SIZE],
+                        enum proto_delta_format format, int *out_fd,
+                        uint64_t *out_size, int64_t *out_mtime_s);
+
+/*
+ * Asks for the delta from from_hex to to_hex (a UE holds from_hex, an
+ * older version or another variant of the same family): queued for the
+ * worker when neither made nor asked for yet. *out_pending is true when
+ * the delta is being made (now or already); false when it exists, was
+ * found not worth offering, or from_hex is not of to_hex's family.
+ */
+MUST_CHECK enum store_status
+store_delta_request(struct store *st, const char from_hex[PROTO_HEX_SIZE],
+                    const char to_hex[PROTO_HEX_SIZE], bool *out_pending);
 /*
  * Starts again, now, every job of the worker that failed (deltas and
  * compressed copies) or waits in a retry's backoff; "rejected" deltas
@@ -216,6 +272,28 @@ MUST_CHECK enum store_status store_jobs_retry(struct store *st,
                                               uint64_t *out_deltas,
                                               uint64_t *out_compressed);
 
+/* ---- file helpers (store/fileio.c), for store/ and the commands ------- */
+
+/* Writes all len bytes of data to fd, through short writes and EINTR.
+ * 0, or -1 with errno set. */
+MUST_CHECK int store_file_write_all(int fd, const void *data, size_t len);
+/* fsyncs the directory dir (so that a rename or create in it is durable).
+ * 0, or -1 with errno set. */
+MUST_CHECK int store_file_fsync_dir(const char *dir);
+/* fsyncs the directory holding path ("." without a slash). */
+MUST_CHECK int store_file_fsync_parent(const char *path);
+
+/* A whole file mapped read-only. */
+struct store_file_map {
+    const void *data;             /* non-NULL once mapped, even when empty */
+    size_t len;
+};
+/* Maps the regular file open on fd (the fd may be closed afterwards).
+ * 0, or -1 with errno set (EINVAL: not a regular file). */
+MUST_CHECK int store_file_map_fd(int fd, struct store_file_map *out);
+/* Unmaps; a zeroed or already unmapped map does nothing. */
+void store_file_unmap(struct store_file_map *m);
+
 /* Counters for /metrics. */
 struct store_stats {
     uint64_t deltas_made;         /* since open */
@@ -224,6 +302,12 @@ struct store_stats {
     uint64_t deltas_pending;      /* now */
     uint64_t deltas_ready;        /* now */
     uint64_t compressed_made;     /* zstd copies, since open */
+    uint64_t bg_made;             /* modeld-bg/1 copies, since open */
+    uint64_t deltas_tensor_ready; /* ready with a modeld-tensor/1 file, now */
+    uint64_t deltas_evicted;      /* since open */
+    uint64_t deltas_on_demand;    /* queued by selects, since open */
+    uint64_t delta_storage_bytes; /* ready delta files, now */
+    uint64_t delta_storage_max_bytes;
     uint64_t errors;              /* SQLite/OS errors, since open */
     uint64_t job_retries;         /* worker jobs retried after a transient
                                      failure, since open */
@@ -239,5 +323,79 @@ void store_stats_get(struct store *st, struct store_stats *out);
  * after timeout_ms. */
 MUST_CHECK enum store_status store_worker_wait_idle(struct store *st,
                                                     int timeout_ms);
+
+/* ---- trust and control: events, rollouts, audit (store/trust.c) ---------- */
+
+/*
+ * Records what happened to a version on a UE. A UE counts once per version
+ * and event kind: a repeat changes nothing (*out_counted false). When the
+ * version's failure share reaches rollout_max_failure_share over at least
+ * rollout_min_reports distinct UEs it is paused (*out_paused true, once),
+ * which the audit log records as token "auto". STORE_NOT_FOUND: unknown
+ * family, variant or version; STORE_MISMATCH: the event's digest is not
+ * the version's.
+ */
+MUST_CHECK enum store_status
+store_event_add(struct store *st, const char *family,
+                const struct proto_event *ev, int64_t now_s,
+                bool *out_counted, bool *out_paused);
+
+/*
+ * The event statistics of every version of a variant, in the order of
+ * store_variant_versions (by version). The caller frees *out.
+ * STORE_NOT_FOUND for an unknown family or variant.
+ */
+MUST_CHECK enum store_status
+store_variant_stats(struct store *st, const char *family,
+                    const char *variant, struct proto_version_stats **out,
+                    size_t *out_count);
+
+/*
+ * Changes a version's rollout (PATCH): rollout_percent and/or paused.
+ * Fills *out_before and *out_after (the version without its lists).
+ * STORE_NOT_FOUND for an unknown family, variant or version.
+ */
+MUST_CHECK enum store_status
+store_version_rollout(struct store *st, const char *family,
+                      const char *variant, int64_t version,
+                      const struct proto_rollout_patch *patch,
+                      struct proto_variant *out_before,
+                      struct proto_variant *out_after);
+
+/*
+ * Retires one version: no longer offered, so UEs holding it are sent to
+ * what the variant offers now (its newest live version), by a delta when
+ * one is made: the worker is asked for the delta from the retired blob to
+ * the previous live version's. *out_previous is that version (0: none).
+ * STORE_NOT_FOUND for an unknown or already retired version.
+ */
+MUST_CHECK enum store_status
+store_version_retire(struct store *st, const char *family,
+                     const char *variant, int64_t version,
+                     int64_t *out_previous);
+
+MUST_CHECK enum store_status
+store_audit_add(struct store *st, const struct proto_audit_entry *e);
+
+/* Entries at or after since_s, oldest first, at most max. The caller
+ * frees *out. */
+MUST_CHECK enum store_status
+store_audit_list(struct store *st, int64_t since_s, size_t max,
+                 struct proto_audit_entry **out, size_t *out_count);
+
+/* One version's statistics for /metrics. */
+struct store_rollout_metric {
+    char family[PROTO_NAME_SIZE];
+    char variant[PROTO_NAME_SIZE];
+    int64_t version;
+    bool paused;
+    struct proto_version_stats stats;
+};
+
+/* The live versions that have events, newest first, at most max (bounded
+ * labels). The caller frees *out. */
+MUST_CHECK enum store_status
+store_rollout_metrics(struct store *st, size_t max,
+                      struct store_rollout_metric **out, size_t *out_count);
 
 #endif
