@@ -132,6 +132,13 @@ http_reply_problem(struct MHD_Connection *c, struct request *rq,
                                 "Bearer realm=\"modeld\"");
     if (status == 405)
         add_allow(resp, rq->route);
+    if (status == 503) {
+        char secs[16];
+
+        snprintf(secs, sizeof(secs), "%u",
+                 rq->app->store ? store_retry_after_s(rq->app->store) : 1);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, secs);
+    }
     if (status >= 500)
         log_msg(LOG_ERROR, rq->id, "%u %s", status, err->detail);
     else
@@ -164,6 +171,11 @@ http_reply_store_error(struct MHD_Connection *c, struct request *rq,
     if (rc == STORE_NO_SPACE)
         return http_reply_error(c, rq, PROTO_ERR_INSUFFICIENT_STORAGE, "",
                                 "%s: the server's disk is full", what);
+    if (rc == STORE_UNAVAILABLE)
+        return http_reply_error(c, rq, PROTO_ERR_UNAVAILABLE, "",
+                                "%s: the catalog database cannot be reached "
+                                "now; retry later",
+                                what);
     return http_reply_error(c, rq, PROTO_ERR_INTERNAL, "",
                             "%s failed; see the server log, request %" PRIu64,
                             what, rq->id);

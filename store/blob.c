@@ -166,7 +166,7 @@ static enum store_status write_all(struct store *st, int fd,
                                    const char *path, const void *data,
                                    size_t len)
 {
-    const unsigned char *p = data;
+    const char *p = data;
 
     while (len > 0) {
         ssize_t n = write(fd, p, len);
@@ -267,13 +267,13 @@ static enum store_status place_blob(struct store *st, const char *tmp,
 static enum store_status record_blob(struct store *st, const char *hex,
                                      uint64_t size)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum store_status rc;
 
     pthread_mutex_lock(&st->db_mu);
     s = store_stmt(st, STMT_BLOB_INSERT);
-    sqlite3_bind_text(s, 1, hex, PROTO_HEX_LEN, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)size);
+    db_bind_text(s, 1, hex);
+    db_bind_int64(s, 2, (int64_t)size);
     /* No generation bump: a blob reaches snapshots only when published. */
     rc = store_stmt_run(st, STMT_BLOB_INSERT, "recording blob");
     pthread_mutex_unlock(&st->db_mu);

@@ -1,9 +1,13 @@
 /*
- * The catalog: families, variants and their versions in SQLite, and the
- * immutable, reference-counted snapshots that selection reads. A snapshot
- * is read under the database mutex at one generation and cached per
- * family until the next write moves the generation; a cache hit takes only
- * the short cache mutex, so selects never wait for a writer.
+ * The catalog: families, variants and their versions (SQLite or
+ * PostgreSQL, through store/db.h), and the immutable, reference-counted
+ * snapshots that selection reads. A snapshot is read under its
+ * connection's mutex at one generation and cached per family until the
+ * generation moves (a write here, or another daemon's write seen by
+ * store/watch.c); a cache hit takes only the short cache mutex, so selects
+ * never wait for a writer. An outdated snapshot stays cached until it is
+ * replaced: when the catalog server cannot be reached, it is what selects
+ * get.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -22,16 +26,16 @@ struct cross_target {
     uint64_t size_bytes;
 };
 
-static void col_text(sqlite3_stmt *s, int col, char *out, size_t size)
+static void col_text(struct db_stmt *s, int col, char *out, size_t size)
 {
-    const unsigned char *t = sqlite3_column_text(s, col);
+    const char *t = db_column_text(s, col);
 
-    snprintf(out, size, "%s", t ? (const char *)t : "");
+    snprintf(out, size, "%s", t ? t : "");
 }
 
-static void bind_text(sqlite3_stmt *s, int idx, const char *text)
+static void bind_text(struct db_stmt *s, int idx, const char *text)
 {
-    sqlite3_bind_text(s, idx, text, -1, SQLITE_STATIC);
+    db_bind_text(s, idx, text);
 }
 
 /* ---- families ------------------------------------------------------------ */
@@ -42,27 +46,27 @@ static enum store_status family_find(struct store *st, const char *name,
                                      int64_t *out_id, bool *out_deleted,
                                      struct proto_family *out_f)
 {
-    sqlite3_stmt *s = store_stmt(st, STMT_FAMILY_GET);
+    struct db_stmt *s = store_stmt(st, STMT_FAMILY_GET);
     enum store_status rc = STORE_OK;
     int src;
 
     bind_text(s, 1, name);
-    src = sqlite3_step(s);
-    if (src == SQLITE_ROW) {
-        *out_id = sqlite3_column_int64(s, 0);
-        *out_deleted = sqlite3_column_int(s, 1) != 0;
+    src = db_step(s);
+    if (src == DB_ROW) {
+        *out_id = db_column_int64(s, 0);
+        *out_deleted = db_column_int64(s, 1) != 0;
         if (out_f) {
             memset(out_f, 0, sizeof(*out_f));
             snprintf(out_f->name, sizeof(out_f->name), "%s", name);
             col_text(s, 2, out_f->task, sizeof(out_f->task));
             col_text(s, 3, out_f->description, sizeof(out_f->description));
         }
-    } else if (src == SQLITE_DONE) {
+    } else if (src == DB_DONE) {
         rc = STORE_NOT_FOUND;
     } else {
         rc = store_err_db(st, "looking up family", src);
     }
-    sqlite3_reset(s);
+    db_reset(s);
     return rc;
 }
 
@@ -70,7 +74,7 @@ enum store_status store_family_put(struct store *st, const char *name,
                                    const struct proto_family *f,
                                    bool *out_created)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum store_status rc;
     int64_t id = 0;
     bool deleted = false;
@@ -84,7 +88,7 @@ enum store_status store_family_put(struct store *st, const char *name,
     if (rc == STORE_OK) {
         created = deleted;
         s = store_stmt(st, STMT_FAMILY_UPDATE);
-        sqlite3_bind_int64(s, 1, id);
+        db_bind_int64(s, 1, id);
         bind_text(s, 2, f->task);
         bind_text(s, 3, f->description);
         rc = store_stmt_run(st, STMT_FAMILY_UPDATE, "updating family");
@@ -111,14 +115,14 @@ out:
 
 enum store_status store_family_delete(struct store *st, const char *name)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum store_status rc;
 
     pthread_mutex_lock(&st->db_mu);
     s = store_stmt(st, STMT_FAMILY_DELETE);
     bind_text(s, 1, name);
     rc = store_stmt_run(st, STMT_FAMILY_DELETE, "deleting family");
-    if (rc == STORE_OK && sqlite3_changes(st->db) == 0) {
+    if (rc == STORE_OK && db_changes(s) == 0) {
         store_err_text("family %s not found", name);
         rc = STORE_NOT_FOUND;
     }
@@ -135,13 +139,13 @@ enum store_status store_family_list(struct store *st,
     struct proto_family *list = NULL;
     size_t count = 0;
     size_t cap = 0;
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum store_status rc = STORE_OK;
     int src;
 
-    pthread_mutex_lock(&st->db_mu);
+    store_db_lock(st, STORE_ROLE_READ);
     s = store_stmt(st, STMT_FAMILY_LIST);
-    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((src = db_step(s)) == DB_ROW) {
         struct proto_family *f;
 
         if (count == cap) {
@@ -161,13 +165,13 @@ enum store_status store_family_list(struct store *st,
         col_text(s, 1, f->name, sizeof(f->name));
         col_text(s, 2, f->task, sizeof(f->task));
         col_text(s, 3, f->description, sizeof(f->description));
-        f->variant_count = (size_t)sqlite3_column_int64(s, 4);
+        f->variant_count = (size_t)db_column_int64(s, 4);
     }
-    if (src != SQLITE_DONE)
+    if (src != DB_DONE)
         rc = store_err_db(st, "listing families", src);
 out:
-    sqlite3_reset(s);
-    pthread_mutex_unlock(&st->db_mu);
+    db_reset(s);
+    store_db_unlock(st);
     if (rc != STORE_OK) {
         free(list);
         return rc;
@@ -190,52 +194,52 @@ out:
 static enum store_status insert_lists(struct store *st, int64_t ver_id,
                                       const struct proto_variant *m)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum store_status rc = STORE_OK;
 
     for (size_t i = 0; rc == STORE_OK && i < m->technique_count; i++) {
         s = store_stmt(st, STMT_TECH_INSERT);
-        sqlite3_bind_int64(s, 1, ver_id);
-        sqlite3_bind_int64(s, 2, (sqlite3_int64)i);
+        db_bind_int64(s, 1, ver_id);
+        db_bind_int64(s, 2, (int64_t)i);
         bind_text(s, 3, m->techniques[i]);
         rc = store_stmt_run(st, STMT_TECH_INSERT, "inserting technique");
     }
     for (size_t i = 0; rc == STORE_OK && i < m->latency_count; i++) {
         s = store_stmt(st, STMT_LATENCY_INSERT);
-        sqlite3_bind_int64(s, 1, ver_id);
-        sqlite3_bind_int64(s, 2, (sqlite3_int64)i);
+        db_bind_int64(s, 1, ver_id);
+        db_bind_int64(s, 2, (int64_t)i);
         bind_text(s, 3, m->latency_ms[i].device_class);
-        sqlite3_bind_double(s, 4, m->latency_ms[i].value);
+        db_bind_double(s, 4, m->latency_ms[i].value);
         rc = store_stmt_run(st, STMT_LATENCY_INSERT, "inserting latency");
     }
     for (size_t i = 0; rc == STORE_OK && i < m->energy_count; i++) {
         s = store_stmt(st, STMT_ENERGY_INSERT);
-        sqlite3_bind_int64(s, 1, ver_id);
-        sqlite3_bind_int64(s, 2, (sqlite3_int64)i);
+        db_bind_int64(s, 1, ver_id);
+        db_bind_int64(s, 2, (int64_t)i);
         bind_text(s, 3, m->energy_mj[i].device_class);
-        sqlite3_bind_double(s, 4, m->energy_mj[i].value);
+        db_bind_double(s, 4, m->energy_mj[i].value);
         rc = store_stmt_run(st, STMT_ENERGY_INSERT, "inserting energy");
     }
     for (size_t i = 0; rc == STORE_OK && i < m->exit_count; i++) {
         s = store_stmt(st, STMT_EXIT_INSERT);
-        sqlite3_bind_int64(s, 1, ver_id);
-        sqlite3_bind_int64(s, 2, (sqlite3_int64)i);
-        sqlite3_bind_double(s, 3, m->exits[i].flops);
-        sqlite3_bind_double(s, 4, m->exits[i].accuracy);
+        db_bind_int64(s, 1, ver_id);
+        db_bind_int64(s, 2, (int64_t)i);
+        db_bind_double(s, 3, m->exits[i].flops);
+        db_bind_double(s, 4, m->exits[i].accuracy);
         rc = store_stmt_run(st, STMT_EXIT_INSERT, "inserting exit");
     }
     for (size_t i = 0; rc == STORE_OK && i < m->context_count; i++) {
         s = store_stmt(st, STMT_CONTEXT_INSERT);
-        sqlite3_bind_int64(s, 1, ver_id);
-        sqlite3_bind_int64(s, 2, (sqlite3_int64)i);
+        db_bind_int64(s, 1, ver_id);
+        db_bind_int64(s, 2, (int64_t)i);
         bind_text(s, 3, m->context[i].key);
         bind_text(s, 4, m->context[i].value);
         rc = store_stmt_run(st, STMT_CONTEXT_INSERT, "inserting context");
     }
     for (size_t i = 0; rc == STORE_OK && i < m->accelerator_count; i++) {
         s = store_stmt(st, STMT_ACCEL_INSERT);
-        sqlite3_bind_int64(s, 1, ver_id);
-        sqlite3_bind_int64(s, 2, (sqlite3_int64)i);
+        db_bind_int64(s, 1, ver_id);
+        db_bind_int64(s, 2, (int64_t)i);
         bind_text(s, 3, m->accelerators[i]);
         rc = store_stmt_run(st, STMT_ACCEL_INSERT, "inserting accelerator");
     }
@@ -245,7 +249,7 @@ static enum store_status insert_lists(struct store *st, int64_t ver_id,
 static enum store_status queue_delta(struct store *st, const char *from_hex,
                                      const char *to_hex)
 {
-    sqlite3_stmt *s = store_stmt(st, STMT_DELTA_QUEUE);
+    struct db_stmt *s = store_stmt(st, STMT_DELTA_QUEUE);
 
     bind_text(s, 1, from_hex);
     bind_text(s, 2, to_hex);
@@ -261,17 +265,17 @@ static enum store_status queue_cross(struct store *st, int64_t family_id,
     struct cross_target *targets = NULL;
     size_t count = 0;
     size_t cap = 0;
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum store_status rc = STORE_OK;
     int src;
 
     if (size_bytes > st->opt.delta_cross_max_bytes)
         return STORE_OK;
     s = store_stmt(st, STMT_CROSS_LIST);
-    sqlite3_bind_int64(s, 1, family_id);
-    sqlite3_bind_int64(s, 2, variant_id);
-    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
-        uint64_t size = (uint64_t)sqlite3_column_int64(s, 1);
+    db_bind_int64(s, 1, family_id);
+    db_bind_int64(s, 2, variant_id);
+    while ((src = db_step(s)) == DB_ROW) {
+        uint64_t size = (uint64_t)db_column_int64(s, 1);
 
         if (size > st->opt.delta_cross_max_bytes)
             continue;
@@ -290,9 +294,9 @@ static enum store_status queue_cross(struct store *st, int64_t family_id,
         col_text(s, 0, targets[count].hex, PROTO_HEX_SIZE);
         targets[count++].size_bytes = size;
     }
-    if (rc == STORE_OK && src != SQLITE_DONE)
+    if (rc == STORE_OK && src != DB_DONE)
         rc = store_err_db(st, "listing variants for deltas", src);
-    sqlite3_reset(s);
+    db_reset(s);
     for (size_t i = 0; rc == STORE_OK && i < count; i++) {
         if (strcmp(targets[i].hex, hex) == 0)
             continue;
@@ -313,10 +317,11 @@ static enum store_status publish_tx(struct store *st, const char *family,
     char prev_hex[PROTO_HEX_SIZE] = "";
     int64_t family_id = 0;
     int64_t variant_id = 0;
+    int64_t version_id = 0;
     int64_t version = 1;
     uint64_t size_bytes = 0;
     bool deleted = false;
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum store_status rc;
     int src;
 
@@ -330,60 +335,63 @@ static enum store_status publish_tx(struct store *st, const char *family,
 
     s = store_stmt(st, STMT_BLOB_GET);
     bind_text(s, 1, meta->blob_hex);
-    src = sqlite3_step(s);
-    if (src == SQLITE_ROW)
-        size_bytes = (uint64_t)sqlite3_column_int64(s, 0);
-    sqlite3_reset(s);
-    if (src == SQLITE_DONE) {
+    src = db_step(s);
+    if (src == DB_ROW)
+        size_bytes = (uint64_t)db_column_int64(s, 0);
+    db_reset(s);
+    if (src == DB_DONE) {
         store_err_text("blob sha256:%s not uploaded", meta->blob_hex);
         return STORE_BLOB_MISSING;
     }
-    if (src != SQLITE_ROW)
+    if (src != DB_ROW)
         return store_err_db(st, "looking up blob", src);
 
     s = store_stmt(st, STMT_VARIANT_UPSERT);
-    sqlite3_bind_int64(s, 1, family_id);
+    db_bind_int64(s, 1, family_id);
     bind_text(s, 2, variant);
     rc = store_stmt_run(st, STMT_VARIANT_UPSERT, "creating variant");
     if (rc != STORE_OK)
         return rc;
     s = store_stmt(st, STMT_VARIANT_ID);
-    sqlite3_bind_int64(s, 1, family_id);
+    db_bind_int64(s, 1, family_id);
     bind_text(s, 2, variant);
-    src = sqlite3_step(s);
-    if (src == SQLITE_ROW)
-        variant_id = sqlite3_column_int64(s, 0);
-    sqlite3_reset(s);
-    if (src != SQLITE_ROW)
+    src = db_step(s);
+    if (src == DB_ROW)
+        variant_id = db_column_int64(s, 0);
+    db_reset(s);
+    if (src != DB_ROW)
         return store_err_db(st, "looking up variant", src);
 
     s = store_stmt(st, STMT_VERSION_LAST);
-    sqlite3_bind_int64(s, 1, variant_id);
-    src = sqlite3_step(s);
-    if (src == SQLITE_ROW) {
-        version = sqlite3_column_int64(s, 0) + 1;
+    db_bind_int64(s, 1, variant_id);
+    src = db_step(s);
+    if (src == DB_ROW) {
+        version = db_column_int64(s, 0) + 1;
         col_text(s, 1, prev_hex, sizeof(prev_hex));
     }
-    sqlite3_reset(s);
-    if (src != SQLITE_ROW && src != SQLITE_DONE)
+    db_reset(s);
+    if (src != DB_ROW && src != DB_DONE)
         return store_err_db(st, "looking up last version", src);
 
     s = store_stmt(st, STMT_VERSION_INSERT);
-    sqlite3_bind_int64(s, 1, variant_id);
-    sqlite3_bind_int64(s, 2, version);
+    db_bind_int64(s, 1, variant_id);
+    db_bind_int64(s, 2, version);
     bind_text(s, 3, meta->blob_hex);
     bind_text(s, 4, meta->format);
-    sqlite3_bind_int64(s, 5, (sqlite3_int64)meta->params);
-    sqlite3_bind_double(s, 6, meta->flops);
-    sqlite3_bind_double(s, 7, meta->accuracy);
-    sqlite3_bind_int64(s, 8, (sqlite3_int64)meta->memory_bytes);
-    sqlite3_bind_int64(s, 9, (sqlite3_int64)size_bytes);
-    sqlite3_bind_int64(s, 10, (sqlite3_int64)meta->rollout_percent);
-    sqlite3_bind_int64(s, 11, now_s);
-    rc = store_stmt_run(st, STMT_VERSION_INSERT, "inserting version");
-    if (rc != STORE_OK)
-        return rc;
-    rc = insert_lists(st, sqlite3_last_insert_rowid(st->db), meta);
+    db_bind_int64(s, 5, (int64_t)meta->params);
+    db_bind_double(s, 6, meta->flops);
+    db_bind_double(s, 7, meta->accuracy);
+    db_bind_int64(s, 8, (int64_t)meta->memory_bytes);
+    db_bind_int64(s, 9, (int64_t)size_bytes);
+    db_bind_int64(s, 10, (int64_t)meta->rollout_percent);
+    db_bind_int64(s, 11, now_s);
+    src = db_step(s);
+    if (src == DB_ROW)
+        version_id = db_column_int64(s, 0);
+    db_reset(s);
+    if (src != DB_ROW)
+        return store_err_db(st, "inserting version", src);
+    rc = insert_lists(st, version_id, meta);
     if (rc != STORE_OK)
         return rc;
 
@@ -432,7 +440,7 @@ enum store_status store_variant_publish(struct store *st, const char *family,
 enum store_status store_variant_retire(struct store *st, const char *family,
                                        const char *variant)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum store_status rc;
 
     pthread_mutex_lock(&st->db_mu);
@@ -440,7 +448,7 @@ enum store_status store_variant_retire(struct store *st, const char *family,
     bind_text(s, 1, family);
     bind_text(s, 2, variant);
     rc = store_stmt_run(st, STMT_VARIANT_RETIRE, "retiring variant");
-    if (rc == STORE_OK && sqlite3_changes(st->db) == 0) {
+    if (rc == STORE_OK && db_changes(s) == 0) {
         store_err_text("variant %s/%s not found", family, variant);
         rc = STORE_NOT_FOUND;
     }
@@ -501,101 +509,101 @@ static int snap_grow(struct store_snapshot *s, int64_t **ids, size_t *cap)
     return 0;
 }
 
-static void read_version_row(sqlite3_stmt *s, const char *family,
+static void read_version_row(struct db_stmt *s, const char *family,
                              struct proto_variant *v)
 {
     memset(v, 0, sizeof(*v));
     snprintf(v->family, sizeof(v->family), "%s", family);
     col_text(s, 1, v->name, sizeof(v->name));
-    v->version = sqlite3_column_int64(s, 2);
+    v->version = db_column_int64(s, 2);
     col_text(s, 3, v->blob_hex, sizeof(v->blob_hex));
-    v->size_bytes = (uint64_t)sqlite3_column_int64(s, 4);
-    v->created_s = sqlite3_column_int64(s, 5);
+    v->size_bytes = (uint64_t)db_column_int64(s, 4);
+    v->created_s = db_column_int64(s, 5);
     col_text(s, 6, v->format, sizeof(v->format));
-    v->params = (uint64_t)sqlite3_column_int64(s, 7);
-    v->flops = sqlite3_column_double(s, 8);
-    v->accuracy = sqlite3_column_double(s, 9);
-    v->memory_bytes = (uint64_t)sqlite3_column_int64(s, 10);
-    v->rollout_percent = (unsigned)sqlite3_column_int64(s, 11);
+    v->params = (uint64_t)db_column_int64(s, 7);
+    v->flops = db_column_double(s, 8);
+    v->accuracy = db_column_double(s, 9);
+    v->memory_bytes = (uint64_t)db_column_int64(s, 10);
+    v->rollout_percent = (unsigned)db_column_int64(s, 11);
 }
 
 /* Fills a version's lists from the child tables. Caller holds db_mu. */
 static enum store_status read_lists(struct store *st, int64_t ver_id,
                                     struct proto_variant *v)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     int src;
 
     s = store_stmt(st, STMT_TECH_LIST);
-    sqlite3_bind_int64(s, 1, ver_id);
-    while ((src = sqlite3_step(s)) == SQLITE_ROW &&
+    db_bind_int64(s, 1, ver_id);
+    while ((src = db_step(s)) == DB_ROW &&
            v->technique_count < PROTO_MAX_TECHNIQUES)
         col_text(s, 0, v->techniques[v->technique_count++],
                  PROTO_TOKEN_SIZE);
-    sqlite3_reset(s);
-    if (src != SQLITE_DONE && src != SQLITE_ROW)
+    db_reset(s);
+    if (src != DB_DONE && src != DB_ROW)
         return store_err_db(st, "reading techniques", src);
 
     s = store_stmt(st, STMT_LATENCY_LIST);
-    sqlite3_bind_int64(s, 1, ver_id);
-    while ((src = sqlite3_step(s)) == SQLITE_ROW &&
+    db_bind_int64(s, 1, ver_id);
+    while ((src = db_step(s)) == DB_ROW &&
            v->latency_count < PROTO_MAX_LATENCIES) {
         struct proto_class_value *cv = &v->latency_ms[v->latency_count++];
 
         col_text(s, 0, cv->device_class, sizeof(cv->device_class));
-        cv->value = sqlite3_column_double(s, 1);
+        cv->value = db_column_double(s, 1);
     }
-    sqlite3_reset(s);
-    if (src != SQLITE_DONE && src != SQLITE_ROW)
+    db_reset(s);
+    if (src != DB_DONE && src != DB_ROW)
         return store_err_db(st, "reading latencies", src);
 
     s = store_stmt(st, STMT_ENERGY_LIST);
-    sqlite3_bind_int64(s, 1, ver_id);
-    while ((src = sqlite3_step(s)) == SQLITE_ROW &&
+    db_bind_int64(s, 1, ver_id);
+    while ((src = db_step(s)) == DB_ROW &&
            v->energy_count < PROTO_MAX_LATENCIES) {
         struct proto_class_value *cv = &v->energy_mj[v->energy_count++];
 
         col_text(s, 0, cv->device_class, sizeof(cv->device_class));
-        cv->value = sqlite3_column_double(s, 1);
+        cv->value = db_column_double(s, 1);
     }
-    sqlite3_reset(s);
-    if (src != SQLITE_DONE && src != SQLITE_ROW)
+    db_reset(s);
+    if (src != DB_DONE && src != DB_ROW)
         return store_err_db(st, "reading energies", src);
 
     s = store_stmt(st, STMT_EXIT_LIST);
-    sqlite3_bind_int64(s, 1, ver_id);
-    while ((src = sqlite3_step(s)) == SQLITE_ROW &&
+    db_bind_int64(s, 1, ver_id);
+    while ((src = db_step(s)) == DB_ROW &&
            v->exit_count < PROTO_MAX_EXITS) {
         struct proto_exit *e = &v->exits[v->exit_count++];
 
-        e->flops = sqlite3_column_double(s, 0);
-        e->accuracy = sqlite3_column_double(s, 1);
+        e->flops = db_column_double(s, 0);
+        e->accuracy = db_column_double(s, 1);
     }
-    sqlite3_reset(s);
-    if (src != SQLITE_DONE && src != SQLITE_ROW)
+    db_reset(s);
+    if (src != DB_DONE && src != DB_ROW)
         return store_err_db(st, "reading exits", src);
 
     s = store_stmt(st, STMT_CONTEXT_LIST);
-    sqlite3_bind_int64(s, 1, ver_id);
-    while ((src = sqlite3_step(s)) == SQLITE_ROW &&
+    db_bind_int64(s, 1, ver_id);
+    while ((src = db_step(s)) == DB_ROW &&
            v->context_count < PROTO_MAX_TAGS) {
         struct proto_tag *t = &v->context[v->context_count++];
 
         col_text(s, 0, t->key, sizeof(t->key));
         col_text(s, 1, t->value, sizeof(t->value));
     }
-    sqlite3_reset(s);
-    if (src != SQLITE_DONE && src != SQLITE_ROW)
+    db_reset(s);
+    if (src != DB_DONE && src != DB_ROW)
         return store_err_db(st, "reading context", src);
 
     s = store_stmt(st, STMT_ACCEL_LIST);
-    sqlite3_bind_int64(s, 1, ver_id);
-    while ((src = sqlite3_step(s)) == SQLITE_ROW &&
+    db_bind_int64(s, 1, ver_id);
+    while ((src = db_step(s)) == DB_ROW &&
            v->accelerator_count < PROTO_MAX_ACCELERATORS)
         col_text(s, 0, v->accelerators[v->accelerator_count++],
                  PROTO_TOKEN_SIZE);
-    sqlite3_reset(s);
-    if (src != SQLITE_DONE && src != SQLITE_ROW)
+    db_reset(s);
+    if (src != DB_DONE && src != DB_ROW)
         return store_err_db(st, "reading accelerators", src);
     return STORE_OK;
 }
@@ -612,20 +620,20 @@ enum store_status store_variant_versions(struct store *st,
     size_t cap = 0;
     int64_t family_id = 0;
     bool deleted = false;
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum store_status rc;
     int src;
 
-    pthread_mutex_lock(&st->db_mu);
+    store_db_lock(st, STORE_ROLE_READ);
     rc = family_find(st, family, &family_id, &deleted, NULL);
     if (rc == STORE_OK && deleted)
         rc = STORE_NOT_FOUND;
     if (rc != STORE_OK)
         goto out;
     s = store_stmt(st, STMT_VARIANT_VERSIONS);
-    sqlite3_bind_int64(s, 1, family_id);
+    db_bind_int64(s, 1, family_id);
     bind_text(s, 2, variant);
-    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((src = db_step(s)) == DB_ROW) {
         if (count == cap) {
             size_t ncap = cap ? 2 * cap : 8;
             struct proto_variant *nl = realloc(list, ncap * sizeof(*nl));
@@ -643,17 +651,17 @@ enum store_status store_variant_versions(struct store *st,
             cap = ncap;
         }
         read_version_row(s, family, &list[count]);
-        ids[count++] = sqlite3_column_int64(s, 0);
+        ids[count++] = db_column_int64(s, 0);
     }
-    if (rc == STORE_OK && src != SQLITE_DONE)
+    if (rc == STORE_OK && src != DB_DONE)
         rc = store_err_db(st, "listing versions", src);
-    sqlite3_reset(s);
+    db_reset(s);
     for (size_t i = 0; rc == STORE_OK && i < count; i++)
         rc = read_lists(st, ids[i], &list[i]);
     if (rc == STORE_OK && count == 0)
         rc = STORE_NOT_FOUND;
 out:
-    pthread_mutex_unlock(&st->db_mu);
+    store_db_unlock(st);
     free(ids);
     if (rc == STORE_NOT_FOUND)
         store_err_text("variant %s/%s not found", family, variant);
@@ -671,12 +679,12 @@ static enum store_status read_deltas(struct store *st, const char *hex,
                                      struct store_snapshot *snap,
                                      size_t *cap)
 {
-    sqlite3_stmt *s = store_stmt(st, STMT_SNAP_DELTAS);
+    struct db_stmt *s = store_stmt(st, STMT_SNAP_DELTAS);
     enum store_status rc = STORE_OK;
     int src;
 
     bind_text(s, 1, hex);
-    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((src = db_step(s)) == DB_ROW) {
         struct proto_delta *d;
 
         if (snap->delta_count == *cap) {
@@ -696,11 +704,11 @@ static enum store_status read_deltas(struct store *st, const char *hex,
         memset(d, 0, sizeof(*d));
         col_text(s, 0, d->from_hex, sizeof(d->from_hex));
         snprintf(d->to_hex, sizeof(d->to_hex), "%s", hex);
-        d->size_bytes = (uint64_t)sqlite3_column_int64(s, 1);
+        d->size_bytes = (uint64_t)db_column_int64(s, 1);
     }
-    if (rc == STORE_OK && src != SQLITE_DONE)
+    if (rc == STORE_OK && src != DB_DONE)
         rc = store_err_db(st, "reading deltas", src);
-    sqlite3_reset(s);
+    db_reset(s);
     return rc;
 }
 
@@ -713,20 +721,19 @@ static enum store_status read_versions(struct store *st, int64_t family_id,
     char group[PROTO_NAME_SIZE] = "";
     bool group_done = false;
     size_t cap = 0;
-    sqlite3_stmt *s = store_stmt(st, STMT_SNAP_VERSIONS);
+    struct db_stmt *s = store_stmt(st, STMT_SNAP_VERSIONS);
     enum store_status rc = STORE_OK;
     int src;
 
-    sqlite3_bind_int64(s, 1, family_id);
-    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
-        const unsigned char *name = sqlite3_column_text(s, 1);
+    db_bind_int64(s, 1, family_id);
+    while ((src = db_step(s)) == DB_ROW) {
+        const char *name = db_column_text(s, 1);
         bool first = false;
         struct proto_variant *v;
 
         if (!name || snap->family.variant_count == 0 ||
-            strcmp((const char *)name, group) != 0) {
-            snprintf(group, sizeof(group), "%s",
-                     name ? (const char *)name : "");
+            strcmp(name, group) != 0) {
+            snprintf(group, sizeof(group), "%s", name ? name : "");
             group_done = false;
             first = true;
             snap->family.variant_count++;
@@ -741,13 +748,13 @@ static enum store_status read_versions(struct store *st, int64_t family_id,
         v = &snap->variants[snap->variant_count];
         read_version_row(s, snap->family.name, v);
         snap->latest[snap->variant_count] = first;
-        (*ids)[snap->variant_count] = sqlite3_column_int64(s, 0);
+        (*ids)[snap->variant_count] = db_column_int64(s, 0);
         snap->variant_count++;
         group_done = v->rollout_percent >= 100;
     }
-    if (rc == STORE_OK && src != SQLITE_DONE)
+    if (rc == STORE_OK && src != DB_DONE)
         rc = store_err_db(st, "reading versions", src);
-    sqlite3_reset(s);
+    db_reset(s);
     return rc;
 }
 
@@ -830,21 +837,28 @@ static struct cache_entry *cache_slot(struct store *st, const char *family)
     return &st->cache[i];
 }
 
-/* The cached snapshot of family with a new reference, or NULL. Caller
- * holds cache_mu. One hash probe: selects on a catalog of thousands of
- * families cost the same as on a handful. */
-static const struct store_snapshot *cache_find(struct store *st,
-                                               const char *family)
+/* The cached snapshot of family at the current generation with a new
+ * reference, or NULL; then *out_stale gets an older one, when cached, also
+ * with a reference (or NULL). Caller holds cache_mu. One hash probe:
+ * selects on a catalog of thousands of families cost the same as on a
+ * handful. */
+static const struct store_snapshot *
+cache_find(struct store *st, const char *family,
+           const struct store_snapshot **out_stale)
 {
     struct cache_entry *e;
 
+    *out_stale = NULL;
     if (st->cache_cap == 0)
         return NULL;
     e = cache_slot(st, family);
     if (!e->snap)
         return NULL;
     snap_ref(e->snap);
-    return e->snap;
+    if (e->snap->generation == st->generation)
+        return e->snap;
+    *out_stale = e->snap;
+    return NULL;
 }
 
 /* Doubles the table (at least 16 slots), moving every entry. */
@@ -866,12 +880,14 @@ static bool cache_grow(struct store *st)
     return true;
 }
 
-/* Caches snap (taking a new reference) unless the catalog moved on since
- * it was read or another reader cached the family first. Caller holds
- * cache_mu. Failing to cache only costs a later re-read. */
+/* Caches snap (taking a new reference, replacing an older generation's)
+ * unless the catalog moved on since it was read or another reader cached
+ * the family first. Caller holds cache_mu. Failing to cache only costs a
+ * later re-read. */
 static void cache_put(struct store *st, const char *family,
                       const struct store_snapshot *snap)
 {
+    const struct store_snapshot *old;
     struct cache_entry *e;
 
     if (snap->generation != st->generation ||
@@ -880,8 +896,13 @@ static void cache_put(struct store *st, const char *family,
     if ((st->cache_count + 1) * 2 > st->cache_cap && !cache_grow(st))
         return;
     e = cache_slot(st, family);
-    if (e->snap)
-        return;
+    old = e->snap;
+    if (old) {
+        if (old->generation == snap->generation)
+            return;
+        store_snapshot_release(old);
+        st->cache_count--;
+    }
     snprintf(e->name, PROTO_NAME_SIZE, "%s", family);
     snap_ref(snap);
     e->snap = snap;
@@ -892,26 +913,40 @@ enum store_status store_snapshot_get(struct store *st, const char *family,
                                      const struct store_snapshot **out)
 {
     const struct store_snapshot *snap;
+    const struct store_snapshot *stale = NULL;
     struct snap_priv *p = NULL;
     uint64_t generation;
     enum store_status rc;
 
     pthread_mutex_lock(&st->cache_mu);
-    snap = cache_find(st, family);
+    snap = cache_find(st, family, &stale);
     pthread_mutex_unlock(&st->cache_mu);
     if (snap) {
         *out = snap;
         return STORE_OK;
     }
 
-    pthread_mutex_lock(&st->db_mu);
+    store_db_lock(st, STORE_ROLE_READ);
     pthread_mutex_lock(&st->cache_mu);
     generation = st->generation;
     pthread_mutex_unlock(&st->cache_mu);
-    rc = read_snapshot(st, family, generation, &p);
-    pthread_mutex_unlock(&st->db_mu);
+    rc = store_read_begin(st);
+    if (rc == STORE_OK) {
+        rc = read_snapshot(st, family, generation, &p);
+        store_read_end(st);
+    }
+    store_db_unlock(st);
+    /* The catalog server is away: selects go on with what was last read
+     * (store.h); admin writes answer 503 meanwhile. */
+    if (rc == STORE_UNAVAILABLE && stale) {
+        *out = stale;
+        return STORE_OK;
+    }
+    store_snapshot_release(stale);
     if (rc != STORE_OK)
         return rc;
+    if (!p)
+        return STORE_NO_MEMORY;   /* not reached: read_snapshot set it */
 
     pthread_mutex_lock(&st->cache_mu);
     cache_put(st, family, &p->pub);

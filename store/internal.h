@@ -1,7 +1,9 @@
 /*
  * Private to store/: the store struct, the prepared-statement table and the
- * helpers the store's files share (paths, errors, transactions, the cache
- * generation, the worker's wake-up). Nothing outside store/ includes it.
+ * helpers the store's files share (paths, errors, connections,
+ * transactions, the cache generation, the worker's wake-up). Nothing
+ * outside store/ includes it. SQL goes through store/db.h, never through
+ * sqlite3 or libpq directly, so that it runs on both catalog engines.
  */
 #ifndef STORE_INTERNAL_H
 #define STORE_INTERNAL_H
@@ -10,8 +12,7 @@
 #include <stdatomic.h>
 #include <sys/types.h>
 
-#include <sqlite3.h>
-
+#include "store/db.h"
 #include "store/store.h"
 
 #define STORE_PATH_SIZE 4096
@@ -59,6 +60,10 @@ enum stmt_id {
     STMT_ZSTD_DONE,
     STMT_DELTA_DONE,
     STMT_DELTA_COUNTS,
+    STMT_WRITE_LOCK,
+    STMT_JOB_ZSTD_OF,
+    STMT_GENERATION,
+    STMT_PING,
     STMT_COUNT
 };
 
@@ -67,15 +72,50 @@ struct cache_entry {
     const struct store_snapshot *snap;    /* holds one reference */
 };
 
+/* One catalog connection with its prepared statements. */
+struct store_conn {
+    pthread_mutex_t mu;
+    struct db *db;                /* NULL: not used */
+    struct db_stmt *stmt[STMT_COUNT];
+};
+
+/* Which connection a piece of work uses (see store_db_lock). */
+enum store_role {
+    STORE_ROLE_WRITE,
+    STORE_ROLE_READ,
+    STORE_ROLE_JOB,
+    STORE_ROLE_WATCH,
+};
+
 struct store {
     char *dir;
     struct store_options opt;
     int lock_fd;                  /* flock'ed DIR/lock, -1 before */
 
-    /* The one SQLite connection and its statements, under db_mu. */
+    /* The write connection (the only one on SQLite) and its statements,
+     * under db_mu. */
     pthread_mutex_t db_mu;
-    sqlite3 *db;
-    sqlite3_stmt *stmt[STMT_COUNT];
+    struct db *db;
+    struct db_stmt *stmt[STMT_COUNT];
+    /* PostgreSQL only: the connection selects read from
+     * (catalog_read_url; else none and reads use the write connection),
+     * and the worker's own (its job's transaction stays open while it
+     * runs). */
+    struct store_conn rd;
+    struct store_conn job;
+    /* PostgreSQL only: the thread that watches the catalog generation,
+     * on its own connection to the read URL. */
+    struct store_conn watch;
+    pthread_t watcher;
+    bool watcher_started;
+    pthread_mutex_t watch_mu;
+    pthread_cond_t watch_cv;
+    uint64_t db_generation;       /* highest generation seen in the
+                                     catalog, 0: none yet (watch_mu) */
+    atomic_bool catalog_down;     /* the last catalog contact failed */
+    bool watch_stop;              /* under watch_mu */
+    atomic_uint_fast64_t catalog_unavailable;  /* such failures, counted */
+    atomic_uint_fast64_t catalog_refreshes;    /* generation moved remotely */
 
     /* Snapshot cache, dropped whenever generation moves (both under
      * cache_mu; generation only moves while db_mu is held too). */
@@ -110,7 +150,9 @@ struct store {
  * it. Returns the status for err (ENOSPC/EDQUOT: STORE_NO_SPACE). */
 enum store_status store_err_os(struct store *st, const char *op,
                                const char *path, int err);
-/* Records "op: sqlite3_errmsg" and maps the SQLite code rc to a status. */
+/* Records "op: <the database's message>" from this thread's connection
+ * and maps its class to a status (STORE_UNAVAILABLE when the catalog
+ * server cannot be reached). rc, a db_step result, is not used. */
 enum store_status store_err_db(struct store *st, const char *op, int rc);
 /* Records a free-form message (no counter). */
 void store_err_text(const char *fmt, ...)
@@ -118,17 +160,35 @@ void store_err_text(const char *fmt, ...)
 
 /* ---- database helpers (store/store.c); callers hold db_mu ---- */
 
+/*
+ * Locks the connection for role and makes it this thread's connection for
+ * store_stmt, store_stmt_run, store_err_db and the transactions until
+ * store_db_unlock. READ and JOB are the write connection (db_mu) unless
+ * the catalog has separate ones (PostgreSQL). Code that locks db_mu
+ * directly uses the write connection.
+ */
+void store_db_lock(struct store *st, enum store_role role);
+void store_db_unlock(struct store *st);
+
 /* The statement id, reset and with its bindings cleared. */
-sqlite3_stmt *store_stmt(struct store *st, enum stmt_id id);
+struct db_stmt *store_stmt(struct store *st, enum stmt_id id);
 /* Steps a statement that returns no rows to SQLITE_DONE; resets it. */
 MUST_CHECK enum store_status store_stmt_run(struct store *st,
                                             enum stmt_id id, const char *op);
 MUST_CHECK enum store_status store_tx_begin(struct store *st);
+/* BEGIN without the write lock: a worker job's claim (PostgreSQL). */
+MUST_CHECK enum store_status store_tx_begin_job(struct store *st);
+/* Several reads that must see one state (a snapshot): a repeatable-read
+ * transaction on PostgreSQL; nothing on SQLite, whose one connection is
+ * held for the whole read. */
+MUST_CHECK enum store_status store_read_begin(struct store *st);
+void store_read_end(struct store *st);
 MUST_CHECK enum store_status store_tx_commit(struct store *st);
 void store_tx_rollback(struct store *st);
 /* After a write that changes what a snapshot holds (families, variants,
- * versions, ready deltas): generation + 1 and the snapshot cache dropped.
- * Caller holds db_mu. */
+ * versions, ready deltas): generation + 1, so that cached snapshots are
+ * read again (they stay cached, stale, for when the catalog server cannot
+ * be reached). */
 void store_generation_bump(struct store *st);
 
 /* ---- files (store/blob.c) ---- */
@@ -153,6 +213,16 @@ MUST_CHECK enum store_status store_tmp_clean(struct store *st);
 
 /* Drops every cached snapshot. Caller holds cache_mu. */
 void store_cache_clear(struct store *st);
+
+/* ---- the catalog generation watcher (store/watch.c) ---- */
+
+/* Notes gen as seen (PostgreSQL's shared generation; it only grows);
+ * *out_moved: it is newer than one seen before. */
+void store_generation_seen(struct store *st, uint64_t gen, bool *out_moved);
+
+/* PostgreSQL: starts the thread that follows the catalog generation. */
+MUST_CHECK enum store_status store_watch_start(struct store *st);
+void store_watch_stop(struct store *st);
 
 /* ---- worker (store/worker.c) ---- */
 

@@ -115,7 +115,7 @@ static void unmap_blob(struct mapping *m)
 static int sink_write(void *ctx, const void *data, size_t len)
 {
     struct file_sink *fs = ctx;
-    const unsigned char *p = data;
+    const char *p = data;
 
     if (atomic_load(&fs->st->stop)) {
         fs->err = ECANCELED;
@@ -217,17 +217,17 @@ static enum store_status commit_file(struct store *st, struct file_sink *fs,
 static enum store_status record_zstd(struct store *st, const char *hex,
                                      const char *state, uint64_t size)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum store_status rc;
 
-    pthread_mutex_lock(&st->db_mu);
+    store_db_lock(st, STORE_ROLE_JOB);
     s = store_stmt(st, STMT_ZSTD_DONE);
-    sqlite3_bind_text(s, 1, hex, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, state, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, (sqlite3_int64)size);
+    db_bind_text(s, 1, hex);
+    db_bind_text(s, 2, state);
+    db_bind_int64(s, 3, (int64_t)size);
     /* No generation bump: snapshots do not hold compressed copies. */
     rc = store_stmt_run(st, STMT_ZSTD_DONE, "recording zstd copy");
-    pthread_mutex_unlock(&st->db_mu);
+    store_db_unlock(st);
     return rc;
 }
 
@@ -236,25 +236,25 @@ static enum store_status record_delta(struct store *st, const struct job *j,
                                       const char *digest_hex,
                                       const char *error)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum store_status rc;
 
-    pthread_mutex_lock(&st->db_mu);
+    store_db_lock(st, STORE_ROLE_JOB);
     s = store_stmt(st, STMT_DELTA_DONE);
-    sqlite3_bind_text(s, 1, j->from_hex, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, j->to_hex, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 3, state, -1, SQLITE_STATIC);
+    db_bind_text(s, 1, j->from_hex);
+    db_bind_text(s, 2, j->to_hex);
+    db_bind_text(s, 3, state);
     if (strcmp(state, "failed") != 0)
-        sqlite3_bind_int64(s, 4, (sqlite3_int64)size);
+        db_bind_int64(s, 4, (int64_t)size);
     if (digest_hex)
-        sqlite3_bind_text(s, 5, digest_hex, -1, SQLITE_STATIC);
+        db_bind_text(s, 5, digest_hex);
     if (error)
-        sqlite3_bind_text(s, 6, error, -1, SQLITE_TRANSIENT);
+        db_bind_text(s, 6, error);
     rc = store_stmt_run(st, STMT_DELTA_DONE, "recording delta");
     /* Snapshots list ready deltas only: other outcomes change none. */
     if (rc == STORE_OK && strcmp(state, "ready") == 0)
         store_generation_bump(st);
-    pthread_mutex_unlock(&st->db_mu);
+    store_db_unlock(st);
     return rc;
 }
 
@@ -263,26 +263,26 @@ static enum store_status record_delta(struct store *st, const struct job *j,
 static enum store_status target_size(struct store *st, const char *hex,
                                      uint64_t full_bytes, uint64_t *out)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum store_status rc = STORE_OK;
     int src;
 
     *out = full_bytes;
-    pthread_mutex_lock(&st->db_mu);
+    store_db_lock(st, STORE_ROLE_JOB);
     s = store_stmt(st, STMT_BLOB_GET);
-    sqlite3_bind_text(s, 1, hex, -1, SQLITE_STATIC);
-    src = sqlite3_step(s);
-    if (src == SQLITE_ROW) {
-        const unsigned char *state = sqlite3_column_text(s, 1);
+    db_bind_text(s, 1, hex);
+    src = db_step(s);
+    if (src == DB_ROW) {
+        const char *state = db_column_text(s, 1);
 
         if (state && strcmp((const char *)state, "ready") == 0 &&
-            sqlite3_column_type(s, 2) == SQLITE_INTEGER)
-            *out = (uint64_t)sqlite3_column_int64(s, 2);
-    } else if (src != SQLITE_DONE) {
+            !db_column_is_null(s, 2))
+            *out = (uint64_t)db_column_int64(s, 2);
+    } else if (src != DB_DONE) {
         rc = store_err_db(st, "looking up blob", src);
     }
-    sqlite3_reset(s);
-    pthread_mutex_unlock(&st->db_mu);
+    db_reset(s);
+    store_db_unlock(st);
     return rc;
 }
 
@@ -292,13 +292,13 @@ static enum store_status target_size(struct store *st, const char *hex,
 static int pick(struct store *st, enum stmt_id id, const char *op,
                 struct job *out)
 {
-    sqlite3_stmt *s = store_stmt(st, id);
+    struct db_stmt *s = store_stmt(st, id);
     int found = 0;
-    int src = sqlite3_step(s);
+    int src = db_step(s);
 
-    if (src == SQLITE_ROW) {
-        const unsigned char *a = sqlite3_column_text(s, 0);
-        const unsigned char *b = sqlite3_column_text(s, 1);
+    if (src == DB_ROW) {
+        const char *a = db_column_text(s, 0);
+        const char *b = db_column_text(s, 1);
 
         if (id == STMT_JOB_DELTA) {
             out->kind = JOB_DELTA;
@@ -312,27 +312,25 @@ static int pick(struct store *st, enum stmt_id id, const char *op,
                      a ? (const char *)a : "");
         }
         found = 1;
-    } else if (src != SQLITE_DONE) {
+    } else if (src != DB_DONE) {
         (void)store_err_db(st, op, src);
         found = -1;
     }
-    sqlite3_reset(s);
+    db_reset(s);
     return found;
 }
 
-/* Whether the blob hex still waits for its zstd copy. */
+/* Whether the blob hex still waits for its zstd copy (and, on
+ * PostgreSQL, no other daemon's worker is making it: the row is claimed
+ * for this job's transaction). */
 static bool zstd_pending(struct store *st, const char *hex)
 {
-    sqlite3_stmt *s = store_stmt(st, STMT_BLOB_GET);
-    bool pending = false;
+    struct db_stmt *s = store_stmt(st, STMT_JOB_ZSTD_OF);
+    bool pending;
 
-    sqlite3_bind_text(s, 1, hex, -1, SQLITE_STATIC);
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        const unsigned char *state = sqlite3_column_text(s, 1);
-
-        pending = state && strcmp((const char *)state, "pending") == 0;
-    }
-    sqlite3_reset(s);
+    db_bind_text(s, 1, hex);
+    pending = db_step(s) == DB_ROW;
+    db_reset(s);
     return pending;
 }
 
@@ -347,7 +345,11 @@ static int next_job(struct store *st, struct job *out)
     int found;
 
     memset(out, 0, sizeof(*out));
-    pthread_mutex_lock(&st->db_mu);
+    store_db_lock(st, STORE_ROLE_JOB);
+    if (store_is_postgresql(st) && store_tx_begin_job(st) != STORE_OK) {
+        store_db_unlock(st);
+        return -1;
+    }
     found = pick(st, STMT_JOB_DELTA, "finding delta jobs", out);
     if (found == 1 && zstd_pending(st, out->to_hex)) {
         out->kind = JOB_ZSTD;
@@ -355,7 +357,7 @@ static int next_job(struct store *st, struct job *out)
     }
     if (found == 0)
         found = pick(st, STMT_JOB_ZSTD, "finding zstd jobs", out);
-    pthread_mutex_unlock(&st->db_mu);
+    store_db_unlock(st);
     /* Only validated hex ever names a file. */
     if (found == 1 &&
         (!proto_hex_is_valid(out->to_hex, strlen(out->to_hex)) ||
@@ -548,6 +550,30 @@ out:
     return result;
 }
 
+/*
+ * PostgreSQL: a job runs inside the transaction that claimed its row, so
+ * that no other daemon's worker takes it meanwhile and a crash puts it
+ * back. Its result is committed here (a job left undone rolls back and
+ * stays pending); SQLite has one daemon per catalog and commits each
+ * result as it is recorded.
+ */
+static void job_end(struct store *st, bool done)
+{
+    bool committed = false;
+
+    if (!store_is_postgresql(st))
+        return;
+    store_db_lock(st, STORE_ROLE_JOB);
+    if (done)
+        committed = store_tx_commit(st) == STORE_OK;
+    if (!committed)
+        store_tx_rollback(st);
+    store_db_unlock(st);
+    /* What this worker made is visible to selects only now. */
+    if (committed)
+        store_generation_bump(st);
+}
+
 /* ---- the thread ---------------------------------------------------------- */
 
 static void *worker_main(void *arg)
@@ -575,9 +601,12 @@ static void *worker_main(void *arg)
             struct job j;
             enum job_result r;
 
-            if (next_job(st, &j) != 1)
+            if (next_job(st, &j) != 1) {
+                job_end(st, false);
                 break;
+            }
             r = j.kind == JOB_ZSTD ? run_zstd(st, &j) : run_delta(st, &j);
+            job_end(st, r == JOB_DONE);
             if (r != JOB_DONE)
                 break;
         }

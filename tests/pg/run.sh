@@ -1,0 +1,48 @@
+#!/bin/bash
+# The PostgreSQL catalog's tests: tests/pg/run.sh MODELD_BINARY STORE_CHECK
+# Starts throw-away PostgreSQL servers (tests/lib/pg.sh), runs the store
+# unit suite on them (the same tests as on SQLite), then the daemon cases
+# in tests/pg/cases_*.sh. Skipped, saying so, only when PostgreSQL is not
+# installed and cannot be (deploy/install-deps.sh installs it).
+set -u
+cd "$(dirname "$0")/../.."
+BIN=$(realpath "$1")
+CHECK_STORE=$(realpath "$2")
+. tests/lib/check.sh
+. tests/lib/pg.sh
+
+if ! pg_find_bin; then
+    echo "SKIPPED: PostgreSQL is not installed (postgresql-15); the" \
+         "PostgreSQL catalog was not tested"
+    exit 0
+fi
+trap pg_stop_all EXIT
+mkdir -p build
+
+# ---- the store suite on PostgreSQL ----------------------------------------
+if pg_start unit; then
+    out=$(MODELD_TEST_CATALOG=$(pg_url unit) CK_DEFAULT_TIMEOUT=120 \
+        "$CHECK_STORE" 2>&1)
+    rc=$?
+    printf '%s\n' "$out" | grep -E '^[0-9]+%|:[EF]:' || printf '%s\n' "$out" | tail -20
+    line=$(printf '%s\n' "$out" | grep -E '^[0-9]+%: Checks: ' | tail -n 1)
+    checks=$(printf '%s' "$line" | sed -n 's/.*Checks: \([0-9]*\).*/\1/p')
+    bad=$(printf '%s' "$line" | sed -n 's/.*Failures: \([0-9]*\), Errors: \([0-9]*\).*/\1+\2/p')
+    if [ -n "$checks" ] && [ "$rc" -eq 0 ] && [ "$((bad))" -eq 0 ]; then
+        pass "store suite on PostgreSQL ($checks checks)"
+    else
+        fail "store suite on PostgreSQL (exit $rc)"
+    fi
+else
+    fail "starting PostgreSQL for the store suite"
+fi
+
+# ---- daemons on PostgreSQL --------------------------------------------------
+for f in tests/pg/cases_*.sh; do
+    [ -e "$f" ] || continue
+    [ -n "${MODELD_PG_ONLY:-}" ] && case $(basename "$f") in $MODELD_PG_ONLY) ;; *) continue ;; esac
+    # shellcheck disable=SC1090
+    . "$f"
+done
+
+check_report "pg" build/results
