@@ -26,8 +26,6 @@
 /* Relative tolerance of limits and ties, against floating-point noise. */
 #define REL_EPS 1e-9
 
-#define FNV_OFFSET UINT64_C(14695981039346656037)
-#define FNV_PRIME UINT64_C(1099511628211)
 #define ROLLOUT_SEPARATOR 0x1f
 
 void
@@ -56,13 +54,11 @@ policy_config_default(struct policy_config *out)
 unsigned
 policy_rollout_bucket(const char *family, const char *ue)
 {
-    uint64_t h = FNV_OFFSET;
+    static const unsigned char sep = ROLLOUT_SEPARATOR;
+    uint64_t h = proto_fnv1a64_str(PROTO_FNV1A64_OFFSET, family);
 
-    for (const unsigned char *p = (const unsigned char *)family; *p; p++)
-        h = (h ^ *p) * FNV_PRIME;
-    h = (h ^ ROLLOUT_SEPARATOR) * FNV_PRIME;
-    for (const unsigned char *p = (const unsigned char *)ue; *p; p++)
-        h = (h ^ *p) * FNV_PRIME;
+    h = proto_fnv1a64_add(h, &sep, 1);
+    h = proto_fnv1a64_str(h, ue);
     return (unsigned)(h % 100);
 }
 

@@ -33,6 +33,8 @@
  *   current                        "sha256:<64 lowercase hex>" (BAD_DIGEST)
  *   context                        object: token -> token | [token, ...],
  *                                  at most 16 tags in all
+ *   nonce                          string of 16..64 of [A-Za-z0-9_-]
+ *   accept.signed                  boolean (asks for a signed answer)
  *
  *   Variant metadata (PUT .../variants/{v})
  *   blob                           "sha256:<64 lowercase hex>", required
@@ -759,6 +761,51 @@ static bool parse_preference(const json_t *root, struct proto_report *r,
     return true;
 }
 
+/* nonce: echoed in a signed answer (replay protection); no quote or
+ * backslash can reach the answer's JSON or a log line. */
+static bool parse_nonce(const json_t *root, struct proto_report *r,
+                        struct proto_error *err)
+{
+    static const char what[] =
+        "a string of 16 to 64 characters from A-Z a-z 0-9 _ -";
+    json_t *v = member(root, "nonce");
+    const char *s;
+    size_t len;
+
+    if (!v)
+        return true;
+    if (!json_is_string(v))
+        return wrong("nonce", what, v, err);
+    s = json_string_value(v);
+    len = json_string_length(v);
+    if (len < 16 || len > PROTO_NONCE_SIZE - 1)
+        return wrong("nonce", what, v, err);
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+              (c >= '0' && c <= '9') || c == '_' || c == '-'))
+            return wrong("nonce", what, v, err);
+    }
+    memcpy(r->nonce, s, len + 1);
+    r->has_nonce = true;
+    return true;
+}
+
+/* accept.signed only; the accept object's other members have their own
+ * parsers. */
+static bool parse_accept_signed(const json_t *root, struct proto_report *r,
+                                struct proto_error *err)
+{
+    json_t *acc;
+
+    if (!get_object(root, "accept", false, "an object", &acc, err))
+        return false;
+    if (!acc)
+        return true;
+    return get_bool(acc, "accept", "signed", &r->accept_signed, err);
+}
+
 enum proto_status proto_report_parse(const char *body, size_t len,
                                      const struct proto_limits *lim,
                                      struct proto_report *out,
@@ -777,7 +824,8 @@ enum proto_status proto_report_parse(const char *body, size_t len,
         parse_preference(root, &r, err) &&
         get_digest(root, "current", false, r.current_hex, &r.has_current,
                    err) &&
-        get_context(root, r.context, &r.context_count, err)) {
+        get_context(root, r.context, &r.context_count, err) &&
+        parse_nonce(root, &r, err) && parse_accept_signed(root, &r, err)) {
         *out = r;
         rc = PROTO_OK;
     } else {

@@ -588,6 +588,18 @@ char *proto_decision_write(const struct proto_decision *d, const char *family,
     sb_putc(&b, ']');
     sb_key(&b, "recheck_after_s");
     sb_u64(&b, d->recheck_after_s);
+    if (d->is_signed) {
+        sb_key(&b, "issued_at");
+        sb_created(&b, d->issued_at_s);
+        sb_key(&b, "expires_at");
+        sb_created(&b, d->expires_at_s);
+        sb_key(&b, "generation");
+        sb_u64(&b, d->generation);
+        if (d->nonce[0]) {
+            sb_key(&b, "nonce");
+            sb_str(&b, d->nonce);
+        }
+    }
     sb_putc(&b, '}');
     return sb_finish(&b);
 }

@@ -19,6 +19,7 @@
 #define PROTO_TOKEN_SIZE 33       /* formats, techniques, classes, tags: 1..32 */
 #define PROTO_TEXT_SIZE 257       /* task, description: up to 256 bytes */
 #define PROTO_UE_SIZE 129         /* opaque UE id: 1..128 bytes */
+#define PROTO_NONCE_SIZE 65       /* report nonce: 16..64 of [A-Za-z0-9_-] */
 
 #define PROTO_MAX_TECHNIQUES 8
 #define PROTO_MAX_LATENCIES 16    /* measured latency/energy per class */
@@ -28,6 +29,34 @@
 #define PROTO_MAX_FORMATS 8
 #define PROTO_MAX_REASONS 8
 #define PROTO_REASON_SIZE 160
+
+/*
+ * FNV-1a 64 (Fowler, Noll, Vo; draft-eastlake-fnv): the one copy of the
+ * hash, for the rollout bucket (stable across replicas, so it must stay
+ * the published function) and for internal hash tables. Start from
+ * PROTO_FNV1A64_OFFSET, feed bytes with proto_fnv1a64_add().
+ */
+#define PROTO_FNV1A64_OFFSET UINT64_C(14695981039346656037)
+#define PROTO_FNV1A64_PRIME UINT64_C(1099511628211)
+
+static inline uint64_t
+proto_fnv1a64_add(uint64_t h, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ p[i]) * PROTO_FNV1A64_PRIME;
+    return h;
+}
+
+/* FNV-1a 64 of a NUL-terminated string, continuing from h. */
+static inline uint64_t
+proto_fnv1a64_str(uint64_t h, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        h = (h ^ *p) * PROTO_FNV1A64_PRIME;
+    return h;
+}
 
 /* A measured number for one device class: "npu-class-a": 4.0 */
 struct proto_class_value {
@@ -79,6 +108,9 @@ struct proto_variant {
     char accelerators[PROTO_MAX_ACCELERATORS][PROTO_TOKEN_SIZE];
     size_t accelerator_count;             /* requires.accelerators */
     unsigned rollout_percent;             /* 0..100, default 100 */
+    bool paused;                          /* rollout paused (PATCH or the
+                                             failure share): offered only
+                                             to UEs that hold it */
 };
 
 struct proto_family {
@@ -146,6 +178,10 @@ struct proto_report {
     bool has_current;
     struct proto_tag context[PROTO_MAX_TAGS];
     size_t context_count;
+
+    char nonce[PROTO_NONCE_SIZE];         /* echoed in a signed answer */
+    bool has_nonce;
+    bool accept_signed;                   /* accept.signed: true */
 };
 
 enum proto_action {
@@ -195,6 +231,13 @@ struct proto_decision {
     unsigned recheck_after_s;
     struct proto_reasons reasons;         /* why the chosen one won: context
                                              match, keep, exit, battery... */
+    /* A signed answer's body members (issued_at, expires_at, generation,
+     * nonce); written only when is_signed. */
+    bool is_signed;
+    int64_t issued_at_s;
+    int64_t expires_at_s;
+    uint64_t generation;
+    char nonce[PROTO_NONCE_SIZE];         /* "" when the report sent none */
 };
 
 #endif

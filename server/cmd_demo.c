@@ -249,13 +249,7 @@ gaussian(uint64_t *state)
 static uint64_t
 fnv1a64(const char *s)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
-
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 0x100000001b3ULL;
-    }
-    return h;
+    return proto_fnv1a64_str(PROTO_FNV1A64_OFFSET, s);
 }
 
 static uint64_t

@@ -23,6 +23,7 @@ enum key_type {
     KEY_DOUBLE,
     KEY_BOOL,
     KEY_LISTEN,
+    KEY_CHOICE,           /* one of choices, stored as its index */
 };
 
 struct key {
@@ -34,6 +35,24 @@ struct key {
     double max;
     const char *doc;
 };
+
+/* The values of each KEY_CHOICE key, NULL-terminated, by key name. */
+static const char *const sign_modes[] = {"requested", "always", NULL};
+static const struct {
+    const char *key;
+    const char *const *choices;
+} choice_keys[] = {
+    {"sign_decisions", sign_modes},
+};
+
+static const char *const *
+choices_of(const char *key)
+{
+    for (size_t i = 0; i < sizeof(choice_keys) / sizeof(choice_keys[0]); i++)
+        if (strcmp(choice_keys[i].key, key) == 0)
+            return choice_keys[i].choices;
+    return NULL;
+}
 
 #define OFF(field) offsetof(struct config, field)
 #define STR(field) OFF(field), sizeof(((struct config *)0)->field)
@@ -129,6 +148,37 @@ static const struct key keys[] = {
     {"catalog_poll_ms", KEY_UINT, OFF(store.catalog_poll_ms), 0, 50, 600000,
      "how often a PostgreSQL catalog's generation is checked "
      "(LISTEN/NOTIFY wakes it sooner on a primary)"},
+    {"sign_decisions", KEY_CHOICE, OFF(sign_decisions), 0, 0, 0,
+     "sign select answers: requested (when the report sends a nonce or "
+     "accept.signed) or always"},
+    {"signing_key", KEY_STRING, STR(signing_key), 0, 0,
+     "PEM Ed25519 private key that signs answers (modeld keygen); "
+     "reloaded on SIGHUP"},
+    {"verify_keys", KEY_STRING, STR(verify_keys), 0, 0,
+     "comma-separated PEM files of older keys still listed in /v1/keys"},
+    {"decision_ttl_s", KEY_UINT, OFF(decision_ttl_s), 0, 1, 604800,
+     "a signed answer expires this many seconds after it is issued"},
+    {"admin_tokens_file", KEY_STRING, STR(admin_tokens_file), 0, 0,
+     "file of named admin tokens with scopes: NAME SCOPE TOKEN lines"},
+    {"rollout_max_failure_share", KEY_DOUBLE,
+     OFF(rollout_max_failure_share), 0, 0, 1,
+     "pause a version when this share of its reporting UEs failed"},
+    {"rollout_min_reports", KEY_UINT, OFF(rollout_min_reports), 0, 1,
+     1000000, "... once at least this many distinct UEs reported on it"},
+    {"latency_min_reports", KEY_UINT, OFF(latency_min_reports), 0, 1,
+     1000000,
+     "measured latency replaces a class's estimate after this many UEs"},
+    {"events_per_minute_per_ip", KEY_UINT, OFF(events_per_minute_per_ip), 0,
+     1, 1000000, "event reports accepted per client address and minute"},
+    {"admission_load", KEY_DOUBLE, OFF(admission_load), 0, 0, 2,
+     "reported network load at or above which transfers are deferred "
+     "(above 1: never)"},
+    {"admission_recheck_s", KEY_UINT, OFF(admission_recheck_s), 0, 1, 86400,
+     "recheck_after_s of a deferred decision"},
+    {"max_transfers", KEY_UINT, OFF(max_transfers), 0, 0, 1000000,
+     "concurrent blob and delta downloads (0: no limit); beyond, 503"},
+    {"transfer_retry_after_s", KEY_UINT, OFF(transfer_retry_after_s), 0, 1,
+     3600, "Retry-After of a 503 beyond max_transfers"},
 };
 
 void
@@ -156,6 +206,16 @@ config_default(struct config *out)
     store_options_default(&out->store);
     out->store.run_worker = true;
     out->store.catalog_poll_ms = 1000;
+    out->sign_decisions = CONFIG_SIGN_REQUESTED;
+    out->decision_ttl_s = 300;
+    out->rollout_max_failure_share = 0.2;
+    out->rollout_min_reports = 20;
+    out->latency_min_reports = 5;
+    out->events_per_minute_per_ip = 60;
+    out->admission_load = 0.9;
+    out->admission_recheck_s = 60;
+    out->max_transfers = 0;
+    out->transfer_retry_after_s = 5;
 }
 
 static void
@@ -239,6 +299,16 @@ config_set(struct config *cfg, const char *key, const char *value, char *err,
     switch (k->type) {
     case KEY_LISTEN:
         return parse_listen(cfg, value, err, err_len);
+    case KEY_CHOICE:
+        for (unsigned i = 0; choices_of(key)[i]; i++) {
+            if (strcmp(choices_of(key)[i], value) == 0) {
+                *(unsigned *)(base + k->offset) = i;
+                return 0;
+            }
+        }
+        errf(err, err_len, "%s: \"%s\" is not one of the choices", key,
+             value);
+        return -1;
     case KEY_STRING:
         if (strlen(value) >= k->size) {
             errf(err, err_len, "%s: value longer than %zu bytes", key,
@@ -374,6 +444,10 @@ key_value(const struct config *cfg, const struct key *k, char *out,
                         cfg->listen_port);
     case KEY_STRING:
         return snprintf(out, out_size, "%s", base + k->offset);
+    case KEY_CHOICE:
+        return snprintf(out, out_size, "%s",
+                        choices_of(k->name)[*(const unsigned *)(base +
+                                                                k->offset)]);
     case KEY_BOOL:
         return snprintf(out, out_size, "%s",
                         *(const bool *)(base + k->offset) ? "true" : "false");

@@ -17,6 +17,12 @@
 
 #define CONFIG_PATH_SIZE 1024
 
+enum config_sign_mode {
+    CONFIG_SIGN_REQUESTED = 0,    /* when the report sends nonce or
+                                     accept.signed */
+    CONFIG_SIGN_ALWAYS,
+};
+
 struct config {
     char listen_host[256];
     unsigned listen_port;
@@ -34,6 +40,20 @@ struct config {
     uint64_t max_upload_bytes;
     uint64_t max_json_bytes;      /* admin JSON bodies */
     uint64_t max_select_bytes;    /* select bodies */
+    /* Trust and control (server/sign.c, handler_events.c, admission). */
+    unsigned sign_decisions;      /* CONFIG_SIGN_REQUESTED / _ALWAYS */
+    char signing_key[CONFIG_PATH_SIZE];
+    char verify_keys[4 * CONFIG_PATH_SIZE];
+    unsigned decision_ttl_s;
+    char admin_tokens_file[CONFIG_PATH_SIZE];
+    double rollout_max_failure_share;
+    unsigned rollout_min_reports;
+    unsigned latency_min_reports;
+    unsigned events_per_minute_per_ip;
+    double admission_load;        /* defer transfers at this load; >1 off */
+    unsigned admission_recheck_s;
+    unsigned max_transfers;       /* concurrent blob/delta GETs; 0 off */
+    unsigned transfer_retry_after_s;
     struct policy_config policy;
     struct store_options store;
     struct proto_limits limits;

@@ -5,6 +5,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "policy/policy.h"
 #include "server/http.h"
@@ -12,6 +13,54 @@
 
 /* Candidate slots on the stack for families up to this size. */
 #define STACK_CANDIDATES 32
+
+/* The keyring to sign this answer with, or NULL for an unsigned one:
+ * sign_decisions = always, or the report asked (nonce, accept.signed). */
+static const struct keyring *
+signer_for(const struct app *app, const struct proto_report *r)
+{
+    const struct keyring *kr = atomic_load(&app->keyring);
+
+    if (!sign_keyring_can_sign(kr))
+        return NULL;
+    if (app->cfg.sign_decisions == CONFIG_SIGN_ALWAYS || r->has_nonce ||
+        r->accept_signed)
+        return kr;
+    return NULL;
+}
+
+/* Queues the decision json (taken), signed with kr when not NULL. */
+static enum MHD_Result
+reply_decision(struct MHD_Connection *c, struct request *rq,
+               const struct keyring *kr, int64_t now_s, char *json)
+{
+    struct sign_headers h;
+    struct sign_message msg = {
+        .status = 200,
+        .method = rq->method,
+        .path = rq->path,
+        .content_type = "application/json",
+        .created_s = now_s,
+        .expires_s = now_s + rq->app->cfg.decision_ttl_s,
+    };
+
+    if (!kr || !json)
+        return http_reply_json(c, rq, 200, json);
+    if (sign_response(kr, &msg, json, strlen(json), &h) != 0) {
+        free(json);
+        log_msg(LOG_ERROR, rq->id, "signing the answer failed");
+        return http_reply_error(c, rq, PROTO_ERR_INTERNAL, "",
+                                "signing the answer failed");
+    }
+    const char *const headers[] = {
+        "Content-Digest", h.content_digest,
+        "Signature-Input", h.signature_input,
+        "Signature", h.signature,
+        "Cache-Control", "no-store",
+        NULL,
+    };
+    return http_reply_json_with(c, rq, 200, json, headers);
+}
 
 enum MHD_Result
 handle_select(struct MHD_Connection *c, struct request *rq)
@@ -24,6 +73,7 @@ handle_select(struct MHD_Connection *c, struct request *rq)
     struct proto_report report;
     struct proto_error err;
     struct policy_input in;
+    const struct keyring *kr;
     enum store_status rc;
     enum MHD_Result ret;
     uint64_t saved = 0;
@@ -72,9 +122,17 @@ handle_select(struct MHD_Connection *c, struct request *rq)
                      d.action == PROTO_ACTION_NONE
                          ? NULL
                          : snap->variants[d.chosen].name);
+    kr = signer_for(app, &report);
+    if (kr) {
+        d.is_signed = true;
+        d.issued_at_s = (int64_t)time(NULL);
+        d.expires_at_s = d.issued_at_s + app->cfg.decision_ttl_s;
+        d.generation = snap->generation;
+        memcpy(d.nonce, report.nonce, sizeof(d.nonce));
+    }
     json = proto_decision_write(&d, snap->family.name, snap->variants,
                                 snap->deltas);
-    ret = http_reply_json(c, rq, 200, json);
+    ret = reply_decision(c, rq, kr, d.issued_at_s, json);
 out:
     if (cands != stack)
         free(cands);

@@ -58,7 +58,8 @@ http_queue(struct MHD_Connection *c, struct request *rq, unsigned status,
     MHD_destroy_response(resp);
     rq->responded = true;
     rq->status = status;
-    rq->body_bytes_out = body_len;
+    /* A HEAD answer carries the headers only: no body bytes to count. */
+    rq->body_bytes_out = strcmp(rq->method, "HEAD") == 0 ? 0 : body_len;
     return ret;
 }
 
@@ -95,6 +96,42 @@ http_reply_json(struct MHD_Connection *c, struct request *rq,
                       len);
 }
 
+enum MHD_Result
+http_reply_json_with(struct MHD_Connection *c, struct request *rq,
+                     unsigned status, char *json,
+                     const char *const *headers)
+{
+    struct MHD_Response *resp;
+    size_t len;
+
+    if (!json)
+        return http_reply_json(c, rq, status, json);
+    len = strlen(json);
+    resp = text_response(json, "application/json");
+    for (size_t i = 0; resp && headers && headers[i]; i += 2)
+        MHD_add_response_header(resp, headers[i], headers[i + 1]);
+    return http_queue(c, rq, status, resp, len);
+}
+
+/*
+ * The route's entry for method. HEAD is served wherever GET is (RFC 9110
+ * 9.3.2): without an entry of its own it runs the GET handler, and
+ * libmicrohttpd sends the same headers without the body.
+ */
+static const struct route_method *
+route_method_find(const struct route *r, const char *method)
+{
+    const struct route_method *get = NULL;
+
+    for (size_t i = 0; i < ROUTE_MAX_METHODS && r->methods[i].method; i++) {
+        if (strcmp(r->methods[i].method, method) == 0)
+            return &r->methods[i];
+        if (strcmp(r->methods[i].method, "GET") == 0)
+            get = &r->methods[i];
+    }
+    return strcmp(method, "HEAD") == 0 ? get : NULL;
+}
+
 static void
 add_allow(struct MHD_Response *resp, int route)
 {
@@ -109,6 +146,8 @@ add_allow(struct MHD_Response *resp, int route)
             strcat(allow, ", ");
         strcat(allow, r->methods[i].method);
     }
+    if (route_method_find(r, "HEAD") && !strstr(allow, "HEAD"))
+        strcat(allow, ", HEAD");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
 }
 
@@ -290,9 +329,7 @@ first_call(struct MHD_Connection *c, struct request *rq, const char *url,
         return;
     }
     r = &router_routes[rq->route];
-    for (size_t i = 0; i < ROUTE_MAX_METHODS && r->methods[i].method; i++)
-        if (strcmp(r->methods[i].method, method) == 0)
-            rq->rm = &r->methods[i];
+    rq->rm = route_method_find(r, method);
     if (!rq->rm) {
         proto_error_set(&rq->pending, PROTO_ERR_METHOD_NOT_ALLOWED, "",
                         "%s is not allowed here", rq->method);

@@ -17,6 +17,7 @@
 #include "server/config.h"
 #include "server/deadline.h"
 #include "server/metrics.h"
+#include "server/sign.h"
 #include "store/store.h"
 
 struct app {
@@ -28,6 +29,9 @@ struct app {
     atomic_uint_fast64_t next_request_id;
     bool tls;
     struct deadlines *deadlines;      /* NULL: no header deadline */
+    /* The signing keys (server/sign.c); replaced whole on SIGHUP, the old
+     * one kept alive until exit. NULL: no keys configured. */
+    _Atomic(struct keyring *) keyring;
 };
 
 struct request;
@@ -92,6 +96,12 @@ enum MHD_Result http_queue(struct MHD_Connection *c, struct request *rq,
 enum MHD_Result http_reply_json(struct MHD_Connection *c, struct request *rq,
                                 unsigned status, char *json);
 
+/* As http_reply_json, with extra headers: NAME, VALUE pairs ending with
+ * a NULL name. */
+enum MHD_Result http_reply_json_with(struct MHD_Connection *c,
+                                     struct request *rq, unsigned status,
+                                     char *json, const char *const *headers);
+
 enum MHD_Result http_reply_problem(struct MHD_Connection *c,
                                    struct request *rq,
                                    const struct proto_error *err);
@@ -155,5 +165,6 @@ enum MHD_Result handle_blob_put(struct MHD_Connection *c,
                                 struct request *rq);
 enum MHD_Result handle_delta_get(struct MHD_Connection *c,
                                  struct request *rq);
+enum MHD_Result handle_keys(struct MHD_Connection *c, struct request *rq);
 
 #endif

@@ -2,8 +2,9 @@
  * build/modeld: the subcommand dispatcher and `serve`, the daemon. serve
  * reads the config file, applies the flags, opens the store, reads the
  * admin token and TLS files, starts the HTTP daemon and waits for a
- * signal: SIGTERM/SIGINT stop it gracefully (no new connections, transfers
- * in flight get shutdown_grace_s), SIGHUP is logged and ignored.
+ * signal: SIGTERM/SIGINT stop it gracefully (the listening socket is
+ * closed at once, transfers in flight get shutdown_grace_s), SIGHUP
+ * reloads the TLS certificate and key and the signing keys.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 
@@ -35,6 +37,8 @@ usage_main(FILE *out)
             "  demo    write the demo catalog into a data directory\n"
             "  patch   apply a delta: modeld patch OLD DELTA OUT\n"
             "  select  print the decision for a report, offline\n"
+            "  keygen  write a new Ed25519 signing key: modeld keygen --out "
+            "FILE\n"
             "\n"
             "modeld COMMAND --help shows a command's options.\n");
 }
@@ -241,26 +245,80 @@ reload_tls(const struct config *cfg)
                 cfg->tls_cert);
 }
 
+/* Loads signing_key and verify_keys into a new keyring and makes it the
+ * current one. At start-up a failure stops the daemon; on SIGHUP the old
+ * keyring stays. */
+static int
+load_keys(struct app *app, bool reload)
+{
+    const struct config *cfg = &app->cfg;
+    struct keyring *kr = NULL, *old;
+    char err[512];
+
+    if (!cfg->signing_key[0] && !cfg->verify_keys[0]) {
+        if (cfg->sign_decisions == CONFIG_SIGN_ALWAYS) {
+            log_msg(LOG_ERROR, 0, "sign_decisions = always needs a "
+                                  "signing_key");
+            return -1;
+        }
+        return 0;
+    }
+    if (sign_keyring_load(cfg->signing_key, cfg->verify_keys, &kr, err,
+                          sizeof(err)) != 0) {
+        log_msg(LOG_ERROR, 0, "%ssigning keys%s: %s",
+                reload ? "SIGHUP: " : "",
+                reload ? " not reloaded, keeping the current ones" : "",
+                err);
+        return -1;
+    }
+    if (cfg->sign_decisions == CONFIG_SIGN_ALWAYS &&
+        !sign_keyring_can_sign(kr)) {
+        log_msg(LOG_ERROR, 0, "sign_decisions = always needs a "
+                              "signing_key");
+        sign_keyring_free(kr);
+        return -1;
+    }
+    old = atomic_load(&app->keyring);
+    sign_keyring_replaces(kr, old);
+    atomic_store(&app->keyring, kr);
+    log_msg(LOG_INFO, 0, "%ssigning key %s%s",
+            reload ? "SIGHUP: reloaded keys; " : "",
+            sign_keyring_can_sign(kr) ? "kid " : "none",
+            sign_keyring_kid(kr));
+    return 0;
+}
+
 /* Waits for SIGTERM/SIGINT (blocked in every thread), then stops. */
 static void
-wait_for_stop(struct MHD_Daemon *d, const struct config *cfg,
-              const sigset_t *set)
+wait_for_stop(struct MHD_Daemon *d, struct app *app, const sigset_t *set)
 {
+    const struct config *cfg = &app->cfg;
     int sig = 0;
     struct timespec deadline, now;
+    MHD_socket listen_fd;
 
     for (;;) {
         if (sigwait(set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
             reload_tls(cfg);
+            (void)load_keys(app, true);
             continue;
         }
         break;
     }
     log_msg(LOG_INFO, 0, "signal %d: stopping (grace %us)", sig,
             cfg->shutdown_grace_s);
-    MHD_quiesce_daemon(d);
+    listen_fd = MHD_quiesce_daemon(d);
+    /* The quiesced socket is ours now. Closed at once, new connections
+     * are refused (RST) and a load balancer fails over, instead of
+     * completing the handshake into a backlog nobody accepts from. */
+    if (listen_fd != MHD_INVALID_SOCKET) {
+        close(listen_fd);
+        log_msg(LOG_INFO, 0, "listening socket closed; %us for transfers "
+                             "in flight",
+                cfg->shutdown_grace_s);
+    }
     clock_gettime(CLOCK_MONOTONIC, &deadline);
     deadline.tv_sec += cfg->shutdown_grace_s;
     for (;;) {
@@ -306,7 +364,7 @@ cmd_serve(int argc, char **argv)
         goto out;
     }
     metrics_init(&app->metrics);
-    if (load_token(app) != 0)
+    if (load_token(app) != 0 || load_keys(app, false) != 0)
         goto out;
     if (app->cfg.tls_cert[0]) {
         char err[512];
@@ -349,7 +407,7 @@ cmd_serve(int argc, char **argv)
     fflush(stdout);
     log_msg(LOG_INFO, 0, "modeld serving %s on port %u (%u threads)",
             app->cfg.data_dir, port, app->cfg.threads);
-    wait_for_stop(d, &app->cfg, &set);
+    wait_for_stop(d, app, &set);
     MHD_stop_daemon(d);
     log_msg(LOG_INFO, 0, "stopped");
     rc = 0;
@@ -357,6 +415,7 @@ out:
     deadlines_stop(app->deadlines);
     store_close(app->store);
     tls_unload();
+    sign_keyring_free(atomic_load(&app->keyring));
     free(app);
     return rc;
 }
@@ -372,6 +431,7 @@ main(int argc, char **argv)
         {"demo", cmd_demo},
         {"patch", cmd_patch},
         {"select", cmd_select},
+        {"keygen", cmd_keygen},
     };
 
     if (argc < 2) {

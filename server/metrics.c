@@ -13,6 +13,7 @@
 #include <openssl/opensslv.h>
 #include <zstd.h>
 
+#include "proto/types.h"
 #include "server/metrics.h"
 
 #ifndef MODELD_VERSION
@@ -79,13 +80,10 @@ metrics_request(struct metrics *m, int route, unsigned status,
 static uint64_t
 name_hash(const char *family, const char *variant)
 {
-    uint64_t h = 1469598103934665603ULL;
-    const char *parts[3] = {family, "/", variant};
+    uint64_t h = proto_fnv1a64_str(PROTO_FNV1A64_OFFSET, family);
 
-    for (size_t i = 0; i < 3; i++)
-        for (const char *p = parts[i]; *p; p++)
-            h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    return h;
+    h = proto_fnv1a64_str(h, "/");
+    return proto_fnv1a64_str(h, variant);
 }
 
 /* Finds or claims the slot of family/variant by linear probing; NULL when
@@ -337,8 +335,8 @@ metrics_render(struct metrics *m, const char *const *route_labels,
             "store.\n# TYPE modeld_store_errors_total counter\n"
             "modeld_store_errors_total %llu\n",
         (unsigned long long)ss->errors);
-    put(&b, "# HELP modeld_catalog_generation Catalog changes seen by "
-            "selects since start.\n# TYPE modeld_catalog_generation gauge\n"
+    put(&b, "# HELP modeld_catalog_generation Catalog generation: the "
+            "start-up epoch times 2^32 plus the changes since start.\n# TYPE modeld_catalog_generation gauge\n"
             "modeld_catalog_generation %llu\n",
         (unsigned long long)ss->generation);
     put(&b, "# HELP modeld_catalog_unreachable 1 while the catalog "

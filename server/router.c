@@ -31,6 +31,7 @@ const struct route router_routes[] = {
     {"/v1/deltas/{digest}/{digest}",
      {{"GET", handle_delta_get, false, BODY_NONE},
       {"HEAD", handle_delta_get, false, BODY_NONE}}},
+    {"/v1/keys", {{"GET", handle_keys, false, BODY_NONE}}},
 };
 
 const size_t router_route_count = ARRAY_SIZE(router_routes);

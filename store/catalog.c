@@ -819,10 +819,8 @@ void store_cache_clear(struct store *st)
  * table (capacity a power of two, at most half full). */
 static size_t cache_home(const struct store *st, const char *family)
 {
-    uint64_t h = 1469598103934665603ULL;
+    uint64_t h = proto_fnv1a64_str(PROTO_FNV1A64_OFFSET, family);
 
-    for (const char *p = family; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
     return (size_t)h & (st->cache_cap - 1);
 }
 

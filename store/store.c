@@ -119,7 +119,12 @@ static const char *const migrations[] = {
     "  PRIMARY KEY (from_digest, to_digest));"
     "CREATE INDEX deltas_state ON deltas(state);"
     "CREATE INDEX deltas_to ON deltas(to_digest, state);",
-    /* 2: the catalog generation, shared by every daemon of a PostgreSQL
+    /* 2: the start-up epoch: generations are epoch << 32 plus writes since
+     * start, so they never decrease across restarts (signed answers carry
+     * them; a UE refuses a lower one). */
+    "CREATE TABLE store_epoch (epoch INTEGER NOT NULL);"
+    "INSERT INTO store_epoch(epoch) VALUES (0);",
+    /* 3: the catalog generation, shared by every daemon of a PostgreSQL
      * catalog (bumped by triggers there, see migrations_pg); SQLite keeps
      * it in memory, the table is only the same schema. */
     "CREATE TABLE catalog_generation ("
@@ -133,9 +138,9 @@ static const char *const migrations[] = {
  * db.c) is not enough; NULL: the translation. Same step numbers.
  */
 static const char *const migrations_pg[ARRAY_SIZE(migrations)] = {
-    /* 2: any write to what snapshots hold moves the generation in the
+    /* 3: any write to what snapshots hold moves the generation in the
      * writer's own transaction and wakes the listening daemons. */
-    [1] =
+    [2] =
     "CREATE TABLE catalog_generation ("
     "  id BIGINT PRIMARY KEY CHECK (id = 1),"
     "  generation BIGINT NOT NULL);"
@@ -781,6 +786,28 @@ static enum store_status check_schema(struct store *st)
     return STORE_OK;
 }
 
+/* Moves the start-up epoch on, durably, before anything is served: every
+ * generation of this run is above every generation of the runs before. */
+static enum store_status next_epoch(struct store *st)
+{
+    int64_t epoch = 0;
+    enum store_status rc = exec_sql(st,
+                                    "BEGIN IMMEDIATE;"
+                                    "UPDATE store_epoch SET epoch = epoch + 1;",
+                                    "epoch");
+
+    if (rc == STORE_OK)
+        rc = query_int(st, "SELECT epoch FROM store_epoch", &epoch);
+    if (rc == STORE_OK)
+        rc = exec_sql(st, "COMMIT", "epoch COMMIT");
+    if (rc != STORE_OK) {
+        (void)db_exec(st->db, "ROLLBACK");
+        return rc;
+    }
+    st->generation = (uint64_t)epoch << 32;
+    return STORE_OK;
+}
+
 /* Prepares every statement on c's connection, in its dialect. */
 static enum store_status prepare_conn(struct store *st, struct db *db,
                                       struct db_stmt **stmt)
@@ -842,6 +869,8 @@ static enum store_status open_postgresql(struct store *st)
     }
     rc = migrate(st);
     if (rc == STORE_OK)
+        rc = next_epoch(st);
+    if (rc == STORE_OK)
         rc = prepare_conn(st, st->db, st->stmt);
     if (rc == STORE_OK && st->opt.catalog_read_url[0])
         rc = open_conn(st, st->opt.catalog_read_url, &st->rd);
@@ -878,6 +907,8 @@ static enum store_status open_db(struct store *st)
         rc = set_pragmas(st);
         if (rc == STORE_OK)
             rc = migrate(st);
+        if (rc == STORE_OK)
+            rc = next_epoch(st);
     }
     if (rc == STORE_OK)
         rc = prepare_conn(st, st->db, st->stmt);

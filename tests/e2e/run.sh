@@ -35,6 +35,7 @@ HDRS=$WORK/last.headers
 BODY=$WORK/last.body
 
 cleanup() {
+    [ -n "${E2E_KEEP:-}" ] && return
     local name
     for name in "${!DPID[@]}"; do
         kill -KILL "${DPID[$name]}" 2>/dev/null

@@ -984,6 +984,22 @@ START_TEST(test_policy_rollout_bucket_values)
 }
 END_TEST
 
+/* The bucket is FNV-1a 64 (tested against the published vectors in
+ * check_proto) of family, 0x1f and ue, modulo 100, as the README says. */
+START_TEST(test_policy_rollout_bucket_is_fnv1a)
+{
+    char buf[96];
+    char ue[16];
+
+    for (unsigned i = 0; i < 200; i++) {
+        snprintf(ue, sizeof(ue), "ue-%u", i);
+        snprintf(buf, sizeof(buf), "%s\x1f%s", CLASSIFICATION, ue);
+        ck_assert_uint_eq(policy_rollout_bucket(CLASSIFICATION, ue),
+                          proto_fnv1a64_str(PROTO_FNV1A64_OFFSET, buf) % 100);
+    }
+}
+END_TEST
+
 START_TEST(test_policy_rollout_bucket_share)
 {
     char ue[32];
@@ -1074,6 +1090,7 @@ policy_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("rollout");
+    tcase_add_test(tc, test_policy_rollout_bucket_is_fnv1a);
     tcase_add_loop_test(tc, test_policy_rollout_bucket_values, 0,
                         ARRAY_SIZE(bucket_cases));
     tcase_add_test(tc, test_policy_rollout_bucket_share);

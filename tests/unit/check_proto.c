@@ -1646,6 +1646,32 @@ START_TEST(test_proto_etag_list_matches_cases)
 }
 END_TEST
 
+/* Published FNV-1a 64 vectors (the FNV reference test_fnv.c, also in
+ * draft-eastlake-fnv): the rollout bucket depends on this being exact. */
+static const struct fnv_case {
+    const char *in;
+    uint64_t want;
+} fnv_cases[] = {
+    { "", UINT64_C(0xcbf29ce484222325) },
+    { "a", UINT64_C(0xaf63dc4c8601ec8c) },
+    { "foobar", UINT64_C(0x85944171f73967e8) },
+    { "chongo was here!\n", UINT64_C(0x46810940eff5f915) },
+};
+
+START_TEST(test_proto_fnv1a64_vectors)
+{
+    const struct fnv_case *c = &fnv_cases[_i];
+    size_t half = strlen(c->in) / 2;
+    uint64_t h;
+
+    ck_assert_uint_eq(PROTO_FNV1A64_OFFSET, UINT64_C(14695981039346656037));
+    ck_assert_uint_eq(proto_fnv1a64_str(PROTO_FNV1A64_OFFSET, c->in),
+                      c->want);
+    h = proto_fnv1a64_add(PROTO_FNV1A64_OFFSET, c->in, half);
+    ck_assert_uint_eq(proto_fnv1a64_str(h, c->in + half), c->want);
+}
+END_TEST
+
 Suite *proto_suite(void);
 
 Suite *proto_suite(void)
@@ -1667,6 +1693,8 @@ Suite *proto_suite(void)
     tcase_add_test(tc, test_proto_name_is_valid_nul);
     tcase_add_test(tc, test_proto_digest_parse_cases);
     tcase_add_test(tc, test_proto_hasher_vectors);
+    tcase_add_loop_test(tc, test_proto_fnv1a64_vectors, 0,
+                        ARRAY_SIZE(fnv_cases));
     suite_add_tcase(s, tc);
 
     tc = tcase_create("report");
