@@ -232,15 +232,60 @@ http_reply_empty(struct MHD_Connection *c, struct request *rq,
 
 /* ---- the request state machine ------------------------------------------ */
 
+/*
+ * Per-connection state, the socket context of libmicrohttpd: the header
+ * deadline and the request that on_uri started. libmicrohttpd calls the
+ * completion callback only once the access handler has run; a request it
+ * answers by itself (414, 431, a malformed Content-Length, ...) or drops
+ * before its headers are complete never completes. Such a request is
+ * freed here when the connection closes (the CLOSED notification always
+ * comes, and after any completion), so no path leaks it.
+ */
+struct conn {
+    struct deadline_conn *deadline;
+    struct request *rq;               /* started, not yet completed */
+};
+
+static struct conn *
+conn_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+    return info ? info->socket_context : NULL;
+}
+
+static void
+request_free(struct request *rq)
+{
+    if (!rq)
+        return;
+    if (rq->upload)
+        store_upload_abort(rq->upload);
+    if (rq->upload_counted)
+        atomic_fetch_sub(&rq->app->metrics.uploads, 1);
+    free(rq->body);
+    free(rq->path);
+    free(rq);
+}
+
 static void *
 on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 {
     struct app *app = cls;
-    struct request *rq = calloc(1, sizeof(*rq));
+    struct conn *conn = conn_of(c);
+    struct request *rq;
 
-    (void)c;
+    /* Without a connection record the request could not be freed on
+     * every path: refuse it (the access handler then closes). */
+    if (!conn)
+        return NULL;
+    request_free(conn->rq);
+    conn->rq = NULL;
+    rq = calloc(1, sizeof(*rq));
     if (!rq)
         return NULL;
+    conn->rq = rq;
     rq->app = app;
     rq->id = atomic_fetch_add(&app->next_request_id, 1) + 1;
     rq->route = -1;
@@ -429,10 +474,9 @@ take_body(struct request *rq, const char *data, size_t len)
 static struct deadline_conn *
 conn_deadline(struct MHD_Connection *c)
 {
-    const union MHD_ConnectionInfo *info =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct conn *conn = conn_of(c);
 
-    return info ? info->socket_context : NULL;
+    return conn ? conn->deadline : NULL;
 }
 
 static enum MHD_Result
@@ -495,6 +539,7 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
     struct app *app = cls;
     struct request *rq = *con_cls;
+    struct conn *conn = conn_of(c);
     char path[256];
     double secs;
 
@@ -503,12 +548,12 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (!rq)
         return;
     *con_cls = NULL;
+    if (conn && conn->rq == rq)
+        conn->rq = NULL;
     if (rq->upload) {
         store_upload_abort(rq->upload);
         rq->upload = NULL;
     }
-    if (rq->upload_counted)
-        atomic_fetch_sub(&app->metrics.uploads, 1);
     secs = elapsed_s(&rq->start);
     if (rq->started && log_enabled(LOG_INFO)) {
         uint64_t us = (uint64_t)(secs * 1e6);
@@ -529,9 +574,7 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                             : 0,
                         secs);
     }
-    free(rq->body);
-    free(rq->path);
-    free(rq);
+    request_free(rq);
 }
 
 static void
@@ -539,18 +582,27 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
               enum MHD_ConnectionNotificationCode toe)
 {
     struct app *app = cls;
+    struct conn *conn = *socket_context;
     const union MHD_ConnectionInfo *info;
 
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
         atomic_fetch_add(&app->metrics.connections, 1);
+        conn = calloc(1, sizeof(*conn));
+        *socket_context = conn;
+        if (!conn)
+            return;
         info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         if (info && app->deadlines)
-            *socket_context = deadlines_open(app->deadlines, info->connect_fd);
+            conn->deadline = deadlines_open(app->deadlines, info->connect_fd);
     } else {
         atomic_fetch_sub(&app->metrics.connections, 1);
-        if (app->deadlines)
-            deadlines_close(app->deadlines, *socket_context);
         *socket_context = NULL;
+        if (!conn)
+            return;
+        if (app->deadlines)
+            deadlines_close(app->deadlines, conn->deadline);
+        request_free(conn->rq);
+        free(conn);
     }
 }
 

@@ -166,5 +166,7 @@ enum MHD_Result handle_blob_put(struct MHD_Connection *c,
 enum MHD_Result handle_delta_get(struct MHD_Connection *c,
                                  struct request *rq);
 enum MHD_Result handle_keys(struct MHD_Connection *c, struct request *rq);
+enum MHD_Result handle_jobs_retry(struct MHD_Connection *c,
+                                  struct request *rq);
 
 #endif

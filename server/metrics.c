@@ -326,6 +326,15 @@ metrics_render(struct metrics *m, const char *const *route_labels,
         (unsigned long long)ss->deltas_made,
         (unsigned long long)ss->deltas_rejected,
         (unsigned long long)ss->deltas_failed);
+    put(&b, "# HELP modeld_worker_retries_total Worker jobs (deltas, zstd "
+            "copies) retried after a transient failure.\n# TYPE "
+            "modeld_worker_retries_total counter\n"
+            "modeld_worker_retries_total %llu\n"
+            "# HELP modeld_worker_gave_up_total Worker jobs failed after "
+            "their last attempt.\n# TYPE modeld_worker_gave_up_total "
+            "counter\nmodeld_worker_gave_up_total %llu\n",
+        (unsigned long long)ss->job_retries,
+        (unsigned long long)ss->jobs_gave_up);
     put(&b, "# HELP modeld_compressed_copies_made_total zstd copies of "
             "blobs made since start.\n# TYPE "
             "modeld_compressed_copies_made_total counter\n"

@@ -32,6 +32,7 @@ const struct route router_routes[] = {
      {{"GET", handle_delta_get, false, BODY_NONE},
       {"HEAD", handle_delta_get, false, BODY_NONE}}},
     {"/v1/keys", {{"GET", handle_keys, false, BODY_NONE}}},
+    {"/v1/jobs/retry", {{"POST", handle_jobs_retry, true, BODY_NONE}}},
 };
 
 const size_t router_route_count = ARRAY_SIZE(router_routes);

@@ -246,21 +246,27 @@ static enum store_status insert_lists(struct store *st, int64_t ver_id,
     return rc;
 }
 
+/* Queues one delta job; *queued counts the rows it added (the pending
+ * counter moves only once the transaction commits). */
 static enum store_status queue_delta(struct store *st, const char *from_hex,
-                                     const char *to_hex)
+                                     const char *to_hex, int64_t *queued)
 {
     struct db_stmt *s = store_stmt(st, STMT_DELTA_QUEUE);
+    enum store_status rc;
 
     bind_text(s, 1, from_hex);
     bind_text(s, 2, to_hex);
-    return store_stmt_run(st, STMT_DELTA_QUEUE, "queueing delta");
+    rc = store_stmt_run(st, STMT_DELTA_QUEUE, "queueing delta");
+    if (rc == STORE_OK)
+        *queued += db_changes(s);
+    return rc;
 }
 
 /* Deltas between the new blob and the newest version of each other live
  * variant of the family, both ways, when both are small enough. */
 static enum store_status queue_cross(struct store *st, int64_t family_id,
                                      int64_t variant_id, const char *hex,
-                                     uint64_t size_bytes)
+                                     uint64_t size_bytes, int64_t *queued)
 {
     struct cross_target *targets = NULL;
     size_t count = 0;
@@ -300,9 +306,9 @@ static enum store_status queue_cross(struct store *st, int64_t family_id,
     for (size_t i = 0; rc == STORE_OK && i < count; i++) {
         if (strcmp(targets[i].hex, hex) == 0)
             continue;
-        rc = queue_delta(st, targets[i].hex, hex);
+        rc = queue_delta(st, targets[i].hex, hex, queued);
         if (rc == STORE_OK)
-            rc = queue_delta(st, hex, targets[i].hex);
+            rc = queue_delta(st, hex, targets[i].hex, queued);
     }
     free(targets);
     return rc;
@@ -312,7 +318,8 @@ static enum store_status queue_cross(struct store *st, int64_t family_id,
 static enum store_status publish_tx(struct store *st, const char *family,
                                     const char *variant,
                                     const struct proto_variant *meta,
-                                    int64_t now_s, int64_t *out_version)
+                                    int64_t now_s, int64_t *out_version,
+                                    int64_t *queued)
 {
     char prev_hex[PROTO_HEX_SIZE] = "";
     int64_t family_id = 0;
@@ -396,10 +403,10 @@ static enum store_status publish_tx(struct store *st, const char *family,
         return rc;
 
     if (prev_hex[0] && strcmp(prev_hex, meta->blob_hex) != 0)
-        rc = queue_delta(st, prev_hex, meta->blob_hex);
+        rc = queue_delta(st, prev_hex, meta->blob_hex, queued);
     if (rc == STORE_OK && st->opt.delta_cross_variants)
         rc = queue_cross(st, family_id, variant_id, meta->blob_hex,
-                         size_bytes);
+                         size_bytes, queued);
     if (rc == STORE_OK)
         *out_version = version;
     return rc;
@@ -412,6 +419,7 @@ enum store_status store_variant_publish(struct store *st, const char *family,
 {
     enum store_status rc;
     int64_t version = 0;
+    int64_t queued = 0;
 
     if (!proto_hex_is_valid(meta->blob_hex,
                             strnlen(meta->blob_hex, PROTO_HEX_SIZE))) {
@@ -421,13 +429,16 @@ enum store_status store_variant_publish(struct store *st, const char *family,
     pthread_mutex_lock(&st->db_mu);
     rc = store_tx_begin(st);
     if (rc == STORE_OK) {
-        rc = publish_tx(st, family, variant, meta, now_s, &version);
+        rc = publish_tx(st, family, variant, meta, now_s, &version,
+                        &queued);
         if (rc == STORE_OK)
             rc = store_tx_commit(st);
-        if (rc != STORE_OK)
+        if (rc != STORE_OK) {
             store_tx_rollback(st);
-        else
+        } else {
+            atomic_fetch_add(&st->deltas_pending_now, queued);
             store_generation_bump(st);
+        }
     }
     pthread_mutex_unlock(&st->db_mu);
     if (rc != STORE_OK)

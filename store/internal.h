@@ -64,6 +64,13 @@ enum stmt_id {
     STMT_JOB_ZSTD_OF,
     STMT_GENERATION,
     STMT_PING,
+    STMT_JOB_NEXT_RETRY,
+    STMT_ZSTD_RETRY,
+    STMT_DELTA_RETRY,
+    STMT_RETRY_FAILED_DELTAS,
+    STMT_RETRY_WAITING_DELTAS,
+    STMT_RETRY_FAILED_ZSTD,
+    STMT_RETRY_WAITING_ZSTD,
     STMT_COUNT
 };
 
@@ -131,6 +138,14 @@ struct store {
     atomic_uint_fast64_t deltas_rejected;
     atomic_uint_fast64_t compressed_made;
     atomic_uint_fast64_t errors;
+    atomic_uint_fast64_t job_retries;     /* transient failures retried */
+    atomic_uint_fast64_t jobs_gave_up;    /* out of attempts: failed */
+
+    /* Deltas by state now, kept in step with every state change (read
+     * once at open) so that /metrics never counts rows. Whoever changes
+     * a delta's state changes these, after its transaction commits. */
+    atomic_int_fast64_t deltas_pending_now;
+    atomic_int_fast64_t deltas_ready_now;
 
     /* The worker: kicked when work may be pending, busy until it has
      * found nothing to do since the last kick (all under work_mu). */
@@ -140,6 +155,7 @@ struct store {
     bool worker_started;
     bool kicked;
     bool busy;
+    int64_t retry_wake_ms;        /* earliest job in backoff; 0: none */
     atomic_bool stop;
     pthread_t worker;
 };

@@ -24,6 +24,12 @@
 #define DEFAULT_LEVEL 19
 #define DEFAULT_DELTA_MAX_FRACTION 0.9
 #define DEFAULT_CROSS_MAX_BYTES ((uint64_t)256 << 20)
+/* 2 s, 4 s, ... 512 s: ten attempts over about 17 minutes, long enough
+ * for an operator to free descriptors or memory, short enough that a
+ * blip costs seconds. */
+#define DEFAULT_RETRY_BASE_MS 2000
+#define DEFAULT_RETRY_MAX_MS 600000
+#define DEFAULT_RETRY_ATTEMPTS 10
 
 /* SQLite's clock, so that no C code here needs one. */
 #define NOW_S "CAST(strftime('%s', 'now') AS INTEGER)"
@@ -124,7 +130,14 @@ static const char *const migrations[] = {
      * them; a UE refuses a lower one). */
     "CREATE TABLE store_epoch (epoch INTEGER NOT NULL);"
     "INSERT INTO store_epoch(epoch) VALUES (0);",
-    /* 3: the catalog generation, shared by every daemon of a PostgreSQL
+    /* 3: the worker's retries of transient failures: attempts made and
+     * when the next may start (ms since the epoch; 0: now). */
+    "ALTER TABLE deltas ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE deltas ADD COLUMN retry_at_ms INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE blobs ADD COLUMN zstd_attempts INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE blobs ADD COLUMN zstd_retry_at_ms INTEGER NOT NULL "
+    "  DEFAULT 0;",
+    /* 4: the catalog generation, shared by every daemon of a PostgreSQL
      * catalog (bumped by triggers there, see migrations_pg); SQLite keeps
      * it in memory, the table is only the same schema. */
     "CREATE TABLE catalog_generation ("
@@ -138,9 +151,9 @@ static const char *const migrations[] = {
  * db.c) is not enough; NULL: the translation. Same step numbers.
  */
 static const char *const migrations_pg[ARRAY_SIZE(migrations)] = {
-    /* 3: any write to what snapshots hold moves the generation in the
+    /* 4: any write to what snapshots hold moves the generation in the
      * writer's own transaction and wakes the listening daemons. */
-    [2] =
+    [3] =
     "CREATE TABLE catalog_generation ("
     "  id BIGINT PRIMARY KEY CHECK (id = 1),"
     "  generation BIGINT NOT NULL);"
@@ -174,8 +187,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
         "INSERT OR IGNORE INTO blobs(digest, size_bytes, created_s) "
         "VALUES (?1, ?2, " NOW_S ")",
     [STMT_BLOB_GET] =
-        "SELECT size_bytes, zstd_state, zstd_size FROM blobs "
-        "WHERE digest = ?1",
+        "SELECT size_bytes, zstd_state, zstd_size, zstd_retry_at_ms, "
+        "  zstd_attempts FROM blobs WHERE digest = ?1",
     [STMT_FAMILY_GET] =
         "SELECT id, deleted, task, description FROM families "
         "WHERE name = ?1",
@@ -272,11 +285,36 @@ static const char *const stmt_sql[STMT_COUNT] = {
         "SELECT from_digest, size_bytes FROM deltas "
         "WHERE to_digest = ?1 AND state = 'ready' ORDER BY from_digest",
     [STMT_JOB_ZSTD] =
-        "SELECT digest, size_bytes FROM blobs WHERE zstd_state = 'pending' "
+        "SELECT digest, size_bytes, zstd_attempts FROM blobs "
+        "WHERE zstd_state = 'pending' AND zstd_retry_at_ms <= ?1 "
         "ORDER BY created_s, rowid LIMIT 1",
     [STMT_JOB_DELTA] =
-        "SELECT from_digest, to_digest FROM deltas WHERE state = 'pending' "
+        "SELECT from_digest, to_digest, attempts FROM deltas "
+        "WHERE state = 'pending' AND retry_at_ms <= ?1 "
         "ORDER BY created_s, rowid LIMIT 1",
+    [STMT_JOB_NEXT_RETRY] =
+        "SELECT min(t) FROM ("
+        "  SELECT min(retry_at_ms) AS t FROM deltas WHERE state = 'pending' "
+        "  UNION ALL SELECT min(zstd_retry_at_ms) FROM blobs "
+        "  WHERE zstd_state = 'pending')",
+    [STMT_ZSTD_RETRY] =
+        "UPDATE blobs SET zstd_attempts = ?2, zstd_retry_at_ms = ?3 "
+        "WHERE digest = ?1",
+    [STMT_DELTA_RETRY] =
+        "UPDATE deltas SET attempts = ?3, retry_at_ms = ?4, error = ?5 "
+        "WHERE from_digest = ?1 AND to_digest = ?2",
+    [STMT_RETRY_FAILED_DELTAS] =
+        "UPDATE deltas SET state = 'pending', attempts = 0, retry_at_ms = 0, "
+        "  error = NULL WHERE state = 'failed'",
+    [STMT_RETRY_WAITING_DELTAS] =
+        "UPDATE deltas SET attempts = 0, retry_at_ms = 0 "
+        "WHERE state = 'pending' AND retry_at_ms > 0",
+    [STMT_RETRY_FAILED_ZSTD] =
+        "UPDATE blobs SET zstd_state = 'pending', zstd_attempts = 0, "
+        "  zstd_retry_at_ms = 0 WHERE zstd_state = 'failed'",
+    [STMT_RETRY_WAITING_ZSTD] =
+        "UPDATE blobs SET zstd_attempts = 0, zstd_retry_at_ms = 0 "
+        "WHERE zstd_state = 'pending' AND zstd_retry_at_ms > 0",
     [STMT_ZSTD_DONE] =
         "UPDATE blobs SET zstd_state = ?2, zstd_size = ?3 WHERE digest = ?1",
     [STMT_DELTA_DONE] =
@@ -287,9 +325,10 @@ static const char *const stmt_sql[STMT_COUNT] = {
         "  count(*) FILTER (WHERE state = 'ready') FROM deltas",
     /* One writer at a time, as BEGIN IMMEDIATE gives on SQLite. */
     [STMT_WRITE_LOCK] = "SELECT 1",
+    /* STMT_BLOB_GET, and on PostgreSQL claiming the row for the job. */
     [STMT_JOB_ZSTD_OF] =
-        "SELECT digest FROM blobs WHERE digest = ?1 "
-        "AND zstd_state = 'pending'",
+        "SELECT size_bytes, zstd_state, zstd_size, zstd_retry_at_ms, "
+        "  zstd_attempts FROM blobs WHERE digest = ?1",
     [STMT_GENERATION] =
         "SELECT generation FROM catalog_generation WHERE id = 1",
     [STMT_PING] = "SELECT 1",
@@ -304,15 +343,18 @@ static const char *const stmt_sql[STMT_COUNT] = {
 static const char *const stmt_sql_pg[STMT_COUNT] = {
     [STMT_WRITE_LOCK] = "SELECT pg_advisory_xact_lock(7469001)",
     [STMT_JOB_ZSTD] =
-        "SELECT digest, size_bytes FROM blobs WHERE zstd_state = 'pending' "
+        "SELECT digest, size_bytes, zstd_attempts FROM blobs "
+        "WHERE zstd_state = 'pending' AND zstd_retry_at_ms <= ?1 "
         "ORDER BY created_s, digest LIMIT 1 FOR UPDATE SKIP LOCKED",
     [STMT_JOB_DELTA] =
-        "SELECT from_digest, to_digest FROM deltas WHERE state = 'pending' "
+        "SELECT from_digest, to_digest, attempts FROM deltas "
+        "WHERE state = 'pending' AND retry_at_ms <= ?1 "
         "ORDER BY created_s, from_digest, to_digest LIMIT 1 "
         "FOR UPDATE SKIP LOCKED",
     [STMT_JOB_ZSTD_OF] =
-        "SELECT digest FROM blobs WHERE digest = ?1 "
-        "AND zstd_state = 'pending' FOR UPDATE SKIP LOCKED",
+        "SELECT size_bytes, zstd_state, zstd_size, zstd_retry_at_ms, "
+        "  zstd_attempts FROM blobs WHERE digest = ?1 "
+        "FOR UPDATE SKIP LOCKED",
 };
 
 /* This thread's connection between store_db_lock and store_db_unlock
@@ -333,6 +375,9 @@ void store_options_default(struct store_options *out)
     out->delta_cross_variants = true;
     out->delta_cross_max_bytes = DEFAULT_CROSS_MAX_BYTES;
     out->catalog_poll_ms = 1000;
+    out->retry_base_ms = DEFAULT_RETRY_BASE_MS;
+    out->retry_max_ms = DEFAULT_RETRY_MAX_MS;
+    out->retry_attempts = DEFAULT_RETRY_ATTEMPTS;
 }
 
 const char *store_errmsg(const struct store *st)
@@ -835,6 +880,24 @@ static void close_conn(struct db *db, struct db_stmt **stmt)
     db_close(db);
 }
 
+/* The delta counters' starting values: the one count of the table, at
+ * open. */
+static enum store_status count_deltas(struct store *st)
+{
+    struct db_stmt *s = store_stmt(st, STMT_DELTA_COUNTS);
+    enum store_status rc = STORE_OK;
+    int src = db_step(s);
+
+    if (src == DB_ROW) {
+        atomic_store(&st->deltas_pending_now, db_column_int64(s, 0));
+        atomic_store(&st->deltas_ready_now, db_column_int64(s, 1));
+    } else {
+        rc = store_err_db(st, "counting deltas", src);
+    }
+    db_reset(s);
+    return rc;
+}
+
 /* A further PostgreSQL connection for one role, with its statements. */
 static enum store_status open_conn(struct store *st, const char *url,
                                    struct store_conn *c)
@@ -878,8 +941,11 @@ static enum store_status open_postgresql(struct store *st)
         rc = open_conn(st, st->opt.catalog_url, &st->job);
     if (rc == STORE_OK)
         rc = open_conn(st, read_url, &st->watch);
+    if (rc == STORE_OK)
+        rc = count_deltas(st);
     return rc;
 }
+
 
 static enum store_status open_db(struct store *st)
 {
@@ -912,6 +978,8 @@ static enum store_status open_db(struct store *st)
     }
     if (rc == STORE_OK)
         rc = prepare_conn(st, st->db, st->stmt);
+    if (rc == STORE_OK)
+        rc = count_deltas(st);
     return rc;
 }
 
@@ -956,6 +1024,10 @@ static struct store *store_new(const char *dir,
     atomic_init(&st->deltas_rejected, 0);
     atomic_init(&st->compressed_made, 0);
     atomic_init(&st->errors, 0);
+    atomic_init(&st->job_retries, 0);
+    atomic_init(&st->jobs_gave_up, 0);
+    atomic_init(&st->deltas_pending_now, 0);
+    atomic_init(&st->deltas_ready_now, 0);
     atomic_init(&st->stop, false);
     st->generation = 1;
     return st;
@@ -1052,25 +1124,23 @@ void store_close(struct store *st)
     free(st);
 }
 
+static uint64_t nonnegative(int64_t v)
+{
+    return v > 0 ? (uint64_t)v : 0;
+}
+
+/* Counters only: a scrape takes no lock and reads no table. */
 void store_stats_get(struct store *st, struct store_stats *out)
 {
-    struct db_stmt *s;
-
     memset(out, 0, sizeof(*out));
     out->deltas_made = atomic_load(&st->deltas_made);
     out->deltas_failed = atomic_load(&st->deltas_failed);
     out->deltas_rejected = atomic_load(&st->deltas_rejected);
     out->compressed_made = atomic_load(&st->compressed_made);
-    store_db_lock(st, STORE_ROLE_READ);
-    s = store_stmt(st, STMT_DELTA_COUNTS);
-    if (db_step(s) == DB_ROW) {
-        out->deltas_pending = (uint64_t)db_column_int64(s, 0);
-        out->deltas_ready = (uint64_t)db_column_int64(s, 1);
-    } else {
-        (void)store_err_db(st, "counting deltas", DB_ERROR);
-    }
-    db_reset(s);
-    store_db_unlock(st);
+    out->deltas_pending = nonnegative(atomic_load(&st->deltas_pending_now));
+    out->deltas_ready = nonnegative(atomic_load(&st->deltas_ready_now));
+    out->job_retries = atomic_load(&st->job_retries);
+    out->jobs_gave_up = atomic_load(&st->jobs_gave_up);
     out->errors = atomic_load(&st->errors);
     out->catalog_down = atomic_load(&st->catalog_down);
     out->catalog_unavailable = atomic_load(&st->catalog_unavailable);

@@ -48,6 +48,13 @@ struct store_options {
                                      family; default true */
     uint64_t delta_cross_max_bytes; /* ... when both are at most this big;
                                        default 256 MiB */
+    unsigned retry_base_ms;       /* a job failing for a transient reason
+                                     (an OS, SQLite or memory error) is
+                                     retried after base, 2 base, 4 base...
+                                     (at most retry_max_ms); default 2000 */
+    unsigned retry_max_ms;        /* default 600000 */
+    unsigned retry_attempts;      /* attempts in all before it is failed;
+                                     default 10 */
     bool read_only;               /* look only: no lock, no tmp/ cleaning,
                                      no migration, no worker, no writes;
                                      works beside a running daemon */
@@ -220,6 +227,16 @@ store_delta_open(struct store *st, const char from_hex[PROTO_HEX_SIZE],
                  const char to_hex[PROTO_HEX_SIZE], int *out_fd,
                  uint64_t *out_size, int64_t *out_mtime_s);
 
+/*
+ * Starts again, now, every job of the worker that failed (deltas and
+ * compressed copies) or waits in a retry's backoff; "rejected" deltas
+ * (not smaller than the model) stay as they are. The counts of jobs
+ * started again go to *out_deltas and *out_compressed.
+ */
+MUST_CHECK enum store_status store_jobs_retry(struct store *st,
+                                              uint64_t *out_deltas,
+                                              uint64_t *out_compressed);
+
 /* Counters for /metrics. */
 struct store_stats {
     uint64_t deltas_made;         /* since open */
@@ -229,6 +246,9 @@ struct store_stats {
     uint64_t deltas_ready;        /* now */
     uint64_t compressed_made;     /* zstd copies, since open */
     uint64_t errors;              /* SQLite/OS errors, since open */
+    uint64_t job_retries;         /* worker jobs retried after a transient
+                                     failure, since open */
+    uint64_t jobs_gave_up;        /* ... failed after the last attempt */
     uint64_t generation;          /* catalog generation */
     bool catalog_down;            /* the last catalog contact failed */
     uint64_t catalog_unavailable; /* catalog contacts that failed, since

@@ -4,6 +4,13 @@
  * in the catalog (blobs.zstd_state, deltas.state), so work left pending by
  * a crash is picked up at the next open. The compression itself runs
  * outside every mutex; requests never wait on it.
+ *
+ * Failures: a deterministic one (the input is not what the format needs,
+ * a name that cannot fit) is final and recorded as failed; a full disk
+ * leaves the job pending for the next kick; any other (an OS error such
+ * as EMFILE, EIO or ENOMEM, a SQLite error) is transient: the job stays
+ * pending and is retried after a backoff that doubles per attempt, until
+ * retry_attempts have failed. store_jobs_retry starts failed jobs again.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +31,7 @@ enum job_kind {
 
 struct job {
     enum job_kind kind;
+    int64_t attempts;                     /* failed attempts so far */
     char from_hex[PROTO_HEX_SIZE];        /* deltas only */
     char to_hex[PROTO_HEX_SIZE];          /* the blob, or the delta target */
 };
@@ -151,8 +159,30 @@ enum step {
     STEP_OK,
     STEP_ABANDONED,   /* the store is closing */
     STEP_LATER,       /* full disk: the job stays pending */
-    STEP_FAILED,      /* recorded as failed, with the error */
+    STEP_FAILED,      /* transient: retried after a backoff */
+    STEP_FINAL,       /* deterministic: recorded as failed for good */
 };
+
+/* Milliseconds since the epoch: retry times are stored in the catalog
+ * and so must mean the same after a restart. */
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The wait before attempt number attempts + 1: base, 2 base, 4 base...,
+ * at most retry_max_ms. */
+static int64_t backoff_ms(const struct store *st, int64_t attempts)
+{
+    int64_t wait = st->opt.retry_base_ms;
+
+    for (int64_t i = 1; i < attempts && wait < st->opt.retry_max_ms; i++)
+        wait *= 2;
+    return wait < st->opt.retry_max_ms ? wait : st->opt.retry_max_ms;
+}
 
 /* Classifies what a producer (zstd copy, delta) left in fs. */
 static enum step produced(struct store *st, const struct file_sink *fs,
@@ -164,11 +194,14 @@ static enum step produced(struct store *st, const struct file_sink *fs,
         return STEP_LATER;
     if (prc == PROTO_OK)
         return STEP_OK;
-    if (fs->err)
+    if (fs->err) {
         (void)store_err_os(st, "writing", fs->path, fs->err);
-    else
-        store_err_text("%s failed (%d)", what, (int)prc);
-    return STEP_FAILED;
+        return STEP_FAILED;
+    }
+    store_err_text("%s failed (%d)", what, (int)prc);
+    /* Only running out of memory may go differently next time; bad
+     * input or a mismatch will not. */
+    return prc == PROTO_NO_MEMORY ? STEP_FAILED : STEP_FINAL;
 }
 
 /*
@@ -251,11 +284,66 @@ static enum store_status record_delta(struct store *st, const struct job *j,
     if (error)
         db_bind_text(s, 6, error);
     rc = store_stmt_run(st, STMT_DELTA_DONE, "recording delta");
+    if (rc == STORE_OK && db_changes(s) > 0) {
+        atomic_fetch_sub(&st->deltas_pending_now, 1);
+        if (strcmp(state, "ready") == 0)
+            atomic_fetch_add(&st->deltas_ready_now, 1);
+    }
     /* Snapshots list ready deltas only: other outcomes change none. */
     if (rc == STORE_OK && strcmp(state, "ready") == 0)
         store_generation_bump(st);
     store_db_unlock(st);
     return rc;
+}
+
+/* A transient failure: attempts + 1 recorded, the job stays pending until
+ * its backoff has passed. */
+static enum store_status record_retry(struct store *st, const struct job *j,
+                                      int64_t attempts, int64_t retry_at_ms)
+{
+    enum stmt_id id = j->kind == JOB_ZSTD ? STMT_ZSTD_RETRY
+                                          : STMT_DELTA_RETRY;
+    struct db_stmt *s;
+    enum store_status rc;
+
+    store_db_lock(st, STORE_ROLE_JOB);
+    s = store_stmt(st, id);
+    if (j->kind == JOB_ZSTD) {
+        db_bind_text(s, 1, j->to_hex);
+        db_bind_int64(s, 2, attempts);
+        db_bind_int64(s, 3, retry_at_ms);
+    } else {
+        db_bind_text(s, 1, j->from_hex);
+        db_bind_text(s, 2, j->to_hex);
+        db_bind_int64(s, 3, attempts);
+        db_bind_int64(s, 4, retry_at_ms);
+        db_bind_text(s, 5, store_errmsg(st));
+    }
+    rc = store_stmt_run(st, id, "recording a retry");
+    store_db_unlock(st);
+    return rc;
+}
+
+/*
+ * A job that failed: retried later when the failure was transient and
+ * attempts remain (true), else to be recorded as failed (false).
+ */
+static bool retry_later(struct store *st, const struct job *j, bool final,
+                        enum job_result *result)
+{
+    int64_t attempts = j->attempts + 1;
+
+    if (final)
+        return false;
+    if (attempts >= (int64_t)st->opt.retry_attempts) {
+        atomic_fetch_add(&st->jobs_gave_up, 1);
+        return false;
+    }
+    atomic_fetch_add(&st->job_retries, 1);
+    if (record_retry(st, j, attempts, now_ms() + backoff_ms(st, attempts)) !=
+        STORE_OK)
+        *result = JOB_STUCK;
+    return true;
 }
 
 /* The size a delta into hex must beat: the zstd copy's when known, else
@@ -290,11 +378,14 @@ static enum store_status target_size(struct store *st, const char *hex,
 
 /* The first row of a job query as a job: 1, 0 when none, -1 on error. */
 static int pick(struct store *st, enum stmt_id id, const char *op,
-                struct job *out)
+                int64_t now, struct job *out)
 {
     struct db_stmt *s = store_stmt(st, id);
     int found = 0;
-    int src = db_step(s);
+    int src;
+
+    db_bind_int64(s, 1, now);
+    src = db_step(s);
 
     if (src == DB_ROW) {
         const char *a = db_column_text(s, 0);
@@ -311,6 +402,7 @@ static int pick(struct store *st, enum stmt_id id, const char *op,
             snprintf(out->to_hex, sizeof(out->to_hex), "%s",
                      a ? (const char *)a : "");
         }
+        out->attempts = db_column_int64(s, 2);
         found = 1;
     } else if (src != DB_DONE) {
         (void)store_err_db(st, op, src);
@@ -320,16 +412,24 @@ static int pick(struct store *st, enum stmt_id id, const char *op,
     return found;
 }
 
-/* Whether the blob hex still waits for its zstd copy (and, on
- * PostgreSQL, no other daemon's worker is making it: the row is claimed
- * for this job's transaction). */
-static bool zstd_pending(struct store *st, const char *hex)
+/* Whether the blob hex waits for its zstd copy and may have it made now
+ * (not in a retry's backoff: then the delta goes first, measured against
+ * the full size). On PostgreSQL the row is also claimed for this job's
+ * transaction: another daemon's worker making the copy skips it. */
+static bool zstd_pending(struct store *st, const char *hex, int64_t now,
+                         int64_t *out_attempts)
 {
     struct db_stmt *s = store_stmt(st, STMT_JOB_ZSTD_OF);
-    bool pending;
+    bool pending = false;
 
     db_bind_text(s, 1, hex);
-    pending = db_step(s) == DB_ROW;
+    if (db_step(s) == DB_ROW) {
+        const char *state = db_column_text(s, 1);
+
+        pending = state && strcmp(state, "pending") == 0 &&
+                  db_column_int64(s, 3) <= now;
+        *out_attempts = db_column_int64(s, 4);
+    }
     db_reset(s);
     return pending;
 }
@@ -342,6 +442,8 @@ static bool zstd_pending(struct store *st, const char *hex)
  */
 static int next_job(struct store *st, struct job *out)
 {
+    int64_t now = now_ms();
+    int64_t zstd_attempts = 0;
     int found;
 
     memset(out, 0, sizeof(*out));
@@ -350,13 +452,14 @@ static int next_job(struct store *st, struct job *out)
         store_db_unlock(st);
         return -1;
     }
-    found = pick(st, STMT_JOB_DELTA, "finding delta jobs", out);
-    if (found == 1 && zstd_pending(st, out->to_hex)) {
+    found = pick(st, STMT_JOB_DELTA, "finding delta jobs", now, out);
+    if (found == 1 && zstd_pending(st, out->to_hex, now, &zstd_attempts)) {
         out->kind = JOB_ZSTD;
         out->from_hex[0] = '\0';
+        out->attempts = zstd_attempts;
     }
     if (found == 0)
-        found = pick(st, STMT_JOB_ZSTD, "finding zstd jobs", out);
+        found = pick(st, STMT_JOB_ZSTD, "finding zstd jobs", now, out);
     store_db_unlock(st);
     /* Only validated hex ever names a file. */
     if (found == 1 &&
@@ -399,6 +502,7 @@ static enum job_result run_zstd(struct store *st, const struct job *j)
     struct blob_source src = { -1, 0 };
     struct file_sink fs = { .st = st, .fd = -1, .path = tmp };
     enum job_result result = JOB_DONE;
+    bool final = false;               /* a deterministic failure */
     uint64_t blob_len = 0;
     enum store_status rc;
     enum proto_status prc;
@@ -429,6 +533,9 @@ static enum job_result run_zstd(struct store *st, const struct job *j)
         goto later;
     case STEP_FAILED:
         goto fail;
+    case STEP_FINAL:
+        final = true;
+        goto fail;
     case STEP_OK:
         break;
     }
@@ -439,6 +546,7 @@ static enum job_result run_zstd(struct store *st, const struct job *j)
     }
     if (store_path_blob(st, j->to_hex, ".zst", path) != 0) {
         (void)store_err_os(st, "naming", j->to_hex, ENAMETOOLONG);
+        final = true;
         goto fail;
     }
     rc = commit_file(st, &fs, path);
@@ -456,6 +564,8 @@ later:
     result = JOB_STUCK;
     goto out;
 fail:
+    if (retry_later(st, j, final, &result))
+        goto out;
     if (record_zstd(st, j->to_hex, "failed", 0) != STORE_OK)
         result = JOB_STUCK;
 out:
@@ -478,6 +588,7 @@ static enum job_result run_delta(struct store *st, const struct job *j)
     struct mapping to = { 0 };
     struct file_sink fs = { .st = st, .fd = -1, .path = tmp };
     enum job_result result = JOB_DONE;
+    bool final = false;               /* a deterministic failure */
     uint64_t limit_bytes = 0;
     enum store_status rc;
     enum proto_status prc;
@@ -504,6 +615,9 @@ static enum job_result run_delta(struct store *st, const struct job *j)
         goto later;
     case STEP_FAILED:
         goto fail;
+    case STEP_FINAL:
+        final = true;
+        goto fail;
     case STEP_OK:
         break;
     }
@@ -520,6 +634,7 @@ static enum job_result run_delta(struct store *st, const struct job *j)
     }
     if (store_path_delta(st, j->from_hex, j->to_hex, path) != 0) {
         (void)store_err_os(st, "naming delta", j->to_hex, ENAMETOOLONG);
+        final = true;
         goto fail;
     }
     rc = commit_file(st, &fs, path);
@@ -535,6 +650,8 @@ later:
     result = JOB_STUCK;         /* full disk: stays pending, see run_zstd */
     goto out;
 fail:
+    if (retry_later(st, j, final, &result))
+        goto out;
     atomic_fetch_add(&st->deltas_failed, 1);
     if (record_delta(st, j, "failed", 0, NULL, store_errmsg(st)) !=
         STORE_OK)
@@ -553,8 +670,10 @@ out:
 /*
  * PostgreSQL: a job runs inside the transaction that claimed its row, so
  * that no other daemon's worker takes it meanwhile and a crash puts it
- * back. Its result is committed here (a job left undone rolls back and
- * stays pending); SQLite has one daemon per catalog and commits each
+ * back. Whatever it recorded (made, failed, a retry's backoff) is
+ * committed here; one that recorded nothing just releases its claim (a
+ * statement that failed inside makes PostgreSQL roll the whole job back:
+ * it stays pending). SQLite has one daemon per catalog and commits each
  * result as it is recorded.
  */
 static void job_end(struct store *st, bool done)
@@ -576,6 +695,41 @@ static void job_end(struct store *st, bool done)
 
 /* ---- the thread ---------------------------------------------------------- */
 
+/* When the earliest job in a retry's backoff may start (ms since the
+ * epoch), 0 when none waits. */
+static int64_t next_retry_ms(struct store *st)
+{
+    struct db_stmt *s;
+    int64_t at = 0;
+
+    store_db_lock(st, STORE_ROLE_JOB);
+    s = store_stmt(st, STMT_JOB_NEXT_RETRY);
+    if (db_step(s) == DB_ROW && !db_column_is_null(s, 0))
+        at = db_column_int64(s, 0);
+    db_reset(s);
+    store_db_unlock(st);
+    return at;
+}
+
+/* Waits on work_cv (work_mu held) for a kick, or until the next retry
+ * is due, which then counts as a kick. */
+static void wait_for_work(struct store *st)
+{
+    struct timespec ts;
+
+    if (st->retry_wake_ms <= 0) {
+        pthread_cond_wait(&st->work_cv, &st->work_mu);
+        return;
+    }
+    ts.tv_sec = (time_t)(st->retry_wake_ms / 1000);
+    ts.tv_nsec = (long)(st->retry_wake_ms % 1000) * 1000000L;
+    if (pthread_cond_timedwait(&st->work_cv, &st->work_mu, &ts) ==
+        ETIMEDOUT) {
+        st->retry_wake_ms = 0;
+        st->kicked = true;
+    }
+}
+
 static void *worker_main(void *arg)
 {
     struct store *st = arg;
@@ -585,7 +739,7 @@ static void *worker_main(void *arg)
         while (!atomic_load(&st->stop) && !st->kicked) {
             st->busy = false;
             pthread_cond_broadcast(&st->idle_cv);
-            pthread_cond_wait(&st->work_cv, &st->work_mu);
+            wait_for_work(st);
         }
         if (atomic_load(&st->stop)) {
             st->busy = false;
@@ -606,9 +760,16 @@ static void *worker_main(void *arg)
                 break;
             }
             r = j.kind == JOB_ZSTD ? run_zstd(st, &j) : run_delta(st, &j);
-            job_end(st, r == JOB_DONE);
+            job_end(st, true);
             if (r != JOB_DONE)
                 break;
+        }
+        {
+            int64_t at = next_retry_ms(st);
+
+            pthread_mutex_lock(&st->work_mu);
+            st->retry_wake_ms = at;
+            pthread_mutex_unlock(&st->work_mu);
         }
     }
     return NULL;
@@ -642,6 +803,42 @@ void store_worker_stop(struct store *st)
     pthread_mutex_unlock(&st->work_mu);
     pthread_join(st->worker, NULL);
     st->worker_started = false;
+}
+
+enum store_status store_jobs_retry(struct store *st, uint64_t *out_deltas,
+                                   uint64_t *out_compressed)
+{
+    static const enum stmt_id ids[4] = {
+        STMT_RETRY_FAILED_DELTAS, STMT_RETRY_WAITING_DELTAS,
+        STMT_RETRY_FAILED_ZSTD, STMT_RETRY_WAITING_ZSTD,
+    };
+    int64_t changed[4] = { 0 };
+    enum store_status rc;
+
+    /* An admin's request: the write connection (on PostgreSQL the job
+     * connection belongs to the worker thread and its open job). */
+    store_db_lock(st, STORE_ROLE_WRITE);
+    rc = store_tx_begin(st);
+    for (size_t i = 0; rc == STORE_OK && i < 4; i++) {
+        struct db_stmt *s = store_stmt(st, ids[i]);
+
+        rc = store_stmt_run(st, ids[i], "retrying jobs");
+        if (rc == STORE_OK)
+            changed[i] = db_changes(s);
+    }
+    if (rc == STORE_OK)
+        rc = store_tx_commit(st);
+    if (rc != STORE_OK)
+        store_tx_rollback(st);
+    else
+        atomic_fetch_add(&st->deltas_pending_now, changed[0]);
+    store_db_unlock(st);
+    if (rc != STORE_OK)
+        return rc;
+    store_worker_kick(st);
+    *out_deltas = (uint64_t)(changed[0] + changed[1]);
+    *out_compressed = (uint64_t)(changed[2] + changed[3]);
+    return STORE_OK;
 }
 
 void store_worker_kick(struct store *st)

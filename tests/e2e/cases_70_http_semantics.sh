@@ -90,3 +90,19 @@ if [ "$QUICK" != 1 ] && daemon_start shutdown "$SD_DATA" \
     daemon_stop shutdown
     rm -f "$big" "$WORK/shutdown-dl.bin"
 fi
+
+# ---- the worker's retries: the admin endpoint and the counters ------------
+use main
+http POST /v1/jobs/retry
+check_problem "jobs retry without a token" 401
+http_admin POST /v1/jobs/retry
+check "jobs retry: 200" 200 "$STATUS"
+check_jq "jobs retry: counts of jobs started again" \
+    '(.deltas|type=="number") and (.compressed|type=="number")'
+http GET /v1/jobs/retry
+check "GET jobs retry: 405" 405 "$STATUS"
+http GET /metrics
+check_match "metrics: worker retries counter" '^modeld_worker_retries_total [0-9]+$' \
+    "$(grep '^modeld_worker_retries_total ' "$BODY")"
+check_match "metrics: worker gave-up counter" '^modeld_worker_gave_up_total [0-9]+$' \
+    "$(grep '^modeld_worker_gave_up_total ' "$BODY")"

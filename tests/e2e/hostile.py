@@ -10,6 +10,13 @@
   hostile.py garbage PORT     odd bytes on the wire; prints one
                               "NAME STATUS" line per case (0: closed with
                               no answer, -1: no answer within 3 s)
+  hostile.py leak PORT PID S   requests whose query string overflows
+                              libmicrohttpd's pool (dropped by the
+                              library, never seen by the handler) from 4
+                              threads for 2 s of warm-up then S seconds;
+                              prints
+                              "requests N growth_kb G" (VmRSS of PID over
+                              the S seconds)
 Every socket has a timeout; nothing here waits unbounded.
 """
 import socket
@@ -143,6 +150,50 @@ def garbage(port):
         print(name, st)
 
 
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def leak(port, pid, secs):
+    # libmicrohttpd runs out of its per-connection pool on the 5000 query
+    # arguments after the URI callback has run, and drops the request.
+    big_query = (b"GET /healthz?" + b"a=b&" * 5000 + b" HTTP/1.1\r\n"
+                 b"Host: t\r\n\r\n")
+
+    def hammer(until):
+        n = 0
+        while time.monotonic() < until:
+            # No bind(): on loopback connect() may reuse ports in
+            # TIME_WAIT (tcp_tw_reuse), so the loop cannot run out.
+            try:
+                with socket.create_connection(("127.0.0.1", port), 2.0) as s:
+                    s.sendall(big_query)
+            except OSError:
+                pass
+            n += 1
+        return n
+
+    def hammer4(until):
+        counts = []
+        threads = [threading.Thread(target=lambda: counts.append(hammer(until)))
+                   for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return sum(counts)
+
+    hammer4(time.monotonic() + 2.0)
+    before = rss_kb(pid)
+    n = hammer4(time.monotonic() + secs)
+    time.sleep(0.2)
+    print("requests %d growth_kb %d" % (n, rss_kb(pid) - before))
+
+
 def main():
     cmd, port = sys.argv[1], int(sys.argv[2])
     if cmd == "flood":
@@ -151,6 +202,8 @@ def main():
         trickle_one(port, float(sys.argv[3]))
     elif cmd == "garbage":
         garbage(port)
+    elif cmd == "leak":
+        leak(port, int(sys.argv[3]), float(sys.argv[4]))
     else:
         sys.exit("unknown command " + cmd)
 

@@ -10,13 +10,39 @@ BIN=$(realpath "$1")
 CHECK_STORE=$(realpath "$2")
 . tests/lib/check.sh
 . tests/lib/pg.sh
+. tests/lib/daemon.sh
+MODELD=$BIN
+WORK=$(mktemp -d /tmp/modeld-pg-e2e.XXXXXX)
+TOKEN_FILE=$WORK/token
+openssl rand -hex 24 >"$TOKEN_FILE"
+SELECT_BODY='{"device":{"memory_bytes":4000000000,"gflops":50}}'
+
+# make_blob FILE SEED SIZE_KB: compressible bytes, one seed's pattern.
+make_blob() {
+    python3 - "$1" "$2" "$3" <<'PY'
+import sys, random
+path, seed, kb = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+r = random.Random(seed)
+words = [bytes(r.getrandbits(8) for _ in range(16)) for _ in range(64)]
+out = bytearray()
+while len(out) < kb * 1024:
+    out += words[r.randrange(64)]
+open(path, "wb").write(bytes(out[: kb * 1024]))
+PY
+}
+
+# variant_body HEX: the smallest valid variant metadata.
+variant_body() {
+    printf '{"blob":"sha256:%s","flops":100000000,"accuracy":0.7}' "$1"
+}
 
 if ! pg_find_bin; then
+    rm -rf "$WORK"
     echo "SKIPPED: PostgreSQL is not installed (postgresql-15); the" \
          "PostgreSQL catalog was not tested"
     exit 0
 fi
-trap pg_stop_all EXIT
+trap 'd_stop_all; pg_stop_all; rm -rf "$WORK"' EXIT
 mkdir -p build
 
 # ---- the store suite on PostgreSQL ----------------------------------------

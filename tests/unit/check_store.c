@@ -1413,6 +1413,151 @@ START_TEST(test_store_worker_close_while_busy)
 }
 END_TEST
 
+/* ---- worker retries -------------------------------------------------- */
+
+static struct store *open_store_retrying(unsigned attempts)
+{
+    struct store_options opt;
+    struct store *st = NULL;
+
+    test_options(&opt);
+    opt.delta_level = 3;
+    opt.compress_level = 3;
+    opt.retry_base_ms = 20;
+    opt.retry_max_ms = 100;
+    opt.retry_attempts = attempts;
+    ck_assert_int_eq(store_open(data_dir, &opt, &st), STORE_OK);
+    return st;
+}
+
+static void blob_path(const char *hex, char *out, size_t size)
+{
+    char rel[128];
+
+    snprintf(rel, sizeof(rel), "blobs/sha256/%.2s/%s", hex, hex);
+    path_in(out, size, rel);
+}
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(data, 1, len, f), len);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+/* Polls the stats until pred holds; false after about 20 s. */
+static bool wait_stats(struct store *st, bool (*pred)(const struct store_stats *))
+{
+    struct store_stats s;
+
+    for (int i = 0; i < 2000; i++) {
+        store_stats_get(st, &s);
+        if (pred(&s))
+            return true;
+        usleep(10000);
+    }
+    return false;
+}
+
+static bool one_ready(const struct store_stats *s)
+{
+    return s->deltas_ready == 1 && s->deltas_pending == 0;
+}
+
+static bool retried_twice(const struct store_stats *s)
+{
+    return s->job_retries >= 2;
+}
+
+static bool gave_up(const struct store_stats *s)
+{
+    return s->deltas_failed == 1 && s->deltas_pending == 0;
+}
+
+/* Publishes v1 and v2 of fam/w with the worker off, then removes v1's
+ * file: the delta's first attempts fail with ENOENT, a transient error
+ * (an operator may restore the file, as after EMFILE or EIO). */
+static void stage_missing_base(float **v1, float **v2, char h1[PROTO_HEX_SIZE],
+                               char path1[512])
+{
+    struct store *st = open_store(false);
+    const size_t len = BLOB_FLOATS * sizeof(float);
+    char h2[PROTO_HEX_SIZE];
+
+    similar_blobs(v1, v2);
+    put_family(st, "fam");
+    ck_assert(upload(st, *v1, len, h1));
+    ck_assert(upload(st, *v2, len, h2));
+    ck_assert_int_eq(publish(st, "fam", "w", h1, 100), 1);
+    ck_assert_int_eq(publish(st, "fam", "w", h2, 100), 2);
+    store_close(st);
+    blob_path(h1, path1, 512);
+    ck_assert_int_eq(unlink(path1), 0);
+}
+
+START_TEST(test_store_worker_retries_transient_failure)
+{
+    const size_t len = BLOB_FLOATS * sizeof(float);
+    char h1[PROTO_HEX_SIZE], path1[512];
+    struct store_stats s;
+    struct store *st;
+    float *v1, *v2;
+
+    stage_missing_base(&v1, &v2, h1, path1);
+    st = open_store_retrying(1000);
+    ck_assert(wait_stats(st, retried_twice));
+    store_stats_get(st, &s);
+    ck_assert_uint_eq(s.deltas_failed, 0);     /* not failed for ever */
+    ck_assert_uint_eq(s.deltas_pending, 1);
+    write_file(path1, v1, len);                /* the operator's fix */
+    ck_assert(wait_stats(st, one_ready));
+    store_stats_get(st, &s);
+    ck_assert_uint_eq(s.deltas_made, 1);
+    ck_assert_uint_eq(s.jobs_gave_up, 0);
+    free(v1);
+    free(v2);
+    store_close(st);
+}
+END_TEST
+
+START_TEST(test_store_worker_retries_bounded_then_admin_retry)
+{
+    const size_t len = BLOB_FLOATS * sizeof(float);
+    char h1[PROTO_HEX_SIZE], path1[512];
+    uint64_t deltas = 0, compressed = 0;
+    struct store_stats s;
+    struct store *st;
+    float *v1, *v2;
+
+    stage_missing_base(&v1, &v2, h1, path1);
+    st = open_store_retrying(3);
+    ck_assert(wait_stats(st, gave_up));
+    store_stats_get(st, &s);
+    /* Three attempts: two retries, then final. */
+    ck_assert_uint_ge(s.job_retries, 2);
+    ck_assert_uint_ge(s.jobs_gave_up, 1);
+    ck_assert_uint_eq(s.deltas_ready, 0);
+    /* The counters move as a result is recorded; on PostgreSQL the job's
+     * transaction commits just after. */
+    ck_assert_int_eq(store_worker_wait_idle(st, WAIT_MS), STORE_OK);
+    write_file(path1, v1, len);
+    ck_assert_int_eq(store_jobs_retry(st, &deltas, &compressed), STORE_OK);
+    ck_assert_uint_eq(deltas, 1);
+    ck_assert_uint_ge(compressed, 1);          /* v1's zstd copy failed too */
+    ck_assert(wait_stats(st, one_ready));
+    /* Nothing left to retry. */
+    ck_assert_int_eq(store_worker_wait_idle(st, WAIT_MS), STORE_OK);
+    ck_assert_int_eq(store_jobs_retry(st, &deltas, &compressed), STORE_OK);
+    ck_assert_uint_eq(deltas, 0);
+    ck_assert_uint_eq(compressed, 0);
+    free(v1);
+    free(v2);
+    store_close(st);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
     Suite *s = suite_create(catalog_url ? "store (PostgreSQL catalog)"
@@ -1471,6 +1616,13 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_store_worker_zstd_copy);
     tcase_add_test(tc, test_store_worker_wait_idle_without_work);
     tcase_add_test(tc, test_store_worker_close_while_busy);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("retry");
+    tcase_add_checked_fixture(tc, dir_setup, dir_teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_store_worker_retries_transient_failure);
+    tcase_add_test(tc, test_store_worker_retries_bounded_then_admin_retry);
     suite_add_tcase(s, tc);
     return s;
 }
