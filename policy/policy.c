@@ -1,9 +1,23 @@
 /*
- * The selection policy: estimates every offered variant for one UE report,
- * applies the hard and soft constraints, ranks what is left by the UE's
- * preference and explains every loss. Pure: no I/O, clock, globals or
- * allocation; working state is recomputed per pass instead of stored, so
- * the only memory used is the caller's candidates array.
+ * The selection policy: estimates every offered variant once for one UE
+ * report, applies the hard and soft constraints, weighs what each choice
+ * is worth over the horizon (the accuracy the UE actually runs, counting
+ * the time a download takes and what its bytes cost) and explains the
+ * losses. Pure: no I/O, clock, globals or allocation; the caller's
+ * candidates array is the working storage, one entry per competing
+ * variant.
+ *
+ * The objective (README "Selection policy"): choosing v is worth
+ *
+ *   V(v) = u_cur * t_v + u_v * (H - t_v) - cost_v       (t_v < H)
+ *
+ * accuracy-seconds, where H is the horizon, u the per-second utility
+ * (quality: the accuracy; balanced/saver: the score without transfer),
+ * u_cur that of what the UE runs now (0 when it holds nothing runnable),
+ * t_v the conservative time until v runs and cost_v its bytes times
+ * policy_transfer_cost_per_mb / 1e6. Keeping current is worth u_cur * H,
+ * so a switch happens only when its gain after the download,
+ * (u_v - u_cur) * (H - t_v), exceeds its cost (plus the hysteresis).
  */
 #include <inttypes.h>
 #include <math.h>
@@ -15,9 +29,9 @@
 #include "policy/policy.h"
 
 /*
- * Quality: between two variants whose accuracies differ by at most this,
- * one whose context tags match the report's wins (a "tiny epsilon": a
- * tenth of an accuracy point).
+ * Quality: between two choices whose values differ by at most this much
+ * accuracy over the horizon, one whose context tags match the report's
+ * wins (a "tiny epsilon": a tenth of an accuracy point).
  */
 #define CONTEXT_ACCURACY_EPS 0.001
 /* Balanced/saver: a context match adds this to the score (worth one
@@ -32,23 +46,29 @@ void
 policy_config_default(struct policy_config *out)
 {
     /* Balanced: one accuracy point (0.01) is worth 10% of the latency
-     * budget, 20% of the energy budget or 10% of the transfer budget. */
+     * budget or 20% of the energy budget; bytes cost as for quality. */
     out->balanced = (struct policy_weights){
-        .accuracy = 1.0, .latency = 0.1, .energy = 0.05, .transfer = 0.1,
+        .accuracy = 1.0, .latency = 0.1, .energy = 0.05, .transfer = 1.0,
     };
     /* Saver leans hard on cost: one accuracy point is worth 2.5% of the
-     * latency or energy budget or 3.3% of the transfer budget. */
+     * latency or energy budget, and bytes cost three times as much. */
     out->saver = (struct policy_weights){
-        .accuracy = 1.0, .latency = 0.4, .energy = 0.4, .transfer = 0.3,
+        .accuracy = 1.0, .latency = 0.4, .energy = 0.4, .transfer = 3.0,
     };
     out->hysteresis_accuracy = 0.005; /* half an accuracy point */
     out->hysteresis_score = 0.02;     /* two accuracy points' worth */
     out->low_battery_percent = 20;
     out->high_load = 0.8;
-    out->transfer_boost = 3;          /* metered or loaded: transfer x3 */
+    out->transfer_boost = 3;          /* metered or loaded: bytes x3 */
     out->default_downlink_bps = 10e6; /* 10 Mbit/s */
     out->recheck_after_s = 300;
     out->recheck_degraded_s = 60;     /* conditions may improve soon */
+    out->horizon_s = 1800;            /* half an hour of use */
+    out->transfer_cost_per_mb = 0.3;  /* 100 MB = 30 accuracy-seconds */
+    out->throughput_safety = 0.9;     /* dash.js's bandwidth safety factor */
+    out->memory_margin = 0.1;
+    out->runner_ups = 5;
+    out->recheck_outage_s = 15;
 }
 
 unsigned
@@ -62,25 +82,40 @@ policy_rollout_bucket(const char *family, const char *ue)
     return (unsigned)(h % 100);
 }
 
-/* ---- per-variant evaluation ------------------------------------------ */
+double
+policy_throughput_estimate(const struct policy_config *cfg,
+                           const struct proto_report *r)
+{
+    double now = r->has_downlink_bps ? r->downlink_bps
+                                     : cfg->default_downlink_bps;
+    double inv_sum = 0;
+    size_t positive = 0;
+    size_t n = r->downlink_history_count < PROTO_MAX_HISTORY
+                   ? r->downlink_history_count
+                   : PROTO_MAX_HISTORY;
 
-/* One competing variant version, estimated for the report. */
-struct eval {
-    size_t index;                 /* into in->variants */
-    const struct proto_variant *v;
-    double accuracy;              /* the exit's when an exit is used */
-    int exit_index;
-    struct proto_estimates est;
-    uint64_t transfer_bytes;
-    bool has_delta;
-    size_t delta;
-    bool is_current;              /* report.current is this blob */
-    bool hard_ok;
-    bool soft_ok;
-    double violation;             /* sum of relative soft misses */
-    const struct proto_tag *ctx;  /* the variant's first tag the report has */
-    double score;                 /* balanced/saver; set by score_eval */
-};
+    if (r->has_downlink_bps && r->downlink_bps <= 0)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (r->downlink_history_bps[i] > 0) {
+            inv_sum += 1.0 / r->downlink_history_bps[i];
+            positive++;
+        }
+    }
+    if (n > 0) {
+        /* harmonic mean of the samples that moved bytes, times the share
+         * of samples that did (outages in the history count as time
+         * without progress) */
+        double hm = positive ? (double)positive / inv_sum : 0;
+        double low = hm * (double)positive / (double)n;
+
+        if (!r->has_downlink_bps || low < now)
+            now = low;
+    }
+    return now * cfg->throughput_safety;
+}
+
+/* ---- per-variant evaluation ------------------------------------------ */
 
 /* What every pass needs: the inputs and the effective preference. */
 struct run {
@@ -90,15 +125,22 @@ struct run {
     bool has_bucket;
     unsigned bucket;
     enum proto_preference pref;   /* after the battery rule */
-    struct policy_weights w;      /* after the network rule */
+    struct policy_weights w;      /* of pref (quality: transfer 1) */
     bool low_battery;
     bool busy_network;
+    double horizon_s;
+    double bps;                   /* conservative throughput */
+    double cost_per_byte;         /* accuracy-seconds, all factors in */
+    double margin;                /* hysteresis over the horizon */
+    double memory_limit;          /* above it a variant is at risk */
     /* score denominators: the requirement, else the largest value among
      * the variants that meet the hard constraints */
     double lat_den;
-    double dl_den;
     double energy_den;
     bool energy_known;            /* every hard-ok variant has an energy */
+    double u_cur;                 /* what the UE runs now, per second */
+    bool has_cur;                 /* current is offered and runnable */
+    size_t cur;                   /* its entry */
 };
 
 static void
@@ -174,14 +216,20 @@ context_match(const struct proto_variant *v, const struct proto_report *r)
     return NULL;
 }
 
+static const struct proto_variant *
+var_of(const struct run *k, const struct proto_candidate *e)
+{
+    return &k->in->variants[e->variant];
+}
+
 /* Latency, accuracy and energy; early exit when the whole network misses
  * max_latency_ms. Measured per-class numbers describe the whole network,
  * so an exit's latency comes from its flops and its energy from power_mw. */
 static void
-estimate_compute(const struct run *k, struct eval *e)
+estimate_compute(const struct run *k, struct proto_candidate *e)
 {
     const struct proto_report *r = k->r;
-    const struct proto_variant *v = e->v;
+    const struct proto_variant *v = var_of(k, e);
     const struct proto_class_value *lat =
         class_value(v->latency_ms, v->latency_count, r);
     const struct proto_class_value *energy =
@@ -217,50 +265,84 @@ estimate_compute(const struct run *k, struct eval *e)
         e->est.has_energy_mj = false;
 }
 
-/* Bytes to transfer and download time: none when the UE holds this blob,
- * the smallest ready delta from what it holds, else the full size. */
+/* The whole network's latency, for the exit reason. */
+static double
+full_latency_ms(const struct run *k, const struct proto_variant *v)
+{
+    const struct proto_class_value *lat =
+        class_value(v->latency_ms, v->latency_count, k->r);
+
+    return lat ? lat->value : flops_latency_ms(v->flops, k->r->gflops);
+}
+
+/* Bytes still to transfer: none when the UE holds this blob; what is
+ * left of it when it is the download in flight (resumed); the smallest
+ * ready delta from what the UE holds when that is less; else the full
+ * size. download_s is the documented estimate at the reported downlink;
+ * ready_s (the objective's) uses the conservative throughput. */
 static void
-transfer_compute(const struct run *k, struct eval *e)
+transfer_compute(const struct run *k, struct proto_candidate *e)
 {
     const struct proto_report *r = k->r;
     const struct policy_input *in = k->in;
-    double bps = r->has_downlink_bps && r->downlink_bps > 0
-                     ? r->downlink_bps
-                     : k->cfg->default_downlink_bps;
+    const struct proto_variant *v = var_of(k, e);
+    double nominal = r->has_downlink_bps ? r->downlink_bps
+                                         : k->cfg->default_downlink_bps;
+    double rtt_s = r->has_rtt_ms ? r->rtt_ms / 1000.0 : 0.0;
 
-    e->transfer_bytes = e->v->size_bytes;
+    e->transfer_bytes = v->size_bytes;
     e->is_current = r->has_current &&
-                    strcmp(r->current_hex, e->v->blob_hex) == 0;
+                    strcmp(r->current_hex, v->blob_hex) == 0;
     if (e->is_current) {
         e->transfer_bytes = 0;
-        e->est.download_s = 0;
         return;
     }
     for (size_t i = 0; r->has_current && i < in->delta_count; i++) {
         const struct proto_delta *d = &in->deltas[i];
 
         if (strcmp(d->from_hex, r->current_hex) == 0 &&
-            strcmp(d->to_hex, e->v->blob_hex) == 0 &&
+            strcmp(d->to_hex, v->blob_hex) == 0 &&
             (!e->has_delta || d->size_bytes < e->transfer_bytes)) {
             e->has_delta = true;
             e->delta = i;
             e->transfer_bytes = d->size_bytes;
         }
     }
-    e->est.download_s = (double)e->transfer_bytes * 8.0 / bps +
-                        (r->has_rtt_ms ? r->rtt_ms / 1000.0 : 0.0);
+    if (r->has_fetching && strcmp(r->fetching_hex, v->blob_hex) == 0) {
+        uint64_t done = r->fetching_bytes_done < v->size_bytes
+                            ? r->fetching_bytes_done
+                            : v->size_bytes;
+        uint64_t left = v->size_bytes - done;
+
+        if (!e->has_delta || left <= e->transfer_bytes) {
+            e->is_fetching = true;
+            e->has_delta = false;
+            e->transfer_bytes = left;
+        }
+    }
+    e->est.download_s =
+        e->transfer_bytes == 0 ? rtt_s
+        : nominal > 0 ? (double)e->transfer_bytes * 8.0 / nominal + rtt_s
+                      : INFINITY;
+    e->ready_s =
+        e->transfer_bytes == 0 ? 0
+        : k->bps > 0 ? (double)e->transfer_bytes * 8.0 / k->bps + rtt_s
+                     : INFINITY;
+    e->cost = (double)e->transfer_bytes * k->cost_per_byte;
 }
 
 /* Hard constraints; reasons go to rs when given. */
 static bool
-hard_check(const struct run *k, const struct eval *e,
+hard_check(const struct run *k, struct proto_candidate *e,
            struct proto_reasons *rs)
 {
     const struct proto_report *r = k->r;
-    const struct proto_variant *v = e->v;
+    const struct proto_variant *v = var_of(k, e);
     bool ok = true;
 
     if (e->est.memory_bytes > r->memory_bytes) {
+        if (ok)
+            e->hard_cause = PROTO_CAUSE_MEMORY;
         ok = false;
         if (rs)
             reason_add(rs,
@@ -272,6 +354,8 @@ hard_check(const struct run *k, const struct eval *e,
         !token_in(v->format, r->formats,
                   r->format_count < PROTO_MAX_FORMATS ? r->format_count
                                                       : PROTO_MAX_FORMATS)) {
+        if (ok)
+            e->hard_cause = PROTO_CAUSE_FORMAT;
         ok = false;
         if (rs)
             reason_add(rs, "format: %s not in device.formats", v->format);
@@ -283,6 +367,8 @@ hard_check(const struct run *k, const struct eval *e,
                          ? r->accelerator_count
                          : PROTO_MAX_ACCELERATORS))
             continue;
+        if (ok)
+            e->hard_cause = PROTO_CAUSE_ACCELERATOR;
         ok = false;
         if (rs)
             reason_add(rs, "accelerator: %s not in device.accelerators",
@@ -295,7 +381,7 @@ hard_check(const struct run *k, const struct eval *e,
  * sum over missed constraints of (estimate - limit) / limit. An unknown
  * energy cannot be checked and is skipped. */
 static double
-soft_check(const struct run *k, const struct eval *e, bool *out_ok,
+soft_check(const struct run *k, struct proto_candidate *e, bool *out_ok,
            struct proto_reasons *rs)
 {
     const struct proto_report *r = k->r;
@@ -304,6 +390,8 @@ soft_check(const struct run *k, const struct eval *e, bool *out_ok,
 
     if (r->has_max_latency_ms &&
         exceeds(e->est.latency_ms, r->max_latency_ms)) {
+        if (ok)
+            e->soft_cause = PROTO_CAUSE_LATENCY;
         ok = false;
         sum += relative_miss(e->est.latency_ms - r->max_latency_ms,
                              r->max_latency_ms);
@@ -312,6 +400,8 @@ soft_check(const struct run *k, const struct eval *e, bool *out_ok,
                        e->est.latency_ms, r->max_latency_ms);
     }
     if (r->has_min_accuracy && exceeds(r->min_accuracy, e->accuracy)) {
+        if (ok)
+            e->soft_cause = PROTO_CAUSE_ACCURACY;
         ok = false;
         sum += relative_miss(r->min_accuracy - e->accuracy, r->min_accuracy);
         if (rs)
@@ -320,15 +410,23 @@ soft_check(const struct run *k, const struct eval *e, bool *out_ok,
     }
     if (r->has_max_download_s &&
         exceeds(e->est.download_s, r->max_download_s)) {
+        if (ok)
+            e->soft_cause = PROTO_CAUSE_DOWNLOAD;
         ok = false;
-        sum += relative_miss(e->est.download_s - r->max_download_s,
-                             r->max_download_s);
+        /* an outage's infinite download is a large, finite miss so that
+         * violations still compare */
+        sum += isfinite(e->est.download_s)
+                   ? relative_miss(e->est.download_s - r->max_download_s,
+                                   r->max_download_s)
+                   : 1e9;
         if (rs)
             reason_add(rs, "download: %g s over max_download_s %g",
                        e->est.download_s, r->max_download_s);
     }
     if (r->has_max_energy_mj && e->est.has_energy_mj &&
         exceeds(e->est.energy_mj, r->max_energy_mj)) {
+        if (ok)
+            e->soft_cause = PROTO_CAUSE_ENERGY;
         ok = false;
         sum += relative_miss(e->est.energy_mj - r->max_energy_mj,
                              r->max_energy_mj);
@@ -340,19 +438,31 @@ soft_check(const struct run *k, const struct eval *e, bool *out_ok,
     return sum;
 }
 
+/* The one evaluation of a variant: estimates, transfer, constraints. */
 static void
-eval_compute(const struct run *k, size_t index, struct eval *e)
+eval_compute(const struct run *k, size_t index, struct proto_candidate *e)
 {
-    memset(e, 0, sizeof(*e));
-    e->index = index;
-    e->v = &k->in->variants[index];
-    e->est.memory_bytes =
-        e->v->memory_bytes ? e->v->memory_bytes : e->v->size_bytes;
+    const struct proto_variant *v = &k->in->variants[index];
+
+    e->variant = index;
+    e->reasons.count = 0;
+    e->has_delta = false;
+    e->is_fetching = false;
+    e->ready_s = 0;
+    e->cost = 0;
+    e->est = (struct proto_estimates){0};
+    e->hard_cause = PROTO_CAUSE_OUTRANKED;
+    e->soft_cause = PROTO_CAUSE_OUTRANKED;
+    e->est.memory_bytes = v->memory_bytes ? v->memory_bytes : v->size_bytes;
     estimate_compute(k, e);
     transfer_compute(k, e);
     e->hard_ok = hard_check(k, e, NULL);
     e->violation = soft_check(k, e, &e->soft_ok, NULL);
-    e->ctx = context_match(e->v, k->r);
+    e->feasible = e->hard_ok && e->soft_ok;
+    e->ctx = context_match(v, k->r);
+    e->at_risk = (double)e->est.memory_bytes > k->memory_limit;
+    e->utility = 0;
+    e->value = 0;
 }
 
 static double
@@ -361,22 +471,55 @@ share(double x, double den)
     return den > 0 ? x / den : 0;
 }
 
-/* score = w.accuracy*accuracy - w.latency*latency/L - w.energy*energy/E
- *         - w.transfer*download_s/D (+ bonus on a context match).
- * Without a known energy for every variant, energy is taken as
+/* Per-second utility. Quality: the accuracy. Balanced/saver, the score
+ *   w.accuracy*accuracy + w.latency*(1 - latency/L) + w.energy*(1 - energy/E)
+ * (+ bonus on a context match): accuracy plus the shares of the latency
+ * and energy budgets a variant leaves unused, so that running the slowest
+ * feasible variant is still worth more than running nothing (0). Never
+ * below 0. Without a known energy for every variant, energy is taken as
  * proportional to run time (constant power), so its share is latency's. */
 static void
-score_eval(const struct run *k, struct eval *e)
+utility_compute(const struct run *k, struct proto_candidate *e)
 {
-    double lat = share(e->est.latency_ms, k->lat_den);
-    double energy = k->energy_known ? share(e->est.energy_mj, k->energy_den)
-                                    : lat;
+    double lat, energy, u;
 
-    e->score = k->w.accuracy * e->accuracy - k->w.latency * lat -
-               k->w.energy * energy -
-               k->w.transfer * share(e->est.download_s, k->dl_den);
+    if (k->pref == PROTO_PREFER_QUALITY) {
+        e->utility = e->accuracy;
+        return;
+    }
+    lat = share(e->est.latency_ms, k->lat_den);
+    energy = k->energy_known ? share(e->est.energy_mj, k->energy_den) : lat;
+    u = k->w.accuracy * e->accuracy + k->w.latency * (1 - lat) +
+        k->w.energy * (1 - energy);
     if (e->ctx)
-        e->score += CONTEXT_SCORE_BONUS;
+        u += CONTEXT_SCORE_BONUS;
+    e->utility = u > 0 ? u : 0;
+}
+
+/* Whether v can start at all: held, or arrives within the horizon. */
+static bool
+startable(const struct run *k, const struct proto_candidate *e)
+{
+    return e->is_current || e->ready_s < k->horizon_s ||
+           (e->is_fetching && !(k->bps > 0));
+}
+
+/* V(v) over the horizon (see the top of the file). */
+static void
+value_compute(const struct run *k, struct proto_candidate *e)
+{
+    double h = k->horizon_s;
+
+    if (e->is_current) {
+        e->value = e->utility * h;
+        return;
+    }
+    if (!(e->ready_s < h)) {
+        e->value = k->u_cur * h - e->cost;
+        return;
+    }
+    e->value = k->u_cur * e->ready_s + e->utility * (h - e->ready_s) -
+               e->cost;
 }
 
 /* ---- competing versions --------------------------------------------- */
@@ -413,8 +556,8 @@ offered_next(const struct run *k, size_t *pos, size_t *out_index)
 enum criterion {
     CRIT_VIOLATION,
     CRIT_CONTEXT,
-    CRIT_ACCURACY,
-    CRIT_SCORE,
+    CRIT_MEMORY,
+    CRIT_VALUE,
     CRIT_TRANSFER,
     CRIT_LATENCY,
     CRIT_NAME,
@@ -422,31 +565,35 @@ enum criterion {
 
 /*
  * Negative when a ranks before b. Degraded: smaller violation first.
- * Quality: within CONTEXT_ACCURACY_EPS a context match first, then higher
- * accuracy. Balanced/saver: higher score. Then fewer bytes to transfer,
- * lower latency, name.
+ * Quality: within CONTEXT_ACCURACY_EPS over the horizon a context match
+ * first. Near-equal values (within the hysteresis): one that keeps
+ * fitting when memory drops first. Then the higher value, fewer bytes to
+ * transfer, lower latency, name.
  */
 static int
-rank_cmp(const struct run *k, const struct eval *a, const struct eval *b,
-         bool by_violation, enum criterion *out_crit)
+rank_cmp(const struct run *k, const struct proto_candidate *a,
+         const struct proto_candidate *b, bool by_violation,
+         enum criterion *out_crit)
 {
+    double dv = a->value - b->value;
+
     if (by_violation && differs(a->violation, b->violation)) {
         *out_crit = CRIT_VIOLATION;
         return a->violation < b->violation ? -1 : 1;
     }
-    if (k->pref == PROTO_PREFER_QUALITY) {
-        if (fabs(a->accuracy - b->accuracy) <= CONTEXT_ACCURACY_EPS &&
-            (a->ctx != NULL) != (b->ctx != NULL)) {
-            *out_crit = CRIT_CONTEXT;
-            return a->ctx ? -1 : 1;
-        }
-        if (differs(a->accuracy, b->accuracy)) {
-            *out_crit = CRIT_ACCURACY;
-            return a->accuracy > b->accuracy ? -1 : 1;
-        }
-    } else if (differs(a->score, b->score)) {
-        *out_crit = CRIT_SCORE;
-        return a->score > b->score ? -1 : 1;
+    if (k->pref == PROTO_PREFER_QUALITY &&
+        fabs(dv) <= CONTEXT_ACCURACY_EPS * k->horizon_s &&
+        (a->ctx != NULL) != (b->ctx != NULL)) {
+        *out_crit = CRIT_CONTEXT;
+        return a->ctx ? -1 : 1;
+    }
+    if (fabs(dv) <= k->margin && a->at_risk != b->at_risk) {
+        *out_crit = CRIT_MEMORY;
+        return a->at_risk ? 1 : -1;
+    }
+    if (differs(a->value, b->value)) {
+        *out_crit = CRIT_VALUE;
+        return dv > 0 ? -1 : 1;
     }
     if (a->transfer_bytes != b->transfer_bytes) {
         *out_crit = CRIT_TRANSFER;
@@ -457,24 +604,66 @@ rank_cmp(const struct run *k, const struct eval *a, const struct eval *b,
         return a->est.latency_ms < b->est.latency_ms ? -1 : 1;
     }
     *out_crit = CRIT_NAME;
-    return strcmp(a->v->name, b->v->name) < 0 ? -1 : 1;
+    return strcmp(var_of(k, a)->name, var_of(k, b)->name) < 0 ? -1 : 1;
+}
+
+static double
+mbit(double bps)
+{
+    return bps / 1e6;
+}
+
+static double
+mb(uint64_t bytes)
+{
+    return (double)bytes / 1e6;
+}
+
+/* "gain 0.008 over 1715 s after 85.3 s (96 MB at 9 Mbit/s) = 13.7" */
+static void
+gain_text(const struct run *k, const struct proto_candidate *e, double from_u,
+          char *buf, size_t size)
+{
+    double after = k->horizon_s - e->ready_s;
+
+    snprintf(buf, size,
+             "gain %.3g over %.0f s after %.3g s (%.3g MB at %.3g Mbit/s) "
+             "= %.3g",
+             e->utility - from_u, after, e->ready_s, mb(e->transfer_bytes),
+             mbit(k->bps), (e->utility - from_u) * after);
 }
 
 /* Why loser ranks after chosen, in one reason. */
 static void
-loss_reason(const struct run *k, const struct eval *loser,
-            const struct eval *chosen, bool degraded,
+loss_reason(const struct run *k, const struct proto_candidate *loser,
+            const struct proto_candidate *chosen, bool degraded,
             struct proto_reasons *rs)
 {
     enum criterion crit;
     int cmp = rank_cmp(k, loser, chosen, degraded, &crit);
+    bool quality = k->pref == PROTO_PREFER_QUALITY;
+    char gain[96];
 
+    if (!startable(k, loser)) {
+        if (isfinite(loser->ready_s))
+            reason_add(rs,
+                       "horizon: %.3g MB at %.3g Mbit/s takes %.3g s, not "
+                       "within horizon_s %g",
+                       mb(loser->transfer_bytes), mbit(k->bps),
+                       loser->ready_s, k->horizon_s);
+        else
+            reason_add(rs,
+                       "horizon: no throughput now (downlink_bps 0); %.3g MB "
+                       "cannot arrive",
+                       mb(loser->transfer_bytes));
+        return;
+    }
     if (cmp < 0) {
-        /* ranks better, but the UE keeps what it holds */
+        /* ranks better, but the UE keeps what it holds or fetches */
         if (degraded)
             reason_add(rs, "violation %g no smaller than current's %g",
                        loser->violation, chosen->violation);
-        else if (k->pref == PROTO_PREFER_QUALITY)
+        else if (quality)
             reason_add(rs,
                        "accuracy %g within hysteresis_accuracy %g of "
                        "current %g",
@@ -483,8 +672,8 @@ loss_reason(const struct run *k, const struct eval *loser,
         else
             reason_add(rs,
                        "score %g within hysteresis_score %g of current %g",
-                       loser->score, k->cfg->hysteresis_score,
-                       chosen->score);
+                       loser->utility, k->cfg->hysteresis_score,
+                       chosen->utility);
         return;
     }
     switch (crit) {
@@ -496,13 +685,40 @@ loss_reason(const struct run *k, const struct eval *loser,
         reason_add(rs, "context: chosen matches %s=%s", chosen->ctx->key,
                    chosen->ctx->value);
         break;
-    case CRIT_ACCURACY:
-        reason_add(rs, "accuracy %g below chosen %g", loser->accuracy,
-                   chosen->accuracy);
+    case CRIT_MEMORY:
+        reason_add(rs,
+                   "memory: %" PRIu64 " bytes may not fit when memory drops; "
+                   "chosen's %" PRIu64 " does",
+                   loser->est.memory_bytes, chosen->est.memory_bytes);
         break;
-    case CRIT_SCORE:
-        reason_add(rs, "score %g below chosen %g", loser->score,
-                   chosen->score);
+    case CRIT_VALUE:
+        if (differs(loser->utility, chosen->utility) &&
+            loser->utility < chosen->utility) {
+            if (quality)
+                reason_add(rs, "accuracy %g below chosen %g",
+                           loser->accuracy, chosen->accuracy);
+            else
+                reason_add(rs, "score %.3g below chosen %.3g",
+                           loser->utility, chosen->utility);
+        } else if (!differs(loser->utility, chosen->utility)) {
+            reason_add(rs,
+                       "transfer %" PRIu64 " bytes over chosen's %" PRIu64,
+                       loser->transfer_bytes, chosen->transfer_bytes);
+        } else if (chosen->is_current) {
+            /* better per second, but the switch does not pay */
+            gain_text(k, loser, chosen->utility, gain, sizeof(gain));
+            reason_add(rs, "does not pay: %s, under cost %.3g + hysteresis "
+                       "%.3g", gain, loser->cost, k->margin);
+        } else {
+            reason_add(rs,
+                       "does not pay: %g after %.3g s (%.3g MB at %.3g "
+                       "Mbit/s, cost %.3g) is worth %.6g over %g s, chosen "
+                       "%.6g",
+                       quality ? loser->accuracy : loser->utility,
+                       loser->ready_s, mb(loser->transfer_bytes),
+                       mbit(k->bps), loser->cost, loser->value,
+                       k->horizon_s, chosen->value);
+        }
         break;
     case CRIT_TRANSFER:
         reason_add(rs,
@@ -525,6 +741,8 @@ static void
 run_init(struct run *k, const struct policy_config *cfg,
          const struct policy_input *in, const struct proto_report *r)
 {
+    double factor;
+
     memset(k, 0, sizeof(*k));
     k->cfg = cfg;
     k->in = in;
@@ -538,144 +756,275 @@ run_init(struct run *k, const struct policy_config *cfg,
     if (k->pref == PROTO_PREFER_BALANCED && k->low_battery)
         k->pref = PROTO_PREFER_SAVER;
     k->w = k->pref == PROTO_PREFER_SAVER ? cfg->saver : cfg->balanced;
+    if (k->pref == PROTO_PREFER_QUALITY)
+        k->w.transfer = 1;
     k->busy_network = r->metered || (r->has_load && r->load >= cfg->high_load);
-    if (k->busy_network)
-        k->w.transfer *= cfg->transfer_boost;
+    factor = k->w.transfer * (k->busy_network ? cfg->transfer_boost : 1);
+    k->cost_per_byte = cfg->transfer_cost_per_mb * factor / 1e6;
+    k->horizon_s = r->has_horizon_s ? r->horizon_s : cfg->horizon_s;
+    k->bps = policy_throughput_estimate(cfg, r);
+    k->margin = (k->pref == PROTO_PREFER_QUALITY ? cfg->hysteresis_accuracy
+                                                 : cfg->hysteresis_score) *
+                k->horizon_s;
+    k->memory_limit =
+        r->has_memory_floor_bytes && r->memory_floor_bytes < r->memory_bytes
+            ? (double)r->memory_floor_bytes
+            : (double)r->memory_bytes * (1.0 - cfg->memory_margin);
 }
 
-/* Denominators of the score over the variants meeting the hard rules. */
-static void
-run_denominators(struct run *k)
+/* Evaluates every offered version once into cands; returns the count. */
+static size_t
+run_evaluate(struct run *k, struct proto_candidate *cands)
 {
-    double max_lat = 0, max_dl = 0, max_energy = 0;
-    size_t pos = 0, idx;
-    struct eval e;
+    double max_lat = 0, max_energy = 0;
+    size_t pos = 0, idx, m = 0;
 
     k->energy_known = true;
     while (pos < k->in->variant_count) {
+        struct proto_candidate *e;
+
         if (!offered_next(k, &pos, &idx))
             continue;
-        eval_compute(k, idx, &e);
-        if (!e.hard_ok)
+        e = &cands[m++];
+        eval_compute(k, idx, e);
+        if (!e->hard_ok)
             continue;
-        max_lat = fmax(max_lat, e.est.latency_ms);
-        max_dl = fmax(max_dl, e.est.download_s);
-        if (e.est.has_energy_mj)
-            max_energy = fmax(max_energy, e.est.energy_mj);
+        max_lat = fmax(max_lat, e->est.latency_ms);
+        if (e->est.has_energy_mj)
+            max_energy = fmax(max_energy, e->est.energy_mj);
         else
             k->energy_known = false;
     }
     k->lat_den = k->r->has_max_latency_ms && k->r->max_latency_ms > 0
                      ? k->r->max_latency_ms
                      : max_lat;
-    k->dl_den = k->r->has_max_download_s && k->r->max_download_s > 0
-                    ? k->r->max_download_s
-                    : max_dl;
     k->energy_den = k->r->has_max_energy_mj && k->r->max_energy_mj > 0
                         ? k->r->max_energy_mj
                         : max_energy;
+    for (size_t i = 0; i < m; i++) {
+        utility_compute(k, &cands[i]);
+        if (cands[i].is_current && cands[i].hard_ok && !k->has_cur) {
+            k->has_cur = true;
+            k->cur = i;
+            k->u_cur = cands[i].utility;
+        }
+    }
+    for (size_t i = 0; i < m; i++)
+        value_compute(k, &cands[i]);
+    return m;
 }
 
-/* The best eligible variant (feasible, or hard-ok when degraded) and the
- * one the UE holds; false when none is eligible. */
+/* Eligibility in a mode: 0 feasible, 1 degraded (hard rules only). */
 static bool
-run_pick(const struct run *k, bool degraded, struct eval *out_best,
-         struct eval *out_cur, bool *out_has_cur)
+eligible(const struct run *k, const struct proto_candidate *e, bool degraded)
 {
-    size_t pos = 0, idx;
+    return e->hard_ok && (degraded || e->soft_ok) && startable(k, e);
+}
+
+/* The best eligible entry; false when none is. */
+static bool
+run_pick(const struct run *k, const struct proto_candidate *cands, size_t m,
+         bool degraded, size_t *out_best)
+{
     bool found = false;
     enum criterion crit;
-    struct eval e;
 
-    *out_has_cur = false;
-    while (pos < k->in->variant_count) {
-        if (!offered_next(k, &pos, &idx))
+    for (size_t i = 0; i < m; i++) {
+        if (!eligible(k, &cands[i], degraded))
             continue;
-        eval_compute(k, idx, &e);
-        if (!e.hard_ok || (!degraded && !e.soft_ok))
-            continue;
-        score_eval(k, &e);
-        if (e.is_current && !*out_has_cur) {
-            *out_cur = e;
-            *out_has_cur = true;
-        }
-        if (!found || rank_cmp(k, &e, out_best, degraded, &crit) < 0) {
-            *out_best = e;
+        if (!found ||
+            rank_cmp(k, &cands[i], &cands[*out_best], degraded, &crit) < 0) {
+            *out_best = i;
             found = true;
         }
     }
     return found;
 }
 
-/* Whether the UE keeps cur instead of moving to best (hysteresis). */
+/* Whether staying with s (held or in flight) beats moving to best. */
 static bool
-keep_current(const struct run *k, const struct eval *best,
-             const struct eval *cur, bool degraded)
+stays(const struct run *k, const struct proto_candidate *best,
+      const struct proto_candidate *s, bool degraded)
 {
-    if (cur->index == best->index)
-        return true;
-    if (degraded)
-        return !differs(cur->violation, best->violation);
-    if (k->pref == PROTO_PREFER_QUALITY)
-        return best->accuracy - cur->accuracy <=
-               k->cfg->hysteresis_accuracy + REL_EPS;
-    return best->score - cur->score <= k->cfg->hysteresis_score + REL_EPS;
+    if (degraded && differs(s->violation, best->violation))
+        return false;
+    return best->value - s->value <= k->margin + REL_EPS * fabs(s->value);
 }
 
 static void
-chosen_reasons(const struct run *k, const struct eval *c,
-               const struct eval *best, bool keep, struct proto_decision *out)
+exit_reason(const struct run *k, const struct proto_candidate *c,
+            struct proto_reasons *rs)
+{
+    const struct proto_variant *v = var_of(k, c);
+
+    reason_add(rs,
+               "latency: full network %g ms over max_latency_ms %g; exit %d "
+               "at %g ms",
+               full_latency_ms(k, v), k->r->max_latency_ms, c->exit_index,
+               c->est.latency_ms);
+}
+
+static void
+chosen_reasons(const struct run *k, const struct proto_candidate *c,
+               const struct proto_candidate *best, bool is_best,
+               bool degraded, struct proto_decision *out)
 {
     struct proto_reasons *rs = &out->reasons;
+    char gain[96];
 
-    if (keep && c->index == best->index)
+    if (c->is_current && is_best) {
         reason_add(rs, "keep: current is the chosen version");
-    else if (keep)
-        reason_add(rs, "keep: current within hysteresis of %s", best->v->name);
+    } else if (c->is_current && !startable(k, best)) {
+        reason_add(rs, "keep: nothing better can arrive within horizon_s %g",
+                   k->horizon_s);
+    } else if (c->is_current) {
+        gain_text(k, best, c->utility, gain, sizeof(gain));
+        reason_add(rs,
+                   "keep: switching to %s does not pay: %s, cost %.3g, "
+                   "hysteresis %.3g",
+                   var_of(k, best)->name, gain, best->cost, k->margin);
+    } else if (c->is_fetching) {
+        reason_add(rs,
+                   "in flight: %" PRIu64 " of %" PRIu64
+                   " bytes done; resume, worth %.6g over %g s",
+                   var_of(k, c)->size_bytes - c->transfer_bytes,
+                   var_of(k, c)->size_bytes, c->value, k->horizon_s);
+    } else if (k->has_cur) {
+        gain_text(k, c, k->u_cur, gain, sizeof(gain));
+        reason_add(rs, "switch pays: %s over cost %.3g", gain, c->cost);
+    } else {
+        reason_add(rs,
+                   "nothing runs now: runs after %.3g s (%.3g MB at %.3g "
+                   "Mbit/s), worth %.6g over %g s, cost %.3g",
+                   c->ready_s, mb(c->transfer_bytes), mbit(k->bps), c->value,
+                   k->horizon_s, c->cost);
+    }
     if (c->ctx)
         reason_add(rs, "context: matches %s=%s", c->ctx->key, c->ctx->value);
     if (c->exit_index >= 0)
-        reason_add(rs, "exit %d: whole network misses max_latency_ms %g",
-                   c->exit_index, k->r->max_latency_ms);
-    if (out->degraded)
+        exit_reason(k, c, rs);
+    if (degraded)
         reason_add(rs, "degraded: smallest violation %g", c->violation);
     if (k->low_battery && k->r->preference == PROTO_PREFER_BALANCED)
         reason_add(rs, "battery: %g%% and not charging, balanced acts as saver",
                    k->r->battery_percent);
-    if (k->busy_network && k->pref != PROTO_PREFER_QUALITY)
-        reason_add(rs, "network: %s, transfer weight x%g",
+    if (k->busy_network)
+        reason_add(rs, "network: %s, transfer cost x%g",
                    k->r->metered ? "metered" : "high load",
                    k->cfg->transfer_boost);
 }
 
-static void
-run_candidates(const struct run *k, const struct eval *chosen, bool has_chosen,
-               bool degraded, struct proto_decision *out)
+/* Listing order: eligible first (by rank), then hard-ok by violation,
+ * then the rest in input order. Negative when a is listed before b. */
+static int
+list_cmp(const struct run *k, const struct proto_candidate *a,
+         const struct proto_candidate *b, bool degraded)
 {
-    size_t pos = 0, idx;
-    struct eval e;
+    int ta = eligible(k, a, degraded) ? 0 : a->hard_ok ? 1 : 2;
+    int tb = eligible(k, b, degraded) ? 0 : b->hard_ok ? 1 : 2;
+    enum criterion crit;
 
-    while (pos < k->in->variant_count) {
-        struct proto_candidate *c;
+    if (ta != tb)
+        return ta - tb;
+    if (ta == 0)
+        return rank_cmp(k, a, b, degraded, &crit);
+    if (ta == 1 && differs(a->violation, b->violation))
+        return a->violation < b->violation ? -1 : 1;
+    return a->variant < b->variant ? -1 : a->variant > b->variant;
+}
+
+static void
+swap_cand(struct proto_candidate *a, struct proto_candidate *b)
+{
+    struct proto_candidate t;
+
+    if (a == b)
+        return;
+    t = *a;
+    *a = *b;
+    *b = t;
+}
+
+static enum proto_cause
+cause_of(const struct run *k, const struct proto_candidate *e, bool degraded)
+{
+    if (!e->hard_ok)
+        return e->hard_cause;
+    if (!e->soft_ok && !degraded)
+        return e->soft_cause;
+    if (!startable(k, e))
+        return PROTO_CAUSE_HORIZON;
+    return PROTO_CAUSE_OUTRANKED;
+}
+
+/*
+ * Lists the candidates: every one with explain all (input order), else
+ * the best runner_ups (listing order) and the rest counted by cause.
+ * cands[0..m) holds every evaluated entry but the chosen one.
+ */
+static void
+run_candidates(const struct run *k, struct proto_candidate *cands, size_t m,
+               const struct proto_candidate *chosen, bool degraded,
+               struct proto_decision *out)
+{
+    size_t listed = m;
+
+    if (!k->r->explain_all && m > k->cfg->runner_ups) {
+        listed = k->cfg->runner_ups;
+        for (size_t i = 0; i < listed; i++) {
+            size_t best = i;
+
+            for (size_t j = i + 1; j < m; j++)
+                if (list_cmp(k, &cands[j], &cands[best], degraded) < 0)
+                    best = j;
+            swap_cand(&cands[i], &cands[best]);
+        }
+        for (size_t i = listed; i < m; i++)
+            out->omitted[cause_of(k, &cands[i], degraded)]++;
+        out->omitted_count = m - listed;
+    }
+    for (size_t i = 0; i < listed; i++) {
+        struct proto_candidate *c = &cands[i];
         bool ok;
 
-        if (!offered_next(k, &pos, &idx))
+        c->reasons.count = 0;
+        (void)hard_check(k, c, &c->reasons);
+        (void)soft_check(k, c, &ok, &c->reasons);
+        if (c->exit_index >= 0)
+            exit_reason(k, c, &c->reasons);
+        if (chosen && c->hard_ok && (c->soft_ok || degraded))
+            loss_reason(k, c, chosen, degraded, &c->reasons);
+        else if (!chosen && c->hard_ok && !startable(k, c))
+            loss_reason(k, c, c, degraded, &c->reasons);
+        if (c->ctx)
+            reason_add(&c->reasons, "context: matches %s=%s", c->ctx->key,
+                       c->ctx->value);
+        if (c->reasons.count == 0)
+            reason_add(&c->reasons, "not chosen");
+    }
+    out->candidate_count = listed;
+}
+
+/* No throughput now and nothing held runs: say why, recheck soon. */
+static void
+none_reasons(const struct run *k, const struct proto_candidate *cands,
+             size_t m, struct proto_decision *out)
+{
+    for (size_t i = 0; i < m; i++) {
+        if (!cands[i].hard_ok || startable(k, &cands[i]))
             continue;
-        if (has_chosen && idx == chosen->index)
-            continue;
-        eval_compute(k, idx, &e);
-        score_eval(k, &e);
-        c = &out->candidates[out->candidate_count++];
-        memset(c, 0, sizeof(*c));
-        c->variant = idx;
-        c->feasible = e.hard_ok && e.soft_ok;
-        (void)hard_check(k, &e, &c->reasons);
-        (void)soft_check(k, &e, &ok, &c->reasons);
-        if (has_chosen && e.hard_ok && (e.soft_ok || degraded))
-            loss_reason(k, &e, chosen, degraded, &c->reasons);
-        if (e.ctx)
-            reason_add(&c->reasons, "context: matches %s=%s", e.ctx->key,
-                       e.ctx->value);
+        if (k->bps > 0)
+            reason_add(&out->reasons,
+                       "horizon: nothing that runs here can arrive within "
+                       "horizon_s %g at %.3g Mbit/s",
+                       k->horizon_s, mbit(k->bps));
+        else
+            reason_add(&out->reasons,
+                       "network: no throughput now (downlink_bps 0); "
+                       "nothing can arrive, recheck in %u s",
+                       k->cfg->recheck_outage_s);
+        out->recheck_after_s = k->cfg->recheck_outage_s;
+        return;
     }
 }
 
@@ -684,8 +1033,9 @@ policy_select(const struct policy_config *cfg, const struct policy_input *in,
               const struct proto_report *report, struct proto_decision *out)
 {
     struct proto_candidate *cands;
-    struct eval best, cur, chosen;
-    bool has_cur = false, found, degraded = false, keep = false, ok;
+    struct proto_candidate chosen;
+    bool found, degraded = false, ok;
+    size_t m, best = 0, pick;
     struct run k;
 
     if (!cfg || !in || !report || !out || !in->family ||
@@ -700,26 +1050,45 @@ policy_select(const struct policy_config *cfg, const struct policy_input *in,
     out->exit_index = -1;
 
     run_init(&k, cfg, in, report);
-    run_denominators(&k);
-    found = run_pick(&k, false, &best, &cur, &has_cur);
+    out->horizon_s = k.horizon_s;
+    out->throughput_bps = k.bps;
+    m = run_evaluate(&k, cands);
+    found = run_pick(&k, cands, m, false, &best);
     if (!found) {
         degraded = true;
-        found = run_pick(&k, true, &best, &cur, &has_cur);
+        found = run_pick(&k, cands, m, true, &best);
     }
     if (!found) {
         out->action = PROTO_ACTION_NONE;
         out->recheck_after_s = cfg->recheck_degraded_s;
-        run_candidates(&k, NULL, false, false, out);
+        none_reasons(&k, cands, m, out);
+        run_candidates(&k, cands, m, NULL, false, out);
         return POLICY_OK;
     }
 
-    keep = has_cur && keep_current(&k, &best, &cur, degraded);
-    chosen = keep ? cur : best;
-    out->chosen = chosen.index;
+    /* Never abort a download in flight that is still (near) the best;
+     * keep what runs unless moving pays beyond the hysteresis. A download
+     * in flight worth more than current is kept going. */
+    pick = best;
+    for (size_t i = 0; i < m; i++) {
+        if (cands[i].is_fetching && i != pick &&
+            eligible(&k, &cands[i], degraded) &&
+            stays(&k, &cands[pick], &cands[i], degraded)) {
+            pick = i;
+            break;
+        }
+    }
+    if (k.has_cur && pick != k.cur && eligible(&k, &cands[k.cur], degraded) &&
+        stays(&k, &cands[pick], &cands[k.cur], degraded) &&
+        !(cands[pick].is_fetching && cands[pick].value > cands[k.cur].value))
+        pick = k.cur;
+
+    chosen = cands[pick];
+    out->chosen = chosen.variant;
     out->estimates = chosen.est;
     out->exit_index = chosen.exit_index;
     out->degraded = degraded;
-    if (keep) {
+    if (chosen.is_current) {
         out->action = PROTO_ACTION_KEEP;
     } else if (chosen.has_delta) {
         out->action = PROTO_ACTION_DELTA;
@@ -732,7 +1101,22 @@ policy_select(const struct policy_config *cfg, const struct policy_input *in,
         (void)soft_check(&k, &chosen, &ok, &out->violations);
     out->recheck_after_s =
         degraded ? cfg->recheck_degraded_s : cfg->recheck_after_s;
-    chosen_reasons(&k, &chosen, &best, keep, out);
-    run_candidates(&k, &chosen, true, degraded, out);
+    if (!(k.bps > 0)) {
+        out->recheck_after_s = cfg->recheck_outage_s;
+        reason_add(&out->reasons,
+                   "network: no throughput now (downlink_bps 0); %s, "
+                   "recheck in %u s",
+                   chosen.is_current ? "keep" : "resume when it returns",
+                   cfg->recheck_outage_s);
+    }
+    chosen_reasons(&k, &chosen, &cands[best], pick == best, degraded, out);
+
+    /* the chosen entry leaves the list (explain all keeps input order) */
+    if (report->explain_all)
+        memmove(&cands[pick], &cands[pick + 1],
+                (m - 1 - pick) * sizeof(cands[0]));
+    else
+        cands[pick] = cands[m - 1];
+    run_candidates(&k, cands, m - 1, &chosen, degraded, out);
     return POLICY_OK;
 }

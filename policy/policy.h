@@ -22,7 +22,9 @@ enum policy_status {
     POLICY_BAD_ARGUMENT,   /* caller's bug: NULL, too few candidate slots */
 };
 
-/* Weights of one preference's score. Every term is normalised to 0..1. */
+/* Weights of one preference's per-second score (accuracy, latency and
+ * energy are normalised to 0..1); transfer multiplies the byte cost
+ * (policy_transfer_cost_per_mb) for this preference. */
 struct policy_weights {
     double accuracy;
     double latency;
@@ -43,6 +45,13 @@ struct policy_config {
     double default_downlink_bps;  /* when the report gives none */
     unsigned recheck_after_s;
     unsigned recheck_degraded_s;
+    /* selection over time */
+    double horizon_s;             /* unless the report gives horizon_s */
+    double transfer_cost_per_mb;  /* accuracy-seconds per 1e6 bytes */
+    double throughput_safety;     /* conservative share of the estimate */
+    double memory_margin;         /* share of free memory that may vanish */
+    unsigned runner_ups;          /* candidates listed by default */
+    unsigned recheck_outage_s;    /* when nothing can arrive now */
 };
 
 void policy_config_default(struct policy_config *out);
@@ -65,6 +74,16 @@ struct policy_input {
 POLICY_MUST_CHECK enum policy_status
 policy_select(const struct policy_config *cfg, const struct policy_input *in,
               const struct proto_report *report, struct proto_decision *out);
+
+/*
+ * The conservative throughput (bit/s) the policy plans downloads with:
+ * the lower of downlink_bps (else default_downlink_bps) and a low estimate
+ * from downlink_history_bps (the harmonic mean of the samples above 0,
+ * times the share of samples above 0), times throughput_safety. 0 when the
+ * report says downlink_bps 0 (an outage now).
+ */
+double policy_throughput_estimate(const struct policy_config *cfg,
+                                  const struct proto_report *report);
 
 /* The UE's stable rollout bucket 0..99 for a family (FNV-1a of family,
  * a separator and ue). */

@@ -18,8 +18,11 @@
  *   device.battery_percent         number 0..100
  *   device.charging                boolean
  *   device.power_mw                number 0..1e6 (extension)
+ *   device.memory_floor_bytes      int 0..2^53
  *   network                        object
- *   network.downlink_bps           number > 0 and <= 1e12
+ *   network.downlink_bps           number 0..1e12 (0: an outage)
+ *   network.downlink_history_bps   array of <= 16 numbers 0..1e12,
+ *                                  newest last
  *   network.rtt_ms                 number 0..600000
  *   network.metered                boolean
  *   network.load                   number 0..1
@@ -28,11 +31,16 @@
  *   requirements.min_accuracy      number 0..1
  *   requirements.max_download_s    number > 0 and <= 1e7
  *   requirements.max_energy_mj     number > 0 and <= 1e9
+ *   requirements.horizon_s         number > 0 and <= 1e7
  *   preference                     "quality" | "balanced" | "saver"
  *                                  (default "quality")
  *   current                        "sha256:<64 lowercase hex>" (BAD_DIGEST)
  *   context                        object: token -> token | [token, ...],
  *                                  at most 16 tags in all
+ *   fetching                       object {digest, bytes_done}
+ *   fetching.digest                "sha256:<64 lowercase hex>", required
+ *   fetching.bytes_done            int 0..2^53 (default 0)
+ *   explain                        "all" | "best" (default "best")
  *   nonce                          string of 16..64 of [A-Za-z0-9_-]
  *   accept.signed                  boolean (asks for a signed answer)
  *
@@ -93,7 +101,9 @@ static const struct num_rule rule_memory = {1, false, TWO_POW_53, true};
 static const struct num_rule rule_gflops = {0, true, 1e6, false};
 static const struct num_rule rule_percent = {0, false, 100, false};
 static const struct num_rule rule_power = {0, false, 1e6, false};
-static const struct num_rule rule_downlink = {0, true, 1e12, false};
+static const struct num_rule rule_downlink = {0, false, 1e12, false};
+static const struct num_rule rule_horizon = {0, true, 1e7, false};
+static const struct num_rule rule_bytes = {0, false, TWO_POW_53, true};
 static const struct num_rule rule_rtt = {0, false, 600000, false};
 static const struct num_rule rule_fraction = {0, false, 1, false};
 static const struct num_rule rule_max_latency = {0, true, 3.6e6, false};
@@ -761,6 +771,84 @@ static bool parse_preference(const json_t *root, struct proto_report *r,
     return true;
 }
 
+/* The fields of selection over time (issue 9): throughput history,
+ * horizon, a download in flight, the memory floor and explain. */
+static bool parse_over_time(const json_t *root, struct proto_report *r,
+                            struct proto_error *err)
+{
+    static const char hist[] = "network.downlink_history_bps";
+    static const char ex_what[] = "\"all\" or \"best\"";
+    json_t *net = member(root, "network");
+    json_t *dev = member(root, "device");
+    json_t *req = member(root, "requirements");
+    json_t *fetch = NULL;
+    json_t *h = net ? member(net, "downlink_history_bps") : NULL;
+    json_t *ex = member(root, "explain");
+    char item[PROTO_FIELD_SIZE];
+
+    if (h) {
+        char what[96];
+
+        bfmt(what, sizeof(what),
+             "an array of at most %d numbers 0..1e12 (bit/s, newest last)",
+             PROTO_MAX_HISTORY);
+        if (!json_is_array(h) || json_array_size(h) > PROTO_MAX_HISTORY)
+            return wrong(hist, what, h, err);
+        for (size_t i = 0; i < json_array_size(h); i++) {
+            path_index(item, hist, i);
+            if (!check_number(json_array_get(h, i), item, &rule_downlink,
+                              &r->downlink_history_bps[i], err))
+                return false;
+        }
+        r->downlink_history_count = json_array_size(h);
+    }
+    if (dev && !get_uint(dev, "device", "memory_floor_bytes", &rule_bytes,
+                         false, &r->memory_floor_bytes, err))
+        return false;
+    if (dev && member(dev, "memory_floor_bytes"))
+        r->has_memory_floor_bytes = true;
+    if (req && !get_number(req, "requirements", "horizon_s", &rule_horizon,
+                           false, &r->horizon_s, &r->has_horizon_s, err))
+        return false;
+    if (!get_object(root, "fetching", false,
+                    "an object {\"digest\": \"sha256:...\", \"bytes_done\": N}",
+                    &fetch, err))
+        return false;
+    if (fetch) {
+        static const char dg[] = "fetching.digest";
+        static const char dg_what[] = "a digest \"sha256:<64 lowercase hex>\"";
+        json_t *d = member(fetch, "digest");
+
+        if (!d)
+            return missing(dg, dg_what, err);
+        if (!json_is_string(d))
+            return wrong(dg, dg_what, d, err);
+        if (proto_digest_parse(json_string_value(d), json_string_length(d),
+                               r->fetching_hex) != PROTO_OK) {
+            char got[64];
+
+            quote(json_string_value(d), json_string_length(d), got,
+                  sizeof(got));
+            proto_error_set(err, PROTO_ERR_BAD_DIGEST, dg,
+                            "%s must be %s, got %s", dg, dg_what, got);
+            return false;
+        }
+        if (!get_uint(fetch, "fetching", "bytes_done", &rule_bytes, false,
+                      &r->fetching_bytes_done, err))
+            return false;
+        r->has_fetching = true;
+    }
+    if (ex) {
+        if (!json_is_string(ex))
+            return wrong("explain", ex_what, ex, err);
+        if (strcmp(json_string_value(ex), "all") == 0)
+            r->explain_all = true;
+        else if (strcmp(json_string_value(ex), "best") != 0)
+            return wrong("explain", ex_what, ex, err);
+    }
+    return true;
+}
+
 /* nonce: echoed in a signed answer (replay protection); no quote or
  * backslash can reach the answer's JSON or a log line. */
 static bool parse_nonce(const json_t *root, struct proto_report *r,
@@ -825,7 +913,8 @@ enum proto_status proto_report_parse(const char *body, size_t len,
         get_digest(root, "current", false, r.current_hex, &r.has_current,
                    err) &&
         get_context(root, r.context, &r.context_count, err) &&
-        parse_nonce(root, &r, err) && parse_accept_signed(root, &r, err)) {
+        parse_over_time(root, &r, err) && parse_nonce(root, &r, err) &&
+        parse_accept_signed(root, &r, err)) {
         *out = r;
         rc = PROTO_OK;
     } else {

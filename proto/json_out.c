@@ -499,6 +499,40 @@ static void sb_reasons(struct sb *b, const struct proto_reasons *r)
     sb_putc(b, ']');
 }
 
+/* The candidates not listed, counted by the cause they lost to (extension:
+ * "omitted": {"count": N, "by_cause": {"memory": 120, ...}}). */
+static void sb_omitted(struct sb *b, const struct proto_decision *d)
+{
+    static const char *const names[PROTO_CAUSE_COUNT] = {
+        [PROTO_CAUSE_MEMORY] = "memory",
+        [PROTO_CAUSE_FORMAT] = "format",
+        [PROTO_CAUSE_ACCELERATOR] = "accelerator",
+        [PROTO_CAUSE_LATENCY] = "latency",
+        [PROTO_CAUSE_ACCURACY] = "accuracy",
+        [PROTO_CAUSE_DOWNLOAD] = "download",
+        [PROTO_CAUSE_ENERGY] = "energy",
+        [PROTO_CAUSE_HORIZON] = "horizon",
+        [PROTO_CAUSE_OUTRANKED] = "outranked",
+    };
+
+    if (d->omitted_count == 0)
+        return;
+    sb_key(b, "omitted");
+    sb_puts(b, "{\"count\":");
+    sb_u64(b, d->omitted_count);
+    sb_key(b, "by_cause");
+    sb_putc(b, '{');
+    for (size_t i = 0; i < PROTO_CAUSE_COUNT; i++) {
+        if (d->omitted[i] == 0)
+            continue;
+        sb_sep(b);
+        sb_str(b, names[i]);
+        sb_putc(b, ':');
+        sb_u64(b, d->omitted[i]);
+    }
+    sb_puts(b, "}}");
+}
+
 char *proto_decision_write(const struct proto_decision *d, const char *family,
                            const struct proto_variant *variants,
                            const struct proto_delta *deltas)
@@ -586,6 +620,7 @@ char *proto_decision_write(const struct proto_decision *d, const char *family,
         sb_putc(&b, '}');
     }
     sb_putc(&b, ']');
+    sb_omitted(&b, d);
     sb_key(&b, "recheck_after_s");
     sb_u64(&b, d->recheck_after_s);
     if (d->is_signed) {

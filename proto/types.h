@@ -29,6 +29,7 @@
 #define PROTO_MAX_FORMATS 8
 #define PROTO_MAX_REASONS 8
 #define PROTO_REASON_SIZE 160
+#define PROTO_MAX_HISTORY 16      /* network.downlink_history_bps samples */
 
 /*
  * FNV-1a 64 (Fowler, Noll, Vo; draft-eastlake-fnv): the one copy of the
@@ -179,6 +180,17 @@ struct proto_report {
     struct proto_tag context[PROTO_MAX_TAGS];
     size_t context_count;
 
+    /* time-aware selection (issue 9); downlink_bps above may be 0 */
+    double downlink_history_bps[PROTO_MAX_HISTORY];   /* newest last */
+    size_t downlink_history_count;
+    double horizon_s;                     /* requirements.horizon_s, > 0 */
+    bool has_horizon_s;
+    char fetching_hex[PROTO_HEX_SIZE];    /* fetching.digest */
+    uint64_t fetching_bytes_done;
+    bool has_fetching;
+    uint64_t memory_floor_bytes;          /* device.memory_floor_bytes */
+    bool has_memory_floor_bytes;
+    bool explain_all;                     /* "explain": "all" */
     char nonce[PROTO_NONCE_SIZE];         /* echoed in a signed answer */
     bool has_nonce;
     bool accept_signed;                   /* accept.signed: true */
@@ -205,11 +217,55 @@ struct proto_estimates {
     bool has_energy_mj;
 };
 
-/* One variant that was not chosen. variant indexes the input array. */
+/*
+ * Why a candidate that is not listed lost, by its first reason: a hard
+ * rule, a soft one, "horizon" (cannot arrive within the horizon) or
+ * "outranked" (eligible, but another choice was worth more).
+ */
+enum proto_cause {
+    PROTO_CAUSE_MEMORY = 0,
+    PROTO_CAUSE_FORMAT,
+    PROTO_CAUSE_ACCELERATOR,
+    PROTO_CAUSE_LATENCY,
+    PROTO_CAUSE_ACCURACY,
+    PROTO_CAUSE_DOWNLOAD,
+    PROTO_CAUSE_ENERGY,
+    PROTO_CAUSE_HORIZON,
+    PROTO_CAUSE_OUTRANKED,
+    PROTO_CAUSE_COUNT
+};
+
+/*
+ * One variant the policy weighed. variant indexes the input array. The
+ * policy uses the array as its working storage (one entry per competing
+ * variant, evaluated once), so the numbers it ranked by are kept here;
+ * the decision lists only the first candidate_count entries.
+ */
 struct proto_candidate {
     size_t variant;
     bool feasible;                        /* met every hard and soft rule */
     struct proto_reasons reasons;
+
+    /* what the policy worked out (see policy/policy.c) */
+    struct proto_estimates est;
+    double accuracy;                      /* the exit's when exit_index >= 0 */
+    int exit_index;
+    uint64_t transfer_bytes;              /* still to move (0: held) */
+    bool has_delta;
+    size_t delta;
+    bool is_current;
+    bool is_fetching;
+    bool hard_ok;
+    bool soft_ok;
+    bool at_risk;                         /* may not fit when memory drops */
+    enum proto_cause hard_cause;          /* first failed hard rule */
+    enum proto_cause soft_cause;          /* first missed soft rule */
+    double violation;
+    const struct proto_tag *ctx;          /* first matching context tag */
+    double utility;                       /* per second while it runs */
+    double ready_s;                       /* until it runs (conservative) */
+    double cost;                          /* of its bytes, accuracy-seconds */
+    double value;                         /* over the horizon */
 };
 
 /*
@@ -227,7 +283,11 @@ struct proto_decision {
     struct proto_estimates estimates;
     int exit_index;                       /* -1: whole network */
     struct proto_candidate *candidates;
-    size_t candidate_count;
+    size_t candidate_count;               /* listed */
+    size_t omitted[PROTO_CAUSE_COUNT];    /* not listed, by cause */
+    size_t omitted_count;
+    double horizon_s;                     /* the horizon decided over */
+    double throughput_bps;                /* the conservative estimate */
     unsigned recheck_after_s;
     struct proto_reasons reasons;         /* why the chosen one won: context
                                              match, keep, exit, battery... */

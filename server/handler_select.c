@@ -14,6 +14,22 @@
 /* Candidate slots on the stack for families up to this size. */
 #define STACK_CANDIDATES 32
 
+/* ?explain=all lists every candidate, as "explain": "all" in the body
+ * does; false on another value than all or best. */
+static bool
+explain_query(struct MHD_Connection *c, struct proto_report *report)
+{
+    const char *ex =
+        MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "explain");
+
+    if (!ex || strcmp(ex, "best") == 0)
+        return true;
+    if (strcmp(ex, "all") != 0)
+        return false;
+    report->explain_all = true;
+    return true;
+}
+
 /* The keyring to sign this answer with, or NULL for an unsigned one:
  * sign_decisions = always, or the report asked (nonce, accept.signed). */
 static const struct keyring *
@@ -85,6 +101,9 @@ handle_select(struct MHD_Connection *c, struct request *rq)
             metrics_limit(&app->metrics, METRICS_LIMIT_JSON_DEPTH);
         return http_reply_problem(c, rq, &err);
     }
+    if (!explain_query(c, &report))
+        return http_reply_error(c, rq, PROTO_ERR_BAD_FIELD, "explain",
+                                "explain must be \"all\" or \"best\"");
     rc = store_snapshot_get(app->store, rq->params[0], &snap);
     if (rc == STORE_NOT_FOUND)
         return http_reply_error(c, rq, PROTO_ERR_UNKNOWN_FAMILY, "family",

@@ -52,7 +52,7 @@ if demo_data && daemon_start demo "$DEMO_DATA" --admin-token-file "$WORK/demo.to
         '.action == "download" and .variant == "inception-v3" and (.estimates.latency_ms - 57 | fabs) < 0.01 and .degraded == false'
     check_jq "select 1 GB, 100 ms: 5 candidates" '(.candidates | length) == 5'
 
-    select_req '{"device":{"memory_bytes":10000000,"gflops":100}}'
+    select_req '{"device":{"memory_bytes":10000000,"gflops":100},"explain":"all"}'
     check "select 10 MB: status" 200 "$STATUS"
     check_jq "select 10 MB: none, without variant or model" \
         '.action == "none" and (has("variant") | not) and (has("model") | not) and (has("delta") | not)'

@@ -419,6 +419,53 @@ START_TEST(test_proto_report_parse_bounds_inclusive)
 }
 END_TEST
 
+/* The fields of selection over time, read back; downlink_bps 0 is an
+ * outage, not an error. */
+START_TEST(test_proto_report_parse_over_time)
+{
+    struct proto_report r;
+    struct proto_error err;
+
+    ck_assert_int_eq(
+        parse_report_str(
+            "{\"device\":{\"memory_bytes\":1000,\"gflops\":1,"
+            "\"memory_floor_bytes\":600},"
+            "\"network\":{\"downlink_bps\":0,"
+            "\"downlink_history_bps\":[1e6,0,2.5e6,1,2,3,4,5,6,7,8,9,10,11,12,"
+            "13]},"
+            "\"requirements\":{\"horizon_s\":1e7},"
+            "\"fetching\":{\"digest\":\"sha256:" HEX_B "\",\"bytes_done\":"
+            "9007199254740992},\"explain\":\"all\"}",
+            &r, &err),
+        PROTO_OK);
+    ck_assert(r.has_downlink_bps);
+    ck_assert_double_eq(r.downlink_bps, 0);
+    ck_assert_uint_eq(r.downlink_history_count, 16);
+    ck_assert_double_eq(r.downlink_history_bps[0], 1e6);
+    ck_assert_double_eq(r.downlink_history_bps[2], 2.5e6);
+    ck_assert_double_eq(r.downlink_history_bps[15], 13);
+    ck_assert(r.has_horizon_s);
+    ck_assert_double_eq(r.horizon_s, 1e7);
+    ck_assert(r.has_fetching);
+    ck_assert_str_eq(r.fetching_hex, HEX_B);
+    ck_assert_uint_eq(r.fetching_bytes_done, 9007199254740992ULL);
+    ck_assert(r.has_memory_floor_bytes);
+    ck_assert_uint_eq(r.memory_floor_bytes, 600);
+    ck_assert(r.explain_all);
+
+    ck_assert_int_eq(
+        parse_report_str("{\"device\":{\"memory_bytes\":1000,\"gflops\":1},"
+                         "\"explain\":\"best\",\"fetching\":{\"digest\":"
+                         "\"sha256:" HEX_B "\"}}",
+                         &r, &err),
+        PROTO_OK);
+    ck_assert(!r.explain_all && !r.has_horizon_s && !r.has_memory_floor_bytes);
+    ck_assert(r.has_fetching);
+    ck_assert_uint_eq(r.fetching_bytes_done, 0);
+    ck_assert_uint_eq(r.downlink_history_count, 0);
+}
+END_TEST
+
 START_TEST(test_proto_report_parse_unknown_fields)
 {
     struct proto_report r;
@@ -526,8 +573,6 @@ static const struct bad_case {
     /* network */
     {R("", ",\"network\":\"5g\""), PROTO_ERR_BAD_FIELD, "network"},
     {R("", ",\"network\":[]"), PROTO_ERR_BAD_FIELD, "network"},
-    {R("", ",\"network\":{\"downlink_bps\":0}"), PROTO_ERR_BAD_FIELD,
-     "network.downlink_bps"},
     {R("", ",\"network\":{\"downlink_bps\":-5}"), PROTO_ERR_BAD_FIELD,
      "network.downlink_bps"},
     {R("", ",\"network\":{\"downlink_bps\":1.1e12}"), PROTO_ERR_BAD_FIELD,
@@ -602,6 +647,36 @@ static const struct bad_case {
            "\"8\",\"9\"],\"b\":[\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\","
            "\"8\"]}"),
      PROTO_ERR_BAD_FIELD, "context"},
+    /* selection over time */
+    {R("", ",\"network\":{\"downlink_history_bps\":5}"),
+     PROTO_ERR_BAD_FIELD, "network.downlink_history_bps"},
+    {R("", ",\"network\":{\"downlink_history_bps\":[1,2,3,4,5,6,7,8,9,10,"
+           "11,12,13,14,15,16,17]}"),
+     PROTO_ERR_BAD_FIELD, "network.downlink_history_bps"},
+    {R("", ",\"network\":{\"downlink_history_bps\":[1,-2]}"),
+     PROTO_ERR_BAD_FIELD, "network.downlink_history_bps[1]"},
+    {R("", ",\"network\":{\"downlink_history_bps\":[\"1\"]}"),
+     PROTO_ERR_BAD_FIELD, "network.downlink_history_bps[0]"},
+    {R("", ",\"requirements\":{\"horizon_s\":0}"), PROTO_ERR_BAD_FIELD,
+     "requirements.horizon_s"},
+    {R("", ",\"requirements\":{\"horizon_s\":1.1e7}"), PROTO_ERR_BAD_FIELD,
+     "requirements.horizon_s"},
+    {R(",\"memory_floor_bytes\":-1", ""), PROTO_ERR_BAD_FIELD,
+     "device.memory_floor_bytes"},
+    {R(",\"memory_floor_bytes\":1.5", ""), PROTO_ERR_BAD_FIELD,
+     "device.memory_floor_bytes"},
+    {R("", ",\"fetching\":\"sha256:00\""), PROTO_ERR_BAD_FIELD, "fetching"},
+    {R("", ",\"fetching\":{\"bytes_done\":5}"), PROTO_ERR_MISSING_FIELD,
+     "fetching.digest"},
+    {R("", ",\"fetching\":{\"digest\":\"sha256:XYZ\"}"),
+     PROTO_ERR_BAD_DIGEST, "fetching.digest"},
+    {R("", ",\"fetching\":{\"digest\":7}"), PROTO_ERR_BAD_FIELD,
+     "fetching.digest"},
+    {R("", ",\"fetching\":{\"digest\":\"sha256:" HEX_B "\","
+           "\"bytes_done\":-1}"),
+     PROTO_ERR_BAD_FIELD, "fetching.bytes_done"},
+    {R("", ",\"explain\":\"some\""), PROTO_ERR_BAD_FIELD, "explain"},
+    {R("", ",\"explain\":true"), PROTO_ERR_BAD_FIELD, "explain"},
 };
 
 static void check_one_report_parse_bad(size_t i)
@@ -1702,6 +1777,7 @@ Suite *proto_suite(void)
     tcase_add_test(tc, test_proto_report_parse_minimal);
     tcase_add_test(tc, test_proto_report_parse_bounds_inclusive);
     tcase_add_test(tc, test_proto_report_parse_unknown_fields);
+    tcase_add_test(tc, test_proto_report_parse_over_time);
     tcase_add_test(tc, test_proto_report_parse_bad);
     tcase_add_test(tc, test_proto_report_parse_detail_sentence);
     tcase_add_test(tc, test_proto_report_parse_context_max);

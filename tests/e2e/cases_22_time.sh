@@ -1,0 +1,56 @@
+# shellcheck shell=bash disable=SC2153
+# Sourced by tests/e2e/run.sh: selection over time (issue 9) and the short
+# answer of large families (issue 15) on the demo catalog: outages
+# (downlink_bps 0), a download in flight, throughput history, horizon,
+# explain.
+
+SEL=/v1/families/image-classification/select
+
+if demo_data && daemon_start demotime "$DEMO_DATA" --admin-token-file "$WORK/demo.token"; then
+    sel() {
+        http POST "$SEL$2" -H 'Content-Type: application/json' --data-binary "$1"
+    }
+    # 10 MB: nothing fits; by default 5 runner-ups and the 6th counted
+    R10='{"device":{"memory_bytes":10000000,"gflops":100}}'
+    sel "$R10" ""
+    check "explain default: status" 200 "$STATUS"
+    check_jq "explain default: 5 candidates, 1 omitted for memory" \
+        '(.candidates | length) == 5 and .omitted == {"count":1,"by_cause":{"memory":1}}'
+    sel "$R10" "?explain=all"
+    check_jq "?explain=all: all 6 candidates, nothing omitted" \
+        '(.candidates | length) == 6 and (has("omitted") | not)'
+    sel '{"device":{"memory_bytes":10000000,"gflops":100},"explain":"all"}' ""
+    check_jq "explain all in the report: all 6 candidates" '(.candidates | length) == 6'
+    sel "$R10" "?explain=most"
+    check_problem "?explain=most" 400 explain
+    sel '{"device":{"memory_bytes":10000000,"gflops":100},"explain":"most"}' ""
+    check_problem "explain \"most\" in the report" 400 explain
+
+    # an outage: still a decision, with a short recheck and the reason
+    sel '{"device":{"memory_bytes":60000000,"gflops":100},"network":{"downlink_bps":0}}' ""
+    check "downlink_bps 0, nothing held: status" 200 "$STATUS"
+    check_jq "downlink_bps 0, nothing held: none, recheck soon, says why" \
+        '.action == "none" and .recheck_after_s == 15 and any(.reasons[]; test("downlink_bps 0"))'
+    sel '{"device":{"memory_bytes":60000000,"gflops":100}}' ""
+    EFF=$(jbody .model.digest)
+    sel "{\"device\":{\"memory_bytes\":60000000,\"gflops\":100},\"network\":{\"downlink_bps\":0},\"current\":\"$EFF\"}" ""
+    check_jq "downlink_bps 0, holding efficientnet-b0: keep, recheck soon" \
+        '.action == "keep" and .variant == "efficientnet-b0" and .recheck_after_s == 15'
+
+    # a download in flight that is still the best: resumed, same blob
+    sel "{\"device\":{\"memory_bytes\":60000000,\"gflops\":100},\"fetching\":{\"digest\":\"$EFF\",\"bytes_done\":1000}}" ""
+    check_jq "fetching efficientnet-b0: download of the same blob, in flight" \
+        ".action == \"download\" and .model.digest == \"$EFF\" and any(.reasons[]; test(\"^in flight: 1000 of\"))"
+    sel '{"device":{"memory_bytes":60000000,"gflops":100},"fetching":{"digest":"sha256:XYZ"}}' ""
+    check_problem "fetching.digest malformed" 400 fetching.digest
+
+    # history, horizon and memory floor are accepted and bounded
+    sel '{"device":{"memory_bytes":60000000,"gflops":100,"memory_floor_bytes":30000000},"network":{"downlink_bps":2e7,"downlink_history_bps":[1e6,0,3e7]},"requirements":{"horizon_s":600}}' ""
+    check_jq "history, horizon, floor: a download" '.action == "download"'
+    sel '{"device":{"memory_bytes":60000000,"gflops":100},"network":{"downlink_history_bps":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17]}}' ""
+    check_problem "17 history samples" 400 network.downlink_history_bps
+    sel '{"device":{"memory_bytes":60000000,"gflops":100},"requirements":{"horizon_s":0}}' ""
+    check_problem "horizon_s 0" 400 requirements.horizon_s
+    daemon_stop demotime
+fi
+use main
