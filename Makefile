@@ -33,7 +33,7 @@ UNIT_BINS      := $(UNIT_NAMES:%=build/tests/%)
 ASAN_UNIT_BINS := $(UNIT_NAMES:%=build/asan/tests/%)
 
 .PHONY: all deps check e2e crash pg asan test run bench fuzz fuzz-build \
-        fuzz-smoke fuzz-seeds format clean valgrind sanitize
+        fuzz-smoke fuzz-seeds format clean valgrind sanitize spec
 
 all: build/modeld
 
@@ -89,12 +89,27 @@ asan: $(ASAN_UNIT_BINS) build/asan/modeld
 
 sanitize: asan
 
+# The API description: redocly lint (the pinned @redocly/cli, installed by
+# npm into build/redocly: the only network use, at install time) with 0
+# errors and only the warnings README.md justifies.
+REDOCLY_VERSION := 2.77.0
+REDOCLY := build/redocly/node_modules/.bin/redocly
+$(REDOCLY):
+	@mkdir -p build/redocly
+	npm install --prefix build/redocly --no-audit --no-fund \
+	    --loglevel=error @redocly/cli@$(REDOCLY_VERSION)
+	@touch $@
+
+spec: $(REDOCLY)
+	@./tests/spec/lint.sh $(REDOCLY)
+
 test: deps
 	@rm -f build/results
 	@$(MAKE) --no-print-directory all $(UNIT_BINS) build/asan/modeld \
 	    $(ASAN_UNIT_BINS)
 	@status=0; \
 	$(MAKE) --no-print-directory check || status=1; \
+	$(MAKE) --no-print-directory spec || status=1; \
 	$(MAKE) --no-print-directory e2e || status=1; \
 	$(MAKE) --no-print-directory crash || status=1; \
 	$(MAKE) --no-print-directory pg || status=1; \

@@ -16,6 +16,11 @@ need_cmd zstd zstd
 need_cmd openssl openssl
 need_cmd sqlite3 sqlite3
 need_cmd python3 python3
+# The e2e suite checks every answer against proto/openapi.yaml
+# (tests/e2e/spec_check.py); `make spec` installs @redocly/cli with npm.
+python3 -c 'import jsonschema' >/dev/null 2>&1 || missing="$missing python3-jsonschema"
+python3 -c 'import yaml' >/dev/null 2>&1 || missing="$missing python3-yaml"
+need_cmd npm npm
 # libFuzzer for `make fuzz` / `make fuzz-smoke`: clang and its runtime.
 need_cmd clang clang
 [ -e /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a ] ||

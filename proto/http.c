@@ -1,7 +1,8 @@
 /*
- * HTTP header values the byte path needs: a single byte Range (RFC 9110
- * 14.2) and If-None-Match lists (RFC 9110 13.1.2). Pure string work; the
- * server picks the status and writes the headers.
+ * HTTP header values the server needs: a single byte Range (RFC 9110
+ * 14.2), If-None-Match lists (RFC 9110 13.1.2) and whether a Content-Type
+ * names JSON. Pure string work; the server picks the status and writes
+ * the headers.
  */
 #include <string.h>
 #include <strings.h>
@@ -175,4 +176,26 @@ bool proto_etag_list_matches(const char *header, const char *etag)
             return true;
         p = end;
     }
+}
+
+bool proto_media_type_is_json(const char *header)
+{
+    const char *p, *end, *slash;
+    size_t len;
+
+    if (!header)
+        return false;
+    p = skip_ows(header);
+    end = p;
+    while (*end && *end != ';' && *end != ' ' && *end != '\t')
+        end++;
+    len = (size_t)(end - p);
+    if (*skip_ows(end) != '\0' && *skip_ows(end) != ';')
+        return false;
+    slash = memchr(p, '/', len);
+    if (!slash || slash == p || slash + 1 == end)
+        return false;
+    if (len == 16 && strncasecmp(p, "application/json", 16) == 0)
+        return true;
+    return (size_t)(end - slash - 1) > 5 && strncasecmp(end - 5, "+json", 5) == 0;
 }

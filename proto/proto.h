@@ -179,6 +179,14 @@ bool proto_etag_list_matches(const char *header, const char *etag);
  */
 bool proto_accepts_coding(const char *header, const char *coding);
 
+/*
+ * True when a Content-Type value names JSON: application/json or any
+ * type whose subtype ends in "+json" (case-insensitive, parameters such
+ * as charset ignored). NULL (no Content-Type) is false: the caller
+ * decides what an absent type means.
+ */
+bool proto_media_type_is_json(const char *header);
+
 /* ---- deltas ----------------------------------------------------------- */
 
 /* Output sink: returns 0 on success, non-zero to abort. */

@@ -155,6 +155,8 @@ static const struct key keys[] = {
      86400000, "longest wait between retries (the wait doubles)"},
     {"worker_retry_attempts", KEY_UINT, OFF(store.retry_attempts), 0, 1,
      1000, "attempts of a job before a transient failure is final"},
+    {"sqlite_read_connections", KEY_UINT, OFF(store.read_connections), 0, 0,
+     64, "read-only SQLite connections beside the writer (0: share it)"},
     {"sqlite_busy_timeout_ms", KEY_INT, OFF(store.busy_timeout_ms), 0, 0,
      600000, "SQLite busy timeout"},
     {"catalog_url", KEY_STRING, STR(store.catalog_url), 0, 0,

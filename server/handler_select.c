@@ -1,7 +1,8 @@
 /*
  * POST /v1/families/{family}/select: the UE report in, the decision out.
- * Reads the family through the store's immutable snapshot (never waits on
- * a writer) and runs the pure policy on it.
+ * Reads the family through the store's immutable snapshot (a cache hit
+ * takes one short mutex; a miss reads on a read connection beside the
+ * writer, never waiting for its commits) and runs the pure policy on it.
  */
 #include <stdlib.h>
 #include <string.h>

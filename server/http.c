@@ -355,8 +355,29 @@ set_too_large(struct request *rq, uint64_t limit)
     rq->has_pending = true;
 }
 
-/* First call: route, method, authentication, declared size. Fills
- * rq->pending when the request is refused. */
+/* A JSON body must come as application/json or a +json type (RFC 8259);
+ * with no Content-Type at all it is taken as JSON. Anything else is 415,
+ * so that a form post or text/plain is not parsed as if it were JSON. */
+static bool
+json_type_refused(struct MHD_Connection *c, struct request *rq)
+{
+    const char *ct;
+
+    if (rq->rm->body != BODY_JSON && rq->rm->body != BODY_SELECT)
+        return false;
+    ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                     MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (!ct || proto_media_type_is_json(ct))
+        return false;
+    proto_error_set(&rq->pending, PROTO_ERR_UNSUPPORTED_MEDIA_TYPE,
+                    "Content-Type",
+                    "Content-Type: this endpoint takes a JSON body, sent as "
+                    "application/json (or a +json type)");
+    return true;
+}
+
+/* First call: route, method, authentication, media type, declared size.
+ * Fills rq->pending when the request is refused. */
 static void
 first_call(struct MHD_Connection *c, struct request *rq, const char *url,
            const char *method)
@@ -385,7 +406,7 @@ first_call(struct MHD_Connection *c, struct request *rq, const char *url,
         rq->has_pending = true;
         return;
     }
-    if (bad_param) {
+    if (bad_param || json_type_refused(c, rq)) {
         rq->has_pending = true;
         return;
     }
@@ -608,10 +629,10 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
 
 
 /*
- * Paths are matched as sent: no name, digest or literal of the route
- * table needs percent-encoding, so a %XX sequence is left as it is and
- * fails validation (400) or matching (404). Decoding would let %00 cut a
- * path short and %2F add a segment.
+ * libmicrohttpd would decode the whole path before it is split, letting
+ * %00 cut it short and %2F add a segment. So it is passed on as sent and
+ * router_match() (server/router.c) splits it on '/' first, then decodes
+ * each segment on its own.
  */
 static size_t
 no_unescape(void *cls, struct MHD_Connection *c, char *s)

@@ -344,6 +344,11 @@ metrics_render(struct metrics *m, const char *const *route_labels,
             "store.\n# TYPE modeld_store_errors_total counter\n"
             "modeld_store_errors_total %llu\n",
         (unsigned long long)ss->errors);
+    put(&b, "# HELP modeld_catalog_snapshot_builds_total Family snapshots "
+            "read from the catalog (concurrent misses share one read).\n"
+            "# TYPE modeld_catalog_snapshot_builds_total counter\n"
+            "modeld_catalog_snapshot_builds_total %llu\n",
+        (unsigned long long)ss->snapshot_builds);
     put(&b, "# HELP modeld_catalog_generation Catalog generation: the "
             "start-up epoch times 2^32 plus the changes since start.\n# TYPE modeld_catalog_generation gauge\n"
             "modeld_catalog_generation %llu\n",

@@ -1,13 +1,14 @@
 /*
  * The catalog: families, variants and their versions (SQLite or
  * PostgreSQL, through store/db.h), and the immutable, reference-counted
- * snapshots that selection reads. A snapshot is read under its
- * connection's mutex at one generation and cached per family until the
- * generation moves (a write here, or another daemon's write seen by
- * store/watch.c); a cache hit takes only the short cache mutex, so selects
- * never wait for a writer. An outdated snapshot stays cached until it is
- * replaced: when the catalog server cannot be reached, it is what selects
- * get.
+ * snapshots that selection reads. A snapshot is read in one read
+ * transaction on a read connection (store/reader.c) and cached per family
+ * until the generation moves (a write here, or another daemon's write seen
+ * by store/watch.c). A hit takes only the short cache mutex; a miss reads
+ * beside the writer (WAL) and never waits for its commits, and concurrent
+ * misses for one family share one read. An outdated snapshot stays cached
+ * until it is replaced: when the catalog server cannot be reached, it is
+ * what selects get.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -40,13 +41,15 @@ static void bind_text(struct db_stmt *s, int idx, const char *text)
 
 /* ---- families ------------------------------------------------------------ */
 
-/* Looks a family up; *out_deleted tells whether it is deleted. Caller
- * holds db_mu. STORE_NOT_FOUND when there is no row. */
-static enum store_status family_find(struct store *st, const char *name,
-                                     int64_t *out_id, bool *out_deleted,
+/* Looks a family up on connection c (the writer under db_mu, or a
+ * reader); *out_deleted tells whether it is deleted. STORE_NOT_FOUND when
+ * there is no row. */
+static enum store_status family_find(struct store *st, struct store_conn *c,
+                                     const char *name, int64_t *out_id,
+                                     bool *out_deleted,
                                      struct proto_family *out_f)
 {
-    struct db_stmt *s = store_stmt(st, STMT_FAMILY_GET);
+    struct db_stmt *s = store_conn_stmt(c, STMT_FAMILY_GET);
     enum store_status rc = STORE_OK;
     int src;
 
@@ -64,7 +67,7 @@ static enum store_status family_find(struct store *st, const char *name,
     } else if (src == DB_DONE) {
         rc = STORE_NOT_FOUND;
     } else {
-        rc = store_err_db(st, "looking up family", src);
+        rc = store_err_conn(st, c->db, "looking up family", src);
     }
     db_reset(s);
     return rc;
@@ -84,7 +87,7 @@ enum store_status store_family_put(struct store *st, const char *name,
     rc = store_tx_begin(st);
     if (rc != STORE_OK)
         goto out;
-    rc = family_find(st, name, &id, &deleted, NULL);
+    rc = family_find(st, &st->writer, name, &id, &deleted, NULL);
     if (rc == STORE_OK) {
         created = deleted;
         s = store_stmt(st, STMT_FAMILY_UPDATE);
@@ -139,12 +142,12 @@ enum store_status store_family_list(struct store *st,
     struct proto_family *list = NULL;
     size_t count = 0;
     size_t cap = 0;
+    struct store_conn *c = store_reader_acquire(st);
     struct db_stmt *s;
     enum store_status rc = STORE_OK;
     int src;
 
-    store_db_lock(st, STORE_ROLE_READ);
-    s = store_stmt(st, STMT_FAMILY_LIST);
+    s = store_conn_stmt(c, STMT_FAMILY_LIST);
     while ((src = db_step(s)) == DB_ROW) {
         struct proto_family *f;
 
@@ -168,10 +171,10 @@ enum store_status store_family_list(struct store *st,
         f->variant_count = (size_t)db_column_int64(s, 4);
     }
     if (src != DB_DONE)
-        rc = store_err_db(st, "listing families", src);
+        rc = store_err_conn(st, c->db, "listing families", src);
 out:
     db_reset(s);
-    store_db_unlock(st);
+    store_reader_release(st, c);
     if (rc != STORE_OK) {
         free(list);
         return rc;
@@ -332,7 +335,8 @@ static enum store_status publish_tx(struct store *st, const char *family,
     enum store_status rc;
     int src;
 
-    rc = family_find(st, family, &family_id, &deleted, NULL);
+    rc = family_find(st, &st->writer, family, &family_id, &deleted,
+                     NULL);
     if (rc == STORE_OK && deleted)
         rc = STORE_NOT_FOUND;
     if (rc == STORE_NOT_FOUND)
@@ -538,14 +542,14 @@ static void read_version_row(struct db_stmt *s, const char *family,
     v->rollout_percent = (unsigned)db_column_int64(s, 11);
 }
 
-/* Fills a version's lists from the child tables. Caller holds db_mu. */
-static enum store_status read_lists(struct store *st, int64_t ver_id,
-                                    struct proto_variant *v)
+/* Fills a version's lists from the child tables, on connection c. */
+static enum store_status read_lists(struct store *st, struct store_conn *c,
+                                    int64_t ver_id, struct proto_variant *v)
 {
     struct db_stmt *s;
     int src;
 
-    s = store_stmt(st, STMT_TECH_LIST);
+    s = store_conn_stmt(c, STMT_TECH_LIST);
     db_bind_int64(s, 1, ver_id);
     while ((src = db_step(s)) == DB_ROW &&
            v->technique_count < PROTO_MAX_TECHNIQUES)
@@ -553,9 +557,9 @@ static enum store_status read_lists(struct store *st, int64_t ver_id,
                  PROTO_TOKEN_SIZE);
     db_reset(s);
     if (src != DB_DONE && src != DB_ROW)
-        return store_err_db(st, "reading techniques", src);
+        return store_err_conn(st, c->db, "reading techniques", src);
 
-    s = store_stmt(st, STMT_LATENCY_LIST);
+    s = store_conn_stmt(c, STMT_LATENCY_LIST);
     db_bind_int64(s, 1, ver_id);
     while ((src = db_step(s)) == DB_ROW &&
            v->latency_count < PROTO_MAX_LATENCIES) {
@@ -566,9 +570,9 @@ static enum store_status read_lists(struct store *st, int64_t ver_id,
     }
     db_reset(s);
     if (src != DB_DONE && src != DB_ROW)
-        return store_err_db(st, "reading latencies", src);
+        return store_err_conn(st, c->db, "reading latencies", src);
 
-    s = store_stmt(st, STMT_ENERGY_LIST);
+    s = store_conn_stmt(c, STMT_ENERGY_LIST);
     db_bind_int64(s, 1, ver_id);
     while ((src = db_step(s)) == DB_ROW &&
            v->energy_count < PROTO_MAX_LATENCIES) {
@@ -579,9 +583,9 @@ static enum store_status read_lists(struct store *st, int64_t ver_id,
     }
     db_reset(s);
     if (src != DB_DONE && src != DB_ROW)
-        return store_err_db(st, "reading energies", src);
+        return store_err_conn(st, c->db, "reading energies", src);
 
-    s = store_stmt(st, STMT_EXIT_LIST);
+    s = store_conn_stmt(c, STMT_EXIT_LIST);
     db_bind_int64(s, 1, ver_id);
     while ((src = db_step(s)) == DB_ROW &&
            v->exit_count < PROTO_MAX_EXITS) {
@@ -592,9 +596,9 @@ static enum store_status read_lists(struct store *st, int64_t ver_id,
     }
     db_reset(s);
     if (src != DB_DONE && src != DB_ROW)
-        return store_err_db(st, "reading exits", src);
+        return store_err_conn(st, c->db, "reading exits", src);
 
-    s = store_stmt(st, STMT_CONTEXT_LIST);
+    s = store_conn_stmt(c, STMT_CONTEXT_LIST);
     db_bind_int64(s, 1, ver_id);
     while ((src = db_step(s)) == DB_ROW &&
            v->context_count < PROTO_MAX_TAGS) {
@@ -605,9 +609,9 @@ static enum store_status read_lists(struct store *st, int64_t ver_id,
     }
     db_reset(s);
     if (src != DB_DONE && src != DB_ROW)
-        return store_err_db(st, "reading context", src);
+        return store_err_conn(st, c->db, "reading context", src);
 
-    s = store_stmt(st, STMT_ACCEL_LIST);
+    s = store_conn_stmt(c, STMT_ACCEL_LIST);
     db_bind_int64(s, 1, ver_id);
     while ((src = db_step(s)) == DB_ROW &&
            v->accelerator_count < PROTO_MAX_ACCELERATORS)
@@ -615,7 +619,7 @@ static enum store_status read_lists(struct store *st, int64_t ver_id,
                  PROTO_TOKEN_SIZE);
     db_reset(s);
     if (src != DB_DONE && src != DB_ROW)
-        return store_err_db(st, "reading accelerators", src);
+        return store_err_conn(st, c->db, "reading accelerators", src);
     return STORE_OK;
 }
 
@@ -631,17 +635,21 @@ enum store_status store_variant_versions(struct store *st,
     size_t cap = 0;
     int64_t family_id = 0;
     bool deleted = false;
+    struct store_conn *c = store_reader_acquire(st);
     struct db_stmt *s;
     enum store_status rc;
-    int src;
+    int src = DB_DONE;
 
-    store_db_lock(st, STORE_ROLE_READ);
-    rc = family_find(st, family, &family_id, &deleted, NULL);
+    /* One read transaction: the versions and their lists agree. */
+    rc = store_conn_run(st, c, STMT_READ_BEGIN, "BEGIN (read)");
+    if (rc != STORE_OK)
+        goto out_release;
+    rc = family_find(st, c, family, &family_id, &deleted, NULL);
     if (rc == STORE_OK && deleted)
         rc = STORE_NOT_FOUND;
     if (rc != STORE_OK)
         goto out;
-    s = store_stmt(st, STMT_VARIANT_VERSIONS);
+    s = store_conn_stmt(c, STMT_VARIANT_VERSIONS);
     db_bind_int64(s, 1, family_id);
     bind_text(s, 2, variant);
     while ((src = db_step(s)) == DB_ROW) {
@@ -665,14 +673,16 @@ enum store_status store_variant_versions(struct store *st,
         ids[count++] = db_column_int64(s, 0);
     }
     if (rc == STORE_OK && src != DB_DONE)
-        rc = store_err_db(st, "listing versions", src);
+        rc = store_err_conn(st, c->db, "listing versions", src);
     db_reset(s);
     for (size_t i = 0; rc == STORE_OK && i < count; i++)
-        rc = read_lists(st, ids[i], &list[i]);
+        rc = read_lists(st, c, ids[i], &list[i]);
     if (rc == STORE_OK && count == 0)
         rc = STORE_NOT_FOUND;
 out:
-    store_db_unlock(st);
+    store_conn_end_read(c);
+out_release:
+    store_reader_release(st, c);
     free(ids);
     if (rc == STORE_NOT_FOUND)
         store_err_text("variant %s/%s not found", family, variant);
@@ -686,11 +696,12 @@ out:
 }
 
 /* Appends the ready deltas into blob hex. */
-static enum store_status read_deltas(struct store *st, const char *hex,
+static enum store_status read_deltas(struct store *st, struct store_conn *c,
+                                     const char *hex,
                                      struct store_snapshot *snap,
                                      size_t *cap)
 {
-    struct db_stmt *s = store_stmt(st, STMT_SNAP_DELTAS);
+    struct db_stmt *s = store_conn_stmt(c, STMT_SNAP_DELTAS);
     enum store_status rc = STORE_OK;
     int src;
 
@@ -718,21 +729,23 @@ static enum store_status read_deltas(struct store *st, const char *hex,
         d->size_bytes = (uint64_t)db_column_int64(s, 1);
     }
     if (rc == STORE_OK && src != DB_DONE)
-        rc = store_err_db(st, "reading deltas", src);
+        rc = store_err_conn(st, c->db, "reading deltas", src);
     db_reset(s);
     return rc;
 }
 
 /* The versions of each live variant, newest first, down to and including
- * the newest one fully rolled out. Caller holds db_mu. */
-static enum store_status read_versions(struct store *st, int64_t family_id,
+ * the newest one fully rolled out. */
+static enum store_status read_versions(struct store *st,
+                                       struct store_conn *c,
+                                       int64_t family_id,
                                        struct store_snapshot *snap,
                                        int64_t **ids)
 {
     char group[PROTO_NAME_SIZE] = "";
     bool group_done = false;
     size_t cap = 0;
-    struct db_stmt *s = store_stmt(st, STMT_SNAP_VERSIONS);
+    struct db_stmt *s = store_conn_stmt(c, STMT_SNAP_VERSIONS);
     enum store_status rc = STORE_OK;
     int src;
 
@@ -764,14 +777,16 @@ static enum store_status read_versions(struct store *st, int64_t family_id,
         group_done = v->rollout_percent >= 100;
     }
     if (rc == STORE_OK && src != DB_DONE)
-        rc = store_err_db(st, "reading versions", src);
+        rc = store_err_conn(st, c->db, "reading versions", src);
     db_reset(s);
     return rc;
 }
 
-/* Reads one family's snapshot at the current generation. Caller holds
- * db_mu, so no write can commit in between. */
-static enum store_status read_snapshot(struct store *st, const char *family,
+/* Reads one family's snapshot in one read transaction on c, so that no
+ * commit lands between its parts. generation was read before the
+ * transaction began: the data are at least that new. */
+static enum store_status read_snapshot(struct store *st, struct store_conn *c,
+                                       const char *family,
                                        uint64_t generation,
                                        struct snap_priv **out)
 {
@@ -788,15 +803,21 @@ static enum store_status read_snapshot(struct store *st, const char *family,
     }
     atomic_init(&p->refs, 1);
     p->pub.generation = generation;
-    rc = family_find(st, family, &family_id, &deleted, &p->pub.family);
+    atomic_fetch_add(&st->snapshot_builds, 1);
+    rc = store_conn_run(st, c, STMT_READ_BEGIN, "BEGIN (read)");
+    if (rc != STORE_OK) {
+        snap_free(p);
+        return rc;
+    }
+    rc = family_find(st, c, family, &family_id, &deleted, &p->pub.family);
     if (rc == STORE_OK && deleted)
         rc = STORE_NOT_FOUND;
     if (rc == STORE_NOT_FOUND)
         store_err_text("family %s not found", family);
     if (rc == STORE_OK)
-        rc = read_versions(st, family_id, &p->pub, &ids);
+        rc = read_versions(st, c, family_id, &p->pub, &ids);
     for (size_t i = 0; rc == STORE_OK && i < p->pub.variant_count; i++)
-        rc = read_lists(st, ids[i], &p->pub.variants[i]);
+        rc = read_lists(st, c, ids[i], &p->pub.variants[i]);
     for (size_t i = 0; rc == STORE_OK && i < p->pub.variant_count; i++) {
         const char *hex = p->pub.variants[i].blob_hex;
         bool seen = false;
@@ -804,9 +825,10 @@ static enum store_status read_snapshot(struct store *st, const char *family,
         for (size_t j = 0; j < i && !seen; j++)
             seen = strcmp(p->pub.variants[j].blob_hex, hex) == 0;
         if (!seen)
-            rc = read_deltas(st, hex, &p->pub, &delta_cap);
+            rc = read_deltas(st, c, hex, &p->pub, &delta_cap);
     }
     free(ids);
+    store_conn_end_read(c);
     if (rc != STORE_OK) {
         snap_free(p);
         return rc;
@@ -918,48 +940,138 @@ static void cache_put(struct store *st, const char *family,
     st->cache_count++;
 }
 
-enum store_status store_snapshot_get(struct store *st, const char *family,
+/* The flight reading family's snapshot, or NULL. Caller holds cache_mu. */
+static struct snapshot_flight *flight_find(struct store *st,
+                                           const char *family)
+{
+    for (struct snapshot_flight *f = st->flights; f; f = f->next)
+        if (strcmp(f->name, family) == 0)
+            return f;
+    return NULL;
+}
+
+/* Drops one hold on f; the last frees it. Caller holds cache_mu. */
+static void flight_put(struct snapshot_flight *f)
+{
+    if (--f->refs > 0)
+        return;
+    store_snapshot_release(f->snap);
+    free(f);
+}
+
+/* Waits for another thread's read of the same snapshot and shares its
+ * result. Caller holds cache_mu (released while waiting). */
+static enum store_status flight_join(struct store *st,
+                                     struct snapshot_flight *f,
+                                     const char *family,
                                      const struct store_snapshot **out)
 {
-    const struct store_snapshot *snap;
-    const struct store_snapshot *stale = NULL;
-    struct snap_priv *p = NULL;
-    uint64_t generation;
     enum store_status rc;
 
-    pthread_mutex_lock(&st->cache_mu);
-    snap = cache_find(st, family, &stale);
-    pthread_mutex_unlock(&st->cache_mu);
-    if (snap) {
-        *out = snap;
-        return STORE_OK;
-    }
-
-    store_db_lock(st, STORE_ROLE_READ);
-    pthread_mutex_lock(&st->cache_mu);
-    generation = st->generation;
-    pthread_mutex_unlock(&st->cache_mu);
-    rc = store_read_begin(st);
+    f->refs++;
+    while (!f->done)
+        pthread_cond_wait(&st->flight_cv, &st->cache_mu);
+    rc = f->rc;
     if (rc == STORE_OK) {
-        rc = read_snapshot(st, family, generation, &p);
-        store_read_end(st);
+        snap_ref(f->snap);
+        *out = f->snap;
+    } else if (rc == STORE_NOT_FOUND) {
+        store_err_text("family %s not found", family);
+    } else {
+        store_err_text("reading family %s failed (see the first reader's "
+                       "error)", family);
     }
-    store_db_unlock(st);
-    /* The catalog server is away: selects go on with what was last read
-     * (store.h); admin writes answer 503 meanwhile. */
+    flight_put(f);
+    return rc;
+}
+
+/*
+ * The catalog server cannot be reached (STORE_UNAVAILABLE): selects go on
+ * with the last snapshot read of the family, when there is one (store.h);
+ * admin writes answer 503 meanwhile. Takes over stale's reference.
+ */
+static enum store_status serve_stale(enum store_status rc,
+                                     const struct store_snapshot *stale,
+                                     const struct store_snapshot **out)
+{
     if (rc == STORE_UNAVAILABLE && stale) {
         *out = stale;
         return STORE_OK;
     }
     store_snapshot_release(stale);
-    if (rc != STORE_OK)
-        return rc;
-    if (!p)
-        return STORE_NO_MEMORY;   /* not reached: read_snapshot set it */
+    return rc;
+}
+
+/*
+ * A hit takes only cache_mu. After a write moved the generation, the
+ * first miss for a family reads its snapshot on a read connection (never
+ * waiting for the writer) and every concurrent miss for the same family
+ * waits for that one read instead of making its own.
+ */
+enum store_status store_snapshot_get(struct store *st, const char *family,
+                                     const struct store_snapshot **out)
+{
+    const struct store_snapshot *snap;
+    const struct store_snapshot *stale = NULL;
+    struct snapshot_flight *f = NULL;
+    struct snap_priv *p = NULL;
+    struct store_conn *c;
+    uint64_t generation;
+    enum store_status rc;
 
     pthread_mutex_lock(&st->cache_mu);
-    cache_put(st, family, &p->pub);
+    snap = cache_find(st, family, &stale);
+    if (snap) {
+        pthread_mutex_unlock(&st->cache_mu);
+        *out = snap;
+        return STORE_OK;
+    }
+    if (strlen(family) < PROTO_NAME_SIZE) {
+        f = flight_find(st, family);
+        if (f) {
+            rc = flight_join(st, f, family, out);
+            pthread_mutex_unlock(&st->cache_mu);
+            return serve_stale(rc, stale, out);
+        }
+        f = calloc(1, sizeof(*f));
+        if (f) {
+            snprintf(f->name, sizeof(f->name), "%s", family);
+            f->refs = 1;
+            f->next = st->flights;
+            st->flights = f;
+        }
+    }
+    generation = st->generation;
     pthread_mutex_unlock(&st->cache_mu);
+
+    c = store_reader_acquire(st);
+    rc = read_snapshot(st, c, family, generation, &p);
+    store_reader_release(st, c);
+
+    pthread_mutex_lock(&st->cache_mu);
+    if (rc == STORE_OK)
+        cache_put(st, family, &p->pub);
+    if (f) {
+        struct snapshot_flight **link = &st->flights;
+
+        while (*link != f)
+            link = &(*link)->next;
+        *link = f->next;
+        f->done = true;
+        f->rc = rc;
+        if (rc == STORE_OK) {
+            snap_ref(&p->pub);
+            f->snap = &p->pub;
+        }
+        pthread_cond_broadcast(&st->flight_cv);
+        flight_put(f);
+    }
+    pthread_mutex_unlock(&st->cache_mu);
+    if (rc != STORE_OK)
+        return serve_stale(rc, stale, out);
+    store_snapshot_release(stale);
+    if (!p)
+        return STORE_NO_MEMORY;   /* not reached: read_snapshot set it */
     *out = &p->pub;
     return STORE_OK;
 }

@@ -24,6 +24,7 @@
  * close. The texts are in store/store.c. */
 enum stmt_id {
     STMT_BEGIN = 0,
+    STMT_READ_BEGIN,
     STMT_COMMIT,
     STMT_ROLLBACK,
     STMT_BLOB_INSERT,
@@ -74,22 +75,42 @@ enum stmt_id {
     STMT_COUNT
 };
 
+/*
+ * A SQLite connection with its statements: the writer (st->db and
+ * st->stmt, used under db_mu) or one of the read connections, each used
+ * by one thread at a time (store/reader.c). A read connection has only
+ * its SELECT statements (and READ_BEGIN, COMMIT, ROLLBACK) prepared.
+ */
+struct store_conn {
+    struct db *db;
+    struct db_stmt **stmt;
+};
+
+struct store_reader {
+    struct store_conn conn;
+    struct db_stmt *stmt[STMT_COUNT];
+    bool busy;
+};
+
+/* A snapshot being read: concurrent misses for one family wait for it
+ * instead of each reading their own (under cache_mu). */
+struct snapshot_flight {
+    struct snapshot_flight *next;
+    char name[PROTO_NAME_SIZE];
+    bool done;
+    enum store_status rc;
+    const struct store_snapshot *snap;    /* one reference while held */
+    unsigned refs;                        /* the builder and its waiters */
+};
+
 struct cache_entry {
     char name[PROTO_NAME_SIZE];
     const struct store_snapshot *snap;    /* holds one reference */
 };
 
-/* One catalog connection with its prepared statements. */
-struct store_conn {
-    pthread_mutex_t mu;
-    struct db *db;                /* NULL: not used */
-    struct db_stmt *stmt[STMT_COUNT];
-};
-
 /* Which connection a piece of work uses (see store_db_lock). */
 enum store_role {
     STORE_ROLE_WRITE,
-    STORE_ROLE_READ,
     STORE_ROLE_JOB,
     STORE_ROLE_WATCH,
 };
@@ -99,28 +120,34 @@ struct store {
     struct store_options opt;
     int lock_fd;                  /* flock'ed DIR/lock, -1 before */
 
-    /* The write connection (the only one on SQLite) and its statements,
-     * under db_mu. */
+    /* The writing connection and its statements, under db_mu. */
     pthread_mutex_t db_mu;
     struct db *db;
     struct db_stmt *stmt[STMT_COUNT];
-    /* PostgreSQL only: the connection selects read from
-     * (catalog_read_url; else none and reads use the write connection),
-     * and the worker's own (its job's transaction stays open while it
-     * runs). */
-    struct store_conn rd;
-    struct store_conn job;
-    /* PostgreSQL only: the thread that watches the catalog generation,
-     * on its own connection to the read URL. */
-    struct store_conn watch;
+    struct store_conn writer;     /* {db, stmt} */
+
+    /* Read connections beside the writer (WAL: readers never wait for
+     * it; on PostgreSQL sessions on catalog_read_url, a replica, else on
+     * the primary), handed out under readers_mu; none in a read-only
+     * store, whose reads take the writer under db_mu. */
+    pthread_mutex_t readers_mu;
+    pthread_cond_t readers_cv;
+    struct store_reader *readers;
+    size_t reader_count;
+
+    /* PostgreSQL only: the worker's own connection (its job's
+     * transaction stays open while it runs; only the worker thread uses
+     * it) and the catalog watcher's (store/watch.c; only its thread). */
+    struct store_reader job;
+    struct store_reader watch;
     pthread_t watcher;
     bool watcher_started;
     pthread_mutex_t watch_mu;
     pthread_cond_t watch_cv;
+    bool watch_stop;              /* under watch_mu */
     uint64_t db_generation;       /* highest generation seen in the
                                      catalog, 0: none yet (watch_mu) */
     atomic_bool catalog_down;     /* the last catalog contact failed */
-    bool watch_stop;              /* under watch_mu */
     atomic_uint_fast64_t catalog_unavailable;  /* such failures, counted */
     atomic_uint_fast64_t catalog_refreshes;    /* generation moved remotely */
 
@@ -131,6 +158,9 @@ struct store {
     struct cache_entry *cache;
     size_t cache_count;
     size_t cache_cap;
+    struct snapshot_flight *flights;
+    pthread_cond_t flight_cv;
+    atomic_uint_fast64_t snapshot_builds;
 
     atomic_uint_fast64_t tmp_counter;
     atomic_uint_fast64_t deltas_made;
@@ -174,14 +204,44 @@ enum store_status store_err_db(struct store *st, const char *op, int rc);
 void store_err_text(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 
+/* The SQL text of statement id (store/store.c's table). */
+const char *store_stmt_sql(enum stmt_id id);
+/* The SQL of statement id for db's engine (PostgreSQL's own text where
+ * store/store.c has one). */
+const char *store_stmt_sql_for(const struct db *db, enum stmt_id id);
+/* Records "op: <db's message>" and maps its class, for any connection. */
+enum store_status store_err_conn(struct store *st, struct db *db,
+                                 const char *op, int rc);
+
+/* ---- read connections (store/reader.c) ---- */
+
+/* Opens opt.read_connections read-only connections to catalog.db. */
+MUST_CHECK enum store_status store_readers_open(struct store *st,
+                                                const char *path);
+void store_readers_close(struct store *st);
+/* A connection for reading, waiting while every one is in use; in a
+ * store without read connections, the writer with db_mu held. Give it
+ * back with store_reader_release. */
+struct store_conn *store_reader_acquire(struct store *st);
+void store_reader_release(struct store *st, struct store_conn *c);
+/* c's statement id, reset and with its bindings cleared. */
+struct db_stmt *store_conn_stmt(struct store_conn *c, enum stmt_id id);
+/* Ends the read transaction on c (it changed nothing: no error to see). */
+void store_conn_end_read(struct store_conn *c);
+/* Steps c's statement id (BEGIN, COMMIT...) once; resets it. */
+MUST_CHECK enum store_status store_conn_run(struct store *st,
+                                            struct store_conn *c,
+                                            enum stmt_id id, const char *op);
+
 /* ---- database helpers (store/store.c); callers hold db_mu ---- */
 
 /*
- * Locks the connection for role and makes it this thread's connection for
- * store_stmt, store_stmt_run, store_err_db and the transactions until
- * store_db_unlock. READ and JOB are the write connection (db_mu) unless
- * the catalog has separate ones (PostgreSQL). Code that locks db_mu
- * directly uses the write connection.
+ * Makes role's connection this thread's connection for store_stmt,
+ * store_stmt_run, store_err_db and the transactions until
+ * store_db_unlock: WRITE is the writer under db_mu; JOB (the worker
+ * thread) and WATCH (the watcher thread) are their own PostgreSQL
+ * sessions, used by that thread only, else the writer under db_mu. Code
+ * that locks db_mu directly uses the writer.
  */
 void store_db_lock(struct store *st, enum store_role role);
 void store_db_unlock(struct store *st);
@@ -194,11 +254,6 @@ MUST_CHECK enum store_status store_stmt_run(struct store *st,
 MUST_CHECK enum store_status store_tx_begin(struct store *st);
 /* BEGIN without the write lock: a worker job's claim (PostgreSQL). */
 MUST_CHECK enum store_status store_tx_begin_job(struct store *st);
-/* Several reads that must see one state (a snapshot): a repeatable-read
- * transaction on PostgreSQL; nothing on SQLite, whose one connection is
- * held for the whole read. */
-MUST_CHECK enum store_status store_read_begin(struct store *st);
-void store_read_end(struct store *st);
 MUST_CHECK enum store_status store_tx_commit(struct store *st);
 void store_tx_rollback(struct store *st);
 /* After a write that changes what a snapshot holds (families, variants,

@@ -30,6 +30,8 @@
 #define DEFAULT_RETRY_BASE_MS 2000
 #define DEFAULT_RETRY_MAX_MS 600000
 #define DEFAULT_RETRY_ATTEMPTS 10
+/* As many as the default HTTP threads: a miss in each at once. */
+#define DEFAULT_READ_CONNECTIONS 4
 
 /* SQLite's clock, so that no C code here needs one. */
 #define NOW_S "CAST(strftime('%s', 'now') AS INTEGER)"
@@ -181,6 +183,7 @@ static const char *const migrations_pg[ARRAY_SIZE(migrations)] = {
 
 static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_BEGIN] = "BEGIN IMMEDIATE",
+    [STMT_READ_BEGIN] = "BEGIN DEFERRED",
     [STMT_COMMIT] = "COMMIT",
     [STMT_ROLLBACK] = "ROLLBACK",
     [STMT_BLOB_INSERT] =
@@ -341,6 +344,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
  * daemons share one queue and each job is done once.
  */
 static const char *const stmt_sql_pg[STMT_COUNT] = {
+    /* A snapshot's reads see one state, on a primary or a standby. */
+    [STMT_READ_BEGIN] = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
     [STMT_WRITE_LOCK] = "SELECT pg_advisory_xact_lock(7469001)",
     [STMT_JOB_ZSTD] =
         "SELECT digest, size_bytes, zstd_attempts FROM blobs "
@@ -378,6 +383,7 @@ void store_options_default(struct store_options *out)
     out->retry_base_ms = DEFAULT_RETRY_BASE_MS;
     out->retry_max_ms = DEFAULT_RETRY_MAX_MS;
     out->retry_attempts = DEFAULT_RETRY_ATTEMPTS;
+    out->read_connections = DEFAULT_READ_CONNECTIONS;
 }
 
 const char *store_errmsg(const struct store *st)
@@ -419,10 +425,26 @@ static struct db_stmt **cur_stmts(struct store *st)
     return this_conn ? this_conn->stmt : st->stmt;
 }
 
+const char *store_stmt_sql(enum stmt_id id)
+{
+    return stmt_sql[id];
+}
+
+const char *store_stmt_sql_for(const struct db *db, enum stmt_id id)
+{
+    if (db_kind(db) == DB_POSTGRESQL && stmt_sql_pg[id])
+        return stmt_sql_pg[id];
+    return stmt_sql[id];
+}
+
 enum store_status store_err_db(struct store *st, const char *op, int rc)
 {
-    struct db *db = st ? cur_db(st) : NULL;
+    return store_err_conn(st, st ? cur_db(st) : NULL, op, rc);
+}
 
+enum store_status store_err_conn(struct store *st, struct db *db,
+                                 const char *op, int rc)
+{
     (void)rc;
     store_err_text("%s: %s", op, db ? db_errmsg(db) : "no catalog");
     if (!st)
@@ -446,13 +468,13 @@ void store_db_lock(struct store *st, enum store_role role)
 {
     struct store_conn *c = NULL;
 
-    if (role == STORE_ROLE_READ && st->rd.db)
-        c = &st->rd;
-    else if (role == STORE_ROLE_JOB && st->job.db)
-        c = &st->job;
-    else if (role == STORE_ROLE_WATCH && st->watch.db)
-        c = &st->watch;
-    pthread_mutex_lock(c ? &c->mu : &st->db_mu);
+    if (role == STORE_ROLE_JOB && st->job.conn.db)
+        c = &st->job.conn;
+    else if (role == STORE_ROLE_WATCH && st->watch.conn.db)
+        c = &st->watch.conn;
+    /* Those are one thread's own; the writer is shared. */
+    if (!c)
+        pthread_mutex_lock(&st->db_mu);
     this_conn = c;
 }
 
@@ -461,7 +483,8 @@ void store_db_unlock(struct store *st)
     struct store_conn *c = this_conn;
 
     this_conn = NULL;
-    pthread_mutex_unlock(c ? &c->mu : &st->db_mu);
+    if (!c)
+        pthread_mutex_unlock(&st->db_mu);
 }
 
 struct db_stmt *store_stmt(struct store *st, enum stmt_id id)
@@ -519,7 +542,7 @@ static uint64_t own_generation(struct store *st)
     struct db_stmt *s;
     uint64_t gen = 0;
 
-    if (db_kind(cur_db(st)) != DB_POSTGRESQL || st->rd.db)
+    if (db_kind(cur_db(st)) != DB_POSTGRESQL || st->opt.catalog_read_url[0])
         return 0;
     s = store_stmt(st, STMT_GENERATION);
     if (db_step(s) == DB_ROW)
@@ -567,26 +590,6 @@ void store_generation_bump(struct store *st)
     pthread_mutex_lock(&st->cache_mu);
     st->generation++;
     pthread_mutex_unlock(&st->cache_mu);
-}
-
-enum store_status store_read_begin(struct store *st)
-{
-    struct db *db = cur_db(st);
-
-    if (db_kind(db) != DB_POSTGRESQL)
-        return STORE_OK;
-    if (db_exec(db, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY") != 0)
-        return store_err_db(st, "BEGIN (read)", DB_ERROR);
-    return STORE_OK;
-}
-
-void store_read_end(struct store *st)
-{
-    struct db *db = cur_db(st);
-
-    if (db_kind(db) == DB_POSTGRESQL && db_in_transaction(db) &&
-        db_exec(db, "COMMIT") != 0)
-        (void)store_err_db(st, "COMMIT (read)", DB_ERROR);
 }
 
 bool store_catalog_is_down(struct store *st)
@@ -857,10 +860,8 @@ static enum store_status next_epoch(struct store *st)
 static enum store_status prepare_conn(struct store *st, struct db *db,
                                       struct db_stmt **stmt)
 {
-    bool pg = db_kind(db) == DB_POSTGRESQL;
-
     for (size_t i = 0; i < STMT_COUNT; i++) {
-        const char *sql = pg && stmt_sql_pg[i] ? stmt_sql_pg[i] : stmt_sql[i];
+        const char *sql = store_stmt_sql_for(db, (enum stmt_id)i);
 
         if (db_prepare(db, sql, &stmt[i]) != 0) {
             store_err_text("prepare: %s", db_errmsg(db));
@@ -898,18 +899,19 @@ static enum store_status count_deltas(struct store *st)
     return rc;
 }
 
-/* A further PostgreSQL connection for one role, with its statements. */
+/* A further PostgreSQL connection for one thread, with its statements. */
 static enum store_status open_conn(struct store *st, const char *url,
-                                   struct store_conn *c)
+                                   struct store_reader *r)
 {
     char err[STORE_ERR_SIZE];
 
-    if (db_open_postgresql(url, &c->db, err, sizeof(err)) != 0) {
+    r->conn.stmt = r->stmt;
+    if (db_open_postgresql(url, &r->conn.db, err, sizeof(err)) != 0) {
         store_err_text("%s", err);
         atomic_fetch_add(&st->errors, 1);
         return STORE_UNAVAILABLE;
     }
-    return prepare_conn(st, c->db, c->stmt);
+    return prepare_conn(st, r->conn.db, r->stmt);
 }
 
 static enum store_status open_postgresql(struct store *st)
@@ -930,19 +932,20 @@ static enum store_status open_postgresql(struct store *st)
         atomic_fetch_add(&st->errors, 1);
         return STORE_UNAVAILABLE;
     }
+    st->writer.db = st->db;
     rc = migrate(st);
     if (rc == STORE_OK)
         rc = next_epoch(st);
     if (rc == STORE_OK)
         rc = prepare_conn(st, st->db, st->stmt);
-    if (rc == STORE_OK && st->opt.catalog_read_url[0])
-        rc = open_conn(st, st->opt.catalog_read_url, &st->rd);
     if (rc == STORE_OK && st->opt.run_worker)
         rc = open_conn(st, st->opt.catalog_url, &st->job);
     if (rc == STORE_OK)
         rc = open_conn(st, read_url, &st->watch);
     if (rc == STORE_OK)
         rc = count_deltas(st);
+    if (rc == STORE_OK)
+        rc = store_readers_open(st, "");
     return rc;
 }
 
@@ -963,10 +966,12 @@ static enum store_status open_db(struct store *st)
     snprintf(path, sizeof(path), "%s/catalog.db", st->dir);
     if (db_open_sqlite(path, st->opt.read_only, &st->db, err,
                        sizeof(err)) != 0) {
+        st->writer.db = st->db;
         store_err_text("%s", err);
         atomic_fetch_add(&st->errors, 1);
         return STORE_DB_ERROR;
     }
+    st->writer.db = st->db;
     if (st->opt.read_only) {
         rc = check_schema(st);
     } else {
@@ -980,6 +985,9 @@ static enum store_status open_db(struct store *st)
         rc = prepare_conn(st, st->db, st->stmt);
     if (rc == STORE_OK)
         rc = count_deltas(st);
+    /* The readers open once the writer has made the file WAL. */
+    if (rc == STORE_OK && !st->opt.read_only)
+        rc = store_readers_open(st, path);
     return rc;
 }
 
@@ -1002,14 +1010,15 @@ static struct store *store_new(const char *dir,
     else
         store_options_default(&st->opt);
     pthread_mutex_init(&st->db_mu, NULL);
-    pthread_mutex_init(&st->rd.mu, NULL);
-    pthread_mutex_init(&st->job.mu, NULL);
-    pthread_mutex_init(&st->watch.mu, NULL);
     pthread_mutex_init(&st->watch_mu, NULL);
     pthread_cond_init(&st->watch_cv, NULL);
     atomic_init(&st->catalog_down, false);
     atomic_init(&st->catalog_unavailable, 0);
     atomic_init(&st->catalog_refreshes, 0);
+    pthread_mutex_init(&st->readers_mu, NULL);
+    pthread_cond_init(&st->readers_cv, NULL);
+    pthread_cond_init(&st->flight_cv, NULL);
+    st->writer.stmt = st->stmt;
     pthread_mutex_init(&st->cache_mu, NULL);
     pthread_mutex_init(&st->work_mu, NULL);
     pthread_cond_init(&st->work_cv, NULL);
@@ -1024,6 +1033,7 @@ static struct store *store_new(const char *dir,
     atomic_init(&st->deltas_rejected, 0);
     atomic_init(&st->compressed_made, 0);
     atomic_init(&st->errors, 0);
+    atomic_init(&st->snapshot_builds, 0);
     atomic_init(&st->job_retries, 0);
     atomic_init(&st->jobs_gave_up, 0);
     atomic_init(&st->deltas_pending_now, 0);
@@ -1100,9 +1110,9 @@ void store_close(struct store *st)
         return;
     store_watch_stop(st);
     store_worker_stop(st);
-    close_conn(st->watch.db, st->watch.stmt);
-    close_conn(st->job.db, st->job.stmt);
-    close_conn(st->rd.db, st->rd.stmt);
+    store_readers_close(st);
+    close_conn(st->watch.conn.db, st->watch.stmt);
+    close_conn(st->job.conn.db, st->job.stmt);
     close_conn(st->db, st->stmt);
     pthread_mutex_lock(&st->cache_mu);
     store_cache_clear(st);
@@ -1114,9 +1124,9 @@ void store_close(struct store *st)
     pthread_mutex_destroy(&st->cache_mu);
     pthread_cond_destroy(&st->watch_cv);
     pthread_mutex_destroy(&st->watch_mu);
-    pthread_mutex_destroy(&st->watch.mu);
-    pthread_mutex_destroy(&st->job.mu);
-    pthread_mutex_destroy(&st->rd.mu);
+    pthread_cond_destroy(&st->flight_cv);
+    pthread_cond_destroy(&st->readers_cv);
+    pthread_mutex_destroy(&st->readers_mu);
     pthread_mutex_destroy(&st->db_mu);
     if (st->lock_fd >= 0)
         close(st->lock_fd);
@@ -1145,6 +1155,7 @@ void store_stats_get(struct store *st, struct store_stats *out)
     out->catalog_down = atomic_load(&st->catalog_down);
     out->catalog_unavailable = atomic_load(&st->catalog_unavailable);
     out->catalog_refreshes = atomic_load(&st->catalog_refreshes);
+    out->snapshot_builds = atomic_load(&st->snapshot_builds);
     pthread_mutex_lock(&st->cache_mu);
     out->generation = st->generation;
     pthread_mutex_unlock(&st->cache_mu);

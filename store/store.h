@@ -8,7 +8,8 @@
  *
  * Thread safety: every function may be called from any thread. Reads of
  * the catalog for selection go through immutable, reference-counted
- * snapshots that writers never block.
+ * snapshots, read on read connections beside the single writer (WAL), so
+ * a writer's commit never blocks them.
  */
 #ifndef STORE_STORE_H
 #define STORE_STORE_H
@@ -55,6 +56,10 @@ struct store_options {
     unsigned retry_max_ms;        /* default 600000 */
     unsigned retry_attempts;      /* attempts in all before it is failed;
                                      default 10 */
+    unsigned read_connections;    /* read-only SQLite connections beside
+                                     the writer, for snapshots and
+                                     listings; default 4 (0: reads share
+                                     the writer's connection) */
     bool read_only;               /* look only: no lock, no tmp/ cleaning,
                                      no migration, no worker, no writes;
                                      works beside a running daemon */
@@ -255,6 +260,8 @@ struct store_stats {
                                      open */
     uint64_t catalog_refreshes;   /* generation moves seen from other
                                      writers (PostgreSQL), since open */
+    uint64_t snapshot_builds;     /* snapshots read from the catalog (cache
+                                     misses that did the reading) */
 };
 
 void store_stats_get(struct store *st, struct store_stats *out);

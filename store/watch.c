@@ -58,7 +58,7 @@ static bool wait_a_while(struct store *st, unsigned ms)
     int fd;
 
     store_db_lock(st, STORE_ROLE_WATCH);
-    fd = db_socket(st->watch.db);
+    fd = db_socket(st->watch.conn.db);
     store_db_unlock(st);
     if (fd >= 0) {
         /* Wake on a NOTIFY; the stop flag is checked at least every
@@ -75,7 +75,7 @@ static bool wait_a_while(struct store *st, unsigned ms)
                 return true;
             if (poll(&pfd, 1, 100) > 0) {
                 store_db_lock(st, STORE_ROLE_WATCH);
-                got = db_notified(st->watch.db);
+                got = db_notified(st->watch.conn.db);
                 store_db_unlock(st);
                 if (got)
                     return false;
@@ -115,7 +115,7 @@ static void *watch_main(void *arg)
         if (!listening) {
             /* A standby refuses LISTEN; polling alone then. */
             store_db_lock(st, STORE_ROLE_WATCH);
-            listening = db_listen(st->watch.db, CHANNEL) == 0;
+            listening = db_listen(st->watch.conn.db, CHANNEL) == 0;
             store_db_unlock(st);
         }
         read_ok = read_generation(st, &gen) == STORE_OK;

@@ -178,7 +178,8 @@ code() {
 }
 
 admin() {
-    code "$@" -H "Authorization: Bearer $TOKEN"
+    code "$@" -H "Authorization: Bearer $TOKEN" \
+        -H 'Content-Type: application/json'
 }
 
 # put_blob FILE HEX [BODY_OUT]: uploads, prints the status. Uses BASE as it
@@ -210,7 +211,7 @@ publish_client() {
     body=$WORK/bodies/${log##*/}
     st=$(curl -s -o /dev/null -w '%{http_code}' --max-time "$CURL_TIME" \
         -X PUT -H "Authorization: Bearer $TOKEN" \
-        -d '{"task":"crash-test"}' "$BASE/v1/families/$fam")
+        -H 'Content-Type: application/json' -d '{"task":"crash-test"}' "$BASE/v1/families/$fam")
     echo "family $fam $st" >>"$log"
     if [ "$file" != - ]; then
         st=$(put_blob "$file" "$hex")
@@ -219,7 +220,7 @@ publish_client() {
     fi
     st=$(curl -s -o "$body" -w '%{http_code}' --max-time "$CURL_TIME" \
         -X PUT -H "Authorization: Bearer $TOKEN" \
-        -d "{\"blob\":\"sha256:$hex\",\"flops\":1e9,\"accuracy\":0.7}" \
+        -H 'Content-Type: application/json' -d "{\"blob\":\"sha256:$hex\",\"flops\":1e9,\"accuracy\":0.7}" \
         "$BASE/v1/families/$fam/variants/$var")
     version=$(sed -n 's/.*"version":\([0-9]*\).*/\1/p' "$body" 2>/dev/null)
     echo "publish $fam $var $hex $st ${version:--}" >>"$log"

@@ -261,11 +261,35 @@ http GET /v1/families/a%00b
 check_match "GET /v1/families/a%00b: 400 or 404" '^40[04]$' "$STATUS"
 http GET "/v1/blobs/sha256:$BLOB1_HEX%00"
 check_match "GET blob digest%00: not the blob" '^40[04]$' "$STATUS"
-# Paths are not percent-decoded: %2F adds no segment, %69 is no "i".
+# Each path segment is percent-decoded after the split: %2F adds no
+# segment (a name holding '/' is invalid), %69 is "i", and the encoded
+# digest and name that clients generated from the spec send work.
 http POST /v1/families/x%2Fselect --data-binary '{"device":{"memory_bytes":1,"gflops":1}}'
 check_problem "POST /v1/families/x%2Fselect is no select" 405
+http GET /v1/families/x%2Fselect
+check_problem "GET /v1/families/x%2Fselect: a name with '/'" 400 family
 http GET /v1/famil%69es
-check "GET /v1/famil%69es: 404" 404 "$STATUS"
+check "GET /v1/famil%69es: 200" 200 "$STATUS"
+http GET "/v1/blobs/sha256%3A$BLOB1_HEX"
+check "GET /v1/blobs/sha256%3A<hex>: 200" 200 "$STATUS"
+check "GET /v1/blobs/sha256%3A<hex>: the bytes" "$BLOB1_DIGEST" "$(sha_of "$BODY")"
+http HEAD "/v1/blobs/sha256%3a$BLOB1_HEX"
+check "HEAD /v1/blobs/sha256%3a<hex>: 200" 200 "$STATUS"
+http_admin PUT /v1/families/e2e%2Denc -H 'Content-Type: application/json' -d '{}'
+check "PUT /v1/families/e2e%2Denc: 201" 201 "$STATUS"
+check "PUT /v1/families/e2e%2Denc: named e2e-enc" e2e-enc "$(jbody .name)"
+http GET /v1/families/e2e-enc
+check "GET /v1/families/e2e-enc: 200" 200 "$STATUS"
+http GET /v1/families/image%2Dclassification
+check_problem "GET /v1/families/image%2Dclassification: unknown here" 404 family
+http_admin DELETE /v1/families/e2e%2denc
+check "DELETE /v1/families/e2e%2denc: 204" 204 "$STATUS"
+http_admin DELETE /v1/families/Bad%20Name
+check_problem "DELETE /v1/families/Bad%20Name: invalid name" 400 family
+http GET "/v1/blobs/sha256%3A$BLOB1_HEX%00"
+check_problem "GET blob sha256%3A<hex>%00: refused" 400 digest
+http GET "/v1/blobs/sha256%3A$BLOB1_HEX%2"
+check_problem "GET blob with a malformed escape: refused" 400 digest
 http GET "/v1/families/$(head -c 8192 /dev/zero | tr '\0' a)"
 check_match "8 KiB path: refused" '^4[0-9][0-9]$' "$STATUS"
 check_match "8 KiB path: problem+json" '^application/problem\+json' "$(hdr Content-Type)"

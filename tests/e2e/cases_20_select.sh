@@ -20,6 +20,11 @@ if demo_data && daemon_start demo "$DEMO_DATA" --admin-token-file "$WORK/demo.to
     http GET /v1/families/image-classification
     check_jq "demo: image-classification lists its 6 variants" \
         "[.variants[].variant] | sort == $IC_NAMES"
+    # A client generated from the spec percent-encodes path parameters.
+    http GET /v1/families/image%2Dclassification
+    check "GET /v1/families/image%2Dclassification: 200" 200 "$STATUS"
+    check_jq "GET /v1/families/image%2Dclassification: the family" \
+        "[.variants[].variant] | sort == $IC_NAMES"
 
     # The done criteria.
     R60='{"device":{"memory_bytes":60000000,"gflops":100}}'

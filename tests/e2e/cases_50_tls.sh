@@ -51,7 +51,7 @@ if demo_data && daemon_start tls "$DEMO_DATA" --tls-cert "$PKI/server.pem" \
     http GET /healthz
     check "tls: /healthz over HTTPS" 200 "$STATUS"
 
-    http POST /v1/families/image-classification/select \
+    http POST /v1/families/image-classification/select -H "$JSON_CT" \
         --data-binary '{"device":{"memory_bytes":60000000,"gflops":100}}'
     check "tls: select over HTTPS" 200 "$STATUS"
     url=$(jbody .model.url)

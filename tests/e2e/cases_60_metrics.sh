@@ -8,21 +8,21 @@
 SEL=/v1/families/image-classification/select
 if demo_data && daemon_start metrics "$DEMO_DATA" --admin-token-file "$WORK/demo.token"; then
     for _ in 1 2 3; do http GET /healthz; done
-    http POST "$SEL" --data-binary '{"device":{"memory_bytes":60000000,"gflops":100}}'
+    http POST "$SEL" -H "$JSON_CT" --data-binary '{"device":{"memory_bytes":60000000,"gflops":100}}'
     eff_size=$(jbody .model.size_bytes)
     eff_url=$(jbody .model.url)
-    http POST "$SEL" --data-binary '{"device":{"memory_bytes":60000000,"gflops":100}}'
-    http POST "$SEL" --data-binary '{"device":{"memory_bytes":10000000,"gflops":100}}'
-    http POST "$SEL" --data-binary '{"device":{"memory_bytes":1000000000,"gflops":1},"requirements":{"max_latency_ms":1}}'
+    http POST "$SEL" -H "$JSON_CT" --data-binary '{"device":{"memory_bytes":60000000,"gflops":100}}'
+    http POST "$SEL" -H "$JSON_CT" --data-binary '{"device":{"memory_bytes":10000000,"gflops":100}}'
+    http POST "$SEL" -H "$JSON_CT" --data-binary '{"device":{"memory_bytes":1000000000,"gflops":1},"requirements":{"max_latency_ms":1}}'
     check_jq "metrics: the 1 GFLOP/s report is degraded" '.degraded == true'
     http GET /v1/families/image-classification/variants/mobilenet-v1-1.0-224/versions
     v1=$(jbody '.versions[] | select(.version == 1) | .digest')
-    http POST "$SEL" --data-binary "{\"device\":{\"memory_bytes\":15000000,\"gflops\":100},\"current\":\"$v1\"}"
+    http POST "$SEL" -H "$JSON_CT" --data-binary "{\"device\":{\"memory_bytes\":15000000,\"gflops\":100},\"current\":\"$v1\"}"
     check_jq "metrics: holding mobilenet v1 gives a delta" '.action == "delta"'
     saved=$(jbody '.model.size_bytes - .delta.size_bytes')
-    http POST "$SEL" --data-binary '{"device":'
+    http POST "$SEL" -H "$JSON_CT" --data-binary '{"device":'
     http GET "$eff_url"
-    http POST "$SEL" --data-binary "$(head -c 20000 /dev/zero | tr '\0' ' ')"
+    http POST "$SEL" -H "$JSON_CT" --data-binary "$(head -c 20000 /dev/zero | tr '\0' ' ')"
 
     http GET /metrics
     check "metrics: status" 200 "$STATUS"

@@ -76,13 +76,13 @@ if demo_data && cp -r "$DEMO_DATA" "$SIG/data" &&
     check "sign: keys revalidate with If-None-Match" 304 "$STATUS"
 
     # Unsigned unless asked.
-    http POST "$SEL" --data-binary '{"device":{"memory_bytes":60000000,"gflops":100}}'
+    http POST "$SEL" -H "$JSON_CT" --data-binary '{"device":{"memory_bytes":60000000,"gflops":100}}'
     check "sign: unsigned select 200" 200 "$STATUS"
     check "sign: no Signature without a nonce" "" "$(hdr Signature)"
     check_jq "sign: no signed members in an unsigned answer" 'has("issued_at")|not'
 
     nonce=n0nce-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
-    http POST "$SEL" --data-binary "{\"device\":{\"memory_bytes\":60000000,\"gflops\":100},\"nonce\":\"$nonce\"}"
+    http POST "$SEL" -H "$JSON_CT" --data-binary "{\"device\":{\"memory_bytes\":60000000,\"gflops\":100},\"nonce\":\"$nonce\"}"
     check "sign: signed select 200" 200 "$STATUS"
     check_match "sign: Signature-Input names label, components, alg, keyid, created, expires" \
         "^modeld=\(\"@status\" \"@method\";req \"@path\";req \"content-digest\" \"content-type\"\);created=[0-9]+;expires=[0-9]+;keyid=\"$kid1\";alg=\"ed25519\"$" \
@@ -102,13 +102,13 @@ if demo_data && cp -r "$DEMO_DATA" "$SIG/data" &&
     ! verify_last POST "$SEL" "$SIG/k0.pem"
     check "sign: ... nor with another key" 0 "$?"
 
-    http POST "$SEL" --data-binary '{"device":{"memory_bytes":60000000,"gflops":100},"accept":{"signed":true}}'
+    http POST "$SEL" -H "$JSON_CT" --data-binary '{"device":{"memory_bytes":60000000,"gflops":100},"accept":{"signed":true}}'
     check "sign: accept.signed gets a signature too" "$kid1" \
         "$(hdr Signature-Input | sed -n 's/.*keyid="\([^"]*\)".*/\1/p')"
     check_jq "sign: no nonce member without a nonce" 'has("nonce")|not'
-    http POST "$SEL" --data-binary '{"device":{"memory_bytes":60000000,"gflops":100},"nonce":"short"}'
+    http POST "$SEL" -H "$JSON_CT" --data-binary '{"device":{"memory_bytes":60000000,"gflops":100},"nonce":"short"}'
     check_problem "sign: a short nonce" 400 nonce
-    http POST "$SEL" --data-binary '{"device":{"memory_bytes":60000000,"gflops":100},"nonce":"has a space in it!!"}'
+    http POST "$SEL" -H "$JSON_CT" --data-binary '{"device":{"memory_bytes":60000000,"gflops":100},"nonce":"has a space in it!!"}'
     check_problem "sign: a nonce with other characters" 400 nonce
 
     # Rotation: the old key moves to verify_keys, a new one signs.
@@ -124,7 +124,7 @@ if demo_data && cp -r "$DEMO_DATA" "$SIG/data" &&
     check_jq "sign: SIGHUP publishes the new key first and keeps the old one" \
         "[.keys[].kid]==[\"$kid2\",\"$kid1\"]"
     b64url_to_pem "$(jbody '.keys[0].x')" "$SIG/pub2.pem"
-    http POST "$SEL" --data-binary "{\"device\":{\"memory_bytes\":60000000,\"gflops\":100},\"nonce\":\"$nonce\"}"
+    http POST "$SEL" -H "$JSON_CT" --data-binary "{\"device\":{\"memory_bytes\":60000000,\"gflops\":100},\"nonce\":\"$nonce\"}"
     check_cmd "sign: answers after SIGHUP verify with the new key" \
         verify_last POST "$SEL" "$SIG/pub2.pem"
     echo garbage >"$SIG/k1.pem"
@@ -134,7 +134,7 @@ if demo_data && cp -r "$DEMO_DATA" "$SIG/data" &&
         sleep 0.05
     done
     check_match "sign: a broken key on SIGHUP is refused" 'keeping the current ones' "$(cat "$WORK/sign.err")"
-    http POST "$SEL" --data-binary "{\"device\":{\"memory_bytes\":60000000,\"gflops\":100},\"nonce\":\"$nonce\"}"
+    http POST "$SEL" -H "$JSON_CT" --data-binary "{\"device\":{\"memory_bytes\":60000000,\"gflops\":100},\"nonce\":\"$nonce\"}"
     check_cmd "sign: ... and the current key keeps signing" \
         verify_last POST "$SEL" "$SIG/pub2.pem"
     "$MODELD" keygen --out "$SIG/k3.pem" >/dev/null && mv "$SIG/k3.pem" "$SIG/k1.pem"
@@ -144,7 +144,7 @@ if demo_data && cp -r "$DEMO_DATA" "$SIG/data" &&
     # reads NAME.out, which the old daemon's line may still fill.)
     if daemon_start sign2 "$SIG/data" --set "signing_key=$SIG/k1.pem" \
         --set sign_decisions=always; then
-        http POST "$SEL" --data-binary '{"device":{"memory_bytes":60000000,"gflops":100}}'
+        http POST "$SEL" -H "$JSON_CT" --data-binary '{"device":{"memory_bytes":60000000,"gflops":100}}'
         check_match "sign: always signs without being asked" '^modeld=' "$(hdr Signature)"
         check_jq "sign: the generation after a restart is higher" ".generation > $gen1"
         daemon_stop sign2

@@ -70,11 +70,18 @@ http() {
     [ "$method" = HEAD ] && mflag=(--head -o /dev/null)
     : >"$HDRS"
     : >"$BODY"
-    STATUS=$(curl -sS --max-time "$CURL_MAX_TIME" --path-as-is \
-        -D "$HDRS" -w '%{http_code}' "${mflag[@]}" "${CURL_TLS[@]}" \
-        "$@" "$BASE$path" 2>"$WORK/last.curl")
+    local out
+    out=$(curl -sS --max-time "$CURL_MAX_TIME" --path-as-is \
+        -D "$HDRS" -w '%{http_code} %{content_type}' "${mflag[@]}" \
+        "${CURL_TLS[@]}" "$@" "$BASE$path" 2>"$WORK/last.curl")
+    STATUS=${out%% *}
     [ -n "$STATUS" ] || STATUS=000
+    spec_record "$method" "$path" "${out#* }"
 }
+
+# The header a JSON body needs (415 without a JSON media type; curl -d
+# alone sends application/x-www-form-urlencoded): http POST P -H "$JSON_CT" -d ...
+JSON_CT='Content-Type: application/json'
 
 # http_admin METHOD PATH [CURL ARGS...]: with the right bearer token.
 http_admin() {
@@ -110,6 +117,48 @@ check_problem() {
     if [ -n "$field" ]; then
         check "$name: field" "$field" "$(jbody '.field')"
     fi
+}
+
+# spec_record METHOD PATH [CONTENT_TYPE]: records the last answer ($STATUS,
+# $HDRS, and $BODY when it is JSON) for the check against
+# proto/openapi.yaml at the end of the run (tests/e2e/spec_check.py). A
+# case that calls curl itself with -D "$HDRS" -o "$BODY" calls this after.
+SPEC_DIR=$WORK/spec
+SPEC_SEQ=0
+SPEC_CASE=run.sh
+mkdir -p "$SPEC_DIR"
+spec_record() {
+    local method=$1 path=$2 ctype=${3-} f
+    [ "$STATUS" = 000 ] && return 0
+    [ $# -ge 3 ] || ctype=$(hdr Content-Type)
+    SPEC_SEQ=$((SPEC_SEQ + 1))
+    f=$SPEC_DIR/$SPEC_SEQ
+    cp "$HDRS" "$f.h"
+    case $ctype in *json*) cp "$BODY" "$f.b" ;; esac
+    path=${path//$'\t'/%09}
+    path=${path//$'\n'/%0A}
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$SPEC_SEQ" "$SPEC_CASE" \
+        "$method" "$path" "$STATUS" "$ctype" >>"$SPEC_DIR/index.tsv"
+}
+
+# spec_check: every recorded answer against proto/openapi.yaml, in one
+# python run (a pass per case file whose answers all match, a fail per
+# answer that does not, naming the operation, status and JSON path), after
+# the validator's own self-test.
+spec_check() {
+    local line rc=0
+    {
+        python3 "$E2E_DIR/spec_check.py" --self-test "$ROOT/proto/openapi.yaml" &&
+            python3 "$E2E_DIR/spec_check.py" "$ROOT/proto/openapi.yaml" "$SPEC_DIR"
+    } >"$WORK/spec.out" 2>&1 || rc=$?
+    while IFS= read -r line; do
+        case $line in
+        pass$'\t'*) pass "${line#*$'\t'}" ;;
+        fail$'\t'*) fail "${line#*$'\t'}" ;;
+        *) echo "# $line" ;;
+        esac
+    done <"$WORK/spec.out"
+    [ "$rc" -eq 0 ] || fail "spec: tests/e2e/spec_check.py exits $rc"
 }
 
 # ---- daemons --------------------------------------------------------------
@@ -263,6 +312,7 @@ if daemon_start main "$WORK/data" --admin-token-file "$TOKEN_FILE"; then
         case $(basename "$f") in ${MODELD_E2E_ONLY:-*}) ;; *) continue ;; esac
         echo "# $(basename "$f")"
         use main
+        SPEC_CASE=$(basename "$f")
         started=$SECONDS
         # shellcheck source=/dev/null
         . "$f"
@@ -280,6 +330,8 @@ if daemon_start main "$WORK/data" --admin-token-file "$TOKEN_FILE"; then
     fi
     daemon_stop main
 fi
+echo "# spec: the answers against proto/openapi.yaml"
+spec_check
 
 check_report e2e "${MODELD_E2E_RESULTS:-$ROOT/build/results}" &&
     [ "$PASSED" -gt 0 ]

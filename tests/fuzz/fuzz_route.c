@@ -104,9 +104,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     route2 = router_match(rebuilt, again, &err, &bad);
     REQUIRE(route2 == route && !bad);
     REQUIRE(memcmp(again, params, sizeof(again)) == 0);
-    /* Without the query or fragment, the path the server saw is exactly
-     * the rebuilt one. */
-    REQUIRE(strcmp(rebuilt, path) == 0);
+    /* Without percent-escapes (each segment is decoded on its own), the
+     * path the server saw is exactly the rebuilt one. */
+    if (!strchr(path, '%'))
+        REQUIRE(strcmp(rebuilt, path) == 0);
 out:
     free(path);
     return 0;

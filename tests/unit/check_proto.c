@@ -1721,6 +1721,40 @@ START_TEST(test_proto_etag_list_matches_cases)
 }
 END_TEST
 
+static const struct media_case {
+    const char *header;
+    bool json;
+} media_cases[] = {
+    {"application/json", true},
+    {"Application/JSON", true},
+    {"application/json; charset=utf-8", true},
+    {"  application/json ;charset=UTF-8", true},
+    {"application/merge-patch+json", true},
+    {"application/problem+JSON", true},
+    {NULL, false},
+    {"", false},
+    {"text/plain", false},
+    {"application/x-www-form-urlencoded", false},
+    {"application/jsonx", false},
+    {"application/json x", false},
+    {"application/+json", false},
+    {"+json", false},
+    {"/json", false},
+    {"json", false},
+    {"text/json-seq", false},
+};
+
+START_TEST(test_proto_media_type_is_json_cases)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(media_cases); i++)
+        ck_assert_msg(proto_media_type_is_json(media_cases[i].header) ==
+                          media_cases[i].json,
+                      "Content-Type: %s",
+                      media_cases[i].header ? media_cases[i].header
+                                            : "(null)");
+}
+END_TEST
+
 /* Published FNV-1a 64 vectors (the FNV reference test_fnv.c, also in
  * draft-eastlake-fnv): the rollout bucket depends on this being exact. */
 static const struct fnv_case {
@@ -1816,6 +1850,7 @@ Suite *proto_suite(void)
 
     tc = tcase_create("etag");
     tcase_add_test(tc, test_proto_etag_list_matches_cases);
+    tcase_add_test(tc, test_proto_media_type_is_json_cases);
     suite_add_tcase(s, tc);
     return s;
 }

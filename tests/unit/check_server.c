@@ -195,6 +195,8 @@ END_TEST
 
 /* ---- router ---------------------------------------------------------- */
 
+#define HEX64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
 static const struct route_case {
     const char *path;
     const char *want_pattern;   /* NULL: no route */
@@ -225,6 +227,28 @@ static const struct route_case {
     {"/v1/families//select", NULL, false, NULL},
     {"", NULL, false, NULL},
     {"/", NULL, false, NULL},
+    /* Each segment is percent-decoded after the split. */
+    {"/v1/blobs/sha256%3A0123456789abcdef0123456789abcdef0123456789abcdef"
+     "0123456789abcdef",
+     "/v1/blobs/{digest}", false, NULL},
+    {"/v1/families/image%2Dclassification", "/v1/families/{family}", false,
+     NULL},
+    {"/v1/famil%69es", "/v1/families", false, NULL},
+    {"/v1/families/%61/variants/%62%2e%63/versions",
+     "/v1/families/{family}/variants/{variant}/versions", false, NULL},
+    /* %2F never adds a segment: a name holding '/' is invalid. */
+    {"/v1/families/x%2Fselect", "/v1/families/{family}", true, "family"},
+    {"/v1/blobs/..%2f..%2fetc%2fpasswd", "/v1/blobs/{digest}", true,
+     "digest"},
+    /* %00 and malformed escapes leave the segment as sent: refused. */
+    {"/v1/families/a%00b", "/v1/families/{family}", true, "family"},
+    {"/v1/families/a%0", "/v1/families/{family}", true, "family"},
+    {"/v1/families/a%zz", "/v1/families/{family}", true, "family"},
+    {"/v1/families/%", "/v1/families/{family}", true, "family"},
+    {"/v1/famil%00ies", NULL, false, NULL},
+    {"/v1/families/%41", "/v1/families/{family}", true, "family"},
+    {"/healthz%2F", NULL, false, NULL},
+    {"%2Fhealthz", NULL, false, NULL},
 };
 
 START_TEST(test_router_match_cases)
@@ -260,6 +284,26 @@ START_TEST(test_router_params)
     ck_assert_int_ge(r, 0);
     ck_assert_str_eq(params[0], "fam");
     ck_assert_str_eq(params[1], "var");
+}
+END_TEST
+
+START_TEST(test_router_params_decoded)
+{
+    char params[ROUTE_MAX_PARAMS][PROTO_HEX_SIZE];
+    struct proto_error err;
+    bool bad;
+    int r = router_match("/v1/deltas/sha256%3a" HEX64 "/sha256%3A" HEX64,
+                         params, &err, &bad);
+
+    ck_assert_int_ge(r, 0);
+    ck_assert(!bad);
+    ck_assert_str_eq(params[0], HEX64);
+    ck_assert_str_eq(params[1], HEX64);
+    r = router_match("/v1/families/image%2Dclassification%2e1", params, &err,
+                     &bad);
+    ck_assert_int_ge(r, 0);
+    ck_assert(!bad);
+    ck_assert_str_eq(params[0], "image-classification.1");
 }
 END_TEST
 
@@ -445,6 +489,7 @@ server_suite(void)
     tc = tcase_create("router");
     tcase_add_loop_test(tc, test_router_match_cases, 0,
                         (int)ARRAY_SIZE(route_cases));
+    tcase_add_test(tc, test_router_params_decoded);
     tcase_add_test(tc, test_router_params);
     suite_add_tcase(s, tc);
     tc = tcase_create("metrics");

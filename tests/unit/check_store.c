@@ -2,7 +2,8 @@
  * Unit tests of store/: a fresh data directory per test (checked fixture),
  * the real SQLite and the real filesystem. sqlite3.h is included only to
  * build old catalogs for the migration tests; zstd.h only to check that a
- * compressed copy decompresses to the blob.
+ * compressed copy decompresses to the blob; store/internal.h only to hold
+ * the writer (its mutex and a write transaction) in the reads tests.
  *
  * With MODELD_TEST_CATALOG=postgresql://... (tests/pg/run.sh starts a
  * throw-away server and sets it) the same suite runs on the PostgreSQL
@@ -28,6 +29,7 @@
 #include <zstd.h>
 
 #include "proto/proto.h"
+#include "store/internal.h"   /* the writer's mutex, for the reads tests */
 #include "store/store.h"
 
 #define BLOB_FLOATS (256 * 1024)          /* 1 MiB of float32 */
@@ -1558,6 +1560,150 @@ START_TEST(test_store_worker_retries_bounded_then_admin_retry)
 }
 END_TEST
 
+/* ---- reads beside the writer --------------------------------------------- */
+
+#define FLIGHT_THREADS 8
+
+struct reads_job {
+    struct store *st;
+    pthread_barrier_t *barrier;
+    const struct store_snapshot *snap;
+    enum store_status rc;
+    atomic_int *done;
+};
+
+/* Everything a request thread reads: a snapshot (a cache miss), the
+ * family and version listings and the /metrics counters. */
+static void *reads_main(void *arg)
+{
+    struct reads_job *j = arg;
+    struct proto_family *fams = NULL;
+    struct proto_variant *vers = NULL;
+    struct store_stats stats;
+    size_t n = 0;
+
+    if (j->barrier)
+        pthread_barrier_wait(j->barrier);
+    j->rc = store_snapshot_get(j->st, "fam", &j->snap);
+    if (!j->barrier) {
+        if (j->rc == STORE_OK)
+            j->rc = store_family_list(j->st, &fams, &n);
+        free(fams);
+        if (j->rc == STORE_OK)
+            j->rc = store_variant_versions(j->st, "fam", "v", &vers, &n);
+        free(vers);
+        store_stats_get(j->st, &stats);
+    }
+    atomic_fetch_add(j->done, 1);
+    return NULL;
+}
+
+/* Waits up to ms for *done to reach want. */
+static bool wait_done(atomic_int *done, int want, int ms)
+{
+    for (int i = 0; i < ms && atomic_load(done) < want; i++)
+        usleep(1000);
+    return atomic_load(done) >= want;
+}
+
+/* The writer busy with a write transaction (as the worker is while its
+ * commit fsyncs): db_mu held, BEGIN IMMEDIATE and an insert pending. */
+static void writer_hold(struct store *st)
+{
+    pthread_mutex_lock(&st->db_mu);
+    ck_assert_int_eq(store_tx_begin(st), STORE_OK);
+    ck_assert_int_eq(db_exec(st->db, "UPDATE families SET task = "
+                                     "'uncommitted' WHERE name = 'fam'"),
+                     0);
+}
+
+static void writer_release(struct store *st)
+{
+    store_tx_rollback(st);
+    pthread_mutex_unlock(&st->db_mu);
+}
+
+START_TEST(test_store_reads_not_blocked_by_writer)
+{
+    struct store *st = open_store(false);
+    char h1[PROTO_HEX_SIZE];
+    atomic_int done = 0;
+    struct reads_job j = { .st = st, .done = &done };
+    pthread_t t;
+    bool finished;
+
+    put_family(st, "fam");
+    upload_text(st, "one", h1);
+    publish(st, "fam", "v", h1, 100);          /* the cache is empty now */
+    writer_hold(st);
+    ck_assert_int_eq(pthread_create(&t, NULL, reads_main, &j), 0);
+    finished = wait_done(&done, 1, 10000);
+    writer_release(st);
+    pthread_join(t, NULL);
+    ck_assert_msg(finished, "a cache miss waited for the writer");
+    ck_assert_int_eq(j.rc, STORE_OK);
+    /* The snapshot is the last commit, not the pending write. */
+    ck_assert_str_eq(j.snap->family.task, "task of fam");
+    store_snapshot_release(j.snap);
+    store_close(st);
+}
+END_TEST
+
+START_TEST(test_store_snapshot_single_flight)
+{
+    struct store *st = open_store(false);
+    struct reads_job jobs[FLIGHT_THREADS];
+    pthread_t t[FLIGHT_THREADS];
+    pthread_barrier_t barrier;
+    struct store_stats before, after;
+    char h1[PROTO_HEX_SIZE];
+    atomic_int done = 0;
+
+    put_family(st, "fam");
+    upload_text(st, "one", h1);
+    publish(st, "fam", "v", h1, 100);
+    store_stats_get(st, &before);
+    ck_assert_int_eq(pthread_barrier_init(&barrier, NULL, FLIGHT_THREADS), 0);
+    /* Held while the misses start: had they to wait for the writer, they
+     * would all have missed the cache before any of them could fill it. */
+    writer_hold(st);
+    for (int i = 0; i < FLIGHT_THREADS; i++) {
+        jobs[i] = (struct reads_job){ .st = st, .barrier = &barrier,
+                                      .done = &done };
+        ck_assert_int_eq(pthread_create(&t[i], NULL, reads_main, &jobs[i]),
+                         0);
+    }
+    (void)wait_done(&done, FLIGHT_THREADS, 2000);
+    writer_release(st);
+    for (int i = 0; i < FLIGHT_THREADS; i++)
+        pthread_join(t[i], NULL);
+    store_stats_get(st, &after);
+    ck_assert_uint_eq(after.snapshot_builds - before.snapshot_builds, 1);
+    for (int i = 0; i < FLIGHT_THREADS; i++) {
+        ck_assert_int_eq(jobs[i].rc, STORE_OK);
+        ck_assert_ptr_eq(jobs[i].snap, jobs[0].snap);
+        store_snapshot_release(jobs[i].snap);
+    }
+    pthread_barrier_destroy(&barrier);
+    store_close(st);
+}
+END_TEST
+
+START_TEST(test_store_snapshot_single_flight_unknown_family)
+{
+    struct store *st = open_store(false);
+    const struct store_snapshot *snap = NULL;
+
+    ck_assert_int_eq(store_snapshot_get(st, "nope", &snap), STORE_NOT_FOUND);
+    ck_assert_ptr_null(snap);
+    /* The reader that failed is usable again. */
+    put_family(st, "fam");
+    ck_assert_int_eq(store_snapshot_get(st, "fam", &snap), STORE_OK);
+    store_snapshot_release(snap);
+    store_close(st);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
     Suite *s = suite_create(catalog_url ? "store (PostgreSQL catalog)"
@@ -1616,6 +1762,14 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_store_worker_zstd_copy);
     tcase_add_test(tc, test_store_worker_wait_idle_without_work);
     tcase_add_test(tc, test_store_worker_close_while_busy);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("reads");
+    tcase_add_checked_fixture(tc, dir_setup, dir_teardown);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_store_reads_not_blocked_by_writer);
+    tcase_add_test(tc, test_store_snapshot_single_flight);
+    tcase_add_test(tc, test_store_snapshot_single_flight_unknown_family);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("retry");
