@@ -57,14 +57,19 @@ build/modeld: $(OBJ_LIB) $(OBJ_SERVER)
 build/asan/modeld: $(ASAN_LIB) $(ASAN_SERVER)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
 
+# check_server sees every free() of the server's objects (--wrap), to
+# check that secrets are wiped before their memory goes back.
+LDWRAP_check_server := -Wl,--wrap=free
+
 build/tests/%: tests/unit/%.c $(OBJ_TESTABLE)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(OBJ_TESTABLE) $(CHECK_LIBS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(OBJ_TESTABLE) $(CHECK_LIBS) $(LDLIBS) \
+	    $(LDWRAP_$*)
 
 build/asan/tests/%: tests/unit/%.c $(ASAN_TESTABLE)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(SAN) -o $@ $< $(ASAN_TESTABLE) $(CHECK_LIBS) \
-	    $(LDLIBS)
+	    $(LDLIBS) $(LDWRAP_$*)
 
 # ---- tests -------------------------------------------------------------
 # Each runner appends "passed failed" to build/results; `test` sums them.

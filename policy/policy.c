@@ -134,7 +134,9 @@ struct run {
     double margin;                /* hysteresis over the horizon */
     double memory_limit;          /* above it a variant is at risk */
     /* score denominators: the requirement, else the largest value among
-     * the variants that meet the hard constraints */
+     * the variants this device can run at all (format, accelerators; not
+     * memory, which comes and goes, so that a score does not jump when an
+     * app frees or takes memory) */
     double lat_den;
     double energy_den;
     bool energy_known;            /* every hard-ok variant has an energy */
@@ -331,7 +333,9 @@ transfer_compute(const struct run *k, struct proto_candidate *e)
     e->cost = (double)e->transfer_bytes * k->cost_per_byte;
 }
 
-/* Hard constraints; reasons go to rs when given. */
+/* Hard constraints; reasons go to rs when given. Memory is checked last,
+ * so that hard_cause MEMORY means the device could run it with more free
+ * memory. */
 static bool
 hard_check(const struct run *k, struct proto_candidate *e,
            struct proto_reasons *rs)
@@ -340,16 +344,6 @@ hard_check(const struct run *k, struct proto_candidate *e,
     const struct proto_variant *v = var_of(k, e);
     bool ok = true;
 
-    if (e->est.memory_bytes > r->memory_bytes) {
-        if (ok)
-            e->hard_cause = PROTO_CAUSE_MEMORY;
-        ok = false;
-        if (rs)
-            reason_add(rs,
-                       "memory: %" PRIu64 " bytes over device.memory_bytes "
-                       "%" PRIu64,
-                       e->est.memory_bytes, r->memory_bytes);
-    }
     if (v->format[0] && r->has_formats &&
         !token_in(v->format, r->formats,
                   r->format_count < PROTO_MAX_FORMATS ? r->format_count
@@ -373,6 +367,16 @@ hard_check(const struct run *k, struct proto_candidate *e,
         if (rs)
             reason_add(rs, "accelerator: %s not in device.accelerators",
                        v->accelerators[i]);
+    }
+    if (e->est.memory_bytes > r->memory_bytes) {
+        if (ok)
+            e->hard_cause = PROTO_CAUSE_MEMORY;
+        ok = false;
+        if (rs)
+            reason_add(rs,
+                       "memory: %" PRIu64 " bytes over device.memory_bytes "
+                       "%" PRIu64,
+                       e->est.memory_bytes, r->memory_bytes);
     }
     return ok;
 }
@@ -474,9 +478,9 @@ share(double x, double den)
 /* Per-second utility. Quality: the accuracy. Balanced/saver, the score
  *   w.accuracy*accuracy + w.latency*(1 - latency/L) + w.energy*(1 - energy/E)
  * (+ bonus on a context match): accuracy plus the shares of the latency
- * and energy budgets a variant leaves unused, so that running the slowest
- * feasible variant is still worth more than running nothing (0). Never
- * below 0. Without a known energy for every variant, energy is taken as
+ * and energy budgets a variant leaves unused (none when it is over
+ * budget), so that running any variant is worth at least its weighted
+ * accuracy, more than running nothing (0). Without a known energy for every variant, energy is taken as
  * proportional to run time (constant power), so its share is latency's. */
 static void
 utility_compute(const struct run *k, struct proto_candidate *e)
@@ -487,8 +491,9 @@ utility_compute(const struct run *k, struct proto_candidate *e)
         e->utility = e->accuracy;
         return;
     }
-    lat = share(e->est.latency_ms, k->lat_den);
-    energy = k->energy_known ? share(e->est.energy_mj, k->energy_den) : lat;
+    lat = fmin(1, share(e->est.latency_ms, k->lat_den));
+    energy = k->energy_known ? fmin(1, share(e->est.energy_mj, k->energy_den))
+                             : lat;
     u = k->w.accuracy * e->accuracy + k->w.latency * (1 - lat) +
         k->w.energy * (1 - energy);
     if (e->ctx)
@@ -787,7 +792,7 @@ run_evaluate(struct run *k, struct proto_candidate *cands)
             continue;
         e = &cands[m++];
         eval_compute(k, idx, e);
-        if (!e->hard_ok)
+        if (!e->hard_ok && e->hard_cause != PROTO_CAUSE_MEMORY)
             continue;
         max_lat = fmax(max_lat, e->est.latency_ms);
         if (e->est.has_energy_mj)
@@ -1118,5 +1123,57 @@ policy_select(const struct policy_config *cfg, const struct policy_input *in,
     else
         cands[pick] = cands[m - 1];
     run_candidates(&k, cands, m - 1, &chosen, degraded, out);
+    return POLICY_OK;
+}
+
+/* ---- for the replay simulator ------------------------------------------- */
+
+size_t
+policy_offered(const struct policy_input *in, const struct proto_report *report,
+               size_t *out_index)
+{
+    struct policy_config cfg;
+    struct run k;
+    size_t pos = 0, idx, m = 0;
+
+    policy_config_default(&cfg);
+    run_init(&k, &cfg, in, report);
+    while (pos < in->variant_count)
+        if (offered_next(&k, &pos, &idx))
+            out_index[m++] = idx;
+    return m;
+}
+
+enum policy_status
+policy_utilities(const struct policy_config *cfg,
+                 const struct policy_input *in,
+                 const struct proto_report *report,
+                 struct proto_candidate *scratch, double *out_u,
+                 double *out_cost_per_byte)
+{
+    struct proto_report r;
+    struct run k;
+    bool any_feasible = false;
+    size_t m;
+
+    if (!cfg || !in || !report || !scratch || !out_u || !in->family ||
+        !(report->gflops > 0))
+        return POLICY_BAD_ARGUMENT;
+    /* what runs is judged on running: a download limit does not apply */
+    r = *report;
+    r.has_max_download_s = false;
+    run_init(&k, cfg, in, &r);
+    m = run_evaluate(&k, scratch);
+    for (size_t i = 0; i < m; i++)
+        any_feasible = any_feasible || scratch[i].feasible;
+    /* when nothing meets every requirement (degraded), what runs is worth
+     * its utility discounted by its violation, as degraded mode ranks */
+    for (size_t i = 0; i < m; i++)
+        out_u[i] = scratch[i].feasible ? scratch[i].utility
+                   : !any_feasible && scratch[i].hard_ok
+                       ? scratch[i].utility / (1 + scratch[i].violation)
+                       : 0;
+    if (out_cost_per_byte)
+        *out_cost_per_byte = k.cost_per_byte;
     return POLICY_OK;
 }

@@ -85,6 +85,30 @@ policy_select(const struct policy_config *cfg, const struct policy_input *in,
 double policy_throughput_estimate(const struct policy_config *cfg,
                                   const struct proto_report *report);
 
+/*
+ * The versions that compete for report (one per variant name, the newest
+ * whose rollout covers the UE), as indexes into in->variants written to
+ * out_index (variant_count slots), in input order. Returns their count.
+ */
+size_t policy_offered(const struct policy_input *in,
+                      const struct proto_report *report, size_t *out_index);
+
+/*
+ * What running each competing version (policy_offered's order) is worth
+ * per second under report, as policy_select weighs it: the preference's
+ * utility when it meets the hard constraints and the latency, accuracy and
+ * energy requirements; when no version meets them all (degraded), the
+ * utility / (1 + violation) of each that meets the hard ones; else 0. out_u has variant_count slots; scratch too.
+ * *out_cost_per_byte (when not NULL): what a byte moved costs under the
+ * report (accuracy-seconds, preference and network factors in).
+ */
+POLICY_MUST_CHECK enum policy_status
+policy_utilities(const struct policy_config *cfg,
+                 const struct policy_input *in,
+                 const struct proto_report *report,
+                 struct proto_candidate *scratch, double *out_u,
+                 double *out_cost_per_byte);
+
 /* The UE's stable rollout bucket 0..99 for a family (FNV-1a of family,
  * a separator and ue). */
 unsigned policy_rollout_bucket(const char *family, const char *ue);

@@ -199,3 +199,69 @@ bool proto_media_type_is_json(const char *header)
         return true;
     return (size_t)(end - slash - 1) > 5 && strncasecmp(end - 5, "+json", 5) == 0;
 }
+
+/* Days from 1970-01-01 to y-m-d (proleptic Gregorian; Howard Hinnant's
+ * days_from_civil), so no time zone or locale is involved. */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    int64_t era;
+    unsigned yoe, doy, doe;
+
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = (unsigned)(y - era * 400);
+    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+static bool digits(const char *s, size_t n, unsigned *out)
+{
+    unsigned v = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10 + (unsigned)(s[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+bool proto_time_parse(const char *s, int64_t *out_s)
+{
+    unsigned y, mo, d, h, mi, se, oh = 0, om = 0;
+    int64_t t;
+    int sign = 0;
+    size_t i = 19;
+
+    if (strlen(s) < 20 || !digits(s, 4, &y) || s[4] != '-' ||
+        !digits(s + 5, 2, &mo) || s[7] != '-' || !digits(s + 8, 2, &d) ||
+        (s[10] != 'T' && s[10] != 't') || !digits(s + 11, 2, &h) ||
+        s[13] != ':' || !digits(s + 14, 2, &mi) || s[16] != ':' ||
+        !digits(s + 17, 2, &se))
+        return false;
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
+        se > 60)
+        return false;
+    if (s[i] == '.') {
+        i++;
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        while (s[i] >= '0' && s[i] <= '9')
+            i++;
+    }
+    if ((s[i] == 'Z' || s[i] == 'z') && s[i + 1] == '\0') {
+        sign = 0;
+    } else if ((s[i] == '+' || s[i] == '-') && strlen(s + i) == 6 &&
+               digits(s + i + 1, 2, &oh) && s[i + 3] == ':' &&
+               digits(s + i + 4, 2, &om) && oh < 24 && om < 60) {
+        sign = s[i] == '+' ? 1 : -1;
+    } else {
+        return false;
+    }
+    t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se;
+    t -= sign * (int64_t)(oh * 3600 + om * 60);
+    *out_s = t;
+    return true;
+}

@@ -5,7 +5,10 @@
  * a blob exists or a family is known is for store/ and server/ to decide.
  *
  * Bounds ("token" = 1..32 chars of [A-Za-z0-9._:+-]; "int" = a JSON number
- * with no fraction, 1e6 is fine; a range a..b includes both ends):
+ * with no fraction, 1e6 is fine; a range a..b includes both ends). The
+ * request schemas of proto/openapi.yaml state the same bounds; the e2e
+ * probe tests/e2e/bounds_probe.py fails when the two disagree, so a change
+ * here goes there too:
  *
  *   UE report (select body)        rule
  *   ue                             string 1..128 bytes, printable ASCII
@@ -66,6 +69,21 @@
  *
  *   Family body
  *   task, description              strings of at most 256 bytes
+ *
+ *   Event (POST .../events)
+ *   ue                             as in the report, required
+ *   variant                        a name, required
+ *   version                        int 1..2^53, required
+ *   event                          "installed" | "load_failed" |
+ *                                  "verify_failed" | "rolled_back", required
+ *   digest                         "sha256:<64 lowercase hex>"
+ *   device.class                   token
+ *   latency_ms                     number > 0 and <= 3.6e6
+ *   energy_mj                      number 0..1e9
+ *
+ *   Rollout change (PATCH .../versions/{n}), at least one of
+ *   rollout_percent                int 0..100
+ *   paused                         boolean
  *
  * Every body must be a JSON object nested at most lim->max_depth deep.
  * null counts as absent for optional fields; unknown fields are ignored;
@@ -1085,4 +1103,194 @@ enum proto_status proto_family_parse(const char *body, size_t len,
     }
     json_decref(root);
     return rc;
+}
+
+/* ---- events and rollout changes ------------------------------------------ */
+
+static const struct num_rule rule_version = {1, false, TWO_POW_53, true};
+static const struct num_rule rule_event_latency = {0, true, 3.6e6, false};
+static const struct num_rule rule_event_energy = {0, false, 1e9, false};
+
+static const char *const event_kinds[PROTO_EVENT_KINDS] = {
+    [PROTO_EVENT_INSTALLED] = "installed",
+    [PROTO_EVENT_LOAD_FAILED] = "load_failed",
+    [PROTO_EVENT_VERIFY_FAILED] = "verify_failed",
+    [PROTO_EVENT_ROLLED_BACK] = "rolled_back",
+};
+
+const char *proto_event_kind_name(enum proto_event_kind kind)
+{
+    return (unsigned)kind < PROTO_EVENT_KINDS ? event_kinds[kind] : "unknown";
+}
+
+static bool parse_event_kind(const json_t *root, struct proto_event *e,
+                             struct proto_error *err)
+{
+    static const char what[] = "one of \"installed\", \"load_failed\", "
+                               "\"verify_failed\" or \"rolled_back\"";
+    json_t *v = member(root, "event");
+
+    if (!v)
+        return missing("event", what, err);
+    for (unsigned i = 0; json_is_string(v) && i < PROTO_EVENT_KINDS; i++) {
+        if (strcmp(json_string_value(v), event_kinds[i]) == 0) {
+            e->kind = (enum proto_event_kind)i;
+            return true;
+        }
+    }
+    return wrong("event", what, v, err);
+}
+
+static bool parse_event_variant(const json_t *root, struct proto_event *e,
+                                struct proto_error *err)
+{
+    static const char what[] =
+        "a name: 1 to 64 of [a-z0-9._-], starting with a letter or digit";
+    json_t *v = member(root, "variant");
+
+    if (!v)
+        return missing("variant", what, err);
+    if (!json_is_string(v) ||
+        !proto_name_is_valid(json_string_value(v), json_string_length(v)))
+        return wrong("variant", what, v, err);
+    memcpy(e->variant, json_string_value(v), json_string_length(v) + 1);
+    return true;
+}
+
+enum proto_status proto_event_parse(const char *body, size_t len,
+                                    const struct proto_limits *lim,
+                                    struct proto_event *out,
+                                    struct proto_error *err)
+{
+    struct proto_report r;
+    struct proto_event e;
+    json_t *root = NULL;
+    json_t *dev;
+    double version = 0;
+    enum proto_status rc;
+
+    memset(&e, 0, sizeof(e));
+    memset(&r, 0, sizeof(r));
+    rc = load_object(body, len, lim, &root, err);
+    if (rc != PROTO_OK)
+        return rc;
+    rc = PROTO_BAD_INPUT;
+    if (!parse_ue(root, &r, err))
+        goto out;
+    if (!r.has_ue) {
+        (void)missing("ue", "a string of 1 to 128 printable ASCII bytes",
+                      err);
+        goto out;
+    }
+    memcpy(e.ue, r.ue, sizeof(e.ue));
+    if (parse_event_variant(root, &e, err) &&
+        get_number(root, "", "version", &rule_version, true, &version, NULL,
+                   err) &&
+        parse_event_kind(root, &e, err) &&
+        get_digest(root, "digest", false, e.digest_hex, &e.has_digest,
+                   err) &&
+        get_object(root, "device", false, "an object", &dev, err) &&
+        (!dev || get_token(dev, "device", "class", e.device_class, NULL,
+                           err)) &&
+        get_number(root, "", "latency_ms", &rule_event_latency, false,
+                   &e.latency_ms, &e.has_latency_ms, err) &&
+        get_number(root, "", "energy_mj", &rule_event_energy, false,
+                   &e.energy_mj, &e.has_energy_mj, err)) {
+        e.version = (int64_t)version;
+        *out = e;
+        rc = PROTO_OK;
+    }
+out:
+    json_decref(root);
+    return rc;
+}
+
+enum proto_status proto_rollout_patch_parse(const char *body, size_t len,
+                                            const struct proto_limits *lim,
+                                            struct proto_rollout_patch *out,
+                                            struct proto_error *err)
+{
+    struct proto_rollout_patch p;
+    json_t *root = NULL;
+    double percent = 0;
+    enum proto_status rc;
+
+    memset(&p, 0, sizeof(p));
+    rc = load_object(body, len, lim, &root, err);
+    if (rc != PROTO_OK)
+        return rc;
+    rc = PROTO_BAD_INPUT;
+    if (get_number(root, "", "rollout_percent", &rule_rollout, false,
+                   &percent, &p.has_rollout_percent, err) &&
+        get_bool(root, "", "paused", &p.paused, err)) {
+        p.has_paused = member(root, "paused") != NULL;
+        p.rollout_percent = (unsigned)percent;
+        if (!p.has_rollout_percent && !p.has_paused) {
+            (void)missing("rollout_percent",
+                          "rollout_percent (0..100) or paused (boolean)",
+                          err);
+        } else {
+            *out = p;
+            rc = PROTO_OK;
+        }
+    }
+    json_decref(root);
+    return rc;
+}
+
+/* ---- variant metadata equality (idempotent PUT) ---------------------------- */
+
+static bool class_values_equal(const struct proto_class_value *a,
+                               size_t a_count,
+                               const struct proto_class_value *b,
+                               size_t b_count)
+{
+    if (a_count != b_count)
+        return false;
+    for (size_t i = 0; i < a_count; i++)
+        if (strcmp(a[i].device_class, b[i].device_class) != 0 ||
+            a[i].value != b[i].value)
+            return false;
+    return true;
+}
+
+static bool tokens_equal(const char (*a)[PROTO_TOKEN_SIZE], size_t a_count,
+                         const char (*b)[PROTO_TOKEN_SIZE], size_t b_count)
+{
+    if (a_count != b_count)
+        return false;
+    for (size_t i = 0; i < a_count; i++)
+        if (strcmp(a[i], b[i]) != 0)
+            return false;
+    return true;
+}
+
+bool proto_variant_meta_equal(const struct proto_variant *a,
+                              const struct proto_variant *b)
+{
+    if (strcmp(a->blob_hex, b->blob_hex) != 0 ||
+        strcmp(a->format, b->format) != 0 || a->params != b->params ||
+        a->flops != b->flops || a->accuracy != b->accuracy ||
+        a->memory_bytes != b->memory_bytes ||
+        a->rollout_percent != b->rollout_percent ||
+        a->exit_count != b->exit_count ||
+        a->context_count != b->context_count ||
+        !tokens_equal(a->techniques, a->technique_count, b->techniques,
+                      b->technique_count) ||
+        !tokens_equal(a->accelerators, a->accelerator_count,
+                      b->accelerators, b->accelerator_count) ||
+        !class_values_equal(a->latency_ms, a->latency_count, b->latency_ms,
+                            b->latency_count) ||
+        !class_values_equal(a->energy_mj, a->energy_count, b->energy_mj,
+                            b->energy_count))
+        return false;
+    for (size_t i = 0; i < a->exit_count; i++)
+        if (a->exits[i].flops != b->exits[i].flops ||
+            a->exits[i].accuracy != b->exits[i].accuracy)
+            return false;
+    for (size_t i = 0; i < a->context_count; i++)
+        if (strcmp(a->context[i].key, b->context[i].key) != 0 ||
+            strcmp(a->context[i].value, b->context[i].value) != 0)
+            return false;
+    return true;
 }

@@ -404,6 +404,12 @@ static void sb_variant(struct sb *b, const struct proto_variant *v)
     }
     sb_key(b, "rollout_percent");
     sb_u64(b, v->rollout_percent);
+    sb_key(b, "paused");
+    sb_bool(b, v->paused);
+    if (v->retired) {
+        sb_key(b, "retired");
+        sb_bool(b, true);
+    }
     sb_putc(b, '}');
 }
 
@@ -423,6 +429,68 @@ char *proto_versions_write(const struct proto_variant *v, size_t count)
     for (size_t i = 0; i < count; i++) {
         sb_sep(&b);
         sb_variant(&b, &v[i]);
+    }
+    sb_puts(&b, "]}");
+    return sb_finish(&b);
+}
+
+double proto_failure_share(const struct proto_version_stats *s)
+{
+    return s->ues ? (double)s->failed_ues / (double)s->ues : 0;
+}
+
+/* "events":{"installed":N,...,"ues":N,"failure_share":x,
+ * "latency_ms":{"class":{"count","p50","p90","p99"}}} */
+static void sb_stats(struct sb *b, const struct proto_version_stats *s)
+{
+    sb_key(b, "events");
+    sb_putc(b, '{');
+    for (unsigned k = 0; k < PROTO_EVENT_KINDS; k++) {
+        sb_key(b, proto_event_kind_name((enum proto_event_kind)k));
+        sb_u64(b, s->counts[k]);
+    }
+    sb_key(b, "ues");
+    sb_u64(b, s->ues);
+    sb_key(b, "failed_ues");
+    sb_u64(b, s->failed_ues);
+    sb_key(b, "failure_share");
+    sb_num_short(b, proto_failure_share(s));
+    sb_key(b, "latency_ms");
+    sb_putc(b, '{');
+    for (size_t i = 0; i < s->latency_count && i < PROTO_MAX_LATENCIES; i++) {
+        const struct proto_class_latency *l = &s->latency[i];
+
+        sb_key(b, l->device_class);
+        sb_putc(b, '{');
+        sb_key(b, "count");
+        sb_u64(b, l->count);
+        sb_key(b, "p50");
+        sb_num_short(b, l->p50_ms);
+        sb_key(b, "p90");
+        sb_num_short(b, l->p90_ms);
+        sb_key(b, "p99");
+        sb_num_short(b, l->p99_ms);
+        sb_putc(b, '}');
+    }
+    sb_puts(b, "}}");
+}
+
+char *proto_versions_stats_write(const struct proto_variant *v,
+                                 const struct proto_version_stats *stats,
+                                 size_t count)
+{
+    struct sb b = {0};
+
+    sb_puts(&b, "{\"versions\":[");
+    for (size_t i = 0; i < count; i++) {
+        sb_sep(&b);
+        sb_variant(&b, &v[i]);
+        if (stats && !b.failed) {
+            /* Reopen the variant's object for its events member. */
+            b.len--;
+            sb_stats(&b, &stats[i]);
+            sb_putc(&b, '}');
+        }
     }
     sb_puts(&b, "]}");
     return sb_finish(&b);
@@ -636,5 +704,31 @@ char *proto_decision_write(const struct proto_decision *d, const char *family,
         }
     }
     sb_putc(&b, '}');
+    return sb_finish(&b);
+}
+
+char *proto_audit_write(const struct proto_audit_entry *e, size_t count)
+{
+    struct sb b = {0};
+
+    sb_puts(&b, "{\"entries\":[");
+    for (size_t i = 0; i < count; i++) {
+        sb_sep(&b);
+        sb_putc(&b, '{');
+        sb_key(&b, "time");
+        sb_created(&b, e[i].time_s);
+        sb_key(&b, "token");
+        sb_str(&b, e[i].token);
+        sb_key(&b, "method");
+        sb_str(&b, e[i].method);
+        sb_key(&b, "path");
+        sb_str(&b, e[i].path);
+        sb_key(&b, "status");
+        sb_u64(&b, e[i].status);
+        sb_key(&b, "detail");
+        sb_str(&b, e[i].detail);
+        sb_putc(&b, '}');
+    }
+    sb_puts(&b, "]}");
     return sb_finish(&b);
 }

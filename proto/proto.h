@@ -115,12 +115,41 @@ proto_variant_parse(const char *body, size_t len,
                     const struct proto_limits *lim, struct proto_variant *out,
                     struct proto_error *err);
 
+/*
+ * True when a and b carry the same variant metadata: every field that
+ * proto_variant_parse fills (blob, format, techniques, params, flops,
+ * accuracy, memory_bytes, latency_ms, energy_mj, exits, context,
+ * requires.accelerators, rollout_percent), lists in order. What the
+ * server fills in (names, version, size, times, rollout state) is not
+ * compared. A new metadata field must be added here too.
+ */
+bool proto_variant_meta_equal(const struct proto_variant *a,
+                              const struct proto_variant *b);
+
 /* Parses a family body {"task": "...", "description": "..."}; both
  * optional strings of at most 256 bytes. Fills task and description. */
 MUST_CHECK enum proto_status
 proto_family_parse(const char *body, size_t len,
                    const struct proto_limits *lim, struct proto_family *out,
                    struct proto_error *err);
+
+/* One line of a `modeld replay` scenario (JSON lines, proto/scenario.c):
+ * {"t_s": N, "report": {...}, "bps": N} or {"end_s": N}. */
+struct proto_scenario_line {
+    bool is_end;                  /* an {"end_s": N} line */
+    double t_s;                   /* report time, or end_s */
+    bool has_bps;
+    double bps;                   /* link throughput until the next line */
+    struct proto_report report;
+};
+
+/* Parses one scenario line; err names the field (the report's fields as
+ * "report.device.gflops"). */
+MUST_CHECK enum proto_status
+proto_scenario_line_parse(const char *line, size_t len,
+                          const struct proto_limits *lim,
+                          struct proto_scenario_line *out,
+                          struct proto_error *err);
 
 /* ---- JSON out ------------------------------------------------------- */
 /* Each writer returns a malloc'd NUL-terminated string (caller frees), or
@@ -148,6 +177,43 @@ char *proto_family_write(const struct proto_family *f,
 char *proto_decision_write(const struct proto_decision *d, const char *family,
                            const struct proto_variant *variants,
                            const struct proto_delta *deltas);
+
+/* ---- trust and control (proto/json_in.c, proto/json_out.c) ---------- */
+
+/* "installed", "load_failed", "verify_failed", "rolled_back". */
+const char *proto_event_kind_name(enum proto_event_kind kind);
+
+/*
+ * Parses an event report: ue, variant, version and event required; digest,
+ * device.class, latency_ms and energy_mj optional. err names the field.
+ */
+MUST_CHECK enum proto_status
+proto_event_parse(const char *body, size_t len,
+                  const struct proto_limits *lim, struct proto_event *out,
+                  struct proto_error *err);
+
+/* Parses {"rollout_percent": 0..100, "paused": bool}: at least one. */
+MUST_CHECK enum proto_status
+proto_rollout_patch_parse(const char *body, size_t len,
+                          const struct proto_limits *lim,
+                          struct proto_rollout_patch *out,
+                          struct proto_error *err);
+
+/* failed_ues / ues, 0 without reports. */
+double proto_failure_share(const struct proto_version_stats *s);
+
+/* {"versions":[...]} as proto_versions_write, each version with an
+ * "events" member from stats[i] (stats may be NULL). */
+char *proto_versions_stats_write(const struct proto_variant *v,
+                                 const struct proto_version_stats *stats,
+                                 size_t count);
+
+/* {"entries":[{"time","token","method","path","status","detail"}]} */
+char *proto_audit_write(const struct proto_audit_entry *e, size_t count);
+
+/* An RFC 3339 UTC time "YYYY-MM-DDTHH:MM:SS[.frac]Z" (or a numeric
+ * offset) to unix seconds; false when malformed. */
+bool proto_time_parse(const char *s, int64_t *out_s);
 
 /* ---- HTTP headers ---------------------------------------------------- */
 

@@ -112,6 +112,7 @@ struct proto_variant {
     bool paused;                          /* rollout paused (PATCH or the
                                              failure share): offered only
                                              to UEs that hold it */
+    bool retired;                         /* this version withdrawn */
 };
 
 struct proto_family {
@@ -298,6 +299,74 @@ struct proto_decision {
     int64_t expires_at_s;
     uint64_t generation;
     char nonce[PROTO_NONCE_SIZE];         /* "" when the report sent none */
+};
+
+/* ---- trust and control: UE events, rollout changes, version stats ---- */
+
+enum proto_event_kind {
+    PROTO_EVENT_INSTALLED = 0,
+    PROTO_EVENT_LOAD_FAILED,
+    PROTO_EVENT_VERIFY_FAILED,
+    PROTO_EVENT_ROLLED_BACK,
+    PROTO_EVENT_KINDS
+};
+
+/* What happened to a version on a UE (POST .../events). */
+struct proto_event {
+    char ue[PROTO_UE_SIZE];
+    char variant[PROTO_NAME_SIZE];
+    int64_t version;
+    char digest_hex[PROTO_HEX_SIZE];
+    bool has_digest;
+    enum proto_event_kind kind;
+    char device_class[PROTO_TOKEN_SIZE];  /* "" when not given */
+    double latency_ms;
+    bool has_latency_ms;
+    double energy_mj;
+    bool has_energy_mj;
+};
+
+/* PATCH .../versions/{n}: at least one member. */
+struct proto_rollout_patch {
+    unsigned rollout_percent;
+    bool has_rollout_percent;
+    bool paused;
+    bool has_paused;
+};
+
+/* One admin write in the audit log. */
+#define PROTO_AUDIT_TOKEN_SIZE 65
+#define PROTO_AUDIT_PATH_SIZE 256
+#define PROTO_AUDIT_DETAIL_SIZE 256
+
+struct proto_audit_entry {
+    int64_t time_s;
+    char token[PROTO_AUDIT_TOKEN_SIZE];   /* the token's name, "-" none */
+    char method[16];
+    char path[PROTO_AUDIT_PATH_SIZE];
+    unsigned status;
+    char detail[PROTO_AUDIT_DETAIL_SIZE]; /* what changed */
+};
+
+/* Measured latency of one version on one device class (installed events,
+ * one per UE): nearest-rank percentiles. */
+struct proto_class_latency {
+    char device_class[PROTO_TOKEN_SIZE];
+    uint64_t count;
+    double p50_ms;
+    double p90_ms;
+    double p99_ms;
+};
+
+/* What UEs reported about one version: distinct UEs per event kind, UEs
+ * with any event, UEs with a failure (load_failed, verify_failed,
+ * rolled_back), latency by device class. */
+struct proto_version_stats {
+    uint64_t counts[PROTO_EVENT_KINDS];
+    uint64_t ues;
+    uint64_t failed_ues;
+    struct proto_class_latency latency[PROTO_MAX_LATENCIES];
+    size_t latency_count;
 };
 
 #endif

@@ -564,22 +564,6 @@ out:
 
 /* ---- admin token --------------------------------------------------------- */
 
-static int
-write_all(int fd, const char *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* Writes a fresh random token to path unless path exists. */
 static int
 token_file_create(const char *path)
@@ -607,7 +591,8 @@ token_file_create(const char *path)
         snprintf(hex + 2 * i, 3, "%02x", raw[i]);
     hex[2 * TOKEN_BYTES] = '\n';
     hex[2 * TOKEN_BYTES + 1] = '\0';
-    if (write_all(fd, hex, 2 * TOKEN_BYTES + 1) != 0 || fsync(fd) != 0) {
+    if (store_file_write_all(fd, hex, 2 * TOKEN_BYTES + 1) != 0 ||
+        fsync(fd) != 0) {
         fprintf(stderr, "modeld demo: writing %s failed: %s\n", path,
                 strerror(errno));
         goto out;

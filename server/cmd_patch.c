@@ -10,12 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "proto/proto.h"
 #include "server/commands.h"
+#include "store/store.h"
 
 #define EXIT_USAGE 2
 
@@ -30,88 +30,45 @@ static const char usage_text[] =
     "\n"
     "Exit status: 0 OUT written and verified, 1 failure, 2 usage error.\n";
 
-/* A read-only view of a whole file; data is NULL for an empty file. */
-struct mapped {
-    const void *data;
-    size_t len;
-};
-
 struct file_sink {
     int fd;
     int err; /* errno of the failed write */
 };
 
-static int map_file(const char *path, struct mapped *out)
+static int map_file(const char *path, struct store_file_map *out)
 {
-    struct stat st;
-    void *p;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int rc, err;
 
     if (fd < 0) {
         fprintf(stderr, "modeld patch: cannot open %s: %s\n", path,
                 strerror(errno));
         return -1;
     }
-    if (fstat(fd, &st) != 0) {
-        fprintf(stderr, "modeld patch: cannot stat %s: %s\n", path,
-                strerror(errno));
-        close(fd);
-        return -1;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        fprintf(stderr, "modeld patch: %s is not a regular file\n", path);
-        close(fd);
-        return -1;
-    }
-    out->data = NULL;
-    out->len = (size_t)st.st_size;
-    if (out->len > 0) {
-        p = mmap(NULL, out->len, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (p == MAP_FAILED) {
-            fprintf(stderr, "modeld patch: cannot map %s: %s\n", path,
-                    strerror(errno));
-            close(fd);
-            return -1;
-        }
-        (void)madvise(p, out->len, MADV_SEQUENTIAL);
-        out->data = p;
-    }
+    rc = store_file_map_fd(fd, out);
+    err = errno;
     close(fd);
-    return 0;
-}
-
-static void unmap_file(struct mapped *m)
-{
-    if (m->data)
-        munmap((void *)(uintptr_t)m->data, m->len);
-    m->data = NULL;
-    m->len = 0;
+    if (rc != 0)
+        fprintf(stderr, "modeld patch: cannot map %s: %s\n", path,
+                err == EINVAL ? "not a regular file" : strerror(err));
+    return rc;
 }
 
 static int write_sink(void *ctx, const void *data, size_t len)
 {
     struct file_sink *fs = ctx;
-    const unsigned char *p = data;
 
-    while (len > 0) {
-        ssize_t n = write(fs->fd, p, len);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            fs->err = n < 0 ? errno : EIO;
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
+    if (store_file_write_all(fs->fd, data, len) != 0) {
+        fs->err = errno;
+        return -1;
     }
     return 0;
 }
 
 /* Says, in one line, why the digests did not match: the base or the
  * result. */
-static void report_mismatch(const char *old_path, const struct mapped *old,
-                            const struct mapped *delta)
+static void report_mismatch(const char *old_path, const struct store_file_map *old,
+                            const struct store_file_map *delta)
 {
     char from_hex[PROTO_HEX_SIZE], to_hex[PROTO_HEX_SIZE];
     char have_hex[PROTO_HEX_SIZE];
@@ -136,37 +93,13 @@ static void report_mismatch(const char *old_path, const struct mapped *old,
     proto_hasher_free(h);
 }
 
-/* "dir/name" -> "dir", "name" -> ".", "/name" -> "/". */
-static char *dir_of(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-
-    if (!slash)
-        return strdup(".");
-    if (slash == path)
-        return strdup("/");
-    return strndup(path, (size_t)(slash - path));
-}
-
-static int fsync_dir(const char *dir)
-{
-    int rc;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-    if (fd < 0)
-        return -1;
-    rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 /* Applies and writes; returns the exit code. */
 static int patch(const char *old_path, const char *delta_path,
                  const char *out_path)
 {
-    struct mapped old = { NULL, 0 }, delta = { NULL, 0 };
+    struct store_file_map old = { NULL, 0 }, delta = { NULL, 0 };
     struct file_sink fs = { -1, 0 };
-    char *tmp = NULL, *dir = NULL;
+    char *tmp = NULL;
     size_t out_len = strlen(out_path);
     enum proto_status st;
     mode_t mask;
@@ -175,8 +108,7 @@ static int patch(const char *old_path, const char *delta_path,
     if (map_file(old_path, &old) != 0 || map_file(delta_path, &delta) != 0)
         goto out;
     tmp = malloc(out_len + sizeof(".XXXXXX"));
-    dir = dir_of(out_path);
-    if (!tmp || !dir) {
+    if (!tmp) {
         fprintf(stderr, "modeld patch: out of memory\n");
         goto out;
     }
@@ -184,8 +116,8 @@ static int patch(const char *old_path, const char *delta_path,
     memcpy(tmp + out_len, ".XXXXXX", sizeof(".XXXXXX"));
     fs.fd = mkstemp(tmp);
     if (fs.fd < 0) {
-        fprintf(stderr, "modeld patch: cannot create a file in %s: %s\n",
-                dir, strerror(errno));
+        fprintf(stderr, "modeld patch: cannot create a file beside %s: %s\n",
+                out_path, strerror(errno));
         free(tmp);
         tmp = NULL; /* nothing to unlink */
         goto out;
@@ -237,9 +169,10 @@ static int patch(const char *old_path, const char *delta_path,
     }
     free(tmp);
     tmp = NULL; /* it is OUT now */
-    if (fsync_dir(dir) != 0) {
-        fprintf(stderr, "modeld patch: wrote %s but cannot sync %s: %s\n",
-                out_path, dir, strerror(errno));
+    if (store_file_fsync_parent(out_path) != 0) {
+        fprintf(stderr, "modeld patch: wrote %s but cannot sync its "
+                        "directory: %s\n",
+                out_path, strerror(errno));
         goto out;
     }
     code = 0;
@@ -250,9 +183,8 @@ out:
         unlink(tmp);
         free(tmp);
     }
-    free(dir);
-    unmap_file(&delta);
-    unmap_file(&old);
+    store_file_unmap(&delta);
+    store_file_unmap(&old);
     return code;
 }
 

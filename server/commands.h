@@ -11,5 +11,6 @@ int cmd_demo(int argc, char **argv);    /* server/cmd_demo.c */
 int cmd_patch(int argc, char **argv);   /* server/cmd_patch.c */
 int cmd_select(int argc, char **argv);  /* server/cmd_select.c */
 int cmd_keygen(int argc, char **argv);  /* server/cmd_keygen.c */
+int cmd_replay(int argc, char **argv);  /* server/cmd_replay.c */
 
 #endif

@@ -182,11 +182,11 @@ static const struct key keys[] = {
     {"admin_tokens_file", KEY_STRING, STR(admin_tokens_file), 0, 0,
      "file of named admin tokens with scopes: NAME SCOPE TOKEN lines"},
     {"rollout_max_failure_share", KEY_DOUBLE,
-     OFF(rollout_max_failure_share), 0, 0, 1,
+     OFF(store.rollout_max_failure_share), 0, 0, 1,
      "pause a version when this share of its reporting UEs failed"},
-    {"rollout_min_reports", KEY_UINT, OFF(rollout_min_reports), 0, 1,
+    {"rollout_min_reports", KEY_UINT, OFF(store.rollout_min_reports), 0, 1,
      1000000, "... once at least this many distinct UEs reported on it"},
-    {"latency_min_reports", KEY_UINT, OFF(latency_min_reports), 0, 1,
+    {"latency_min_reports", KEY_UINT, OFF(store.latency_min_reports), 0, 1,
      1000000,
      "measured latency replaces a class's estimate after this many UEs"},
     {"events_per_minute_per_ip", KEY_UINT, OFF(events_per_minute_per_ip), 0,
@@ -229,9 +229,6 @@ config_default(struct config *out)
     out->store.catalog_poll_ms = 1000;
     out->sign_decisions = CONFIG_SIGN_REQUESTED;
     out->decision_ttl_s = 300;
-    out->rollout_max_failure_share = 0.2;
-    out->rollout_min_reports = 20;
-    out->latency_min_reports = 5;
     out->events_per_minute_per_ip = 60;
     out->admission_load = 0.9;
     out->admission_recheck_s = 60;

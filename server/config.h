@@ -46,9 +46,6 @@ struct config {
     char verify_keys[4 * CONFIG_PATH_SIZE];
     unsigned decision_ttl_s;
     char admin_tokens_file[CONFIG_PATH_SIZE];
-    double rollout_max_failure_share;
-    unsigned rollout_min_reports;
-    unsigned latency_min_reports;
     unsigned events_per_minute_per_ip;
     double admission_load;        /* defer transfers at this load; >1 off */
     unsigned admission_recheck_s;

@@ -5,7 +5,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
 
 #include "server/file.h"
 
@@ -39,8 +42,51 @@ file_read_small(const char *path, size_t max_bytes, size_t *out_len)
     return buf;
 fail:
     err = errno;
-    free(buf);
+    file_secret_free(buf, len);
     close(fd);
     errno = err;
     return NULL;
+}
+
+void
+file_secret_free(void *buf, size_t len)
+{
+    if (!buf)
+        return;
+    explicit_bzero(buf, len);
+    free(buf);
+}
+
+int
+file_token_sha256(const char *token, size_t min_len, unsigned char out[32])
+{
+    size_t start = 0, end = strlen(token);
+    unsigned int len = 0;
+
+    while (start < end && strchr(" \t\r\n", token[start]))
+        start++;
+    while (end > start && strchr(" \t\r\n", token[end - 1]))
+        end--;
+    if (end - start < min_len)
+        return -2;
+    if (!EVP_Digest(token + start, end - start, out, &len, EVP_sha256(),
+                    NULL) ||
+        len != 32)
+        return -3;
+    return 0;
+}
+
+int
+file_token_sha256_read(const char *path, size_t max_bytes, size_t min_len,
+                       unsigned char out[32])
+{
+    size_t len = 0;
+    char *buf = file_read_small(path, max_bytes, &len);
+    int rc;
+
+    if (!buf)
+        return -1;
+    rc = file_token_sha256(buf, min_len, out);
+    file_secret_free(buf, len);
+    return rc;
 }

@@ -35,6 +35,18 @@ handle_metrics(struct MHD_Connection *c, struct request *rq)
         labels[i] = router_routes[i].pattern;
     store_stats_get(rq->app->store, &ss);
     text = metrics_render(&rq->app->metrics, labels, n, &ss);
+    if (text) {
+        char *more = rollout_metrics_render(rq->app);
+        char *both = more ? malloc(strlen(text) + strlen(more) + 1) : NULL;
+
+        if (both) {
+            strcpy(both, text);
+            strcat(both, more);
+        }
+        free(text);
+        free(more);
+        text = both;
+    }
     if (!text)
         return http_reply_error(c, rq, PROTO_ERR_INTERNAL, "",
                                 "out of memory");

@@ -221,6 +221,8 @@ handle_blob_put(struct MHD_Connection *c, struct request *rq)
                                 "the upload is over the limit");
     if (rc != STORE_OK)
         return http_reply_store_error(c, rq, rc, "storing the upload");
+    snprintf(rq->audit, sizeof(rq->audit), "blob %s (%" PRIu64 " bytes)",
+             created ? "stored" : "already present", size);
     log_msg(LOG_INFO, rq->id, "blob sha256:%s %s (%" PRIu64 " bytes)",
             rq->params[0], created ? "stored" : "already present", size);
     json = malloc(160);

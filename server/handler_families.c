@@ -93,6 +93,8 @@ handle_family_put(struct MHD_Connection *c, struct request *rq)
     rc = store_family_put(rq->app->store, rq->params[0], &f, &created);
     if (rc != STORE_OK)
         return http_reply_store_error(c, rq, rc, "saving the family");
+    snprintf(rq->audit, sizeof(rq->audit), "family %s",
+             created ? "created" : "updated");
     log_msg(LOG_INFO, rq->id, "family %s %s", rq->params[0],
             created ? "created" : "updated");
     return reply_family(c, rq, created ? 201 : 200);
@@ -107,6 +109,7 @@ handle_family_delete(struct MHD_Connection *c, struct request *rq)
         return unknown_family(c, rq);
     if (rc != STORE_OK)
         return http_reply_store_error(c, rq, rc, "deleting the family");
+    snprintf(rq->audit, sizeof(rq->audit), "family deleted");
     log_msg(LOG_INFO, rq->id, "family %s deleted", rq->params[0]);
     return http_reply_empty(c, rq, 204);
 }
@@ -117,6 +120,7 @@ handle_variant_put(struct MHD_Connection *c, struct request *rq)
     struct proto_variant *v = calloc(1, sizeof(*v));
     struct proto_error err;
     int64_t version = 0;
+    bool created = false;
     enum store_status rc;
     enum MHD_Result ret;
     char *json;
@@ -129,8 +133,8 @@ handle_variant_put(struct MHD_Connection *c, struct request *rq)
         ret = http_reply_problem(c, rq, &err);
         goto out;
     }
-    rc = store_variant_publish(rq->app->store, rq->params[0], rq->params[1],
-                               v, (int64_t)time(NULL), &version);
+    rc = store_variant_put(rq->app->store, rq->params[0], rq->params[1], v,
+                           (int64_t)time(NULL), &version, &created);
     if (rc == STORE_NOT_FOUND) {
         ret = unknown_family(c, rq);
         goto out;
@@ -146,14 +150,19 @@ handle_variant_put(struct MHD_Connection *c, struct request *rq)
         ret = http_reply_store_error(c, rq, rc, "publishing the variant");
         goto out;
     }
-    log_msg(LOG_INFO, rq->id, "variant %s/%s version %lld published",
-            rq->params[0], rq->params[1], (long long)version);
+    snprintf(rq->audit, sizeof(rq->audit),
+             created ? "published version %lld, blob sha256:%s"
+                     : "unchanged: the body equals version %lld (blob "
+                       "sha256:%s)",
+             (long long)version, v->blob_hex);
+    log_msg(LOG_INFO, rq->id, "variant %s/%s: %s", rq->params[0],
+            rq->params[1], rq->audit);
     json = malloc(256);
     if (json)
         snprintf(json, 256,
                  "{\"family\":\"%s\",\"variant\":\"%s\",\"version\":%lld}",
                  rq->params[0], rq->params[1], (long long)version);
-    ret = http_reply_json(c, rq, 201, json);
+    ret = http_reply_json(c, rq, created ? 201 : 200, json);
 out:
     free(v);
     return ret;
@@ -169,6 +178,7 @@ handle_variant_delete(struct MHD_Connection *c, struct request *rq)
         return unknown_variant(c, rq);
     if (rc != STORE_OK)
         return http_reply_store_error(c, rq, rc, "retiring the variant");
+    snprintf(rq->audit, sizeof(rq->audit), "variant retired");
     log_msg(LOG_INFO, rq->id, "variant %s/%s retired", rq->params[0],
             rq->params[1]);
     return http_reply_empty(c, rq, 204);
@@ -178,7 +188,8 @@ enum MHD_Result
 handle_variant_versions(struct MHD_Connection *c, struct request *rq)
 {
     struct proto_variant *v = NULL;
-    size_t n = 0;
+    struct proto_version_stats *stats = NULL;
+    size_t n = 0, sn = 0;
     enum store_status rc;
     char *json;
 
@@ -188,7 +199,16 @@ handle_variant_versions(struct MHD_Connection *c, struct request *rq)
         return unknown_variant(c, rq);
     if (rc != STORE_OK)
         return http_reply_store_error(c, rq, rc, "reading versions");
-    json = proto_versions_write(v, n);
+    /* What UEs reported about each version (a version published between
+     * the two reads is shown without). */
+    rc = store_variant_stats(rq->app->store, rq->params[0], rq->params[1],
+                             &stats, &sn);
+    if (rc != STORE_OK && rc != STORE_NOT_FOUND) {
+        free(v);
+        return http_reply_store_error(c, rq, rc, "reading version events");
+    }
+    json = proto_versions_stats_write(v, sn >= n ? stats : NULL, n);
+    free(stats);
     free(v);
     return http_reply_json(c, rq, 200, json);
 }

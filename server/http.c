@@ -20,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -171,12 +172,11 @@ http_reply_problem(struct MHD_Connection *c, struct request *rq,
                                 "Bearer realm=\"modeld\"");
     if (status == 405)
         add_allow(resp, rq->route);
-    if (status == 503) {
-        char secs[16];
+    if ((status == 429 || status == 503) && rq->retry_after_s) {
+        char ra[16];
 
-        snprintf(secs, sizeof(secs), "%u",
-                 rq->app->store ? store_retry_after_s(rq->app->store) : 1);
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, secs);
+        snprintf(ra, sizeof(ra), "%u", rq->retry_after_s);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
     }
     if (status >= 500)
         log_msg(LOG_ERROR, rq->id, "%u %s", status, err->detail);
@@ -210,11 +210,13 @@ http_reply_store_error(struct MHD_Connection *c, struct request *rq,
     if (rc == STORE_NO_SPACE)
         return http_reply_error(c, rq, PROTO_ERR_INSUFFICIENT_STORAGE, "",
                                 "%s: the server's disk is full", what);
-    if (rc == STORE_UNAVAILABLE)
+    if (rc == STORE_UNAVAILABLE) {
+        rq->retry_after_s = store_retry_after_s(rq->app->store);
         return http_reply_error(c, rq, PROTO_ERR_UNAVAILABLE, "",
                                 "%s: the catalog database cannot be reached "
                                 "now; retry later",
                                 what);
+    }
     return http_reply_error(c, rq, PROTO_ERR_INTERNAL, "",
                             "%s failed; see the server log, request %" PRIu64,
                             what, rq->id);
@@ -264,6 +266,8 @@ request_free(struct request *rq)
         store_upload_abort(rq->upload);
     if (rq->upload_counted)
         atomic_fetch_sub(&rq->app->metrics.uploads, 1);
+    if (rq->transfer_counted)
+        atomic_fetch_sub(&rq->app->transfers, 1);
     free(rq->body);
     free(rq->path);
     free(rq);
@@ -294,41 +298,42 @@ on_uri(void *cls, const char *uri, struct MHD_Connection *c)
     return rq;
 }
 
-/* Admin authentication: SHA-256 of the presented token compared in
- * constant time with the configured token's, so neither the content nor
- * the length of the secret leaks through timing. */
+/* Admin authentication and scope (server/auth.c). The token's name is
+ * kept for the audit log. */
 static bool
 authorized(struct MHD_Connection *c, struct request *rq)
 {
-    const struct app *app = rq->app;
-    const char *auth;
-    unsigned char got[32];
-    unsigned int got_len = 0;
+    const struct auth_token *tok = NULL;
+    const char *auth = MHD_lookup_connection_value(
+        c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 
-    if (!app->has_token) {
+    switch (auth_check(&rq->app->tokens, auth, rq->rm->scope, &tok)) {
+    case AUTH_OK:
+        snprintf(rq->token_name, sizeof(rq->token_name), "%s", tok->name);
+        return true;
+    case AUTH_NO_TOKENS:
         proto_error_set(&rq->pending, PROTO_ERR_FORBIDDEN, "",
                         "no admin token is configured on this server");
         return false;
-    }
-    auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                       MHD_HTTP_HEADER_AUTHORIZATION);
-    if (!auth || strncasecmp(auth, "Bearer ", 7) != 0) {
+    case AUTH_MISSING:
         proto_error_set(&rq->pending, PROTO_ERR_UNAUTHORIZED,
                         "Authorization",
                         "this endpoint needs Authorization: Bearer TOKEN");
         return false;
-    }
-    auth += 7;
-    while (*auth == ' ')
-        auth++;
-    if (!EVP_Digest(auth, strlen(auth), got, &got_len, EVP_sha256(), NULL) ||
-        got_len != sizeof(got) ||
-        CRYPTO_memcmp(got, app->token_sha256, sizeof(got)) != 0) {
+    case AUTH_OUT_OF_SCOPE:
+        snprintf(rq->token_name, sizeof(rq->token_name), "%s", tok->name);
         proto_error_set(&rq->pending, PROTO_ERR_FORBIDDEN, "Authorization",
-                        "the bearer token is not the admin token");
+                        "token \"%s\" has scope %s; this endpoint needs "
+                        "scope %s (or admin)",
+                        tok->name, auth_scope_name(tok->scope),
+                        auth_scope_name(rq->rm->scope));
         return false;
+    case AUTH_UNKNOWN:
+        break;
     }
-    return true;
+    proto_error_set(&rq->pending, PROTO_ERR_FORBIDDEN, "Authorization",
+                    "the bearer token is not an admin token");
+    return false;
 }
 
 static uint64_t
@@ -402,7 +407,7 @@ first_call(struct MHD_Connection *c, struct request *rq, const char *url,
         rq->has_pending = true;
         return;
     }
-    if (rq->rm->admin && !authorized(c, rq)) {
+    if (rq->rm->scope != AUTH_PUBLIC && !authorized(c, rq)) {
         rq->has_pending = true;
         return;
     }
@@ -422,6 +427,56 @@ first_call(struct MHD_Connection *c, struct request *rq, const char *url,
         if (errno == 0 && *end == '\0' && n > rq->body_max)
             set_too_large(rq, rq->body_max);
     }
+}
+
+/* The transfer bound (max_transfers): one slot per blob or delta GET until
+ * its answer completes. Beyond it, 503 with Retry-After; selects and the
+ * rest are not counted. */
+static bool
+transfer_admit(struct request *rq)
+{
+    struct app *app = rq->app;
+    unsigned max = app->cfg.max_transfers;
+
+    if (max == 0)
+        return true;
+    if (atomic_fetch_add(&app->transfers, 1) >= max) {
+        atomic_fetch_sub(&app->transfers, 1);
+        atomic_fetch_add(&app->transfers_refused, 1);
+        rq->retry_after_s = app->cfg.transfer_retry_after_s;
+        proto_error_set(&rq->pending, PROTO_ERR_UNAVAILABLE, "",
+                        "%u transfers are in progress, the most this "
+                        "server runs at once; retry later",
+                        max);
+        return false;
+    }
+    rq->transfer_counted = true;
+    return true;
+}
+
+/* An admin write (or a refused attempt at one) into the audit log: who,
+ * what, the status and what changed. A failure to record is logged. */
+static void
+audit_record(const struct request *rq)
+{
+    struct proto_audit_entry e;
+    size_t path_len;
+
+    memset(&e, 0, sizeof(e));
+    e.time_s = (int64_t)time(NULL);
+    snprintf(e.token, sizeof(e.token), "%s",
+             rq->token_name[0] ? rq->token_name : "-");
+    snprintf(e.method, sizeof(e.method), "%s", rq->method);
+    /* Paths reach here matched against the route table: printable. */
+    path_len = strcspn(rq->path ? rq->path : "", "?");
+    if (path_len >= sizeof(e.path))
+        path_len = sizeof(e.path) - 1;
+    memcpy(e.path, rq->path ? rq->path : "", path_len);
+    e.status = rq->status;
+    snprintf(e.detail, sizeof(e.detail), "%s", rq->audit);
+    if (store_audit_add(rq->app->store, &e) != STORE_OK)
+        log_msg(LOG_ERROR, rq->id, "audit: cannot record: %s",
+                store_errmsg(rq->app->store));
 }
 
 static bool
@@ -551,6 +606,10 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
         return MHD_YES;
     if (rq->has_pending)
         return http_reply_problem(c, rq, &rq->pending);
+    if (rq->rm->fn == handle_blob_get || rq->rm->fn == handle_delta_get) {
+        if (strcmp(rq->method, "GET") == 0 && !transfer_admit(rq))
+            return http_reply_problem(c, rq, &rq->pending);
+    }
     return rq->rm->fn(c, rq);
 }
 
@@ -595,6 +654,9 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                             : 0,
                         secs);
     }
+    if (rq->started && rq->rm && rq->rm->scope != AUTH_PUBLIC &&
+        strcmp(rq->method, "GET") != 0 && strcmp(rq->method, "HEAD") != 0)
+        audit_record(rq);
     request_free(rq);
 }
 

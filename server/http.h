@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "proto/proto.h"
+#include "server/auth.h"
 #include "server/config.h"
 #include "server/deadline.h"
 #include "server/metrics.h"
@@ -23,8 +24,7 @@
 struct app {
     struct config cfg;
     struct store *store;
-    bool has_token;
-    unsigned char token_sha256[32];   /* never the token itself */
+    struct auth_tokens tokens;        /* hashes only, never a token */
     struct metrics metrics;
     atomic_uint_fast64_t next_request_id;
     bool tls;
@@ -32,6 +32,12 @@ struct app {
     /* The signing keys (server/sign.c); replaced whole on SIGHUP, the old
      * one kept alive until exit. NULL: no keys configured. */
     _Atomic(struct keyring *) keyring;
+    struct ratelimit *event_limit;    /* events per address and minute */
+    atomic_uint transfers;            /* blob/delta GETs in flight */
+    atomic_uint_fast64_t transfers_refused;
+    atomic_uint_fast64_t events[PROTO_EVENT_KINDS][3]; /* counted, repeat,
+                                                          refused */
+    atomic_uint_fast64_t deferred;    /* admission deferrals */
 };
 
 struct request;
@@ -48,12 +54,12 @@ enum body_kind {
 struct route_method {
     const char *method;
     handler_fn fn;
-    bool admin;
+    enum auth_scope scope;    /* AUTH_PUBLIC: no token */
     enum body_kind body;
 };
 
 #define ROUTE_MAX_METHODS 4
-#define ROUTE_MAX_PARAMS 2
+#define ROUTE_MAX_PARAMS 3
 
 struct route {
     const char *pattern;  /* "/v1/families/{family}/select" */
@@ -83,6 +89,10 @@ struct request {
     struct store_upload *upload;
     bool upload_counted;               /* in the uploads gauge */
     uint64_t discarded;                /* body bytes dropped after refusal */
+    char token_name[AUTH_NAME_SIZE];   /* the admin token's name, "" none */
+    char audit[PROTO_AUDIT_DETAIL_SIZE]; /* what an admin write changed */
+    unsigned retry_after_s;            /* Retry-After of a 429/503, 0 none */
+    bool transfer_counted;             /* in app->transfers */
 };
 
 /* ---- reply helpers (server/http.c) ---------------------------------- */
@@ -168,5 +178,20 @@ enum MHD_Result handle_delta_get(struct MHD_Connection *c,
 enum MHD_Result handle_keys(struct MHD_Connection *c, struct request *rq);
 enum MHD_Result handle_jobs_retry(struct MHD_Connection *c,
                                   struct request *rq);
+enum MHD_Result handle_events_post(struct MHD_Connection *c,
+                                   struct request *rq);
+enum MHD_Result handle_version_patch(struct MHD_Connection *c,
+                                     struct request *rq);
+enum MHD_Result handle_version_delete(struct MHD_Connection *c,
+                                      struct request *rq);
+enum MHD_Result handle_audit(struct MHD_Connection *c, struct request *rq);
+
+/* ---- rollouts (server/handler_rollout.c) --------------------------------- */
+
+struct ratelimit *ratelimit_new(void);
+void ratelimit_free(struct ratelimit *r);
+/* The event, transfer, admission and per-version lines of /metrics
+ * (malloc'd; NULL when out of memory). */
+char *rollout_metrics_render(struct app *app);
 
 #endif

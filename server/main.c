@@ -16,7 +16,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 
 #include "server/commands.h"
 #include "server/file.h"
@@ -25,6 +24,7 @@
 #include "server/tls.h"
 
 #define MAX_SECRET_FILE_BYTES (1 << 20)
+#define MIN_TOKEN_LEN 16
 
 static void
 usage_main(FILE *out)
@@ -37,6 +37,8 @@ usage_main(FILE *out)
             "  demo    write the demo catalog into a data directory\n"
             "  patch   apply a delta: modeld patch OLD DELTA OUT\n"
             "  select  print the decision for a report, offline\n"
+            "  replay  replay UE reports through the policy against an "
+            "oracle\n"
             "  keygen  write a new Ed25519 signing key: modeld keygen --out "
             "FILE\n"
             "\n"
@@ -66,55 +68,50 @@ usage_serve(FILE *out)
             "SIGINT stop it gracefully.\n");
 }
 
+/* The admin tokens: the single token of admin_token_file or
+ * MODELD_ADMIN_TOKEN (named "admin", scope admin) and the named, scoped
+ * tokens of admin_tokens_file. */
 static int
-load_token(struct app *app)
+load_tokens(struct app *app)
 {
     const char *file = app->cfg.admin_token_file;
     const char *env = getenv("MODELD_ADMIN_TOKEN");
-    char *owned = NULL;
-    const char *token = NULL;
-    size_t start = 0, end;
-    unsigned int len = 0;
+    unsigned char sha256[32];
+    char err[512];
+    int rc;
 
-    if (file[0]) {
-        size_t file_len;
-
-        owned = file_read_small(file, MAX_SECRET_FILE_BYTES, &file_len);
-        if (!owned) {
-            log_msg(LOG_ERROR, 0, "admin token file %s: %s", file,
-                    strerror(errno));
-            return -1;
-        }
-        token = owned;
-    } else if (env && env[0]) {
-        token = env;
+    if (file[0])
+        rc = file_token_sha256_read(file, MAX_SECRET_FILE_BYTES,
+                                    MIN_TOKEN_LEN, sha256);
+    else if (env && env[0])
+        rc = file_token_sha256(env, MIN_TOKEN_LEN, sha256);
+    else
+        rc = 1;     /* no single token */
+    if (rc == -1)
+        log_msg(LOG_ERROR, 0, "admin token file %s: %s", file,
+                strerror(errno));
+    else if (rc == -2)
+        log_msg(LOG_ERROR, 0, "the admin token must be at least %d "
+                              "characters", MIN_TOKEN_LEN);
+    else if (rc < 0)
+        log_msg(LOG_ERROR, 0, "cannot hash the admin token");
+    if (rc < 0)
+        return -1;
+    if (rc == 0 &&
+        auth_tokens_add_sha256(&app->tokens, "admin", AUTH_ADMIN, sha256,
+                               err, sizeof(err)) != 0) {
+        log_msg(LOG_ERROR, 0, "the admin token: %s", err);
+        return -1;
     }
-    if (!token) {
+    if (app->cfg.admin_tokens_file[0] &&
+        auth_tokens_load(&app->tokens, app->cfg.admin_tokens_file, err,
+                         sizeof(err)) != 0) {
+        log_msg(LOG_ERROR, 0, "admin tokens file: %s", err);
+        return -1;
+    }
+    if (app->tokens.count == 0)
         log_msg(LOG_WARN, 0, "no admin token configured: admin endpoints "
                              "answer 403");
-        return 0;
-    }
-    end = strlen(token);
-    while (start < end && strchr(" \t\r\n", token[start]))
-        start++;
-    while (end > start && strchr(" \t\r\n", token[end - 1]))
-        end--;
-    if (end - start < 16) {
-        log_msg(LOG_ERROR, 0, "the admin token must be at least 16 "
-                              "characters");
-        free(owned);
-        return -1;
-    }
-    if (!EVP_Digest(token + start, end - start, app->token_sha256, &len,
-                    EVP_sha256(), NULL)) {
-        free(owned);
-        return -1;
-    }
-    app->has_token = true;
-    if (owned) {
-        OPENSSL_cleanse(owned, strlen(owned));
-        free(owned);
-    }
     return 0;
 }
 
@@ -364,7 +361,10 @@ cmd_serve(int argc, char **argv)
         goto out;
     }
     metrics_init(&app->metrics);
-    if (load_token(app) != 0 || load_keys(app, false) != 0)
+    app->event_limit = ratelimit_new();
+    if (!app->event_limit)
+        goto out;
+    if (load_tokens(app) != 0 || load_keys(app, false) != 0)
         goto out;
     if (app->cfg.tls_cert[0]) {
         char err[512];
@@ -416,6 +416,7 @@ out:
     store_close(app->store);
     tls_unload();
     sign_keyring_free(atomic_load(&app->keyring));
+    ratelimit_free(app->event_limit);
     free(app);
     return rc;
 }
@@ -432,6 +433,7 @@ main(int argc, char **argv)
         {"patch", cmd_patch},
         {"select", cmd_select},
         {"keygen", cmd_keygen},
+        {"replay", cmd_replay},
     };
 
     if (argc < 2) {

@@ -135,8 +135,7 @@ read_key(const char *path, bool want_private, char *err, size_t err_len)
         }
         BIO_free(bio);
     }
-    OPENSSL_cleanse(pem, len);
-    free(pem);
+    file_secret_free(pem, len);
     if (!key) {
         errf(err, err_len, "%s: not a PEM %s key", path,
              want_private ? "private" : "public or private");

@@ -123,10 +123,7 @@ tls_load(const char *cert_path, const char *key_path, char *err,
     rc = 0;
 out:
     pair_free(p);
-    if (key.data) {
-        memset(key.data, 0, key.size);
-        free(key.data);
-    }
+    file_secret_free(key.data, key.size);
     free(cert.data);
     return rc;
 }

@@ -71,23 +71,9 @@ int store_tmp_create(struct store *st, const char *prefix,
 
 enum store_status store_fsync_parent(struct store *st, const char *path)
 {
-    char dir[STORE_PATH_SIZE];
-    char *slash;
-    enum store_status rc = STORE_OK;
-    int fd;
-
-    snprintf(dir, sizeof(dir), "%s", path);
-    slash = strrchr(dir, '/');
-    if (!slash)
-        return STORE_OK;
-    *slash = '\0';
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return store_err_os(st, "opening directory", dir, errno);
-    if (fsync(fd) != 0)
-        rc = store_err_os(st, "fsync", dir, errno);
-    close(fd);
-    return rc;
+    if (store_file_fsync_parent(path) != 0)
+        return store_err_os(st, "fsync of the directory of", path, errno);
+    return STORE_OK;
 }
 
 enum store_status store_tmp_clean(struct store *st)
@@ -166,19 +152,8 @@ static enum store_status write_all(struct store *st, int fd,
                                    const char *path, const void *data,
                                    size_t len)
 {
-    const char *p = data;
-
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return store_err_os(st, "writing", path, errno);
-        }
-        p += n;
-        len -= (size_t)n;
-    }
+    if (store_file_write_all(fd, data, len) != 0)
+        return store_err_os(st, "writing", path, errno);
     return STORE_OK;
 }
 

@@ -317,12 +317,60 @@ static enum store_status queue_cross(struct store *st, int64_t family_id,
     return rc;
 }
 
-/* The publish transaction's body. Caller holds db_mu inside BEGIN. */
+static void read_version_row(struct db_stmt *s, const char *family,
+                             struct proto_variant *v);
+static enum store_status read_lists(struct store *st, struct store_conn *c,
+                                    int64_t ver_id, struct proto_variant *v);
+
+/* Whether meta equals the metadata of the variant's latest version (both
+ * live); *out_version is that version. Caller holds db_mu. */
+static enum store_status latest_equals(struct store *st, int64_t family_id,
+                                       const char *family,
+                                       const char *variant,
+                                       const struct proto_variant *meta,
+                                       bool *out_equal,
+                                       int64_t *out_version)
+{
+    struct proto_variant *latest = calloc(1, sizeof(*latest));
+    struct db_stmt *s = store_stmt(st, STMT_VERSION_LATEST_ROW);
+    enum store_status rc = STORE_OK;
+    bool live = false;
+    int64_t ver_id = 0;
+    int src;
+
+    *out_equal = false;
+    if (!latest) {
+        store_err_text("publish: out of memory");
+        return STORE_NO_MEMORY;
+    }
+    db_bind_int64(s, 1, family_id);
+    bind_text(s, 2, variant);
+    src = db_step(s);
+    if (src == DB_ROW) {
+        read_version_row(s, family, latest);
+        ver_id = db_column_int64(s, 0);
+        live = !latest->retired && db_column_int64(s, 14) == 0;
+    }
+    db_reset(s);
+    if (src != DB_ROW && src != DB_DONE)
+        rc = store_err_db(st, "reading the latest version", src);
+    if (rc == STORE_OK && live)
+        rc = read_lists(st, &st->writer, ver_id, latest);
+    if (rc == STORE_OK && live && proto_variant_meta_equal(meta, latest)) {
+        *out_equal = true;
+        *out_version = latest->version;
+    }
+    free(latest);
+    return rc;
+}
+
+/* The publish transaction's body. Caller holds db_mu inside BEGIN. With
+ * out_created, a meta equal to the latest version's publishes nothing. */
 static enum store_status publish_tx(struct store *st, const char *family,
                                     const char *variant,
                                     const struct proto_variant *meta,
                                     int64_t now_s, int64_t *out_version,
-                                    int64_t *queued)
+                                    int64_t *queued, bool *out_created)
 {
     char prev_hex[PROTO_HEX_SIZE] = "";
     int64_t family_id = 0;
@@ -356,6 +404,18 @@ static enum store_status publish_tx(struct store *st, const char *family,
     }
     if (src != DB_ROW)
         return store_err_db(st, "looking up blob", src);
+
+    if (out_created) {
+        bool same = false;
+
+        rc = latest_equals(st, family_id, family, variant, meta, &same,
+                           out_version);
+        if (rc != STORE_OK)
+            return rc;
+        *out_created = !same;
+        if (same)
+            return STORE_OK;
+    }
 
     s = store_stmt(st, STMT_VARIANT_UPSERT);
     db_bind_int64(s, 1, family_id);
@@ -421,9 +481,20 @@ enum store_status store_variant_publish(struct store *st, const char *family,
                                         const struct proto_variant *meta,
                                         int64_t now_s, int64_t *out_version)
 {
+    return store_variant_put(st, family, variant, meta, now_s, out_version,
+                             NULL);
+}
+
+enum store_status store_variant_put(struct store *st, const char *family,
+                                    const char *variant,
+                                    const struct proto_variant *meta,
+                                    int64_t now_s, int64_t *out_version,
+                                    bool *out_created)
+{
     enum store_status rc;
     int64_t version = 0;
     int64_t queued = 0;
+    bool created = true;
 
     if (!proto_hex_is_valid(meta->blob_hex,
                             strnlen(meta->blob_hex, PROTO_HEX_SIZE))) {
@@ -434,21 +505,25 @@ enum store_status store_variant_publish(struct store *st, const char *family,
     rc = store_tx_begin(st);
     if (rc == STORE_OK) {
         rc = publish_tx(st, family, variant, meta, now_s, &version,
-                        &queued);
+                        &queued, out_created ? &created : NULL);
         if (rc == STORE_OK)
             rc = store_tx_commit(st);
         if (rc != STORE_OK) {
             store_tx_rollback(st);
         } else {
             atomic_fetch_add(&st->deltas_pending_now, queued);
-            store_generation_bump(st);
+            if (created)
+                store_generation_bump(st);
         }
     }
     pthread_mutex_unlock(&st->db_mu);
     if (rc != STORE_OK)
         return rc;
-    store_worker_kick(st);
+    if (created)
+        store_worker_kick(st);
     *out_version = version;
+    if (out_created)
+        *out_created = created;
     return STORE_OK;
 }
 
@@ -482,6 +557,7 @@ static void snap_free(struct snap_priv *p)
     free(p->pub.variants);
     free(p->pub.latest);
     free(p->pub.deltas);
+    free(p->pub.older);
     free(p);
 }
 
@@ -540,6 +616,8 @@ static void read_version_row(struct db_stmt *s, const char *family,
     v->accuracy = db_column_double(s, 9);
     v->memory_bytes = (uint64_t)db_column_int64(s, 10);
     v->rollout_percent = (unsigned)db_column_int64(s, 11);
+    v->paused = db_column_int64(s, 12) != 0;
+    v->retired = db_column_int64(s, 13) != 0;
 }
 
 /* Fills a version's lists from the child tables, on connection c. */
@@ -734,14 +812,38 @@ static enum store_status read_deltas(struct store *st, struct store_conn *c,
     return rc;
 }
 
+/* Appends an older version (row s) and its id. */
+static int older_push(struct store_snapshot *snap, struct db_stmt *s,
+                      int64_t **ids, size_t *cap)
+{
+    if (snap->older_count == *cap) {
+        size_t ncap = *cap ? 2 * *cap : 8;
+        struct proto_variant *v = realloc(snap->older, ncap * sizeof(*v));
+        int64_t *i;
+
+        if (!v)
+            return -1;
+        snap->older = v;
+        i = realloc(*ids, ncap * sizeof(*i));
+        if (!i)
+            return -1;
+        *ids = i;
+        *cap = ncap;
+    }
+    read_version_row(s, snap->family.name, &snap->older[snap->older_count]);
+    (*ids)[snap->older_count++] = db_column_int64(s, 0);
+    return 0;
+}
+
 /* The versions of each live variant, newest first, down to and including
- * the newest one fully rolled out. */
+ * the newest one fully rolled out; the rest into snap->older. */
 static enum store_status read_versions(struct store *st,
                                        struct store_conn *c,
                                        int64_t family_id,
                                        struct store_snapshot *snap,
-                                       int64_t **ids)
+                                       int64_t **ids, int64_t **older_ids)
 {
+    size_t older_cap = 0;
     char group[PROTO_NAME_SIZE] = "";
     bool group_done = false;
     size_t cap = 0;
@@ -762,8 +864,14 @@ static enum store_status read_versions(struct store *st,
             first = true;
             snap->family.variant_count++;
         }
-        if (group_done)
+        if (group_done) {
+            if (older_push(snap, s, older_ids, &older_cap) != 0) {
+                store_err_text("snapshot: out of memory");
+                rc = STORE_NO_MEMORY;
+                break;
+            }
             continue;
+        }
         if (snap->variant_count == cap && snap_grow(snap, ids, &cap) != 0) {
             store_err_text("snapshot: out of memory");
             rc = STORE_NO_MEMORY;
@@ -774,7 +882,9 @@ static enum store_status read_versions(struct store *st,
         snap->latest[snap->variant_count] = first;
         (*ids)[snap->variant_count] = db_column_int64(s, 0);
         snap->variant_count++;
-        group_done = v->rollout_percent >= 100;
+        /* A paused version is offered only to its holders: the one below
+         * it still competes for everyone else. */
+        group_done = v->rollout_percent >= 100 && !v->paused;
     }
     if (rc == STORE_OK && src != DB_DONE)
         rc = store_err_conn(st, c->db, "reading versions", src);
@@ -791,7 +901,7 @@ static enum store_status read_snapshot(struct store *st, struct store_conn *c,
                                        struct snap_priv **out)
 {
     struct snap_priv *p = calloc(1, sizeof(*p));
-    int64_t *ids = NULL;
+    int64_t *ids = NULL, *older_ids = NULL;
     int64_t family_id = 0;
     size_t delta_cap = 0;
     bool deleted = false;
@@ -815,9 +925,13 @@ static enum store_status read_snapshot(struct store *st, struct store_conn *c,
     if (rc == STORE_NOT_FOUND)
         store_err_text("family %s not found", family);
     if (rc == STORE_OK)
-        rc = read_versions(st, c, family_id, &p->pub, &ids);
+        rc = read_versions(st, c, family_id, &p->pub, &ids, &older_ids);
     for (size_t i = 0; rc == STORE_OK && i < p->pub.variant_count; i++)
         rc = read_lists(st, c, ids[i], &p->pub.variants[i]);
+    for (size_t i = 0; rc == STORE_OK && i < p->pub.older_count; i++)
+        rc = read_lists(st, c, older_ids[i], &p->pub.older[i]);
+    for (size_t i = 0; rc == STORE_OK && i < p->pub.variant_count; i++)
+        rc = store_trust_measured(st, c, ids[i], &p->pub.variants[i]);
     for (size_t i = 0; rc == STORE_OK && i < p->pub.variant_count; i++) {
         const char *hex = p->pub.variants[i].blob_hex;
         bool seen = false;
@@ -828,6 +942,7 @@ static enum store_status read_snapshot(struct store *st, struct store_conn *c,
             rc = read_deltas(st, c, hex, &p->pub, &delta_cap);
     }
     free(ids);
+    free(older_ids);
     store_conn_end_read(c);
     if (rc != STORE_OK) {
         snap_free(p);

@@ -38,6 +38,7 @@ enum stmt_id {
     STMT_VARIANT_ID,
     STMT_VARIANT_RETIRE,
     STMT_VERSION_LAST,
+    STMT_VERSION_LATEST_ROW,
     STMT_VERSION_INSERT,
     STMT_TECH_INSERT,
     STMT_LATENCY_INSERT,
@@ -72,7 +73,32 @@ enum stmt_id {
     STMT_RETRY_WAITING_DELTAS,
     STMT_RETRY_FAILED_ZSTD,
     STMT_RETRY_WAITING_ZSTD,
+    /* Measured latency and energy (store/trust.c), read by snapshots too,
+     * so they live here where the read connections prepare them. */
+    STMT_MEASURED_LATENCY_CLASSES,
+    STMT_MEASURED_LATENCY_NTH,
+    STMT_MEASURED_ENERGY_CLASSES,
+    STMT_MEASURED_ENERGY_NTH,
     STMT_COUNT
+};
+
+/* The statements of store/trust.c (events, rollouts, audit), kept apart
+ * from the catalog's: prepared at open, finalized at close. */
+enum trust_stmt_id {
+    TSTMT_VERSION_FIND = 0,
+    TSTMT_EVENT_INSERT,
+    TSTMT_EVENT_UES,
+    TSTMT_EVENT_KINDS,
+    TSTMT_CLASS_COUNT,
+    TSTMT_PAUSE,
+    TSTMT_ROLLOUT_SET,
+    TSTMT_VERSION_RETIRE,
+    TSTMT_VERSION_PREVIOUS,
+    TSTMT_VARIANT_VERSION_IDS,
+    TSTMT_AUDIT_INSERT,
+    TSTMT_AUDIT_LIST,
+    TSTMT_METRIC_VERSIONS,
+    TSTMT_COUNT
 };
 
 /*
@@ -124,6 +150,7 @@ struct store {
     pthread_mutex_t db_mu;
     struct db *db;
     struct db_stmt *stmt[STMT_COUNT];
+    struct db_stmt *tstmt[TSTMT_COUNT];
     struct store_conn writer;     /* {db, stmt} */
 
     /* Read connections beside the writer (WAL: readers never wait for
@@ -294,6 +321,19 @@ void store_generation_seen(struct store *st, uint64_t gen, bool *out_moved);
 /* PostgreSQL: starts the thread that follows the catalog generation. */
 MUST_CHECK enum store_status store_watch_start(struct store *st);
 void store_watch_stop(struct store *st);
+
+/* ---- trust (store/trust.c) ---- */
+
+MUST_CHECK enum store_status store_trust_prepare(struct store *st);
+void store_trust_finalize(struct store *st);
+/* Puts the measured latency and energy of version ver_id (median over
+ * installed events, per device class with at least latency_min_reports
+ * UEs) into v's per-class values, read on c (the writer under db_mu,
+ * or a read connection inside its read transaction). */
+MUST_CHECK enum store_status store_trust_measured(struct store *st,
+                                                  struct store_conn *c,
+                                                  int64_t ver_id,
+                                                  struct proto_variant *v);
 
 /* ---- worker (store/worker.c) ---- */
 

@@ -139,7 +139,31 @@ static const char *const migrations[] = {
     "ALTER TABLE blobs ADD COLUMN zstd_attempts INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE blobs ADD COLUMN zstd_retry_at_ms INTEGER NOT NULL "
     "  DEFAULT 0;",
-    /* 4: the catalog generation, shared by every daemon of a PostgreSQL
+    /* 4: trust and control (store/trust.c): a version's rollout can be
+     * paused; what UEs report about versions (one row per version, UE and
+     * kind); the audit log of admin writes. */
+    "ALTER TABLE versions ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE events ("
+    "  version_id INTEGER NOT NULL REFERENCES versions(id),"
+    "  ue TEXT NOT NULL,"
+    "  kind TEXT NOT NULL,"
+    "  device_class TEXT NOT NULL DEFAULT '',"
+    "  latency_ms REAL,"
+    "  energy_mj REAL,"
+    "  created_s INTEGER NOT NULL,"
+    "  PRIMARY KEY (version_id, ue, kind));"
+    "CREATE INDEX events_latency ON events(version_id, kind, device_class,"
+    "  latency_ms);"
+    "CREATE TABLE audit ("
+    "  id INTEGER PRIMARY KEY,"
+    "  time_s INTEGER NOT NULL,"
+    "  token TEXT NOT NULL,"
+    "  method TEXT NOT NULL,"
+    "  path TEXT NOT NULL,"
+    "  status INTEGER NOT NULL,"
+    "  detail TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX audit_time ON audit(time_s);",
+    /* 5: the catalog generation, shared by every daemon of a PostgreSQL
      * catalog (bumped by triggers there, see migrations_pg); SQLite keeps
      * it in memory, the table is only the same schema. */
     "CREATE TABLE catalog_generation ("
@@ -153,9 +177,9 @@ static const char *const migrations[] = {
  * db.c) is not enough; NULL: the translation. Same step numbers.
  */
 static const char *const migrations_pg[ARRAY_SIZE(migrations)] = {
-    /* 4: any write to what snapshots hold moves the generation in the
+    /* 5: any write to what snapshots hold moves the generation in the
      * writer's own transaction and wakes the listening daemons. */
-    [3] =
+    [4] =
     "CREATE TABLE catalog_generation ("
     "  id BIGINT PRIMARY KEY CHECK (id = 1),"
     "  generation BIGINT NOT NULL);"
@@ -220,6 +244,14 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_VERSION_LAST] =
         "SELECT version, blob_digest FROM versions WHERE variant_id = ?1 "
         "ORDER BY version DESC LIMIT 1",
+    [STMT_VERSION_LATEST_ROW] =
+        "SELECT ver.id, v.name, ver.version, ver.blob_digest, "
+        "  ver.size_bytes, ver.created_s, ver.format, ver.params, "
+        "  ver.flops, ver.accuracy, ver.memory_bytes, ver.rollout_percent, "
+        "  ver.paused, ver.retired, v.retired "
+        "FROM variants v JOIN versions ver ON ver.variant_id = v.id "
+        "WHERE v.family_id = ?1 AND v.name = ?2 "
+        "ORDER BY ver.version DESC LIMIT 1",
     [STMT_VERSION_INSERT] =
         "INSERT INTO versions(variant_id, version, blob_digest, format, "
         "  params, flops, accuracy, memory_bytes, size_bytes, "
@@ -274,14 +306,16 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_SNAP_VERSIONS] =
         "SELECT ver.id, v.name, ver.version, ver.blob_digest, "
         "  ver.size_bytes, ver.created_s, ver.format, ver.params, "
-        "  ver.flops, ver.accuracy, ver.memory_bytes, ver.rollout_percent "
+        "  ver.flops, ver.accuracy, ver.memory_bytes, ver.rollout_percent, "
+        "  ver.paused, ver.retired "
         "FROM variants v JOIN versions ver ON ver.variant_id = v.id "
         "WHERE v.family_id = ?1 AND v.retired = 0 AND ver.retired = 0 "
         "ORDER BY v.name, ver.version DESC",
     [STMT_VARIANT_VERSIONS] =
         "SELECT ver.id, v.name, ver.version, ver.blob_digest, "
         "  ver.size_bytes, ver.created_s, ver.format, ver.params, "
-        "  ver.flops, ver.accuracy, ver.memory_bytes, ver.rollout_percent "
+        "  ver.flops, ver.accuracy, ver.memory_bytes, ver.rollout_percent, "
+        "  ver.paused, ver.retired "
         "FROM variants v JOIN versions ver ON ver.variant_id = v.id "
         "WHERE v.family_id = ?1 AND v.name = ?2 ORDER BY ver.version",
     [STMT_SNAP_DELTAS] =
@@ -335,6 +369,24 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_GENERATION] =
         "SELECT generation FROM catalog_generation WHERE id = 1",
     [STMT_PING] = "SELECT 1",
+    [STMT_MEASURED_LATENCY_CLASSES] =
+        "SELECT device_class, count(*) FROM events WHERE version_id = ?1 "
+        "AND kind = 'installed' AND device_class <> '' "
+        "AND latency_ms IS NOT NULL GROUP BY device_class "
+        "ORDER BY device_class LIMIT 16",
+    [STMT_MEASURED_LATENCY_NTH] =
+        "SELECT latency_ms FROM events WHERE version_id = ?1 "
+        "AND kind = 'installed' AND device_class = ?2 "
+        "AND latency_ms IS NOT NULL ORDER BY latency_ms LIMIT 1 OFFSET ?3",
+    [STMT_MEASURED_ENERGY_CLASSES] =
+        "SELECT device_class, count(*) FROM events WHERE version_id = ?1 "
+        "AND kind = 'installed' AND device_class <> '' "
+        "AND energy_mj IS NOT NULL GROUP BY device_class "
+        "ORDER BY device_class LIMIT 16",
+    [STMT_MEASURED_ENERGY_NTH] =
+        "SELECT energy_mj FROM events WHERE version_id = ?1 "
+        "AND kind = 'installed' AND device_class = ?2 "
+        "AND energy_mj IS NOT NULL ORDER BY energy_mj LIMIT 1 OFFSET ?3",
 };
 
 /*
@@ -383,6 +435,9 @@ void store_options_default(struct store_options *out)
     out->retry_base_ms = DEFAULT_RETRY_BASE_MS;
     out->retry_max_ms = DEFAULT_RETRY_MAX_MS;
     out->retry_attempts = DEFAULT_RETRY_ATTEMPTS;
+    out->rollout_max_failure_share = 0.2;
+    out->rollout_min_reports = 20;
+    out->latency_min_reports = 5;
     out->read_connections = DEFAULT_READ_CONNECTIONS;
 }
 
@@ -938,6 +993,8 @@ static enum store_status open_postgresql(struct store *st)
         rc = next_epoch(st);
     if (rc == STORE_OK)
         rc = prepare_conn(st, st->db, st->stmt);
+    if (rc == STORE_OK)
+        rc = store_trust_prepare(st);
     if (rc == STORE_OK && st->opt.run_worker)
         rc = open_conn(st, st->opt.catalog_url, &st->job);
     if (rc == STORE_OK)
@@ -983,6 +1040,8 @@ static enum store_status open_db(struct store *st)
     }
     if (rc == STORE_OK)
         rc = prepare_conn(st, st->db, st->stmt);
+    if (rc == STORE_OK)
+        rc = store_trust_prepare(st);
     if (rc == STORE_OK)
         rc = count_deltas(st);
     /* The readers open once the writer has made the file WAL. */
@@ -1113,6 +1172,7 @@ void store_close(struct store *st)
     store_readers_close(st);
     close_conn(st->watch.conn.db, st->watch.stmt);
     close_conn(st->job.conn.db, st->job.stmt);
+    store_trust_finalize(st);
     close_conn(st->db, st->stmt);
     pthread_mutex_lock(&st->cache_mu);
     store_cache_clear(st);

@@ -33,6 +33,7 @@ enum store_status {
     STORE_TIMEOUT,          /* store_worker_wait_idle */
     STORE_UNAVAILABLE,      /* the catalog server cannot be reached now;
                                store_retry_after_s says when to retry */
+    STORE_MISMATCH,         /* an event's digest is not its version's blob */
 };
 
 #define STORE_URL_SIZE 1024
@@ -73,6 +74,14 @@ struct store_options {
      * NOTIFY wakes it sooner where the read server allows), default
      * 1000. */
     unsigned catalog_poll_ms;
+    /* Rollouts driven by events (store/trust.c). */
+    double rollout_max_failure_share; /* pause a version at this share of
+                                         failed UEs, default 0.2 */
+    unsigned rollout_min_reports; /* ... over at least this many distinct
+                                     UEs, default 20 */
+    unsigned latency_min_reports; /* measured latency (energy) of a device
+                                     class feeds the snapshot from this many
+                                     UEs on, default 5 */
 };
 
 void store_options_default(struct store_options *out);
@@ -169,6 +178,17 @@ store_family_list(struct store *st, struct proto_family **out,
                   size_t *out_count);
 
 /*
+ * PUT .../variants/{v}: as store_variant_publish, but when meta equals the
+ * latest version's metadata (and neither it nor the variant is retired)
+ * nothing is published: *out_version is that version and *out_created
+ * false (a retried PUT must not publish twice).
+ */
+MUST_CHECK enum store_status
+store_variant_put(struct store *st, const char *family, const char *variant,
+                  const struct proto_variant *meta, int64_t now_s,
+                  int64_t *out_version, bool *out_created);
+
+/*
  * Publishes a new version of a variant (created when new; a retired one
  * comes back). meta is the parsed metadata; the store fills size_bytes from
  * the blob and created_s from now_s. STORE_NOT_FOUND: unknown family;
@@ -211,6 +231,10 @@ struct store_snapshot {
     struct proto_delta *deltas;
     size_t delta_count;
     uint64_t generation;          /* catalog generation it was read at */
+    /* The live versions below those (offered to nobody, still held by
+     * UEs), for rules about what a UE holds (admission). */
+    struct proto_variant *older;
+    size_t older_count;
 };
 
 /* Gets the snapshot of a live family (cached until the catalog generation
@@ -242,6 +266,28 @@ MUST_CHECK enum store_status store_jobs_retry(struct store *st,
                                               uint64_t *out_deltas,
                                               uint64_t *out_compressed);
 
+/* ---- file helpers (store/fileio.c), for store/ and the commands ------- */
+
+/* Writes all len bytes of data to fd, through short writes and EINTR.
+ * 0, or -1 with errno set. */
+MUST_CHECK int store_file_write_all(int fd, const void *data, size_t len);
+/* fsyncs the directory dir (so that a rename or create in it is durable).
+ * 0, or -1 with errno set. */
+MUST_CHECK int store_file_fsync_dir(const char *dir);
+/* fsyncs the directory holding path ("." without a slash). */
+MUST_CHECK int store_file_fsync_parent(const char *path);
+
+/* A whole file mapped read-only. */
+struct store_file_map {
+    const void *data;             /* non-NULL once mapped, even when empty */
+    size_t len;
+};
+/* Maps the regular file open on fd (the fd may be closed afterwards).
+ * 0, or -1 with errno set (EINVAL: not a regular file). */
+MUST_CHECK int store_file_map_fd(int fd, struct store_file_map *out);
+/* Unmaps; a zeroed or already unmapped map does nothing. */
+void store_file_unmap(struct store_file_map *m);
+
 /* Counters for /metrics. */
 struct store_stats {
     uint64_t deltas_made;         /* since open */
@@ -270,5 +316,79 @@ void store_stats_get(struct store *st, struct store_stats *out);
  * after timeout_ms. */
 MUST_CHECK enum store_status store_worker_wait_idle(struct store *st,
                                                     int timeout_ms);
+
+/* ---- trust and control: events, rollouts, audit (store/trust.c) ---------- */
+
+/*
+ * Records what happened to a version on a UE. A UE counts once per version
+ * and event kind: a repeat changes nothing (*out_counted false). When the
+ * version's failure share reaches rollout_max_failure_share over at least
+ * rollout_min_reports distinct UEs it is paused (*out_paused true, once),
+ * which the audit log records as token "auto". STORE_NOT_FOUND: unknown
+ * family, variant or version; STORE_MISMATCH: the event's digest is not
+ * the version's.
+ */
+MUST_CHECK enum store_status
+store_event_add(struct store *st, const char *family,
+                const struct proto_event *ev, int64_t now_s,
+                bool *out_counted, bool *out_paused);
+
+/*
+ * The event statistics of every version of a variant, in the order of
+ * store_variant_versions (by version). The caller frees *out.
+ * STORE_NOT_FOUND for an unknown family or variant.
+ */
+MUST_CHECK enum store_status
+store_variant_stats(struct store *st, const char *family,
+                    const char *variant, struct proto_version_stats **out,
+                    size_t *out_count);
+
+/*
+ * Changes a version's rollout (PATCH): rollout_percent and/or paused.
+ * Fills *out_before and *out_after (the version without its lists).
+ * STORE_NOT_FOUND for an unknown family, variant or version.
+ */
+MUST_CHECK enum store_status
+store_version_rollout(struct store *st, const char *family,
+                      const char *variant, int64_t version,
+                      const struct proto_rollout_patch *patch,
+                      struct proto_variant *out_before,
+                      struct proto_variant *out_after);
+
+/*
+ * Retires one version: no longer offered, so UEs holding it are sent to
+ * what the variant offers now (its newest live version), by a delta when
+ * one is made: the worker is asked for the delta from the retired blob to
+ * the previous live version's. *out_previous is that version (0: none).
+ * STORE_NOT_FOUND for an unknown or already retired version.
+ */
+MUST_CHECK enum store_status
+store_version_retire(struct store *st, const char *family,
+                     const char *variant, int64_t version,
+                     int64_t *out_previous);
+
+MUST_CHECK enum store_status
+store_audit_add(struct store *st, const struct proto_audit_entry *e);
+
+/* Entries at or after since_s, oldest first, at most max. The caller
+ * frees *out. */
+MUST_CHECK enum store_status
+store_audit_list(struct store *st, int64_t since_s, size_t max,
+                 struct proto_audit_entry **out, size_t *out_count);
+
+/* One version's statistics for /metrics. */
+struct store_rollout_metric {
+    char family[PROTO_NAME_SIZE];
+    char variant[PROTO_NAME_SIZE];
+    int64_t version;
+    bool paused;
+    struct proto_version_stats stats;
+};
+
+/* The live versions that have events, newest first, at most max (bounded
+ * labels). The caller frees *out. */
+MUST_CHECK enum store_status
+store_rollout_metrics(struct store *st, size_t max,
+                      struct store_rollout_metric **out, size_t *out_count);
 
 #endif

@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -44,10 +43,6 @@ enum job_result {
     JOB_STUCK,
 };
 
-struct mapping {
-    void *data;
-    size_t len;
-};
 
 struct file_sink {
     struct store *st;
@@ -57,8 +52,6 @@ struct file_sink {
     uint64_t len;
     int err;                      /* errno of a failed write; ECANCELED */
 };
-
-static unsigned char empty_file[1];
 
 /* ---- files --------------------------------------------------------------- */
 
@@ -89,7 +82,7 @@ static enum store_status open_blob(struct store *st, const char *hex,
 /* Maps a whole blob: a delta's base must be in memory as zstd's prefix.
  * The pages are the file's (page cache), not the heap's. */
 static enum store_status map_blob(struct store *st, const char *hex,
-                                  struct mapping *out)
+                                  struct store_file_map *out)
 {
     enum store_status rc;
     uint64_t len = 0;
@@ -98,24 +91,10 @@ static enum store_status map_blob(struct store *st, const char *hex,
     rc = open_blob(st, hex, &fd, &len);
     if (rc != STORE_OK)
         return rc;
-    out->len = (size_t)len;
-    out->data = empty_file;
-    if (out->len > 0) {
-        out->data = mmap(NULL, out->len, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (out->data == MAP_FAILED) {
-            out->data = NULL;
-            rc = store_err_os(st, "mmap", hex, errno);
-        }
-    }
+    if (store_file_map_fd(fd, out) != 0)
+        rc = store_err_os(st, "mmap", hex, errno);
     close(fd);
     return rc;
-}
-
-static void unmap_blob(struct mapping *m)
-{
-    if (m->data && m->data != (void *)empty_file)
-        munmap(m->data, m->len);
-    m->data = NULL;
 }
 
 /* Writes the compressor's output to the temp file, hashing it; gives up
@@ -123,7 +102,6 @@ static void unmap_blob(struct mapping *m)
 static int sink_write(void *ctx, const void *data, size_t len)
 {
     struct file_sink *fs = ctx;
-    const char *p = data;
 
     if (atomic_load(&fs->st->stop)) {
         fs->err = ECANCELED;
@@ -134,17 +112,9 @@ static int sink_write(void *ctx, const void *data, size_t len)
         return 1;
     }
     fs->len += len;
-    while (len > 0) {
-        ssize_t n = write(fs->fd, p, len);
-
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            fs->err = errno;
-            return 1;
-        }
-        p += n;
-        len -= (size_t)n;
+    if (store_file_write_all(fs->fd, data, len) != 0) {
+        fs->err = errno;
+        return 1;
     }
     return 0;
 }
@@ -584,8 +554,8 @@ static enum job_result run_delta(struct store *st, const struct job *j)
     char tmp[STORE_PATH_SIZE] = "";
     char path[STORE_PATH_SIZE];
     char digest[PROTO_HEX_SIZE];
-    struct mapping from = { 0 };
-    struct mapping to = { 0 };
+    struct store_file_map from = { 0 };
+    struct store_file_map to = { 0 };
     struct file_sink fs = { .st = st, .fd = -1, .path = tmp };
     enum job_result result = JOB_DONE;
     bool final = false;               /* a deterministic failure */
@@ -662,8 +632,8 @@ out:
     if (tmp[0])
         unlink(tmp);
     proto_hasher_free(fs.hasher);
-    unmap_blob(&to);
-    unmap_blob(&from);
+    store_file_unmap(&to);
+    store_file_unmap(&from);
     return result;
 }
 

@@ -21,7 +21,7 @@ import statistics
 import sys
 
 GROUPS = ["select", "scale", "admin", "download", "upload", "delta",
-          "compress"]
+          "compress", "decisions"]
 FLAG = 0.5
 
 

@@ -11,7 +11,8 @@
 # BENCH_MODEL_MIB (4, delta models), BENCH_BIG_MIB (256, download blob),
 # BENCH_UPLOAD_MIB (512), BENCH_FAMILIES (10000), BENCH_VARIANTS (200),
 # BENCH_TOOL_TIMEOUT_S (60, one reference delta tool run),
-# BENCH_ONLY ("select scale download upload delta compress": the parts run).
+# BENCH_ONLY ("select scale download upload delta compress decisions": the
+# parts run), BENCH_DECISIONS ("SEED COUNT": synthetic scenarios, "101 24").
 set -u -o pipefail
 export LC_ALL=C
 
@@ -29,7 +30,7 @@ UPLOAD_MIB=${BENCH_UPLOAD_MIB:-512}
 FAMILIES=${BENCH_FAMILIES:-10000}
 VARIANTS=${BENCH_VARIANTS:-200}
 TOOL_TIMEOUT=${BENCH_TOOL_TIMEOUT_S:-60}
-ONLY=${BENCH_ONLY:-select scale download upload delta compress}
+ONLY=${BENCH_ONLY:-select scale download upload delta compress decisions}
 # Hard stop: the whole run stays under 10 minutes even if a part hangs.
 WATCHDOG_S=${BENCH_WATCHDOG_S:-590}
 
@@ -683,6 +684,27 @@ if want upload; then
     rm -f "$up" "$WORK/upload.copy"
 fi
 stop blob
+
+# ---- 7. decisions over time: policy vs oracle on synthetic scenarios ------
+# tools/decisions.py replays seeded synthetic scenarios (tools/scengen.py)
+# through `modeld replay` against the demo catalog at its full sizes (the
+# bench demo is made at --scale 0.01) for every preference and both
+# families: utility, switches and MB of the policy against the offline
+# oracle, and the utility of the two baselines. The seed is not the one the
+# policy was developed on.
+if want decisions; then
+    read -r dseed dcount <<<"${BENCH_DECISIONS:-101 24}"
+    log "decisions: $dcount scenarios, seed $dseed"
+    if ! timeout 300 python3 "$ROOT/tools/decisions.py" --modeld "$MODELD" \
+        --data "$WORK/demo" --size-scale 100 --seed "$dseed" \
+        --count "$dcount" --work "$WORK/decisions" --tsv "$RAW" \
+        >"$WORK/decisions.txt" 2>&1; then
+        echo "bench: decisions failed:" >&2
+        cat "$WORK/decisions.txt" >&2
+    fi
+    info decisions "$(cat "$WORK/decisions.txt")"
+    cat "$WORK/decisions.txt" >&2
+fi
 
 log "done"
 report

@@ -52,5 +52,28 @@ if demo_data && daemon_start demotime "$DEMO_DATA" --admin-token-file "$WORK/dem
     sel '{"device":{"memory_bytes":60000000,"gflops":100},"requirements":{"horizon_s":0}}' ""
     check_problem "horizon_s 0" 400 requirements.horizon_s
     daemon_stop demotime
+
+    # modeld replay: a minute of reports, an outage in the middle
+    python3 - "$WORK/replay.jsonl" <<'PY'
+import json, sys
+with open(sys.argv[1], "w") as f:
+    for t in range(0, 60, 5):
+        bps = 0 if 20 <= t < 35 else 2e7
+        f.write(json.dumps({"t_s": t, "bps": bps, "report": {
+            "device": {"memory_bytes": 60000000, "gflops": 100},
+            "network": {"downlink_bps": bps}}}) + "\n")
+    f.write(json.dumps({"end_s": 60}) + "\n")
+PY
+    timeout 60 "$MODELD" replay --data "$DEMO_DATA" --json --size-scale 1000 \
+        image-classification "$WORK/replay.jsonl" >"$WORK/replay.out" 2>"$WORK/replay.err"
+    check "modeld replay: exit status" 0 "$?"
+    check_match "modeld replay: policy within the oracle, one install" \
+        '^true$' "$(jq '.policy.utility <= .oracle.utility + 1e-6 and .oracle.switches == 1 and .policy.switches >= 1 and .duration_s == 60' "$WORK/replay.out" 2>&1)"
+    printf '%s\n' '{"t_s": 0, "report": {"device": {"gflops": 1}}}' >"$WORK/replay-bad.jsonl"
+    timeout 60 "$MODELD" replay --data "$DEMO_DATA" image-classification \
+        "$WORK/replay-bad.jsonl" >/dev/null 2>"$WORK/replay-bad.err"
+    check "modeld replay, a report without memory_bytes: exit 1" 1 "$?"
+    check_match "modeld replay names the line and the field" \
+        'replay-bad.jsonl:1: .*device.memory_bytes' "$(cat "$WORK/replay-bad.err")"
 fi
 use main

@@ -5,6 +5,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <malloc.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include "server/file.h"
 #include "server/http.h"
 #include "server/metrics.h"
+#include "server/tls.h"
 
 /* ---- config ---------------------------------------------------------- */
 
@@ -190,6 +192,112 @@ START_TEST(test_file_read_small)
     ck_assert_int_eq(errno, ENOENT);
     unlink(path);
     free(path);
+}
+END_TEST
+
+/* ---- secrets wiped before free ------------------------------------------ */
+
+/*
+ * This binary is linked with --wrap=free (Makefile): every free() of the
+ * server's objects comes here first, and a buffer still holding the
+ * marker when it is freed is a secret handed back unwiped.
+ */
+#define SECRET_MARK "SECRET-MARK-5f1d"
+
+void __real_free(void *p);
+void __wrap_free(void *p);
+static int secrets_freed_unwiped;
+
+void
+__wrap_free(void *p)
+{
+    if (p) {
+        size_t n = malloc_usable_size(p);
+        const char *c = p;
+        size_t mark = strlen(SECRET_MARK);
+
+        for (size_t i = 0; n >= mark && i <= n - mark; i++)
+            if (memcmp(c + i, SECRET_MARK, mark) == 0) {
+                secrets_freed_unwiped++;
+                break;
+            }
+    }
+    __real_free(p);
+}
+
+START_TEST(test_file_secret_free_wipes)
+{
+    char *buf = strdup("token " SECRET_MARK);
+
+    ck_assert_ptr_nonnull(buf);
+    secrets_freed_unwiped = 0;
+    file_secret_free(buf, strlen(buf));
+    ck_assert_int_eq(secrets_freed_unwiped, 0);
+    /* The check itself sees an unwiped buffer. */
+    buf = strdup("token " SECRET_MARK);
+    free(buf);
+    ck_assert_int_eq(secrets_freed_unwiped, 1);
+}
+END_TEST
+
+/* Every path of the token read: too short, too long, good. */
+START_TEST(test_file_token_sha256_wipes)
+{
+    char *short_tok = write_temp(SECRET_MARK "\n");          /* 16 chars */
+    char *good = write_temp("  " SECRET_MARK "-and-more\n");
+    unsigned char sha[32], again[32];
+
+    secrets_freed_unwiped = 0;
+    ck_assert_int_eq(file_token_sha256_read(short_tok, 64, 17, sha), -2);
+    ck_assert_int_eq(secrets_freed_unwiped, 0);
+    errno = 0;
+    /* 22 bytes read hold the whole mark, then the bound is hit. */
+    ck_assert_int_eq(file_token_sha256_read(good, 22, 16, sha), -1);
+    ck_assert_int_eq(errno, EFBIG);
+    ck_assert_int_eq(secrets_freed_unwiped, 0);
+    ck_assert_int_eq(file_token_sha256_read(good, 64, 16, sha), 0);
+    ck_assert_int_eq(secrets_freed_unwiped, 0);
+    /* Surrounding whitespace is not part of the token. */
+    ck_assert_int_eq(file_token_sha256(SECRET_MARK "-and-more", 16, again),
+                     0);
+    ck_assert_mem_eq(sha, again, sizeof(sha));
+    unlink(short_tok);
+    unlink(good);
+    free(short_tok);
+    free(good);
+}
+END_TEST
+
+/* A key file read for a pair that is refused is wiped too: one that is
+ * not a key, and one over the size bound (read in part, then refused). */
+START_TEST(test_tls_load_wipes_key_on_error)
+{
+    char *cert = write_temp("not a certificate\n");
+    char *key = write_temp("-----BEGIN PRIVATE KEY-----\n" SECRET_MARK
+                           "\n-----END PRIVATE KEY-----\n");
+    size_t big_len = (2u << 20) + 1;
+    char *big_text = malloc(big_len);
+    char *big;
+    char err[256];
+
+    ck_assert_ptr_nonnull(big_text);
+    memset(big_text, 'A', big_len - 1);
+    memcpy(big_text, SECRET_MARK, strlen(SECRET_MARK));
+    big_text[big_len - 1] = '\0';
+    big = write_temp(big_text);
+    free(big_text);
+    secrets_freed_unwiped = 0;
+    ck_assert_int_eq(tls_load(cert, key, err, sizeof(err)), -1);
+    ck_assert_int_eq(secrets_freed_unwiped, 0);
+    ck_assert_int_eq(tls_load(cert, big, err, sizeof(err)), -1);
+    ck_assert_int_eq(secrets_freed_unwiped, 0);
+    unlink(big);
+    free(big);
+    tls_unload();
+    unlink(cert);
+    unlink(key);
+    free(cert);
+    free(key);
 }
 END_TEST
 
@@ -485,6 +593,9 @@ server_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("file");
     tcase_add_test(tc, test_file_read_small);
+    tcase_add_test(tc, test_file_secret_free_wipes);
+    tcase_add_test(tc, test_file_token_sha256_wipes);
+    tcase_add_test(tc, test_tls_load_wipes_key_on_error);
     suite_add_tcase(s, tc);
     tc = tcase_create("router");
     tcase_add_loop_test(tc, test_router_match_cases, 0,
