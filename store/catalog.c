@@ -265,6 +265,45 @@ static enum store_status queue_delta(struct store *st, const char *from_hex,
     return rc;
 }
 
+/* Deltas into the new version from each of the variant's last K versions
+ * (the ones a UE is likely to hold); older ones are made on demand. */
+static enum store_status queue_recent(struct store *st, int64_t variant_id,
+                                      int64_t version, const char *hex,
+                                      int64_t *queued)
+{
+    char (*from)[PROTO_HEX_SIZE] = NULL;
+    size_t count = 0, cap = 0;
+    struct db_stmt *s = store_stmt(st, STMT_VERSIONS_RECENT);
+    enum store_status rc = STORE_OK;
+    int src;
+
+    db_bind_int64(s, 1, variant_id);
+    db_bind_int64(s, 2, version - (int64_t)st->opt.delta_versions);
+    while ((src = db_step(s)) == DB_ROW) {
+        if (count == cap) {
+            size_t ncap = cap ? 2 * cap : 8;
+            char (*n)[PROTO_HEX_SIZE] = realloc(from, ncap * sizeof(*n));
+
+            if (!n) {
+                store_err_text("queueing deltas: out of memory");
+                rc = STORE_NO_MEMORY;
+                break;
+            }
+            from = n;
+            cap = ncap;
+        }
+        col_text(s, 0, from[count++], PROTO_HEX_SIZE);
+    }
+    if (rc == STORE_OK && src != DB_DONE)
+        rc = store_err_db(st, "listing recent versions", src);
+    db_reset(s);
+    for (size_t i = 0; rc == STORE_OK && i < count; i++)
+        if (strcmp(from[i], hex) != 0)
+            rc = queue_delta(st, from[i], hex, queued);
+    free(from);
+    return rc;
+}
+
 /* Deltas between the new blob and the newest version of each other live
  * variant of the family, both ways, when both are small enough. */
 static enum store_status queue_cross(struct store *st, int64_t family_id,
@@ -349,7 +388,7 @@ static enum store_status latest_equals(struct store *st, int64_t family_id,
     if (src == DB_ROW) {
         read_version_row(s, family, latest);
         ver_id = db_column_int64(s, 0);
-        live = !latest->retired && db_column_int64(s, 14) == 0;
+        live = !latest->retired && db_column_int64(s, 16) == 0;
     }
     db_reset(s);
     if (src != DB_ROW && src != DB_DONE)
@@ -404,6 +443,19 @@ static enum store_status publish_tx(struct store *st, const char *family,
     }
     if (src != DB_ROW)
         return store_err_db(st, "looking up blob", src);
+    if (meta->weights_manifest_hex[0]) {
+        s = store_stmt(st, STMT_BLOB_GET);
+        bind_text(s, 1, meta->weights_manifest_hex);
+        src = db_step(s);
+        db_reset(s);
+        if (src == DB_DONE) {
+            store_err_text("weights_manifest sha256:%s not uploaded",
+                           meta->weights_manifest_hex);
+            return STORE_BLOB_MISSING;
+        }
+        if (src != DB_ROW)
+            return store_err_db(st, "looking up the manifest", src);
+    }
 
     if (out_created) {
         bool same = false;
@@ -456,6 +508,8 @@ static enum store_status publish_tx(struct store *st, const char *family,
     db_bind_int64(s, 9, (int64_t)size_bytes);
     db_bind_int64(s, 10, (int64_t)meta->rollout_percent);
     db_bind_int64(s, 11, now_s);
+    if (meta->weights_manifest_hex[0])
+        bind_text(s, 12, meta->weights_manifest_hex);
     src = db_step(s);
     if (src == DB_ROW)
         version_id = db_column_int64(s, 0);
@@ -466,8 +520,13 @@ static enum store_status publish_tx(struct store *st, const char *family,
     if (rc != STORE_OK)
         return rc;
 
-    if (prev_hex[0] && strcmp(prev_hex, meta->blob_hex) != 0)
-        rc = queue_delta(st, prev_hex, meta->blob_hex, queued);
+    if (prev_hex[0])
+        rc = queue_recent(st, variant_id, version, meta->blob_hex, queued);
+    if (rc == STORE_OK && st->opt.tensor_coding) {
+        s = store_stmt(st, STMT_BG_QUEUE);
+        bind_text(s, 1, meta->blob_hex);
+        rc = store_stmt_run(st, STMT_BG_QUEUE, "queueing the bg copy");
+    }
     if (rc == STORE_OK && st->opt.delta_cross_variants)
         rc = queue_cross(st, family_id, variant_id, meta->blob_hex,
                          size_bytes, queued);
@@ -618,6 +677,8 @@ static void read_version_row(struct db_stmt *s, const char *family,
     v->rollout_percent = (unsigned)db_column_int64(s, 11);
     v->paused = db_column_int64(s, 12) != 0;
     v->retired = db_column_int64(s, 13) != 0;
+    col_text(s, 14, v->weights_manifest_hex, sizeof(v->weights_manifest_hex));
+    v->bg_size_bytes = (uint64_t)db_column_int64(s, 15);
 }
 
 /* Fills a version's lists from the child tables, on connection c. */
@@ -787,24 +848,32 @@ static enum store_status read_deltas(struct store *st, struct store_conn *c,
     while ((src = db_step(s)) == DB_ROW) {
         struct proto_delta *d;
 
-        if (snap->delta_count == *cap) {
-            size_t ncap = *cap ? 2 * *cap : 8;
-            struct proto_delta *n =
-                realloc(snap->deltas, ncap * sizeof(*n));
+        /* One entry per format kept: zstd-patch, modeld-tensor/1. */
+        for (int f = 0; f < 2; f++) {
+            if (db_column_is_null(s, 1 + f))
+                continue;
+            if (snap->delta_count == *cap) {
+                size_t ncap = *cap ? 2 * *cap : 8;
+                struct proto_delta *n =
+                    realloc(snap->deltas, ncap * sizeof(*n));
 
-            if (!n) {
-                store_err_text("snapshot: out of memory");
-                rc = STORE_NO_MEMORY;
-                break;
+                if (!n) {
+                    store_err_text("snapshot: out of memory");
+                    rc = STORE_NO_MEMORY;
+                    break;
+                }
+                snap->deltas = n;
+                *cap = ncap;
             }
-            snap->deltas = n;
-            *cap = ncap;
+            d = &snap->deltas[snap->delta_count++];
+            memset(d, 0, sizeof(*d));
+            col_text(s, 0, d->from_hex, sizeof(d->from_hex));
+            snprintf(d->to_hex, sizeof(d->to_hex), "%s", hex);
+            d->size_bytes = (uint64_t)db_column_int64(s, 1 + f);
+            d->format = f ? PROTO_DELTA_TENSOR : PROTO_DELTA_ZSTD_PATCH;
         }
-        d = &snap->deltas[snap->delta_count++];
-        memset(d, 0, sizeof(*d));
-        col_text(s, 0, d->from_hex, sizeof(d->from_hex));
-        snprintf(d->to_hex, sizeof(d->to_hex), "%s", hex);
-        d->size_bytes = (uint64_t)db_column_int64(s, 1);
+        if (rc != STORE_OK)
+            break;
     }
     if (rc == STORE_OK && src != DB_DONE)
         rc = store_err_conn(st, c->db, "reading deltas", src);
@@ -1189,4 +1258,52 @@ enum store_status store_snapshot_get(struct store *st, const char *family,
         return STORE_NO_MEMORY;   /* not reached: read_snapshot set it */
     *out = &p->pub;
     return STORE_OK;
+}
+
+enum store_status store_delta_request(struct store *st,
+                                      const char from_hex[PROTO_HEX_SIZE],
+                                      const char to_hex[PROTO_HEX_SIZE],
+                                      bool *out_pending)
+{
+    enum store_status rc = STORE_OK;
+    bool queued = false;
+    struct db_stmt *s;
+    int src;
+
+    *out_pending = false;
+    if (st->opt.read_only || strcmp(from_hex, to_hex) == 0)
+        return STORE_OK;
+    pthread_mutex_lock(&st->db_mu);
+    s = store_stmt(st, STMT_DELTA_SAME_FAMILY);
+    bind_text(s, 1, from_hex);
+    bind_text(s, 2, to_hex);
+    src = db_step(s);
+    db_reset(s);
+    if (src == DB_ROW) {
+        s = store_stmt(st, STMT_DELTA_DEMAND);
+        bind_text(s, 1, from_hex);
+        bind_text(s, 2, to_hex);
+        rc = store_stmt_run(st, STMT_DELTA_DEMAND, "asking for a delta");
+        queued = rc == STORE_OK && db_changes(s) > 0;
+        if (queued)
+            atomic_fetch_add(&st->deltas_pending_now, 1);
+        s = store_stmt(st, STMT_DELTA_STATE);
+        bind_text(s, 1, from_hex);
+        bind_text(s, 2, to_hex);
+        if (rc == STORE_OK && db_step(s) == DB_ROW) {
+            const char *state = db_column_text(s, 0);
+
+            *out_pending = state && strcmp((const char *)state,
+                                           "pending") == 0;
+        }
+        db_reset(s);
+    } else if (src != DB_DONE) {
+        rc = store_err_db(st, "looking up the versions", src);
+    }
+    pthread_mutex_unlock(&st->db_mu);
+    if (queued) {
+        atomic_fetch_add(&st->deltas_on_demand, 1);
+        store_worker_kick(st);
+    }
+    return rc;
 }
