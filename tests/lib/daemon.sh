@@ -52,11 +52,12 @@ d_stop_all() {
     for name in "${!D_PID[@]}"; do d_stop "$name"; done
 }
 
-# req NAME METHOD PATH [curl args...]: prints the status; body in $WORK/body.
+# req NAME METHOD PATH [curl args...]: prints the status; body in
+# $WORK/body (or $BODY_OUT: a loop in the background sets its own).
 req() {
     local name=$1 method=$2 path=$3
     shift 3
-    curl -sS --max-time 30 -o "$WORK/body" -w '%{http_code}' -X "$method" \
+    curl -sS --max-time 30 -o "${BODY_OUT:-$WORK/body}" -w '%{http_code}' -X "$method" \
         "$@" "$(d_url "$name")$path" 2>/dev/null || true
 }
 

@@ -43,6 +43,7 @@ if pg_start prim "synchronous_standby_names = '*'" &&
     # Selects all along: a background loop records every status.
     : >"$WORK/select-statuses"
     (
+        BODY_OUT=$WORK/select-body
         while [ ! -e "$WORK/stop-selects" ]; do
             req edge POST /v1/families/fo/select "${JSON[@]}" -d "$SELECT_BODY" >>"$WORK/select-statuses"
             echo >>"$WORK/select-statuses"

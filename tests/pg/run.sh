@@ -15,6 +15,7 @@ MODELD=$BIN
 WORK=$(mktemp -d /tmp/modeld-pg-e2e.XXXXXX)
 TOKEN_FILE=$WORK/token
 openssl rand -hex 24 >"$TOKEN_FILE"
+JSON=(-H 'Content-Type: application/json')
 SELECT_BODY='{"device":{"memory_bytes":4000000000,"gflops":50}}'
 
 # make_blob FILE SEED SIZE_KB: compressible bytes, one seed's pattern.
