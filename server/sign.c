@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -352,6 +353,72 @@ sign_base_write(const struct sign_message *msg, const char *content_digest,
     return n;
 }
 
+/*
+ * Each thread keeps one signing context, initialized with the keyring's key
+ * the first time the thread signs with that keyring: a signed answer then
+ * costs the signature itself, not a context and a key lookup (OpenSSL 3
+ * fetches the algorithm on every init). Ed25519 is one-shot, and a
+ * context so initialized signs any number of messages. Keyrings live until
+ * exit, so a pointer identifies one; the context is freed when its thread
+ * ends.
+ */
+struct thread_signer {
+    const struct keyring *kr;
+    EVP_MD_CTX *ctx;
+};
+
+static pthread_key_t signer_key;
+static pthread_once_t signer_once = PTHREAD_ONCE_INIT;
+static bool signer_key_ok;
+
+static void
+thread_signer_free(void *p)
+{
+    struct thread_signer *t = p;
+
+    EVP_MD_CTX_free(t->ctx);
+    free(t);
+}
+
+static void
+signer_key_init(void)
+{
+    signer_key_ok = pthread_key_create(&signer_key, thread_signer_free) == 0;
+}
+
+static EVP_MD_CTX *
+thread_ctx(const struct keyring *kr)
+{
+    struct thread_signer *t;
+
+    pthread_once(&signer_once, signer_key_init);
+    if (!signer_key_ok)
+        return NULL;
+    t = pthread_getspecific(signer_key);
+    if (!t) {
+        t = calloc(1, sizeof(*t));
+        if (!t)
+            return NULL;
+        if (pthread_setspecific(signer_key, t) != 0) {
+            free(t);
+            return NULL;
+        }
+    }
+    if (t->kr != kr || !t->ctx) {
+        EVP_MD_CTX_free(t->ctx);
+        t->kr = NULL;
+        t->ctx = EVP_MD_CTX_new();
+        if (!t->ctx ||
+            EVP_DigestSignInit(t->ctx, NULL, NULL, NULL, kr->sign_key) != 1) {
+            EVP_MD_CTX_free(t->ctx);
+            t->ctx = NULL;
+            return NULL;
+        }
+        t->kr = kr;
+    }
+    return t->ctx;
+}
+
 int
 sign_response(const struct keyring *kr, const struct sign_message *msg,
               const void *body, size_t body_len, struct sign_headers *out)
@@ -365,7 +432,7 @@ sign_response(const struct keyring *kr, const struct sign_message *msg,
     char params[sizeof(out->signature_input) - sizeof(SIGN_LABEL)];
     char base[4096];
     EVP_MD_CTX *ctx;
-    int base_len, ok;
+    int base_len;
 
     if (!sign_keyring_can_sign(kr))
         return -1;
@@ -378,16 +445,12 @@ sign_response(const struct keyring *kr, const struct sign_message *msg,
                                sizeof(base), params, sizeof(params));
     if (base_len < 0)
         return -1;
-    ctx = EVP_MD_CTX_new();
-    if (!ctx)
-        return -1;
+    ctx = thread_ctx(kr);
     /* Ed25519 is one-shot: no digest, the whole base is signed. */
-    ok = EVP_DigestSignInit(ctx, NULL, NULL, NULL, kr->sign_key) == 1 &&
-         EVP_DigestSign(ctx, sig, &sig_len, (const unsigned char *)base,
-                        (size_t)base_len) == 1 &&
-         sig_len == sizeof(sig);
-    EVP_MD_CTX_free(ctx);
-    if (!ok)
+    if (!ctx ||
+        EVP_DigestSign(ctx, sig, &sig_len, (const unsigned char *)base,
+                       (size_t)base_len) != 1 ||
+        sig_len != sizeof(sig))
         return -1;
     b64(sig, sig_len, sig_b64);
     snprintf(out->signature_input, sizeof(out->signature_input),

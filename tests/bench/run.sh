@@ -11,7 +11,7 @@
 # BENCH_MODEL_MIB (4, delta models), BENCH_BIG_MIB (256, download blob),
 # BENCH_UPLOAD_MIB (512), BENCH_FAMILIES (10000), BENCH_VARIANTS (200),
 # BENCH_TOOL_TIMEOUT_S (60, one reference delta tool run),
-# BENCH_ONLY ("select scale download upload delta compress decisions": the
+# BENCH_ONLY ("select signed scale download upload delta compress decisions": the
 # parts run), BENCH_DECISIONS ("SEED COUNT": synthetic scenarios, "101 24").
 set -u -o pipefail
 export LC_ALL=C
@@ -30,7 +30,7 @@ UPLOAD_MIB=${BENCH_UPLOAD_MIB:-512}
 FAMILIES=${BENCH_FAMILIES:-10000}
 VARIANTS=${BENCH_VARIANTS:-200}
 TOOL_TIMEOUT=${BENCH_TOOL_TIMEOUT_S:-60}
-ONLY=${BENCH_ONLY:-select scale download upload delta compress decisions}
+ONLY=${BENCH_ONLY:-select signed scale download upload delta compress decisions}
 # Hard stop: the whole run stays under 10 minutes even if a part hangs.
 WATCHDOG_S=${BENCH_WATCHDOG_S:-590}
 
@@ -349,6 +349,52 @@ if want select; then
             done
         done
     done
+fi
+
+# ---- 1b. signed select (Ed25519, RFC 9421) against unsigned ----------------
+# The same report on the same daemon (a copy of the demo catalog with a
+# signing key), once with accept.signed and once without: the ratio is what
+# one SHA-256 of the body and one Ed25519 signature per answer cost.
+if want signed; then
+    log "signed select"
+    cp -r "$WORK/demo" "$WORK/demo-signed" && rm -f "$WORK/demo-signed/lock"
+    "$MODELD" keygen --out "$WORK/signing.pem" >/dev/null || exit 1
+    start_modeld signed "$WORK/demo-signed" "$WORK/demo/token" \
+        --set max_connections=1024 --set "signing_key=$WORK/signing.pem" ||
+        exit 1
+    SIGNED=http://127.0.0.1:${PORTS[signed]}
+    jq '. + {accept: {signed: true}}' "$WORK/report.json" \
+        >"$WORK/report-signed.json"
+    hdr=$(curl -s -D - -o /dev/null -X POST \
+        -H 'Content-Type: application/json' \
+        --data-binary @"$WORK/report-signed.json" \
+        "$SIGNED/v1/families/image-classification/select" |
+        grep -ci '^signature:')
+    [ "$hdr" = 1 ] || { echo "bench: the signed select is not signed" >&2; exit 1; }
+    row signed64_rps signed "select signed (Ed25519), 64 conns: throughput" \
+        req/s higher "the same select unsigned"
+    row signed64_p99 signed "select signed (Ed25519), 64 conns: p99 latency" \
+        ms lower "the same select unsigned"
+    for ((r = 1; r <= ROUNDS; r++)); do
+        log "signed: round $r/$ROUNDS"
+        for side in $( ((r % 2)) && echo "modeld ref" || echo "ref modeld"); do
+            if [ "$side" = modeld ]; then
+                body=$WORK/report-signed.json
+            else
+                body=$WORK/report.json
+            fi
+            j=$(wrk_json 64 "$SIGNED/v1/families/image-classification/select" \
+                "$body")
+            if [ -n "$j" ]; then
+                val signed64_rps "$side" "$(jq -r .rps <<<"$j")"
+                val signed64_p99 "$side" "$(jq -r '.p99_us / 1000' <<<"$j")"
+                [ "$(jq -r .errors <<<"$j")" = 0 ] ||
+                    note signed64_rps "$side: $(jq -r .errors <<<"$j") errors"
+            fi
+        done
+    done
+    stop_pid "${PIDS[signed]}"
+    unset "PIDS[signed]"
 fi
 
 # ---- 2. catalog scale -----------------------------------------------------

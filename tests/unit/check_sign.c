@@ -160,6 +160,63 @@ START_TEST(test_sign_response_verifies)
 }
 END_TEST
 
+/* The thread's signing context follows the keyring: alternating keyrings
+ * (a SIGHUP and back) each sign with their own key, many times. */
+static bool
+verifies(const char *key_path, const struct sign_headers *h)
+{
+    char base[2048], params[640], kid[SIGN_KID_SIZE] = "";
+    unsigned char sig[128];
+    EVP_PKEY *k;
+    EVP_MD_CTX *ctx;
+    FILE *f = fopen(key_path, "r");
+    const char *q;
+    int n, sig_len;
+    bool ok;
+
+    ck_assert_ptr_nonnull(f);
+    k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    fclose(f);
+    q = strstr(h->signature_input, "keyid=\"");
+    ck_assert_ptr_nonnull(q);
+    memcpy(kid, q + 7, 43);
+    n = sign_base_write(&msg, h->content_digest, kid, base, sizeof(base),
+                        params, sizeof(params));
+    sig_len = b64_decode(h->signature + 8, strlen(h->signature) - 9, sig);
+    ctx = EVP_MD_CTX_new();
+    ok = n > 0 && sig_len == 64 &&
+         EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, k) == 1 &&
+         EVP_DigestVerify(ctx, sig, 64, (unsigned char *)base, (size_t)n) == 1;
+    EVP_MD_CTX_free(ctx);
+    EVP_PKEY_free(k);
+    return ok;
+}
+
+START_TEST(test_sign_response_follows_keyring)
+{
+    char p1[128], p2[128], kid[SIGN_KID_SIZE], err[256];
+    struct keyring *k1 = NULL, *k2 = NULL;
+    struct sign_headers h;
+    const char body[] = "{}";
+
+    snprintf(p1, sizeof(p1), "%s/k1.pem", dir);
+    snprintf(p2, sizeof(p2), "%s/k2.pem", dir);
+    ck_assert_int_eq(sign_keygen(p1, kid, err, sizeof(err)), 0);
+    ck_assert_int_eq(sign_keygen(p2, kid, err, sizeof(err)), 0);
+    ck_assert_int_eq(sign_keyring_load(p1, "", &k1, err, sizeof(err)), 0);
+    ck_assert_int_eq(sign_keyring_load(p2, "", &k2, err, sizeof(err)), 0);
+    for (int i = 0; i < 6; i++) {
+        const struct keyring *kr = i % 3 == 2 ? k2 : k1;
+
+        ck_assert_int_eq(sign_response(kr, &msg, body, 2, &h), 0);
+        ck_assert(verifies(kr == k1 ? p1 : p2, &h));
+        ck_assert(!verifies(kr == k1 ? p2 : p1, &h));
+    }
+    sign_keyring_free(k1);
+    sign_keyring_free(k2);
+}
+END_TEST
+
 START_TEST(test_sign_keygen_file)
 {
     char path[128], kid[SIGN_KID_SIZE], err[256];
@@ -341,6 +398,7 @@ sign_suite(void)
     tcase_add_test(tc, test_sign_base_write_exact);
     tcase_add_test(tc, test_sign_base_write_refuses_unsafe);
     tcase_add_test(tc, test_sign_response_verifies);
+    tcase_add_test(tc, test_sign_response_follows_keyring);
     tcase_add_test(tc, test_sign_keygen_file);
     tcase_add_test(tc, test_sign_keyring_jwks);
     tcase_add_test(tc, test_sign_keyring_refusals);
