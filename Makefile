@@ -176,6 +176,11 @@ build/fuzz/make_seeds: tests/fuzz/make_seeds.c \
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
+build/fuzz/make_tensor_seeds: tests/fuzz/make_tensor_seeds.c \
+                              $(filter build/obj/proto/%,$(OBJ_LIB))
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Wno-unused-function -o $@ $^ $(LDLIBS)
+
 fuzz-build: $(FUZZ_BINS)
 
 fuzz: fuzz-build
@@ -184,8 +189,10 @@ fuzz: fuzz-build
 fuzz-smoke: fuzz-build
 	@./tests/fuzz/run.sh 3
 
-fuzz-seeds: build/fuzz/make_seeds
+fuzz-seeds: build/fuzz/make_seeds build/fuzz/make_tensor_seeds
 	@./build/fuzz/make_seeds tests/fuzz/corpus/fuzz_delta
+	@mkdir -p tests/fuzz/corpus/fuzz_tensor_map tests/fuzz/corpus/fuzz_tensor_dec
+	@./build/fuzz/make_tensor_seeds tests/fuzz/corpus
 
 # ---- benchmarks ----
 # `make bench`: modeld against nginx, sha256sum + cp, zstd, xdelta3 and

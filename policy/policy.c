@@ -302,7 +302,12 @@ transfer_compute(const struct run *k, struct proto_candidate *e)
     for (size_t i = 0; r->has_current && i < in->delta_count; i++) {
         const struct proto_delta *d = &in->deltas[i];
 
-        if (strcmp(d->from_hex, r->current_hex) == 0 &&
+        /* Only the delta formats the UE decodes (report's accept). */
+        bool decodes = d->format == PROTO_DELTA_TENSOR
+                           ? r->accept_tensor_delta
+                           : !r->refuse_zstd_patch;
+
+        if (decodes && strcmp(d->from_hex, r->current_hex) == 0 &&
             strcmp(d->to_hex, v->blob_hex) == 0 &&
             (!e->has_delta || d->size_bytes < e->transfer_bytes)) {
             e->has_delta = true;

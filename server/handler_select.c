@@ -4,6 +4,7 @@
  * takes one short mutex; a miss reads on a read connection beside the
  * writer, never waiting for its commits) and runs the pure policy on it.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -15,6 +16,42 @@
 
 /* Candidate slots on the stack for families up to this size. */
 #define STACK_CANDIDATES 32
+
+/*
+ * What the tensor codings add to a decision: the modeld-bg/1 form of the
+ * model for a UE that accepts it, and, for a UE that holds another version
+ * of the family but has no delta to the chosen one, a delta asked for in
+ * the background (the answer meanwhile is the full model, and a reason
+ * says so).
+ */
+static void
+tensor_extras(struct app *app, struct request *rq,
+              const struct store_snapshot *snap,
+              const struct proto_variant *variants,
+              const struct proto_report *r, struct proto_decision *d)
+{
+    const struct proto_variant *v = &variants[d->chosen];
+    bool pending = false;
+
+    d->model_bg = r->accept_bg && v->bg_size_bytes > 0;
+    if (d->action != PROTO_ACTION_DOWNLOAD || !r->has_current ||
+        strcmp(r->current_hex, v->blob_hex) == 0)
+        return;
+    for (size_t i = 0; i < snap->delta_count; i++)
+        if (strcmp(snap->deltas[i].from_hex, r->current_hex) == 0 &&
+            strcmp(snap->deltas[i].to_hex, v->blob_hex) == 0)
+            return;             /* made, just not one this UE takes */
+    if (store_delta_request(app->store, r->current_hex, v->blob_hex,
+                            &pending) != STORE_OK) {
+        log_msg(LOG_ERROR, rq->id, "asking for a delta: %s",
+                store_errmsg(app->store));
+        return;
+    }
+    if (pending && d->reasons.count < PROTO_MAX_REASONS)
+        snprintf(d->reasons.text[d->reasons.count++], PROTO_REASON_SIZE,
+                 "delta: a delta from current is being made; the full "
+                 "model meanwhile");
+}
 
 /* ?explain=all lists every candidate, as "explain": "all" in the body
  * does; false on another value than all or best. */
@@ -238,6 +275,8 @@ handle_select(struct MHD_Connection *c, struct request *rq)
         if (policy_admission_defer(&adm, &in, &report, &d))
             atomic_fetch_add(&app->deferred, 1);
     }
+    if (d.action != PROTO_ACTION_NONE)
+        tensor_extras(app, rq, snap, variants, &report, &d);
     if (d.action == PROTO_ACTION_DELTA && d.has_delta &&
         variants[d.chosen].size_bytes > snap->deltas[d.delta].size_bytes)
         saved = variants[d.chosen].size_bytes -

@@ -27,10 +27,10 @@
 
 #include "server/deadline.h"
 #include "server/http.h"
+#include "server/limits.h"
 #include "server/log.h"
 #include "server/tls.h"
 
-#define MAX_CONNECTIONS_PER_THREAD 125
 /* Body bytes read and dropped after a request was refused mid-body, so
  * that the client still gets its 4xx; past this the connection closes. */
 #define DISCARD_MAX_BYTES (16u << 20)
@@ -748,8 +748,8 @@ http_start(struct app *app, unsigned *out_port)
     freeaddrinfo(ai);
     if (app->tls)
         flags |= MHD_USE_TLS;
-    if (limit > cfg->threads * MAX_CONNECTIONS_PER_THREAD)
-        limit = cfg->threads * MAX_CONNECTIONS_PER_THREAD;
+    if (limit > cfg->threads * LIMITS_CONNECTIONS_PER_THREAD)
+        limit = cfg->threads * LIMITS_CONNECTIONS_PER_THREAD;
 
     struct MHD_OptionItem opts[] = {
         /* First, so that every later option's complaint reaches our log. */

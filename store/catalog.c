@@ -262,6 +262,45 @@ static enum store_status queue_delta(struct store *st, const char *from_hex,
     return rc;
 }
 
+/* Deltas into the new version from each of the variant's last K versions
+ * (the ones a UE is likely to hold); older ones are made on demand. */
+static enum store_status queue_recent(struct store *st, int64_t variant_id,
+                                      int64_t version, const char *hex,
+                                      int64_t *queued)
+{
+    char (*from)[PROTO_HEX_SIZE] = NULL;
+    size_t count = 0, cap = 0;
+    sqlite3_stmt *s = store_stmt(st, STMT_VERSIONS_RECENT);
+    enum store_status rc = STORE_OK;
+    int src;
+
+    sqlite3_bind_int64(s, 1, variant_id);
+    sqlite3_bind_int64(s, 2, version - (int64_t)st->opt.delta_versions);
+    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+        if (count == cap) {
+            size_t ncap = cap ? 2 * cap : 8;
+            char (*n)[PROTO_HEX_SIZE] = realloc(from, ncap * sizeof(*n));
+
+            if (!n) {
+                store_err_text("queueing deltas: out of memory");
+                rc = STORE_NO_MEMORY;
+                break;
+            }
+            from = n;
+            cap = ncap;
+        }
+        col_text(s, 0, from[count++], PROTO_HEX_SIZE);
+    }
+    if (rc == STORE_OK && src != SQLITE_DONE)
+        rc = store_err_db(st, "listing recent versions", src);
+    sqlite3_reset(s);
+    for (size_t i = 0; rc == STORE_OK && i < count; i++)
+        if (strcmp(from[i], hex) != 0)
+            rc = queue_delta(st, from[i], hex, queued);
+    free(from);
+    return rc;
+}
+
 /* Deltas between the new blob and the newest version of each other live
  * variant of the family, both ways, when both are small enough. */
 static enum store_status queue_cross(struct store *st, int64_t family_id,
@@ -346,7 +385,7 @@ static enum store_status latest_equals(struct store *st, int64_t family_id,
     if (src == SQLITE_ROW) {
         read_version_row(s, family, latest);
         ver_id = sqlite3_column_int64(s, 0);
-        live = !latest->retired && sqlite3_column_int(s, 14) == 0;
+        live = !latest->retired && sqlite3_column_int(s, 16) == 0;
     }
     sqlite3_reset(s);
     if (src != SQLITE_ROW && src != SQLITE_DONE)
@@ -400,6 +439,19 @@ static enum store_status publish_tx(struct store *st, const char *family,
     }
     if (src != SQLITE_ROW)
         return store_err_db(st, "looking up blob", src);
+    if (meta->weights_manifest_hex[0]) {
+        s = store_stmt(st, STMT_BLOB_GET);
+        bind_text(s, 1, meta->weights_manifest_hex);
+        src = sqlite3_step(s);
+        sqlite3_reset(s);
+        if (src == SQLITE_DONE) {
+            store_err_text("weights_manifest sha256:%s not uploaded",
+                           meta->weights_manifest_hex);
+            return STORE_BLOB_MISSING;
+        }
+        if (src != SQLITE_ROW)
+            return store_err_db(st, "looking up the manifest", src);
+    }
 
     if (out_created) {
         bool same = false;
@@ -452,6 +504,8 @@ static enum store_status publish_tx(struct store *st, const char *family,
     sqlite3_bind_int64(s, 9, (sqlite3_int64)size_bytes);
     sqlite3_bind_int64(s, 10, (sqlite3_int64)meta->rollout_percent);
     sqlite3_bind_int64(s, 11, now_s);
+    if (meta->weights_manifest_hex[0])
+        bind_text(s, 12, meta->weights_manifest_hex);
     rc = store_stmt_run(st, STMT_VERSION_INSERT, "inserting version");
     if (rc != STORE_OK)
         return rc;
@@ -459,8 +513,13 @@ static enum store_status publish_tx(struct store *st, const char *family,
     if (rc != STORE_OK)
         return rc;
 
-    if (prev_hex[0] && strcmp(prev_hex, meta->blob_hex) != 0)
-        rc = queue_delta(st, prev_hex, meta->blob_hex, queued);
+    if (prev_hex[0])
+        rc = queue_recent(st, variant_id, version, meta->blob_hex, queued);
+    if (rc == STORE_OK && st->opt.tensor_coding) {
+        s = store_stmt(st, STMT_BG_QUEUE);
+        bind_text(s, 1, meta->blob_hex);
+        rc = store_stmt_run(st, STMT_BG_QUEUE, "queueing the bg copy");
+    }
     if (rc == STORE_OK && st->opt.delta_cross_variants)
         rc = queue_cross(st, family_id, variant_id, meta->blob_hex,
                          size_bytes, queued);
@@ -611,6 +670,8 @@ static void read_version_row(sqlite3_stmt *s, const char *family,
     v->rollout_percent = (unsigned)sqlite3_column_int64(s, 11);
     v->paused = sqlite3_column_int(s, 12) != 0;
     v->retired = sqlite3_column_int(s, 13) != 0;
+    col_text(s, 14, v->weights_manifest_hex, sizeof(v->weights_manifest_hex));
+    v->bg_size_bytes = (uint64_t)sqlite3_column_int64(s, 15);
 }
 
 /* Fills a version's lists from the child tables, on connection c. */
@@ -780,24 +841,32 @@ static enum store_status read_deltas(struct store *st, struct store_conn *c,
     while ((src = sqlite3_step(s)) == SQLITE_ROW) {
         struct proto_delta *d;
 
-        if (snap->delta_count == *cap) {
-            size_t ncap = *cap ? 2 * *cap : 8;
-            struct proto_delta *n =
-                realloc(snap->deltas, ncap * sizeof(*n));
+        /* One entry per format kept: zstd-patch, modeld-tensor/1. */
+        for (int f = 0; f < 2; f++) {
+            if (sqlite3_column_type(s, 1 + f) != SQLITE_INTEGER)
+                continue;
+            if (snap->delta_count == *cap) {
+                size_t ncap = *cap ? 2 * *cap : 8;
+                struct proto_delta *n =
+                    realloc(snap->deltas, ncap * sizeof(*n));
 
-            if (!n) {
-                store_err_text("snapshot: out of memory");
-                rc = STORE_NO_MEMORY;
-                break;
+                if (!n) {
+                    store_err_text("snapshot: out of memory");
+                    rc = STORE_NO_MEMORY;
+                    break;
+                }
+                snap->deltas = n;
+                *cap = ncap;
             }
-            snap->deltas = n;
-            *cap = ncap;
+            d = &snap->deltas[snap->delta_count++];
+            memset(d, 0, sizeof(*d));
+            col_text(s, 0, d->from_hex, sizeof(d->from_hex));
+            snprintf(d->to_hex, sizeof(d->to_hex), "%s", hex);
+            d->size_bytes = (uint64_t)sqlite3_column_int64(s, 1 + f);
+            d->format = f ? PROTO_DELTA_TENSOR : PROTO_DELTA_ZSTD_PATCH;
         }
-        d = &snap->deltas[snap->delta_count++];
-        memset(d, 0, sizeof(*d));
-        col_text(s, 0, d->from_hex, sizeof(d->from_hex));
-        snprintf(d->to_hex, sizeof(d->to_hex), "%s", hex);
-        d->size_bytes = (uint64_t)sqlite3_column_int64(s, 1);
+        if (rc != STORE_OK)
+            break;
     }
     if (rc == STORE_OK && src != SQLITE_DONE)
         rc = store_err_conn(st, c->db, "reading deltas", src);
@@ -1148,4 +1217,52 @@ enum store_status store_snapshot_get(struct store *st, const char *family,
         return rc;
     *out = &p->pub;
     return STORE_OK;
+}
+
+enum store_status store_delta_request(struct store *st,
+                                      const char from_hex[PROTO_HEX_SIZE],
+                                      const char to_hex[PROTO_HEX_SIZE],
+                                      bool *out_pending)
+{
+    enum store_status rc = STORE_OK;
+    bool queued = false;
+    sqlite3_stmt *s;
+    int src;
+
+    *out_pending = false;
+    if (st->opt.read_only || strcmp(from_hex, to_hex) == 0)
+        return STORE_OK;
+    pthread_mutex_lock(&st->db_mu);
+    s = store_stmt(st, STMT_DELTA_SAME_FAMILY);
+    bind_text(s, 1, from_hex);
+    bind_text(s, 2, to_hex);
+    src = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (src == SQLITE_ROW) {
+        s = store_stmt(st, STMT_DELTA_DEMAND);
+        bind_text(s, 1, from_hex);
+        bind_text(s, 2, to_hex);
+        rc = store_stmt_run(st, STMT_DELTA_DEMAND, "asking for a delta");
+        queued = rc == STORE_OK && sqlite3_changes(st->db) > 0;
+        if (queued)
+            atomic_fetch_add(&st->deltas_pending_now, 1);
+        s = store_stmt(st, STMT_DELTA_STATE);
+        bind_text(s, 1, from_hex);
+        bind_text(s, 2, to_hex);
+        if (rc == STORE_OK && sqlite3_step(s) == SQLITE_ROW) {
+            const unsigned char *state = sqlite3_column_text(s, 0);
+
+            *out_pending = state && strcmp((const char *)state,
+                                           "pending") == 0;
+        }
+        sqlite3_reset(s);
+    } else if (src != SQLITE_DONE) {
+        rc = store_err_db(st, "looking up the versions", src);
+    }
+    pthread_mutex_unlock(&st->db_mu);
+    if (queued) {
+        atomic_fetch_add(&st->deltas_on_demand, 1);
+        store_worker_kick(st);
+    }
+    return rc;
 }

@@ -61,6 +61,17 @@ enum stmt_id {
     STMT_ZSTD_DONE,
     STMT_DELTA_DONE,
     STMT_DELTA_COUNTS,
+    STMT_VERSIONS_RECENT,
+    STMT_BG_QUEUE,
+    STMT_JOB_BG,
+    STMT_BG_DONE,
+    STMT_MANIFEST_OF,
+    STMT_DELTA_SAME_FAMILY,
+    STMT_DELTA_DEMAND,
+    STMT_DELTA_STATE,
+    STMT_DELTA_TOUCH,
+    STMT_DELTA_LRU,
+    STMT_DELTA_DELETE,
     STMT_JOB_NEXT_RETRY,
     STMT_ZSTD_RETRY,
     STMT_DELTA_RETRY,
@@ -165,6 +176,9 @@ struct store {
     atomic_uint_fast64_t deltas_failed;
     atomic_uint_fast64_t deltas_rejected;
     atomic_uint_fast64_t compressed_made;
+    atomic_uint_fast64_t deltas_evicted;
+    atomic_uint_fast64_t deltas_on_demand;
+    atomic_uint_fast64_t bg_made;
     atomic_uint_fast64_t errors;
     atomic_uint_fast64_t job_retries;     /* transient failures retried */
     atomic_uint_fast64_t jobs_gave_up;    /* out of attempts: failed */
@@ -174,6 +188,10 @@ struct store {
      * a delta's state changes these, after its transaction commits. */
     atomic_int_fast64_t deltas_pending_now;
     atomic_int_fast64_t deltas_ready_now;
+    /* ready delta bytes (both formats) and ready deltas with a tensor
+     * form: set at open and by the worker after each ready delta */
+    atomic_int_fast64_t delta_storage_bytes_now;
+    atomic_int_fast64_t deltas_tensor_now;
 
     /* The worker: kicked when work may be pending, busy until it has
      * found nothing to do since the last kick (all under work_mu). */
@@ -249,6 +267,9 @@ int store_path_blob(const struct store *st, const char *hex,
                     const char *suffix, char out[STORE_PATH_SIZE]);
 int store_path_delta(const struct store *st, const char *from_hex,
                      const char *to_hex, char out[STORE_PATH_SIZE]);
+/* The modeld-tensor/1 delta: store_path_delta's with ".mt". */
+int store_path_delta_tensor(const struct store *st, const char *from_hex,
+                            const char *to_hex, char out[STORE_PATH_SIZE]);
 /* Creates a new file DIR/tmp/<prefix>-<counter> (O_EXCL); fd or -1 with
  * the error recorded. */
 int store_tmp_create(struct store *st, const char *prefix,

@@ -21,6 +21,8 @@
 #define DEFAULT_LEVEL 19
 #define DEFAULT_DELTA_MAX_FRACTION 0.9
 #define DEFAULT_CROSS_MAX_BYTES ((uint64_t)256 << 20)
+#define DEFAULT_DELTA_VERSIONS 4
+#define DEFAULT_DELTA_STORAGE_BYTES ((uint64_t)16 << 30)
 /* 2 s, 4 s, ... 512 s: ten attempts over about 17 minutes, long enough
  * for an operator to free descriptors or memory, short enough that a
  * blip costs seconds. */
@@ -160,6 +162,23 @@ static const char *const migrations[] = {
     "  status INTEGER NOT NULL,"
     "  detail TEXT NOT NULL DEFAULT '');"
     "CREATE INDEX audit_time ON audit(time_s);",
+    /* 5: tensor codings. A ready delta keeps its zstd-patch file
+     * (size_bytes, NULL when that one was not small enough) and/or its
+     * modeld-tensor/1 file (tensor_size, only when smaller than the
+     * zstd-patch one); last_served_s orders eviction (LRU); on_demand
+     * marks deltas asked for by a select. A blob's modeld-bg/1 copy:
+     * bg_state NULL (not asked: only published blobs get one), pending,
+     * ready (DIR/blobs/.../<hex>.bg), larger (not smaller than its zstd
+     * copy), none (no tensors found), failed. A version's TF.js
+     * model.json: weights_manifest (hex). */
+    "ALTER TABLE deltas ADD COLUMN tensor_size INTEGER;"
+    "ALTER TABLE deltas ADD COLUMN last_served_s INTEGER;"
+    "ALTER TABLE deltas ADD COLUMN on_demand INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE blobs ADD COLUMN bg_state TEXT CHECK (bg_state IN"
+    "  ('pending', 'ready', 'larger', 'none', 'failed'));"
+    "ALTER TABLE blobs ADD COLUMN bg_size INTEGER;"
+    "ALTER TABLE versions ADD COLUMN weights_manifest TEXT;"
+    "CREATE INDEX blobs_bg_state ON blobs(bg_state);",
 };
 
 static const char *const stmt_sql[STMT_COUNT] = {
@@ -205,15 +224,15 @@ static const char *const stmt_sql[STMT_COUNT] = {
         "SELECT ver.id, v.name, ver.version, ver.blob_digest, "
         "  ver.size_bytes, ver.created_s, ver.format, ver.params, "
         "  ver.flops, ver.accuracy, ver.memory_bytes, ver.rollout_percent, "
-        "  ver.paused, ver.retired, v.retired "
+        "  ver.paused, ver.retired, ver.weights_manifest, NULL, v.retired "
         "FROM variants v JOIN versions ver ON ver.variant_id = v.id "
         "WHERE v.family_id = ?1 AND v.name = ?2 "
         "ORDER BY ver.version DESC LIMIT 1",
     [STMT_VERSION_INSERT] =
         "INSERT INTO versions(variant_id, version, blob_digest, format, "
         "  params, flops, accuracy, memory_bytes, size_bytes, "
-        "  rollout_percent, created_s) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        "  rollout_percent, created_s, weights_manifest) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     [STMT_TECH_INSERT] =
         "INSERT INTO version_techniques(version_id, pos, technique) "
         "VALUES (?1, ?2, ?3)",
@@ -264,7 +283,9 @@ static const char *const stmt_sql[STMT_COUNT] = {
         "SELECT ver.id, v.name, ver.version, ver.blob_digest, "
         "  ver.size_bytes, ver.created_s, ver.format, ver.params, "
         "  ver.flops, ver.accuracy, ver.memory_bytes, ver.rollout_percent, "
-        "  ver.paused, ver.retired "
+        "  ver.paused, ver.retired, ver.weights_manifest, "
+        "  (SELECT bg_size FROM blobs b WHERE b.digest = ver.blob_digest "
+        "   AND b.bg_state = 'ready') "
         "FROM variants v JOIN versions ver ON ver.variant_id = v.id "
         "WHERE v.family_id = ?1 AND v.retired = 0 AND ver.retired = 0 "
         "ORDER BY v.name, ver.version DESC",
@@ -272,11 +293,11 @@ static const char *const stmt_sql[STMT_COUNT] = {
         "SELECT ver.id, v.name, ver.version, ver.blob_digest, "
         "  ver.size_bytes, ver.created_s, ver.format, ver.params, "
         "  ver.flops, ver.accuracy, ver.memory_bytes, ver.rollout_percent, "
-        "  ver.paused, ver.retired "
+        "  ver.paused, ver.retired, ver.weights_manifest, NULL "
         "FROM variants v JOIN versions ver ON ver.variant_id = v.id "
         "WHERE v.family_id = ?1 AND v.name = ?2 ORDER BY ver.version",
     [STMT_SNAP_DELTAS] =
-        "SELECT from_digest, size_bytes FROM deltas "
+        "SELECT from_digest, size_bytes, tensor_size FROM deltas "
         "WHERE to_digest = ?1 AND state = 'ready' ORDER BY from_digest",
     [STMT_JOB_ZSTD] =
         "SELECT digest, size_bytes, zstd_attempts FROM blobs "
@@ -313,10 +334,49 @@ static const char *const stmt_sql[STMT_COUNT] = {
         "UPDATE blobs SET zstd_state = ?2, zstd_size = ?3 WHERE digest = ?1",
     [STMT_DELTA_DONE] =
         "UPDATE deltas SET state = ?3, size_bytes = ?4, delta_digest = ?5, "
-        "  error = ?6 WHERE from_digest = ?1 AND to_digest = ?2",
+        "  error = ?6, tensor_size = ?7 "
+        "WHERE from_digest = ?1 AND to_digest = ?2",
     [STMT_DELTA_COUNTS] =
         "SELECT coalesce(sum(state = 'pending'), 0), "
-        "  coalesce(sum(state = 'ready'), 0) FROM deltas",
+        "  coalesce(sum(state = 'ready'), 0), "
+        "  coalesce(sum(CASE WHEN state = 'ready' THEN "
+        "    coalesce(size_bytes, 0) + coalesce(tensor_size, 0) END), 0), "
+        "  coalesce(sum(state = 'ready' AND tensor_size IS NOT NULL), 0) "
+        "FROM deltas",
+    [STMT_VERSIONS_RECENT] =
+        "SELECT DISTINCT blob_digest FROM versions WHERE variant_id = ?1 "
+        "AND version >= ?2",
+    [STMT_BG_QUEUE] =
+        "UPDATE blobs SET bg_state = 'pending' WHERE digest = ?1 "
+        "AND bg_state IS NULL",
+    [STMT_JOB_BG] =
+        "SELECT digest FROM blobs WHERE bg_state = 'pending' "
+        "ORDER BY created_s, rowid LIMIT 1",
+    [STMT_BG_DONE] =
+        "UPDATE blobs SET bg_state = ?2, bg_size = ?3 WHERE digest = ?1",
+    [STMT_MANIFEST_OF] =
+        "SELECT weights_manifest FROM versions WHERE blob_digest = ?1 "
+        "AND weights_manifest IS NOT NULL ORDER BY id DESC LIMIT 1",
+    [STMT_DELTA_SAME_FAMILY] =
+        "SELECT 1 FROM versions a JOIN variants va ON va.id = a.variant_id "
+        "JOIN versions b JOIN variants vb ON vb.id = b.variant_id "
+        "WHERE a.blob_digest = ?1 AND b.blob_digest = ?2 "
+        "AND va.family_id = vb.family_id LIMIT 1",
+    [STMT_DELTA_DEMAND] =
+        "INSERT OR IGNORE INTO deltas(from_digest, to_digest, state, "
+        "  created_s, on_demand) VALUES (?1, ?2, 'pending', " NOW_S ", 1)",
+    [STMT_DELTA_STATE] =
+        "SELECT state FROM deltas WHERE from_digest = ?1 AND to_digest = ?2",
+    [STMT_DELTA_TOUCH] =
+        "UPDATE deltas SET last_served_s = " NOW_S " "
+        "WHERE from_digest = ?1 AND to_digest = ?2 AND state = 'ready' "
+        "AND coalesce(last_served_s, 0) < " NOW_S " - 60",
+    [STMT_DELTA_LRU] =
+        "SELECT from_digest, to_digest FROM deltas WHERE state = 'ready' "
+        "AND NOT (from_digest = ?1 AND to_digest = ?2) "
+        "ORDER BY coalesce(last_served_s, created_s), rowid LIMIT 1",
+    [STMT_DELTA_DELETE] =
+        "DELETE FROM deltas WHERE from_digest = ?1 AND to_digest = ?2",
     [STMT_MEASURED_LATENCY_CLASSES] =
         "SELECT device_class, count(*) FROM events WHERE version_id = ?1 "
         "AND kind = 'installed' AND device_class <> '' "
@@ -350,6 +410,9 @@ void store_options_default(struct store_options *out)
     out->delta_max_fraction = DEFAULT_DELTA_MAX_FRACTION;
     out->delta_cross_variants = true;
     out->delta_cross_max_bytes = DEFAULT_CROSS_MAX_BYTES;
+    out->delta_versions = DEFAULT_DELTA_VERSIONS;
+    out->delta_storage_max_bytes = DEFAULT_DELTA_STORAGE_BYTES;
+    out->tensor_coding = true;
     out->retry_base_ms = DEFAULT_RETRY_BASE_MS;
     out->retry_max_ms = DEFAULT_RETRY_MAX_MS;
     out->retry_attempts = DEFAULT_RETRY_ATTEMPTS;
@@ -652,6 +715,9 @@ static enum store_status count_deltas(struct store *st)
     if (src == SQLITE_ROW) {
         atomic_store(&st->deltas_pending_now, sqlite3_column_int64(s, 0));
         atomic_store(&st->deltas_ready_now, sqlite3_column_int64(s, 1));
+        atomic_store(&st->delta_storage_bytes_now,
+                     sqlite3_column_int64(s, 2));
+        atomic_store(&st->deltas_tensor_now, sqlite3_column_int64(s, 3));
     } else {
         rc = store_err_db(st, "counting deltas", src);
     }
@@ -739,6 +805,8 @@ static struct store *store_new(const char *dir,
     atomic_init(&st->jobs_gave_up, 0);
     atomic_init(&st->deltas_pending_now, 0);
     atomic_init(&st->deltas_ready_now, 0);
+    atomic_init(&st->delta_storage_bytes_now, 0);
+    atomic_init(&st->deltas_tensor_now, 0);
     atomic_init(&st->stop, false);
     st->generation = 1;
     return st;
@@ -849,6 +917,13 @@ void store_stats_get(struct store *st, struct store_stats *out)
     out->deltas_ready = nonnegative(atomic_load(&st->deltas_ready_now));
     out->job_retries = atomic_load(&st->job_retries);
     out->jobs_gave_up = atomic_load(&st->jobs_gave_up);
+    out->deltas_evicted = atomic_load(&st->deltas_evicted);
+    out->deltas_on_demand = atomic_load(&st->deltas_on_demand);
+    out->bg_made = atomic_load(&st->bg_made);
+    out->delta_storage_max_bytes = st->opt.delta_storage_max_bytes;
+    out->delta_storage_bytes =
+        nonnegative(atomic_load(&st->delta_storage_bytes_now));
+    out->deltas_tensor_ready = nonnegative(atomic_load(&st->deltas_tensor_now));
     out->errors = atomic_load(&st->errors);
     out->snapshot_builds = atomic_load(&st->snapshot_builds);
     pthread_mutex_lock(&st->cache_mu);

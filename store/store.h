@@ -46,6 +46,13 @@ struct store_options {
                                      family; default true */
     uint64_t delta_cross_max_bytes; /* ... when both are at most this big;
                                        default 256 MiB */
+    unsigned delta_versions;      /* deltas from each of the last K versions
+                                     of a variant; default 4 */
+    uint64_t delta_storage_max_bytes; /* ready deltas beyond this are
+                                         evicted, least recently served
+                                         first; 0: no bound; default 16 GiB */
+    bool tensor_coding;           /* also make modeld-tensor/1 deltas and
+                                     modeld-bg/1 copies; default true */
     unsigned retry_base_ms;       /* a job failing for a transient reason
                                      (an OS, SQLite or memory error) is
                                      retried after base, 2 base, 4 base...
@@ -126,6 +133,12 @@ void store_upload_abort(struct store_upload *up);
 MUST_CHECK enum store_status
 store_blob_open(struct store *st, const char hex[PROTO_HEX_SIZE],
                 int *out_fd, uint64_t *out_size, int64_t *out_mtime_s);
+
+/* Opens a blob's modeld-bg/1 copy (made for published tensor models when
+ * smaller than the zstd copy); STORE_NOT_FOUND otherwise. */
+MUST_CHECK enum store_status
+store_blob_bg_open(struct store *st, const char hex[PROTO_HEX_SIZE],
+                   int *out_fd, uint64_t *out_size, int64_t *out_mtime_s);
 
 /*
  * Opens the zstd-compressed copy of a blob when the worker made one and it
@@ -224,12 +237,31 @@ void store_snapshot_release(const struct store_snapshot *snap);
 
 /* ---- deltas and the worker ------------------------------------------------ */
 
-/* Opens a ready delta for reading. STORE_NOT_FOUND when none (yet). */
+/* Opens a ready zstd-patch delta for reading. STORE_NOT_FOUND when none
+ * (yet, or evicted). */
 MUST_CHECK enum store_status
 store_delta_open(struct store *st, const char from_hex[PROTO_HEX_SIZE],
                  const char to_hex[PROTO_HEX_SIZE], int *out_fd,
                  uint64_t *out_size, int64_t *out_mtime_s);
 
+/* The same for a format, and notes the delta served (the eviction
+ * order: least recently served goes first). */
+MUST_CHECK enum store_status
+store_delta_format_open(struct store *st, const char from_hex[PROTO_HEX_SIZE],
+                        const char to_hex[PROTO_HEX_SIZE],
+                        enum proto_delta_format format, int *out_fd,
+                        uint64_t *out_size, int64_t *out_mtime_s);
+
+/*
+ * Asks for the delta from from_hex to to_hex (a UE holds from_hex, an
+ * older version or another variant of the same family): queued for the
+ * worker when neither made nor asked for yet. *out_pending is true when
+ * the delta is being made (now or already); false when it exists, was
+ * found not worth offering, or from_hex is not of to_hex's family.
+ */
+MUST_CHECK enum store_status
+store_delta_request(struct store *st, const char from_hex[PROTO_HEX_SIZE],
+                    const char to_hex[PROTO_HEX_SIZE], bool *out_pending);
 /*
  * Starts again, now, every job of the worker that failed (deltas and
  * compressed copies) or waits in a retry's backoff; "rejected" deltas
@@ -270,6 +302,12 @@ struct store_stats {
     uint64_t deltas_pending;      /* now */
     uint64_t deltas_ready;        /* now */
     uint64_t compressed_made;     /* zstd copies, since open */
+    uint64_t bg_made;             /* modeld-bg/1 copies, since open */
+    uint64_t deltas_tensor_ready; /* ready with a modeld-tensor/1 file, now */
+    uint64_t deltas_evicted;      /* since open */
+    uint64_t deltas_on_demand;    /* queued by selects, since open */
+    uint64_t delta_storage_bytes; /* ready delta files, now */
+    uint64_t delta_storage_max_bytes;
     uint64_t errors;              /* SQLite/OS errors, since open */
     uint64_t job_retries;         /* worker jobs retried after a transient
                                      failure, since open */
