@@ -12,9 +12,10 @@
 # BENCH_UPLOAD_MIB (512), BENCH_FAMILIES (10000), BENCH_VARIANTS (200),
 # BENCH_TOOL_TIMEOUT_S (60, one reference delta tool run),
 # BENCH_TENSOR_KIB (2048, tensor-delta models),
-# BENCH_ONLY ("select signed scale download upload delta compress decisions
-# tensor": the parts run), BENCH_DECISIONS ("SEED COUNT": synthetic
-# scenarios, "101 24").
+# BENCH_WRITE_RATE (50, versions/s in the writeload part),
+# BENCH_ONLY ("select signed writeload scale download upload delta compress
+# decisions tensor": the parts run), BENCH_DECISIONS ("SEED COUNT":
+# synthetic scenarios, "101 24").
 set -u -o pipefail
 export LC_ALL=C
 
@@ -32,7 +33,7 @@ UPLOAD_MIB=${BENCH_UPLOAD_MIB:-512}
 FAMILIES=${BENCH_FAMILIES:-10000}
 VARIANTS=${BENCH_VARIANTS:-200}
 TOOL_TIMEOUT=${BENCH_TOOL_TIMEOUT_S:-60}
-ONLY=${BENCH_ONLY:-select signed scale download upload delta compress decisions tensor}
+ONLY=${BENCH_ONLY:-select signed writeload scale download upload delta compress decisions tensor}
 TENSOR_KIB=${BENCH_TENSOR_KIB:-2048}
 # Hard stop: the whole run stays under 10 minutes even if a part hangs.
 WATCHDOG_S=${BENCH_WATCHDOG_S:-590}
@@ -399,6 +400,67 @@ if want signed; then
     done
     stop_pid "${PIDS[signed]}"
     unset "PIDS[signed]"
+fi
+
+# ---- 1c. select under writes ---------------------------------------------
+# A copy of the demo catalog; an admin publishes BENCH_WRITE_RATE (50)
+# versions/s of another family (each moves the catalog generation, so every
+# select's snapshot is re-read, and queues a delta the worker makes at once,
+# at delta_level 3 so that it keeps up) while wrk selects at 64 connections.
+# The reference is the same select on the same daemon with no writer and an
+# idle worker.
+if want writeload; then
+    log "select under writes"
+    WRATE=${BENCH_WRITE_RATE:-50}
+    cp -r "$WORK/demo" "$WORK/demo-wl" && rm -f "$WORK/demo-wl/lock"
+    cp "$WORK/demo/token" "$WORK/wl.token"
+    start_modeld wl "$WORK/demo-wl" "$WORK/wl.token" \
+        --set max_connections=1024 --set delta_level=3 \
+        --set compress_level=3 || exit 1
+    WL=http://127.0.0.1:${PORTS[wl]}
+    nblobs=$(python3 -c "print(min(600, int($WRATE * $DURATION * $ROUNDS) + 2))")
+    if timeout 120 python3 "$BENCH_DIR/publisher.py" "$WL" "$WORK/wl.token" \
+        prepare "$nblobs" 128 >"$WORK/wl-prepare.out" 2>&1; then
+        row wl64_p99 writeload \
+            "select p99 while publishing $WRATE versions/s, 64 conns" ms \
+            lower "the same select, idle catalog"
+        row wl64_rps writeload \
+            "select throughput while publishing $WRATE versions/s" req/s \
+            higher "the same select, idle catalog"
+        for ((r = 1; r <= ROUNDS; r++)); do
+            log "select under writes: round $r/$ROUNDS"
+            for side in $( ((r % 2)) && echo "modeld ref" || echo "ref modeld"); do
+                if [ "$side" = ref ]; then
+                    # Idle: the worker's queue drained first (bounded).
+                    for ((i = 0; i < 300; i++)); do
+                        [ "$(metric "$WL" 'modeld_deltas{state="pending"}')" = 0 ] && break
+                        sleep 0.1
+                    done
+                    j=$(wrk_json 64 "$WL/v1/families/image-classification/select" \
+                        "$WORK/report.json")
+                else
+                    python3 "$BENCH_DIR/publisher.py" "$WL" "$WORK/wl.token" \
+                        run "$WRATE" "$DURATION" >"$WORK/wl-pub.out" 2>&1 &
+                    pub=$!
+                    j=$(wrk_json 64 "$WL/v1/families/image-classification/select" \
+                        "$WORK/report.json")
+                    wait "$pub"
+                    info "wl_publisher_$r" "$(cat "$WORK/wl-pub.out")"
+                fi
+                if [ -n "$j" ]; then
+                    val wl64_p99 "$side" "$(jq -r '.p99_us / 1000' <<<"$j")"
+                    val wl64_rps "$side" "$(jq -r .rps <<<"$j")"
+                    [ "$(jq -r .errors <<<"$j")" = 0 ] ||
+                        note wl64_p99 "$side: $(jq -r .errors <<<"$j") errors"
+                fi
+            done
+        done
+        info wl_snapshot_builds "$(metric "$WL" modeld_catalog_snapshot_builds_total)"
+        info wl_deltas_made "$(metric "$WL" 'modeld_deltas_made_total{outcome="ready"}')"
+    else
+        note wl64_p99 "publisher prepare failed: $(tail -c 300 "$WORK/wl-prepare.out")"
+    fi
+    stop wl
 fi
 
 # ---- 2. catalog scale -----------------------------------------------------
