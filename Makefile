@@ -2,7 +2,7 @@
 # whole set-up on a fresh Debian machine: both install what is missing.
 
 CC      ?= gcc
-PKGS    := libmicrohttpd gnutls jansson sqlite3 libcrypto libzstd
+PKGS    := libmicrohttpd gnutls jansson sqlite3 libpq libcrypto libzstd
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
            -Wmissing-prototypes -Wvla -Wpointer-arith -Wcast-qual \
            -Wnull-dereference -Wundef
@@ -32,7 +32,7 @@ ASAN_TESTABLE := $(ASAN_LIB) $(filter-out build/asan/server/main.o,$(ASAN_SERVER
 UNIT_BINS      := $(UNIT_NAMES:%=build/tests/%)
 ASAN_UNIT_BINS := $(UNIT_NAMES:%=build/asan/tests/%)
 
-.PHONY: all deps check e2e crash asan test run bench fuzz fuzz-build \
+.PHONY: all deps check e2e crash pg asan test run bench fuzz fuzz-build \
         fuzz-smoke fuzz-seeds format clean valgrind sanitize spec
 
 all: build/modeld
@@ -79,6 +79,11 @@ check: $(UNIT_BINS)
 e2e: build/modeld
 	@./tests/e2e/run.sh build/modeld
 
+# The PostgreSQL catalog: the store suite on a throw-away server, then
+# daemons sharing one (tests/pg/run.sh).
+pg: build/modeld build/tests/check_store
+	@./tests/pg/run.sh build/modeld build/tests/check_store
+
 # SIGKILL at random moments, then a full disk (a tmpfs: needs root).
 crash: build/modeld
 	@./tests/crash/run.sh build/modeld
@@ -112,6 +117,7 @@ test: deps
 	$(MAKE) --no-print-directory spec || status=1; \
 	$(MAKE) --no-print-directory e2e || status=1; \
 	$(MAKE) --no-print-directory crash || status=1; \
+	$(MAKE) --no-print-directory pg || status=1; \
 	$(MAKE) --no-print-directory asan || status=1; \
 	$(MAKE) --no-print-directory fuzz-smoke || status=1; \
 	./tests/summary.sh build/results || status=1; \

@@ -58,6 +58,7 @@ usage_serve(FILE *out)
             "[--data DIR]\n"
             "                    [--admin-token-file FILE] [--tls-cert PEM "
             "--tls-key PEM]\n"
+            "                    [--catalog postgresql://...]\n"
             "                    [--set KEY=VALUE]... [--log-level LEVEL]\n"
             "                    [--print-config]\n"
             "\n"
@@ -165,6 +166,7 @@ parse_serve_args(int argc, char **argv, struct config *cfg, bool *print_cfg)
         {"--admin-token-file", "admin_token_file"},
         {"--tls-cert", "tls_cert"},
         {"--tls-key", "tls_key"},
+        {"--catalog", "catalog_url"},
     };
     char err[512];
     const char *config_file = NULL;
