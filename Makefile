@@ -2,7 +2,7 @@
 # whole set-up on a fresh Debian machine: both install what is missing.
 
 CC      ?= gcc
-PKGS    := libmicrohttpd gnutls jansson sqlite3 libpq libcrypto libzstd
+PKGS    := libmicrohttpd gnutls jansson sqlite3 libpq libcurl libcrypto libzstd
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
            -Wmissing-prototypes -Wvla -Wpointer-arith -Wcast-qual \
            -Wnull-dereference -Wundef

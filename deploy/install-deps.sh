@@ -34,9 +34,10 @@ if command -v pkg-config >/dev/null 2>&1; then
     need_pc libzstd libzstd-dev
     need_pc check check
     need_pc libpq libpq-dev
+    need_pc libcurl libcurl4-openssl-dev
 else
     missing="$missing libmicrohttpd-dev libgnutls28-dev libjansson-dev libsqlite3-dev \
-libssl-dev libzstd-dev check libpq-dev"
+libssl-dev libzstd-dev check libpq-dev libcurl4-openssl-dev"
 fi
 # A throw-away PostgreSQL server for the catalog tests (tests/lib/pg.sh).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
