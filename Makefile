@@ -2,7 +2,7 @@
 # whole set-up on a fresh Debian machine: both install what is missing.
 
 CC      ?= gcc
-PKGS    := libmicrohttpd gnutls jansson sqlite3 libpq libcurl libcrypto libzstd
+PKGS    := libmicrohttpd gnutls jansson sqlite3 libpq libcrypto libzstd libcurl
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
            -Wmissing-prototypes -Wvla -Wpointer-arith -Wcast-qual \
            -Wnull-dereference -Wundef
@@ -16,7 +16,10 @@ LDLIBS  = $(PKG_LIBS) -lpthread -lm
 SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all \
            -fno-omit-frame-pointer
 
-LIB_SRC    := $(sort $(wildcard proto/*.c policy/*.c store/*.c))
+LIB_SRC    := $(sort $(wildcard proto/*.c policy/*.c store/*.c client/*.c))
+# libmodeld-client.a: the UE client (client/) with the proto/ it uses, so
+# that an app links it alone (plus libcurl, jansson, libcrypto, libzstd).
+CLIENT_LIB_SRC := $(sort $(wildcard client/*.c proto/*.c))
 SERVER_SRC := $(sort $(wildcard server/*.c))
 UNIT_SRC   := $(sort $(wildcard tests/unit/check_*.c))
 UNIT_NAMES := $(patsubst tests/unit/%.c,%,$(UNIT_SRC))
@@ -35,7 +38,7 @@ ASAN_UNIT_BINS := $(UNIT_NAMES:%=build/asan/tests/%)
 .PHONY: all deps check e2e crash pg asan test run bench fuzz fuzz-build \
         fuzz-smoke fuzz-seeds format clean valgrind sanitize spec
 
-all: build/modeld
+all: build/modeld build/libmodeld-client.a
 
 # ---- system packages ---------------------------------------------------
 # Installs, with apt-get, whatever pkg-config or command -v cannot find.
@@ -53,6 +56,10 @@ build/asan/%.o: %.c
 
 build/modeld: $(OBJ_LIB) $(OBJ_SERVER)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+build/libmodeld-client.a: $(CLIENT_LIB_SRC:%.c=build/obj/%.o)
+	rm -f $@
+	$(AR) rcs $@ $^
 
 build/asan/modeld: $(ASAN_LIB) $(ASAN_SERVER)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)

@@ -34,6 +34,7 @@ if command -v pkg-config >/dev/null 2>&1; then
     need_pc libzstd libzstd-dev
     need_pc check check
     need_pc libpq libpq-dev
+    # libcurl: the UE client (client/, `modeld fetch`)
     need_pc libcurl libcurl4-openssl-dev
 else
     missing="$missing libmicrohttpd-dev libgnutls28-dev libjansson-dev libsqlite3-dev \

@@ -40,6 +40,8 @@ usage_main(FILE *out)
             "  serve   run the daemon in the foreground\n"
             "  demo    write the demo catalog into a data directory\n"
             "  patch   apply a delta: modeld patch OLD DELTA OUT\n"
+            "  fetch   the UE client: modeld fetch --server URL --family F "
+            "--state DIR\n"
             "  select  print the decision for a report, offline\n"
             "  decode  decode an encoded model: modeld decode IN OUT\n"
             "  delta   make a delta: modeld delta OLD NEW OUT\n"
@@ -506,6 +508,7 @@ main(int argc, char **argv)
         {"demo", cmd_demo},
         {"patch", cmd_patch},
         {"select", cmd_select},
+        {"fetch", cmd_fetch},
         {"decode", cmd_decode},
         {"delta", cmd_delta},
         {"encode", cmd_encode},
