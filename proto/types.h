@@ -282,6 +282,7 @@ struct proto_candidate {
     double violation;
     const struct proto_tag *ctx;          /* first matching context tag */
     double utility;                       /* per second while it runs */
+    double fit;                           /* expected share of time it fits */
     double ready_s;                       /* until it runs (conservative) */
     double cost;                          /* of its bytes, accuracy-seconds */
     double value;                         /* over the horizon */

@@ -4,6 +4,7 @@
  * takes one short mutex; a miss reads on a read connection beside the
  * writer, never waiting for its commits) and runs the pure policy on it.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,65 @@
 
 /* Candidate slots on the stack for families up to this size. */
 #define STACK_CANDIDATES 32
+
+/*
+ * Larger families: each HTTP thread keeps its candidate slots between
+ * selects (a 200-variant family needs ~300 KB, which malloc would take
+ * from and give back to the kernel on every request); freed when the
+ * thread exits.
+ */
+struct cands_buf {
+    struct proto_candidate *v;
+    size_t cap;
+};
+
+static pthread_key_t cands_key;
+static pthread_once_t cands_once = PTHREAD_ONCE_INIT;
+static bool cands_key_ok;
+
+static void
+cands_buf_free(void *p)
+{
+    struct cands_buf *b = p;
+
+    if (b)
+        free(b->v);
+    free(b);
+}
+
+static void
+cands_key_make(void)
+{
+    cands_key_ok = pthread_key_create(&cands_key, cands_buf_free) == 0;
+}
+
+/* This thread's slots for n candidates, or NULL (out of memory). */
+static struct proto_candidate *
+cands_get(size_t n)
+{
+    struct cands_buf *b;
+
+    (void)pthread_once(&cands_once, cands_key_make);
+    if (!cands_key_ok)
+        return NULL;
+    b = pthread_getspecific(cands_key);
+    if (!b) {
+        b = calloc(1, sizeof(*b));
+        if (!b || pthread_setspecific(cands_key, b) != 0) {
+            free(b);
+            return NULL;
+        }
+    }
+    if (b->cap < n) {
+        struct proto_candidate *v = realloc(b->v, n * sizeof(*v));
+
+        if (!v)
+            return NULL;
+        b->v = v;
+        b->cap = n;
+    }
+    return b->v;
+}
 
 /*
  * What the tensor codings add to a decision: the modeld-bg/1 form of the
@@ -228,7 +288,7 @@ handle_select(struct MHD_Connection *c, struct request *rq)
         return http_reply_store_error(c, rq, rc, "reading the family");
     /* One slot per variant, and one for a held version (admission). */
     if (snap->variant_count + 1 > STACK_CANDIDATES) {
-        cands = malloc((snap->variant_count + 1) * sizeof(*cands));
+        cands = cands_get(snap->variant_count + 1);
         if (!cands) {
             ret = http_reply_error(c, rq, PROTO_ERR_INTERNAL, "",
                                    "out of memory");
@@ -298,8 +358,6 @@ handle_select(struct MHD_Connection *c, struct request *rq)
                                 snap->deltas);
     ret = reply_decision(c, rq, kr, d.issued_at_s, json);
 out:
-    if (cands != stack)
-        free(cands);
     free(view);
     store_snapshot_release(snap);
     return ret;
