@@ -40,6 +40,8 @@ Download the model it chose (efficientnet-b0) into model.bin:
 Stop the server with Ctrl-C. Start afresh with: rm -rf $data && make run
 
 MSG
+deploy/demo-figures.sh "$modeld" "$data" || true
+echo
 
 set -- serve
 if [ -e configs/modeld.conf ]; then

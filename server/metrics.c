@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <openssl/opensslv.h>
 #include <zstd.h>
@@ -353,12 +354,15 @@ metrics_render(struct metrics *m, const char *const *route_labels,
             "start-up epoch times 2^32 plus the changes since start.\n# TYPE modeld_catalog_generation gauge\n"
             "modeld_catalog_generation %llu\n",
         (unsigned long long)ss->generation);
+    /* TLS goes through GnuTLS (libmicrohttpd's); OpenSSL's libcrypto does
+     * the digests and signatures: both are named. */
     put(&b, "# HELP modeld_build_info Version of modeld and its "
-            "libraries.\n# TYPE modeld_build_info gauge\n"
+            "libraries (gnutls: TLS; openssl: libcrypto, digests and "
+            "signatures).\n# TYPE modeld_build_info gauge\n"
             "modeld_build_info{version=\"%s\",microhttpd=\"%s\","
-            "zstd=\"%s\",openssl=\"%s\"} 1\n",
+            "zstd=\"%s\",gnutls=\"%s\",openssl=\"%s\"} 1\n",
         MODELD_VERSION, MHD_get_version(), ZSTD_versionString(),
-        OPENSSL_VERSION_STR);
+        gnutls_check_version(NULL), OPENSSL_VERSION_STR);
     if (b.failed) {
         free(b.p);
         return NULL;

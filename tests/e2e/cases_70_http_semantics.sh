@@ -106,3 +106,16 @@ check_match "metrics: worker retries counter" '^modeld_worker_retries_total [0-9
     "$(grep '^modeld_worker_retries_total ' "$BODY")"
 check_match "metrics: worker gave-up counter" '^modeld_worker_gave_up_total [0-9]+$' \
     "$(grep '^modeld_worker_gave_up_total ' "$BODY")"
+# build_info names both TLS (GnuTLS) and libcrypto (OpenSSL).
+check_match "metrics: build_info names GnuTLS and OpenSSL" \
+    'modeld_build_info\{[^}]*gnutls="[0-9][^"]*"[^}]*openssl="[^"]+"' \
+    "$(grep '^modeld_build_info' "$BODY")"
+
+# ---- make run's figures: the demo's file sizes beside the README's -------
+if demo_data; then
+    figures=$("$ROOT/deploy/demo-figures.sh" "$MODELD" "$DEMO_DATA" 2>&1)
+    # --scale 0.001: inception-v3's 96 MB footprint is a 96000-byte file.
+    check_match "demo figures: the file size served here" '96000 bytes served here' "$figures"
+    check_match "demo figures: the README's full-size figure" '96000000 bytes at full size' "$figures"
+    check_match "demo figures: the scale" 'footprints x 0\.001' "$figures"
+fi

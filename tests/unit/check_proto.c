@@ -77,7 +77,7 @@ static const struct code_case {
      "Insufficient storage"},
     {PROTO_ERR_HEADERS_TOO_LARGE, 431, "headers-too-large",
      "Request header fields too large"},
-    {PROTO_ERR_LENGTH_REQUIRED, 411, "length-required", "Length required"},
+    {PROTO_ERR_RETIRED_22, 411, "retired-22", "Retired"},
 };
 
 START_TEST(test_proto_problem_write_codes)
