@@ -1,0 +1,49 @@
+/*
+ * One select decision on a snapshot, the single pipeline of the select
+ * handler and `modeld select`: the versions that compete for this UE
+ * (a paused version only for the UEs that hold it), the policy, then the
+ * admission rule under load. No HTTP, no output.
+ */
+#ifndef SERVER_DECIDE_H
+#define SERVER_DECIDE_H
+
+#include <stdbool.h>
+
+#include "policy/admission.h"
+#include "policy/policy.h"
+#include "store/store.h"
+
+/* Candidate slots a caller keeps on its stack. */
+#define DECIDE_STACK_CANDIDATES 32
+
+struct decision_run {
+    struct proto_decision d;
+    const struct proto_variant *variants; /* what d's indexes point into */
+    bool deferred;                        /* admission deferred a transfer */
+    /* Owned storage (decide_run_free): */
+    struct proto_variant *view;
+    struct proto_candidate *cands;
+    struct proto_candidate stack[DECIDE_STACK_CANDIDATES];
+};
+
+enum decide_status {
+    DECIDE_OK = 0,
+    DECIDE_NO_MEMORY,
+    DECIDE_POLICY_BUG,    /* the policy refused its input */
+};
+
+/*
+ * Decides for report r on snap. run is the caller's (it may be large:
+ * keep it off small stacks); on DECIDE_OK run->d and run->variants hold
+ * the decision, to write with proto_decision_write(&run->d, ...,
+ * run->variants, snap->deltas). Always release with decide_run_free.
+ */
+enum decide_status decide_run(const struct policy_config *policy,
+                              const struct policy_admission *admission,
+                              const struct store_snapshot *snap,
+                              const struct proto_report *r,
+                              struct decision_run *run);
+
+void decide_run_free(struct decision_run *run);
+
+#endif
