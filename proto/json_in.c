@@ -40,6 +40,11 @@
  *   current                        "sha256:<64 lowercase hex>" (BAD_DIGEST)
  *   context                        object: token -> token | [token, ...],
  *                                  at most 16 tags in all
+ *   accept                         object; members other than these two are
+ *                                  left to their own readers (signed)
+ *   accept.delta_formats           array of <= 8 strings of 1..32 printable
+ *                                  ASCII; unknown names are ignored
+ *   accept.encodings               the same
  *   fetching                       object {digest, bytes_done}
  *   fetching.digest                "sha256:<64 lowercase hex>", required
  *   fetching.bytes_done            int 0..2^53 (default 0)
@@ -65,6 +70,8 @@
  *   context                        as in the report
  *   requires.accelerators          array of <= 8 tokens
  *   rollout_percent                int 0..100, default 100
+ *   weights_manifest               "sha256:<64 lowercase hex>" (BAD_DIGEST):
+ *                                  the TF.js model.json of the blob
  *   size_bytes, version, digest    ignored: the server fills them in
  *
  *   Family body
@@ -789,6 +796,64 @@ static bool parse_preference(const json_t *root, struct proto_report *r,
     return true;
 }
 
+/* accept.delta_formats / accept.encodings: names of codings, each checked
+ * for shape; the ones this server knows set the report's flags. */
+static bool get_names(const json_t *accept, const char *key,
+                      struct proto_report *r, struct proto_error *err)
+{
+    static const char what[] =
+        "an array of at most 8 names (1..32 printable ASCII characters)";
+    char path[PROTO_FIELD_SIZE];
+    json_t *v = member(accept, key);
+    bool is_formats = strcmp(key, "delta_formats") == 0;
+    bool zstd_patch = false;
+
+    bfmt(path, sizeof(path), "accept.%s", key);
+    if (!v)
+        return true;
+    if (!json_is_array(v) || json_array_size(v) > 8)
+        return wrong(path, what, v, err);
+    for (size_t i = 0; i < json_array_size(v); i++) {
+        json_t *n = json_array_get(v, i);
+        const char *s = json_string_value(n);
+        size_t len = json_string_length(n);
+        char item[PROTO_FIELD_SIZE];
+
+        path_index(item, path, i);
+        if (!s || len == 0 || len > 32)
+            return wrong(item, "a name of 1..32 printable ASCII characters",
+                         n, err);
+        for (size_t k = 0; k < len; k++)
+            if (s[k] < 0x21 || s[k] > 0x7e)
+                return wrong(item,
+                             "a name of 1..32 printable ASCII characters", n,
+                             err);
+        if (is_formats && strcmp(s, "modeld-tensor/1") == 0)
+            r->accept_tensor_delta = true;
+        if (is_formats && strcmp(s, "zstd-patch") == 0)
+            zstd_patch = true;
+        if (!is_formats && strcmp(s, "modeld-bg/1") == 0)
+            r->accept_bg = true;
+    }
+    if (is_formats)
+        r->refuse_zstd_patch = !zstd_patch;
+    return true;
+}
+
+static bool parse_accept(const json_t *root, struct proto_report *r,
+                         struct proto_error *err)
+{
+    json_t *accept;
+
+    if (!get_object(root, "accept", false, "an object", &accept, err))
+        return false;
+    if (!accept)
+        return true;
+    r->has_accept = true;
+    return get_names(accept, "delta_formats", r, err) &&
+           get_names(accept, "encodings", r, err);
+}
+
 /* The fields of selection over time (issue 9): throughput history,
  * horizon, a download in flight, the memory floor and explain. */
 static bool parse_over_time(const json_t *root, struct proto_report *r,
@@ -931,6 +996,7 @@ enum proto_status proto_report_parse(const char *body, size_t len,
         get_digest(root, "current", false, r.current_hex, &r.has_current,
                    err) &&
         get_context(root, r.context, &r.context_count, err) &&
+        parse_accept(root, &r, err) &&
         parse_over_time(root, &r, err) && parse_nonce(root, &r, err) &&
         parse_accept_signed(root, &r, err)) {
         *out = r;
@@ -1008,6 +1074,8 @@ static bool parse_variant(const json_t *root, struct proto_variant *v,
     double rollout = 100;
 
     return get_digest(root, "blob", true, v->blob_hex, NULL, err) &&
+           get_digest(root, "weights_manifest", false,
+                      v->weights_manifest_hex, NULL, err) &&
            get_number(root, "", "flops", &rule_flops, true, &v->flops, NULL,
                       err) &&
            get_number(root, "", "accuracy", &rule_fraction, true,
@@ -1270,6 +1338,7 @@ bool proto_variant_meta_equal(const struct proto_variant *a,
 {
     if (strcmp(a->blob_hex, b->blob_hex) != 0 ||
         strcmp(a->format, b->format) != 0 || a->params != b->params ||
+        strcmp(a->weights_manifest_hex, b->weights_manifest_hex) != 0 ||
         a->flops != b->flops || a->accuracy != b->accuracy ||
         a->memory_bytes != b->memory_bytes ||
         a->rollout_percent != b->rollout_percent ||

@@ -404,6 +404,10 @@ static void sb_variant(struct sb *b, const struct proto_variant *v)
     }
     sb_key(b, "rollout_percent");
     sb_u64(b, v->rollout_percent);
+    if (v->weights_manifest_hex[0]) {
+        sb_key(b, "weights_manifest");
+        sb_digest(b, v->weights_manifest_hex);
+    }
     sb_key(b, "paused");
     sb_bool(b, v->paused);
     if (v->retired) {
@@ -623,9 +627,18 @@ char *proto_decision_write(const struct proto_decision *d, const char *family,
         sb_puts(&b, ",\"model\":{\"digest\":");
         sb_digest(&b, v->blob_hex);
         sb_key(&b, "size_bytes");
-        sb_u64(&b, v->size_bytes);
-        sb_key(&b, "url");
-        sb_blob_url(&b, v->blob_hex);
+        if (d->model_bg && v->bg_size_bytes) {
+            /* The bytes to transfer: the encoded form's. */
+            sb_u64(&b, v->bg_size_bytes);
+            sb_puts(&b, ",\"url\":\"/v1/blobs/sha256:");
+            sb_puts(&b, v->blob_hex);
+            sb_puts(&b, "?encoding=modeld-bg/1\",\"encoding\":"
+                        "\"modeld-bg/1\"");
+        } else {
+            sb_u64(&b, v->size_bytes);
+            sb_key(&b, "url");
+            sb_blob_url(&b, v->blob_hex);
+        }
         sb_putc(&b, '}');
         sb_key(&b, "accuracy");
         sb_num_short(&b, has_exit ? v->exits[d->exit_index].accuracy
@@ -641,7 +654,11 @@ char *proto_decision_write(const struct proto_decision *d, const char *family,
             sb_puts(&b, dl->from_hex);
             sb_puts(&b, "/sha256:");
             sb_puts(&b, dl->to_hex);
-            sb_puts(&b, "\"}");
+            if (dl->format == PROTO_DELTA_TENSOR)
+                sb_puts(&b, "?format=modeld-tensor/1\",\"format\":"
+                            "\"modeld-tensor/1\"}");
+            else
+                sb_puts(&b, "\",\"format\":\"zstd-patch\"}");
         }
     }
     sb_key(&b, "degraded");

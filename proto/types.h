@@ -109,6 +109,10 @@ struct proto_variant {
     char accelerators[PROTO_MAX_ACCELERATORS][PROTO_TOKEN_SIZE];
     size_t accelerator_count;             /* requires.accelerators */
     unsigned rollout_percent;             /* 0..100, default 100 */
+    char weights_manifest_hex[PROTO_HEX_SIZE]; /* TF.js model.json blob,
+                                                  "" when none */
+    uint64_t bg_size_bytes;               /* modeld-bg/1 coding's size, 0
+                                             when the server has none */
     bool paused;                          /* rollout paused (PATCH or the
                                              failure share): offered only
                                              to UEs that hold it */
@@ -122,11 +126,19 @@ struct proto_family {
     size_t variant_count;                 /* live (not retired) variants */
 };
 
+/* How a delta is coded: zstd with the base as prefix (stock zstd applies
+ * it) or the tensor delta (modeld decodes it). */
+enum proto_delta_format {
+    PROTO_DELTA_ZSTD_PATCH = 0,   /* "zstd-patch" */
+    PROTO_DELTA_TENSOR,           /* "modeld-tensor/1" */
+};
+
 /* A delta that is ready to serve: turns from_hex into to_hex. */
 struct proto_delta {
     char from_hex[PROTO_HEX_SIZE];
     char to_hex[PROTO_HEX_SIZE];
     uint64_t size_bytes;
+    enum proto_delta_format format;
 };
 
 enum proto_preference {
@@ -181,6 +193,12 @@ struct proto_report {
     struct proto_tag context[PROTO_MAX_TAGS];
     size_t context_count;
 
+    /* accept: what the UE decodes beyond stock tools. Without it (all
+     * false), only zstd-patch deltas, as before. */
+    bool has_accept;
+    bool accept_tensor_delta;             /* "modeld-tensor/1" */
+    bool refuse_zstd_patch;               /* delta_formats lacks it */
+    bool accept_bg;                       /* encodings has "modeld-bg/1" */
     /* time-aware selection (issue 9); downlink_bps above may be 0 */
     double downlink_history_bps[PROTO_MAX_HISTORY];   /* newest last */
     size_t downlink_history_count;
@@ -264,6 +282,7 @@ struct proto_candidate {
     double violation;
     const struct proto_tag *ctx;          /* first matching context tag */
     double utility;                       /* per second while it runs */
+    double fit;                           /* expected share of time it fits */
     double ready_s;                       /* until it runs (conservative) */
     double cost;                          /* of its bytes, accuracy-seconds */
     double value;                         /* over the horizon */
@@ -292,6 +311,7 @@ struct proto_decision {
     unsigned recheck_after_s;
     struct proto_reasons reasons;         /* why the chosen one won: context
                                              match, keep, exit, battery... */
+    bool model_bg;                        /* model.url serves modeld-bg/1 */
     /* A signed answer's body members (issued_at, expires_at, generation,
      * nonce); written only when is_signed. */
     bool is_signed;

@@ -1,9 +1,12 @@
 /*
- * `modeld patch OLD DELTA OUT`: applies a delta served by /v1/deltas to the
- * base model a UE holds and writes the target atomically: a temporary file
- * next to OUT, fsync, rename over OUT, fsync of the directory. OUT is left
- * untouched unless the result is exactly the model the delta names. The
- * format itself (header, zstd frame, digest checks) is proto/delta.c's.
+ * `modeld patch OLD DELTA OUT`: applies a delta served by /v1/deltas (either
+ * format: zstd-patch or modeld-tensor/1) to the base model a UE holds, and
+ * `modeld decode IN OUT`: decodes a model served in an encoding
+ * (modeld-bg/1, or a zstd content coding). Both write the result
+ * atomically: a temporary file next to OUT, fsync, rename over OUT, fsync
+ * of the directory; OUT is left untouched unless the result is exactly the
+ * model the input names. The output is written as it is decoded; the
+ * formats themselves are proto/delta.c's and proto/tensor_code.c's.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +17,7 @@
 #include <unistd.h>
 
 #include "proto/proto.h"
+#include "proto/tensor.h"
 #include "server/commands.h"
 #include "store/store.h"
 
@@ -25,15 +29,32 @@ static const char usage_text[] =
     "Applies DELTA (from GET /v1/deltas/sha256:FROM/sha256:TO) to OLD and\n"
     "writes the result to OUT atomically. Checks that OLD's SHA-256 is FROM\n"
     "and that the result's is TO; on any failure OUT is left untouched.\n"
-    "The same delta also applies with stock zstd:\n"
+    "Both delta formats are read: a zstd-patch delta also applies with\n"
+    "stock zstd:\n"
     "  zstd -d --long=31 --patch-from=OLD DELTA -o OUT\n"
+    "a modeld-tensor/1 delta needs modeld (or its proto/ library).\n"
+    "\n"
+    "Exit status: 0 OUT written and verified, 1 failure, 2 usage error.\n";
+
+static const char decode_usage_text[] =
+    "usage: modeld decode [--digest sha256:HEX] IN OUT\n"
+    "\n"
+    "Decodes IN, a model served in an encoding (model.encoding modeld-bg/1,\n"
+    "or Content-Encoding: zstd), into OUT atomically and verifies its\n"
+    "SHA-256: against the digest a modeld-bg/1 file names, and against\n"
+    "--digest when given. A plain zstd file names no digest: --digest is\n"
+    "then required.\n"
     "\n"
     "Exit status: 0 OUT written and verified, 1 failure, 2 usage error.\n";
 
 struct file_sink {
     int fd;
     int err; /* errno of the failed write */
+    struct proto_hasher *hasher; /* what was written, for --digest */
 };
+
+/* "modeld patch" or "modeld decode", for messages. */
+static const char *prog = "modeld patch";
 
 static int map_file(const char *path, struct store_file_map *out)
 {
@@ -41,7 +62,7 @@ static int map_file(const char *path, struct store_file_map *out)
     int rc, err;
 
     if (fd < 0) {
-        fprintf(stderr, "modeld patch: cannot open %s: %s\n", path,
+        fprintf(stderr, "%s: cannot open %s: %s\n", prog, path,
                 strerror(errno));
         return -1;
     }
@@ -49,7 +70,7 @@ static int map_file(const char *path, struct store_file_map *out)
     err = errno;
     close(fd);
     if (rc != 0)
-        fprintf(stderr, "modeld patch: cannot map %s: %s\n", path,
+        fprintf(stderr, "%s: cannot map %s: %s\n", prog, path,
                 err == EINVAL ? "not a regular file" : strerror(err));
     return rc;
 }
@@ -58,6 +79,10 @@ static int write_sink(void *ctx, const void *data, size_t len)
 {
     struct file_sink *fs = ctx;
 
+    if (fs->hasher && proto_hasher_update(fs->hasher, data, len) != PROTO_OK) {
+        fs->err = ENOMEM;
+        return -1;
+    }
     if (store_file_write_all(fs->fd, data, len) != 0) {
         fs->err = errno;
         return -1;
@@ -66,57 +91,92 @@ static int write_sink(void *ctx, const void *data, size_t len)
 }
 
 /* Says, in one line, why the digests did not match: the base or the
- * result. */
-static void report_mismatch(const char *old_path, const struct store_file_map *old,
+ * result. old is NULL for modeld decode. */
+static void report_mismatch(const char *old_path,
+                            const struct store_file_map *old,
                             const struct store_file_map *delta)
 {
     char from_hex[PROTO_HEX_SIZE], to_hex[PROTO_HEX_SIZE];
     char have_hex[PROTO_HEX_SIZE];
-    struct proto_hasher *h = proto_hasher_new();
+    struct proto_hasher *h = NULL;
 
-    if (!h || proto_delta_header_parse(delta->data, delta->len, from_hex,
-                                       to_hex) != PROTO_OK ||
-        proto_hasher_update(h, old->data, old->len) != PROTO_OK ||
-        proto_hasher_final(h, have_hex) != PROTO_OK) {
-        fprintf(stderr, "modeld patch: digest mismatch\n");
-    } else if (strcmp(have_hex, from_hex) != 0) {
-        fprintf(stderr,
-                "modeld patch: %s is not the delta's base: have sha256:%s, "
-                "delta wants sha256:%s\n",
-                old_path, have_hex, from_hex);
-    } else {
-        fprintf(stderr,
-                "modeld patch: the result is not sha256:%s named by the "
-                "delta; the delta is corrupt\n",
-                to_hex);
+    if (proto_coded_kind(delta->data, delta->len, from_hex, to_hex) ==
+        PROTO_CODED_UNKNOWN) {
+        fprintf(stderr, "%s: digest mismatch\n", prog);
+        return;
     }
-    proto_hasher_free(h);
+    if (old && from_hex[0]) {
+        h = proto_hasher_new();
+        if (!h || proto_hasher_update(h, old->data, old->len) != PROTO_OK ||
+            proto_hasher_final(h, have_hex) != PROTO_OK) {
+            fprintf(stderr, "%s: digest mismatch\n", prog);
+            proto_hasher_free(h);
+            return;
+        }
+        proto_hasher_free(h);
+        if (strcmp(have_hex, from_hex) != 0) {
+            fprintf(stderr,
+                    "%s: %s is not the delta's base: have sha256:%s, "
+                    "delta wants sha256:%s\n",
+                    prog, old_path, have_hex, from_hex);
+            return;
+        }
+    }
+    fprintf(stderr,
+            "%s: the result is not sha256:%s named by the input; the input "
+            "is corrupt\n",
+            prog, to_hex);
 }
 
-/* Applies and writes; returns the exit code. */
+/* Applies (old_path given) or decodes, and writes; want_hex, when not
+ * NULL, is the digest the result must have besides the one the input
+ * names. Returns the exit code. */
 static int patch(const char *old_path, const char *delta_path,
-                 const char *out_path)
+                 const char *out_path, const char *want_hex)
 {
     struct store_file_map old = { NULL, 0 }, delta = { NULL, 0 };
-    struct file_sink fs = { -1, 0 };
+    struct file_sink fs = { -1, 0, NULL };
+    char from_hex[PROTO_HEX_SIZE], to_hex[PROTO_HEX_SIZE];
+    char have_hex[PROTO_HEX_SIZE];
+    enum proto_coded_kind kind;
     char *tmp = NULL;
     size_t out_len = strlen(out_path);
     enum proto_status st;
     mode_t mask;
     int code = 1;
 
-    if (map_file(old_path, &old) != 0 || map_file(delta_path, &delta) != 0)
+    if ((old_path && map_file(old_path, &old) != 0) ||
+        map_file(delta_path, &delta) != 0)
         goto out;
+    kind = proto_coded_kind(delta.data, delta.len, from_hex, to_hex);
+    if (old_path ? kind != PROTO_CODED_ZSTD_PATCH &&
+                       kind != PROTO_CODED_TENSOR
+                 : kind != PROTO_CODED_BG && kind != PROTO_CODED_ZSTD) {
+        fprintf(stderr, "%s: %s is not a %s\n", prog, delta_path,
+                old_path ? "delta (zstd-patch or modeld-tensor/1)"
+                         : "model encoding (modeld-bg/1 or zstd)");
+        goto out;
+    }
+    if (kind == PROTO_CODED_ZSTD && !want_hex) {
+        fprintf(stderr, "%s: %s is plain zstd, which names no digest: give "
+                        "--digest\n", prog, delta_path);
+        goto out;
+    }
+    fs.hasher = proto_hasher_new();
+    if (!fs.hasher) {
+        fprintf(stderr, "%s: out of memory\n", prog);
+        goto out;
+    }
     tmp = malloc(out_len + sizeof(".XXXXXX"));
     if (!tmp) {
-        fprintf(stderr, "modeld patch: out of memory\n");
+        fprintf(stderr, "%s: out of memory\n", prog);
         goto out;
     }
     memcpy(tmp, out_path, out_len);
     memcpy(tmp + out_len, ".XXXXXX", sizeof(".XXXXXX"));
     fs.fd = mkstemp(tmp);
     if (fs.fd < 0) {
-        fprintf(stderr, "modeld patch: cannot create a file beside %s: %s\n",
+        fprintf(stderr, "%s: cannot create a file beside %s: %s\n", prog,
                 out_path, strerror(errno));
         free(tmp);
         tmp = NULL; /* nothing to unlink */
@@ -127,51 +187,59 @@ static int patch(const char *old_path, const char *delta_path,
     umask(mask);
     (void)fchmod(fs.fd, 0666 & ~mask);
 
-    st = proto_delta_apply(old.data, old.len, delta.data, delta.len,
-                           write_sink, &fs);
+    st = proto_coded_apply(old.data, old.len, delta.data, delta.len,
+                           write_sink, &fs, NULL);
+    if (st == PROTO_OK &&
+        (proto_hasher_final(fs.hasher, have_hex) != PROTO_OK ||
+         (want_hex && strcmp(have_hex, want_hex) != 0))) {
+        fprintf(stderr, "%s: the result is sha256:%s, not sha256:%s\n",
+                prog, have_hex, want_hex ? want_hex : "");
+        goto out;
+    }
     switch (st) {
     case PROTO_OK:
         break;
     case PROTO_MISMATCH:
-        report_mismatch(old_path, &old, &delta);
+        report_mismatch(old_path ? old_path : "", old_path ? &old : NULL,
+                        &delta);
         goto out;
     case PROTO_BAD_INPUT:
         fprintf(stderr,
-                "modeld patch: %s is not a valid delta (bad header, corrupt "
-                "or truncated)\n",
+                "%s: %s is not valid (bad header, corrupt or "
+                "truncated)\n", prog,
                 delta_path);
         goto out;
     case PROTO_SINK_FAILED:
-        fprintf(stderr, "modeld patch: cannot write %s: %s\n", tmp,
+        fprintf(stderr, "%s: cannot write %s: %s\n", prog, tmp,
                 strerror(fs.err));
         goto out;
     case PROTO_NO_MEMORY:
     default:
-        fprintf(stderr, "modeld patch: out of memory\n");
+        fprintf(stderr, "%s: out of memory\n", prog);
         goto out;
     }
     if (fsync(fs.fd) != 0) {
-        fprintf(stderr, "modeld patch: cannot sync %s: %s\n", tmp,
+        fprintf(stderr, "%s: cannot sync %s: %s\n", prog, tmp,
                 strerror(errno));
         goto out;
     }
     if (close(fs.fd) != 0) {
         fs.fd = -1;
-        fprintf(stderr, "modeld patch: cannot write %s: %s\n", tmp,
+        fprintf(stderr, "%s: cannot write %s: %s\n", prog, tmp,
                 strerror(errno));
         goto out;
     }
     fs.fd = -1;
     if (rename(tmp, out_path) != 0) {
-        fprintf(stderr, "modeld patch: cannot rename %s to %s: %s\n", tmp,
+        fprintf(stderr, "%s: cannot rename %s to %s: %s\n", prog, tmp,
                 out_path, strerror(errno));
         goto out;
     }
     free(tmp);
     tmp = NULL; /* it is OUT now */
     if (store_file_fsync_parent(out_path) != 0) {
-        fprintf(stderr, "modeld patch: wrote %s but cannot sync its "
-                        "directory: %s\n",
+        fprintf(stderr, "%s: wrote %s but cannot sync its "
+                        "directory: %s\n", prog,
                 out_path, strerror(errno));
         goto out;
     }
@@ -183,6 +251,7 @@ out:
         unlink(tmp);
         free(tmp);
     }
+    proto_hasher_free(fs.hasher);
     store_file_unmap(&delta);
     store_file_unmap(&old);
     return code;
@@ -207,27 +276,77 @@ int cmd_patch(int argc, char **argv)
             continue;
         }
         if (!options_done && a[0] == '-' && a[1] != '\0') {
-            fprintf(stderr, "modeld patch: unknown option %s\n%s", a,
+            fprintf(stderr, "%s: unknown option %s\n%s", prog, a,
                     usage_text);
             return EXIT_USAGE;
         }
         if (path_count == ARRAY_SIZE(paths)) {
-            fprintf(stderr, "modeld patch: too many arguments\n%s",
+            fprintf(stderr, "%s: too many arguments\n%s", prog,
                     usage_text);
             return EXIT_USAGE;
         }
         paths[path_count++] = a;
     }
     if (path_count != ARRAY_SIZE(paths)) {
-        fprintf(stderr, "modeld patch: needs OLD, DELTA and OUT\n%s",
+        fprintf(stderr, "%s: needs OLD, DELTA and OUT\n%s", prog,
                 usage_text);
         return EXIT_USAGE;
     }
     for (size_t i = 0; i < path_count; i++) {
         if (paths[i][0] == '\0') {
-            fprintf(stderr, "modeld patch: empty path\n%s", usage_text);
+            fprintf(stderr, "%s: empty path\n%s", prog, usage_text);
             return EXIT_USAGE;
         }
     }
-    return patch(paths[0], paths[1], paths[2]);
+    return patch(paths[0], paths[1], paths[2], NULL);
+}
+
+int cmd_decode(int argc, char **argv)
+{
+    const char *paths[2];
+    size_t path_count = 0;
+    const char *digest = NULL;
+    char want[PROTO_HEX_SIZE];
+    bool options_done = false;
+
+    prog = "modeld decode";
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+
+        if (!options_done && (strcmp(a, "--help") == 0 ||
+                              strcmp(a, "-h") == 0)) {
+            fputs(decode_usage_text, stdout);
+            return 0;
+        }
+        if (!options_done && strcmp(a, "--") == 0) {
+            options_done = true;
+            continue;
+        }
+        if (!options_done && strcmp(a, "--digest") == 0 && i + 1 < argc) {
+            digest = argv[++i];
+            continue;
+        }
+        if (!options_done && a[0] == '-' && a[1] != '\0') {
+            fprintf(stderr, "%s: unknown option %s\n%s", prog, a,
+                    decode_usage_text);
+            return EXIT_USAGE;
+        }
+        if (path_count == ARRAY_SIZE(paths) || a[0] == '\0') {
+            fprintf(stderr, "%s: needs IN and OUT\n%s", prog,
+                    decode_usage_text);
+            return EXIT_USAGE;
+        }
+        paths[path_count++] = a;
+    }
+    if (path_count != ARRAY_SIZE(paths)) {
+        fprintf(stderr, "%s: needs IN and OUT\n%s", prog, decode_usage_text);
+        return EXIT_USAGE;
+    }
+    if (digest &&
+        proto_digest_parse(digest, strlen(digest), want) != PROTO_OK) {
+        fprintf(stderr, "%s: --digest wants sha256:<64 lowercase hex>\n%s",
+                prog, decode_usage_text);
+        return EXIT_USAGE;
+    }
+    return patch(NULL, paths[0], paths[1], digest ? want : NULL);
 }

@@ -89,6 +89,7 @@ select_print(const struct config *cfg, const char *dir, const char *family,
     struct policy_admission adm = {cfg->admission_load,
                                    cfg->admission_recheck_s};
     struct decision_run *run = calloc(1, sizeof(*run));
+    struct proto_candidate *cands = NULL;
     struct store *st = NULL;
     struct proto_report report;
     struct proto_error err;
@@ -101,7 +102,6 @@ select_print(const struct config *cfg, const char *dir, const char *family,
         fprintf(stderr, "modeld select: out of memory\n");
         return 1;
     }
-    run->cands = run->stack;
     if (proto_report_parse(body, body_len, &cfg->limits, &report, &err) !=
         PROTO_OK) {
         print_problem(&err);
@@ -126,7 +126,12 @@ select_print(const struct config *cfg, const char *dir, const char *family,
                     store_errmsg(st));
         goto out;
     }
-    drc = decide_run(&cfg->policy, &adm, snap, &report, run);
+    cands = calloc(snap->variant_count + 1, sizeof(*cands));
+    if (!cands) {
+        fprintf(stderr, "modeld select: out of memory\n");
+        goto out;
+    }
+    drc = decide_run(&cfg->policy, &adm, snap, &report, cands, run);
     if (drc != DECIDE_OK) {
         fprintf(stderr, "modeld select: %s\n",
                 drc == DECIDE_NO_MEMORY ? "out of memory"
@@ -145,6 +150,7 @@ out:
     free(json);
     decide_run_free(run);
     free(run);
+    free(cands);
     store_snapshot_release(snap);
     store_close(st);
     return status;

@@ -76,7 +76,7 @@ enum decide_status
 decide_run(const struct policy_config *policy,
            const struct policy_admission *admission,
            const struct store_snapshot *snap, const struct proto_report *r,
-           struct decision_run *run)
+           struct proto_candidate *cands, struct decision_run *run)
 {
     struct policy_input in;
     size_t count = 0;
@@ -85,18 +85,9 @@ decide_run(const struct policy_config *policy,
     memset(&run->d, 0, sizeof(run->d));
     run->view = NULL;
     run->deferred = false;
-    run->cands = run->stack;
     rc = competing(snap, r, run, &count);
     if (rc != DECIDE_OK)
         return rc;
-    /* One slot per version, and one for a held version (admission). */
-    if (snap->variant_count + 1 > DECIDE_STACK_CANDIDATES) {
-        run->cands = malloc((snap->variant_count + 1) * sizeof(*run->cands));
-        if (!run->cands) {
-            run->cands = run->stack;
-            return DECIDE_NO_MEMORY;
-        }
-    }
     in = (struct policy_input){
         .family = snap->family.name,
         .variants = run->variants,
@@ -104,7 +95,7 @@ decide_run(const struct policy_config *policy,
         .deltas = snap->deltas,
         .delta_count = snap->delta_count,
     };
-    run->d.candidates = run->cands;
+    run->d.candidates = cands;
     if (policy_select(policy, &in, r, &run->d) != POLICY_OK)
         return DECIDE_POLICY_BUG;
     if ((run->d.action == PROTO_ACTION_DOWNLOAD ||
@@ -123,9 +114,6 @@ decide_run(const struct policy_config *policy,
 void
 decide_run_free(struct decision_run *run)
 {
-    if (run->cands != run->stack)
-        free(run->cands);
-    run->cands = run->stack;
     free(run->view);
     run->view = NULL;
 }

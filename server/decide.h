@@ -13,17 +13,11 @@
 #include "policy/policy.h"
 #include "store/store.h"
 
-/* Candidate slots a caller keeps on its stack. */
-#define DECIDE_STACK_CANDIDATES 32
-
 struct decision_run {
     struct proto_decision d;
     const struct proto_variant *variants; /* what d's indexes point into */
     bool deferred;                        /* admission deferred a transfer */
-    /* Owned storage (decide_run_free): */
-    struct proto_variant *view;
-    struct proto_candidate *cands;
-    struct proto_candidate stack[DECIDE_STACK_CANDIDATES];
+    struct proto_variant *view;           /* owned (decide_run_free) */
 };
 
 enum decide_status {
@@ -33,15 +27,17 @@ enum decide_status {
 };
 
 /*
- * Decides for report r on snap. run is the caller's (it may be large:
- * keep it off small stacks); on DECIDE_OK run->d and run->variants hold
- * the decision, to write with proto_decision_write(&run->d, ...,
+ * Decides for report r on snap. cands is the caller's storage for the
+ * decision's candidates, room for snap->variant_count + 1 of them (one
+ * more for a held version). On DECIDE_OK run->d and run->variants hold the
+ * decision, to write with proto_decision_write(&run->d, ...,
  * run->variants, snap->deltas). Always release with decide_run_free.
  */
 enum decide_status decide_run(const struct policy_config *policy,
                               const struct policy_admission *admission,
                               const struct store_snapshot *snap,
                               const struct proto_report *r,
+                              struct proto_candidate *cands,
                               struct decision_run *run);
 
 void decide_run_free(struct decision_run *run);

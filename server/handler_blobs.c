@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -150,6 +151,28 @@ serve_file(struct MHD_Connection *c, struct request *rq,
     return http_queue(c, rq, status, resp, len);
 }
 
+/* A coding named in the query (?format=, ?encoding=): 1 when it is name,
+ * 0 when absent, -1 when something else. The value may come percent-
+ * encoded ("%2F"): paths and queries are matched undecoded. */
+static int
+query_names(struct MHD_Connection *c, const char *key, const char *name)
+{
+    const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
+                                                key);
+    const char *slash = strchr(name, '/');
+    size_t head = slash ? (size_t)(slash - name) : strlen(name);
+
+    if (!v)
+        return 0;
+    if (strcmp(v, name) == 0)
+        return 1;
+    if (slash && strncmp(v, name, head) == 0 &&
+        strncasecmp(v + head, "%2F", 3) == 0 &&
+        strcmp(v + head + 3, slash + 1) == 0)
+        return 1;
+    return -1;
+}
+
 enum MHD_Result
 handle_blob_get(struct MHD_Connection *c, struct request *rq)
 {
@@ -160,6 +183,27 @@ handle_blob_get(struct MHD_Connection *c, struct request *rq)
     const char *range = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                     MHD_HTTP_HEADER_RANGE);
     enum store_status rc;
+    int q = query_names(c, "encoding", "modeld-bg/1");
+
+    /* ?encoding=modeld-bg/1: the byte-grouped form as its own resource
+     * (not a content coding: stock clients would not decode it). Ranges
+     * address its bytes. */
+    if (q < 0)
+        return http_reply_error(c, rq, PROTO_ERR_BAD_FIELD, "encoding",
+                                "encoding must be modeld-bg/1");
+    if (q > 0) {
+        rc = store_blob_bg_open(rq->app->store, hex, &fa.fd, &fa.size,
+                                &fa.mtime_s);
+        if (rc == STORE_NOT_FOUND)
+            return http_reply_error(c, rq, PROTO_ERR_NOT_FOUND, "encoding",
+                                    "no modeld-bg/1 form of sha256:%s",
+                                    hex);
+        if (rc != STORE_OK)
+            return http_reply_store_error(c, rq, rc, "opening the blob");
+        fa.vary = false;
+        snprintf(fa.etag, sizeof(fa.etag), "\"sha256:%s+modeld-bg\"", hex);
+        return serve_file(c, rq, &fa);
+    }
 
     /* A compressed copy answers only whole-body requests: ranges always
      * address the identity bytes. */
@@ -184,19 +228,34 @@ enum MHD_Result
 handle_delta_get(struct MHD_Connection *c, struct request *rq)
 {
     struct file_answer fa = {.fd = -1};
+    enum proto_delta_format format = PROTO_DELTA_ZSTD_PATCH;
     enum store_status rc;
+    int q = query_names(c, "format", "modeld-tensor/1");
 
-    rc = store_delta_open(rq->app->store, rq->params[0], rq->params[1],
-                          &fa.fd, &fa.size, &fa.mtime_s);
+    if (q < 0 && query_names(c, "format", "zstd-patch") != 1)
+        return http_reply_error(c, rq, PROTO_ERR_BAD_FIELD, "format",
+                                "format must be zstd-patch or "
+                                "modeld-tensor/1");
+    if (q > 0)
+        format = PROTO_DELTA_TENSOR;
+    rc = store_delta_format_open(rq->app->store, rq->params[0],
+                                 rq->params[1], format, &fa.fd, &fa.size,
+                                 &fa.mtime_s);
     if (rc == STORE_NOT_FOUND)
         return http_reply_error(c, rq, PROTO_ERR_NOT_FOUND, "",
-                                "no delta from sha256:%s to sha256:%s (yet)",
+                                "no %s delta from sha256:%s to sha256:%s "
+                                "(yet)",
+                                format == PROTO_DELTA_TENSOR
+                                    ? "modeld-tensor/1"
+                                    : "zstd-patch",
                                 rq->params[0], rq->params[1]);
     if (rc != STORE_OK)
         return http_reply_store_error(c, rq, rc, "opening the delta");
-    /* A delta's bytes are fixed once made, and its two digests name it. */
-    snprintf(fa.etag, sizeof(fa.etag), "\"sha256:%s-sha256:%s\"",
-             rq->params[0], rq->params[1]);
+    /* A delta's bytes are fixed once made; its digests and format name
+     * it. */
+    snprintf(fa.etag, sizeof(fa.etag), "\"sha256:%s-sha256:%s%s\"",
+             rq->params[0], rq->params[1],
+             format == PROTO_DELTA_TENSOR ? "+modeld-tensor" : "");
     return serve_file(c, rq, &fa);
 }
 

@@ -4,6 +4,8 @@
  * takes one short mutex; a miss reads on a read connection beside the
  * writer, never waiting for its commits) and runs the pure policy on it.
  */
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -11,6 +13,104 @@
 #include "server/decide.h"
 #include "server/http.h"
 #include "server/log.h"
+
+/* Candidate slots on the stack for families up to this size. */
+#define STACK_CANDIDATES 32
+
+/*
+ * Larger families: each HTTP thread keeps its candidate slots between
+ * selects (a 200-variant family needs ~300 KB, which malloc would take
+ * from and give back to the kernel on every request); freed when the
+ * thread exits.
+ */
+struct cands_buf {
+    struct proto_candidate *v;
+    size_t cap;
+};
+
+static pthread_key_t cands_key;
+static pthread_once_t cands_once = PTHREAD_ONCE_INIT;
+static bool cands_key_ok;
+
+static void
+cands_buf_free(void *p)
+{
+    struct cands_buf *b = p;
+
+    if (b)
+        free(b->v);
+    free(b);
+}
+
+static void
+cands_key_make(void)
+{
+    cands_key_ok = pthread_key_create(&cands_key, cands_buf_free) == 0;
+}
+
+/* This thread's slots for n candidates, or NULL (out of memory). */
+static struct proto_candidate *
+cands_get(size_t n)
+{
+    struct cands_buf *b;
+
+    (void)pthread_once(&cands_once, cands_key_make);
+    if (!cands_key_ok)
+        return NULL;
+    b = pthread_getspecific(cands_key);
+    if (!b) {
+        b = calloc(1, sizeof(*b));
+        if (!b || pthread_setspecific(cands_key, b) != 0) {
+            free(b);
+            return NULL;
+        }
+    }
+    if (b->cap < n) {
+        struct proto_candidate *v = realloc(b->v, n * sizeof(*v));
+
+        if (!v)
+            return NULL;
+        b->v = v;
+        b->cap = n;
+    }
+    return b->v;
+}
+
+/*
+ * What the tensor codings add to a decision: the modeld-bg/1 form of the
+ * model for a UE that accepts it, and, for a UE that holds another version
+ * of the family but has no delta to the chosen one, a delta asked for in
+ * the background (the answer meanwhile is the full model, and a reason
+ * says so).
+ */
+static void
+tensor_extras(struct app *app, struct request *rq,
+              const struct store_snapshot *snap,
+              const struct proto_variant *variants,
+              const struct proto_report *r, struct proto_decision *d)
+{
+    const struct proto_variant *v = &variants[d->chosen];
+    bool pending = false;
+
+    d->model_bg = r->accept_bg && v->bg_size_bytes > 0;
+    if (d->action != PROTO_ACTION_DOWNLOAD || !r->has_current ||
+        strcmp(r->current_hex, v->blob_hex) == 0)
+        return;
+    for (size_t i = 0; i < snap->delta_count; i++)
+        if (strcmp(snap->deltas[i].from_hex, r->current_hex) == 0 &&
+            strcmp(snap->deltas[i].to_hex, v->blob_hex) == 0)
+            return;             /* made, just not one this UE takes */
+    if (store_delta_request(app->store, r->current_hex, v->blob_hex,
+                            &pending) != STORE_OK) {
+        log_msg(LOG_ERROR, rq->id, "asking for a delta: %s",
+                store_errmsg(app->store));
+        return;
+    }
+    if (pending && d->reasons.count < PROTO_MAX_REASONS)
+        snprintf(d->reasons.text[d->reasons.count++], PROTO_REASON_SIZE,
+                 "delta: a delta from current is being made; the full "
+                 "model meanwhile");
+}
 
 /* ?explain=all lists every candidate, as "explain": "all" in the body
  * does; false on another value than all or best. */
@@ -80,10 +180,12 @@ enum MHD_Result
 handle_select(struct MHD_Connection *c, struct request *rq)
 {
     struct app *app = rq->app;
+    struct proto_candidate stack[STACK_CANDIDATES];
+    struct proto_candidate *cands = stack;
     const struct store_snapshot *snap = NULL;
     struct policy_admission adm = {app->cfg.admission_load,
                                    app->cfg.admission_recheck_s};
-    struct decision_run run;
+    struct decision_run run = {0};
     struct proto_decision *d = &run.d;
     struct proto_report report;
     struct proto_error err;
@@ -110,7 +212,16 @@ handle_select(struct MHD_Connection *c, struct request *rq)
                                 rq->params[0]);
     if (rc != STORE_OK)
         return http_reply_store_error(c, rq, rc, "reading the family");
-    drc = decide_run(&app->cfg.policy, &adm, snap, &report, &run);
+    /* One slot per variant, and one for a held version (admission). */
+    if (snap->variant_count + 1 > STACK_CANDIDATES) {
+        cands = cands_get(snap->variant_count + 1);
+        if (!cands) {
+            ret = http_reply_error(c, rq, PROTO_ERR_INTERNAL, "",
+                                   "out of memory");
+            goto out;
+        }
+    }
+    drc = decide_run(&app->cfg.policy, &adm, snap, &report, cands, &run);
     if (drc == DECIDE_POLICY_BUG)
         log_msg(LOG_ERROR, rq->id, "BUG: policy_select refused its input");
     if (drc != DECIDE_OK) {
@@ -121,6 +232,8 @@ handle_select(struct MHD_Connection *c, struct request *rq)
     }
     if (run.deferred)
         atomic_fetch_add(&app->deferred, 1);
+    if (d->action != PROTO_ACTION_NONE)
+        tensor_extras(app, rq, snap, run.variants, &report, d);
     if (d->action == PROTO_ACTION_DELTA && d->has_delta &&
         run.variants[d->chosen].size_bytes >
             snap->deltas[d->delta].size_bytes)

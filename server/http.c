@@ -27,10 +27,10 @@
 
 #include "server/deadline.h"
 #include "server/http.h"
+#include "server/limits.h"
 #include "server/log.h"
 #include "server/tls.h"
 
-#define MAX_CONNECTIONS_PER_THREAD 125
 /* Body bytes read and dropped after a request was refused mid-body, so
  * that the client still gets its 4xx; past this the connection closes. */
 #define DISCARD_MAX_BYTES (16u << 20)
@@ -210,6 +210,13 @@ http_reply_store_error(struct MHD_Connection *c, struct request *rq,
     if (rc == STORE_NO_SPACE)
         return http_reply_error(c, rq, PROTO_ERR_INSUFFICIENT_STORAGE, "",
                                 "%s: the server's disk is full", what);
+    if (rc == STORE_UNAVAILABLE) {
+        rq->retry_after_s = store_retry_after_s(rq->app->store);
+        return http_reply_error(c, rq, PROTO_ERR_UNAVAILABLE, "",
+                                "%s: the catalog database cannot be reached "
+                                "now; retry later",
+                                what);
+    }
     return http_reply_error(c, rq, PROTO_ERR_INTERNAL, "",
                             "%s failed; see the server log, request %" PRIu64,
                             what, rq->id);
@@ -751,8 +758,8 @@ http_start(struct app *app, unsigned *out_port)
     freeaddrinfo(ai);
     if (app->tls)
         flags |= MHD_USE_TLS;
-    if (limit > cfg->threads * MAX_CONNECTIONS_PER_THREAD)
-        limit = cfg->threads * MAX_CONNECTIONS_PER_THREAD;
+    if (limit > cfg->threads * LIMITS_CONNECTIONS_PER_THREAD)
+        limit = cfg->threads * LIMITS_CONNECTIONS_PER_THREAD;
 
     struct MHD_OptionItem opts[] = {
         /* First, so that every later option's complaint reaches our log. */

@@ -341,6 +341,33 @@ metrics_render(struct metrics *m, const char *const *route_labels,
             "modeld_compressed_copies_made_total counter\n"
             "modeld_compressed_copies_made_total %llu\n",
         (unsigned long long)ss->compressed_made);
+    put(&b, "# HELP modeld_tensor_deltas Ready deltas that have a "
+            "modeld-tensor/1 form.\n# TYPE modeld_tensor_deltas gauge\n"
+            "modeld_tensor_deltas %llu\n",
+        (unsigned long long)ss->deltas_tensor_ready);
+    put(&b, "# HELP modeld_delta_storage_bytes Bytes of ready delta files "
+            "(both formats).\n# TYPE modeld_delta_storage_bytes gauge\n"
+            "modeld_delta_storage_bytes %llu\n"
+            "# HELP modeld_delta_storage_max_bytes delta_storage_max_bytes "
+            "(0: no bound).\n# TYPE modeld_delta_storage_max_bytes gauge\n"
+            "modeld_delta_storage_max_bytes %llu\n",
+        (unsigned long long)ss->delta_storage_bytes,
+        (unsigned long long)ss->delta_storage_max_bytes);
+    put(&b, "# HELP modeld_deltas_evicted_total Ready deltas dropped to fit "
+            "delta_storage_max_bytes, least recently served first.\n"
+            "# TYPE modeld_deltas_evicted_total counter\n"
+            "modeld_deltas_evicted_total %llu\n"
+            "# HELP modeld_deltas_on_demand_total Deltas queued because a "
+            "UE held a version without one.\n"
+            "# TYPE modeld_deltas_on_demand_total counter\n"
+            "modeld_deltas_on_demand_total %llu\n",
+        (unsigned long long)ss->deltas_evicted,
+        (unsigned long long)ss->deltas_on_demand);
+    put(&b, "# HELP modeld_bg_copies_made_total modeld-bg/1 copies of "
+            "published models made since start.\n# TYPE "
+            "modeld_bg_copies_made_total counter\n"
+            "modeld_bg_copies_made_total %llu\n",
+        (unsigned long long)ss->bg_made);
     put(&b, "# HELP modeld_store_errors_total SQLite and OS errors in the "
             "store.\n# TYPE modeld_store_errors_total counter\n"
             "modeld_store_errors_total %llu\n",
@@ -354,6 +381,21 @@ metrics_render(struct metrics *m, const char *const *route_labels,
             "start-up epoch times 2^32 plus the changes since start.\n# TYPE modeld_catalog_generation gauge\n"
             "modeld_catalog_generation %llu\n",
         (unsigned long long)ss->generation);
+    put(&b, "# HELP modeld_catalog_unreachable 1 while the catalog "
+            "database cannot be reached (selects use the last snapshots).\n"
+            "# TYPE modeld_catalog_unreachable gauge\n"
+            "modeld_catalog_unreachable %d\n",
+        ss->catalog_down ? 1 : 0);
+    put(&b, "# HELP modeld_catalog_unavailable_total Catalog operations "
+            "that failed because the database could not be reached.\n"
+            "# TYPE modeld_catalog_unavailable_total counter\n"
+            "modeld_catalog_unavailable_total %llu\n",
+        (unsigned long long)ss->catalog_unavailable);
+    put(&b, "# HELP modeld_catalog_refreshes_total Catalog generation moves "
+            "made by other daemons (PostgreSQL catalog).\n"
+            "# TYPE modeld_catalog_refreshes_total counter\n"
+            "modeld_catalog_refreshes_total %llu\n",
+        (unsigned long long)ss->catalog_refreshes);
     /* TLS goes through GnuTLS (libmicrohttpd's); OpenSSL's libcrypto does
      * the digests and signatures: both are named. */
     put(&b, "# HELP modeld_build_info Version of modeld and its "

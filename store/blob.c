@@ -44,6 +44,15 @@ int store_path_delta(const struct store *st, const char *from_hex,
     return n > 0 && n < STORE_PATH_SIZE ? 0 : -1;
 }
 
+int store_path_delta_tensor(const struct store *st, const char *from_hex,
+                            const char *to_hex, char out[STORE_PATH_SIZE])
+{
+    int n = snprintf(out, STORE_PATH_SIZE, "%s/deltas/%s-%s.mt", st->dir,
+                     from_hex, to_hex);
+
+    return n > 0 && n < STORE_PATH_SIZE ? 0 : -1;
+}
+
 int store_tmp_create(struct store *st, const char *prefix,
                      char out_path[STORE_PATH_SIZE])
 {
@@ -242,13 +251,13 @@ static enum store_status place_blob(struct store *st, const char *tmp,
 static enum store_status record_blob(struct store *st, const char *hex,
                                      uint64_t size)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum store_status rc;
 
     pthread_mutex_lock(&st->db_mu);
     s = store_stmt(st, STMT_BLOB_INSERT);
-    sqlite3_bind_text(s, 1, hex, PROTO_HEX_LEN, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)size);
+    db_bind_text(s, 1, hex);
+    db_bind_int64(s, 2, (int64_t)size);
     /* No generation bump: a blob reaches snapshots only when published. */
     rc = store_stmt_run(st, STMT_BLOB_INSERT, "recording blob");
     pthread_mutex_unlock(&st->db_mu);
@@ -353,16 +362,57 @@ enum store_status store_blob_zstd_open(struct store *st,
     return open_file(st, path, out_fd, out_size, out_mtime_s);
 }
 
+enum store_status store_blob_bg_open(struct store *st,
+                                     const char hex[PROTO_HEX_SIZE],
+                                     int *out_fd, uint64_t *out_size,
+                                     int64_t *out_mtime_s)
+{
+    char path[STORE_PATH_SIZE];
+
+    if (!hex_ok(hex) || store_path_blob(st, hex, ".bg", path) != 0)
+        return STORE_NOT_FOUND;
+    return open_file(st, path, out_fd, out_size, out_mtime_s);
+}
+
 enum store_status store_delta_open(struct store *st,
                                    const char from_hex[PROTO_HEX_SIZE],
                                    const char to_hex[PROTO_HEX_SIZE],
                                    int *out_fd, uint64_t *out_size,
                                    int64_t *out_mtime_s)
 {
+    return store_delta_format_open(st, from_hex, to_hex,
+                                   PROTO_DELTA_ZSTD_PATCH, out_fd, out_size,
+                                   out_mtime_s);
+}
+
+enum store_status store_delta_format_open(struct store *st,
+                                          const char from_hex[PROTO_HEX_SIZE],
+                                          const char to_hex[PROTO_HEX_SIZE],
+                                          enum proto_delta_format format,
+                                          int *out_fd, uint64_t *out_size,
+                                          int64_t *out_mtime_s)
+{
     char path[STORE_PATH_SIZE];
+    enum store_status rc;
+    struct db_stmt *s;
 
     if (!hex_ok(from_hex) || !hex_ok(to_hex) ||
-        store_path_delta(st, from_hex, to_hex, path) != 0)
+        (format == PROTO_DELTA_TENSOR
+             ? store_path_delta_tensor(st, from_hex, to_hex, path)
+             : store_path_delta(st, from_hex, to_hex, path)) != 0)
         return STORE_NOT_FOUND;
-    return open_file(st, path, out_fd, out_size, out_mtime_s);
+    rc = open_file(st, path, out_fd, out_size, out_mtime_s);
+    if (rc != STORE_OK || st->opt.read_only)
+        return rc;
+    /* Served: first in line to stay (at most one write a minute). A
+     * failure here costs the eviction order, not the answer. */
+    pthread_mutex_lock(&st->db_mu);
+    s = store_stmt(st, STMT_DELTA_TOUCH);
+    db_bind_text(s, 1, from_hex);
+    db_bind_text(s, 2, to_hex);
+    if (store_stmt_run(st, STMT_DELTA_TOUCH, "noting a delta served") !=
+        STORE_OK)
+        rc = STORE_OK;
+    pthread_mutex_unlock(&st->db_mu);
+    return STORE_OK;
 }

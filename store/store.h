@@ -31,8 +31,12 @@ enum store_status {
     STORE_DB_ERROR,         /* any other SQLite error */
     STORE_NO_MEMORY,
     STORE_TIMEOUT,          /* store_worker_wait_idle */
+    STORE_UNAVAILABLE,      /* the catalog server cannot be reached now;
+                               store_retry_after_s says when to retry */
     STORE_MISMATCH,         /* an event's digest is not its version's blob */
 };
+
+#define STORE_URL_SIZE 1024
 
 struct store_options {
     int busy_timeout_ms;          /* SQLite busy timeout, default 5000 */
@@ -46,6 +50,13 @@ struct store_options {
                                      family; default true */
     uint64_t delta_cross_max_bytes; /* ... when both are at most this big;
                                        default 256 MiB */
+    unsigned delta_versions;      /* deltas from each of the last K versions
+                                     of a variant; default 4 */
+    uint64_t delta_storage_max_bytes; /* ready deltas beyond this are
+                                         evicted, least recently served
+                                         first; 0: no bound; default 16 GiB */
+    bool tensor_coding;           /* also make modeld-tensor/1 deltas and
+                                     modeld-bg/1 copies; default true */
     unsigned retry_base_ms;       /* a job failing for a transient reason
                                      (an OS, SQLite or memory error) is
                                      retried after base, 2 base, 4 base...
@@ -60,6 +71,16 @@ struct store_options {
     bool read_only;               /* look only: no lock, no tmp/ cleaning,
                                      no migration, no worker, no writes;
                                      works beside a running daemon */
+    /* The catalog on PostgreSQL: "postgresql://..." (empty: SQLite in the
+     * data directory). Writes and worker jobs go there. */
+    char catalog_url[STORE_URL_SIZE];
+    /* Where snapshots are read from (a streaming replica); empty: the
+     * catalog_url. */
+    char catalog_read_url[STORE_URL_SIZE];
+    /* How often the catalog generation is polled (PostgreSQL; LISTEN/
+     * NOTIFY wakes it sooner where the read server allows), default
+     * 1000. */
+    unsigned catalog_poll_ms;
     /* Rollouts driven by events (store/trust.c). */
     double rollout_max_failure_share; /* pause a version at this share of
                                          failed UEs, default 0.2 */
@@ -86,6 +107,17 @@ MUST_CHECK enum store_status store_open(const char *dir,
 /* Stops the worker (finishing nothing half-made), closes everything.
  * NULL does nothing. */
 void store_close(struct store *st);
+
+/* Whether the last contact with the catalog server failed (PostgreSQL;
+ * never on SQLite). Cheap: no query. */
+bool store_catalog_is_down(struct store *st);
+
+/* Whether the catalog is on PostgreSQL. */
+bool store_is_postgresql(const struct store *st);
+
+/* Seconds a client should wait before retrying after STORE_UNAVAILABLE
+ * (at least 1). */
+unsigned store_retry_after_s(struct store *st);
 
 /* The last SQLite or OS error message of this thread's last failing call,
  * for the server's log. st may be NULL (after a failed store_open). Never
@@ -126,6 +158,12 @@ void store_upload_abort(struct store_upload *up);
 MUST_CHECK enum store_status
 store_blob_open(struct store *st, const char hex[PROTO_HEX_SIZE],
                 int *out_fd, uint64_t *out_size, int64_t *out_mtime_s);
+
+/* Opens a blob's modeld-bg/1 copy (made for published tensor models when
+ * smaller than the zstd copy); STORE_NOT_FOUND otherwise. */
+MUST_CHECK enum store_status
+store_blob_bg_open(struct store *st, const char hex[PROTO_HEX_SIZE],
+                   int *out_fd, uint64_t *out_size, int64_t *out_mtime_s);
 
 /*
  * Opens the zstd-compressed copy of a blob when the worker made one and it
@@ -212,9 +250,10 @@ struct store_snapshot {
     size_t older_count;
 };
 
-/* Gets the snapshot of a live family (cached until the next write).
- * STORE_NOT_FOUND for an unknown or deleted family. Release it with
- * store_snapshot_release. */
+/* Gets the snapshot of a live family (cached until the catalog generation
+ * moves). When the catalog server cannot be reached, the last snapshot
+ * read of the family, if any (else STORE_UNAVAILABLE). STORE_NOT_FOUND for
+ * an unknown or deleted family. Release it with store_snapshot_release. */
 MUST_CHECK enum store_status
 store_snapshot_get(struct store *st, const char *family,
                    const struct store_snapshot **out);
@@ -224,12 +263,31 @@ void store_snapshot_release(const struct store_snapshot *snap);
 
 /* ---- deltas and the worker ------------------------------------------------ */
 
-/* Opens a ready delta for reading. STORE_NOT_FOUND when none (yet). */
+/* Opens a ready zstd-patch delta for reading. STORE_NOT_FOUND when none
+ * (yet, or evicted). */
 MUST_CHECK enum store_status
 store_delta_open(struct store *st, const char from_hex[PROTO_HEX_SIZE],
                  const char to_hex[PROTO_HEX_SIZE], int *out_fd,
                  uint64_t *out_size, int64_t *out_mtime_s);
 
+/* The same for a format, and notes the delta served (the eviction
+ * order: least recently served goes first). */
+MUST_CHECK enum store_status
+store_delta_format_open(struct store *st, const char from_hex[PROTO_HEX_SIZE],
+                        const char to_hex[PROTO_HEX_SIZE],
+                        enum proto_delta_format format, int *out_fd,
+                        uint64_t *out_size, int64_t *out_mtime_s);
+
+/*
+ * Asks for the delta from from_hex to to_hex (a UE holds from_hex, an
+ * older version or another variant of the same family): queued for the
+ * worker when neither made nor asked for yet. *out_pending is true when
+ * the delta is being made (now or already); false when it exists, was
+ * found not worth offering, or from_hex is not of to_hex's family.
+ */
+MUST_CHECK enum store_status
+store_delta_request(struct store *st, const char from_hex[PROTO_HEX_SIZE],
+                    const char to_hex[PROTO_HEX_SIZE], bool *out_pending);
 /*
  * Starts again, now, every job of the worker that failed (deltas and
  * compressed copies) or waits in a retry's backoff; "rejected" deltas
@@ -270,11 +328,22 @@ struct store_stats {
     uint64_t deltas_pending;      /* now */
     uint64_t deltas_ready;        /* now */
     uint64_t compressed_made;     /* zstd copies, since open */
+    uint64_t bg_made;             /* modeld-bg/1 copies, since open */
+    uint64_t deltas_tensor_ready; /* ready with a modeld-tensor/1 file, now */
+    uint64_t deltas_evicted;      /* since open */
+    uint64_t deltas_on_demand;    /* queued by selects, since open */
+    uint64_t delta_storage_bytes; /* ready delta files, now */
+    uint64_t delta_storage_max_bytes;
     uint64_t errors;              /* SQLite/OS errors, since open */
     uint64_t job_retries;         /* worker jobs retried after a transient
                                      failure, since open */
     uint64_t jobs_gave_up;        /* ... failed after the last attempt */
     uint64_t generation;          /* catalog generation */
+    bool catalog_down;            /* the last catalog contact failed */
+    uint64_t catalog_unavailable; /* catalog contacts that failed, since
+                                     open */
+    uint64_t catalog_refreshes;   /* generation moves seen from other
+                                     writers (PostgreSQL), since open */
     uint64_t snapshot_builds;     /* snapshots read from the catalog (cache
                                      misses that did the reading) */
 };

@@ -21,7 +21,7 @@ import statistics
 import sys
 
 GROUPS = ["select", "scale", "admin", "download", "upload", "delta",
-          "compress", "decisions"]
+          "compress", "decisions", "tensor"]
 FLAG = 0.5
 
 
@@ -46,6 +46,8 @@ def fmt(value, unit):
         return "%.0f MiB/s" % value
     if unit == "MiB":
         return "%.1f MiB" % value
+    if unit == "KiB":
+        return "%.0f KiB" % value
     return "%g %s" % (value, unit)
 
 

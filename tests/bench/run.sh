@@ -11,8 +11,11 @@
 # BENCH_MODEL_MIB (4, delta models), BENCH_BIG_MIB (256, download blob),
 # BENCH_UPLOAD_MIB (512), BENCH_FAMILIES (10000), BENCH_VARIANTS (200),
 # BENCH_TOOL_TIMEOUT_S (60, one reference delta tool run),
-# BENCH_ONLY ("select signed scale download upload delta compress decisions": the
-# parts run), BENCH_DECISIONS ("SEED COUNT": synthetic scenarios, "101 24").
+# BENCH_TENSOR_KIB (2048, tensor-delta models),
+# BENCH_WRITE_RATE (50, versions/s in the writeload part),
+# BENCH_ONLY ("select signed writeload scale download upload delta compress
+# decisions tensor": the parts run), BENCH_DECISIONS ("SEED COUNT":
+# synthetic scenarios, "101 24").
 set -u -o pipefail
 export LC_ALL=C
 
@@ -30,7 +33,8 @@ UPLOAD_MIB=${BENCH_UPLOAD_MIB:-512}
 FAMILIES=${BENCH_FAMILIES:-10000}
 VARIANTS=${BENCH_VARIANTS:-200}
 TOOL_TIMEOUT=${BENCH_TOOL_TIMEOUT_S:-60}
-ONLY=${BENCH_ONLY:-select signed scale download upload delta compress decisions}
+ONLY=${BENCH_ONLY:-select signed writeload scale download upload delta compress decisions tensor}
+TENSOR_KIB=${BENCH_TENSOR_KIB:-2048}
 # Hard stop: the whole run stays under 10 minutes even if a part hangs.
 WATCHDOG_S=${BENCH_WATCHDOG_S:-590}
 
@@ -116,8 +120,9 @@ report() {
 start_modeld() {
     local name=$1 data=$2 token=$3 i port=""
     shift 3
+    # Every load generator runs on loopback: no per-address cap.
     "$MODELD" serve --listen 127.0.0.1:0 --data "$data" \
-        --admin-token-file "$token" "$@" \
+        --admin-token-file "$token" --set max_connections_per_ip=0 "$@" \
         >"$WORK/$name.out" 2>"$WORK/$name.err" &
     PIDS[$name]=$!
     for ((i = 0; i < 200; i++)); do
@@ -395,6 +400,67 @@ if want signed; then
     done
     stop_pid "${PIDS[signed]}"
     unset "PIDS[signed]"
+fi
+
+# ---- 1c. select under writes ---------------------------------------------
+# A copy of the demo catalog; an admin publishes BENCH_WRITE_RATE (50)
+# versions/s of another family (each moves the catalog generation, so every
+# select's snapshot is re-read, and queues a delta the worker makes at once,
+# at delta_level 3 so that it keeps up) while wrk selects at 64 connections.
+# The reference is the same select on the same daemon with no writer and an
+# idle worker.
+if want writeload; then
+    log "select under writes"
+    WRATE=${BENCH_WRITE_RATE:-50}
+    cp -r "$WORK/demo" "$WORK/demo-wl" && rm -f "$WORK/demo-wl/lock"
+    cp "$WORK/demo/token" "$WORK/wl.token"
+    start_modeld wl "$WORK/demo-wl" "$WORK/wl.token" \
+        --set max_connections=1024 --set delta_level=3 \
+        --set compress_level=3 || exit 1
+    WL=http://127.0.0.1:${PORTS[wl]}
+    nblobs=$(python3 -c "print(min(600, int($WRATE * $DURATION * $ROUNDS) + 2))")
+    if timeout 120 python3 "$BENCH_DIR/publisher.py" "$WL" "$WORK/wl.token" \
+        prepare "$nblobs" 128 >"$WORK/wl-prepare.out" 2>&1; then
+        row wl64_p99 writeload \
+            "select p99 while publishing $WRATE versions/s, 64 conns" ms \
+            lower "the same select, idle catalog"
+        row wl64_rps writeload \
+            "select throughput while publishing $WRATE versions/s" req/s \
+            higher "the same select, idle catalog"
+        for ((r = 1; r <= ROUNDS; r++)); do
+            log "select under writes: round $r/$ROUNDS"
+            for side in $( ((r % 2)) && echo "modeld ref" || echo "ref modeld"); do
+                if [ "$side" = ref ]; then
+                    # Idle: the worker's queue drained first (bounded).
+                    for ((i = 0; i < 300; i++)); do
+                        [ "$(metric "$WL" 'modeld_deltas{state="pending"}')" = 0 ] && break
+                        sleep 0.1
+                    done
+                    j=$(wrk_json 64 "$WL/v1/families/image-classification/select" \
+                        "$WORK/report.json")
+                else
+                    python3 "$BENCH_DIR/publisher.py" "$WL" "$WORK/wl.token" \
+                        run "$WRATE" "$DURATION" >"$WORK/wl-pub.out" 2>&1 &
+                    pub=$!
+                    j=$(wrk_json 64 "$WL/v1/families/image-classification/select" \
+                        "$WORK/report.json")
+                    wait "$pub"
+                    info "wl_publisher_$r" "$(cat "$WORK/wl-pub.out")"
+                fi
+                if [ -n "$j" ]; then
+                    val wl64_p99 "$side" "$(jq -r '.p99_us / 1000' <<<"$j")"
+                    val wl64_rps "$side" "$(jq -r .rps <<<"$j")"
+                    [ "$(jq -r .errors <<<"$j")" = 0 ] ||
+                        note wl64_p99 "$side: $(jq -r .errors <<<"$j") errors"
+                fi
+            done
+        done
+        info wl_snapshot_builds "$(metric "$WL" modeld_catalog_snapshot_builds_total)"
+        info wl_deltas_made "$(metric "$WL" 'modeld_deltas_made_total{outcome="ready"}')"
+    else
+        note wl64_p99 "publisher prepare failed: $(tail -c 300 "$WORK/wl-prepare.out")"
+    fi
+    stop wl
 fi
 
 # ---- 2. catalog scale -----------------------------------------------------
@@ -750,6 +816,117 @@ if want decisions; then
     fi
     info decisions "$(cat "$WORK/decisions.txt")"
     cat "$WORK/decisions.txt" >&2
+fi
+
+# ---- 8. tensor deltas: synthetic model pairs in four formats -----------------
+# The delta modeld serves (`modeld delta`: both formats at level 19, the
+# smaller kept, header included) against zstd --patch-from -19 --long,
+# xdelta3 -9, bsdiff and the full zstd -19 of the target; make and apply
+# time and the apply's peak RSS against zstd's patch-from; the byte-grouped
+# model (`modeld encode`) against zstd -19. Offline: no daemon.
+if want tensor; then
+    log "tensor: gentensor $TENSOR_KIB KiB"
+    TD=$WORK/tensor
+    mkdir -p "$TD"
+    gcc -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -Wall -Wextra -Werror \
+        -I"$ROOT" -o "$OUT/gentensor" "$BENCH_DIR/gentensor.c" -lm &&
+        "$OUT/gentensor" "$TENSOR_KIB" "$TD" || exit 1
+    declare -A TLABEL=([ft1]="fine-tune 1%" [ft10]="fine-tune 10%"
+        [ft100]="fine-tune 100%" [half]="half the layers fine-tuned"
+        [fp16]="fp32 -> fp16 re-export" [pruned]="pruned (half the values 0)"
+        [reorder]="layers reordered")
+    # rss_kib CMD...: runs it, prints its peak RSS in KiB (GNU time).
+    rss_kib() {
+        /usr/bin/time -f '%M' -o "$TD/rss" "$@" >/dev/null 2>&1 &&
+            cat "$TD/rss"
+    }
+    for f in onnx tfjs safetensors tflite; do
+        base=$TD/$f/base.$f
+        man=()
+        [ "$f" = tfjs ] && man=(--old-manifest "$TD/$f/base.tfjs.json")
+        for p in ft1 ft10 ft100 half fp16 pruned reorder; do
+            L="$f ${TLABEL[$p]}"
+            new=$TD/$f/$p.$f
+            nman=()
+            [ "$f" = tfjs ] && nman=(--new-manifest "$TD/$f/$p.tfjs.json")
+            k=t_${f}_${p}
+            row "${k}_patch" tensor "$L: served delta" bytes lower \
+                "zstd --patch-from -19 --long"
+            row "${k}_full" tensor "$L: served delta" bytes lower \
+                "full zstd -19"
+            row "${k}_gen" tensor "$L: served delta" bytes lower \
+                "best of xdelta3 -9, bsdiff, zstd"
+            log "tensor: $L"
+            t0=$(now)
+            read -r fmt size _ < <("$MODELD" delta --level 19 "${man[@]}" \
+                "${nman[@]}" "$base" "$new" "$TD/d")
+            tm=$(since "$t0")
+            if [ -z "${size:-}" ]; then
+                note "${k}_patch" "modeld delta failed"
+                continue
+            fi
+            info "${k}_format" "$fmt"
+            "$MODELD" patch "$base" "$TD/d" "$TD/out" >/dev/null 2>&1 &&
+                cmp -s "$TD/out" "$new" ||
+                note "${k}_patch" "modeld patch did not rebuild the target"
+            t0=$(now)
+            timeout "$TOOL_TIMEOUT" zstd -q -f -19 --long=31 \
+                --patch-from="$base" "$new" -o "$TD/z" 2>/dev/null
+            tz=$(since "$t0")
+            zsize=$(stat -c %s "$TD/z")
+            zstd -q -f -19 "$new" -o "$TD/full.zst"
+            fsize=$(stat -c %s "$TD/full.zst")
+            best=$zsize
+            if timeout "$TOOL_TIMEOUT" xdelta3 -9 -e -f -s "$base" "$new" \
+                "$TD/x"; then
+                xs=$(stat -c %s "$TD/x")
+                info "${k}_xdelta3_bytes" "$xs"
+                [ "$xs" -lt "$best" ] && best=$xs
+            fi
+            if timeout "$TOOL_TIMEOUT" bsdiff "$base" "$new" "$TD/b"; then
+                bs=$(stat -c %s "$TD/b")
+                info "${k}_bsdiff_bytes" "$bs"
+                [ "$bs" -lt "$best" ] && best=$bs
+            fi
+            for r in patch full gen; do val "${k}_$r" modeld "$size"; done
+            val "${k}_patch" ref "$zsize"
+            val "${k}_full" ref "$fsize"
+            val "${k}_gen" ref "$best"
+            if [ "$p" = ft100 ] || [ "$p" = fp16 ]; then
+                row "${k}_make" tensor "$L: make time" s lower \
+                    "zstd --patch-from -19 --long"
+                row "${k}_apply" tensor "$L: apply time" s lower \
+                    "zstd -d --patch-from"
+                row "${k}_rss" tensor "$L: apply peak RSS" KiB lower \
+                    "zstd -d --patch-from"
+                val "${k}_make" modeld "$tm"
+                val "${k}_make" ref "$tz"
+                for ((r = 1; r <= ROUNDS; r++)); do
+                    t0=$(now)
+                    "$MODELD" patch "$base" "$TD/d" "$TD/out" >/dev/null 2>&1
+                    val "${k}_apply" modeld "$(since "$t0")"
+                    t0=$(now)
+                    zstd -q -d -f --long=31 --patch-from="$base" "$TD/z" \
+                        -o "$TD/out" 2>/dev/null
+                    val "${k}_apply" ref "$(since "$t0")"
+                done
+                val "${k}_rss" modeld "$(rss_kib "$MODELD" patch "$base" \
+                    "$TD/d" "$TD/out")"
+                val "${k}_rss" ref "$(rss_kib zstd -q -d -f --long=31 \
+                    --patch-from="$base" "$TD/z" -o "$TD/out")"
+            fi
+        done
+        row "t_${f}_bg" tensor "$f model: modeld-bg/1" bytes lower \
+            "full zstd -19"
+        bm=()
+        [ "$f" = tfjs ] && bm=(--manifest "$TD/$f/base.tfjs.json")
+        read -r _ bsize _ < <("$MODELD" encode --level 19 "${bm[@]}" "$base" \
+            "$TD/bg")
+        val "t_${f}_bg" modeld "${bsize:-0}"
+        zstd -q -f -19 "$base" -o "$TD/base.zst"
+        val "t_${f}_bg" ref "$(stat -c %s "$TD/base.zst")"
+    done
+    rm -rf "$TD"
 fi
 
 log "done"

@@ -60,3 +60,24 @@ if daemon_start hostile "$WORK/hostile-data" --set request_timeout_s=2; then
     check "hostile: the daemon still answers /healthz" 200 "$STATUS"
     daemon_stop hostile
 fi
+
+# Slowloris from one address at the default configuration (an empty
+# config file): the per-address cap keeps most slots for everyone else,
+# so a normal client's p99 stays within 50x its idle p99 (floor 2 ms:
+# allowed >= 100 ms, generous for a busy 2-core box). Before, one
+# address took every slot and normal clients waited for the header
+# deadline (15 s).
+: >"$WORK/empty.conf"
+if daemon_start loris "$WORK/loris-data" --config "$WORK/empty.conf"; then
+    check_match "loris: default sizing in the start-up line" \
+        'threads, [0-9]+ connections, 128 per address' "$(cat "$WORK/loris.err")"
+    out=$(python3 "$HOSTILE" loris "${DPORT[loris]}" 500)
+    read -r _ idle _ attack _ ok _ held <<<"$out"
+    check "loris: 100 of 100 normal requests answered during the attack ($out)" \
+        100 "${ok:-0}"
+    check_lt "loris: attack p99 within 50x the idle p99 ($out)" 50 \
+        "$(awk -v a="${attack:-1e9}" -v i="${idle:-0}" \
+            'BEGIN { if (i < 2) i = 2; printf "%d", a / i }')"
+    check_lt "loris: one address holds at most 128 connections" 129 "${held:-999}"
+    daemon_stop loris
+fi

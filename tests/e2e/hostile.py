@@ -17,6 +17,13 @@
                               prints
                               "requests N growth_kb G" (VmRSS of PID over
                               the S seconds)
+  hostile.py loris PORT N      p99 of 100 normal requests (a connection
+                              each, from 127.0.0.1) alone, then beside N
+                              slowloris connections from one address
+                              (127.0.0.2, reconnecting when dropped); prints
+                              "idle_p99_ms I attack_p99_ms A ok K held H"
+                              (a request unanswered within 2 s counts as
+                              2000 ms; after 3 of them the run stops)
 Every socket has a timeout; nothing here waits unbounded.
 """
 import socket
@@ -150,6 +157,59 @@ def garbage(port):
         print(name, st)
 
 
+def p99_ms(port, count):
+    times, failures = [], 0
+    for _ in range(count):
+        try:
+            st, ms = normal_request(port)
+        except OSError:
+            st, ms = 0, 2000.0
+        if st != 200:
+            failures += 1
+            ms = max(ms, 2000.0)
+        times.append(ms)
+        if failures >= 3:
+            break
+    times.sort()
+    return times[min(len(times) - 1, int(len(times) * 0.99))], \
+        len(times) - failures
+
+
+def loris(port, n):
+    idle, _ = p99_ms(port, 100)
+    socks = [None] * n
+    stop = threading.Event()
+
+    def keep():
+        msg = b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Slow: "
+        k = 0
+        while not stop.is_set():
+            for i in range(n):
+                try:
+                    if socks[i] is None:
+                        socks[i] = connect(port, "127.0.0.2", timeout=0.5)
+                    socks[i].send(msg[k % len(msg):k % len(msg) + 1])
+                except OSError:
+                    if socks[i] is not None:
+                        socks[i].close()
+                    socks[i] = None
+            k += 1
+            stop.wait(0.5)
+
+    t = threading.Thread(target=keep)
+    t.start()
+    time.sleep(1.0)
+    attack, ok = p99_ms(port, 100)
+    held = sum(1 for s_ in socks if s_ is not None)
+    stop.set()
+    t.join()
+    for s_ in socks:
+        if s_ is not None:
+            s_.close()
+    print("idle_p99_ms %.2f attack_p99_ms %.2f ok %d held %d" %
+          (idle, attack, ok, held))
+
+
 def rss_kb(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -202,6 +262,8 @@ def main():
         trickle_one(port, float(sys.argv[3]))
     elif cmd == "garbage":
         garbage(port)
+    elif cmd == "loris":
+        loris(port, int(sys.argv[3]))
     elif cmd == "leak":
         leak(port, int(sys.argv[3]), float(sys.argv[4]))
     else:
