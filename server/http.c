@@ -551,8 +551,9 @@ transfer_admit(struct request *rq)
     return true;
 }
 
-/* An admin write (or a refused attempt at one) into the audit log: who,
- * what, the status and what changed. A failure to record is logged. */
+/* An admin write by a known token (or its refused attempt) into the audit
+ * log: who, what, the status and what changed. A failure to record is
+ * logged. */
 static void
 audit_record(const struct request *rq)
 {
@@ -561,8 +562,7 @@ audit_record(const struct request *rq)
 
     memset(&e, 0, sizeof(e));
     e.time_s = (int64_t)time(NULL);
-    snprintf(e.token, sizeof(e.token), "%s",
-             rq->token_name[0] ? rq->token_name : "-");
+    snprintf(e.token, sizeof(e.token), "%s", rq->token_name);
     snprintf(e.method, sizeof(e.method), "%s", rq->method);
     /* Paths reach here matched against the route table: printable. */
     path_len = strcspn(rq->path ? rq->path : "", "?");
@@ -757,8 +757,11 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                             : 0,
                         secs);
     }
+    /* Only requests with a known token: anyone could send the others,
+     * and each entry is a durable write. */
     if (rq->started && rq->rm && rq->rm->scope != AUTH_PUBLIC &&
-        strcmp(rq->method, "GET") != 0 && strcmp(rq->method, "HEAD") != 0)
+        rq->token_name[0] && strcmp(rq->method, "GET") != 0 &&
+        strcmp(rq->method, "HEAD") != 0)
         audit_record(rq);
     request_free(rq);
 }
