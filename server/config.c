@@ -167,6 +167,16 @@ static const struct key keys[] = {
      64, "read-only SQLite connections beside the writer (0: share it)"},
     {"sqlite_busy_timeout_ms", KEY_INT, OFF(store.busy_timeout_ms), 0, 0,
      600000, "SQLite busy timeout"},
+    {"catalog_url", KEY_STRING, STR(store.catalog_url), 0, 0,
+     "postgresql://... puts the catalog on PostgreSQL (libpq URL; "
+     "several hosts with target_session_attrs=read-write follow a "
+     "failover); empty: SQLite in the data directory"},
+    {"catalog_read_url", KEY_STRING, STR(store.catalog_read_url), 0, 0,
+     "PostgreSQL server that snapshots are read from (a streaming "
+     "replica); empty: catalog_url"},
+    {"catalog_poll_ms", KEY_UINT, OFF(store.catalog_poll_ms), 0, 50, 600000,
+     "how often a PostgreSQL catalog's generation is checked "
+     "(LISTEN/NOTIFY wakes it sooner on a primary)"},
     {"sign_decisions", KEY_CHOICE, OFF(sign_decisions), 0, 0, 0,
      "sign select answers: requested (when the report sends a nonce or "
      "accept.signed) or always"},
@@ -224,6 +234,7 @@ config_default(struct config *out)
     policy_config_default(&out->policy);
     store_options_default(&out->store);
     out->store.run_worker = true;
+    out->store.catalog_poll_ms = 1000;
     out->sign_decisions = CONFIG_SIGN_REQUESTED;
     out->decision_ttl_s = 300;
     out->events_per_minute_per_ip = 60;

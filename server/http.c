@@ -210,6 +210,13 @@ http_reply_store_error(struct MHD_Connection *c, struct request *rq,
     if (rc == STORE_NO_SPACE)
         return http_reply_error(c, rq, PROTO_ERR_INSUFFICIENT_STORAGE, "",
                                 "%s: the server's disk is full", what);
+    if (rc == STORE_UNAVAILABLE) {
+        rq->retry_after_s = store_retry_after_s(rq->app->store);
+        return http_reply_error(c, rq, PROTO_ERR_UNAVAILABLE, "",
+                                "%s: the catalog database cannot be reached "
+                                "now; retry later",
+                                what);
+    }
     return http_reply_error(c, rq, PROTO_ERR_INTERNAL, "",
                             "%s failed; see the server log, request %" PRIu64,
                             what, rq->id);

@@ -38,6 +38,8 @@ usage_main(FILE *out)
             "  serve   run the daemon in the foreground\n"
             "  demo    write the demo catalog into a data directory\n"
             "  patch   apply a delta: modeld patch OLD DELTA OUT\n"
+            "  fetch   the UE client: modeld fetch --server URL --family F "
+            "--state DIR\n"
             "  select  print the decision for a report, offline\n"
             "  decode  decode an encoded model: modeld decode IN OUT\n"
             "  delta   make a delta: modeld delta OLD NEW OUT\n"
@@ -58,6 +60,7 @@ usage_serve(FILE *out)
             "[--data DIR]\n"
             "                    [--admin-token-file FILE] [--tls-cert PEM "
             "--tls-key PEM]\n"
+            "                    [--catalog postgresql://...]\n"
             "                    [--set KEY=VALUE]... [--log-level LEVEL]\n"
             "                    [--print-config]\n"
             "\n"
@@ -165,6 +168,7 @@ parse_serve_args(int argc, char **argv, struct config *cfg, bool *print_cfg)
         {"--admin-token-file", "admin_token_file"},
         {"--tls-cert", "tls_cert"},
         {"--tls-key", "tls_key"},
+        {"--catalog", "catalog_url"},
     };
     char err[512];
     const char *config_file = NULL;
@@ -485,6 +489,7 @@ main(int argc, char **argv)
         {"demo", cmd_demo},
         {"patch", cmd_patch},
         {"select", cmd_select},
+        {"fetch", cmd_fetch},
         {"decode", cmd_decode},
         {"delta", cmd_delta},
         {"encode", cmd_encode},

@@ -381,6 +381,21 @@ metrics_render(struct metrics *m, const char *const *route_labels,
             "start-up epoch times 2^32 plus the changes since start.\n# TYPE modeld_catalog_generation gauge\n"
             "modeld_catalog_generation %llu\n",
         (unsigned long long)ss->generation);
+    put(&b, "# HELP modeld_catalog_unreachable 1 while the catalog "
+            "database cannot be reached (selects use the last snapshots).\n"
+            "# TYPE modeld_catalog_unreachable gauge\n"
+            "modeld_catalog_unreachable %d\n",
+        ss->catalog_down ? 1 : 0);
+    put(&b, "# HELP modeld_catalog_unavailable_total Catalog operations "
+            "that failed because the database could not be reached.\n"
+            "# TYPE modeld_catalog_unavailable_total counter\n"
+            "modeld_catalog_unavailable_total %llu\n",
+        (unsigned long long)ss->catalog_unavailable);
+    put(&b, "# HELP modeld_catalog_refreshes_total Catalog generation moves "
+            "made by other daemons (PostgreSQL catalog).\n"
+            "# TYPE modeld_catalog_refreshes_total counter\n"
+            "modeld_catalog_refreshes_total %llu\n",
+        (unsigned long long)ss->catalog_refreshes);
     /* TLS goes through GnuTLS (libmicrohttpd's); OpenSSL's libcrypto does
      * the digests and signatures: both are named. */
     put(&b, "# HELP modeld_build_info Version of modeld and its "
