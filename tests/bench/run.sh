@@ -13,8 +13,9 @@
 # BENCH_TOOL_TIMEOUT_S (60, one reference delta tool run),
 # BENCH_TENSOR_KIB (2048, tensor-delta models),
 # BENCH_WRITE_RATE (50, versions/s in the writeload part),
-# BENCH_ONLY ("select signed writeload scale download upload delta compress
-# decisions tensor": the parts run), BENCH_DECISIONS ("SEED COUNT":
+# BENCH_TLS_MIB (128, the HTTPS download blob),
+# BENCH_ONLY ("select signed writeload https scale download upload delta
+# compress decisions tensor": the parts run), BENCH_DECISIONS ("SEED COUNT":
 # synthetic scenarios, "101 24").
 set -u -o pipefail
 export LC_ALL=C
@@ -33,7 +34,7 @@ UPLOAD_MIB=${BENCH_UPLOAD_MIB:-512}
 FAMILIES=${BENCH_FAMILIES:-10000}
 VARIANTS=${BENCH_VARIANTS:-200}
 TOOL_TIMEOUT=${BENCH_TOOL_TIMEOUT_S:-60}
-ONLY=${BENCH_ONLY:-select signed writeload scale download upload delta compress decisions tensor}
+ONLY=${BENCH_ONLY:-select signed writeload https scale download upload delta compress decisions tensor}
 TENSOR_KIB=${BENCH_TENSOR_KIB:-2048}
 # Hard stop: the whole run stays under 10 minutes even if a part hangs.
 WATCHDOG_S=${BENCH_WATCHDOG_S:-590}
@@ -126,7 +127,7 @@ start_modeld() {
         >"$WORK/$name.out" 2>"$WORK/$name.err" &
     PIDS[$name]=$!
     for ((i = 0; i < 200; i++)); do
-        port=$(sed -n 's|^listening on http://127\.0\.0\.1:\([0-9]*\)$|\1|p' \
+        port=$(sed -n 's|^listening on https\{0,1\}://127\.0\.0\.1:\([0-9]*\)$|\1|p' \
             "$WORK/$name.out")
         [ -n "$port" ] && break
         kill -0 "${PIDS[$name]}" 2>/dev/null || break
@@ -204,7 +205,7 @@ wrk_json() {
     shift 2
     local args=()
     [ $# -gt 0 ] && args=(-- "$1")
-    wrk -t2 -c"$conns" -d"${DURATION}s" --timeout 5s --latency \
+    wrk -t"${WRK_THREADS:-2}" -c"$conns" -d"${DURATION}s" --timeout 5s --latency \
         -s "$BENCH_DIR/wrk.lua" "$url" "${args[@]}" 2>&1 |
         sed -n 's/^BENCH //p'
 }
@@ -259,6 +260,7 @@ parallel_get() {
     t0=$(now)
     for ((i = 0; i < n; i++)); do
         curl -s -o /dev/null --max-time 120 \
+            ${PGET_CACERT:+--cacert "$PGET_CACERT"} \
             -w '%{http_code} %{size_download}\n' "$url" >"$WORK/dl.$i" &
         pids+=($!)
     done
@@ -461,6 +463,97 @@ if want writeload; then
         note wl64_p99 "publisher prepare failed: $(tail -c 300 "$WORK/wl-prepare.out")"
     fi
     stop wl
+fi
+
+# ---- 1d. HTTPS: select and downloads against nginx, same certificate ------
+# One ECDSA P-256 certificate for both, TLS 1.3 on both. modeld serves a
+# copy of the demo catalog and a BENCH_TLS_MIB (128) MiB blob; nginx the
+# 300-byte static JSON and the same file. There is no kernel TLS on the
+# machines this ran on (see README), so both encrypt in user space.
+if want https; then
+    log "https"
+    TLS_MIB=${BENCH_TLS_MIB:-128}
+    mkdir -p "$WORK/tls" "$WORK/nginx-tls/tmp"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+        -nodes -keyout "$WORK/tls/key.pem" -out "$WORK/tls/cert.pem" \
+        -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+        >/dev/null 2>&1 || { echo "bench: openssl req failed" >&2; exit 1; }
+    chmod 644 "$WORK/tls/"*.pem
+    cp -r "$WORK/demo" "$WORK/demo-tls" && rm -f "$WORK/demo-tls/lock"
+    start_modeld tls "$WORK/demo-tls" "$WORK/demo/token" \
+        --set max_connections=1024 --set worker=false \
+        --set max_upload_bytes=4294967296 \
+        --tls-cert "$WORK/tls/cert.pem" --tls-key "$WORK/tls/key.pem" ||
+        exit 1
+    TLSB=https://127.0.0.1:${PORTS[tls]}
+    tport=$(free_port)
+    sed -e "s|@DIR@|$WORK/nginx-tls|g" -e "s|@WWW@|$WORK/www|g" \
+        -e "s|@TLS@|$WORK/tls|g" -e "s|@PORT@|$tport|g" \
+        "$BENCH_DIR/nginx-tls.conf" >"$WORK/nginx-tls/nginx.conf"
+    "$NGINX" -p "$WORK/nginx-tls" -c "$WORK/nginx-tls/nginx.conf" \
+        -e "$WORK/nginx-tls/error.log" >"$WORK/nginx-tls.out" 2>&1 &
+    PIDS[nginx-tls]=$!
+    NGX_TLS=https://127.0.0.1:$tport
+    for ((i = 0; i < 100; i++)); do
+        curl -s --cacert "$WORK/tls/cert.pem" -o /dev/null \
+            "$NGX_TLS/static.json" && break
+        sleep 0.05
+    done
+    tbig=$WORK/www/tls-big.bin
+    head -c "$((TLS_MIB * 1048576))" /dev/urandom >"$tbig"
+    chmod 644 "$tbig"
+    tsize=$(stat -c %s "$tbig")
+    thex=$(sha256sum "$tbig" | cut -d' ' -f1)
+    tst=$(curl -s -o /dev/null -w '%{http_code}' --max-time 120 \
+        --cacert "$WORK/tls/cert.pem" -H 'Expect:' \
+        -H "Authorization: Bearer $DEMO_TOKEN" -T "$tbig" \
+        "$TLSB/v1/blobs/sha256:$thex")
+    [ "$tst" = 201 ] || note tls_dl1 "upload over HTTPS answered $tst"
+    info tls_modeld "$(openssl s_client -connect "127.0.0.1:${PORTS[tls]}" \
+        </dev/null 2>/dev/null | grep -E '^(New|Protocol)' | tr '\n' ' ')"
+    info tls_nginx "$(openssl s_client -connect "127.0.0.1:$tport" \
+        </dev/null 2>/dev/null | grep -E '^(New|Protocol)' | tr '\n' ' ')"
+    row tls64_rps https "HTTPS select, 64 conns: throughput" req/s higher \
+        "nginx HTTPS static 300 B"
+    row tls64_p99 https "HTTPS select, 64 conns: p99 latency" ms lower \
+        "nginx HTTPS static 300 B"
+    for n in 1 16; do
+        row "tls_dl$n" https "HTTPS download ${TLS_MIB} MiB x $n parallel" \
+            MiB/s higher "nginx HTTPS, same file"
+    done
+    for ((r = 1; r <= ROUNDS; r++)); do
+        log "https: round $r/$ROUNDS"
+        for side in $( ((r % 2)) && echo "modeld ref" || echo "ref modeld"); do
+            # 8 wrk threads (8 connections each): with more than about
+            # 24 TLS connections per wrk thread, wrk gets no answers from
+            # libmicrohttpd/GnuTLS at all (README, HTTPS); nginx is measured
+            # with the same client settings.
+            if [ "$side" = modeld ]; then
+                j=$(WRK_THREADS=8 wrk_json 64 \
+                    "$TLSB/v1/families/image-classification/select" \
+                    "$WORK/report.json")
+            else
+                j=$(WRK_THREADS=8 wrk_json 64 "$NGX_TLS/static.json")
+            fi
+            record_wrk tls64 "$side" "$j"
+            for n in 1 16; do
+                if [ "$side" = modeld ]; then
+                    url=$TLSB/v1/blobs/sha256:$thex
+                else
+                    url=$NGX_TLS/tls-big.bin
+                fi
+                if t=$(PGET_CACERT=$WORK/tls/cert.pem parallel_get "$n" \
+                    "$url" "$tsize") && [ -n "$t" ]; then
+                    val "tls_dl$n" "$side" "$(mibps "$n" "$TLS_MIB" "$t")"
+                else
+                    note "tls_dl$n" "$side: a download failed"
+                fi
+            done
+        done
+    done
+    stop tls
+    stop nginx-tls
+    rm -f "$tbig"
 fi
 
 # ---- 2. catalog scale -----------------------------------------------------
