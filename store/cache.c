@@ -104,7 +104,7 @@ static enum store_status list_blobs(struct store *st, struct cached **out,
                 cap = ncap;
             }
             c = &list[count++];
-            snprintf(c->hex, sizeof(c->hex), "%s", fe->d_name);
+            snprintf(c->hex, sizeof(c->hex), "%.64s", fe->d_name);
             c->used_ns = 0;
             c->bytes = file_bytes(st, c->hex, "", &c->used_ns);
             for (size_t i = 0; i < ARRAY_SIZE(suffixes); i++)
