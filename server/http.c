@@ -725,8 +725,11 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (conn && conn->watched) {
         conn->watched = false;
         deadlines_watch(app->deadlines, conn->deadline, false);
-        MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT,
-                                  app->cfg.connection_timeout_s);
+        /* The connection may serve another request: its idle timeout
+         * again. (A connection that is closing needs none.) */
+        if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+            MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT,
+                                      app->cfg.connection_timeout_s);
     }
     if (!rq)
         return;
