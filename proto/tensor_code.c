@@ -742,6 +742,7 @@ static void try_sparse(const struct enc *e, const struct proto_tensor *match,
     cand.rec = rec;
     c = estimate(e, &cand, tmp);
     if (c < *best) {
+        free(it->rec);            /* a sparse option tried before */
         *best = c;
         *it = cand;
     } else {

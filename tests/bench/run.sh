@@ -855,7 +855,8 @@ if want tensor; then
     # against zstd -d --patch-from of zstd's.
     log "tensor: apply, $TENSOR_BIG_MIB MiB safetensors"
     mkdir -p "$TD/big"
-    "$OUT/gentensor" "$((TENSOR_BIG_MIB * 1024))" "$TD/big" || exit 1
+    "$OUT/gentensor" "$((TENSOR_BIG_MIB * 1024))" "$TD/big" safetensors \
+        ft100 || exit 1
     base=$TD/big/safetensors/base.safetensors
     new=$TD/big/safetensors/ft100.safetensors
     "$MODELD" delta --format modeld-tensor/1 --level 3 "$base" "$new" \
