@@ -2,7 +2,7 @@
 # whole set-up on a fresh Debian machine: both install what is missing.
 
 CC      ?= gcc
-PKGS    := libmicrohttpd gnutls jansson sqlite3 libcrypto libzstd
+PKGS    := libmicrohttpd gnutls jansson sqlite3 libpq libcrypto libzstd libcurl
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
            -Wmissing-prototypes -Wvla -Wpointer-arith -Wcast-qual \
            -Wnull-dereference -Wundef
@@ -16,7 +16,10 @@ LDLIBS  = $(PKG_LIBS) -lpthread -lm
 SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all \
            -fno-omit-frame-pointer
 
-LIB_SRC    := $(sort $(wildcard proto/*.c policy/*.c store/*.c))
+LIB_SRC    := $(sort $(wildcard proto/*.c policy/*.c store/*.c client/*.c))
+# libmodeld-client.a: the UE client (client/) with the proto/ it uses, so
+# that an app links it alone (plus libcurl, jansson, libcrypto, libzstd).
+CLIENT_LIB_SRC := $(sort $(wildcard client/*.c proto/*.c))
 SERVER_SRC := $(sort $(wildcard server/*.c))
 UNIT_SRC   := $(sort $(wildcard tests/unit/check_*.c))
 UNIT_NAMES := $(patsubst tests/unit/%.c,%,$(UNIT_SRC))
@@ -32,10 +35,10 @@ ASAN_TESTABLE := $(ASAN_LIB) $(filter-out build/asan/server/main.o,$(ASAN_SERVER
 UNIT_BINS      := $(UNIT_NAMES:%=build/tests/%)
 ASAN_UNIT_BINS := $(UNIT_NAMES:%=build/asan/tests/%)
 
-.PHONY: all deps check e2e crash asan test run bench fuzz fuzz-build \
+.PHONY: all deps check e2e crash pg asan test run bench fuzz fuzz-build \
         fuzz-smoke fuzz-seeds format clean valgrind sanitize spec
 
-all: build/modeld
+all: build/modeld build/libmodeld-client.a
 
 # ---- system packages ---------------------------------------------------
 # Installs, with apt-get, whatever pkg-config or command -v cannot find.
@@ -53,6 +56,10 @@ build/asan/%.o: %.c
 
 build/modeld: $(OBJ_LIB) $(OBJ_SERVER)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+build/libmodeld-client.a: $(CLIENT_LIB_SRC:%.c=build/obj/%.o)
+	rm -f $@
+	$(AR) rcs $@ $^
 
 build/asan/modeld: $(ASAN_LIB) $(ASAN_SERVER)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
@@ -78,6 +85,11 @@ check: $(UNIT_BINS)
 
 e2e: build/modeld
 	@./tests/e2e/run.sh build/modeld
+
+# The PostgreSQL catalog: the store suite on a throw-away server, then
+# daemons sharing one (tests/pg/run.sh).
+pg: build/modeld build/tests/check_store
+	@./tests/pg/run.sh build/modeld build/tests/check_store
 
 # SIGKILL at random moments, then a full disk (a tmpfs: needs root).
 crash: build/modeld
@@ -112,6 +124,7 @@ test: deps
 	$(MAKE) --no-print-directory spec || status=1; \
 	$(MAKE) --no-print-directory e2e || status=1; \
 	$(MAKE) --no-print-directory crash || status=1; \
+	$(MAKE) --no-print-directory pg || status=1; \
 	$(MAKE) --no-print-directory asan || status=1; \
 	$(MAKE) --no-print-directory fuzz-smoke || status=1; \
 	./tests/summary.sh build/results || status=1; \

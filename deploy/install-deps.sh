@@ -33,10 +33,15 @@ if command -v pkg-config >/dev/null 2>&1; then
     need_pc libcrypto libssl-dev
     need_pc libzstd libzstd-dev
     need_pc check check
+    need_pc libpq libpq-dev
+    # libcurl: the UE client (client/, `modeld fetch`)
+    need_pc libcurl libcurl4-openssl-dev
 else
     missing="$missing libmicrohttpd-dev libgnutls28-dev libjansson-dev libsqlite3-dev \
-libssl-dev libzstd-dev check"
+libssl-dev libzstd-dev check libpq-dev libcurl4-openssl-dev"
 fi
+# A throw-away PostgreSQL server for the catalog tests (tests/lib/pg.sh).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
 # libubsan/libasan come with gcc on Debian; nothing more to install.
 
 [ -z "$missing" ] && exit 0

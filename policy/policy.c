@@ -12,7 +12,8 @@
  *   V(v) = u_cur * t_v + u_v * (H - t_v) - cost_v       (t_v < H)
  *
  * accuracy-seconds, where H is the horizon, u the per-second utility
- * (quality: the accuracy; balanced/saver: the score without transfer),
+ * (quality: the accuracy; balanced/saver: the score without transfer)
+ * times the share of time the variant is expected to fit in memory,
  * u_cur that of what the UE runs now (0 when it holds nothing runnable),
  * t_v the conservative time until v runs and cost_v its bytes times
  * policy_transfer_cost_per_mb / 1e6. Keeping current is worth u_cur * H,
@@ -37,6 +38,8 @@
 /* Balanced/saver: a context match adds this to the score (worth one
  * accuracy point at accuracy weight 1). */
 #define CONTEXT_SCORE_BONUS 0.01
+/* Runner-ups chosen in one pass up to this many (indexes on the stack). */
+#define TOP_MAX 64
 /* Relative tolerance of limits and ties, against floating-point noise. */
 #define REL_EPS 1e-9
 
@@ -168,10 +171,18 @@ exceeds(double x, double limit)
     return x > limit + REL_EPS * fabs(limit);
 }
 
+static double
+max3(double a, double b, double c)
+{
+    double m = a > b ? a : b;
+
+    return m > c ? m : c;
+}
+
 static bool
 differs(double a, double b)
 {
-    return fabs(a - b) > REL_EPS * fmax(1.0, fmax(fabs(a), fabs(b)));
+    return fabs(a - b) > REL_EPS * max3(1.0, fabs(a), fabs(b));
 }
 
 static double
@@ -186,6 +197,14 @@ flops_latency_ms(double flops, double gflops)
     return flops / (gflops * 1e9) * 1000.0;
 }
 
+/* strcmp() == 0 without a call when the first bytes already differ (most
+ * mismatches: formats, classes, tags); this runs per variant and report. */
+static bool
+same(const char *a, const char *b)
+{
+    return a[0] == b[0] && (a[0] == '\0' || strcmp(a + 1, b + 1) == 0);
+}
+
 static const struct proto_class_value *
 class_value(const struct proto_class_value *vals, size_t count,
             const struct proto_report *r)
@@ -193,7 +212,7 @@ class_value(const struct proto_class_value *vals, size_t count,
     if (!r->has_device_class)
         return NULL;
     for (size_t i = 0; i < count && i < PROTO_MAX_LATENCIES; i++)
-        if (strcmp(vals[i].device_class, r->device_class) == 0)
+        if (same(vals[i].device_class, r->device_class))
             return &vals[i];
     return NULL;
 }
@@ -202,7 +221,7 @@ static bool
 token_in(const char *tok, const char (*list)[PROTO_TOKEN_SIZE], size_t count)
 {
     for (size_t i = 0; i < count; i++)
-        if (strcmp(list[i], tok) == 0)
+        if (same(list[i], tok))
             return true;
     return false;
 }
@@ -212,8 +231,8 @@ context_match(const struct proto_variant *v, const struct proto_report *r)
 {
     for (size_t i = 0; i < v->context_count && i < PROTO_MAX_TAGS; i++)
         for (size_t j = 0; j < r->context_count && j < PROTO_MAX_TAGS; j++)
-            if (strcmp(v->context[i].key, r->context[j].key) == 0 &&
-                strcmp(v->context[i].value, r->context[j].value) == 0)
+            if (same(v->context[i].key, r->context[j].key) &&
+                same(v->context[i].value, r->context[j].value))
                 return &v->context[i];
     return NULL;
 }
@@ -294,7 +313,7 @@ transfer_compute(const struct run *k, struct proto_candidate *e)
 
     e->transfer_bytes = v->size_bytes;
     e->is_current = r->has_current &&
-                    strcmp(r->current_hex, v->blob_hex) == 0;
+                    same(r->current_hex, v->blob_hex);
     if (e->is_current) {
         e->transfer_bytes = 0;
         return;
@@ -307,15 +326,15 @@ transfer_compute(const struct run *k, struct proto_candidate *e)
                            ? r->accept_tensor_delta
                            : !r->refuse_zstd_patch;
 
-        if (decodes && strcmp(d->from_hex, r->current_hex) == 0 &&
-            strcmp(d->to_hex, v->blob_hex) == 0 &&
+        if (decodes && same(d->from_hex, r->current_hex) &&
+            same(d->to_hex, v->blob_hex) &&
             (!e->has_delta || d->size_bytes < e->transfer_bytes)) {
             e->has_delta = true;
             e->delta = i;
             e->transfer_bytes = d->size_bytes;
         }
     }
-    if (r->has_fetching && strcmp(r->fetching_hex, v->blob_hex) == 0) {
+    if (r->has_fetching && same(r->fetching_hex, v->blob_hex)) {
         uint64_t done = r->fetching_bytes_done < v->size_bytes
                             ? r->fetching_bytes_done
                             : v->size_bytes;
@@ -447,6 +466,29 @@ soft_check(const struct run *k, struct proto_candidate *e, bool *out_ok,
     return sum;
 }
 
+/*
+ * The share of the time a variant is expected to keep fitting in memory.
+ * With device.memory_floor_bytes (the lowest free memory seen recently)
+ * below the free memory now, free memory is taken as spread evenly over
+ * [floor, now]: a variant needing m bytes fits (now - m) / (now - floor) of
+ * the time (1 at or under the floor). Without a floor: 1 (the margin only
+ * breaks near-ties, see rank_cmp).
+ */
+static double
+fit_share(const struct run *k, const struct proto_candidate *e)
+{
+    const struct proto_report *r = k->r;
+    double need = (double)e->est.memory_bytes;
+    double now = (double)r->memory_bytes;
+    double floor_b = (double)r->memory_floor_bytes;
+
+    if (!r->has_memory_floor_bytes || !(floor_b < now) || need <= floor_b)
+        return 1;
+    if (need > now)
+        return 0;
+    return (now - need) / (now - floor_b);
+}
+
 /* The one evaluation of a variant: estimates, transfer, constraints. */
 static void
 eval_compute(const struct run *k, size_t index, struct proto_candidate *e)
@@ -470,6 +512,7 @@ eval_compute(const struct run *k, size_t index, struct proto_candidate *e)
     e->feasible = e->hard_ok && e->soft_ok;
     e->ctx = context_match(v, k->r);
     e->at_risk = (double)e->est.memory_bytes > k->memory_limit;
+    e->fit = fit_share(k, e);
     e->utility = 0;
     e->value = 0;
 }
@@ -519,17 +562,17 @@ static void
 value_compute(const struct run *k, struct proto_candidate *e)
 {
     double h = k->horizon_s;
+    double u = e->utility * e->fit;
 
     if (e->is_current) {
-        e->value = e->utility * h;
+        e->value = u * h;
         return;
     }
     if (!(e->ready_s < h)) {
         e->value = k->u_cur * h - e->cost;
         return;
     }
-    e->value = k->u_cur * e->ready_s + e->utility * (h - e->ready_s) -
-               e->cost;
+    e->value = k->u_cur * e->ready_s + u * (h - e->ready_s) - e->cost;
 }
 
 /* ---- competing versions --------------------------------------------- */
@@ -639,8 +682,9 @@ gain_text(const struct run *k, const struct proto_candidate *e, double from_u,
     snprintf(buf, size,
              "gain %.3g over %.0f s after %.3g s (%.3g MB at %.3g Mbit/s) "
              "= %.3g",
-             e->utility - from_u, after, e->ready_s, mb(e->transfer_bytes),
-             mbit(k->bps), (e->utility - from_u) * after);
+             e->utility * e->fit - from_u, after, e->ready_s,
+             mb(e->transfer_bytes), mbit(k->bps),
+             (e->utility * e->fit - from_u) * after);
 }
 
 /* Why loser ranks after chosen, in one reason. */
@@ -716,7 +760,8 @@ loss_reason(const struct run *k, const struct proto_candidate *loser,
                        loser->transfer_bytes, chosen->transfer_bytes);
         } else if (chosen->is_current) {
             /* better per second, but the switch does not pay */
-            gain_text(k, loser, chosen->utility, gain, sizeof(gain));
+            gain_text(k, loser, chosen->utility * chosen->fit, gain,
+                      sizeof(gain));
             reason_add(rs, "does not pay: %s, under cost %.3g + hysteresis "
                        "%.3g", gain, loser->cost, k->margin);
         } else {
@@ -816,7 +861,7 @@ run_evaluate(struct run *k, struct proto_candidate *cands)
         if (cands[i].is_current && cands[i].hard_ok && !k->has_cur) {
             k->has_cur = true;
             k->cur = i;
-            k->u_cur = cands[i].utility;
+            k->u_cur = cands[i].utility * cands[i].fit;
         }
     }
     for (size_t i = 0; i < m; i++)
@@ -888,7 +933,7 @@ chosen_reasons(const struct run *k, const struct proto_candidate *c,
         reason_add(rs, "keep: nothing better can arrive within horizon_s %g",
                    k->horizon_s);
     } else if (c->is_current) {
-        gain_text(k, best, c->utility, gain, sizeof(gain));
+        gain_text(k, best, c->utility * c->fit, gain, sizeof(gain));
         reason_add(rs,
                    "keep: switching to %s does not pay: %s, cost %.3g, "
                    "hysteresis %.3g",
@@ -955,6 +1000,47 @@ swap_cand(struct proto_candidate *a, struct proto_candidate *b)
     *b = t;
 }
 
+/*
+ * Moves the best n entries (listing order) to cands[0..n), best first, in
+ * one pass: each entry is compared with the worst of the best so far and
+ * only a better one is inserted (n <= TOP_MAX indexes on the stack).
+ */
+static void
+top_select(const struct run *k, struct proto_candidate *cands, size_t m,
+           size_t n, bool degraded)
+{
+    size_t top[TOP_MAX];
+    size_t count = 0;
+
+    for (size_t j = 0; j < m; j++) {
+        size_t pos;
+
+        if (count == n &&
+            list_cmp(k, &cands[j], &cands[top[n - 1]], degraded) >= 0)
+            continue;
+        pos = count < n ? count : n - 1;
+        while (pos > 0 &&
+               list_cmp(k, &cands[j], &cands[top[pos - 1]], degraded) < 0) {
+            top[pos] = top[pos - 1];
+            pos--;
+        }
+        top[pos] = j;
+        if (count < n)
+            count++;
+    }
+    /* top holds distinct indexes, best first; bring them to the front.
+     * Moving entry top[i] to slot i sends the entry at i to top[i]'s old
+     * place: when that entry is itself among the later ones, follow it. */
+    for (size_t i = 0; i < count; i++) {
+        size_t from = top[i];
+
+        swap_cand(&cands[i], &cands[from]);
+        for (size_t l = i + 1; l < count; l++)
+            if (top[l] == i)
+                top[l] = from;
+    }
+}
+
 static enum proto_cause
 cause_of(const struct run *k, const struct proto_candidate *e, bool degraded)
 {
@@ -981,14 +1067,17 @@ run_candidates(const struct run *k, struct proto_candidate *cands, size_t m,
 
     if (!k->r->explain_all && m > k->cfg->runner_ups) {
         listed = k->cfg->runner_ups;
-        for (size_t i = 0; i < listed; i++) {
-            size_t best = i;
+        if (listed <= TOP_MAX)
+            top_select(k, cands, m, listed, degraded);
+        else
+            for (size_t i = 0; i < listed; i++) {
+                size_t best = i;
 
-            for (size_t j = i + 1; j < m; j++)
-                if (list_cmp(k, &cands[j], &cands[best], degraded) < 0)
-                    best = j;
-            swap_cand(&cands[i], &cands[best]);
-        }
+                for (size_t j = i + 1; j < m; j++)
+                    if (list_cmp(k, &cands[j], &cands[best], degraded) < 0)
+                        best = j;
+                swap_cand(&cands[i], &cands[best]);
+            }
         for (size_t i = listed; i < m; i++)
             out->omitted[cause_of(k, &cands[i], degraded)]++;
         out->omitted_count = m - listed;

@@ -282,6 +282,7 @@ struct proto_candidate {
     double violation;
     const struct proto_tag *ctx;          /* first matching context tag */
     double utility;                       /* per second while it runs */
+    double fit;                           /* expected share of time it fits */
     double ready_s;                       /* until it runs (conservative) */
     double cost;                          /* of its bytes, accuracy-seconds */
     double value;                         /* over the horizon */
@@ -360,7 +361,7 @@ struct proto_rollout_patch {
 
 struct proto_audit_entry {
     int64_t time_s;
-    char token[PROTO_AUDIT_TOKEN_SIZE];   /* the token's name, "-" none */
+    char token[PROTO_AUDIT_TOKEN_SIZE];   /* the token's name, "auto" */
     char method[16];
     char path[PROTO_AUDIT_PATH_SIZE];
     unsigned status;

@@ -229,16 +229,20 @@ auth_check(const struct auth_tokens *t, const char *header,
     const struct auth_token *found = NULL;
     unsigned char got[32];
     unsigned int got_len = 0;
+    size_t len;
 
     if (t->count == 0)
         return AUTH_NO_TOKENS;
     if (!header || strncasecmp(header, "Bearer ", 7) != 0)
         return AUTH_MISSING;
+    /* RFC 9110 allows optional whitespace around the credentials. */
     header += 7;
-    while (*header == ' ')
+    while (*header == ' ' || *header == '\t')
         header++;
-    if (!EVP_Digest(header, strlen(header), got, &got_len, EVP_sha256(),
-                    NULL) ||
+    len = strlen(header);
+    while (len && (header[len - 1] == ' ' || header[len - 1] == '\t'))
+        len--;
+    if (!EVP_Digest(header, len, got, &got_len, EVP_sha256(), NULL) ||
         got_len != sizeof(got))
         return AUTH_UNKNOWN;
     /* Every entry is compared: the time does not say which one matched. */

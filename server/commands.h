@@ -10,6 +10,7 @@ int cmd_serve(int argc, char **argv);   /* server/main.c */
 int cmd_demo(int argc, char **argv);    /* server/cmd_demo.c */
 int cmd_patch(int argc, char **argv);   /* server/cmd_patch.c */
 int cmd_select(int argc, char **argv);  /* server/cmd_select.c */
+int cmd_fetch(int argc, char **argv);   /* server/cmd_fetch.c */
 int cmd_decode(int argc, char **argv);  /* server/cmd_patch.c */
 int cmd_delta(int argc, char **argv);   /* server/cmd_delta.c */
 int cmd_encode(int argc, char **argv);  /* server/cmd_delta.c */

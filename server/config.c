@@ -68,10 +68,11 @@ static const struct key keys[] = {
     {"tls_key", KEY_STRING, STR(tls_key), 0, 0, "PEM private key"},
     {"tls_priorities", KEY_STRING, STR(tls_priorities), 0, 0,
      "GnuTLS priority string"},
-    {"threads", KEY_UINT, OFF(threads), 0, 1, 64,
-     "HTTP worker threads (epoll thread pool)"},
-    {"max_connections", KEY_UINT, OFF(max_connections), 0, 1, 100000,
-     "total connections (at most 125 per thread are used)"},
+    {"threads", KEY_UINT, OFF(threads), 0, 0, 64,
+     "HTTP worker threads (epoll thread pool; 0: four per core, 4-64)"},
+    {"max_connections", KEY_UINT, OFF(max_connections), 0, 0, 100000,
+     "total connections (at most 125 per thread are used; 0: 125 per "
+     "thread, within the open-file limit)"},
     {"max_connections_per_ip", KEY_UINT, OFF(max_connections_per_ip), 0, 0,
      100000, "connections from one client address (0: no limit)"},
     {"connection_timeout_s", KEY_UINT, OFF(connection_timeout_s), 0, 1, 3600,
@@ -166,6 +167,16 @@ static const struct key keys[] = {
      64, "read-only SQLite connections beside the writer (0: share it)"},
     {"sqlite_busy_timeout_ms", KEY_INT, OFF(store.busy_timeout_ms), 0, 0,
      600000, "SQLite busy timeout"},
+    {"catalog_url", KEY_STRING, STR(store.catalog_url), 0, 0,
+     "postgresql://... puts the catalog on PostgreSQL (libpq URL; "
+     "several hosts with target_session_attrs=read-write follow a "
+     "failover); empty: SQLite in the data directory"},
+    {"catalog_read_url", KEY_STRING, STR(store.catalog_read_url), 0, 0,
+     "PostgreSQL server that snapshots are read from (a streaming "
+     "replica); empty: catalog_url"},
+    {"catalog_poll_ms", KEY_UINT, OFF(store.catalog_poll_ms), 0, 50, 600000,
+     "how often a PostgreSQL catalog's generation is checked "
+     "(LISTEN/NOTIFY wakes it sooner on a primary)"},
     {"sign_decisions", KEY_CHOICE, OFF(sign_decisions), 0, 0, 0,
      "sign select answers: requested (when the report sends a nonce or "
      "accept.signed) or always"},
@@ -209,10 +220,10 @@ config_default(struct config *out)
     snprintf(out->tls_priorities, sizeof(out->tls_priorities),
              "SECURE256:+SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:"
              "-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:"
-             "-SHA1:%%SERVER_PRECEDENCE");
-    out->threads = 4;
-    out->max_connections = 500;
-    out->max_connections_per_ip = 0;
+             "-SHA1:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:%%SERVER_PRECEDENCE");
+    out->threads = 0;
+    out->max_connections = 0;
+    out->max_connections_per_ip = 128;
     out->connection_timeout_s = 30;
     out->request_timeout_s = 15;
     out->shutdown_grace_s = 10;
@@ -223,6 +234,7 @@ config_default(struct config *out)
     policy_config_default(&out->policy);
     store_options_default(&out->store);
     out->store.run_worker = true;
+    out->store.catalog_poll_ms = 1000;
     out->sign_decisions = CONFIG_SIGN_REQUESTED;
     out->decision_ttl_s = 300;
     out->events_per_minute_per_ip = 60;

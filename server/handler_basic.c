@@ -6,9 +6,16 @@
 
 #include "server/http.h"
 
+/* "degraded" while the catalog server cannot be reached: selects are
+ * still answered from the last snapshots (so still 200: the daemon is
+ * alive and serving), admin writes answer 503. */
 enum MHD_Result
 handle_healthz(struct MHD_Connection *c, struct request *rq)
 {
+    if (rq->app->store && store_catalog_is_down(rq->app->store))
+        return http_reply_json(
+            c, rq, 200,
+            strdup("{\"status\":\"degraded\",\"catalog\":\"unreachable\"}"));
     return http_reply_json(c, rq, 200, strdup("{\"status\":\"ok\"}"));
 }
 

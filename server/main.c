@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,6 +21,7 @@
 #include "server/commands.h"
 #include "server/file.h"
 #include "server/http.h"
+#include "server/limits.h"
 #include "server/log.h"
 #include "server/tls.h"
 
@@ -36,6 +38,8 @@ usage_main(FILE *out)
             "  serve   run the daemon in the foreground\n"
             "  demo    write the demo catalog into a data directory\n"
             "  patch   apply a delta: modeld patch OLD DELTA OUT\n"
+            "  fetch   the UE client: modeld fetch --server URL --family F "
+            "--state DIR\n"
             "  select  print the decision for a report, offline\n"
             "  decode  decode an encoded model: modeld decode IN OUT\n"
             "  delta   make a delta: modeld delta OLD NEW OUT\n"
@@ -56,6 +60,7 @@ usage_serve(FILE *out)
             "[--data DIR]\n"
             "                    [--admin-token-file FILE] [--tls-cert PEM "
             "--tls-key PEM]\n"
+            "                    [--catalog postgresql://...]\n"
             "                    [--set KEY=VALUE]... [--log-level LEVEL]\n"
             "                    [--print-config]\n"
             "\n"
@@ -70,6 +75,35 @@ usage_serve(FILE *out)
             "SIGINT stop it gracefully.\n");
 }
 
+/*
+ * The admin token file must not be writable by every user (anyone could
+ * put their own token in it): refused. Readable by every user (the token
+ * leaks) or writable by its group: a warning, since a shared group may be
+ * deliberate.
+ */
+static bool
+token_file_risky(const char *file)
+{
+    struct stat st;
+
+    if (stat(file, &st) != 0)
+        return false;  /* the read that follows reports it */
+    if (st.st_mode & S_IWOTH) {
+        log_msg(LOG_ERROR, 0, "admin token file %s is writable by every "
+                              "user (mode %03o): refused; chmod 600 it",
+                file, (unsigned)(st.st_mode & 0777));
+        return true;
+    }
+    if (st.st_mode & (S_IROTH | S_IWGRP))
+        log_msg(LOG_WARN, 0, "admin token file %s is %s (mode %03o); "
+                             "chmod 600 it",
+                file,
+                st.st_mode & S_IROTH ? "readable by every user"
+                                     : "writable by its group",
+                (unsigned)(st.st_mode & 0777));
+    return false;
+}
+
 /* The admin tokens: the single token of admin_token_file or
  * MODELD_ADMIN_TOKEN (named "admin", scope admin) and the named, scoped
  * tokens of admin_tokens_file. */
@@ -82,6 +116,8 @@ load_tokens(struct app *app)
     char err[512];
     int rc;
 
+    if (file[0] && token_file_risky(file))
+        return -1;
     if (file[0])
         rc = file_token_sha256_read(file, MAX_SECRET_FILE_BYTES,
                                     MIN_TOKEN_LEN, sha256);
@@ -106,6 +142,9 @@ load_tokens(struct app *app)
         return -1;
     }
     if (app->cfg.admin_tokens_file[0] &&
+        token_file_risky(app->cfg.admin_tokens_file))
+        return -1;
+    if (app->cfg.admin_tokens_file[0] &&
         auth_tokens_load(&app->tokens, app->cfg.admin_tokens_file, err,
                          sizeof(err)) != 0) {
         log_msg(LOG_ERROR, 0, "admin tokens file: %s", err);
@@ -129,6 +168,7 @@ parse_serve_args(int argc, char **argv, struct config *cfg, bool *print_cfg)
         {"--admin-token-file", "admin_token_file"},
         {"--tls-cert", "tls_cert"},
         {"--tls-key", "tls_key"},
+        {"--catalog", "catalog_url"},
     };
     char err[512];
     const char *config_file = NULL;
@@ -221,6 +261,17 @@ count_timeout(void *ctx)
     metrics_limit(&app->metrics, METRICS_LIMIT_REQUEST_TIMEOUT);
 }
 
+static void
+warn_cert_validity(const struct config *cfg)
+{
+    char msg[160];
+    const char *w = tls_validity_warning((long long)time(NULL), msg,
+                                         sizeof(msg));
+
+    if (w)
+        log_msg(LOG_WARN, 0, "%s: %s", cfg->tls_cert, w);
+}
+
 /* SIGHUP: new handshakes use the certificate and key files as they are
  * now; connections already up keep theirs. A bad pair is refused and the
  * old one stays. */
@@ -233,14 +284,15 @@ reload_tls(const struct config *cfg)
         log_msg(LOG_INFO, 0, "SIGHUP: no TLS configured, nothing to reload");
         return;
     }
-    if (tls_load(cfg->tls_cert, cfg->tls_key, err, sizeof(err)) != 0)
+    if (tls_load(cfg->tls_cert, cfg->tls_key, err, sizeof(err)) != 0) {
         log_msg(LOG_ERROR, 0, "SIGHUP: TLS reload refused, keeping the "
                               "current certificate: %s",
                 err);
-    else
-        log_msg(LOG_INFO, 0, "SIGHUP: TLS certificate and key reloaded "
-                             "from %s",
-                cfg->tls_cert);
+        return;
+    }
+    log_msg(LOG_INFO, 0, "SIGHUP: TLS certificate and key reloaded from %s",
+            cfg->tls_cert);
+    warn_cert_validity(cfg);
 }
 
 /* Loads signing_key and verify_keys into a new keyring and makes it the
@@ -361,6 +413,7 @@ cmd_serve(int argc, char **argv)
         rc = dump ? 0 : 1;
         goto out;
     }
+    limits_resolve(&app->cfg);
     metrics_init(&app->metrics);
     app->event_limit = ratelimit_new();
     if (!app->event_limit)
@@ -375,6 +428,7 @@ cmd_serve(int argc, char **argv)
             log_msg(LOG_ERROR, 0, "TLS: %s", err);
             goto out;
         }
+        warn_cert_validity(&app->cfg);
         app->tls = true;
     }
     /* Signals are taken by sigwait in this thread only: block them before
@@ -406,8 +460,10 @@ cmd_serve(int argc, char **argv)
            app->cfg.listen_host,
            strchr(app->cfg.listen_host, ':') ? "]" : "", port);
     fflush(stdout);
-    log_msg(LOG_INFO, 0, "modeld serving %s on port %u (%u threads)",
-            app->cfg.data_dir, port, app->cfg.threads);
+    log_msg(LOG_INFO, 0, "modeld serving %s on port %u (%u threads, %u "
+                         "connections, %u per address)",
+            app->cfg.data_dir, port, app->cfg.threads,
+            app->cfg.max_connections, app->cfg.max_connections_per_ip);
     wait_for_stop(d, app, &set);
     MHD_stop_daemon(d);
     log_msg(LOG_INFO, 0, "stopped");
@@ -433,6 +489,7 @@ main(int argc, char **argv)
         {"demo", cmd_demo},
         {"patch", cmd_patch},
         {"select", cmd_select},
+        {"fetch", cmd_fetch},
         {"decode", cmd_decode},
         {"delta", cmd_delta},
         {"encode", cmd_encode},

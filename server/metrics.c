@@ -23,7 +23,7 @@
 
 static const unsigned statuses[METRICS_STATUSES] = {
     200, 201, 204, 206, 304, 400, 401, 403, 404, 405, 408, 411,
-    413, 415, 416, 431, 500, 503, 507, 0, 0, 0, 0, 0,
+    413, 415, 416, 431, 500, 503, 507, 414, 505, 0, 0, 0,
 };
 #define STATUS_OTHER (METRICS_STATUSES - 1)
 
@@ -35,7 +35,8 @@ static const double buckets_s[METRICS_BUCKETS] = {
 static const char *const action_names[4] = {"download", "delta", "keep",
                                             "none"};
 static const char *const limit_names[METRICS_LIMIT_COUNT] = {
-    "body_size", "json_depth", "request_timeout"};
+    "body_size", "json_depth", "request_timeout", "header_size",
+    "query_args", "connections"};
 
 void
 metrics_init(struct metrics *m)
@@ -381,6 +382,21 @@ metrics_render(struct metrics *m, const char *const *route_labels,
             "start-up epoch times 2^32 plus the changes since start.\n# TYPE modeld_catalog_generation gauge\n"
             "modeld_catalog_generation %llu\n",
         (unsigned long long)ss->generation);
+    put(&b, "# HELP modeld_catalog_unreachable 1 while the catalog "
+            "database cannot be reached (selects use the last snapshots).\n"
+            "# TYPE modeld_catalog_unreachable gauge\n"
+            "modeld_catalog_unreachable %d\n",
+        ss->catalog_down ? 1 : 0);
+    put(&b, "# HELP modeld_catalog_unavailable_total Catalog operations "
+            "that failed because the database could not be reached.\n"
+            "# TYPE modeld_catalog_unavailable_total counter\n"
+            "modeld_catalog_unavailable_total %llu\n",
+        (unsigned long long)ss->catalog_unavailable);
+    put(&b, "# HELP modeld_catalog_refreshes_total Catalog generation moves "
+            "made by other daemons (PostgreSQL catalog).\n"
+            "# TYPE modeld_catalog_refreshes_total counter\n"
+            "modeld_catalog_refreshes_total %llu\n",
+        (unsigned long long)ss->catalog_refreshes);
     /* TLS goes through GnuTLS (libmicrohttpd's); OpenSSL's libcrypto does
      * the digests and signatures: both are named. */
     put(&b, "# HELP modeld_build_info Version of modeld and its "

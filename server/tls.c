@@ -128,6 +128,37 @@ out:
     return rc;
 }
 
+const char *
+tls_validity_warning(long long now, char *buf, size_t len)
+{
+    struct pair *p = atomic_load(&current);
+    gnutls_x509_crt_t crt = NULL;
+    const char *warning = NULL;
+    long long from, until;
+
+    if (!p || p->chain_len == 0 || gnutls_x509_crt_init(&crt) < 0)
+        return NULL;
+    if (gnutls_x509_crt_import(crt, &p->chain[0].cert, GNUTLS_X509_FMT_DER) <
+        0)
+        goto out;
+    from = (long long)gnutls_x509_crt_get_activation_time(crt);
+    until = (long long)gnutls_x509_crt_get_expiration_time(crt);
+    if (until != -1 && now > until) {
+        snprintf(buf, len, "the TLS certificate expired %lld s ago; "
+                           "clients will refuse it",
+                 now - until);
+        warning = buf;
+    } else if (from != -1 && now < from) {
+        snprintf(buf, len, "the TLS certificate is not valid for another "
+                           "%lld s; clients will refuse it",
+                 from - now);
+        warning = buf;
+    }
+out:
+    gnutls_x509_crt_deinit(crt);
+    return warning;
+}
+
 static int
 retrieve(gnutls_session_t session, const gnutls_datum_t *req_ca_dn,
          int nreqs, const gnutls_pk_algorithm_t *pk_algos,

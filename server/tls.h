@@ -16,6 +16,13 @@
 int tls_load(const char *cert_path, const char *key_path, char *err,
              size_t err_len);
 
+/* Writes a warning to buf and returns it when the current leaf
+ * certificate is not valid at time now (expired or not yet valid);
+ * NULL when it is, or when no pair is loaded. Clients refuse such a
+ * certificate, but the daemon still serves it: an operator may be
+ * replacing it. */
+const char *tls_validity_warning(long long now, char *buf, size_t len);
+
 /* The callback for MHD_OPTION_HTTPS_CERT_CALLBACK (a GnuTLS
  * gnutls_certificate_retrieve_function2). */
 void *tls_cert_callback(void);

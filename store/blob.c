@@ -251,13 +251,13 @@ static enum store_status place_blob(struct store *st, const char *tmp,
 static enum store_status record_blob(struct store *st, const char *hex,
                                      uint64_t size)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum store_status rc;
 
     pthread_mutex_lock(&st->db_mu);
     s = store_stmt(st, STMT_BLOB_INSERT);
-    sqlite3_bind_text(s, 1, hex, PROTO_HEX_LEN, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)size);
+    db_bind_text(s, 1, hex);
+    db_bind_int64(s, 2, (int64_t)size);
     /* No generation bump: a blob reaches snapshots only when published. */
     rc = store_stmt_run(st, STMT_BLOB_INSERT, "recording blob");
     pthread_mutex_unlock(&st->db_mu);
@@ -394,7 +394,7 @@ enum store_status store_delta_format_open(struct store *st,
 {
     char path[STORE_PATH_SIZE];
     enum store_status rc;
-    sqlite3_stmt *s;
+    struct db_stmt *s;
 
     if (!hex_ok(from_hex) || !hex_ok(to_hex) ||
         (format == PROTO_DELTA_TENSOR
@@ -408,8 +408,8 @@ enum store_status store_delta_format_open(struct store *st,
      * failure here costs the eviction order, not the answer. */
     pthread_mutex_lock(&st->db_mu);
     s = store_stmt(st, STMT_DELTA_TOUCH);
-    sqlite3_bind_text(s, 1, from_hex, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, to_hex, -1, SQLITE_STATIC);
+    db_bind_text(s, 1, from_hex);
+    db_bind_text(s, 2, to_hex);
     if (store_stmt_run(st, STMT_DELTA_TOUCH, "noting a delta served") !=
         STORE_OK)
         rc = STORE_OK;

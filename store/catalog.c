@@ -1,11 +1,14 @@
 /*
- * The catalog: families, variants and their versions in SQLite, and the
- * immutable, reference-counted snapshots that selection reads. A snapshot
- * is read in one read transaction on a read connection (store/reader.c)
- * and cached per family until the next write moves the generation. A hit
- * takes only the short cache mutex; a miss reads beside the writer (WAL)
- * and never waits for its commits, and concurrent misses for one family
- * share one read.
+ * The catalog: families, variants and their versions (SQLite or
+ * PostgreSQL, through store/db.h), and the immutable, reference-counted
+ * snapshots that selection reads. A snapshot is read in one read
+ * transaction on a read connection (store/reader.c) and cached per family
+ * until the generation moves (a write here, or another daemon's write seen
+ * by store/watch.c). A hit takes only the short cache mutex; a miss reads
+ * beside the writer (WAL) and never waits for its commits, and concurrent
+ * misses for one family share one read. An outdated snapshot stays cached
+ * until it is replaced: when the catalog server cannot be reached, it is
+ * what selects get.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -24,16 +27,16 @@ struct cross_target {
     uint64_t size_bytes;
 };
 
-static void col_text(sqlite3_stmt *s, int col, char *out, size_t size)
+static void col_text(struct db_stmt *s, int col, char *out, size_t size)
 {
-    const unsigned char *t = sqlite3_column_text(s, col);
+    const char *t = db_column_text(s, col);
 
-    snprintf(out, size, "%s", t ? (const char *)t : "");
+    snprintf(out, size, "%s", t ? t : "");
 }
 
-static void bind_text(sqlite3_stmt *s, int idx, const char *text)
+static void bind_text(struct db_stmt *s, int idx, const char *text)
 {
-    sqlite3_bind_text(s, idx, text, -1, SQLITE_STATIC);
+    db_bind_text(s, idx, text);
 }
 
 /* ---- families ------------------------------------------------------------ */
@@ -46,27 +49,27 @@ static enum store_status family_find(struct store *st, struct store_conn *c,
                                      bool *out_deleted,
                                      struct proto_family *out_f)
 {
-    sqlite3_stmt *s = store_conn_stmt(c, STMT_FAMILY_GET);
+    struct db_stmt *s = store_conn_stmt(c, STMT_FAMILY_GET);
     enum store_status rc = STORE_OK;
     int src;
 
     bind_text(s, 1, name);
-    src = sqlite3_step(s);
-    if (src == SQLITE_ROW) {
-        *out_id = sqlite3_column_int64(s, 0);
-        *out_deleted = sqlite3_column_int(s, 1) != 0;
+    src = db_step(s);
+    if (src == DB_ROW) {
+        *out_id = db_column_int64(s, 0);
+        *out_deleted = db_column_int64(s, 1) != 0;
         if (out_f) {
             memset(out_f, 0, sizeof(*out_f));
             snprintf(out_f->name, sizeof(out_f->name), "%s", name);
             col_text(s, 2, out_f->task, sizeof(out_f->task));
             col_text(s, 3, out_f->description, sizeof(out_f->description));
         }
-    } else if (src == SQLITE_DONE) {
+    } else if (src == DB_DONE) {
         rc = STORE_NOT_FOUND;
     } else {
         rc = store_err_conn(st, c->db, "looking up family", src);
     }
-    sqlite3_reset(s);
+    db_reset(s);
     return rc;
 }
 
@@ -74,7 +77,7 @@ enum store_status store_family_put(struct store *st, const char *name,
                                    const struct proto_family *f,
                                    bool *out_created)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum store_status rc;
     int64_t id = 0;
     bool deleted = false;
@@ -88,7 +91,7 @@ enum store_status store_family_put(struct store *st, const char *name,
     if (rc == STORE_OK) {
         created = deleted;
         s = store_stmt(st, STMT_FAMILY_UPDATE);
-        sqlite3_bind_int64(s, 1, id);
+        db_bind_int64(s, 1, id);
         bind_text(s, 2, f->task);
         bind_text(s, 3, f->description);
         rc = store_stmt_run(st, STMT_FAMILY_UPDATE, "updating family");
@@ -115,14 +118,14 @@ out:
 
 enum store_status store_family_delete(struct store *st, const char *name)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum store_status rc;
 
     pthread_mutex_lock(&st->db_mu);
     s = store_stmt(st, STMT_FAMILY_DELETE);
     bind_text(s, 1, name);
     rc = store_stmt_run(st, STMT_FAMILY_DELETE, "deleting family");
-    if (rc == STORE_OK && sqlite3_changes(st->db) == 0) {
+    if (rc == STORE_OK && db_changes(s) == 0) {
         store_err_text("family %s not found", name);
         rc = STORE_NOT_FOUND;
     }
@@ -140,12 +143,12 @@ enum store_status store_family_list(struct store *st,
     size_t count = 0;
     size_t cap = 0;
     struct store_conn *c = store_reader_acquire(st);
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum store_status rc = STORE_OK;
     int src;
 
     s = store_conn_stmt(c, STMT_FAMILY_LIST);
-    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((src = db_step(s)) == DB_ROW) {
         struct proto_family *f;
 
         if (count == cap) {
@@ -165,12 +168,12 @@ enum store_status store_family_list(struct store *st,
         col_text(s, 1, f->name, sizeof(f->name));
         col_text(s, 2, f->task, sizeof(f->task));
         col_text(s, 3, f->description, sizeof(f->description));
-        f->variant_count = (size_t)sqlite3_column_int64(s, 4);
+        f->variant_count = (size_t)db_column_int64(s, 4);
     }
-    if (src != SQLITE_DONE)
+    if (src != DB_DONE)
         rc = store_err_conn(st, c->db, "listing families", src);
 out:
-    sqlite3_reset(s);
+    db_reset(s);
     store_reader_release(st, c);
     if (rc != STORE_OK) {
         free(list);
@@ -194,52 +197,52 @@ out:
 static enum store_status insert_lists(struct store *st, int64_t ver_id,
                                       const struct proto_variant *m)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum store_status rc = STORE_OK;
 
     for (size_t i = 0; rc == STORE_OK && i < m->technique_count; i++) {
         s = store_stmt(st, STMT_TECH_INSERT);
-        sqlite3_bind_int64(s, 1, ver_id);
-        sqlite3_bind_int64(s, 2, (sqlite3_int64)i);
+        db_bind_int64(s, 1, ver_id);
+        db_bind_int64(s, 2, (int64_t)i);
         bind_text(s, 3, m->techniques[i]);
         rc = store_stmt_run(st, STMT_TECH_INSERT, "inserting technique");
     }
     for (size_t i = 0; rc == STORE_OK && i < m->latency_count; i++) {
         s = store_stmt(st, STMT_LATENCY_INSERT);
-        sqlite3_bind_int64(s, 1, ver_id);
-        sqlite3_bind_int64(s, 2, (sqlite3_int64)i);
+        db_bind_int64(s, 1, ver_id);
+        db_bind_int64(s, 2, (int64_t)i);
         bind_text(s, 3, m->latency_ms[i].device_class);
-        sqlite3_bind_double(s, 4, m->latency_ms[i].value);
+        db_bind_double(s, 4, m->latency_ms[i].value);
         rc = store_stmt_run(st, STMT_LATENCY_INSERT, "inserting latency");
     }
     for (size_t i = 0; rc == STORE_OK && i < m->energy_count; i++) {
         s = store_stmt(st, STMT_ENERGY_INSERT);
-        sqlite3_bind_int64(s, 1, ver_id);
-        sqlite3_bind_int64(s, 2, (sqlite3_int64)i);
+        db_bind_int64(s, 1, ver_id);
+        db_bind_int64(s, 2, (int64_t)i);
         bind_text(s, 3, m->energy_mj[i].device_class);
-        sqlite3_bind_double(s, 4, m->energy_mj[i].value);
+        db_bind_double(s, 4, m->energy_mj[i].value);
         rc = store_stmt_run(st, STMT_ENERGY_INSERT, "inserting energy");
     }
     for (size_t i = 0; rc == STORE_OK && i < m->exit_count; i++) {
         s = store_stmt(st, STMT_EXIT_INSERT);
-        sqlite3_bind_int64(s, 1, ver_id);
-        sqlite3_bind_int64(s, 2, (sqlite3_int64)i);
-        sqlite3_bind_double(s, 3, m->exits[i].flops);
-        sqlite3_bind_double(s, 4, m->exits[i].accuracy);
+        db_bind_int64(s, 1, ver_id);
+        db_bind_int64(s, 2, (int64_t)i);
+        db_bind_double(s, 3, m->exits[i].flops);
+        db_bind_double(s, 4, m->exits[i].accuracy);
         rc = store_stmt_run(st, STMT_EXIT_INSERT, "inserting exit");
     }
     for (size_t i = 0; rc == STORE_OK && i < m->context_count; i++) {
         s = store_stmt(st, STMT_CONTEXT_INSERT);
-        sqlite3_bind_int64(s, 1, ver_id);
-        sqlite3_bind_int64(s, 2, (sqlite3_int64)i);
+        db_bind_int64(s, 1, ver_id);
+        db_bind_int64(s, 2, (int64_t)i);
         bind_text(s, 3, m->context[i].key);
         bind_text(s, 4, m->context[i].value);
         rc = store_stmt_run(st, STMT_CONTEXT_INSERT, "inserting context");
     }
     for (size_t i = 0; rc == STORE_OK && i < m->accelerator_count; i++) {
         s = store_stmt(st, STMT_ACCEL_INSERT);
-        sqlite3_bind_int64(s, 1, ver_id);
-        sqlite3_bind_int64(s, 2, (sqlite3_int64)i);
+        db_bind_int64(s, 1, ver_id);
+        db_bind_int64(s, 2, (int64_t)i);
         bind_text(s, 3, m->accelerators[i]);
         rc = store_stmt_run(st, STMT_ACCEL_INSERT, "inserting accelerator");
     }
@@ -251,14 +254,14 @@ static enum store_status insert_lists(struct store *st, int64_t ver_id,
 static enum store_status queue_delta(struct store *st, const char *from_hex,
                                      const char *to_hex, int64_t *queued)
 {
-    sqlite3_stmt *s = store_stmt(st, STMT_DELTA_QUEUE);
+    struct db_stmt *s = store_stmt(st, STMT_DELTA_QUEUE);
     enum store_status rc;
 
     bind_text(s, 1, from_hex);
     bind_text(s, 2, to_hex);
     rc = store_stmt_run(st, STMT_DELTA_QUEUE, "queueing delta");
     if (rc == STORE_OK)
-        *queued += sqlite3_changes(st->db);
+        *queued += db_changes(s);
     return rc;
 }
 
@@ -270,13 +273,13 @@ static enum store_status queue_recent(struct store *st, int64_t variant_id,
 {
     char (*from)[PROTO_HEX_SIZE] = NULL;
     size_t count = 0, cap = 0;
-    sqlite3_stmt *s = store_stmt(st, STMT_VERSIONS_RECENT);
+    struct db_stmt *s = store_stmt(st, STMT_VERSIONS_RECENT);
     enum store_status rc = STORE_OK;
     int src;
 
-    sqlite3_bind_int64(s, 1, variant_id);
-    sqlite3_bind_int64(s, 2, version - (int64_t)st->opt.delta_versions);
-    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+    db_bind_int64(s, 1, variant_id);
+    db_bind_int64(s, 2, version - (int64_t)st->opt.delta_versions);
+    while ((src = db_step(s)) == DB_ROW) {
         if (count == cap) {
             size_t ncap = cap ? 2 * cap : 8;
             char (*n)[PROTO_HEX_SIZE] = realloc(from, ncap * sizeof(*n));
@@ -291,9 +294,9 @@ static enum store_status queue_recent(struct store *st, int64_t variant_id,
         }
         col_text(s, 0, from[count++], PROTO_HEX_SIZE);
     }
-    if (rc == STORE_OK && src != SQLITE_DONE)
+    if (rc == STORE_OK && src != DB_DONE)
         rc = store_err_db(st, "listing recent versions", src);
-    sqlite3_reset(s);
+    db_reset(s);
     for (size_t i = 0; rc == STORE_OK && i < count; i++)
         if (strcmp(from[i], hex) != 0)
             rc = queue_delta(st, from[i], hex, queued);
@@ -310,17 +313,17 @@ static enum store_status queue_cross(struct store *st, int64_t family_id,
     struct cross_target *targets = NULL;
     size_t count = 0;
     size_t cap = 0;
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum store_status rc = STORE_OK;
     int src;
 
     if (size_bytes > st->opt.delta_cross_max_bytes)
         return STORE_OK;
     s = store_stmt(st, STMT_CROSS_LIST);
-    sqlite3_bind_int64(s, 1, family_id);
-    sqlite3_bind_int64(s, 2, variant_id);
-    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
-        uint64_t size = (uint64_t)sqlite3_column_int64(s, 1);
+    db_bind_int64(s, 1, family_id);
+    db_bind_int64(s, 2, variant_id);
+    while ((src = db_step(s)) == DB_ROW) {
+        uint64_t size = (uint64_t)db_column_int64(s, 1);
 
         if (size > st->opt.delta_cross_max_bytes)
             continue;
@@ -339,9 +342,9 @@ static enum store_status queue_cross(struct store *st, int64_t family_id,
         col_text(s, 0, targets[count].hex, PROTO_HEX_SIZE);
         targets[count++].size_bytes = size;
     }
-    if (rc == STORE_OK && src != SQLITE_DONE)
+    if (rc == STORE_OK && src != DB_DONE)
         rc = store_err_db(st, "listing variants for deltas", src);
-    sqlite3_reset(s);
+    db_reset(s);
     for (size_t i = 0; rc == STORE_OK && i < count; i++) {
         if (strcmp(targets[i].hex, hex) == 0)
             continue;
@@ -353,7 +356,7 @@ static enum store_status queue_cross(struct store *st, int64_t family_id,
     return rc;
 }
 
-static void read_version_row(sqlite3_stmt *s, const char *family,
+static void read_version_row(struct db_stmt *s, const char *family,
                              struct proto_variant *v);
 static enum store_status read_lists(struct store *st, struct store_conn *c,
                                     int64_t ver_id, struct proto_variant *v);
@@ -368,7 +371,7 @@ static enum store_status latest_equals(struct store *st, int64_t family_id,
                                        int64_t *out_version)
 {
     struct proto_variant *latest = calloc(1, sizeof(*latest));
-    sqlite3_stmt *s = store_stmt(st, STMT_VERSION_LATEST_ROW);
+    struct db_stmt *s = store_stmt(st, STMT_VERSION_LATEST_ROW);
     enum store_status rc = STORE_OK;
     bool live = false;
     int64_t ver_id = 0;
@@ -379,16 +382,16 @@ static enum store_status latest_equals(struct store *st, int64_t family_id,
         store_err_text("publish: out of memory");
         return STORE_NO_MEMORY;
     }
-    sqlite3_bind_int64(s, 1, family_id);
+    db_bind_int64(s, 1, family_id);
     bind_text(s, 2, variant);
-    src = sqlite3_step(s);
-    if (src == SQLITE_ROW) {
+    src = db_step(s);
+    if (src == DB_ROW) {
         read_version_row(s, family, latest);
-        ver_id = sqlite3_column_int64(s, 0);
-        live = !latest->retired && sqlite3_column_int(s, 16) == 0;
+        ver_id = db_column_int64(s, 0);
+        live = !latest->retired && db_column_int64(s, 16) == 0;
     }
-    sqlite3_reset(s);
-    if (src != SQLITE_ROW && src != SQLITE_DONE)
+    db_reset(s);
+    if (src != DB_ROW && src != DB_DONE)
         rc = store_err_db(st, "reading the latest version", src);
     if (rc == STORE_OK && live)
         rc = read_lists(st, &st->writer, ver_id, latest);
@@ -411,10 +414,11 @@ static enum store_status publish_tx(struct store *st, const char *family,
     char prev_hex[PROTO_HEX_SIZE] = "";
     int64_t family_id = 0;
     int64_t variant_id = 0;
+    int64_t version_id = 0;
     int64_t version = 1;
     uint64_t size_bytes = 0;
     bool deleted = false;
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum store_status rc;
     int src;
 
@@ -429,27 +433,27 @@ static enum store_status publish_tx(struct store *st, const char *family,
 
     s = store_stmt(st, STMT_BLOB_GET);
     bind_text(s, 1, meta->blob_hex);
-    src = sqlite3_step(s);
-    if (src == SQLITE_ROW)
-        size_bytes = (uint64_t)sqlite3_column_int64(s, 0);
-    sqlite3_reset(s);
-    if (src == SQLITE_DONE) {
+    src = db_step(s);
+    if (src == DB_ROW)
+        size_bytes = (uint64_t)db_column_int64(s, 0);
+    db_reset(s);
+    if (src == DB_DONE) {
         store_err_text("blob sha256:%s not uploaded", meta->blob_hex);
         return STORE_BLOB_MISSING;
     }
-    if (src != SQLITE_ROW)
+    if (src != DB_ROW)
         return store_err_db(st, "looking up blob", src);
     if (meta->weights_manifest_hex[0]) {
         s = store_stmt(st, STMT_BLOB_GET);
         bind_text(s, 1, meta->weights_manifest_hex);
-        src = sqlite3_step(s);
-        sqlite3_reset(s);
-        if (src == SQLITE_DONE) {
+        src = db_step(s);
+        db_reset(s);
+        if (src == DB_DONE) {
             store_err_text("weights_manifest sha256:%s not uploaded",
                            meta->weights_manifest_hex);
             return STORE_BLOB_MISSING;
         }
-        if (src != SQLITE_ROW)
+        if (src != DB_ROW)
             return store_err_db(st, "looking up the manifest", src);
     }
 
@@ -466,50 +470,53 @@ static enum store_status publish_tx(struct store *st, const char *family,
     }
 
     s = store_stmt(st, STMT_VARIANT_UPSERT);
-    sqlite3_bind_int64(s, 1, family_id);
+    db_bind_int64(s, 1, family_id);
     bind_text(s, 2, variant);
     rc = store_stmt_run(st, STMT_VARIANT_UPSERT, "creating variant");
     if (rc != STORE_OK)
         return rc;
     s = store_stmt(st, STMT_VARIANT_ID);
-    sqlite3_bind_int64(s, 1, family_id);
+    db_bind_int64(s, 1, family_id);
     bind_text(s, 2, variant);
-    src = sqlite3_step(s);
-    if (src == SQLITE_ROW)
-        variant_id = sqlite3_column_int64(s, 0);
-    sqlite3_reset(s);
-    if (src != SQLITE_ROW)
+    src = db_step(s);
+    if (src == DB_ROW)
+        variant_id = db_column_int64(s, 0);
+    db_reset(s);
+    if (src != DB_ROW)
         return store_err_db(st, "looking up variant", src);
 
     s = store_stmt(st, STMT_VERSION_LAST);
-    sqlite3_bind_int64(s, 1, variant_id);
-    src = sqlite3_step(s);
-    if (src == SQLITE_ROW) {
-        version = sqlite3_column_int64(s, 0) + 1;
+    db_bind_int64(s, 1, variant_id);
+    src = db_step(s);
+    if (src == DB_ROW) {
+        version = db_column_int64(s, 0) + 1;
         col_text(s, 1, prev_hex, sizeof(prev_hex));
     }
-    sqlite3_reset(s);
-    if (src != SQLITE_ROW && src != SQLITE_DONE)
+    db_reset(s);
+    if (src != DB_ROW && src != DB_DONE)
         return store_err_db(st, "looking up last version", src);
 
     s = store_stmt(st, STMT_VERSION_INSERT);
-    sqlite3_bind_int64(s, 1, variant_id);
-    sqlite3_bind_int64(s, 2, version);
+    db_bind_int64(s, 1, variant_id);
+    db_bind_int64(s, 2, version);
     bind_text(s, 3, meta->blob_hex);
     bind_text(s, 4, meta->format);
-    sqlite3_bind_int64(s, 5, (sqlite3_int64)meta->params);
-    sqlite3_bind_double(s, 6, meta->flops);
-    sqlite3_bind_double(s, 7, meta->accuracy);
-    sqlite3_bind_int64(s, 8, (sqlite3_int64)meta->memory_bytes);
-    sqlite3_bind_int64(s, 9, (sqlite3_int64)size_bytes);
-    sqlite3_bind_int64(s, 10, (sqlite3_int64)meta->rollout_percent);
-    sqlite3_bind_int64(s, 11, now_s);
+    db_bind_int64(s, 5, (int64_t)meta->params);
+    db_bind_double(s, 6, meta->flops);
+    db_bind_double(s, 7, meta->accuracy);
+    db_bind_int64(s, 8, (int64_t)meta->memory_bytes);
+    db_bind_int64(s, 9, (int64_t)size_bytes);
+    db_bind_int64(s, 10, (int64_t)meta->rollout_percent);
+    db_bind_int64(s, 11, now_s);
     if (meta->weights_manifest_hex[0])
         bind_text(s, 12, meta->weights_manifest_hex);
-    rc = store_stmt_run(st, STMT_VERSION_INSERT, "inserting version");
-    if (rc != STORE_OK)
-        return rc;
-    rc = insert_lists(st, sqlite3_last_insert_rowid(st->db), meta);
+    src = db_step(s);
+    if (src == DB_ROW)
+        version_id = db_column_int64(s, 0);
+    db_reset(s);
+    if (src != DB_ROW)
+        return store_err_db(st, "inserting version", src);
+    rc = insert_lists(st, version_id, meta);
     if (rc != STORE_OK)
         return rc;
 
@@ -582,7 +589,7 @@ enum store_status store_variant_put(struct store *st, const char *family,
 enum store_status store_variant_retire(struct store *st, const char *family,
                                        const char *variant)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum store_status rc;
 
     pthread_mutex_lock(&st->db_mu);
@@ -590,7 +597,7 @@ enum store_status store_variant_retire(struct store *st, const char *family,
     bind_text(s, 1, family);
     bind_text(s, 2, variant);
     rc = store_stmt_run(st, STMT_VARIANT_RETIRE, "retiring variant");
-    if (rc == STORE_OK && sqlite3_changes(st->db) == 0) {
+    if (rc == STORE_OK && db_changes(s) == 0) {
         store_err_text("variant %s/%s not found", family, variant);
         rc = STORE_NOT_FOUND;
     }
@@ -652,105 +659,105 @@ static int snap_grow(struct store_snapshot *s, int64_t **ids, size_t *cap)
     return 0;
 }
 
-static void read_version_row(sqlite3_stmt *s, const char *family,
+static void read_version_row(struct db_stmt *s, const char *family,
                              struct proto_variant *v)
 {
     memset(v, 0, sizeof(*v));
     snprintf(v->family, sizeof(v->family), "%s", family);
     col_text(s, 1, v->name, sizeof(v->name));
-    v->version = sqlite3_column_int64(s, 2);
+    v->version = db_column_int64(s, 2);
     col_text(s, 3, v->blob_hex, sizeof(v->blob_hex));
-    v->size_bytes = (uint64_t)sqlite3_column_int64(s, 4);
-    v->created_s = sqlite3_column_int64(s, 5);
+    v->size_bytes = (uint64_t)db_column_int64(s, 4);
+    v->created_s = db_column_int64(s, 5);
     col_text(s, 6, v->format, sizeof(v->format));
-    v->params = (uint64_t)sqlite3_column_int64(s, 7);
-    v->flops = sqlite3_column_double(s, 8);
-    v->accuracy = sqlite3_column_double(s, 9);
-    v->memory_bytes = (uint64_t)sqlite3_column_int64(s, 10);
-    v->rollout_percent = (unsigned)sqlite3_column_int64(s, 11);
-    v->paused = sqlite3_column_int(s, 12) != 0;
-    v->retired = sqlite3_column_int(s, 13) != 0;
+    v->params = (uint64_t)db_column_int64(s, 7);
+    v->flops = db_column_double(s, 8);
+    v->accuracy = db_column_double(s, 9);
+    v->memory_bytes = (uint64_t)db_column_int64(s, 10);
+    v->rollout_percent = (unsigned)db_column_int64(s, 11);
+    v->paused = db_column_int64(s, 12) != 0;
+    v->retired = db_column_int64(s, 13) != 0;
     col_text(s, 14, v->weights_manifest_hex, sizeof(v->weights_manifest_hex));
-    v->bg_size_bytes = (uint64_t)sqlite3_column_int64(s, 15);
+    v->bg_size_bytes = (uint64_t)db_column_int64(s, 15);
 }
 
 /* Fills a version's lists from the child tables, on connection c. */
 static enum store_status read_lists(struct store *st, struct store_conn *c,
                                     int64_t ver_id, struct proto_variant *v)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     int src;
 
     s = store_conn_stmt(c, STMT_TECH_LIST);
-    sqlite3_bind_int64(s, 1, ver_id);
-    while ((src = sqlite3_step(s)) == SQLITE_ROW &&
+    db_bind_int64(s, 1, ver_id);
+    while ((src = db_step(s)) == DB_ROW &&
            v->technique_count < PROTO_MAX_TECHNIQUES)
         col_text(s, 0, v->techniques[v->technique_count++],
                  PROTO_TOKEN_SIZE);
-    sqlite3_reset(s);
-    if (src != SQLITE_DONE && src != SQLITE_ROW)
+    db_reset(s);
+    if (src != DB_DONE && src != DB_ROW)
         return store_err_conn(st, c->db, "reading techniques", src);
 
     s = store_conn_stmt(c, STMT_LATENCY_LIST);
-    sqlite3_bind_int64(s, 1, ver_id);
-    while ((src = sqlite3_step(s)) == SQLITE_ROW &&
+    db_bind_int64(s, 1, ver_id);
+    while ((src = db_step(s)) == DB_ROW &&
            v->latency_count < PROTO_MAX_LATENCIES) {
         struct proto_class_value *cv = &v->latency_ms[v->latency_count++];
 
         col_text(s, 0, cv->device_class, sizeof(cv->device_class));
-        cv->value = sqlite3_column_double(s, 1);
+        cv->value = db_column_double(s, 1);
     }
-    sqlite3_reset(s);
-    if (src != SQLITE_DONE && src != SQLITE_ROW)
+    db_reset(s);
+    if (src != DB_DONE && src != DB_ROW)
         return store_err_conn(st, c->db, "reading latencies", src);
 
     s = store_conn_stmt(c, STMT_ENERGY_LIST);
-    sqlite3_bind_int64(s, 1, ver_id);
-    while ((src = sqlite3_step(s)) == SQLITE_ROW &&
+    db_bind_int64(s, 1, ver_id);
+    while ((src = db_step(s)) == DB_ROW &&
            v->energy_count < PROTO_MAX_LATENCIES) {
         struct proto_class_value *cv = &v->energy_mj[v->energy_count++];
 
         col_text(s, 0, cv->device_class, sizeof(cv->device_class));
-        cv->value = sqlite3_column_double(s, 1);
+        cv->value = db_column_double(s, 1);
     }
-    sqlite3_reset(s);
-    if (src != SQLITE_DONE && src != SQLITE_ROW)
+    db_reset(s);
+    if (src != DB_DONE && src != DB_ROW)
         return store_err_conn(st, c->db, "reading energies", src);
 
     s = store_conn_stmt(c, STMT_EXIT_LIST);
-    sqlite3_bind_int64(s, 1, ver_id);
-    while ((src = sqlite3_step(s)) == SQLITE_ROW &&
+    db_bind_int64(s, 1, ver_id);
+    while ((src = db_step(s)) == DB_ROW &&
            v->exit_count < PROTO_MAX_EXITS) {
         struct proto_exit *e = &v->exits[v->exit_count++];
 
-        e->flops = sqlite3_column_double(s, 0);
-        e->accuracy = sqlite3_column_double(s, 1);
+        e->flops = db_column_double(s, 0);
+        e->accuracy = db_column_double(s, 1);
     }
-    sqlite3_reset(s);
-    if (src != SQLITE_DONE && src != SQLITE_ROW)
+    db_reset(s);
+    if (src != DB_DONE && src != DB_ROW)
         return store_err_conn(st, c->db, "reading exits", src);
 
     s = store_conn_stmt(c, STMT_CONTEXT_LIST);
-    sqlite3_bind_int64(s, 1, ver_id);
-    while ((src = sqlite3_step(s)) == SQLITE_ROW &&
+    db_bind_int64(s, 1, ver_id);
+    while ((src = db_step(s)) == DB_ROW &&
            v->context_count < PROTO_MAX_TAGS) {
         struct proto_tag *t = &v->context[v->context_count++];
 
         col_text(s, 0, t->key, sizeof(t->key));
         col_text(s, 1, t->value, sizeof(t->value));
     }
-    sqlite3_reset(s);
-    if (src != SQLITE_DONE && src != SQLITE_ROW)
+    db_reset(s);
+    if (src != DB_DONE && src != DB_ROW)
         return store_err_conn(st, c->db, "reading context", src);
 
     s = store_conn_stmt(c, STMT_ACCEL_LIST);
-    sqlite3_bind_int64(s, 1, ver_id);
-    while ((src = sqlite3_step(s)) == SQLITE_ROW &&
+    db_bind_int64(s, 1, ver_id);
+    while ((src = db_step(s)) == DB_ROW &&
            v->accelerator_count < PROTO_MAX_ACCELERATORS)
         col_text(s, 0, v->accelerators[v->accelerator_count++],
                  PROTO_TOKEN_SIZE);
-    sqlite3_reset(s);
-    if (src != SQLITE_DONE && src != SQLITE_ROW)
+    db_reset(s);
+    if (src != DB_DONE && src != DB_ROW)
         return store_err_conn(st, c->db, "reading accelerators", src);
     return STORE_OK;
 }
@@ -768,9 +775,9 @@ enum store_status store_variant_versions(struct store *st,
     int64_t family_id = 0;
     bool deleted = false;
     struct store_conn *c = store_reader_acquire(st);
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum store_status rc;
-    int src = SQLITE_DONE;
+    int src = DB_DONE;
 
     /* One read transaction: the versions and their lists agree. */
     rc = store_conn_run(st, c, STMT_READ_BEGIN, "BEGIN (read)");
@@ -782,9 +789,9 @@ enum store_status store_variant_versions(struct store *st,
     if (rc != STORE_OK)
         goto out;
     s = store_conn_stmt(c, STMT_VARIANT_VERSIONS);
-    sqlite3_bind_int64(s, 1, family_id);
+    db_bind_int64(s, 1, family_id);
     bind_text(s, 2, variant);
-    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((src = db_step(s)) == DB_ROW) {
         if (count == cap) {
             size_t ncap = cap ? 2 * cap : 8;
             struct proto_variant *nl = realloc(list, ncap * sizeof(*nl));
@@ -802,11 +809,11 @@ enum store_status store_variant_versions(struct store *st,
             cap = ncap;
         }
         read_version_row(s, family, &list[count]);
-        ids[count++] = sqlite3_column_int64(s, 0);
+        ids[count++] = db_column_int64(s, 0);
     }
-    if (rc == STORE_OK && src != SQLITE_DONE)
+    if (rc == STORE_OK && src != DB_DONE)
         rc = store_err_conn(st, c->db, "listing versions", src);
-    sqlite3_reset(s);
+    db_reset(s);
     for (size_t i = 0; rc == STORE_OK && i < count; i++)
         rc = read_lists(st, c, ids[i], &list[i]);
     if (rc == STORE_OK && count == 0)
@@ -833,17 +840,17 @@ static enum store_status read_deltas(struct store *st, struct store_conn *c,
                                      struct store_snapshot *snap,
                                      size_t *cap)
 {
-    sqlite3_stmt *s = store_conn_stmt(c, STMT_SNAP_DELTAS);
+    struct db_stmt *s = store_conn_stmt(c, STMT_SNAP_DELTAS);
     enum store_status rc = STORE_OK;
     int src;
 
     bind_text(s, 1, hex);
-    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((src = db_step(s)) == DB_ROW) {
         struct proto_delta *d;
 
         /* One entry per format kept: zstd-patch, modeld-tensor/1. */
         for (int f = 0; f < 2; f++) {
-            if (sqlite3_column_type(s, 1 + f) != SQLITE_INTEGER)
+            if (db_column_is_null(s, 1 + f))
                 continue;
             if (snap->delta_count == *cap) {
                 size_t ncap = *cap ? 2 * *cap : 8;
@@ -862,20 +869,20 @@ static enum store_status read_deltas(struct store *st, struct store_conn *c,
             memset(d, 0, sizeof(*d));
             col_text(s, 0, d->from_hex, sizeof(d->from_hex));
             snprintf(d->to_hex, sizeof(d->to_hex), "%s", hex);
-            d->size_bytes = (uint64_t)sqlite3_column_int64(s, 1 + f);
+            d->size_bytes = (uint64_t)db_column_int64(s, 1 + f);
             d->format = f ? PROTO_DELTA_TENSOR : PROTO_DELTA_ZSTD_PATCH;
         }
         if (rc != STORE_OK)
             break;
     }
-    if (rc == STORE_OK && src != SQLITE_DONE)
+    if (rc == STORE_OK && src != DB_DONE)
         rc = store_err_conn(st, c->db, "reading deltas", src);
-    sqlite3_reset(s);
+    db_reset(s);
     return rc;
 }
 
 /* Appends an older version (row s) and its id. */
-static int older_push(struct store_snapshot *snap, sqlite3_stmt *s,
+static int older_push(struct store_snapshot *snap, struct db_stmt *s,
                       int64_t **ids, size_t *cap)
 {
     if (snap->older_count == *cap) {
@@ -893,7 +900,7 @@ static int older_push(struct store_snapshot *snap, sqlite3_stmt *s,
         *cap = ncap;
     }
     read_version_row(s, snap->family.name, &snap->older[snap->older_count]);
-    (*ids)[snap->older_count++] = sqlite3_column_int64(s, 0);
+    (*ids)[snap->older_count++] = db_column_int64(s, 0);
     return 0;
 }
 
@@ -909,20 +916,19 @@ static enum store_status read_versions(struct store *st,
     char group[PROTO_NAME_SIZE] = "";
     bool group_done = false;
     size_t cap = 0;
-    sqlite3_stmt *s = store_conn_stmt(c, STMT_SNAP_VERSIONS);
+    struct db_stmt *s = store_conn_stmt(c, STMT_SNAP_VERSIONS);
     enum store_status rc = STORE_OK;
     int src;
 
-    sqlite3_bind_int64(s, 1, family_id);
-    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
-        const unsigned char *name = sqlite3_column_text(s, 1);
+    db_bind_int64(s, 1, family_id);
+    while ((src = db_step(s)) == DB_ROW) {
+        const char *name = db_column_text(s, 1);
         bool first = false;
         struct proto_variant *v;
 
         if (!name || snap->family.variant_count == 0 ||
-            strcmp((const char *)name, group) != 0) {
-            snprintf(group, sizeof(group), "%s",
-                     name ? (const char *)name : "");
+            strcmp(name, group) != 0) {
+            snprintf(group, sizeof(group), "%s", name ? name : "");
             group_done = false;
             first = true;
             snap->family.variant_count++;
@@ -943,15 +949,15 @@ static enum store_status read_versions(struct store *st,
         v = &snap->variants[snap->variant_count];
         read_version_row(s, snap->family.name, v);
         snap->latest[snap->variant_count] = first;
-        (*ids)[snap->variant_count] = sqlite3_column_int64(s, 0);
+        (*ids)[snap->variant_count] = db_column_int64(s, 0);
         snap->variant_count++;
         /* A paused version is offered only to its holders: the one below
          * it still competes for everyone else. */
         group_done = v->rollout_percent >= 100 && !v->paused;
     }
-    if (rc == STORE_OK && src != SQLITE_DONE)
+    if (rc == STORE_OK && src != DB_DONE)
         rc = store_err_conn(st, c->db, "reading versions", src);
-    sqlite3_reset(s);
+    db_reset(s);
     return rc;
 }
 
@@ -1046,21 +1052,28 @@ static struct cache_entry *cache_slot(struct store *st, const char *family)
     return &st->cache[i];
 }
 
-/* The cached snapshot of family with a new reference, or NULL. Caller
- * holds cache_mu. One hash probe: selects on a catalog of thousands of
- * families cost the same as on a handful. */
-static const struct store_snapshot *cache_find(struct store *st,
-                                               const char *family)
+/* The cached snapshot of family at the current generation with a new
+ * reference, or NULL; then *out_stale gets an older one, when cached, also
+ * with a reference (or NULL). Caller holds cache_mu. One hash probe:
+ * selects on a catalog of thousands of families cost the same as on a
+ * handful. */
+static const struct store_snapshot *
+cache_find(struct store *st, const char *family,
+           const struct store_snapshot **out_stale)
 {
     struct cache_entry *e;
 
+    *out_stale = NULL;
     if (st->cache_cap == 0)
         return NULL;
     e = cache_slot(st, family);
     if (!e->snap)
         return NULL;
     snap_ref(e->snap);
-    return e->snap;
+    if (e->snap->generation == st->generation)
+        return e->snap;
+    *out_stale = e->snap;
+    return NULL;
 }
 
 /* Doubles the table (at least 16 slots), moving every entry. */
@@ -1082,12 +1095,14 @@ static bool cache_grow(struct store *st)
     return true;
 }
 
-/* Caches snap (taking a new reference) unless the catalog moved on since
- * it was read or another reader cached the family first. Caller holds
- * cache_mu. Failing to cache only costs a later re-read. */
+/* Caches snap (taking a new reference, replacing an older generation's)
+ * unless the catalog moved on since it was read or another reader cached
+ * the family first. Caller holds cache_mu. Failing to cache only costs a
+ * later re-read. */
 static void cache_put(struct store *st, const char *family,
                       const struct store_snapshot *snap)
 {
+    const struct store_snapshot *old;
     struct cache_entry *e;
 
     if (snap->generation != st->generation ||
@@ -1096,8 +1111,13 @@ static void cache_put(struct store *st, const char *family,
     if ((st->cache_count + 1) * 2 > st->cache_cap && !cache_grow(st))
         return;
     e = cache_slot(st, family);
-    if (e->snap)
-        return;
+    old = e->snap;
+    if (old) {
+        if (old->generation == snap->generation)
+            return;
+        store_snapshot_release(old);
+        st->cache_count--;
+    }
     snprintf(e->name, PROTO_NAME_SIZE, "%s", family);
     snap_ref(snap);
     e->snap = snap;
@@ -1150,6 +1170,23 @@ static enum store_status flight_join(struct store *st,
 }
 
 /*
+ * The catalog server cannot be reached (STORE_UNAVAILABLE): selects go on
+ * with the last snapshot read of the family, when there is one (store.h);
+ * admin writes answer 503 meanwhile. Takes over stale's reference.
+ */
+static enum store_status serve_stale(enum store_status rc,
+                                     const struct store_snapshot *stale,
+                                     const struct store_snapshot **out)
+{
+    if (rc == STORE_UNAVAILABLE && stale) {
+        *out = stale;
+        return STORE_OK;
+    }
+    store_snapshot_release(stale);
+    return rc;
+}
+
+/*
  * A hit takes only cache_mu. After a write moved the generation, the
  * first miss for a family reads its snapshot on a read connection (never
  * waiting for the writer) and every concurrent miss for the same family
@@ -1159,6 +1196,7 @@ enum store_status store_snapshot_get(struct store *st, const char *family,
                                      const struct store_snapshot **out)
 {
     const struct store_snapshot *snap;
+    const struct store_snapshot *stale = NULL;
     struct snapshot_flight *f = NULL;
     struct snap_priv *p = NULL;
     struct store_conn *c;
@@ -1166,7 +1204,7 @@ enum store_status store_snapshot_get(struct store *st, const char *family,
     enum store_status rc;
 
     pthread_mutex_lock(&st->cache_mu);
-    snap = cache_find(st, family);
+    snap = cache_find(st, family, &stale);
     if (snap) {
         pthread_mutex_unlock(&st->cache_mu);
         *out = snap;
@@ -1177,7 +1215,7 @@ enum store_status store_snapshot_get(struct store *st, const char *family,
         if (f) {
             rc = flight_join(st, f, family, out);
             pthread_mutex_unlock(&st->cache_mu);
-            return rc;
+            return serve_stale(rc, stale, out);
         }
         f = calloc(1, sizeof(*f));
         if (f) {
@@ -1214,7 +1252,10 @@ enum store_status store_snapshot_get(struct store *st, const char *family,
     }
     pthread_mutex_unlock(&st->cache_mu);
     if (rc != STORE_OK)
-        return rc;
+        return serve_stale(rc, stale, out);
+    store_snapshot_release(stale);
+    if (!p)
+        return STORE_NO_MEMORY;   /* not reached: read_snapshot set it */
     *out = &p->pub;
     return STORE_OK;
 }
@@ -1226,7 +1267,7 @@ enum store_status store_delta_request(struct store *st,
 {
     enum store_status rc = STORE_OK;
     bool queued = false;
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     int src;
 
     *out_pending = false;
@@ -1236,27 +1277,27 @@ enum store_status store_delta_request(struct store *st,
     s = store_stmt(st, STMT_DELTA_SAME_FAMILY);
     bind_text(s, 1, from_hex);
     bind_text(s, 2, to_hex);
-    src = sqlite3_step(s);
-    sqlite3_reset(s);
-    if (src == SQLITE_ROW) {
+    src = db_step(s);
+    db_reset(s);
+    if (src == DB_ROW) {
         s = store_stmt(st, STMT_DELTA_DEMAND);
         bind_text(s, 1, from_hex);
         bind_text(s, 2, to_hex);
         rc = store_stmt_run(st, STMT_DELTA_DEMAND, "asking for a delta");
-        queued = rc == STORE_OK && sqlite3_changes(st->db) > 0;
+        queued = rc == STORE_OK && db_changes(s) > 0;
         if (queued)
             atomic_fetch_add(&st->deltas_pending_now, 1);
         s = store_stmt(st, STMT_DELTA_STATE);
         bind_text(s, 1, from_hex);
         bind_text(s, 2, to_hex);
-        if (rc == STORE_OK && sqlite3_step(s) == SQLITE_ROW) {
-            const unsigned char *state = sqlite3_column_text(s, 0);
+        if (rc == STORE_OK && db_step(s) == DB_ROW) {
+            const char *state = db_column_text(s, 0);
 
             *out_pending = state && strcmp((const char *)state,
                                            "pending") == 0;
         }
-        sqlite3_reset(s);
-    } else if (src != SQLITE_DONE) {
+        db_reset(s);
+    } else if (src != DB_DONE) {
         rc = store_err_db(st, "looking up the versions", src);
     }
     pthread_mutex_unlock(&st->db_mu);

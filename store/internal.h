@@ -1,7 +1,9 @@
 /*
  * Private to store/: the store struct, the prepared-statement table and the
- * helpers the store's files share (paths, errors, transactions, the cache
- * generation, the worker's wake-up). Nothing outside store/ includes it.
+ * helpers the store's files share (paths, errors, connections,
+ * transactions, the cache generation, the worker's wake-up). Nothing
+ * outside store/ includes it. SQL goes through store/db.h, never through
+ * sqlite3 or libpq directly, so that it runs on both catalog engines.
  */
 #ifndef STORE_INTERNAL_H
 #define STORE_INTERNAL_H
@@ -10,8 +12,7 @@
 #include <stdatomic.h>
 #include <sys/types.h>
 
-#include <sqlite3.h>
-
+#include "store/db.h"
 #include "store/store.h"
 
 #define STORE_PATH_SIZE 4096
@@ -61,6 +62,10 @@ enum stmt_id {
     STMT_ZSTD_DONE,
     STMT_DELTA_DONE,
     STMT_DELTA_COUNTS,
+    STMT_WRITE_LOCK,
+    STMT_JOB_ZSTD_OF,
+    STMT_GENERATION,
+    STMT_PING,
     STMT_VERSIONS_RECENT,
     STMT_BG_QUEUE,
     STMT_JOB_BG,
@@ -114,13 +119,13 @@ enum trust_stmt_id {
  * its SELECT statements (and READ_BEGIN, COMMIT, ROLLBACK) prepared.
  */
 struct store_conn {
-    sqlite3 *db;
-    sqlite3_stmt **stmt;
+    struct db *db;
+    struct db_stmt **stmt;
 };
 
 struct store_reader {
     struct store_conn conn;
-    sqlite3_stmt *stmt[STMT_COUNT];
+    struct db_stmt *stmt[STMT_COUNT];
     bool busy;
 };
 
@@ -140,25 +145,49 @@ struct cache_entry {
     const struct store_snapshot *snap;    /* holds one reference */
 };
 
+/* Which connection a piece of work uses (see store_db_lock). */
+enum store_role {
+    STORE_ROLE_WRITE,
+    STORE_ROLE_JOB,
+    STORE_ROLE_WATCH,
+};
+
 struct store {
     char *dir;
     struct store_options opt;
     int lock_fd;                  /* flock'ed DIR/lock, -1 before */
 
-    /* The writing SQLite connection and its statements, under db_mu. */
+    /* The writing connection and its statements, under db_mu. */
     pthread_mutex_t db_mu;
-    sqlite3 *db;
-    sqlite3_stmt *stmt[STMT_COUNT];
-    sqlite3_stmt *tstmt[TSTMT_COUNT];
+    struct db *db;
+    struct db_stmt *stmt[STMT_COUNT];
+    struct db_stmt *tstmt[TSTMT_COUNT];
     struct store_conn writer;     /* {db, stmt} */
 
     /* Read connections beside the writer (WAL: readers never wait for
-     * it), handed out under readers_mu; none in a read-only store, whose
-     * reads take the writer under db_mu. */
+     * it; on PostgreSQL sessions on catalog_read_url, a replica, else on
+     * the primary), handed out under readers_mu; none in a read-only
+     * store, whose reads take the writer under db_mu. */
     pthread_mutex_t readers_mu;
     pthread_cond_t readers_cv;
     struct store_reader *readers;
     size_t reader_count;
+
+    /* PostgreSQL only: the worker's own connection (its job's
+     * transaction stays open while it runs; only the worker thread uses
+     * it) and the catalog watcher's (store/watch.c; only its thread). */
+    struct store_reader job;
+    struct store_reader watch;
+    pthread_t watcher;
+    bool watcher_started;
+    pthread_mutex_t watch_mu;
+    pthread_cond_t watch_cv;
+    bool watch_stop;              /* under watch_mu */
+    uint64_t db_generation;       /* highest generation seen in the
+                                     catalog, 0: none yet (watch_mu) */
+    atomic_bool catalog_down;     /* the last catalog contact failed */
+    atomic_uint_fast64_t catalog_unavailable;  /* such failures, counted */
+    atomic_uint_fast64_t catalog_refreshes;    /* generation moved remotely */
 
     /* Snapshot cache, dropped whenever generation moves (both under
      * cache_mu; generation only moves while db_mu is held too). */
@@ -212,7 +241,9 @@ struct store {
  * it. Returns the status for err (ENOSPC/EDQUOT: STORE_NO_SPACE). */
 enum store_status store_err_os(struct store *st, const char *op,
                                const char *path, int err);
-/* Records "op: sqlite3_errmsg" and maps the SQLite code rc to a status. */
+/* Records "op: <the database's message>" from this thread's connection
+ * and maps its class to a status (STORE_UNAVAILABLE when the catalog
+ * server cannot be reached). rc, a db_step result, is not used. */
 enum store_status store_err_db(struct store *st, const char *op, int rc);
 /* Records a free-form message (no counter). */
 void store_err_text(const char *fmt, ...)
@@ -220,8 +251,11 @@ void store_err_text(const char *fmt, ...)
 
 /* The SQL text of statement id (store/store.c's table). */
 const char *store_stmt_sql(enum stmt_id id);
-/* Records "op: sqlite3_errmsg(db)" and maps rc, for any connection. */
-enum store_status store_err_conn(struct store *st, sqlite3 *db,
+/* The SQL of statement id for db's engine (PostgreSQL's own text where
+ * store/store.c has one). */
+const char *store_stmt_sql_for(const struct db *db, enum stmt_id id);
+/* Records "op: <db's message>" and maps its class, for any connection. */
+enum store_status store_err_conn(struct store *st, struct db *db,
                                  const char *op, int rc);
 
 /* ---- read connections (store/reader.c) ---- */
@@ -236,7 +270,7 @@ void store_readers_close(struct store *st);
 struct store_conn *store_reader_acquire(struct store *st);
 void store_reader_release(struct store *st, struct store_conn *c);
 /* c's statement id, reset and with its bindings cleared. */
-sqlite3_stmt *store_conn_stmt(struct store_conn *c, enum stmt_id id);
+struct db_stmt *store_conn_stmt(struct store_conn *c, enum stmt_id id);
 /* Ends the read transaction on c (it changed nothing: no error to see). */
 void store_conn_end_read(struct store_conn *c);
 /* Steps c's statement id (BEGIN, COMMIT...) once; resets it. */
@@ -246,17 +280,31 @@ MUST_CHECK enum store_status store_conn_run(struct store *st,
 
 /* ---- database helpers (store/store.c); callers hold db_mu ---- */
 
+/*
+ * Makes role's connection this thread's connection for store_stmt,
+ * store_stmt_run, store_err_db and the transactions until
+ * store_db_unlock: WRITE is the writer under db_mu; JOB (the worker
+ * thread) and WATCH (the watcher thread) are their own PostgreSQL
+ * sessions, used by that thread only, else the writer under db_mu. Code
+ * that locks db_mu directly uses the writer.
+ */
+void store_db_lock(struct store *st, enum store_role role);
+void store_db_unlock(struct store *st);
+
 /* The statement id, reset and with its bindings cleared. */
-sqlite3_stmt *store_stmt(struct store *st, enum stmt_id id);
+struct db_stmt *store_stmt(struct store *st, enum stmt_id id);
 /* Steps a statement that returns no rows to SQLITE_DONE; resets it. */
 MUST_CHECK enum store_status store_stmt_run(struct store *st,
                                             enum stmt_id id, const char *op);
 MUST_CHECK enum store_status store_tx_begin(struct store *st);
+/* BEGIN without the write lock: a worker job's claim (PostgreSQL). */
+MUST_CHECK enum store_status store_tx_begin_job(struct store *st);
 MUST_CHECK enum store_status store_tx_commit(struct store *st);
 void store_tx_rollback(struct store *st);
 /* After a write that changes what a snapshot holds (families, variants,
- * versions, ready deltas): generation + 1 and the snapshot cache dropped.
- * Caller holds db_mu. */
+ * versions, ready deltas): generation + 1, so that cached snapshots are
+ * read again (they stay cached, stale, for when the catalog server cannot
+ * be reached). */
 void store_generation_bump(struct store *st);
 
 /* ---- files (store/blob.c) ---- */
@@ -284,6 +332,16 @@ MUST_CHECK enum store_status store_tmp_clean(struct store *st);
 
 /* Drops every cached snapshot. Caller holds cache_mu. */
 void store_cache_clear(struct store *st);
+
+/* ---- the catalog generation watcher (store/watch.c) ---- */
+
+/* Notes gen as seen (PostgreSQL's shared generation; it only grows);
+ * *out_moved: it is newer than one seen before. */
+void store_generation_seen(struct store *st, uint64_t gen, bool *out_moved);
+
+/* PostgreSQL: starts the thread that follows the catalog generation. */
+MUST_CHECK enum store_status store_watch_start(struct store *st);
+void store_watch_stop(struct store *st);
 
 /* ---- trust (store/trust.c) ---- */
 

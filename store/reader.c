@@ -1,6 +1,7 @@
 /*
  * The catalog's read connections: a small pool of read-only SQLite
- * connections beside the one writer. In WAL mode a reader sees the last
+ * connections beside the one writer (on PostgreSQL: sessions on
+ * catalog_read_url, a streaming replica, else on the primary). In WAL mode a reader sees the last
  * commit and never waits for the writer, so a cache-miss select, a
  * version or family listing does not queue behind the worker's commits
  * (synchronous = FULL: an fsync each). The writer and its mutex stay in
@@ -9,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sqlite3.h>
 
 #include "store/internal.h"
 
@@ -19,28 +22,39 @@ static bool is_read_stmt(enum stmt_id id, const char *sql)
            id == STMT_ROLLBACK || strncmp(sql, "SELECT", 6) == 0;
 }
 
+/* A read connection: read-only SQLite on the catalog file, or a
+ * PostgreSQL session on the read URL (a replica, else the primary). */
 static enum store_status reader_open(struct store *st, const char *path,
                                      struct store_reader *r)
 {
-    int rc = sqlite3_open_v2(path, &r->conn.db, SQLITE_OPEN_READONLY, NULL);
+    char err[STORE_ERR_SIZE];
+    const char *url = st->opt.catalog_read_url[0] ? st->opt.catalog_read_url
+                                                  : st->opt.catalog_url;
+    int rc;
 
     r->conn.stmt = r->stmt;
-    if (rc != SQLITE_OK)
-        return store_err_conn(st, r->conn.db, "opening a read connection",
-                              rc);
-    rc = sqlite3_busy_timeout(r->conn.db, st->opt.busy_timeout_ms);
-    if (rc != SQLITE_OK)
-        return store_err_conn(st, r->conn.db, "busy_timeout", rc);
+    if (st->opt.catalog_url[0])
+        rc = db_open_postgresql(url, &r->conn.db, err, sizeof(err));
+    else
+        rc = db_open_sqlite(path, true, &r->conn.db, err, sizeof(err));
+    if (rc != 0) {
+        store_err_text("opening a read connection: %s", err);
+        atomic_fetch_add(&st->errors, 1);
+        return st->opt.catalog_url[0] ? STORE_UNAVAILABLE : STORE_DB_ERROR;
+    }
+    if (db_kind(r->conn.db) == DB_SQLITE &&
+        sqlite3_busy_timeout(db_sqlite(r->conn.db),
+                             st->opt.busy_timeout_ms) != SQLITE_OK) {
+        store_err_text("busy_timeout (reader)");
+        return STORE_DB_ERROR;
+    }
     for (size_t i = 0; i < STMT_COUNT; i++) {
-        const char *sql = store_stmt_sql((enum stmt_id)i);
+        const char *sql = store_stmt_sql_for(r->conn.db, (enum stmt_id)i);
 
         if (!is_read_stmt((enum stmt_id)i, sql))
             continue;
-        rc = sqlite3_prepare_v3(r->conn.db, sql, -1,
-                                SQLITE_PREPARE_PERSISTENT, &r->stmt[i],
-                                NULL);
-        if (rc != SQLITE_OK)
-            return store_err_conn(st, r->conn.db, "prepare (reader)", rc);
+        if (db_prepare(r->conn.db, sql, &r->stmt[i]) != 0)
+            return store_err_conn(st, r->conn.db, "prepare (reader)", DB_ERROR);
     }
     return STORE_OK;
 }
@@ -72,9 +86,8 @@ void store_readers_close(struct store *st)
         struct store_reader *r = &st->readers[i];
 
         for (size_t k = 0; k < STMT_COUNT; k++)
-            sqlite3_finalize(r->stmt[k]);
-        if (r->conn.db)
-            sqlite3_close(r->conn.db);
+            db_finalize(r->stmt[k]);
+        db_close(r->conn.db);
     }
     free(st->readers);
     st->readers = NULL;
@@ -118,36 +131,35 @@ void store_reader_release(struct store *st, struct store_conn *c)
     pthread_mutex_unlock(&st->readers_mu);
 }
 
-sqlite3_stmt *store_conn_stmt(struct store_conn *c, enum stmt_id id)
+struct db_stmt *store_conn_stmt(struct store_conn *c, enum stmt_id id)
 {
-    sqlite3_stmt *s = c->stmt[id];
+    struct db_stmt *s = c->stmt[id];
 
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
+    db_reset(s);
     return s;
 }
 
 enum store_status store_conn_run(struct store *st, struct store_conn *c,
                                  enum stmt_id id, const char *op)
 {
-    sqlite3_stmt *s = store_conn_stmt(c, id);
-    int rc = sqlite3_step(s);
+    struct db_stmt *s = store_conn_stmt(c, id);
+    int rc = db_step(s);
     enum store_status status = STORE_OK;
 
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+    if (rc != DB_DONE && rc != DB_ROW)
         status = store_err_conn(st, c->db, op, rc);
-    sqlite3_reset(s);
+    db_reset(s);
     return status;
 }
 
 void store_conn_end_read(struct store_conn *c)
 {
-    sqlite3_stmt *s = store_conn_stmt(c, STMT_COMMIT);
+    struct db_stmt *s = store_conn_stmt(c, STMT_COMMIT);
 
-    if (sqlite3_step(s) != SQLITE_DONE && !sqlite3_get_autocommit(c->db)) {
-        sqlite3_reset(s);
+    if (db_step(s) != DB_DONE && db_in_transaction(c->db)) {
+        db_reset(s);
         s = store_conn_stmt(c, STMT_ROLLBACK);
-        (void)sqlite3_step(s);
+        (void)db_step(s);
     }
-    sqlite3_reset(s);
+    db_reset(s);
 }

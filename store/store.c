@@ -1,7 +1,8 @@
 /*
- * The store's life cycle: opening the data directory, the SQLite catalog
- * (pragmas, schema migrations, the prepared statements), closing, the
- * last-error text and the counters. Blobs are in store/blob.c, the catalog
+ * The store's life cycle: opening the data directory, the catalog (SQLite
+ * in the data directory, or PostgreSQL: connections, pragmas, schema
+ * migrations, the prepared statements), closing, the last-error text and
+ * the counters. Blobs are in store/blob.c, the catalog
  * writes and snapshots in store/catalog.c, the worker in store/worker.c.
  */
 #include <errno.h>
@@ -14,6 +15,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <sqlite3.h>
 
 #include "store/internal.h"
 
@@ -179,6 +182,46 @@ static const char *const migrations[] = {
     "ALTER TABLE blobs ADD COLUMN bg_size INTEGER;"
     "ALTER TABLE versions ADD COLUMN weights_manifest TEXT;"
     "CREATE INDEX blobs_bg_state ON blobs(bg_state);",
+    /* 6: the catalog generation, shared by every daemon of a PostgreSQL
+     * catalog (bumped by triggers there, see migrations_pg); SQLite keeps
+     * it in memory, the table is only the same schema. */
+    "CREATE TABLE catalog_generation ("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  generation INTEGER NOT NULL);"
+    "INSERT INTO catalog_generation(id, generation) VALUES (1, 1);",
+};
+
+/*
+ * PostgreSQL's text of a step where translating the SQLite text (store/
+ * db.c) is not enough; NULL: the translation. Same step numbers.
+ */
+static const char *const migrations_pg[ARRAY_SIZE(migrations)] = {
+    /* 6: any write to what snapshots hold moves the generation in the
+     * writer's own transaction and wakes the listening daemons. */
+    [5] =
+    "CREATE TABLE catalog_generation ("
+    "  id BIGINT PRIMARY KEY CHECK (id = 1),"
+    "  generation BIGINT NOT NULL);"
+    "INSERT INTO catalog_generation(id, generation) VALUES (1, 1);"
+    "CREATE FUNCTION modeld_generation_bump() RETURNS trigger "
+    "LANGUAGE plpgsql AS $$ BEGIN "
+    "  UPDATE catalog_generation SET generation = generation + 1 "
+    "  WHERE id = 1;"
+    "  PERFORM pg_notify('modeld_catalog', '');"
+    "  RETURN NULL;"
+    "END $$;"
+    "CREATE TRIGGER families_generation AFTER INSERT OR UPDATE OR DELETE "
+    "  ON families FOR EACH STATEMENT "
+    "  EXECUTE FUNCTION modeld_generation_bump();"
+    "CREATE TRIGGER variants_generation AFTER INSERT OR UPDATE OR DELETE "
+    "  ON variants FOR EACH STATEMENT "
+    "  EXECUTE FUNCTION modeld_generation_bump();"
+    "CREATE TRIGGER versions_generation AFTER INSERT OR UPDATE OR DELETE "
+    "  ON versions FOR EACH STATEMENT "
+    "  EXECUTE FUNCTION modeld_generation_bump();"
+    "CREATE TRIGGER deltas_generation AFTER UPDATE OF state ON deltas "
+    "  FOR EACH ROW WHEN (NEW.state = 'ready' AND OLD.state <> 'ready') "
+    "  EXECUTE FUNCTION modeld_generation_bump();",
 };
 
 static const char *const stmt_sql[STMT_COUNT] = {
@@ -232,7 +275,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
         "INSERT INTO versions(variant_id, version, blob_digest, format, "
         "  params, flops, accuracy, memory_bytes, size_bytes, "
         "  rollout_percent, created_s, weights_manifest) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) "
+        "RETURNING id",
     [STMT_TECH_INSERT] =
         "INSERT INTO version_techniques(version_id, pos, technique) "
         "VALUES (?1, ?2, ?3)",
@@ -377,6 +421,15 @@ static const char *const stmt_sql[STMT_COUNT] = {
         "ORDER BY coalesce(last_served_s, created_s), rowid LIMIT 1",
     [STMT_DELTA_DELETE] =
         "DELETE FROM deltas WHERE from_digest = ?1 AND to_digest = ?2",
+    /* One writer at a time, as BEGIN IMMEDIATE gives on SQLite. */
+    [STMT_WRITE_LOCK] = "SELECT 1",
+    /* STMT_BLOB_GET, and on PostgreSQL claiming the row for the job. */
+    [STMT_JOB_ZSTD_OF] =
+        "SELECT size_bytes, zstd_state, zstd_size, zstd_retry_at_ms, "
+        "  zstd_attempts FROM blobs WHERE digest = ?1",
+    [STMT_GENERATION] =
+        "SELECT generation FROM catalog_generation WHERE id = 1",
+    [STMT_PING] = "SELECT 1",
     [STMT_MEASURED_LATENCY_CLASSES] =
         "SELECT device_class, count(*) FROM events WHERE version_id = ?1 "
         "AND kind = 'installed' AND device_class <> '' "
@@ -397,6 +450,56 @@ static const char *const stmt_sql[STMT_COUNT] = {
         "AND energy_mj IS NOT NULL ORDER BY energy_mj LIMIT 1 OFFSET ?3",
 };
 
+/*
+ * PostgreSQL's text of a statement where translating the SQLite text is
+ * not enough. Worker jobs are claimed row by row with FOR UPDATE SKIP
+ * LOCKED inside the job's transaction, so that the workers of several
+ * daemons share one queue and each job is done once.
+ */
+static const char *const stmt_sql_pg[STMT_COUNT] = {
+    /* No boolean sums, no rowid, no JOIN without ON in PostgreSQL. */
+    [STMT_DELTA_COUNTS] =
+        "SELECT count(*) FILTER (WHERE state = 'pending'), "
+        "  count(*) FILTER (WHERE state = 'ready'), "
+        "  coalesce(sum(CASE WHEN state = 'ready' THEN "
+        "    coalesce(size_bytes, 0) + coalesce(tensor_size, 0) END), 0), "
+        "  count(*) FILTER (WHERE state = 'ready' AND tensor_size IS NOT NULL) "
+        "FROM deltas",
+    [STMT_JOB_BG] =
+        "SELECT digest FROM blobs WHERE bg_state = 'pending' "
+        "ORDER BY created_s, digest LIMIT 1 FOR UPDATE SKIP LOCKED",
+    [STMT_DELTA_SAME_FAMILY] =
+        "SELECT 1 FROM versions a JOIN variants va ON va.id = a.variant_id "
+        "CROSS JOIN versions b JOIN variants vb ON vb.id = b.variant_id "
+        "WHERE a.blob_digest = ?1 AND b.blob_digest = ?2 "
+        "AND va.family_id = vb.family_id LIMIT 1",
+    [STMT_DELTA_LRU] =
+        "SELECT from_digest, to_digest FROM deltas WHERE state = 'ready' "
+        "AND NOT (from_digest = ?1 AND to_digest = ?2) "
+        "ORDER BY coalesce(last_served_s, created_s), from_digest, to_digest "
+        "LIMIT 1",
+    /* A snapshot's reads see one state, on a primary or a standby. */
+    [STMT_READ_BEGIN] = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+    [STMT_WRITE_LOCK] = "SELECT pg_advisory_xact_lock(7469001)",
+    [STMT_JOB_ZSTD] =
+        "SELECT digest, size_bytes, zstd_attempts FROM blobs "
+        "WHERE zstd_state = 'pending' AND zstd_retry_at_ms <= ?1 "
+        "ORDER BY created_s, digest LIMIT 1 FOR UPDATE SKIP LOCKED",
+    [STMT_JOB_DELTA] =
+        "SELECT from_digest, to_digest, attempts FROM deltas "
+        "WHERE state = 'pending' AND retry_at_ms <= ?1 "
+        "ORDER BY created_s, from_digest, to_digest LIMIT 1 "
+        "FOR UPDATE SKIP LOCKED",
+    [STMT_JOB_ZSTD_OF] =
+        "SELECT size_bytes, zstd_state, zstd_size, zstd_retry_at_ms, "
+        "  zstd_attempts FROM blobs WHERE digest = ?1 "
+        "FOR UPDATE SKIP LOCKED",
+};
+
+/* This thread's connection between store_db_lock and store_db_unlock
+ * (NULL: the write connection). */
+static _Thread_local struct store_conn *this_conn;
+
 /* "This thread's last failing call" (store.h): one buffer per thread. */
 static _Thread_local char last_error[STORE_ERR_SIZE];
 
@@ -410,6 +513,7 @@ void store_options_default(struct store_options *out)
     out->delta_max_fraction = DEFAULT_DELTA_MAX_FRACTION;
     out->delta_cross_variants = true;
     out->delta_cross_max_bytes = DEFAULT_CROSS_MAX_BYTES;
+    out->catalog_poll_ms = 1000;
     out->delta_versions = DEFAULT_DELTA_VERSIONS;
     out->delta_storage_max_bytes = DEFAULT_DELTA_STORAGE_BYTES;
     out->tensor_coding = true;
@@ -450,81 +554,203 @@ enum store_status store_err_os(struct store *st, const char *op,
     return STORE_IO_ERROR;
 }
 
+/* This thread's connection's handle and statements. */
+static struct db *cur_db(struct store *st)
+{
+    return this_conn ? this_conn->db : st->db;
+}
+
+static struct db_stmt **cur_stmts(struct store *st)
+{
+    return this_conn ? this_conn->stmt : st->stmt;
+}
+
 const char *store_stmt_sql(enum stmt_id id)
 {
     return stmt_sql[id];
 }
 
-enum store_status store_err_db(struct store *st, const char *op, int rc)
+const char *store_stmt_sql_for(const struct db *db, enum stmt_id id)
 {
-    return store_err_conn(st, st ? st->db : NULL, op, rc);
+    if (db_kind(db) == DB_POSTGRESQL && stmt_sql_pg[id])
+        return stmt_sql_pg[id];
+    return stmt_sql[id];
 }
 
-enum store_status store_err_conn(struct store *st, sqlite3 *db,
+enum store_status store_err_db(struct store *st, const char *op, int rc)
+{
+    return store_err_conn(st, st ? cur_db(st) : NULL, op, rc);
+}
+
+enum store_status store_err_conn(struct store *st, struct db *db,
                                  const char *op, int rc)
 {
-    store_err_text("%s: %s", op, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-    if (st)
-        atomic_fetch_add(&st->errors, 1);
-    switch (rc & 0xff) {
-    case SQLITE_FULL:
+    (void)rc;
+    store_err_text("%s: %s", op, db ? db_errmsg(db) : "no catalog");
+    if (!st)
+        return STORE_DB_ERROR;
+    atomic_fetch_add(&st->errors, 1);
+    switch (db ? db_errclass(db) : DB_ERR_OTHER) {
+    case DB_ERR_FULL:
         return STORE_NO_SPACE;
-    case SQLITE_NOMEM:
+    case DB_ERR_NOMEM:
         return STORE_NO_MEMORY;
+    case DB_ERR_UNAVAILABLE:
+        atomic_store(&st->catalog_down, true);
+        atomic_fetch_add(&st->catalog_unavailable, 1);
+        return STORE_UNAVAILABLE;
     default:
         return STORE_DB_ERROR;
     }
 }
 
-sqlite3_stmt *store_stmt(struct store *st, enum stmt_id id)
+void store_db_lock(struct store *st, enum store_role role)
 {
-    sqlite3_stmt *s = st->stmt[id];
+    struct store_conn *c = NULL;
 
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
+    if (role == STORE_ROLE_JOB && st->job.conn.db)
+        c = &st->job.conn;
+    else if (role == STORE_ROLE_WATCH && st->watch.conn.db)
+        c = &st->watch.conn;
+    /* Those are one thread's own; the writer is shared. */
+    if (!c)
+        pthread_mutex_lock(&st->db_mu);
+    this_conn = c;
+}
+
+void store_db_unlock(struct store *st)
+{
+    struct store_conn *c = this_conn;
+
+    this_conn = NULL;
+    if (!c)
+        pthread_mutex_unlock(&st->db_mu);
+}
+
+struct db_stmt *store_stmt(struct store *st, enum stmt_id id)
+{
+    struct db_stmt *s = cur_stmts(st)[id];
+
+    db_reset(s);
     return s;
 }
 
 enum store_status store_stmt_run(struct store *st, enum stmt_id id,
                                  const char *op)
 {
-    sqlite3_stmt *s = st->stmt[id];
-    int rc = sqlite3_step(s);
+    struct db_stmt *s = cur_stmts(st)[id];
+    int rc = db_step(s);
     enum store_status status = STORE_OK;
 
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+    if (rc != DB_DONE && rc != DB_ROW)
         status = store_err_db(st, op, rc);
-    sqlite3_reset(s);
+    db_reset(s);
     return status;
 }
 
 enum store_status store_tx_begin(struct store *st)
 {
+    enum store_status rc;
+
     (void)store_stmt(st, STMT_BEGIN);
-    return store_stmt_run(st, STMT_BEGIN, "BEGIN IMMEDIATE");
+    rc = store_stmt_run(st, STMT_BEGIN, "BEGIN IMMEDIATE");
+    if (rc == STORE_OK && db_kind(cur_db(st)) == DB_POSTGRESQL) {
+        (void)store_stmt(st, STMT_WRITE_LOCK);
+        rc = store_stmt_run(st, STMT_WRITE_LOCK, "taking the write lock");
+        if (rc != STORE_OK)
+            store_tx_rollback(st);
+    }
+    return rc;
+}
+
+enum store_status store_tx_begin_job(struct store *st)
+{
+    (void)store_stmt(st, STMT_BEGIN);
+    return store_stmt_run(st, STMT_BEGIN, "BEGIN (job)");
+}
+
+/*
+ * PostgreSQL: the catalog generation as this transaction's triggers left
+ * it, 0 when unknown. Noted after the commit, it keeps the watcher from
+ * reading our own write as another daemon's (the writer moves the local
+ * generation itself). Not with a separate read server: a replica may not
+ * have the write yet when the writer's next select reads it, and the
+ * watcher's later look is what corrects that.
+ */
+static uint64_t own_generation(struct store *st)
+{
+    struct db_stmt *s;
+    uint64_t gen = 0;
+
+    if (db_kind(cur_db(st)) != DB_POSTGRESQL || st->opt.catalog_read_url[0])
+        return 0;
+    s = store_stmt(st, STMT_GENERATION);
+    if (db_step(s) == DB_ROW)
+        gen = (uint64_t)db_column_int64(s, 0);
+    db_reset(s);
+    return gen;
+}
+
+void store_generation_seen(struct store *st, uint64_t gen, bool *out_moved)
+{
+    pthread_mutex_lock(&st->watch_mu);
+    *out_moved = gen > st->db_generation && st->db_generation != 0;
+    if (gen > st->db_generation)
+        st->db_generation = gen;
+    pthread_mutex_unlock(&st->watch_mu);
 }
 
 enum store_status store_tx_commit(struct store *st)
 {
+    enum store_status rc;
+    uint64_t gen = own_generation(st);
+    bool moved;
+
     (void)store_stmt(st, STMT_COMMIT);
-    return store_stmt_run(st, STMT_COMMIT, "COMMIT");
+    rc = store_stmt_run(st, STMT_COMMIT, "COMMIT");
+    if (rc == STORE_OK) {
+        atomic_store(&st->catalog_down, false);
+        if (gen)
+            store_generation_seen(st, gen, &moved);
+    }
+    return rc;
 }
 
 void store_tx_rollback(struct store *st)
 {
-    sqlite3_stmt *s = store_stmt(st, STMT_ROLLBACK);
+    struct db_stmt *s = store_stmt(st, STMT_ROLLBACK);
 
-    if (!sqlite3_get_autocommit(st->db))
-        (void)sqlite3_step(s);
-    sqlite3_reset(s);
+    if (db_in_transaction(cur_db(st)))
+        (void)db_step(s);
+    db_reset(s);
 }
 
 void store_generation_bump(struct store *st)
 {
     pthread_mutex_lock(&st->cache_mu);
     st->generation++;
-    store_cache_clear(st);
     pthread_mutex_unlock(&st->cache_mu);
+}
+
+bool store_catalog_is_down(struct store *st)
+{
+    return atomic_load(&st->catalog_down);
+}
+
+bool store_is_postgresql(const struct store *st)
+{
+    return st->db && db_kind(st->db) == DB_POSTGRESQL;
+}
+
+unsigned store_retry_after_s(struct store *st)
+{
+    int64_t ms = 0;
+
+    pthread_mutex_lock(&st->db_mu);
+    if (st->db)
+        ms = db_retry_after_ms(st->db);
+    pthread_mutex_unlock(&st->db_mu);
+    return ms <= 1000 ? 1 : (unsigned)((ms + 999) / 1000);
 }
 
 /* ---- open ------------------------------------------------------------ */
@@ -555,46 +781,54 @@ static enum store_status make_dirs(struct store *st)
 static enum store_status exec_sql(struct store *st, const char *sql,
                                   const char *op)
 {
-    int rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
-
-    return rc == SQLITE_OK ? STORE_OK : store_err_db(st, op, rc);
+    return db_exec(st->db, sql) == 0 ? STORE_OK : store_err_db(st, op, 0);
 }
 
-/* One integer from a one-off query (pragmas at open). */
+/* One integer from a one-off query (pragmas, the schema version). */
 static enum store_status query_int(struct store *st, const char *sql,
                                    int64_t *out)
 {
-    sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
+    struct db_stmt *s = NULL;
     enum store_status status = STORE_OK;
+    int rc;
 
-    if (rc != SQLITE_OK)
-        return store_err_db(st, sql, rc);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
-        *out = sqlite3_column_int64(s, 0);
+    if (db_prepare(st->db, sql, &s) != 0)
+        return store_err_db(st, sql, 0);
+    rc = db_step(s);
+    if (rc == DB_ROW)
+        *out = db_column_int64(s, 0);
+    else if (rc == DB_DONE)
+        *out = 0;
     else
         status = store_err_db(st, sql, rc);
-    sqlite3_finalize(s);
+    db_finalize(s);
     return status;
+}
+
+static enum store_status lite_fail(struct store *st, sqlite3 *lite,
+                                   const char *op)
+{
+    store_err_text("%s: %s", op, sqlite3_errmsg(lite));
+    atomic_fetch_add(&st->errors, 1);
+    return STORE_DB_ERROR;
 }
 
 static enum store_status set_pragmas(struct store *st)
 {
+    sqlite3 *lite = db_sqlite(st->db);
     sqlite3_stmt *s = NULL;
     enum store_status status = STORE_OK;
     int rc;
 
-    rc = sqlite3_busy_timeout(st->db, st->opt.busy_timeout_ms);
+    rc = sqlite3_busy_timeout(lite, st->opt.busy_timeout_ms);
     if (rc != SQLITE_OK)
-        return store_err_db(st, "busy_timeout", rc);
-    rc = sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s,
-                            NULL);
+        return lite_fail(st, lite, "busy_timeout");
+    rc = sqlite3_prepare_v2(lite, "PRAGMA journal_mode = WAL", -1, &s, NULL);
     if (rc != SQLITE_OK)
-        return store_err_db(st, "PRAGMA journal_mode", rc);
+        return lite_fail(st, lite, "PRAGMA journal_mode");
     rc = sqlite3_step(s);
     if (rc != SQLITE_ROW) {
-        status = store_err_db(st, "PRAGMA journal_mode", rc);
+        status = lite_fail(st, lite, "PRAGMA journal_mode");
     } else if (strcmp((const char *)sqlite3_column_text(s, 0), "wal") != 0) {
         store_err_text("PRAGMA journal_mode: WAL refused (%s)",
                        (const char *)sqlite3_column_text(s, 0));
@@ -615,21 +849,22 @@ static enum store_status set_pragmas(struct store *st)
                     "pragmas");
 }
 
-static enum store_status migrate(struct store *st)
+/*
+ * The schema version: SQLite's PRAGMA user_version; on PostgreSQL a
+ * one-row table, read and written inside the migration's transaction.
+ */
+static enum store_status schema_version(struct store *st, int64_t *out)
+{
+    if (db_kind(st->db) == DB_SQLITE)
+        return query_int(st, "PRAGMA user_version", out);
+    return query_int(st, "SELECT version FROM modeld_schema", out);
+}
+
+static enum store_status migrate_sqlite(struct store *st, int64_t version)
 {
     char sql[64];
-    int64_t version = 0;
-    enum store_status rc = query_int(st, "PRAGMA user_version", &version);
+    enum store_status rc;
 
-    if (rc != STORE_OK)
-        return rc;
-    if (version < 0 || (uint64_t)version > ARRAY_SIZE(migrations)) {
-        store_err_text("catalog.db has schema version %lld; this build "
-                       "knows up to %zu",
-                       (long long)version, ARRAY_SIZE(migrations));
-        atomic_fetch_add(&st->errors, 1);
-        return STORE_DB_ERROR;
-    }
     for (size_t i = (size_t)version; i < ARRAY_SIZE(migrations); i++) {
         rc = exec_sql(st, "BEGIN IMMEDIATE", "migration BEGIN");
         if (rc != STORE_OK)
@@ -641,11 +876,78 @@ static enum store_status migrate(struct store *st)
         if (rc == STORE_OK)
             rc = exec_sql(st, "COMMIT", "migration COMMIT");
         if (rc != STORE_OK) {
-            (void)sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+            (void)db_exec(st->db, "ROLLBACK");
             return rc;
         }
     }
     return STORE_OK;
+}
+
+/* Checks that version is one this build can migrate from. */
+static enum store_status version_known(struct store *st, int64_t version)
+{
+    if (version < 0 || (uint64_t)version > ARRAY_SIZE(migrations)) {
+        store_err_text("the catalog has schema version %lld; this build "
+                       "knows up to %zu",
+                       (long long)version, ARRAY_SIZE(migrations));
+        atomic_fetch_add(&st->errors, 1);
+        return STORE_DB_ERROR;
+    }
+    return STORE_OK;
+}
+
+/*
+ * PostgreSQL: all pending steps in one transaction (PostgreSQL's DDL is
+ * transactional), under an advisory lock so that daemons starting
+ * together migrate once.
+ */
+static enum store_status migrate_postgresql(struct store *st)
+{
+    char sql[96];
+    int64_t version = 0;
+    enum store_status rc;
+
+    rc = exec_sql(st,
+                  "BEGIN; SELECT pg_advisory_xact_lock(7469000);"
+                  "CREATE TABLE IF NOT EXISTS modeld_schema ("
+                  "  version INTEGER NOT NULL);"
+                  "INSERT INTO modeld_schema(version) SELECT 0 "
+                  "WHERE NOT EXISTS (SELECT 1 FROM modeld_schema);",
+                  "migration BEGIN");
+    if (rc == STORE_OK)
+        rc = schema_version(st, &version);
+    if (rc == STORE_OK)
+        rc = version_known(st, version);
+    for (size_t i = (size_t)version;
+         rc == STORE_OK && i < ARRAY_SIZE(migrations); i++) {
+        rc = exec_sql(st, migrations_pg[i] ? migrations_pg[i]
+                                           : migrations[i],
+                      "migration");
+        snprintf(sql, sizeof(sql), "UPDATE modeld_schema SET version = %zu",
+                 i + 1);
+        if (rc == STORE_OK)
+            rc = exec_sql(st, sql, "migration version");
+    }
+    if (rc == STORE_OK)
+        rc = exec_sql(st, "COMMIT", "migration COMMIT");
+    if (rc != STORE_OK)
+        (void)db_exec(st->db, "ROLLBACK");
+    return rc;
+}
+
+static enum store_status migrate(struct store *st)
+{
+    int64_t version = 0;
+    enum store_status rc;
+
+    if (db_kind(st->db) == DB_POSTGRESQL)
+        return migrate_postgresql(st);
+    rc = schema_version(st, &version);
+    if (rc == STORE_OK)
+        rc = version_known(st, version);
+    if (rc == STORE_OK)
+        rc = migrate_sqlite(st, version);
+    return rc;
 }
 
 /* A read-only store changes nothing, so the schema must already be this
@@ -654,11 +956,13 @@ static enum store_status check_schema(struct store *st)
 {
     int64_t version = 0;
     enum store_status rc;
-    int src = sqlite3_busy_timeout(st->db, st->opt.busy_timeout_ms);
 
-    if (src != SQLITE_OK)
-        return store_err_db(st, "busy_timeout", src);
-    rc = query_int(st, "PRAGMA user_version", &version);
+    if (db_kind(st->db) == DB_SQLITE) {
+        if (sqlite3_busy_timeout(db_sqlite(st->db),
+                                 st->opt.busy_timeout_ms) != SQLITE_OK)
+            return lite_fail(st, db_sqlite(st->db), "busy_timeout");
+    }
+    rc = schema_version(st, &version);
     if (rc != STORE_OK)
         return rc;
     if ((uint64_t)version != ARRAY_SIZE(migrations)) {
@@ -685,65 +989,134 @@ static enum store_status next_epoch(struct store *st)
     if (rc == STORE_OK)
         rc = exec_sql(st, "COMMIT", "epoch COMMIT");
     if (rc != STORE_OK) {
-        (void)sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+        (void)db_exec(st->db, "ROLLBACK");
         return rc;
     }
     st->generation = (uint64_t)epoch << 32;
     return STORE_OK;
 }
 
-static enum store_status prepare_all(struct store *st)
+/* Prepares every statement on c's connection, in its dialect. */
+static enum store_status prepare_conn(struct store *st, struct db *db,
+                                      struct db_stmt **stmt)
 {
     for (size_t i = 0; i < STMT_COUNT; i++) {
-        int rc = sqlite3_prepare_v3(st->db, stmt_sql[i], -1,
-                                    SQLITE_PREPARE_PERSISTENT, &st->stmt[i],
-                                    NULL);
-        if (rc != SQLITE_OK)
-            return store_err_db(st, "prepare", rc);
+        const char *sql = store_stmt_sql_for(db, (enum stmt_id)i);
+
+        if (db_prepare(db, sql, &stmt[i]) != 0) {
+            store_err_text("prepare: %s", db_errmsg(db));
+            atomic_fetch_add(&st->errors, 1);
+            return STORE_DB_ERROR;
+        }
     }
-    return store_trust_prepare(st);
+    return STORE_OK;
+}
+
+static void close_conn(struct db *db, struct db_stmt **stmt)
+{
+    for (size_t i = 0; i < STMT_COUNT; i++) {
+        db_finalize(stmt[i]);
+        stmt[i] = NULL;
+    }
+    db_close(db);
 }
 
 /* The delta counters' starting values: the one count of the table, at
  * open. */
 static enum store_status count_deltas(struct store *st)
 {
-    sqlite3_stmt *s = store_stmt(st, STMT_DELTA_COUNTS);
+    struct db_stmt *s = store_stmt(st, STMT_DELTA_COUNTS);
     enum store_status rc = STORE_OK;
-    int src = sqlite3_step(s);
+    int src = db_step(s);
 
-    if (src == SQLITE_ROW) {
-        atomic_store(&st->deltas_pending_now, sqlite3_column_int64(s, 0));
-        atomic_store(&st->deltas_ready_now, sqlite3_column_int64(s, 1));
+    if (src == DB_ROW) {
+        atomic_store(&st->deltas_pending_now, db_column_int64(s, 0));
+        atomic_store(&st->deltas_ready_now, db_column_int64(s, 1));
         atomic_store(&st->delta_storage_bytes_now,
-                     sqlite3_column_int64(s, 2));
-        atomic_store(&st->deltas_tensor_now, sqlite3_column_int64(s, 3));
+                     db_column_int64(s, 2));
+        atomic_store(&st->deltas_tensor_now, db_column_int64(s, 3));
     } else {
         rc = store_err_db(st, "counting deltas", src);
     }
-    sqlite3_reset(s);
+    db_reset(s);
     return rc;
 }
+
+/* A further PostgreSQL connection for one thread, with its statements. */
+static enum store_status open_conn(struct store *st, const char *url,
+                                   struct store_reader *r)
+{
+    char err[STORE_ERR_SIZE];
+
+    r->conn.stmt = r->stmt;
+    if (db_open_postgresql(url, &r->conn.db, err, sizeof(err)) != 0) {
+        store_err_text("%s", err);
+        atomic_fetch_add(&st->errors, 1);
+        return STORE_UNAVAILABLE;
+    }
+    return prepare_conn(st, r->conn.db, r->stmt);
+}
+
+static enum store_status open_postgresql(struct store *st)
+{
+    const char *read_url = st->opt.catalog_read_url[0]
+                               ? st->opt.catalog_read_url
+                               : st->opt.catalog_url;
+    char err[STORE_ERR_SIZE];
+    enum store_status rc;
+
+    if (st->opt.read_only) {
+        store_err_text("a read-only store needs the SQLite catalog");
+        return STORE_DB_ERROR;
+    }
+    if (db_open_postgresql(st->opt.catalog_url, &st->db, err,
+                           sizeof(err)) != 0) {
+        store_err_text("%s", err);
+        atomic_fetch_add(&st->errors, 1);
+        return STORE_UNAVAILABLE;
+    }
+    st->writer.db = st->db;
+    rc = migrate(st);
+    if (rc == STORE_OK)
+        rc = next_epoch(st);
+    if (rc == STORE_OK)
+        rc = prepare_conn(st, st->db, st->stmt);
+    if (rc == STORE_OK)
+        rc = store_trust_prepare(st);
+    if (rc == STORE_OK && st->opt.run_worker)
+        rc = open_conn(st, st->opt.catalog_url, &st->job);
+    if (rc == STORE_OK)
+        rc = open_conn(st, read_url, &st->watch);
+    if (rc == STORE_OK)
+        rc = count_deltas(st);
+    if (rc == STORE_OK)
+        rc = store_readers_open(st, "");
+    return rc;
+}
+
 
 static enum store_status open_db(struct store *st)
 {
     char path[STORE_PATH_SIZE];
+    char err[STORE_ERR_SIZE];
     enum store_status rc;
-    int src;
 
-    snprintf(path, sizeof(path), "%s/catalog.db", st->dir);
-    src = sqlite3_open_v2(path, &st->db,
-                          st->opt.read_only
-                              ? SQLITE_OPEN_READONLY
-                              : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-                          NULL);
-    st->writer.db = st->db;
-    if (src != SQLITE_OK) {
-        store_err_text("opening %s: %s", path,
-                       st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(src));
-        atomic_fetch_add(&st->errors, 1);
-        return src == SQLITE_NOMEM ? STORE_NO_MEMORY : STORE_DB_ERROR;
+    if (st->opt.catalog_url[0]) {
+        if (!db_url_is_postgresql(st->opt.catalog_url)) {
+            store_err_text("catalog_url must start with postgresql://");
+            return STORE_DB_ERROR;
+        }
+        return open_postgresql(st);
     }
+    snprintf(path, sizeof(path), "%s/catalog.db", st->dir);
+    if (db_open_sqlite(path, st->opt.read_only, &st->db, err,
+                       sizeof(err)) != 0) {
+        st->writer.db = st->db;
+        store_err_text("%s", err);
+        atomic_fetch_add(&st->errors, 1);
+        return STORE_DB_ERROR;
+    }
+    st->writer.db = st->db;
     if (st->opt.read_only) {
         rc = check_schema(st);
     } else {
@@ -754,7 +1127,9 @@ static enum store_status open_db(struct store *st)
             rc = next_epoch(st);
     }
     if (rc == STORE_OK)
-        rc = prepare_all(st);
+        rc = prepare_conn(st, st->db, st->stmt);
+    if (rc == STORE_OK)
+        rc = store_trust_prepare(st);
     if (rc == STORE_OK)
         rc = count_deltas(st);
     /* The readers open once the writer has made the file WAL. */
@@ -782,6 +1157,11 @@ static struct store *store_new(const char *dir,
     else
         store_options_default(&st->opt);
     pthread_mutex_init(&st->db_mu, NULL);
+    pthread_mutex_init(&st->watch_mu, NULL);
+    pthread_cond_init(&st->watch_cv, NULL);
+    atomic_init(&st->catalog_down, false);
+    atomic_init(&st->catalog_unavailable, 0);
+    atomic_init(&st->catalog_refreshes, 0);
     pthread_mutex_init(&st->readers_mu, NULL);
     pthread_cond_init(&st->readers_cv, NULL);
     pthread_cond_init(&st->flight_cv, NULL);
@@ -862,6 +1242,8 @@ enum store_status store_open(const char *dir, const struct store_options *opt,
             rc = open_db(st);
         if (rc == STORE_OK && st->opt.run_worker)
             rc = store_worker_start(st);
+        if (rc == STORE_OK && store_is_postgresql(st))
+            rc = store_watch_start(st);
     }
     if (rc != STORE_OK) {
         store_close(st);
@@ -875,13 +1257,13 @@ void store_close(struct store *st)
 {
     if (!st)
         return;
+    store_watch_stop(st);
     store_worker_stop(st);
     store_readers_close(st);
-    for (size_t i = 0; i < STMT_COUNT; i++)
-        sqlite3_finalize(st->stmt[i]);
+    close_conn(st->watch.conn.db, st->watch.stmt);
+    close_conn(st->job.conn.db, st->job.stmt);
     store_trust_finalize(st);
-    if (st->db)
-        sqlite3_close(st->db);
+    close_conn(st->db, st->stmt);
     pthread_mutex_lock(&st->cache_mu);
     store_cache_clear(st);
     pthread_mutex_unlock(&st->cache_mu);
@@ -890,6 +1272,8 @@ void store_close(struct store *st)
     pthread_cond_destroy(&st->work_cv);
     pthread_mutex_destroy(&st->work_mu);
     pthread_mutex_destroy(&st->cache_mu);
+    pthread_cond_destroy(&st->watch_cv);
+    pthread_mutex_destroy(&st->watch_mu);
     pthread_cond_destroy(&st->flight_cv);
     pthread_cond_destroy(&st->readers_cv);
     pthread_mutex_destroy(&st->readers_mu);
@@ -925,6 +1309,9 @@ void store_stats_get(struct store *st, struct store_stats *out)
         nonnegative(atomic_load(&st->delta_storage_bytes_now));
     out->deltas_tensor_ready = nonnegative(atomic_load(&st->deltas_tensor_now));
     out->errors = atomic_load(&st->errors);
+    out->catalog_down = atomic_load(&st->catalog_down);
+    out->catalog_unavailable = atomic_load(&st->catalog_unavailable);
+    out->catalog_refreshes = atomic_load(&st->catalog_refreshes);
     out->snapshot_builds = atomic_load(&st->snapshot_builds);
     pthread_mutex_lock(&st->cache_mu);
     out->generation = st->generation;

@@ -31,8 +31,12 @@ enum store_status {
     STORE_DB_ERROR,         /* any other SQLite error */
     STORE_NO_MEMORY,
     STORE_TIMEOUT,          /* store_worker_wait_idle */
+    STORE_UNAVAILABLE,      /* the catalog server cannot be reached now;
+                               store_retry_after_s says when to retry */
     STORE_MISMATCH,         /* an event's digest is not its version's blob */
 };
+
+#define STORE_URL_SIZE 1024
 
 struct store_options {
     int busy_timeout_ms;          /* SQLite busy timeout, default 5000 */
@@ -67,6 +71,16 @@ struct store_options {
     bool read_only;               /* look only: no lock, no tmp/ cleaning,
                                      no migration, no worker, no writes;
                                      works beside a running daemon */
+    /* The catalog on PostgreSQL: "postgresql://..." (empty: SQLite in the
+     * data directory). Writes and worker jobs go there. */
+    char catalog_url[STORE_URL_SIZE];
+    /* Where snapshots are read from (a streaming replica); empty: the
+     * catalog_url. */
+    char catalog_read_url[STORE_URL_SIZE];
+    /* How often the catalog generation is polled (PostgreSQL; LISTEN/
+     * NOTIFY wakes it sooner where the read server allows), default
+     * 1000. */
+    unsigned catalog_poll_ms;
     /* Rollouts driven by events (store/trust.c). */
     double rollout_max_failure_share; /* pause a version at this share of
                                          failed UEs, default 0.2 */
@@ -93,6 +107,17 @@ MUST_CHECK enum store_status store_open(const char *dir,
 /* Stops the worker (finishing nothing half-made), closes everything.
  * NULL does nothing. */
 void store_close(struct store *st);
+
+/* Whether the last contact with the catalog server failed (PostgreSQL;
+ * never on SQLite). Cheap: no query. */
+bool store_catalog_is_down(struct store *st);
+
+/* Whether the catalog is on PostgreSQL. */
+bool store_is_postgresql(const struct store *st);
+
+/* Seconds a client should wait before retrying after STORE_UNAVAILABLE
+ * (at least 1). */
+unsigned store_retry_after_s(struct store *st);
 
 /* The last SQLite or OS error message of this thread's last failing call,
  * for the server's log. st may be NULL (after a failed store_open). Never
@@ -225,9 +250,10 @@ struct store_snapshot {
     size_t older_count;
 };
 
-/* Gets the snapshot of a live family (cached until the next write).
- * STORE_NOT_FOUND for an unknown or deleted family. Release it with
- * store_snapshot_release. */
+/* Gets the snapshot of a live family (cached until the catalog generation
+ * moves). When the catalog server cannot be reached, the last snapshot
+ * read of the family, if any (else STORE_UNAVAILABLE). STORE_NOT_FOUND for
+ * an unknown or deleted family. Release it with store_snapshot_release. */
 MUST_CHECK enum store_status
 store_snapshot_get(struct store *st, const char *family,
                    const struct store_snapshot **out);
@@ -313,6 +339,11 @@ struct store_stats {
                                      failure, since open */
     uint64_t jobs_gave_up;        /* ... failed after the last attempt */
     uint64_t generation;          /* catalog generation */
+    bool catalog_down;            /* the last catalog contact failed */
+    uint64_t catalog_unavailable; /* catalog contacts that failed, since
+                                     open */
+    uint64_t catalog_refreshes;   /* generation moves seen from other
+                                     writers (PostgreSQL), since open */
     uint64_t snapshot_builds;     /* snapshots read from the catalog (cache
                                      misses that did the reading) */
 };

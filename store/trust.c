@@ -71,31 +71,26 @@ static const char *const tsql[TSTMT_COUNT] = {
 
 enum store_status store_trust_prepare(struct store *st)
 {
-    for (size_t i = 0; i < TSTMT_COUNT; i++) {
-        int rc = sqlite3_prepare_v3(st->db, tsql[i], -1,
-                                    SQLITE_PREPARE_PERSISTENT, &st->tstmt[i],
-                                    NULL);
-        if (rc != SQLITE_OK)
-            return store_err_db(st, "prepare", rc);
-    }
+    for (size_t i = 0; i < TSTMT_COUNT; i++)
+        if (db_prepare(st->db, tsql[i], &st->tstmt[i]) != 0)
+            return store_err_conn(st, st->db, "prepare", DB_ERROR);
     return STORE_OK;
 }
 
 void store_trust_finalize(struct store *st)
 {
     for (size_t i = 0; i < TSTMT_COUNT; i++) {
-        sqlite3_finalize(st->tstmt[i]);
+        db_finalize(st->tstmt[i]);
         st->tstmt[i] = NULL;
     }
 }
 
 /* The statement, reset and with its bindings cleared. */
-static sqlite3_stmt *tstmt(struct store *st, enum trust_stmt_id id)
+static struct db_stmt *tstmt(struct store *st, enum trust_stmt_id id)
 {
-    sqlite3_stmt *s = st->tstmt[id];
+    struct db_stmt *s = st->tstmt[id];
 
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
+    db_reset(s);
     return s;
 }
 
@@ -103,25 +98,25 @@ static sqlite3_stmt *tstmt(struct store *st, enum trust_stmt_id id)
 static enum store_status trun(struct store *st, enum trust_stmt_id id,
                               const char *op)
 {
-    sqlite3_stmt *s = st->tstmt[id];
-    int rc = sqlite3_step(s);
+    struct db_stmt *s = st->tstmt[id];
+    int rc = db_step(s);
 
-    sqlite3_reset(s);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+    db_reset(s);
+    if (rc != DB_DONE && rc != DB_ROW)
         return store_err_db(st, op, rc);
     return STORE_OK;
 }
 
-static void bind_text(sqlite3_stmt *s, int idx, const char *text)
+static void bind_text(struct db_stmt *s, int idx, const char *text)
 {
-    sqlite3_bind_text(s, idx, text, -1, SQLITE_STATIC);
+    db_bind_text(s, idx, text);
 }
 
-static void col_text(sqlite3_stmt *s, int col, char *out, size_t size)
+static void col_text(struct db_stmt *s, int col, char *out, size_t size)
 {
-    const unsigned char *t = sqlite3_column_text(s, col);
+    const char *t = db_column_text(s, col);
 
-    snprintf(out, size, "%s", t ? (const char *)t : "");
+    snprintf(out, size, "%s", t ? t : "");
 }
 
 /* ---- versions ------------------------------------------------------------ */
@@ -141,30 +136,30 @@ static enum store_status version_find(struct store *st, const char *family,
                                       const char *variant, int64_t version,
                                       struct version_row *out)
 {
-    sqlite3_stmt *s = tstmt(st, TSTMT_VERSION_FIND);
+    struct db_stmt *s = tstmt(st, TSTMT_VERSION_FIND);
     enum store_status rc = STORE_OK;
     int src;
 
     bind_text(s, 1, family);
     bind_text(s, 2, variant);
-    sqlite3_bind_int64(s, 3, version);
-    src = sqlite3_step(s);
-    if (src == SQLITE_ROW) {
-        out->id = sqlite3_column_int64(s, 0);
-        out->variant_id = sqlite3_column_int64(s, 1);
+    db_bind_int64(s, 3, version);
+    src = db_step(s);
+    if (src == DB_ROW) {
+        out->id = db_column_int64(s, 0);
+        out->variant_id = db_column_int64(s, 1);
         col_text(s, 2, out->blob_hex, sizeof(out->blob_hex));
-        out->paused = sqlite3_column_int(s, 3) != 0;
-        out->retired = sqlite3_column_int(s, 4) != 0;
-        out->rollout_percent = (unsigned)sqlite3_column_int64(s, 5);
-        out->size_bytes = (uint64_t)sqlite3_column_int64(s, 6);
-    } else if (src == SQLITE_DONE) {
+        out->paused = db_column_int64(s, 3) != 0;
+        out->retired = db_column_int64(s, 4) != 0;
+        out->rollout_percent = (unsigned)db_column_int64(s, 5);
+        out->size_bytes = (uint64_t)db_column_int64(s, 6);
+    } else if (src == DB_DONE) {
         store_err_text("version %s/%s/%lld not found", family, variant,
                        (long long)version);
         rc = STORE_NOT_FOUND;
     } else {
         rc = store_err_db(st, "looking up version", src);
     }
-    sqlite3_reset(s);
+    db_reset(s);
     return rc;
 }
 
@@ -176,19 +171,19 @@ static enum store_status nth_value(struct store *st, struct store_conn *c,
                                    const char *device_class, uint64_t k,
                                    double *out)
 {
-    sqlite3_stmt *s = store_conn_stmt(c, id);
+    struct db_stmt *s = store_conn_stmt(c, id);
     enum store_status rc = STORE_OK;
     int src;
 
-    sqlite3_bind_int64(s, 1, ver_id);
+    db_bind_int64(s, 1, ver_id);
     bind_text(s, 2, device_class);
-    sqlite3_bind_int64(s, 3, (sqlite3_int64)k);
-    src = sqlite3_step(s);
-    if (src == SQLITE_ROW)
-        *out = sqlite3_column_double(s, 0);
+    db_bind_int64(s, 3, (int64_t)k);
+    src = db_step(s);
+    if (src == DB_ROW)
+        *out = db_column_double(s, 0);
     else
         rc = store_err_conn(st, c->db, "reading a percentile", src);
-    sqlite3_reset(s);
+    db_reset(s);
     return rc;
 }
 
@@ -211,18 +206,18 @@ static enum store_status class_counts(struct store *st, struct store_conn *c,
                                       struct class_count out[PROTO_MAX_LATENCIES],
                                       size_t *out_count)
 {
-    sqlite3_stmt *s = store_conn_stmt(c, id);
+    struct db_stmt *s = store_conn_stmt(c, id);
     size_t n = 0;
     int src;
 
-    sqlite3_bind_int64(s, 1, ver_id);
-    while ((src = sqlite3_step(s)) == SQLITE_ROW && n < PROTO_MAX_LATENCIES) {
+    db_bind_int64(s, 1, ver_id);
+    while ((src = db_step(s)) == DB_ROW && n < PROTO_MAX_LATENCIES) {
         col_text(s, 0, out[n].device_class, sizeof(out[n].device_class));
-        out[n].count = (uint64_t)sqlite3_column_int64(s, 1);
+        out[n].count = (uint64_t)db_column_int64(s, 1);
         n++;
     }
-    sqlite3_reset(s);
-    if (src != SQLITE_DONE && src != SQLITE_ROW)
+    db_reset(s);
+    if (src != DB_DONE && src != DB_ROW)
         return store_err_conn(st, c->db, "reading device classes", src);
     *out_count = n;
     return STORE_OK;
@@ -234,34 +229,34 @@ static enum store_status version_stats(struct store *st, int64_t ver_id,
 {
     struct class_count classes[PROTO_MAX_LATENCIES];
     size_t class_count = 0;
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum store_status rc = STORE_OK;
     int src;
 
     memset(out, 0, sizeof(*out));
     s = tstmt(st, TSTMT_EVENT_UES);
-    sqlite3_bind_int64(s, 1, ver_id);
-    src = sqlite3_step(s);
-    if (src == SQLITE_ROW) {
-        out->ues = (uint64_t)sqlite3_column_int64(s, 0);
-        out->failed_ues = (uint64_t)sqlite3_column_int64(s, 1);
+    db_bind_int64(s, 1, ver_id);
+    src = db_step(s);
+    if (src == DB_ROW) {
+        out->ues = (uint64_t)db_column_int64(s, 0);
+        out->failed_ues = (uint64_t)db_column_int64(s, 1);
     }
-    sqlite3_reset(s);
-    if (src != SQLITE_ROW)
+    db_reset(s);
+    if (src != DB_ROW)
         return store_err_db(st, "counting UEs", src);
 
     s = tstmt(st, TSTMT_EVENT_KINDS);
-    sqlite3_bind_int64(s, 1, ver_id);
-    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
-        const unsigned char *kind = sqlite3_column_text(s, 0);
+    db_bind_int64(s, 1, ver_id);
+    while ((src = db_step(s)) == DB_ROW) {
+        const char *kind = db_column_text(s, 0);
 
         for (unsigned k = 0; kind && k < PROTO_EVENT_KINDS; k++)
             if (strcmp((const char *)kind,
                        proto_event_kind_name((enum proto_event_kind)k)) == 0)
-                out->counts[k] = (uint64_t)sqlite3_column_int64(s, 1);
+                out->counts[k] = (uint64_t)db_column_int64(s, 1);
     }
-    sqlite3_reset(s);
-    if (src != SQLITE_DONE)
+    db_reset(s);
+    if (src != DB_DONE)
         return store_err_db(st, "counting events", src);
 
     rc = class_counts(st, &st->writer, STMT_MEASURED_LATENCY_CLASSES, ver_id,
@@ -362,7 +357,7 @@ static enum store_status measured_moved(struct store *st, int64_t ver_id,
                                         const struct proto_event *ev,
                                         bool *out_moved)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     int src;
 
     *out_moved = false;
@@ -370,32 +365,32 @@ static enum store_status measured_moved(struct store *st, int64_t ver_id,
         (!ev->has_latency_ms && !ev->has_energy_mj))
         return STORE_OK;
     s = tstmt(st, TSTMT_CLASS_COUNT);
-    sqlite3_bind_int64(s, 1, ver_id);
+    db_bind_int64(s, 1, ver_id);
     bind_text(s, 2, ev->device_class);
-    src = sqlite3_step(s);
-    if (src == SQLITE_ROW)
+    src = db_step(s);
+    if (src == DB_ROW)
         *out_moved =
             (ev->has_latency_ms &&
-             is_refresh_point((uint64_t)sqlite3_column_int64(s, 0),
+             is_refresh_point((uint64_t)db_column_int64(s, 0),
                               st->opt.latency_min_reports)) ||
             (ev->has_energy_mj &&
-             is_refresh_point((uint64_t)sqlite3_column_int64(s, 1),
+             is_refresh_point((uint64_t)db_column_int64(s, 1),
                               st->opt.latency_min_reports));
-    sqlite3_reset(s);
-    return src == SQLITE_ROW ? STORE_OK
+    db_reset(s);
+    return src == DB_ROW ? STORE_OK
                              : store_err_db(st, "counting measures", src);
 }
 
 static enum store_status audit_insert(struct store *st,
                                       const struct proto_audit_entry *e)
 {
-    sqlite3_stmt *s = tstmt(st, TSTMT_AUDIT_INSERT);
+    struct db_stmt *s = tstmt(st, TSTMT_AUDIT_INSERT);
 
-    sqlite3_bind_int64(s, 1, e->time_s);
+    db_bind_int64(s, 1, e->time_s);
     bind_text(s, 2, e->token);
     bind_text(s, 3, e->method);
     bind_text(s, 4, e->path);
-    sqlite3_bind_int64(s, 5, e->status);
+    db_bind_int64(s, 5, e->status);
     bind_text(s, 6, e->detail);
     return trun(st, TSTMT_AUDIT_INSERT, "recording audit entry");
 }
@@ -409,7 +404,7 @@ static enum store_status maybe_pause(struct store *st, const char *family,
 {
     struct proto_version_stats stats;
     struct proto_audit_entry a;
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum store_status rc;
     int src;
 
@@ -418,20 +413,20 @@ static enum store_status maybe_pause(struct store *st, const char *family,
         return STORE_OK;
     memset(&stats, 0, sizeof(stats));
     s = tstmt(st, TSTMT_EVENT_UES);
-    sqlite3_bind_int64(s, 1, row->id);
-    src = sqlite3_step(s);
-    if (src == SQLITE_ROW) {
-        stats.ues = (uint64_t)sqlite3_column_int64(s, 0);
-        stats.failed_ues = (uint64_t)sqlite3_column_int64(s, 1);
+    db_bind_int64(s, 1, row->id);
+    src = db_step(s);
+    if (src == DB_ROW) {
+        stats.ues = (uint64_t)db_column_int64(s, 0);
+        stats.failed_ues = (uint64_t)db_column_int64(s, 1);
     }
-    sqlite3_reset(s);
-    if (src != SQLITE_ROW)
+    db_reset(s);
+    if (src != DB_ROW)
         return store_err_db(st, "counting UEs", src);
     if (stats.ues < st->opt.rollout_min_reports ||
         proto_failure_share(&stats) < st->opt.rollout_max_failure_share)
         return STORE_OK;
     s = tstmt(st, TSTMT_PAUSE);
-    sqlite3_bind_int64(s, 1, row->id);
+    db_bind_int64(s, 1, row->id);
     rc = trun(st, TSTMT_PAUSE, "pausing version");
     if (rc != STORE_OK)
         return rc;
@@ -459,7 +454,7 @@ enum store_status store_event_add(struct store *st, const char *family,
 {
     struct version_row row;
     bool counted = false, paused = false, moved = false;
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum store_status rc;
 
     pthread_mutex_lock(&st->db_mu);
@@ -475,17 +470,17 @@ enum store_status store_event_add(struct store *st, const char *family,
     }
     if (rc == STORE_OK) {
         s = tstmt(st, TSTMT_EVENT_INSERT);
-        sqlite3_bind_int64(s, 1, row.id);
+        db_bind_int64(s, 1, row.id);
         bind_text(s, 2, ev->ue);
         bind_text(s, 3, proto_event_kind_name(ev->kind));
         bind_text(s, 4, ev->device_class);
         if (ev->has_latency_ms)
-            sqlite3_bind_double(s, 5, ev->latency_ms);
+            db_bind_double(s, 5, ev->latency_ms);
         if (ev->has_energy_mj)
-            sqlite3_bind_double(s, 6, ev->energy_mj);
-        sqlite3_bind_int64(s, 7, now_s);
+            db_bind_double(s, 6, ev->energy_mj);
+        db_bind_int64(s, 7, now_s);
         rc = trun(st, TSTMT_EVENT_INSERT, "recording event");
-        counted = rc == STORE_OK && sqlite3_changes(st->db) > 0;
+        counted = rc == STORE_OK && db_changes(s) > 0;
     }
     if (rc == STORE_OK && counted)
         rc = maybe_pause(st, family, ev, &row, now_s, &paused);
@@ -514,7 +509,7 @@ enum store_status store_variant_stats(struct store *st, const char *family,
     struct proto_version_stats *list = NULL;
     int64_t *ids = NULL;
     size_t count = 0, cap = 0;
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum store_status rc = STORE_OK;
     int src;
 
@@ -522,7 +517,7 @@ enum store_status store_variant_stats(struct store *st, const char *family,
     s = tstmt(st, TSTMT_VARIANT_VERSION_IDS);
     bind_text(s, 1, family);
     bind_text(s, 2, variant);
-    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((src = db_step(s)) == DB_ROW) {
         if (count == cap) {
             size_t ncap = cap ? 2 * cap : 8;
             int64_t *n = realloc(ids, ncap * sizeof(*n));
@@ -535,11 +530,11 @@ enum store_status store_variant_stats(struct store *st, const char *family,
             ids = n;
             cap = ncap;
         }
-        ids[count++] = sqlite3_column_int64(s, 0);
+        ids[count++] = db_column_int64(s, 0);
     }
-    if (rc == STORE_OK && src != SQLITE_DONE)
+    if (rc == STORE_OK && src != DB_DONE)
         rc = store_err_db(st, "listing versions", src);
-    sqlite3_reset(s);
+    db_reset(s);
     if (rc == STORE_OK && count == 0) {
         store_err_text("variant %s/%s not found", family, variant);
         rc = STORE_NOT_FOUND;
@@ -588,7 +583,7 @@ enum store_status store_version_rollout(struct store *st, const char *family,
                                         struct proto_variant *out_after)
 {
     struct version_row row, after;
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum store_status rc;
 
     pthread_mutex_lock(&st->db_mu);
@@ -601,9 +596,9 @@ enum store_status store_version_rollout(struct store *st, const char *family,
     if (patch->has_paused)
         after.paused = patch->paused;
     s = tstmt(st, TSTMT_ROLLOUT_SET);
-    sqlite3_bind_int64(s, 1, row.id);
-    sqlite3_bind_int64(s, 2, after.rollout_percent);
-    sqlite3_bind_int(s, 3, after.paused ? 1 : 0);
+    db_bind_int64(s, 1, row.id);
+    db_bind_int64(s, 2, after.rollout_percent);
+    db_bind_int64(s, 3, after.paused ? 1 : 0);
     rc = trun(st, TSTMT_ROLLOUT_SET, "changing rollout");
     if (rc != STORE_OK)
         goto out;
@@ -622,7 +617,7 @@ enum store_status store_version_retire(struct store *st, const char *family,
     struct version_row row;
     char prev_hex[PROTO_HEX_SIZE] = "";
     int64_t prev = 0, queued = 0;
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum store_status rc;
     int src;
 
@@ -637,21 +632,21 @@ enum store_status store_version_retire(struct store *st, const char *family,
     }
     if (rc == STORE_OK) {
         s = tstmt(st, TSTMT_VERSION_RETIRE);
-        sqlite3_bind_int64(s, 1, row.id);
+        db_bind_int64(s, 1, row.id);
         rc = trun(st, TSTMT_VERSION_RETIRE, "retiring version");
     }
     if (rc == STORE_OK) {
         s = tstmt(st, TSTMT_VERSION_PREVIOUS);
-        sqlite3_bind_int64(s, 1, row.variant_id);
-        sqlite3_bind_int64(s, 2, version);
-        src = sqlite3_step(s);
-        if (src == SQLITE_ROW) {
-            prev = sqlite3_column_int64(s, 0);
+        db_bind_int64(s, 1, row.variant_id);
+        db_bind_int64(s, 2, version);
+        src = db_step(s);
+        if (src == DB_ROW) {
+            prev = db_column_int64(s, 0);
             col_text(s, 1, prev_hex, sizeof(prev_hex));
-        } else if (src != SQLITE_DONE) {
+        } else if (src != DB_DONE) {
             rc = store_err_db(st, "looking up the previous version", src);
         }
-        sqlite3_reset(s);
+        db_reset(s);
     }
     /* The reverse delta, so that holders go back by a delta. */
     if (rc == STORE_OK && prev_hex[0] && strcmp(prev_hex, row.blob_hex)) {
@@ -660,7 +655,7 @@ enum store_status store_version_retire(struct store *st, const char *family,
         bind_text(s, 2, prev_hex);
         rc = store_stmt_run(st, STMT_DELTA_QUEUE, "queueing reverse delta");
         if (rc == STORE_OK)
-            queued = sqlite3_changes(st->db);
+            queued = db_changes(s);
     }
     if (rc == STORE_OK)
         rc = store_tx_commit(st);
@@ -699,15 +694,15 @@ enum store_status store_audit_list(struct store *st, int64_t since_s,
 {
     struct proto_audit_entry *list = NULL;
     size_t count = 0, cap = 0;
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum store_status rc = STORE_OK;
     int src;
 
     pthread_mutex_lock(&st->db_mu);
     s = tstmt(st, TSTMT_AUDIT_LIST);
-    sqlite3_bind_int64(s, 1, since_s);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)max);
-    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+    db_bind_int64(s, 1, since_s);
+    db_bind_int64(s, 2, (int64_t)max);
+    while ((src = db_step(s)) == DB_ROW) {
         struct proto_audit_entry *e;
 
         if (count == cap) {
@@ -723,16 +718,16 @@ enum store_status store_audit_list(struct store *st, int64_t since_s,
             cap = ncap;
         }
         e = &list[count++];
-        e->time_s = sqlite3_column_int64(s, 0);
+        e->time_s = db_column_int64(s, 0);
         col_text(s, 1, e->token, sizeof(e->token));
         col_text(s, 2, e->method, sizeof(e->method));
         col_text(s, 3, e->path, sizeof(e->path));
-        e->status = (unsigned)sqlite3_column_int64(s, 4);
+        e->status = (unsigned)db_column_int64(s, 4);
         col_text(s, 5, e->detail, sizeof(e->detail));
     }
-    if (rc == STORE_OK && src != SQLITE_DONE)
+    if (rc == STORE_OK && src != DB_DONE)
         rc = store_err_db(st, "reading audit", src);
-    sqlite3_reset(s);
+    db_reset(s);
     pthread_mutex_unlock(&st->db_mu);
     if (rc != STORE_OK) {
         free(list);
@@ -752,7 +747,7 @@ enum store_status store_rollout_metrics(struct store *st, size_t max,
     struct store_rollout_metric *list = NULL;
     int64_t *ids = NULL;
     size_t count = 0;
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum store_status rc = STORE_OK;
     int src;
 
@@ -766,20 +761,20 @@ enum store_status store_rollout_metrics(struct store *st, size_t max,
     }
     pthread_mutex_lock(&st->db_mu);
     s = tstmt(st, TSTMT_METRIC_VERSIONS);
-    sqlite3_bind_int64(s, 1, (sqlite3_int64)max);
-    while ((src = sqlite3_step(s)) == SQLITE_ROW && count < max) {
+    db_bind_int64(s, 1, (int64_t)max);
+    while ((src = db_step(s)) == DB_ROW && count < max) {
         struct store_rollout_metric *m = &list[count];
 
         col_text(s, 0, m->family, sizeof(m->family));
         col_text(s, 1, m->variant, sizeof(m->variant));
-        m->version = sqlite3_column_int64(s, 2);
-        ids[count] = sqlite3_column_int64(s, 3);
-        m->paused = sqlite3_column_int(s, 4) != 0;
+        m->version = db_column_int64(s, 2);
+        ids[count] = db_column_int64(s, 3);
+        m->paused = db_column_int64(s, 4) != 0;
         count++;
     }
-    if (src != SQLITE_DONE && src != SQLITE_ROW)
+    if (src != DB_DONE && src != DB_ROW)
         rc = store_err_db(st, "listing versions with events", src);
-    sqlite3_reset(s);
+    db_reset(s);
     for (size_t i = 0; rc == STORE_OK && i < count; i++)
         rc = version_stats(st, ids[i], &list[i].stats);
     pthread_mutex_unlock(&st->db_mu);

@@ -222,17 +222,17 @@ static enum store_status commit_file(struct store *st, struct file_sink *fs,
 static enum store_status record_zstd(struct store *st, const char *hex,
                                      const char *state, uint64_t size)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum store_status rc;
 
-    pthread_mutex_lock(&st->db_mu);
+    store_db_lock(st, STORE_ROLE_JOB);
     s = store_stmt(st, STMT_ZSTD_DONE);
-    sqlite3_bind_text(s, 1, hex, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, state, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, (sqlite3_int64)size);
+    db_bind_text(s, 1, hex);
+    db_bind_text(s, 2, state);
+    db_bind_int64(s, 3, (int64_t)size);
     /* No generation bump: snapshots do not hold compressed copies. */
     rc = store_stmt_run(st, STMT_ZSTD_DONE, "recording zstd copy");
-    pthread_mutex_unlock(&st->db_mu);
+    store_db_unlock(st);
     return rc;
 }
 
@@ -244,24 +244,24 @@ static enum store_status record_delta(struct store *st, const struct job *j,
                                       const char *digest_hex,
                                       const char *error, uint64_t tensor_size)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum store_status rc;
 
-    pthread_mutex_lock(&st->db_mu);
+    store_db_lock(st, STORE_ROLE_JOB);
     s = store_stmt(st, STMT_DELTA_DONE);
-    sqlite3_bind_text(s, 1, j->from_hex, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, j->to_hex, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 3, state, -1, SQLITE_STATIC);
+    db_bind_text(s, 1, j->from_hex);
+    db_bind_text(s, 2, j->to_hex);
+    db_bind_text(s, 3, state);
     if (strcmp(state, "failed") != 0 && size != NO_SIZE)
-        sqlite3_bind_int64(s, 4, (sqlite3_int64)size);
+        db_bind_int64(s, 4, (int64_t)size);
     if (digest_hex)
-        sqlite3_bind_text(s, 5, digest_hex, -1, SQLITE_STATIC);
+        db_bind_text(s, 5, digest_hex);
     if (error)
-        sqlite3_bind_text(s, 6, error, -1, SQLITE_TRANSIENT);
+        db_bind_text(s, 6, error);
     if (tensor_size != NO_SIZE)
-        sqlite3_bind_int64(s, 7, (sqlite3_int64)tensor_size);
+        db_bind_int64(s, 7, (int64_t)tensor_size);
     rc = store_stmt_run(st, STMT_DELTA_DONE, "recording delta");
-    if (rc == STORE_OK && sqlite3_changes(st->db) > 0) {
+    if (rc == STORE_OK && db_changes(s) > 0) {
         atomic_fetch_sub(&st->deltas_pending_now, 1);
         if (strcmp(state, "ready") == 0)
             atomic_fetch_add(&st->deltas_ready_now, 1);
@@ -269,7 +269,7 @@ static enum store_status record_delta(struct store *st, const struct job *j,
     /* Snapshots list ready deltas only: other outcomes change none. */
     if (rc == STORE_OK && strcmp(state, "ready") == 0)
         store_generation_bump(st);
-    pthread_mutex_unlock(&st->db_mu);
+    store_db_unlock(st);
     return rc;
 }
 
@@ -280,24 +280,24 @@ static enum store_status record_retry(struct store *st, const struct job *j,
 {
     enum stmt_id id = j->kind == JOB_ZSTD ? STMT_ZSTD_RETRY
                                           : STMT_DELTA_RETRY;
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum store_status rc;
 
-    pthread_mutex_lock(&st->db_mu);
+    store_db_lock(st, STORE_ROLE_JOB);
     s = store_stmt(st, id);
     if (j->kind == JOB_ZSTD) {
-        sqlite3_bind_text(s, 1, j->to_hex, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 2, attempts);
-        sqlite3_bind_int64(s, 3, retry_at_ms);
+        db_bind_text(s, 1, j->to_hex);
+        db_bind_int64(s, 2, attempts);
+        db_bind_int64(s, 3, retry_at_ms);
     } else {
-        sqlite3_bind_text(s, 1, j->from_hex, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 2, j->to_hex, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 3, attempts);
-        sqlite3_bind_int64(s, 4, retry_at_ms);
-        sqlite3_bind_text(s, 5, store_errmsg(st), -1, SQLITE_TRANSIENT);
+        db_bind_text(s, 1, j->from_hex);
+        db_bind_text(s, 2, j->to_hex);
+        db_bind_int64(s, 3, attempts);
+        db_bind_int64(s, 4, retry_at_ms);
+        db_bind_text(s, 5, store_errmsg(st));
     }
     rc = store_stmt_run(st, id, "recording a retry");
-    pthread_mutex_unlock(&st->db_mu);
+    store_db_unlock(st);
     return rc;
 }
 
@@ -328,26 +328,26 @@ static bool retry_later(struct store *st, const struct job *j, bool final,
 static enum store_status target_size(struct store *st, const char *hex,
                                      uint64_t full_bytes, uint64_t *out)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum store_status rc = STORE_OK;
     int src;
 
     *out = full_bytes;
-    pthread_mutex_lock(&st->db_mu);
+    store_db_lock(st, STORE_ROLE_JOB);
     s = store_stmt(st, STMT_BLOB_GET);
-    sqlite3_bind_text(s, 1, hex, -1, SQLITE_STATIC);
-    src = sqlite3_step(s);
-    if (src == SQLITE_ROW) {
-        const unsigned char *state = sqlite3_column_text(s, 1);
+    db_bind_text(s, 1, hex);
+    src = db_step(s);
+    if (src == DB_ROW) {
+        const char *state = db_column_text(s, 1);
 
         if (state && strcmp((const char *)state, "ready") == 0 &&
-            sqlite3_column_type(s, 2) == SQLITE_INTEGER)
-            *out = (uint64_t)sqlite3_column_int64(s, 2);
-    } else if (src != SQLITE_DONE) {
+            !db_column_is_null(s, 2))
+            *out = (uint64_t)db_column_int64(s, 2);
+    } else if (src != DB_DONE) {
         rc = store_err_db(st, "looking up blob", src);
     }
-    sqlite3_reset(s);
-    pthread_mutex_unlock(&st->db_mu);
+    db_reset(s);
+    store_db_unlock(st);
     return rc;
 }
 
@@ -357,16 +357,16 @@ static enum store_status target_size(struct store *st, const char *hex,
 static int pick(struct store *st, enum stmt_id id, const char *op,
                 int64_t now, struct job *out)
 {
-    sqlite3_stmt *s = store_stmt(st, id);
+    struct db_stmt *s = store_stmt(st, id);
     int found = 0;
     int src;
 
-    sqlite3_bind_int64(s, 1, now);
-    src = sqlite3_step(s);
+    db_bind_int64(s, 1, now);
+    src = db_step(s);
 
-    if (src == SQLITE_ROW) {
-        const unsigned char *a = sqlite3_column_text(s, 0);
-        const unsigned char *b = sqlite3_column_text(s, 1);
+    if (src == DB_ROW) {
+        const char *a = db_column_text(s, 0);
+        const char *b = db_column_text(s, 1);
 
         if (id == STMT_JOB_DELTA) {
             out->kind = JOB_DELTA;
@@ -379,34 +379,35 @@ static int pick(struct store *st, enum stmt_id id, const char *op,
             snprintf(out->to_hex, sizeof(out->to_hex), "%s",
                      a ? (const char *)a : "");
         }
-        out->attempts = sqlite3_column_int64(s, 2);
+        out->attempts = db_column_int64(s, 2);
         found = 1;
-    } else if (src != SQLITE_DONE) {
+    } else if (src != DB_DONE) {
         (void)store_err_db(st, op, src);
         found = -1;
     }
-    sqlite3_reset(s);
+    db_reset(s);
     return found;
 }
 
 /* Whether the blob hex waits for its zstd copy and may have it made now
  * (not in a retry's backoff: then the delta goes first, measured against
- * the full size). */
+ * the full size). On PostgreSQL the row is also claimed for this job's
+ * transaction: another daemon's worker making the copy skips it. */
 static bool zstd_pending(struct store *st, const char *hex, int64_t now,
                          int64_t *out_attempts)
 {
-    sqlite3_stmt *s = store_stmt(st, STMT_BLOB_GET);
+    struct db_stmt *s = store_stmt(st, STMT_JOB_ZSTD_OF);
     bool pending = false;
 
-    sqlite3_bind_text(s, 1, hex, -1, SQLITE_STATIC);
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        const unsigned char *state = sqlite3_column_text(s, 1);
+    db_bind_text(s, 1, hex);
+    if (db_step(s) == DB_ROW) {
+        const char *state = db_column_text(s, 1);
 
-        pending = state && strcmp((const char *)state, "pending") == 0 &&
-                  sqlite3_column_int64(s, 3) <= now;
-        *out_attempts = sqlite3_column_int64(s, 4);
+        pending = state && strcmp(state, "pending") == 0 &&
+                  db_column_int64(s, 3) <= now;
+        *out_attempts = db_column_int64(s, 4);
     }
-    sqlite3_reset(s);
+    db_reset(s);
     return pending;
 }
 
@@ -423,7 +424,11 @@ static int next_job(struct store *st, struct job *out)
     int found;
 
     memset(out, 0, sizeof(*out));
-    pthread_mutex_lock(&st->db_mu);
+    store_db_lock(st, STORE_ROLE_JOB);
+    if (store_is_postgresql(st) && store_tx_begin_job(st) != STORE_OK) {
+        store_db_unlock(st);
+        return -1;
+    }
     found = pick(st, STMT_JOB_DELTA, "finding delta jobs", now, out);
     if (found == 1 && zstd_pending(st, out->to_hex, now, &zstd_attempts)) {
         out->kind = JOB_ZSTD;
@@ -437,7 +442,7 @@ static int next_job(struct store *st, struct job *out)
         if (found == 1)
             out->kind = JOB_BG;
     }
-    pthread_mutex_unlock(&st->db_mu);
+    store_db_unlock(st);
     /* Only validated hex ever names a file. */
     if (found == 1 &&
         (!proto_hex_is_valid(out->to_hex, strlen(out->to_hex)) ||
@@ -566,16 +571,16 @@ static bool tensor_map_of(struct store *st, const char *hex,
                           struct proto_tensor_map *out)
 {
     char mhex[PROTO_HEX_SIZE] = "";
-    sqlite3_stmt *s;
+    struct db_stmt *s;
 
-    pthread_mutex_lock(&st->db_mu);
+    store_db_lock(st, STORE_ROLE_JOB);
     s = store_stmt(st, STMT_MANIFEST_OF);
-    sqlite3_bind_text(s, 1, hex, -1, SQLITE_STATIC);
-    if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
+    db_bind_text(s, 1, hex);
+    if (db_step(s) == DB_ROW && db_column_text(s, 0))
         snprintf(mhex, sizeof(mhex), "%s",
-                 (const char *)sqlite3_column_text(s, 0));
-    sqlite3_reset(s);
-    pthread_mutex_unlock(&st->db_mu);
+                 (const char *)db_column_text(s, 0));
+    db_reset(s);
+    store_db_unlock(st);
     if (proto_hex_is_valid(mhex, strlen(mhex)) &&
         map_blob(st, mhex, man) != STORE_OK)
         return false;
@@ -596,38 +601,38 @@ static void evict(struct store *st, const struct job *keep)
         char from[PROTO_HEX_SIZE] = "", to[PROTO_HEX_SIZE] = "";
         char path[STORE_PATH_SIZE];
         uint64_t total = 0;
-        sqlite3_stmt *s;
+        struct db_stmt *s;
         bool found = false;
 
-        pthread_mutex_lock(&st->db_mu);
+        store_db_lock(st, STORE_ROLE_JOB);
         s = store_stmt(st, STMT_DELTA_COUNTS);
-        if (sqlite3_step(s) == SQLITE_ROW) {
-            total = (uint64_t)sqlite3_column_int64(s, 2);
+        if (db_step(s) == DB_ROW) {
+            total = (uint64_t)db_column_int64(s, 2);
             /* the gauges a scrape reads without a query */
             atomic_store(&st->delta_storage_bytes_now,
-                         sqlite3_column_int64(s, 2));
-            atomic_store(&st->deltas_tensor_now, sqlite3_column_int64(s, 3));
+                         db_column_int64(s, 2));
+            atomic_store(&st->deltas_tensor_now, db_column_int64(s, 3));
         }
-        sqlite3_reset(s);
+        db_reset(s);
         if (max && total > max) {
             s = store_stmt(st, STMT_DELTA_LRU);
-            sqlite3_bind_text(s, 1, keep->from_hex, -1, SQLITE_STATIC);
-            sqlite3_bind_text(s, 2, keep->to_hex, -1, SQLITE_STATIC);
-            if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0) &&
-                sqlite3_column_text(s, 1)) {
+            db_bind_text(s, 1, keep->from_hex);
+            db_bind_text(s, 2, keep->to_hex);
+            if (db_step(s) == DB_ROW && db_column_text(s, 0) &&
+                db_column_text(s, 1)) {
                 snprintf(from, sizeof(from), "%s",
-                         (const char *)sqlite3_column_text(s, 0));
+                         (const char *)db_column_text(s, 0));
                 snprintf(to, sizeof(to), "%s",
-                         (const char *)sqlite3_column_text(s, 1));
+                         (const char *)db_column_text(s, 1));
                 found = proto_hex_is_valid(from, strlen(from)) &&
                         proto_hex_is_valid(to, strlen(to));
             }
-            sqlite3_reset(s);
+            db_reset(s);
         }
         if (found) {
             s = store_stmt(st, STMT_DELTA_DELETE);
-            sqlite3_bind_text(s, 1, from, -1, SQLITE_STATIC);
-            sqlite3_bind_text(s, 2, to, -1, SQLITE_STATIC);
+            db_bind_text(s, 1, from);
+            db_bind_text(s, 2, to);
             found = store_stmt_run(st, STMT_DELTA_DELETE, "evicting delta") ==
                     STORE_OK;
             if (found) {
@@ -635,7 +640,7 @@ static void evict(struct store *st, const struct job *keep)
                 store_generation_bump(st);
             }
         }
-        pthread_mutex_unlock(&st->db_mu);
+        store_db_unlock(st);
         if (!found)
             return;
         if (store_path_delta(st, from, to, path) == 0)
@@ -649,20 +654,20 @@ static void evict(struct store *st, const struct job *keep)
 static enum store_status record_bg(struct store *st, const char *hex,
                                    const char *state, uint64_t size)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum store_status rc;
 
-    pthread_mutex_lock(&st->db_mu);
+    store_db_lock(st, STORE_ROLE_JOB);
     s = store_stmt(st, STMT_BG_DONE);
-    sqlite3_bind_text(s, 1, hex, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, state, -1, SQLITE_STATIC);
+    db_bind_text(s, 1, hex);
+    db_bind_text(s, 2, state);
     if (size != NO_SIZE)
-        sqlite3_bind_int64(s, 3, (sqlite3_int64)size);
+        db_bind_int64(s, 3, (int64_t)size);
     rc = store_stmt_run(st, STMT_BG_DONE, "recording bg copy");
     /* Snapshots carry the bg size of each version. */
     if (rc == STORE_OK && strcmp(state, "ready") == 0)
         store_generation_bump(st);
-    pthread_mutex_unlock(&st->db_mu);
+    store_db_unlock(st);
     return rc;
 }
 
@@ -905,22 +910,47 @@ out:
     return result;
 }
 
+/*
+ * PostgreSQL: a job runs inside the transaction that claimed its row, so
+ * that no other daemon's worker takes it meanwhile and a crash puts it
+ * back. Whatever it recorded (made, failed, a retry's backoff) is
+ * committed here; one that recorded nothing just releases its claim (a
+ * statement that failed inside makes PostgreSQL roll the whole job back:
+ * it stays pending). SQLite has one daemon per catalog and commits each
+ * result as it is recorded.
+ */
+static void job_end(struct store *st, bool done)
+{
+    bool committed = false;
+
+    if (!store_is_postgresql(st))
+        return;
+    store_db_lock(st, STORE_ROLE_JOB);
+    if (done)
+        committed = store_tx_commit(st) == STORE_OK;
+    if (!committed)
+        store_tx_rollback(st);
+    store_db_unlock(st);
+    /* What this worker made is visible to selects only now. */
+    if (committed)
+        store_generation_bump(st);
+}
+
 /* ---- the thread ---------------------------------------------------------- */
 
 /* When the earliest job in a retry's backoff may start (ms since the
  * epoch), 0 when none waits. */
 static int64_t next_retry_ms(struct store *st)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     int64_t at = 0;
 
-    pthread_mutex_lock(&st->db_mu);
+    store_db_lock(st, STORE_ROLE_JOB);
     s = store_stmt(st, STMT_JOB_NEXT_RETRY);
-    if (sqlite3_step(s) == SQLITE_ROW &&
-        sqlite3_column_type(s, 0) == SQLITE_INTEGER)
-        at = sqlite3_column_int64(s, 0);
-    sqlite3_reset(s);
-    pthread_mutex_unlock(&st->db_mu);
+    if (db_step(s) == DB_ROW && !db_column_is_null(s, 0))
+        at = db_column_int64(s, 0);
+    db_reset(s);
+    store_db_unlock(st);
     return at;
 }
 
@@ -968,11 +998,14 @@ static void *worker_main(void *arg)
             struct job j;
             enum job_result r;
 
-            if (next_job(st, &j) != 1)
+            if (next_job(st, &j) != 1) {
+                job_end(st, false);
                 break;
+            }
             r = j.kind == JOB_ZSTD    ? run_zstd(st, &j)
                 : j.kind == JOB_DELTA ? run_delta(st, &j)
                                       : run_bg(st, &j);
+            job_end(st, true);
             if (r != JOB_DONE)
                 break;
         }
@@ -1027,13 +1060,16 @@ enum store_status store_jobs_retry(struct store *st, uint64_t *out_deltas,
     int64_t changed[4] = { 0 };
     enum store_status rc;
 
-    pthread_mutex_lock(&st->db_mu);
+    /* An admin's request: the write connection (on PostgreSQL the job
+     * connection belongs to the worker thread and its open job). */
+    store_db_lock(st, STORE_ROLE_WRITE);
     rc = store_tx_begin(st);
     for (size_t i = 0; rc == STORE_OK && i < 4; i++) {
-        (void)store_stmt(st, ids[i]);
+        struct db_stmt *s = store_stmt(st, ids[i]);
+
         rc = store_stmt_run(st, ids[i], "retrying jobs");
         if (rc == STORE_OK)
-            changed[i] = sqlite3_changes(st->db);
+            changed[i] = db_changes(s);
     }
     if (rc == STORE_OK)
         rc = store_tx_commit(st);
@@ -1041,7 +1077,7 @@ enum store_status store_jobs_retry(struct store *st, uint64_t *out_deltas,
         store_tx_rollback(st);
     else
         atomic_fetch_add(&st->deltas_pending_now, changed[0]);
-    pthread_mutex_unlock(&st->db_mu);
+    store_db_unlock(st);
     if (rc != STORE_OK)
         return rc;
     store_worker_kick(st);

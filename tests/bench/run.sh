@@ -13,9 +13,11 @@
 # BENCH_TOOL_TIMEOUT_S (60, one reference delta tool run),
 # BENCH_TENSOR_KIB (512, tensor-delta pairs), BENCH_TENSOR_BIG_MIB (24, the
 # pair whose apply time and memory are measured),
-# BENCH_ONLY ("select signed scale download upload delta compress decisions
-# tensor": the parts run), BENCH_DECISIONS ("SEED COUNT": synthetic
-# scenarios, "101 24").
+# BENCH_WRITE_RATE (50, versions/s in the writeload part),
+# BENCH_TLS_MIB (128, the HTTPS download blob),
+# BENCH_ONLY ("select signed writeload https scale download upload delta
+# compress decisions tensor": the parts run), BENCH_DECISIONS ("SEED COUNT":
+# synthetic scenarios, "101 24").
 set -u -o pipefail
 export LC_ALL=C
 
@@ -33,7 +35,7 @@ UPLOAD_MIB=${BENCH_UPLOAD_MIB:-512}
 FAMILIES=${BENCH_FAMILIES:-10000}
 VARIANTS=${BENCH_VARIANTS:-200}
 TOOL_TIMEOUT=${BENCH_TOOL_TIMEOUT_S:-60}
-ONLY=${BENCH_ONLY:-select signed scale download upload delta compress decisions tensor}
+ONLY=${BENCH_ONLY:-select signed writeload https scale download upload delta compress decisions tensor}
 TENSOR_KIB=${BENCH_TENSOR_KIB:-512}
 TENSOR_BIG_MIB=${BENCH_TENSOR_BIG_MIB:-24}
 # Hard stop: the whole run stays under 10 minutes even if a part hangs.
@@ -121,12 +123,13 @@ report() {
 start_modeld() {
     local name=$1 data=$2 token=$3 i port=""
     shift 3
+    # Every load generator runs on loopback: no per-address cap.
     "$MODELD" serve --listen 127.0.0.1:0 --data "$data" \
-        --admin-token-file "$token" "$@" \
+        --admin-token-file "$token" --set max_connections_per_ip=0 "$@" \
         >"$WORK/$name.out" 2>"$WORK/$name.err" &
     PIDS[$name]=$!
     for ((i = 0; i < 200; i++)); do
-        port=$(sed -n 's|^listening on http://127\.0\.0\.1:\([0-9]*\)$|\1|p' \
+        port=$(sed -n 's|^listening on https\{0,1\}://127\.0\.0\.1:\([0-9]*\)$|\1|p' \
             "$WORK/$name.out")
         [ -n "$port" ] && break
         kill -0 "${PIDS[$name]}" 2>/dev/null || break
@@ -204,7 +207,7 @@ wrk_json() {
     shift 2
     local args=()
     [ $# -gt 0 ] && args=(-- "$1")
-    wrk -t2 -c"$conns" -d"${DURATION}s" --timeout 5s --latency \
+    wrk -t"${WRK_THREADS:-2}" -c"$conns" -d"${DURATION}s" --timeout 5s --latency \
         -s "$BENCH_DIR/wrk.lua" "$url" "${args[@]}" 2>&1 |
         sed -n 's/^BENCH //p'
 }
@@ -259,6 +262,7 @@ parallel_get() {
     t0=$(now)
     for ((i = 0; i < n; i++)); do
         curl -s -o /dev/null --max-time 120 \
+            ${PGET_CACERT:+--cacert "$PGET_CACERT"} \
             -w '%{http_code} %{size_download}\n' "$url" >"$WORK/dl.$i" &
         pids+=($!)
     done
@@ -400,6 +404,158 @@ if want signed; then
     done
     stop_pid "${PIDS[signed]}"
     unset "PIDS[signed]"
+fi
+
+# ---- 1c. select under writes ---------------------------------------------
+# A copy of the demo catalog; an admin publishes BENCH_WRITE_RATE (50)
+# versions/s of another family (each moves the catalog generation, so every
+# select's snapshot is re-read, and queues a delta the worker makes at once,
+# at delta_level 3 so that it keeps up) while wrk selects at 64 connections.
+# The reference is the same select on the same daemon with no writer and an
+# idle worker.
+if want writeload; then
+    log "select under writes"
+    WRATE=${BENCH_WRITE_RATE:-50}
+    cp -r "$WORK/demo" "$WORK/demo-wl" && rm -f "$WORK/demo-wl/lock"
+    cp "$WORK/demo/token" "$WORK/wl.token"
+    start_modeld wl "$WORK/demo-wl" "$WORK/wl.token" \
+        --set max_connections=1024 --set delta_level=3 \
+        --set compress_level=3 || exit 1
+    WL=http://127.0.0.1:${PORTS[wl]}
+    nblobs=$(python3 -c "print(min(600, int($WRATE * $DURATION * $ROUNDS) + 2))")
+    if timeout 120 python3 "$BENCH_DIR/publisher.py" "$WL" "$WORK/wl.token" \
+        prepare "$nblobs" 128 >"$WORK/wl-prepare.out" 2>&1; then
+        row wl64_p99 writeload \
+            "select p99 while publishing $WRATE versions/s, 64 conns" ms \
+            lower "the same select, idle catalog"
+        row wl64_rps writeload \
+            "select throughput while publishing $WRATE versions/s" req/s \
+            higher "the same select, idle catalog"
+        for ((r = 1; r <= ROUNDS; r++)); do
+            log "select under writes: round $r/$ROUNDS"
+            for side in $( ((r % 2)) && echo "modeld ref" || echo "ref modeld"); do
+                if [ "$side" = ref ]; then
+                    # Idle: the worker's queue drained first (bounded).
+                    for ((i = 0; i < 300; i++)); do
+                        [ "$(metric "$WL" 'modeld_deltas{state="pending"}')" = 0 ] && break
+                        sleep 0.1
+                    done
+                    j=$(wrk_json 64 "$WL/v1/families/image-classification/select" \
+                        "$WORK/report.json")
+                else
+                    python3 "$BENCH_DIR/publisher.py" "$WL" "$WORK/wl.token" \
+                        run "$WRATE" "$DURATION" >"$WORK/wl-pub.out" 2>&1 &
+                    pub=$!
+                    j=$(wrk_json 64 "$WL/v1/families/image-classification/select" \
+                        "$WORK/report.json")
+                    wait "$pub"
+                    info "wl_publisher_$r" "$(cat "$WORK/wl-pub.out")"
+                fi
+                if [ -n "$j" ]; then
+                    val wl64_p99 "$side" "$(jq -r '.p99_us / 1000' <<<"$j")"
+                    val wl64_rps "$side" "$(jq -r .rps <<<"$j")"
+                    [ "$(jq -r .errors <<<"$j")" = 0 ] ||
+                        note wl64_p99 "$side: $(jq -r .errors <<<"$j") errors"
+                fi
+            done
+        done
+        info wl_snapshot_builds "$(metric "$WL" modeld_catalog_snapshot_builds_total)"
+        info wl_deltas_made "$(metric "$WL" 'modeld_deltas_made_total{outcome="ready"}')"
+    else
+        note wl64_p99 "publisher prepare failed: $(tail -c 300 "$WORK/wl-prepare.out")"
+    fi
+    stop wl
+fi
+
+# ---- 1d. HTTPS: select and downloads against nginx, same certificate ------
+# One ECDSA P-256 certificate for both, TLS 1.3 on both. modeld serves a
+# copy of the demo catalog and a BENCH_TLS_MIB (128) MiB blob; nginx the
+# 300-byte static JSON and the same file. There is no kernel TLS on the
+# machines this ran on (see README), so both encrypt in user space.
+if want https; then
+    log "https"
+    TLS_MIB=${BENCH_TLS_MIB:-128}
+    mkdir -p "$WORK/tls" "$WORK/nginx-tls/tmp"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+        -nodes -keyout "$WORK/tls/key.pem" -out "$WORK/tls/cert.pem" \
+        -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+        >/dev/null 2>&1 || { echo "bench: openssl req failed" >&2; exit 1; }
+    chmod 644 "$WORK/tls/"*.pem
+    cp -r "$WORK/demo" "$WORK/demo-tls" && rm -f "$WORK/demo-tls/lock"
+    start_modeld tls "$WORK/demo-tls" "$WORK/demo/token" \
+        --set max_connections=1024 --set worker=false \
+        --set max_upload_bytes=4294967296 \
+        --tls-cert "$WORK/tls/cert.pem" --tls-key "$WORK/tls/key.pem" ||
+        exit 1
+    TLSB=https://127.0.0.1:${PORTS[tls]}
+    tport=$(free_port)
+    sed -e "s|@DIR@|$WORK/nginx-tls|g" -e "s|@WWW@|$WORK/www|g" \
+        -e "s|@TLS@|$WORK/tls|g" -e "s|@PORT@|$tport|g" \
+        "$BENCH_DIR/nginx-tls.conf" >"$WORK/nginx-tls/nginx.conf"
+    "$NGINX" -p "$WORK/nginx-tls" -c "$WORK/nginx-tls/nginx.conf" \
+        -e "$WORK/nginx-tls/error.log" >"$WORK/nginx-tls.out" 2>&1 &
+    PIDS[nginx-tls]=$!
+    NGX_TLS=https://127.0.0.1:$tport
+    for ((i = 0; i < 100; i++)); do
+        curl -s --cacert "$WORK/tls/cert.pem" -o /dev/null \
+            "$NGX_TLS/static.json" && break
+        sleep 0.05
+    done
+    tbig=$WORK/www/tls-big.bin
+    head -c "$((TLS_MIB * 1048576))" /dev/urandom >"$tbig"
+    chmod 644 "$tbig"
+    tsize=$(stat -c %s "$tbig")
+    thex=$(sha256sum "$tbig" | cut -d' ' -f1)
+    tst=$(curl -s -o /dev/null -w '%{http_code}' --max-time 120 \
+        --cacert "$WORK/tls/cert.pem" -H 'Expect:' \
+        -H "Authorization: Bearer $DEMO_TOKEN" -T "$tbig" \
+        "$TLSB/v1/blobs/sha256:$thex")
+    [ "$tst" = 201 ] || note tls_dl1 "upload over HTTPS answered $tst"
+    info tls_modeld "$(openssl s_client -connect "127.0.0.1:${PORTS[tls]}" \
+        </dev/null 2>/dev/null | grep -E '^(New|Protocol)' | tr '\n' ' ')"
+    info tls_nginx "$(openssl s_client -connect "127.0.0.1:$tport" \
+        </dev/null 2>/dev/null | grep -E '^(New|Protocol)' | tr '\n' ' ')"
+    row tls64_rps https "HTTPS select, 64 conns: throughput" req/s higher \
+        "nginx HTTPS static 300 B"
+    row tls64_p99 https "HTTPS select, 64 conns: p99 latency" ms lower \
+        "nginx HTTPS static 300 B"
+    for n in 1 16; do
+        row "tls_dl$n" https "HTTPS download ${TLS_MIB} MiB x $n parallel" \
+            MiB/s higher "nginx HTTPS, same file"
+    done
+    for ((r = 1; r <= ROUNDS; r++)); do
+        log "https: round $r/$ROUNDS"
+        for side in $( ((r % 2)) && echo "modeld ref" || echo "ref modeld"); do
+            # 8 wrk threads (8 connections each): with more than about
+            # 24 TLS connections per wrk thread, wrk gets no answers from
+            # libmicrohttpd/GnuTLS at all (README, HTTPS); nginx is measured
+            # with the same client settings.
+            if [ "$side" = modeld ]; then
+                j=$(WRK_THREADS=8 wrk_json 64 \
+                    "$TLSB/v1/families/image-classification/select" \
+                    "$WORK/report.json")
+            else
+                j=$(WRK_THREADS=8 wrk_json 64 "$NGX_TLS/static.json")
+            fi
+            record_wrk tls64 "$side" "$j"
+            for n in 1 16; do
+                if [ "$side" = modeld ]; then
+                    url=$TLSB/v1/blobs/sha256:$thex
+                else
+                    url=$NGX_TLS/tls-big.bin
+                fi
+                if t=$(PGET_CACERT=$WORK/tls/cert.pem parallel_get "$n" \
+                    "$url" "$tsize") && [ -n "$t" ]; then
+                    val "tls_dl$n" "$side" "$(mibps "$n" "$TLS_MIB" "$t")"
+                else
+                    note "tls_dl$n" "$side: a download failed"
+                fi
+            done
+        done
+    done
+    stop tls
+    stop nginx-tls
+    rm -f "$tbig"
 fi
 
 # ---- 2. catalog scale -----------------------------------------------------

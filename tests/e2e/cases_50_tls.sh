@@ -2,7 +2,8 @@
 # Sourced by tests/e2e/run.sh: HTTPS. A throwaway CA and server certificate
 # made with the openssl CLI; the demo catalog served over TLS to curl
 # --cacert: a full download, a range request and a delta; plain HTTP to the
-# TLS port fails cleanly; TLS 1.1 is refused; a missing, unreadable or
+# TLS port fails cleanly; TLS 1.1 and static-RSA key exchange are
+# refused; a missing, unreadable or
 # mismatched certificate/key stops the daemon at start-up with a clear
 # message; SIGHUP reloads the pair without a restart.
 
@@ -77,6 +78,23 @@ if demo_data && daemon_start tls "$DEMO_DATA" --tls-cert "$PKI/server.pem" \
     check_match "tls: delta starts with the skippable frame" '^5e2a4d18' \
         "$(head -c 4 "$BODY" | od -An -tx1 | tr -d ' \n')"
 
+    # The largest demo file (vgg-16, 552 KB at this scale) spans several
+    # of the 256 KiB reads of a download over TLS.
+    http GET /v1/families/image-classification
+    big_digest=$(jbody '[.variants[]] | max_by(.size_bytes) | .digest')
+    big_size=$(jbody '[.variants[]] | max_by(.size_bytes) | .size_bytes')
+    check_ge "tls: the largest demo file spans two 256 KiB reads" 524289 "$big_size"
+    http GET "/v1/blobs/$big_digest"
+    check "tls: multi-block download hashes to the digest" "$big_digest" \
+        "sha256:$(sha256sum <"$BODY" | cut -d' ' -f1)"
+    cp "$BODY" "$WORK/tls-big.bin"
+    http GET "/v1/blobs/$big_digest" -H 'Range: bytes=262000-262999'
+    check "tls: a range across a read boundary" \
+        "$(tail -c +262001 "$WORK/tls-big.bin" | head -c 1000 | sha256sum)" \
+        "$(sha256sum <"$BODY")"
+    http HEAD "/v1/blobs/$big_digest"
+    check "tls: HEAD of a blob: Content-Length" "$big_size" "$(hdr Content-Length)"
+
     plain=$(curl -sS --max-time 10 -o /dev/null -w '%{http_code}' \
         "http://127.0.0.1:${DPORT[tls]}/healthz" 2>/dev/null)
     check_match "tls: plain HTTP to the TLS port gets no HTTP answer" '^(000)?$' "$plain"
@@ -89,6 +107,27 @@ if demo_data && daemon_start tls "$DEMO_DATA" --tls-cert "$PKI/server.pem" \
             sed -n 's/^New, .*Cipher is \(.*\)$/\1/p' | head -n 1
     }
     check "tls: TLS 1.1 is refused" "(NONE)" "$(tls11_cipher "${DPORT[tls]}")"
+    # Forward secrecy: TLS 1.2 suites with static RSA key exchange are
+    # refused, ECDHE ones work (the control daemon below accepts the same
+    # static-RSA clients).
+    tls12_cipher() {
+        timeout 10 openssl s_client -connect "127.0.0.1:$1" -tls1_2 \
+            -cipher "$2" </dev/null 2>/dev/null |
+            sed -n 's/^New, .*Cipher is \(.*\)$/\1/p' | head -n 1
+    }
+    gnutls_rsa_kx() {
+        timeout 10 gnutls-cli --insecure --port "$1" \
+            --priority 'NORMAL:-VERS-TLS1.3:-KX-ALL:+RSA' 127.0.0.1 \
+            </dev/null >/dev/null 2>&1 && echo accepted || echo refused
+    }
+    for suite in AES128-GCM-SHA256 AES256-GCM-SHA384; do
+        check "tls: static-RSA $suite is refused" "(NONE)" \
+            "$(tls12_cipher "${DPORT[tls]}" "$suite")"
+    done
+    check "tls: gnutls-cli with only RSA key exchange is refused" refused \
+        "$(gnutls_rsa_kx "${DPORT[tls]}")"
+    check "tls: TLS 1.2 with ECDHE works" ECDHE-RSA-AES128-GCM-SHA256 \
+        "$(tls12_cipher "${DPORT[tls]}" ECDHE-RSA-AES128-GCM-SHA256)"
     http GET /healthz
     check "tls: still serving after the plain-HTTP and TLS 1.1 attempts" 200 "$STATUS"
 
@@ -130,6 +169,10 @@ if daemon_start tls11 "$WORK/tls11-data" --tls-cert "$PKI/server.pem" \
     --tls-key "$PKI/server.key.orig" --set 'tls_priorities=NORMAL:+VERS-TLS1.1'; then
     check_match "tls: the TLS 1.1 client works against a server allowing it" \
         '^[A-Z0-9-]+$' "$(tls11_cipher "${DPORT[tls11]}")"
+    check "tls: the static-RSA client works against a server allowing it" \
+        AES128-GCM-SHA256 "$(tls12_cipher "${DPORT[tls11]}" AES128-GCM-SHA256)"
+    check "tls: the RSA-only gnutls-cli works against a server allowing it" \
+        accepted "$(gnutls_rsa_kx "${DPORT[tls11]}")"
     daemon_stop tls11
 fi
 CURL_TLS=()

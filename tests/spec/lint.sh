@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Lints proto/openapi.yaml: tests/spec/lint.sh REDOCLY_BINARY
+# (and checks that README's API table says what it says: readme_api.py).
 #
 # Runs `redocly lint` (the pinned @redocly/cli the Makefile installs into
 # build/redocly, recommended rules) with JSON output, and passes when it
@@ -65,6 +66,11 @@ if not bad:
 if rc != 0 and not errors:
     print("fail\tredocly lint exits %d without an error in its report" % rc)
 EOF
+
+# README's API table says what the spec says.
+python3 "$ROOT/tests/spec/readme_api.py" "$ROOT/README.md" \
+    "$ROOT/proto/openapi.yaml" >>"$WORK/verdicts" 2>&1 ||
+    echo "fail	readme: tests/spec/readme_api.py failed" >>"$WORK/verdicts"
 
 while IFS= read -r line; do
     case $line in

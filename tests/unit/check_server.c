@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include "server/deadline.h"
 #include "server/file.h"
 #include "server/http.h"
+#include "server/limits.h"
 #include "server/metrics.h"
 #include "server/tls.h"
 
@@ -28,7 +30,7 @@ static const struct set_case {
     int want;
 } set_cases[] = {
     {"threads", "4", 0},
-    {"threads", "0", -1},
+    {"threads", "0", 0},      /* from the machine */
     {"threads", "65", -1},
     {"threads", "2.5", -1},
     {"threads", "two", -1},
@@ -45,6 +47,41 @@ static const struct set_case {
     {"no_such_key", "1", -1},
     {"data", "/srv/modeld", 0},
 };
+
+/* Automatic sizing: 0 means from the machine; explicit values stay unless
+ * the open-file limit cannot hold two descriptors per connection. */
+START_TEST(test_limits_resolve)
+{
+    struct config cfg;
+    struct rlimit rl;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned want = (unsigned)(4 * (cores > 0 ? cores : 1));
+
+    config_default(&cfg);
+    ck_assert_uint_eq(cfg.threads, 0);
+    ck_assert_uint_eq(cfg.max_connections, 0);
+    ck_assert_uint_eq(cfg.max_connections_per_ip, 128);
+    limits_resolve(&cfg);
+    if (want < 4)
+        want = 4;
+    if (want > 64)
+        want = 64;
+    ck_assert_uint_eq(cfg.threads, want);
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    ck_assert_uint_le(cfg.max_connections,
+                      cfg.threads * LIMITS_CONNECTIONS_PER_THREAD);
+    ck_assert(rl.rlim_cur == RLIM_INFINITY ||
+              2ull * cfg.max_connections + 128 <= rl.rlim_cur);
+    ck_assert(rl.rlim_cur == rl.rlim_max);
+
+    config_default(&cfg);
+    cfg.threads = 3;
+    cfg.max_connections = 10;
+    limits_resolve(&cfg);
+    ck_assert_uint_eq(cfg.threads, 3);
+    ck_assert_uint_eq(cfg.max_connections, 10);
+}
+END_TEST
 
 START_TEST(test_config_set_cases)
 {
@@ -590,6 +627,7 @@ server_suite(void)
     tcase_add_test(tc, test_config_load_file_ok);
     tcase_add_test(tc, test_config_shipped_files_load);
     tcase_add_test(tc, test_config_dump_round_trips);
+    tcase_add_test(tc, test_limits_resolve);
     suite_add_tcase(s, tc);
     tc = tcase_create("file");
     tcase_add_test(tc, test_file_read_small);

@@ -1,0 +1,461 @@
+/*
+ * The state directory's JSON file: which model is in use and which one came
+ * before it, the transfer in flight, the throughput and memory samples, the
+ * cached benchmark, the highest signed generation and a pinned key. Written
+ * crash-safely (temp file, fsync, rename, directory fsync) so that after a
+ * kill -9 or a power cut the file is the old one or the new one, never a
+ * mix. The files it describes (models/, partial/, path) are client/fetch.c's.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/rand.h>
+
+#include "client/internal.h"
+
+#define STATE_FORMAT 1
+
+double client_random(void)
+{
+    uint64_t v = 0;
+
+    if (RAND_bytes((unsigned char *)&v, sizeof(v)) != 1) {
+        /* Jitter only: a weak source is better than none. */
+        v = (uint64_t)getpid() * 0x9E3779B97F4A7C15ull ^ (uint64_t)time(NULL);
+    }
+    return (double)(v >> 11) / 9007199254740992.0; /* 2^53 */
+}
+
+void client_state_init(struct client_state *st, const char *family)
+{
+    unsigned char id[16];
+    static const char hex[] = "0123456789abcdef";
+
+    memset(st, 0, sizeof(*st));
+    snprintf(st->family, sizeof(st->family), "%s", family ? family : "");
+    if (RAND_bytes(id, sizeof(id)) != 1) {
+        for (size_t i = 0; i < sizeof(id); i++)
+            id[i] = (unsigned char)(client_random() * 256);
+    }
+    memcpy(st->ue, "ue-", 3);
+    for (size_t i = 0; i < sizeof(id); i++) {
+        st->ue[3 + 2 * i] = hex[id[i] >> 4];
+        st->ue[4 + 2 * i] = hex[id[i] & 15];
+    }
+    st->ue[3 + 2 * sizeof(id)] = '\0';
+}
+
+void client_state_add_downlink(struct client_state *st, double bps)
+{
+    if (!(bps > 0))
+        return;
+    if (st->downlink_count == CLIENT_HISTORY_MAX) {
+        memmove(st->downlink_bps, st->downlink_bps + 1,
+                (CLIENT_HISTORY_MAX - 1) * sizeof(double));
+        st->downlink_count--;
+    }
+    st->downlink_bps[st->downlink_count++] = bps;
+}
+
+void client_state_add_memory(struct client_state *st, uint64_t bytes)
+{
+    if (bytes == 0)
+        return;
+    if (st->memory_count == CLIENT_MEMORY_SAMPLES) {
+        memmove(st->memory_bytes, st->memory_bytes + 1,
+                (CLIENT_MEMORY_SAMPLES - 1) * sizeof(uint64_t));
+        st->memory_count--;
+    }
+    st->memory_bytes[st->memory_count++] = bytes;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return (x > y) - (x < y);
+}
+
+double client_state_downlink_estimate(const struct client_state *st)
+{
+    double v[CLIENT_HISTORY_MAX];
+    size_t n = st->downlink_count;
+
+    if (n == 0)
+        return 0;
+    memcpy(v, st->downlink_bps, n * sizeof(double));
+    qsort(v, n, sizeof(double), cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+uint64_t client_state_memory_floor(const struct client_state *st)
+{
+    uint64_t m = 0;
+
+    for (size_t i = 0; i < st->memory_count; i++)
+        if (m == 0 || st->memory_bytes[i] < m)
+            m = st->memory_bytes[i];
+    return m;
+}
+
+/* ---- JSON -------------------------------------------------------------- */
+
+static json_t *ref_write(const struct client_model_ref *r)
+{
+    if (r->hex[0] == '\0')
+        return json_null();
+    return json_pack("{s:s, s:s, s:I}", "digest_hex", r->hex, "variant",
+                     r->variant, "version", (json_int_t)r->version);
+}
+
+char *client_state_write(const struct client_state *st)
+{
+    json_t *root, *hist = json_array(), *mem = json_array();
+    char *text = NULL;
+
+    if (!hist || !mem)
+        goto out;
+    for (size_t i = 0; i < st->downlink_count; i++)
+        json_array_append_new(hist, json_real(st->downlink_bps[i]));
+    for (size_t i = 0; i < st->memory_count; i++)
+        json_array_append_new(mem, json_integer((json_int_t)st->memory_bytes[i]));
+    /* "o" steals hist and mem, also when json_pack fails */
+    root = json_pack("{s:i, s:s, s:s, s:o, s:o, s:b, s:o, s:o}",
+                     "format", STATE_FORMAT, "family", st->family, "ue",
+                     st->ue, "current", ref_write(&st->current), "previous",
+                     ref_write(&st->previous), "installed_reported",
+                     st->installed_reported, "downlink_history_bps", hist,
+                     "memory_history_bytes", mem);
+    hist = mem = NULL;
+    if (!root)
+        goto out;
+    if (st->inflight.active) {
+        const struct client_inflight *f = &st->inflight;
+
+        json_object_set_new(
+            root, "inflight",
+            json_pack("{s:b, s:s, s:s, s:s, s:I, s:s, s:I, s:s, s:I}",
+                      "is_delta", f->is_delta, "target_hex", f->target_hex,
+                      "from_hex", f->from_hex, "url", f->url, "size_bytes",
+                      (json_int_t)f->size_bytes, "validator", f->validator,
+                      "bytes_done", (json_int_t)f->bytes_done, "variant",
+                      f->variant, "version", (json_int_t)f->version));
+    }
+    if (st->has_generation)
+        json_object_set_new(root, "generation",
+                            json_integer((json_int_t)st->generation));
+    if (st->has_rtt)
+        json_object_set_new(root, "rtt_ms", json_real(st->rtt_ms));
+    if (st->gflops > 0) {
+        json_object_set_new(root, "gflops", json_real(st->gflops));
+        json_object_set_new(root, "gflops_at_s",
+                            json_integer((json_int_t)st->gflops_at_s));
+    }
+    if (st->last_action[0]) {
+        json_object_set_new(
+            root, "last_decision",
+            json_pack("{s:s, s:I, s:i}", "action", st->last_action, "at_s",
+                      (json_int_t)st->last_decision_at_s, "recheck_after_s",
+                      (int)st->last_recheck_after_s));
+    }
+    if (st->has_pinned_key) {
+        char x[64];
+
+        client_base64_encode(st->pinned_key, sizeof(st->pinned_key), x);
+        json_object_set_new(root, "pinned_key",
+                            json_pack("{s:s, s:s}", "kid", st->pinned_kid,
+                                      "x", x));
+    }
+    text = json_dumps(root, JSON_INDENT(1) | JSON_SORT_KEYS);
+    json_decref(root);
+out:
+    json_decref(hist);
+    json_decref(mem);
+    return text;
+}
+
+static bool copy_str(json_t *obj, const char *key, char *out, size_t cap,
+                     bool required)
+{
+    json_t *v = json_object_get(obj, key);
+    const char *s;
+
+    if (!v)
+        return !required;
+    s = json_string_value(v);
+    if (!s || strlen(s) >= cap)
+        return false;
+    memcpy(out, s, strlen(s) + 1);
+    return true;
+}
+
+static bool get_u64(json_t *obj, const char *key, uint64_t *out)
+{
+    json_t *v = json_object_get(obj, key);
+
+    if (!v)
+        return true;
+    if (!json_is_integer(v) || json_integer_value(v) < 0)
+        return false;
+    *out = (uint64_t)json_integer_value(v);
+    return true;
+}
+
+static bool ref_parse(json_t *v, struct client_model_ref *r)
+{
+    json_t *ver;
+
+    memset(r, 0, sizeof(*r));
+    if (!v || json_is_null(v))
+        return true;
+    if (!json_is_object(v) ||
+        !copy_str(v, "digest_hex", r->hex, sizeof(r->hex), true) ||
+        !proto_hex_is_valid(r->hex, strlen(r->hex)) ||
+        !copy_str(v, "variant", r->variant, sizeof(r->variant), false))
+        return false;
+    ver = json_object_get(v, "version");
+    r->version = json_is_integer(ver) ? json_integer_value(ver) : 0;
+    return true;
+}
+
+enum client_status client_state_parse(const char *text,
+                                      struct client_state *out)
+{
+    struct client_state st;
+    json_t *root = json_loads(text, 0, NULL), *v;
+    enum client_status rc = CLIENT_LOCAL_ERROR;
+    size_t i;
+
+    memset(&st, 0, sizeof(st));
+    if (!json_is_object(root) ||
+        json_integer_value(json_object_get(root, "format")) != STATE_FORMAT ||
+        !copy_str(root, "family", st.family, sizeof(st.family), true) ||
+        !copy_str(root, "ue", st.ue, sizeof(st.ue), true) ||
+        !ref_parse(json_object_get(root, "current"), &st.current) ||
+        !ref_parse(json_object_get(root, "previous"), &st.previous))
+        goto out;
+    st.installed_reported =
+        json_is_true(json_object_get(root, "installed_reported"));
+    v = json_object_get(root, "inflight");
+    if (json_is_object(v)) {
+        struct client_inflight *f = &st.inflight;
+        json_t *ver = json_object_get(v, "version");
+
+        f->active = true;
+        f->is_delta = json_is_true(json_object_get(v, "is_delta"));
+        if (!copy_str(v, "target_hex", f->target_hex, sizeof(f->target_hex),
+                      true) ||
+            !proto_hex_is_valid(f->target_hex, strlen(f->target_hex)) ||
+            !copy_str(v, "from_hex", f->from_hex, sizeof(f->from_hex),
+                      false) ||
+            !copy_str(v, "url", f->url, sizeof(f->url), true) ||
+            !copy_str(v, "validator", f->validator, sizeof(f->validator),
+                      false) ||
+            !copy_str(v, "variant", f->variant, sizeof(f->variant), false) ||
+            !get_u64(v, "size_bytes", &f->size_bytes) ||
+            !get_u64(v, "bytes_done", &f->bytes_done))
+            goto out;
+        if (f->is_delta && !proto_hex_is_valid(f->from_hex,
+                                               strlen(f->from_hex)))
+            goto out;
+        f->version = json_is_integer(ver) ? json_integer_value(ver) : 0;
+    }
+    v = json_object_get(root, "generation");
+    if (json_is_integer(v)) {
+        st.has_generation = true;
+        st.generation = json_integer_value(v);
+    }
+    v = json_object_get(root, "rtt_ms");
+    if (json_is_number(v)) {
+        st.has_rtt = true;
+        st.rtt_ms = json_number_value(v);
+    }
+    v = json_object_get(root, "gflops");
+    if (json_is_number(v) && json_number_value(v) > 0) {
+        st.gflops = json_number_value(v);
+        st.gflops_at_s =
+            json_integer_value(json_object_get(root, "gflops_at_s"));
+    }
+    json_array_foreach(json_object_get(root, "downlink_history_bps"), i, v)
+        client_state_add_downlink(&st, json_number_value(v));
+    json_array_foreach(json_object_get(root, "memory_history_bytes"), i, v)
+        if (json_integer_value(v) > 0)
+            client_state_add_memory(&st, (uint64_t)json_integer_value(v));
+    v = json_object_get(root, "last_decision");
+    if (json_is_object(v)) {
+        copy_str(v, "action", st.last_action, sizeof(st.last_action), false);
+        st.last_decision_at_s = json_integer_value(json_object_get(v, "at_s"));
+        st.last_recheck_after_s =
+            (unsigned)json_integer_value(json_object_get(v, "recheck_after_s"));
+    }
+    v = json_object_get(root, "pinned_key");
+    if (json_is_object(v)) {
+        const char *x = json_string_value(json_object_get(v, "x"));
+
+        if (!copy_str(v, "kid", st.pinned_kid, sizeof(st.pinned_kid), true) ||
+            !x || client_base64_decode(x, strlen(x), st.pinned_key,
+                                       sizeof(st.pinned_key)) != 32)
+            goto out;
+        st.has_pinned_key = true;
+    }
+    *out = st;
+    rc = CLIENT_OK;
+out:
+    json_decref(root);
+    return rc;
+}
+
+/* ---- files ------------------------------------------------------------- */
+
+int client_dir_sync(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc;
+
+    if (fd < 0)
+        return -1;
+    rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int client_file_replace(const char *path, const void *data, size_t len)
+{
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + sizeof(".tmp-XXXXXX"));
+    char *dir = NULL, *slash;
+    int fd = -1, rc = -1, saved = 0;
+
+    if (!tmp)
+        return -1;
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, ".tmp-XXXXXX", sizeof(".tmp-XXXXXX"));
+    fd = mkstemp(tmp);
+    if (fd < 0) {
+        saved = errno;
+        free(tmp);
+        errno = saved;
+        return -1;
+    }
+    if (write_all(fd, data, len) != 0 || fsync(fd) != 0)
+        goto out;
+    if (close(fd) != 0) {
+        fd = -1;
+        goto out;
+    }
+    fd = -1;
+    if (rename(tmp, path) != 0)
+        goto out;
+    tmp[0] = '\0'; /* renamed: nothing to unlink */
+    dir = strdup(path);
+    if (!dir)
+        goto out;
+    slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    rc = client_dir_sync(slash ? (dir[0] ? dir : "/") : ".");
+out:
+    saved = errno;
+    if (fd >= 0)
+        close(fd);
+    if (tmp[0])
+        unlink(tmp);
+    free(tmp);
+    free(dir);
+    errno = saved;
+    return rc;
+}
+
+enum client_status client_state_load(const char *dir, const char *family,
+                                     struct client_state *st, char *err,
+                                     size_t err_len)
+{
+    char path[4096];
+    FILE *f;
+    char *text = NULL;
+    long size;
+    enum client_status rc = CLIENT_LOCAL_ERROR;
+
+    snprintf(path, sizeof(path), "%s/state.json", dir);
+    f = fopen(path, "rb");
+    if (!f) {
+        if (errno != ENOENT) {
+            snprintf(err, err_len, "cannot read %s: %s", path,
+                     strerror(errno));
+            return CLIENT_LOCAL_ERROR;
+        }
+        client_state_init(st, family);
+        return CLIENT_OK;
+    }
+    if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 ||
+        size > (1 << 20) || fseek(f, 0, SEEK_SET) != 0) {
+        snprintf(err, err_len, "%s: unreadable or over 1 MiB", path);
+        goto out;
+    }
+    text = malloc((size_t)size + 1);
+    if (!text || fread(text, 1, (size_t)size, f) != (size_t)size) {
+        snprintf(err, err_len, "cannot read %s", path);
+        goto out;
+    }
+    text[size] = '\0';
+    if (client_state_parse(text, st) != CLIENT_OK) {
+        snprintf(err, err_len, "%s is not a modeld client state file", path);
+        goto out;
+    }
+    if (strcmp(st->family, family) != 0) {
+        snprintf(err, err_len,
+                 "%s holds family %s, not %s: use one state directory per "
+                 "family",
+                 dir, st->family, family);
+        goto out;
+    }
+    rc = CLIENT_OK;
+out:
+    free(text);
+    fclose(f);
+    return rc;
+}
+
+enum client_status client_state_save(const char *dir,
+                                     const struct client_state *st,
+                                     char *err, size_t err_len)
+{
+    char path[4096];
+    char *text = client_state_write(st);
+
+    if (!text) {
+        snprintf(err, err_len, "out of memory");
+        return CLIENT_LOCAL_ERROR;
+    }
+    snprintf(path, sizeof(path), "%s/state.json", dir);
+    if (client_file_replace(path, text, strlen(text)) != 0) {
+        snprintf(err, err_len, "cannot write %s: %s", path, strerror(errno));
+        free(text);
+        return CLIENT_LOCAL_ERROR;
+    }
+    free(text);
+    return CLIENT_OK;
+}
