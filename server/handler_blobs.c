@@ -280,6 +280,34 @@ handle_blob_get(struct MHD_Connection *c, struct request *rq)
         return serve_file(c, rq, &fa);
     }
     rc = store_blob_open(rq->app->store, hex, &fa.fd, &fa.size, &fa.mtime_s);
+    if (rc == STORE_OK && rq->app->edge) {
+        edge_hit(rq->app->edge);
+        store_blob_touch(fa.fd);
+    }
+    /* Edge mode: fetched from the origin, once, verified, then served as
+     * if it had been here. Not for another edge's fetch (no loops). */
+    if (rc == STORE_NOT_FOUND && rq->app->edge &&
+        !MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Modeld-Edge")) {
+        char err[512];
+        enum edge_result er =
+            edge_fetch_blob(rq->app->edge, rq->app->store, hex, err,
+                            sizeof(err));
+
+        if (er == EDGE_FETCHED)
+            rc = store_blob_open(rq->app->store, hex, &fa.fd, &fa.size,
+                                 &fa.mtime_s);
+        else if (er != EDGE_NOT_FOUND) {
+            log_msg(LOG_ERROR, rq->id, "edge: %s", err);
+            return http_reply_error(c, rq, PROTO_ERR_BAD_GATEWAY, "digest",
+                                    "the origin could not provide "
+                                    "sha256:%s%s",
+                                    hex,
+                                    er == EDGE_REFUSED
+                                        ? " (its bytes did not match the "
+                                          "digest; nothing was kept)"
+                                        : "");
+        }
+    }
     if (rc == STORE_NOT_FOUND)
         return http_reply_error(c, rq, PROTO_ERR_NOT_FOUND, "digest",
                                 "no blob sha256:%s", hex);

@@ -16,7 +16,7 @@
 # BENCH_WRITE_RATE (50, versions/s in the writeload part),
 # BENCH_TLS_MIB (128, the HTTPS download blob),
 # BENCH_ONLY ("select signed writeload https scale download upload delta
-# compress decisions tensor": the parts run), BENCH_DECISIONS ("SEED COUNT":
+# compress decisions tensor catalog edge": the parts run), BENCH_DECISIONS ("SEED COUNT":
 # synthetic scenarios, "101 24").
 set -u -o pipefail
 export LC_ALL=C
@@ -35,7 +35,7 @@ UPLOAD_MIB=${BENCH_UPLOAD_MIB:-512}
 FAMILIES=${BENCH_FAMILIES:-10000}
 VARIANTS=${BENCH_VARIANTS:-200}
 TOOL_TIMEOUT=${BENCH_TOOL_TIMEOUT_S:-60}
-ONLY=${BENCH_ONLY:-select signed writeload https scale download upload delta compress decisions tensor}
+ONLY=${BENCH_ONLY:-select signed writeload https scale download upload delta compress decisions tensor catalog edge}
 TENSOR_KIB=${BENCH_TENSOR_KIB:-512}
 TENSOR_BIG_MIB=${BENCH_TENSOR_BIG_MIB:-24}
 # Hard stop: the whole run stays under 10 minutes even if a part hangs.
@@ -1048,6 +1048,89 @@ if want tensor; then
         val "t_${f}_bg" ref "$(stat -c %s "$TD/base.zst")"
     done
     rm -rf "$TD"
+fi
+
+# ---- catalog on PostgreSQL against SQLite; edge first download ------------
+# The same small family (8 variants) on a daemon whose catalog is on a
+# throw-away PostgreSQL server (tests/lib/pg.sh) and on one with SQLite.
+# Hits: selects answered from the cached snapshot (wrk, 64 connections).
+# Misses: an admin write moves the generation before each select, so every
+# select reads the snapshot again; curl's time_total of that select, median.
+bench_family() {
+    local base=$1 token=$2 i st hex
+    put_json "$base" "$token" /v1/families/bench '{"task":"t","description":"d"}' >/dev/null
+    for i in 1 2 3 4 5 6 7 8; do
+        head -c 65536 /dev/urandom >"$WORK/cat$i"
+        read -r st hex < <(put_blob "$base" "$token" "$WORK/cat$i")
+        put_json "$base" "$token" "/v1/families/bench/variants/v$i" \
+            "{\"blob\":\"sha256:$hex\",\"flops\":$((i * 100000000)),\"accuracy\":0.$((60 + i)),\"techniques\":[\"quantized\"],\"latency_ms\":{\"npu-class-a\":$i.5}}" >/dev/null
+    done
+}
+# miss_ms BASE TOKEN: median select time (ms) right after a write.
+miss_ms() {
+    local base=$1 token=$2 i t
+    for i in $(seq 1 40); do
+        put_json "$base" "$token" /v1/families/bench \
+            "{\"task\":\"t\",\"description\":\"d$i\"}" >/dev/null
+        curl -s -o /dev/null -w '%{time_total}\n' -X POST \
+            -H 'Content-Type: application/json' --data-binary @"$WORK/report.json" \
+            "$base/v1/families/bench/select"
+    done | sort -n | awk '{ v[NR] = $1 } END { printf "%.3f", v[int((NR + 1) / 2)] * 1000 }'
+}
+if want catalog; then
+    . "$ROOT/tests/lib/pg.sh"
+    if pg_find_bin && pg_start bench >/dev/null; then
+        trap 'pg_stop_all; cleanup' EXIT
+        mkdir -p "$WORK/catpg" "$WORK/catlite"
+        echo "$DEMO_TOKEN" >"$WORK/cat.token"
+        start_modeld catpg "$WORK/catpg" "$WORK/cat.token" \
+            --catalog "$(pg_url bench)" --set worker=false &&
+        start_modeld catlite "$WORK/catlite" "$WORK/cat.token" --set worker=false
+        PGB=http://127.0.0.1:${PORTS[catpg]}
+        LTB=http://127.0.0.1:${PORTS[catlite]}
+        bench_family "$PGB" "$DEMO_TOKEN"
+        bench_family "$LTB" "$DEMO_TOKEN"
+        row catalog_hit_rps catalog "select on the PostgreSQL catalog (snapshot cache hits), 64 conns" \
+            req/s higher "the same on SQLite"
+        row catalog_miss_ms catalog "select right after a write (snapshot read again): PostgreSQL" \
+            ms lower "the same on SQLite"
+        for ((r = 1; r <= ROUNDS; r++)); do
+            log "catalog: round $r/$ROUNDS"
+            record_wrk catalog_hit modeld "$(wrk_json 64 "$PGB/v1/families/bench/select" "$WORK/report.json")"
+            record_wrk catalog_hit ref "$(wrk_json 64 "$LTB/v1/families/bench/select" "$WORK/report.json")"
+            val catalog_miss_ms modeld "$(miss_ms "$PGB" "$DEMO_TOKEN")"
+            val catalog_miss_ms ref "$(miss_ms "$LTB" "$DEMO_TOKEN")"
+        done
+        stop catpg
+        stop catlite
+    else
+        note catalog_hit_rps "PostgreSQL not installed: not measured"
+    fi
+fi
+
+# Edge: the first download of a blob through an empty edge (fetched from
+# the origin, verified, stored, served) against the same download straight
+# from the origin; a fresh blob each round.
+if want edge; then
+    EDGE_MIB=${BENCH_EDGE_MIB:-64}
+    mkdir -p "$WORK/origin" "$WORK/edge"
+    echo "$DEMO_TOKEN" >"$WORK/edge.token"
+    start_modeld origin "$WORK/origin" "$WORK/edge.token" --set worker=false &&
+    start_modeld edge "$WORK/edge" "$WORK/edge.token" --set worker=false \
+        --set "blob_origin=http://127.0.0.1:${PORTS[origin]}"
+    OB=http://127.0.0.1:${PORTS[origin]}
+    EB=http://127.0.0.1:${PORTS[edge]}
+    row edge_first_s edge "first download of a ${EDGE_MIB} MiB blob through an empty edge" \
+        s lower "the same download from the origin"
+    for ((r = 1; r <= ROUNDS; r++)); do
+        log "edge: round $r/$ROUNDS"
+        head -c $((EDGE_MIB << 20)) /dev/urandom >"$WORK/eblob"
+        read -r _ hex < <(put_blob "$OB" "$DEMO_TOKEN" "$WORK/eblob")
+        val edge_first_s ref "$(curl -s -o /dev/null -w '%{time_total}' "$OB/v1/blobs/sha256:$hex")"
+        val edge_first_s modeld "$(curl -s -o /dev/null -w '%{time_total}' "$EB/v1/blobs/sha256:$hex")"
+    done
+    stop edge
+    stop origin
 fi
 
 log "done"
