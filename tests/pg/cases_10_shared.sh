@@ -108,7 +108,7 @@ if pg_start shared; then
     d_stop pgA
     d_stop pgB
     check "shared: no BUG or sanitizer report" 0 \
-        "$(cat "$WORK/pgA.err" "$WORK/pgB.err" | grep -c -E 'BUG:|runtime error|AddressSanitizer')"
+        "$(cat "$WORK/pgA.err" "$WORK/pgB.err" | grep -c -E 'BUG:|runtime error|Sanitizer')"
 else
     fail "starting PostgreSQL for the two-daemon case"
 fi
