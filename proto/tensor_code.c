@@ -30,7 +30,7 @@
 #define BATCH_BYTES ((size_t)1 << 20)  /* multiple of 8 */
 #define OBUF_BYTES ((size_t)64 << 10)   /* decoder's output gathering */
 #define STREAMS 15                     /* planes of widths 1, 2, 4, 8 */
-#define STREAM_WINDOW_LOG_MAX 22
+#define STREAM_WINDOW_LOG_MAX 21
 #define PLAN_MAX_BYTES ((uint64_t)64 << 20)
 #define SAMPLE_CHUNKS 4
 #define SAMPLE_CHUNK_BYTES ((uint64_t)16 << 10) /* multiple of 8 */
