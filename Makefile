@@ -35,7 +35,7 @@ ASAN_TESTABLE := $(ASAN_LIB) $(filter-out build/asan/server/main.o,$(ASAN_SERVER
 UNIT_BINS      := $(UNIT_NAMES:%=build/tests/%)
 ASAN_UNIT_BINS := $(UNIT_NAMES:%=build/asan/tests/%)
 
-.PHONY: all deps check e2e crash pg asan test run bench fuzz fuzz-build \
+.PHONY: all deps check e2e crash pg deploy-check install asan test run bench fuzz fuzz-build \
         fuzz-smoke fuzz-seeds format clean valgrind sanitize spec
 
 all: build/modeld build/libmodeld-client.a
@@ -91,6 +91,11 @@ e2e: build/modeld
 pg: build/modeld build/tests/check_store
 	@./tests/pg/run.sh build/modeld build/tests/check_store
 
+# nginx in front (deploy/nginx-modeld-cache.conf), make install,
+# systemd-analyze verify, the container and Kubernetes files.
+deploy-check: build/modeld
+	@./tests/deploy/run.sh build/modeld
+
 # SIGKILL at random moments, then a full disk (a tmpfs: needs root).
 crash: build/modeld
 	@./tests/crash/run.sh build/modeld
@@ -125,6 +130,7 @@ test: deps
 	$(MAKE) --no-print-directory e2e || status=1; \
 	$(MAKE) --no-print-directory crash || status=1; \
 	$(MAKE) --no-print-directory pg || status=1; \
+	$(MAKE) --no-print-directory deploy-check || status=1; \
 	$(MAKE) --no-print-directory asan || status=1; \
 	$(MAKE) --no-print-directory fuzz-smoke || status=1; \
 	./tests/summary.sh build/results || status=1; \
@@ -134,6 +140,27 @@ valgrind: $(UNIT_BINS)
 	@for t in $(UNIT_BINS); do \
 	    CK_FORK=no valgrind -q --error-exitcode=1 --leak-check=full $$t \
 	    || exit 1; done
+
+# ---- install -----------------------------------------------------------
+# `make install [PREFIX=/usr/local] [DESTDIR=]`: the binary, the systemd
+# unit (pointing at the installed binary), the default config (kept when
+# one is already there), the README and the deployment examples.
+PREFIX     ?= /usr/local
+SYSCONFDIR ?= /etc
+UNITDIR    ?= /lib/systemd/system
+install: build/modeld
+	install -D -m 0755 build/modeld $(DESTDIR)$(PREFIX)/bin/modeld
+	install -d $(DESTDIR)$(UNITDIR)
+	sed 's#/usr/local/bin/modeld#$(PREFIX)/bin/modeld#g; s#/usr/local/share/doc#$(PREFIX)/share/doc#g' \
+	    deploy/modeld.service >$(DESTDIR)$(UNITDIR)/modeld.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/modeld.service
+	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/modeld
+	[ -e $(DESTDIR)$(SYSCONFDIR)/modeld/modeld.conf ] || \
+	    install -m 0644 configs/modeld.conf $(DESTDIR)$(SYSCONFDIR)/modeld/modeld.conf
+	install -d $(DESTDIR)$(PREFIX)/share/doc/modeld/k8s
+	install -m 0644 README.md deploy/nginx-modeld-cache.conf deploy/Dockerfile \
+	    $(DESTDIR)$(PREFIX)/share/doc/modeld/
+	install -m 0644 deploy/k8s/*.yaml $(DESTDIR)$(PREFIX)/share/doc/modeld/k8s/
 
 # ---- demo ---------------------------------------------------------------
 run: deps

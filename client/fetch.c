@@ -37,6 +37,7 @@
 #include <openssl/rand.h>
 
 #include "client/internal.h"
+#include "proto/tensor.h"
 
 #define GFLOPS_MAX_AGE_S (7 * 24 * 3600)
 #define EVENT_SIZE 1024
@@ -161,15 +162,39 @@ static void model_file(const struct client *c, const char *hex, char *out,
     snprintf(out, cap, "%s/models/%s", c->dir, hex);
 }
 
+/* The codings this client decodes (proto/delta.c, proto/tensor.h), and
+ * the suffix of their partial files. */
+static const struct coding {
+    const char *name;
+    bool is_delta;
+    const char *suffix;
+} codings[] = {
+    { "zstd-patch", true, "delta" },
+    { "modeld-tensor/1", true, "tensor" },
+    { "modeld-bg/1", false, "bg" },
+};
+
+static const struct coding *coding_of(const char *name, bool is_delta)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(codings); i++)
+        if (strcmp(codings[i].name, name) == 0 &&
+            codings[i].is_delta == is_delta)
+            return &codings[i];
+    return NULL;
+}
+
 static void partial_file(const struct client *c,
                          const struct client_inflight *f, char *out,
                          size_t cap)
 {
+    const struct coding *k = coding_of(f->coding, f->is_delta);
+
     if (f->is_delta)
-        snprintf(out, cap, "%s/partial/%s-%s.delta", c->dir, f->from_hex,
-                 f->target_hex);
+        snprintf(out, cap, "%s/partial/%s-%s.%s", c->dir, f->from_hex,
+                 f->target_hex, k ? k->suffix : "delta");
     else
-        snprintf(out, cap, "%s/partial/%s.model", c->dir, f->target_hex);
+        snprintf(out, cap, "%s/partial/%s.%s", c->dir, f->target_hex,
+                 k ? k->suffix : "model");
 }
 
 static bool exists(const char *path)
@@ -850,45 +875,58 @@ static int map_ro(const char *path, void **out, size_t *out_len)
 }
 
 /*
- * Applies the delta in partial/ to the current model, streaming the result
- * into a temporary file in models/ (the base and the delta are mapped, the
- * output written in pieces). CLIENT_VERIFY_FAILED when the delta is not
- * from current to the decision's model or its result has another digest.
- * On CLIENT_OK out_tmp names the verified, synced result.
+ * Decodes the coded bytes in partial/ (a delta from the current model, or
+ * a model in an encoded form) streaming into a temporary file in models/:
+ * the base model and the coded file are mapped, the result is written in
+ * pieces (proto_coded_apply: zstd-patch, modeld-tensor/1, modeld-bg/1).
+ * CLIENT_VERIFY_FAILED when the coded file is not the announced coding
+ * from current (deltas) to the decision's model, or its result has another
+ * digest. On CLIENT_OK out_tmp names the verified, synced result.
  */
-static enum client_status apply_delta(struct client *c, char *out_tmp,
+static enum client_status apply_coded(struct client *c, char *out_tmp,
                                       size_t cap)
 {
     const struct client_inflight *f = &c->st.inflight;
     char part[PATH_SIZE], base[PATH_SIZE];
-    char from_hex[PROTO_HEX_SIZE], to_hex[PROTO_HEX_SIZE];
-    void *old = NULL, *delta = NULL;
-    size_t old_len = 0, delta_len = 0;
+    char from_hex[PROTO_HEX_SIZE] = "", to_hex[PROTO_HEX_SIZE] = "";
+    void *old = NULL, *coded = NULL;
+    size_t old_len = 0, coded_len = 0;
     struct fd_sink sink = { -1 };
     enum client_status rc = CLIENT_VERIFY_FAILED;
+    enum proto_coded_kind want, kind;
     enum proto_status ps;
 
     out_tmp[0] = '\0';
     partial_file(c, f, part, sizeof(part));
-    model_file(c, f->from_hex, base, sizeof(base));
-    if (strcmp(f->from_hex, c->st.current.hex) != 0) {
-        rc = fail(c, CLIENT_VERIFY_FAILED, "the delta's base is not the "
-                  "model in use");
+    want = strcmp(f->coding, "zstd-patch") == 0       ? PROTO_CODED_ZSTD_PATCH
+           : strcmp(f->coding, "modeld-tensor/1") == 0 ? PROTO_CODED_TENSOR
+                                                      : PROTO_CODED_BG;
+    if (f->is_delta) {
+        model_file(c, f->from_hex, base, sizeof(base));
+        if (strcmp(f->from_hex, c->st.current.hex) != 0) {
+            rc = fail(c, CLIENT_VERIFY_FAILED,
+                      "the delta's base is not the model in use");
+            goto out;
+        }
+        if (map_ro(base, &old, &old_len) != 0) {
+            rc = fail(c, CLIENT_LOCAL_ERROR, "cannot map %s: %s", base,
+                      strerror(errno));
+            goto out;
+        }
+    }
+    if (map_ro(part, &coded, &coded_len) != 0) {
+        rc = fail(c, CLIENT_LOCAL_ERROR, "cannot map %s: %s", part,
+                  strerror(errno));
         goto out;
     }
-    if (map_ro(base, &old, &old_len) != 0 ||
-        map_ro(part, &delta, &delta_len) != 0) {
-        rc = fail(c, CLIENT_LOCAL_ERROR, "cannot map %s or %s: %s", base,
-                  part, strerror(errno));
-        goto out;
-    }
-    if (proto_delta_header_parse(delta, delta_len, from_hex, to_hex) !=
-            PROTO_OK ||
-        strcmp(from_hex, f->from_hex) != 0 ||
-        strcmp(to_hex, f->target_hex) != 0) {
+    kind = proto_coded_kind(coded, coded_len, from_hex, to_hex);
+    if (kind != want || strcmp(to_hex, f->target_hex) != 0 ||
+        (f->is_delta && strcmp(from_hex, f->from_hex) != 0)) {
         rc = fail(c, CLIENT_VERIFY_FAILED,
-                  "the delta does not name sha256:%.12s... -> sha256:%.12s...",
-                  f->from_hex, f->target_hex);
+                  "the %s bytes do not name sha256:%.12s... -> "
+                  "sha256:%.12s...",
+                  f->coding, f->is_delta ? f->from_hex : "",
+                  f->target_hex);
         goto out;
     }
     snprintf(out_tmp, cap, "%s/models/.tmp-XXXXXX", c->dir);
@@ -899,17 +937,18 @@ static enum client_status apply_delta(struct client *c, char *out_tmp,
         out_tmp[0] = '\0';
         goto out;
     }
-    ps = proto_delta_apply(old, old_len, delta, delta_len, sink_write, &sink);
+    ps = proto_coded_apply(old, old_len, coded, coded_len, sink_write, &sink,
+                           to_hex);
     if (ps == PROTO_NO_MEMORY || ps == PROTO_SINK_FAILED) {
-        rc = fail(c, CLIENT_LOCAL_ERROR, "applying the delta: %s",
+        rc = fail(c, CLIENT_LOCAL_ERROR, "decoding %s: %s", f->coding,
                   ps == PROTO_NO_MEMORY ? "out of memory"
                                         : "cannot write the result");
         goto out;
     }
-    if (ps != PROTO_OK) {
+    if (ps != PROTO_OK || strcmp(to_hex, f->target_hex) != 0) {
         rc = fail(c, CLIENT_VERIFY_FAILED,
-                  "the delta is corrupt or does not give sha256:%.12s...",
-                  f->target_hex);
+                  "the %s bytes are corrupt or do not give sha256:%.12s...",
+                  f->coding, f->target_hex);
         goto out;
     }
     if (fsync(sink.fd) != 0) {
@@ -927,8 +966,8 @@ out:
     }
     if (old)
         munmap(old, old_len);
-    if (delta)
-        munmap(delta, delta_len);
+    if (coded)
+        munmap(coded, coded_len);
     return rc;
 }
 
@@ -971,34 +1010,54 @@ static enum client_status install(struct client *c, const char *src)
     return CLIENT_OK;
 }
 
+/* How the model is brought over. */
+enum route {
+    ROUTE_DELTA,      /* delta.url, decoded against the current model */
+    ROUTE_ENCODED,    /* model.url in model.encoding, decoded */
+    ROUTE_PLAIN,      /* the model's own bytes */
+};
+
 /* Starts (or continues) the in-flight transfer for this decision. */
 static void begin(struct client *c, const struct client_decision *d,
-                  bool as_delta)
+                  enum route route)
 {
     struct client_inflight want;
+    const struct client_inflight *f = &c->st.inflight;
 
     memset(&want, 0, sizeof(want));
     want.active = true;
-    want.is_delta = as_delta;
+    want.is_delta = route == ROUTE_DELTA;
     snprintf(want.target_hex, sizeof(want.target_hex), "%s", d->model_hex);
     snprintf(want.variant, sizeof(want.variant), "%s", d->variant);
     want.version = d->version;
-    if (as_delta) {
+    switch (route) {
+    case ROUTE_DELTA:
+        snprintf(want.coding, sizeof(want.coding), "%s", d->delta_format);
         snprintf(want.from_hex, sizeof(want.from_hex), "%s",
                  d->delta_from_hex);
         snprintf(want.url, sizeof(want.url), "%s", d->delta_url);
         want.size_bytes = d->delta_size;
-    } else {
+        break;
+    case ROUTE_ENCODED:
+        snprintf(want.coding, sizeof(want.coding), "%s", d->model_encoding);
         snprintf(want.url, sizeof(want.url), "%s", d->model_url);
-        want.size_bytes = d->model_size;
+        want.size_bytes = d->model_size; /* the encoded form's */
+        break;
+    case ROUTE_PLAIN:
+        snprintf(want.url, sizeof(want.url), "/v1/blobs/sha256:%s",
+                 d->model_hex);
+        /* With an encoding the decision gave the encoded size only. */
+        want.size_bytes = d->model_encoding[0] ? 0 : d->model_size;
+        break;
     }
-    if (c->st.inflight.active && c->st.inflight.is_delta == want.is_delta &&
-        strcmp(c->st.inflight.target_hex, want.target_hex) == 0 &&
-        strcmp(c->st.inflight.from_hex, want.from_hex) == 0 &&
-        c->st.inflight.size_bytes == want.size_bytes) {
+    if (f->active && f->is_delta == want.is_delta &&
+        strcmp(f->coding, want.coding) == 0 &&
+        strcmp(f->target_hex, want.target_hex) == 0 &&
+        strcmp(f->from_hex, want.from_hex) == 0 &&
+        (f->size_bytes == want.size_bytes || want.size_bytes == 0)) {
         /* The same bytes: keep what is on disk and its validator. */
-        snprintf(want.validator, sizeof(want.validator), "%s",
-                 c->st.inflight.validator);
+        snprintf(want.validator, sizeof(want.validator), "%s", f->validator);
+        want.size_bytes = f->size_bytes;
     }
     c->st.inflight = want;
     prune(c); /* the partial file of another transfer goes */
@@ -1015,19 +1074,24 @@ static void drop_inflight(struct client *c)
     memset(&c->st.inflight, 0, sizeof(c->st.inflight));
 }
 
-/* Download (or delta) -> verify -> switch. A refused delta falls back to
- * the full model once; refused full bytes are deleted and reported. */
+/* Download (or delta) -> verify -> switch. A refused (or vanished)
+ * delta or encoded form falls back to the model's own bytes once; refused
+ * plain bytes are deleted and reported, and fetched once more. */
 static enum client_status deliver(struct client *c,
                                   const struct client_decision *d,
                                   struct client_result *res)
 {
-    bool as_delta = d->action == PROTO_ACTION_DELTA &&
-                    strcmp(d->delta_format, "zstd-patch") == 0 &&
-                    strcmp(d->delta_from_hex, c->st.current.hex) == 0;
+    enum route route = ROUTE_PLAIN;
     struct client_model_ref target;
-    unsigned full_tries = 0;
+    unsigned plain_tries = 0;
     enum client_status rc;
 
+    if (d->action == PROTO_ACTION_DELTA &&
+        strcmp(d->delta_from_hex, c->st.current.hex) == 0 &&
+        coding_of(d->delta_format, true))
+        route = ROUTE_DELTA;
+    else if (d->model_encoding[0] && coding_of(d->model_encoding, false))
+        route = ROUTE_ENCODED;
     memset(&target, 0, sizeof(target));
     snprintf(target.hex, sizeof(target.hex), "%s", d->model_hex);
     snprintf(target.variant, sizeof(target.variant), "%s", d->variant);
@@ -1037,43 +1101,44 @@ static enum client_status deliver(struct client *c,
         char got[PROTO_HEX_SIZE];
         long status;
 
-        begin(c, d, as_delta);
+        begin(c, d, route);
         rc = save(c);
         if (rc != CLIENT_OK)
             return rc;
-        emit(c, "download %s url=%s size=%" PRIu64, as_delta ? "delta"
-                                                            : "model",
-             c->st.inflight.url, c->st.inflight.size_bytes);
+        emit(c, "download %s%s%s url=%s size=%" PRIu64,
+             route == ROUTE_DELTA ? "delta" : "model",
+             c->st.inflight.coding[0] ? " coding=" : "",
+             c->st.inflight.coding, c->st.inflight.url,
+             c->st.inflight.size_bytes);
         rc = transfer(c, &status, res);
         (void)save(c);
-        if (rc == CLIENT_REFUSED && as_delta && status == 404) {
-            emit(c, "delta gone: falling back to the full model");
+        if (rc == CLIENT_REFUSED && route != ROUTE_PLAIN && status == 404) {
+            emit(c, "%s gone: falling back to the full model",
+                 c->st.inflight.coding);
             drop_inflight(c);
-            as_delta = false;
+            route = ROUTE_PLAIN;
             continue;
         }
         if (rc != CLIENT_OK)
             return rc;
         partial_file(c, &c->st.inflight, part, sizeof(part));
-        if (as_delta) {
-            rc = apply_delta(c, tmp, sizeof(tmp));
+        if (route != ROUTE_PLAIN) {
+            rc = apply_coded(c, tmp, sizeof(tmp));
             if (rc == CLIENT_OK) {
-                emit(c, "verify ok digest=sha256:%s (delta applied)",
-                     d->model_hex);
+                emit(c, "verify ok digest=sha256:%s (%s decoded)",
+                     d->model_hex, c->st.inflight.coding);
                 rc = install(c, tmp);
-                if (rc == CLIENT_OK)
-                    drop_inflight(c); /* already cleared; the file goes */
-                prune(c);
+                prune(c); /* the coded file goes */
                 return rc;
             }
             if (rc != CLIENT_VERIFY_FAILED)
                 return rc;
-            emit(c, "verify failed %s; deleting the delta, falling back to "
-                 "the full model", c->err);
+            emit(c, "verify failed %s; deleting the %s bytes, falling back "
+                 "to the full model", c->err, c->st.inflight.coding);
             drop_inflight(c);
             (void)save(c);
             post_event(c, "verify_failed", &target);
-            as_delta = false;
+            route = ROUTE_PLAIN;
             continue;
         }
         rc = hash_file(c, part, got);
@@ -1088,11 +1153,11 @@ static enum client_status deliver(struct client *c,
         drop_inflight(c);
         (void)save(c);
         post_event(c, "verify_failed", &target);
-        if (++full_tries >= 2)
+        if (++plain_tries >= 2)
             return fail(c, CLIENT_VERIFY_FAILED,
-                        "the bytes of %s are not sha256:%s (refused twice); "
-                        "the model in use is unchanged",
-                        d->model_url, d->model_hex);
+                        "the bytes of sha256:%s are not that digest (refused "
+                        "twice); the model in use is unchanged",
+                        d->model_hex);
     }
 }
 

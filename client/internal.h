@@ -34,6 +34,8 @@ struct client_model_ref {
 struct client_inflight {
     bool active;
     bool is_delta;
+    char coding[PROTO_TOKEN_SIZE];   /* "" the model's own bytes, else the
+                                        delta format or model encoding */
     char target_hex[PROTO_HEX_SIZE]; /* the model it makes */
     char from_hex[PROTO_HEX_SIZE];   /* delta base */
     char url[CLIENT_URL_SIZE];

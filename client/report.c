@@ -274,9 +274,17 @@ enum client_status client_report_make(const struct client_report_in *in,
             json_pack("{s:s, s:I}", "digest", digest, "bytes_done",
                       (json_int_t)st->inflight.bytes_done));
     }
+    /* What this client decodes (client/fetch.c), unless the report or an
+     * override says otherwise. */
+    v = object_at(root, "accept");
+    if (!json_object_get(v, "delta_formats"))
+        json_object_set_new(v, "delta_formats",
+                            json_pack("[s, s]", "zstd-patch",
+                                      "modeld-tensor/1"));
+    if (!json_object_get(v, "encodings"))
+        json_object_set_new(v, "encodings", json_pack("[s]", "modeld-bg/1"));
     if (in->nonce) {
         json_object_set_new(root, "nonce", json_string(in->nonce));
-        v = object_at(root, "accept");
         json_object_set_new(v, "signed", json_true());
     }
     if (json_object_size(object_at(root, "network")) == 0)

@@ -140,8 +140,9 @@ char *client_state_write(const struct client_state *st)
 
         json_object_set_new(
             root, "inflight",
-            json_pack("{s:b, s:s, s:s, s:s, s:I, s:s, s:I, s:s, s:I}",
-                      "is_delta", f->is_delta, "target_hex", f->target_hex,
+            json_pack("{s:b, s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:s, s:I}",
+                      "is_delta", f->is_delta, "coding", f->coding,
+                      "target_hex", f->target_hex,
                       "from_hex", f->from_hex, "url", f->url, "size_bytes",
                       (json_int_t)f->size_bytes, "validator", f->validator,
                       "bytes_done", (json_int_t)f->bytes_done, "variant",
@@ -254,6 +255,7 @@ enum client_status client_state_parse(const char *text,
             !proto_hex_is_valid(f->target_hex, strlen(f->target_hex)) ||
             !copy_str(v, "from_hex", f->from_hex, sizeof(f->from_hex),
                       false) ||
+            !copy_str(v, "coding", f->coding, sizeof(f->coding), false) ||
             !copy_str(v, "url", f->url, sizeof(f->url), true) ||
             !copy_str(v, "validator", f->validator, sizeof(f->validator),
                       false) ||

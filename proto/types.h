@@ -361,7 +361,7 @@ struct proto_rollout_patch {
 
 struct proto_audit_entry {
     int64_t time_s;
-    char token[PROTO_AUDIT_TOKEN_SIZE];   /* the token's name, "-" none */
+    char token[PROTO_AUDIT_TOKEN_SIZE];   /* the token's name, "auto" */
     char method[16];
     char path[PROTO_AUDIT_PATH_SIZE];
     unsigned status;

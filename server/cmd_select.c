@@ -12,6 +12,7 @@
 #include "proto/proto.h"
 #include "server/commands.h"
 #include "server/config.h"
+#include "server/decide.h"
 #include "store/store.h"
 
 #define EXIT_USAGE 2
@@ -77,27 +78,34 @@ print_problem(const struct proto_error *err)
     free(json);
 }
 
-/* Decides and prints; returns the exit code. */
+/* Decides (the daemon's pipeline, server/decide.c) and prints; returns
+ * the exit code. */
 static int
 select_print(const struct config *cfg, const char *dir, const char *family,
              const char *body, size_t body_len)
 {
     struct store_options opt = cfg->store;
     const struct store_snapshot *snap = NULL;
+    struct policy_admission adm = {cfg->admission_load,
+                                   cfg->admission_recheck_s};
+    struct decision_run *run = calloc(1, sizeof(*run));
     struct proto_candidate *cands = NULL;
     struct store *st = NULL;
     struct proto_report report;
     struct proto_error err;
-    struct proto_decision d;
-    struct policy_input in;
+    enum decide_status drc;
     enum store_status rc;
     char *json = NULL;
     int status = 1;
 
+    if (!run) {
+        fprintf(stderr, "modeld select: out of memory\n");
+        return 1;
+    }
     if (proto_report_parse(body, body_len, &cfg->limits, &report, &err) !=
         PROTO_OK) {
         print_problem(&err);
-        return 1;
+        goto out;
     }
     /* Read-only: works beside a daemon serving the same directory. */
     opt.run_worker = false;
@@ -118,26 +126,19 @@ select_print(const struct config *cfg, const char *dir, const char *family,
                     store_errmsg(st));
         goto out;
     }
-    cands = calloc(snap->variant_count ? snap->variant_count : 1,
-                   sizeof(*cands));
+    cands = calloc(snap->variant_count + 1, sizeof(*cands));
     if (!cands) {
         fprintf(stderr, "modeld select: out of memory\n");
         goto out;
     }
-    in = (struct policy_input){
-        .family = snap->family.name,
-        .variants = snap->variants,
-        .variant_count = snap->variant_count,
-        .deltas = snap->deltas,
-        .delta_count = snap->delta_count,
-    };
-    memset(&d, 0, sizeof(d));
-    d.candidates = cands;
-    if (policy_select(&cfg->policy, &in, &report, &d) != POLICY_OK) {
-        fprintf(stderr, "modeld select: BUG: policy refused its input\n");
+    drc = decide_run(&cfg->policy, &adm, snap, &report, cands, run);
+    if (drc != DECIDE_OK) {
+        fprintf(stderr, "modeld select: %s\n",
+                drc == DECIDE_NO_MEMORY ? "out of memory"
+                                        : "BUG: policy refused its input");
         goto out;
     }
-    json = proto_decision_write(&d, snap->family.name, snap->variants,
+    json = proto_decision_write(&run->d, snap->family.name, run->variants,
                                 snap->deltas);
     if (!json) {
         fprintf(stderr, "modeld select: out of memory\n");
@@ -147,6 +148,8 @@ select_print(const struct config *cfg, const char *dir, const char *family,
     status = 0;
 out:
     free(json);
+    decide_run_free(run);
+    free(run);
     free(cands);
     store_snapshot_release(snap);
     store_close(st);

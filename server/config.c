@@ -167,6 +167,13 @@ static const struct key keys[] = {
      64, "read-only SQLite connections beside the writer (0: share it)"},
     {"sqlite_busy_timeout_ms", KEY_INT, OFF(store.busy_timeout_ms), 0, 0,
      600000, "SQLite busy timeout"},
+    {"blob_origin", KEY_STRING, STR(blob_origin), 0, 0,
+     "edge mode: base URL of the origin (a central modeld, or any HTTP "
+     "server holding /v1/blobs/) that missing blobs are fetched from, "
+     "verified against their digest before they are kept"},
+    {"blob_cache_max_bytes", KEY_U64, OFF(blob_cache_max_bytes), 0, 0, 1e15,
+     "edge mode: bound on the blobs kept (least recently used out; 0: no "
+     "bound)"},
     {"catalog_url", KEY_STRING, STR(store.catalog_url), 0, 0,
      "postgresql://... puts the catalog on PostgreSQL (libpq URL; "
      "several hosts with target_session_attrs=read-write follow a "

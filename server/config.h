@@ -51,6 +51,9 @@ struct config {
     unsigned admission_recheck_s;
     unsigned max_transfers;       /* concurrent blob/delta GETs; 0 off */
     unsigned transfer_retry_after_s;
+    /* Edge mode (server/edge.c): empty, or the origin's base URL. */
+    char blob_origin[CONFIG_PATH_SIZE];
+    uint64_t blob_cache_max_bytes; /* 0: no bound */
     struct policy_config policy;
     struct store_options store;
     struct proto_limits limits;

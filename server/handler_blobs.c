@@ -5,6 +5,7 @@
  * descriptors (sendfile on plain HTTP); uploads were streamed to the store
  * while they arrived, and this handler only finishes them.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,6 +70,71 @@ if_range_holds(const char *if_range, const struct file_answer *fa)
     return strcmp(if_range, date) == 0;
 }
 
+/*
+ * Over TLS the kernel cannot send the file (no sendfile into an encrypted
+ * stream; no kernel TLS here), so libmicrohttpd reads it into user space:
+ * its own fd responses read MHD_FILE_READ_BLOCK_SIZE (4 KiB) at a time,
+ * one read and one small TLS record per 4 KiB. TLS_FILE_BLOCK_BYTES per
+ * read instead: 16 full 16 KiB records per read(). The buffer is per
+ * download in flight, so this bounds the memory of TLS downloads at
+ * 256 KiB each.
+ */
+#define TLS_FILE_BLOCK_BYTES (256u << 10)
+
+struct tls_file {
+    int fd;
+    uint64_t offset;              /* of the first byte served */
+};
+
+static ssize_t
+tls_file_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct tls_file *tf = cls;
+    ssize_t n;
+
+    do
+        n = pread(tf->fd, buf, max, (off_t)(tf->offset + pos));
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    if (n == 0)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    return n;
+}
+
+static void
+tls_file_free(void *cls)
+{
+    struct tls_file *tf = cls;
+
+    close(tf->fd);
+    free(tf);
+}
+
+/* A response of len bytes of fd from start (taking fd): sendfile on
+ * plain HTTP, large reads over TLS. */
+static struct MHD_Response *
+file_response(const struct app *app, int fd, uint64_t start, uint64_t len)
+{
+    struct tls_file *tf;
+    struct MHD_Response *resp;
+
+    if (!app->tls)
+        return MHD_create_response_from_fd_at_offset64(len, fd,
+                                                       (int64_t)start);
+    tf = malloc(sizeof(*tf));
+    if (!tf)
+        return NULL;
+    tf->fd = fd;
+    tf->offset = start;
+    resp = MHD_create_response_from_callback(len, TLS_FILE_BLOCK_BYTES,
+                                             tls_file_read, tf,
+                                             tls_file_free);
+    if (!resp)
+        free(tf);
+    return resp;
+}
+
 /* Answers with fa's file (taking fa->fd): 304, 206, 416 or 200. */
 static enum MHD_Result
 serve_file(struct MHD_Connection *c, struct request *rq,
@@ -129,8 +195,7 @@ serve_file(struct MHD_Connection *c, struct request *rq,
         status = 206;
     else
         start = 0, len = fa->size;
-    resp = MHD_create_response_from_fd_at_offset64(len, fa->fd,
-                                                   (int64_t)start);
+    resp = file_response(rq->app, fa->fd, start, len);
     if (!resp) {
         close(fa->fd);
         return MHD_NO;
@@ -215,6 +280,34 @@ handle_blob_get(struct MHD_Connection *c, struct request *rq)
         return serve_file(c, rq, &fa);
     }
     rc = store_blob_open(rq->app->store, hex, &fa.fd, &fa.size, &fa.mtime_s);
+    if (rc == STORE_OK && rq->app->edge) {
+        edge_hit(rq->app->edge);
+        store_blob_touch(fa.fd);
+    }
+    /* Edge mode: fetched from the origin, once, verified, then served as
+     * if it had been here. Not for another edge's fetch (no loops). */
+    if (rc == STORE_NOT_FOUND && rq->app->edge &&
+        !MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Modeld-Edge")) {
+        char err[512];
+        enum edge_result er =
+            edge_fetch_blob(rq->app->edge, rq->app->store, hex, err,
+                            sizeof(err));
+
+        if (er == EDGE_FETCHED)
+            rc = store_blob_open(rq->app->store, hex, &fa.fd, &fa.size,
+                                 &fa.mtime_s);
+        else if (er != EDGE_NOT_FOUND) {
+            log_msg(LOG_ERROR, rq->id, "edge: %s", err);
+            return http_reply_error(c, rq, PROTO_ERR_BAD_GATEWAY, "digest",
+                                    "the origin could not provide "
+                                    "sha256:%s%s",
+                                    hex,
+                                    er == EDGE_REFUSED
+                                        ? " (its bytes did not match the "
+                                          "digest; nothing was kept)"
+                                        : "");
+        }
+    }
     if (rc == STORE_NOT_FOUND)
         return http_reply_error(c, rq, PROTO_ERR_NOT_FOUND, "digest",
                                 "no blob sha256:%s", hex);

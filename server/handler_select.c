@@ -10,8 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "policy/admission.h"
-#include "policy/policy.h"
+#include "server/decide.h"
 #include "server/http.h"
 #include "server/log.h"
 
@@ -144,77 +143,6 @@ signer_for(const struct app *app, const struct proto_report *r)
     return NULL;
 }
 
-/*
- * The versions that compete for this UE: a paused version is offered only
- * to the UEs that hold it, so the snapshot's view is narrowed when it has
- * paused versions (a copy, only then). NULL with *out_count untouched
- * when nothing is paused; the caller frees a non-NULL result.
- */
-static struct proto_variant *
-unpaused_view(const struct store_snapshot *snap, const struct proto_report *r,
-              size_t *out_count, bool *out_failed)
-{
-    struct proto_variant *v;
-    size_t n = 0;
-    bool any = false;
-
-    *out_failed = false;
-    for (size_t i = 0; i < snap->variant_count && !any; i++)
-        any = snap->variants[i].paused;
-    if (!any)
-        return NULL;
-    v = malloc(snap->variant_count * sizeof(*v));
-    if (!v) {
-        *out_failed = true;
-        return NULL;
-    }
-    for (size_t i = 0; i < snap->variant_count; i++) {
-        const struct proto_variant *s = &snap->variants[i];
-
-        if (s->paused && !(r->has_current &&
-                           strcmp(r->current_hex, s->blob_hex) == 0))
-            continue;
-        v[n++] = *s;
-    }
-    *out_count = n;
-    return v;
-}
-
-/*
- * Under load (admission), the version the UE holds must be among the
- * variants for the admission rule to keep it: when it is an older version
- * that competes no more, view becomes a copy with it appended. Returns
- * -1 when out of memory.
- */
-static int
-add_held(const struct store_snapshot *snap, const struct proto_report *r,
-         double max_load, struct proto_variant **view,
-         struct policy_input *in)
-{
-    const struct proto_variant *held = NULL;
-    struct proto_variant *v;
-
-    if (!r->has_load || r->load < max_load || !r->has_current)
-        return 0;
-    for (size_t i = 0; i < in->variant_count; i++)
-        if (strcmp(in->variants[i].blob_hex, r->current_hex) == 0)
-            return 0;
-    for (size_t i = 0; i < snap->older_count && !held; i++)
-        if (strcmp(snap->older[i].blob_hex, r->current_hex) == 0)
-            held = &snap->older[i];
-    if (!held)
-        return 0;
-    v = malloc((in->variant_count + 1) * sizeof(*v));
-    if (!v)
-        return -1;
-    memcpy(v, in->variants, in->variant_count * sizeof(*v));
-    v[in->variant_count] = *held;
-    free(*view);
-    *view = v;
-    in->variants = v;
-    return 0;
-}
-
 /* Queues the decision json (taken), signed with kr when not NULL. */
 static enum MHD_Result
 reply_decision(struct MHD_Connection *c, struct request *rq,
@@ -255,16 +183,14 @@ handle_select(struct MHD_Connection *c, struct request *rq)
     struct proto_candidate stack[STACK_CANDIDATES];
     struct proto_candidate *cands = stack;
     const struct store_snapshot *snap = NULL;
-    struct proto_decision d;
-    struct proto_report report;
-    struct proto_error err;
-    struct policy_input in;
     struct policy_admission adm = {app->cfg.admission_load,
                                    app->cfg.admission_recheck_s};
-    struct proto_variant *view = NULL;
-    const struct proto_variant *variants;
+    struct decision_run run = {0};
+    struct proto_decision *d = &run.d;
+    struct proto_report report;
+    struct proto_error err;
     const struct keyring *kr;
-    bool view_failed;
+    enum decide_status drc;
     enum store_status rc;
     enum MHD_Result ret;
     uint64_t saved = 0;
@@ -295,70 +221,42 @@ handle_select(struct MHD_Connection *c, struct request *rq)
             goto out;
         }
     }
-    in.family = snap->family.name;
-    in.variants = snap->variants;
-    in.variant_count = snap->variant_count;
-    view = unpaused_view(snap, &report, &in.variant_count, &view_failed);
-    if (view_failed) {
-        ret = http_reply_error(c, rq, PROTO_ERR_INTERNAL, "",
-                               "out of memory");
-        goto out;
-    }
-    if (view)
-        in.variants = view;
-    variants = in.variants;
-    in.deltas = snap->deltas;
-    in.delta_count = snap->delta_count;
-    memset(&d, 0, sizeof(d));
-    d.candidates = cands;
-    if (policy_select(&app->cfg.policy, &in, &report, &d) != POLICY_OK) {
+    drc = decide_run(&app->cfg.policy, &adm, snap, &report, cands, &run);
+    if (drc == DECIDE_POLICY_BUG)
         log_msg(LOG_ERROR, rq->id, "BUG: policy_select refused its input");
+    if (drc != DECIDE_OK) {
         ret = http_reply_error(c, rq, PROTO_ERR_INTERNAL, "",
-                               "selection failed");
+                               drc == DECIDE_NO_MEMORY ? "out of memory"
+                                                       : "selection failed");
         goto out;
     }
-    if (d.action == PROTO_ACTION_DOWNLOAD || d.action == PROTO_ACTION_DELTA) {
-        struct policy_input held = in;
-
-        if (add_held(snap, &report, adm.max_load, &view, &held) != 0) {
-            ret = http_reply_error(c, rq, PROTO_ERR_INTERNAL, "",
-                                   "out of memory");
-            goto out;
-        }
-        if (held.variants != in.variants) {
-            /* One more slot: the held version (candidates have room for
-             * snap->variant_count + 1). */
-            held.variant_count++;
-            in = held;
-            variants = in.variants;
-        }
-        if (policy_admission_defer(&adm, &in, &report, &d))
-            atomic_fetch_add(&app->deferred, 1);
-    }
-    if (d.action != PROTO_ACTION_NONE)
-        tensor_extras(app, rq, snap, variants, &report, &d);
-    if (d.action == PROTO_ACTION_DELTA && d.has_delta &&
-        variants[d.chosen].size_bytes > snap->deltas[d.delta].size_bytes)
-        saved = variants[d.chosen].size_bytes -
-                snap->deltas[d.delta].size_bytes;
-    metrics_decision(&app->metrics, d.action, d.degraded, saved,
+    if (run.deferred)
+        atomic_fetch_add(&app->deferred, 1);
+    if (d->action != PROTO_ACTION_NONE)
+        tensor_extras(app, rq, snap, run.variants, &report, d);
+    if (d->action == PROTO_ACTION_DELTA && d->has_delta &&
+        run.variants[d->chosen].size_bytes >
+            snap->deltas[d->delta].size_bytes)
+        saved = run.variants[d->chosen].size_bytes -
+                snap->deltas[d->delta].size_bytes;
+    metrics_decision(&app->metrics, d->action, d->degraded, saved,
                      snap->family.name,
-                     d.action == PROTO_ACTION_NONE
+                     d->action == PROTO_ACTION_NONE
                          ? NULL
-                         : variants[d.chosen].name);
+                         : run.variants[d->chosen].name);
     kr = signer_for(app, &report);
     if (kr) {
-        d.is_signed = true;
-        d.issued_at_s = (int64_t)time(NULL);
-        d.expires_at_s = d.issued_at_s + app->cfg.decision_ttl_s;
-        d.generation = snap->generation;
-        memcpy(d.nonce, report.nonce, sizeof(d.nonce));
+        d->is_signed = true;
+        d->issued_at_s = (int64_t)time(NULL);
+        d->expires_at_s = d->issued_at_s + app->cfg.decision_ttl_s;
+        d->generation = snap->generation;
+        memcpy(d->nonce, report.nonce, sizeof(d->nonce));
     }
-    json = proto_decision_write(&d, snap->family.name, variants,
+    json = proto_decision_write(d, snap->family.name, run.variants,
                                 snap->deltas);
-    ret = reply_decision(c, rq, kr, d.issued_at_s, json);
+    ret = reply_decision(c, rq, kr, d->issued_at_s, json);
 out:
-    free(view);
+    decide_run_free(&run);
     store_snapshot_release(snap);
     return ret;
 }

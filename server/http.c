@@ -20,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 
 #include <openssl/crypto.h>
@@ -246,7 +247,69 @@ http_reply_empty(struct MHD_Connection *c, struct request *rq,
 struct conn {
     struct deadline_conn *deadline;
     struct request *rq;               /* started, not yet completed */
+    int fd;                           /* the socket, -1 if unknown */
 };
+
+/*
+ * libmicrohttpd stores every query argument in its 32 KiB per-connection
+ * pool right after the URI callback; somewhere past 400 arguments the
+ * pool runs out, and 0.9.75 then neither answers nor closes (the request
+ * hangs until a timeout). No route takes more than a few arguments, so a
+ * query over this many is answered here, before the library parses it.
+ */
+#define QUERY_ARGS_MAX 256
+
+static bool
+query_too_long(const char *uri)
+{
+    const char *q = strchr(uri, '?');
+    size_t args = 1;
+
+    if (!q)
+        return false;
+    for (q++; *q; q++)
+        if (*q == '&' && ++args > QUERY_ARGS_MAX)
+            return true;
+    return false;
+}
+
+/*
+ * Answers 431 problem+json straight on the socket (plain HTTP; over TLS
+ * the bytes would have to go through the session, so it only closes) and
+ * shuts the socket down, which makes libmicrohttpd close the connection
+ * at its next read. Used only before libmicrohttpd has sent anything for
+ * the request.
+ */
+static void
+refuse_query(const struct app *app, const struct conn *conn)
+{
+    struct proto_error err;
+    char head[256];
+    char *body;
+
+    if (conn->fd < 0)
+        return;
+    proto_error_set(&err, PROTO_ERR_HEADERS_TOO_LARGE, "query",
+                    "the query string has more than %d arguments",
+                    QUERY_ARGS_MAX);
+    body = app->tls ? NULL : proto_problem_write(&err);
+    if (body) {
+        int n = snprintf(head, sizeof(head),
+                         "HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                         "Content-Type: application/problem+json\r\n"
+                         "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                         strlen(body));
+        struct iovec iov[2] = {{head, (size_t)n}, {body, strlen(body)}};
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
+
+        /* Non-blocking; a short write only truncates the answer. */
+        if (sendmsg(conn->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+            log_msg(LOG_DEBUG, 0, "431 for a long query: %s",
+                    strerror(errno));
+        free(body);
+    }
+    shutdown(conn->fd, SHUT_RDWR);
+}
 
 static struct conn *
 conn_of(struct MHD_Connection *c)
@@ -286,6 +349,11 @@ on_uri(void *cls, const char *uri, struct MHD_Connection *c)
         return NULL;
     request_free(conn->rq);
     conn->rq = NULL;
+    if (uri && query_too_long(uri)) {
+        metrics_limit(&app->metrics, METRICS_LIMIT_QUERY_ARGS);
+        refuse_query(app, conn);
+        return NULL;
+    }
     rq = calloc(1, sizeof(*rq));
     if (!rq)
         return NULL;
@@ -454,8 +522,9 @@ transfer_admit(struct request *rq)
     return true;
 }
 
-/* An admin write (or a refused attempt at one) into the audit log: who,
- * what, the status and what changed. A failure to record is logged. */
+/* An admin write by a known token (or its refused attempt) into the audit
+ * log: who, what, the status and what changed. A failure to record is
+ * logged. */
 static void
 audit_record(const struct request *rq)
 {
@@ -464,8 +533,7 @@ audit_record(const struct request *rq)
 
     memset(&e, 0, sizeof(e));
     e.time_s = (int64_t)time(NULL);
-    snprintf(e.token, sizeof(e.token), "%s",
-             rq->token_name[0] ? rq->token_name : "-");
+    snprintf(e.token, sizeof(e.token), "%s", rq->token_name);
     snprintf(e.method, sizeof(e.method), "%s", rq->method);
     /* Paths reach here matched against the route table: printable. */
     path_len = strcspn(rq->path ? rq->path : "", "?");
@@ -654,8 +722,11 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                             : 0,
                         secs);
     }
+    /* Only requests with a known token: anyone could send the others,
+     * and each entry is a durable write. */
     if (rq->started && rq->rm && rq->rm->scope != AUTH_PUBLIC &&
-        strcmp(rq->method, "GET") != 0 && strcmp(rq->method, "HEAD") != 0)
+        rq->token_name[0] && strcmp(rq->method, "GET") != 0 &&
+        strcmp(rq->method, "HEAD") != 0)
         audit_record(rq);
     request_free(rq);
 }
@@ -675,6 +746,7 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
         if (!conn)
             return;
         info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        conn->fd = info ? info->connect_fd : -1;
         if (info && app->deadlines)
             conn->deadline = deadlines_open(app->deadlines, info->connect_fd);
     } else {
@@ -707,17 +779,44 @@ no_unescape(void *cls, struct MHD_Connection *c, char *s)
 static void on_mhd_error(void *cls, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 
+/*
+ * libmicrohttpd's own messages. Some are answers it sent by itself, with
+ * no hook to shape them (0.9.75): a malformed or oversized request line,
+ * header block, Content-Length or chunk size gets its status line and a
+ * text/html page, then the connection closes. Those are counted here,
+ * under route "other" (and 414/431 as limit "header_size"), and logged at
+ * INFO like any client error; refusals at accept (connection limits) are
+ * counted as limit "connections". Anything else is a WARN.
+ */
 static void
 on_mhd_error(void *cls, const char *fmt, va_list ap)
 {
+    struct app *app = cls;
     char msg[512];
+    const char *code;
+    unsigned status;
     size_t n;
 
-    (void)cls;
     vsnprintf(msg, sizeof(msg), fmt, ap);
     n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = '\0';
+    code = strstr(msg, "HTTP response code is ");
+    if (app && code && sscanf(code + 22, "%u", &status) == 1) {
+        metrics_request(&app->metrics, -1, status, 0, 0.0);
+        if (status == 414 || status == 431)
+            metrics_limit(&app->metrics, METRICS_LIMIT_HEADER_SIZE);
+        log_msg(LOG_INFO, 0, "microhttpd answered %u by itself and closed "
+                             "the connection",
+                status);
+        return;
+    }
+    if (app && strstr(msg, "reached connection limit")) {
+        metrics_limit(&app->metrics, METRICS_LIMIT_CONNECTIONS);
+        log_msg(LOG_INFO, 0, "connection closed at accept: "
+                             "max_connections or max_connections_per_ip");
+        return;
+    }
     log_msg(LOG_WARN, 0, "microhttpd: %s", msg);
 }
 
@@ -760,7 +859,7 @@ http_start(struct app *app, unsigned *out_port)
 
     struct MHD_OptionItem opts[] = {
         /* First, so that every later option's complaint reaches our log. */
-        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_error, NULL},
+        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_error, app},
         {MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)cfg->threads, NULL},
         {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)limit, NULL},
         {MHD_OPTION_PER_IP_CONNECTION_LIMIT,

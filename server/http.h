@@ -17,6 +17,7 @@
 #include "server/auth.h"
 #include "server/config.h"
 #include "server/deadline.h"
+#include "server/edge.h"
 #include "server/metrics.h"
 #include "server/sign.h"
 #include "store/store.h"
@@ -29,6 +30,7 @@ struct app {
     atomic_uint_fast64_t next_request_id;
     bool tls;
     struct deadlines *deadlines;      /* NULL: no header deadline */
+    struct edge *edge;                /* NULL: not an edge (blob_origin) */
     /* The signing keys (server/sign.c); replaced whole on SIGHUP, the old
      * one kept alive until exit. NULL: no keys configured. */
     _Atomic(struct keyring *) keyring;

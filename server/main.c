@@ -18,6 +18,8 @@
 #include <unistd.h>
 
 
+#include <curl/curl.h>
+
 #include "server/commands.h"
 #include "server/file.h"
 #include "server/http.h"
@@ -446,6 +448,19 @@ cmd_serve(int argc, char **argv)
                 store_errmsg(NULL));
         goto out;
     }
+    if (app->cfg.blob_origin[0]) {
+        /* Before any thread of ours uses libcurl (it is not thread-safe
+         * to initialise). */
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
+            goto out;
+        app->edge = edge_new(app->cfg.blob_origin,
+                             app->cfg.blob_cache_max_bytes,
+                             app->cfg.max_upload_bytes);
+        if (!app->edge)
+            goto out;
+        log_msg(LOG_INFO, 0, "edge mode: missing blobs come from %s",
+                app->cfg.blob_origin);
+    }
     if (app->cfg.request_timeout_s) {
         app->deadlines = deadlines_start(app->cfg.request_timeout_s * 1000,
                                          count_timeout, app);
@@ -471,6 +486,10 @@ cmd_serve(int argc, char **argv)
 out:
     deadlines_stop(app->deadlines);
     store_close(app->store);
+    if (app->edge) {
+        edge_free(app->edge);
+        curl_global_cleanup();
+    }
     tls_unload();
     sign_keyring_free(atomic_load(&app->keyring));
     ratelimit_free(app->event_limit);

@@ -23,7 +23,7 @@
 
 static const unsigned statuses[METRICS_STATUSES] = {
     200, 201, 204, 206, 304, 400, 401, 403, 404, 405, 408, 411,
-    413, 415, 416, 431, 500, 503, 507, 0, 0, 0, 0, 0,
+    413, 415, 416, 431, 500, 503, 507, 414, 505, 0, 0, 0,
 };
 #define STATUS_OTHER (METRICS_STATUSES - 1)
 
@@ -35,7 +35,8 @@ static const double buckets_s[METRICS_BUCKETS] = {
 static const char *const action_names[4] = {"download", "delta", "keep",
                                             "none"};
 static const char *const limit_names[METRICS_LIMIT_COUNT] = {
-    "body_size", "json_depth", "request_timeout"};
+    "body_size", "json_depth", "request_timeout", "header_size",
+    "query_args", "connections"};
 
 void
 metrics_init(struct metrics *m)

@@ -22,6 +22,12 @@ enum metrics_limit {
     METRICS_LIMIT_BODY = 0,    /* 413: a body over its cap */
     METRICS_LIMIT_JSON_DEPTH,  /* 400: nesting over max_json_depth */
     METRICS_LIMIT_REQUEST_TIMEOUT, /* closed: headers too slow */
+    METRICS_LIMIT_HEADER_SIZE, /* 414/431: request line or headers over
+                                  libmicrohttpd's buffer */
+    METRICS_LIMIT_QUERY_ARGS,  /* 431: more query arguments than
+                                  libmicrohttpd's pool holds */
+    METRICS_LIMIT_CONNECTIONS, /* closed at accept: max_connections or
+                                  max_connections_per_ip */
     METRICS_LIMIT_COUNT,
 };
 

@@ -173,6 +173,22 @@ MUST_CHECK enum store_status
 store_blob_zstd_open(struct store *st, const char hex[PROTO_HEX_SIZE],
                      int *out_fd, uint64_t *out_size, int64_t *out_mtime_s);
 
+/* ---- the edge's blob cache (store/cache.c) ------------------------------- */
+
+/* Marks the blob open on fd as just used (its access time), for the
+ * cache's LRU order. */
+void store_blob_touch(int fd);
+
+/*
+ * Evicts least recently used blob files (with their compressed copies)
+ * until the blobs take at most max_bytes, never keep_hex (NULL: none).
+ * *out_evicted counts the blobs removed. For an edge, whose blobs are a
+ * cache of its origin's.
+ */
+MUST_CHECK enum store_status
+store_blob_cache_trim(struct store *st, uint64_t max_bytes,
+                      const char *keep_hex, uint64_t *out_evicted);
+
 /* ---- catalog ------------------------------------------------------------ */
 
 /* Creates or updates a family (task, description from f); undeletes a

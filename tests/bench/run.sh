@@ -13,8 +13,9 @@
 # BENCH_TOOL_TIMEOUT_S (60, one reference delta tool run),
 # BENCH_TENSOR_KIB (2048, tensor-delta models),
 # BENCH_WRITE_RATE (50, versions/s in the writeload part),
-# BENCH_ONLY ("select signed writeload scale download upload delta compress
-# decisions tensor": the parts run), BENCH_DECISIONS ("SEED COUNT":
+# BENCH_TLS_MIB (128, the HTTPS download blob),
+# BENCH_ONLY ("select signed writeload https scale download upload delta
+# compress decisions tensor catalog edge": the parts run), BENCH_DECISIONS ("SEED COUNT":
 # synthetic scenarios, "101 24").
 set -u -o pipefail
 export LC_ALL=C
@@ -33,7 +34,7 @@ UPLOAD_MIB=${BENCH_UPLOAD_MIB:-512}
 FAMILIES=${BENCH_FAMILIES:-10000}
 VARIANTS=${BENCH_VARIANTS:-200}
 TOOL_TIMEOUT=${BENCH_TOOL_TIMEOUT_S:-60}
-ONLY=${BENCH_ONLY:-select signed writeload scale download upload delta compress decisions tensor}
+ONLY=${BENCH_ONLY:-select signed writeload https scale download upload delta compress decisions tensor catalog edge}
 TENSOR_KIB=${BENCH_TENSOR_KIB:-2048}
 # Hard stop: the whole run stays under 10 minutes even if a part hangs.
 WATCHDOG_S=${BENCH_WATCHDOG_S:-590}
@@ -126,7 +127,7 @@ start_modeld() {
         >"$WORK/$name.out" 2>"$WORK/$name.err" &
     PIDS[$name]=$!
     for ((i = 0; i < 200; i++)); do
-        port=$(sed -n 's|^listening on http://127\.0\.0\.1:\([0-9]*\)$|\1|p' \
+        port=$(sed -n 's|^listening on https\{0,1\}://127\.0\.0\.1:\([0-9]*\)$|\1|p' \
             "$WORK/$name.out")
         [ -n "$port" ] && break
         kill -0 "${PIDS[$name]}" 2>/dev/null || break
@@ -204,7 +205,7 @@ wrk_json() {
     shift 2
     local args=()
     [ $# -gt 0 ] && args=(-- "$1")
-    wrk -t2 -c"$conns" -d"${DURATION}s" --timeout 5s --latency \
+    wrk -t"${WRK_THREADS:-2}" -c"$conns" -d"${DURATION}s" --timeout 5s --latency \
         -s "$BENCH_DIR/wrk.lua" "$url" "${args[@]}" 2>&1 |
         sed -n 's/^BENCH //p'
 }
@@ -259,6 +260,7 @@ parallel_get() {
     t0=$(now)
     for ((i = 0; i < n; i++)); do
         curl -s -o /dev/null --max-time 120 \
+            ${PGET_CACERT:+--cacert "$PGET_CACERT"} \
             -w '%{http_code} %{size_download}\n' "$url" >"$WORK/dl.$i" &
         pids+=($!)
     done
@@ -461,6 +463,97 @@ if want writeload; then
         note wl64_p99 "publisher prepare failed: $(tail -c 300 "$WORK/wl-prepare.out")"
     fi
     stop wl
+fi
+
+# ---- 1d. HTTPS: select and downloads against nginx, same certificate ------
+# One ECDSA P-256 certificate for both, TLS 1.3 on both. modeld serves a
+# copy of the demo catalog and a BENCH_TLS_MIB (128) MiB blob; nginx the
+# 300-byte static JSON and the same file. There is no kernel TLS on the
+# machines this ran on (see README), so both encrypt in user space.
+if want https; then
+    log "https"
+    TLS_MIB=${BENCH_TLS_MIB:-128}
+    mkdir -p "$WORK/tls" "$WORK/nginx-tls/tmp"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+        -nodes -keyout "$WORK/tls/key.pem" -out "$WORK/tls/cert.pem" \
+        -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+        >/dev/null 2>&1 || { echo "bench: openssl req failed" >&2; exit 1; }
+    chmod 644 "$WORK/tls/"*.pem
+    cp -r "$WORK/demo" "$WORK/demo-tls" && rm -f "$WORK/demo-tls/lock"
+    start_modeld tls "$WORK/demo-tls" "$WORK/demo/token" \
+        --set max_connections=1024 --set worker=false \
+        --set max_upload_bytes=4294967296 \
+        --tls-cert "$WORK/tls/cert.pem" --tls-key "$WORK/tls/key.pem" ||
+        exit 1
+    TLSB=https://127.0.0.1:${PORTS[tls]}
+    tport=$(free_port)
+    sed -e "s|@DIR@|$WORK/nginx-tls|g" -e "s|@WWW@|$WORK/www|g" \
+        -e "s|@TLS@|$WORK/tls|g" -e "s|@PORT@|$tport|g" \
+        "$BENCH_DIR/nginx-tls.conf" >"$WORK/nginx-tls/nginx.conf"
+    "$NGINX" -p "$WORK/nginx-tls" -c "$WORK/nginx-tls/nginx.conf" \
+        -e "$WORK/nginx-tls/error.log" >"$WORK/nginx-tls.out" 2>&1 &
+    PIDS[nginx-tls]=$!
+    NGX_TLS=https://127.0.0.1:$tport
+    for ((i = 0; i < 100; i++)); do
+        curl -s --cacert "$WORK/tls/cert.pem" -o /dev/null \
+            "$NGX_TLS/static.json" && break
+        sleep 0.05
+    done
+    tbig=$WORK/www/tls-big.bin
+    head -c "$((TLS_MIB * 1048576))" /dev/urandom >"$tbig"
+    chmod 644 "$tbig"
+    tsize=$(stat -c %s "$tbig")
+    thex=$(sha256sum "$tbig" | cut -d' ' -f1)
+    tst=$(curl -s -o /dev/null -w '%{http_code}' --max-time 120 \
+        --cacert "$WORK/tls/cert.pem" -H 'Expect:' \
+        -H "Authorization: Bearer $DEMO_TOKEN" -T "$tbig" \
+        "$TLSB/v1/blobs/sha256:$thex")
+    [ "$tst" = 201 ] || note tls_dl1 "upload over HTTPS answered $tst"
+    info tls_modeld "$(openssl s_client -connect "127.0.0.1:${PORTS[tls]}" \
+        </dev/null 2>/dev/null | grep -E '^(New|Protocol)' | tr '\n' ' ')"
+    info tls_nginx "$(openssl s_client -connect "127.0.0.1:$tport" \
+        </dev/null 2>/dev/null | grep -E '^(New|Protocol)' | tr '\n' ' ')"
+    row tls64_rps https "HTTPS select, 64 conns: throughput" req/s higher \
+        "nginx HTTPS static 300 B"
+    row tls64_p99 https "HTTPS select, 64 conns: p99 latency" ms lower \
+        "nginx HTTPS static 300 B"
+    for n in 1 16; do
+        row "tls_dl$n" https "HTTPS download ${TLS_MIB} MiB x $n parallel" \
+            MiB/s higher "nginx HTTPS, same file"
+    done
+    for ((r = 1; r <= ROUNDS; r++)); do
+        log "https: round $r/$ROUNDS"
+        for side in $( ((r % 2)) && echo "modeld ref" || echo "ref modeld"); do
+            # 8 wrk threads (8 connections each): with more than about
+            # 24 TLS connections per wrk thread, wrk gets no answers from
+            # libmicrohttpd/GnuTLS at all (README, HTTPS); nginx is measured
+            # with the same client settings.
+            if [ "$side" = modeld ]; then
+                j=$(WRK_THREADS=8 wrk_json 64 \
+                    "$TLSB/v1/families/image-classification/select" \
+                    "$WORK/report.json")
+            else
+                j=$(WRK_THREADS=8 wrk_json 64 "$NGX_TLS/static.json")
+            fi
+            record_wrk tls64 "$side" "$j"
+            for n in 1 16; do
+                if [ "$side" = modeld ]; then
+                    url=$TLSB/v1/blobs/sha256:$thex
+                else
+                    url=$NGX_TLS/tls-big.bin
+                fi
+                if t=$(PGET_CACERT=$WORK/tls/cert.pem parallel_get "$n" \
+                    "$url" "$tsize") && [ -n "$t" ]; then
+                    val "tls_dl$n" "$side" "$(mibps "$n" "$TLS_MIB" "$t")"
+                else
+                    note "tls_dl$n" "$side: a download failed"
+                fi
+            done
+        done
+    done
+    stop tls
+    stop nginx-tls
+    rm -f "$tbig"
 fi
 
 # ---- 2. catalog scale -----------------------------------------------------
@@ -927,6 +1020,89 @@ if want tensor; then
         val "t_${f}_bg" ref "$(stat -c %s "$TD/base.zst")"
     done
     rm -rf "$TD"
+fi
+
+# ---- catalog on PostgreSQL against SQLite; edge first download ------------
+# The same small family (8 variants) on a daemon whose catalog is on a
+# throw-away PostgreSQL server (tests/lib/pg.sh) and on one with SQLite.
+# Hits: selects answered from the cached snapshot (wrk, 64 connections).
+# Misses: an admin write moves the generation before each select, so every
+# select reads the snapshot again; curl's time_total of that select, median.
+bench_family() {
+    local base=$1 token=$2 i st hex
+    put_json "$base" "$token" /v1/families/bench '{"task":"t","description":"d"}' >/dev/null
+    for i in 1 2 3 4 5 6 7 8; do
+        head -c 65536 /dev/urandom >"$WORK/cat$i"
+        read -r st hex < <(put_blob "$base" "$token" "$WORK/cat$i")
+        put_json "$base" "$token" "/v1/families/bench/variants/v$i" \
+            "{\"blob\":\"sha256:$hex\",\"flops\":$((i * 100000000)),\"accuracy\":0.$((60 + i)),\"techniques\":[\"quantized\"],\"latency_ms\":{\"npu-class-a\":$i.5}}" >/dev/null
+    done
+}
+# miss_ms BASE TOKEN: median select time (ms) right after a write.
+miss_ms() {
+    local base=$1 token=$2 i t
+    for i in $(seq 1 40); do
+        put_json "$base" "$token" /v1/families/bench \
+            "{\"task\":\"t\",\"description\":\"d$i\"}" >/dev/null
+        curl -s -o /dev/null -w '%{time_total}\n' -X POST \
+            -H 'Content-Type: application/json' --data-binary @"$WORK/report.json" \
+            "$base/v1/families/bench/select"
+    done | sort -n | awk '{ v[NR] = $1 } END { printf "%.3f", v[int((NR + 1) / 2)] * 1000 }'
+}
+if want catalog; then
+    . "$ROOT/tests/lib/pg.sh"
+    if pg_find_bin && pg_start bench >/dev/null; then
+        trap 'pg_stop_all; cleanup' EXIT
+        mkdir -p "$WORK/catpg" "$WORK/catlite"
+        echo "$DEMO_TOKEN" >"$WORK/cat.token"
+        start_modeld catpg "$WORK/catpg" "$WORK/cat.token" \
+            --catalog "$(pg_url bench)" --set worker=false &&
+        start_modeld catlite "$WORK/catlite" "$WORK/cat.token" --set worker=false
+        PGB=http://127.0.0.1:${PORTS[catpg]}
+        LTB=http://127.0.0.1:${PORTS[catlite]}
+        bench_family "$PGB" "$DEMO_TOKEN"
+        bench_family "$LTB" "$DEMO_TOKEN"
+        row catalog_hit_rps catalog "select on the PostgreSQL catalog (snapshot cache hits), 64 conns" \
+            req/s higher "the same on SQLite"
+        row catalog_miss_ms catalog "select right after a write (snapshot read again): PostgreSQL" \
+            ms lower "the same on SQLite"
+        for ((r = 1; r <= ROUNDS; r++)); do
+            log "catalog: round $r/$ROUNDS"
+            record_wrk catalog_hit modeld "$(wrk_json 64 "$PGB/v1/families/bench/select" "$WORK/report.json")"
+            record_wrk catalog_hit ref "$(wrk_json 64 "$LTB/v1/families/bench/select" "$WORK/report.json")"
+            val catalog_miss_ms modeld "$(miss_ms "$PGB" "$DEMO_TOKEN")"
+            val catalog_miss_ms ref "$(miss_ms "$LTB" "$DEMO_TOKEN")"
+        done
+        stop catpg
+        stop catlite
+    else
+        note catalog_hit_rps "PostgreSQL not installed: not measured"
+    fi
+fi
+
+# Edge: the first download of a blob through an empty edge (fetched from
+# the origin, verified, stored, served) against the same download straight
+# from the origin; a fresh blob each round.
+if want edge; then
+    EDGE_MIB=${BENCH_EDGE_MIB:-64}
+    mkdir -p "$WORK/origin" "$WORK/edge"
+    echo "$DEMO_TOKEN" >"$WORK/edge.token"
+    start_modeld origin "$WORK/origin" "$WORK/edge.token" --set worker=false &&
+    start_modeld edge "$WORK/edge" "$WORK/edge.token" --set worker=false \
+        --set "blob_origin=http://127.0.0.1:${PORTS[origin]}"
+    OB=http://127.0.0.1:${PORTS[origin]}
+    EB=http://127.0.0.1:${PORTS[edge]}
+    row edge_first_s edge "first download of a ${EDGE_MIB} MiB blob through an empty edge" \
+        s lower "the same download from the origin"
+    for ((r = 1; r <= ROUNDS; r++)); do
+        log "edge: round $r/$ROUNDS"
+        head -c $((EDGE_MIB << 20)) /dev/urandom >"$WORK/eblob"
+        read -r _ hex < <(put_blob "$OB" "$DEMO_TOKEN" "$WORK/eblob")
+        val edge_first_s ref "$(curl -s -o /dev/null -w '%{time_total}' "$OB/v1/blobs/sha256:$hex")"
+        val edge_first_s modeld "$(curl -s -o /dev/null -w '%{time_total}' "$EB/v1/blobs/sha256:$hex")"
+    done
+    stop edge
+    stop origin
 fi
 
 log "done"

@@ -78,6 +78,23 @@ if demo_data && daemon_start tls "$DEMO_DATA" --tls-cert "$PKI/server.pem" \
     check_match "tls: delta starts with the skippable frame" '^5e2a4d18' \
         "$(head -c 4 "$BODY" | od -An -tx1 | tr -d ' \n')"
 
+    # The largest demo file (vgg-16, 552 KB at this scale) spans several
+    # of the 256 KiB reads of a download over TLS.
+    http GET /v1/families/image-classification
+    big_digest=$(jbody '[.variants[]] | max_by(.size_bytes) | .digest')
+    big_size=$(jbody '[.variants[]] | max_by(.size_bytes) | .size_bytes')
+    check_ge "tls: the largest demo file spans two 256 KiB reads" 524289 "$big_size"
+    http GET "/v1/blobs/$big_digest"
+    check "tls: multi-block download hashes to the digest" "$big_digest" \
+        "sha256:$(sha256sum <"$BODY" | cut -d' ' -f1)"
+    cp "$BODY" "$WORK/tls-big.bin"
+    http GET "/v1/blobs/$big_digest" -H 'Range: bytes=262000-262999'
+    check "tls: a range across a read boundary" \
+        "$(tail -c +262001 "$WORK/tls-big.bin" | head -c 1000 | sha256sum)" \
+        "$(sha256sum <"$BODY")"
+    http HEAD "/v1/blobs/$big_digest"
+    check "tls: HEAD of a blob: Content-Length" "$big_size" "$(hdr Content-Length)"
+
     plain=$(curl -sS --max-time 10 -o /dev/null -w '%{http_code}' \
         "http://127.0.0.1:${DPORT[tls]}/healthz" 2>/dev/null)
     check_match "tls: plain HTTP to the TLS port gets no HTTP answer" '^(000)?$' "$plain"

@@ -211,7 +211,8 @@ if daemon_start rollout "$RO/data" --admin-token-file "$TOKEN_FILE" \
     check_jq "audit: the PATCH, by name, with what changed" \
         "any(.entries[]; .token == \"roller\" and .method == \"PATCH\" and .path == \"/v1/families/$F/variants/$V/versions/2\" and .status == 200 and (.detail|test(\"rollout_percent 10 -> 50\")))"
     check_jq "audit: the automatic pause" 'any(.entries[]; .token == "auto" and (.detail|test("paused false -> true")))'
-    check_jq "audit: the refused PATCH" 'any(.entries[]; .token == "publisher" and .method == "PATCH" and .status == 403)'
+    check_jq "audit: the PATCH refused for its scope" 'any(.entries[]; .token == "publisher" and .method == "PATCH" and .status == 403)'
+    check_jq "audit: nothing without a known token" 'all(.entries[]; .token != "-" and .token != "") and all(.entries[]; .status != 401)'
     check_jq "audit: the idempotent PUT" 'any(.entries[]; .method == "PUT" and .status == 200 and (.detail|test("unchanged")))'
     check_jq "audit: times are RFC 3339" 'all(.entries[]; .time|test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$"))'
     http_admin GET "/v1/audit?since=2999-01-01T00:00:00Z"

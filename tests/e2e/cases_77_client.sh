@@ -225,7 +225,7 @@ if daemon_start cli "$CLI_WORK/data" "${CLI_ARGS[@]}"; then
     check "client: flipped model byte: nothing switched" "$S1" "$(path_digest "$C")"
     check "client: flipped model byte: bytes deleted" 0 "$(ls "$C/partial" | wc -l)"
     check "client: flipped model byte: only the model in use kept" 1 "$(ls "$C/models" | wc -l)"
-    check_match "client: flipped model byte: says so" 'not sha256:' "$(cat "$FETCH_ERR")"
+    check_match "client: flipped model byte: says so" 'not that digest' "$(cat "$FETCH_ERR")"
 
     # a flipped delta: refused, deleted, the full model once instead
     proxy_ctl '{"flip_prefix":"/v1/deltas/","flip_offset":500}'
@@ -349,6 +349,50 @@ if daemon_start cli "$CLI_WORK/data" "${CLI_ARGS[@]}"; then
     check_match "client: signed: an older generation: says so" 'generation' "$(cat "$FETCH_ERR")"
     fetch "$SG" --set device.memory_bytes=20000000
     check "client: unsigned answers still work without a key" 0 "$FETCH_RC"
+    proxy_stop
+
+    # ---- tensor codings: modeld-bg/1 model, modeld-tensor/1 delta (proto/tensor.h) ----
+    TT=$CLI_WORK/tensor
+    mkdir -p "$TT"
+    python3 "$E2E_DIR/tensorgen.py" "$TT" 2
+    T1=$(sha_of "$TT/v1.safetensors")
+    T2=$(sha_of "$TT/v2.safetensors")
+    ACCEPT='"accept":{"delta_formats":["zstd-patch","modeld-tensor/1"],"encodings":["modeld-bg/1"]}'
+    http_admin PUT /v1/families/clit -H 'Content-Type: application/json' --data-binary '{}'
+    publish net "$TT/v1.safetensors" 1000 0.5 clit
+    for ((i = 0; i < 200; i++)); do
+        http POST /v1/families/clit/select -H 'Content-Type: application/json' --data-binary \
+            "{\"device\":{\"memory_bytes\":100000000,\"gflops\":50},$ACCEPT}"
+        [ "$(jbody .model.encoding)" = modeld-bg/1 ] && break
+        sleep 0.1
+    done
+    check "client: tensor: the daemon offers the modeld-bg/1 form" modeld-bg/1 "$(jbody .model.encoding)"
+    TS=$CLI_WORK/st-tensor
+    timeout 60 "$MODELD" fetch --server "$CLI_SRV" --family clit --state "$TS" --no-benchmark \
+        --set device.gflops=50 --set device.memory_bytes=100000000 >"$CLI_WORK/bg.out" 2>&1
+    check "client: tensor: modeld-bg/1 model: exit 0" 0 "$?"
+    check_match "client: tensor: fetched in modeld-bg/1" 'download model coding=modeld-bg/1' "$(cat "$CLI_WORK/bg.out")"
+    check "client: tensor: decoded and verified" "$T1" "$(path_digest "$TS")"
+    publish net "$TT/v2.safetensors" 1000 0.5 clit
+    for ((i = 0; i < 300; i++)); do
+        http POST /v1/families/clit/select -H 'Content-Type: application/json' --data-binary \
+            "{\"device\":{\"memory_bytes\":100000000,\"gflops\":50},\"current\":\"$T1\",$ACCEPT}"
+        [ "$(jbody .delta.format)" = modeld-tensor/1 ] && break
+        sleep 0.1
+    done
+    check "client: tensor: the daemon offers the modeld-tensor/1 delta" modeld-tensor/1 "$(jbody .delta.format)"
+    cp -a "$TS" "$CLI_WORK/st-tensor2"
+    timeout 60 "$MODELD" fetch --server "$CLI_SRV" --family clit --state "$TS" --no-benchmark \
+        --set device.gflops=50 --set device.memory_bytes=100000000 >"$CLI_WORK/td.out" 2>&1
+    check "client: tensor: modeld-tensor/1 delta: exit 0" 0 "$?"
+    check_match "client: tensor: fetched as a modeld-tensor/1 delta" 'download delta coding=modeld-tensor/1' "$(cat "$CLI_WORK/td.out")"
+    check "client: tensor: delta applied and verified" "$T2" "$(path_digest "$TS")"
+    proxy_start '{"flip_prefix":"/v1/deltas/","flip_offset":300}'
+    timeout 60 "$MODELD" fetch --server "$PROXY" --family clit --state "$CLI_WORK/st-tensor2" --no-benchmark \
+        --set device.gflops=50 --set device.memory_bytes=100000000 >"$CLI_WORK/td2.out" 2>&1
+    check "client: tensor: a flipped tensor delta: exit 0 after the full model" 0 "$?"
+    check_match "client: tensor: a flipped tensor delta: refused" 'verify failed.*modeld-tensor/1' "$(cat "$CLI_WORK/td2.out")"
+    check "client: tensor: a flipped tensor delta: v2 in place" "$T2" "$(path_digest "$CLI_WORK/st-tensor2")"
     proxy_stop
 
     echo "# $SECONDS s"

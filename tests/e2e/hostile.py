@@ -22,8 +22,15 @@
                               slowloris connections from one address
                               (127.0.0.2, reconnecting when dropped); prints
                               "idle_p99_ms I attack_p99_ms A ok K held H"
+                              (H: the daemon's open connections then)
                               (a request unanswered within 2 s counts as
                               2000 ms; after 3 of them the run stops)
+  hostile.py malformed PORT    requests libmicrohttpd refuses by itself
+                              (or modeld before it); prints one "NAME
+                              STATUS CLOSED PROBLEM" line per case:
+                              CLOSED is 1 when the server closed within
+                              3 s of the answer, PROBLEM 1 when it is
+                              problem+json
 Every socket has a timeout; nothing here waits unbounded.
 """
 import socket
@@ -143,6 +150,54 @@ CASES = [
 ]
 
 
+SELECT = b"POST /v1/families/x/select HTTP/1.1\r\nHost: t\r\n"
+MALFORMED = [
+    ("cl_letters", SELECT + b"Content-Length: 5a\r\n\r\n{}"),
+    ("cl_negative", SELECT + b"Content-Length: -1\r\n\r\n{}"),
+    ("cl_two_numbers", SELECT + b"Content-Length: 1 2\r\n\r\n{}"),
+    ("cl_hex", SELECT + b"Content-Length: 0x10\r\n\r\n{}"),
+    ("cl_empty", SELECT + b"Content-Length: \r\n\r\n{}"),
+    ("cl_over_2_64", SELECT + b"Content-Length: 99999999999999999999999"
+     b"\r\n\r\n{}"),
+    ("chunk_line_32k", SELECT + b"Transfer-Encoding: chunked\r\n\r\n1;" +
+     b"a" * 40000 + b"\r\n"),
+    ("header_100k", b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " +
+     b"a" * 100000 + b"\r\n\r\n"),
+    ("uri_100k", b"GET /" + b"a" * 100000 + b" HTTP/1.1\r\nHost: t\r\n\r\n"),
+    ("query_5000_args", b"GET /healthz?" + b"a=b&" * 5000 +
+     b" HTTP/1.1\r\nHost: t\r\n\r\n"),
+]
+
+
+def malformed(port):
+    for name, data in MALFORMED:
+        st, closed, problem = 0, 0, 0
+        try:
+            with connect(port, timeout=3.0) as s:
+                try:
+                    s.sendall(data)
+                except OSError:
+                    pass  # closed while sending: the answer may be there
+                got = b""
+                try:
+                    while True:
+                        chunk = s.recv(65536)
+                        if not chunk:
+                            closed = 1
+                            break
+                        got += chunk
+                except socket.timeout:
+                    pass
+                except OSError:
+                    closed = 1  # reset after the answer
+                if got.startswith(b"HTTP/1."):
+                    st = int(got.split(b" ", 2)[1])
+                problem = int(b"application/problem+json" in got.lower())
+        except OSError:
+            problem = 0
+        print(name, st, closed, problem)
+
+
 def garbage(port):
     for name, data in CASES:
         try:
@@ -175,6 +230,26 @@ def p99_ms(port, count):
         len(times) - failures
 
 
+def server_connections(port):
+    """The daemon's modeld_connections gauge (-1 when unreadable)."""
+    try:
+        with connect(port, timeout=2.0) as s:
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: t\r\n"
+                      b"Connection: close\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError:
+        return -1
+    for line in data.decode("latin1").splitlines():
+        if line.startswith("modeld_connections "):
+            return int(float(line.split()[1]))
+    return -1
+
+
 def loris(port, n):
     idle, _ = p99_ms(port, 100)
     socks = [None] * n
@@ -200,7 +275,7 @@ def loris(port, n):
     t.start()
     time.sleep(1.0)
     attack, ok = p99_ms(port, 100)
-    held = sum(1 for s_ in socks if s_ is not None)
+    held = server_connections(port)
     stop.set()
     t.join()
     for s_ in socks:
@@ -262,6 +337,8 @@ def main():
         trickle_one(port, float(sys.argv[3]))
     elif cmd == "garbage":
         garbage(port)
+    elif cmd == "malformed":
+        malformed(port)
     elif cmd == "loris":
         loris(port, int(sys.argv[3]))
     elif cmd == "leak":

@@ -37,6 +37,15 @@ static void check_report(const struct proto_report *r)
     REQUIRE(!r->has_load || (r->load >= 0 && r->load <= 1));
     REQUIRE(!r->has_min_accuracy ||
             (r->min_accuracy >= 0 && r->min_accuracy <= 1));
+    REQUIRE(r->downlink_history_count <= PROTO_MAX_HISTORY);
+    for (size_t i = 0; i < r->downlink_history_count; i++)
+        REQUIRE(r->downlink_history_bps[i] >= 0 &&
+                r->downlink_history_bps[i] <= 1e12);
+    REQUIRE(!r->has_downlink_bps ||
+            (r->downlink_bps >= 0 && r->downlink_bps <= 1e12));
+    REQUIRE(!r->has_horizon_s || (r->horizon_s > 0 && r->horizon_s <= 1e7));
+    REQUIRE(!r->has_fetching ||
+            proto_hex_is_valid(r->fetching_hex, strlen(r->fetching_hex)));
     for (size_t i = 0; i < r->context_count; i++) {
         REQUIRE(is_terminated(r->context[i].key, PROTO_TOKEN_SIZE));
         REQUIRE(is_terminated(r->context[i].value, PROTO_TOKEN_SIZE));

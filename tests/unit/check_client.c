@@ -445,7 +445,12 @@ START_TEST(test_client_report_minimal)
     ck_assert_ptr_null(json_object_get(r, "current"));
     ck_assert_ptr_null(json_object_get(r, "fetching"));
     ck_assert_ptr_null(json_object_get(r, "nonce"));
-    ck_assert_ptr_null(json_object_get(r, "accept"));
+    /* the codings it decodes; no signed answer asked for */
+    ck_assert_uint_eq(json_array_size(JGET(r, "accept", "delta_formats")), 2);
+    ck_assert_str_eq(json_string_value(json_array_get(
+                         JGET(r, "accept", "encodings"), 0)),
+                     "modeld-bg/1");
+    ck_assert_ptr_null(JGET(r, "accept", "signed"));
     json_decref(r);
 }
 END_TEST

@@ -19,6 +19,7 @@
 #include "policy/admission.h"
 #include "proto/proto.h"
 #include "server/auth.h"
+#include "server/decide.h"
 #include "store/store.h"
 
 static char data_dir[64];
@@ -521,6 +522,84 @@ START_TEST(test_policy_admission_cases)
 }
 END_TEST
 
+/* ---- the select pipeline (server/decide.c) --------------------------------- */
+
+static void
+decide_for(struct store *st, const char *current_hex, double load,
+           struct decision_run *run, const struct store_snapshot **snap)
+{
+    static struct proto_candidate cands[8];
+    struct policy_config pol;
+    struct policy_admission adm = {0.8, 30};
+    struct proto_report r;
+
+    policy_config_default(&pol);
+    memset(&r, 0, sizeof(r));
+    r.memory_bytes = 1000000;
+    r.gflops = 10;
+    if (current_hex) {
+        r.has_current = true;
+        memcpy(r.current_hex, current_hex, PROTO_HEX_SIZE);
+    }
+    if (load >= 0) {
+        r.has_load = true;
+        r.load = load;
+    }
+    ck_assert_int_eq(store_snapshot_get(st, "f", snap), STORE_OK);
+    ck_assert_uint_lt((*snap)->variant_count, 8);
+    ck_assert_int_eq(decide_run(&pol, &adm, *snap, &r, cands, run),
+                     DECIDE_OK);
+}
+
+START_TEST(test_decide_run_paused_and_held)
+{
+    struct store *st = open_store(false);
+    char h1[PROTO_HEX_SIZE], h2[PROTO_HEX_SIZE];
+    struct proto_rollout_patch pause = {0, false, true, true};
+    struct proto_variant before, after;
+    const struct store_snapshot *snap = NULL;
+    struct decision_run *run = calloc(1, sizeof(*run));
+
+    ck_assert_ptr_nonnull(run);
+    two_versions(st, 100, h1, h2);
+    /* v2 (100 %, more accurate) wins; a v1 holder on a loaded cell keeps
+     * v1 (an older version: only in snap->older). */
+    decide_for(st, NULL, -1, run, &snap);
+    ck_assert_int_eq(run->d.action, PROTO_ACTION_DOWNLOAD);
+    ck_assert_int_eq(run->variants[run->d.chosen].version, 2);
+    decide_run_free(run);
+    store_snapshot_release(snap);
+    decide_for(st, h1, 0.9, run, &snap);
+    ck_assert_uint_eq(snap->older_count, 1);
+    ck_assert(run->deferred);
+    ck_assert_int_eq(run->d.action, PROTO_ACTION_KEEP);
+    ck_assert_int_eq(run->variants[run->d.chosen].version, 1);
+    decide_run_free(run);
+    store_snapshot_release(snap);
+    decide_for(st, h1, 0.5, run, &snap);
+    ck_assert(!run->deferred);
+    ck_assert_int_ne(run->d.action, PROTO_ACTION_KEEP);
+    decide_run_free(run);
+    store_snapshot_release(snap);
+
+    /* Paused v2: new UEs get v1, its holders keep it. */
+    ck_assert_int_eq(store_version_rollout(st, "f", "m", 2, &pause, &before,
+                                           &after),
+                     STORE_OK);
+    decide_for(st, NULL, -1, run, &snap);
+    ck_assert_int_eq(run->variants[run->d.chosen].version, 1);
+    decide_run_free(run);
+    store_snapshot_release(snap);
+    decide_for(st, h2, -1, run, &snap);
+    ck_assert_int_eq(run->d.action, PROTO_ACTION_KEEP);
+    ck_assert_int_eq(run->variants[run->d.chosen].version, 2);
+    decide_run_free(run);
+    store_snapshot_release(snap);
+    free(run);
+    store_close(st);
+}
+END_TEST
+
 /* ---- tokens and scopes ------------------------------------------------------ */
 
 START_TEST(test_auth_tokens_file_and_scopes)
@@ -734,6 +813,7 @@ trust_suite(void)
     tcase_add_test(tc, test_store_variant_put_idempotent);
     tcase_add_test(tc, test_store_generation_grows_across_restarts);
     tcase_add_test(tc, test_store_audit_since);
+    tcase_add_test(tc, test_decide_run_paused_and_held);
     suite_add_tcase(s, tc);
     tc = tcase_create("admission");
     tcase_add_loop_test(tc, test_policy_admission_cases, 0,

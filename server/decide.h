@@ -1,0 +1,45 @@
+/*
+ * One select decision on a snapshot, the single pipeline of the select
+ * handler and `modeld select`: the versions that compete for this UE
+ * (a paused version only for the UEs that hold it), the policy, then the
+ * admission rule under load. No HTTP, no output.
+ */
+#ifndef SERVER_DECIDE_H
+#define SERVER_DECIDE_H
+
+#include <stdbool.h>
+
+#include "policy/admission.h"
+#include "policy/policy.h"
+#include "store/store.h"
+
+struct decision_run {
+    struct proto_decision d;
+    const struct proto_variant *variants; /* what d's indexes point into */
+    bool deferred;                        /* admission deferred a transfer */
+    struct proto_variant *view;           /* owned (decide_run_free) */
+};
+
+enum decide_status {
+    DECIDE_OK = 0,
+    DECIDE_NO_MEMORY,
+    DECIDE_POLICY_BUG,    /* the policy refused its input */
+};
+
+/*
+ * Decides for report r on snap. cands is the caller's storage for the
+ * decision's candidates, room for snap->variant_count + 1 of them (one
+ * more for a held version). On DECIDE_OK run->d and run->variants hold the
+ * decision, to write with proto_decision_write(&run->d, ...,
+ * run->variants, snap->deltas). Always release with decide_run_free.
+ */
+enum decide_status decide_run(const struct policy_config *policy,
+                              const struct policy_admission *admission,
+                              const struct store_snapshot *snap,
+                              const struct proto_report *r,
+                              struct proto_candidate *cands,
+                              struct decision_run *run);
+
+void decide_run_free(struct decision_run *run);
+
+#endif

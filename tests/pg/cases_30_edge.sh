@@ -1,0 +1,99 @@
+# shellcheck shell=bash
+# Sourced by tests/pg/run.sh: edge mode (blob_origin). An empty edge on
+# the central PostgreSQL catalog answers a UE's select and serves the
+# download, pulled once from the central daemon. Against a stand-in origin
+# (tests/pg/origin.py): a corrupted byte is refused and nothing is kept,
+# 50 parallel requests for one missing blob make one origin fetch, and the
+# cache bound evicts the least recently used blob.
+
+blob_file() { echo "$1/blobs/sha256/${2:0:2}/$2"; }
+
+# ---- select + download through an empty edge --------------------------
+if pg_start edgecat; then
+    URL=$(pg_url edgecat)
+    d_start central "$WORK/central" --catalog "$URL" &&
+        d_start edge1 "$WORK/edge1" --catalog "$URL" --set worker=false \
+            --set catalog_poll_ms=200 --set "blob_origin=$(d_url central)"
+    check "edge: central and edge start on one catalog" 0 $?
+    make_blob "$WORK/eb1" 31 256
+    EH=$(sha "$WORK/eb1")
+    admin central PUT /v1/families/edgefam "${JSON[@]}" -d '{"task":"t","description":"d"}' >/dev/null
+    admin central PUT "/v1/blobs/sha256:$EH" --data-binary "@$WORK/eb1" >/dev/null
+    check "edge: publish on the central daemon" 201 \
+        "$(admin central PUT /v1/families/edgefam/variants/v "${JSON[@]}" -d "$(variant_body "$EH")")"
+    check "edge: the edge holds no blob yet" "" "$(find "$WORK/edge1/blobs" -type f)"
+    check "edge: a UE's select on the edge" 200 \
+        "$(req edge1 POST /v1/families/edgefam/select "${JSON[@]}" -d "$SELECT_BODY")"
+    MURL=$(jq -r .model.url "$WORK/body")
+    check "edge: ... names the blob" "/v1/blobs/sha256:$EH" "$MURL"
+    check "edge: download through the edge" 200 "$(req edge1 GET "$MURL")"
+    check "edge: ... the right bytes" "$EH" "$(sha "$WORK/body")"
+    check "edge: ... now kept at the edge" "$EH" "$(sha "$(blob_file "$WORK/edge1" "$EH")" 2>/dev/null)"
+    check "edge: second download" 200 "$(req edge1 GET "$MURL")"
+    check "edge: a range of it" 206 "$(req edge1 GET "$MURL" -H 'Range: bytes=10-19')"
+    check "edge: one origin fetch" 1 "$(metric edge1 modeld_edge_origin_fetches_total)"
+    check "edge: origin bytes = the blob's size" "$(stat -c %s "$WORK/eb1")" \
+        "$(metric edge1 modeld_edge_origin_bytes_total)"
+    check "edge: misses" 1 "$(metric edge1 'modeld_edge_blob_requests_total{result="miss"}')"
+    check "edge: hits" 2 "$(metric edge1 'modeld_edge_blob_requests_total{result="hit"}')"
+    d_stop edge1
+    d_stop central
+else
+    fail "starting PostgreSQL for the edge case"
+fi
+
+# ---- a stand-in origin: corruption, single flight, eviction -------------
+mkdir -p "$WORK/origin"
+python3 tests/pg/origin.py "$WORK/origin" 0.5 >"$WORK/origin.port" 2>"$WORK/origin.err" &
+ORIGIN_PID=$!
+wait_for 10 test -s "$WORK/origin.port"
+ORIGIN=http://127.0.0.1:$(head -1 "$WORK/origin.port")
+count_of() { curl -s "$ORIGIN/_count/$1"; }
+make_blob "$WORK/good" 41 512
+make_blob "$WORK/other" 42 512
+make_blob "$WORK/bad" 43 128
+GH=$(sha "$WORK/good")
+OH=$(sha "$WORK/other")
+BH=$(sha "$WORK/bad")
+cp "$WORK/good" "$WORK/origin/$GH"
+cp "$WORK/other" "$WORK/origin/$OH"
+# One byte changed: the origin serves bytes that are not sha256:$BH.
+python3 -c 'import sys; b = bytearray(open(sys.argv[1], "rb").read()); b[100] ^= 1; open(sys.argv[2], "wb").write(b)' \
+    "$WORK/bad" "$WORK/origin/$BH"
+# Room for one of the 512 KiB blobs, not two.
+if d_start edge2 "$WORK/edge2" --set "blob_origin=$ORIGIN" \
+    --set blob_cache_max_bytes=800000; then
+    check "edge: a corrupted origin blob is refused" 502 "$(req edge2 GET "/v1/blobs/sha256:$BH")"
+    check "edge: ... as problem+json naming the digest" digest "$(jq -r .field "$WORK/body")"
+    check "edge: ... and not kept" "" "$(find "$WORK/edge2/blobs" "$WORK/edge2/tmp" -type f)"
+    check "edge: ... counted" 1 "$(metric edge2 modeld_edge_origin_refused_total)"
+
+    for i in $(seq 1 50); do
+        curl -s -o "$WORK/par$i" -w '%{http_code}\n' "$(d_url edge2)/v1/blobs/sha256:$GH" \
+            >"$WORK/par$i.status" &
+    done
+    all_answered() { [ "$(cat "$WORK"/par*.status 2>/dev/null | grep -c .)" -eq 50 ]; }
+    wait_for 60 all_answered
+    check "edge: 50 parallel requests for one missing blob all answered 200" 50 \
+        "$(cat "$WORK"/par*.status | grep -c '^200$')"
+    same=0
+    for i in $(seq 1 50); do [ "$(sha "$WORK/par$i")" = "$GH" ] && same=$((same + 1)); done
+    check "edge: ... all with the right bytes" 50 "$same"
+    check "edge: ... from one origin fetch" 1 "$(count_of "$GH")"
+
+    check "edge: another blob" 200 "$(req edge2 GET "/v1/blobs/sha256:$OH")"
+    check "edge: the bound evicted the least recently used blob" 1 \
+        "$(metric edge2 modeld_edge_evicted_total)"
+    check "edge: ... its file is gone" "" "$(ls "$(blob_file "$WORK/edge2" "$GH")" 2>/dev/null)"
+    check "edge: the evicted blob is fetched again" 200 "$(req edge2 GET "/v1/blobs/sha256:$GH")"
+    check "edge: ... a second origin fetch" 2 "$(count_of "$GH")"
+    check "edge: unknown at the origin: 404" 404 \
+        "$(req edge2 GET "/v1/blobs/sha256:$(printf 'nope' | sha256sum | cut -d' ' -f1)")"
+    d_stop edge2
+    check "edge: no BUG or sanitizer report" 0 \
+        "$(cat "$WORK"/edge*.err | grep -c -E 'BUG:|runtime error|AddressSanitizer')"
+else
+    fail "edge: edge2 starts"
+fi
+kill "$ORIGIN_PID" 2>/dev/null
+wait "$ORIGIN_PID" 2>/dev/null

@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+"""A stand-in origin for the edge tests: any HTTP server holding /v1/blobs/.
+
+origin.py DIR DELAY_S: serves DIR/<hex> at GET /v1/blobs/sha256:<hex>
+(404 when absent), each answer after DELAY_S seconds (so that concurrent
+edge requests overlap), and GET /_count/<hex>: how many blob requests for
+<hex> it has answered. Prints its port on the first line of stdout. Stops on
+SIGTERM. Loopback only.
+"""
+import http.server
+import os
+import re
+import sys
+import threading
+import time
+
+ROOT, DELAY = sys.argv[1], float(sys.argv[2])
+COUNTS = {}
+LOCK = threading.Lock()
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def reply(self, status, body):
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        m = re.fullmatch(r"/_count/([0-9a-f]{64})", self.path)
+        if m:
+            with LOCK:
+                n = COUNTS.get(m.group(1), 0)
+            return self.reply(200, str(n).encode())
+        m = re.fullmatch(r"/v1/blobs/sha256:([0-9a-f]{64})", self.path)
+        if not m:
+            return self.reply(404, b"")
+        with LOCK:
+            COUNTS[m.group(1)] = COUNTS.get(m.group(1), 0) + 1
+        time.sleep(DELAY)
+        path = os.path.join(ROOT, m.group(1))
+        if not os.path.exists(path):
+            return self.reply(404, b"")
+        with open(path, "rb") as f:
+            self.reply(200, f.read())
+
+
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+print(server.server_address[1], flush=True)
+server.serve_forever()
