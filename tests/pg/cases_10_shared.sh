@@ -3,8 +3,8 @@
 # publish on A is selected on B within B's poll interval; both workers run
 # on the shared job queue and each job is done exactly once.
 
-if pg_start shared; then
-    URL=$(pg_url shared)
+if pg_database main shared; then
+    URL=$(pg_url main shared)
     POLL_MS=200
     A_OK=0
     # Both sign (the generation of a signed answer is the shared one).

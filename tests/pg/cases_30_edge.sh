@@ -9,8 +9,8 @@
 blob_file() { echo "$1/blobs/sha256/${2:0:2}/$2"; }
 
 # ---- select + download through an empty edge --------------------------
-if pg_start edgecat; then
-    URL=$(pg_url edgecat)
+if pg_database main edgecat; then
+    URL=$(pg_url main edgecat)
     d_start central "$WORK/central" --catalog "$URL" &&
         d_start edge1 "$WORK/edge1" --catalog "$URL" --set worker=false \
             --set catalog_poll_ms=200 --set "blob_origin=$(d_url central)"
