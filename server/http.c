@@ -35,6 +35,7 @@
 /* Body bytes read and dropped after a request was refused mid-body, so
  * that the client still gets its 4xx; past this the connection closes. */
 #define DISCARD_MAX_BYTES (16u << 20)
+#define EARLY_DRAIN_MAX_BYTES (1u << 20)
 
 static double
 elapsed_s(const struct timespec *start)
@@ -589,6 +590,31 @@ has_body(struct MHD_Connection *c)
            NULL;
 }
 
+/*
+ * A request refused on its headers whose small body is already on the way
+ * (no "Expect: 100-continue", Content-Length at most EARLY_DRAIN_MAX_BYTES)
+ * is read and dropped before the refusal goes out. Answering at once would
+ * close the connection while the client still sends: its send fails with
+ * EPIPE/ECONNRESET and many clients (curl among them) then lose the answer.
+ * A client that asked for 100-continue gets the answer without sending.
+ */
+static bool
+drain_before_reply(struct MHD_Connection *c)
+{
+    const char *expect = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_EXPECT);
+    const char *clen = MHD_lookup_connection_value(
+        c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    char *end = NULL;
+    unsigned long long len;
+
+    if (expect || !clen || *clen < '0' || *clen > '9')
+        return false;
+    errno = 0;
+    len = strtoull(clen, &end, 10);
+    return errno == 0 && *end == '\0' && len <= EARLY_DRAIN_MAX_BYTES;
+}
+
 /* One piece of the body. Returns false when the request must be answered
  * now (rq->pending set). */
 static bool
@@ -667,7 +693,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
         rq->started = true;
         deadlines_disarm(conn_deadline(c));
         first_call(c, rq, url, method);
-        if (rq->has_pending && has_body(c))
+        if (rq->has_pending && has_body(c) && !drain_before_reply(c))
             return http_reply_problem(c, rq, &rq->pending);
         if (!rq->has_pending && rq->rm->body == BODY_BLOB) {
             enum store_status rc = store_upload_begin(

@@ -98,6 +98,39 @@ check_problem "PUT blob without a token" 401
 http HEAD "/v1/blobs/$BLOB1_DIGEST"
 check "blob refused for auth is not stored" 404 "$STATUS"
 
+# A refusal on the headers of a small upload comes after its body has been
+# read: a client still sending must not see its send fail (EPIPE/RST) and
+# lose the answer. The client sends 16 KiB, waits up to 2 s for an early
+# answer, then the rest; every byte must be taken and the answer be 401.
+out=$(python3 - "${BASE#http://127.0.0.1:}" "$BLOB1_HEX" <<'PY'
+import select, socket, sys
+port, hexd = int(sys.argv[1]), sys.argv[2]
+body = bytes(300000)
+s = socket.create_connection(("127.0.0.1", port), timeout=10)
+s.sendall(b"PUT /v1/blobs/sha256:%s HTTP/1.1\r\nHost: x\r\n"
+          b"Content-Type: application/octet-stream\r\n"
+          b"Content-Length: %d\r\n\r\n" % (hexd.encode(), len(body)))
+s.sendall(body[:16384])
+select.select([s], [], [], 2.0)
+sent = "all"
+try:
+    s.sendall(body[16384:])
+except OSError as e:
+    sent = "failed:" + type(e).__name__
+data = b""
+try:
+    while b"\r\n\r\n" not in data:
+        b = s.recv(65536)
+        if not b:
+            break
+        data += b
+except OSError:
+    pass
+print(sent, data.split(b"\r\n", 1)[0].decode("latin-1").replace(" ", "_"))
+PY
+)
+check "refused upload: the client's body is taken, not reset" "all HTTP/1.1_401_Unauthorized" "$out"
+
 http_admin PUT "/v1/blobs/$BLOB1_DIGEST" -H 'Content-Type: application/octet-stream' -T "$BLOB1"
 check "PUT blob with the right digest: created" 201 "$STATUS"
 http_admin PUT "/v1/blobs/$BLOB1_DIGEST" -H 'Content-Type: application/octet-stream' -T "$BLOB1"
