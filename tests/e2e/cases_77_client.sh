@@ -148,6 +148,7 @@ if daemon_start cli "$CLI_WORK/data" "${CLI_ARGS[@]}"; then
     check_match "client: first fetch: verified before the switch" \
         'verify ok' "$(cat "$FETCH_OUT")"
     check "client: first fetch: nothing left in partial/" 0 "$(ls "$A/partial" | wc -l)"
+    check_match "client: first fetch: installed event accepted" 'event installed status=202' "$(cat "$FETCH_OUT")"
     check "client: first fetch: state names the model" "${L1#sha256:}" \
         "$(jq -r .current.digest_hex "$A/state.json")"
     check_ge "client: first fetch: a throughput sample kept" 1 \
@@ -226,6 +227,7 @@ if daemon_start cli "$CLI_WORK/data" "${CLI_ARGS[@]}"; then
     check "client: flipped model byte: bytes deleted" 0 "$(ls "$C/partial" | wc -l)"
     check "client: flipped model byte: only the model in use kept" 1 "$(ls "$C/models" | wc -l)"
     check_match "client: flipped model byte: says so" 'not that digest' "$(cat "$FETCH_ERR")"
+    check_match "client: flipped model byte: verify_failed event accepted" 'event verify_failed status=202' "$(cat "$FETCH_OUT")"
 
     # a flipped delta: refused, deleted, the full model once instead
     proxy_ctl '{"flip_prefix":"/v1/deltas/","flip_offset":500}'
