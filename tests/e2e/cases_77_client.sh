@@ -155,6 +155,14 @@ if daemon_start cli "$CLI_WORK/data" "${CLI_ARGS[@]}"; then
         "$(jq '.downlink_history_bps | length' "$A/state.json")"
     no_sanitizer "client: first fetch" "$FETCH_ERR"
 
+    # on a terminal (script(1) gives it one): a progress bar on stderr
+    script -qec "$MODELD fetch --server $CLI_SRV --family cli --state $CLI_WORK/st-tty --no-benchmark --set device.gflops=50 --set device.memory_bytes=100000000" \
+        /dev/null </dev/null >"$CLI_WORK/tty.out" 2>&1
+    check "client: on a terminal: exit 0" 0 "$?"
+    check_match "client: on a terminal: a progress bar with rate and ETA" \
+        '\[=+\] 100%  2\.0 MiB / 2\.0 MiB  .*/s  ETA' "$(tr '\r' '\n' <"$CLI_WORK/tty.out")"
+    check "client: on a terminal: verified model" "$L1" "$(path_digest "$CLI_WORK/st-tty")"
+
     fetch "$A" --set device.memory_bytes=100000000 --print-report
     check "client: --print-report: exit 0" 0 "$FETCH_RC"
     check "client: --print-report: current" "$L1" "$(jq -r .current "$FETCH_OUT")"
