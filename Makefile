@@ -219,7 +219,7 @@ build/fuzz/make_seeds: tests/fuzz/make_seeds.c \
 build/fuzz/make_tensor_seeds: tests/fuzz/make_tensor_seeds.c \
                               $(filter build/obj/proto/%,$(OBJ_LIB))
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Wno-unused-function -o $@ $^ $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
 
 fuzz-build: $(FUZZ_BINS)
 

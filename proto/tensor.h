@@ -7,7 +7,7 @@
  *
  * The UE side (client/) uses only the decoder: proto_tensor_dec_* takes the
  * coded bytes in pieces of any size as they arrive and writes the model to a
- * sink tensor by tensor; memory stays at one batch (4 MiB) plus zstd's
+ * sink tensor by tensor; memory stays at one batch (1 MiB) plus zstd's
  * windows, beside the caller's mapping of the old model.
  */
 #ifndef PROTO_TENSOR_H
@@ -97,7 +97,7 @@ const char *proto_model_format_name(enum proto_model_format f);
 
 /* ---- coding ------------------------------------------------------------ */
 
-/* Shared by both codings: the zstd level and the batch size. */
+/* Options of both codings. */
 struct proto_tensor_options {
     int level;                    /* zstd level, 1..19 (default 19) */
 };

@@ -27,9 +27,10 @@
 #define TO_TAG " to=sha256:"
 #define PATCH_TAG "modeld-delta/1 from=sha256:"
 
-#define BATCH_BYTES ((size_t)4 << 20)  /* multiple of 8 */
+#define BATCH_BYTES ((size_t)1 << 20)  /* multiple of 8 */
+#define OBUF_BYTES ((size_t)64 << 10)   /* decoder's output gathering */
 #define STREAMS 15                     /* planes of widths 1, 2, 4, 8 */
-#define STREAM_WINDOW_LOG_MAX 23
+#define STREAM_WINDOW_LOG_MAX 21
 #define PLAN_MAX_BYTES ((uint64_t)64 << 20)
 #define SAMPLE_CHUNKS 4
 #define SAMPLE_CHUNK_BYTES ((uint64_t)16 << 10) /* multiple of 8 */
@@ -44,8 +45,17 @@ enum op {
     OP_XOR_BF16 = 5,
     OP_SUB_F16 = 6,
     OP_SUB_BF16 = 7,
+    OP_SPARSE = 8,         /* records (gap, zigzag(new - old)): the changed
+                              elements only; the rest copied from old */
+    OP_SPARSE_SET = 9,     /* records (gap, new value): the same, values
+                              given as they are (pruning: zeros) */
     OP_COUNT
 };
+
+static bool is_sparse(unsigned op)
+{
+    return op == OP_SPARSE || op == OP_SPARSE_SET;
+}
 
 static bool op_is_sub(unsigned op)
 {
@@ -65,6 +75,10 @@ struct item {
     uint64_t offset, len;         /* in the target */
     uint64_t old_offset, old_len; /* the source in the base (not RAW) */
     unsigned op, width;
+    uint64_t clen;                /* bytes in the plane streams: len, or
+                                     count * width for OP_SPARSE (0: REF) */
+    uint64_t count;               /* OP_SPARSE: records */
+    unsigned char *rec;           /* encoder, OP_SPARSE: the records */
 };
 
 static unsigned stream_base(unsigned width)
@@ -161,6 +175,10 @@ static void forward(const struct item *it, const unsigned char *old,
 
     if (it->op == OP_RAW) {
         memcpy(out, new_p + first * w, n * w);
+        return;
+    }
+    if (is_sparse(it->op)) {
+        memcpy(out, it->rec + first * w, n * w);
         return;
     }
     src = old + it->old_offset;
@@ -403,7 +421,8 @@ static bool walk_next(struct walk *w, size_t *out_item, uint64_t *out_at,
 {
     *out_end = false;
     while (w->i < w->count &&
-           (w->items[w->i].op == OP_REF || w->done == w->items[w->i].len)) {
+           (w->items[w->i].op == OP_REF ||
+            w->done == w->items[w->i].clen)) {
         w->i++;
         w->done = 0;
     }
@@ -413,7 +432,7 @@ static bool walk_next(struct walk *w, size_t *out_item, uint64_t *out_at,
     }
     {
         const struct item *it = &w->items[w->i];
-        uint64_t rem = it->len - w->done;
+        uint64_t rem = it->clen - w->done;
         size_t room = (BATCH_BYTES - w->fill) / it->width * it->width;
         size_t take = rem < room ? (size_t)rem : room;
 
@@ -468,7 +487,7 @@ static double estimate(const struct enc *e, const struct item *it,
                        unsigned char *tmp)
 {
     unsigned w = it->width;
-    uint64_t len = it->len, chunk = SAMPLE_CHUNK_BYTES;
+    uint64_t len = it->clen, chunk = SAMPLE_CHUNK_BYTES;
     unsigned char *planes = tmp + SAMPLE_CHUNKS * SAMPLE_CHUNK_BYTES;
     size_t n = 0, cap = ZSTD_compressBound(SAMPLE_CHUNKS * SAMPLE_CHUNK_BYTES);
     unsigned char *z = planes + SAMPLE_CHUNKS * SAMPLE_CHUNK_BYTES;
@@ -656,6 +675,82 @@ static void try_ops(const struct enc *e, const struct proto_tensor *match,
 }
 
 /*
+ * The changed elements only, for a tensor that kept most of its values
+ * (a sparse fine-tune): one record of 2 e bytes per changed element, the
+ * number of unchanged elements before it (low e bytes) and the zigzag of
+ * its difference (high e bytes), so that the byte planes hold the gaps
+ * apart from the values. A gap too long for e bytes takes filler records
+ * (the longest gap, difference 0: one more unchanged element). Tried when
+ * at most 3/4 of the elements changed; kept when its estimate is the
+ * best. OP_SPARSE_SET gives the new values as they are (pruned weights:
+ * zeros), OP_SPARSE their difference (a sparse fine-tune).
+ */
+static void try_sparse(const struct enc *e, const struct proto_tensor *match,
+                       unsigned op, double *best, struct item *it,
+                       unsigned char *tmp)
+{
+    unsigned w = match->elem_bytes;   /* *it may be an unsplit option */
+    uint64_t elems, nnz = 0, count = 0, last = 0, max_gap;
+    const unsigned char *a, *b;
+    struct item cand = *it;
+    unsigned char *rec;
+    double c;
+
+    if (w != 2 && w != 4)
+        return;
+    elems = it->len / w;
+    max_gap = width_mask(w);
+    a = e->cur + it->offset;
+    b = e->old + match->offset;
+    for (uint64_t i = 0; i < elems; i++)
+        if (memcmp(a + i * w, b + i * w, w) != 0)
+            nnz++;
+    if (nnz == 0 || nnz > elems / 4 * 3)
+        return;
+    /* fillers: at most one per max_gap + 1 elements */
+    rec = malloc((size_t)(nnz + elems / (max_gap + 1) + 1) * 2 * w);
+    if (!rec)
+        return;
+    for (uint64_t i = 0; i < elems; i++) {
+        uint64_t gap, d, z;
+
+        if (memcmp(a + i * w, b + i * w, w) == 0)
+            continue;
+        gap = i - last;
+        while (gap > max_gap) {
+            put_le(rec + count * 2 * w, max_gap, w);
+            put_le(rec + count * 2 * w + w, 0, w);
+            count++;
+            gap -= max_gap + 1;
+        }
+        d = (get_le(a + i * w, w) - get_le(b + i * w, w)) & max_gap;
+        z = op == OP_SPARSE_SET
+                ? get_le(a + i * w, w)
+                : ((d << 1) ^ (((d >> (8 * w - 1)) & 1) ? max_gap : 0)) &
+                      max_gap;
+        put_le(rec + count * 2 * w, gap, w);
+        put_le(rec + count * 2 * w + w, z, w);
+        count++;
+        last = i + 1;
+    }
+    cand.op = op;
+    cand.width = 2 * w;
+    cand.old_offset = match->offset;
+    cand.old_len = match->len;
+    cand.count = count;
+    cand.clen = count * 2 * w;
+    cand.rec = rec;
+    c = estimate(e, &cand, tmp);
+    if (c < *best) {
+        free(it->rec);            /* a sparse option tried before */
+        *best = c;
+        *it = cand;
+    } else {
+        free(rec);
+    }
+}
+
+/*
  * Chooses how to code new tensor t: REF to an identical old tensor, else
  * the cheapest estimate among RAW and the transforms against its match
  * (by name, else the first unused old tensor of the same dtype and shape).
@@ -669,11 +764,12 @@ static void choose(const struct enc *e, const struct proto_tensor_map *om,
     size_t at;
     double best;
 
+    memset(it, 0, sizeof(*it));
     it->offset = t->offset;
     it->len = t->len;
+    it->clen = t->len;
     it->op = OP_RAW;
     it->width = t->elem_bytes;
-    it->old_offset = it->old_len = 0;
     if (!om || ix->count == 0) {
         static const unsigned raw[] = { OP_RAW };
 
@@ -691,6 +787,7 @@ static void choose(const struct enc *e, const struct proto_tensor_map *om,
             it->op = OP_REF;
             it->old_offset = o->offset;
             it->old_len = o->len;
+            it->clen = 0;
             ix->used[ix->by_fp[at].idx] = true;
             return;
         }
@@ -726,6 +823,8 @@ static void choose(const struct enc *e, const struct proto_tensor_map *om,
         static const unsigned ops[] = { OP_RAW, OP_XOR, OP_SUB };
 
         try_ops(e, match, ops, ARRAY_SIZE(ops), &best, it, tmp);
+        try_sparse(e, match, OP_SPARSE, &best, it, tmp);
+        try_sparse(e, match, OP_SPARSE_SET, &best, it, tmp);
     } else if (match->dtype == PROTO_DTYPE_F32 && match->len == 2 * t->len &&
                t->elem_bytes == 2) {
         static const unsigned f16[] = { OP_XOR_F16, OP_SUB_F16 };
@@ -923,6 +1022,8 @@ static void plan_write(const struct enc *e, const struct proto_tensor_map *om,
             buf_varint(b, zigzag((int64_t)(it->old_offset - old_at)));
             old_at = it->old_offset + it->old_len;
         }
+        if (is_sparse(it->op))
+            buf_varint(b, it->count);
         at = it->offset + it->len;
     }
 }
@@ -991,7 +1092,7 @@ static enum proto_status encode(const void *old, size_t old_len,
 
         choose(&e, oc ? old_map : NULL, &ix, &new_map->tensors[i], it, tmp);
         if (it->op != OP_REF)
-            e.stream_total[stream_base(it->width) + 0] += it->len / it->width;
+            e.stream_total[stream_base(it->width) + 0] += it->clen / it->width;
     }
     /* Every plane of a width gets the same number of bytes. */
     for (unsigned wd = 2; wd <= 8; wd *= 2)
@@ -1038,6 +1139,8 @@ out:
     free(e.xbuf);
     free(e.zbuf);
     ZSTD_freeCCtx(e.est);
+    for (size_t i = 0; e.items && i < e.count; i++)
+        free(e.items[i].rec);
     free(e.items);
     if (rc == PROTO_OK && e.sink_failed)
         rc = PROTO_SINK_FAILED;
@@ -1123,6 +1226,9 @@ struct proto_tensor_dec {
     unsigned char *xbuf;
     uint64_t peak;
     uint64_t held;
+    uint64_t sp_elem;             /* OP_SPARSE: elements of the item out */
+    unsigned char obuf[OBUF_BYTES];
+    size_t obuf_len;
 };
 
 static void dec_fail(struct proto_tensor_dec *d, enum proto_status rc)
@@ -1145,18 +1251,49 @@ static void *dec_alloc(struct proto_tensor_dec *d, size_t n)
     return p;
 }
 
+/* Hashes and hands out what the output buffer holds. */
+static enum proto_status out_flush(struct proto_tensor_dec *d)
+{
+    size_t n = d->obuf_len;
+
+    d->obuf_len = 0;
+    if (n == 0)
+        return PROTO_OK;
+    if (proto_hasher_update(d->hasher, d->obuf, n) != PROTO_OK)
+        return PROTO_NO_MEMORY;
+    if (d->sink(d->sink_ctx, d->obuf, n) != 0)
+        return PROTO_SINK_FAILED;
+    return PROTO_OK;
+}
+
+/* Writes output bytes: small pieces (a sparse tensor's elements) gather
+ * in a buffer, large ones go straight through. */
 static enum proto_status out_write(struct proto_tensor_dec *d, const void *p,
                                    uint64_t n)
 {
+    enum proto_status rc;
+
     if (n == 0)
         return PROTO_OK;
     if (d->written + n > d->new_len)
         return PROTO_BAD_INPUT;
+    d->written += n;
+    if (n <= OBUF_BYTES - d->obuf_len) {
+        memcpy(d->obuf + d->obuf_len, p, (size_t)n);
+        d->obuf_len += (size_t)n;
+        return PROTO_OK;
+    }
+    if ((rc = out_flush(d)) != PROTO_OK)
+        return rc;
+    if (n < OBUF_BYTES / 2) {
+        memcpy(d->obuf, p, (size_t)n);
+        d->obuf_len = (size_t)n;
+        return PROTO_OK;
+    }
     if (proto_hasher_update(d->hasher, p, (size_t)n) != PROTO_OK)
         return PROTO_NO_MEMORY;
     if (d->sink(d->sink_ctx, p, (size_t)n) != 0)
         return PROTO_SINK_FAILED;
-    d->written += n;
     return PROTO_OK;
 }
 
@@ -1233,15 +1370,23 @@ static bool plan_parse(struct proto_tensor_dec *d, const unsigned char *p,
         struct item *it = &d->items[i];
         uint64_t gap = cur_varint(&c), n = cur_varint(&c);
 
+        unsigned elem;
+
         it->op = cur_byte(&c);
         it->width = cur_byte(&c);
         it->old_offset = it->old_len = 0;
+        it->count = 0;
+        it->rec = NULL;
+        /* A sparse item's records are twice its elements' width. */
+        elem = is_sparse(it->op) ? it->width / 2 : it->width;
         if (c.bad || gap > d->new_len - at || n > d->new_len - at - gap ||
             n == 0 || it->op >= OP_COUNT ||
             (it->width != 1 && it->width != 2 && it->width != 4 &&
              it->width != 8) ||
-            n % it->width != 0)
+            (is_sparse(it->op) && it->width != 4 && it->width != 8) ||
+            n % elem != 0)
             return false;
+        it->clen = it->op == OP_REF ? 0 : n;
         it->offset = at + gap;
         it->len = n;
         at += gap + n;
@@ -1261,8 +1406,15 @@ static bool plan_parse(struct proto_tensor_dec *d, const unsigned char *p,
             it->old_offset = src;
             old_at = src + it->old_len;
         }
+        if (is_sparse(it->op)) {
+            /* each record stands for at least one element */
+            it->count = cur_varint(&c);
+            if (c.bad || it->count == 0 || it->count > n / elem)
+                return false;
+            it->clen = it->count * it->width;
+        }
         if (it->op != OP_REF)
-            d->stream_total[stream_base(it->width)] += n / it->width;
+            d->stream_total[stream_base(it->width)] += it->clen / it->width;
     }
     if (c.bad || c.pos != len)
         return false;
@@ -1390,6 +1542,90 @@ static enum proto_status chunk_read(struct proto_tensor_dec *d, unsigned s,
     return PROTO_OK;
 }
 
+/* Writes the elements a sparse item's records cover: for each, the
+ * unchanged ones before it (copied from the base) and the changed one. */
+static enum proto_status sparse_emit(struct proto_tensor_dec *d,
+                                     const struct item *it,
+                                     const unsigned char *rec, size_t count)
+{
+    unsigned e = it->width / 2;
+    uint64_t elems = it->len / e, mask = width_mask(e);
+    const unsigned char *src = d->old + it->old_offset;
+    enum proto_status rc;
+
+    for (size_t k = 0; k < count; k++) {
+        uint64_t gap = get_le(rec + k * it->width, e);
+        uint64_t z = get_le(rec + k * it->width + e, e);
+        uint64_t diff = (z >> 1) ^ ((z & 1) ? mask : 0);
+        bool set = it->op == OP_SPARSE_SET;
+        unsigned char v[8];
+
+        if (gap >= elems - d->sp_elem)
+            return PROTO_BAD_INPUT;
+        if ((rc = out_write(d, src + d->sp_elem * e, gap * e)) != PROTO_OK)
+            return rc;
+        d->sp_elem += gap;
+        put_le(v, set ? z : (get_le(src + d->sp_elem * e, e) + diff) & mask,
+               e);
+        if ((rc = out_write(d, v, e)) != PROTO_OK)
+            return rc;
+        d->sp_elem++;
+    }
+    return PROTO_OK;
+}
+
+/* The rest of a sparse item: unchanged. */
+static enum proto_status sparse_tail(struct proto_tensor_dec *d,
+                                     const struct item *it)
+{
+    unsigned e = it->width / 2;
+    uint64_t done = d->sp_elem * e;
+
+    d->sp_elem = 0;
+    return out_write(d, d->old + it->old_offset + done, it->len - done);
+}
+
+/*
+ * The common cases in one pass, 4-byte elements from their four planes
+ * (XOR or SUB against the base, or raw): gathered, inverted and stored as
+ * whole words. False for anything else (the generic loops then run).
+ */
+static bool fused_inverse(struct proto_tensor_dec *d, const struct item *it,
+                          unsigned base, const size_t *pos, uint64_t first,
+                          size_t elems)
+{
+    const unsigned char *p0, *p1, *p2, *p3, *src;
+    unsigned char *out = d->xbuf;
+
+    if (it->width != 4 ||
+        (it->op != OP_RAW && it->op != OP_XOR && it->op != OP_SUB))
+        return false;
+    p0 = d->planes[base] + pos[base];
+    p1 = d->planes[base + 1] + pos[base + 1];
+    p2 = d->planes[base + 2] + pos[base + 2];
+    p3 = d->planes[base + 3] + pos[base + 3];
+    src = it->op == OP_RAW ? NULL : d->old + it->old_offset + first * 4;
+    for (size_t k = 0; k < elems; k++) {
+        uint32_t t = (uint32_t)p0[k] | (uint32_t)p1[k] << 8 |
+                     (uint32_t)p2[k] << 16 | (uint32_t)p3[k] << 24;
+        uint32_t a = t;
+
+        if (src) {
+            const unsigned char *b = src + 4 * k;
+            uint32_t v = (uint32_t)b[0] | (uint32_t)b[1] << 8 |
+                         (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+
+            a = it->op == OP_XOR ? t ^ v
+                                 : v + ((t >> 1) ^ (uint32_t)-(t & 1));
+        }
+        out[4 * k] = (unsigned char)a;
+        out[4 * k + 1] = (unsigned char)(a >> 8);
+        out[4 * k + 2] = (unsigned char)(a >> 16);
+        out[4 * k + 3] = (unsigned char)(a >> 24);
+    }
+    return true;
+}
+
 /* All chunks of a batch are in: rebuild its pieces and emit them. */
 static enum proto_status batch_emit(struct proto_tensor_dec *d)
 {
@@ -1409,23 +1645,34 @@ static enum proto_status batch_emit(struct proto_tensor_dec *d)
             return rc;
         if (d->out_item != idx || d->out_done != at)
             return PROTO_BAD_INPUT; /* cannot happen: same walk */
-        for (unsigned j = 0; j < wd; j++) {
-            const unsigned char *pl = d->planes[base + j] + pos[base + j];
+        if (!fused_inverse(d, it, base, pos, at / wd, elems)) {
+            for (unsigned j = 0; j < wd; j++) {
+                const unsigned char *pl = d->planes[base + j] + pos[base + j];
 
-            for (size_t k = 0; k < elems; k++)
-                d->xbuf[k * wd + j] = pl[k];
-            pos[base + j] += elems;
+                for (size_t k = 0; k < elems; k++)
+                    d->xbuf[k * wd + j] = pl[k];
+            }
+            if (!is_sparse(it->op))
+                inverse(it, d->old, at / wd, elems, d->xbuf);
         }
-        inverse(it, d->old, at / wd, elems, d->xbuf);
-        if ((rc = out_write(d, d->xbuf, n)) != PROTO_OK)
+        for (unsigned j = 0; j < wd; j++)
+            pos[base + j] += elems;
+        if (is_sparse(it->op))
+            rc = sparse_emit(d, it, d->xbuf, elems);
+        else
+            rc = out_write(d, d->xbuf, n);
+        if (rc != PROTO_OK)
             return rc;
         d->out_done += n;
-        if (d->out_done == it->len) {
+        if (d->out_done == it->clen) {
+            if (is_sparse(it->op) &&
+                (rc = sparse_tail(d, it)) != PROTO_OK)
+                return rc;
             d->out_item++;
             d->out_done = 0;
         }
     }
-    return PROTO_OK;
+    return out_flush(d);
 }
 
 /* Handles one complete unit in d->in; sets the next state and need. */
@@ -1546,7 +1793,8 @@ static enum proto_status unit(struct proto_tensor_dec *d)
         return PROTO_OK;
     }
     if ((rc = out_refs(d)) != PROTO_OK ||
-        (rc = out_gap_to(d, d->new_len)) != PROTO_OK)
+        (rc = out_gap_to(d, d->new_len)) != PROTO_OK ||
+        (rc = out_flush(d)) != PROTO_OK)
         return rc;
     if (d->out_item != d->count || d->nt_pos != d->nt_len ||
         d->written != d->new_len)

@@ -128,6 +128,47 @@ static void report_mismatch(const char *old_path,
             prog, to_hex);
 }
 
+/*
+ * The tensor codings read in pieces through the streaming decoder (only
+ * the header page of the mapping is touched): memory stays at the
+ * decoder's, whatever the delta's size.
+ */
+static enum proto_status stream_tensor(const void *old, size_t old_len,
+                                       const char *path,
+                                       struct file_sink *fs)
+{
+    enum { PIECE = 256 * 1024 };
+    struct proto_tensor_dec *d = NULL;
+    unsigned char *buf = malloc(PIECE);
+    enum proto_status st = PROTO_NO_MEMORY;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (!buf || fd < 0)
+        goto out;
+    st = proto_tensor_dec_new(old, old_len, write_sink, fs, &d);
+    while (st == PROTO_OK) {
+        ssize_t n = read(fd, buf, PIECE);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            st = PROTO_BAD_INPUT;
+            break;
+        }
+        if (n == 0) {
+            st = proto_tensor_dec_finish(d);
+            break;
+        }
+        st = proto_tensor_dec_feed(d, buf, (size_t)n);
+    }
+out:
+    proto_tensor_dec_free(d);
+    if (fd >= 0)
+        close(fd);
+    free(buf);
+    return st;
+}
+
 /* Applies (old_path given) or decodes, and writes; want_hex, when not
  * NULL, is the digest the result must have besides the one the input
  * names. Returns the exit code. */
@@ -187,8 +228,11 @@ static int patch(const char *old_path, const char *delta_path,
     umask(mask);
     (void)fchmod(fs.fd, 0666 & ~mask);
 
-    st = proto_coded_apply(old.data, old.len, delta.data, delta.len,
-                           write_sink, &fs, NULL);
+    if (kind == PROTO_CODED_TENSOR || kind == PROTO_CODED_BG)
+        st = stream_tensor(old.data, old.len, delta_path, &fs);
+    else
+        st = proto_coded_apply(old.data, old.len, delta.data, delta.len,
+                               write_sink, &fs, NULL);
     if (st == PROTO_OK &&
         (proto_hasher_final(fs.hasher, have_hex) != PROTO_OK ||
          (want_hex && strcmp(have_hex, want_hex) != 0))) {

@@ -77,6 +77,9 @@ static const struct key keys[] = {
      100000, "connections from one client address (0: no limit)"},
     {"connection_timeout_s", KEY_UINT, OFF(connection_timeout_s), 0, 1, 3600,
      "idle connection timeout"},
+    {"min_download_bytes_per_s", KEY_UINT, OFF(min_download_bytes_per_s), 0,
+     0, 1e9, "a large answer acknowledged slower than this on average over "
+             "connection_timeout_s is cut (0: only a stall cuts)"},
     {"request_timeout_s", KEY_UINT, OFF(request_timeout_s), 0, 0, 3600,
      "a request's headers must arrive within this many seconds of the "
      "connection opening or the previous response (0: off)"},
@@ -233,6 +236,7 @@ config_default(struct config *out)
     out->max_connections_per_ip = 128;
     out->connection_timeout_s = 30;
     out->request_timeout_s = 15;
+    out->min_download_bytes_per_s = 512;
     out->shutdown_grace_s = 10;
     out->max_upload_bytes = 4ULL << 30;
     out->max_json_bytes = 1 << 20;

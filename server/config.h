@@ -36,6 +36,7 @@ struct config {
     unsigned max_connections_per_ip;
     unsigned connection_timeout_s;
     unsigned request_timeout_s;   /* headers due within this; 0: off */
+    unsigned min_download_bytes_per_s; /* large answers: slower is cut */
     unsigned shutdown_grace_s;
     uint64_t max_upload_bytes;
     uint64_t max_json_bytes;      /* admin JSON bodies */

@@ -1,14 +1,19 @@
 /*
  * The deadline watchdog: a list of open connections under a mutex and
- * one thread that wakes four times a second. shutdown(2) on a late socket
+ * one thread that wakes four times a second. It also watches the progress
+ * of large transfers (deadlines_watch) through the kernel's count of
+ * acknowledged bytes. shutdown(2) on a late socket
  * makes libmicrohttpd see the connection fail and close it in its own
  * thread; the socket stays valid until then because the CLOSED
  * notification (deadlines_close, under the same mutex) comes before
  * libmicrohttpd closes the descriptor.
  */
 #include <errno.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -17,9 +22,17 @@
 
 #define TICK_MS 250
 
+enum watch_state { WATCH_OFF = 0, WATCH_START, WATCH_ON };
+
 struct deadline_conn {
     int fd;
     atomic_int_fast64_t due_ms;      /* 0: none */
+    atomic_int watch;                /* enum watch_state */
+    /* Progress of a watched transfer; the watchdog thread's only. */
+    uint64_t acked;                  /* tcpi_bytes_acked at the last look */
+    int64_t progress_ms;             /* when acked last moved */
+    uint64_t window_acked;           /* acked when the rate window began */
+    int64_t window_ms;
     struct deadline_conn *prev;
     struct deadline_conn *next;
 };
@@ -33,6 +46,9 @@ struct deadlines {
     struct deadline_conn *head;
     void (*on_expired)(void *ctx);
     void *ctx;
+    unsigned idle_ms;                /* 0: transfers are not watched */
+    unsigned min_bytes_per_s;
+    void (*on_stalled)(void *ctx);
 };
 
 static int64_t
@@ -42,6 +58,50 @@ now_ms(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * A watched transfer progresses when the peer acknowledges bytes: the
+ * kernel's count (TCP_INFO) moves whether or not libmicrohttpd has been
+ * woken to write. Returns true when the connection must be cut: nothing
+ * acknowledged for idle_ms, or less than min_bytes_per_s on average over
+ * the last idle_ms.
+ */
+static bool
+transfer_stalled(const struct deadlines *d, struct deadline_conn *dc,
+                 int64_t now)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+
+    if (getsockopt(dc->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
+        len < offsetof(struct tcp_info, tcpi_bytes_acked) +
+                  sizeof(ti.tcpi_bytes_acked))
+        return false;
+    if (atomic_load(&dc->watch) == WATCH_START) {
+        int expected = WATCH_START;
+
+        dc->acked = dc->window_acked = ti.tcpi_bytes_acked;
+        dc->progress_ms = dc->window_ms = now;
+        atomic_compare_exchange_strong(&dc->watch, &expected, WATCH_ON);
+        return false;
+    }
+    if (ti.tcpi_bytes_acked != dc->acked) {
+        dc->acked = ti.tcpi_bytes_acked;
+        dc->progress_ms = now;
+    }
+    if (now - dc->progress_ms > (int64_t)d->idle_ms)
+        return true;
+    if (now - dc->window_ms >= (int64_t)d->idle_ms) {
+        uint64_t moved = dc->acked - dc->window_acked;
+
+        if (moved * 1000 <
+            (uint64_t)d->min_bytes_per_s * (uint64_t)(now - dc->window_ms))
+            return true;
+        dc->window_acked = dc->acked;
+        dc->window_ms = now;
+    }
+    return false;
 }
 
 static void *
@@ -62,6 +122,12 @@ watch(void *arg)
                 shutdown(dc->fd, SHUT_RDWR);
                 if (d->on_expired)
                     d->on_expired(d->ctx);
+            } else if (d->idle_ms && atomic_load(&dc->watch) != WATCH_OFF &&
+                       transfer_stalled(d, dc, now)) {
+                atomic_store(&dc->watch, WATCH_OFF);
+                shutdown(dc->fd, SHUT_RDWR);
+                if (d->on_stalled)
+                    d->on_stalled(d->ctx);
             }
         }
         clock_gettime(CLOCK_REALTIME, &until);
@@ -165,4 +231,25 @@ deadlines_arm(struct deadlines *d, struct deadline_conn *dc)
 {
     if (dc)
         atomic_store(&dc->due_ms, now_ms() + d->timeout_ms);
+}
+
+void
+deadlines_watch_transfers(struct deadlines *d, unsigned idle_ms,
+                          unsigned min_bytes_per_s,
+                          void (*on_stalled)(void *ctx))
+{
+    pthread_mutex_lock(&d->lock);
+    d->idle_ms = idle_ms;
+    d->min_bytes_per_s = min_bytes_per_s;
+    d->on_stalled = on_stalled;
+    pthread_mutex_unlock(&d->lock);
+}
+
+bool
+deadlines_watch(struct deadlines *d, struct deadline_conn *dc, bool on)
+{
+    if (!d || !dc || !d->idle_ms)
+        return false;
+    atomic_store(&dc->watch, on ? WATCH_START : WATCH_OFF);
+    return true;
 }

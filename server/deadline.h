@@ -9,6 +9,7 @@
 #define SERVER_DEADLINE_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 struct deadlines;
@@ -37,5 +38,25 @@ void deadlines_disarm(struct deadline_conn *dc);
 
 /* A response finished: the next request's headers are due in timeout. */
 void deadlines_arm(struct deadlines *d, struct deadline_conn *dc);
+
+/*
+ * Progress instead of idle time for large transfers. libmicrohttpd's
+ * connection timeout counts from its last write, and it writes only when
+ * woken with room in the socket's send buffer: a slow reader behind a
+ * large buffer can keep acknowledging bytes for longer than the timeout
+ * between two wakeups. A watched connection is cut only when the peer
+ * acknowledged nothing for idle_ms, or less than min_bytes_per_s on
+ * average over a window of idle_ms (the guard against slow-read attacks);
+ * on_stalled(ctx) is called per connection cut. Call once after
+ * deadlines_start.
+ */
+void deadlines_watch_transfers(struct deadlines *d, unsigned idle_ms,
+                               unsigned min_bytes_per_s,
+                               void (*on_stalled)(void *ctx));
+
+/* Starts (on) or stops watching dc's progress. Returns false when
+ * transfers are not watched (d or dc NULL, or no idle_ms): the caller
+ * then keeps libmicrohttpd's own timeout. */
+bool deadlines_watch(struct deadlines *d, struct deadline_conn *dc, bool on);
 
 #endif

@@ -249,7 +249,7 @@ handle_select(struct MHD_Connection *c, struct request *rq)
         d->is_signed = true;
         d->issued_at_s = (int64_t)time(NULL);
         d->expires_at_s = d->issued_at_s + app->cfg.decision_ttl_s;
-        d->generation = snap->generation;
+        d->generation = snap->answer_generation;
         memcpy(d->nonce, report.nonce, sizeof(d->nonce));
     }
     json = proto_decision_write(d, snap->family.name, run.variants,

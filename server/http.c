@@ -46,6 +46,9 @@ elapsed_s(const struct timespec *start)
            (double)(now.tv_nsec - start->tv_nsec) / 1e9;
 }
 
+static void watch_transfer(struct MHD_Connection *c, struct app *app,
+                           uint64_t body_len);
+
 enum MHD_Result
 http_queue(struct MHD_Connection *c, struct request *rq, unsigned status,
            struct MHD_Response *resp, uint64_t body_len)
@@ -58,6 +61,7 @@ http_queue(struct MHD_Connection *c, struct request *rq, unsigned status,
     }
     ret = MHD_queue_response(c, status, resp);
     MHD_destroy_response(resp);
+    watch_transfer(c, rq->app, ret == MHD_YES ? body_len : 0);
     rq->responded = true;
     rq->status = status;
     /* A HEAD answer carries the headers only: no body bytes to count. */
@@ -248,6 +252,9 @@ struct conn {
     struct deadline_conn *deadline;
     struct request *rq;               /* started, not yet completed */
     int fd;                           /* the socket, -1 if unknown */
+    bool watched;                     /* a large answer's progress is
+                                         watched (deadline.h) instead of
+                                         libmicrohttpd's idle timeout */
 };
 
 /*
@@ -318,6 +325,28 @@ conn_of(struct MHD_Connection *c)
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 
     return info ? info->socket_context : NULL;
+}
+
+/*
+ * Answers this large can outlast libmicrohttpd's idle timeout while the
+ * client keeps reading (see deadlines_watch_transfers): their progress is
+ * judged by the bytes the client acknowledges, and libmicrohttpd's own
+ * timeout is off until the answer completes.
+ */
+#define WATCH_MIN_BYTES (256u << 10)
+
+static void
+watch_transfer(struct MHD_Connection *c, struct app *app, uint64_t body_len)
+{
+    struct conn *conn;
+
+    if (body_len < WATCH_MIN_BYTES)
+        return;
+    conn = conn_of(c);
+    if (conn && deadlines_watch(app->deadlines, conn->deadline, true)) {
+        conn->watched = true;
+        MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
+    }
 }
 
 static void
@@ -693,6 +722,15 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 
     if (app->deadlines)
         deadlines_arm(app->deadlines, conn_deadline(c));
+    if (conn && conn->watched) {
+        conn->watched = false;
+        deadlines_watch(app->deadlines, conn->deadline, false);
+        /* The connection may serve another request: its idle timeout
+         * again. (A connection that is closing needs none.) */
+        if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+            MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT,
+                                      app->cfg.connection_timeout_s);
+    }
     if (!rq)
         return;
     *con_cls = NULL;

@@ -256,6 +256,14 @@ parse_serve_args(int argc, char **argv, struct config *cfg, bool *print_cfg)
 }
 
 static void
+count_stalled(void *ctx)
+{
+    struct app *app = ctx;
+
+    metrics_limit(&app->metrics, METRICS_LIMIT_TRANSFER_STALLED);
+}
+
+static void
 count_timeout(void *ctx)
 {
     struct app *app = ctx;
@@ -466,6 +474,10 @@ cmd_serve(int argc, char **argv)
                                          count_timeout, app);
         if (!app->deadlines)
             goto out;
+        deadlines_watch_transfers(app->deadlines,
+                                  app->cfg.connection_timeout_s * 1000,
+                                  app->cfg.min_download_bytes_per_s,
+                                  count_stalled);
     }
     d = http_start(app, &port);
     if (!d)

@@ -36,7 +36,7 @@ static const char *const action_names[4] = {"download", "delta", "keep",
                                             "none"};
 static const char *const limit_names[METRICS_LIMIT_COUNT] = {
     "body_size", "json_depth", "request_timeout", "header_size",
-    "query_args", "connections"};
+    "query_args", "connections", "transfer_stalled"};
 
 void
 metrics_init(struct metrics *m)

@@ -28,6 +28,8 @@ enum metrics_limit {
                                   libmicrohttpd's pool holds */
     METRICS_LIMIT_CONNECTIONS, /* closed at accept: max_connections or
                                   max_connections_per_ip */
+    METRICS_LIMIT_TRANSFER_STALLED, /* a large answer stalled or slower
+                                       than min_download_bytes_per_s */
     METRICS_LIMIT_COUNT,
 };
 

@@ -982,6 +982,13 @@ static enum store_status read_snapshot(struct store *st, struct store_conn *c,
     }
     atomic_init(&p->refs, 1);
     p->pub.generation = generation;
+    p->pub.answer_generation = generation;
+    if (store_is_postgresql(st)) {
+        /* Read (store_watch_start) before the first select; at least 1. */
+        pthread_mutex_lock(&st->watch_mu);
+        p->pub.answer_generation = st->db_generation ? st->db_generation : 1;
+        pthread_mutex_unlock(&st->watch_mu);
+    }
     atomic_fetch_add(&st->snapshot_builds, 1);
     rc = store_conn_run(st, c, STMT_READ_BEGIN, "BEGIN (read)");
     if (rc != STORE_OK) {

@@ -260,6 +260,11 @@ struct store_snapshot {
     struct proto_delta *deltas;
     size_t delta_count;
     uint64_t generation;          /* catalog generation it was read at */
+    /* The generation a signed answer carries: never lower for a later
+     * catalog state, whichever daemon answers. SQLite: generation (the
+     * start-up epoch << 32 plus this run's changes). PostgreSQL: the
+     * shared generation all daemons move, as seen when this was read. */
+    uint64_t answer_generation;
     /* The live versions below those (offered to nobody, still held by
      * UEs), for rules about what a UE holds (admission). */
     struct proto_variant *older;

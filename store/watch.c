@@ -143,7 +143,14 @@ static void *watch_main(void *arg)
 
 enum store_status store_watch_start(struct store *st)
 {
-    int err = pthread_create(&st->watcher, NULL, watch_main, st);
+    uint64_t gen = 0;
+    bool moved = false;
+    int err;
+
+    /* Known before the first select: signed answers carry it. */
+    if (read_generation(st, &gen) == STORE_OK)
+        store_generation_seen(st, gen, &moved);
+    err = pthread_create(&st->watcher, NULL, watch_main, st);
 
     if (err != 0)
         return store_err_os(st, "starting the catalog watcher", "", err);

@@ -1,7 +1,7 @@
 /*
  * gentensor: writes the model pairs of the tensor-delta benchmark.
  *
- *   gentensor SIZE_KIB OUTDIR
+ *   gentensor SIZE_KIB OUTDIR [FORMAT [PAIR...]]
  *
  * For each format F in onnx, tfjs, safetensors, tflite it writes OUTDIR/F/
  * base.F and the next versions a model server sees (tests/lib/tensorgen.h
@@ -10,9 +10,11 @@
  * fp16 (the same weights re-exported as fp16), pruned (magnitude pruning:
  * the smaller half of each tensor's values set to 0), reorder (the same
  * weights, layers in reverse order). TF.js pairs are the weight shard
- * (.tfjs) and its model.json (.tfjs.json). Deterministic.
+ * (.tfjs) and its model.json (.tfjs.json). FORMAT and PAIRs, when given,
+ * limit what is written (base is always written). Deterministic.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,23 +45,33 @@ int main(int argc, char **argv)
 {
     struct tg_model base;
 
-    if (argc != 3 || atoi(argv[1]) <= 0) {
-        fprintf(stderr, "usage: gentensor SIZE_KIB OUTDIR\n");
+    if (argc < 3 || atoi(argv[1]) <= 0) {
+        fprintf(stderr, "usage: gentensor SIZE_KIB OUTDIR [FORMAT [PAIR...]]\n");
         return 2;
     }
     base = tg_model_new((size_t)atoi(argv[1]) << 10, 0x6d6f64656c64ull);
     for (size_t f = 0; f < sizeof(formats) / sizeof(formats[0]); f++) {
         char dir[4096];
 
+        if (argc > 3 && strcmp(argv[3], formats[f]) != 0)
+            continue;
         snprintf(dir, sizeof(dir), "%s/%s", argv[2], formats[f]);
         if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
             fprintf(stderr, "gentensor: cannot create %s\n", dir);
             return 1;
         }
         for (size_t p = 0; p < sizeof(pairs) / sizeof(pairs[0]); p++) {
-            struct tg_model m = tg_model_copy(&base);
+            struct tg_model m;
             struct tg_buf b = { 0 }, j = { 0 };
             const char *n = pairs[p];
+            bool wanted = p == 0 || argc <= 4;
+
+            for (int a = 4; a < argc; a++)
+                if (strcmp(argv[a], n) == 0)
+                    wanted = true;
+            if (!wanted)
+                continue;
+            m = tg_model_copy(&base);
 
             if (strcmp(n, "ft1") == 0)
                 tg_finetune(&m, 0.01, 1e-3, 0, 101);

@@ -11,7 +11,8 @@
 # BENCH_MODEL_MIB (4, delta models), BENCH_BIG_MIB (256, download blob),
 # BENCH_UPLOAD_MIB (512), BENCH_FAMILIES (10000), BENCH_VARIANTS (200),
 # BENCH_TOOL_TIMEOUT_S (60, one reference delta tool run),
-# BENCH_TENSOR_KIB (2048, tensor-delta models),
+# BENCH_TENSOR_KIB (512, tensor-delta pairs), BENCH_TENSOR_BIG_MIB (24, the
+# pair whose apply time and memory are measured),
 # BENCH_WRITE_RATE (50, versions/s in the writeload part),
 # BENCH_TLS_MIB (128, the HTTPS download blob),
 # BENCH_ONLY ("select signed writeload https scale download upload delta
@@ -35,7 +36,8 @@ FAMILIES=${BENCH_FAMILIES:-10000}
 VARIANTS=${BENCH_VARIANTS:-200}
 TOOL_TIMEOUT=${BENCH_TOOL_TIMEOUT_S:-60}
 ONLY=${BENCH_ONLY:-select signed writeload https scale download upload delta compress decisions tensor catalog edge}
-TENSOR_KIB=${BENCH_TENSOR_KIB:-2048}
+TENSOR_KIB=${BENCH_TENSOR_KIB:-512}
+TENSOR_BIG_MIB=${BENCH_TENSOR_BIG_MIB:-24}
 # Hard stop: the whole run stays under 10 minutes even if a part hangs.
 WATCHDOG_S=${BENCH_WATCHDOG_S:-590}
 
@@ -933,11 +935,53 @@ if want tensor; then
         /usr/bin/time -f '%M' -o "$TD/rss" "$@" >/dev/null 2>&1 &&
             cat "$TD/rss"
     }
-    for f in onnx tfjs safetensors tflite; do
+    # Apply time and peak RSS on a model of BENCH_TENSOR_BIG_MIB (every
+    # value fine-tuned), both deltas made at level 3 (the decoders' work
+    # hardly depends on the level): modeld patch of the tensor delta
+    # against zstd -d --patch-from of zstd's.
+    log "tensor: apply, $TENSOR_BIG_MIB MiB safetensors"
+    mkdir -p "$TD/big"
+    "$OUT/gentensor" "$((TENSOR_BIG_MIB * 1024))" "$TD/big" safetensors \
+        ft100 || exit 1
+    base=$TD/big/safetensors/base.safetensors
+    new=$TD/big/safetensors/ft100.safetensors
+    "$MODELD" delta --format modeld-tensor/1 --level 3 "$base" "$new" \
+        "$TD/bigd" >/dev/null
+    zstd -q -f -3 --long=31 --patch-from="$base" "$new" -o "$TD/bigz" \
+        2>/dev/null
+    L="safetensors ${TENSOR_BIG_MIB} MiB fine-tune 100%"
+    row t_apply tensor "$L: apply time" s lower "zstd -d --patch-from"
+    row t_rss tensor "$L: apply peak RSS" KiB lower "zstd -d --patch-from"
+    info t_apply_delta_bytes "$(stat -c %s "$TD/bigd")"
+    info t_apply_zstd_delta_bytes "$(stat -c %s "$TD/bigz")"
+    for ((r = 1; r <= ROUNDS; r++)); do
+        for side in $( ((r % 2)) && echo "modeld ref" || echo "ref modeld"); do
+            rm -f "$TD/out"
+            t0=$(now)
+            if [ "$side" = modeld ]; then
+                "$MODELD" patch "$base" "$TD/bigd" "$TD/out" >/dev/null 2>&1
+            else
+                zstd -q -d -f --long=31 --patch-from="$base" "$TD/bigz" \
+                    -o "$TD/out" 2>/dev/null
+            fi
+            val t_apply "$side" "$(since "$t0")"
+        done
+    done
+    cmp -s "$TD/out" "$new" || note t_apply "the last apply did not rebuild the target"
+    val t_rss modeld "$(rss_kib "$MODELD" patch "$base" "$TD/bigd" "$TD/out")"
+    val t_rss ref "$(rss_kib zstd -q -d -f --long=31 --patch-from="$base" \
+        "$TD/bigz" -o "$TD/out")"
+    rm -rf "$TD/big"
+    for f in safetensors onnx tfjs tflite; do
         base=$TD/$f/base.$f
         man=()
         [ "$f" = tfjs ] && man=(--old-manifest "$TD/$f/base.tfjs.json")
-        for p in ft1 ft10 ft100 half fp16 pruned reorder; do
+        # Every pair in safetensors; in the other formats (the same tensors
+        # in other containers) the ones that differ by container: a full
+        # fine-tune, the re-export, pruning and the reorder.
+        pairs="ft1 ft10 ft100 half fp16 pruned reorder"
+        [ "$f" = safetensors ] || pairs=${BENCH_TENSOR_PAIRS:-ft100 fp16 pruned reorder}
+        for p in $pairs; do
             L="$f ${TLABEL[$p]}"
             new=$TD/$f/$p.$f
             nman=()
@@ -985,28 +1029,12 @@ if want tensor; then
             val "${k}_patch" ref "$zsize"
             val "${k}_full" ref "$fsize"
             val "${k}_gen" ref "$best"
-            if [ "$p" = ft100 ] || [ "$p" = fp16 ]; then
-                row "${k}_make" tensor "$L: make time" s lower \
-                    "zstd --patch-from -19 --long"
-                row "${k}_apply" tensor "$L: apply time" s lower \
-                    "zstd -d --patch-from"
-                row "${k}_rss" tensor "$L: apply peak RSS" KiB lower \
-                    "zstd -d --patch-from"
+            if [ "$p" = ft100 ]; then
+                # Both made at level 19: modeld makes both formats.
+                row "${k}_make" tensor "$L: make time (both formats)" s \
+                    lower "zstd --patch-from -19 --long"
                 val "${k}_make" modeld "$tm"
                 val "${k}_make" ref "$tz"
-                for ((r = 1; r <= ROUNDS; r++)); do
-                    t0=$(now)
-                    "$MODELD" patch "$base" "$TD/d" "$TD/out" >/dev/null 2>&1
-                    val "${k}_apply" modeld "$(since "$t0")"
-                    t0=$(now)
-                    zstd -q -d -f --long=31 --patch-from="$base" "$TD/z" \
-                        -o "$TD/out" 2>/dev/null
-                    val "${k}_apply" ref "$(since "$t0")"
-                done
-                val "${k}_rss" modeld "$(rss_kib "$MODELD" patch "$base" \
-                    "$TD/d" "$TD/out")"
-                val "${k}_rss" ref "$(rss_kib zstd -q -d -f --long=31 \
-                    --patch-from="$base" "$TD/z" -o "$TD/out")"
             fi
         done
         row "t_${f}_bg" tensor "$f model: modeld-bg/1" bytes lower \
@@ -1025,7 +1053,10 @@ fi
 # ---- catalog on PostgreSQL against SQLite; edge first download ------------
 # The same small family (8 variants) on a daemon whose catalog is on a
 # throw-away PostgreSQL server (tests/lib/pg.sh) and on one with SQLite.
-# Hits: selects answered from the cached snapshot (wrk, 64 connections).
+# Hits: selects answered from the cached snapshot (wrk, 64 connections;
+# the report without "current": a current with no delta in the snapshot
+# asks the catalog for an on-demand delta on every select, a round trip to
+# the primary on PostgreSQL, measured apart as catalog_cur).
 # Misses: an admin write moves the generation before each select, so every
 # select reads the snapshot again; curl's time_total of that select, median.
 bench_family() {
@@ -1045,7 +1076,7 @@ miss_ms() {
         put_json "$base" "$token" /v1/families/bench \
             "{\"task\":\"t\",\"description\":\"d$i\"}" >/dev/null
         curl -s -o /dev/null -w '%{time_total}\n' -X POST \
-            -H 'Content-Type: application/json' --data-binary @"$WORK/report.json" \
+            -H 'Content-Type: application/json' --data-binary @"$WORK/report_nocur.json" \
             "$base/v1/families/bench/select"
     done | sort -n | awk '{ v[NR] = $1 } END { printf "%.3f", v[int((NR + 1) / 2)] * 1000 }'
 }
@@ -1062,14 +1093,19 @@ if want catalog; then
         LTB=http://127.0.0.1:${PORTS[catlite]}
         bench_family "$PGB" "$DEMO_TOKEN"
         bench_family "$LTB" "$DEMO_TOKEN"
+        jq 'del(.current)' "$WORK/report.json" >"$WORK/report_nocur.json"
         row catalog_hit_rps catalog "select on the PostgreSQL catalog (snapshot cache hits), 64 conns" \
             req/s higher "the same on SQLite"
         row catalog_miss_ms catalog "select right after a write (snapshot read again): PostgreSQL" \
             ms lower "the same on SQLite"
+        row catalog_cur_rps catalog "select naming a current without delta (catalog asked each time), 64 conns" \
+            req/s higher "the same on SQLite"
         for ((r = 1; r <= ROUNDS; r++)); do
             log "catalog: round $r/$ROUNDS"
-            record_wrk catalog_hit modeld "$(wrk_json 64 "$PGB/v1/families/bench/select" "$WORK/report.json")"
-            record_wrk catalog_hit ref "$(wrk_json 64 "$LTB/v1/families/bench/select" "$WORK/report.json")"
+            record_wrk catalog_hit modeld "$(wrk_json 64 "$PGB/v1/families/bench/select" "$WORK/report_nocur.json")"
+            record_wrk catalog_hit ref "$(wrk_json 64 "$LTB/v1/families/bench/select" "$WORK/report_nocur.json")"
+            record_wrk catalog_cur modeld "$(wrk_json 64 "$PGB/v1/families/bench/select" "$WORK/report.json")"
+            record_wrk catalog_cur ref "$(wrk_json 64 "$LTB/v1/families/bench/select" "$WORK/report.json")"
             val catalog_miss_ms modeld "$(miss_ms "$PGB" "$DEMO_TOKEN")"
             val catalog_miss_ms ref "$(miss_ms "$LTB" "$DEMO_TOKEN")"
         done

@@ -349,6 +349,7 @@ if MODELD_ADMIN_TOKEN=" $TOKEN
         -H "Authorization: Bearer $TOKEN" -H 'Transfer-Encoding: chunked' \
         -H 'Content-Type: application/octet-stream' -T - \
         "$BASE/v1/blobs/$BIG_DIGEST" 2>"$WORK/last.curl")
+    spec_record PUT "/v1/blobs/$BIG_DIGEST"
     check_problem "upload of 2 MiB over a 1 MiB limit (chunked)" 413
     http HEAD "/v1/blobs/$BIG_DIGEST"
     check "over-limit upload: not stored" 404 "$STATUS"

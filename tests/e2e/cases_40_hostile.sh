@@ -23,7 +23,7 @@ if daemon_start hostile "$WORK/hostile-data" --set request_timeout_s=2; then
         out=$(python3 "$HOSTILE" leak "$port" "${DPID[hostile]}" 3)
         n=$(printf '%s' "$out" | awk '{ print $2 }')
         growth=$(printf '%s' "$out" | awk '{ print $4 }')
-        check_ge "leak flood: over 3000 overflowing requests sent" 3000 "${n:-0}"
+        check_ge "leak flood: over 1000 overflowing requests sent" 1000 "${n:-0}"
         check_lt "leak flood: RSS growth (KiB) bounded ($out)" \
             $((4096 + ${n:-0} * 400 / 1024)) "${growth:-999999}"
     fi
@@ -114,3 +114,32 @@ if daemon_start loris "$WORK/loris-data" --config "$WORK/empty.conf"; then
     check_ge "loris: ... and did get 128 (the gauge was read)" 128 "${held:-0}"
     daemon_stop loris
 fi
+
+# Slow readers beside slowloris. A 16 MiB blob is read by 10 clients at
+# 64 KiB/s for 5 s, longer than connection_timeout_s (2 s here), beside
+# 500 slowloris connections from one address: none may be cut. Before,
+# libmicrohttpd's idle timer only moved when it was woken to write (a
+# third of a 4 MiB send buffer free: ~20 s at this rate), so every reader
+# was cut at 2 s. A reader that stops reading is still cut (no bytes
+# acknowledged for connection_timeout_s) and counted.
+head -c 16777216 /dev/urandom >"$WORK/slow.bin"
+slow_digest=$(sha_of "$WORK/slow.bin")
+if daemon_start slow "$WORK/slow-data" --config "$WORK/empty.conf" \
+    --admin-token-file "$TOKEN_FILE" --set connection_timeout_s=2; then
+    http_admin PUT "/v1/blobs/$slow_digest" -T "$WORK/slow.bin"
+    check "slow readers: the 16 MiB blob is uploaded" 201 "$STATUS"
+    out=$(python3 "$HOSTILE" readers "${DPORT[slow]}" "/v1/blobs/$slow_digest" \
+        10 65536 500 5)
+    read -r _ cut _ least <<<"$out"
+    check "slow readers: none of 10 cut while reading past connection_timeout_s ($out)" \
+        0 "${cut:-x}"
+    check_ge "slow readers: each read past 2 s at 64 KiB/s ($out)" 131072 "${least:-0}"
+    out=$(python3 "$HOSTILE" readers "${DPORT[slow]}" "/v1/blobs/$slow_digest" 1 0 0 4)
+    check "slow readers: a reader that stops reading is cut ($out)" "cut 1" \
+        "$(printf '%s' "$out" | cut -d' ' -f1-2)"
+    http GET /metrics
+    check_ge "slow readers: the stalled transfer is counted" 1 \
+        "$(metric modeld_limit_hits_total 'limit="transfer_stalled"')"
+    daemon_stop slow
+fi
+rm -f "$WORK/slow.bin"

@@ -31,6 +31,14 @@
                               CLOSED is 1 when the server closed within
                               3 s of the answer, PROBLEM 1 when it is
                               problem+json
+  hostile.py readers PORT PATH N BPS LORIS S
+                              N clients reading PATH (far larger than
+                              the socket buffers) at BPS bytes/s each for
+                              S seconds beside LORIS slowloris connections
+                              from 127.0.0.2; prints "cut C received_min
+                              B": C answers on the blob route the server
+                              finished meanwhile (they were cut: none can
+                              complete), B the fewest bytes one reader got
 Every socket has a timeout; nothing here waits unbounded.
 """
 import socket
@@ -250,8 +258,9 @@ def server_connections(port):
     return -1
 
 
-def loris(port, n):
-    idle, _ = p99_ms(port, 100)
+def start_loris(port, n):
+    """N slowloris connections from 127.0.0.2, reconnecting when dropped;
+    returns the stop function."""
     socks = [None] * n
     stop = threading.Event()
 
@@ -273,16 +282,94 @@ def loris(port, n):
 
     t = threading.Thread(target=keep)
     t.start()
+
+    def finish():
+        stop.set()
+        t.join()
+        for s_ in socks:
+            if s_ is not None:
+                s_.close()
+    return finish
+
+
+def loris(port, n):
+    idle, _ = p99_ms(port, 100)
+    finish = start_loris(port, n)
     time.sleep(1.0)
     attack, ok = p99_ms(port, 100)
     held = server_connections(port)
-    stop.set()
-    t.join()
-    for s_ in socks:
-        if s_ is not None:
-            s_.close()
+    finish()
     print("idle_p99_ms %.2f attack_p99_ms %.2f ok %d held %d" %
           (idle, attack, ok, held))
+
+
+def metric_sum(port, prefix):
+    """Sum of the /metrics samples whose line starts with prefix."""
+    total = 0
+    try:
+        with connect(port, timeout=2.0) as s:
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: t\r\n"
+                      b"Connection: close\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError:
+        return -1
+    for line in data.decode("latin1").splitlines():
+        if line.startswith(prefix):
+            total += int(float(line.split()[-1]))
+    return total
+
+
+def readers(port, path, n, bps, n_loris, secs):
+    """Readers that never finish within secs; counts the answers on the
+    blob route the server finished (cut) meanwhile."""
+    blob_done = 'modeld_http_requests_total{route="/v1/blobs/{digest}"'
+    finish = start_loris(port, n_loris)
+    time.sleep(0.5)
+    before = metric_sum(port, blob_done)
+    stop = time.monotonic() + secs
+    received = [0] * n
+
+    def read(i):
+        try:
+            with connect(port, timeout=2.0) as s:
+                s.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\n"
+                          b"Host: t\r\nConnection: close\r\n\r\n")
+                while time.monotonic() < stop:
+                    if bps == 0:
+                        time.sleep(0.1)
+                        continue
+                    chunk = s.recv(max(1, min(4096, int(bps / 10))))
+                    if not chunk:
+                        break
+                    received[i] += len(chunk)
+                    time.sleep(len(chunk) / bps)
+                # still open at the end: the server's count is read
+                # before this socket closes
+                barrier.wait()
+                measured.wait(secs + 15)
+        except (OSError, threading.BrokenBarrierError):
+            pass
+
+    barrier = threading.Barrier(n + 1, timeout=secs + 15)
+    measured = threading.Event()
+    threads = [threading.Thread(target=read, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    try:
+        barrier.wait()
+    except threading.BrokenBarrierError:
+        pass
+    done = metric_sum(port, blob_done) - before
+    measured.set()
+    for t in threads:
+        t.join()
+    finish()
+    print("cut %d received_min %d" % (done, min(received)))
 
 
 def rss_kb(pid):
@@ -337,6 +424,9 @@ def main():
         trickle_one(port, float(sys.argv[3]))
     elif cmd == "garbage":
         garbage(port)
+    elif cmd == "readers":
+        readers(port, sys.argv[3], int(sys.argv[4]), float(sys.argv[5]),
+                int(sys.argv[6]), float(sys.argv[7]))
     elif cmd == "malformed":
         malformed(port)
     elif cmd == "loris":

@@ -110,5 +110,34 @@ int main(int argc, char **argv)
     tg_put(&seed, "\0\0\x05", 3);
     tg_put(&seed, d.p, d.len);
     save(dir, "bg", &seed);
+    /* A sparse delta: 1% of the values moved, half the layers pruned. */
+    {
+        struct tg_model sp = tg_model_copy(&m);
+        struct tg_model half;
+        struct tg_buf c = { 0 };
+        struct proto_tensor_map mc;
+        char hc[PROTO_HEX_SIZE];
+
+        tg_finetune(&sp, 0.01, 1e-3, 0, 7);
+        half.t = sp.t;
+        half.count = sp.count / 2;
+        tg_prune(&half, 0.5);
+        tg_safetensors(&sp, &c);
+        sha(&c, hc);
+        d.len = seed.len = 0;
+        if (proto_tensor_map_parse(c.p, c.len, NULL, 0, &mc) != PROTO_OK ||
+            proto_tensor_delta_make(a.p, a.len, &ma, c.p, c.len, &mc, ha, hc,
+                                    &opt, sink, &d) != PROTO_OK)
+            return 1;
+        {
+            unsigned char h[3] = { (unsigned char)a.len,
+                                   (unsigned char)(a.len >> 8), 0 };
+
+            tg_put(&seed, h, 3);
+        }
+        tg_put(&seed, a.p, a.len);
+        tg_put(&seed, d.p, d.len);
+        save(dir, "sparse", &seed);
+    }
     return 0;
 }

@@ -3,12 +3,16 @@
 # publish on A is selected on B within B's poll interval; both workers run
 # on the shared job queue and each job is done exactly once.
 
-if pg_start shared; then
-    URL=$(pg_url shared)
+if pg_database main shared; then
+    URL=$(pg_url main shared)
     POLL_MS=200
     A_OK=0
-    d_start pgA "$WORK/pgA" --catalog "$URL" --set catalog_poll_ms=$POLL_MS && A_OK=1
-    d_start pgB "$WORK/pgB" --catalog "$URL" --set catalog_poll_ms=$POLL_MS || A_OK=0
+    # Both sign (the generation of a signed answer is the shared one).
+    "$MODELD" keygen --out "$WORK/pg-sign.pem" >/dev/null
+    d_start pgA "$WORK/pgA" --catalog "$URL" --set catalog_poll_ms=$POLL_MS \
+        --set "signing_key=$WORK/pg-sign.pem" && A_OK=1
+    d_start pgB "$WORK/pgB" --catalog "$URL" --set catalog_poll_ms=$POLL_MS \
+        --set "signing_key=$WORK/pg-sign.pem" || A_OK=0
     check "two daemons start on one PostgreSQL catalog" 1 "$A_OK"
 
     check "shared: family created on A" 201 \
@@ -81,10 +85,30 @@ if pg_start shared; then
         "$(( $(metric pgA modeld_compressed_copies_made_total) + $(metric pgB modeld_compressed_copies_made_total) ))"
     echo "# shared queue: $deltas_done deltas, $copies_done zstd copies; A did $a_jobs jobs, B $b_jobs"
     check "shared: healthz ok on A" '{"status":"ok"}' "$(curl -s "$(d_url pgA)/healthz")"
+    # Signed answers from either daemon carry the catalog's shared
+    # generation: the same on A and B once both saw the last write, so a
+    # UE that moves between them never sees it go down.
+    SIGNED_BODY='{"device":{"memory_bytes":4000000000,"gflops":50},"accept":{"signed":true}}'
+    gen_of() {
+        req "$1" POST /v1/families/shared/select "${JSON[@]}" -d "$SIGNED_BODY" >/dev/null
+        jq -r .generation "$WORK/body"
+    }
+    same_generation() {
+        GA=$(gen_of pgA)
+        GB=$(gen_of pgB)
+        [ -n "$GA" ] && [ "$GA" != null ] && [ "$GA" = "$GB" ]
+    }
+    if wait_for 10 same_generation; then
+        pass "shared: signed answers of A and B carry one generation ($GA)"
+    else
+        fail "shared: signed answers of A and B carry one generation (A $GA, B $GB)"
+    fi
+    check "shared: ... the catalog's" "$GA" \
+        "$("${PSQL[@]}" -c "SELECT generation FROM catalog_generation WHERE id = 1")"
     d_stop pgA
     d_stop pgB
     check "shared: no BUG or sanitizer report" 0 \
-        "$(cat "$WORK/pgA.err" "$WORK/pgB.err" | grep -c -E 'BUG:|runtime error|AddressSanitizer')"
+        "$(cat "$WORK/pgA.err" "$WORK/pgB.err" | grep -c -E 'BUG:|runtime error|Sanitizer')"
 else
     fail "starting PostgreSQL for the two-daemon case"
 fi

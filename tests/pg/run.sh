@@ -47,8 +47,10 @@ trap 'd_stop_all; pg_stop_all; rm -rf "$WORK"' EXIT
 mkdir -p build
 
 # ---- the store suite on PostgreSQL ----------------------------------------
-if pg_start unit; then
-    out=$(MODELD_TEST_CATALOG=$(pg_url unit) CK_DEFAULT_TIMEOUT=120 \
+# One server for the suite and the cases that need no replication, a
+# database each.
+if pg_start main && pg_database main unit; then
+    out=$(MODELD_TEST_CATALOG=$(pg_url main unit) CK_DEFAULT_TIMEOUT=120 \
         "$CHECK_STORE" 2>&1)
     rc=$?
     printf '%s\n' "$out" | grep -E '^[0-9]+%|:[EF]:' || printf '%s\n' "$out" | tail -20

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Lints proto/openapi.yaml: tests/spec/lint.sh REDOCLY_BINARY
-# (and checks that README's API table says what it says: readme_api.py).
+# (and checks that README's API table says what it says, readme_api.py,
+# and that server/router.c's route table has the same paths, routes.py).
 #
 # Runs `redocly lint` (the pinned @redocly/cli the Makefile installs into
 # build/redocly, recommended rules) with JSON output, and passes when it
@@ -71,6 +72,11 @@ EOF
 python3 "$ROOT/tests/spec/readme_api.py" "$ROOT/README.md" \
     "$ROOT/proto/openapi.yaml" >>"$WORK/verdicts" 2>&1 ||
     echo "fail	readme: tests/spec/readme_api.py failed" >>"$WORK/verdicts"
+
+# Every route of server/router.c is in the spec, and the other way round.
+python3 "$ROOT/tests/spec/routes.py" "$ROOT/server/router.c" \
+    "$ROOT/proto/openapi.yaml" >>"$WORK/verdicts" 2>&1 ||
+    echo "fail	routes: tests/spec/routes.py failed" >>"$WORK/verdicts"
 
 while IFS= read -r line; do
     case $line in

@@ -394,31 +394,53 @@ START_TEST(test_proto_tensor_bg_roundtrip)
 }
 END_TEST
 
-/* Fixture for the decoder tests: one small pair and its delta. */
+/* Fixtures for the decoder tests: two small pairs and their deltas, one
+ * with casts (fp16 re-export of a fine-tune), one with the sparse ops (a
+ * 1% fine-tune of some layers, pruning of others). */
+static struct file pa[2], pb[2];
+static struct membuf pd[2];
 static struct file da, db;
 static struct membuf dd;
 
 static void pair_setup(void)
 {
-    struct tg_model base = tg_model_new(48 << 10, 41);
-    struct tg_model next = pair_new(&base, P_FT100);
-    struct coded c;
+    for (int k = 0; k < 2; k++) {
+        struct tg_model base = tg_model_new(48 << 10, 41);
+        struct tg_model next = pair_new(&base, k ? P_FT1 : P_FT100);
+        struct coded c;
 
-    tg_to_f16(&next);             /* casts and fine-tune at once */
-    file_write(&base, F_SAFETENSORS, &da);
-    file_write(&next, F_SAFETENSORS, &db);
-    deltas(&da, &db, &c);
-    dd = c.tensor;
-    free(c.patch.p);
-    tg_model_free(&base);
-    tg_model_free(&next);
+        if (k == 0) {
+            tg_to_f16(&next);     /* casts and fine-tune at once */
+        } else {
+            struct tg_model half = { next.t, next.count / 2 };
+
+            tg_prune(&half, 0.5);
+        }
+        file_write(&base, F_SAFETENSORS, &pa[k]);
+        file_write(&next, F_SAFETENSORS, &pb[k]);
+        deltas(&pa[k], &pb[k], &c);
+        pd[k] = c.tensor;
+        free(c.patch.p);
+        tg_model_free(&base);
+        tg_model_free(&next);
+    }
 }
 
 static void pair_teardown(void)
 {
-    file_free(&da);
-    file_free(&db);
-    free(dd.p);
+    for (int k = 0; k < 2; k++) {
+        file_free(&pa[k]);
+        file_free(&pb[k]);
+        free(pd[k].p);
+    }
+}
+
+/* The loop index picks the fixture. */
+static void pair_pick(int i)
+{
+    da = pa[i];
+    db = pb[i];
+    dd = pd[i];
 }
 
 START_TEST(test_proto_tensor_dec_feed_bytewise)
@@ -426,6 +448,7 @@ START_TEST(test_proto_tensor_dec_feed_bytewise)
     struct proto_tensor_dec *d = NULL;
     struct membuf res = { 0 };
 
+    pair_pick(_i);
     ck_assert_int_eq(proto_tensor_dec_new(da.data.p, da.data.len, mem_sink,
                                           &res, &d),
                      PROTO_OK);
@@ -443,8 +466,10 @@ END_TEST
 START_TEST(test_proto_tensor_dec_wrong_base)
 {
     struct membuf res = { 0 };
-    unsigned char *old = malloc(da.data.len);
+    unsigned char *old;
 
+    pair_pick(_i);
+    old = malloc(da.data.len);
     memcpy(old, da.data.p, da.data.len);
     old[da.data.len - 1] ^= 1;
     ck_assert_int_eq(proto_tensor_apply(old, da.data.len, dd.p, dd.len,
@@ -462,8 +487,10 @@ END_TEST
  * (never PROTO_OK, never a crash). */
 START_TEST(test_proto_tensor_dec_corrupt)
 {
-    unsigned char *copy = malloc(dd.len);
+    unsigned char *copy;
 
+    pair_pick(_i);
+    copy = malloc(dd.len);
     for (size_t n = 0; n < dd.len; n += 1 + n / 32) {
         struct membuf res = { 0 };
 
@@ -486,11 +513,32 @@ START_TEST(test_proto_tensor_dec_corrupt)
 }
 END_TEST
 
+/* The sparse fixture's delta beats patch-from (it is the sparse ops that
+ * do: a 1% fine-tune coded in planes of every element does not). */
+START_TEST(test_proto_tensor_delta_sparse_beats_patch)
+{
+    struct membuf patch = { 0 };
+    char ha[PROTO_HEX_SIZE], hb[PROTO_HEX_SIZE];
+
+    pair_pick(1);
+    sha(da.data.p, da.data.len, ha);
+    sha(db.data.p, db.data.len, hb);
+    ck_assert_int_eq(proto_delta_make(da.data.p, da.data.len, db.data.p,
+                                      db.data.len, ha, hb, LEVEL, mem_sink,
+                                      &patch),
+                     PROTO_OK);
+    ck_assert_msg(dd.len < patch.len * 9 / 10, "tensor %zu patch %zu",
+                  dd.len, patch.len);
+    free(patch.p);
+}
+END_TEST
+
 START_TEST(test_proto_coded_kind_headers)
 {
     char from[PROTO_HEX_SIZE], to[PROTO_HEX_SIZE], hb[PROTO_HEX_SIZE];
     unsigned char zstd_magic[4] = { 0x28, 0xb5, 0x2f, 0xfd };
 
+    pair_pick(0);
     sha(db.data.p, db.data.len, hb);
     ck_assert_int_eq(proto_coded_kind(dd.p, dd.len, from, to),
                      PROTO_CODED_TENSOR);
@@ -530,10 +578,11 @@ static Suite *tensor_suite(void)
     tc = tcase_create("decoder");
     tcase_set_timeout(tc, 120);
     tcase_add_unchecked_fixture(tc, pair_setup, pair_teardown);
-    tcase_add_test(tc, test_proto_tensor_dec_feed_bytewise);
-    tcase_add_test(tc, test_proto_tensor_dec_wrong_base);
-    tcase_add_test(tc, test_proto_tensor_dec_corrupt);
+    tcase_add_loop_test(tc, test_proto_tensor_dec_feed_bytewise, 0, 2);
+    tcase_add_loop_test(tc, test_proto_tensor_dec_wrong_base, 0, 2);
+    tcase_add_loop_test(tc, test_proto_tensor_dec_corrupt, 0, 2);
     tcase_add_test(tc, test_proto_coded_kind_headers);
+    tcase_add_test(tc, test_proto_tensor_delta_sparse_beats_patch);
     suite_add_tcase(s, tc);
     return s;
 }
