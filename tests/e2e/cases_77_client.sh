@@ -148,11 +148,20 @@ if daemon_start cli "$CLI_WORK/data" "${CLI_ARGS[@]}"; then
     check_match "client: first fetch: verified before the switch" \
         'verify ok' "$(cat "$FETCH_OUT")"
     check "client: first fetch: nothing left in partial/" 0 "$(ls "$A/partial" | wc -l)"
+    check_match "client: first fetch: installed event accepted" 'event installed status=202' "$(cat "$FETCH_OUT")"
     check "client: first fetch: state names the model" "${L1#sha256:}" \
         "$(jq -r .current.digest_hex "$A/state.json")"
     check_ge "client: first fetch: a throughput sample kept" 1 \
         "$(jq '.downlink_history_bps | length' "$A/state.json")"
     no_sanitizer "client: first fetch" "$FETCH_ERR"
+
+    # on a terminal (script(1) gives it one): a progress bar on stderr
+    script -qec "$MODELD fetch --server $CLI_SRV --family cli --state $CLI_WORK/st-tty --no-benchmark --set device.gflops=50 --set device.memory_bytes=100000000" \
+        /dev/null </dev/null >"$CLI_WORK/tty.out" 2>&1
+    check "client: on a terminal: exit 0" 0 "$?"
+    check_match "client: on a terminal: a progress bar with rate and ETA" \
+        '\[=+\] 100%  2\.0 MiB / 2\.0 MiB  .*/s  ETA' "$(tr '\r' '\n' <"$CLI_WORK/tty.out")"
+    check "client: on a terminal: verified model" "$L1" "$(path_digest "$CLI_WORK/st-tty")"
 
     fetch "$A" --set device.memory_bytes=100000000 --print-report
     check "client: --print-report: exit 0" 0 "$FETCH_RC"
@@ -226,6 +235,7 @@ if daemon_start cli "$CLI_WORK/data" "${CLI_ARGS[@]}"; then
     check "client: flipped model byte: bytes deleted" 0 "$(ls "$C/partial" | wc -l)"
     check "client: flipped model byte: only the model in use kept" 1 "$(ls "$C/models" | wc -l)"
     check_match "client: flipped model byte: says so" 'not that digest' "$(cat "$FETCH_ERR")"
+    check_match "client: flipped model byte: verify_failed event accepted" 'event verify_failed status=202' "$(cat "$FETCH_OUT")"
 
     # a flipped delta: refused, deleted, the full model once instead
     proxy_ctl '{"flip_prefix":"/v1/deltas/","flip_offset":500}'
