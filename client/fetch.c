@@ -830,20 +830,7 @@ struct fd_sink {
 
 static int sink_write(void *ctx, const void *data, size_t len)
 {
-    const unsigned char *p = data;
-    int fd = ((struct fd_sink *)ctx)->fd;
-
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
+    return client_write_all(((struct fd_sink *)ctx)->fd, data, len);
 }
 
 static int map_ro(const char *path, void **out, size_t *out_len)

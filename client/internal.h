@@ -101,6 +101,9 @@ double client_state_downlink_estimate(const struct client_state *st);
 /* Lowest free memory among the samples; 0 when none. */
 uint64_t client_state_memory_floor(const struct client_state *st);
 
+/* Writes all of data to fd, retrying on EINTR. 0, or -1 (errno set). */
+int client_write_all(int fd, const void *data, size_t len);
+
 /* fsync of a directory; 0 or -1 with errno. */
 int client_dir_sync(const char *dir);
 /* Writes data to path atomically (temp file in the same directory). */

@@ -327,7 +327,8 @@ int client_dir_sync(const char *dir)
     return rc;
 }
 
-static int write_all(int fd, const void *data, size_t len)
+int
+client_write_all(int fd, const void *data, size_t len)
 {
     const unsigned char *p = data;
 
@@ -362,7 +363,7 @@ int client_file_replace(const char *path, const void *data, size_t len)
         errno = saved;
         return -1;
     }
-    if (write_all(fd, data, len) != 0 || fsync(fd) != 0)
+    if (client_write_all(fd, data, len) != 0 || fsync(fd) != 0)
         goto out;
     if (close(fd) != 0) {
         fd = -1;

@@ -13,6 +13,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "server/log.h"
 #include "server/auth.h"
 #include "server/file.h"
 
@@ -30,22 +31,6 @@ const char *
 auth_scope_name(enum auth_scope scope)
 {
     return (unsigned)scope <= AUTH_ADMIN ? scope_names[scope] : "unknown";
-}
-
-static void
-errf(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-errf(char *err, size_t err_len, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err || !err_len)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
 }
 
 static bool
@@ -69,17 +54,17 @@ auth_tokens_add(struct auth_tokens *t, const char *name,
     while (len && is_space(token[len - 1]))
         len--;
     if (len < MIN_TOKEN_LEN) {
-        errf(err, err_len, "token \"%s\" must be at least %d characters",
+        log_errbuf(err, err_len, "token \"%s\" must be at least %d characters",
              name, MIN_TOKEN_LEN);
         return -1;
     }
     if (t->count >= AUTH_MAX_TOKENS) {
-        errf(err, err_len, "at most %d tokens", AUTH_MAX_TOKENS);
+        log_errbuf(err, err_len, "at most %d tokens", AUTH_MAX_TOKENS);
         return -1;
     }
     for (size_t i = 0; i < t->count; i++) {
         if (strcmp(t->tokens[i].name, name) == 0) {
-            errf(err, err_len, "token name \"%s\" is used twice", name);
+            log_errbuf(err, err_len, "token name \"%s\" is used twice", name);
             return -1;
         }
     }
@@ -87,7 +72,7 @@ auth_tokens_add(struct auth_tokens *t, const char *name,
     snprintf(e->name, sizeof(e->name), "%s", name);
     e->scope = scope;
     if (!EVP_Digest(token, len, e->sha256, &md_len, EVP_sha256(), NULL)) {
-        errf(err, err_len, "cannot hash the token");
+        log_errbuf(err, err_len, "cannot hash the token");
         return -1;
     }
     t->count++;
@@ -102,12 +87,12 @@ auth_tokens_add_sha256(struct auth_tokens *t, const char *name,
     struct auth_token *e;
 
     if (t->count >= AUTH_MAX_TOKENS) {
-        errf(err, err_len, "at most %d tokens", AUTH_MAX_TOKENS);
+        log_errbuf(err, err_len, "at most %d tokens", AUTH_MAX_TOKENS);
         return -1;
     }
     for (size_t i = 0; i < t->count; i++) {
         if (strcmp(t->tokens[i].name, name) == 0) {
-            errf(err, err_len, "token name \"%s\" is used twice", name);
+            log_errbuf(err, err_len, "token name \"%s\" is used twice", name);
             return -1;
         }
     }
@@ -156,23 +141,23 @@ parse_line(struct auth_tokens *t, char *line, char *err, size_t err_len)
             *p++ = '\0';
     }
     if (n < 3) {
-        errf(err, err_len, "expected \"NAME SCOPE TOKEN\"");
+        log_errbuf(err, err_len, "expected \"NAME SCOPE TOKEN\"");
         return -1;
     }
     if (!name_is_valid(fields[0], strlen(fields[0]))) {
-        errf(err, err_len, "a name is 1 to 64 of [A-Za-z0-9._-]");
+        log_errbuf(err, err_len, "a name is 1 to 64 of [A-Za-z0-9._-]");
         return -1;
     }
     for (unsigned s = AUTH_PUBLISH; s <= AUTH_ADMIN; s++)
         if (strcmp(fields[1], scope_names[s]) == 0)
             scope = (enum auth_scope)s;
     if (scope == AUTH_PUBLIC) {
-        errf(err, err_len, "scope must be publish, rollout or admin");
+        log_errbuf(err, err_len, "scope must be publish, rollout or admin");
         return -1;
     }
     for (const char *q = fields[2]; *q; q++) {
         if (is_space(*q) && q[strspn(q, " \t\r\n")] != '\0') {
-            errf(err, err_len, "a token holds no whitespace");
+            log_errbuf(err, err_len, "a token holds no whitespace");
             return -1;
         }
     }
@@ -192,7 +177,7 @@ auth_tokens_load(struct auth_tokens *t, const char *path, char *err,
     int rc = 0;
 
     if (!text) {
-        errf(err, err_len, "%s: %s", path, strerror(errno));
+        log_errbuf(err, err_len, "%s: %s", path, strerror(errno));
         return -1;
     }
     for (char *p = text; p && *p && rc == 0; p = line) {
@@ -208,7 +193,7 @@ auth_tokens_load(struct auth_tokens *t, const char *path, char *err,
         if (*s == '\0' || *s == '#')
             continue;
         if (parse_line(t, s, msg, sizeof(msg)) != 0) {
-            errf(err, err_len, "%s:%u: %s", path, lineno, msg);
+            log_errbuf(err, err_len, "%s:%u: %s", path, lineno, msg);
             rc = -1;
         }
     }

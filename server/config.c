@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/log.h"
 #include "server/config.h"
 
 enum key_type {
@@ -255,22 +256,6 @@ config_default(struct config *out)
     out->transfer_retry_after_s = 5;
 }
 
-static void
-errf(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-errf(char *err, size_t err_len, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err || err_len == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-}
-
 static int
 parse_number(const char *value, double *out)
 {
@@ -295,7 +280,7 @@ parse_listen(struct config *cfg, const char *value, char *err,
     double port;
 
     if (!colon) {
-        errf(err, err_len, "expected HOST:PORT, got \"%s\"", value);
+        log_errbuf(err, err_len, "expected HOST:PORT, got \"%s\"", value);
         return -1;
     }
     host_len = (size_t)(colon - value);
@@ -304,12 +289,12 @@ parse_listen(struct config *cfg, const char *value, char *err,
         host_len -= 2;
     }
     if (host_len == 0 || host_len >= sizeof(cfg->listen_host)) {
-        errf(err, err_len, "bad host in \"%s\"", value);
+        log_errbuf(err, err_len, "bad host in \"%s\"", value);
         return -1;
     }
     if (parse_number(colon + 1, &port) != 0 || port < 0 || port > 65535 ||
         port != floor(port)) {
-        errf(err, err_len, "bad port in \"%s\" (0..65535)", value);
+        log_errbuf(err, err_len, "bad port in \"%s\" (0..65535)", value);
         return -1;
     }
     memcpy(cfg->listen_host, host, host_len);
@@ -330,7 +315,7 @@ config_set(struct config *cfg, const char *key, const char *value, char *err,
         if (strcmp(keys[i].name, key) == 0)
             k = &keys[i];
     if (!k) {
-        errf(err, err_len, "unknown key \"%s\"", key);
+        log_errbuf(err, err_len, "unknown key \"%s\"", key);
         return -1;
     }
     switch (k->type) {
@@ -343,12 +328,12 @@ config_set(struct config *cfg, const char *key, const char *value, char *err,
                 return 0;
             }
         }
-        errf(err, err_len, "%s: \"%s\" is not one of the choices", key,
+        log_errbuf(err, err_len, "%s: \"%s\" is not one of the choices", key,
              value);
         return -1;
     case KEY_STRING:
         if (strlen(value) >= k->size) {
-            errf(err, err_len, "%s: value longer than %zu bytes", key,
+            log_errbuf(err, err_len, "%s: value longer than %zu bytes", key,
                  k->size - 1);
             return -1;
         }
@@ -362,7 +347,7 @@ config_set(struct config *cfg, const char *key, const char *value, char *err,
                    strcmp(value, "0") == 0) {
             *(bool *)(base + k->offset) = false;
         } else {
-            errf(err, err_len, "%s: expected true or false, got \"%s\"", key,
+            log_errbuf(err, err_len, "%s: expected true or false, got \"%s\"", key,
                  value);
             return -1;
         }
@@ -371,16 +356,16 @@ config_set(struct config *cfg, const char *key, const char *value, char *err,
         break;
     }
     if (parse_number(value, &v) != 0) {
-        errf(err, err_len, "%s: expected a number, got \"%s\"", key, value);
+        log_errbuf(err, err_len, "%s: expected a number, got \"%s\"", key, value);
         return -1;
     }
     if (v < k->min || v > k->max) {
-        errf(err, err_len, "%s: %s is out of range %g..%g", key, value,
+        log_errbuf(err, err_len, "%s: %s is out of range %g..%g", key, value,
              k->min, k->max);
         return -1;
     }
     if (k->type != KEY_DOUBLE && v != floor(v)) {
-        errf(err, err_len, "%s: expected an integer, got \"%s\"", key, value);
+        log_errbuf(err, err_len, "%s: expected an integer, got \"%s\"", key, value);
         return -1;
     }
     switch (k->type) {
@@ -430,7 +415,7 @@ config_load_file(struct config *cfg, const char *path, char *err,
     int rc = 0;
 
     if (!f) {
-        errf(err, err_len, "%s: %s", path, strerror(errno));
+        log_errbuf(err, err_len, "%s: %s", path, strerror(errno));
         return -1;
     }
     while (fgets(line, sizeof(line), f)) {
@@ -438,7 +423,7 @@ config_load_file(struct config *cfg, const char *path, char *err,
 
         lineno++;
         if (!strchr(line, '\n') && !feof(f)) {
-            errf(err, err_len, "%s:%u: line too long", path, lineno);
+            log_errbuf(err, err_len, "%s:%u: line too long", path, lineno);
             rc = -1;
             break;
         }
@@ -447,7 +432,7 @@ config_load_file(struct config *cfg, const char *path, char *err,
             continue;
         eq = strchr(s, '=');
         if (!eq) {
-            errf(err, err_len, "%s:%u: expected \"key = value\"", path,
+            log_errbuf(err, err_len, "%s:%u: expected \"key = value\"", path,
                  lineno);
             rc = -1;
             break;
@@ -456,13 +441,13 @@ config_load_file(struct config *cfg, const char *path, char *err,
         key = trim(s);
         value = trim(eq + 1);
         if (config_set(cfg, key, value, msg, sizeof(msg)) != 0) {
-            errf(err, err_len, "%s:%u: %s", path, lineno, msg);
+            log_errbuf(err, err_len, "%s:%u: %s", path, lineno, msg);
             rc = -1;
             break;
         }
     }
     if (rc == 0 && ferror(f)) {
-        errf(err, err_len, "%s: read error", path);
+        log_errbuf(err, err_len, "%s: read error", path);
         rc = -1;
     }
     fclose(f);

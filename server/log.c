@@ -119,3 +119,15 @@ log_quote(const char *s, char *out, size_t out_size)
     }
     out[o] = '\0';
 }
+
+void
+log_errbuf(char *err, size_t err_len, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!err || err_len == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, err_len, fmt, ap);
+    va_end(ap);
+}

@@ -36,4 +36,11 @@ void log_msg(enum log_level level, uint64_t request_id, const char *fmt, ...)
  */
 void log_quote(const char *s, char *out, size_t out_size);
 
+/*
+ * Formats an error message into err (err_len bytes, always terminated) for
+ * the caller to log or print later; err NULL or err_len 0 does nothing.
+ */
+void log_errbuf(char *err, size_t err_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 #endif

@@ -22,6 +22,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "server/log.h"
 #include "server/file.h"
 #include "server/sign.h"
 
@@ -49,22 +50,6 @@ struct keyring {
     char etag[SIGN_KID_SIZE + 2];
     struct keyring *older;                    /* replaced by this one */
 };
-
-static void
-errf(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-errf(char *err, size_t err_len, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err || !err_len)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-}
 
 /* Standard base64 with padding (RFC 4648 section 4). out: B64_SIZE(len). */
 static void
@@ -124,7 +109,7 @@ read_key(const char *path, bool want_private, char *err, size_t err_len)
     BIO *bio;
 
     if (!pem) {
-        errf(err, err_len, "%s: %s", path, strerror(errno));
+        log_errbuf(err, err_len, "%s: %s", path, strerror(errno));
         return NULL;
     }
     bio = BIO_new_mem_buf(pem, (int)len);
@@ -138,12 +123,12 @@ read_key(const char *path, bool want_private, char *err, size_t err_len)
     }
     file_secret_free(pem, len);
     if (!key) {
-        errf(err, err_len, "%s: not a PEM %s key", path,
+        log_errbuf(err, err_len, "%s: not a PEM %s key", path,
              want_private ? "private" : "public or private");
         return NULL;
     }
     if (EVP_PKEY_get_id(key) != EVP_PKEY_ED25519) {
-        errf(err, err_len, "%s: not an Ed25519 key", path);
+        log_errbuf(err, err_len, "%s: not an Ed25519 key", path);
         EVP_PKEY_free(key);
         return NULL;
     }
@@ -160,14 +145,14 @@ publish(struct keyring *kr, EVP_PKEY *key, const char *path, char *err,
 
     if (EVP_PKEY_get_raw_public_key(key, vk.raw, &len) != 1 ||
         len != sizeof(vk.raw) || thumbprint(vk.raw, vk.kid) != 0) {
-        errf(err, err_len, "%s: cannot read the public key", path);
+        log_errbuf(err, err_len, "%s: cannot read the public key", path);
         return -1;
     }
     for (size_t i = 0; i < kr->key_count; i++)
         if (strcmp(kr->keys[i].kid, vk.kid) == 0)
             return 0;
     if (kr->key_count >= sizeof(kr->keys) / sizeof(kr->keys[0])) {
-        errf(err, err_len, "verify_keys: at most %d keys",
+        log_errbuf(err, err_len, "verify_keys: at most %d keys",
              SIGN_MAX_VERIFY_KEYS);
         return -1;
     }
@@ -215,7 +200,7 @@ sign_keyring_load(const char *signing_key, const char *verify_keys,
     const char *p = verify_keys ? verify_keys : "";
 
     if (!kr) {
-        errf(err, err_len, "out of memory");
+        log_errbuf(err, err_len, "out of memory");
         return -1;
     }
     if (signing_key && signing_key[0]) {
@@ -237,7 +222,7 @@ sign_keyring_load(const char *signing_key, const char *verify_keys,
         while (e > s && (p[e - 1] == ' ' || p[e - 1] == '\t'))
             e--;
         if (e - s >= sizeof(path)) {
-            errf(err, err_len, "verify_keys: a path is too long");
+            log_errbuf(err, err_len, "verify_keys: a path is too long");
             goto fail;
         }
         memcpy(path, p + s, e - s);
@@ -254,7 +239,7 @@ sign_keyring_load(const char *signing_key, const char *verify_keys,
             goto fail;
     }
     if (make_jwks(kr) != 0) {
-        errf(err, err_len, "out of memory");
+        log_errbuf(err, err_len, "out of memory");
         goto fail;
     }
     *out = kr;
@@ -474,7 +459,7 @@ sign_keygen(const char *path, char out_kid[SIGN_KID_SIZE], char *err,
     size_t done = 0;
 
     if (!key) {
-        errf(err, err_len, "cannot make an Ed25519 key");
+        log_errbuf(err, err_len, "cannot make an Ed25519 key");
         return -1;
     }
     mem = BIO_new(BIO_s_mem());
@@ -482,18 +467,18 @@ sign_keygen(const char *path, char out_kid[SIGN_KID_SIZE], char *err,
                                          NULL) != 1 ||
         EVP_PKEY_get_raw_public_key(key, raw, &raw_len) != 1 ||
         thumbprint(raw, out_kid) != 0) {
-        errf(err, err_len, "cannot encode the key");
+        log_errbuf(err, err_len, "cannot encode the key");
         goto out;
     }
     pem_len = BIO_get_mem_data(mem, &pem);
     fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
-        errf(err, err_len, "%s: %s", path, strerror(errno));
+        log_errbuf(err, err_len, "%s: %s", path, strerror(errno));
         goto out;
     }
     /* umask cannot widen 0600, but make the mode exact. */
     if (fchmod(fd, 0600) != 0) {
-        errf(err, err_len, "%s: %s", path, strerror(errno));
+        log_errbuf(err, err_len, "%s: %s", path, strerror(errno));
         goto out;
     }
     while (done < (size_t)pem_len) {
@@ -502,13 +487,13 @@ sign_keygen(const char *path, char out_kid[SIGN_KID_SIZE], char *err,
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0) {
-            errf(err, err_len, "%s: %s", path, strerror(errno));
+            log_errbuf(err, err_len, "%s: %s", path, strerror(errno));
             goto out;
         }
         done += (size_t)w;
     }
     if (fsync(fd) != 0) {
-        errf(err, err_len, "%s: %s", path, strerror(errno));
+        log_errbuf(err, err_len, "%s: %s", path, strerror(errno));
         goto out;
     }
     rc = 0;

@@ -238,8 +238,8 @@ def p99_ms(port, count):
         len(times) - failures
 
 
-def server_connections(port):
-    """The daemon's modeld_connections gauge (-1 when unreadable)."""
+def metrics_lines(port):
+    """The daemon's /metrics lines, or None when unreadable."""
     try:
         with connect(port, timeout=2.0) as s:
             s.sendall(b"GET /metrics HTTP/1.1\r\nHost: t\r\n"
@@ -251,8 +251,13 @@ def server_connections(port):
                     break
                 data += chunk
     except OSError:
-        return -1
-    for line in data.decode("latin1").splitlines():
+        return None
+    return data.decode("latin1").splitlines()
+
+
+def server_connections(port):
+    """The daemon's modeld_connections gauge (-1 when unreadable)."""
+    for line in metrics_lines(port) or []:
         if line.startswith("modeld_connections "):
             return int(float(line.split()[1]))
     return -1
@@ -305,23 +310,11 @@ def loris(port, n):
 
 def metric_sum(port, prefix):
     """Sum of the /metrics samples whose line starts with prefix."""
-    total = 0
-    try:
-        with connect(port, timeout=2.0) as s:
-            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: t\r\n"
-                      b"Connection: close\r\n\r\n")
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-    except OSError:
+    lines = metrics_lines(port)
+    if lines is None:
         return -1
-    for line in data.decode("latin1").splitlines():
-        if line.startswith(prefix):
-            total += int(float(line.split()[-1]))
-    return total
+    return sum(int(float(line.split()[-1]))
+               for line in lines if line.startswith(prefix))
 
 
 def readers(port, path, n, bps, n_loris, secs):
