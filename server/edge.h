@@ -54,6 +54,17 @@ enum edge_result edge_fetch_blob(struct edge *e, struct store *st,
                                  const char hex[PROTO_HEX_SIZE], char *err,
                                  size_t err_len);
 
+/*
+ * The same for the delta from from_hex to to_hex in format: kept only
+ * when applying it to the from blob (here, or pulled through first)
+ * gives bytes that hash to to_hex (EDGE_REFUSED otherwise).
+ */
+enum edge_result edge_fetch_delta(struct edge *e, struct store *st,
+                                  const char from_hex[PROTO_HEX_SIZE],
+                                  const char to_hex[PROTO_HEX_SIZE],
+                                  enum proto_delta_format format, char *err,
+                                  size_t err_len);
+
 void edge_stats_get(struct edge *e, struct edge_stats *out);
 
 #endif

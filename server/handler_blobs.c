@@ -334,6 +334,32 @@ handle_delta_get(struct MHD_Connection *c, struct request *rq)
     rc = store_delta_format_open(rq->app->store, rq->params[0],
                                  rq->params[1], format, &fa.fd, &fa.size,
                                  &fa.mtime_s);
+    if (rc == STORE_OK && rq->app->edge)
+        edge_hit(rq->app->edge);
+    /* Edge mode: as for blobs, verified by applying it to its from blob. */
+    if (rc == STORE_NOT_FOUND && rq->app->edge &&
+        !MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Modeld-Edge")) {
+        char err[512];
+        enum edge_result er =
+            edge_fetch_delta(rq->app->edge, rq->app->store, rq->params[0],
+                             rq->params[1], format, err, sizeof(err));
+
+        if (er == EDGE_FETCHED)
+            rc = store_delta_format_open(rq->app->store, rq->params[0],
+                                         rq->params[1], format, &fa.fd,
+                                         &fa.size, &fa.mtime_s);
+        else if (er != EDGE_NOT_FOUND) {
+            log_msg(LOG_ERROR, rq->id, "edge: %s", err);
+            return http_reply_error(c, rq, PROTO_ERR_BAD_GATEWAY, "",
+                                    "the origin could not provide the "
+                                    "delta from sha256:%s to sha256:%s%s",
+                                    rq->params[0], rq->params[1],
+                                    er == EDGE_REFUSED
+                                        ? " (it did not verify; nothing "
+                                          "was kept)"
+                                        : "");
+        }
+    }
     if (rc == STORE_NOT_FOUND)
         return http_reply_error(c, rq, PROTO_ERR_NOT_FOUND, "",
                                 "no %s delta from sha256:%s to sha256:%s "

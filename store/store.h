@@ -189,6 +189,28 @@ MUST_CHECK enum store_status
 store_blob_cache_trim(struct store *st, uint64_t max_bytes,
                       const char *keep_hex, uint64_t *out_evicted);
 
+/*
+ * An edge's delta fetched from its origin: written to a temporary file,
+ * kept (as the local delta file of that format) only when it is a delta
+ * of that format naming from_hex and to_hex and applying it to the local
+ * from blob gives bytes that hash to to_hex. finish: STORE_DIGEST_MISMATCH
+ * when it does not verify, STORE_BLOB_MISSING when from_hex is not here;
+ * it frees in whatever it says, abort too (NULL does nothing). write:
+ * STORE_TOO_LARGE past max_bytes (0: no bound).
+ */
+struct store_delta_in;
+MUST_CHECK enum store_status
+store_delta_in_begin(struct store *st, uint64_t max_bytes,
+                     struct store_delta_in **out);
+MUST_CHECK enum store_status
+store_delta_in_write(struct store_delta_in *in, const void *data, size_t len);
+MUST_CHECK enum store_status
+store_delta_in_finish(struct store_delta_in *in,
+                      const char from_hex[PROTO_HEX_SIZE],
+                      const char to_hex[PROTO_HEX_SIZE],
+                      enum proto_delta_format format);
+void store_delta_in_abort(struct store_delta_in *in);
+
 /* ---- catalog ------------------------------------------------------------ */
 
 /* Creates or updates a family (task, description from f); undeletes a

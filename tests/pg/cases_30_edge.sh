@@ -1,8 +1,10 @@
 # shellcheck shell=bash
 # Sourced by tests/pg/run.sh: edge mode (blob_origin). An empty edge on
 # the central PostgreSQL catalog answers a UE's select and serves the
-# download, pulled once from the central daemon. Against a stand-in origin
-# (tests/pg/origin.py): a corrupted byte is refused and nothing is kept,
+# download, pulled once from the central daemon, and a UE holding v1 gets
+# the delta to v2 through another empty edge. Against a stand-in origin
+# (tests/pg/origin.py): a corrupted byte (blob or delta) is refused and
+# nothing is kept,
 # 50 parallel requests for one missing blob make one origin fetch, and the
 # cache bound evicts the least recently used blob.
 
@@ -37,6 +39,42 @@ if pg_database main edgecat; then
     check "edge: misses" 1 "$(metric edge1 'modeld_edge_blob_requests_total{result="miss"}')"
     check "edge: hits" 2 "$(metric edge1 'modeld_edge_blob_requests_total{result="hit"}')"
     d_stop edge1
+
+    # A delta through another empty edge: v2 is v1 with a few bytes changed;
+    # the central daemon's worker makes the delta, a UE holding v1 selects
+    # it at the edge, which pulls the delta (and v1 to verify it) through.
+    python3 -c 'import sys; b = bytearray(open(sys.argv[1], "rb").read()); b[5000:5016] = b"edge-delta-v2..."; open(sys.argv[2], "wb").write(b)' \
+        "$WORK/eb1" "$WORK/eb2"
+    E2H=$(sha "$WORK/eb2")
+    admin central PUT "/v1/blobs/sha256:$E2H" --data-binary "@$WORK/eb2" >/dev/null
+    check "edge: publish v2 on the central daemon" 201 \
+        "$(admin central PUT /v1/families/edgefam/variants/v "${JSON[@]}" -d "$(variant_body "$E2H")")"
+    DSEL="{\"device\":{\"memory_bytes\":4000000000,\"gflops\":50},\"current\":\"sha256:$EH\"}"
+    delta_ready() {
+        req central POST /v1/families/edgefam/select "${JSON[@]}" -d "$DSEL" >/dev/null &&
+            [ "$(jq -r .action "$WORK/body")" = delta ]
+    }
+    wait_for 60 delta_ready
+    DURL="/v1/deltas/sha256:$EH/sha256:$E2H"
+    check "edge: central offers the delta" 200 "$(req central GET "$DURL")"
+    cp "$WORK/body" "$WORK/edelta"
+    if d_start edge3 "$WORK/edge3" --catalog "$URL" --set worker=false \
+        --set catalog_poll_ms=200 --set "blob_origin=$(d_url central)"; then
+        check "edge: a UE holding v1 selects at an empty edge" 200 \
+            "$(req edge3 POST /v1/families/edgefam/select "${JSON[@]}" -d "$DSEL")"
+        check "edge: ... and gets the delta" "delta $DURL" "$(jq -r '.action + " " + .delta.url' "$WORK/body")"
+        check "edge: the delta through the edge" 200 "$(req edge3 GET "$DURL")"
+        check "edge: ... byte-identical to the origin's" "$(sha "$WORK/edelta")" "$(sha "$WORK/body")"
+        check "edge: ... kept at the edge" "$(sha "$WORK/edelta")" "$(sha "$WORK/edge3/deltas/$EH-$E2H" 2>/dev/null)"
+        check "edge: ... with v1, pulled to verify it" "$EH" "$(sha "$(blob_file "$WORK/edge3" "$EH")" 2>/dev/null)"
+        check "edge: HEAD of the kept delta" 200 "$(req edge3 HEAD "$DURL" -I)"
+        check "edge: two origin fetches (v1, the delta)" 2 "$(metric edge3 modeld_edge_origin_fetches_total)"
+        check "edge: origin bytes = v1 + the delta" "$(($(stat -c %s "$WORK/eb1") + $(stat -c %s "$WORK/edelta")))" \
+            "$(metric edge3 modeld_edge_origin_bytes_total)"
+        d_stop edge3
+    else
+        fail "edge: edge3 starts"
+    fi
     d_stop central
 else
     fail "starting PostgreSQL for the edge case"
@@ -67,6 +105,18 @@ if d_start edge2 "$WORK/edge2" --set "blob_origin=$ORIGIN" \
     check "edge: ... as problem+json naming the digest" digest "$(jq -r .field "$WORK/body")"
     check "edge: ... and not kept" "" "$(find "$WORK/edge2/blobs" "$WORK/edge2/tmp" -type f)"
     check "edge: ... counted" 1 "$(metric edge2 modeld_edge_origin_refused_total)"
+
+    # The delta of the first case with one byte changed: applied to v1 it
+    # does not give v2.
+    cp "$WORK/eb1" "$WORK/origin/$EH"
+    python3 -c 'import sys; b = bytearray(open(sys.argv[1], "rb").read()); b[-8] ^= 1; open(sys.argv[2], "wb").write(b)' \
+        "$WORK/edelta" "$WORK/origin/$EH-$E2H"
+    check "edge: a corrupted origin delta is refused" 502 \
+        "$(req edge2 GET "/v1/deltas/sha256:$EH/sha256:$E2H")"
+    check "edge: ... as problem+json" 502 "$(jq -r .status "$WORK/body")"
+    check "edge: ... and not kept" "" "$(find "$WORK/edge2/deltas" "$WORK/edge2/tmp" -type f)"
+    check "edge: ... counted" 2 "$(metric edge2 modeld_edge_origin_refused_total)"
+    rm -f "$WORK/edge2/blobs/sha256/${EH:0:2}/$EH"
 
     for i in $(seq 1 50); do
         curl -s -o "$WORK/par$i" -w '%{http_code}\n' "$(d_url edge2)/v1/blobs/sha256:$GH" \

@@ -2,7 +2,8 @@
 """A stand-in origin for the edge tests: any HTTP server holding /v1/blobs/.
 
 origin.py DIR DELAY_S: serves DIR/<hex> at GET /v1/blobs/sha256:<hex>
-(404 when absent), each answer after DELAY_S seconds (so that concurrent
+(404 when absent), DIR/<from>-<to> at GET
+/v1/deltas/sha256:<from>/sha256:<to>, each answer after DELAY_S seconds (so that concurrent
 edge requests overlap), and GET /_count/<hex>: how many blob requests for
 <hex> it has answered. Prints its port on the first line of stdout. Stops on
 SIGTERM. Loopback only.
@@ -36,12 +37,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 n = COUNTS.get(m.group(1), 0)
             return self.reply(200, str(n).encode())
         m = re.fullmatch(r"/v1/blobs/sha256:([0-9a-f]{64})", self.path)
-        if not m:
+        d = re.fullmatch(r"/v1/deltas/sha256:([0-9a-f]{64})/sha256:([0-9a-f]{64})", self.path)
+        if not m and not d:
             return self.reply(404, b"")
+        name = m.group(1) if m else d.group(1) + "-" + d.group(2)
         with LOCK:
-            COUNTS[m.group(1)] = COUNTS.get(m.group(1), 0) + 1
+            COUNTS[name] = COUNTS.get(name, 0) + 1
         time.sleep(DELAY)
-        path = os.path.join(ROOT, m.group(1))
+        path = os.path.join(ROOT, name)
         if not os.path.exists(path):
             return self.reply(404, b"")
         with open(path, "rb") as f:
