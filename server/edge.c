@@ -308,9 +308,7 @@ static enum edge_result fly(struct edge *e, struct store *st,
     else if (result == EDGE_FAILED)
         atomic_fetch_add(&e->failed, 1);
     if (result == EDGE_FETCHED && e->cache_max_bytes &&
-        store_blob_cache_trim(st, e->cache_max_bytes,
-                              w->from_hex ? w->from_hex : w->to_hex,
-                              &evicted) ==
+        store_blob_cache_trim(st, e->cache_max_bytes, key, &evicted) ==
             STORE_OK)
         atomic_fetch_add(&e->evicted, evicted);
 

@@ -334,8 +334,10 @@ handle_delta_get(struct MHD_Connection *c, struct request *rq)
     rc = store_delta_format_open(rq->app->store, rq->params[0],
                                  rq->params[1], format, &fa.fd, &fa.size,
                                  &fa.mtime_s);
-    if (rc == STORE_OK && rq->app->edge)
+    if (rc == STORE_OK && rq->app->edge) {
         edge_hit(rq->app->edge);
+        store_blob_touch(fa.fd);
+    }
     /* Edge mode: as for blobs, verified by applying it to its from blob. */
     if (rc == STORE_NOT_FOUND && rq->app->edge &&
         !MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Modeld-Edge")) {

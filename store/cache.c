@@ -23,7 +23,9 @@
 #define HEX "0123456789abcdef"
 
 struct cached {
-    char hex[PROTO_HEX_SIZE];
+    char hex[2 * PROTO_HEX_SIZE + 4]; /* a blob's hex, or a delta's file
+                                         name from-to[.mt] */
+    bool delta;
     uint64_t bytes;               /* the blob and its derived copies */
     int64_t used_ns;
 };
@@ -107,6 +109,7 @@ static enum store_status list_blobs(struct store *st, struct cached **out,
             }
             c = &list[count++];
             snprintf(c->hex, sizeof(c->hex), "%.64s", fe->d_name);
+            c->delta = false;
             c->used_ns = 0;
             c->bytes = file_bytes(st, c->hex, "", &c->used_ns);
             for (size_t i = 0; i < ARRAY_SIZE(suffixes); i++)
@@ -115,6 +118,49 @@ static enum store_status list_blobs(struct store *st, struct cached **out,
         closedir(sub);
     }
     closedir(top);
+    /* Deltas pulled through (and any others here). */
+    snprintf(dir, sizeof(dir), "%.4000s/deltas", st->dir);
+    top = opendir(dir);
+    while (top && (de = readdir(top)) != NULL) {
+        size_t len = strlen(de->d_name);
+        char path[STORE_PATH_SIZE];
+        struct stat sb;
+        struct cached *c;
+
+        if ((len != 2 * PROTO_HEX_LEN + 1 &&
+             len != 2 * PROTO_HEX_LEN + 4) ||
+            de->d_name[PROTO_HEX_LEN] != '-' ||
+            !proto_hex_is_valid(de->d_name, PROTO_HEX_LEN) ||
+            !proto_hex_is_valid(de->d_name + PROTO_HEX_LEN + 1,
+                                PROTO_HEX_LEN) ||
+            (len > 2 * PROTO_HEX_LEN + 1 &&
+             strcmp(de->d_name + 2 * PROTO_HEX_LEN + 1, ".mt") != 0) ||
+            snprintf(path, sizeof(path), "%.4000s/%s", dir, de->d_name) >=
+                (int)sizeof(path) ||
+            stat(path, &sb) != 0)
+            continue;
+        if (count == cap) {
+            size_t ncap = cap ? 2 * cap : 64;
+            struct cached *n = realloc(list, ncap * sizeof(*n));
+
+            if (!n) {
+                closedir(top);
+                free(list);
+                store_err_text("blob cache: out of memory");
+                return STORE_NO_MEMORY;
+            }
+            list = n;
+            cap = ncap;
+        }
+        c = &list[count++];
+        snprintf(c->hex, sizeof(c->hex), "%.132s", de->d_name);
+        c->delta = true;
+        c->bytes = (uint64_t)sb.st_size;
+        c->used_ns = (int64_t)sb.st_atim.tv_sec * 1000000000 +
+                     sb.st_atim.tv_nsec;
+    }
+    if (top)
+        closedir(top);
     *out = list;
     *out_count = count;
     return STORE_OK;
@@ -138,9 +184,19 @@ enum store_status store_blob_cache_trim(struct store *st, uint64_t max_bytes,
         total += list[i].bytes;
     qsort(list, count, sizeof(*list), by_use);
     for (size_t i = 0; i < count && total > max_bytes; i++) {
-        if (keep_hex && strcmp(list[i].hex, keep_hex) == 0)
+        char dpath[STORE_PATH_SIZE];
+
+        /* keep: that blob or delta; a delta's from blob with it */
+        if (keep_hex && (strcmp(list[i].hex, keep_hex) == 0 ||
+                         (!list[i].delta &&
+                          strncmp(list[i].hex, keep_hex, PROTO_HEX_LEN) ==
+                              0)))
             continue;
-        for (size_t k = 0; k < ARRAY_SIZE(suffixes); k++) {
+        if (list[i].delta &&
+            snprintf(dpath, sizeof(dpath), "%.4000s/deltas/%s", st->dir,
+                     list[i].hex) < (int)sizeof(dpath))
+            (void)unlink(dpath);
+        for (size_t k = 0; !list[i].delta && k < ARRAY_SIZE(suffixes); k++) {
             char path[STORE_PATH_SIZE];
 
             /* A reader holding the file open keeps its bytes until it

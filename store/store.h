@@ -181,9 +181,10 @@ void store_blob_touch(int fd);
 
 /*
  * Evicts least recently used blob files (with their compressed copies)
- * until the blobs take at most max_bytes, never keep_hex (NULL: none).
- * *out_evicted counts the blobs removed. For an edge, whose blobs are a
- * cache of its origin's.
+ * and delta files until they take at most max_bytes, never keep_hex
+ * (NULL: none): a blob's hex, or a delta's file name from-to[.mt], which
+ * keeps its from blob too. *out_evicted counts the files removed. For an
+ * edge, whose blobs and deltas are a cache of its origin's.
  */
 MUST_CHECK enum store_status
 store_blob_cache_trim(struct store *st, uint64_t max_bytes,

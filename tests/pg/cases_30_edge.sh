@@ -137,6 +137,18 @@ if d_start edge2 "$WORK/edge2" --set "blob_origin=$ORIGIN" \
     check "edge: ... its file is gone" "" "$(ls "$(blob_file "$WORK/edge2" "$GH")" 2>/dev/null)"
     check "edge: the evicted blob is fetched again" 200 "$(req edge2 GET "/v1/blobs/sha256:$GH")"
     check "edge: ... a second origin fetch" 2 "$(count_of "$GH")"
+    # The bound counts pulled-through deltas: the delta (with v1) comes in,
+    # GH is fetched again (OH out), then OH needs room: v1, the delta and
+    # GH go, least recently used first.
+    cp "$WORK/edelta" "$WORK/origin/$EH-$E2H"
+    check "edge: a delta pulled through (v1 with it)" 200 \
+        "$(req edge2 GET "/v1/deltas/sha256:$EH/sha256:$E2H")"
+    check "edge: ... kept" "$(sha "$WORK/edelta")" "$(sha "$WORK/edge2/deltas/$EH-$E2H" 2>/dev/null)"
+    check "edge: then two blobs" "200 200" \
+        "$(req edge2 GET "/v1/blobs/sha256:$GH") $(req edge2 GET "/v1/blobs/sha256:$OH")"
+    check "edge: the bound evicted the delta too" "" "$(ls "$WORK/edge2/deltas/$EH-$E2H" 2>/dev/null)"
+    check "edge: ... and only OH is left" "$OH" \
+        "$(find "$WORK/edge2/blobs" "$WORK/edge2/deltas" -type f -printf '%f\n')"
     check "edge: unknown at the origin: 404" 404 \
         "$(req edge2 GET "/v1/blobs/sha256:$(printf 'nope' | sha256sum | cut -d' ' -f1)")"
     d_stop edge2
