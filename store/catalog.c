@@ -1275,11 +1275,30 @@ enum store_status store_delta_request(struct store *st,
     enum store_status rc = STORE_OK;
     bool queued = false;
     struct db_stmt *s;
+    struct demand_memo *memo;
+    struct timespec ts;
+    uint64_t key, gen;
     int src;
 
     *out_pending = false;
     if (st->opt.read_only || strcmp(from_hex, to_hex) == 0)
         return STORE_OK;
+    key = proto_fnv1a64_add(proto_fnv1a64_add(PROTO_FNV1A64_OFFSET, from_hex,
+                                              PROTO_HEX_SIZE - 1),
+                            to_hex, PROTO_HEX_SIZE - 1) | 1;
+    memo = &st->demand_memo[key % STORE_DEMAND_MEMO_SIZE];
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    pthread_mutex_lock(&st->cache_mu);
+    gen = st->generation;
+    pthread_mutex_unlock(&st->cache_mu);
+    pthread_mutex_lock(&st->demand_mu);
+    if (memo->key == key && memo->asked_s == (int64_t)ts.tv_sec &&
+        memo->generation == gen) {
+        *out_pending = memo->pending;
+        pthread_mutex_unlock(&st->demand_mu);
+        return STORE_OK;
+    }
+    pthread_mutex_unlock(&st->demand_mu);
     pthread_mutex_lock(&st->db_mu);
     s = store_stmt(st, STMT_DELTA_SAME_FAMILY);
     bind_text(s, 1, from_hex);
@@ -1308,6 +1327,14 @@ enum store_status store_delta_request(struct store *st,
         rc = store_err_db(st, "looking up the versions", src);
     }
     pthread_mutex_unlock(&st->db_mu);
+    if (rc == STORE_OK) {
+        pthread_mutex_lock(&st->demand_mu);
+        memo->key = key;
+        memo->asked_s = (int64_t)ts.tv_sec;
+        memo->generation = gen;
+        memo->pending = *out_pending;
+        pthread_mutex_unlock(&st->demand_mu);
+    }
     if (queued) {
         atomic_fetch_add(&st->deltas_on_demand, 1);
         store_worker_kick(st);

@@ -152,6 +152,8 @@ enum store_role {
     STORE_ROLE_WATCH,
 };
 
+#define STORE_DEMAND_MEMO_SIZE 256
+
 struct store {
     char *dir;
     struct store_options opt;
@@ -159,6 +161,19 @@ struct store {
 
     /* The writing connection and its statements, under db_mu. */
     pthread_mutex_t db_mu;
+    /* On-demand delta requests answered in the last second, by pair
+     * (store_delta_request): a select that finds no delta asks the
+     * catalog at most once a second per pair instead of on every select,
+     * which took the writer's mutex on the hot path. An answer holds only
+     * within its second and its cache generation (a delta made ready
+     * moves the generation). Under demand_mu. */
+    pthread_mutex_t demand_mu;
+    struct demand_memo {
+        uint64_t key;           /* FNV-1a of from and to; 0: empty */
+        int64_t asked_s;        /* CLOCK_MONOTONIC second of the answer */
+        uint64_t generation;    /* the cache generation it was asked in */
+        bool pending;
+    } demand_memo[STORE_DEMAND_MEMO_SIZE];
     struct db *db;
     struct db_stmt *stmt[STMT_COUNT];
     struct db_stmt *tstmt[TSTMT_COUNT];

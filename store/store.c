@@ -1157,6 +1157,7 @@ static struct store *store_new(const char *dir,
     else
         store_options_default(&st->opt);
     pthread_mutex_init(&st->db_mu, NULL);
+    pthread_mutex_init(&st->demand_mu, NULL);
     pthread_mutex_init(&st->watch_mu, NULL);
     pthread_cond_init(&st->watch_cv, NULL);
     atomic_init(&st->catalog_down, false);
@@ -1278,6 +1279,7 @@ void store_close(struct store *st)
     pthread_cond_destroy(&st->readers_cv);
     pthread_mutex_destroy(&st->readers_mu);
     pthread_mutex_destroy(&st->db_mu);
+    pthread_mutex_destroy(&st->demand_mu);
     if (st->lock_fd >= 0)
         close(st->lock_fd);
     free(st->dir);
