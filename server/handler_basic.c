@@ -26,7 +26,7 @@ static char *
 append_edge(char *text, struct edge *e)
 {
     struct edge_stats es;
-    char add[1536];
+    char add[2560];
     size_t len = strlen(text);
     char *n;
 
@@ -49,9 +49,17 @@ append_edge(char *text, struct edge *e)
              "# HELP modeld_edge_evicted_total Blobs evicted by "
              "blob_cache_max_bytes.\n"
              "# TYPE modeld_edge_evicted_total counter\n"
-             "modeld_edge_evicted_total %" PRIu64 "\n",
+             "modeld_edge_evicted_total %" PRIu64 "\n"
+             "# HELP modeld_edge_early_answers_total Answers begun from "
+             "the bytes of a pull-through still in flight.\n"
+             "# TYPE modeld_edge_early_answers_total counter\n"
+             "modeld_edge_early_answers_total %" PRIu64 "\n"
+             "# HELP modeld_edge_cut_answers_total Early answers cut "
+             "before their last byte because the pull-through failed.\n"
+             "# TYPE modeld_edge_cut_answers_total counter\n"
+             "modeld_edge_cut_answers_total %" PRIu64 "\n",
              es.hits, es.misses, es.fetches, es.refused, es.failed,
-             es.origin_bytes, es.evicted);
+             es.origin_bytes, es.evicted, es.early, es.cut);
     n = realloc(text, len + strlen(add) + 1);
     if (!n) {
         free(text);
