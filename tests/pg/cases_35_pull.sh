@@ -77,6 +77,8 @@ if MODELD=$S_BIN d_start sedge "$WORK/sedge" --set "blob_origin=$SORIGIN" \
     check "pull: ... its Content-Range" "bytes 1000-1999/1048576" \
         "$(awk 'tolower($1) == "content-range:" { print $2, $3 }' "$WORK/s1.range.h" | tr -d '\r')"
     check "pull: ... all but its last byte before the blob verified" 999 "$(fsize "$WORK/s1.range")"
+    check "pull: two answers wait on the pull, 2 HTTP threads: /healthz answers" 200 \
+        "$(curl -s --max-time 5 -o /dev/null -w '%{http_code}' "$SE/healthz")"
     bg_get s1.beyond "$SE/v1/blobs/sha256:$S1" -r 800000-800099
 
     # Four more pulls in flight: two origins silent before their headers,
