@@ -314,6 +314,23 @@ START_TEST(test_proto_tensor_delta_roundtrip)
     if (p == P_SAME || p == P_REORDER)
         ck_assert_msg(c.tensor.len < 2048, "format %d pair %d: %zu", f, p,
                       c.tensor.len);
+    /* A sparse fine-tune costs about its information (the changes'
+     * positions and bits; tg_finetune_info_bits) and the fixed parts: the
+     * 192-byte header, the plan, the non-tensor bytes, the frames. The
+     * byte planes and (gap, value) records took 10-15% more. */
+    if (p == P_FT1) {
+        double info = tg_finetune_info_bits(&base, &next, 1e-3) / 8;
+
+        ck_assert_msg((double)c.tensor.len <= info * 1.04 + 448,
+                      "format %d: tensor %zu, information %.0f", f,
+                      c.tensor.len, info);
+    }
+    /* Pruning: which values became 0 follows from their old magnitudes,
+     * which the RC ops take as context (0.40x before). */
+    if (p == P_PRUNE)
+        ck_assert_msg(c.tensor.len < c.patch.len / 5,
+                      "format %d: tensor %zu, patch %zu", f, c.tensor.len,
+                      c.patch.len);
     free(c.tensor.p);
     free(c.patch.p);
     file_free(&a);
