@@ -890,6 +890,26 @@ static void choose(const struct enc *e, const struct proto_tensor_map *om,
             ix->used[k] = true;
         }
     }
+    /* A re-export to fp16 or bf16 that also renamed its tensors: the
+     * first unused fp32 tensor of the same shape, for the casts. */
+    if (!match && (t->dtype == PROTO_DTYPE_F16 || t->dtype == PROTO_DTYPE_BF16)) {
+        struct proto_tensor as32 = *t;
+
+        as32.dtype = PROTO_DTYPE_F32;
+        as32.len = 2 * t->len;
+        key = shape_key(&as32);
+        for (at = keyed_find(ix->by_shape, ix->count, key);
+             !match && at < ix->count && ix->by_shape[at].key == key; at++) {
+            size_t k = ix->by_shape[at].idx;
+            const struct proto_tensor *o = &om->tensors[k];
+
+            if (!ix->used[k] && o->dtype == PROTO_DTYPE_F32 &&
+                o->len == as32.len && same_shape(o, t)) {
+                match = o;
+                ix->used[k] = true;
+            }
+        }
+    }
     best = estimate(e, it, tmp);
     if (!match) {
         static const unsigned raw[] = { OP_RAW };
