@@ -471,7 +471,7 @@ START_TEST(test_metrics_render_counts)
     metrics_decision(m, PROTO_ACTION_DELTA, true, 100, "fam", "var");
     metrics_decision(m, PROTO_ACTION_DOWNLOAD, false, 0, "fam", "var");
     metrics_decision(m, PROTO_ACTION_NONE, false, 0, "fam", NULL);
-    text = metrics_render(m, labels, 2, &ss);
+    text = metrics_render(m, labels, 2, &ss, NULL);
     ck_assert_ptr_nonnull(text);
     ck_assert_ptr_nonnull(strstr(
         text, "modeld_http_requests_total{route=\"/a\",status=\"200\"} 2\n"));
@@ -513,7 +513,7 @@ START_TEST(test_metrics_variant_labels_bounded)
         snprintf(name, sizeof(name), "v%d", i);
         metrics_decision(m, PROTO_ACTION_DOWNLOAD, false, 0, "f", name);
     }
-    text = metrics_render(m, labels, 1, &ss);
+    text = metrics_render(m, labels, 1, &ss, NULL);
     ck_assert_ptr_nonnull(text);
     for (const char *p = text; (p = strstr(p, "modeld_decisions_by_variant"
                                               "_total{"));
