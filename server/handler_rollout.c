@@ -62,25 +62,42 @@ ratelimit_free(struct ratelimit *r)
     free(r);
 }
 
-/* The client's address as a hash (its IP bytes, not the port). */
+/*
+ * The key of a client address for the rate limit: the IPv4 address, or
+ * the /64 prefix of an IPv6 one. One IPv6 host is routinely given a whole
+ * /64 and may pick any address in it, so a per-/128 limit would not
+ * bound it at all; an IPv4-mapped address counts as its IPv4 address.
+ */
+uint64_t
+ratelimit_key(const struct sockaddr *sa)
+{
+    static const unsigned char v4_mapped[12] = {0, 0, 0, 0, 0, 0,
+                                                0, 0, 0, 0, 0xff, 0xff};
+    uint64_t h = PROTO_FNV1A64_OFFSET;
+
+    if (!sa)
+        return h;
+    if (sa->sa_family == AF_INET6) {
+        const unsigned char *a =
+            ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr;
+
+        if (memcmp(a, v4_mapped, sizeof(v4_mapped)) == 0)
+            return proto_fnv1a64_add(h, a + 12, 4);
+        return proto_fnv1a64_add(h, a, 8);
+    }
+    if (sa->sa_family == AF_INET)
+        return proto_fnv1a64_add(
+            h, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+    return h;
+}
+
 static uint64_t
 client_key(struct MHD_Connection *c)
 {
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    const struct sockaddr *sa = info ? info->client_addr : NULL;
-    uint64_t h = PROTO_FNV1A64_OFFSET;
 
-    if (!sa)
-        return h;
-    if (sa->sa_family == AF_INET6)
-        return proto_fnv1a64_add(
-            h, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
-            16);
-    if (sa->sa_family == AF_INET)
-        return proto_fnv1a64_add(
-            h, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
-    return h;
+    return ratelimit_key(info ? info->client_addr : NULL);
 }
 
 /* Counts one request of key; false when over per_minute this minute, with
