@@ -206,6 +206,13 @@ build/fuzz/fuzz_route: tests/fuzz/fuzz_route.c $(FUZZ_SERVER_OBJ)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< \
 	    $(FUZZ_SERVER_OBJ) $(LDLIBS)
 
+# fuzz_client: what the UE client parses (client/ and proto/).
+build/fuzz/fuzz_client: tests/fuzz/fuzz_client.c \
+                        $(patsubst %.c,build/fuzz/obj/%.o,$(CLIENT_LIB_SRC))
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< \
+	    $(patsubst %.c,build/fuzz/obj/%.o,$(CLIENT_LIB_SRC)) $(LDLIBS)
+
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_PROTO_OBJ)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< \

@@ -192,6 +192,9 @@ enum MHD_Result handle_audit(struct MHD_Connection *c, struct request *rq);
 
 struct ratelimit *ratelimit_new(void);
 void ratelimit_free(struct ratelimit *r);
+/* What the event rate limit counts a client address under: an IPv4
+ * address, or an IPv6 /64 (NULL: one shared key). */
+uint64_t ratelimit_key(const struct sockaddr *sa);
 /* The event, transfer, admission and per-version lines of /metrics
  * (malloc'd; NULL when out of memory). */
 char *rollout_metrics_render(struct app *app);

@@ -352,6 +352,15 @@ MUST_CHECK int store_file_write_all(int fd, const void *data, size_t len);
 MUST_CHECK int store_file_fsync_dir(const char *dir);
 /* fsyncs the directory holding path ("." without a slash). */
 MUST_CHECK int store_file_fsync_parent(const char *path);
+/*
+ * Writes len bytes of data to path so that path never holds part of them
+ * (kill -9, full disk): a temporary file beside it, fsync, then a rename
+ * over path (exclusive: a link, which keeps an existing path and fails
+ * with EEXIST), and the directory's fsync. The file gets mode less the
+ * umask. On failure the temporary is gone. 0, or -1 with errno set.
+ */
+MUST_CHECK int store_file_put(const char *path, const void *data, size_t len,
+                              unsigned mode, bool exclusive);
 
 /* A whole file mapped read-only. */
 struct store_file_map {
