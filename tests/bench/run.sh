@@ -528,16 +528,12 @@ if want https; then
     for ((r = 1; r <= ROUNDS; r++)); do
         log "https: round $r/$ROUNDS"
         for side in $( ((r % 2)) && echo "modeld ref" || echo "ref modeld"); do
-            # 8 wrk threads (8 connections each): with more than about
-            # 24 TLS connections per wrk thread, wrk gets no answers from
-            # libmicrohttpd/GnuTLS at all (README, HTTPS); nginx is measured
-            # with the same client settings.
             if [ "$side" = modeld ]; then
-                j=$(WRK_THREADS=8 wrk_json 64 \
+                j=$(wrk_json 64 \
                     "$TLSB/v1/families/image-classification/select" \
                     "$WORK/report.json")
             else
-                j=$(WRK_THREADS=8 wrk_json 64 "$NGX_TLS/static.json")
+                j=$(wrk_json 64 "$NGX_TLS/static.json")
             fi
             record_wrk tls64 "$side" "$j"
             for n in 1 16; do
