@@ -154,6 +154,12 @@ store_upload_finish(struct store_upload *up, bool *out_created,
 /* Drops an upload and its temp file. NULL does nothing. */
 void store_upload_abort(struct store_upload *up);
 
+/* A new read-only descriptor of the upload's temporary file (the caller
+ * closes it): the bytes written so far, unverified, readable with pread
+ * while more are written, and still the same bytes once finish has kept
+ * them. -1 with errno on failure. */
+int store_upload_read_fd(const struct store_upload *up);
+
 /* Opens a blob for reading. The caller owns *out_fd. */
 MUST_CHECK enum store_status
 store_blob_open(struct store *st, const char hex[PROTO_HEX_SIZE],
@@ -211,6 +217,8 @@ store_delta_in_finish(struct store_delta_in *in,
                       const char to_hex[PROTO_HEX_SIZE],
                       enum proto_delta_format format);
 void store_delta_in_abort(struct store_delta_in *in);
+/* As store_upload_read_fd, for a delta being received. */
+int store_delta_in_read_fd(const struct store_delta_in *in);
 
 /* ---- catalog ------------------------------------------------------------ */
 
