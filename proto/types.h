@@ -279,6 +279,9 @@ struct proto_candidate {
     bool hard_ok;
     bool soft_ok;
     bool at_risk;                         /* may not fit when memory drops */
+    bool partial;                         /* hard rule failed: estimates,
+                                             transfer and soft rules not
+                                             worked out (policy.c) */
     enum proto_cause hard_cause;          /* first failed hard rule */
     enum proto_cause soft_cause;          /* first missed soft rule */
     double violation;
