@@ -163,8 +163,11 @@ if MODELD=$S_BIN d_start sedge "$WORK/sedge" --set "blob_origin=$SORIGIN" \
     wait_for 30 counted "$S8" 1 && wait_for 30 has_bytes "$WORK/s9.a" 65536
     kill -TERM "${D_PID[sedge]}"
     wait_for 20 ended s8.a && wait_for 20 ended s9.a
-    check "pull: stopped while waiting: answers end (502 problem, a cut)" "502 0|200 18" \
-        "$(cat "$WORK/s8.a.st")|$(cat "$WORK/s9.a.st")"
+    # The one before its headers gets the 502 if its worker runs before
+    # the daemon closes the connections, else the connection closes
+    # (curl 52): both end it.
+    check "pull: stopped while waiting: answers end (502 or closed, a cut)" "ended|200 18" \
+        "$(sed -e 's/^502 0$/ended/' -e 's/^000 52$/ended/' "$WORK/s8.a.st")|$(cat "$WORK/s9.a.st")"
     stopped() { ! kill -0 "${D_PID[sedge]}" 2>/dev/null; }
     wait_for 20 stopped
     check "pull: ... and the edge stopped by itself" "stopped" \
