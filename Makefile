@@ -87,8 +87,9 @@ e2e: build/modeld
 	@./tests/e2e/run.sh build/modeld
 
 # The PostgreSQL catalog: the store suite on a throw-away server, then
-# daemons sharing one (tests/pg/run.sh).
-pg: build/modeld build/tests/check_store
+# daemons sharing one, and edges (tests/pg/run.sh; the pull-through case
+# runs its edge on the ASan build).
+pg: build/modeld build/asan/modeld build/tests/check_store
 	@./tests/pg/run.sh build/modeld build/tests/check_store
 
 # nginx in front (deploy/nginx-modeld-cache.conf), make install,

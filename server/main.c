@@ -498,6 +498,9 @@ cmd_serve(int argc, char **argv)
             app->cfg.data_dir, port, app->cfg.threads,
             app->cfg.max_connections, app->cfg.max_connections_per_ip);
     wait_for_stop(d, app, &set);
+    /* Wakes every request parked on a pull-through: libmicrohttpd must
+     * not be stopped with suspended connections. */
+    edge_shutdown(app->edge);
     MHD_stop_daemon(d);
     log_msg(LOG_INFO, 0, "stopped");
     rc = 0;

@@ -434,6 +434,14 @@ render_edge(struct metrics_text *b, const struct edge_stats *es)
                       "Bytes received from the origin.", es->origin_bytes);
     metrics_text_line(b, "modeld_edge_evicted_total", "counter",
                       "Blobs evicted by blob_cache_max_bytes.", es->evicted);
+    metrics_text_line(b, "modeld_edge_early_answers_total", "counter",
+                      "Answers begun from the bytes of a pull-through still "
+                      "in flight.",
+                      es->early);
+    metrics_text_line(b, "modeld_edge_cut_answers_total", "counter",
+                      "Early answers cut before their last byte because the "
+                      "pull-through failed.",
+                      es->cut);
 }
 
 char *
