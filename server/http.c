@@ -9,6 +9,8 @@
  * connections each: one epoll thread stalls when more are ready at once).
  * Replies are queued on the second call at the earliest so keep-alive
  * stays on; only errors that refuse a body are queued on the first call.
+ * No handler blocks: at an edge, a request waiting for a pull-through is
+ * suspended (MHD_ALLOW_SUSPEND_RESUME) and runs again when resumed.
  */
 #include <arpa/inet.h>
 #include <errno.h>
