@@ -38,6 +38,13 @@
 /* Balanced/saver: a context match adds this to the score (worth one
  * accuracy point at accuracy weight 1). */
 #define CONTEXT_SCORE_BONUS 0.01
+/*
+ * device.memory_history_bytes: each sample is the lowest free memory of
+ * one minute (the API's definition). Apps start and stop on the scale of
+ * minutes, so a minute resolves a dip without flooding the report; 16 of
+ * them cover about half the default horizon.
+ */
+#define MEMORY_SAMPLE_S 60.0
 /* Runner-ups chosen in one pass up to this many (indexes on the stack). */
 #define TOP_MAX 64
 /* Relative tolerance of limits and ties, against floating-point noise. */
@@ -144,6 +151,11 @@ struct run {
     double energy_den;
     bool energy_known;            /* every hard-ok variant has an energy */
     double u_cur;                 /* what the UE runs now, per second */
+    /* with a memory history: what runs while a dip evicts another choice
+     * (current, when the history shows it never dipped out; else nothing)
+     * and what fetching it again costs */
+    double u_fallback;
+    double fallback_cost;
     bool has_cur;                 /* current is offered and runnable */
     size_t cur;                   /* its entry */
 };
@@ -489,6 +501,38 @@ fit_share(const struct run *k, const struct proto_candidate *e)
     return (now - need) / (now - floor_b);
 }
 
+/*
+ * With device.memory_history_bytes (the low of each of the last minutes):
+ * the share of minutes in which the variant fitted is its fit, and each
+ * run of minutes in which it did not is a dip, a round trip the UE pays
+ * for (down to a model that fits, back up when memory returns). Dips seen
+ * over the history's span are expected at the same rate over the horizon:
+ * the only estimate of how long a condition lasts that a UE-side report
+ * can carry without the future. Without a history: fit_share and the
+ * floor, as before.
+ */
+static void
+memory_dips(const struct run *k, struct proto_candidate *e)
+{
+    const struct proto_report *r = k->r;
+    size_t n = r->memory_history_count < PROTO_MAX_HISTORY
+                   ? r->memory_history_count
+                   : PROTO_MAX_HISTORY;
+    size_t below = 0, dips = 0;
+    bool was_below = false;
+
+    for (size_t i = 0; i < n; i++) {
+        bool is_below = r->memory_history_bytes[i] < e->est.memory_bytes;
+
+        below += is_below;
+        dips += is_below && !was_below;
+        was_below = is_below;
+    }
+    e->fit = (double)(n - below) / (double)n;
+    e->dips_per_s = (double)dips / ((double)n * MEMORY_SAMPLE_S);
+    e->at_risk = below > 0;
+}
+
 /* The one evaluation of a variant: estimates, transfer, constraints. */
 static void
 eval_compute(const struct run *k, size_t index, struct proto_candidate *e)
@@ -513,6 +557,10 @@ eval_compute(const struct run *k, size_t index, struct proto_candidate *e)
     e->ctx = context_match(v, k->r);
     e->at_risk = (double)e->est.memory_bytes > k->memory_limit;
     e->fit = fit_share(k, e);
+    e->dips_per_s = 0;
+    e->risk = 0;
+    if (k->r->memory_history_count > 0 && e->hard_ok)
+        memory_dips(k, e);
     e->utility = 0;
     e->value = 0;
 }
@@ -557,22 +605,43 @@ startable(const struct run *k, const struct proto_candidate *e)
            (e->is_fetching && !(k->bps > 0));
 }
 
+/* The expected cost of the memory dips over held_s of holding e: each
+ * one fetches the fallback and then e again (its full size). */
+static double
+dip_cost(const struct run *k, const struct proto_candidate *e, double held_s)
+{
+    double again = (double)var_of(k, e)->size_bytes * k->cost_per_byte;
+
+    return e->dips_per_s * held_s * (k->fallback_cost + again);
+}
+
+/* Per second over the horizon: the utility while it fits, the
+ * fallback's (0 without a memory history) while a dip evicts it. */
+static double
+effective_utility(const struct run *k, const struct proto_candidate *e)
+{
+    return e->utility * e->fit + k->u_fallback * (1 - e->fit);
+}
+
 /* V(v) over the horizon (see the top of the file). */
 static void
 value_compute(const struct run *k, struct proto_candidate *e)
 {
     double h = k->horizon_s;
-    double u = e->utility * e->fit;
+    double u = effective_utility(k, e);
 
     if (e->is_current) {
-        e->value = u * h;
+        e->risk = dip_cost(k, e, h);
+        e->value = u * h - e->risk;
         return;
     }
     if (!(e->ready_s < h)) {
         e->value = k->u_cur * h - e->cost;
         return;
     }
-    e->value = k->u_cur * e->ready_s + u * (h - e->ready_s) - e->cost;
+    e->risk = dip_cost(k, e, h - e->ready_s);
+    e->value = k->u_cur * e->ready_s + u * (h - e->ready_s) - e->cost -
+               e->risk;
 }
 
 /* ---- competing versions --------------------------------------------- */
@@ -857,11 +926,23 @@ run_evaluate(struct run *k, struct proto_candidate *cands)
                         ? k->r->max_energy_mj
                         : max_energy;
     for (size_t i = 0; i < m; i++) {
+        const struct proto_candidate *e = &cands[i];
+
         utility_compute(k, &cands[i]);
+        /* the fallback in a dip: the best feasible variant that fitted
+         * in every minute of the memory history (none: nothing runs) */
+        if (k->r->memory_history_count > 0 && e->feasible &&
+            e->fit >= 1 && e->utility > k->u_fallback) {
+            k->u_fallback = e->utility;
+            k->fallback_cost =
+                (double)var_of(k, e)->size_bytes * k->cost_per_byte;
+        }
+    }
+    for (size_t i = 0; i < m; i++) {
         if (cands[i].is_current && cands[i].hard_ok && !k->has_cur) {
             k->has_cur = true;
             k->cur = i;
-            k->u_cur = cands[i].utility * cands[i].fit;
+            k->u_cur = effective_utility(k, &cands[i]);
         }
     }
     for (size_t i = 0; i < m; i++)

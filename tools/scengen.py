@@ -75,6 +75,18 @@ LATENCIES = [30, 60, 100, 200]
 PREFERENCES = ["quality", "balanced", "saver"]
 
 
+def memory_history(free_hist):
+    """device.memory_history_bytes: the lowest free memory of each of the
+    last (up to) 16 minutes, newest (ending now) last."""
+    out = []
+    for j in range(16):
+        end = len(free_hist) - 60 * j
+        if end <= 0:
+            break
+        out.append(int(min(free_hist[max(0, end - 60):end])))
+    return out[::-1]
+
+
 def pick(rng, weights):
     r = rng.random() * sum(weights.values())
     for k, w in weights.items():
@@ -167,6 +179,7 @@ def scenario(seed, index, duration_s, step_s):
                 "device": {
                     "memory_bytes": int(free),
                     "memory_floor_bytes": int(min(free_hist[-60:])),
+                    "memory_history_bytes": memory_history(free_hist),
                     "gflops": round(gf, 3),
                     "battery_percent": round(battery, 1),
                     "charging": charging,
