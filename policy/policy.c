@@ -751,9 +751,30 @@ gain_text(const struct run *k, const struct proto_candidate *e, double from_u,
     snprintf(buf, size,
              "gain %.3g over %.0f s after %.3g s (%.3g MB at %.3g Mbit/s) "
              "= %.3g",
-             e->utility * e->fit - from_u, after, e->ready_s,
+             effective_utility(k, e) - from_u, after, e->ready_s,
              mb(e->transfer_bytes), mbit(k->bps),
-             (e->utility * e->fit - from_u) * after);
+             (effective_utility(k, e) - from_u) * after);
+}
+
+/* With a memory history: how often e did not fit and what its dips cost,
+ * e.g. "memory: under 21200000 bytes in 4 of 16 minutes, 4 dips; round
+ * trips cost 76.6 over 1781 s". */
+static void
+dips_reason(const struct run *k, const struct proto_candidate *e,
+            struct proto_reasons *rs)
+{
+    double n = (double)(k->r->memory_history_count < PROTO_MAX_HISTORY
+                            ? k->r->memory_history_count
+                            : PROTO_MAX_HISTORY);
+
+    if (n == 0 || e->fit >= 1)
+        return;
+    reason_add(rs,
+               "memory: under %" PRIu64 " bytes in %.0f of %.0f minutes, "
+               "%.0f dips; round trips cost %.3g over %.0f s",
+               e->est.memory_bytes, (1 - e->fit) * n, n,
+               e->dips_per_s * n * MEMORY_SAMPLE_S, e->risk,
+               e->is_current ? k->horizon_s : k->horizon_s - e->ready_s);
 }
 
 /* Why loser ranks after chosen, in one reason. */
@@ -829,7 +850,7 @@ loss_reason(const struct run *k, const struct proto_candidate *loser,
                        loser->transfer_bytes, chosen->transfer_bytes);
         } else if (chosen->is_current) {
             /* better per second, but the switch does not pay */
-            gain_text(k, loser, chosen->utility * chosen->fit, gain,
+            gain_text(k, loser, effective_utility(k, chosen), gain,
                       sizeof(gain));
             reason_add(rs, "does not pay: %s, under cost %.3g + hysteresis "
                        "%.3g", gain, loser->cost, k->margin);
@@ -1014,7 +1035,7 @@ chosen_reasons(const struct run *k, const struct proto_candidate *c,
         reason_add(rs, "keep: nothing better can arrive within horizon_s %g",
                    k->horizon_s);
     } else if (c->is_current) {
-        gain_text(k, best, c->utility * c->fit, gain, sizeof(gain));
+        gain_text(k, best, effective_utility(k, c), gain, sizeof(gain));
         reason_add(rs,
                    "keep: switching to %s does not pay: %s, cost %.3g, "
                    "hysteresis %.3g",
@@ -1037,6 +1058,7 @@ chosen_reasons(const struct run *k, const struct proto_candidate *c,
     }
     if (c->ctx)
         reason_add(rs, "context: matches %s=%s", c->ctx->key, c->ctx->value);
+    dips_reason(k, c, rs);
     if (c->exit_index >= 0)
         exit_reason(k, c, rs);
     if (degraded)
@@ -1179,6 +1201,8 @@ run_candidates(const struct run *k, struct proto_candidate *cands, size_t m,
         if (c->ctx)
             reason_add(&c->reasons, "context: matches %s=%s", c->ctx->key,
                        c->ctx->value);
+        if (c->hard_ok)
+            dips_reason(k, c, &c->reasons);
         if (c->reasons.count == 0)
             reason_add(&c->reasons, "not chosen");
     }
