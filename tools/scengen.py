@@ -77,14 +77,12 @@ PREFERENCES = ["quality", "balanced", "saver"]
 
 def memory_history(free_hist):
     """device.memory_history_bytes: the lowest free memory of each of the
-    last (up to) 16 minutes, newest (ending now) last."""
-    out = []
-    for j in range(16):
-        end = len(free_hist) - 60 * j
-        if end <= 0:
-            break
-        out.append(int(min(free_hist[max(0, end - 60):end])))
-    return out[::-1]
+    last (up to) 16 clock minutes, newest (the current, partial minute)
+    last, as a UE keeps them: one low per minute of its clock."""
+    t = len(free_hist) - 1
+    first = max(0, t // 60 - 15)
+    return [int(min(free_hist[m * 60:min(len(free_hist), (m + 1) * 60)]))
+            for m in range(first, t // 60 + 1)]
 
 
 def pick(rng, weights):
