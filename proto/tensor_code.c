@@ -8,8 +8,10 @@
  * carried by one zstd stream that runs across all batches. The encoder
  * picks per tensor the cheapest of: a copy of an identical old tensor, XOR
  * or difference against its matched old tensor (optionally cast from fp32),
- * or the raw bytes; the choice is estimated from order-0 entropy per plane.
- * The decoder takes its input in pieces and writes the model in order.
+ * the changed elements only (records, or range-coded by proto/tensor_rc.c),
+ * or the raw bytes; the plane options are estimated on a sample, the
+ * range-coded ones measured exactly. The decoder takes its input in pieces
+ * and writes the model in order.
  */
 #define ZSTD_STATIC_LINKING_ONLY
 #include <math.h>
@@ -19,6 +21,7 @@
 #include <zstd.h>
 
 #include "proto/tensor.h"
+#include "proto/tensor_rc.h"
 
 #define HEADER_MAGIC 0x184D2A5Eu
 #define HEADER_PAYLOAD_LEN (PROTO_DELTA_HEADER_LEN - 8)
@@ -29,12 +32,15 @@
 
 #define BATCH_BYTES ((size_t)1 << 20)  /* multiple of 8 */
 #define OBUF_BYTES ((size_t)64 << 10)   /* decoder's output gathering */
-#define STREAMS 15                     /* planes of widths 1, 2, 4, 8 */
+#define STREAMS 16                     /* planes of widths 1, 2, 4, 8;
+                                          the range-coded bytes */
+#define RC_STREAM 15
 #define STREAM_WINDOW_LOG_MAX 21
 #define PLAN_MAX_BYTES ((uint64_t)64 << 20)
 #define SAMPLE_CHUNKS 4
 #define SAMPLE_CHUNK_BYTES ((uint64_t)16 << 10) /* multiple of 8 */
 #define DEFAULT_LEVEL 19
+#define RC_STEPS_PER_BYTE 2
 
 enum op {
     OP_RAW = 0,
@@ -49,12 +55,20 @@ enum op {
                               elements only; the rest copied from old */
     OP_SPARSE_SET = 9,     /* records (gap, new value): the same, values
                               given as they are (pruning: zeros) */
+    OP_RC_SUB = 10,        /* range-coded: per element "changed?", and a
+                              changed one's difference (proto/tensor_rc.h) */
+    OP_RC_SET = 11,        /* the same, with the changed values themselves */
     OP_COUNT
 };
 
 static bool is_sparse(unsigned op)
 {
     return op == OP_SPARSE || op == OP_SPARSE_SET;
+}
+
+static bool is_rc(unsigned op)
+{
+    return op == OP_RC_SUB || op == OP_RC_SET;
 }
 
 static bool op_is_sub(unsigned op)
@@ -74,7 +88,8 @@ static unsigned op_cast(unsigned op)
 struct item {
     uint64_t offset, len;         /* in the target */
     uint64_t old_offset, old_len; /* the source in the base (not RAW) */
-    unsigned op, width;
+    unsigned op, width;           /* width: of the planes (1 for RC ops) */
+    unsigned ew;                  /* RC ops: the elements' width */
     uint64_t clen;                /* bytes in the plane streams: len, or
                                      count * width for OP_SPARSE (0: REF) */
     uint64_t count;               /* OP_SPARSE: records */
@@ -84,6 +99,12 @@ struct item {
 static unsigned stream_base(unsigned width)
 {
     return width == 1 ? 0 : width == 2 ? 1 : width == 4 ? 3 : 7;
+}
+
+/* The first stream of an item's bytes. */
+static unsigned item_base(const struct item *it)
+{
+    return is_rc(it->op) ? RC_STREAM : stream_base(it->width);
 }
 
 /* ---- numbers ------------------------------------------------------------ */
@@ -177,7 +198,7 @@ static void forward(const struct item *it, const unsigned char *old,
         memcpy(out, new_p + first * w, n * w);
         return;
     }
-    if (is_sparse(it->op)) {
+    if (is_sparse(it->op) || is_rc(it->op)) {
         memcpy(out, it->rec + first * w, n * w);
         return;
     }
@@ -466,6 +487,7 @@ struct enc {
     unsigned char *zbuf;
     size_t zcap;
     ZSTD_CCtx *est;               /* for estimates */
+    struct proto_trc_model *rcm;  /* RC ops: the model after the last */
 };
 
 static enum proto_status emit(struct enc *e, const void *p, size_t n)
@@ -751,13 +773,69 @@ static void try_sparse(const struct enc *e, const struct proto_tensor *match,
 }
 
 /*
+ * The range-coded ops (proto/tensor_rc.h), for a tensor of the match's
+ * length and width: the whole tensor is coded, so the size compared is
+ * exact, not an estimate. Its elements' changes cost about their
+ * information (their positions, then each change's significant bits),
+ * where the byte planes pay for whole bytes and per-plane tables.
+ */
+static void try_rc(const struct enc *e, const struct proto_tensor *match,
+                   unsigned op, double *best, struct item *it,
+                   struct proto_trc_model *out_m)
+{
+    unsigned w = match->elem_bytes;
+    struct item cand = *it;
+    unsigned char *rec = NULL;
+    size_t n = 0;
+    uint64_t changed = 0, elems = it->len / w, steps = 0;
+    struct proto_trc_model *m;
+
+    m = malloc(sizeof(*m));
+    if (!m)
+        return;
+    memcpy(m, e->rcm, sizeof(*m));
+    if (proto_trc_encode(m, e->old + match->offset, e->cur + it->offset,
+                         elems, w, op == OP_RC_SET, &rec, &n,
+                         &changed, &steps) != PROTO_OK) {
+        free(m);
+        return;
+    }
+    /* The apply must stay within about twice zstd's time: a coder step
+     * costs about what zstd spends on 2 bytes of output, so at most
+     * RC_STEPS_PER_BYTE steps a byte of tensor. Where most elements
+     * changed by many bits (a full fine-tune) that rules RC out; the
+     * planes code those nearly as well (what is left is the values' own
+     * bits). */
+    if (changed == 0 || n > it->len + 64 || (double)n >= *best ||
+        steps > RC_STEPS_PER_BYTE * it->len) {
+        free(rec);
+        free(m);
+        return;
+    }
+    memcpy(out_m, m, sizeof(*m));
+    free(m);
+    free(it->rec);                /* a sparse option tried before */
+    cand.op = op;
+    cand.width = 1;
+    cand.ew = w;
+    cand.old_offset = match->offset;
+    cand.old_len = match->len;
+    cand.count = changed;
+    cand.clen = n;
+    cand.rec = rec;
+    *best = (double)n;
+    *it = cand;
+}
+
+/*
  * Chooses how to code new tensor t: REF to an identical old tensor, else
  * the cheapest estimate among RAW and the transforms against its match
  * (by name, else the first unused old tensor of the same dtype and shape).
  */
 static void choose(const struct enc *e, const struct proto_tensor_map *om,
                    struct index *ix, const struct proto_tensor *t,
-                   struct item *it, unsigned char *tmp)
+                   struct item *it, unsigned char *tmp,
+                   struct proto_trc_model *rc_after)
 {
     const struct proto_tensor *match = NULL;
     uint64_t key;
@@ -812,6 +890,26 @@ static void choose(const struct enc *e, const struct proto_tensor_map *om,
             ix->used[k] = true;
         }
     }
+    /* A re-export to fp16 or bf16 that also renamed its tensors: the
+     * first unused fp32 tensor of the same shape, for the casts. */
+    if (!match && (t->dtype == PROTO_DTYPE_F16 || t->dtype == PROTO_DTYPE_BF16)) {
+        struct proto_tensor as32 = *t;
+
+        as32.dtype = PROTO_DTYPE_F32;
+        as32.len = 2 * t->len;
+        key = shape_key(&as32);
+        for (at = keyed_find(ix->by_shape, ix->count, key);
+             !match && at < ix->count && ix->by_shape[at].key == key; at++) {
+            size_t k = ix->by_shape[at].idx;
+            const struct proto_tensor *o = &om->tensors[k];
+
+            if (!ix->used[k] && o->dtype == PROTO_DTYPE_F32 &&
+                o->len == as32.len && same_shape(o, t)) {
+                match = o;
+                ix->used[k] = true;
+            }
+        }
+    }
     best = estimate(e, it, tmp);
     if (!match) {
         static const unsigned raw[] = { OP_RAW };
@@ -825,6 +923,8 @@ static void choose(const struct enc *e, const struct proto_tensor_map *om,
         try_ops(e, match, ops, ARRAY_SIZE(ops), &best, it, tmp);
         try_sparse(e, match, OP_SPARSE, &best, it, tmp);
         try_sparse(e, match, OP_SPARSE_SET, &best, it, tmp);
+        try_rc(e, match, OP_RC_SUB, &best, it, rc_after);
+        try_rc(e, match, OP_RC_SET, &best, it, rc_after);
     } else if (match->dtype == PROTO_DTYPE_F32 && match->len == 2 * t->len &&
                t->elem_bytes == 2) {
         static const unsigned f16[] = { OP_XOR_F16, OP_SUB_F16 };
@@ -908,7 +1008,10 @@ static enum proto_status stream_open(struct enc *e, unsigned s)
     while (wlog < STREAM_WINDOW_LOG_MAX &&
            ((uint64_t)1 << wlog) < e->stream_total[s])
         wlog++;
-    ZSTD_CCtx_setParameter(e->cs[s], ZSTD_c_compressionLevel, e->level);
+    /* The range-coded bytes are entropy-coded already: level 1 only
+     * frames them. */
+    ZSTD_CCtx_setParameter(e->cs[s], ZSTD_c_compressionLevel,
+                           s == RC_STREAM ? 1 : e->level);
     ZSTD_CCtx_setParameter(e->cs[s], ZSTD_c_windowLog, wlog);
     ZSTD_CCtx_setParameter(e->cs[s], ZSTD_c_contentSizeFlag, 0);
     return PROTO_OK;
@@ -967,7 +1070,7 @@ static enum proto_status batches_write(struct enc *e)
 
         while (walk_next(&w, &idx, &at, &n, &end)) {
             const struct item *it = &e->items[idx];
-            unsigned wd = it->width, base = stream_base(wd);
+            unsigned wd = it->width, base = item_base(it);
             size_t elems = n / wd;
 
             forward(it, e->old, e->cur + it->offset, at / wd, elems, e->xbuf);
@@ -1013,7 +1116,8 @@ static void plan_write(const struct enc *e, const struct proto_tensor_map *om,
     for (size_t i = 0; i < e->count; i++) {
         const struct item *it = &e->items[i];
         unsigned char ow[2] = { (unsigned char)it->op,
-                                (unsigned char)it->width };
+                                (unsigned char)(is_rc(it->op) ? it->ew
+                                                              : it->width) };
 
         buf_varint(b, it->offset - at);
         buf_varint(b, it->len);
@@ -1024,6 +1128,10 @@ static void plan_write(const struct enc *e, const struct proto_tensor_map *om,
         }
         if (is_sparse(it->op))
             buf_varint(b, it->count);
+        if (is_rc(it->op)) {
+            buf_varint(b, it->count);
+            buf_varint(b, it->clen);
+        }
         at = it->offset + it->len;
     }
 }
@@ -1043,6 +1151,7 @@ static enum proto_status encode(const void *old, size_t old_len,
     struct item *old_items = NULL;
     struct index ix = { 0 };
     unsigned char *tmp = NULL;
+    struct proto_trc_model *rc_after = NULL;
     enum proto_status rc = PROTO_NO_MEMORY;
     size_t nc = new_map ? new_map->count : 0;
     size_t oc = old_map ? old_map->count : 0;
@@ -1077,12 +1186,16 @@ static enum proto_status encode(const void *old, size_t old_len,
     tmp = malloc(2 * SAMPLE_CHUNKS * SAMPLE_CHUNK_BYTES +
                  ZSTD_compressBound(SAMPLE_CHUNKS * SAMPLE_CHUNK_BYTES));
     e.est = ZSTD_createCCtx();
+    e.rcm = malloc(sizeof(*e.rcm));
+    rc_after = malloc(sizeof(*rc_after));
     e.xbuf = malloc(BATCH_BYTES);
     e.zcap = ZSTD_compressBound(BATCH_BYTES) + 64;
     e.zbuf = malloc(e.zcap);
-    if (!e.items || !old_items || !tmp || !e.est || !e.xbuf || !e.zbuf ||
+    if (!e.items || !old_items || !tmp || !e.est || !e.rcm || !rc_after ||
+        !e.xbuf || !e.zbuf ||
         index_build(&ix, oc ? old_map : NULL, e.old) != PROTO_OK)
         goto out;
+    proto_trc_model_init(e.rcm);
     for (size_t k = 0; k < oc; k++) {
         old_items[k].old_offset = old_map->tensors[k].offset;
         old_items[k].old_len = old_map->tensors[k].len;
@@ -1090,9 +1203,12 @@ static enum proto_status encode(const void *old, size_t old_len,
     for (size_t i = 0; i < nc; i++) {
         struct item *it = &e.items[i];
 
-        choose(&e, oc ? old_map : NULL, &ix, &new_map->tensors[i], it, tmp);
+        choose(&e, oc ? old_map : NULL, &ix, &new_map->tensors[i], it, tmp,
+               rc_after);
+        if (is_rc(it->op))
+            memcpy(e.rcm, rc_after, sizeof(*rc_after));
         if (it->op != OP_REF)
-            e.stream_total[stream_base(it->width) + 0] += it->clen / it->width;
+            e.stream_total[item_base(it)] += it->clen / it->width;
     }
     /* Every plane of a width gets the same number of bytes. */
     for (unsigned wd = 2; wd <= 8; wd *= 2)
@@ -1138,6 +1254,8 @@ out:
     free(tmp);
     free(e.xbuf);
     free(e.zbuf);
+    free(e.rcm);
+    free(rc_after);
     ZSTD_freeCCtx(e.est);
     for (size_t i = 0; e.items && i < e.count; i++)
         free(e.items[i].rec);
@@ -1227,6 +1345,10 @@ struct proto_tensor_dec {
     uint64_t peak;
     uint64_t held;
     uint64_t sp_elem;             /* OP_SPARSE: elements of the item out */
+    struct proto_trc_dec *trc;    /* RC ops: the item's range decoder */
+    unsigned char *rcbuf;         /* its input: the rest of the last piece
+                                     (< PROTO_TRC_MARGIN) and this one */
+    size_t rc_len, rc_pos;
     unsigned char obuf[OBUF_BYTES];
     size_t obuf_len;
 };
@@ -1377,8 +1499,10 @@ static bool plan_parse(struct proto_tensor_dec *d, const unsigned char *p,
         it->old_offset = it->old_len = 0;
         it->count = 0;
         it->rec = NULL;
-        /* A sparse item's records are twice its elements' width. */
+        /* A sparse item's records are twice its elements' width; an RC
+         * item's width is its elements' (its bytes are a stream's). */
         elem = is_sparse(it->op) ? it->width / 2 : it->width;
+        it->ew = it->width;
         if (c.bad || gap > d->new_len - at || n > d->new_len - at - gap ||
             n == 0 || it->op >= OP_COUNT ||
             (it->width != 1 && it->width != 2 && it->width != 4 &&
@@ -1413,8 +1537,18 @@ static bool plan_parse(struct proto_tensor_dec *d, const unsigned char *p,
                 return false;
             it->clen = it->count * it->width;
         }
+        if (is_rc(it->op)) {
+            /* changed elements, then the coded bytes (the range coder's 5
+             * at least; never more than the tensor's bytes and 64) */
+            it->count = cur_varint(&c);
+            it->clen = cur_varint(&c);
+            if (c.bad || it->count == 0 || it->count > n / elem ||
+                it->clen < 5 || it->clen > n + 64)
+                return false;
+            it->width = 1;
+        }
         if (it->op != OP_REF)
-            d->stream_total[stream_base(it->width)] += it->clen / it->width;
+            d->stream_total[item_base(it)] += it->clen / it->width;
     }
     if (c.bad || c.pos != len)
         return false;
@@ -1481,7 +1615,7 @@ static void batch_begin(struct proto_tensor_dec *d)
         unsigned wd = d->items[idx].width;
 
         for (unsigned j = 0; j < wd; j++)
-            d->batch_bytes[stream_base(wd) + j] += n / wd;
+            d->batch_bytes[item_base(&d->items[idx]) + j] += n / wd;
     }
     d->next_stream = 0;
     while (d->next_stream < STREAMS && !d->batch_bytes[d->next_stream])
@@ -1626,6 +1760,60 @@ static bool fused_inverse(struct proto_tensor_dec *d, const struct item *it,
     return true;
 }
 
+/*
+ * One piece of an RC item's coded bytes: appended to what the range
+ * decoder left of the last piece (fewer than PROTO_TRC_MARGIN bytes), and
+ * decoded as far as it safely goes; the item's last piece to its end,
+ * which must then be exactly where its bytes end.
+ */
+static enum proto_status rc_piece(struct proto_tensor_dec *d,
+                                  const struct item *it,
+                                  const unsigned char *p, size_t n)
+{
+    bool final = d->out_done + n == it->clen;
+    size_t rest;
+    enum proto_status rc;
+
+    if (!d->trc) {
+        d->trc = dec_alloc(d, sizeof(*d->trc));
+        d->rcbuf = dec_alloc(d, BATCH_BYTES + PROTO_TRC_MARGIN);
+        if (!d->trc || !d->rcbuf)
+            return PROTO_NO_MEMORY;
+        proto_trc_dec_new_model(d->trc);
+    }
+    if (d->out_done == 0) {
+        proto_trc_dec_init(d->trc, it->len / it->ew, it->ew,
+                           it->op == OP_RC_SET);
+        d->rc_len = d->rc_pos = 0;
+    }
+    rest = d->rc_len - d->rc_pos;
+    if (rest >= PROTO_TRC_MARGIN || n > BATCH_BYTES)
+        return PROTO_BAD_INPUT; /* cannot happen: the walk's pieces */
+    memmove(d->rcbuf, d->rcbuf + d->rc_pos, rest);
+    memcpy(d->rcbuf + rest, p, n);
+    d->rc_len = rest + n;
+    d->rc_pos = 0;
+    for (;;) {
+        size_t got = 0;
+
+        rc = proto_trc_dec_run(d->trc, d->rcbuf, d->rc_len, &d->rc_pos,
+                               final, d->old + it->old_offset, d->xbuf,
+                               BATCH_BYTES / it->ew, &got);
+        if (rc != PROTO_OK)
+            return rc;
+        if (got == 0)
+            break;
+        if ((rc = out_write(d, d->xbuf, (uint64_t)got * it->ew)) != PROTO_OK)
+            return rc;
+    }
+    if (d->trc->elem == d->trc->elems && !final)
+        return PROTO_BAD_INPUT; /* coded bytes after the tensor's end */
+    if (final && (d->trc->elem != d->trc->elems || d->rc_pos != d->rc_len ||
+                  d->trc->changed != it->count))
+        return PROTO_BAD_INPUT;
+    return PROTO_OK;
+}
+
 /* All chunks of a batch are in: rebuild its pieces and emit them. */
 static enum proto_status batch_emit(struct proto_tensor_dec *d)
 {
@@ -1638,13 +1826,25 @@ static enum proto_status batch_emit(struct proto_tensor_dec *d)
     d->walk.fill = 0;
     while (walk_next(&d->walk, &idx, &at, &n, &end)) {
         const struct item *it = &d->items[idx];
-        unsigned wd = it->width, base = stream_base(wd);
+        unsigned wd = it->width, base = item_base(it);
         size_t elems = n / wd;
 
         if ((rc = out_refs(d)) != PROTO_OK)
             return rc;
         if (d->out_item != idx || d->out_done != at)
             return PROTO_BAD_INPUT; /* cannot happen: same walk */
+        if (is_rc(it->op)) {
+            if ((rc = rc_piece(d, it, d->planes[RC_STREAM] + pos[RC_STREAM],
+                               n)) != PROTO_OK)
+                return rc;
+            pos[RC_STREAM] += n;
+            d->out_done += n;
+            if (d->out_done == it->clen) {
+                d->out_item++;
+                d->out_done = 0;
+            }
+            continue;
+        }
         if (!fused_inverse(d, it, base, pos, at / wd, elems)) {
             for (unsigned j = 0; j < wd; j++) {
                 const unsigned char *pl = d->planes[base + j] + pos[base + j];
@@ -1925,6 +2125,8 @@ void proto_tensor_dec_free(struct proto_tensor_dec *d)
     free(d->holes);
     free(d->nt);
     free(d->xbuf);
+    free(d->trc);
+    free(d->rcbuf);
     free(d);
 }
 

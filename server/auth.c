@@ -44,7 +44,7 @@ auth_tokens_add(struct auth_tokens *t, const char *name,
                 enum auth_scope scope, const char *token, size_t len,
                 char *err, size_t err_len)
 {
-    struct auth_token *e;
+    unsigned char sha256[32];
     unsigned int md_len = 0;
 
     while (len && is_space(*token)) {
@@ -58,25 +58,12 @@ auth_tokens_add(struct auth_tokens *t, const char *name,
              name, MIN_TOKEN_LEN);
         return -1;
     }
-    if (t->count >= AUTH_MAX_TOKENS) {
-        log_errbuf(err, err_len, "at most %d tokens", AUTH_MAX_TOKENS);
-        return -1;
-    }
-    for (size_t i = 0; i < t->count; i++) {
-        if (strcmp(t->tokens[i].name, name) == 0) {
-            log_errbuf(err, err_len, "token name \"%s\" is used twice", name);
-            return -1;
-        }
-    }
-    e = &t->tokens[t->count];
-    snprintf(e->name, sizeof(e->name), "%s", name);
-    e->scope = scope;
-    if (!EVP_Digest(token, len, e->sha256, &md_len, EVP_sha256(), NULL)) {
+    if (!EVP_Digest(token, len, sha256, &md_len, EVP_sha256(), NULL) ||
+        md_len != sizeof(sha256)) {
         log_errbuf(err, err_len, "cannot hash the token");
         return -1;
     }
-    t->count++;
-    return 0;
+    return auth_tokens_add_sha256(t, name, scope, sha256, err, err_len);
 }
 
 int

@@ -18,6 +18,7 @@
 #include "proto/proto.h"
 #include "proto/tensor.h"
 #include "server/commands.h"
+#include "store/store.h"
 
 #define EXIT_USAGE 2
 
@@ -140,12 +141,12 @@ static int map_of(const struct view *v, const char *manifest_path,
     return 0;
 }
 
+/* OUT appears whole or not at all (a full disk, a crash mid-write). */
 static int write_out(const char *path, const struct mem *m)
 {
-    FILE *f = fopen(path, "wb");
-
-    if (!f || fwrite(m->p, 1, m->len, f) != m->len || fclose(f) != 0) {
-        fprintf(stderr, "modeld: cannot write %s\n", path);
+    if (store_file_put(path, m->p, m->len, 0666, false) != 0) {
+        fprintf(stderr, "modeld: cannot write %s: %s\n", path,
+                strerror(errno));
         return -1;
     }
     return 0;

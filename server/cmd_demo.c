@@ -564,24 +564,19 @@ out:
 
 /* ---- admin token --------------------------------------------------------- */
 
-/* Writes a fresh random token to path unless path exists. */
+/* Writes a fresh random token to path unless path exists; never a part
+ * of one (a crash mid-write must not leave a short or empty token that
+ * the next run would keep). */
 static int
 token_file_create(const char *path)
 {
     unsigned char raw[TOKEN_BYTES];
     char hex[2 * TOKEN_BYTES + 2];
-    int fd;
     int status = -1;
 
-    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0 && errno == EEXIST) {
+    if (access(path, F_OK) == 0) {
         printf("admin token: keeping %s\n", path);
         return 0;
-    }
-    if (fd < 0) {
-        fprintf(stderr, "modeld demo: cannot create %s: %s\n", path,
-                strerror(errno));
-        return -1;
     }
     if (RAND_bytes(raw, sizeof(raw)) != 1) {
         fprintf(stderr, "modeld demo: no random bytes for the token\n");
@@ -591,10 +586,14 @@ token_file_create(const char *path)
         snprintf(hex + 2 * i, 3, "%02x", raw[i]);
     hex[2 * TOKEN_BYTES] = '\n';
     hex[2 * TOKEN_BYTES + 1] = '\0';
-    if (store_file_write_all(fd, hex, 2 * TOKEN_BYTES + 1) != 0 ||
-        fsync(fd) != 0) {
-        fprintf(stderr, "modeld demo: writing %s failed: %s\n", path,
-                strerror(errno));
+    if (store_file_put(path, hex, 2 * TOKEN_BYTES + 1, 0600, true) != 0) {
+        if (errno == EEXIST) {
+            printf("admin token: keeping %s\n", path);
+            status = 0;
+        } else {
+            fprintf(stderr, "modeld demo: writing %s failed: %s\n", path,
+                    strerror(errno));
+        }
         goto out;
     }
     printf("admin token: wrote a new one to %s (mode 0600)\n", path);
@@ -602,10 +601,6 @@ token_file_create(const char *path)
 out:
     OPENSSL_cleanse(raw, sizeof(raw));
     OPENSSL_cleanse(hex, sizeof(hex));
-    if (close(fd) != 0)
-        status = -1;
-    if (status != 0)
-        unlink(path);
     return status;
 }
 

@@ -1,7 +1,6 @@
 /*
  * GET /healthz and GET /metrics.
  */
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,51 +20,12 @@ handle_healthz(struct MHD_Connection *c, struct request *rq)
     return http_reply_json(c, rq, 200, strdup("{\"status\":\"ok\"}"));
 }
 
-/* Edge mode's counters after the rest (text is freed on failure). */
-static char *
-append_edge(char *text, struct edge *e)
-{
-    struct edge_stats es;
-    char add[1536];
-    size_t len = strlen(text);
-    char *n;
-
-    edge_stats_get(e, &es);
-    snprintf(add, sizeof(add),
-             "# HELP modeld_edge_blob_requests_total Blob requests of an "
-             "edge, by where the bytes were.\n"
-             "# TYPE modeld_edge_blob_requests_total counter\n"
-             "modeld_edge_blob_requests_total{result=\"hit\"} %" PRIu64 "\n"
-             "modeld_edge_blob_requests_total{result=\"miss\"} %" PRIu64 "\n"
-             "# HELP modeld_edge_origin_fetches_total Fetches from the "
-             "origin, by outcome.\n"
-             "# TYPE modeld_edge_origin_fetches_total counter\n"
-             "modeld_edge_origin_fetches_total %" PRIu64 "\n"
-             "modeld_edge_origin_refused_total %" PRIu64 "\n"
-             "modeld_edge_origin_failed_total %" PRIu64 "\n"
-             "# HELP modeld_edge_origin_bytes_total Bytes received from the "
-             "origin.\n# TYPE modeld_edge_origin_bytes_total counter\n"
-             "modeld_edge_origin_bytes_total %" PRIu64 "\n"
-             "# HELP modeld_edge_evicted_total Blobs evicted by "
-             "blob_cache_max_bytes.\n"
-             "# TYPE modeld_edge_evicted_total counter\n"
-             "modeld_edge_evicted_total %" PRIu64 "\n",
-             es.hits, es.misses, es.fetches, es.refused, es.failed,
-             es.origin_bytes, es.evicted);
-    n = realloc(text, len + strlen(add) + 1);
-    if (!n) {
-        free(text);
-        return NULL;
-    }
-    memcpy(n + len, add, strlen(add) + 1);
-    return n;
-}
-
 enum MHD_Result
 handle_metrics(struct MHD_Connection *c, struct request *rq)
 {
     const char *labels[METRICS_ROUTES];
     struct store_stats ss;
+    struct edge_stats es;
     struct MHD_Response *resp;
     size_t n = router_route_count;
     char *text;
@@ -76,9 +36,10 @@ handle_metrics(struct MHD_Connection *c, struct request *rq)
     for (size_t i = 0; i < n; i++)
         labels[i] = router_routes[i].pattern;
     store_stats_get(rq->app->store, &ss);
-    text = metrics_render(&rq->app->metrics, labels, n, &ss);
-    if (text && rq->app->edge)
-        text = append_edge(text, rq->app->edge);
+    if (rq->app->edge)
+        edge_stats_get(rq->app->edge, &es);
+    text = metrics_render(&rq->app->metrics, labels, n, &ss,
+                          rq->app->edge ? &es : NULL);
     if (text) {
         char *more = rollout_metrics_render(rq->app);
         char *both = more ? malloc(strlen(text) + strlen(more) + 1) : NULL;

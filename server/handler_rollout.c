@@ -8,7 +8,6 @@
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,25 +62,42 @@ ratelimit_free(struct ratelimit *r)
     free(r);
 }
 
-/* The client's address as a hash (its IP bytes, not the port). */
+/*
+ * The key of a client address for the rate limit: the IPv4 address, or
+ * the /64 prefix of an IPv6 one. One IPv6 host is routinely given a whole
+ * /64 and may pick any address in it, so a per-/128 limit would not
+ * bound it at all; an IPv4-mapped address counts as its IPv4 address.
+ */
+uint64_t
+ratelimit_key(const struct sockaddr *sa)
+{
+    static const unsigned char v4_mapped[12] = {0, 0, 0, 0, 0, 0,
+                                                0, 0, 0, 0, 0xff, 0xff};
+    uint64_t h = PROTO_FNV1A64_OFFSET;
+
+    if (!sa)
+        return h;
+    if (sa->sa_family == AF_INET6) {
+        const unsigned char *a =
+            ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr;
+
+        if (memcmp(a, v4_mapped, sizeof(v4_mapped)) == 0)
+            return proto_fnv1a64_add(h, a + 12, 4);
+        return proto_fnv1a64_add(h, a, 8);
+    }
+    if (sa->sa_family == AF_INET)
+        return proto_fnv1a64_add(
+            h, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+    return h;
+}
+
 static uint64_t
 client_key(struct MHD_Connection *c)
 {
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    const struct sockaddr *sa = info ? info->client_addr : NULL;
-    uint64_t h = PROTO_FNV1A64_OFFSET;
 
-    if (!sa)
-        return h;
-    if (sa->sa_family == AF_INET6)
-        return proto_fnv1a64_add(
-            h, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
-            16);
-    if (sa->sa_family == AF_INET)
-        return proto_fnv1a64_add(
-            h, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
-    return h;
+    return ratelimit_key(info ? info->client_addr : NULL);
 }
 
 /* Counts one request of key; false when over per_minute this minute, with
@@ -348,115 +364,68 @@ handle_audit(struct MHD_Connection *c, struct request *rq)
 
 /* ---- metrics --------------------------------------------------------------- */
 
-struct text {
-    char *buf;
-    size_t len, cap;
-    bool failed;
-};
-
-static void
-put(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-put(struct text *t, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    if (t->failed)
-        return;
-    for (;;) {
-        va_start(ap, fmt);
-        n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            t->failed = true;
-            return;
-        }
-        if ((size_t)n < t->cap - t->len) {
-            t->len += (size_t)n;
-            return;
-        }
-        {
-            size_t ncap = t->cap ? 2 * t->cap : 4096;
-            char *nb;
-
-            while (ncap < t->len + (size_t)n + 1)
-                ncap *= 2;
-            nb = realloc(t->buf, ncap);
-            if (!nb) {
-                t->failed = true;
-                return;
-            }
-            t->buf = nb;
-            t->cap = ncap;
-        }
-    }
-}
-
 char *
 rollout_metrics_render(struct app *app)
 {
     static const char *const outcomes[] = {"counted", "repeat", "refused"};
     struct store_rollout_metric *m = NULL;
-    struct text t = {0};
+    struct metrics_text t = {0};
     size_t n = 0;
 
-    put(&t, "# HELP modeld_events_total UE event reports by kind and "
-            "outcome (counted, repeat: the UE had reported it, refused: "
-            "unknown version or wrong digest).\n"
-            "# TYPE modeld_events_total counter\n");
+    metrics_text_head(&t, "modeld_events_total", "counter",
+                      "UE event reports by kind and outcome (counted, "
+                      "repeat: the UE had reported it, refused: unknown "
+                      "version or wrong digest).");
     for (unsigned k = 0; k < PROTO_EVENT_KINDS; k++)
         for (unsigned o = 0; o < 3; o++)
-            put(&t, "modeld_events_total{event=\"%s\",outcome=\"%s\"} %llu\n",
+            metrics_text_printf(
+                &t, "modeld_events_total{event=\"%s\",outcome=\"%s\"} %llu\n",
                 proto_event_kind_name((enum proto_event_kind)k), outcomes[o],
                 (unsigned long long)atomic_load(&app->events[k][o]));
-    put(&t, "# HELP modeld_transfers_in_progress Blob and delta downloads "
-            "in flight.\n# TYPE modeld_transfers_in_progress gauge\n"
-            "modeld_transfers_in_progress %u\n",
-        atomic_load(&app->transfers));
-    put(&t, "# HELP modeld_transfers_refused_total Downloads refused with "
-            "503 beyond max_transfers.\n"
-            "# TYPE modeld_transfers_refused_total counter\n"
-            "modeld_transfers_refused_total %llu\n",
-        (unsigned long long)atomic_load(&app->transfers_refused));
-    put(&t, "# HELP modeld_decisions_deferred_total Transfers deferred by "
-            "admission (reported load at or above admission_load).\n"
-            "# TYPE modeld_decisions_deferred_total counter\n"
-            "modeld_decisions_deferred_total %llu\n",
-        (unsigned long long)atomic_load(&app->deferred));
+    metrics_text_line(&t, "modeld_transfers_in_progress", "gauge",
+                      "Blob and delta downloads in flight.",
+                      atomic_load(&app->transfers));
+    metrics_text_line(&t, "modeld_transfers_refused_total", "counter",
+                      "Downloads refused with 503 beyond max_transfers.",
+                      atomic_load(&app->transfers_refused));
+    metrics_text_line(&t, "modeld_decisions_deferred_total", "counter",
+                      "Transfers deferred by admission (reported load at or "
+                      "above admission_load).",
+                      atomic_load(&app->deferred));
     if (store_rollout_metrics(app->store, METRIC_MAX_VERSIONS, &m, &n) !=
         STORE_OK)
         n = 0;
-    put(&t, "# HELP modeld_version_ues Distinct UEs that reported on a "
-            "version, by event kind (the newest %d versions with reports).\n"
-            "# TYPE modeld_version_ues gauge\n",
-        METRIC_MAX_VERSIONS);
+    metrics_text_head(&t, "modeld_version_ues", "gauge",
+                      "Distinct UEs that reported on a version, by event "
+                      "kind (the newest %d versions with reports).",
+                      METRIC_MAX_VERSIONS);
     for (size_t i = 0; i < n; i++)
         for (unsigned k = 0; k < PROTO_EVENT_KINDS; k++)
-            put(&t, "modeld_version_ues{family=\"%s\",variant=\"%s\","
+            metrics_text_printf(
+                &t, "modeld_version_ues{family=\"%s\",variant=\"%s\","
                     "version=\"%" PRId64 "\",event=\"%s\"} %llu\n",
                 m[i].family, m[i].variant, m[i].version,
                 proto_event_kind_name((enum proto_event_kind)k),
                 (unsigned long long)m[i].stats.counts[k]);
-    put(&t, "# HELP modeld_version_failure_share Share of a version's "
-            "reporting UEs with a failure.\n"
-            "# TYPE modeld_version_failure_share gauge\n");
+    metrics_text_head(&t, "modeld_version_failure_share", "gauge",
+                      "Share of a version's reporting UEs with a failure.");
     for (size_t i = 0; i < n; i++)
-        put(&t, "modeld_version_failure_share{family=\"%s\",variant=\"%s\","
+        metrics_text_printf(
+            &t, "modeld_version_failure_share{family=\"%s\",variant=\"%s\","
                 "version=\"%" PRId64 "\"} %g\n",
             m[i].family, m[i].variant, m[i].version,
             proto_failure_share(&m[i].stats));
-    put(&t, "# HELP modeld_version_paused Whether a version's rollout is "
-            "paused.\n# TYPE modeld_version_paused gauge\n");
+    metrics_text_head(&t, "modeld_version_paused", "gauge",
+                      "Whether a version's rollout is paused.");
     for (size_t i = 0; i < n; i++)
-        put(&t, "modeld_version_paused{family=\"%s\",variant=\"%s\","
+        metrics_text_printf(
+            &t, "modeld_version_paused{family=\"%s\",variant=\"%s\","
                 "version=\"%" PRId64 "\"} %d\n",
             m[i].family, m[i].variant, m[i].version, m[i].paused ? 1 : 0);
-    put(&t, "# HELP modeld_version_latency_ms Measured latency of a version "
-            "by device class (installed events; at most %d classes).\n"
-            "# TYPE modeld_version_latency_ms gauge\n",
-        METRIC_MAX_CLASSES);
+    metrics_text_head(&t, "modeld_version_latency_ms", "gauge",
+                      "Measured latency of a version by device class "
+                      "(installed events; at most %d classes).",
+                      METRIC_MAX_CLASSES);
     for (size_t i = 0; i < n; i++) {
         const struct proto_version_stats *s = &m[i].stats;
 
@@ -467,7 +436,8 @@ rollout_metrics_render(struct app *app)
                                    s->latency[j].p99_ms};
 
             for (unsigned q = 0; q < 3; q++)
-                put(&t, "modeld_version_latency_ms{family=\"%s\","
+                metrics_text_printf(
+                    &t, "modeld_version_latency_ms{family=\"%s\","
                         "variant=\"%s\",version=\"%" PRId64 "\",class=\"%s\","
                         "quantile=\"%s\"} %g\n",
                     m[i].family, m[i].variant, m[i].version,
@@ -475,9 +445,5 @@ rollout_metrics_render(struct app *app)
         }
     }
     free(m);
-    if (t.failed) {
-        free(t.buf);
-        return NULL;
-    }
-    return t.buf;
+    return metrics_text_take(&t);
 }

@@ -350,6 +350,15 @@ watch_transfer(struct MHD_Connection *c, struct app *app, uint64_t body_len)
     }
 }
 
+void
+http_transfer_pause(struct MHD_Connection *c, struct app *app, bool paused)
+{
+    struct conn *conn = conn_of(c);
+
+    if (conn && conn->watched)
+        deadlines_watch(app->deadlines, conn->deadline, !paused);
+}
+
 static void
 request_free(struct request *rq)
 {
@@ -357,6 +366,7 @@ request_free(struct request *rq)
         return;
     if (rq->upload)
         store_upload_abort(rq->upload);
+    edge_pull_release(rq->pull);
     if (rq->upload_counted)
         atomic_fetch_sub(&rq->app->metrics.uploads, 1);
     if (rq->transfer_counted)
@@ -729,8 +739,11 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
         return MHD_YES;
     if (rq->has_pending)
         return http_reply_problem(c, rq, &rq->pending);
+    /* A request parked on a pull-through comes back here when resumed:
+     * admitted once. */
     if (rq->rm->fn == handle_blob_get || rq->rm->fn == handle_delta_get) {
-        if (strcmp(rq->method, "GET") == 0 && !transfer_admit(rq))
+        if (strcmp(rq->method, "GET") == 0 && !rq->transfer_counted &&
+            !rq->pull && !transfer_admit(rq))
             return http_reply_problem(c, rq, &rq->pending);
     }
     return rq->rm->fn(c, rq);
@@ -918,6 +931,9 @@ http_start(struct app *app, unsigned *out_port)
     freeaddrinfo(ai);
     if (app->tls)
         flags |= MHD_USE_TLS;
+    /* An edge parks requests on pull-throughs (server/pull.c). */
+    if (app->edge)
+        flags |= MHD_ALLOW_SUSPEND_RESUME;
     if (limit > cfg->threads * LIMITS_CONNECTIONS_PER_THREAD)
         limit = cfg->threads * LIMITS_CONNECTIONS_PER_THREAD;
 

@@ -3,6 +3,7 @@
  * status slot and histogram bucket, so that recording a request is a few
  * relaxed atomic adds and needs no lock.
  */
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -149,46 +150,83 @@ metrics_limit(struct metrics *m, enum metrics_limit limit)
                                   memory_order_relaxed);
 }
 
-struct buf {
-    char *p;
-    size_t len;
-    size_t cap;
-    bool failed;
-};
+static void
+vput(struct metrics_text *t, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 static void
-put(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-put(struct buf *b, const char *fmt, ...)
+vput(struct metrics_text *t, const char *fmt, va_list ap)
 {
-    va_list ap;
-    int n;
-
-    if (b->failed)
+    if (t->failed)
         return;
     for (;;) {
-        va_start(ap, fmt);
-        n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-        va_end(ap);
+        va_list aq;
+        size_t room = t->cap - t->len;
+        int n;
+
+        va_copy(aq, ap);
+        n = vsnprintf(t->p ? t->p + t->len : NULL, room, fmt, aq);
+        va_end(aq);
         if (n < 0) {
-            b->failed = true;
+            t->failed = true;
             return;
         }
-        if ((size_t)n < b->cap - b->len) {
-            b->len += (size_t)n;
+        if ((size_t)n < room) {
+            t->len += (size_t)n;
             return;
         }
-        size_t cap = b->cap * 2 + (size_t)n;
-        char *p = realloc(b->p, cap);
+        size_t cap = t->cap * 2 + (size_t)n + 1;
+        char *p = realloc(t->p, cap);
 
         if (!p) {
-            b->failed = true;
+            t->failed = true;
             return;
         }
-        b->p = p;
-        b->cap = cap;
+        t->p = p;
+        t->cap = cap;
     }
+}
+
+void
+metrics_text_printf(struct metrics_text *t, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vput(t, fmt, ap);
+    va_end(ap);
+}
+
+void
+metrics_text_head(struct metrics_text *t, const char *name,
+                  const char *type, const char *help_fmt, ...)
+{
+    va_list ap;
+
+    metrics_text_printf(t, "# HELP %s ", name);
+    va_start(ap, help_fmt);
+    vput(t, help_fmt, ap);
+    va_end(ap);
+    metrics_text_printf(t, "\n# TYPE %s %s\n", name, type);
+}
+
+void
+metrics_text_line(struct metrics_text *t, const char *name,
+                  const char *type, const char *help, uint64_t value)
+{
+    metrics_text_head(t, name, type, "%s", help);
+    metrics_text_printf(t, "%s %llu\n", name, (unsigned long long)value);
+}
+
+char *
+metrics_text_take(struct metrics_text *t)
+{
+    char *p = t->failed ? NULL : t->p;
+
+    if (t->failed)
+        free(t->p);
+    memset(t, 0, sizeof(*t));
+    return p;
 }
 
 static uint64_t
@@ -198,11 +236,11 @@ get(atomic_uint_fast64_t *a)
 }
 
 static void
-render_requests(struct buf *b, struct metrics *m,
+render_requests(struct metrics_text *b, struct metrics *m,
                 const char *const *labels, size_t count)
 {
-    put(b, "# HELP modeld_http_requests_total HTTP requests by route "
-           "and status.\n# TYPE modeld_http_requests_total counter\n");
+    metrics_text_head(b, "modeld_http_requests_total", "counter",
+                      "HTTP requests by route and status.");
     for (size_t r = 0; r <= count && r < METRICS_ROUTES; r++) {
         size_t slot = r < count ? r : METRICS_ROUTES - 1;
         const char *label = r < count ? labels[r] : "other";
@@ -213,18 +251,17 @@ render_requests(struct buf *b, struct metrics *m,
             if (v == 0)
                 continue;
             if (s == STATUS_OTHER)
-                put(b, "modeld_http_requests_total{route=\"%s\","
+                metrics_text_printf(b, "modeld_http_requests_total{route=\"%s\","
                        "status=\"other\"} %llu\n", label,
                     (unsigned long long)v);
             else
-                put(b, "modeld_http_requests_total{route=\"%s\","
+                metrics_text_printf(b, "modeld_http_requests_total{route=\"%s\","
                        "status=\"%u\"} %llu\n", label, statuses[s],
                     (unsigned long long)v);
         }
     }
-    put(b, "# HELP modeld_http_request_duration_seconds Time from the "
-           "request line to the last byte queued.\n"
-           "# TYPE modeld_http_request_duration_seconds histogram\n");
+    metrics_text_head(b, "modeld_http_request_duration_seconds", "histogram",
+                      "Time from the request line to the last byte queued.");
     for (size_t r = 0; r <= count && r < METRICS_ROUTES; r++) {
         size_t slot = r < count ? r : METRICS_ROUTES - 1;
         const char *label = r < count ? labels[r] : "other";
@@ -237,47 +274,41 @@ render_requests(struct buf *b, struct metrics *m,
         cum = 0;
         for (size_t k = 0; k < METRICS_BUCKETS; k++) {
             cum += get(&m->latency[slot][k]);
-            put(b, "modeld_http_request_duration_seconds_bucket{route=\"%s\""
+            metrics_text_printf(b, "modeld_http_request_duration_seconds_bucket{route=\"%s\""
                    ",le=\"%g\"} %llu\n", label, buckets_s[k],
                 (unsigned long long)cum);
         }
         cum += get(&m->latency[slot][METRICS_BUCKETS]);
-        put(b, "modeld_http_request_duration_seconds_bucket{route=\"%s\","
+        metrics_text_printf(b, "modeld_http_request_duration_seconds_bucket{route=\"%s\","
                "le=\"+Inf\"} %llu\n", label, (unsigned long long)cum);
-        put(b, "modeld_http_request_duration_seconds_sum{route=\"%s\"} "
+        metrics_text_printf(b, "modeld_http_request_duration_seconds_sum{route=\"%s\"} "
                "%.6f\n", label, (double)get(&m->latency_sum_us[slot]) / 1e6);
-        put(b, "modeld_http_request_duration_seconds_count{route=\"%s\"} "
+        metrics_text_printf(b, "modeld_http_request_duration_seconds_count{route=\"%s\"} "
                "%llu\n", label, (unsigned long long)cum);
     }
-    put(b, "# HELP modeld_http_response_bytes_total Response body bytes "
-           "by route.\n# TYPE modeld_http_response_bytes_total counter\n");
+    metrics_text_head(b, "modeld_http_response_bytes_total", "counter",
+                      "Response body bytes by route.");
     for (size_t r = 0; r < count && r < METRICS_ROUTES - 1; r++) {
         uint64_t v = get(&m->bytes_sent[r]);
 
         if (v)
-            put(b, "modeld_http_response_bytes_total{route=\"%s\"} %llu\n",
+            metrics_text_printf(b, "modeld_http_response_bytes_total{route=\"%s\"} %llu\n",
                 labels[r], (unsigned long long)v);
     }
 }
 
-char *
-metrics_render(struct metrics *m, const char *const *route_labels,
-               size_t count, const struct store_stats *ss)
+static void
+render_decisions(struct metrics_text *b, struct metrics *m)
 {
-    struct buf b = {malloc(16384), 0, 16384, false};
-
-    if (!b.p)
-        return NULL;
-    render_requests(&b, m, route_labels, count);
-    put(&b, "# HELP modeld_decisions_total Select decisions by action.\n"
-            "# TYPE modeld_decisions_total counter\n");
+    metrics_text_head(b, "modeld_decisions_total", "counter",
+                      "Select decisions by action.");
     for (size_t a = 0; a < 4; a++)
-        put(&b, "modeld_decisions_total{action=\"%s\"} %llu\n",
-            action_names[a], (unsigned long long)get(&m->decisions[a]));
-    put(&b, "# HELP modeld_decisions_by_variant_total Decisions by chosen "
-            "variant (\"other\" past %d names).\n# TYPE "
-            "modeld_decisions_by_variant_total counter\n",
-        METRICS_VARIANT_SLOTS);
+        metrics_text_printf(b, "modeld_decisions_total{action=\"%s\"} %llu\n",
+                            action_names[a],
+                            (unsigned long long)get(&m->decisions[a]));
+    metrics_text_head(b, "modeld_decisions_by_variant_total", "counter",
+                      "Decisions by chosen variant (\"other\" past %d names).",
+                      METRICS_VARIANT_SLOTS);
     for (size_t i = 0; i < METRICS_VARIANT_SLOTS; i++) {
         struct metrics_variant *v = &m->variants[i];
         const char *slash;
@@ -285,130 +316,172 @@ metrics_render(struct metrics *m, const char *const *route_labels,
         if (atomic_load_explicit(&v->state, memory_order_acquire) != 2)
             continue;
         slash = strchr(v->name, '/');
-        put(&b, "modeld_decisions_by_variant_total{family=\"%.*s\","
-                "variant=\"%s\"} %llu\n",
-            (int)(slash - v->name), v->name, slash + 1,
-            (unsigned long long)get(&v->count));
+        metrics_text_printf(b, "modeld_decisions_by_variant_total{family="
+                               "\"%.*s\",variant=\"%s\"} %llu\n",
+                            (int)(slash - v->name), v->name, slash + 1,
+                            (unsigned long long)get(&v->count));
     }
     if (get(&m->variants_other))
-        put(&b, "modeld_decisions_by_variant_total{family=\"other\","
-                "variant=\"other\"} %llu\n",
-            (unsigned long long)get(&m->variants_other));
-    put(&b, "# HELP modeld_decisions_degraded_total Decisions that miss a "
-            "soft constraint.\n# TYPE modeld_decisions_degraded_total "
-            "counter\nmodeld_decisions_degraded_total %llu\n",
-        (unsigned long long)get(&m->degraded));
-    put(&b, "# HELP modeld_delta_bytes_saved_total Full size minus delta "
-            "size, summed over delta decisions.\n# TYPE "
-            "modeld_delta_bytes_saved_total counter\n"
-            "modeld_delta_bytes_saved_total %llu\n",
-        (unsigned long long)get(&m->delta_bytes_saved));
-    put(&b, "# HELP modeld_connections Open HTTP connections.\n"
-            "# TYPE modeld_connections gauge\nmodeld_connections %lld\n",
-        (long long)atomic_load(&m->connections));
-    put(&b, "# HELP modeld_uploads_in_progress Blob uploads being "
-            "received.\n# TYPE modeld_uploads_in_progress gauge\n"
-            "modeld_uploads_in_progress %lld\n",
-        (long long)atomic_load(&m->uploads));
-    put(&b, "# HELP modeld_limit_hits_total Requests refused by a limit.\n"
-            "# TYPE modeld_limit_hits_total counter\n");
+        metrics_text_printf(b, "modeld_decisions_by_variant_total{family="
+                               "\"other\",variant=\"other\"} %llu\n",
+                            (unsigned long long)get(&m->variants_other));
+    metrics_text_line(b, "modeld_decisions_degraded_total", "counter",
+                      "Decisions that miss a soft constraint.",
+                      get(&m->degraded));
+    metrics_text_line(b, "modeld_delta_bytes_saved_total", "counter",
+                      "Full size minus delta size, summed over delta "
+                      "decisions.",
+                      get(&m->delta_bytes_saved));
+}
+
+/* The store's counters and gauges (struct store_stats). */
+static void
+render_store(struct metrics_text *b, const struct store_stats *ss)
+{
+    const struct {
+        const char *name, *type, *help;
+        uint64_t value;
+    } lines[] = {
+        {"modeld_worker_retries_total", "counter",
+         "Worker jobs (deltas, zstd copies) retried after a transient "
+         "failure.",
+         ss->job_retries},
+        {"modeld_worker_gave_up_total", "counter",
+         "Worker jobs failed after their last attempt.", ss->jobs_gave_up},
+        {"modeld_compressed_copies_made_total", "counter",
+         "zstd copies of blobs made since start.", ss->compressed_made},
+        {"modeld_tensor_deltas", "gauge",
+         "Ready deltas that have a modeld-tensor/1 form.",
+         ss->deltas_tensor_ready},
+        {"modeld_delta_storage_bytes", "gauge",
+         "Bytes of ready delta files (both formats).",
+         ss->delta_storage_bytes},
+        {"modeld_delta_storage_max_bytes", "gauge",
+         "delta_storage_max_bytes (0: no bound).",
+         ss->delta_storage_max_bytes},
+        {"modeld_deltas_evicted_total", "counter",
+         "Ready deltas dropped to fit delta_storage_max_bytes, least "
+         "recently served first.",
+         ss->deltas_evicted},
+        {"modeld_deltas_on_demand_total", "counter",
+         "Deltas queued because a UE held a version without one.",
+         ss->deltas_on_demand},
+        {"modeld_bg_copies_made_total", "counter",
+         "modeld-bg/1 copies of published models made since start.",
+         ss->bg_made},
+        {"modeld_store_errors_total", "counter",
+         "SQLite and OS errors in the store.", ss->errors},
+        {"modeld_catalog_snapshot_builds_total", "counter",
+         "Family snapshots read from the catalog (concurrent misses share "
+         "one read).",
+         ss->snapshot_builds},
+        {"modeld_catalog_generation", "gauge",
+         "Catalog generation: the start-up epoch times 2^32 plus the "
+         "changes since start.",
+         ss->generation},
+        {"modeld_catalog_unreachable", "gauge",
+         "1 while the catalog database cannot be reached (selects use the "
+         "last snapshots).",
+         ss->catalog_down ? 1 : 0},
+        {"modeld_catalog_unavailable_total", "counter",
+         "Catalog operations that failed because the database could not be "
+         "reached.",
+         ss->catalog_unavailable},
+        {"modeld_catalog_refreshes_total", "counter",
+         "Catalog generation moves made by other daemons (PostgreSQL "
+         "catalog).",
+         ss->catalog_refreshes},
+    };
+
+    metrics_text_head(b, "modeld_deltas", "gauge", "Deltas by state.");
+    metrics_text_printf(b, "modeld_deltas{state=\"pending\"} %llu\n"
+                           "modeld_deltas{state=\"ready\"} %llu\n",
+                        (unsigned long long)ss->deltas_pending,
+                        (unsigned long long)ss->deltas_ready);
+    metrics_text_head(b, "modeld_deltas_made_total", "counter",
+                      "Deltas made since start, by outcome.");
+    metrics_text_printf(b, "modeld_deltas_made_total{outcome=\"ready\"} %llu\n"
+                           "modeld_deltas_made_total{outcome=\"rejected\"} "
+                           "%llu\n"
+                           "modeld_deltas_made_total{outcome=\"failed\"} "
+                           "%llu\n",
+                        (unsigned long long)ss->deltas_made,
+                        (unsigned long long)ss->deltas_rejected,
+                        (unsigned long long)ss->deltas_failed);
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+        metrics_text_line(b, lines[i].name, lines[i].type, lines[i].help,
+                          lines[i].value);
+}
+
+/* Edge mode's counters (config blob_origin). refused and failed are
+ * reported without HELP/TYPE lines of their own, as they always were. */
+static void
+render_edge(struct metrics_text *b, const struct edge_stats *es)
+{
+    metrics_text_head(b, "modeld_edge_blob_requests_total", "counter",
+                      "Blob requests of an edge, by where the bytes were.");
+    metrics_text_printf(b, "modeld_edge_blob_requests_total{result=\"hit\"} "
+                           "%" PRIu64 "\n"
+                           "modeld_edge_blob_requests_total{result=\"miss\"} "
+                           "%" PRIu64 "\n",
+                        es->hits, es->misses);
+    metrics_text_line(b, "modeld_edge_origin_fetches_total", "counter",
+                      "Fetches from the origin, by outcome.", es->fetches);
+    metrics_text_printf(b, "modeld_edge_origin_refused_total %" PRIu64 "\n"
+                           "modeld_edge_origin_failed_total %" PRIu64 "\n",
+                        es->refused, es->failed);
+    metrics_text_line(b, "modeld_edge_origin_bytes_total", "counter",
+                      "Bytes received from the origin.", es->origin_bytes);
+    metrics_text_line(b, "modeld_edge_evicted_total", "counter",
+                      "Blobs evicted by blob_cache_max_bytes.", es->evicted);
+    metrics_text_line(b, "modeld_edge_early_answers_total", "counter",
+                      "Answers begun from the bytes of a pull-through still "
+                      "in flight.",
+                      es->early);
+    metrics_text_line(b, "modeld_edge_cut_answers_total", "counter",
+                      "Early answers cut before their last byte because the "
+                      "pull-through failed.",
+                      es->cut);
+}
+
+char *
+metrics_render(struct metrics *m, const char *const *route_labels,
+               size_t count, const struct store_stats *ss,
+               const struct edge_stats *edge)
+{
+    struct metrics_text b = {malloc(16384), 0, 16384, false};
+
+    if (!b.p)
+        return NULL;
+    render_requests(&b, m, route_labels, count);
+    render_decisions(&b, m);
+    metrics_text_head(&b, "modeld_connections", "gauge",
+                      "Open HTTP connections.");
+    metrics_text_printf(&b, "modeld_connections %lld\n",
+                        (long long)atomic_load(&m->connections));
+    metrics_text_head(&b, "modeld_uploads_in_progress", "gauge",
+                      "Blob uploads being received.");
+    metrics_text_printf(&b, "modeld_uploads_in_progress %lld\n",
+                        (long long)atomic_load(&m->uploads));
+    metrics_text_head(&b, "modeld_limit_hits_total", "counter",
+                      "Requests refused by a limit.");
     for (size_t l = 0; l < METRICS_LIMIT_COUNT; l++)
-        put(&b, "modeld_limit_hits_total{limit=\"%s\"} %llu\n",
-            limit_names[l], (unsigned long long)get(&m->limits[l]));
-    put(&b, "# HELP modeld_deltas Deltas by state.\n# TYPE modeld_deltas "
-            "gauge\nmodeld_deltas{state=\"pending\"} %llu\n"
-            "modeld_deltas{state=\"ready\"} %llu\n",
-        (unsigned long long)ss->deltas_pending,
-        (unsigned long long)ss->deltas_ready);
-    put(&b, "# HELP modeld_deltas_made_total Deltas made since start, by "
-            "outcome.\n# TYPE modeld_deltas_made_total counter\n"
-            "modeld_deltas_made_total{outcome=\"ready\"} %llu\n"
-            "modeld_deltas_made_total{outcome=\"rejected\"} %llu\n"
-            "modeld_deltas_made_total{outcome=\"failed\"} %llu\n",
-        (unsigned long long)ss->deltas_made,
-        (unsigned long long)ss->deltas_rejected,
-        (unsigned long long)ss->deltas_failed);
-    put(&b, "# HELP modeld_worker_retries_total Worker jobs (deltas, zstd "
-            "copies) retried after a transient failure.\n# TYPE "
-            "modeld_worker_retries_total counter\n"
-            "modeld_worker_retries_total %llu\n"
-            "# HELP modeld_worker_gave_up_total Worker jobs failed after "
-            "their last attempt.\n# TYPE modeld_worker_gave_up_total "
-            "counter\nmodeld_worker_gave_up_total %llu\n",
-        (unsigned long long)ss->job_retries,
-        (unsigned long long)ss->jobs_gave_up);
-    put(&b, "# HELP modeld_compressed_copies_made_total zstd copies of "
-            "blobs made since start.\n# TYPE "
-            "modeld_compressed_copies_made_total counter\n"
-            "modeld_compressed_copies_made_total %llu\n",
-        (unsigned long long)ss->compressed_made);
-    put(&b, "# HELP modeld_tensor_deltas Ready deltas that have a "
-            "modeld-tensor/1 form.\n# TYPE modeld_tensor_deltas gauge\n"
-            "modeld_tensor_deltas %llu\n",
-        (unsigned long long)ss->deltas_tensor_ready);
-    put(&b, "# HELP modeld_delta_storage_bytes Bytes of ready delta files "
-            "(both formats).\n# TYPE modeld_delta_storage_bytes gauge\n"
-            "modeld_delta_storage_bytes %llu\n"
-            "# HELP modeld_delta_storage_max_bytes delta_storage_max_bytes "
-            "(0: no bound).\n# TYPE modeld_delta_storage_max_bytes gauge\n"
-            "modeld_delta_storage_max_bytes %llu\n",
-        (unsigned long long)ss->delta_storage_bytes,
-        (unsigned long long)ss->delta_storage_max_bytes);
-    put(&b, "# HELP modeld_deltas_evicted_total Ready deltas dropped to fit "
-            "delta_storage_max_bytes, least recently served first.\n"
-            "# TYPE modeld_deltas_evicted_total counter\n"
-            "modeld_deltas_evicted_total %llu\n"
-            "# HELP modeld_deltas_on_demand_total Deltas queued because a "
-            "UE held a version without one.\n"
-            "# TYPE modeld_deltas_on_demand_total counter\n"
-            "modeld_deltas_on_demand_total %llu\n",
-        (unsigned long long)ss->deltas_evicted,
-        (unsigned long long)ss->deltas_on_demand);
-    put(&b, "# HELP modeld_bg_copies_made_total modeld-bg/1 copies of "
-            "published models made since start.\n# TYPE "
-            "modeld_bg_copies_made_total counter\n"
-            "modeld_bg_copies_made_total %llu\n",
-        (unsigned long long)ss->bg_made);
-    put(&b, "# HELP modeld_store_errors_total SQLite and OS errors in the "
-            "store.\n# TYPE modeld_store_errors_total counter\n"
-            "modeld_store_errors_total %llu\n",
-        (unsigned long long)ss->errors);
-    put(&b, "# HELP modeld_catalog_snapshot_builds_total Family snapshots "
-            "read from the catalog (concurrent misses share one read).\n"
-            "# TYPE modeld_catalog_snapshot_builds_total counter\n"
-            "modeld_catalog_snapshot_builds_total %llu\n",
-        (unsigned long long)ss->snapshot_builds);
-    put(&b, "# HELP modeld_catalog_generation Catalog generation: the "
-            "start-up epoch times 2^32 plus the changes since start.\n# TYPE modeld_catalog_generation gauge\n"
-            "modeld_catalog_generation %llu\n",
-        (unsigned long long)ss->generation);
-    put(&b, "# HELP modeld_catalog_unreachable 1 while the catalog "
-            "database cannot be reached (selects use the last snapshots).\n"
-            "# TYPE modeld_catalog_unreachable gauge\n"
-            "modeld_catalog_unreachable %d\n",
-        ss->catalog_down ? 1 : 0);
-    put(&b, "# HELP modeld_catalog_unavailable_total Catalog operations "
-            "that failed because the database could not be reached.\n"
-            "# TYPE modeld_catalog_unavailable_total counter\n"
-            "modeld_catalog_unavailable_total %llu\n",
-        (unsigned long long)ss->catalog_unavailable);
-    put(&b, "# HELP modeld_catalog_refreshes_total Catalog generation moves "
-            "made by other daemons (PostgreSQL catalog).\n"
-            "# TYPE modeld_catalog_refreshes_total counter\n"
-            "modeld_catalog_refreshes_total %llu\n",
-        (unsigned long long)ss->catalog_refreshes);
+        metrics_text_printf(&b, "modeld_limit_hits_total{limit=\"%s\"} %llu\n",
+                            limit_names[l],
+                            (unsigned long long)get(&m->limits[l]));
+    render_store(&b, ss);
     /* TLS goes through GnuTLS (libmicrohttpd's); OpenSSL's libcrypto does
      * the digests and signatures: both are named. */
-    put(&b, "# HELP modeld_build_info Version of modeld and its "
-            "libraries (gnutls: TLS; openssl: libcrypto, digests and "
-            "signatures).\n# TYPE modeld_build_info gauge\n"
-            "modeld_build_info{version=\"%s\",microhttpd=\"%s\","
-            "zstd=\"%s\",gnutls=\"%s\",openssl=\"%s\"} 1\n",
-        MODELD_VERSION, MHD_get_version(), ZSTD_versionString(),
-        gnutls_check_version(NULL), OPENSSL_VERSION_STR);
-    if (b.failed) {
-        free(b.p);
-        return NULL;
-    }
-    return b.p;
+    metrics_text_head(&b, "modeld_build_info", "gauge",
+                      "Version of modeld and its libraries (gnutls: TLS; "
+                      "openssl: libcrypto, digests and signatures).");
+    metrics_text_printf(&b, "modeld_build_info{version=\"%s\",microhttpd="
+                            "\"%s\",zstd=\"%s\",gnutls=\"%s\",openssl="
+                            "\"%s\"} 1\n",
+                        MODELD_VERSION, MHD_get_version(),
+                        ZSTD_versionString(), gnutls_check_version(NULL),
+                        OPENSSL_VERSION_STR);
+    if (edge)
+        render_edge(&b, edge);
+    return metrics_text_take(&b);
 }

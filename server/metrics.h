@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "proto/types.h"
+#include "server/edge.h"
 #include "store/store.h"
 
 #define METRICS_ROUTES 16      /* route table entries + "other" */
@@ -79,9 +80,36 @@ void metrics_limit(struct metrics *m, enum metrics_limit limit);
 
 /*
  * The Prometheus text exposition. route_labels[i] names route i (count
- * entries). Returns a malloc'd string or NULL.
+ * entries); edge: edge mode's counters (NULL when not an edge). Returns a
+ * malloc'd string or NULL.
  */
 char *metrics_render(struct metrics *m, const char *const *route_labels,
-                     size_t count, const struct store_stats *ss);
+                     size_t count, const struct store_stats *ss,
+                     const struct edge_stats *edge);
+
+/*
+ * A growing text in the exposition format, for whoever renders metrics
+ * (this file, handler_rollout.c). Start from {0}; after a failed
+ * allocation every call does nothing and metrics_text_take gives NULL.
+ */
+struct metrics_text {
+    char *p;
+    size_t len;
+    size_t cap;
+    bool failed;
+};
+
+void metrics_text_printf(struct metrics_text *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* "# HELP name <help>" and "# TYPE name type" lines; samples follow. */
+void metrics_text_head(struct metrics_text *t, const char *name,
+                       const char *type, const char *help_fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* The head and the one unlabelled sample "name value". */
+void metrics_text_line(struct metrics_text *t, const char *name,
+                       const char *type, const char *help, uint64_t value);
+/* The text (the caller frees it), or NULL after a failure; t is empty
+ * again either way. */
+char *metrics_text_take(struct metrics_text *t);
 
 #endif

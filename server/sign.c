@@ -7,15 +7,12 @@
  * from the Signature-Input it receives.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
@@ -25,6 +22,7 @@
 #include "server/log.h"
 #include "server/file.h"
 #include "server/sign.h"
+#include "store/store.h"
 
 #define MAX_KEY_FILE_BYTES (64 << 10)
 #define ED25519_KEY_LEN 32
@@ -455,8 +453,7 @@ sign_keygen(const char *path, char out_kid[SIGN_KID_SIZE], char *err,
     BIO *mem = NULL;
     char *pem = NULL;
     long pem_len;
-    int fd = -1, rc = -1;
-    size_t done = 0;
+    int rc = -1;
 
     if (!key) {
         log_errbuf(err, err_len, "cannot make an Ed25519 key");
@@ -471,38 +468,15 @@ sign_keygen(const char *path, char out_kid[SIGN_KID_SIZE], char *err,
         goto out;
     }
     pem_len = BIO_get_mem_data(mem, &pem);
-    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        log_errbuf(err, err_len, "%s: %s", path, strerror(errno));
-        goto out;
-    }
-    /* umask cannot widen 0600, but make the mode exact. */
-    if (fchmod(fd, 0600) != 0) {
-        log_errbuf(err, err_len, "%s: %s", path, strerror(errno));
-        goto out;
-    }
-    while (done < (size_t)pem_len) {
-        ssize_t w = write(fd, pem + done, (size_t)pem_len - done);
-
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            log_errbuf(err, err_len, "%s: %s", path, strerror(errno));
-            goto out;
-        }
-        done += (size_t)w;
-    }
-    if (fsync(fd) != 0) {
+    /* Mode 0600, never over an existing file, and never half-written:
+     * a key file that is there is whole. */
+    if (pem_len <= 0 ||
+        store_file_put(path, pem, (size_t)pem_len, 0600, true) != 0) {
         log_errbuf(err, err_len, "%s: %s", path, strerror(errno));
         goto out;
     }
     rc = 0;
 out:
-    if (fd >= 0) {
-        close(fd);
-        if (rc != 0)
-            unlink(path);
-    }
     BIO_free(mem);
     EVP_PKEY_free(key);
     return rc;

@@ -207,6 +207,11 @@ void store_upload_abort(struct store_upload *up)
     free(up);
 }
 
+int store_upload_read_fd(const struct store_upload *up)
+{
+    return open(up->path, O_RDONLY | O_CLOEXEC);
+}
+
 /* Links the checked temp file to its final name; *out_created is false
  * when a blob of that name was already there. */
 static enum store_status place_blob(struct store *st, const char *tmp,

@@ -15,6 +15,50 @@
 
 #include "store/store.h"
 
+int store_file_put(const char *path, const void *data, size_t len,
+                   unsigned mode, bool exclusive)
+{
+    static const char suffix[] = ".tmp-XXXXXX";
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + sizeof(suffix));
+    mode_t mask;
+    int fd = -1, rc = -1, err;
+
+    if (!tmp)
+        return -1;
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, suffix, sizeof(suffix));
+    fd = mkstemp(tmp);
+    if (fd < 0) {
+        tmp[0] = '\0';
+        goto out;
+    }
+    mask = umask(0);
+    umask(mask);
+    if (fchmod(fd, (mode_t)mode & ~mask) != 0 ||
+        store_file_write_all(fd, data, len) != 0 || fsync(fd) != 0)
+        goto out;
+    rc = close(fd);
+    fd = -1;
+    if (rc != 0)
+        goto out;
+    rc = exclusive ? link(tmp, path) : rename(tmp, path);
+    if (rc != 0)
+        goto out;
+    if (!exclusive)
+        tmp[0] = '\0';           /* it is path now */
+    rc = store_file_fsync_parent(path);
+out:
+    err = errno;
+    if (fd >= 0)
+        close(fd);
+    if (tmp[0])
+        unlink(tmp);
+    free(tmp);
+    errno = err;
+    return rc;
+}
+
 /* What an empty file maps to: a valid pointer, nothing behind it. */
 static const unsigned char empty_map[1];
 

@@ -154,6 +154,12 @@ store_upload_finish(struct store_upload *up, bool *out_created,
 /* Drops an upload and its temp file. NULL does nothing. */
 void store_upload_abort(struct store_upload *up);
 
+/* A new read-only descriptor of the upload's temporary file (the caller
+ * closes it): the bytes written so far, unverified, readable with pread
+ * while more are written, and still the same bytes once finish has kept
+ * them. -1 with errno on failure. */
+int store_upload_read_fd(const struct store_upload *up);
+
 /* Opens a blob for reading. The caller owns *out_fd. */
 MUST_CHECK enum store_status
 store_blob_open(struct store *st, const char hex[PROTO_HEX_SIZE],
@@ -211,6 +217,8 @@ store_delta_in_finish(struct store_delta_in *in,
                       const char to_hex[PROTO_HEX_SIZE],
                       enum proto_delta_format format);
 void store_delta_in_abort(struct store_delta_in *in);
+/* As store_upload_read_fd, for a delta being received. */
+int store_delta_in_read_fd(const struct store_delta_in *in);
 
 /* ---- catalog ------------------------------------------------------------ */
 
@@ -352,6 +360,15 @@ MUST_CHECK int store_file_write_all(int fd, const void *data, size_t len);
 MUST_CHECK int store_file_fsync_dir(const char *dir);
 /* fsyncs the directory holding path ("." without a slash). */
 MUST_CHECK int store_file_fsync_parent(const char *path);
+/*
+ * Writes len bytes of data to path so that path never holds part of them
+ * (kill -9, full disk): a temporary file beside it, fsync, then a rename
+ * over path (exclusive: a link, which keeps an existing path and fails
+ * with EEXIST), and the directory's fsync. The file gets mode less the
+ * umask. On failure the temporary is gone. 0, or -1 with errno set.
+ */
+MUST_CHECK int store_file_put(const char *path, const void *data, size_t len,
+                              unsigned mode, bool exclusive);
 
 /* A whole file mapped read-only. */
 struct store_file_map {

@@ -295,47 +295,53 @@ static void set_class_value(struct proto_class_value *list, size_t *count,
     if (*count >= PROTO_MAX_LATENCIES)
         return;
     snprintf(list[*count].device_class, sizeof(list[*count].device_class),
-             "%s", device_class);
+             "%.*s", (int)sizeof(list[*count].device_class) - 1,
+             device_class);
     list[*count].value = value;
     (*count)++;
+}
+
+/* The median of one measure (classes_id and nth_id: its statements) per
+ * device class with at least min reports, set in list. */
+static enum store_status class_medians(struct store *st, struct store_conn *c,
+                                       enum stmt_id classes_id,
+                                       enum stmt_id nth_id, int64_t ver_id,
+                                       unsigned min,
+                                       struct proto_class_value *list,
+                                       size_t *count)
+{
+    struct class_count classes[PROTO_MAX_LATENCIES];
+    size_t n = 0;
+    enum store_status rc;
+    double x;
+
+    rc = class_counts(st, c, classes_id, ver_id, classes, &n);
+    for (size_t i = 0; rc == STORE_OK && i < n; i++) {
+        if (classes[i].count < min)
+            continue;
+        rc = nth_value(st, c, nth_id, ver_id, classes[i].device_class,
+                       rank_of(50, classes[i].count), &x);
+        if (rc == STORE_OK)
+            set_class_value(list, count, classes[i].device_class, x);
+    }
+    return rc;
 }
 
 enum store_status store_trust_measured(struct store *st,
                                        struct store_conn *c, int64_t ver_id,
                                        struct proto_variant *v)
 {
-    struct class_count classes[PROTO_MAX_LATENCIES];
-    size_t n = 0;
     unsigned min = st->opt.latency_min_reports ? st->opt.latency_min_reports
                                                : 1;
     enum store_status rc;
-    double x;
 
-    rc = class_counts(st, c, STMT_MEASURED_LATENCY_CLASSES, ver_id, classes,
-                      &n);
-    for (size_t i = 0; rc == STORE_OK && i < n; i++) {
-        if (classes[i].count < min)
-            continue;
-        rc = nth_value(st, c, STMT_MEASURED_LATENCY_NTH, ver_id,
-                       classes[i].device_class, rank_of(50, classes[i].count),
-                       &x);
-        if (rc == STORE_OK)
-            set_class_value(v->latency_ms, &v->latency_count,
-                            classes[i].device_class, x);
-    }
+    rc = class_medians(st, c, STMT_MEASURED_LATENCY_CLASSES,
+                       STMT_MEASURED_LATENCY_NTH, ver_id, min, v->latency_ms,
+                       &v->latency_count);
     if (rc == STORE_OK)
-        rc = class_counts(st, c, STMT_MEASURED_ENERGY_CLASSES, ver_id, classes,
-                          &n);
-    for (size_t i = 0; rc == STORE_OK && i < n; i++) {
-        if (classes[i].count < min)
-            continue;
-        rc = nth_value(st, c, STMT_MEASURED_ENERGY_NTH, ver_id,
-                       classes[i].device_class, rank_of(50, classes[i].count),
-                       &x);
-        if (rc == STORE_OK)
-            set_class_value(v->energy_mj, &v->energy_count,
-                            classes[i].device_class, x);
-    }
+        rc = class_medians(st, c, STMT_MEASURED_ENERGY_CLASSES,
+                           STMT_MEASURED_ENERGY_NTH, ver_id, min, v->energy_mj,
+                           &v->energy_count);
     return rc;
 }
 

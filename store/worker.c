@@ -751,6 +751,28 @@ out:
     return result;
 }
 
+/* Names one of a job's delta files (name_delta: store_path_delta or
+ * store_path_delta_tensor) and commits fs to it. STEP_LATER on a full
+ * disk; STEP_FINAL when the name does not fit. */
+static enum step keep_delta(struct store *st, const struct job *j,
+                            int (*name_delta)(const struct store *,
+                                              const char *, const char *,
+                                              char[STORE_PATH_SIZE]),
+                            struct file_sink *fs)
+{
+    char path[STORE_PATH_SIZE];
+    enum store_status rc;
+
+    if (name_delta(st, j->from_hex, j->to_hex, path) != 0) {
+        (void)store_err_os(st, "naming delta", j->to_hex, ENAMETOOLONG);
+        return STEP_FINAL;
+    }
+    rc = commit_file(st, fs, path);
+    if (rc == STORE_NO_SPACE)
+        return STEP_LATER;
+    return rc == STORE_OK ? STEP_OK : STEP_FAILED;
+}
+
 /*
  * A delta job makes the zstd-patch delta and, when the target is a tensor
  * model, the modeld-tensor/1 one. Each is kept when under
@@ -761,7 +783,6 @@ out:
 static enum job_result run_delta(struct store *st, const struct job *j)
 {
     char tmp[STORE_PATH_SIZE] = "", ttmp[STORE_PATH_SIZE] = "";
-    char path[STORE_PATH_SIZE];
     char digest[PROTO_HEX_SIZE];
     struct store_file_map from = { 0 }, to = { 0 }, fman = { 0 }, tman = { 0 };
     struct proto_tensor_map fmap = { 0 }, tmap = { 0 };
@@ -773,7 +794,7 @@ static enum job_result run_delta(struct store *st, const struct job *j)
     uint64_t limit_bytes = 0;
     bool have_tensor = false, keep_z, keep_t;
     double limit;
-    enum store_status rc;
+    enum step step = STEP_OK;
     enum proto_status prc;
 
     if (map_blob(st, j->from_hex, &from) != STORE_OK ||
@@ -848,29 +869,15 @@ static enum job_result run_delta(struct store *st, const struct job *j)
         store_err_text("delta: hashing failed");
         goto fail;
     }
-    if (keep_t) {
-        if (store_path_delta_tensor(st, j->from_hex, j->to_hex, path) != 0) {
-            (void)store_err_os(st, "naming delta", j->to_hex, ENAMETOOLONG);
-            final = true;
-            goto fail;
-        }
-        rc = commit_file(st, &ts, path);
-        if (rc == STORE_NO_SPACE)
-            goto later;
-        if (rc != STORE_OK)
-            goto fail;
-    }
-    if (keep_z) {
-        if (store_path_delta(st, j->from_hex, j->to_hex, path) != 0) {
-            (void)store_err_os(st, "naming delta", j->to_hex, ENAMETOOLONG);
-            final = true;
-            goto fail;
-        }
-        rc = commit_file(st, &fs, path);
-        if (rc == STORE_NO_SPACE)
-            goto later;
-        if (rc != STORE_OK)
-            goto fail;
+    if (keep_t)
+        step = keep_delta(st, j, store_path_delta_tensor, &ts);
+    if (step == STEP_OK && keep_z)
+        step = keep_delta(st, j, store_path_delta, &fs);
+    if (step == STEP_LATER)
+        goto later;
+    if (step != STEP_OK) {
+        final = step == STEP_FINAL;
+        goto fail;
     }
     atomic_fetch_add(&st->deltas_made, 1);
     if (record_delta(st, j, "ready", keep_z ? fs.len : NO_SIZE,

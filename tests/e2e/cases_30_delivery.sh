@@ -228,3 +228,27 @@ if demo_data && daemon_start demo2 "$DEMO_DATA" --admin-token-file "$WORK/demo.t
     daemon_stop demo2
 fi
 use main
+
+# ---- `modeld delta`: OUT appears whole or not at all -------------------
+# A write that fails part way (a file size limit stands in for a full
+# disk) leaves OUT as it was and no temporary beside it.
+DA=$WORK/cli-a.bin
+DB=$WORK/cli-b.bin
+DOUT=$WORK/cli.delta
+head -c 65536 /dev/urandom >"$DA"
+head -c 65536 /dev/urandom >"$DB"
+printf 'previous content\n' >"$DOUT"
+(
+    ulimit -f 16
+    trap '' XFSZ
+    exec "$MODELD" delta --format zstd-patch --level 1 "$DA" "$DB" "$DOUT"
+) >"$WORK/cli-delta-full.out" 2>&1
+rc=$?
+check_cmd "modeld delta, write fails: exits non-zero (got $rc)" test "$rc" -ne 0
+check "modeld delta, write fails: OUT untouched" "previous content" "$(cat "$DOUT")"
+check "modeld delta, write fails: no temporary left" "" \
+    "$(find "$WORK" -maxdepth 1 -name 'cli.delta?*' | head -n 3)"
+"$MODELD" delta --format zstd-patch --level 1 "$DA" "$DB" "$DOUT" >"$WORK/cli-delta.out" 2>&1
+check "modeld delta: exit status" 0 "$?"
+"$MODELD" patch "$DA" "$DOUT" "$WORK/cli-b.rebuilt" >"$WORK/cli-patch.out" 2>&1
+check "modeld delta: modeld patch rebuilds NEW" "$(sha_of "$DB")" "$(sha_of "$WORK/cli-b.rebuilt" 2>/dev/null)"

@@ -128,6 +128,23 @@ if demo_data && daemon_start tls "$DEMO_DATA" --tls-cert "$PKI/server.pem" \
         "$(gnutls_rsa_kx "${DPORT[tls]}")"
     check "tls: TLS 1.2 with ECDHE works" ECDHE-RSA-AES128-GCM-SHA256 \
         "$(tls12_cipher "${DPORT[tls]}" ECDHE-RSA-AES128-GCM-SHA256)"
+    # One round trip to a TLS 1.3 handshake: the client's key share is
+    # taken whichever allowed group it is for (OpenSSL sends X25519 by
+    # default), so no HelloRetryRequest (a second ServerHello) and no
+    # switch to P-384, which tripled the handshake's cost and made 64 new
+    # connections take seconds (README, HTTPS).
+    hello_shape() {
+        timeout 10 openssl s_client -connect "127.0.0.1:$1" -tls1_3 -msg \
+            "${@:2}" </dev/null 2>/dev/null |
+            awk '/^<<< .*ServerHello/ { n++ }
+                 sub(/^Server Temp Key: /, "") { key = $0 }
+                 END { print n + 0, key }'
+    }
+    check "tls: OpenSSL's default key share: one ServerHello, X25519" \
+        "1 X25519, 253 bits" "$(hello_shape "${DPORT[tls]}")"
+    check "tls: a P-256 key share: one ServerHello, P-256" \
+        "1 ECDH, prime256v1, 256 bits" \
+        "$(hello_shape "${DPORT[tls]}" -groups P-256:P-384)"
     http GET /healthz
     check "tls: still serving after the plain-HTTP and TLS 1.1 attempts" 200 "$STATUS"
 

@@ -95,9 +95,12 @@ OH=$(sha "$WORK/other")
 BH=$(sha "$WORK/bad")
 cp "$WORK/good" "$WORK/origin/$GH"
 cp "$WORK/other" "$WORK/origin/$OH"
-# One byte changed: the origin serves bytes that are not sha256:$BH.
+# One byte changed: the origin serves bytes that are not sha256:$BH,
+# without a length, so that the edge cannot begin an answer before it
+# verified them (tests/pg/cases_35_pull.sh has the answers cut mid-way).
 python3 -c 'import sys; b = bytearray(open(sys.argv[1], "rb").read()); b[100] ^= 1; open(sys.argv[2], "wb").write(b)' \
     "$WORK/bad" "$WORK/origin/$BH"
+touch "$WORK/origin/$BH.nolength"
 # Room for one of the 512 KiB blobs, not two.
 if d_start edge2 "$WORK/edge2" --set "blob_origin=$ORIGIN" \
     --set blob_cache_max_bytes=800000; then
@@ -111,6 +114,7 @@ if d_start edge2 "$WORK/edge2" --set "blob_origin=$ORIGIN" \
     cp "$WORK/eb1" "$WORK/origin/$EH"
     python3 -c 'import sys; b = bytearray(open(sys.argv[1], "rb").read()); b[-8] ^= 1; open(sys.argv[2], "wb").write(b)' \
         "$WORK/edelta" "$WORK/origin/$EH-$E2H"
+    touch "$WORK/origin/$EH-$E2H.nolength"
     check "edge: a corrupted origin delta is refused" 502 \
         "$(req edge2 GET "/v1/deltas/sha256:$EH/sha256:$E2H")"
     check "edge: ... as problem+json" 502 "$(jq -r .status "$WORK/body")"
@@ -141,6 +145,7 @@ if d_start edge2 "$WORK/edge2" --set "blob_origin=$ORIGIN" \
     # GH is fetched again (OH out), then OH needs room: v1, the delta and
     # GH go, least recently used first.
     cp "$WORK/edelta" "$WORK/origin/$EH-$E2H"
+    rm -f "$WORK/origin/$EH-$E2H.nolength"
     check "edge: a delta pulled through (v1 with it)" 200 \
         "$(req edge2 GET "/v1/deltas/sha256:$EH/sha256:$E2H")"
     check "edge: ... kept" "$(sha "$WORK/edelta")" "$(sha "$WORK/edge2/deltas/$EH-$E2H" 2>/dev/null)"

@@ -808,6 +808,36 @@ fixture_for(const struct select_case *c, struct fixture *f)
     c->setup(f);
 }
 
+/* The reason c names is where c says (found: the candidate c->cand). */
+static void
+assert_reason(const struct select_case *c, const struct proto_decision *d,
+              const struct proto_candidate *found)
+{
+    switch (c->where) {
+    case R_NONE:
+        break;
+    case R_CANDIDATE:
+        ck_assert_msg(found != NULL, "%s: no candidate %s", c->what, c->cand);
+        ck_assert_msg(reasons_have(&found->reasons, c->reason),
+                      "%s: %s lacks \"%s\" (have: \"%s\" | \"%s\")",
+                      c->what, c->cand, c->reason,
+                      found->reasons.count ? found->reasons.text[0] : "",
+                      found->reasons.count > 1 ? found->reasons.text[1] : "");
+        break;
+    case R_VIOLATIONS:
+        ck_assert_msg(reasons_have(&d->violations, c->reason),
+                      "%s: violations lack \"%s\"", c->what, c->reason);
+        break;
+    case R_CHOSEN:
+        ck_assert_msg(reasons_have(&d->reasons, c->reason),
+                      "%s: reasons lack \"%s\" (have: \"%s\" | \"%s\")",
+                      c->what, c->reason,
+                      d->reasons.count ? d->reasons.text[0] : "",
+                      d->reasons.count > 1 ? d->reasons.text[1] : "");
+        break;
+    }
+}
+
 START_TEST(test_policy_select_cases)
 {
     const struct select_case *c = &cases[_i];
@@ -849,25 +879,7 @@ START_TEST(test_policy_select_cases)
             found = &cands[i];
     }
 
-    switch (c->where) {
-    case R_NONE:
-        break;
-    case R_CANDIDATE:
-        ck_assert_msg(found != NULL, "%s: no candidate %s", c->what, c->cand);
-        ck_assert_msg(reasons_have(&found->reasons, c->reason),
-                      "%s: %s lacks \"%s\" (first: \"%s\")", c->what,
-                      c->cand, c->reason,
-                      found->reasons.count ? found->reasons.text[0] : "");
-        break;
-    case R_VIOLATIONS:
-        ck_assert_msg(reasons_have(&d.violations, c->reason),
-                      "%s: violations lack \"%s\"", c->what, c->reason);
-        break;
-    case R_CHOSEN:
-        ck_assert_msg(reasons_have(&d.reasons, c->reason),
-                      "%s: reasons lack \"%s\"", c->what, c->reason);
-        break;
-    }
+    assert_reason(c, &d, found);
 }
 END_TEST
 
@@ -1195,7 +1207,6 @@ START_TEST(test_policy_select_time_cases)
 {
     const struct select_case *c = &time_cases[_i];
     struct proto_candidate cands[MAX_VARIANTS];
-    const struct proto_candidate *found;
     struct proto_decision d;
     struct fixture f;
 
@@ -1210,30 +1221,7 @@ START_TEST(test_policy_select_time_cases)
     ck_assert_int_eq(d.degraded, c->degraded);
     if (f.r.has_downlink_bps && f.r.downlink_bps == 0)
         ck_assert_uint_eq(d.recheck_after_s, f.cfg.recheck_outage_s);
-    switch (c->where) {
-    case R_NONE:
-        break;
-    case R_CANDIDATE:
-        found = candidate_named(&f, &d, c->cand);
-        ck_assert_msg(found != NULL, "%s: no candidate %s", c->what, c->cand);
-        ck_assert_msg(reasons_have(&found->reasons, c->reason),
-                      "%s: %s lacks \"%s\" (have: \"%s\" | \"%s\")", c->what,
-                      c->cand, c->reason,
-                      found->reasons.count ? found->reasons.text[0] : "",
-                      found->reasons.count > 1 ? found->reasons.text[1] : "");
-        break;
-    case R_VIOLATIONS:
-        ck_assert_msg(reasons_have(&d.violations, c->reason),
-                      "%s: violations lack \"%s\"", c->what, c->reason);
-        break;
-    case R_CHOSEN:
-        ck_assert_msg(reasons_have(&d.reasons, c->reason),
-                      "%s: reasons lack \"%s\" (have: \"%s\" | \"%s\")",
-                      c->what, c->reason,
-                      d.reasons.count ? d.reasons.text[0] : "",
-                      d.reasons.count > 1 ? d.reasons.text[1] : "");
-        break;
-    }
+    assert_reason(c, &d, c->cand ? candidate_named(&f, &d, c->cand) : NULL);
 }
 END_TEST
 

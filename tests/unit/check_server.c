@@ -3,6 +3,7 @@
  * the route table, the metrics text, and Accept-Encoding matching (proto,
  * used only by the blob handler).
  */
+#include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
 #include <malloc.h>
@@ -471,7 +472,7 @@ START_TEST(test_metrics_render_counts)
     metrics_decision(m, PROTO_ACTION_DELTA, true, 100, "fam", "var");
     metrics_decision(m, PROTO_ACTION_DOWNLOAD, false, 0, "fam", "var");
     metrics_decision(m, PROTO_ACTION_NONE, false, 0, "fam", NULL);
-    text = metrics_render(m, labels, 2, &ss);
+    text = metrics_render(m, labels, 2, &ss, NULL);
     ck_assert_ptr_nonnull(text);
     ck_assert_ptr_nonnull(strstr(
         text, "modeld_http_requests_total{route=\"/a\",status=\"200\"} 2\n"));
@@ -513,7 +514,7 @@ START_TEST(test_metrics_variant_labels_bounded)
         snprintf(name, sizeof(name), "v%d", i);
         metrics_decision(m, PROTO_ACTION_DOWNLOAD, false, 0, "f", name);
     }
-    text = metrics_render(m, labels, 1, &ss);
+    text = metrics_render(m, labels, 1, &ss, NULL);
     ck_assert_ptr_nonnull(text);
     for (const char *p = text; (p = strstr(p, "modeld_decisions_by_variant"
                                               "_total{"));
@@ -524,6 +525,37 @@ START_TEST(test_metrics_variant_labels_bounded)
                                        "10\n"));
     free(text);
     free(m);
+}
+END_TEST
+
+/* ---- the event rate limit's key ---------------------------------------- */
+
+static uint64_t
+key_of(const char *addr)
+{
+    struct sockaddr_in6 a6;
+    struct sockaddr_in a4;
+
+    memset(&a6, 0, sizeof(a6));
+    memset(&a4, 0, sizeof(a4));
+    if (inet_pton(AF_INET6, addr, &a6.sin6_addr) == 1) {
+        a6.sin6_family = AF_INET6;
+        return ratelimit_key((const struct sockaddr *)(const void *)&a6);
+    }
+    ck_assert_int_eq(inet_pton(AF_INET, addr, &a4.sin_addr), 1);
+    a4.sin_family = AF_INET;
+    return ratelimit_key((const struct sockaddr *)(const void *)&a4);
+}
+
+/* One IPv6 host holds a /64: every address in it is one client. */
+START_TEST(test_ratelimit_key_ipv6_prefix)
+{
+    ck_assert_uint_eq(key_of("2001:db8:1:2::1"),
+                      key_of("2001:db8:1:2:ffff:1234:5678:9abc"));
+    ck_assert_uint_ne(key_of("2001:db8:1:2::1"), key_of("2001:db8:1:3::1"));
+    ck_assert_uint_eq(key_of("::ffff:192.0.2.7"), key_of("192.0.2.7"));
+    ck_assert_uint_ne(key_of("192.0.2.7"), key_of("192.0.2.8"));
+    ck_assert_uint_eq(ratelimit_key(NULL), ratelimit_key(NULL));
 }
 END_TEST
 
@@ -644,6 +676,9 @@ server_suite(void)
     tc = tcase_create("metrics");
     tcase_add_test(tc, test_metrics_render_counts);
     tcase_add_test(tc, test_metrics_variant_labels_bounded);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("ratelimit");
+    tcase_add_test(tc, test_ratelimit_key_ipv6_prefix);
     suite_add_tcase(s, tc);
     tc = tcase_create("deadlines");
     tcase_add_test(tc, test_deadlines_shut_down_late_connections);

@@ -461,6 +461,35 @@ START_TEST(test_store_open_cleans_tmp)
 }
 END_TEST
 
+/* store_file_put: the whole content or nothing, no temporary left;
+ * exclusive keeps what is there. */
+START_TEST(test_store_file_put)
+{
+    char path[512], buf[32];
+    struct stat sb;
+    int fd;
+    ssize_t n;
+
+    path_in(path, sizeof(path), "out");
+    ck_assert_int_eq(store_file_put(path, "first\n", 6, 0600, false), 0);
+    ck_assert_int_eq(store_file_put(path, "second\n", 7, 0600, false), 0);
+    ck_assert_int_eq(store_file_put(path, "third\n", 6, 0600, true), -1);
+    ck_assert_int_eq(errno, EEXIST);
+    fd = open(path, O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    n = read(fd, buf, sizeof(buf));
+    close(fd);
+    ck_assert_int_eq(n, 7);
+    ck_assert_int_eq(memcmp(buf, "second\n", 7), 0);
+    ck_assert_int_eq(stat(path, &sb), 0);
+    ck_assert_uint_eq(sb.st_mode & 0777, 0600 & ~(unsigned)umask(umask(0)));
+    ck_assert_uint_eq(count_files(""), 1);
+    path_in(path, sizeof(path), "no-such-dir/out");
+    ck_assert_int_eq(store_file_put(path, "x", 1, 0600, false), -1);
+    ck_assert_int_eq(errno, ENOENT);
+}
+END_TEST
+
 /* ---- families ------------------------------------------------------------ */
 
 START_TEST(test_store_family_lifecycle)
@@ -1819,6 +1848,7 @@ static Suite *store_suite(void)
         tcase_add_test(tc, test_store_open_newer_schema_refused);
     }
     tcase_add_test(tc, test_store_open_cleans_tmp);
+    tcase_add_test(tc, test_store_file_put);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("catalog");

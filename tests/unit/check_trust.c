@@ -187,40 +187,42 @@ START_TEST(test_store_event_add_counts_once)
 }
 END_TEST
 
-/* min_reports 4, share 0.5: 1 failure of 3 UEs, then 2 of 4 pauses. */
+/* min_reports 4, share 0.5: one UE's report of version 2 after another,
+ * and whether that report paused it. */
+static const struct pause_step {
+    const char *ue;
+    enum proto_event_kind kind;
+    bool paused;
+} pause_steps[] = {
+    { "u1", PROTO_EVENT_INSTALLED, false },
+    { "u2", PROTO_EVENT_INSTALLED, false },
+    { "u3", PROTO_EVENT_LOAD_FAILED, false },   /* 1 of 3: too few UEs */
+    /* u1 failing later: still 3 UEs, 2 failed, under min_reports. */
+    { "u1", PROTO_EVENT_ROLLED_BACK, false },
+    { "u4", PROTO_EVENT_INSTALLED, false },     /* installed never pauses */
+    { "u5", PROTO_EVENT_VERIFY_FAILED, true },  /* 3 of 5 >= 0.5 */
+    { "u6", PROTO_EVENT_VERIFY_FAILED, false }, /* once */
+};
+
 START_TEST(test_store_event_pauses_at_threshold)
 {
     struct store *st = open_store(false);
     char h1[PROTO_HEX_SIZE], h2[PROTO_HEX_SIZE];
     const struct store_snapshot *snap = NULL;
-    struct proto_event e;
     struct proto_version_stats *stats = NULL;
     struct proto_audit_entry *a = NULL;
     size_t n = 0;
-    bool paused = true;
 
     two_versions(st, 100, h1, h2);
-    e = ev_of("u1", 2, PROTO_EVENT_INSTALLED);
-    add(st, &e, &paused);
-    ck_assert(!paused);
-    e = ev_of("u2", 2, PROTO_EVENT_INSTALLED);
-    add(st, &e, &paused);
-    e = ev_of("u3", 2, PROTO_EVENT_LOAD_FAILED);
-    add(st, &e, &paused);
-    ck_assert(!paused);                           /* 1 of 3: too few UEs */
-    /* u1 failing later: still 3 UEs, 2 failed, under min_reports. */
-    e = ev_of("u1", 2, PROTO_EVENT_ROLLED_BACK);
-    add(st, &e, &paused);
-    ck_assert(!paused);
-    e = ev_of("u4", 2, PROTO_EVENT_INSTALLED);
-    add(st, &e, &paused);
-    ck_assert(!paused);                           /* installed never pauses */
-    e = ev_of("u5", 2, PROTO_EVENT_VERIFY_FAILED);
-    add(st, &e, &paused);
-    ck_assert(paused);                            /* 3 of 5 >= 0.5 */
-    e = ev_of("u6", 2, PROTO_EVENT_VERIFY_FAILED);
-    add(st, &e, &paused);
-    ck_assert(!paused);                           /* once */
+    for (size_t i = 0; i < ARRAY_SIZE(pause_steps); i++) {
+        const struct pause_step *step = &pause_steps[i];
+        struct proto_event e = ev_of(step->ue, 2, step->kind);
+        bool paused = !step->paused;
+
+        add(st, &e, &paused);
+        ck_assert_msg(paused == step->paused, "step %zu (%s): paused %d",
+                      i, step->ue, paused);
+    }
 
     ck_assert_int_eq(store_variant_stats(st, "f", "m", &stats, &n), STORE_OK);
     ck_assert_uint_eq(n, 2);
