@@ -631,7 +631,8 @@ value_compute(const struct run *k, struct proto_candidate *e)
     double u = effective_utility(k, e);
 
     if (e->is_current) {
-        e->risk = dip_cost(k, e, h);
+        if (e->dips_per_s > 0)
+            e->risk = dip_cost(k, e, h);
         e->value = u * h - e->risk;
         return;
     }
@@ -639,7 +640,8 @@ value_compute(const struct run *k, struct proto_candidate *e)
         e->value = k->u_cur * h - e->cost;
         return;
     }
-    e->risk = dip_cost(k, e, h - e->ready_s);
+    if (e->dips_per_s > 0)
+        e->risk = dip_cost(k, e, h - e->ready_s);
     e->value = k->u_cur * e->ready_s + u * (h - e->ready_s) - e->cost -
                e->risk;
 }
