@@ -13,7 +13,9 @@
  *
  * accuracy-seconds, where H is the horizon, u the per-second utility
  * (quality: the accuracy; balanced/saver: the score without transfer)
- * times the share of time the variant is expected to fit in memory,
+ * times the share of time the variant is expected to fit in memory (with
+ * a memory history: plus the fallback's for the rest, and minus the
+ * expected round trips of its dips, see memory_dips),
  * u_cur that of what the UE runs now (0 when it holds nothing runnable),
  * t_v the conservative time until v runs and cost_v its bytes times
  * policy_transfer_cost_per_mb / 1e6. Keeping current is worth u_cur * H,

@@ -33,7 +33,8 @@ of magnitude of each radio technology, not a fit):
 * Memory: free memory is the device's base times (1 - pressure); pressure
   is a chain (none / apps 0.2-0.5 / heavy 0.5-0.8, mean dwells 300 / 120 /
   60 s). The report's memory_floor_bytes is the lowest free memory of the
-  last 60 s.
+  last 60 s, memory_history_bytes the lowest of each of the last 16 clock
+  minutes (newest, the current partial minute, last), as a UE keeps them.
 * Compute: gflops is the base times a factor drawn from 0.3 .. 0.6 for
   each thermally throttled period (a chain, mean dwells 900 s normal /
   180 s throttled).
