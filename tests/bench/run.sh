@@ -1083,6 +1083,15 @@ if want tensor; then
             pair_rows "t_${f}_${p}" "$f ${TLABEL[$p]}" "$base" \
                 "$TD/$f/$p.$f" "${mans[@]}" || continue
             [ "$p" = ft100 ] && make_row "t_${f}_${p}" "$f ${TLABEL[$p]}"
+            # A fine-tune's information content (gentensor): no lossless
+            # delta is smaller on average, so this ratio stays under 1x.
+            if [ "$f" = safetensors ] && [ -s "$TD/$f/$p.info" ]; then
+                row "t_${f}_${p}_info" tensor \
+                    "$f ${TLABEL[$p]}: served delta" bytes lower \
+                    "its information content"
+                val "t_${f}_${p}_info" modeld "$(stat -c %s "$TD/d")"
+                val "t_${f}_${p}_info" ref "$(cat "$TD/$f/$p.info")"
+            fi
         done
         row "t_${f}_bg" tensor "$f model: modeld-bg/1" bytes lower \
             "full zstd -19"
