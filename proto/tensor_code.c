@@ -40,7 +40,9 @@
 #define SAMPLE_CHUNKS 4
 #define SAMPLE_CHUNK_BYTES ((uint64_t)16 << 10) /* multiple of 8 */
 #define DEFAULT_LEVEL 19
-#define RC_STEPS_PER_BYTE 2
+/* RC ops: at most RC_STEPS_PER_4_BYTES coder steps per 4 bytes of tensor
+ * (see try_rc). */
+#define RC_STEPS_PER_4_BYTES 7
 
 enum op {
     OP_RAW = 0,
@@ -800,14 +802,16 @@ static void try_rc(const struct enc *e, const struct proto_tensor *match,
         free(m);
         return;
     }
-    /* The apply must stay within about twice zstd's time: a coder step
-     * costs about what zstd spends on 2 bytes of output, so at most
-     * RC_STEPS_PER_BYTE steps a byte of tensor. Where most elements
-     * changed by many bits (a full fine-tune) that rules RC out; the
-     * planes code those nearly as well (what is left is the values' own
-     * bits). */
+    /* The apply must stay within twice zstd's time. Measured (24 MiB,
+     * CPU time): a coder step costs the decoder about what zstd -d
+     * --patch-from spends on one output byte, and the two SHA-256 (base,
+     * result) about a quarter of zstd's time; so at most 1.75 steps a
+     * byte. Where most elements changed by many bits (a full fine-tune,
+     * ~13 steps an fp32) that rules RC out; the planes code those nearly
+     * as well (what is left is the values' own bits). A 10% fine-tune
+     * takes ~0.6 steps a byte, pruning half the values ~1.25. */
     if (changed == 0 || n > it->len + 64 || (double)n >= *best ||
-        steps > RC_STEPS_PER_BYTE * it->len) {
+        steps * 4 > (uint64_t)RC_STEPS_PER_4_BYTES * it->len) {
         free(rec);
         free(m);
         return;
