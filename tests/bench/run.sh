@@ -44,12 +44,12 @@ REAL_CACHE=${BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/modeld-bench}
 # Hard stop even if a part hangs: 5 minutes plus 2 a part asked for. A
 # fixed 590 s no longer fits the 13 parts of a full run.
 want_tensor_extra() {
-    case " $ONLY " in *" tensor "*) [ "${BENCH_REAL_PAIRS:-1}" != 0 ] && echo 420 && return ;; esac
+    case " $ONLY " in *" tensor "*) [ "${BENCH_REAL_PAIRS:-1}" != 0 ] && echo 900 && return ;; esac
     echo 0
 }
 NPARTS=$(printf '%s\n' $ONLY | wc -l)
 # The tensor part's real model pairs (a first run downloads ~450 MB) take
-# 7 minutes more.
+# up to 15 minutes more on a loaded machine.
 WATCHDOG_S=${BENCH_WATCHDOG_S:-$((300 + 120 * NPARTS + $(want_tensor_extra)))}
 
 OUT=$ROOT/build/bench
@@ -950,14 +950,18 @@ if want tensor; then
     min_of() { printf '%s\n' "$@" | sort -g | head -n 1; }
     # apply_rows KEY LABEL BASE TENSOR_DELTA ZSTD_DELTA TARGET: `modeld
     # patch` of the served delta against `zstd -d --patch-from` of zstd's,
-    # each the fastest of BENCH_ROUNDS runs, and their peak RSS. modeld
-    # patch fsyncs its output before the rename that makes it visible; the
-    # reference does the same work: zstd, then `sync` of its output.
+    # each the fastest of BENCH_ROUNDS runs: wall time, and CPU time (user
+    # + system, GNU time: 10 ms steps), which a loaded machine disturbs
+    # less; and their peak RSS. modeld patch fsyncs its output before the
+    # rename that makes it visible; the reference does the same work: zstd,
+    # then `sync` of its output.
     apply_rows() {
         local k=$1 L=$2 base=$3 td=$4 zd=$5 target=$6 r side t0 ok=1
-        local ms=() zs=()
+        local ms=() zs=() mc=() zc=()
         row "$k" tensor "$L: apply time (min of $ROUNDS)" s lower \
             "zstd -d --patch-from + sync"
+        row "${k}_cpu" tensor "$L: apply CPU time (min of $ROUNDS)" s \
+            lower "zstd -d --patch-from + sync"
         row "${k}_rss" tensor "$L: apply peak RSS" KiB lower \
             "zstd -d --patch-from"
         for ((r = 1; r <= ROUNDS; r++)); do
@@ -965,19 +969,26 @@ if want tensor; then
                 rm -f "$TD/out"
                 t0=$(now)
                 if [ "$side" = modeld ]; then
-                    "$MODELD" patch "$base" "$td" "$TD/out" >/dev/null 2>&1
+                    /usr/bin/time -f '%U %S' -o "$TD/cpu" "$MODELD" patch \
+                        "$base" "$td" "$TD/out" >/dev/null 2>&1
                     ms+=("$(since "$t0")")
+                    mc+=("$(awk '{ print $1 + $2 }' "$TD/cpu")")
                     cmp -s "$TD/out" "$target" || ok=0
                 else
-                    zstd -q -d -f --long=31 --patch-from="$base" "$zd" \
-                        -o "$TD/out" 2>/dev/null && sync "$TD/out"
+                    /usr/bin/time -f '%U %S' -o "$TD/cpu" sh -c \
+                        'zstd -q -d -f --long=31 --patch-from="$1" "$2" \
+                            -o "$3" 2>/dev/null && sync "$3"' sh \
+                        "$base" "$zd" "$TD/out"
                     zs+=("$(since "$t0")")
+                    zc+=("$(awk '{ print $1 + $2 }' "$TD/cpu")")
                 fi
             done
         done
         [ "$ok" = 1 ] || note "$k" "modeld patch did not rebuild the target"
         val "$k" modeld "$(min_of "${ms[@]}")"
         val "$k" ref "$(min_of "${zs[@]}")"
+        val "${k}_cpu" modeld "$(min_of "${mc[@]}")"
+        val "${k}_cpu" ref "$(min_of "${zc[@]}")"
         val "${k}_rss" modeld "$(rss_kib "$MODELD" patch "$base" "$td" \
             "$TD/out")"
         val "${k}_rss" ref "$(rss_kib zstd -q -d -f --long=31 \
