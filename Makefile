@@ -87,8 +87,9 @@ e2e: build/modeld
 	@./tests/e2e/run.sh build/modeld
 
 # The PostgreSQL catalog: the store suite on a throw-away server, then
-# daemons sharing one (tests/pg/run.sh).
-pg: build/modeld build/tests/check_store
+# daemons sharing one, and edges (tests/pg/run.sh; the pull-through case
+# runs its edge on the ASan build).
+pg: build/modeld build/asan/modeld build/tests/check_store
 	@./tests/pg/run.sh build/modeld build/tests/check_store
 
 # nginx in front (deploy/nginx-modeld-cache.conf), make install,
@@ -205,6 +206,13 @@ build/fuzz/fuzz_route: tests/fuzz/fuzz_route.c $(FUZZ_SERVER_OBJ)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< \
 	    $(FUZZ_SERVER_OBJ) $(LDLIBS)
+
+# fuzz_client: what the UE client parses (client/ and proto/).
+build/fuzz/fuzz_client: tests/fuzz/fuzz_client.c \
+                        $(patsubst %.c,build/fuzz/obj/%.o,$(CLIENT_LIB_SRC))
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< \
+	    $(patsubst %.c,build/fuzz/obj/%.o,$(CLIENT_LIB_SRC)) $(LDLIBS)
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_PROTO_OBJ)
 	@mkdir -p $(dir $@)

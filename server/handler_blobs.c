@@ -27,6 +27,8 @@ struct file_answer {
     char etag[160];
     const char *encoding;        /* "zstd" or NULL */
     bool vary;                   /* Vary: Accept-Encoding */
+    bool pull;                   /* the body comes from rq->pull (edge),
+                                    fd is -1 */
 };
 
 static void
@@ -153,7 +155,8 @@ serve_file(struct MHD_Connection *c, struct request *rq,
     unsigned status = 200;
 
     if (inm && proto_etag_list_matches(inm, fa->etag)) {
-        close(fa->fd);
+        if (fa->fd >= 0)
+            close(fa->fd);
         resp = MHD_create_response_from_buffer(0, NULL,
                                                MHD_RESPMEM_PERSISTENT);
         if (resp)
@@ -167,7 +170,8 @@ serve_file(struct MHD_Connection *c, struct request *rq,
         char *body;
         size_t blen;
 
-        close(fa->fd);
+        if (fa->fd >= 0)
+            close(fa->fd);
         proto_error_set(&err, PROTO_ERR_RANGE_NOT_SATISFIABLE, "Range",
                         "Range: no byte of it lies within the %" PRIu64
                         " bytes of this resource",
@@ -195,9 +199,11 @@ serve_file(struct MHD_Connection *c, struct request *rq,
         status = 206;
     else
         start = 0, len = fa->size;
-    resp = file_response(rq->app, fa->fd, start, len);
+    resp = fa->pull ? pull_response(c, rq, start, len)
+                    : file_response(rq->app, fa->fd, start, len);
     if (!resp) {
-        close(fa->fd);
+        if (fa->fd >= 0)
+            close(fa->fd);
         return MHD_NO;
     }
     if (status == 206) {
@@ -238,6 +244,56 @@ query_names(struct MHD_Connection *c, const char *key, const char *name)
     return -1;
 }
 
+/*
+ * Edge mode: follows the pull-through rq->pull. Returns true with *out
+ * when the request is answered or parked (its connection suspended: the
+ * handler runs again when the flight moves), false once the flight has
+ * ended and kept the file (rq->pull dropped): open it from the store.
+ * A fetch that began answers from the bytes as they arrive. field and
+ * what name the resource in a 502.
+ */
+static bool
+follow_pull(struct MHD_Connection *c, struct request *rq,
+            struct file_answer *fa, const char *field, const char *what,
+            enum MHD_Result *out)
+{
+    struct edge_view v;
+
+    switch (pull_follow(c, rq, &v)) {
+    case PULL_PARKED:
+        *out = MHD_YES;
+        return true;
+    case PULL_SIZED:
+        fa->pull = true;
+        fa->size = v.size;
+        fa->mtime_s = v.started_s;
+        *out = serve_file(c, rq, fa);
+        return true;
+    case PULL_DONE:
+        break;
+    }
+    edge_pull_release(rq->pull);
+    rq->pull = NULL;
+    if (v.result == EDGE_FETCHED || v.result == EDGE_NOT_FOUND)
+        return false;             /* in the store now, or a 404 */
+    *out = http_reply_error(c, rq, PROTO_ERR_BAD_GATEWAY, field,
+                            "the origin could not provide %s%s", what,
+                            v.result == EDGE_REFUSED
+                                ? " (its bytes did not verify; nothing "
+                                  "was kept)"
+                                : "");
+    return true;
+}
+
+/* Edge mode: may this request be pulled through? Not for another edge's
+ * fetch (no loops). */
+static bool
+may_pull(struct MHD_Connection *c, const struct request *rq)
+{
+    return rq->app->edge &&
+           !MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Modeld-Edge");
+}
+
 enum MHD_Result
 handle_blob_get(struct MHD_Connection *c, struct request *rq)
 {
@@ -247,9 +303,20 @@ handle_blob_get(struct MHD_Connection *c, struct request *rq)
         c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING);
     const char *range = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                     MHD_HTTP_HEADER_RANGE);
-    enum store_status rc;
-    int q = query_names(c, "encoding", "modeld-bg/1");
+    enum store_status rc = STORE_NOT_FOUND;
+    enum MHD_Result ret;
+    char what[80];
+    int q;
 
+    snprintf(fa.etag, sizeof(fa.etag), "\"sha256:%s\"", hex);
+    snprintf(what, sizeof(what), "sha256:%s", hex);
+    /* Back from a wait on a pull-through. */
+    if (rq->pull) {
+        if (follow_pull(c, rq, &fa, "digest", what, &ret))
+            return ret;
+        goto stored;
+    }
+    q = query_names(c, "encoding", "modeld-bg/1");
     /* ?encoding=modeld-bg/1: the byte-grouped form as its own resource
      * (not a content coding: stock clients would not decode it). Ranges
      * address its bytes. */
@@ -284,36 +351,28 @@ handle_blob_get(struct MHD_Connection *c, struct request *rq)
         edge_hit(rq->app->edge);
         store_blob_touch(fa.fd);
     }
-    /* Edge mode: fetched from the origin, once, verified, then served as
-     * if it had been here. Not for another edge's fetch (no loops). */
-    if (rc == STORE_NOT_FOUND && rq->app->edge &&
-        !MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Modeld-Edge")) {
-        char err[512];
-        enum edge_result er =
-            edge_fetch_blob(rq->app->edge, rq->app->store, hex, err,
-                            sizeof(err));
-
-        if (er == EDGE_FETCHED)
-            rc = store_blob_open(rq->app->store, hex, &fa.fd, &fa.size,
-                                 &fa.mtime_s);
-        else if (er != EDGE_NOT_FOUND) {
-            log_msg(LOG_ERROR, rq->id, "edge: %s", err);
+    /* Edge mode: fetched from the origin, once, verified; served from
+     * its bytes as they arrive, then from the store. */
+    if (rc == STORE_NOT_FOUND && may_pull(c, rq)) {
+        if (edge_pull_blob(rq->app->edge, rq->app->store, hex, &rq->pull) !=
+            EDGE_FETCHED)
             return http_reply_error(c, rq, PROTO_ERR_BAD_GATEWAY, "digest",
-                                    "the origin could not provide "
-                                    "sha256:%s%s",
-                                    hex,
-                                    er == EDGE_REFUSED
-                                        ? " (its bytes did not match the "
-                                          "digest; nothing was kept)"
-                                        : "");
-        }
+                                    "sha256:%s cannot be fetched from the "
+                                    "origin now",
+                                    hex);
+        if (rq->pull && follow_pull(c, rq, &fa, "digest", what, &ret))
+            return ret;
+        goto stored;
     }
+    goto opened;
+stored:
+    rc = store_blob_open(rq->app->store, hex, &fa.fd, &fa.size, &fa.mtime_s);
+opened:
     if (rc == STORE_NOT_FOUND)
         return http_reply_error(c, rq, PROTO_ERR_NOT_FOUND, "digest",
                                 "no blob sha256:%s", hex);
     if (rc != STORE_OK)
         return http_reply_store_error(c, rq, rc, "opening the blob");
-    snprintf(fa.etag, sizeof(fa.etag), "\"sha256:%s\"", hex);
     return serve_file(c, rq, &fa);
 }
 
@@ -323,6 +382,8 @@ handle_delta_get(struct MHD_Connection *c, struct request *rq)
     struct file_answer fa = {.fd = -1};
     enum proto_delta_format format = PROTO_DELTA_ZSTD_PATCH;
     enum store_status rc;
+    enum MHD_Result ret;
+    char what[200];
     int q = query_names(c, "format", "modeld-tensor/1");
 
     if (q < 0 && query_names(c, "format", "zstd-patch") != 1)
@@ -331,6 +392,19 @@ handle_delta_get(struct MHD_Connection *c, struct request *rq)
                                 "modeld-tensor/1");
     if (q > 0)
         format = PROTO_DELTA_TENSOR;
+    /* A delta's bytes are fixed once made; its digests and format name
+     * it. */
+    snprintf(fa.etag, sizeof(fa.etag), "\"sha256:%s-sha256:%s%s\"",
+             rq->params[0], rq->params[1],
+             format == PROTO_DELTA_TENSOR ? "+modeld-tensor" : "");
+    snprintf(what, sizeof(what), "the delta from sha256:%s to sha256:%s",
+             rq->params[0], rq->params[1]);
+    /* Back from a wait on a pull-through. */
+    if (rq->pull) {
+        if (follow_pull(c, rq, &fa, "", what, &ret))
+            return ret;
+        goto stored;
+    }
     rc = store_delta_format_open(rq->app->store, rq->params[0],
                                  rq->params[1], format, &fa.fd, &fa.size,
                                  &fa.mtime_s);
@@ -339,29 +413,23 @@ handle_delta_get(struct MHD_Connection *c, struct request *rq)
         store_blob_touch(fa.fd);
     }
     /* Edge mode: as for blobs, verified by applying it to its from blob. */
-    if (rc == STORE_NOT_FOUND && rq->app->edge &&
-        !MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Modeld-Edge")) {
-        char err[512];
-        enum edge_result er =
-            edge_fetch_delta(rq->app->edge, rq->app->store, rq->params[0],
-                             rq->params[1], format, err, sizeof(err));
-
-        if (er == EDGE_FETCHED)
-            rc = store_delta_format_open(rq->app->store, rq->params[0],
-                                         rq->params[1], format, &fa.fd,
-                                         &fa.size, &fa.mtime_s);
-        else if (er != EDGE_NOT_FOUND) {
-            log_msg(LOG_ERROR, rq->id, "edge: %s", err);
+    if (rc == STORE_NOT_FOUND && may_pull(c, rq)) {
+        if (edge_pull_delta(rq->app->edge, rq->app->store, rq->params[0],
+                            rq->params[1], format, &rq->pull) != EDGE_FETCHED)
             return http_reply_error(c, rq, PROTO_ERR_BAD_GATEWAY, "",
-                                    "the origin could not provide the "
-                                    "delta from sha256:%s to sha256:%s%s",
-                                    rq->params[0], rq->params[1],
-                                    er == EDGE_REFUSED
-                                        ? " (it did not verify; nothing "
-                                          "was kept)"
-                                        : "");
-        }
+                                    "the delta to sha256:%s cannot be "
+                                    "fetched from the origin now",
+                                    rq->params[1]);
+        if (rq->pull && follow_pull(c, rq, &fa, "", what, &ret))
+            return ret;
+        goto stored;
     }
+    goto opened;
+stored:
+    rc = store_delta_format_open(rq->app->store, rq->params[0],
+                                 rq->params[1], format, &fa.fd, &fa.size,
+                                 &fa.mtime_s);
+opened:
     if (rc == STORE_NOT_FOUND)
         return http_reply_error(c, rq, PROTO_ERR_NOT_FOUND, "",
                                 "no %s delta from sha256:%s to sha256:%s "
@@ -372,11 +440,6 @@ handle_delta_get(struct MHD_Connection *c, struct request *rq)
                                 rq->params[0], rq->params[1]);
     if (rc != STORE_OK)
         return http_reply_store_error(c, rq, rc, "opening the delta");
-    /* A delta's bytes are fixed once made; its digests and format name
-     * it. */
-    snprintf(fa.etag, sizeof(fa.etag), "\"sha256:%s-sha256:%s%s\"",
-             rq->params[0], rq->params[1],
-             format == PROTO_DELTA_TENSOR ? "+modeld-tensor" : "");
     return serve_file(c, rq, &fa);
 }
 

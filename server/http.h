@@ -95,6 +95,8 @@ struct request {
     char audit[PROTO_AUDIT_DETAIL_SIZE]; /* what an admin write changed */
     unsigned retry_after_s;            /* Retry-After of a 429/503, 0 none */
     bool transfer_counted;             /* in app->transfers */
+    struct edge_pull *pull;            /* edge: the fetch followed */
+    uint64_t pull_seen;                /* its last version seen */
 };
 
 /* ---- reply helpers (server/http.c) ---------------------------------- */
@@ -137,6 +139,36 @@ enum MHD_Result http_reply_empty(struct MHD_Connection *c,
  * credentials when app->tls); NULL on failure (logged). Writes the bound
  * port. */
 struct MHD_Daemon *http_start(struct app *app, unsigned *out_port);
+
+/* A large answer's progress is watched (server/deadline.h); while it
+ * waits for bytes of ours (a pull-through), paused, the client is not
+ * judged by it. */
+void http_transfer_pause(struct MHD_Connection *c, struct app *app,
+                         bool paused);
+
+/* ---- answers from a pull-through in flight (server/pull.c) ---------- */
+
+enum pull_step {
+    PULL_PARKED,    /* the connection is suspended until the flight moves:
+                       return MHD_YES, the handler runs again */
+    PULL_SIZED,     /* the origin named the size: answer with pull_response */
+    PULL_DONE,      /* the flight ended (view.result says how) */
+};
+
+/* Follows rq->pull until its size is known or it ended. */
+enum pull_step pull_follow(struct MHD_Connection *c, struct request *rq,
+                           struct edge_view *out_view);
+
+/*
+ * A response of len bytes from start of the flight rq->pull follows
+ * (taking it: rq->pull becomes NULL), sent as they arrive without holding
+ * a thread while it waits. Its last byte goes out only once the flight
+ * has verified the whole file; if the flight fails instead, the
+ * connection is cut before it. NULL on ENOMEM (rq->pull kept).
+ */
+struct MHD_Response *pull_response(struct MHD_Connection *c,
+                                   struct request *rq, uint64_t start,
+                                   uint64_t len);
 
 /* ---- route table (server/router.c) ----------------------------------- */
 

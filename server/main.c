@@ -113,7 +113,7 @@ static int
 load_tokens(struct app *app)
 {
     const char *file = app->cfg.admin_token_file;
-    const char *env = getenv("MODELD_ADMIN_TOKEN");
+    char *env = getenv("MODELD_ADMIN_TOKEN");
     unsigned char sha256[32];
     char err[512];
     int rc;
@@ -127,6 +127,12 @@ load_tokens(struct app *app)
         rc = file_token_sha256(env, MIN_TOKEN_LEN, sha256);
     else
         rc = 1;     /* no single token */
+    /* Only its hash is kept: the token itself leaves the environment
+     * (wiped in place, where /proc/PID/environ and a core dump show it). */
+    if (env) {
+        explicit_bzero(env, strlen(env));
+        unsetenv("MODELD_ADMIN_TOKEN");
+    }
     if (rc == -1)
         log_msg(LOG_ERROR, 0, "admin token file %s: %s", file,
                 strerror(errno));
@@ -492,6 +498,9 @@ cmd_serve(int argc, char **argv)
             app->cfg.data_dir, port, app->cfg.threads,
             app->cfg.max_connections, app->cfg.max_connections_per_ip);
     wait_for_stop(d, app, &set);
+    /* Wakes every request parked on a pull-through: libmicrohttpd must
+     * not be stopped with suspended connections. */
+    edge_shutdown(app->edge);
     MHD_stop_daemon(d);
     log_msg(LOG_INFO, 0, "stopped");
     rc = 0;

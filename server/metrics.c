@@ -338,6 +338,61 @@ render_decisions(struct metrics_text *b, struct metrics *m)
 static void
 render_store(struct metrics_text *b, const struct store_stats *ss)
 {
+    const struct {
+        const char *name, *type, *help;
+        uint64_t value;
+    } lines[] = {
+        {"modeld_worker_retries_total", "counter",
+         "Worker jobs (deltas, zstd copies) retried after a transient "
+         "failure.",
+         ss->job_retries},
+        {"modeld_worker_gave_up_total", "counter",
+         "Worker jobs failed after their last attempt.", ss->jobs_gave_up},
+        {"modeld_compressed_copies_made_total", "counter",
+         "zstd copies of blobs made since start.", ss->compressed_made},
+        {"modeld_tensor_deltas", "gauge",
+         "Ready deltas that have a modeld-tensor/1 form.",
+         ss->deltas_tensor_ready},
+        {"modeld_delta_storage_bytes", "gauge",
+         "Bytes of ready delta files (both formats).",
+         ss->delta_storage_bytes},
+        {"modeld_delta_storage_max_bytes", "gauge",
+         "delta_storage_max_bytes (0: no bound).",
+         ss->delta_storage_max_bytes},
+        {"modeld_deltas_evicted_total", "counter",
+         "Ready deltas dropped to fit delta_storage_max_bytes, least "
+         "recently served first.",
+         ss->deltas_evicted},
+        {"modeld_deltas_on_demand_total", "counter",
+         "Deltas queued because a UE held a version without one.",
+         ss->deltas_on_demand},
+        {"modeld_bg_copies_made_total", "counter",
+         "modeld-bg/1 copies of published models made since start.",
+         ss->bg_made},
+        {"modeld_store_errors_total", "counter",
+         "SQLite and OS errors in the store.", ss->errors},
+        {"modeld_catalog_snapshot_builds_total", "counter",
+         "Family snapshots read from the catalog (concurrent misses share "
+         "one read).",
+         ss->snapshot_builds},
+        {"modeld_catalog_generation", "gauge",
+         "Catalog generation: the start-up epoch times 2^32 plus the "
+         "changes since start.",
+         ss->generation},
+        {"modeld_catalog_unreachable", "gauge",
+         "1 while the catalog database cannot be reached (selects use the "
+         "last snapshots).",
+         ss->catalog_down ? 1 : 0},
+        {"modeld_catalog_unavailable_total", "counter",
+         "Catalog operations that failed because the database could not be "
+         "reached.",
+         ss->catalog_unavailable},
+        {"modeld_catalog_refreshes_total", "counter",
+         "Catalog generation moves made by other daemons (PostgreSQL "
+         "catalog).",
+         ss->catalog_refreshes},
+    };
+
     metrics_text_head(b, "modeld_deltas", "gauge", "Deltas by state.");
     metrics_text_printf(b, "modeld_deltas{state=\"pending\"} %llu\n"
                            "modeld_deltas{state=\"ready\"} %llu\n",
@@ -353,59 +408,9 @@ render_store(struct metrics_text *b, const struct store_stats *ss)
                         (unsigned long long)ss->deltas_made,
                         (unsigned long long)ss->deltas_rejected,
                         (unsigned long long)ss->deltas_failed);
-    metrics_text_line(b, "modeld_worker_retries_total", "counter",
-                      "Worker jobs (deltas, zstd copies) retried after a "
-                      "transient failure.",
-                      ss->job_retries);
-    metrics_text_line(b, "modeld_worker_gave_up_total", "counter",
-                      "Worker jobs failed after their last attempt.",
-                      ss->jobs_gave_up);
-    metrics_text_line(b, "modeld_compressed_copies_made_total", "counter",
-                      "zstd copies of blobs made since start.",
-                      ss->compressed_made);
-    metrics_text_line(b, "modeld_tensor_deltas", "gauge",
-                      "Ready deltas that have a modeld-tensor/1 form.",
-                      ss->deltas_tensor_ready);
-    metrics_text_line(b, "modeld_delta_storage_bytes", "gauge",
-                      "Bytes of ready delta files (both formats).",
-                      ss->delta_storage_bytes);
-    metrics_text_line(b, "modeld_delta_storage_max_bytes", "gauge",
-                      "delta_storage_max_bytes (0: no bound).",
-                      ss->delta_storage_max_bytes);
-    metrics_text_line(b, "modeld_deltas_evicted_total", "counter",
-                      "Ready deltas dropped to fit delta_storage_max_bytes, "
-                      "least recently served first.",
-                      ss->deltas_evicted);
-    metrics_text_line(b, "modeld_deltas_on_demand_total", "counter",
-                      "Deltas queued because a UE held a version without "
-                      "one.",
-                      ss->deltas_on_demand);
-    metrics_text_line(b, "modeld_bg_copies_made_total", "counter",
-                      "modeld-bg/1 copies of published models made since "
-                      "start.",
-                      ss->bg_made);
-    metrics_text_line(b, "modeld_store_errors_total", "counter",
-                      "SQLite and OS errors in the store.", ss->errors);
-    metrics_text_line(b, "modeld_catalog_snapshot_builds_total", "counter",
-                      "Family snapshots read from the catalog (concurrent "
-                      "misses share one read).",
-                      ss->snapshot_builds);
-    metrics_text_line(b, "modeld_catalog_generation", "gauge",
-                      "Catalog generation: the start-up epoch times 2^32 "
-                      "plus the changes since start.",
-                      ss->generation);
-    metrics_text_line(b, "modeld_catalog_unreachable", "gauge",
-                      "1 while the catalog database cannot be reached "
-                      "(selects use the last snapshots).",
-                      ss->catalog_down ? 1 : 0);
-    metrics_text_line(b, "modeld_catalog_unavailable_total", "counter",
-                      "Catalog operations that failed because the database "
-                      "could not be reached.",
-                      ss->catalog_unavailable);
-    metrics_text_line(b, "modeld_catalog_refreshes_total", "counter",
-                      "Catalog generation moves made by other daemons "
-                      "(PostgreSQL catalog).",
-                      ss->catalog_refreshes);
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+        metrics_text_line(b, lines[i].name, lines[i].type, lines[i].help,
+                          lines[i].value);
 }
 
 /* Edge mode's counters (config blob_origin). refused and failed are
@@ -429,6 +434,14 @@ render_edge(struct metrics_text *b, const struct edge_stats *es)
                       "Bytes received from the origin.", es->origin_bytes);
     metrics_text_line(b, "modeld_edge_evicted_total", "counter",
                       "Blobs evicted by blob_cache_max_bytes.", es->evicted);
+    metrics_text_line(b, "modeld_edge_early_answers_total", "counter",
+                      "Answers begun from the bytes of a pull-through still "
+                      "in flight.",
+                      es->early);
+    metrics_text_line(b, "modeld_edge_cut_answers_total", "counter",
+                      "Early answers cut before their last byte because the "
+                      "pull-through failed.",
+                      es->cut);
 }
 
 char *

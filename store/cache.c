@@ -261,6 +261,11 @@ void store_delta_in_abort(struct store_delta_in *in)
     free(in);
 }
 
+int store_delta_in_read_fd(const struct store_delta_in *in)
+{
+    return open(in->path, O_RDONLY | O_CLOEXEC);
+}
+
 static int drop_bytes(void *ctx, const void *data, size_t len)
 {
     (void)ctx;

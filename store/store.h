@@ -141,9 +141,15 @@ store_upload_begin(struct store *st, const char expected_hex[PROTO_HEX_SIZE],
 MUST_CHECK enum store_status
 store_upload_write(struct store_upload *up, const void *data, size_t len);
 
+/* Checks the digest of what was written: STORE_DIGEST_MISMATCH, or the
+ * first write failure; STORE_OK when the bytes are the blob's (they may
+ * then be served before finish has kept them). The upload stays for
+ * finish or abort. */
+MUST_CHECK enum store_status store_upload_check(struct store_upload *up);
+
 /*
- * Checks the digest, fsyncs, renames into place, fsyncs the directory and
- * records the blob. *out_created is false when the blob was already there
+ * Checks the digest (unless store_upload_check did), fsyncs, renames into
+ * place, fsyncs the directory and records the blob. *out_created is false when the blob was already there
  * (the new copy is dropped). Always frees up, even on failure, and leaves
  * no file behind on failure.
  */
@@ -153,6 +159,12 @@ store_upload_finish(struct store_upload *up, bool *out_created,
 
 /* Drops an upload and its temp file. NULL does nothing. */
 void store_upload_abort(struct store_upload *up);
+
+/* A new read-only descriptor of the upload's temporary file (the caller
+ * closes it): the bytes written so far, unverified, readable with pread
+ * while more are written, and still the same bytes once finish has kept
+ * them. -1 with errno on failure. */
+int store_upload_read_fd(const struct store_upload *up);
 
 /* Opens a blob for reading. The caller owns *out_fd. */
 MUST_CHECK enum store_status
@@ -211,6 +223,8 @@ store_delta_in_finish(struct store_delta_in *in,
                       const char to_hex[PROTO_HEX_SIZE],
                       enum proto_delta_format format);
 void store_delta_in_abort(struct store_delta_in *in);
+/* As store_upload_read_fd, for a delta being received. */
+int store_delta_in_read_fd(const struct store_delta_in *in);
 
 /* ---- catalog ------------------------------------------------------------ */
 

@@ -372,6 +372,8 @@ if MODELD_ADMIN_TOKEN=" $TOKEN
     check_problem "MODELD_ADMIN_TOKEN daemon: wrong token" 403
     http_admin PUT /v1/families/env-token -H 'Content-Type: application/json' -d '{"task":"t"}'
     check "MODELD_ADMIN_TOKEN daemon: the token from the environment" 201 "$STATUS"
+    check "MODELD_ADMIN_TOKEN daemon: the token is wiped from its environment" 0 \
+        "$(tr '\0' '\n' <"/proc/${DPID[limits]}/environ" | grep -c -F "$TOKEN")"
     BIG=$WORK/big2m.bin
     head -c 2097152 /dev/urandom >"$BIG"
     BIG_DIGEST=$(sha_of "$BIG")

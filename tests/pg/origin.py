@@ -7,6 +7,14 @@ origin.py DIR DELAY_S: serves DIR/<hex> at GET /v1/blobs/sha256:<hex>
 edge requests overlap), and GET /_count/<hex>: how many blob requests for
 <hex> it has answered. Prints its port on the first line of stdout. Stops on
 SIGTERM. Loopback only.
+
+A gated file (so that a test sees a pull-through in flight): when
+DIR/<name>.gate exists and holds N, the answer sends its headers (the full
+Content-Length) and the first N bytes (N = -1: not even the headers), then
+waits until DIR/<name>.go (the rest follows) or DIR/<name>.cut (the
+connection is closed short) exists, at most 60 s (then cut). When
+DIR/<name>.nolength exists, the answer has no Content-Length (its end is
+the connection's close), so an edge cannot stream it before it verified.
 """
 import http.server
 import os
@@ -48,7 +56,37 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if not os.path.exists(path):
             return self.reply(404, b"")
         with open(path, "rb") as f:
-            self.reply(200, f.read())
+            body = f.read()
+        if os.path.exists(path + ".nolength"):
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(body)
+            self.close_connection = True
+            return
+        gate = path + ".gate"
+        if not os.path.exists(gate):
+            return self.reply(200, body)
+        first = int(open(gate).read().strip() or "0")
+        if first >= 0:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[:first])
+            self.wfile.flush()
+        go = False
+        for _ in range(3000):
+            if os.path.exists(path + ".go"):
+                go = True
+                break
+            if os.path.exists(path + ".cut"):
+                break
+            time.sleep(0.02)
+        if not go:
+            self.close_connection = True
+            return
+        if first < 0:
+            return self.reply(200, body)
+        self.wfile.write(body[first:])
 
 
 server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
