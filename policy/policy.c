@@ -985,6 +985,10 @@ run_evaluate(struct run *k, struct proto_candidate *cands)
         if (e->partial)
             continue;
         utility_compute(k, &cands[i]);
+        if (e->is_current && e->hard_ok && !k->has_cur) {
+            k->has_cur = true;
+            k->cur = i;
+        }
         /* the fallback in a dip: the best feasible variant that fitted
          * in every minute of the memory history (none: nothing runs) */
         if (k->r->memory_history_count > 0 && e->feasible &&
@@ -994,13 +998,9 @@ run_evaluate(struct run *k, struct proto_candidate *cands)
                 (double)var_of(k, e)->size_bytes * k->cost_per_byte;
         }
     }
-    for (size_t i = 0; i < m; i++) {
-        if (cands[i].is_current && cands[i].hard_ok && !k->has_cur) {
-            k->has_cur = true;
-            k->cur = i;
-            k->u_cur = effective_utility(k, &cands[i]);
-        }
-    }
+    /* what runs now is valued as every choice is: with the fallback */
+    if (k->has_cur)
+        k->u_cur = effective_utility(k, &cands[k->cur]);
     for (size_t i = 0; i < m; i++)
         if (!cands[i].partial)
             value_compute(k, &cands[i]);
