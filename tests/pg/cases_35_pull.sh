@@ -61,8 +61,20 @@ if MODELD=$S_BIN d_start sedge "$WORK/sedge" --set "blob_origin=$SORIGIN" \
     check "pull: a family at the edge" 201 \
         "$(admin sedge PUT /v1/families/sfam/variants/v "${JSON[@]}" -d "$(variant_body "$SL")")"
 
+    # Two pulls whose origins are silent, the second asked once the first
+    # reached its origin (a thread blocked in a fetch accepts nothing, so
+    # before, each held one of the 2 HTTP threads): /healthz answers
+    # (failed before).
+    bg_get s2.a "$SE/v1/blobs/sha256:$S2"
+    wait_for 30 counted "$S2" 1
+    bg_get s3.a "$SE/v1/blobs/sha256:$S3"
+    wait_for 30 counted "$S3" 1
+    check "pull: two pulls in flight, 2 HTTP threads: /healthz answers" 200 \
+        "$(curl -s --max-time 5 -o /dev/null -w '%{http_code}' "$SE/healthz")"
+
     # The origin sends half of S1 and holds the rest.
     bg_get s1.whole "$SE/v1/blobs/sha256:$S1"
+    bg_get s1.range "$SE/v1/blobs/sha256:$S1" -r 1000-1999
     wait_for 30 has_bytes "$WORK/s1.whole" 524288
     check "pull: a download gets the first half while the origin holds the rest" \
         524288 "$(fsize "$WORK/s1.whole")"
@@ -70,22 +82,17 @@ if MODELD=$S_BIN d_start sedge "$WORK/sedge" --set "blob_origin=$SORIGIN" \
         "$(awk 'NR == 1 { s = $2 } tolower($1) == "content-length:" { l = $2 } END { print s, l + 0 }' "$WORK/s1.whole.h" | tr -d '\r')"
     check "pull: ... nothing kept before the whole blob verified" "" \
         "$(find "$WORK/sedge/blobs" -name "$S1")"
-    bg_get s1.range "$SE/v1/blobs/sha256:$S1" -r 1000-1999
     wait_for 30 has_bytes "$WORK/s1.range" 999
     check "pull: a range of arrived bytes is answered at once: 206" 206 \
         "$(awk 'NR == 1 { print $2 }' "$WORK/s1.range.h")"
     check "pull: ... its Content-Range" "bytes 1000-1999/1048576" \
         "$(awk 'tolower($1) == "content-range:" { print $2, $3 }' "$WORK/s1.range.h" | tr -d '\r')"
     check "pull: ... all but its last byte before the blob verified" 999 "$(fsize "$WORK/s1.range")"
-    check "pull: two answers wait on the pull, 2 HTTP threads: /healthz answers" 200 \
-        "$(curl -s --max-time 5 -o /dev/null -w '%{http_code}' "$SE/healthz")"
     bg_get s1.beyond "$SE/v1/blobs/sha256:$S1" -r 800000-800099
 
-    # Four more pulls in flight: two origins silent before their headers,
-    # two holding bytes back. The edge has 2 HTTP threads.
-    bg_get s2.a "$SE/v1/blobs/sha256:$S2"
+    # More pulls in flight: a second request for S2, two origins holding
+    # bytes back. The edge has 2 HTTP threads.
     bg_get s2.b "$SE/v1/blobs/sha256:$S2"
-    bg_get s3.a "$SE/v1/blobs/sha256:$S3"
     bg_get s4.a "$SE/v1/blobs/sha256:$S4"
     # A range as the first request for a blob not here at all.
     bg_get s5.a "$SE/v1/blobs/sha256:$S5" -r 100-199999
