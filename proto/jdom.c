@@ -6,12 +6,13 @@
  * before is refused now with the same sentence; it leaves what the values
  * mean, and the 4xx they become, to proto/json_in.c.
  *
- * Arena bound: every value but the top one owns at least two bytes of the
- * body (its first byte and the ',' ':' ']' or '}' after it), so a body of
- * n bytes has at most n / 2 + 1 values; unescaping never lengthens a
- * string and its NUL takes the place of a quote, so the strings fit in
- * n + 1 bytes; the scratch (a large object's keys for the duplicate check,
- * at most n / 5 + 1 of them, or one number's text for strtod) in 2n + 16.
+ * Arena bound: each value, and each key, starts with a byte of its own, so
+ * a body of n bytes yields at most n + 1 nodes, however malformed (a valid
+ * one at most n / 2 + 1: every value but the top one also owns the ',' ':'
+ * ']' or '}' after it). Unescaping never lengthens a string and its NUL
+ * takes the place of a quote, so the strings fit in n + 1 bytes; the
+ * scratch (a large object's keys for the duplicate check, at most n / 5 + 1
+ * of them, or one number's text for strtod) in 2n + 16.
  */
 #include <assert.h>
 #include <errno.h>
@@ -66,6 +67,7 @@ struct parser {
     void *scratch;
     size_t scratch_size;
     size_t max_depth;
+    bool overflow; /* the last number read overflowed a double */
     enum proto_jdom_status status;
     struct proto_jdom_error *err;
 };
@@ -77,7 +79,7 @@ static size_t align8(size_t n)
 
 static size_t node_cap(size_t len)
 {
-    return len / 2 + 2;
+    return len + 1;
 }
 
 size_t proto_jdom_arena_size(size_t body_len)
@@ -223,15 +225,7 @@ static const unsigned char *token_end(const struct parser *ps,
     return p + (*p >= 0x80 ? utf8_len(p, end) : 1);
 }
 
-/* A token that is not the one the grammar needs at ps->p. */
-static bool fail_expected(struct parser *ps, const char *what)
-{
-    const unsigned char *p = ps->p;
 
-    if (p < ps->end && *p >= 0x80 && utf8_len(p, ps->end) == 0)
-        return fail_utf8(ps, p);
-    return fail(ps, p, token_end(ps, p), "%s", what);
-}
 
 /* ---- values ------------------------------------------------------------- */
 
@@ -255,6 +249,18 @@ static struct proto_jval *push(struct parser *ps, enum proto_jtype type)
     v->len = 0;
     v->span = 1;
     return v;
+}
+
+/* How many of the (up to) four bytes at s..end are hex digits. */
+static int hex_run(const unsigned char *s, const unsigned char *end)
+{
+    int n = 0;
+
+    while (n < 4 && s + n < end &&
+           (is_digit(s[n]) || (s[n] >= 'a' && s[n] <= 'f') ||
+            (s[n] >= 'A' && s[n] <= 'F')))
+        n++;
+    return n;
 }
 
 static int hex4(const unsigned char *s)
@@ -297,56 +303,91 @@ static char *put_utf8(char *out, uint32_t cp)
     return out;
 }
 
+/* What a string is read as: a value, a key, or a token in a place where
+ * the grammar wants something else (read only for its own errors, which
+ * jansson reports first, and with \u0000 allowed, as jansson's lexer
+ * does). */
+enum string_mode {
+    STR_VALUE,
+    STR_KEY,
+    STR_PROBE,
+};
+
+/* What a string's escapes encode is checked after the string is read
+ * (jansson converts escapes once the closing quote is found), so the first
+ * such fault waits here; a fault of reading comes first. */
+struct escape_fault {
+    const char *fmt;
+    int cp, lo;
+};
+
 /* A \u escape at s (pointing at the 'u'), surrogate pairs joined; writes
  * the character at *out and returns the byte after the escape, or NULL
- * with the error recorded. */
+ * with the error recorded when the hex digits are wrong. An escape that
+ * encodes no character (a lone surrogate, \u0000) is noted in *fault. */
 static const unsigned char *unescape_u(struct parser *ps,
                                        const unsigned char *tok,
-                                       const unsigned char *s, bool is_key,
-                                       char **out)
+                                       const unsigned char *s,
+                                       enum string_mode mode, char **out,
+                                       struct escape_fault *fault)
 {
     const unsigned char *end = ps->end;
+    int n = hex_run(s + 1, end);
     int cp, lo;
+    struct escape_fault f = {NULL, 0, 0};
 
-    if (end - s < 5 || (cp = hex4(s + 1)) < 0) {
-        (void)fail(ps, tok, s + 1, "invalid escape");
+    if (n < 4) {
+        /* jansson quotes the string up to the byte that is no hex digit. */
+        const unsigned char *at = s + 1 + n;
+
+        (void)fail(ps, tok, at < end ? at + 1 : at, "invalid escape");
         return NULL;
     }
+    cp = hex4(s + 1);
     s += 5;
     if (cp >= 0xd800 && cp <= 0xdbff) {
-        if (end - s < 2 || s[0] != '\\' || s[1] != 'u') {
-            (void)fail(ps, tok, s, "invalid Unicode '\\u%04X'", cp);
-            return NULL;
+        if (end - s >= 2 && s[0] == '\\' && s[1] == 'u') {
+            n = hex_run(s + 2, end);
+            if (n < 4) {
+                const unsigned char *at = s + 2 + n;
+
+                (void)fail(ps, tok, at < end ? at + 1 : at, "invalid escape");
+                return NULL;
+            }
+            lo = hex4(s + 2);
+            s += 6;
+            if (lo >= 0xdc00 && lo <= 0xdfff)
+                cp = ((cp - 0xd800) << 10) + (lo - 0xdc00) + 0x10000;
+            else
+                f = (struct escape_fault){"invalid Unicode '\\u%04X\\u%04X'",
+                                          cp, lo};
+        } else {
+            f = (struct escape_fault){"invalid Unicode '\\u%04X'", cp, 0};
         }
-        if (end - s < 6 || (lo = hex4(s + 2)) < 0) {
-            (void)fail(ps, tok, s + 2, "invalid escape");
-            return NULL;
-        }
-        s += 6;
-        if (lo < 0xdc00 || lo > 0xdfff) {
-            (void)fail(ps, tok, s, "invalid Unicode '\\u%04X\\u%04X'", cp,
-                       lo);
-            return NULL;
-        }
-        cp = ((cp - 0xd800) << 10) + (lo - 0xdc00) + 0x10000;
     } else if (cp >= 0xdc00 && cp <= 0xdfff) {
-        (void)fail(ps, tok, s, "invalid Unicode '\\u%04X'", cp);
-        return NULL;
-    } else if (cp == 0) {
-        (void)fail(ps, tok, s, "%s",
-                   is_key ? "NUL byte in object key not supported"
-                          : "\\u0000 is not allowed without JSON_ALLOW_NUL");
-        return NULL;
+        f = (struct escape_fault){"invalid Unicode '\\u%04X'", cp, 0};
+    } else if (cp == 0 && mode == STR_KEY) {
+        f = (struct escape_fault){"NUL byte in object key not supported", 0,
+                                  0};
+    } else if (cp == 0 && mode == STR_VALUE) {
+        f = (struct escape_fault){
+            "\\u0000 is not allowed without JSON_ALLOW_NUL", 0, 0};
+    }
+    if (f.fmt) {
+        if (!fault->fmt)
+            *fault = f;
+        return s;
     }
     *out = put_utf8(*out, (uint32_t)cp);
     return s;
 }
 
 /* The string at ps->p (its opening quote) as a node. */
-static bool parse_string(struct parser *ps, bool is_key)
+static bool parse_string(struct parser *ps, enum string_mode mode)
 {
     const unsigned char *tok = ps->p, *s = tok + 1, *end = ps->end;
     char *first = ps->strs + ps->str_len, *out = first;
+    struct escape_fault fault = {NULL, 0, 0};
     struct proto_jval *v;
 
     for (;;) {
@@ -384,7 +425,7 @@ static bool parse_string(struct parser *ps, bool is_key)
                 *out++ = '\t';
                 break;
             case 'u':
-                s = unescape_u(ps, tok, s, is_key, &out);
+                s = unescape_u(ps, tok, s, mode, &out, &fault);
                 if (!s)
                     return false;
                 continue;
@@ -405,6 +446,13 @@ static bool parse_string(struct parser *ps, bool is_key)
             out += n;
             s += n;
         }
+    }
+    if (fault.fmt) {
+        /* The format is one of unescape_u()'s literals. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+        return fail(ps, tok, s + 1, fault.fmt, fault.cp, fault.lo);
+#pragma GCC diagnostic pop
     }
     *out = '\0';
     v = push(ps, PROTO_JSTRING);
@@ -436,8 +484,10 @@ static bool number_strtod(struct parser *ps, const unsigned char *tok,
     errno = 0;
     x = strtod(buf, &stop);
     assert(stop == buf + n);
-    if ((x == HUGE_VAL || x == -HUGE_VAL) && errno == ERANGE)
+    if ((x == HUGE_VAL || x == -HUGE_VAL) && errno == ERANGE) {
+        ps->overflow = true;
         return fail(ps, tok, end, "real number overflow");
+    }
     *out = x;
     return true;
 }
@@ -552,6 +602,27 @@ static bool parse_literal(struct parser *ps)
     return fail(ps, tok, s, "invalid token");
 }
 
+/* A token that is not the one the grammar needs at ps->p. jansson reads a
+ * whole token before its parser looks at it and keeps the first error, so
+ * a fault inside the token (a bad string, a number out of range, bytes
+ * that are no UTF-8) is the one reported. */
+static bool fail_expected(struct parser *ps, const char *what)
+{
+    const unsigned char *p = ps->p;
+
+    if (p < ps->end && *p >= 0x80 && utf8_len(p, ps->end) == 0)
+        return fail_utf8(ps, p);
+    if (p < ps->end && *p == '"' && !parse_string(ps, STR_PROBE))
+        return false;
+    if (p < ps->end && (*p == '-' || is_digit(*p))) {
+        ps->overflow = false;
+        if (!parse_number(ps) && ps->overflow)
+            return false;
+        ps->status = PROTO_JDOM_OK;
+    }
+    return fail(ps, p, token_end(ps, p), "%s", what);
+}
+
 static bool parse_value(struct parser *ps, size_t depth);
 
 static bool key_equal(const struct proto_jval *a, const struct proto_jval *b)
@@ -631,7 +702,7 @@ static bool parse_object(struct parser *ps, size_t depth)
 
         if (ps->p == ps->end || *ps->p != '"')
             return fail_expected(ps, "string or '}' expected");
-        if (!parse_string(ps, true))
+        if (!parse_string(ps, STR_KEY))
             return false;
         if (n < SMALL_OBJECT &&
             !key_is_new(obj, &ps->nodes[ps->node_count - 1], n))
@@ -713,7 +784,7 @@ static bool parse_value(struct parser *ps, size_t depth)
     case '[':
         return parse_array(ps, depth + 1);
     case '"':
-        return parse_string(ps, false);
+        return parse_string(ps, STR_VALUE);
     case '-':
     case '0':
     case '1':

@@ -65,7 +65,7 @@ struct proto_jdom_error {
 #define PROTO_JDOM_MAX_DEPTH 1024
 
 /* Bytes of arena that proto_jdom_parse() needs for a body of body_len
- * bytes (about 15 per body byte); 0 when body_len is over 1 GiB. */
+ * bytes (about 27 per body byte); 0 when body_len is over 1 GiB. */
 size_t proto_jdom_arena_size(size_t body_len);
 
 /*

@@ -369,9 +369,10 @@ static bool depth_is_ok(const char *body, size_t len, size_t max_depth)
     return true;
 }
 
-/* A parsed body: the tree in the stack arena when it fits (a report of a
- * kilobyte does), else in one heap block; released by body_release(). */
-#define STACK_ARENA_SIZE 16384
+/* A parsed body: the tree in the stack arena when it fits (a body of up to
+ * 1.2 kB, a typical report), else in one heap block; released by
+ * body_release(). */
+#define STACK_ARENA_SIZE 32768
 
 struct body {
     const struct proto_jval *root;
