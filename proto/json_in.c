@@ -1,8 +1,10 @@
 /*
- * Client JSON in: UE reports, variant metadata and family bodies parsed with
- * jansson into the plain structs of proto/types.h, with every field checked
- * against the bounds below. Errors name the field by its JSON path. Whether
- * a blob exists or a family is known is for store/ and server/ to decide.
+ * Client JSON in: UE reports, variant metadata, family bodies, events and
+ * rollout changes parsed with proto/jdom.c (one parser for every body; it
+ * accepts what jansson did, see proto/jdom.h) into the plain structs of
+ * proto/types.h, with every field checked against the bounds below. Errors
+ * name the field by its JSON path. Whether a blob exists or a family is
+ * known is for store/ and server/ to decide.
  *
  * Bounds ("token" = 1..32 chars of [A-Za-z0-9._:+-]; "int" = a JSON number
  * with no fraction, 1e6 is fine; a range a..b includes both ends). The
