@@ -22,6 +22,7 @@
  */
 #include <inttypes.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -489,32 +490,57 @@ fit_share(const struct run *k, const struct proto_candidate *e)
     return (now - need) / (now - floor_b);
 }
 
-/* The one evaluation of a variant: estimates, transfer, constraints. */
+/* What the ranking needs beyond the hard rules: estimates, transfer, the
+ * soft rules, context and memory margin. */
+static void
+eval_rest(const struct run *k, struct proto_candidate *e)
+{
+    estimate_compute(k, e);
+    transfer_compute(k, e);
+    e->violation = soft_check(k, e, &e->soft_ok, NULL);
+    e->feasible = e->hard_ok && e->soft_ok;
+    e->ctx = context_match(var_of(k, e), k->r);
+    e->at_risk = (double)e->est.memory_bytes > k->memory_limit;
+    e->fit = fit_share(k, e);
+    e->partial = false;
+}
+
+/*
+ * The one evaluation of a variant. One the device cannot run whatever the
+ * memory (format, accelerator) competes for nothing and is ranked by its
+ * index only, so the rest waits until it is listed (run_candidates): in
+ * a large family most of the per-select work is saved for these.
+ */
 static void
 eval_compute(const struct run *k, size_t index, struct proto_candidate *e)
 {
     const struct proto_variant *v = &k->in->variants[index];
 
     e->variant = index;
-    e->reasons.count = 0;
     e->has_delta = false;
+    e->is_current = false;
     e->is_fetching = false;
     e->ready_s = 0;
     e->cost = 0;
+    e->violation = 0;
+    e->soft_ok = false;
+    e->ctx = NULL;
+    e->at_risk = false;
+    e->fit = 0;
+    e->transfer_bytes = 0;
+    e->accuracy = v->accuracy;
+    e->exit_index = -1;
     e->est = (struct proto_estimates){0};
     e->hard_cause = PROTO_CAUSE_OUTRANKED;
     e->soft_cause = PROTO_CAUSE_OUTRANKED;
     e->est.memory_bytes = v->memory_bytes ? v->memory_bytes : v->size_bytes;
-    estimate_compute(k, e);
-    transfer_compute(k, e);
-    e->hard_ok = hard_check(k, e, NULL);
-    e->violation = soft_check(k, e, &e->soft_ok, NULL);
-    e->feasible = e->hard_ok && e->soft_ok;
-    e->ctx = context_match(v, k->r);
-    e->at_risk = (double)e->est.memory_bytes > k->memory_limit;
-    e->fit = fit_share(k, e);
     e->utility = 0;
     e->value = 0;
+    e->hard_ok = hard_check(k, e, NULL);
+    e->feasible = false;
+    e->partial = true;
+    if (e->hard_ok || e->hard_cause == PROTO_CAUSE_MEMORY)
+        eval_rest(k, e);
 }
 
 static double
@@ -590,7 +616,10 @@ offered_next(const struct run *k, size_t *pos, size_t *out_index)
     size_t end = start + 1;
     bool found = false;
 
+    /* a name's versions strictly decrease, so a version not below the one
+     * before starts another name without comparing names */
     while (end < k->in->variant_count &&
+           vs[end].version < vs[end - 1].version &&
            strcmp(vs[end].name, vs[start].name) == 0)
         end++;
     for (size_t i = start; i < end && !found; i++) {
@@ -857,6 +886,8 @@ run_evaluate(struct run *k, struct proto_candidate *cands)
                         ? k->r->max_energy_mj
                         : max_energy;
     for (size_t i = 0; i < m; i++) {
+        if (cands[i].partial)
+            continue;
         utility_compute(k, &cands[i]);
         if (cands[i].is_current && cands[i].hard_ok && !k->has_cur) {
             k->has_cur = true;
@@ -865,7 +896,8 @@ run_evaluate(struct run *k, struct proto_candidate *cands)
         }
     }
     for (size_t i = 0; i < m; i++)
-        value_compute(k, &cands[i]);
+        if (!cands[i].partial)
+            value_compute(k, &cands[i]);
     return m;
 }
 
@@ -988,16 +1020,19 @@ list_cmp(const struct run *k, const struct proto_candidate *a,
     return a->variant < b->variant ? -1 : a->variant > b->variant;
 }
 
+/* Swaps everything but the reasons: they are written once the order is
+ * final (run_candidates), and copying their 1.3 KB per swap dominated the
+ * ordering of a large family. */
 static void
 swap_cand(struct proto_candidate *a, struct proto_candidate *b)
 {
-    struct proto_candidate t;
+    unsigned char t[offsetof(struct proto_candidate, reasons)];
 
     if (a == b)
         return;
-    t = *a;
-    *a = *b;
-    *b = t;
+    memcpy(t, a, sizeof(t));
+    memcpy(a, b, sizeof(t));
+    memcpy(b, t, sizeof(t));
 }
 
 /*
@@ -1086,6 +1121,8 @@ run_candidates(const struct run *k, struct proto_candidate *cands, size_t m,
         struct proto_candidate *c = &cands[i];
         bool ok;
 
+        if (c->partial)
+            eval_rest(k, c);
         c->reasons.count = 0;
         (void)hard_check(k, c, &c->reasons);
         (void)soft_check(k, c, &ok, &c->reasons);

@@ -310,10 +310,16 @@ static void rule_text(const struct num_rule *r, char *buf, size_t size)
 static void path_key(char out[PROTO_FIELD_SIZE], const char *prefix,
                      const char *key)
 {
-    if (prefix[0])
-        bfmt(out, PROTO_FIELD_SIZE, "%s.%s", prefix, key);
-    else
-        bfmt(out, PROTO_FIELD_SIZE, "%s", key);
+    /* "prefix.key", truncated like snprintf. */
+    size_t n = 0;
+
+    for (const char *p = prefix; *p && n + 1 < PROTO_FIELD_SIZE; p++)
+        out[n++] = *p;
+    if (prefix[0] && n + 1 < PROTO_FIELD_SIZE)
+        out[n++] = '.';
+    for (const char *p = key; *p && n + 1 < PROTO_FIELD_SIZE; p++)
+        out[n++] = *p;
+    out[n] = '\0';
 }
 
 static void path_index(char out[PROTO_FIELD_SIZE], const char *prefix,
@@ -487,6 +493,8 @@ static bool check_number(const struct proto_jval *v, const char *prefix,
     char path[PROTO_FIELD_SIZE];
     double x;
 
+    /* The rule is written out only for the error: formatting it costs more
+     * than the rest of a valid number's check (it runs per report field). */
     if (is_number(v)) {
         x = num_of(v);
         if (isfinite(x) && x >= r->min && !(r->min_open && x <= r->min) &&

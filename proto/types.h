@@ -84,39 +84,42 @@ struct proto_tag {
  * Absent optional numbers are 0 with their has_ flag false.
  */
 struct proto_variant {
-    char family[PROTO_NAME_SIZE];
+    /* What the policy reads for every variant of every select comes first,
+     * in a few cache lines (a family's variants are scanned per select);
+     * the arrays, each used only when its count says so, follow. */
     char name[PROTO_NAME_SIZE];
     int64_t version;              /* 1, 2, ...; 0 before publishing */
     char blob_hex[PROTO_HEX_SIZE];
     uint64_t size_bytes;          /* filled by the server from the blob */
-    int64_t created_s;            /* unix seconds, filled by the server */
-
-    char format[PROTO_TOKEN_SIZE];        /* "" when not given */
-    char techniques[PROTO_MAX_TECHNIQUES][PROTO_TOKEN_SIZE];
-    size_t technique_count;
-    uint64_t params;                      /* 0 when not given */
     double flops;                         /* required, > 0 */
     double accuracy;                      /* required, 0..1 */
     uint64_t memory_bytes;                /* 0 when not given: use size */
-    struct proto_class_value latency_ms[PROTO_MAX_LATENCIES];
-    size_t latency_count;
-    struct proto_class_value energy_mj[PROTO_MAX_LATENCIES];  /* extension */
-    size_t energy_count;
-    struct proto_exit exits[PROTO_MAX_EXITS];
-    size_t exit_count;
-    struct proto_tag context[PROTO_MAX_TAGS];
-    size_t context_count;
-    char accelerators[PROTO_MAX_ACCELERATORS][PROTO_TOKEN_SIZE];
-    size_t accelerator_count;             /* requires.accelerators */
+    char format[PROTO_TOKEN_SIZE];        /* "" when not given */
     unsigned rollout_percent;             /* 0..100, default 100 */
-    char weights_manifest_hex[PROTO_HEX_SIZE]; /* TF.js model.json blob,
-                                                  "" when none */
-    uint64_t bg_size_bytes;               /* modeld-bg/1 coding's size, 0
-                                             when the server has none */
     bool paused;                          /* rollout paused (PATCH or the
                                              failure share): offered only
                                              to UEs that hold it */
     bool retired;                         /* this version withdrawn */
+    size_t latency_count;
+    size_t energy_count;
+    size_t exit_count;
+    size_t context_count;
+    size_t accelerator_count;             /* requires.accelerators */
+    size_t technique_count;
+
+    struct proto_class_value latency_ms[PROTO_MAX_LATENCIES];
+    struct proto_class_value energy_mj[PROTO_MAX_LATENCIES];  /* extension */
+    struct proto_exit exits[PROTO_MAX_EXITS];
+    struct proto_tag context[PROTO_MAX_TAGS];
+    char accelerators[PROTO_MAX_ACCELERATORS][PROTO_TOKEN_SIZE];
+    char techniques[PROTO_MAX_TECHNIQUES][PROTO_TOKEN_SIZE];
+    uint64_t params;                      /* 0 when not given */
+    char family[PROTO_NAME_SIZE];
+    int64_t created_s;            /* unix seconds, filled by the server */
+    char weights_manifest_hex[PROTO_HEX_SIZE]; /* TF.js model.json blob,
+                                                  "" when none */
+    uint64_t bg_size_bytes;               /* modeld-bg/1 coding's size, 0
+                                             when the server has none */
 };
 
 struct proto_family {
@@ -224,8 +227,8 @@ enum proto_action {
 
 /* Why one variant lost or was rejected, or which constraints it misses. */
 struct proto_reasons {
+    size_t count;                         /* first: read without the text */
     char text[PROTO_MAX_REASONS][PROTO_REASON_SIZE];
-    size_t count;
 };
 
 struct proto_estimates {
@@ -263,7 +266,6 @@ enum proto_cause {
 struct proto_candidate {
     size_t variant;
     bool feasible;                        /* met every hard and soft rule */
-    struct proto_reasons reasons;
 
     /* what the policy worked out (see policy/policy.c) */
     struct proto_estimates est;
@@ -277,6 +279,9 @@ struct proto_candidate {
     bool hard_ok;
     bool soft_ok;
     bool at_risk;                         /* may not fit when memory drops */
+    bool partial;                         /* hard rule failed: estimates,
+                                             transfer and soft rules not
+                                             worked out (policy.c) */
     enum proto_cause hard_cause;          /* first failed hard rule */
     enum proto_cause soft_cause;          /* first missed soft rule */
     double violation;
@@ -286,6 +291,10 @@ struct proto_candidate {
     double ready_s;                       /* until it runs (conservative) */
     double cost;                          /* of its bytes, accuracy-seconds */
     double value;                         /* over the horizon */
+
+    /* Last and large (1.3 KB): only the listed candidates' are written,
+     * so that evaluating and ordering a family touches the fields above. */
+    struct proto_reasons reasons;
 };
 
 /*

@@ -238,7 +238,14 @@ static int command(int argc, char **argv, bool encode)
                 return EXIT_USAGE;
             }
         } else if (strcmp(a, "--level") == 0 && has_value) {
-            level = atoi(argv[++i]);
+            const char *v = argv[++i];
+            char *end;
+            long l;
+
+            errno = 0;
+            l = strtol(v, &end, 10);
+            level = errno || end == v || *end || l < 1 || l > 19 ? 0
+                                                                  : (int)l;
             if (level < 1 || level > 19) {
                 fprintf(stderr, "modeld: --level wants 1..19\n");
                 return EXIT_USAGE;

@@ -36,6 +36,9 @@
 #define LOW_SPEED_BYTES 1024L
 #define LOW_SPEED_S 30L
 #define KEY_SIZE (2 * PROTO_HEX_SIZE + 8)
+/* Bytes per write callback: each one wakes the answers following the
+ * flight, so fewer and larger (libcurl allows up to 512 KiB). */
+#define ORIGIN_BUFFER_BYTES (256L << 10)
 
 struct flight {
     struct flight *next;          /* in e->flights until done */
@@ -419,6 +422,7 @@ static enum edge_result transfer(struct edge *e, struct store *st,
     curl_easy_setopt(curl, CURLOPT_XFERINFODATA, e);
     curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_BUFFERSIZE, ORIGIN_BUFFER_BYTES);
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S);
     curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, LOW_SPEED_BYTES);
     curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, LOW_SPEED_S);
@@ -511,6 +515,25 @@ static enum edge_result fetch(struct edge *e, struct flight *f, char *err,
         store_delta_in_abort(in);
         return result;
     }
+    /* A blob's digest is known before it is made durable: the answers
+     * following it may end now, while finish syncs and records it. */
+    if (up) {
+        struct edge_pull *woken;
+
+        rc = store_upload_check(up);
+        if (rc == STORE_OK) {
+            pthread_mutex_lock(&e->mu);
+            f->v.verified = true;
+            woken = changed(f);
+            pthread_mutex_unlock(&e->mu);
+            wake_all(woken);
+        } else if (rc == STORE_DIGEST_MISMATCH) {
+            store_upload_abort(up);
+            snprintf(err, err_len, "origin sent bytes for %s that do not "
+                                   "verify; refused, nothing kept", path);
+            return EDGE_REFUSED;
+        }
+    }
     /* finish frees the upload, whatever it says */
     rc = f->is_delta ? store_delta_in_finish(in, f->from_hex, f->to_hex,
                                              f->format)
@@ -560,6 +583,8 @@ static void *run(void *arg)
     }
     f->v.done = true;
     f->v.result = result;
+    if (result == EDGE_FETCHED)
+        f->v.verified = true;
     woken = changed(f);
     last = unref(f);
     pthread_mutex_unlock(&e->mu);

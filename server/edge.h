@@ -50,7 +50,10 @@ struct edge_view {
     bool size_known;          /* the origin's 200 named its length */
     uint64_t size;            /* when size_known */
     uint64_t arrived;         /* bytes readable at fd; unverified unless
-                                 done with EDGE_FETCHED */
+                                 verified */
+    bool verified;            /* all arrived and match the digest (they may
+                                 be served whole even if keeping them then
+                                 fails) */
     int fd;                   /* read with pread only; the flight owns it;
                                  -1 until size_known */
     int64_t started_s;        /* when the fetch began (wall clock) */

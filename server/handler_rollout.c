@@ -129,6 +129,39 @@ ratelimit_take(struct ratelimit *r, uint64_t key, unsigned per_minute,
 
 enum { EVENT_COUNTED, EVENT_REPEAT, EVENT_REFUSED };
 
+/* 404 for an event the catalog does not know, naming what is missing:
+ * the family, the variant or only the version. */
+static enum MHD_Result
+unknown_event_target(struct MHD_Connection *c, struct request *rq,
+                     const struct proto_event *ev)
+{
+    const struct store_snapshot *snap = NULL;
+    enum store_status rc;
+    bool variant = false;
+
+    rc = store_snapshot_get(rq->app->store, rq->params[0], &snap);
+    if (rc == STORE_NOT_FOUND)
+        return http_reply_error(c, rq, PROTO_ERR_UNKNOWN_FAMILY, "family",
+                                "family \"%s\" does not exist",
+                                rq->params[0]);
+    for (size_t i = 0; rc == STORE_OK && i < snap->variant_count && !variant;
+         i++)
+        variant = strcmp(snap->variants[i].name, ev->variant) == 0;
+    for (size_t i = 0; rc == STORE_OK && i < snap->older_count && !variant;
+         i++)
+        variant = strcmp(snap->older[i].name, ev->variant) == 0;
+    if (rc == STORE_OK)
+        store_snapshot_release(snap);
+    if (rc == STORE_OK && !variant)
+        return http_reply_error(c, rq, PROTO_ERR_UNKNOWN_VARIANT, "variant",
+                                "family \"%s\" has no variant \"%s\"",
+                                rq->params[0], ev->variant);
+    return http_reply_error(c, rq, PROTO_ERR_UNKNOWN_VERSION, "version",
+                            "family \"%s\" has no variant \"%s\" version "
+                            "%" PRId64,
+                            rq->params[0], ev->variant, ev->version);
+}
+
 enum MHD_Result
 handle_events_post(struct MHD_Connection *c, struct request *rq)
 {
@@ -155,10 +188,7 @@ handle_events_post(struct MHD_Connection *c, struct request *rq)
                          &counted, &paused);
     if (rc == STORE_NOT_FOUND) {
         atomic_fetch_add(&app->events[ev.kind][EVENT_REFUSED], 1);
-        return http_reply_error(c, rq, PROTO_ERR_UNKNOWN_VERSION, "version",
-                                "family \"%s\" has no variant \"%s\" "
-                                "version %" PRId64,
-                                rq->params[0], ev.variant, ev.version);
+        return unknown_event_target(c, rq, &ev);
     }
     if (rc == STORE_MISMATCH) {
         atomic_fetch_add(&app->events[ev.kind][EVENT_REFUSED], 1);

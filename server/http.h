@@ -163,7 +163,7 @@ enum pull_step pull_follow(struct MHD_Connection *c, struct request *rq,
  * A response of len bytes from start of the flight rq->pull follows
  * (taking it: rq->pull becomes NULL), sent as they arrive without holding
  * a thread while it waits. Its last byte goes out only once the flight
- * has verified and kept the whole file; if the flight fails instead, the
+ * has verified the whole file; if the flight fails instead, the
  * connection is cut before it. NULL on ENOMEM (rq->pull kept).
  */
 struct MHD_Response *pull_response(struct MHD_Connection *c,

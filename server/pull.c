@@ -9,7 +9,7 @@
  *
  * Safety: the bytes before the last are sent unverified; the last byte of
  * every answer (whole or ranged) waits until the flight has hashed the
- * whole file and kept it. When it fails instead (wrong digest, origin cut
+ * whole file and found the digest (a delta: applied it). When it fails instead (wrong digest, origin cut
  * short), the answer ends with an error, which makes libmicrohttpd close
  * the connection before its declared length: a client or a cache in front
  * (nginx stores only complete answers) never takes wrong bytes for a
@@ -95,15 +95,15 @@ pull_read(void *cls, uint64_t pos, char *buf, size_t max)
      * nothing more. */
     for (;;) {
         if (b->v.version != 0) {
-            if (b->v.done && b->v.result != EDGE_FETCHED) {
+            /* The answer's last byte only once the whole file verified. */
+            if (b->v.verified) {
+                limit = b->end;
+            } else if (b->v.done) {
                 edge_count_cut(b->edge);
                 return MHD_CONTENT_READER_END_WITH_ERROR;
-            }
-            /* The answer's last byte only once the whole file verified. */
-            if (b->v.done)
-                limit = b->end;
-            else
+            } else {
                 limit = b->v.arrived < b->end ? b->v.arrived : b->end - 1;
+            }
             if (at < limit)
                 break;
         }

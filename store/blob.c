@@ -24,6 +24,7 @@ struct store_upload {
     uint64_t written;
     struct proto_hasher *hasher;
     enum store_status failed;     /* the first write failure, if any */
+    bool checked;                 /* store_upload_check said it matches */
 };
 
 int store_path_blob(const struct store *st, const char *hex,
@@ -271,30 +272,44 @@ static enum store_status record_blob(struct store *st, const char *hex,
     return rc;
 }
 
-enum store_status store_upload_finish(struct store_upload *up,
-                                      bool *out_created, uint64_t *out_size)
+enum store_status store_upload_check(struct store_upload *up)
 {
-    struct store *st = up->st;
     char hex[PROTO_HEX_SIZE];
-    enum store_status rc;
-    bool created = false;
+    enum store_status rc = STORE_OK;
 
+    if (up->checked)
+        return STORE_OK;
     if (up->failed != STORE_OK) {
         store_err_text("upload: finish after a failed write");
-        rc = up->failed;
-        goto out;
+        return up->failed;
     }
     if (proto_hasher_final(up->hasher, hex) != PROTO_OK) {
         store_err_text("upload: hashing failed");
         rc = STORE_NO_MEMORY;
-        goto out;
-    }
-    if (strcmp(hex, up->expected_hex) != 0) {
+    } else if (strcmp(hex, up->expected_hex) != 0) {
         store_err_text("upload: content is sha256:%s, not sha256:%s", hex,
                        up->expected_hex);
         rc = STORE_DIGEST_MISMATCH;
-        goto out;
     }
+    /* The hasher is spent either way: a second check repeats the result. */
+    if (rc == STORE_OK)
+        up->checked = true;
+    else
+        up->failed = rc;
+    return rc;
+}
+
+enum store_status store_upload_finish(struct store_upload *up,
+                                      bool *out_created, uint64_t *out_size)
+{
+    struct store *st = up->st;
+    const char *hex = up->expected_hex;
+    enum store_status rc;
+    bool created = false;
+
+    rc = store_upload_check(up);
+    if (rc != STORE_OK)
+        goto out;
     if (fsync(up->fd) != 0) {
         rc = store_err_os(st, "fsync", up->path, errno);
         goto out;

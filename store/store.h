@@ -141,9 +141,15 @@ store_upload_begin(struct store *st, const char expected_hex[PROTO_HEX_SIZE],
 MUST_CHECK enum store_status
 store_upload_write(struct store_upload *up, const void *data, size_t len);
 
+/* Checks the digest of what was written: STORE_DIGEST_MISMATCH, or the
+ * first write failure; STORE_OK when the bytes are the blob's (they may
+ * then be served before finish has kept them). The upload stays for
+ * finish or abort. */
+MUST_CHECK enum store_status store_upload_check(struct store_upload *up);
+
 /*
- * Checks the digest, fsyncs, renames into place, fsyncs the directory and
- * records the blob. *out_created is false when the blob was already there
+ * Checks the digest (unless store_upload_check did), fsyncs, renames into
+ * place, fsyncs the directory and records the blob. *out_created is false when the blob was already there
  * (the new copy is dropped). Always frees up, even on failure, and leaves
  * no file behind on failure.
  */

@@ -248,6 +248,9 @@ check_cmd "modeld delta, write fails: exits non-zero (got $rc)" test "$rc" -ne 0
 check "modeld delta, write fails: OUT untouched" "previous content" "$(cat "$DOUT")"
 check "modeld delta, write fails: no temporary left" "" \
     "$(find "$WORK" -maxdepth 1 -name 'cli.delta?*' | head -n 3)"
+"$MODELD" delta --format zstd-patch --level 1x "$DA" "$DB" "$DOUT" >"$WORK/cli-delta-level.out" 2>&1
+check "modeld delta --level 1x: usage error" 2 "$?"
+check "modeld delta --level 1x: OUT untouched" "previous content" "$(cat "$DOUT")"
 "$MODELD" delta --format zstd-patch --level 1 "$DA" "$DB" "$DOUT" >"$WORK/cli-delta.out" 2>&1
 check "modeld delta: exit status" 0 "$?"
 "$MODELD" patch "$DA" "$DOUT" "$WORK/cli-b.rebuilt" >"$WORK/cli-patch.out" 2>&1

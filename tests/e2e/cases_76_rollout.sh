@@ -134,6 +134,10 @@ if daemon_start rollout "$RO/data" --admin-token-file "$TOKEN_FILE" \
     check_problem "event: without ue" 400 ue
     event "{\"ue\":\"a1\",\"variant\":\"$V\",\"version\":7,\"event\":\"installed\"}"
     check_problem "event: unknown version" 404 version
+    event "{\"ue\":\"a1\",\"variant\":\"no-such-variant\",\"version\":1,\"event\":\"installed\"}"
+    check_problem "event: unknown variant" 404 variant
+    http POST "/v1/families/no-such-family/events" -H "$JSON_CT" --data-binary "{\"ue\":\"a1\",\"variant\":\"$V\",\"version\":1,\"event\":\"installed\"}"
+    check_problem "event: unknown family" 404 family
     event "{\"ue\":\"a1\",\"variant\":\"$V\",\"version\":2,\"digest\":\"$D1\",\"event\":\"installed\"}"
     check_problem "event: a digest that is not the version's" 400 digest
     event "{\"ue\":\"a1\",\"variant\":\"$V\",\"version\":2,\"event\":\"installed\",\"latency_ms\":-1}"
@@ -178,7 +182,7 @@ if daemon_start rollout "$RO/data" --admin-token-file "$TOKEN_FILE" \
     check "metrics: v2 paused" 1 "$(metric modeld_version_paused "family=\"$F\"" 'version="2"')"
     check_match "metrics: v2 failure share" "modeld_version_failure_share\{family=\"$F\",variant=\"$V\",version=\"2\"\} 0.4" "$(cat "$BODY")"
     check_ge "metrics: counted installed events" 6 "$(metric modeld_events_total 'event="installed"' 'outcome="counted"')"
-    check "metrics: refused events" 2 "$(metric modeld_events_total 'outcome="refused"')"
+    check "metrics: refused events" 4 "$(metric modeld_events_total 'outcome="refused"')"
 
     # ---- retiring a version ----
     as_pub DELETE "/v1/families/$F/variants/$V/versions/2"

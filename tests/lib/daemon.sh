@@ -87,3 +87,17 @@ wait_for() {
     done
     return 1
 }
+
+# check_soon NAME EXPECTED COMMAND...: check, once COMMAND's output is
+# EXPECTED or 10 s have passed (for what a daemon finishes after its
+# answer, such as an edge keeping or evicting a pulled blob).
+check_soon() {
+    local name=$1 want=$2 got i
+    shift 2
+    for ((i = 0; i < 200; i++)); do
+        got=$("$@" 2>/dev/null)
+        [ "$got" = "$want" ] && break
+        sleep 0.05
+    done
+    check "$name" "$want" "$got"
+}

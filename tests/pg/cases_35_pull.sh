@@ -87,11 +87,14 @@ if MODELD=$S_BIN d_start sedge "$WORK/sedge" --set "blob_origin=$SORIGIN" \
     bg_get s2.b "$SE/v1/blobs/sha256:$S2"
     bg_get s3.a "$SE/v1/blobs/sha256:$S3"
     bg_get s4.a "$SE/v1/blobs/sha256:$S4"
-    bg_get s5.a "$SE/v1/blobs/sha256:$S5"
+    # A range as the first request for a blob not here at all.
+    bg_get s5.a "$SE/v1/blobs/sha256:$S5" -r 100-199999
     wait_for 30 counted "$S2" 1 && wait_for 30 counted "$S3" 1 &&
-        wait_for 30 has_bytes "$WORK/s4.a" 65536 && wait_for 30 has_bytes "$WORK/s5.a" 65536
+        wait_for 30 has_bytes "$WORK/s4.a" 65536 && wait_for 30 has_bytes "$WORK/s5.a" 65436
     check "pull: 5 pulls in flight on a 2-thread edge" "1 1 1 1 1" \
         "$(scount "$S1") $(scount "$S2") $(scount "$S3") $(scount "$S4") $(scount "$S5")"
+    check "pull: ... a range first: 206 and the arrived bytes of it" "206 65436" \
+        "$(awk 'NR == 1 { print $2 }' "$WORK/s5.a.h") $(fsize "$WORK/s5.a")"
     check "pull: /healthz still answers" 200 \
         "$(curl -s --max-time 5 -o /dev/null -w '%{http_code}' "$SE/healthz")"
     check "pull: a select still answers" 200 \
@@ -103,19 +106,19 @@ if MODELD=$S_BIN d_start sedge "$WORK/sedge" --set "blob_origin=$SORIGIN" \
 
     for h in "$S1" "$S2" "$S3" "$S4" "$S5"; do release "$h"; done
     for n in s1.whole s1.range s1.beyond s2.a s2.b s3.a s4.a s5.a; do wait_for 60 ended "$n"; done
-    check "pull: every answer complete once released" "200 0|206 0|206 0|200 0|200 0|200 0|200 0|200 0" \
+    check "pull: every answer complete once released" "200 0|206 0|206 0|200 0|200 0|200 0|200 0|206 0" \
         "$(for n in s1.whole s1.range s1.beyond s2.a s2.b s3.a s4.a s5.a; do cat "$WORK/$n.st"; done | paste -sd'|')"
     check "pull: ... the download's bytes" "$S1" "$(sha "$WORK/s1.whole")"
     check "pull: ... the range's bytes" "$(tail -c +1001 "$WORK/s1" | head -c 1000 | sha256sum | cut -d' ' -f1)" \
         "$(sha "$WORK/s1.range")"
     check "pull: ... the range beyond what had arrived" "$(tail -c +800001 "$WORK/s1" | head -c 100 | sha256sum | cut -d' ' -f1)" \
         "$(sha "$WORK/s1.beyond")"
-    check "pull: ... the others' bytes" "$S2 $S2 $S3 $S4 $S5" \
+    check "pull: ... the others' bytes" "$S2 $S2 $S3 $S4 $(tail -c +101 "$WORK/s5" | head -c 199900 | sha256sum | cut -d' ' -f1)" \
         "$(sha "$WORK/s2.a") $(sha "$WORK/s2.b") $(sha "$WORK/s3.a") $(sha "$WORK/s4.a") $(sha "$WORK/s5.a")"
     check "pull: ... one origin fetch each" "1 1 1 1 1" \
         "$(scount "$S1") $(scount "$S2") $(scount "$S3") $(scount "$S4") $(scount "$S5")"
-    check "pull: ... all kept" 5 \
-        "$(for h in "$S1" "$S2" "$S3" "$S4" "$S5"; do ls "$WORK/sedge/blobs/sha256/${h:0:2}/$h"; done 2>/dev/null | grep -c .)"
+    kept() { for h in "$S1" "$S2" "$S3" "$S4" "$S5"; do ls "$WORK/sedge/blobs/sha256/${h:0:2}/$h"; done 2>/dev/null | grep -c .; }
+    check_soon "pull: ... all kept" 5 kept
 
     # The origin closes mid-pull: every answer is cut, nothing kept.
     S6=$(origin_blob "$WORK/s6" 57 512 300000)
@@ -160,8 +163,11 @@ if MODELD=$S_BIN d_start sedge "$WORK/sedge" --set "blob_origin=$SORIGIN" \
     wait_for 30 counted "$S8" 1 && wait_for 30 has_bytes "$WORK/s9.a" 65536
     kill -TERM "${D_PID[sedge]}"
     wait_for 20 ended s8.a && wait_for 20 ended s9.a
-    check "pull: stopped while waiting: answers end (502 problem, a cut)" "502 0|200 18" \
-        "$(cat "$WORK/s8.a.st")|$(cat "$WORK/s9.a.st")"
+    # The one before its headers gets the 502 if its worker runs before
+    # the daemon closes the connections, else the connection closes
+    # (curl 52): both end it.
+    check "pull: stopped while waiting: answers end (502 or closed, a cut)" "ended|200 18" \
+        "$(sed -e 's/^502 0$/ended/' -e 's/^000 52$/ended/' "$WORK/s8.a.st")|$(cat "$WORK/s9.a.st")"
     stopped() { ! kill -0 "${D_PID[sedge]}" 2>/dev/null; }
     wait_for 20 stopped
     check "pull: ... and the edge stopped by itself" "stopped" \

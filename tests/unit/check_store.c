@@ -1017,6 +1017,48 @@ START_TEST(test_store_upload_abort)
 }
 END_TEST
 
+/* store_upload_check: the digest before the blob is kept, readable
+ * through store_upload_read_fd meanwhile; finish then keeps it (or not). */
+START_TEST(test_store_upload_check)
+{
+    struct store *st = open_store(false);
+    struct store_upload *up = NULL;
+    char hex[PROTO_HEX_SIZE], buf[16];
+    bool created = false;
+    uint64_t size = 0;
+    int rfd;
+
+    hex_of("the real thing", 14, hex);
+    ck_assert_int_eq(store_upload_begin(st, hex, 1000, &up), STORE_OK);
+    ck_assert_int_eq(store_upload_write(up, "the real", 8), STORE_OK);
+    rfd = store_upload_read_fd(up);
+    ck_assert_int_ge(rfd, 0);
+    ck_assert_int_eq(pread(rfd, buf, sizeof(buf), 0), 8);
+    ck_assert_int_eq(store_upload_write(up, " thing", 6), STORE_OK);
+    ck_assert_int_eq(store_upload_check(up), STORE_OK);
+    ck_assert_int_eq(store_upload_check(up), STORE_OK);
+    ck_assert_uint_eq(count_files("blobs"), 0);
+    ck_assert_int_eq(store_upload_finish(up, &created, &size), STORE_OK);
+    ck_assert(created);
+    ck_assert_uint_eq(size, 14);
+    /* The descriptor still reads the same bytes, now the blob's. */
+    ck_assert_int_eq(pread(rfd, buf, sizeof(buf), 0), 14);
+    ck_assert_mem_eq(buf, "the real thing", 14);
+    close(rfd);
+
+    hex_of("another thing", 13, hex);
+    ck_assert_int_eq(store_upload_begin(st, hex, 1000, &up), STORE_OK);
+    ck_assert_int_eq(store_upload_write(up, "not the thing", 13), STORE_OK);
+    ck_assert_int_eq(store_upload_check(up), STORE_DIGEST_MISMATCH);
+    ck_assert_int_eq(store_upload_check(up), STORE_DIGEST_MISMATCH);
+    ck_assert_int_eq(store_upload_finish(up, &created, &size),
+                     STORE_DIGEST_MISMATCH);
+    ck_assert_uint_eq(count_files("tmp"), 0);
+    ck_assert_uint_eq(count_files("blobs"), 1);
+    store_close(st);
+}
+END_TEST
+
 START_TEST(test_store_open_rejects_bad_hex)
 {
     struct store *st = open_store(false);
@@ -1878,6 +1920,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_store_upload_digest_mismatch);
     tcase_add_test(tc, test_store_upload_too_large);
     tcase_add_test(tc, test_store_upload_abort);
+    tcase_add_test(tc, test_store_upload_check);
     tcase_add_test(tc, test_store_open_rejects_bad_hex);
     suite_add_tcase(s, tc);
 
