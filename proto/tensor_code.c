@@ -40,7 +40,9 @@
 #define SAMPLE_CHUNKS 4
 #define SAMPLE_CHUNK_BYTES ((uint64_t)16 << 10) /* multiple of 8 */
 #define DEFAULT_LEVEL 19
-#define RC_STEPS_PER_BYTE 2
+/* RC ops: at most RC_STEPS_PER_4_BYTES coder steps per 4 bytes of tensor
+ * (see try_rc). */
+#define RC_STEPS_PER_4_BYTES 7
 
 enum op {
     OP_RAW = 0,
@@ -109,13 +111,13 @@ static unsigned item_base(const struct item *it)
 
 /* ---- numbers ------------------------------------------------------------ */
 
-static void put_le(unsigned char *p, uint64_t v, unsigned n)
+static inline void put_le(unsigned char *p, uint64_t v, unsigned n)
 {
     for (unsigned i = 0; i < n; i++)
         p[i] = (unsigned char)(v >> (8 * i));
 }
 
-static uint64_t get_le(const unsigned char *p, unsigned n)
+static inline uint64_t get_le(const unsigned char *p, unsigned n)
 {
     uint64_t v = 0;
 
@@ -168,7 +170,7 @@ static uint16_t f32_to_bf16(uint32_t x)
 }
 
 /* The source bytes of element i (width bytes, as an integer). */
-static uint64_t src_elem(const unsigned char *old, unsigned cast,
+static inline uint64_t src_elem(const unsigned char *old, unsigned cast,
                          unsigned width, uint64_t i)
 {
     if (cast == 0)
@@ -220,17 +222,16 @@ static void forward(const struct item *it, const unsigned char *old,
     }
 }
 
-/* The inverse of forward, in place on buf (n elements from first). */
-static void inverse(const struct item *it, const unsigned char *old,
-                    uint64_t first, size_t n, unsigned char *buf)
+/* The inverse of forward for one width w (a constant after inlining, so
+ * that the element loads and stores are whole words). */
+static inline void inverse_w(const struct item *it, const unsigned char *old,
+                             uint64_t first, size_t n, unsigned char *buf,
+                             unsigned w)
 {
-    unsigned w = it->width, cast = op_cast(it->op);
+    unsigned cast = op_cast(it->op);
     uint64_t mask = width_mask(w);
-    const unsigned char *src;
+    const unsigned char *src = old + it->old_offset;
 
-    if (it->op == OP_RAW)
-        return;
-    src = old + it->old_offset;
     for (size_t k = 0; k < n; k++) {
         uint64_t t = get_le(buf + k * w, w), b = src_elem(src, cast, w,
                                                           first + k);
@@ -244,6 +245,20 @@ static void inverse(const struct item *it, const unsigned char *old,
             a = t ^ b;
         }
         put_le(buf + k * w, a, w);
+    }
+}
+
+/* The inverse of forward, in place on buf (n elements from first). */
+static void inverse(const struct item *it, const unsigned char *old,
+                    uint64_t first, size_t n, unsigned char *buf)
+{
+    if (it->op == OP_RAW)
+        return;
+    switch (it->width) {
+    case 1: inverse_w(it, old, first, n, buf, 1); break;
+    case 2: inverse_w(it, old, first, n, buf, 2); break;
+    case 4: inverse_w(it, old, first, n, buf, 4); break;
+    default: inverse_w(it, old, first, n, buf, 8); break;
     }
 }
 
@@ -800,14 +815,16 @@ static void try_rc(const struct enc *e, const struct proto_tensor *match,
         free(m);
         return;
     }
-    /* The apply must stay within about twice zstd's time: a coder step
-     * costs about what zstd spends on 2 bytes of output, so at most
-     * RC_STEPS_PER_BYTE steps a byte of tensor. Where most elements
-     * changed by many bits (a full fine-tune) that rules RC out; the
-     * planes code those nearly as well (what is left is the values' own
-     * bits). */
+    /* The apply must stay within twice zstd's time. Measured (24 MiB,
+     * CPU time): a coder step costs the decoder about what zstd -d
+     * --patch-from spends on one output byte, and the two SHA-256 (base,
+     * result) about a quarter of zstd's time; so at most 1.75 steps a
+     * byte. Where most elements changed by many bits (a full fine-tune,
+     * ~13 steps an fp32) that rules RC out; the planes code those nearly
+     * as well (what is left is the values' own bits). A 10% fine-tune
+     * takes ~0.6 steps a byte, pruning half the values ~1.25. */
     if (changed == 0 || n > it->len + 64 || (double)n >= *best ||
-        steps > RC_STEPS_PER_BYTE * it->len) {
+        steps * 4 > (uint64_t)RC_STEPS_PER_4_BYTES * it->len) {
         free(rec);
         free(m);
         return;
@@ -1846,11 +1863,15 @@ static enum proto_status batch_emit(struct proto_tensor_dec *d)
             continue;
         }
         if (!fused_inverse(d, it, base, pos, at / wd, elems)) {
+            /* (locals: a store through d->xbuf may alias d itself, which
+             * would reload the pointers every byte) */
+            unsigned char *x = d->xbuf;
+
             for (unsigned j = 0; j < wd; j++) {
                 const unsigned char *pl = d->planes[base + j] + pos[base + j];
 
                 for (size_t k = 0; k < elems; k++)
-                    d->xbuf[k * wd + j] = pl[k];
+                    x[k * wd + j] = pl[k];
             }
             if (!is_sparse(it->op))
                 inverse(it, d->old, at / wd, elems, d->xbuf);

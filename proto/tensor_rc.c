@@ -20,7 +20,7 @@
 #define MID_BITS 3
 #define DIRECT_CHUNK 8
 
-static uint64_t get_le(const unsigned char *p, unsigned n)
+static inline uint64_t get_le(const unsigned char *p, unsigned n)
 {
     uint64_t v = 0;
 
@@ -29,7 +29,7 @@ static uint64_t get_le(const unsigned char *p, unsigned n)
     return v;
 }
 
-static void put_le(unsigned char *p, uint64_t v, unsigned n)
+static inline void put_le(unsigned char *p, uint64_t v, unsigned n)
 {
     for (unsigned i = 0; i < n; i++)
         p[i] = (unsigned char)(v >> (8 * i));
@@ -42,9 +42,16 @@ static uint64_t mask_of(unsigned width)
 
 void proto_trc_model_init(struct proto_trc_model *m)
 {
+    struct proto_trc_bit *bits[] = { m->flag, m->val.slot, &m->val.mid[0][0] };
+    size_t counts[] = { ARRAY_SIZE(m->flag), ARRAY_SIZE(m->val.slot),
+                        sizeof(m->val.mid) / sizeof(m->val.mid[0][0]) };
+
     memset(m, 0, sizeof(*m));
     for (uint32_t s = 0; s < COUNT_LIMIT + 2; s++)
         m->recip[s] = (uint32_t)(((uint64_t)1 << 32) / (2 * s + 2));
+    for (size_t k = 0; k < ARRAY_SIZE(bits); k++)
+        for (size_t i = 0; i < counts[k]; i++)
+            bits[k][i].p = 1u << (PROB_BITS - 1);
 }
 
 /*
@@ -53,8 +60,8 @@ void proto_trc_model_init(struct proto_trc_model *m)
  * >> 16 with s = n0 + n1 (a multiplication, not a division per bit),
  * kept within [PROB_MIN, PROB_MAX].
  */
-static inline uint32_t prob0(const struct proto_trc_model *m,
-                      const struct proto_trc_bit *b)
+static inline uint32_t prob0_of(const struct proto_trc_model *m,
+                                 const struct proto_trc_bit *b)
 {
     uint32_t p = (uint32_t)(((uint64_t)b->n0 * 2 + 1) *
                                 m->recip[(uint32_t)b->n0 + b->n1] >>
@@ -63,7 +70,10 @@ static inline uint32_t prob0(const struct proto_trc_model *m,
     return p < PROB_MIN ? PROB_MIN : p > PROB_MAX ? PROB_MAX : p;
 }
 
-static inline void learn(struct proto_trc_bit *b, unsigned bit)
+/* Counts the bit and computes the probability its next use codes with
+ * (kept in the bit, off the decoder's critical path). */
+static inline void learn(const struct proto_trc_model *m,
+                         struct proto_trc_bit *b, unsigned bit)
 {
     if (bit)
         b->n1++;
@@ -73,10 +83,11 @@ static inline void learn(struct proto_trc_bit *b, unsigned bit)
         b->n0 = (uint16_t)((b->n0 + 1) / 2);
         b->n1 = (uint16_t)((b->n1 + 1) / 2);
     }
+    b->p = (uint16_t)prob0_of(m, b);
 }
 
 /* The context of an element's "changed" bit. */
-static unsigned flag_ctx(uint64_t base, unsigned width, bool prev)
+static inline unsigned flag_ctx(uint64_t base, unsigned width, bool prev)
 {
     unsigned mag = width == 1 ? (unsigned)(base & 0xff)
                               : (unsigned)(base >> (8 * width - 9)) & 0xff;
@@ -158,7 +169,7 @@ static void shift_low(struct enc *e)
 
 static void enc_bit(struct enc *e, struct proto_trc_bit *b, unsigned bit)
 {
-    uint32_t bound = (e->range >> PROB_BITS) * prob0(e->m, b);
+    uint32_t bound = (e->range >> PROB_BITS) * b->p;
 
     e->steps++;
     if (bit) {
@@ -167,7 +178,7 @@ static void enc_bit(struct enc *e, struct proto_trc_bit *b, unsigned bit)
     } else {
         e->range = bound;
     }
-    learn(b, bit);
+    learn(e->m, b, bit);
     while (e->range < TOP) {
         e->range <<= 8;
         shift_low(e);
@@ -259,11 +270,15 @@ enum proto_status proto_trc_encode(struct proto_trc_model *m,
 
 /* ---- decoder ---- */
 
+/* The coder's state while decoding, in a local (copied from and back to
+ * the proto_trc_dec), so that it stays in registers across the output's
+ * byte stores. */
 struct dec {
     struct proto_trc_dec *t;
     const unsigned char *in;
     size_t len, pos;
     bool bad;
+    uint32_t range, code;
 };
 
 static inline unsigned char in_byte(struct dec *d)
@@ -279,51 +294,49 @@ static inline unsigned char in_byte(struct dec *d)
  * (an adaptive bit) or 2^DIRECT_CHUNK. */
 static inline void normalize(struct dec *d)
 {
-    if (d->t->range < TOP) {
-        d->t->range <<= 8;
-        d->t->code = d->t->code << 8 | in_byte(d);
-        if (d->t->range < TOP) {
-            d->t->range <<= 8;
-            d->t->code = d->t->code << 8 | in_byte(d);
+    if (d->range < TOP) {
+        d->range <<= 8;
+        d->code = d->code << 8 | in_byte(d);
+        if (d->range < TOP) {
+            d->range <<= 8;
+            d->code = d->code << 8 | in_byte(d);
         }
     }
 }
 
 static inline unsigned dec_bit(struct dec *d, struct proto_trc_bit *b)
 {
-    struct proto_trc_dec *t = d->t;
-    uint32_t bound = (t->range >> PROB_BITS) * prob0(&t->m, b);
+    uint32_t bound = (d->range >> PROB_BITS) * b->p;
     unsigned bit;
 
-    if (t->code < bound) {
-        t->range = bound;
+    if (d->code < bound) {
+        d->range = bound;
         bit = 0;
     } else {
-        t->code -= bound;
-        t->range -= bound;
+        d->code -= bound;
+        d->range -= bound;
         bit = 1;
     }
-    learn(b, bit);
+    learn(&d->t->m, b, bit);
     normalize(d);
     return bit;
 }
 
-static uint64_t dec_direct(struct dec *d, unsigned n)
+static inline uint64_t dec_direct(struct dec *d, unsigned n)
 {
-    struct proto_trc_dec *t = d->t;
     uint64_t v = 0;
 
     while (n > 0) {
         unsigned k = n < DIRECT_CHUNK ? n : DIRECT_CHUNK;
         uint32_t part;
 
-        t->range >>= k;
-        part = t->code / t->range;
+        d->range >>= k;
+        part = d->code / d->range;
         if (part >> k) {
             d->bad = true; /* outside every interval the encoder makes */
             return 0;
         }
-        t->code -= part * t->range;
+        d->code -= part * d->range;
         v = v << k | part;
         normalize(d);
         n -= k;
@@ -331,7 +344,7 @@ static uint64_t dec_direct(struct dec *d, unsigned n)
     return v;
 }
 
-static unsigned dec_tree(struct dec *d, struct proto_trc_bit *probs,
+static inline unsigned dec_tree(struct dec *d, struct proto_trc_bit *probs,
                          unsigned levels)
 {
     unsigned node = 1;
@@ -341,7 +354,7 @@ static unsigned dec_tree(struct dec *d, struct proto_trc_bit *probs,
     return node - (1u << levels);
 }
 
-static uint64_t dec_int(struct dec *d, struct proto_trc_int *m,
+static inline uint64_t dec_int(struct dec *d, struct proto_trc_int *m,
                         unsigned max_bits)
 {
     unsigned slot = dec_tree(d, m->slot, 7), nb, t;
@@ -375,6 +388,46 @@ void proto_trc_dec_init(struct proto_trc_dec *t, uint64_t elems,
     t->set = set;
 }
 
+/*
+ * The element loop for one width (a constant after inlining, so that the
+ * loads and stores are whole words). Returns the elements written.
+ */
+static inline size_t run_width(struct dec *d, unsigned w, bool final,
+                               const unsigned char *src, unsigned char *out,
+                               size_t out_elems)
+{
+    struct proto_trc_dec *t = d->t;
+    uint64_t mask = mask_of(w), elem = t->elem, elems = t->elems;
+    uint64_t changed = t->changed;
+    bool prev = t->prev, set = t->set;
+    size_t n = 0;
+
+    while (elem < elems && n < out_elems &&
+           (final || d->len - d->pos >= PROTO_TRC_MARGIN)) {
+        uint64_t b = get_le(src + elem * w, w), a = b;
+        bool ch = dec_bit(d, &t->m.flag[flag_ctx(b, w, prev)]) != 0;
+
+        if (ch) {
+            uint64_t z = dec_int(d, &t->m.val, 8 * w);
+
+            a = set ? z : (b + unzigzag_w(z, w)) & mask;
+            if (a == b)
+                d->bad = true; /* a "change" to the same value */
+            changed++;
+        }
+        if (d->bad)
+            break;
+        put_le(out + n * w, a, w);
+        prev = ch;
+        elem++;
+        n++;
+    }
+    t->elem = elem;
+    t->changed = changed;
+    t->prev = prev;
+    return n;
+}
+
 enum proto_status proto_trc_dec_run(struct proto_trc_dec *t,
                                     const unsigned char *in, size_t len,
                                     size_t *pos, bool final,
@@ -382,49 +435,35 @@ enum proto_status proto_trc_dec_run(struct proto_trc_dec *t,
                                     unsigned char *out, size_t out_elems,
                                     size_t *out_n)
 {
-    struct dec d = { t, in, len, *pos, false };
-    unsigned w = t->width;
-    uint64_t mask = mask_of(w);
+    struct dec d = { t, in, len, *pos, false, t->range, t->code };
     size_t n = 0;
 
     *out_n = 0;
-    if (w != 1 && w != 2 && w != 4 && w != 8)
-        return PROTO_BAD_INPUT;
     if (!t->started) {
         if (!final && len - d.pos < PROTO_TRC_MARGIN)
             return PROTO_OK;
         /* The encoder's first byte is its empty cache: 0. */
         if (in_byte(&d) != 0)
             return PROTO_BAD_INPUT;
-        t->range = 0xFFFFFFFFu;
-        t->code = 0;
+        d.range = 0xFFFFFFFFu;
+        d.code = 0;
         for (int i = 0; i < 4; i++)
-            t->code = t->code << 8 | in_byte(&d);
-        if (d.bad || t->code == t->range)
+            d.code = d.code << 8 | in_byte(&d);
+        if (d.bad || d.code == d.range)
             return PROTO_BAD_INPUT;
         t->started = true;
     }
-    while (t->elem < t->elems && n < out_elems &&
-           (final || len - d.pos >= PROTO_TRC_MARGIN)) {
-        const unsigned char *s = src + t->elem * w;
-        uint64_t b = get_le(s, w), a = b;
-        bool ch = dec_bit(&d, &t->m.flag[flag_ctx(b, w, t->prev)]) != 0;
-
-        if (ch) {
-            uint64_t z = dec_int(&d, &t->m.val, 8 * w);
-
-            a = t->set ? z : (b + unzigzag_w(z, w)) & mask;
-            if (a == b)
-                d.bad = true; /* a "change" to the same value */
-            t->changed++;
-        }
-        if (d.bad)
-            return PROTO_BAD_INPUT;
-        put_le(out + n * w, a, w);
-        t->prev = ch;
-        t->elem++;
-        n++;
+    switch (t->width) {
+    case 1: n = run_width(&d, 1, final, src, out, out_elems); break;
+    case 2: n = run_width(&d, 2, final, src, out, out_elems); break;
+    case 4: n = run_width(&d, 4, final, src, out, out_elems); break;
+    case 8: n = run_width(&d, 8, final, src, out, out_elems); break;
+    default: return PROTO_BAD_INPUT;
     }
+    if (d.bad)
+        return PROTO_BAD_INPUT;
+    t->range = d.range;
+    t->code = d.code;
     *pos = d.pos;
     *out_n = n;
     return PROTO_OK;

@@ -25,9 +25,10 @@
  * at most 8, at most one byte a chunk). */
 #define PROTO_TRC_MARGIN 64
 
-/* An adaptive bit: counts of zeros and ones (halved past a limit). */
+/* An adaptive bit: counts of zeros and ones (halved past a limit) and
+ * the probability of a 0 they give (in 1/65536). */
 struct proto_trc_bit {
-    uint16_t n0, n1;
+    uint16_t n0, n1, p;
 };
 
 /* An unsigned integer: its bit length by a 7-level binary tree, the next
@@ -41,8 +42,8 @@ struct proto_trc_int {
 #define PROTO_TRC_COUNT_LIMIT 2048 /* counts halve past this sum */
 
 /* The models; they carry over from one RC tensor to the next in plan
- * order (a zeroed model is the initial one). recip is not state: the
- * reciprocals the probabilities are computed with (proto_trc_model_init). */
+ * order (proto_trc_model_init makes the initial one). recip is not
+ * state: the reciprocals the probabilities are computed with. */
 struct proto_trc_model {
     struct proto_trc_bit flag[512];
     struct proto_trc_int val;

@@ -70,7 +70,8 @@ static const struct key keys[] = {
     {"tls_priorities", KEY_STRING, STR(tls_priorities), 0, 0,
      "GnuTLS priority string"},
     {"threads", KEY_UINT, OFF(threads), 0, 0, 64,
-     "HTTP worker threads (epoll thread pool; 0: four per core, 4-64)"},
+     "HTTP worker threads (epoll thread pool, poll(2) with TLS; 0: four "
+     "per core, 4-64)"},
     {"max_connections", KEY_UINT, OFF(max_connections), 0, 0, 100000,
      "total connections (at most 125 per thread are used; 0: 125 per "
      "thread, within the open-file limit)"},

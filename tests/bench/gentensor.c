@@ -96,6 +96,18 @@ int main(int argc, char **argv)
             write_file(dir, n, formats[f], &b);
             if (j.len)
                 write_file(dir, n, "tfjs.json", &j);
+            /* A fine-tune's information (tg_finetune_info_bits), in
+             * bytes: what no lossless delta gets under on average. */
+            if (strncmp(n, "ft", 2) == 0 || strcmp(n, "half") == 0) {
+                struct tg_buf t = { 0 };
+                char num[32];
+
+                snprintf(num, sizeof(num), "%.0f\n",
+                         tg_finetune_info_bits(&base, &m, 1e-3) / 8);
+                tg_put(&t, num, strlen(num));
+                write_file(dir, n, "info", &t);
+                free(t.p);
+            }
             free(b.p);
             free(j.p);
             tg_model_free(&m);

