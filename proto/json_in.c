@@ -988,30 +988,32 @@ static bool parse_accept(const struct proto_jval *root, struct proto_report *r,
 }
 
 /* device.memory_history_bytes: at most PROTO_MAX_HISTORY byte counts. */
-static bool parse_memory_history(const json_t *dev, struct proto_report *r,
+static bool parse_memory_history(const struct proto_jval *dev,
+                                 struct proto_report *r,
                                  struct proto_error *err)
 {
     static const char path[] = "device.memory_history_bytes";
-    json_t *h = member(dev, "memory_history_bytes");
-    char item[PROTO_FIELD_SIZE];
+    const struct proto_jval *h = member(dev, "memory_history_bytes");
+    const struct proto_jval *t;
     char what[96];
 
     if (!h)
         return true;
-    bfmt(what, sizeof(what),
-         "an array of at most %d integers 0..2^53 (bytes, newest last)",
-         PROTO_MAX_HISTORY);
-    if (!json_is_array(h) || json_array_size(h) > PROTO_MAX_HISTORY)
+    if (!is_array(h) || count_of(h) > PROTO_MAX_HISTORY) {
+        bfmt(what, sizeof(what),
+             "an array of at most %d integers 0..2^53 (bytes, newest last)",
+             PROTO_MAX_HISTORY);
         return wrong(path, what, h, err);
-    for (size_t i = 0; i < json_array_size(h); i++) {
+    }
+    t = proto_jdom_first(h);
+    for (size_t i = 0; i < count_of(h); i++, t = proto_jdom_next(t)) {
         double x;
 
-        path_index(item, path, i);
-        if (!check_number(json_array_get(h, i), item, &rule_bytes, &x, err))
+        if (!check_number(t, path, NULL, (long)i, &rule_bytes, &x, err))
             return false;
         r->memory_history_bytes[i] = (uint64_t)x;
     }
-    r->memory_history_count = json_array_size(h);
+    r->memory_history_count = count_of(h);
     return true;
 }
 
