@@ -22,6 +22,8 @@
  *   device.charging                boolean
  *   device.power_mw                number 0..1e6 (extension)
  *   device.memory_floor_bytes      int 0..2^53
+ *   device.memory_history_bytes    array of <= 16 ints 0..2^53 (the low of
+ *                                  each of the last minutes), newest last
  *   network                        object
  *   network.downlink_bps           number 0..1e12 (0: an outage)
  *   network.downlink_history_bps   array of <= 16 numbers 0..1e12,
@@ -864,6 +866,34 @@ static bool parse_accept(const json_t *root, struct proto_report *r,
            get_names(accept, "encodings", r, err);
 }
 
+/* device.memory_history_bytes: at most PROTO_MAX_HISTORY byte counts. */
+static bool parse_memory_history(const json_t *dev, struct proto_report *r,
+                                 struct proto_error *err)
+{
+    static const char path[] = "device.memory_history_bytes";
+    json_t *h = member(dev, "memory_history_bytes");
+    char item[PROTO_FIELD_SIZE];
+    char what[96];
+
+    if (!h)
+        return true;
+    bfmt(what, sizeof(what),
+         "an array of at most %d integers 0..2^53 (bytes, newest last)",
+         PROTO_MAX_HISTORY);
+    if (!json_is_array(h) || json_array_size(h) > PROTO_MAX_HISTORY)
+        return wrong(path, what, h, err);
+    for (size_t i = 0; i < json_array_size(h); i++) {
+        double x;
+
+        path_index(item, path, i);
+        if (!check_number(json_array_get(h, i), item, &rule_bytes, &x, err))
+            return false;
+        r->memory_history_bytes[i] = (uint64_t)x;
+    }
+    r->memory_history_count = json_array_size(h);
+    return true;
+}
+
 /* The fields of selection over time (issue 9): throughput history,
  * horizon, a download in flight, the memory floor and explain. */
 static bool parse_over_time(const json_t *root, struct proto_report *r,
@@ -897,6 +927,8 @@ static bool parse_over_time(const json_t *root, struct proto_report *r,
     }
     if (dev && !get_uint(dev, "device", "memory_floor_bytes", &rule_bytes,
                          false, &r->memory_floor_bytes, err))
+        return false;
+    if (dev && !parse_memory_history(dev, r, err))
         return false;
     if (dev && member(dev, "memory_floor_bytes"))
         r->has_memory_floor_bytes = true;
