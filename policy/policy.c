@@ -13,7 +13,9 @@
  *
  * accuracy-seconds, where H is the horizon, u the per-second utility
  * (quality: the accuracy; balanced/saver: the score without transfer)
- * times the share of time the variant is expected to fit in memory,
+ * times the share of time the variant is expected to fit in memory (with
+ * a memory history: plus the fallback's for the rest, and minus the
+ * expected round trips of its dips, see memory_dips),
  * u_cur that of what the UE runs now (0 when it holds nothing runnable),
  * t_v the conservative time until v runs and cost_v its bytes times
  * policy_transfer_cost_per_mb / 1e6. Keeping current is worth u_cur * H,
@@ -39,6 +41,13 @@
 /* Balanced/saver: a context match adds this to the score (worth one
  * accuracy point at accuracy weight 1). */
 #define CONTEXT_SCORE_BONUS 0.01
+/*
+ * device.memory_history_bytes: each sample is the lowest free memory of
+ * one minute (the API's definition). Apps start and stop on the scale of
+ * minutes, so a minute resolves a dip without flooding the report; 16 of
+ * them cover about half the default horizon.
+ */
+#define MEMORY_SAMPLE_S 60.0
 /* Runner-ups chosen in one pass up to this many (indexes on the stack). */
 #define TOP_MAX 64
 /* Relative tolerance of limits and ties, against floating-point noise. */
@@ -145,6 +154,11 @@ struct run {
     double energy_den;
     bool energy_known;            /* every hard-ok variant has an energy */
     double u_cur;                 /* what the UE runs now, per second */
+    /* with a memory history: what runs while a dip evicts another choice
+     * (current, when the history shows it never dipped out; else nothing)
+     * and what fetching it again costs */
+    double u_fallback;
+    double fallback_cost;
     bool has_cur;                 /* current is offered and runnable */
     size_t cur;                   /* its entry */
 };
@@ -490,6 +504,38 @@ fit_share(const struct run *k, const struct proto_candidate *e)
     return (now - need) / (now - floor_b);
 }
 
+/*
+ * With device.memory_history_bytes (the low of each of the last minutes):
+ * the share of minutes in which the variant fitted is its fit, and each
+ * run of minutes in which it did not is a dip, a round trip the UE pays
+ * for (down to a model that fits, back up when memory returns). Dips seen
+ * over the history's span are expected at the same rate over the horizon:
+ * the only estimate of how long a condition lasts that a UE-side report
+ * can carry without the future. Without a history: fit_share and the
+ * floor, as before.
+ */
+static void
+memory_dips(const struct run *k, struct proto_candidate *e)
+{
+    const struct proto_report *r = k->r;
+    size_t n = r->memory_history_count < PROTO_MAX_HISTORY
+                   ? r->memory_history_count
+                   : PROTO_MAX_HISTORY;
+    size_t below = 0, dips = 0;
+    bool was_below = false;
+
+    for (size_t i = 0; i < n; i++) {
+        bool is_below = r->memory_history_bytes[i] < e->est.memory_bytes;
+
+        below += is_below;
+        dips += is_below && !was_below;
+        was_below = is_below;
+    }
+    e->fit = (double)(n - below) / (double)n;
+    e->dips_per_s = (double)dips / ((double)n * MEMORY_SAMPLE_S);
+    e->at_risk = below > 0;
+}
+
 /* What the ranking needs beyond the hard rules: estimates, transfer, the
  * soft rules, context and memory margin. */
 static void
@@ -502,6 +548,8 @@ eval_rest(const struct run *k, struct proto_candidate *e)
     e->ctx = context_match(var_of(k, e), k->r);
     e->at_risk = (double)e->est.memory_bytes > k->memory_limit;
     e->fit = fit_share(k, e);
+    if (k->r->memory_history_count > 0 && e->hard_ok)
+        memory_dips(k, e);
     e->partial = false;
 }
 
@@ -534,6 +582,8 @@ eval_compute(const struct run *k, size_t index, struct proto_candidate *e)
     e->hard_cause = PROTO_CAUSE_OUTRANKED;
     e->soft_cause = PROTO_CAUSE_OUTRANKED;
     e->est.memory_bytes = v->memory_bytes ? v->memory_bytes : v->size_bytes;
+    e->dips_per_s = 0;
+    e->risk = 0;
     e->utility = 0;
     e->value = 0;
     e->hard_ok = hard_check(k, e, NULL);
@@ -583,22 +633,45 @@ startable(const struct run *k, const struct proto_candidate *e)
            (e->is_fetching && !(k->bps > 0));
 }
 
+/* The expected cost of the memory dips over held_s of holding e: each
+ * one fetches the fallback and then e again (its full size). */
+static double
+dip_cost(const struct run *k, const struct proto_candidate *e, double held_s)
+{
+    double again = (double)var_of(k, e)->size_bytes * k->cost_per_byte;
+
+    return e->dips_per_s * held_s * (k->fallback_cost + again);
+}
+
+/* Per second over the horizon: the utility while it fits, the
+ * fallback's (0 without a memory history) while a dip evicts it. */
+static double
+effective_utility(const struct run *k, const struct proto_candidate *e)
+{
+    return e->utility * e->fit + k->u_fallback * (1 - e->fit);
+}
+
 /* V(v) over the horizon (see the top of the file). */
 static void
 value_compute(const struct run *k, struct proto_candidate *e)
 {
     double h = k->horizon_s;
-    double u = e->utility * e->fit;
+    double u = effective_utility(k, e);
 
     if (e->is_current) {
-        e->value = u * h;
+        if (e->dips_per_s > 0)
+            e->risk = dip_cost(k, e, h);
+        e->value = u * h - e->risk;
         return;
     }
     if (!(e->ready_s < h)) {
         e->value = k->u_cur * h - e->cost;
         return;
     }
-    e->value = k->u_cur * e->ready_s + u * (h - e->ready_s) - e->cost;
+    if (e->dips_per_s > 0)
+        e->risk = dip_cost(k, e, h - e->ready_s);
+    e->value = k->u_cur * e->ready_s + u * (h - e->ready_s) - e->cost -
+               e->risk;
 }
 
 /* ---- competing versions --------------------------------------------- */
@@ -711,9 +784,30 @@ gain_text(const struct run *k, const struct proto_candidate *e, double from_u,
     snprintf(buf, size,
              "gain %.3g over %.0f s after %.3g s (%.3g MB at %.3g Mbit/s) "
              "= %.3g",
-             e->utility * e->fit - from_u, after, e->ready_s,
+             effective_utility(k, e) - from_u, after, e->ready_s,
              mb(e->transfer_bytes), mbit(k->bps),
-             (e->utility * e->fit - from_u) * after);
+             (effective_utility(k, e) - from_u) * after);
+}
+
+/* With a memory history: how often e did not fit and what its dips cost,
+ * e.g. "memory: under 21200000 bytes in 4 of 16 minutes, 4 dips; round
+ * trips cost 76.6 over 1781 s". */
+static void
+dips_reason(const struct run *k, const struct proto_candidate *e,
+            struct proto_reasons *rs)
+{
+    double n = (double)(k->r->memory_history_count < PROTO_MAX_HISTORY
+                            ? k->r->memory_history_count
+                            : PROTO_MAX_HISTORY);
+
+    if (n == 0 || e->fit >= 1)
+        return;
+    reason_add(rs,
+               "memory: under %" PRIu64 " bytes in %.0f of %.0f minutes, "
+               "%.0f dips; round trips cost %.3g over %.0f s",
+               e->est.memory_bytes, (1 - e->fit) * n, n,
+               e->dips_per_s * n * MEMORY_SAMPLE_S, e->risk,
+               e->is_current ? k->horizon_s : k->horizon_s - e->ready_s);
 }
 
 /* Why loser ranks after chosen, in one reason. */
@@ -789,7 +883,7 @@ loss_reason(const struct run *k, const struct proto_candidate *loser,
                        loser->transfer_bytes, chosen->transfer_bytes);
         } else if (chosen->is_current) {
             /* better per second, but the switch does not pay */
-            gain_text(k, loser, chosen->utility * chosen->fit, gain,
+            gain_text(k, loser, effective_utility(k, chosen), gain,
                       sizeof(gain));
             reason_add(rs, "does not pay: %s, under cost %.3g + hysteresis "
                        "%.3g", gain, loser->cost, k->margin);
@@ -886,15 +980,27 @@ run_evaluate(struct run *k, struct proto_candidate *cands)
                         ? k->r->max_energy_mj
                         : max_energy;
     for (size_t i = 0; i < m; i++) {
-        if (cands[i].partial)
+        const struct proto_candidate *e = &cands[i];
+
+        if (e->partial)
             continue;
         utility_compute(k, &cands[i]);
-        if (cands[i].is_current && cands[i].hard_ok && !k->has_cur) {
+        if (e->is_current && e->hard_ok && !k->has_cur) {
             k->has_cur = true;
             k->cur = i;
-            k->u_cur = cands[i].utility * cands[i].fit;
+        }
+        /* the fallback in a dip: the best feasible variant that fitted
+         * in every minute of the memory history (none: nothing runs) */
+        if (k->r->memory_history_count > 0 && e->feasible &&
+            e->fit >= 1 && e->utility > k->u_fallback) {
+            k->u_fallback = e->utility;
+            k->fallback_cost =
+                (double)var_of(k, e)->size_bytes * k->cost_per_byte;
         }
     }
+    /* what runs now is valued as every choice is: with the fallback */
+    if (k->has_cur)
+        k->u_cur = effective_utility(k, &cands[k->cur]);
     for (size_t i = 0; i < m; i++)
         if (!cands[i].partial)
             value_compute(k, &cands[i]);
@@ -965,7 +1071,7 @@ chosen_reasons(const struct run *k, const struct proto_candidate *c,
         reason_add(rs, "keep: nothing better can arrive within horizon_s %g",
                    k->horizon_s);
     } else if (c->is_current) {
-        gain_text(k, best, c->utility * c->fit, gain, sizeof(gain));
+        gain_text(k, best, effective_utility(k, c), gain, sizeof(gain));
         reason_add(rs,
                    "keep: switching to %s does not pay: %s, cost %.3g, "
                    "hysteresis %.3g",
@@ -988,6 +1094,7 @@ chosen_reasons(const struct run *k, const struct proto_candidate *c,
     }
     if (c->ctx)
         reason_add(rs, "context: matches %s=%s", c->ctx->key, c->ctx->value);
+    dips_reason(k, c, rs);
     if (c->exit_index >= 0)
         exit_reason(k, c, rs);
     if (degraded)
@@ -1135,6 +1242,8 @@ run_candidates(const struct run *k, struct proto_candidate *cands, size_t m,
         if (c->ctx)
             reason_add(&c->reasons, "context: matches %s=%s", c->ctx->key,
                        c->ctx->value);
+        if (c->hard_ok)
+            dips_reason(k, c, &c->reasons);
         if (c->reasons.count == 0)
             reason_add(&c->reasons, "not chosen");
     }

@@ -29,7 +29,8 @@
 #define PROTO_MAX_FORMATS 8
 #define PROTO_MAX_REASONS 8
 #define PROTO_REASON_SIZE 160
-#define PROTO_MAX_HISTORY 16      /* network.downlink_history_bps samples */
+#define PROTO_MAX_HISTORY 16      /* network.downlink_history_bps and
+                                     device.memory_history_bytes samples */
 
 /*
  * FNV-1a 64 (Fowler, Noll, Vo; draft-eastlake-fnv): the one copy of the
@@ -212,6 +213,10 @@ struct proto_report {
     bool has_fetching;
     uint64_t memory_floor_bytes;          /* device.memory_floor_bytes */
     bool has_memory_floor_bytes;
+    /* device.memory_history_bytes: the lowest free memory of each of the
+     * last minutes, newest (the current, partial minute) last */
+    uint64_t memory_history_bytes[PROTO_MAX_HISTORY];
+    size_t memory_history_count;
     bool explain_all;                     /* "explain": "all" */
     char nonce[PROTO_NONCE_SIZE];         /* echoed in a signed answer */
     bool has_nonce;
@@ -288,6 +293,9 @@ struct proto_candidate {
     const struct proto_tag *ctx;          /* first matching context tag */
     double utility;                       /* per second while it runs */
     double fit;                           /* expected share of time it fits */
+    double dips_per_s;                    /* memory dips under its need */
+    double risk;                          /* their expected round trips'
+                                             cost over the horizon */
     double ready_s;                       /* until it runs (conservative) */
     double cost;                          /* of its bytes, accuracy-seconds */
     double value;                         /* over the horizon */

@@ -246,12 +246,13 @@ print_decision(void *ctx, size_t step, const struct proto_report *r,
 
     if (*strategy != REPLAY_POLICY)
         return;
-    printf("%zu bps=%.3g mem=%llu floor=%llu gflops=%g %s %s%s %s\n", step,
+    printf("%zu bps=%.3g mem=%llu floor=%llu gflops=%g %s %s%s%s %s\n", step,
            r->downlink_bps, (unsigned long long)r->memory_bytes,
            (unsigned long long)r->memory_floor_bytes, r->gflops,
            actions[d->action],
            d->action == PROTO_ACTION_NONE ? "-" : variants[d->chosen].name,
            r->has_fetching ? " (fetching)" : "",
+           d->degraded ? " (degraded)" : "",
            d->reasons.count ? d->reasons.text[0] : "");
 }
 

@@ -568,7 +568,8 @@ static void *run(void *arg)
     if (result != EDGE_FETCHED)
         log_msg(result == EDGE_NOT_FOUND ? LOG_INFO : LOG_ERROR, 0,
                 "edge: %s", err);
-    /* Before the followers hear of it: the bound holds when they answer. */
+    /* Before the flight ends (its answers may have ended already, once
+     * the digest matched): a request after it finds the bound held. */
     if (result == EDGE_FETCHED && e->cache_max_bytes &&
         store_blob_cache_trim(f->st, e->cache_max_bytes, f->key,
                               &evicted) == STORE_OK)

@@ -2,8 +2,9 @@
  * The byte path: GET/HEAD/PUT /v1/blobs/sha256:{hex} and GET/HEAD
  * /v1/deltas/sha256:{from}/sha256:{to}. Bytes are immutable and named by
  * digest, so every answer is cacheable forever. Bodies are served from file
- * descriptors (sendfile on plain HTTP); uploads were streamed to the store
- * while they arrived, and this handler only finishes them.
+ * descriptors (sendfile on plain HTTP), or at an edge from a pull-through
+ * in flight (server/pull.c); uploads were streamed to the store while they
+ * arrived, and this handler only finishes them.
  */
 #include <errno.h>
 #include <inttypes.h>

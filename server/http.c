@@ -10,6 +10,8 @@
  * over TLS a poll(2) thread pool of the same size (see http_start).
  * Replies are queued on the second call at the earliest so keep-alive
  * stays on; only errors that refuse a body are queued on the first call.
+ * No handler blocks: at an edge, a request waiting for a pull-through is
+ * suspended (MHD_ALLOW_SUSPEND_RESUME) and runs again when resumed.
  */
 #include <arpa/inet.h>
 #include <errno.h>

@@ -33,7 +33,8 @@ of magnitude of each radio technology, not a fit):
 * Memory: free memory is the device's base times (1 - pressure); pressure
   is a chain (none / apps 0.2-0.5 / heavy 0.5-0.8, mean dwells 300 / 120 /
   60 s). The report's memory_floor_bytes is the lowest free memory of the
-  last 60 s.
+  last 60 s, memory_history_bytes the lowest of each of the last 16 clock
+  minutes (newest, the current partial minute, last), as a UE keeps them.
 * Compute: gflops is the base times a factor drawn from 0.3 .. 0.6 for
   each thermally throttled period (a chain, mean dwells 900 s normal /
   180 s throttled).
@@ -73,6 +74,16 @@ MEMORY_BASES = [40e6, 80e6, 150e6, 400e6, 1.2e9]
 GFLOPS_BASES = [15.0, 60.0, 200.0]
 LATENCIES = [30, 60, 100, 200]
 PREFERENCES = ["quality", "balanced", "saver"]
+
+
+def memory_history(free_hist):
+    """device.memory_history_bytes: the lowest free memory of each of the
+    last (up to) 16 clock minutes, newest (the current, partial minute)
+    last, as a UE keeps them: one low per minute of its clock."""
+    t = len(free_hist) - 1
+    first = max(0, t // 60 - 15)
+    return [int(min(free_hist[m * 60:min(len(free_hist), (m + 1) * 60)]))
+            for m in range(first, t // 60 + 1)]
 
 
 def pick(rng, weights):
@@ -167,6 +178,7 @@ def scenario(seed, index, duration_s, step_s):
                 "device": {
                     "memory_bytes": int(free),
                     "memory_floor_bytes": int(min(free_hist[-60:])),
+                    "memory_history_bytes": memory_history(free_hist),
                     "gflops": round(gf, 3),
                     "battery_percent": round(battery, 1),
                     "charging": charging,

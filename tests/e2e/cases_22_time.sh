@@ -51,6 +51,15 @@ if demo_data && daemon_start demotime "$DEMO_DATA" --admin-token-file "$WORK/dem
     check_problem "17 history samples" 400 network.downlink_history_bps
     sel '{"device":{"memory_bytes":60000000,"gflops":100},"requirements":{"horizon_s":0}}' ""
     check_problem "horizon_s 0" 400 requirements.horizon_s
+    # memory history: per-minute lows; the chosen variant says how often
+    # it would not have fitted (4 of 16 minutes under its 21.2 MB)
+    sel '{"device":{"memory_bytes":60000000,"gflops":100,"memory_history_bytes":[6e7,1.5e7,6e7,6e7,1.5e7,6e7,6e7,1.5e7,6e7,6e7,1.5e7,6e7,6e7,6e7,6e7,6e7]}}' ""
+    check_jq "memory history: efficientnet-b0, its dips in the reasons" \
+        '.variant == "efficientnet-b0" and any(.reasons[]; test("^memory: under 21200000 bytes in 4 of 16 minutes, 4 dips"))'
+    sel '{"device":{"memory_bytes":60000000,"gflops":100,"memory_history_bytes":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17]}}' ""
+    check_problem "17 memory history samples" 400 device.memory_history_bytes
+    sel '{"device":{"memory_bytes":60000000,"gflops":100,"memory_history_bytes":[6e7,-1]}}' ""
+    check_problem "a negative memory history sample" 400 'device.memory_history_bytes[1]'
     daemon_stop demotime
 
     # modeld replay: a minute of reports, an outage in the middle

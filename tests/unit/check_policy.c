@@ -1037,6 +1037,52 @@ t_int8_floor(struct fixture *f)
     f->r.has_memory_floor_bytes = true;
 }
 
+/*
+ * Memory history: 40 MB free now, holding mobilenet (13.2 MB), 16 minutes
+ * of lows at 40 MB but for `dips` separate minutes at `low` bytes.
+ * Under 18 MB efficientnet (21.2 MB) misses 2 or 4 minutes; mobilenet,
+ * which always fitted, is the fallback (.706, 13.2 MB: cost 3.96).
+ * efficientnet, 18.84 s away at 9 Mbit/s, held 1781.16 s:
+ *   2 dips: fit 14/16, u = .771 * .875 + .706 * .125 = .762875; dips
+ *   2 / 960 s * 1781.16 * (3.96 + 6.36) = 38.3; V = .706 * 18.84 +
+ *   .762875 * 1781.16 - 6.36 - 38.3 = 1327.4 > .706 * 1800 = 1270.8 + 9
+ *   4 dips: fit 12/16, u = .75475; dips 76.6; V = 1274.7: 3.9 more,
+ *   within the hysteresis 9, where the variant that always fitted ranks
+ *   first: keep
+ * Under 10 MB nothing fits in the dips (no fallback): mobilenet .706 *
+ * .75 * 1800 - 4 / 960 * 1800 * 3.96 = 923.4; efficientnet .5295 *
+ * 18.84 + .57825 * 1781.16 - 6.36 - 4 / 960 * 1781.16 * 6.36 = 986.4
+ */
+static void
+t_history(struct fixture *f, unsigned dips, uint64_t low)
+{
+    t_base(f);
+    set_memory(f, 40000000);
+    hold(f, "mobilenet-v1-1.0-224");
+    f->r.memory_history_count = 16;
+    for (size_t i = 0; i < 16; i++)
+        f->r.memory_history_bytes[i] =
+            i % 4 == 1 && i / 4 < dips ? low : 40000000;
+}
+
+static void
+t_history_2_dips(struct fixture *f)
+{
+    t_history(f, 2, 18000000);
+}
+
+static void
+t_history_4_dips(struct fixture *f)
+{
+    t_history(f, 4, 18000000);
+}
+
+static void
+t_history_deep_dips(struct fixture *f)
+{
+    t_history(f, 4, 10000000);
+}
+
 /* 60 MB, 1 Mbit/s (0.9 planned), horizon 1800, metered (bytes x3).
  * saver (1, .4, .4, bytes x3, so x9): scores over vgg-16's 160 ms:
  *   efficientnet .771 + .8 * (1 - 3.9/160) = 1.5515, 188.4 s, cost 57.2
@@ -1117,6 +1163,26 @@ static const struct select_case time_cases[] = {
       R_CANDIDATE, "efficientnet-b0",
       "memory: 21200000 bytes may not fit when memory drops; chosen's "
       "15000000 does" },
+    { "time: memory history, 2 dips, the switch pays", CLASSIFICATION,
+      t_history_2_dips, PROTO_ACTION_DOWNLOAD, "efficientnet-b0", 0, false,
+      -1, R_CHOSEN, NULL,
+      "memory: under 21200000 bytes in 2 of 16 minutes, 2 dips; round "
+      "trips cost 38.3 over 1781 s" },
+    { "time: memory history, 4 dips, the switch does not pay",
+      CLASSIFICATION, t_history_4_dips, PROTO_ACTION_KEEP,
+      "mobilenet-v1-1.0-224", 0, false, -1, R_CANDIDATE, "efficientnet-b0",
+      "memory: under 21200000 bytes in 4 of 16 minutes, 4 dips; round "
+      "trips cost 76.6 over 1781 s" },
+    { "time: memory history, 4 dips, the one that always fits ranks first",
+      CLASSIFICATION, t_history_4_dips, PROTO_ACTION_KEEP,
+      "mobilenet-v1-1.0-224", 0, false, -1, R_CANDIDATE, "efficientnet-b0",
+      "memory: 21200000 bytes may not fit when memory drops; chosen's "
+      "13200000 does" },
+    { "time: memory history, dips under every variant", CLASSIFICATION,
+      t_history_deep_dips, PROTO_ACTION_DOWNLOAD, "efficientnet-b0", 0,
+      false, -1, R_CANDIDATE, "mobilenet-v1-1.0-224",
+      "memory: under 13200000 bytes in 4 of 16 minutes, 4 dips; round "
+      "trips cost 29.7 over 1800 s" },
     { "time: saver, metered slow link", CLASSIFICATION, t_saver_metered,
       PROTO_ACTION_DOWNLOAD, "mobilenet-v1-1.0-224", 0, false, -1, R_CHOSEN,
       NULL, "network: metered, transfer cost x3" },
