@@ -1,8 +1,10 @@
 /*
- * Client JSON in: UE reports, variant metadata and family bodies parsed with
- * jansson into the plain structs of proto/types.h, with every field checked
- * against the bounds below. Errors name the field by its JSON path. Whether
- * a blob exists or a family is known is for store/ and server/ to decide.
+ * Client JSON in: UE reports, variant metadata, family bodies, events and
+ * rollout changes parsed with proto/jdom.c (one parser for every body; it
+ * accepts what jansson did, see proto/jdom.h) into the plain structs of
+ * proto/types.h, with every field checked against the bounds below. Errors
+ * name the field by its JSON path. Whether a blob exists or a family is
+ * known is for store/ and server/ to decide.
  *
  * Bounds ("token" = 1..32 chars of [A-Za-z0-9._:+-]; "int" = a JSON number
  * with no fraction, 1e6 is fine; a range a..b includes both ends). The
@@ -103,10 +105,10 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-
+#include "proto/jdom.h"
 #include "proto/proto.h"
 
 #define TWO_POW_53 9007199254740992.0
@@ -193,34 +195,95 @@ static void fmt_num(double x, char *buf, size_t size)
         bfmt(buf, size, "%.15g", x);
 }
 
+/* ---- values of the parsed body (proto/jdom.h) --------------------------- */
+
+/* Type tests that, like jansson's, are false for NULL (an absent member or
+ * an index past the end). */
+static bool is_type(const struct proto_jval *v, enum proto_jtype type)
+{
+    return v && v->type == type;
+}
+
+static bool is_string(const struct proto_jval *v)
+{
+    return is_type(v, PROTO_JSTRING);
+}
+
+static bool is_number(const struct proto_jval *v)
+{
+    return is_type(v, PROTO_JNUMBER);
+}
+
+static bool is_object(const struct proto_jval *v)
+{
+    return is_type(v, PROTO_JOBJECT);
+}
+
+static bool is_array(const struct proto_jval *v)
+{
+    return is_type(v, PROTO_JARRAY);
+}
+
+static bool is_null(const struct proto_jval *v)
+{
+    return is_type(v, PROTO_JNULL);
+}
+
+static bool is_boolean(const struct proto_jval *v)
+{
+    return is_type(v, PROTO_JTRUE) || is_type(v, PROTO_JFALSE);
+}
+
+/* A string's bytes (NUL-terminated), NULL when v is no string. */
+static const char *str_of(const struct proto_jval *v)
+{
+    return is_string(v) ? v->u.str : NULL;
+}
+
+/* A string's length, 0 when v is no string. */
+static size_t len_of(const struct proto_jval *v)
+{
+    return is_string(v) ? v->len : 0;
+}
+
+static double num_of(const struct proto_jval *v)
+{
+    return v->u.num;
+}
+
+/* Items of an array, members of an object. */
+static size_t count_of(const struct proto_jval *v)
+{
+    return v->len;
+}
+
 /* What the client sent: "a string \"abc\"", "the number -3", "an array". */
-static void describe(const json_t *v, char *buf, size_t size)
+static void describe(const struct proto_jval *v, char *buf, size_t size)
 {
     char tmp[64];
 
-    switch (json_typeof(v)) {
-    case JSON_STRING:
-        quote(json_string_value(v), json_string_length(v), tmp, sizeof(tmp));
+    switch ((enum proto_jtype)v->type) {
+    case PROTO_JSTRING:
+        quote(str_of(v), len_of(v), tmp, sizeof(tmp));
         bfmt(buf, size, "the string %s", tmp);
         break;
-    case JSON_INTEGER:
-    case JSON_REAL:
-        fmt_num(json_number_value(v), tmp, sizeof(tmp));
+    case PROTO_JNUMBER:
+        fmt_num(num_of(v), tmp, sizeof(tmp));
         bfmt(buf, size, "%s", tmp);
         break;
-    case JSON_TRUE:
+    case PROTO_JTRUE:
         bfmt(buf, size, "true");
         break;
-    case JSON_FALSE:
+    case PROTO_JFALSE:
         bfmt(buf, size, "false");
         break;
-    case JSON_NULL:
+    case PROTO_JNULL:
         bfmt(buf, size, "null");
         break;
-    case JSON_OBJECT:
+    case PROTO_JOBJECT:
         bfmt(buf, size, "an object");
         break;
-    case JSON_ARRAY:
+    case PROTO_JARRAY:
         bfmt(buf, size, "an array");
         break;
     }
@@ -249,8 +312,7 @@ static void rule_text(const struct num_rule *r, char *buf, size_t size)
 static void path_key(char out[PROTO_FIELD_SIZE], const char *prefix,
                      const char *key)
 {
-    /* "prefix.key", truncated like snprintf; without its format parsing,
-     * since every field of every report passes here */
+    /* "prefix.key", truncated like snprintf. */
     size_t n = 0;
 
     for (const char *p = prefix; *p && n + 1 < PROTO_FIELD_SIZE; p++)
@@ -266,6 +328,23 @@ static void path_index(char out[PROTO_FIELD_SIZE], const char *prefix,
                        size_t i)
 {
     bfmt(out, PROTO_FIELD_SIZE, "%s[%zu]", prefix, i);
+}
+
+/* prefix.key[index], key NULL or index -1 left out. The readers build a
+ * path only when an error names it: on the select path a report is read
+ * field by field and formatting each path would cost more than parsing. */
+static void path_make(char out[PROTO_FIELD_SIZE], const char *prefix,
+                      const char *key, long index)
+{
+    size_t n;
+
+    if (!key)
+        bfmt(out, PROTO_FIELD_SIZE, "%s", prefix);
+    else
+        path_key(out, prefix, key);
+    n = strlen(out);
+    if (index >= 0)
+        bfmt(out + n, PROTO_FIELD_SIZE - n, "[%ld]", index);
 }
 
 /* ---- loading ------------------------------------------------------------ */
@@ -300,61 +379,91 @@ static bool depth_is_ok(const char *body, size_t len, size_t max_depth)
     return true;
 }
 
-/* Loads body as one JSON object into *out (caller decrefs). */
+/* A parsed body: the tree in the stack arena when it fits (a body of up to
+ * 1.2 kB, a typical report), else in one heap block; released by
+ * body_release(). */
+#define STACK_ARENA_SIZE 32768
+
+struct body {
+    const struct proto_jval *root;
+    void *heap;
+    _Alignas(struct proto_jval) unsigned char stack[STACK_ARENA_SIZE];
+};
+
+static void body_release(struct body *b)
+{
+    free(b->heap);
+    b->heap = NULL;
+}
+
+/* Parses body as one JSON object into b (release with body_release(), also
+ * after a failure). A body too deep is reported as such even when it is
+ * not JSON either: the parser stops at the first fault, so the nesting
+ * scan decides between the two. */
 static enum proto_status load_object(const char *body, size_t len,
                                      const struct proto_limits *lim,
-                                     json_t **out, struct proto_error *err)
+                                     struct body *b, struct proto_error *err)
 {
     size_t max_depth = lim ? lim->max_depth : DEFAULT_MAX_DEPTH;
-    json_error_t jerr;
-    json_t *root;
+    size_t need;
+    void *arena = b->stack;
+    struct proto_jdom_error jerr;
+    enum proto_jdom_status st;
 
+    b->root = NULL;
+    b->heap = NULL;
     if (!body)
         len = 0;
-    if (len > 0 && !depth_is_ok(body, len, max_depth)) {
+    if (len == 0) {
+        proto_error_set(err, PROTO_ERR_BAD_JSON, "body",
+                        "the body is empty; expected a JSON object");
+        return PROTO_BAD_INPUT;
+    }
+    need = proto_jdom_arena_size(len);
+    if (need == 0)
+        return PROTO_NO_MEMORY;
+    if (need > sizeof(b->stack)) {
+        b->heap = malloc(need);
+        if (!b->heap)
+            return PROTO_NO_MEMORY;
+        arena = b->heap;
+    }
+    st = proto_jdom_parse(body, len, max_depth, arena, need, &b->root, &jerr);
+    if (st != PROTO_JDOM_OK && !depth_is_ok(body, len, max_depth)) {
         proto_error_set(err, PROTO_ERR_JSON_TOO_DEEP, "body",
                         "the body nests arrays and objects more than %zu "
                         "levels deep",
                         max_depth);
         return PROTO_BAD_INPUT;
     }
-    if (len == 0) {
-        proto_error_set(err, PROTO_ERR_BAD_JSON, "body",
-                        "the body is empty; expected a JSON object");
-        return PROTO_BAD_INPUT;
-    }
-    root = json_loadb(body, len,
-                      JSON_DECODE_INT_AS_REAL | JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) {
-        if (json_error_code(&jerr) == json_error_out_of_memory)
-            return PROTO_NO_MEMORY;
+    if (st == PROTO_JDOM_TOO_BIG)
+        return PROTO_NO_MEMORY;
+    if (st != PROTO_JDOM_OK) {
         proto_error_set(err, PROTO_ERR_BAD_JSON, "body",
                         "the body is not valid JSON: %s at line %d, "
                         "column %d",
                         jerr.text, jerr.line, jerr.column);
         return PROTO_BAD_INPUT;
     }
-    if (!json_is_object(root)) {
+    if (!is_object(b->root)) {
         char got[80];
 
-        describe(root, got, sizeof(got));
+        describe(b->root, got, sizeof(got));
         proto_error_set(err, PROTO_ERR_BAD_JSON, "body",
                         "the body must be a JSON object, got %s", got);
-        json_decref(root);
         return PROTO_BAD_INPUT;
     }
-    *out = root;
     return PROTO_OK;
 }
 
 /* ---- field readers: each returns false with err set on bad input ------ */
 
 /* The member, or NULL when absent or null. */
-static json_t *member(const json_t *obj, const char *key)
+static const struct proto_jval *member(const struct proto_jval *obj, const char *key)
 {
-    json_t *v = json_object_get(obj, key);
+    const struct proto_jval *v = proto_jdom_member(obj, key);
 
-    return json_is_null(v) ? NULL : v;
+    return is_null(v) ? NULL : v;
 }
 
 static bool missing(const char *path, const char *what,
@@ -365,7 +474,7 @@ static bool missing(const char *path, const char *what,
     return false;
 }
 
-static bool wrong(const char *path, const char *what, const json_t *got,
+static bool wrong(const char *path, const char *what, const struct proto_jval *got,
                   struct proto_error *err)
 {
     char desc[80];
@@ -376,17 +485,20 @@ static bool wrong(const char *path, const char *what, const json_t *got,
     return false;
 }
 
-static bool check_number(const json_t *v, const char *path,
+/* A number within r at prefix.key[index] (see path_make()). */
+static bool check_number(const struct proto_jval *v, const char *prefix,
+                         const char *key, long index,
                          const struct num_rule *r, double *out,
                          struct proto_error *err)
 {
     char what[96];
+    char path[PROTO_FIELD_SIZE];
     double x;
 
     /* The rule is written out only for the error: formatting it costs more
      * than the rest of a valid number's check (it runs per report field). */
-    if (json_is_number(v)) {
-        x = json_number_value(v);
+    if (is_number(v)) {
+        x = num_of(v);
         if (isfinite(x) && x >= r->min && !(r->min_open && x <= r->min) &&
             x <= r->max && !(r->integer && x != floor(x))) {
             *out = x;
@@ -394,36 +506,37 @@ static bool check_number(const json_t *v, const char *path,
         }
     }
     rule_text(r, what, sizeof(what));
+    path_make(path, prefix, key, index);
     return wrong(path, what, v, err);
 }
 
 /* An optional (or required) number of obj; *out untouched when absent. */
-static bool get_number(const json_t *obj, const char *prefix, const char *key,
+static bool get_number(const struct proto_jval *obj, const char *prefix, const char *key,
                        const struct num_rule *r, bool required, double *out,
                        bool *out_present, struct proto_error *err)
 {
-    char path[PROTO_FIELD_SIZE];
-    json_t *v = member(obj, key);
+    const struct proto_jval *v = member(obj, key);
 
-    path_key(path, prefix, key);
     if (out_present)
         *out_present = false;
     if (!v) {
         char what[96];
+        char path[PROTO_FIELD_SIZE];
 
         if (!required)
             return true;
         rule_text(r, what, sizeof(what));
+        path_key(path, prefix, key);
         return missing(path, what, err);
     }
-    if (!check_number(v, path, r, out, err))
+    if (!check_number(v, prefix, key, -1, r, out, err))
         return false;
     if (out_present)
         *out_present = true;
     return true;
 }
 
-static bool get_uint(const json_t *obj, const char *prefix, const char *key,
+static bool get_uint(const struct proto_jval *obj, const char *prefix, const char *key,
                      const struct num_rule *r, bool required, uint64_t *out,
                      struct proto_error *err)
 {
@@ -437,18 +550,19 @@ static bool get_uint(const json_t *obj, const char *prefix, const char *key,
     return true;
 }
 
-static bool get_bool(const json_t *obj, const char *prefix, const char *key,
+static bool get_bool(const struct proto_jval *obj, const char *prefix, const char *key,
                      bool *out, struct proto_error *err)
 {
     char path[PROTO_FIELD_SIZE];
-    json_t *v = member(obj, key);
+    const struct proto_jval *v = member(obj, key);
 
-    path_key(path, prefix, key);
     if (!v)
         return true;
-    if (!json_is_boolean(v))
+    if (!is_boolean(v)) {
+        path_key(path, prefix, key);
         return wrong(path, "a boolean (true or false)", v, err);
-    *out = json_is_true(v);
+    }
+    *out = v->type == PROTO_JTRUE;
     return true;
 }
 
@@ -472,104 +586,112 @@ static bool token_is_valid(const char *s, size_t len)
 #define TOKEN_TEXT                                                             \
     "a token of 1 to 32 characters from A-Z a-z 0-9 . _ : + -"
 
-static bool check_token(const json_t *v, const char *path,
+/* A token at prefix.key[index] (see path_make()). */
+static bool check_token(const struct proto_jval *v, const char *prefix,
+                        const char *key, long index,
                         char out[PROTO_TOKEN_SIZE], struct proto_error *err)
 {
-    if (!json_is_string(v) ||
-        !token_is_valid(json_string_value(v), json_string_length(v)))
+    char path[PROTO_FIELD_SIZE];
+
+    if (!is_string(v) || !token_is_valid(str_of(v), len_of(v))) {
+        path_make(path, prefix, key, index);
         return wrong(path, TOKEN_TEXT, v, err);
-    memcpy(out, json_string_value(v), json_string_length(v) + 1);
+    }
+    memcpy(out, str_of(v), len_of(v) + 1);
     return true;
 }
 
-static bool get_token(const json_t *obj, const char *prefix, const char *key,
+static bool get_token(const struct proto_jval *obj, const char *prefix, const char *key,
                       char out[PROTO_TOKEN_SIZE], bool *out_present,
                       struct proto_error *err)
 {
-    char path[PROTO_FIELD_SIZE];
-    json_t *v = member(obj, key);
+    const struct proto_jval *v = member(obj, key);
 
-    path_key(path, prefix, key);
     if (out_present)
         *out_present = false;
     if (!v)
         return true;
-    if (!check_token(v, path, out, err))
+    if (!check_token(v, prefix, key, -1, out, err))
         return false;
     if (out_present)
         *out_present = true;
     return true;
 }
 
-static bool get_token_array(const json_t *obj, const char *prefix,
+static bool get_token_array(const struct proto_jval *obj, const char *prefix,
                             const char *key, char (*out)[PROTO_TOKEN_SIZE],
                             size_t max, size_t *out_count, bool *out_present,
                             struct proto_error *err)
 {
     char path[PROTO_FIELD_SIZE];
-    char item[PROTO_FIELD_SIZE];
     char what[96];
-    json_t *v = member(obj, key);
+    const struct proto_jval *v = member(obj, key);
+    const struct proto_jval *t;
 
-    path_key(path, prefix, key);
     if (out_present)
         *out_present = false;
     if (!v)
         return true;
-    bfmt(what, sizeof(what), "an array of at most %zu tokens", max);
-    if (!json_is_array(v))
-        return wrong(path, what, v, err);
-    if (json_array_size(v) > max) {
+    if (!is_array(v) || count_of(v) > max) {
+        path_key(path, prefix, key);
+        bfmt(what, sizeof(what), "an array of at most %zu tokens", max);
+        if (!is_array(v))
+            return wrong(path, what, v, err);
         proto_error_set(err, PROTO_ERR_BAD_FIELD, path,
                         "%s must be %s, got %zu items", path, what,
-                        json_array_size(v));
+                        count_of(v));
         return false;
     }
-    for (size_t i = 0; i < json_array_size(v); i++) {
-        path_index(item, path, i);
-        if (!check_token(json_array_get(v, i), item, out[i], err))
-            return false;
+    t = proto_jdom_first(v);
+    for (size_t i = 0; i < count_of(v); i++, t = proto_jdom_next(t)) {
+        char prefix_key[PROTO_FIELD_SIZE];
+
+        if (!is_string(t) || !token_is_valid(str_of(t), len_of(t))) {
+            path_key(prefix_key, prefix, key);
+            return check_token(t, prefix_key, NULL, (long)i, out[i], err);
+        }
+        memcpy(out[i], str_of(t), len_of(t) + 1);
     }
-    *out_count = json_array_size(v);
+    *out_count = count_of(v);
     if (out_present)
         *out_present = true;
     return true;
 }
 
 /* An optional nested object; *out is NULL when absent. */
-static bool get_object(const json_t *obj, const char *key, bool required,
-                       const char *what, json_t **out,
+static bool get_object(const struct proto_jval *obj, const char *key, bool required,
+                       const char *what, const struct proto_jval **out,
                        struct proto_error *err)
 {
-    json_t *v = member(obj, key);
+    const struct proto_jval *v = member(obj, key);
 
     *out = NULL;
     if (!v)
         return required ? missing(key, what, err) : true;
-    if (!json_is_object(v))
+    if (!is_object(v))
         return wrong(key, what, v, err);
     *out = v;
     return true;
 }
 
-static bool get_digest(const json_t *obj, const char *key, bool required,
+static bool get_digest(const struct proto_jval *obj, const char *key, bool required,
                        char out_hex[PROTO_HEX_SIZE], bool *out_present,
                        struct proto_error *err)
 {
     static const char what[] = "a digest \"sha256:<64 lowercase hex>\"";
-    json_t *v = member(obj, key);
+    const struct proto_jval *v = member(obj, key);
 
     if (out_present)
         *out_present = false;
     if (!v)
         return required ? missing(key, what, err) : true;
-    if (!json_is_string(v))
+    if (!is_string(v))
         return wrong(key, what, v, err);
-    if (proto_digest_parse(json_string_value(v), json_string_length(v),
+    if (proto_digest_parse(str_of(v), len_of(v),
                            out_hex) != PROTO_OK) {
         char got[64];
 
-        quote(json_string_value(v), json_string_length(v), got, sizeof(got));
+        quote(str_of(v), len_of(v), got, sizeof(got));
         proto_error_set(err, PROTO_ERR_BAD_DIGEST, key,
                         "%s must be %s, got %s", key, what, got);
         return false;
@@ -580,25 +702,27 @@ static bool get_digest(const json_t *obj, const char *key, bool required,
 }
 
 /* context: {"scene": "night", "res": ["720p", "1080p"]} -> tags. */
-static bool get_context(const json_t *obj, struct proto_tag *out,
+static bool get_context(const struct proto_jval *obj, struct proto_tag *out,
                         size_t *out_count, struct proto_error *err)
 {
     static const char what[] =
         "an object mapping tokens to a token or an array of tokens";
     char path[PROTO_FIELD_SIZE];
-    char item[PROTO_FIELD_SIZE];
-    json_t *ctx = member(obj, "context");
-    const char *key;
-    json_t *v;
+    const struct proto_jval *ctx = member(obj, "context");
+    const struct proto_jval *k;
     size_t n = 0;
 
     if (!ctx)
         return true;
-    if (!json_is_object(ctx))
+    if (!is_object(ctx))
         return wrong("context", what, ctx, err);
-    json_object_foreach(ctx, key, v) {
-        size_t key_len = strlen(key);
-        size_t count = json_is_array(v) ? json_array_size(v) : 1;
+    k = proto_jdom_first(ctx);
+    for (size_t m = 0; m < count_of(ctx); m++, k = proto_jdom_next(k + 1)) {
+        const char *key = k->u.str;
+        size_t key_len = k->len;
+        const struct proto_jval *v = k + 1;
+        const struct proto_jval *t = is_array(v) ? proto_jdom_first(v) : v;
+        size_t count = is_array(v) ? count_of(v) : 1;
 
         if (!token_is_valid(key, key_len)) {
             char got[64];
@@ -610,25 +734,21 @@ static bool get_context(const json_t *obj, struct proto_tag *out,
                             got);
             return false;
         }
-        path_key(path, "context", key);
-        if (json_is_null(v))
+        if (is_null(v))
             continue;
-        if (!json_is_string(v) && !json_is_array(v))
+        if (!is_string(v) && !is_array(v)) {
+            path_key(path, "context", key);
             return wrong(path, "a token or an array of tokens", v, err);
+        }
         if (count > PROTO_MAX_TAGS - n) {
             proto_error_set(err, PROTO_ERR_BAD_FIELD, "context",
                             "context must hold at most %d tags in all",
                             PROTO_MAX_TAGS);
             return false;
         }
-        for (size_t i = 0; i < count; i++) {
-            const json_t *t = json_is_array(v) ? json_array_get(v, i) : v;
-
-            if (json_is_array(v))
-                path_index(item, path, i);
-            else
-                bfmt(item, sizeof(item), "%s", path);
-            if (!check_token(t, item, out[n].value, err))
+        for (size_t i = 0; i < count; i++, t = proto_jdom_next(t)) {
+            if (!check_token(t, "context", key, is_array(v) ? (long)i : -1,
+                             out[n].value, err))
                 return false;
             memcpy(out[n].key, key, key_len + 1);
             n++;
@@ -639,17 +759,15 @@ static bool get_context(const json_t *obj, struct proto_tag *out,
 }
 
 /* latency_ms / energy_mj: {"npu-class-a": 4.0} */
-static bool get_class_map(const json_t *obj, const char *key,
+static bool get_class_map(const struct proto_jval *obj, const char *key,
                           const struct num_rule *r,
                           struct proto_class_value *out, size_t *out_count,
                           struct proto_error *err)
 {
     char what[128];
     char rule[96];
-    char path[PROTO_FIELD_SIZE];
-    json_t *map = member(obj, key);
-    const char *cls;
-    json_t *v;
+    const struct proto_jval *map = member(obj, key);
+    const struct proto_jval *k;
     size_t n = 0;
 
     if (!map)
@@ -658,16 +776,19 @@ static bool get_class_map(const json_t *obj, const char *key,
     bfmt(what, sizeof(what),
              "an object of at most %d device classes, each mapped to %s",
              PROTO_MAX_LATENCIES, rule);
-    if (!json_is_object(map))
+    if (!is_object(map))
         return wrong(key, what, map, err);
-    if (json_object_size(map) > PROTO_MAX_LATENCIES) {
+    if (count_of(map) > PROTO_MAX_LATENCIES) {
         proto_error_set(err, PROTO_ERR_BAD_FIELD, key,
                         "%s must be %s, got %zu entries", key, what,
-                        json_object_size(map));
+                        count_of(map));
         return false;
     }
-    json_object_foreach(map, cls, v) {
-        size_t cls_len = strlen(cls);
+    k = proto_jdom_first(map);
+    for (size_t m = 0; m < count_of(map); m++, k = proto_jdom_next(k + 1)) {
+        const char *cls = k->u.str;
+        size_t cls_len = k->len;
+        const struct proto_jval *v = k + 1;
 
         if (!token_is_valid(cls, cls_len)) {
             char got[64];
@@ -680,8 +801,7 @@ static bool get_class_map(const json_t *obj, const char *key,
                             key, got);
             return false;
         }
-        path_key(path, key, cls);
-        if (!check_number(v, path, r, &out[n].value, err))
+        if (!check_number(v, key, cls, -1, r, &out[n].value, err))
             return false;
         memcpy(out[n].device_class, cls, cls_len + 1);
         n++;
@@ -692,20 +812,20 @@ static bool get_class_map(const json_t *obj, const char *key,
 
 /* ---- the report ---------------------------------------------------------- */
 
-static bool parse_ue(const json_t *root, struct proto_report *r,
+static bool parse_ue(const struct proto_jval *root, struct proto_report *r,
                      struct proto_error *err)
 {
     static const char what[] = "a string of 1 to 128 printable ASCII bytes";
-    json_t *v = member(root, "ue");
+    const struct proto_jval *v = member(root, "ue");
     const char *s;
     size_t len;
 
     if (!v)
         return true;
-    if (!json_is_string(v))
+    if (!is_string(v))
         return wrong("ue", what, v, err);
-    s = json_string_value(v);
-    len = json_string_length(v);
+    s = str_of(v);
+    len = len_of(v);
     if (len == 0 || len > UE_MAX_LEN)
         return wrong("ue", what, v, err);
     for (size_t i = 0; i < len; i++)
@@ -716,10 +836,10 @@ static bool parse_ue(const json_t *root, struct proto_report *r,
     return true;
 }
 
-static bool parse_device(const json_t *root, struct proto_report *r,
+static bool parse_device(const struct proto_jval *root, struct proto_report *r,
                          struct proto_error *err)
 {
-    json_t *dev;
+    const struct proto_jval *dev;
     double gflops = 0;
 
     if (!get_object(root, "device", true,
@@ -745,10 +865,10 @@ static bool parse_device(const json_t *root, struct proto_report *r,
                       &r->power_mw, &r->has_power_mw, err);
 }
 
-static bool parse_network(const json_t *root, struct proto_report *r,
+static bool parse_network(const struct proto_jval *root, struct proto_report *r,
                           struct proto_error *err)
 {
-    json_t *net;
+    const struct proto_jval *net;
 
     if (!get_object(root, "network", false, "an object", &net, err))
         return false;
@@ -763,11 +883,11 @@ static bool parse_network(const json_t *root, struct proto_report *r,
                       &r->has_load, err);
 }
 
-static bool parse_requirements(const json_t *root, struct proto_report *r,
+static bool parse_requirements(const struct proto_jval *root, struct proto_report *r,
                                struct proto_error *err)
 {
     static const char p[] = "requirements";
-    json_t *req;
+    const struct proto_jval *req;
 
     if (!get_object(root, p, false, "an object", &req, err))
         return false;
@@ -783,20 +903,20 @@ static bool parse_requirements(const json_t *root, struct proto_report *r,
                       &r->max_energy_mj, &r->has_max_energy_mj, err);
 }
 
-static bool parse_preference(const json_t *root, struct proto_report *r,
+static bool parse_preference(const struct proto_jval *root, struct proto_report *r,
                              struct proto_error *err)
 {
     static const char what[] =
         "one of \"quality\", \"balanced\" or \"saver\"";
-    json_t *v = member(root, "preference");
+    const struct proto_jval *v = member(root, "preference");
     const char *s;
 
     r->preference = PROTO_PREFER_QUALITY;
     if (!v)
         return true;
-    if (!json_is_string(v))
+    if (!is_string(v))
         return wrong("preference", what, v, err);
-    s = json_string_value(v);
+    s = str_of(v);
     if (strcmp(s, "quality") == 0)
         r->preference = PROTO_PREFER_QUALITY;
     else if (strcmp(s, "balanced") == 0)
@@ -810,36 +930,37 @@ static bool parse_preference(const json_t *root, struct proto_report *r,
 
 /* accept.delta_formats / accept.encodings: names of codings, each checked
  * for shape; the ones this server knows set the report's flags. */
-static bool get_names(const json_t *accept, const char *key,
+static bool get_names(const struct proto_jval *accept, const char *key,
                       struct proto_report *r, struct proto_error *err)
 {
     static const char what[] =
         "an array of at most 8 names (1..32 printable ASCII characters)";
+    static const char name_what[] =
+        "a name of 1..32 printable ASCII characters";
     char path[PROTO_FIELD_SIZE];
-    json_t *v = member(accept, key);
+    const struct proto_jval *v = member(accept, key);
+    const struct proto_jval *n;
     bool is_formats = strcmp(key, "delta_formats") == 0;
     bool zstd_patch = false;
 
-    bfmt(path, sizeof(path), "accept.%s", key);
     if (!v)
         return true;
-    if (!json_is_array(v) || json_array_size(v) > 8)
+    if (!is_array(v) || count_of(v) > 8) {
+        path_key(path, "accept", key);
         return wrong(path, what, v, err);
-    for (size_t i = 0; i < json_array_size(v); i++) {
-        json_t *n = json_array_get(v, i);
-        const char *s = json_string_value(n);
-        size_t len = json_string_length(n);
-        char item[PROTO_FIELD_SIZE];
+    }
+    n = proto_jdom_first(v);
+    for (size_t i = 0; i < count_of(v); i++, n = proto_jdom_next(n)) {
+        const char *s = str_of(n);
+        size_t len = len_of(n);
+        bool ok = s && len > 0 && len <= 32;
 
-        path_index(item, path, i);
-        if (!s || len == 0 || len > 32)
-            return wrong(item, "a name of 1..32 printable ASCII characters",
-                         n, err);
-        for (size_t k = 0; k < len; k++)
-            if (s[k] < 0x21 || s[k] > 0x7e)
-                return wrong(item,
-                             "a name of 1..32 printable ASCII characters", n,
-                             err);
+        for (size_t k = 0; ok && k < len; k++)
+            ok = s[k] >= 0x21 && s[k] <= 0x7e;
+        if (!ok) {
+            path_make(path, "accept", key, (long)i);
+            return wrong(path, name_what, n, err);
+        }
         if (is_formats && strcmp(s, "modeld-tensor/1") == 0)
             r->accept_tensor_delta = true;
         if (is_formats && strcmp(s, "zstd-patch") == 0)
@@ -852,10 +973,10 @@ static bool get_names(const json_t *accept, const char *key,
     return true;
 }
 
-static bool parse_accept(const json_t *root, struct proto_report *r,
+static bool parse_accept(const struct proto_jval *root, struct proto_report *r,
                          struct proto_error *err)
 {
-    json_t *accept;
+    const struct proto_jval *accept;
 
     if (!get_object(root, "accept", false, "an object", &accept, err))
         return false;
@@ -867,63 +988,63 @@ static bool parse_accept(const json_t *root, struct proto_report *r,
 }
 
 /* device.memory_history_bytes: at most PROTO_MAX_HISTORY byte counts. */
-static bool parse_memory_history(const json_t *dev, struct proto_report *r,
+static bool parse_memory_history(const struct proto_jval *dev,
+                                 struct proto_report *r,
                                  struct proto_error *err)
 {
     static const char path[] = "device.memory_history_bytes";
-    json_t *h = member(dev, "memory_history_bytes");
-    char item[PROTO_FIELD_SIZE];
+    const struct proto_jval *h = member(dev, "memory_history_bytes");
+    const struct proto_jval *t;
     char what[96];
 
     if (!h)
         return true;
-    bfmt(what, sizeof(what),
-         "an array of at most %d integers 0..2^53 (bytes, newest last)",
-         PROTO_MAX_HISTORY);
-    if (!json_is_array(h) || json_array_size(h) > PROTO_MAX_HISTORY)
+    if (!is_array(h) || count_of(h) > PROTO_MAX_HISTORY) {
+        bfmt(what, sizeof(what),
+             "an array of at most %d integers 0..2^53 (bytes, newest last)",
+             PROTO_MAX_HISTORY);
         return wrong(path, what, h, err);
-    for (size_t i = 0; i < json_array_size(h); i++) {
+    }
+    t = proto_jdom_first(h);
+    for (size_t i = 0; i < count_of(h); i++, t = proto_jdom_next(t)) {
         double x;
 
-        path_index(item, path, i);
-        if (!check_number(json_array_get(h, i), item, &rule_bytes, &x, err))
+        if (!check_number(t, path, NULL, (long)i, &rule_bytes, &x, err))
             return false;
         r->memory_history_bytes[i] = (uint64_t)x;
     }
-    r->memory_history_count = json_array_size(h);
+    r->memory_history_count = count_of(h);
     return true;
 }
 
 /* The fields of selection over time (issue 9): throughput history,
  * horizon, a download in flight, the memory floor and explain. */
-static bool parse_over_time(const json_t *root, struct proto_report *r,
+static bool parse_over_time(const struct proto_jval *root, struct proto_report *r,
                             struct proto_error *err)
 {
     static const char hist[] = "network.downlink_history_bps";
     static const char ex_what[] = "\"all\" or \"best\"";
-    json_t *net = member(root, "network");
-    json_t *dev = member(root, "device");
-    json_t *req = member(root, "requirements");
-    json_t *fetch = NULL;
-    json_t *h = net ? member(net, "downlink_history_bps") : NULL;
-    json_t *ex = member(root, "explain");
-    char item[PROTO_FIELD_SIZE];
+    const struct proto_jval *net = member(root, "network");
+    const struct proto_jval *dev = member(root, "device");
+    const struct proto_jval *req = member(root, "requirements");
+    const struct proto_jval *fetch = NULL;
+    const struct proto_jval *h = net ? member(net, "downlink_history_bps") : NULL;
+    const struct proto_jval *ex = member(root, "explain");
 
     if (h) {
+        const struct proto_jval *t = proto_jdom_first(h);
         char what[96];
 
         bfmt(what, sizeof(what),
              "an array of at most %d numbers 0..1e12 (bit/s, newest last)",
              PROTO_MAX_HISTORY);
-        if (!json_is_array(h) || json_array_size(h) > PROTO_MAX_HISTORY)
+        if (!is_array(h) || count_of(h) > PROTO_MAX_HISTORY)
             return wrong(hist, what, h, err);
-        for (size_t i = 0; i < json_array_size(h); i++) {
-            path_index(item, hist, i);
-            if (!check_number(json_array_get(h, i), item, &rule_downlink,
+        for (size_t i = 0; i < count_of(h); i++, t = proto_jdom_next(t))
+            if (!check_number(t, hist, NULL, (long)i, &rule_downlink,
                               &r->downlink_history_bps[i], err))
                 return false;
-        }
-        r->downlink_history_count = json_array_size(h);
+        r->downlink_history_count = count_of(h);
     }
     if (dev && !get_uint(dev, "device", "memory_floor_bytes", &rule_bytes,
                          false, &r->memory_floor_bytes, err))
@@ -942,17 +1063,17 @@ static bool parse_over_time(const json_t *root, struct proto_report *r,
     if (fetch) {
         static const char dg[] = "fetching.digest";
         static const char dg_what[] = "a digest \"sha256:<64 lowercase hex>\"";
-        json_t *d = member(fetch, "digest");
+        const struct proto_jval *d = member(fetch, "digest");
 
         if (!d)
             return missing(dg, dg_what, err);
-        if (!json_is_string(d))
+        if (!is_string(d))
             return wrong(dg, dg_what, d, err);
-        if (proto_digest_parse(json_string_value(d), json_string_length(d),
+        if (proto_digest_parse(str_of(d), len_of(d),
                                r->fetching_hex) != PROTO_OK) {
             char got[64];
 
-            quote(json_string_value(d), json_string_length(d), got,
+            quote(str_of(d), len_of(d), got,
                   sizeof(got));
             proto_error_set(err, PROTO_ERR_BAD_DIGEST, dg,
                             "%s must be %s, got %s", dg, dg_what, got);
@@ -964,11 +1085,11 @@ static bool parse_over_time(const json_t *root, struct proto_report *r,
         r->has_fetching = true;
     }
     if (ex) {
-        if (!json_is_string(ex))
+        if (!is_string(ex))
             return wrong("explain", ex_what, ex, err);
-        if (strcmp(json_string_value(ex), "all") == 0)
+        if (strcmp(str_of(ex), "all") == 0)
             r->explain_all = true;
-        else if (strcmp(json_string_value(ex), "best") != 0)
+        else if (strcmp(str_of(ex), "best") != 0)
             return wrong("explain", ex_what, ex, err);
     }
     return true;
@@ -976,21 +1097,21 @@ static bool parse_over_time(const json_t *root, struct proto_report *r,
 
 /* nonce: echoed in a signed answer (replay protection); no quote or
  * backslash can reach the answer's JSON or a log line. */
-static bool parse_nonce(const json_t *root, struct proto_report *r,
+static bool parse_nonce(const struct proto_jval *root, struct proto_report *r,
                         struct proto_error *err)
 {
     static const char what[] =
         "a string of 16 to 64 characters from A-Z a-z 0-9 _ -";
-    json_t *v = member(root, "nonce");
+    const struct proto_jval *v = member(root, "nonce");
     const char *s;
     size_t len;
 
     if (!v)
         return true;
-    if (!json_is_string(v))
+    if (!is_string(v))
         return wrong("nonce", what, v, err);
-    s = json_string_value(v);
-    len = json_string_length(v);
+    s = str_of(v);
+    len = len_of(v);
     if (len < 16 || len > PROTO_NONCE_SIZE - 1)
         return wrong("nonce", what, v, err);
     for (size_t i = 0; i < len; i++) {
@@ -1007,10 +1128,10 @@ static bool parse_nonce(const json_t *root, struct proto_report *r,
 
 /* accept.signed only; the accept object's other members have their own
  * parsers. */
-static bool parse_accept_signed(const json_t *root, struct proto_report *r,
+static bool parse_accept_signed(const struct proto_jval *root, struct proto_report *r,
                                 struct proto_error *err)
 {
-    json_t *acc;
+    const struct proto_jval *acc;
 
     if (!get_object(root, "accept", false, "an object", &acc, err))
         return false;
@@ -1025,13 +1146,17 @@ enum proto_status proto_report_parse(const char *body, size_t len,
                                      struct proto_error *err)
 {
     struct proto_report r;
-    json_t *root = NULL;
+    struct body b;
+    const struct proto_jval *root;
     enum proto_status rc;
 
     memset(&r, 0, sizeof(r));
-    rc = load_object(body, len, lim, &root, err);
-    if (rc != PROTO_OK)
+    rc = load_object(body, len, lim, &b, err);
+    if (rc != PROTO_OK) {
+        body_release(&b);
         return rc;
+    }
+    root = b.root;
     if (parse_ue(root, &r, err) && parse_device(root, &r, err) &&
         parse_network(root, &r, err) && parse_requirements(root, &r, err) &&
         parse_preference(root, &r, err) &&
@@ -1046,40 +1171,40 @@ enum proto_status proto_report_parse(const char *body, size_t len,
     } else {
         rc = PROTO_BAD_INPUT;
     }
-    json_decref(root);
+    body_release(&b);
     return rc;
 }
 
 /* ---- variant metadata ------------------------------------------------------ */
 
-static bool parse_exits(const json_t *root, struct proto_variant *v,
+static bool parse_exits(const struct proto_jval *root, struct proto_variant *v,
                         struct proto_error *err)
 {
     char what[64];
     char path[PROTO_FIELD_SIZE];
     char flops_path[PROTO_FIELD_SIZE];
     char got[40], limit[40];
-    json_t *arr = member(root, "exits");
+    const struct proto_jval *arr = member(root, "exits");
     size_t n;
 
     if (!arr)
         return true;
     bfmt(what, sizeof(what), "an array of at most %d exits",
              PROTO_MAX_EXITS);
-    if (!json_is_array(arr))
+    if (!is_array(arr))
         return wrong("exits", what, arr, err);
-    n = json_array_size(arr);
+    n = count_of(arr);
     if (n > PROTO_MAX_EXITS) {
         proto_error_set(err, PROTO_ERR_BAD_FIELD, "exits",
                         "exits must be %s, got %zu", what, n);
         return false;
     }
     for (size_t i = 0; i < n; i++) {
-        json_t *e = json_array_get(arr, i);
+        const struct proto_jval *e = proto_jdom_index(arr, i);
         struct proto_exit *x = &v->exits[i];
 
         path_index(path, "exits", i);
-        if (!json_is_object(e))
+        if (!is_object(e))
             return wrong(path, "an object with flops and accuracy", e, err);
         if (!get_number(e, path, "flops", &rule_flops, true, &x->flops, NULL,
                         err) ||
@@ -1109,10 +1234,10 @@ static bool parse_exits(const json_t *root, struct proto_variant *v,
     return true;
 }
 
-static bool parse_variant(const json_t *root, struct proto_variant *v,
+static bool parse_variant(const struct proto_jval *root, struct proto_variant *v,
                           struct proto_error *err)
 {
-    json_t *req;
+    const struct proto_jval *req;
     double rollout = 100;
 
     return get_digest(root, "blob", true, v->blob_hex, NULL, err) &&
@@ -1151,42 +1276,46 @@ enum proto_status proto_variant_parse(const char *body, size_t len,
                                       struct proto_error *err)
 {
     struct proto_variant v;
-    json_t *root = NULL;
+    struct body b;
+    const struct proto_jval *root;
     enum proto_status rc;
 
     memset(&v, 0, sizeof(v));
-    rc = load_object(body, len, lim, &root, err);
-    if (rc != PROTO_OK)
+    rc = load_object(body, len, lim, &b, err);
+    if (rc != PROTO_OK) {
+        body_release(&b);
         return rc;
+    }
+    root = b.root;
     if (parse_variant(root, &v, err)) {
         *out = v;
         rc = PROTO_OK;
     } else {
         rc = PROTO_BAD_INPUT;
     }
-    json_decref(root);
+    body_release(&b);
     return rc;
 }
 
 /* ---- family ------------------------------------------------------------------ */
 
-static bool get_text(const json_t *obj, const char *key,
+static bool get_text(const struct proto_jval *obj, const char *key,
                      char out[PROTO_TEXT_SIZE], struct proto_error *err)
 {
     static const char what[] = "a string of at most 256 bytes";
-    json_t *v = member(obj, key);
+    const struct proto_jval *v = member(obj, key);
 
     if (!v)
         return true;
-    if (!json_is_string(v))
+    if (!is_string(v))
         return wrong(key, what, v, err);
-    if (json_string_length(v) > TEXT_MAX_LEN) {
+    if (len_of(v) > TEXT_MAX_LEN) {
         proto_error_set(err, PROTO_ERR_BAD_FIELD, key,
                         "%s must be %s, got %zu bytes", key, what,
-                        json_string_length(v));
+                        len_of(v));
         return false;
     }
-    memcpy(out, json_string_value(v), json_string_length(v) + 1);
+    memcpy(out, str_of(v), len_of(v) + 1);
     return true;
 }
 
@@ -1197,12 +1326,16 @@ enum proto_status proto_family_parse(const char *body, size_t len,
 {
     char task[PROTO_TEXT_SIZE] = "";
     char description[PROTO_TEXT_SIZE] = "";
-    json_t *root = NULL;
+    struct body b;
+    const struct proto_jval *root;
     enum proto_status rc;
 
-    rc = load_object(body, len, lim, &root, err);
-    if (rc != PROTO_OK)
+    rc = load_object(body, len, lim, &b, err);
+    if (rc != PROTO_OK) {
+        body_release(&b);
         return rc;
+    }
+    root = b.root;
     if (get_text(root, "task", task, err) &&
         get_text(root, "description", description, err)) {
         memcpy(out->task, task, sizeof(task));
@@ -1211,7 +1344,7 @@ enum proto_status proto_family_parse(const char *body, size_t len,
     } else {
         rc = PROTO_BAD_INPUT;
     }
-    json_decref(root);
+    body_release(&b);
     return rc;
 }
 
@@ -1233,17 +1366,17 @@ const char *proto_event_kind_name(enum proto_event_kind kind)
     return (unsigned)kind < PROTO_EVENT_KINDS ? event_kinds[kind] : "unknown";
 }
 
-static bool parse_event_kind(const json_t *root, struct proto_event *e,
+static bool parse_event_kind(const struct proto_jval *root, struct proto_event *e,
                              struct proto_error *err)
 {
     static const char what[] = "one of \"installed\", \"load_failed\", "
                                "\"verify_failed\" or \"rolled_back\"";
-    json_t *v = member(root, "event");
+    const struct proto_jval *v = member(root, "event");
 
     if (!v)
         return missing("event", what, err);
-    for (unsigned i = 0; json_is_string(v) && i < PROTO_EVENT_KINDS; i++) {
-        if (strcmp(json_string_value(v), event_kinds[i]) == 0) {
+    for (unsigned i = 0; is_string(v) && i < PROTO_EVENT_KINDS; i++) {
+        if (strcmp(str_of(v), event_kinds[i]) == 0) {
             e->kind = (enum proto_event_kind)i;
             return true;
         }
@@ -1251,19 +1384,19 @@ static bool parse_event_kind(const json_t *root, struct proto_event *e,
     return wrong("event", what, v, err);
 }
 
-static bool parse_event_variant(const json_t *root, struct proto_event *e,
+static bool parse_event_variant(const struct proto_jval *root, struct proto_event *e,
                                 struct proto_error *err)
 {
     static const char what[] =
         "a name: 1 to 64 of [a-z0-9._-], starting with a letter or digit";
-    json_t *v = member(root, "variant");
+    const struct proto_jval *v = member(root, "variant");
 
     if (!v)
         return missing("variant", what, err);
-    if (!json_is_string(v) ||
-        !proto_name_is_valid(json_string_value(v), json_string_length(v)))
+    if (!is_string(v) ||
+        !proto_name_is_valid(str_of(v), len_of(v)))
         return wrong("variant", what, v, err);
-    memcpy(e->variant, json_string_value(v), json_string_length(v) + 1);
+    memcpy(e->variant, str_of(v), len_of(v) + 1);
     return true;
 }
 
@@ -1274,16 +1407,20 @@ enum proto_status proto_event_parse(const char *body, size_t len,
 {
     struct proto_report r;
     struct proto_event e;
-    json_t *root = NULL;
-    json_t *dev;
+    struct body b;
+    const struct proto_jval *root;
+    const struct proto_jval *dev;
     double version = 0;
     enum proto_status rc;
 
     memset(&e, 0, sizeof(e));
     memset(&r, 0, sizeof(r));
-    rc = load_object(body, len, lim, &root, err);
-    if (rc != PROTO_OK)
+    rc = load_object(body, len, lim, &b, err);
+    if (rc != PROTO_OK) {
+        body_release(&b);
         return rc;
+    }
+    root = b.root;
     rc = PROTO_BAD_INPUT;
     if (!parse_ue(root, &r, err))
         goto out;
@@ -1311,7 +1448,7 @@ enum proto_status proto_event_parse(const char *body, size_t len,
         rc = PROTO_OK;
     }
 out:
-    json_decref(root);
+    body_release(&b);
     return rc;
 }
 
@@ -1321,14 +1458,18 @@ enum proto_status proto_rollout_patch_parse(const char *body, size_t len,
                                             struct proto_error *err)
 {
     struct proto_rollout_patch p;
-    json_t *root = NULL;
+    struct body b;
+    const struct proto_jval *root;
     double percent = 0;
     enum proto_status rc;
 
     memset(&p, 0, sizeof(p));
-    rc = load_object(body, len, lim, &root, err);
-    if (rc != PROTO_OK)
+    rc = load_object(body, len, lim, &b, err);
+    if (rc != PROTO_OK) {
+        body_release(&b);
         return rc;
+    }
+    root = b.root;
     rc = PROTO_BAD_INPUT;
     if (get_number(root, "", "rollout_percent", &rule_rollout, false,
                    &percent, &p.has_rollout_percent, err) &&
@@ -1344,7 +1485,7 @@ enum proto_status proto_rollout_patch_parse(const char *body, size_t len,
             rc = PROTO_OK;
         }
     }
-    json_decref(root);
+    body_release(&b);
     return rc;
 }
 

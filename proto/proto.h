@@ -1,7 +1,8 @@
 /*
  * proto: every wire format and nothing else. JSON <-> the plain structs of
- * proto/types.h (jansson), validation with errors that name the field,
- * RFC 9457 problem bodies, sha256 digests, HTTP Range and ETag matching,
+ * proto/types.h (request bodies read by proto/jdom.c, the rest jansson),
+ * validation with errors that name the field, RFC 9457 problem bodies,
+ * sha256 digests, HTTP Range and ETag matching,
  * and the delta format (zstd with the old model as prefix dictionary).
  * No I/O: callers hand in bytes and get bytes or structs back.
  */

@@ -111,20 +111,6 @@ static unsigned item_base(const struct item *it)
 
 /* ---- numbers ------------------------------------------------------------ */
 
-static inline void put_le(unsigned char *p, uint64_t v, unsigned n)
-{
-    for (unsigned i = 0; i < n; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static inline uint64_t get_le(const unsigned char *p, unsigned n)
-{
-    uint64_t v = 0;
-
-    for (unsigned i = n; i-- > 0;)
-        v = v << 8 | p[i];
-    return v;
-}
 
 static uint16_t f32_to_f16(uint32_t x)
 {
@@ -174,18 +160,14 @@ static inline uint64_t src_elem(const unsigned char *old, unsigned cast,
                          unsigned width, uint64_t i)
 {
     if (cast == 0)
-        return get_le(old + i * width, width);
+        return proto_le_get(old + i * width, width);
     {
-        uint32_t f = (uint32_t)get_le(old + i * 4, 4);
+        uint32_t f = (uint32_t)proto_le_get(old + i * 4, 4);
 
         return cast == 1 ? f32_to_f16(f) : f32_to_bf16(f);
     }
 }
 
-static uint64_t width_mask(unsigned width)
-{
-    return width == 8 ? UINT64_MAX : ((uint64_t)1 << (8 * width)) - 1;
-}
 
 /* Transforms n elements of the target (new) against the source into out. */
 static void forward(const struct item *it, const unsigned char *old,
@@ -193,7 +175,7 @@ static void forward(const struct item *it, const unsigned char *old,
                     unsigned char *out)
 {
     unsigned w = it->width, cast = op_cast(it->op);
-    uint64_t mask = width_mask(w);
+    uint64_t mask = proto_width_mask(w);
     const unsigned char *src;
 
     if (it->op == OP_RAW) {
@@ -207,7 +189,7 @@ static void forward(const struct item *it, const unsigned char *old,
     src = old + it->old_offset;
     for (size_t k = 0; k < n; k++) {
         uint64_t i = first + k;
-        uint64_t a = get_le(new_p + i * w, w), b = src_elem(src, cast, w, i);
+        uint64_t a = proto_le_get(new_p + i * w, w), b = src_elem(src, cast, w, i);
         uint64_t t;
 
         if (op_is_sub(it->op)) {
@@ -218,7 +200,7 @@ static void forward(const struct item *it, const unsigned char *old,
         } else {
             t = a ^ b;
         }
-        put_le(out + k * w, t, w);
+        proto_le_put(out + k * w, t, w);
     }
 }
 
@@ -229,11 +211,11 @@ static inline void inverse_w(const struct item *it, const unsigned char *old,
                              unsigned w)
 {
     unsigned cast = op_cast(it->op);
-    uint64_t mask = width_mask(w);
+    uint64_t mask = proto_width_mask(w);
     const unsigned char *src = old + it->old_offset;
 
     for (size_t k = 0; k < n; k++) {
-        uint64_t t = get_le(buf + k * w, w), b = src_elem(src, cast, w,
+        uint64_t t = proto_le_get(buf + k * w, w), b = src_elem(src, cast, w,
                                                           first + k);
         uint64_t a;
 
@@ -244,7 +226,7 @@ static inline void inverse_w(const struct item *it, const unsigned char *old,
         } else {
             a = t ^ b;
         }
-        put_le(buf + k * w, a, w);
+        proto_le_put(buf + k * w, a, w);
     }
 }
 
@@ -361,8 +343,8 @@ static void header_build(unsigned char out[PROTO_DELTA_HEADER_LEN],
     size_t n = 0;
 
     memset(out, 0, PROTO_DELTA_HEADER_LEN);
-    put_le(out, HEADER_MAGIC, 4);
-    put_le(out + 4, HEADER_PAYLOAD_LEN, 4);
+    proto_le_put(out, HEADER_MAGIC, 4);
+    proto_le_put(out + 4, HEADER_PAYLOAD_LEN, 4);
     if (from_hex) {
         memcpy(line, TENSOR_TAG, strlen(TENSOR_TAG));
         n = strlen(TENSOR_TAG);
@@ -417,10 +399,10 @@ enum proto_coded_kind proto_coded_kind(const void *head, size_t len,
     out_from_hex[0] = out_to_hex[0] = '\0';
     if (!p || len < 4)
         return PROTO_CODED_UNKNOWN;
-    if (get_le(p, 4) == ZSTD_MAGICNUMBER)
+    if (proto_le_get(p, 4) == ZSTD_MAGICNUMBER)
         return PROTO_CODED_ZSTD;
-    if (len < PROTO_DELTA_HEADER_LEN || get_le(p, 4) != HEADER_MAGIC ||
-        get_le(p + 4, 4) != HEADER_PAYLOAD_LEN)
+    if (len < PROTO_DELTA_HEADER_LEN || proto_le_get(p, 4) != HEADER_MAGIC ||
+        proto_le_get(p + 4, 4) != HEADER_PAYLOAD_LEN)
         return PROTO_CODED_UNKNOWN;
     line = (const char *)p + 8;
     if (header_line(line, TENSOR_TAG, true, out_from_hex, out_to_hex))
@@ -736,7 +718,7 @@ static void try_sparse(const struct enc *e, const struct proto_tensor *match,
     if (w != 2 && w != 4)
         return;
     elems = it->len / w;
-    max_gap = width_mask(w);
+    max_gap = proto_width_mask(w);
     a = e->cur + it->offset;
     b = e->old + match->offset;
     for (uint64_t i = 0; i < elems; i++)
@@ -755,18 +737,18 @@ static void try_sparse(const struct enc *e, const struct proto_tensor *match,
             continue;
         gap = i - last;
         while (gap > max_gap) {
-            put_le(rec + count * 2 * w, max_gap, w);
-            put_le(rec + count * 2 * w + w, 0, w);
+            proto_le_put(rec + count * 2 * w, max_gap, w);
+            proto_le_put(rec + count * 2 * w + w, 0, w);
             count++;
             gap -= max_gap + 1;
         }
-        d = (get_le(a + i * w, w) - get_le(b + i * w, w)) & max_gap;
+        d = (proto_le_get(a + i * w, w) - proto_le_get(b + i * w, w)) & max_gap;
         z = op == OP_SPARSE_SET
-                ? get_le(a + i * w, w)
+                ? proto_le_get(a + i * w, w)
                 : ((d << 1) ^ (((d >> (8 * w - 1)) & 1) ? max_gap : 0)) &
                       max_gap;
-        put_le(rec + count * 2 * w, gap, w);
-        put_le(rec + count * 2 * w + w, z, w);
+        proto_le_put(rec + count * 2 * w, gap, w);
+        proto_le_put(rec + count * 2 * w + w, z, w);
         count++;
         last = i + 1;
     }
@@ -1066,7 +1048,7 @@ static enum proto_status batch_flush(struct enc *e)
         } while (left != 0);
         if (total > UINT32_MAX)
             return PROTO_NO_MEMORY;
-        put_le(lenb, total, 4);
+        proto_le_put(lenb, total, 4);
         if ((rc = emit(e, lenb, 4)) != PROTO_OK ||
             (rc = emit(e, e->zbuf, total)) != PROTO_OK)
             return rc;
@@ -1246,12 +1228,12 @@ static enum proto_status encode(const void *old, size_t old_len,
                          &nt_z)) != PROTO_OK)
         goto out;
     header_build(header, from_hex, to_hex);
-    put_le(lenb, plan_z.len, 4);
+    proto_le_put(lenb, plan_z.len, 4);
     if ((rc = emit(&e, header, sizeof(header))) != PROTO_OK ||
         (rc = emit(&e, lenb, 4)) != PROTO_OK ||
         (rc = emit(&e, plan_z.p, plan_z.len)) != PROTO_OK)
         goto out;
-    put_le(lenb, nt_z.len, 8);
+    proto_le_put(lenb, nt_z.len, 8);
     if ((rc = emit(&e, lenb, 8)) != PROTO_OK ||
         (rc = emit(&e, nt_z.p, nt_z.len)) != PROTO_OK)
         goto out;
@@ -1700,13 +1682,13 @@ static enum proto_status sparse_emit(struct proto_tensor_dec *d,
                                      const unsigned char *rec, size_t count)
 {
     unsigned e = it->width / 2;
-    uint64_t elems = it->len / e, mask = width_mask(e);
+    uint64_t elems = it->len / e, mask = proto_width_mask(e);
     const unsigned char *src = d->old + it->old_offset;
     enum proto_status rc;
 
     for (size_t k = 0; k < count; k++) {
-        uint64_t gap = get_le(rec + k * it->width, e);
-        uint64_t z = get_le(rec + k * it->width + e, e);
+        uint64_t gap = proto_le_get(rec + k * it->width, e);
+        uint64_t z = proto_le_get(rec + k * it->width + e, e);
         uint64_t diff = (z >> 1) ^ ((z & 1) ? mask : 0);
         bool set = it->op == OP_SPARSE_SET;
         unsigned char v[8];
@@ -1716,7 +1698,7 @@ static enum proto_status sparse_emit(struct proto_tensor_dec *d,
         if ((rc = out_write(d, src + d->sp_elem * e, gap * e)) != PROTO_OK)
             return rc;
         d->sp_elem += gap;
-        put_le(v, set ? z : (get_le(src + d->sp_elem * e, e) + diff) & mask,
+        proto_le_put(v, set ? z : (proto_le_get(src + d->sp_elem * e, e) + diff) & mask,
                e);
         if ((rc = out_write(d, v, e)) != PROTO_OK)
             return rc;
@@ -1927,7 +1909,7 @@ static enum proto_status unit(struct proto_tensor_dec *d)
         return PROTO_OK;
     }
     case D_PLAN_LEN:
-        d->need = (size_t)get_le(p, 4);
+        d->need = (size_t)proto_le_get(p, 4);
         if (d->need == 0 || d->need > PLAN_MAX_BYTES)
             return PROTO_BAD_INPUT;
         d->state = D_PLAN;
@@ -1954,7 +1936,7 @@ static enum proto_status unit(struct proto_tensor_dec *d)
         return PROTO_OK;
     }
     case D_NT_LEN: {
-        uint64_t n = get_le(p, 8);
+        uint64_t n = proto_le_get(p, 8);
 
         /* At most zstd's bound; and each block (<= 128 KiB out) costs at
          * least 3 bytes in, so a claimed size needs the bytes to match. */
@@ -1984,7 +1966,7 @@ static enum proto_status unit(struct proto_tensor_dec *d)
         break; /* to the batches */
     }
     case D_CHUNK_LEN:
-        d->need = (size_t)get_le(p, 4);
+        d->need = (size_t)proto_le_get(p, 4);
         if (d->need == 0 || d->need > ZSTD_compressBound(BATCH_BYTES) + 64)
             return PROTO_BAD_INPUT;
         d->state = D_CHUNK;

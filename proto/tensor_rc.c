@@ -20,25 +20,6 @@
 #define MID_BITS 3
 #define DIRECT_CHUNK 8
 
-static inline uint64_t get_le(const unsigned char *p, unsigned n)
-{
-    uint64_t v = 0;
-
-    for (unsigned i = n; i-- > 0;)
-        v = v << 8 | p[i];
-    return v;
-}
-
-static inline void put_le(unsigned char *p, uint64_t v, unsigned n)
-{
-    for (unsigned i = 0; i < n; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint64_t mask_of(unsigned width)
-{
-    return width == 8 ? UINT64_MAX : ((uint64_t)1 << (8 * width)) - 1;
-}
 
 void proto_trc_model_init(struct proto_trc_model *m)
 {
@@ -108,7 +89,7 @@ static unsigned bit_length(uint64_t z)
 
 static uint64_t zigzag_w(uint64_t d, unsigned width)
 {
-    uint64_t mask = mask_of(width);
+    uint64_t mask = proto_width_mask(width);
     bool neg = (d >> (8 * width - 1)) & 1;
 
     return ((d << 1) ^ (neg ? mask : 0)) & mask;
@@ -116,7 +97,7 @@ static uint64_t zigzag_w(uint64_t d, unsigned width)
 
 static uint64_t unzigzag_w(uint64_t z, unsigned width)
 {
-    return ((z >> 1) ^ ((z & 1) ? mask_of(width) : 0)) & mask_of(width);
+    return ((z >> 1) ^ ((z & 1) ? proto_width_mask(width) : 0)) & proto_width_mask(width);
 }
 
 /* ---- encoder ---- */
@@ -238,14 +219,14 @@ enum proto_status proto_trc_encode(struct proto_trc_model *m,
                                    uint64_t *out_steps)
 {
     struct enc e = { m, NULL, 0, 0, false, 0, 0xFFFFFFFFu, 0, 1, 0 };
-    uint64_t mask = mask_of(width), changed = 0;
+    uint64_t mask = proto_width_mask(width), changed = 0;
     bool prev = false;
 
     if (width != 1 && width != 2 && width != 4 && width != 8)
         return PROTO_BAD_INPUT;
     for (uint64_t i = 0; i < elems; i++) {
-        uint64_t a = get_le(cur + i * width, width);
-        uint64_t b = get_le(old + i * width, width);
+        uint64_t a = proto_le_get(cur + i * width, width);
+        uint64_t b = proto_le_get(old + i * width, width);
         bool ch = a != b;
 
         enc_bit(&e, &m->flag[flag_ctx(b, width, prev)], ch);
@@ -397,14 +378,14 @@ static inline size_t run_width(struct dec *d, unsigned w, bool final,
                                size_t out_elems)
 {
     struct proto_trc_dec *t = d->t;
-    uint64_t mask = mask_of(w), elem = t->elem, elems = t->elems;
+    uint64_t mask = proto_width_mask(w), elem = t->elem, elems = t->elems;
     uint64_t changed = t->changed;
     bool prev = t->prev, set = t->set;
     size_t n = 0;
 
     while (elem < elems && n < out_elems &&
            (final || d->len - d->pos >= PROTO_TRC_MARGIN)) {
-        uint64_t b = get_le(src + elem * w, w), a = b;
+        uint64_t b = proto_le_get(src + elem * w, w), a = b;
         bool ch = dec_bit(d, &t->m.flag[flag_ctx(b, w, prev)]) != 0;
 
         if (ch) {
@@ -417,7 +398,7 @@ static inline size_t run_width(struct dec *d, unsigned w, bool final,
         }
         if (d->bad)
             break;
-        put_le(out + n * w, a, w);
+        proto_le_put(out + n * w, a, w);
         prev = ch;
         elem++;
         n++;

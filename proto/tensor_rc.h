@@ -20,6 +20,28 @@
 
 #include "proto/proto.h"
 
+/* Little-endian element access and the mask of a width's bits, shared by
+ * the tensor codings (proto/tensor_code.c) and this coder. */
+static inline uint64_t proto_le_get(const unsigned char *p, unsigned n)
+{
+    uint64_t v = 0;
+
+    for (unsigned i = n; i-- > 0;)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static inline void proto_le_put(unsigned char *p, uint64_t v, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static inline uint64_t proto_width_mask(unsigned width)
+{
+    return width == 8 ? UINT64_MAX : ((uint64_t)1 << (8 * width)) - 1;
+}
+
 /* At most this many coded bytes are read for one element (a changed one:
  * 11 adaptive bits of at most 2 bytes each, 61 direct bits in chunks of
  * at most 8, at most one byte a chunk). */

@@ -251,7 +251,9 @@ if daemon_start cli "$CLI_WORK/data" "${CLI_ARGS[@]}"; then
 
     echo "# $SECONDS s"
     # ---- kill -9 mid-download, then resume -------------------------------------------
-    proxy_start '{"rate_bps":1000000}'
+    # held after 512 KiB: the transfer is still under way at the lock check
+    # and the kill, however long a loaded machine takes to get there
+    proxy_start '{"rate_bps":1000000,"hold_after":524288}'
     K=$CLI_WORK/st-k
     "$MODELD" fetch --server "$PROXY" --family cli --state "$K" \
         --no-benchmark --set device.gflops=50 --set device.memory_bytes=100000000 \

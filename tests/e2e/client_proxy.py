@@ -14,6 +14,9 @@ CONTROL_FILE (JSON, read per request) can:
   retry_after     the Retry-After of those 503s
   replay_select   answer each select with the previous select's answer
                   (headers and body), as a replaying attacker would
+  hold_after      send at most this many body bytes of a response, then
+                  hold the rest until the control no longer says so (a
+                  transfer that stays under way, however slow the machine)
   epoch           when it changes, transfers under way are cut (the test
                   kills the daemon: its orphaned socket would otherwise
                   still deliver what the kernel had buffered)
@@ -152,7 +155,13 @@ def handle(client):
                     if not data:
                         break
                 piece, data = data[:16384], data[16384:]
-                if control().get("epoch", 0) != epoch:
+                now = control()
+                while now.get("hold_after") is not None and \
+                        sent + len(piece) > now["hold_after"] and \
+                        now.get("epoch", 0) == epoch:
+                    time.sleep(0.02)
+                    now = control()
+                if now.get("epoch", 0) != epoch:
                     entry["cut"] = True
                     break
                 if flip:

@@ -122,12 +122,16 @@ if d_start edge2 "$WORK/edge2" --set "blob_origin=$ORIGIN" \
     check "edge: ... counted" 2 "$(metric edge2 modeld_edge_origin_refused_total)"
     rm -f "$WORK/edge2/blobs/sha256/${EH:0:2}/$EH"
 
+    # Wait for the curl processes, not for their status lines: curl prints
+    # -w before it has closed (flushed) the -o file, so a body read as soon
+    # as its status appeared could still be short.
+    par_pids=()
     for i in $(seq 1 50); do
-        curl -s -o "$WORK/par$i" -w '%{http_code}\n' "$(d_url edge2)/v1/blobs/sha256:$GH" \
-            >"$WORK/par$i.status" &
+        curl -s --max-time 60 -o "$WORK/par$i" -w '%{http_code}\n' \
+            "$(d_url edge2)/v1/blobs/sha256:$GH" >"$WORK/par$i.status" &
+        par_pids+=($!)
     done
-    all_answered() { [ "$(cat "$WORK"/par*.status 2>/dev/null | grep -c .)" -eq 50 ]; }
-    wait_for 60 all_answered
+    wait "${par_pids[@]}"
     check "edge: 50 parallel requests for one missing blob all answered 200" 50 \
         "$(cat "$WORK"/par*.status | grep -c '^200$')"
     same=0
