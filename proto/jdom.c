@@ -682,11 +682,30 @@ static bool too_deep(struct parser *ps)
                 ps->max_depth);
 }
 
+/* After a member or an element: a ',' is skipped (with the space after
+ * it) and *more set, the closing bracket is left for the caller; anything
+ * else is the error expected names. */
+static bool after_item(struct parser *ps, char close, const char *expected,
+                       bool *more)
+{
+    skip_ws(ps);
+    *more = ps->p < ps->end && *ps->p == ',';
+    if (*more) {
+        ps->p++;
+        skip_ws(ps);
+        return true;
+    }
+    if (ps->p < ps->end && *ps->p == close)
+        return true;
+    return fail_expected(ps, expected);
+}
+
 static bool parse_object(struct parser *ps, size_t depth)
 {
     size_t at = ps->node_count;
     struct proto_jval *obj;
     uint32_t n = 0;
+    bool more;
 
     if (depth > ps->max_depth)
         return too_deep(ps);
@@ -715,15 +734,10 @@ static bool parse_object(struct parser *ps, size_t depth)
         if (!parse_value(ps, depth))
             return false;
         n++;
-        skip_ws(ps);
-        if (ps->p < ps->end && *ps->p == ',') {
-            ps->p++;
-            skip_ws(ps);
-            continue;
-        }
-        if (ps->p < ps->end && *ps->p == '}')
+        if (!after_item(ps, '}', "'}' expected", &more))
+            return false;
+        if (!more)
             break;
-        return fail_expected(ps, "'}' expected");
     }
     obj->len = n;
     obj->span = (uint32_t)(ps->node_count - at);
@@ -738,6 +752,7 @@ static bool parse_array(struct parser *ps, size_t depth)
     size_t at = ps->node_count;
     struct proto_jval *arr;
     uint32_t n = 0;
+    bool more;
 
     if (depth > ps->max_depth)
         return too_deep(ps);
@@ -754,15 +769,10 @@ static bool parse_array(struct parser *ps, size_t depth)
         if (!parse_value(ps, depth))
             return false;
         n++;
-        skip_ws(ps);
-        if (ps->p < ps->end && *ps->p == ',') {
-            ps->p++;
-            skip_ws(ps);
-            continue;
-        }
-        if (ps->p < ps->end && *ps->p == ']')
+        if (!after_item(ps, ']', "']' expected", &more))
+            return false;
+        if (!more)
             break;
-        return fail_expected(ps, "']' expected");
     }
     arr->len = n;
     arr->span = (uint32_t)(ps->node_count - at);
