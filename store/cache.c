@@ -59,6 +59,25 @@ static int by_use(const void *a, const void *b)
     return (x->used_ns > y->used_ns) - (x->used_ns < y->used_ns);
 }
 
+/* The next entry of *list, grown by doubling; NULL (error text set) when
+ * out of memory, *list then unchanged. */
+static struct cached *cached_add(struct cached **list, size_t *count,
+                                 size_t *cap)
+{
+    if (*count == *cap) {
+        size_t ncap = *cap ? 2 * *cap : 64;
+        struct cached *n = realloc(*list, ncap * sizeof(*n));
+
+        if (!n) {
+            store_err_text("blob cache: out of memory");
+            return NULL;
+        }
+        *list = n;
+        *cap = ncap;
+    }
+    return &(*list)[(*count)++];
+}
+
 /* Every blob file under DIR/blobs/sha256, with its use time and size. */
 static enum store_status list_blobs(struct store *st, struct cached **out,
                                     size_t *out_count)
@@ -93,21 +112,13 @@ static enum store_status list_blobs(struct store *st, struct cached **out,
             if (strlen(fe->d_name) != PROTO_HEX_LEN ||
                 !proto_hex_is_valid(fe->d_name, PROTO_HEX_LEN))
                 continue;
-            if (count == cap) {
-                size_t ncap = cap ? 2 * cap : 64;
-                struct cached *n = realloc(list, ncap * sizeof(*n));
-
-                if (!n) {
-                    closedir(sub);
-                    closedir(top);
-                    free(list);
-                    store_err_text("blob cache: out of memory");
-                    return STORE_NO_MEMORY;
-                }
-                list = n;
-                cap = ncap;
+            c = cached_add(&list, &count, &cap);
+            if (!c) {
+                closedir(sub);
+                closedir(top);
+                free(list);
+                return STORE_NO_MEMORY;
             }
-            c = &list[count++];
             snprintf(c->hex, sizeof(c->hex), "%.64s", fe->d_name);
             c->delta = false;
             c->used_ns = 0;
@@ -139,20 +150,12 @@ static enum store_status list_blobs(struct store *st, struct cached **out,
                 (int)sizeof(path) ||
             stat(path, &sb) != 0)
             continue;
-        if (count == cap) {
-            size_t ncap = cap ? 2 * cap : 64;
-            struct cached *n = realloc(list, ncap * sizeof(*n));
-
-            if (!n) {
-                closedir(top);
-                free(list);
-                store_err_text("blob cache: out of memory");
-                return STORE_NO_MEMORY;
-            }
-            list = n;
-            cap = ncap;
+        c = cached_add(&list, &count, &cap);
+        if (!c) {
+            closedir(top);
+            free(list);
+            return STORE_NO_MEMORY;
         }
-        c = &list[count++];
         snprintf(c->hex, sizeof(c->hex), "%.132s", de->d_name);
         c->delta = true;
         c->bytes = (uint64_t)sb.st_size;
