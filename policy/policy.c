@@ -1127,19 +1127,13 @@ list_cmp(const struct run *k, const struct proto_candidate *a,
     return a->variant < b->variant ? -1 : a->variant > b->variant;
 }
 
-/* Swaps everything but the reasons: they are written once the order is
- * final (run_candidates), and copying their 1.3 KB per swap dominated the
- * ordering of a large family. */
 static void
 swap_cand(struct proto_candidate *a, struct proto_candidate *b)
 {
-    unsigned char t[offsetof(struct proto_candidate, reasons)];
+    struct proto_candidate t = *a;
 
-    if (a == b)
-        return;
-    memcpy(t, a, sizeof(t));
-    memcpy(a, b, sizeof(t));
-    memcpy(b, t, sizeof(t));
+    *a = *b;
+    *b = t;
 }
 
 /*
@@ -1226,26 +1220,27 @@ run_candidates(const struct run *k, struct proto_candidate *cands, size_t m,
     }
     for (size_t i = 0; i < listed; i++) {
         struct proto_candidate *c = &cands[i];
+        struct proto_reasons *rs = &out->candidate_reasons[i];
         bool ok;
 
         if (c->partial)
             eval_rest(k, c);
-        c->reasons.count = 0;
-        (void)hard_check(k, c, &c->reasons);
-        (void)soft_check(k, c, &ok, &c->reasons);
+        rs->count = 0;
+        (void)hard_check(k, c, rs);
+        (void)soft_check(k, c, &ok, rs);
         if (c->exit_index >= 0)
-            exit_reason(k, c, &c->reasons);
+            exit_reason(k, c, rs);
         if (chosen && c->hard_ok && (c->soft_ok || degraded))
-            loss_reason(k, c, chosen, degraded, &c->reasons);
+            loss_reason(k, c, chosen, degraded, rs);
         else if (!chosen && c->hard_ok && !startable(k, c))
-            loss_reason(k, c, c, degraded, &c->reasons);
+            loss_reason(k, c, c, degraded, rs);
         if (c->ctx)
-            reason_add(&c->reasons, "context: matches %s=%s", c->ctx->key,
+            reason_add(rs, "context: matches %s=%s", c->ctx->key,
                        c->ctx->value);
         if (c->hard_ok)
-            dips_reason(k, c, &c->reasons);
-        if (c->reasons.count == 0)
-            reason_add(&c->reasons, "not chosen");
+            dips_reason(k, c, rs);
+        if (rs->count == 0)
+            reason_add(rs, "not chosen");
     }
     out->candidate_count = listed;
 }
@@ -1278,20 +1273,24 @@ policy_select(const struct policy_config *cfg, const struct policy_input *in,
               const struct proto_report *report, struct proto_decision *out)
 {
     struct proto_candidate *cands;
+    struct proto_reasons *cand_reasons;
     struct proto_candidate chosen;
     bool found, degraded = false, ok;
     size_t m, best = 0, pick;
     struct run k;
 
     if (!cfg || !in || !report || !out || !in->family ||
-        (in->variant_count > 0 && (!in->variants || !out->candidates)) ||
+        (in->variant_count > 0 &&
+         (!in->variants || !out->candidates || !out->candidate_reasons)) ||
         (in->delta_count > 0 && !in->deltas) || !(report->gflops > 0) ||
         !(cfg->default_downlink_bps > 0))
         return POLICY_BAD_ARGUMENT;
 
     cands = out->candidates;
+    cand_reasons = out->candidate_reasons;
     memset(out, 0, sizeof(*out));
     out->candidates = cands;
+    out->candidate_reasons = cand_reasons;
     out->exit_index = -1;
 
     run_init(&k, cfg, in, report);

@@ -67,9 +67,10 @@ struct policy_input {
 };
 
 /*
- * Decides for one report. out->candidates must point at variant_count
- * entries (owned by the caller); the policy fills candidate_count and every
- * other field of *out. Indexes in *out point into in's arrays.
+ * Decides for one report. out->candidates and out->candidate_reasons
+ * must each point at variant_count entries (owned by the caller); the
+ * policy fills candidate_count and every other field of *out. Indexes in
+ * *out point into in's arrays.
  */
 POLICY_MUST_CHECK enum policy_status
 policy_select(const struct policy_config *cfg, const struct policy_input *in,

@@ -30,6 +30,7 @@ struct world {
     double *cum;                  /* trace.count: bits at trace.t_s[i] */
     size_t init;                  /* the model held at the start */
     struct proto_candidate *scratch; /* variant_count entries */
+    struct proto_reasons *scratch_reasons; /* variant_count entries */
 };
 
 static double
@@ -145,6 +146,7 @@ world_free(struct world *w)
     free(w->cpb);
     free(w->cum);
     free(w->scratch);
+    free(w->scratch_reasons);
 }
 
 static enum replay_status
@@ -174,11 +176,12 @@ world_init(struct world *w, const struct policy_config *cfg,
     w->model_var = calloc(vc, sizeof(*w->model_var));
     w->var_model = calloc(vc, sizeof(*w->var_model));
     w->scratch = calloc(vc, sizeof(*w->scratch));
+    w->scratch_reasons = calloc(vc, sizeof(*w->scratch_reasons));
     w->cum = calloc(tr->count, sizeof(*w->cum));
     w->cpb = calloc(w->n, sizeof(*w->cpb));
     row = calloc(vc, sizeof(*row));
-    if (!w->model_var || !w->var_model || !w->scratch || !w->cum || !w->cpb ||
-        !row)
+    if (!w->model_var || !w->var_model || !w->scratch ||
+        !w->scratch_reasons || !w->cum || !w->cpb || !row)
         goto nomem;
     w->m = policy_offered(in, &sc->steps[0].report, w->model_var);
     if (w->m == 0) {
@@ -271,6 +274,7 @@ decide_policy(const struct world *w, const struct policy_config *cfg,
     report_fill(w, ue, k, &r);
     memset(&d, 0, sizeof(d));
     d.candidates = w->scratch;
+    d.candidate_reasons = w->scratch_reasons;
     if (policy_select(cfg, w->in, &r, &d) != POLICY_OK)
         return REPLAY_BAD_ARGUMENT;
     if (w->sc->observe)

@@ -76,7 +76,8 @@ enum decide_status
 decide_run(const struct policy_config *policy,
            const struct policy_admission *admission,
            const struct store_snapshot *snap, const struct proto_report *r,
-           struct proto_candidate *cands, struct decision_run *run)
+           struct proto_candidate *cands, struct proto_reasons *reasons,
+           struct decision_run *run)
 {
     struct policy_input in;
     size_t count = 0;
@@ -96,6 +97,7 @@ decide_run(const struct policy_config *policy,
         .delta_count = snap->delta_count,
     };
     run->d.candidates = cands;
+    run->d.candidate_reasons = reasons;
     if (policy_select(policy, &in, r, &run->d) != POLICY_OK)
         return DECIDE_POLICY_BUG;
     if ((run->d.action == PROTO_ACTION_DOWNLOAD ||

@@ -27,9 +27,9 @@ enum decide_status {
 };
 
 /*
- * Decides for report r on snap. cands is the caller's storage for the
- * decision's candidates, room for snap->variant_count + 1 of them (one
- * more for a held version). On DECIDE_OK run->d and run->variants hold the
+ * Decides for report r on snap. cands and reasons are the caller's storage
+ * for the decision's candidates and their reasons, room for
+ * snap->variant_count + 1 of each (one more for a held version). On DECIDE_OK run->d and run->variants hold the
  * decision, to write with proto_decision_write(&run->d, ...,
  * run->variants, snap->deltas). Always release with decide_run_free.
  */
@@ -38,6 +38,7 @@ enum decide_status decide_run(const struct policy_config *policy,
                               const struct store_snapshot *snap,
                               const struct proto_report *r,
                               struct proto_candidate *cands,
+                              struct proto_reasons *reasons,
                               struct decision_run *run);
 
 void decide_run_free(struct decision_run *run);

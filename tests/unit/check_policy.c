@@ -772,6 +772,10 @@ reasons_have(const struct proto_reasons *rs, const char *text)
     return false;
 }
 
+/* The candidates' reasons of every decision below (written only for the
+ * listed ones; at most 200 variants per test). */
+static struct proto_reasons cand_reasons[200];
+
 static void
 decide(const struct fixture *f, struct proto_decision *d,
        struct proto_candidate *cands)
@@ -783,6 +787,7 @@ decide(const struct fixture *f, struct proto_decision *d,
 
     memset(d, 0, sizeof(*d));
     d->candidates = cands;
+    d->candidate_reasons = cand_reasons;
     ck_assert_int_eq(policy_select(&f->cfg, &in, &f->r, d), POLICY_OK);
 }
 
@@ -813,16 +818,19 @@ static void
 assert_reason(const struct select_case *c, const struct proto_decision *d,
               const struct proto_candidate *found)
 {
+    const struct proto_reasons *rs;
+
     switch (c->where) {
     case R_NONE:
         break;
     case R_CANDIDATE:
         ck_assert_msg(found != NULL, "%s: no candidate %s", c->what, c->cand);
-        ck_assert_msg(reasons_have(&found->reasons, c->reason),
+        rs = &d->candidate_reasons[found - d->candidates];
+        ck_assert_msg(reasons_have(rs, c->reason),
                       "%s: %s lacks \"%s\" (have: \"%s\" | \"%s\")",
                       c->what, c->cand, c->reason,
-                      found->reasons.count ? found->reasons.text[0] : "",
-                      found->reasons.count > 1 ? found->reasons.text[1] : "");
+                      rs->count ? rs->text[0] : "",
+                      rs->count > 1 ? rs->text[1] : "");
         break;
     case R_VIOLATIONS:
         ck_assert_msg(reasons_have(&d->violations, c->reason),
@@ -870,7 +878,7 @@ START_TEST(test_policy_select_cases)
     for (size_t i = 0; i < d.candidate_count; i++) {
         const struct proto_variant *v = &f.v[cands[i].variant];
 
-        ck_assert_uint_gt(cands[i].reasons.count, 0);
+        ck_assert_uint_gt(d.candidate_reasons[i].count, 0);
         if (c->variant)
             ck_assert_str_ne(v->name, c->variant);
         for (size_t j = 0; j < i; j++)
@@ -1297,6 +1305,7 @@ START_TEST(test_policy_select_large_family)
 
     memset(&d, 0, sizeof(d));
     d.candidates = cands;
+    d.candidate_reasons = cand_reasons;
     ck_assert_int_eq(policy_select(&cfg, &in, &r, &d), POLICY_OK);
     ck_assert_int_eq(d.action, PROTO_ACTION_DOWNLOAD);
     chosen = d.chosen;
@@ -1314,7 +1323,7 @@ START_TEST(test_policy_select_large_family)
      * entries after the listed ones are the omitted ones */
     for (size_t i = 0; i < d.candidate_count; i++) {
         ck_assert(cands[i].feasible);
-        ck_assert_uint_gt(cands[i].reasons.count, 0);
+        ck_assert_uint_gt(d.candidate_reasons[i].count, 0);
         ck_assert_uint_ne(cands[i].variant, chosen);
         for (size_t j = d.candidate_count; j < 199; j++)
             if (cands[j].feasible)
@@ -1325,6 +1334,7 @@ START_TEST(test_policy_select_large_family)
     r.explain_all = true;
     memset(&all, 0, sizeof(all));
     all.candidates = cands;
+    all.candidate_reasons = cand_reasons;
     ck_assert_int_eq(policy_select(&cfg, &in, &r, &all), POLICY_OK);
     ck_assert_uint_eq(all.chosen, chosen);
     ck_assert_uint_eq(all.candidate_count, 199);
@@ -1506,6 +1516,7 @@ START_TEST(test_policy_select_bad_arguments)
                                 .variant_count = f.n };
     memset(&d, 0, sizeof(d));
     d.candidates = cands;
+    d.candidate_reasons = cand_reasons;
     ck_assert_int_eq(policy_select(NULL, &in, &f.r, &d), POLICY_BAD_ARGUMENT);
     ck_assert_int_eq(policy_select(&f.cfg, NULL, &f.r, &d),
                      POLICY_BAD_ARGUMENT);
@@ -1517,6 +1528,10 @@ START_TEST(test_policy_select_bad_arguments)
     ck_assert_int_eq(policy_select(&f.cfg, &in, &f.r, &d),
                      POLICY_BAD_ARGUMENT);
     d.candidates = cands;
+    d.candidate_reasons = NULL;
+    ck_assert_int_eq(policy_select(&f.cfg, &in, &f.r, &d),
+                     POLICY_BAD_ARGUMENT);
+    d.candidate_reasons = cand_reasons;
     f.r.gflops = 0;
     ck_assert_int_eq(policy_select(&f.cfg, &in, &f.r, &d),
                      POLICY_BAD_ARGUMENT);
