@@ -31,6 +31,8 @@ struct world {
     size_t init;                  /* the model held at the start */
     struct proto_candidate *scratch; /* variant_count entries */
     struct proto_reasons *scratch_reasons; /* variant_count entries */
+    struct policy_input in_table; /* the caller's input with its table */
+    void *table;
 };
 
 static double
@@ -147,6 +149,7 @@ world_free(struct world *w)
     free(w->cum);
     free(w->scratch);
     free(w->scratch_reasons);
+    free(w->table);
 }
 
 static enum replay_status
@@ -177,12 +180,17 @@ world_init(struct world *w, const struct policy_config *cfg,
     w->var_model = calloc(vc, sizeof(*w->var_model));
     w->scratch = calloc(vc, sizeof(*w->scratch));
     w->scratch_reasons = calloc(vc, sizeof(*w->scratch_reasons));
+    w->table = malloc(policy_table_size(in));
     w->cum = calloc(tr->count, sizeof(*w->cum));
     w->cpb = calloc(w->n, sizeof(*w->cpb));
     row = calloc(vc, sizeof(*row));
     if (!w->model_var || !w->var_model || !w->scratch ||
-        !w->scratch_reasons || !w->cum || !w->cpb || !row)
+        !w->scratch_reasons || !w->table || !w->cum || !w->cpb || !row)
         goto nomem;
+    w->in_table = *in;
+    w->in_table.table =
+        policy_table_build(in, w->table, policy_table_size(in));
+    in = w->in = &w->in_table;
     w->m = policy_offered(in, &sc->steps[0].report, w->model_var);
     if (w->m == 0) {
         free(row);

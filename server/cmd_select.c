@@ -111,6 +111,8 @@ select_print(const struct config *cfg, const char *dir, const char *family,
     /* Read-only: works beside a daemon serving the same directory. */
     opt.run_worker = false;
     opt.read_only = true;
+    opt.snapshot_derive = decide_snapshot_table;
+    opt.snapshot_derived_free = decide_snapshot_table_free;
     rc = store_open(dir, &opt, &st);
     if (rc != STORE_OK) {
         fprintf(stderr, "modeld select: cannot open %s: %s\n", dir,

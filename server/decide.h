@@ -18,6 +18,9 @@ struct decision_run {
     const struct proto_variant *variants; /* what d's indexes point into */
     bool deferred;                        /* admission deferred a transfer */
     struct proto_variant *view;           /* owned (decide_run_free) */
+    void *table;                          /* owned: the policy table of the
+                                             view, or of a snapshot read
+                                             without one */
 };
 
 enum decide_status {
@@ -42,5 +45,14 @@ enum decide_status decide_run(const struct policy_config *policy,
                               struct decision_run *run);
 
 void decide_run_free(struct decision_run *run);
+
+/*
+ * The policy's table of snap's variants and deltas, for
+ * store_options.snapshot_derive (so that every select of a snapshot
+ * shares one; decide_run builds its own when the snapshot has none).
+ * NULL when out of memory; free with decide_snapshot_table_free.
+ */
+void *decide_snapshot_table(const struct store_snapshot *snap);
+void decide_snapshot_table_free(void *table);
 
 #endif

@@ -518,6 +518,7 @@ START_TEST(test_cmd_demo_selects)
     struct proto_decision dec;
     struct proto_candidate *cands;
     struct proto_reasons *reasons;
+    void *table;
 
     ck_assert_int_eq(shared_rc, 0);
     st = open_store(shared_dir);
@@ -538,6 +539,10 @@ START_TEST(test_cmd_demo_selects)
     ck_assert_ptr_nonnull(cands);
     reasons = calloc(snap->variant_count, sizeof(*reasons));
     ck_assert_ptr_nonnull(reasons);
+    table = malloc(policy_table_size(&in));
+    ck_assert_ptr_nonnull(table);
+    in.table = policy_table_build(&in, table, policy_table_size(&in));
+    ck_assert_ptr_nonnull(in.table);
     memset(&dec, 0, sizeof(dec));
     dec.candidates = cands;
     dec.candidate_reasons = reasons;
@@ -549,6 +554,7 @@ START_TEST(test_cmd_demo_selects)
     }
     free(cands);
     free(reasons);
+    free(table);
     store_snapshot_release(snap);
     store_close(st);
 }
