@@ -90,6 +90,13 @@ enum stmt_id {
     STMT_MEASURED_LATENCY_NTH,
     STMT_MEASURED_ENERGY_CLASSES,
     STMT_MEASURED_ENERGY_NTH,
+    /* A version's statistics and the lists they are read for (store/
+     * trust.c): on the read connections, so that the versions listing and
+     * a /metrics scrape never wait for the writer's commits. */
+    STMT_EVENT_UES,
+    STMT_EVENT_KINDS,
+    STMT_VARIANT_VERSION_IDS,
+    STMT_METRIC_VERSIONS,
     STMT_COUNT
 };
 
@@ -98,17 +105,13 @@ enum stmt_id {
 enum trust_stmt_id {
     TSTMT_VERSION_FIND = 0,
     TSTMT_EVENT_INSERT,
-    TSTMT_EVENT_UES,
-    TSTMT_EVENT_KINDS,
     TSTMT_CLASS_COUNT,
     TSTMT_PAUSE,
     TSTMT_ROLLOUT_SET,
     TSTMT_VERSION_RETIRE,
     TSTMT_VERSION_PREVIOUS,
-    TSTMT_VARIANT_VERSION_IDS,
     TSTMT_AUDIT_INSERT,
     TSTMT_AUDIT_LIST,
-    TSTMT_METRIC_VERSIONS,
     TSTMT_COUNT
 };
 

@@ -448,6 +448,28 @@ static const char *const stmt_sql[STMT_COUNT] = {
         "SELECT energy_mj FROM events WHERE version_id = ?1 "
         "AND kind = 'installed' AND device_class = ?2 "
         "AND energy_mj IS NOT NULL ORDER BY energy_mj LIMIT 1 OFFSET ?3",
+    /* A version's statistics (store/trust.c), read on a read connection
+     * by the versions listing and /metrics, on the writer by the pause
+     * rule. */
+    [STMT_EVENT_UES] =
+        "SELECT count(DISTINCT ue), "
+        "  count(DISTINCT CASE WHEN kind <> 'installed' THEN ue END) "
+        "FROM events WHERE version_id = ?1",
+    [STMT_EVENT_KINDS] =
+        "SELECT kind, count(*) FROM events WHERE version_id = ?1 "
+        "GROUP BY kind",
+    [STMT_VARIANT_VERSION_IDS] =
+        "SELECT ver.id FROM families f JOIN variants v ON v.family_id = f.id "
+        "JOIN versions ver ON ver.variant_id = v.id "
+        "WHERE f.name = ?1 AND f.deleted = 0 AND v.name = ?2 "
+        "ORDER BY ver.version",
+    [STMT_METRIC_VERSIONS] =
+        "SELECT f.name, v.name, ver.version, ver.id, ver.paused "
+        "FROM versions ver JOIN variants v ON v.id = ver.variant_id "
+        "JOIN families f ON f.id = v.family_id "
+        "WHERE ver.retired = 0 AND v.retired = 0 AND f.deleted = 0 "
+        "AND EXISTS (SELECT 1 FROM events e WHERE e.version_id = ver.id) "
+        "ORDER BY ver.id DESC LIMIT ?1",
 };
 
 /*
