@@ -181,6 +181,9 @@ struct store {
     struct db_stmt *stmt[STMT_COUNT];
     struct db_stmt *tstmt[TSTMT_COUNT];
     struct store_conn writer;     /* {db, stmt} */
+    /* The event receipt key (store/receipt.c), read at open. */
+    unsigned char receipt_key[32];
+    bool has_receipt_key;
 
     /* Read connections beside the writer (WAL: readers never wait for
      * it; on PostgreSQL sessions on catalog_read_url, a replica, else on
@@ -360,6 +363,12 @@ void store_generation_seen(struct store *st, uint64_t gen, bool *out_moved);
 /* PostgreSQL: starts the thread that follows the catalog generation. */
 MUST_CHECK enum store_status store_watch_start(struct store *st);
 void store_watch_stop(struct store *st);
+
+/* ---- event receipts (store/receipt.c) ---- */
+
+/* Reads the catalog's receipt key, making it first when the catalog has
+ * none (not in a read-only store). At open, on the writer. */
+MUST_CHECK enum store_status store_receipt_key_load(struct store *st);
 
 /* ---- trust (store/trust.c) ---- */
 

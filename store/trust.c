@@ -25,10 +25,15 @@ static const char *const tsql[TSTMT_COUNT] = {
         "JOIN versions ver ON ver.variant_id = v.id "
         "WHERE f.name = ?1 AND f.deleted = 0 AND v.name = ?2 "
         "AND ver.version = ?3",
+    /* A repeat changes nothing, except that a verified event (a valid
+     * receipt) upgrades the unverified one of its UE and kind: an id seen
+     * first in a forged event is not locked out. */
     [TSTMT_EVENT_INSERT] =
         "INSERT INTO events(version_id, ue, kind, device_class, latency_ms, "
-        "  energy_mj, created_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
-        "ON CONFLICT DO NOTHING",
+        "  energy_mj, created_s, verified) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+        "ON CONFLICT (version_id, ue, kind) DO UPDATE SET verified = 1 "
+        "WHERE excluded.verified = 1 AND events.verified = 0",
     [TSTMT_CLASS_COUNT] =
         "SELECT count(latency_ms), count(energy_mj) FROM events "
         "WHERE version_id = ?1 AND kind = 'installed' "
@@ -204,7 +209,8 @@ static enum store_status class_counts(struct store *st, struct store_conn *c,
     return STORE_OK;
 }
 
-/* Distinct UEs of a version, any event and a failure, read on c. */
+/* Distinct UEs of a version, any event and a failure, of all events and
+ * of verified ones, read on c. */
 static enum store_status event_ues(struct store *st, struct store_conn *c,
                                    int64_t ver_id,
                                    struct proto_version_stats *out)
@@ -217,6 +223,8 @@ static enum store_status event_ues(struct store *st, struct store_conn *c,
     if (src == DB_ROW) {
         out->ues = (uint64_t)db_column_int64(s, 0);
         out->failed_ues = (uint64_t)db_column_int64(s, 1);
+        out->verified_ues = (uint64_t)db_column_int64(s, 2);
+        out->verified_failed_ues = (uint64_t)db_column_int64(s, 3);
     }
     db_reset(s);
     return src == DB_ROW ? STORE_OK
@@ -415,6 +423,14 @@ static enum store_status maybe_pause(struct store *st, const char *family,
     rc = event_ues(st, &st->writer, row->id, &stats);
     if (rc != STORE_OK)
         return rc;
+    if (st->opt.pause_needs_receipt) {
+        /* Only what receipts vouch for: forged failures cannot push the
+         * share up, forged installs cannot hold it down. */
+        if (!ev->verified)
+            return STORE_OK;
+        stats.ues = stats.verified_ues;
+        stats.failed_ues = stats.verified_failed_ues;
+    }
     if (stats.ues < st->opt.rollout_min_reports ||
         proto_failure_share(&stats) < st->opt.rollout_max_failure_share)
         return STORE_OK;
@@ -431,9 +447,10 @@ static enum store_status maybe_pause(struct store *st, const char *family,
              family, ev->variant, (long long)ev->version);
     a.status = 200;
     snprintf(a.detail, sizeof(a.detail),
-             "paused false -> true: failure share %.3f of %llu UEs reached "
-             "rollout_max_failure_share %g",
+             "paused false -> true: failure share %.3f of %llu %sUEs "
+             "reached rollout_max_failure_share %g",
              proto_failure_share(&stats), (unsigned long long)stats.ues,
+             st->opt.pause_needs_receipt ? "verified " : "",
              st->opt.rollout_max_failure_share);
     rc = audit_insert(st, &a);
     if (rc == STORE_OK)
@@ -472,6 +489,7 @@ enum store_status store_event_add(struct store *st, const char *family,
         if (ev->has_energy_mj)
             db_bind_double(s, 6, ev->energy_mj);
         db_bind_int64(s, 7, now_s);
+        db_bind_int64(s, 8, ev->verified ? 1 : 0);
         rc = trun(st, TSTMT_EVENT_INSERT, "recording event");
         counted = rc == STORE_OK && db_changes(s) > 0;
     }
