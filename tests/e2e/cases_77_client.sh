@@ -152,7 +152,7 @@ if daemon_start cli "$CLI_WORK/data" "${CLI_ARGS[@]}"; then
     check "client: first fetch: state names the model" "${L1#sha256:}" \
         "$(jq -r .current.digest_hex "$A/state.json")"
     check_ge "client: first fetch: a throughput sample kept" 1 \
-        "$(jq '.downlink_history_bps | length' "$A/state.json")"
+        "$(jq '.downlink_samples | length' "$A/state.json")"
     no_sanitizer "client: first fetch" "$FETCH_ERR"
 
     # on a terminal (script(1) gives it one): a progress bar on stderr
@@ -379,6 +379,8 @@ if daemon_start cli "$CLI_WORK/data" "${CLI_ARGS[@]}"; then
         sleep 0.1
     done
     check "client: tensor: the daemon offers the modeld-bg/1 form" modeld-bg/1 "$(jbody .model.encoding)"
+    check "client: tensor: the decision names the model's own size" \
+        "$(file_size "$TT/v1.safetensors")" "$(jbody .model.decoded_size_bytes)"
     TS=$CLI_WORK/st-tensor
     timeout 60 "$MODELD" fetch --server "$CLI_SRV" --family clit --state "$TS" --no-benchmark \
         --set device.gflops=50 --set device.memory_bytes=100000000 >"$CLI_WORK/bg.out" 2>&1
