@@ -74,7 +74,7 @@ static json_t *set_value(const char *text, bool is_list)
     const char *p = text;
 
     if (v) {
-        if (is_list && !json_is_array(v)) {
+        if (is_list && !json_is_array(v) && !json_is_null(v)) {
             arr = json_array();
             if (arr)
                 json_array_append_new(arr, v);
@@ -242,6 +242,9 @@ static json_t *measured(const struct client_report_in *in,
         json_object_set_new(net, "downlink_history_bps", hist);
     }
     if (nm > 0) {
+        json_object_set_new(
+            dev, "memory_floor_bytes",
+            json_integer((json_int_t)client_state_memory_floor(st, in->now_s)));
         hist = json_array();
         for (size_t i = 0; i < nm; i++)
             json_array_append_new(hist, json_integer((json_int_t)lows[i]));
@@ -289,15 +292,14 @@ enum client_status client_report_make(const struct client_report_in *in,
 
     if (!json_object_get(root, "ue"))
         json_object_set_new(root, "ue", json_string(st->ue));
-    /* The lowest free memory of the fresh minutes, never above what is
-     * reported now. */
+    /* The lowest free memory seen is never above what is reported now. */
     dev = object_at(root, "device");
     mem = (uint64_t)json_integer_value(json_object_get(dev, "memory_bytes"));
-    floor = client_state_memory_floor(st, in->now_s);
-    if (!json_object_get(dev, "memory_floor_bytes") && floor > 0 && mem > 0)
+    v = json_object_get(dev, "memory_floor_bytes");
+    floor = json_is_integer(v) ? (uint64_t)json_integer_value(v) : 0;
+    if (floor > mem && mem > 0)
         json_object_set_new(dev, "memory_floor_bytes",
-                            json_integer((json_int_t)(floor < mem ? floor
-                                                                  : mem)));
+                            json_integer((json_int_t)mem));
     if (st->current.hex[0]) {
         snprintf(digest, sizeof(digest), "sha256:%s", st->current.hex);
         json_object_set_new(root, "current", json_string(digest));
