@@ -87,14 +87,16 @@ policy_admission_defer(const struct policy_admission *cfg,
     if (slot == d->candidate_count && d->candidate_count < in->variant_count)
         d->candidate_count++;
     if (slot < d->candidate_count) {
+        struct proto_reasons *rs = &d->candidate_reasons[slot];
+
         c = &d->candidates[slot];
         memset(c, 0, sizeof(*c));
         c->variant = d->chosen;
         c->feasible = true;
-        snprintf(c->reasons.text[0], sizeof(c->reasons.text[0]),
+        snprintf(rs->text[0], sizeof(rs->text[0]),
                  "deferred: network load %u%% at or above %u%%",
                  percent(r->load), percent(cfg->max_load));
-        c->reasons.count = 1;
+        rs->count = 1;
     }
 
     d->action = PROTO_ACTION_KEEP;

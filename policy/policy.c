@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "policy/policy.h"
+#include "policy/table.h"
 
 /*
  * Quality: between two choices whose values differ by at most this much
@@ -135,6 +136,18 @@ struct run {
     const struct policy_config *cfg;
     const struct policy_input *in;
     const struct proto_report *r;
+    const struct policy_table *t; /* in's: the per-variant checks read it */
+    /* the report's strings as the table's indexes (POLICY_ID_NONE: absent
+     * or in no variant, so that it matches none) */
+    uint32_t formats[PROTO_MAX_FORMATS];
+    size_t format_count;
+    uint32_t accelerators[PROTO_MAX_ACCELERATORS];
+    size_t accelerator_count;
+    uint32_t device_class;
+    struct policy_tag tags[PROTO_MAX_TAGS];
+    size_t tag_count;
+    uint32_t current;
+    uint32_t fetching;
     bool has_bucket;
     unsigned bucket;
     enum proto_preference pref;   /* after the battery rule */
@@ -161,6 +174,19 @@ struct run {
     double fallback_cost;
     bool has_cur;                 /* current is offered and runnable */
     size_t cur;                   /* its entry */
+    /* current is offered, meets every hard rule but memory, and fitted
+     * in some minute of the memory history: a dip may end (ride_out) */
+    bool has_held;
+    size_t held;                  /* its entry */
+    /* nothing is feasible and startable: every value is worth the
+     * degraded utility, utility / (1 + violation), as the replay scores
+     * what runs (policy_utilities) */
+    bool degraded;
+    /* riding out the dip that evicts current (has_held): the dip's
+     * expected length and what holding current is worth over the
+     * horizon then (ride_out) */
+    double ride_s;
+    double ride_value;
 };
 
 static void
@@ -212,50 +238,71 @@ flops_latency_ms(double flops, double gflops)
     return flops / (gflops * 1e9) * 1000.0;
 }
 
-/* strcmp() == 0 without a call when the first bytes already differ (most
- * mismatches: formats, classes, tags); this runs per variant and report. */
-static bool
-same(const char *a, const char *b)
-{
-    return a[0] == b[0] && (a[0] == '\0' || strcmp(a + 1, b + 1) == 0);
-}
-
-static const struct proto_class_value *
-class_value(const struct proto_class_value *vals, size_t count,
-            const struct proto_report *r)
-{
-    if (!r->has_device_class)
-        return NULL;
-    for (size_t i = 0; i < count && i < PROTO_MAX_LATENCIES; i++)
-        if (same(vals[i].device_class, r->device_class))
-            return &vals[i];
-    return NULL;
-}
-
-static bool
-token_in(const char *tok, const char (*list)[PROTO_TOKEN_SIZE], size_t count)
-{
-    for (size_t i = 0; i < count; i++)
-        if (same(list[i], tok))
-            return true;
-    return false;
-}
-
-static const struct proto_tag *
-context_match(const struct proto_variant *v, const struct proto_report *r)
-{
-    for (size_t i = 0; i < v->context_count && i < PROTO_MAX_TAGS; i++)
-        for (size_t j = 0; j < r->context_count && j < PROTO_MAX_TAGS; j++)
-            if (same(v->context[i].key, r->context[j].key) &&
-                same(v->context[i].value, r->context[j].value))
-                return &v->context[i];
-    return NULL;
-}
-
 static const struct proto_variant *
 var_of(const struct run *k, const struct proto_candidate *e)
 {
     return &k->in->variants[e->variant];
+}
+
+static const struct policy_row *
+row_of(const struct run *k, const struct proto_candidate *e)
+{
+    return &k->t->rows[e->variant];
+}
+
+/* The value measured on the report's device class among count class
+ * values from first (a row's latencies or energies); false when none. */
+static bool
+class_value(const struct run *k, size_t first, size_t count, double *out)
+{
+    const struct policy_class_value *cv = &k->t->class_values[first];
+
+    for (size_t i = 0; i < count; i++) {
+        if (cv[i].device_class == k->device_class) {
+            *out = cv[i].value;
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool
+measured_latency(const struct run *k, const struct policy_row *row,
+                 double *out)
+{
+    return class_value(k, row->class_first, row->latency_count, out);
+}
+
+static bool
+measured_energy(const struct run *k, const struct policy_row *row,
+                double *out)
+{
+    return class_value(k, row->class_first + row->latency_count,
+                       row->energy_count, out);
+}
+
+static bool
+id_in(uint32_t id, const uint32_t *list, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        if (list[i] == id)
+            return true;
+    return false;
+}
+
+/* The variant's first context tag that the report also has. */
+static const struct proto_tag *
+context_match(const struct run *k, const struct proto_candidate *e)
+{
+    const struct policy_row *row = row_of(k, e);
+    const struct policy_tag *tags = &k->t->tags[row->tag_first];
+
+    for (size_t i = 0; i < row->tag_count; i++)
+        for (size_t j = 0; j < k->tag_count; j++)
+            if (tags[i].key == k->tags[j].key &&
+                tags[i].value == k->tags[j].value)
+                return &var_of(k, e)->context[i];
+    return NULL;
 }
 
 /* Latency, accuracy and energy; early exit when the whole network misses
@@ -265,18 +312,18 @@ static void
 estimate_compute(const struct run *k, struct proto_candidate *e)
 {
     const struct proto_report *r = k->r;
-    const struct proto_variant *v = var_of(k, e);
-    const struct proto_class_value *lat =
-        class_value(v->latency_ms, v->latency_count, r);
-    const struct proto_class_value *energy =
-        class_value(v->energy_mj, v->energy_count, r);
+    const struct policy_row *row = row_of(k, e);
+    double lat, energy_mj;
+    bool energy = measured_energy(k, row, &energy_mj);
 
-    e->accuracy = v->accuracy;
+    e->accuracy = row->accuracy;
     e->exit_index = -1;
-    e->est.latency_ms =
-        lat ? lat->value : flops_latency_ms(v->flops, r->gflops);
-    if (r->has_max_latency_ms &&
+    e->est.latency_ms = measured_latency(k, row, &lat)
+                            ? lat
+                            : flops_latency_ms(row->flops, r->gflops);
+    if (r->has_max_latency_ms && row->has_exits &&
         exceeds(e->est.latency_ms, r->max_latency_ms)) {
+        const struct proto_variant *v = var_of(k, e);
         size_t n = v->exit_count < PROTO_MAX_EXITS ? v->exit_count
                                                    : PROTO_MAX_EXITS;
 
@@ -287,14 +334,14 @@ estimate_compute(const struct run *k, struct proto_candidate *e)
                 e->exit_index = (int)i;
                 e->est.latency_ms = l;
                 e->accuracy = v->exits[i].accuracy;
-                energy = NULL;
+                energy = false;
                 break;
             }
         }
     }
     e->est.has_energy_mj = true;
     if (energy)
-        e->est.energy_mj = energy->value;
+        e->est.energy_mj = energy_mj;
     else if (r->has_power_mw)
         e->est.energy_mj = r->power_mw * e->est.latency_ms / 1000.0;
     else
@@ -303,12 +350,14 @@ estimate_compute(const struct run *k, struct proto_candidate *e)
 
 /* The whole network's latency, for the exit reason. */
 static double
-full_latency_ms(const struct run *k, const struct proto_variant *v)
+full_latency_ms(const struct run *k, const struct proto_candidate *e)
 {
-    const struct proto_class_value *lat =
-        class_value(v->latency_ms, v->latency_count, k->r);
+    const struct policy_row *row = row_of(k, e);
+    double lat;
 
-    return lat ? lat->value : flops_latency_ms(v->flops, k->r->gflops);
+    return measured_latency(k, row, &lat)
+               ? lat
+               : flops_latency_ms(row->flops, k->r->gflops);
 }
 
 /* Bytes still to transfer: none when the UE holds this blob; what is
@@ -321,19 +370,19 @@ transfer_compute(const struct run *k, struct proto_candidate *e)
 {
     const struct proto_report *r = k->r;
     const struct policy_input *in = k->in;
-    const struct proto_variant *v = var_of(k, e);
+    const struct policy_row *row = row_of(k, e);
     double nominal = r->has_downlink_bps ? r->downlink_bps
                                          : k->cfg->default_downlink_bps;
     double rtt_s = r->has_rtt_ms ? r->rtt_ms / 1000.0 : 0.0;
 
-    e->transfer_bytes = v->size_bytes;
-    e->is_current = r->has_current &&
-                    same(r->current_hex, v->blob_hex);
+    e->transfer_bytes = row->size_bytes;
+    e->is_current = row->blob == k->current;
     if (e->is_current) {
         e->transfer_bytes = 0;
         return;
     }
-    for (size_t i = 0; r->has_current && i < in->delta_count; i++) {
+    for (size_t i = 0; k->current != POLICY_ID_NONE && i < in->delta_count;
+         i++) {
         const struct proto_delta *d = &in->deltas[i];
 
         /* Only the delta formats the UE decodes (report's accept). */
@@ -341,19 +390,19 @@ transfer_compute(const struct run *k, struct proto_candidate *e)
                            ? r->accept_tensor_delta
                            : !r->refuse_zstd_patch;
 
-        if (decodes && same(d->from_hex, r->current_hex) &&
-            same(d->to_hex, v->blob_hex) &&
+        if (decodes && k->t->delta_from[i] == k->current &&
+            k->t->delta_to[i] == row->blob &&
             (!e->has_delta || d->size_bytes < e->transfer_bytes)) {
             e->has_delta = true;
             e->delta = i;
             e->transfer_bytes = d->size_bytes;
         }
     }
-    if (r->has_fetching && same(r->fetching_hex, v->blob_hex)) {
-        uint64_t done = r->fetching_bytes_done < v->size_bytes
+    if (row->blob == k->fetching) {
+        uint64_t done = r->fetching_bytes_done < row->size_bytes
                             ? r->fetching_bytes_done
-                            : v->size_bytes;
-        uint64_t left = v->size_bytes - done;
+                            : row->size_bytes;
+        uint64_t left = row->size_bytes - done;
 
         if (!e->has_delta || left <= e->transfer_bytes) {
             e->is_fetching = true;
@@ -380,32 +429,28 @@ hard_check(const struct run *k, struct proto_candidate *e,
            struct proto_reasons *rs)
 {
     const struct proto_report *r = k->r;
-    const struct proto_variant *v = var_of(k, e);
+    const struct policy_row *row = row_of(k, e);
+    const uint32_t *accelerators = &k->t->accelerators[row->accelerator_first];
     bool ok = true;
 
-    if (v->format[0] && r->has_formats &&
-        !token_in(v->format, r->formats,
-                  r->format_count < PROTO_MAX_FORMATS ? r->format_count
-                                                      : PROTO_MAX_FORMATS)) {
+    if (row->format != POLICY_ID_NONE && r->has_formats &&
+        !id_in(row->format, k->formats, k->format_count)) {
         if (ok)
             e->hard_cause = PROTO_CAUSE_FORMAT;
         ok = false;
         if (rs)
-            reason_add(rs, "format: %s not in device.formats", v->format);
+            reason_add(rs, "format: %s not in device.formats",
+                       var_of(k, e)->format);
     }
-    for (size_t i = 0;
-         i < v->accelerator_count && i < PROTO_MAX_ACCELERATORS; i++) {
-        if (token_in(v->accelerators[i], r->accelerators,
-                     r->accelerator_count < PROTO_MAX_ACCELERATORS
-                         ? r->accelerator_count
-                         : PROTO_MAX_ACCELERATORS))
+    for (size_t i = 0; i < row->accelerator_count; i++) {
+        if (id_in(accelerators[i], k->accelerators, k->accelerator_count))
             continue;
         if (ok)
             e->hard_cause = PROTO_CAUSE_ACCELERATOR;
         ok = false;
         if (rs)
             reason_add(rs, "accelerator: %s not in device.accelerators",
-                       v->accelerators[i]);
+                       var_of(k, e)->accelerators[i]);
     }
     if (e->est.memory_bytes > r->memory_bytes) {
         if (ok)
@@ -545,10 +590,11 @@ eval_rest(const struct run *k, struct proto_candidate *e)
     transfer_compute(k, e);
     e->violation = soft_check(k, e, &e->soft_ok, NULL);
     e->feasible = e->hard_ok && e->soft_ok;
-    e->ctx = context_match(var_of(k, e), k->r);
+    e->ctx = context_match(k, e);
     e->at_risk = (double)e->est.memory_bytes > k->memory_limit;
     e->fit = fit_share(k, e);
-    if (k->r->memory_history_count > 0 && e->hard_ok)
+    if (k->r->memory_history_count > 0 &&
+        (e->hard_ok || (e->is_current && e->hard_cause == PROTO_CAUSE_MEMORY)))
         memory_dips(k, e);
     e->partial = false;
 }
@@ -562,33 +608,18 @@ eval_rest(const struct run *k, struct proto_candidate *e)
 static void
 eval_compute(const struct run *k, size_t index, struct proto_candidate *e)
 {
-    const struct proto_variant *v = &k->in->variants[index];
+    const struct policy_row *row = &k->t->rows[index];
 
-    e->variant = index;
-    e->has_delta = false;
-    e->is_current = false;
-    e->is_fetching = false;
-    e->ready_s = 0;
-    e->cost = 0;
-    e->violation = 0;
-    e->soft_ok = false;
-    e->ctx = NULL;
-    e->at_risk = false;
-    e->fit = 0;
-    e->transfer_bytes = 0;
-    e->accuracy = v->accuracy;
-    e->exit_index = -1;
-    e->est = (struct proto_estimates){0};
-    e->hard_cause = PROTO_CAUSE_OUTRANKED;
-    e->soft_cause = PROTO_CAUSE_OUTRANKED;
-    e->est.memory_bytes = v->memory_bytes ? v->memory_bytes : v->size_bytes;
-    e->dips_per_s = 0;
-    e->risk = 0;
-    e->utility = 0;
-    e->value = 0;
+    *e = (struct proto_candidate){
+        .variant = index,
+        .accuracy = row->accuracy,
+        .exit_index = -1,
+        .est.memory_bytes = row->memory_bytes,
+        .hard_cause = PROTO_CAUSE_OUTRANKED,
+        .soft_cause = PROTO_CAUSE_OUTRANKED,
+        .partial = true,
+    };
     e->hard_ok = hard_check(k, e, NULL);
-    e->feasible = false;
-    e->partial = true;
     if (e->hard_ok || e->hard_cause == PROTO_CAUSE_MEMORY)
         eval_rest(k, e);
 }
@@ -625,6 +656,15 @@ utility_compute(const struct run *k, struct proto_candidate *e)
     e->utility = u > 0 ? u : 0;
 }
 
+/* What running e is worth per second: its utility; in degraded mode
+ * discounted by its violation (what the replay scores, and what makes a
+ * smaller violation worth more). */
+static double
+run_utility(const struct run *k, const struct proto_candidate *e)
+{
+    return k->degraded ? e->utility / (1 + e->violation) : e->utility;
+}
+
 /* Whether v can start at all: held, or arrives within the horizon. */
 static bool
 startable(const struct run *k, const struct proto_candidate *e)
@@ -638,7 +678,7 @@ startable(const struct run *k, const struct proto_candidate *e)
 static double
 dip_cost(const struct run *k, const struct proto_candidate *e, double held_s)
 {
-    double again = (double)var_of(k, e)->size_bytes * k->cost_per_byte;
+    double again = (double)row_of(k, e)->size_bytes * k->cost_per_byte;
 
     return e->dips_per_s * held_s * (k->fallback_cost + again);
 }
@@ -648,7 +688,7 @@ dip_cost(const struct run *k, const struct proto_candidate *e, double held_s)
 static double
 effective_utility(const struct run *k, const struct proto_candidate *e)
 {
-    return e->utility * e->fit + k->u_fallback * (1 - e->fit);
+    return run_utility(k, e) * e->fit + k->u_fallback * (1 - e->fit);
 }
 
 /* V(v) over the horizon (see the top of the file). */
@@ -684,20 +724,16 @@ value_compute(const struct run *k, struct proto_candidate *e)
 static bool
 offered_next(const struct run *k, size_t *pos, size_t *out_index)
 {
-    const struct proto_variant *vs = k->in->variants;
+    const struct policy_row *rows = k->t->rows;
     size_t start = *pos;
     size_t end = start + 1;
     bool found = false;
 
-    /* a name's versions strictly decrease, so a version not below the one
-     * before starts another name without comparing names */
-    while (end < k->in->variant_count &&
-           vs[end].version < vs[end - 1].version &&
-           strcmp(vs[end].name, vs[start].name) == 0)
+    while (end < k->in->variant_count && !rows[end].starts_name)
         end++;
     for (size_t i = start; i < end && !found; i++) {
-        if (vs[i].rollout_percent >= 100 ||
-            (k->has_bucket && k->bucket < vs[i].rollout_percent)) {
+        if (rows[i].rollout_percent >= 100 ||
+            (k->has_bucket && k->bucket < rows[i].rollout_percent)) {
             *out_index = i;
             found = true;
         }
@@ -759,7 +795,7 @@ rank_cmp(const struct run *k, const struct proto_candidate *a,
         return a->est.latency_ms < b->est.latency_ms ? -1 : 1;
     }
     *out_crit = CRIT_NAME;
-    return strcmp(var_of(k, a)->name, var_of(k, b)->name) < 0 ? -1 : 1;
+    return row_of(k, a)->name < row_of(k, b)->name ? -1 : 1;
 }
 
 static double
@@ -821,6 +857,13 @@ loss_reason(const struct run *k, const struct proto_candidate *loser,
     bool quality = k->pref == PROTO_PREFER_QUALITY;
     char gain[96];
 
+    if (chosen->is_current && !chosen->hard_ok) {
+        reason_add(rs,
+                   "does not pay: worth %.6g over %g s, riding out current's "
+                   "dip (%.0f s) %.6g",
+                   loser->value, k->horizon_s, k->ride_s, k->ride_value);
+        return;
+    }
     if (!startable(k, loser)) {
         if (isfinite(loser->ready_s))
             reason_add(rs,
@@ -837,9 +880,16 @@ loss_reason(const struct run *k, const struct proto_candidate *loser,
     }
     if (cmp < 0) {
         /* ranks better, but the UE keeps what it holds or fetches */
-        if (degraded)
+        if (degraded && !differs(loser->violation, chosen->violation))
             reason_add(rs, "violation %g no smaller than current's %g",
                        loser->violation, chosen->violation);
+        else if (degraded) {
+            /* a smaller violation whose move does not pay (stays) */
+            gain_text(k, loser, effective_utility(k, chosen), gain,
+                      sizeof(gain));
+            reason_add(rs, "does not pay: %s, under cost %.3g + hysteresis "
+                       "%.3g", gain, loser->cost, k->margin);
+        }
         else if (quality)
             reason_add(rs,
                        "accuracy %g within hysteresis_accuracy %g of "
@@ -915,6 +965,54 @@ loss_reason(const struct run *k, const struct proto_candidate *loser,
 
 /* ---- the passes ---------------------------------------------------- */
 
+/* Whether in->table was built from in's arrays (policy_table_build). */
+static bool
+table_fits(const struct policy_input *in)
+{
+    const struct policy_table *t = in->table;
+
+    if (in->variant_count == 0)
+        return true;
+    return t && t->variants == in->variants &&
+           t->variant_count == in->variant_count &&
+           t->delta_count == in->delta_count;
+}
+
+/* The report's strings as the table's indexes, once per select. */
+static void
+run_resolve(struct run *k)
+{
+    const struct proto_report *r = k->r;
+    const struct policy_table *t = k->t;
+
+    k->device_class = POLICY_ID_NONE;
+    k->current = POLICY_ID_NONE;
+    k->fetching = POLICY_ID_NONE;
+    if (!t)
+        return;
+    for (size_t i = 0; r->has_formats && i < r->format_count &&
+                       i < PROTO_MAX_FORMATS; i++)
+        k->formats[k->format_count++] = policy_table_find(t, r->formats[i]);
+    for (size_t i = 0;
+         i < r->accelerator_count && i < PROTO_MAX_ACCELERATORS; i++)
+        k->accelerators[k->accelerator_count++] =
+            policy_table_find(t, r->accelerators[i]);
+    if (r->has_device_class)
+        k->device_class = policy_table_find(t, r->device_class);
+    for (size_t i = 0; i < r->context_count && i < PROTO_MAX_TAGS; i++) {
+        struct policy_tag *tag = &k->tags[k->tag_count];
+
+        tag->key = policy_table_find(t, r->context[i].key);
+        tag->value = policy_table_find(t, r->context[i].value);
+        if (tag->key != POLICY_ID_NONE && tag->value != POLICY_ID_NONE)
+            k->tag_count++;
+    }
+    if (r->has_current)
+        k->current = policy_table_find(t, r->current_hex);
+    if (r->has_fetching)
+        k->fetching = policy_table_find(t, r->fetching_hex);
+}
+
 static void
 run_init(struct run *k, const struct policy_config *cfg,
          const struct policy_input *in, const struct proto_report *r)
@@ -925,6 +1023,8 @@ run_init(struct run *k, const struct policy_config *cfg,
     k->cfg = cfg;
     k->in = in;
     k->r = r;
+    k->t = in->table;
+    run_resolve(k);
     k->has_bucket = r->has_ue;
     if (r->has_ue)
         k->bucket = policy_rollout_bucket(in->family, r->ue);
@@ -979,6 +1079,7 @@ run_evaluate(struct run *k, struct proto_candidate *cands)
     k->energy_den = k->r->has_max_energy_mj && k->r->max_energy_mj > 0
                         ? k->r->max_energy_mj
                         : max_energy;
+    k->degraded = true;
     for (size_t i = 0; i < m; i++) {
         const struct proto_candidate *e = &cands[i];
 
@@ -989,13 +1090,24 @@ run_evaluate(struct run *k, struct proto_candidate *cands)
             k->has_cur = true;
             k->cur = i;
         }
-        /* the fallback in a dip: the best feasible variant that fitted
-         * in every minute of the memory history (none: nothing runs) */
-        if (k->r->memory_history_count > 0 && e->feasible &&
-            e->fit >= 1 && e->utility > k->u_fallback) {
-            k->u_fallback = e->utility;
+        if (e->is_current && !e->hard_ok && e->fit > 0 && !k->has_held) {
+            k->has_held = true;
+            k->held = i;
+        }
+        if (e->feasible && startable(k, e))
+            k->degraded = false;
+    }
+    /* the fallback in a dip: the best feasible variant (degraded: the
+     * best that meets the hard rules) that fitted in every minute of the
+     * memory history (none: nothing runs) */
+    for (size_t i = 0; k->r->memory_history_count > 0 && i < m; i++) {
+        const struct proto_candidate *e = &cands[i];
+
+        if (!e->partial && e->hard_ok && (e->feasible || k->degraded) &&
+            e->fit >= 1 && run_utility(k, e) > k->u_fallback) {
+            k->u_fallback = run_utility(k, e);
             k->fallback_cost =
-                (double)var_of(k, e)->size_bytes * k->cost_per_byte;
+                (double)row_of(k, e)->size_bytes * k->cost_per_byte;
         }
     }
     /* what runs now is valued as every choice is: with the fallback */
@@ -1034,26 +1146,62 @@ run_pick(const struct run *k, const struct proto_candidate *cands, size_t m,
     return found;
 }
 
-/* Whether staying with s (held or in flight) beats moving to best. */
+/*
+ * Whether staying with s (held or in flight) beats moving to best.
+ * Degraded: best has the smallest violation; a move to it whose gain per
+ * second (the degraded utility, u / (1 + violation)) is positive must
+ * still pay for its bytes and expected round trips over the horizon, as
+ * every switch does. When s is worth more per second than best, the
+ * objective and the degraded rule disagree and the rule wins: move.
+ */
 static bool
 stays(const struct run *k, const struct proto_candidate *best,
       const struct proto_candidate *s, bool degraded)
 {
-    if (degraded && differs(s->violation, best->violation))
+    if (degraded && differs(s->violation, best->violation) &&
+        !(run_utility(k, best) > run_utility(k, s)))
         return false;
     return best->value - s->value <= k->margin + REL_EPS * fabs(s->value);
+}
+
+/*
+ * With a memory history, current may not fit now only for a dip: the
+ * history's dips under its need last (1 - fit) / dips_per_s seconds on
+ * average, and then current runs again with no transfer. Riding the dip
+ * out (nothing runs meanwhile) is worth
+ *   ride = u_cur * fit * (H - D)
+ * (later dips ridden out too: no round trips). It beats moving to pick
+ * when pick is worth no more over the horizon (within the hysteresis),
+ * and moving to pick for the dip only and back does not pay either:
+ * pick runs max(0, D - t_pick) seconds of the dip, which must pay for
+ * its bytes and current's again (a download that cannot finish before the
+ * dip is expected to end gains nothing).
+ */
+static bool
+ride_out(struct run *k, const struct proto_candidate *cands,
+         const struct proto_candidate *pick)
+{
+    const struct proto_candidate *h = &cands[k->held];
+    double again = (double)var_of(k, h)->size_bytes * k->cost_per_byte;
+    double in_dip;
+
+    if (!k->has_held || k->has_cur || !(h->dips_per_s > 0))
+        return false;
+    k->ride_s = (1 - h->fit) / h->dips_per_s;
+    k->ride_value = run_utility(k, h) * h->fit * (k->horizon_s - k->ride_s);
+    in_dip = run_utility(k, pick) * fmax(0, k->ride_s - pick->ready_s);
+    return k->ride_value >= pick->value - k->margin &&
+           in_dip <= pick->cost + again + k->margin;
 }
 
 static void
 exit_reason(const struct run *k, const struct proto_candidate *c,
             struct proto_reasons *rs)
 {
-    const struct proto_variant *v = var_of(k, c);
-
     reason_add(rs,
                "latency: full network %g ms over max_latency_ms %g; exit %d "
                "at %g ms",
-               full_latency_ms(k, v), k->r->max_latency_ms, c->exit_index,
+               full_latency_ms(k, c), k->r->max_latency_ms, c->exit_index,
                c->est.latency_ms);
 }
 
@@ -1065,7 +1213,15 @@ chosen_reasons(const struct run *k, const struct proto_candidate *c,
     struct proto_reasons *rs = &out->reasons;
     char gain[96];
 
-    if (c->is_current && is_best) {
+    if (c->is_current && !c->hard_ok) {
+        reason_add(rs,
+                   "keep: needs %" PRIu64 " bytes, %" PRIu64 " free; its "
+                   "dips last %.0f s: riding this out is worth %.6g over "
+                   "%g s, %s %.6g",
+                   c->est.memory_bytes, k->r->memory_bytes, k->ride_s,
+                   k->ride_value, k->horizon_s, var_of(k, best)->name,
+                   best->value);
+    } else if (c->is_current && is_best) {
         reason_add(rs, "keep: current is the chosen version");
     } else if (c->is_current && !startable(k, best)) {
         reason_add(rs, "keep: nothing better can arrive within horizon_s %g",
@@ -1127,19 +1283,13 @@ list_cmp(const struct run *k, const struct proto_candidate *a,
     return a->variant < b->variant ? -1 : a->variant > b->variant;
 }
 
-/* Swaps everything but the reasons: they are written once the order is
- * final (run_candidates), and copying their 1.3 KB per swap dominated the
- * ordering of a large family. */
 static void
 swap_cand(struct proto_candidate *a, struct proto_candidate *b)
 {
-    unsigned char t[offsetof(struct proto_candidate, reasons)];
+    struct proto_candidate t = *a;
 
-    if (a == b)
-        return;
-    memcpy(t, a, sizeof(t));
-    memcpy(a, b, sizeof(t));
-    memcpy(b, t, sizeof(t));
+    *a = *b;
+    *b = t;
 }
 
 /*
@@ -1226,26 +1376,27 @@ run_candidates(const struct run *k, struct proto_candidate *cands, size_t m,
     }
     for (size_t i = 0; i < listed; i++) {
         struct proto_candidate *c = &cands[i];
+        struct proto_reasons *rs = &out->candidate_reasons[i];
         bool ok;
 
         if (c->partial)
             eval_rest(k, c);
-        c->reasons.count = 0;
-        (void)hard_check(k, c, &c->reasons);
-        (void)soft_check(k, c, &ok, &c->reasons);
+        rs->count = 0;
+        (void)hard_check(k, c, rs);
+        (void)soft_check(k, c, &ok, rs);
         if (c->exit_index >= 0)
-            exit_reason(k, c, &c->reasons);
+            exit_reason(k, c, rs);
         if (chosen && c->hard_ok && (c->soft_ok || degraded))
-            loss_reason(k, c, chosen, degraded, &c->reasons);
+            loss_reason(k, c, chosen, degraded, rs);
         else if (!chosen && c->hard_ok && !startable(k, c))
-            loss_reason(k, c, c, degraded, &c->reasons);
+            loss_reason(k, c, c, degraded, rs);
         if (c->ctx)
-            reason_add(&c->reasons, "context: matches %s=%s", c->ctx->key,
+            reason_add(rs, "context: matches %s=%s", c->ctx->key,
                        c->ctx->value);
         if (c->hard_ok)
-            dips_reason(k, c, &c->reasons);
-        if (c->reasons.count == 0)
-            reason_add(&c->reasons, "not chosen");
+            dips_reason(k, c, rs);
+        if (rs->count == 0)
+            reason_add(rs, "not chosen");
     }
     out->candidate_count = listed;
 }
@@ -1278,20 +1429,24 @@ policy_select(const struct policy_config *cfg, const struct policy_input *in,
               const struct proto_report *report, struct proto_decision *out)
 {
     struct proto_candidate *cands;
+    struct proto_reasons *cand_reasons;
     struct proto_candidate chosen;
-    bool found, degraded = false, ok;
+    bool found, degraded = false, ok, riding;
     size_t m, best = 0, pick;
     struct run k;
 
     if (!cfg || !in || !report || !out || !in->family ||
-        (in->variant_count > 0 && (!in->variants || !out->candidates)) ||
-        (in->delta_count > 0 && !in->deltas) || !(report->gflops > 0) ||
-        !(cfg->default_downlink_bps > 0))
+        (in->variant_count > 0 &&
+         (!in->variants || !out->candidates || !out->candidate_reasons)) ||
+        (in->delta_count > 0 && !in->deltas) || !table_fits(in) ||
+        !(report->gflops > 0) || !(cfg->default_downlink_bps > 0))
         return POLICY_BAD_ARGUMENT;
 
     cands = out->candidates;
+    cand_reasons = out->candidate_reasons;
     memset(out, 0, sizeof(*out));
     out->candidates = cands;
+    out->candidate_reasons = cand_reasons;
     out->exit_index = -1;
 
     run_init(&k, cfg, in, report);
@@ -1327,6 +1482,9 @@ policy_select(const struct policy_config *cfg, const struct policy_input *in,
         stays(&k, &cands[pick], &cands[k.cur], degraded) &&
         !(cands[pick].is_fetching && cands[pick].value > cands[k.cur].value))
         pick = k.cur;
+    riding = ride_out(&k, cands, &cands[pick]);
+    if (riding)
+        pick = k.held;
 
     chosen = cands[pick];
     out->chosen = chosen.variant;
@@ -1344,8 +1502,8 @@ policy_select(const struct policy_config *cfg, const struct policy_input *in,
     }
     if (degraded)
         (void)soft_check(&k, &chosen, &ok, &out->violations);
-    out->recheck_after_s =
-        degraded ? cfg->recheck_degraded_s : cfg->recheck_after_s;
+    out->recheck_after_s = degraded || riding ? cfg->recheck_degraded_s
+                                              : cfg->recheck_after_s;
     if (!(k.bps > 0)) {
         out->recheck_after_s = cfg->recheck_outage_s;
         reason_add(&out->reasons,
@@ -1376,6 +1534,8 @@ policy_offered(const struct policy_input *in, const struct proto_report *report,
     struct run k;
     size_t pos = 0, idx, m = 0;
 
+    if (!table_fits(in))
+        return 0;
     policy_config_default(&cfg);
     run_init(&k, &cfg, in, report);
     while (pos < in->variant_count)
@@ -1397,7 +1557,7 @@ policy_utilities(const struct policy_config *cfg,
     size_t m;
 
     if (!cfg || !in || !report || !scratch || !out_u || !in->family ||
-        !(report->gflops > 0))
+        !table_fits(in) || !(report->gflops > 0))
         return POLICY_BAD_ARGUMENT;
     /* what runs is judged on running: a download limit does not apply */
     r = *report;

@@ -56,20 +56,40 @@ struct policy_config {
 
 void policy_config_default(struct policy_config *out);
 
+struct policy_table;
+
 /* What the policy chooses from: one family's offered versions and the
- * ready deltas (store_snapshot's arrays). */
+ * ready deltas (store_snapshot's arrays), and the compact table of
+ * exactly these (policy_table_build; required when variant_count > 0). */
 struct policy_input {
     const char *family;                 /* salts the rollout hash */
     const struct proto_variant *variants;
     size_t variant_count;
     const struct proto_delta *deltas;
     size_t delta_count;
+    const struct policy_table *table;
 };
 
 /*
- * Decides for one report. out->candidates must point at variant_count
- * entries (owned by the caller); the policy fills candidate_count and every
- * other field of *out. Indexes in *out point into in's arrays.
+ * The compact table of a family that every select reads instead of the
+ * variants' full records (one 64-byte row per variant, strings as small
+ * integers; policy/table.h). Build it once per catalog snapshot:
+ * policy_table_size(in) bytes (in->table is ignored), then
+ * policy_table_build into a buffer of that many bytes aligned as malloc
+ * aligns. The table borrows in's variants and deltas (valid while they
+ * are) and is read-only afterwards: any number of selects may share it.
+ * policy_table_build returns buf as a table, or NULL when size is too
+ * small or in is malformed.
+ */
+size_t policy_table_size(const struct policy_input *in);
+const struct policy_table *policy_table_build(const struct policy_input *in,
+                                              void *buf, size_t size);
+
+/*
+ * Decides for one report. out->candidates and out->candidate_reasons
+ * must each point at variant_count entries (owned by the caller); the
+ * policy fills candidate_count and every other field of *out. Indexes in
+ * *out point into in's arrays.
  */
 POLICY_MUST_CHECK enum policy_status
 policy_select(const struct policy_config *cfg, const struct policy_input *in,

@@ -30,6 +30,9 @@ struct world {
     double *cum;                  /* trace.count: bits at trace.t_s[i] */
     size_t init;                  /* the model held at the start */
     struct proto_candidate *scratch; /* variant_count entries */
+    struct proto_reasons *scratch_reasons; /* variant_count entries */
+    struct policy_input in_table; /* the caller's input with its table */
+    void *table;
 };
 
 static double
@@ -145,6 +148,8 @@ world_free(struct world *w)
     free(w->cpb);
     free(w->cum);
     free(w->scratch);
+    free(w->scratch_reasons);
+    free(w->table);
 }
 
 static enum replay_status
@@ -174,12 +179,18 @@ world_init(struct world *w, const struct policy_config *cfg,
     w->model_var = calloc(vc, sizeof(*w->model_var));
     w->var_model = calloc(vc, sizeof(*w->var_model));
     w->scratch = calloc(vc, sizeof(*w->scratch));
+    w->scratch_reasons = calloc(vc, sizeof(*w->scratch_reasons));
+    w->table = malloc(policy_table_size(in));
     w->cum = calloc(tr->count, sizeof(*w->cum));
     w->cpb = calloc(w->n, sizeof(*w->cpb));
     row = calloc(vc, sizeof(*row));
-    if (!w->model_var || !w->var_model || !w->scratch || !w->cum || !w->cpb ||
-        !row)
+    if (!w->model_var || !w->var_model || !w->scratch ||
+        !w->scratch_reasons || !w->table || !w->cum || !w->cpb || !row)
         goto nomem;
+    w->in_table = *in;
+    w->in_table.table =
+        policy_table_build(in, w->table, policy_table_size(in));
+    in = w->in = &w->in_table;
     w->m = policy_offered(in, &sc->steps[0].report, w->model_var);
     if (w->m == 0) {
         free(row);
@@ -271,6 +282,7 @@ decide_policy(const struct world *w, const struct policy_config *cfg,
     report_fill(w, ue, k, &r);
     memset(&d, 0, sizeof(d));
     d.candidates = w->scratch;
+    d.candidate_reasons = w->scratch_reasons;
     if (policy_select(cfg, w->in, &r, &d) != POLICY_OK)
         return REPLAY_BAD_ARGUMENT;
     if (w->sc->observe)

@@ -705,7 +705,7 @@ char *proto_decision_write(const struct proto_decision *d, const char *family,
         sb_key(&b, "feasible");
         sb_bool(&b, c->feasible);
         sb_key(&b, "reasons");
-        sb_reasons(&b, &c->reasons);
+        sb_reasons(&b, &d->candidate_reasons[i]);
         sb_putc(&b, '}');
     }
     sb_putc(&b, ']');

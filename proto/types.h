@@ -266,7 +266,8 @@ enum proto_cause {
  * One variant the policy weighed. variant indexes the input array. The
  * policy uses the array as its working storage (one entry per competing
  * variant, evaluated once), so the numbers it ranked by are kept here;
- * the decision lists only the first candidate_count entries.
+ * the decision lists only the first candidate_count entries (their
+ * reasons are in the decision's candidate_reasons).
  */
 struct proto_candidate {
     size_t variant;
@@ -299,10 +300,6 @@ struct proto_candidate {
     double ready_s;                       /* until it runs (conservative) */
     double cost;                          /* of its bytes, accuracy-seconds */
     double value;                         /* over the horizon */
-
-    /* Last and large (1.3 KB): only the listed candidates' are written,
-     * so that evaluating and ordering a family touches the fields above. */
-    struct proto_reasons reasons;
 };
 
 /*
@@ -320,6 +317,11 @@ struct proto_decision {
     struct proto_estimates estimates;
     int exit_index;                       /* -1: whole network */
     struct proto_candidate *candidates;
+    /* Why each listed candidate lost: candidate_reasons[i] explains
+     * candidates[i]. Caller-provided storage like candidates, kept apart
+     * (1.3 KB each): the policy evaluates and orders a whole family in
+     * candidates but writes reasons only for the candidate_count it lists. */
+    struct proto_reasons *candidate_reasons;
     size_t candidate_count;               /* listed */
     size_t omitted[PROTO_CAUSE_COUNT];    /* not listed, by cause */
     size_t omitted_count;

@@ -90,6 +90,7 @@ select_print(const struct config *cfg, const char *dir, const char *family,
                                    cfg->admission_recheck_s};
     struct decision_run *run = calloc(1, sizeof(*run));
     struct proto_candidate *cands = NULL;
+    struct proto_reasons *reasons = NULL;
     struct store *st = NULL;
     struct proto_report report;
     struct proto_error err;
@@ -110,6 +111,8 @@ select_print(const struct config *cfg, const char *dir, const char *family,
     /* Read-only: works beside a daemon serving the same directory. */
     opt.run_worker = false;
     opt.read_only = true;
+    opt.snapshot_derive = decide_snapshot_table;
+    opt.snapshot_derived_free = decide_snapshot_table_free;
     rc = store_open(dir, &opt, &st);
     if (rc != STORE_OK) {
         fprintf(stderr, "modeld select: cannot open %s: %s\n", dir,
@@ -127,11 +130,12 @@ select_print(const struct config *cfg, const char *dir, const char *family,
         goto out;
     }
     cands = calloc(snap->variant_count + 1, sizeof(*cands));
-    if (!cands) {
+    reasons = calloc(snap->variant_count + 1, sizeof(*reasons));
+    if (!cands || !reasons) {
         fprintf(stderr, "modeld select: out of memory\n");
         goto out;
     }
-    drc = decide_run(&cfg->policy, &adm, snap, &report, cands, run);
+    drc = decide_run(&cfg->policy, &adm, snap, &report, cands, reasons, run);
     if (drc != DECIDE_OK) {
         fprintf(stderr, "modeld select: %s\n",
                 drc == DECIDE_NO_MEMORY ? "out of memory"
@@ -151,6 +155,7 @@ out:
     decide_run_free(run);
     free(run);
     free(cands);
+    free(reasons);
     store_snapshot_release(snap);
     store_close(st);
     return status;

@@ -72,11 +72,52 @@ add_held(const struct store_snapshot *snap, const struct proto_report *r,
     return DECIDE_OK;
 }
 
+/* Builds the policy table of in into *out_buf (malloc). */
+static const struct policy_table *
+table_new(const struct policy_input *in, void **out_buf)
+{
+    size_t size = policy_table_size(in);
+    void *buf = malloc(size);
+    const struct policy_table *t;
+
+    if (!buf)
+        return NULL;
+    t = policy_table_build(in, buf, size);
+    if (!t) {
+        free(buf);
+        return NULL;
+    }
+    *out_buf = buf;
+    return t;
+}
+
+void *
+decide_snapshot_table(const struct store_snapshot *snap)
+{
+    struct policy_input in = {
+        .family = snap->family.name,
+        .variants = snap->variants,
+        .variant_count = snap->variant_count,
+        .deltas = snap->deltas,
+        .delta_count = snap->delta_count,
+    };
+    void *buf = NULL;
+
+    return table_new(&in, &buf) ? buf : NULL;
+}
+
+void
+decide_snapshot_table_free(void *table)
+{
+    free(table);
+}
+
 enum decide_status
 decide_run(const struct policy_config *policy,
            const struct policy_admission *admission,
            const struct store_snapshot *snap, const struct proto_report *r,
-           struct proto_candidate *cands, struct decision_run *run)
+           struct proto_candidate *cands, struct proto_reasons *reasons,
+           struct decision_run *run)
 {
     struct policy_input in;
     size_t count = 0;
@@ -84,6 +125,7 @@ decide_run(const struct policy_config *policy,
 
     memset(&run->d, 0, sizeof(run->d));
     run->view = NULL;
+    run->table = NULL;
     run->deferred = false;
     rc = competing(snap, r, run, &count);
     if (rc != DECIDE_OK)
@@ -94,8 +136,12 @@ decide_run(const struct policy_config *policy,
         .variant_count = count,
         .deltas = snap->deltas,
         .delta_count = snap->delta_count,
+        .table = run->variants == snap->variants ? snap->derived : NULL,
     };
+    if (!in.table && !(in.table = table_new(&in, &run->table)))
+        return DECIDE_NO_MEMORY;
     run->d.candidates = cands;
+    run->d.candidate_reasons = reasons;
     if (policy_select(policy, &in, r, &run->d) != POLICY_OK)
         return DECIDE_POLICY_BUG;
     if ((run->d.action == PROTO_ACTION_DOWNLOAD ||
@@ -106,6 +152,7 @@ decide_run(const struct policy_config *policy,
             return rc;
         in.variants = run->variants;
         in.variant_count = count;
+        in.table = NULL;      /* admission reads the variants only */
         run->deferred = policy_admission_defer(admission, &in, r, &run->d);
     }
     return DECIDE_OK;
@@ -116,4 +163,6 @@ decide_run_free(struct decision_run *run)
 {
     free(run->view);
     run->view = NULL;
+    free(run->table);
+    run->table = NULL;
 }

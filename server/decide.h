@@ -18,6 +18,9 @@ struct decision_run {
     const struct proto_variant *variants; /* what d's indexes point into */
     bool deferred;                        /* admission deferred a transfer */
     struct proto_variant *view;           /* owned (decide_run_free) */
+    void *table;                          /* owned: the policy table of the
+                                             view, or of a snapshot read
+                                             without one */
 };
 
 enum decide_status {
@@ -27,9 +30,9 @@ enum decide_status {
 };
 
 /*
- * Decides for report r on snap. cands is the caller's storage for the
- * decision's candidates, room for snap->variant_count + 1 of them (one
- * more for a held version). On DECIDE_OK run->d and run->variants hold the
+ * Decides for report r on snap. cands and reasons are the caller's storage
+ * for the decision's candidates and their reasons, room for
+ * snap->variant_count + 1 of each (one more for a held version). On DECIDE_OK run->d and run->variants hold the
  * decision, to write with proto_decision_write(&run->d, ...,
  * run->variants, snap->deltas). Always release with decide_run_free.
  */
@@ -38,8 +41,18 @@ enum decide_status decide_run(const struct policy_config *policy,
                               const struct store_snapshot *snap,
                               const struct proto_report *r,
                               struct proto_candidate *cands,
+                              struct proto_reasons *reasons,
                               struct decision_run *run);
 
 void decide_run_free(struct decision_run *run);
+
+/*
+ * The policy's table of snap's variants and deltas, for
+ * store_options.snapshot_derive (so that every select of a snapshot
+ * shares one; decide_run builds its own when the snapshot has none).
+ * NULL when out of memory; free with decide_snapshot_table_free.
+ */
+void *decide_snapshot_table(const struct store_snapshot *snap);
+void decide_snapshot_table_free(void *table);
 
 #endif

@@ -18,13 +18,14 @@
 #define STACK_CANDIDATES 32
 
 /*
- * Larger families: each HTTP thread keeps its candidate slots between
- * selects (a 200-variant family needs ~300 KB, which malloc would take
- * from and give back to the kernel on every request); freed when the
- * thread exits.
+ * Larger families: each HTTP thread keeps its candidate and reason slots
+ * between selects (a 200-variant family needs ~300 KB, which malloc would
+ * take from and give back to the kernel on every request); freed when
+ * the thread exits.
  */
 struct cands_buf {
     struct proto_candidate *v;
+    struct proto_reasons *reasons;
     size_t cap;
 };
 
@@ -37,8 +38,10 @@ cands_buf_free(void *p)
 {
     struct cands_buf *b = p;
 
-    if (b)
+    if (b) {
         free(b->v);
+        free(b->reasons);
+    }
     free(b);
 }
 
@@ -48,8 +51,9 @@ cands_key_make(void)
     cands_key_ok = pthread_key_create(&cands_key, cands_buf_free) == 0;
 }
 
-/* This thread's slots for n candidates, or NULL (out of memory). */
-static struct proto_candidate *
+/* This thread's slots for n candidates and their reasons, or NULL (out
+ * of memory). */
+static struct cands_buf *
 cands_get(size_t n)
 {
     struct cands_buf *b;
@@ -67,13 +71,18 @@ cands_get(size_t n)
     }
     if (b->cap < n) {
         struct proto_candidate *v = realloc(b->v, n * sizeof(*v));
+        struct proto_reasons *rs;
 
         if (!v)
             return NULL;
         b->v = v;
+        rs = realloc(b->reasons, n * sizeof(*rs));
+        if (!rs)
+            return NULL;
+        b->reasons = rs;
         b->cap = n;
     }
-    return b->v;
+    return b;
 }
 
 /*
@@ -181,7 +190,9 @@ handle_select(struct MHD_Connection *c, struct request *rq)
 {
     struct app *app = rq->app;
     struct proto_candidate stack[STACK_CANDIDATES];
+    struct proto_reasons stack_reasons[STACK_CANDIDATES];
     struct proto_candidate *cands = stack;
+    struct proto_reasons *reasons = stack_reasons;
     const struct store_snapshot *snap = NULL;
     struct policy_admission adm = {app->cfg.admission_load,
                                    app->cfg.admission_recheck_s};
@@ -214,14 +225,18 @@ handle_select(struct MHD_Connection *c, struct request *rq)
         return http_reply_store_error(c, rq, rc, "reading the family");
     /* One slot per variant, and one for a held version (admission). */
     if (snap->variant_count + 1 > STACK_CANDIDATES) {
-        cands = cands_get(snap->variant_count + 1);
-        if (!cands) {
+        struct cands_buf *b = cands_get(snap->variant_count + 1);
+
+        if (!b) {
             ret = http_reply_error(c, rq, PROTO_ERR_INTERNAL, "",
                                    "out of memory");
             goto out;
         }
+        cands = b->v;
+        reasons = b->reasons;
     }
-    drc = decide_run(&app->cfg.policy, &adm, snap, &report, cands, &run);
+    drc = decide_run(&app->cfg.policy, &adm, snap, &report, cands, reasons,
+                     &run);
     if (drc == DECIDE_POLICY_BUG)
         log_msg(LOG_ERROR, rq->id, "BUG: policy_select refused its input");
     if (drc != DECIDE_OK) {

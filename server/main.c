@@ -21,6 +21,7 @@
 #include <curl/curl.h>
 
 #include "server/commands.h"
+#include "server/decide.h"
 #include "server/file.h"
 #include "server/http.h"
 #include "server/limits.h"
@@ -456,6 +457,9 @@ cmd_serve(int argc, char **argv)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
+    /* every snapshot carries the policy's table, shared by its selects */
+    app->cfg.store.snapshot_derive = decide_snapshot_table;
+    app->cfg.store.snapshot_derived_free = decide_snapshot_table_free;
     st = store_open(app->cfg.data_dir, &app->cfg.store, &app->store);
     if (st != STORE_OK) {
         log_msg(LOG_ERROR, 0, "data directory %s: %s", app->cfg.data_dir,

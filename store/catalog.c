@@ -20,6 +20,7 @@
 struct snap_priv {
     struct store_snapshot pub;            /* first: the caller's pointer */
     atomic_uint refs;
+    void (*derived_free)(void *derived);  /* frees pub.derived */
 };
 
 struct cross_target {
@@ -613,6 +614,8 @@ static void snap_free(struct snap_priv *p)
 {
     if (!p)
         return;
+    if (p->pub.derived && p->derived_free)
+        p->derived_free((void *)(uintptr_t)p->pub.derived);
     free(p->pub.variants);
     free(p->pub.latest);
     free(p->pub.deltas);
@@ -1020,6 +1023,14 @@ static enum store_status read_snapshot(struct store *st, struct store_conn *c,
     free(ids);
     free(older_ids);
     store_conn_end_read(c);
+    if (rc == STORE_OK && st->opt.snapshot_derive) {
+        p->derived_free = st->opt.snapshot_derived_free;
+        p->pub.derived = st->opt.snapshot_derive(&p->pub);
+        if (!p->pub.derived) {
+            store_err_text("snapshot: out of memory");
+            rc = STORE_NO_MEMORY;
+        }
+    }
     if (rc != STORE_OK) {
         snap_free(p);
         return rc;

@@ -38,8 +38,17 @@ enum store_status {
 
 #define STORE_URL_SIZE 1024
 
+struct store_snapshot;
+
 struct store_options {
     int busy_timeout_ms;          /* SQLite busy timeout, default 5000 */
+    /* Data derived from each snapshot when it is read, kept and freed
+     * with it (snap->derived): how the server gives every snapshot the
+     * policy's table without store/ knowing policy/. derive returns NULL
+     * when out of memory (the read fails). NULL derive (the default):
+     * derived stays NULL. */
+    void *(*snapshot_derive)(const struct store_snapshot *snap);
+    void (*snapshot_derived_free)(void *derived);
     bool run_worker;              /* start the delta/compression worker */
     int delta_level;              /* zstd level for deltas, default 19 */
     int compress_level;           /* zstd level for blob copies, default 19 */
@@ -306,6 +315,8 @@ struct store_snapshot {
      * UEs), for rules about what a UE holds (admission). */
     struct proto_variant *older;
     size_t older_count;
+    /* store_options.snapshot_derive's result for this snapshot, or NULL */
+    const void *derived;
 };
 
 /* Gets the snapshot of a live family (cached until the catalog generation

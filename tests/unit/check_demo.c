@@ -517,6 +517,8 @@ START_TEST(test_cmd_demo_selects)
     struct proto_report report;
     struct proto_decision dec;
     struct proto_candidate *cands;
+    struct proto_reasons *reasons;
+    void *table;
 
     ck_assert_int_eq(shared_rc, 0);
     st = open_store(shared_dir);
@@ -535,8 +537,15 @@ START_TEST(test_cmd_demo_selects)
     report.has_max_latency_ms = c->max_latency_ms > 0;
     cands = calloc(snap->variant_count, sizeof(*cands));
     ck_assert_ptr_nonnull(cands);
+    reasons = calloc(snap->variant_count, sizeof(*reasons));
+    ck_assert_ptr_nonnull(reasons);
+    table = malloc(policy_table_size(&in));
+    ck_assert_ptr_nonnull(table);
+    in.table = policy_table_build(&in, table, policy_table_size(&in));
+    ck_assert_ptr_nonnull(in.table);
     memset(&dec, 0, sizeof(dec));
     dec.candidates = cands;
+    dec.candidate_reasons = reasons;
     ck_assert_int_eq(policy_select(&cfg, &in, &report, &dec), POLICY_OK);
     ck_assert_int_eq(dec.action, c->want_action);
     if (c->want_variant) {
@@ -544,6 +553,8 @@ START_TEST(test_cmd_demo_selects)
         ck_assert(!dec.degraded);
     }
     free(cands);
+    free(reasons);
+    free(table);
     store_snapshot_release(snap);
     store_close(st);
 }

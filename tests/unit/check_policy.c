@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "policy/policy.h"
+#include "policy/table.h"
 #include "proto/proto.h"
 
 #define MAX_VARIANTS 16
@@ -772,6 +773,21 @@ reasons_have(const struct proto_reasons *rs, const char *text)
     return false;
 }
 
+/* The candidates' reasons of every decision below (written only for the
+ * listed ones; at most 200 variants per test). */
+static struct proto_reasons cand_reasons[200];
+
+/* in with its policy table (policy_table_build) in one static buffer. */
+static void
+with_table(struct policy_input *in)
+{
+    static max_align_t buf[(1 << 20) / sizeof(max_align_t)];
+
+    ck_assert_uint_le(policy_table_size(in), sizeof(buf));
+    in->table = policy_table_build(in, buf, sizeof(buf));
+    ck_assert_ptr_nonnull(in->table);
+}
+
 static void
 decide(const struct fixture *f, struct proto_decision *d,
        struct proto_candidate *cands)
@@ -781,8 +797,10 @@ decide(const struct fixture *f, struct proto_decision *d,
         .deltas = f->d, .delta_count = f->nd,
     };
 
+    with_table(&in);
     memset(d, 0, sizeof(*d));
     d->candidates = cands;
+    d->candidate_reasons = cand_reasons;
     ck_assert_int_eq(policy_select(&f->cfg, &in, &f->r, d), POLICY_OK);
 }
 
@@ -813,16 +831,19 @@ static void
 assert_reason(const struct select_case *c, const struct proto_decision *d,
               const struct proto_candidate *found)
 {
+    const struct proto_reasons *rs;
+
     switch (c->where) {
     case R_NONE:
         break;
     case R_CANDIDATE:
         ck_assert_msg(found != NULL, "%s: no candidate %s", c->what, c->cand);
-        ck_assert_msg(reasons_have(&found->reasons, c->reason),
+        rs = &d->candidate_reasons[found - d->candidates];
+        ck_assert_msg(reasons_have(rs, c->reason),
                       "%s: %s lacks \"%s\" (have: \"%s\" | \"%s\")",
                       c->what, c->cand, c->reason,
-                      found->reasons.count ? found->reasons.text[0] : "",
-                      found->reasons.count > 1 ? found->reasons.text[1] : "");
+                      rs->count ? rs->text[0] : "",
+                      rs->count > 1 ? rs->text[1] : "");
         break;
     case R_VIOLATIONS:
         ck_assert_msg(reasons_have(&d->violations, c->reason),
@@ -870,7 +891,7 @@ START_TEST(test_policy_select_cases)
     for (size_t i = 0; i < d.candidate_count; i++) {
         const struct proto_variant *v = &f.v[cands[i].variant];
 
-        ck_assert_uint_gt(cands[i].reasons.count, 0);
+        ck_assert_uint_gt(d.candidate_reasons[i].count, 0);
         if (c->variant)
             ck_assert_str_ne(v->name, c->variant);
         for (size_t j = 0; j < i; j++)
@@ -1083,6 +1104,112 @@ t_history_deep_dips(struct fixture *f)
     t_history(f, 4, 10000000);
 }
 
+/*
+ * Degraded under dips. Detection, balanced, 40 MB, 15 GFLOP/s,
+ * max_latency_ms 60: every variant misses the latency (all over budget,
+ * so the score is the accuracy). ssd300 80 ms, violation 20 / 60 =
+ * .3333; efficientdet 166.7 ms, 1.7778; fasterrcnn-mobilenet 1680 ms, 27
+ * (the rest need over 40 MB). Degraded utility u / (1 + violation):
+ * ssd300 .21 / 1.3333 = .1575, efficientdet .338 / 2.7778 = .12168.
+ * Holding efficientdet; 16 minutes of lows at 40 MB but for `dips`
+ * separate minutes at 20 MB, under ssd300's 27.2 MB (efficientdet's 15.6
+ * always fits: the fallback, cost 4.68). ssd300: 27.2 MB at 9 Mbit/s
+ * 24.18 s, cost 8.16; hysteresis .02 * 1800 = 36.
+ *   no dips: V = .12168 * 24.18 + .1575 * 1775.82 - 8.16 = 274.5 over
+ *     .12168 * 1800 = 219.0 + 36: the smallest violation pays, move
+ *   4 dips: fit .75, u = .1575 * .75 + .12168 * .25 = .14855; round trips
+ *     4 / 960 * 1775.82 * (4.68 + 8.16) = 95.0; V = 2.94 + 263.8 - 8.16
+ *     - 95.0 = 163.6 under 219.0: the move does not pay, keep
+ */
+static void
+t_degraded_dips(struct fixture *f, unsigned dips)
+{
+    t_base(f);
+    set_latency(f, 60);
+    set_memory(f, 40000000);
+    f->r.gflops = 15;
+    f->r.preference = PROTO_PREFER_BALANCED;
+    hold(f, "efficientdet-d0");
+    f->r.memory_history_count = 16;
+    for (size_t i = 0; i < 16; i++)
+        f->r.memory_history_bytes[i] =
+            i % 4 == 1 && i / 4 < dips ? 20000000 : 40000000;
+}
+
+static void
+t_degraded_no_dips(struct fixture *f)
+{
+    t_degraded_dips(f, 0);
+}
+
+static void
+t_degraded_4_dips(struct fixture *f)
+{
+    t_degraded_dips(f, 4);
+}
+
+/* One dip, hysteresis_score .01 (18): fit 15/16, efficientdet runs in
+ * the dip: u = .1575 * .9375 + .12168 * .0625 = .15527; round trips
+ * 1 / 960 * 1775.82 * 12.84 = 23.75; V = 2.94 + 275.74 - 8.16 - 23.75 =
+ * 246.8, 27.7 over 219.0: move. Were nothing to run in the dip (u =
+ * .14766), V = 233.3, under 219.0 + 18. */
+static void
+t_degraded_1_dip(struct fixture *f)
+{
+    t_degraded_dips(f, 1);
+    f->cfg.hysteresis_score = 0.01;
+}
+
+/*
+ * Riding out a dip. The same UE holding ssd300, 20 MB free now (the last
+ * minute), ssd300 under its need in 4 single minutes of 16 (this one
+ * included): fit .75, dips last (1 - .75) / (4 / 960) = 60 s. Moving to
+ * efficientdet (13.87 s, cost 4.68) is worth .12168 * 1786.13 - 4.68 =
+ * 212.7; riding the dip out .1575 * .75 * (1800 - 60) = 205.5, within
+ * the hysteresis 36; efficientdet for the dip only, .12168 * (60 -
+ * 13.87) = 5.6, does not pay for 4.68 + 8.16 + 36: keep ssd300. One dip
+ * of 8 minutes (fit .5, 480 s): riding out .1575 * .5 * 1320 = 104.0,
+ * under 212.7 - 36: move.
+ */
+static void
+t_ride(struct fixture *f, unsigned dips, unsigned last)
+{
+    t_degraded_dips(f, dips);
+    hold(f, "ssd300-mobilenet");
+    set_memory(f, 20000000);
+    for (size_t i = 16 - last; i < 16; i++)
+        f->r.memory_history_bytes[i] = 20000000;
+}
+
+static void
+t_ride_short(struct fixture *f)
+{
+    t_ride(f, 3, 1);
+}
+
+static void
+t_ride_long(struct fixture *f)
+{
+    t_ride(f, 0, 8);
+}
+
+/*
+ * Quality, 15 MB free now, holding efficientnet (21.2 MB), under it in
+ * the last minute only (of 16 at 40 MB): fit 15/16, the dip lasts 60 s.
+ * Riding out .771 * .9375 * 1740 = 1257.7 is within the hysteresis 9 of
+ * mobilenet's .706 * 1788.27 - 3.96 = 1258.6, but mobilenet runs 60 -
+ * 11.73 s of the dip, .706 * 48.27 = 34.1 over its 3.96 + efficientnet's
+ * 6.36 again + 9: moving for the dip pays.
+ */
+static void
+t_ride_quality(struct fixture *f)
+{
+    t_history(f, 0, 40000000);
+    hold(f, "efficientnet-b0");
+    set_memory(f, 15000000);
+    f->r.memory_history_bytes[15] = 15000000;
+}
+
 /* 60 MB, 1 Mbit/s (0.9 planned), horizon 1800, metered (bytes x3).
  * saver (1, .4, .4, bytes x3, so x9): scores over vgg-16's 160 ms:
  *   efficientnet .771 + .8 * (1 - 3.9/160) = 1.5515, 188.4 s, cost 57.2
@@ -1183,6 +1310,38 @@ static const struct select_case time_cases[] = {
       false, -1, R_CANDIDATE, "mobilenet-v1-1.0-224",
       "memory: under 13200000 bytes in 4 of 16 minutes, 4 dips; round "
       "trips cost 29.7 over 1800 s" },
+    { "time: degraded, no dips, the smallest violation pays", DETECTION,
+      t_degraded_no_dips, PROTO_ACTION_DOWNLOAD, "ssd300-mobilenet", 0, true,
+      -1, R_CHOSEN, NULL, "degraded: smallest violation 0.333333" },
+    { "time: degraded, 4 dips, the smallest violation does not pay",
+      DETECTION, t_degraded_4_dips, PROTO_ACTION_KEEP, "efficientdet-d0", 0,
+      true, -1, R_CANDIDATE, "ssd300-mobilenet",
+      "memory: under 27200000 bytes in 4 of 16 minutes, 4 dips; round "
+      "trips cost 95 over 1776 s" },
+    { "time: degraded, the fallback runs in a dip", DETECTION,
+      t_degraded_1_dip, PROTO_ACTION_DOWNLOAD, "ssd300-mobilenet", 0, true,
+      -1, R_CHOSEN, NULL, "switch pays: gain 0.0336 over 1776 s after 24.2 "
+      "s (27.2 MB at 9 Mbit/s) = 59.6 over cost 8.16" },
+    { "time: degraded, 4 dips, says so", DETECTION, t_degraded_4_dips,
+      PROTO_ACTION_KEEP, "efficientdet-d0", 0, true, -1, R_CANDIDATE,
+      "ssd300-mobilenet", "does not pay: gain 0.0269 over 1776 s after 24.2 "
+      "s (27.2 MB at 9 Mbit/s) = 47.7, under cost 8.16 + hysteresis 36" },
+    { "time: a short dip, ridden out", DETECTION, t_ride_short,
+      PROTO_ACTION_KEEP, "ssd300-mobilenet", 0, true, -1, R_CHOSEN, NULL,
+      "keep: needs 27200000 bytes, 20000000 free; its dips last 60 s: "
+      "riding this out is worth 205.538 over 1800 s, efficientdet-d0 "
+      "212.657" },
+    { "time: a short dip, the move does not pay", DETECTION, t_ride_short,
+      PROTO_ACTION_KEEP, "ssd300-mobilenet", 0, true, -1, R_CANDIDATE,
+      "efficientdet-d0",
+      "does not pay: worth 212.657 over 1800 s, riding out current's dip "
+      "(60 s) 205.538" },
+    { "time: a long dip, move", DETECTION, t_ride_long,
+      PROTO_ACTION_DOWNLOAD, "efficientdet-d0", 0, true, -1, R_NONE, NULL,
+      NULL },
+    { "time: a short dip that pays a move", CLASSIFICATION, t_ride_quality,
+      PROTO_ACTION_DOWNLOAD, "mobilenet-v1-1.0-224", 0, false, -1, R_NONE,
+      NULL, NULL },
     { "time: saver, metered slow link", CLASSIFICATION, t_saver_metered,
       PROTO_ACTION_DOWNLOAD, "mobilenet-v1-1.0-224", 0, false, -1, R_CHOSEN,
       NULL, "network: metered, transfer cost x3" },
@@ -1295,8 +1454,10 @@ START_TEST(test_policy_select_large_family)
     r.max_latency_ms = 30;          /* flops up to 3e9 */
     r.has_max_latency_ms = true;
 
+    with_table(&in);
     memset(&d, 0, sizeof(d));
     d.candidates = cands;
+    d.candidate_reasons = cand_reasons;
     ck_assert_int_eq(policy_select(&cfg, &in, &r, &d), POLICY_OK);
     ck_assert_int_eq(d.action, PROTO_ACTION_DOWNLOAD);
     chosen = d.chosen;
@@ -1314,7 +1475,7 @@ START_TEST(test_policy_select_large_family)
      * entries after the listed ones are the omitted ones */
     for (size_t i = 0; i < d.candidate_count; i++) {
         ck_assert(cands[i].feasible);
-        ck_assert_uint_gt(cands[i].reasons.count, 0);
+        ck_assert_uint_gt(d.candidate_reasons[i].count, 0);
         ck_assert_uint_ne(cands[i].variant, chosen);
         for (size_t j = d.candidate_count; j < 199; j++)
             if (cands[j].feasible)
@@ -1325,6 +1486,7 @@ START_TEST(test_policy_select_large_family)
     r.explain_all = true;
     memset(&all, 0, sizeof(all));
     all.candidates = cands;
+    all.candidate_reasons = cand_reasons;
     ck_assert_int_eq(policy_select(&cfg, &in, &r, &all), POLICY_OK);
     ck_assert_uint_eq(all.chosen, chosen);
     ck_assert_uint_eq(all.candidate_count, 199);
@@ -1504,8 +1666,20 @@ START_TEST(test_policy_select_bad_arguments)
                  ARRAY_SIZE(classification));
     in = (struct policy_input){ .family = f.family, .variants = f.v,
                                 .variant_count = f.n };
+    /* without its table, or with another input's */
     memset(&d, 0, sizeof(d));
     d.candidates = cands;
+    d.candidate_reasons = cand_reasons;
+    ck_assert_int_eq(policy_select(&f.cfg, &in, &f.r, &d),
+                     POLICY_BAD_ARGUMENT);
+    with_table(&in);
+    in.variant_count--;
+    ck_assert_int_eq(policy_select(&f.cfg, &in, &f.r, &d),
+                     POLICY_BAD_ARGUMENT);
+    in.variant_count++;
+    memset(&d, 0, sizeof(d));
+    d.candidates = cands;
+    d.candidate_reasons = cand_reasons;
     ck_assert_int_eq(policy_select(NULL, &in, &f.r, &d), POLICY_BAD_ARGUMENT);
     ck_assert_int_eq(policy_select(&f.cfg, NULL, &f.r, &d),
                      POLICY_BAD_ARGUMENT);
@@ -1517,6 +1691,10 @@ START_TEST(test_policy_select_bad_arguments)
     ck_assert_int_eq(policy_select(&f.cfg, &in, &f.r, &d),
                      POLICY_BAD_ARGUMENT);
     d.candidates = cands;
+    d.candidate_reasons = NULL;
+    ck_assert_int_eq(policy_select(&f.cfg, &in, &f.r, &d),
+                     POLICY_BAD_ARGUMENT);
+    d.candidate_reasons = cand_reasons;
     f.r.gflops = 0;
     ck_assert_int_eq(policy_select(&f.cfg, &in, &f.r, &d),
                      POLICY_BAD_ARGUMENT);
@@ -1552,6 +1730,171 @@ START_TEST(test_policy_config_default_values)
 }
 END_TEST
 
+/* ---- the compact table (policy/table.h) -------------------------------- */
+
+static unsigned
+lcg(unsigned *seed)
+{
+    *seed = *seed * 1103515245u + 12345u;
+    return (*seed >> 16) & 0x7fff;
+}
+
+static const char *const pool[] = {
+    "npu", "gpu", "dsp", "tflite", "onnx", "coreml", "npu-class-a",
+    "gpu-class-b", "scene", "night", "day", "a", "ab", "",
+};
+
+static const char *
+pick(unsigned *seed)
+{
+    return pool[lcg(seed) % (ARRAY_SIZE(pool) - 1)];
+}
+
+static int
+sign(int x)
+{
+    return (x > 0) - (x < 0);
+}
+
+/* Random families (names, versions, formats, accelerators, classes, tags
+ * and blobs drawn from small pools so that they repeat): every index in
+ * the table names the string the variant holds, indexes order as strcmp
+ * does, name groups are the ones policy_offered walks, and lookups of
+ * strings the family lacks find nothing. */
+START_TEST(test_policy_table_agrees)
+{
+    static struct proto_variant vs[60];
+    static struct proto_delta ds[10];
+    unsigned seed = 7 + (unsigned)_i;
+    size_t n = 1 + lcg(&seed) % ARRAY_SIZE(vs), nd = lcg(&seed) % 10;
+    struct policy_input in = { .family = "f", .variants = vs,
+                               .variant_count = n, .deltas = ds,
+                               .delta_count = nd };
+    const struct policy_table *t;
+
+    memset(vs, 0, sizeof(vs));
+    memset(ds, 0, sizeof(ds));
+    for (size_t i = 0; i < n; i++) {
+        struct proto_variant *v = &vs[i];
+        bool same_name = i > 0 && lcg(&seed) % 3 == 0;
+
+        snprintf(v->name, sizeof(v->name), "m%u",
+                 same_name ? (unsigned)(vs[i - 1].name[1] - '0')
+                           : lcg(&seed) % 8);
+        v->version = same_name ? vs[i - 1].version - (lcg(&seed) % 2)
+                               : 1 + lcg(&seed) % 3;
+        hex_of(lcg(&seed) % 12, v->blob_hex);
+        v->size_bytes = 1 + lcg(&seed);
+        v->memory_bytes = lcg(&seed) % 2 ? 0 : 1 + lcg(&seed);
+        v->flops = 1e6 * (1 + lcg(&seed) % 100);
+        v->accuracy = (lcg(&seed) % 100) / 100.0;
+        v->rollout_percent = lcg(&seed) % 2 ? 100 : lcg(&seed) % 100;
+        snprintf(v->format, sizeof(v->format), "%s",
+                 lcg(&seed) % 4 ? pick(&seed) : "");
+        v->accelerator_count = lcg(&seed) % 3;
+        for (size_t j = 0; j < v->accelerator_count; j++)
+            snprintf(v->accelerators[j], PROTO_TOKEN_SIZE, "%s",
+                     pick(&seed));
+        v->context_count = lcg(&seed) % 3;
+        for (size_t j = 0; j < v->context_count; j++) {
+            snprintf(v->context[j].key, sizeof(v->context[j].key), "%s",
+                     pick(&seed));
+            snprintf(v->context[j].value, sizeof(v->context[j].value), "%s",
+                     pick(&seed));
+        }
+        v->latency_count = lcg(&seed) % 3;
+        for (size_t j = 0; j < v->latency_count; j++) {
+            snprintf(v->latency_ms[j].device_class, PROTO_TOKEN_SIZE, "%s",
+                     pick(&seed));
+            v->latency_ms[j].value = lcg(&seed);
+        }
+        v->energy_count = lcg(&seed) % 2;
+        for (size_t j = 0; j < v->energy_count; j++) {
+            snprintf(v->energy_mj[j].device_class, PROTO_TOKEN_SIZE, "%s",
+                     pick(&seed));
+            v->energy_mj[j].value = lcg(&seed);
+        }
+        v->exit_count = lcg(&seed) % 4 == 0;
+    }
+    for (size_t i = 0; i < nd; i++) {
+        hex_of(lcg(&seed) % 16, ds[i].from_hex);
+        hex_of(lcg(&seed) % 16, ds[i].to_hex);
+    }
+    with_table(&in);
+    t = in.table;
+
+    ck_assert_uint_eq(t->variant_count, n);
+    for (size_t i = 1; i < t->string_count; i++)
+        ck_assert_int_lt(strcmp(t->strings[i - 1], t->strings[i]), 0);
+    for (size_t i = 0; i < ARRAY_SIZE(pool); i++) {
+        uint32_t id = policy_table_find(t, pool[i]);
+
+        if (id != POLICY_ID_NONE)
+            ck_assert_str_eq(t->strings[id], pool[i]);
+    }
+    ck_assert_uint_eq(policy_table_find(t, "absent-token"), POLICY_ID_NONE);
+    for (size_t i = 0; i < n; i++) {
+        const struct proto_variant *v = &vs[i];
+        const struct policy_row *row = &t->rows[i];
+
+        ck_assert_str_eq(t->strings[row->name], v->name);
+        ck_assert_str_eq(t->strings[row->blob], v->blob_hex);
+        if (v->format[0])
+            ck_assert_str_eq(t->strings[row->format], v->format);
+        else
+            ck_assert_uint_eq(row->format, POLICY_ID_NONE);
+        ck_assert_uint_eq(row->size_bytes, v->size_bytes);
+        ck_assert_uint_eq(row->memory_bytes,
+                          v->memory_bytes ? v->memory_bytes : v->size_bytes);
+        ck_assert(row->flops == v->flops && row->accuracy == v->accuracy);
+        ck_assert_uint_eq(row->rollout_percent, v->rollout_percent);
+        ck_assert_int_eq(row->has_exits, v->exit_count > 0);
+        ck_assert_int_eq(row->starts_name,
+                         i == 0 || v->version >= v[-1].version ||
+                             strcmp(v->name, v[-1].name) != 0);
+        ck_assert_uint_eq(row->accelerator_count, v->accelerator_count);
+        for (size_t j = 0; j < v->accelerator_count; j++)
+            ck_assert_str_eq(
+                t->strings[t->accelerators[row->accelerator_first + j]],
+                v->accelerators[j]);
+        ck_assert_uint_eq(row->tag_count, v->context_count);
+        for (size_t j = 0; j < v->context_count; j++) {
+            const struct policy_tag *tag = &t->tags[row->tag_first + j];
+
+            ck_assert_str_eq(t->strings[tag->key], v->context[j].key);
+            ck_assert_str_eq(t->strings[tag->value], v->context[j].value);
+        }
+        ck_assert_uint_eq(row->latency_count, v->latency_count);
+        ck_assert_uint_eq(row->energy_count, v->energy_count);
+        for (size_t j = 0; j < v->latency_count + v->energy_count; j++) {
+            const struct policy_class_value *cv =
+                &t->class_values[row->class_first + j];
+            const struct proto_class_value *want =
+                j < v->latency_count ? &v->latency_ms[j]
+                                     : &v->energy_mj[j - v->latency_count];
+
+            ck_assert_str_eq(t->strings[cv->device_class],
+                             want->device_class);
+            ck_assert(cv->value == want->value);
+        }
+        for (size_t j = 0; j < n; j++)
+            ck_assert_int_eq(sign((int)row->name - (int)t->rows[j].name),
+                             sign(strcmp(v->name, vs[j].name)));
+    }
+    for (size_t i = 0; i < nd; i++) {
+        ck_assert_str_eq(t->strings[t->delta_from[i]], ds[i].from_hex);
+        ck_assert_str_eq(t->strings[t->delta_to[i]], ds[i].to_hex);
+    }
+    /* a buffer one byte short is refused */
+    {
+        static max_align_t small[(1 << 20) / sizeof(max_align_t)];
+
+        ck_assert_ptr_null(
+            policy_table_build(&in, small, policy_table_size(&in) - 1));
+    }
+}
+END_TEST
+
 static Suite *
 policy_suite(void)
 {
@@ -1578,6 +1921,10 @@ policy_suite(void)
     tcase_add_loop_test(tc, test_policy_rollout_bucket_values, 0,
                         ARRAY_SIZE(bucket_cases));
     tcase_add_test(tc, test_policy_rollout_bucket_share);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("table");
+    tcase_add_loop_test(tc, test_policy_table_agrees, 0, 200);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("config");

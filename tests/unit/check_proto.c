@@ -1394,6 +1394,7 @@ START_TEST(test_proto_decision_write_members)
     struct proto_variant v[2];
     struct proto_delta deltas[2];
     struct proto_candidate cand[1];
+    struct proto_reasons reasons[1];
     struct proto_decision d;
     char *out;
     json_t *j, *est, *cands;
@@ -1407,8 +1408,8 @@ START_TEST(test_proto_decision_write_members)
     memset(cand, 0, sizeof(cand));
     cand[0].variant = 1;
     cand[0].feasible = false;
-    strcpy(cand[0].reasons.text[0], "latency: 160 ms over max_latency_ms 100");
-    cand[0].reasons.count = 1;
+    strcpy(reasons[0].text[0], "latency: 160 ms over max_latency_ms 100");
+    reasons[0].count = 1;
     d.action = c->action;
     d.chosen = 0;
     d.has_delta = c->has_delta;
@@ -1425,6 +1426,7 @@ START_TEST(test_proto_decision_write_members)
     d.estimates.has_energy_mj = c->has_energy;
     d.exit_index = c->exit_index;
     d.candidates = cand;
+    d.candidate_reasons = reasons;
     d.candidate_count = 1;
     d.recheck_after_s = 300;
 
@@ -1562,6 +1564,7 @@ START_TEST(test_proto_decision_write_escapes)
 {
     struct proto_variant v[2];
     struct proto_candidate cand[2];
+    struct proto_reasons reasons[2];
     struct proto_decision d;
     char *out;
     json_t *j;
@@ -1569,6 +1572,7 @@ START_TEST(test_proto_decision_write_escapes)
     sample_variants(v);
     memset(&d, 0, sizeof(d));
     memset(cand, 0, sizeof(cand));
+    memset(reasons, 0, sizeof(reasons));
     d.action = PROTO_ACTION_KEEP;
     d.exit_index = 7; /* beyond the variant's exits: not written */
     strcpy(d.violations.text[0], "quote \" backslash \\ nl \n ctl \x1f");
@@ -1577,6 +1581,7 @@ START_TEST(test_proto_decision_write_escapes)
     cand[0].feasible = true;
     cand[1].variant = 0;
     d.candidates = cand;
+    d.candidate_reasons = reasons;
     d.candidate_count = 2;
     out = proto_decision_write(&d, "fam\"ily", v, NULL);
     ck_assert_ptr_nonnull(out);

@@ -480,7 +480,8 @@ START_TEST(test_policy_admission_cases)
     struct policy_admission cfg = {0.8, 30};
     struct proto_variant v[2];
     struct proto_candidate cands[2];
-    struct policy_input in = {"f", v, 2, NULL, 0};
+    struct proto_reasons reasons[2];
+    struct policy_input in = {"f", v, 2, NULL, 0, NULL};
     struct proto_report r;
     struct proto_decision d;
     bool deferred;
@@ -507,6 +508,7 @@ START_TEST(test_policy_admission_cases)
     d.chosen = 0;
     d.recheck_after_s = 300;
     d.candidates = cands;
+    d.candidate_reasons = reasons;
     d.candidate_count = 1;
     cands[0].variant = 1;
     deferred = policy_admission_defer(&cfg, &in, &r, &d);
@@ -518,6 +520,7 @@ START_TEST(test_policy_admission_cases)
         ck_assert_ptr_nonnull(strstr(d.reasons.text[0], "admission"));
         ck_assert_uint_eq(d.candidate_count, 1);
         ck_assert_uint_eq(cands[0].variant, 0);
+        ck_assert_ptr_nonnull(strstr(reasons[0].text[0], "deferred"));
         ck_assert_double_eq(d.estimates.latency_ms, 100);
         ck_assert(!d.has_delta);
     }
@@ -531,6 +534,7 @@ decide_for(struct store *st, const char *current_hex, double load,
            struct decision_run *run, const struct store_snapshot **snap)
 {
     static struct proto_candidate cands[8];
+    static struct proto_reasons reasons[8];
     struct policy_config pol;
     struct policy_admission adm = {0.8, 30};
     struct proto_report r;
@@ -549,7 +553,7 @@ decide_for(struct store *st, const char *current_hex, double load,
     }
     ck_assert_int_eq(store_snapshot_get(st, "f", snap), STORE_OK);
     ck_assert_uint_lt((*snap)->variant_count, 8);
-    ck_assert_int_eq(decide_run(&pol, &adm, *snap, &r, cands, run),
+    ck_assert_int_eq(decide_run(&pol, &adm, *snap, &r, cands, reasons, run),
                      DECIDE_OK);
 }
 

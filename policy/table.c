@@ -1,0 +1,245 @@
+/*
+ * Builds the policy's compact table of a family (policy/table.h) in
+ * memory the caller provides: the sorted list of distinct strings first,
+ * then one row per variant with its strings as indexes into that list.
+ * Pure; the strings are borrowed from the input.
+ */
+#include <stdalign.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy/table.h"
+
+static size_t
+clamp(size_t count, size_t max)
+{
+    return count < max ? count : max;
+}
+
+/* How many entries of each array a table of in needs. */
+struct table_counts {
+    size_t strings;
+    size_t accelerators;
+    size_t tags;
+    size_t class_values;
+};
+
+static struct table_counts
+counts_of(const struct policy_input *in)
+{
+    struct table_counts c = {2 * in->delta_count, 0, 0, 0};
+
+    for (size_t i = 0; i < in->variant_count; i++) {
+        const struct proto_variant *v = &in->variants[i];
+        size_t acc = clamp(v->accelerator_count, PROTO_MAX_ACCELERATORS);
+        size_t tags = clamp(v->context_count, PROTO_MAX_TAGS);
+        size_t cls = clamp(v->latency_count, PROTO_MAX_LATENCIES) +
+                     clamp(v->energy_count, PROTO_MAX_LATENCIES);
+
+        c.accelerators += acc;
+        c.tags += tags;
+        c.class_values += cls;
+        c.strings += 3 + acc + 2 * tags + cls;  /* name, blob, format */
+    }
+    return c;
+}
+
+/* Where each array of a table lives in its buffer (byte offsets). */
+struct table_layout {
+    size_t rows, class_values, strings, accelerators, tags, delta_from,
+        delta_to, end;
+};
+
+static size_t
+place(size_t *at, size_t count, size_t size, size_t align)
+{
+    size_t start = (*at + align - 1) / align * align;
+
+    *at = start + count * size;
+    return start;
+}
+
+static struct table_layout
+layout_of(const struct policy_input *in, const struct table_counts *c)
+{
+    struct table_layout l;
+    size_t at = sizeof(struct policy_table);
+
+    l.rows = place(&at, in->variant_count, sizeof(struct policy_row),
+                   alignof(struct policy_row));
+    l.class_values =
+        place(&at, c->class_values, sizeof(struct policy_class_value),
+              alignof(struct policy_class_value));
+    l.strings = place(&at, c->strings, sizeof(char *), alignof(char *));
+    l.accelerators = place(&at, c->accelerators, sizeof(uint32_t),
+                           alignof(uint32_t));
+    l.tags = place(&at, c->tags, sizeof(struct policy_tag),
+                   alignof(struct policy_tag));
+    l.delta_from = place(&at, in->delta_count, sizeof(uint32_t),
+                         alignof(uint32_t));
+    l.delta_to = place(&at, in->delta_count, sizeof(uint32_t),
+                       alignof(uint32_t));
+    l.end = at;
+    return l;
+}
+
+size_t
+policy_table_size(const struct policy_input *in)
+{
+    struct table_counts c = counts_of(in);
+
+    return layout_of(in, &c).end;
+}
+
+static int
+str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+uint32_t
+policy_table_find(const struct policy_table *t, const char *s)
+{
+    size_t lo = 0, hi = t->string_count;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(t->strings[mid], s);
+
+        if (c == 0)
+            return (uint32_t)mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return POLICY_ID_NONE;
+}
+
+/* Every string a select compares, sorted and made distinct. */
+static void
+strings_fill(struct policy_table *t, const struct policy_input *in)
+{
+    size_t n = 0, distinct = 0;
+
+    for (size_t i = 0; i < in->variant_count; i++) {
+        const struct proto_variant *v = &in->variants[i];
+
+        t->strings[n++] = v->name;
+        t->strings[n++] = v->blob_hex;
+        t->strings[n++] = v->format;
+        for (size_t j = 0;
+             j < clamp(v->accelerator_count, PROTO_MAX_ACCELERATORS); j++)
+            t->strings[n++] = v->accelerators[j];
+        for (size_t j = 0; j < clamp(v->context_count, PROTO_MAX_TAGS);
+             j++) {
+            t->strings[n++] = v->context[j].key;
+            t->strings[n++] = v->context[j].value;
+        }
+        for (size_t j = 0; j < clamp(v->latency_count, PROTO_MAX_LATENCIES);
+             j++)
+            t->strings[n++] = v->latency_ms[j].device_class;
+        for (size_t j = 0; j < clamp(v->energy_count, PROTO_MAX_LATENCIES);
+             j++)
+            t->strings[n++] = v->energy_mj[j].device_class;
+    }
+    for (size_t i = 0; i < in->delta_count; i++) {
+        t->strings[n++] = in->deltas[i].from_hex;
+        t->strings[n++] = in->deltas[i].to_hex;
+    }
+    qsort(t->strings, n, sizeof(*t->strings), str_cmp);
+    for (size_t i = 0; i < n; i++)
+        if (distinct == 0 || strcmp(t->strings[i], t->strings[distinct - 1]))
+            t->strings[distinct++] = t->strings[i];
+    t->string_count = distinct;
+}
+
+static void
+row_fill(struct policy_table *t, const struct policy_input *in, size_t i,
+         size_t *acc, size_t *tags, size_t *cls)
+{
+    const struct proto_variant *v = &in->variants[i];
+    struct policy_row *row = &t->rows[i];
+
+    memset(row, 0, sizeof(*row));
+    row->size_bytes = v->size_bytes;
+    row->memory_bytes = v->memory_bytes ? v->memory_bytes : v->size_bytes;
+    row->flops = v->flops;
+    row->accuracy = v->accuracy;
+    row->name = policy_table_find(t, v->name);
+    row->blob = policy_table_find(t, v->blob_hex);
+    row->format = v->format[0] ? policy_table_find(t, v->format)
+                               : POLICY_ID_NONE;
+    row->rollout_percent =
+        (uint8_t)(v->rollout_percent < 100 ? v->rollout_percent : 100);
+    /* a name's versions are adjacent and strictly decrease (offered_next) */
+    row->starts_name = i == 0 || !(v->version < v[-1].version &&
+                                   strcmp(v->name, v[-1].name) == 0);
+    row->has_exits = v->exit_count > 0;
+
+    row->accelerator_first = (uint32_t)*acc;
+    row->accelerator_count =
+        (uint8_t)clamp(v->accelerator_count, PROTO_MAX_ACCELERATORS);
+    for (size_t j = 0; j < row->accelerator_count; j++)
+        t->accelerators[(*acc)++] = policy_table_find(t, v->accelerators[j]);
+
+    row->tag_first = (uint32_t)*tags;
+    row->tag_count = (uint8_t)clamp(v->context_count, PROTO_MAX_TAGS);
+    for (size_t j = 0; j < row->tag_count; j++) {
+        t->tags[*tags].key = policy_table_find(t, v->context[j].key);
+        t->tags[(*tags)++].value = policy_table_find(t, v->context[j].value);
+    }
+
+    row->class_first = (uint32_t)*cls;
+    row->latency_count =
+        (uint8_t)clamp(v->latency_count, PROTO_MAX_LATENCIES);
+    row->energy_count = (uint8_t)clamp(v->energy_count, PROTO_MAX_LATENCIES);
+    for (size_t j = 0; j < row->latency_count; j++) {
+        t->class_values[*cls].device_class =
+            policy_table_find(t, v->latency_ms[j].device_class);
+        t->class_values[(*cls)++].value = v->latency_ms[j].value;
+    }
+    for (size_t j = 0; j < row->energy_count; j++) {
+        t->class_values[*cls].device_class =
+            policy_table_find(t, v->energy_mj[j].device_class);
+        t->class_values[(*cls)++].value = v->energy_mj[j].value;
+    }
+}
+
+const struct policy_table *
+policy_table_build(const struct policy_input *in, void *buf, size_t size)
+{
+    struct table_counts c;
+    struct table_layout l;
+    struct policy_table *t = buf;
+    unsigned char *base = buf;
+    size_t acc = 0, tags = 0, cls = 0;
+
+    if (!in || !buf || (in->variant_count > 0 && !in->variants) ||
+        (in->delta_count > 0 && !in->deltas))
+        return NULL;
+    c = counts_of(in);
+    l = layout_of(in, &c);
+    if (size < l.end)
+        return NULL;
+    memset(t, 0, sizeof(*t));
+    t->variants = in->variants;
+    t->variant_count = in->variant_count;
+    t->delta_count = in->delta_count;
+    t->rows = (struct policy_row *)(base + l.rows);
+    t->class_values = (struct policy_class_value *)(base + l.class_values);
+    t->strings = (const char **)(base + l.strings);
+    t->accelerators = (uint32_t *)(base + l.accelerators);
+    t->tags = (struct policy_tag *)(base + l.tags);
+    t->delta_from = (uint32_t *)(base + l.delta_from);
+    t->delta_to = (uint32_t *)(base + l.delta_to);
+
+    strings_fill(t, in);
+    for (size_t i = 0; i < in->variant_count; i++)
+        row_fill(t, in, i, &acc, &tags, &cls);
+    for (size_t i = 0; i < in->delta_count; i++) {
+        t->delta_from[i] = policy_table_find(t, in->deltas[i].from_hex);
+        t->delta_to[i] = policy_table_find(t, in->deltas[i].to_hex);
+    }
+    return t;
+}

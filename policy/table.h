@@ -1,0 +1,75 @@
+/*
+ * The policy's compact view of one family (internal to policy/): what the
+ * per-variant checks of a select read, one 64-byte row per variant, with
+ * every string the checks compare (formats, accelerators, device classes,
+ * context tags, blob digests, names) replaced by its index in one sorted
+ * list of the family's distinct strings. A select maps the report's few
+ * strings to indexes once (policy_table_find) and then compares integers.
+ * Built once per catalog snapshot (policy_table_build, policy.h), read by
+ * any number of selects.
+ */
+#ifndef POLICY_TABLE_H
+#define POLICY_TABLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policy/policy.h"
+
+/* The index of a string the family does not contain. */
+#define POLICY_ID_NONE UINT32_MAX
+
+struct policy_class_value {
+    uint32_t device_class;        /* string index */
+    double value;
+};
+
+struct policy_tag {
+    uint32_t key;                 /* string indexes */
+    uint32_t value;
+};
+
+/* One variant: the fields of struct proto_variant every select reads, in
+ * the same order as the input's variants. Counts are clamped as the
+ * policy clamps them (PROTO_MAX_*). */
+struct policy_row {
+    uint64_t size_bytes;
+    uint64_t memory_bytes;        /* memory_bytes, else size_bytes */
+    double flops;
+    double accuracy;
+    uint32_t name;                /* string index: ranks as strcmp does */
+    uint32_t blob;                /* string index of blob_hex */
+    uint32_t format;              /* POLICY_ID_NONE when "" */
+    uint32_t accelerator_first;   /* into accelerators[] */
+    uint32_t tag_first;           /* into tags[] */
+    uint32_t class_first;         /* into class_values[]: the latencies,
+                                     then the energies */
+    uint8_t accelerator_count;
+    uint8_t tag_count;
+    uint8_t latency_count;
+    uint8_t energy_count;
+    uint8_t rollout_percent;
+    bool starts_name;             /* the first (newest) version of a name */
+    bool has_exits;
+};
+
+struct policy_table {
+    const struct proto_variant *variants;  /* what it was built from */
+    size_t variant_count;
+    size_t delta_count;
+    struct policy_row *rows;
+    const char **strings;         /* sorted (strcmp), distinct; borrowed
+                                     from the variants and deltas */
+    size_t string_count;
+    uint32_t *accelerators;
+    struct policy_tag *tags;
+    struct policy_class_value *class_values;
+    uint32_t *delta_from;         /* per delta: string index of from_hex */
+    uint32_t *delta_to;           /* ... and of to_hex */
+};
+
+/* The index of s among t's strings, or POLICY_ID_NONE. */
+uint32_t policy_table_find(const struct policy_table *t, const char *s);
+
+#endif
