@@ -31,6 +31,7 @@ struct client_model_ref {
     char hex[PROTO_HEX_SIZE];     /* "" when none */
     char variant[PROTO_NAME_SIZE];
     int64_t version;
+    char receipt[PROTO_RECEIPT_SIZE]; /* the select answer's; "" none */
 };
 
 /* A transfer in flight: its bytes are in DIR/partial/<name>. */
@@ -47,6 +48,7 @@ struct client_inflight {
     uint64_t bytes_done;             /* at the last checkpoint */
     char variant[PROTO_NAME_SIZE];
     int64_t version;
+    char receipt[PROTO_RECEIPT_SIZE];  /* the select answer's; "" none */
 };
 
 /* A throughput measurement: bits/s of one transfer (or one window of a
@@ -352,6 +354,7 @@ struct client_decision {
     bool has_generation;
     int64_t generation;
     char nonce[80];
+    char receipt[PROTO_RECEIPT_SIZE];     /* "" when the answer has none */
     char expires_at[40];
     int64_t expires_at_s;
     bool has_expires_at;
