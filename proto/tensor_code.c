@@ -1748,7 +1748,7 @@ static enum proto_status sparse_tail(struct proto_tensor_dec *d,
 }
 
 /*
- * The common cases in one pass, 4-byte elements from their four planes
+ * The common cases in one pass, 4- or 2-byte elements from their planes
  * (XOR or SUB against the base, or raw): gathered, inverted and stored as
  * whole words. False for anything else (the generic loops then run).
  */
@@ -1759,9 +1759,29 @@ static bool fused_inverse(struct proto_tensor_dec *d, const struct item *it,
     const unsigned char *p0, *p1, *p2, *p3, *src;
     unsigned char *out = d->xbuf;
 
-    if (it->width != 4 ||
+    if ((it->width != 4 && it->width != 2) ||
         (it->op != OP_RAW && it->op != OP_XOR && it->op != OP_SUB))
         return false;
+    if (it->width == 2) {
+        /* fp16/bf16 weights: the same with 16-bit elements */
+        p0 = d->planes[base] + pos[base];
+        p1 = d->planes[base + 1] + pos[base + 1];
+        src = it->op == OP_RAW ? NULL : d->old + it->old_offset + first * 2;
+        for (size_t k = 0; k < elems; k++) {
+            uint16_t t = (uint16_t)(p0[k] | p1[k] << 8), a = t;
+
+            if (src) {
+                uint16_t v = (uint16_t)(src[2 * k] | src[2 * k + 1] << 8);
+
+                a = it->op == OP_XOR
+                        ? (uint16_t)(t ^ v)
+                        : (uint16_t)(v + ((t >> 1) ^ (uint16_t)-(t & 1)));
+            }
+            out[2 * k] = (unsigned char)a;
+            out[2 * k + 1] = (unsigned char)(a >> 8);
+        }
+        return true;
+    }
     p0 = d->planes[base] + pos[base];
     p1 = d->planes[base + 1] + pos[base + 1];
     p2 = d->planes[base + 2] + pos[base + 2];
