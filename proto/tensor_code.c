@@ -1661,7 +1661,9 @@ static enum proto_status batch_begin(struct proto_tensor_dec *d)
     }
     total = 0;
     for (unsigned s = 0; s < STREAMS; s++) {
-        if (d->whole[s]) {
+        if (!d->batch_bytes[s]) {
+            d->planes[s] = NULL;
+        } else if (d->whole[s]) {
             d->planes[s] = d->whole[s] + d->stream_done[s];
         } else {
             d->planes[s] = d->arena + total;
