@@ -156,6 +156,8 @@ struct run {
     bool busy_network;
     double horizon_s;
     double bps;                   /* conservative throughput */
+    double nominal_bps;           /* the reported (else default) downlink */
+    double rtt_s;
     double cost_per_byte;         /* accuracy-seconds, all factors in */
     double margin;                /* hysteresis over the horizon */
     double memory_limit;          /* above it a variant is at risk */
@@ -358,9 +360,8 @@ transfer_compute(const struct run *k, struct proto_candidate *e)
     const struct proto_report *r = k->r;
     const struct policy_input *in = k->in;
     const struct policy_row *row = row_of(k, e);
-    double nominal = r->has_downlink_bps ? r->downlink_bps
-                                         : k->cfg->default_downlink_bps;
-    double rtt_s = r->has_rtt_ms ? r->rtt_ms / 1000.0 : 0.0;
+    double nominal = k->nominal_bps;
+    double rtt_s = k->rtt_s;
 
     e->transfer_bytes = row->size_bytes;
     e->is_current = row->blob == k->current;
@@ -410,8 +411,10 @@ transfer_compute(const struct run *k, struct proto_candidate *e)
 
 /* Hard constraints; reasons go to rs when given. Memory is checked last,
  * so that hard_cause MEMORY means the device could run it with more free
- * memory. */
-static bool
+ * memory. Inlined (as soft_check): the copies that check every variant
+ * without reasons then make no calls, and a non-leaf's register saves were
+ * a third of their cost. */
+static inline __attribute__((always_inline)) bool
 hard_check(const struct run *k, struct proto_candidate *e,
            struct proto_reasons *rs)
 {
@@ -455,7 +458,7 @@ hard_check(const struct run *k, struct proto_candidate *e,
 /* Soft constraints; returns the violation sum (0 when all are met), the
  * sum over missed constraints of (estimate - limit) / limit. An unknown
  * energy cannot be checked and is skipped. */
-static double
+static inline __attribute__((always_inline)) double
 soft_check(const struct run *k, struct proto_candidate *e, bool *out_ok,
            struct proto_reasons *rs)
 {
@@ -570,7 +573,7 @@ memory_dips(const struct run *k, struct proto_candidate *e)
 
 /* What the ranking needs beyond the hard rules: estimates, transfer, the
  * soft rules, context and memory margin. */
-static void
+static inline __attribute__((always_inline)) void
 eval_rest(const struct run *k, struct proto_candidate *e)
 {
     estimate_compute(k, e);
@@ -702,20 +705,19 @@ static bool
 offered_next(const struct run *k, size_t *pos, size_t *out_index)
 {
     const struct policy_row *rows = k->t->rows;
-    size_t start = *pos;
-    size_t end = start + 1;
+    size_t i = *pos;
     bool found = false;
 
-    while (end < k->in->variant_count && !rows[end].starts_name)
-        end++;
-    for (size_t i = start; i < end && !found; i++) {
-        if (rows[i].rollout_percent >= 100 ||
-            (k->has_bucket && k->bucket < rows[i].rollout_percent)) {
+    do {
+        if (!found &&
+            (rows[i].rollout_percent >= 100 ||
+             (k->has_bucket && k->bucket < rows[i].rollout_percent))) {
             *out_index = i;
             found = true;
         }
-    }
-    *pos = end;
+        i++;
+    } while (i < k->in->variant_count && !rows[i].starts_name);
+    *pos = i;
     return found;
 }
 
@@ -738,7 +740,7 @@ enum criterion {
  * fitting when memory drops first. Then the higher value, fewer bytes to
  * transfer, lower latency, name.
  */
-static int
+static inline __attribute__((always_inline)) int
 rank_cmp(const struct run *k, const struct proto_candidate *a,
          const struct proto_candidate *b, bool by_violation,
          enum criterion *out_crit)
@@ -1004,6 +1006,9 @@ run_init(struct run *k, const struct policy_config *cfg,
     k->cost_per_byte = cfg->transfer_cost_per_mb * factor / 1e6;
     k->horizon_s = r->has_horizon_s ? r->horizon_s : cfg->horizon_s;
     k->bps = policy_throughput_estimate(cfg, r);
+    k->nominal_bps = r->has_downlink_bps ? r->downlink_bps
+                                         : cfg->default_downlink_bps;
+    k->rtt_s = r->has_rtt_ms ? r->rtt_ms / 1000.0 : 0.0;
     k->margin = (k->pref == PROTO_PREFER_QUALITY ? cfg->hysteresis_accuracy
                                                  : cfg->hysteresis_score) *
                 k->horizon_s;
@@ -1170,13 +1175,18 @@ chosen_reasons(const struct run *k, const struct proto_candidate *c,
 }
 
 /* Listing order: eligible first (by rank), then hard-ok by violation,
- * then the rest in input order. Negative when a is listed before b. */
+ * then the rest in input order; the tier is that group. */
 static int
-list_cmp(const struct run *k, const struct proto_candidate *a,
-         const struct proto_candidate *b, bool degraded)
+tier_of(const struct run *k, const struct proto_candidate *e, bool degraded)
 {
-    int ta = eligible(k, a, degraded) ? 0 : a->hard_ok ? 1 : 2;
-    int tb = eligible(k, b, degraded) ? 0 : b->hard_ok ? 1 : 2;
+    return eligible(k, e, degraded) ? 0 : e->hard_ok ? 1 : 2;
+}
+
+/* Negative when a (of tier ta) is listed before b (of tier tb). */
+static int
+list_cmp_tiers(const struct run *k, const struct proto_candidate *a, int ta,
+               const struct proto_candidate *b, int tb, bool degraded)
+{
     enum criterion crit;
 
     if (ta != tb)
@@ -1186,6 +1196,14 @@ list_cmp(const struct run *k, const struct proto_candidate *a,
     if (ta == 1 && differs(a->violation, b->violation))
         return a->violation < b->violation ? -1 : 1;
     return a->variant < b->variant ? -1 : a->variant > b->variant;
+}
+
+static int
+list_cmp(const struct run *k, const struct proto_candidate *a,
+         const struct proto_candidate *b, bool degraded)
+{
+    return list_cmp_tiers(k, a, tier_of(k, a, degraded), b,
+                          tier_of(k, b, degraded), degraded);
 }
 
 static void
@@ -1200,28 +1218,35 @@ swap_cand(struct proto_candidate *a, struct proto_candidate *b)
 /*
  * Moves the best n entries (listing order) to cands[0..n), best first, in
  * one pass: each entry is compared with the worst of the best so far and
- * only a better one is inserted (n <= TOP_MAX indexes on the stack).
+ * only a better one is inserted (n <= TOP_MAX indexes and tiers on the
+ * stack, so that each entry's tier is worked out once).
  */
 static void
 top_select(const struct run *k, struct proto_candidate *cands, size_t m,
            size_t n, bool degraded)
 {
     size_t top[TOP_MAX];
+    int top_tier[TOP_MAX];
     size_t count = 0;
 
     for (size_t j = 0; j < m; j++) {
+        int tier = tier_of(k, &cands[j], degraded);
         size_t pos;
 
         if (count == n &&
-            list_cmp(k, &cands[j], &cands[top[n - 1]], degraded) >= 0)
+            list_cmp_tiers(k, &cands[j], tier, &cands[top[n - 1]],
+                           top_tier[n - 1], degraded) >= 0)
             continue;
         pos = count < n ? count : n - 1;
         while (pos > 0 &&
-               list_cmp(k, &cands[j], &cands[top[pos - 1]], degraded) < 0) {
+               list_cmp_tiers(k, &cands[j], tier, &cands[top[pos - 1]],
+                              top_tier[pos - 1], degraded) < 0) {
             top[pos] = top[pos - 1];
+            top_tier[pos] = top_tier[pos - 1];
             pos--;
         }
         top[pos] = j;
+        top_tier[pos] = tier;
         if (count < n)
             count++;
     }
