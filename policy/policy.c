@@ -281,9 +281,9 @@ id_in(uint32_t id, const uint32_t *list, size_t count)
 
 /* The variant's first context tag that the report also has. */
 static const struct proto_tag *
-context_match(const struct run *k, const struct proto_candidate *e)
+context_match(const struct run *k, const struct policy_row *row,
+              const struct proto_candidate *e)
 {
-    const struct policy_row *row = row_of(k, e);
     const struct policy_tag *tags = &k->t->tags[row->tag_first];
 
     for (size_t i = 0; i < row->tag_count; i++)
@@ -298,10 +298,10 @@ context_match(const struct run *k, const struct proto_candidate *e)
  * max_latency_ms. Measured per-class numbers describe the whole network,
  * so an exit's latency comes from its flops and its energy from power_mw. */
 static void
-estimate_compute(const struct run *k, struct proto_candidate *e)
+estimate_compute(const struct run *k, const struct policy_row *row,
+                 struct proto_candidate *e)
 {
     const struct proto_report *r = k->r;
-    const struct policy_row *row = row_of(k, e);
     double lat, energy_mj;
     bool energy = measured_energy(k, row, &energy_mj);
 
@@ -355,11 +355,11 @@ full_latency_ms(const struct run *k, const struct proto_candidate *e)
  * size. download_s is the documented estimate at the reported downlink;
  * ready_s (the objective's) uses the conservative throughput. */
 static void
-transfer_compute(const struct run *k, struct proto_candidate *e)
+transfer_compute(const struct run *k, const struct policy_row *row,
+                 struct proto_candidate *e)
 {
     const struct proto_report *r = k->r;
     const struct policy_input *in = k->in;
-    const struct policy_row *row = row_of(k, e);
     double nominal = k->nominal_bps;
     double rtt_s = k->rtt_s;
 
@@ -415,11 +415,10 @@ transfer_compute(const struct run *k, struct proto_candidate *e)
  * without reasons then make no calls, and a non-leaf's register saves were
  * a third of their cost. */
 static inline __attribute__((always_inline)) bool
-hard_check(const struct run *k, struct proto_candidate *e,
-           struct proto_reasons *rs)
+hard_check(const struct run *k, const struct policy_row *row,
+           struct proto_candidate *e, struct proto_reasons *rs)
 {
     const struct proto_report *r = k->r;
-    const struct policy_row *row = row_of(k, e);
     const uint32_t *accelerators = &k->t->accelerators[row->accelerator_first];
     bool ok = true;
 
@@ -574,13 +573,14 @@ memory_dips(const struct run *k, struct proto_candidate *e)
 /* What the ranking needs beyond the hard rules: estimates, transfer, the
  * soft rules, context and memory margin. */
 static inline __attribute__((always_inline)) void
-eval_rest(const struct run *k, struct proto_candidate *e)
+eval_rest(const struct run *k, const struct policy_row *row,
+          struct proto_candidate *e)
 {
-    estimate_compute(k, e);
-    transfer_compute(k, e);
+    estimate_compute(k, row, e);
+    transfer_compute(k, row, e);
     e->violation = soft_check(k, e, &e->soft_ok, NULL);
     e->feasible = e->hard_ok && e->soft_ok;
-    e->ctx = context_match(k, e);
+    e->ctx = context_match(k, row, e);
     e->at_risk = (double)e->est.memory_bytes > k->memory_limit;
     e->fit = fit_share(k, e);
     if (k->r->memory_history_count > 0 && e->hard_ok)
@@ -608,9 +608,9 @@ eval_compute(const struct run *k, size_t index, struct proto_candidate *e)
         .soft_cause = PROTO_CAUSE_OUTRANKED,
         .partial = true,
     };
-    e->hard_ok = hard_check(k, e, NULL);
+    e->hard_ok = hard_check(k, row, e, NULL);
     if (e->hard_ok || e->hard_cause == PROTO_CAUSE_MEMORY)
-        eval_rest(k, e);
+        eval_rest(k, row, e);
 }
 
 static double
@@ -697,28 +697,23 @@ value_compute(const struct run *k, struct proto_candidate *e)
 /* ---- competing versions --------------------------------------------- */
 
 /*
- * The offered version of the variant name starting at *pos (versions of a
- * name are adjacent, newest first): the newest whose rollout covers the UE.
- * Moves *pos past the name. false when the name offers nothing.
+ * Whether version i competes: the newest of its variant name (versions of
+ * a name are adjacent, newest first) whose rollout covers the UE. Called
+ * for i = 0, 1, ... in order; *name_done (false before the first call)
+ * carries whether an earlier version of the name already competes.
  */
-static bool
-offered_next(const struct run *k, size_t *pos, size_t *out_index)
+static inline __attribute__((always_inline)) bool
+offered_at(const struct run *k, size_t i, bool *name_done)
 {
-    const struct policy_row *rows = k->t->rows;
-    size_t i = *pos;
-    bool found = false;
+    const struct policy_row *row = &k->t->rows[i];
 
-    do {
-        if (!found &&
-            (rows[i].rollout_percent >= 100 ||
-             (k->has_bucket && k->bucket < rows[i].rollout_percent))) {
-            *out_index = i;
-            found = true;
-        }
-        i++;
-    } while (i < k->in->variant_count && !rows[i].starts_name);
-    *pos = i;
-    return found;
+    if (row->starts_name)
+        *name_done = false;
+    if (*name_done || !(row->rollout_percent >= 100 ||
+                        (k->has_bucket && k->bucket < row->rollout_percent)))
+        return false;
+    *name_done = true;
+    return true;
 }
 
 /* ---- ranking ----------------------------------------------------------- */
@@ -1023,16 +1018,17 @@ static size_t
 run_evaluate(struct run *k, struct proto_candidate *cands)
 {
     double max_lat = 0, max_energy = 0;
-    size_t pos = 0, idx, m = 0;
+    bool name_done = false;
+    size_t m = 0;
 
     k->energy_known = true;
-    while (pos < k->in->variant_count) {
+    for (size_t i = 0; i < k->in->variant_count; i++) {
         struct proto_candidate *e;
 
-        if (!offered_next(k, &pos, &idx))
+        if (!offered_at(k, i, &name_done))
             continue;
         e = &cands[m++];
-        eval_compute(k, idx, e);
+        eval_compute(k, i, e);
         if (!e->hard_ok && e->hard_cause != PROTO_CAUSE_MEMORY)
             continue;
         max_lat = fmax(max_lat, e->est.latency_ms);
@@ -1310,9 +1306,9 @@ run_candidates(const struct run *k, struct proto_candidate *cands, size_t m,
         bool ok;
 
         if (c->partial)
-            eval_rest(k, c);
+            eval_rest(k, row_of(k, c), c);
         rs->count = 0;
-        (void)hard_check(k, c, rs);
+        (void)hard_check(k, row_of(k, c), c, rs);
         (void)soft_check(k, c, &ok, rs);
         if (c->exit_index >= 0)
             exit_reason(k, c, rs);
@@ -1459,15 +1455,16 @@ policy_offered(const struct policy_input *in, const struct proto_report *report,
 {
     struct policy_config cfg;
     struct run k;
-    size_t pos = 0, idx, m = 0;
+    bool name_done = false;
+    size_t m = 0;
 
     if (!table_fits(in))
         return 0;
     policy_config_default(&cfg);
     run_init(&k, &cfg, in, report);
-    while (pos < in->variant_count)
-        if (offered_next(&k, &pos, &idx))
-            out_index[m++] = idx;
+    for (size_t i = 0; i < in->variant_count; i++)
+        if (offered_at(&k, i, &name_done))
+            out_index[m++] = i;
     return m;
 }
 
