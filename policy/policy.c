@@ -280,7 +280,7 @@ id_in(uint32_t id, const uint32_t *list, size_t count)
 }
 
 /* The variant's first context tag that the report also has. */
-static const struct proto_tag *
+static inline __attribute__((always_inline)) const struct proto_tag *
 context_match(const struct run *k, const struct policy_row *row,
               const struct proto_candidate *e)
 {
@@ -297,7 +297,7 @@ context_match(const struct run *k, const struct policy_row *row,
 /* Latency, accuracy and energy; early exit when the whole network misses
  * max_latency_ms. Measured per-class numbers describe the whole network,
  * so an exit's latency comes from its flops and its energy from power_mw. */
-static void
+static inline __attribute__((always_inline)) void
 estimate_compute(const struct run *k, const struct policy_row *row,
                  struct proto_candidate *e)
 {
@@ -354,7 +354,7 @@ full_latency_ms(const struct run *k, const struct proto_candidate *e)
  * ready delta from what the UE holds when that is less; else the full
  * size. download_s is the documented estimate at the reported downlink;
  * ready_s (the objective's) uses the conservative throughput. */
-static void
+static inline __attribute__((always_inline)) void
 transfer_compute(const struct run *k, const struct policy_row *row,
                  struct proto_candidate *e)
 {
@@ -1072,7 +1072,7 @@ run_evaluate(struct run *k, struct proto_candidate *cands)
 }
 
 /* Eligibility in a mode: 0 feasible, 1 degraded (hard rules only). */
-static bool
+static inline __attribute__((always_inline)) bool
 eligible(const struct run *k, const struct proto_candidate *e, bool degraded)
 {
     return e->hard_ok && (degraded || e->soft_ok) && startable(k, e);
@@ -1179,7 +1179,7 @@ tier_of(const struct run *k, const struct proto_candidate *e, bool degraded)
 }
 
 /* Negative when a (of tier ta) is listed before b (of tier tb). */
-static int
+static inline __attribute__((always_inline)) int
 list_cmp_tiers(const struct run *k, const struct proto_candidate *a, int ta,
                const struct proto_candidate *b, int tb, bool degraded)
 {
@@ -1230,8 +1230,9 @@ top_select(const struct run *k, struct proto_candidate *cands, size_t m,
         size_t pos;
 
         if (count == n &&
-            list_cmp_tiers(k, &cands[j], tier, &cands[top[n - 1]],
-                           top_tier[n - 1], degraded) >= 0)
+            (tier > top_tier[n - 1] ||
+             list_cmp_tiers(k, &cands[j], tier, &cands[top[n - 1]],
+                            top_tier[n - 1], degraded) >= 0))
             continue;
         pos = count < n ? count : n - 1;
         while (pos > 0 &&
