@@ -158,6 +158,10 @@ struct run {
     double bps;                   /* conservative throughput */
     double nominal_bps;           /* the reported (else default) downlink */
     double rtt_s;
+    /* over() of the report's max_latency_ms, max_download_s, max_energy_mj */
+    double latency_over;
+    double download_over;
+    double energy_over;
     double cost_per_byte;         /* accuracy-seconds, all factors in */
     double margin;                /* hysteresis over the horizon */
     double memory_limit;          /* above it a variant is at risk */
@@ -195,10 +199,18 @@ reason_add(struct proto_reasons *rs, const char *fmt, ...)
     rs->count++;
 }
 
+/* The least value that exceeds limit (exceeds() compares with it; the
+ * report's limits are worked out once per select, see run_init). */
+static double
+over(double limit)
+{
+    return limit + REL_EPS * fabs(limit);
+}
+
 static bool
 exceeds(double x, double limit)
 {
-    return x > limit + REL_EPS * fabs(limit);
+    return x > over(limit);
 }
 
 static double
@@ -311,7 +323,7 @@ estimate_compute(const struct run *k, const struct policy_row *row,
                             ? lat
                             : flops_latency_ms(row->flops, r->gflops);
     if (r->has_max_latency_ms && row->has_exits &&
-        exceeds(e->est.latency_ms, r->max_latency_ms)) {
+        e->est.latency_ms > k->latency_over) {
         const struct proto_variant *v = var_of(k, e);
         size_t n = v->exit_count < PROTO_MAX_EXITS ? v->exit_count
                                                    : PROTO_MAX_EXITS;
@@ -319,7 +331,7 @@ estimate_compute(const struct run *k, const struct policy_row *row,
         for (size_t i = n; i-- > 0;) {
             double l = flops_latency_ms(v->exits[i].flops, r->gflops);
 
-            if (!exceeds(l, r->max_latency_ms)) {
+            if (!(l > k->latency_over)) {
                 e->exit_index = (int)i;
                 e->est.latency_ms = l;
                 e->accuracy = v->exits[i].accuracy;
@@ -466,7 +478,7 @@ soft_check(const struct run *k, struct proto_candidate *e, bool *out_ok,
     bool ok = true;
 
     if (r->has_max_latency_ms &&
-        exceeds(e->est.latency_ms, r->max_latency_ms)) {
+        e->est.latency_ms > k->latency_over) {
         if (ok)
             e->soft_cause = PROTO_CAUSE_LATENCY;
         ok = false;
@@ -486,7 +498,7 @@ soft_check(const struct run *k, struct proto_candidate *e, bool *out_ok,
                        r->min_accuracy);
     }
     if (r->has_max_download_s &&
-        exceeds(e->est.download_s, r->max_download_s)) {
+        e->est.download_s > k->download_over) {
         if (ok)
             e->soft_cause = PROTO_CAUSE_DOWNLOAD;
         ok = false;
@@ -501,7 +513,7 @@ soft_check(const struct run *k, struct proto_candidate *e, bool *out_ok,
                        e->est.download_s, r->max_download_s);
     }
     if (r->has_max_energy_mj && e->est.has_energy_mj &&
-        exceeds(e->est.energy_mj, r->max_energy_mj)) {
+        e->est.energy_mj > k->energy_over) {
         if (ok)
             e->soft_cause = PROTO_CAUSE_ENERGY;
         ok = false;
@@ -1004,6 +1016,9 @@ run_init(struct run *k, const struct policy_config *cfg,
     k->nominal_bps = r->has_downlink_bps ? r->downlink_bps
                                          : cfg->default_downlink_bps;
     k->rtt_s = r->has_rtt_ms ? r->rtt_ms / 1000.0 : 0.0;
+    k->latency_over = over(r->max_latency_ms);
+    k->download_over = over(r->max_download_s);
+    k->energy_over = over(r->max_energy_mj);
     k->margin = (k->pref == PROTO_PREFER_QUALITY ? cfg->hysteresis_accuracy
                                                  : cfg->hysteresis_score) *
                 k->horizon_s;
@@ -1170,12 +1185,25 @@ chosen_reasons(const struct run *k, const struct proto_candidate *c,
                    k->cfg->transfer_boost);
 }
 
-/* Listing order: eligible first (by rank), then hard-ok by violation,
- * then the rest in input order; the tier is that group. */
-static int
-tier_of(const struct run *k, const struct proto_candidate *e, bool degraded)
+static enum proto_cause
+cause_of(const struct run *k, const struct proto_candidate *e, bool degraded)
 {
-    return eligible(k, e, degraded) ? 0 : e->hard_ok ? 1 : 2;
+    if (!e->hard_ok)
+        return e->hard_cause;
+    if (!e->soft_ok && !degraded)
+        return e->soft_cause;
+    if (!startable(k, e))
+        return PROTO_CAUSE_HORIZON;
+    return PROTO_CAUSE_OUTRANKED;
+}
+
+/* Listing order: eligible first (by rank), then hard-ok by violation,
+ * then the rest in input order; the tier is that group (of an entry of
+ * cause c: eligible ones are the outranked). */
+static int
+tier_of(const struct proto_candidate *e, enum proto_cause c)
+{
+    return c == PROTO_CAUSE_OUTRANKED ? 0 : e->hard_ok ? 1 : 2;
 }
 
 /* Negative when a (of tier ta) is listed before b (of tier tb). */
@@ -1198,8 +1226,8 @@ static int
 list_cmp(const struct run *k, const struct proto_candidate *a,
          const struct proto_candidate *b, bool degraded)
 {
-    return list_cmp_tiers(k, a, tier_of(k, a, degraded), b,
-                          tier_of(k, b, degraded), degraded);
+    return list_cmp_tiers(k, a, tier_of(a, cause_of(k, a, degraded)), b,
+                          tier_of(b, cause_of(k, b, degraded)), degraded);
 }
 
 static void
@@ -1215,19 +1243,24 @@ swap_cand(struct proto_candidate *a, struct proto_candidate *b)
  * Moves the best n entries (listing order) to cands[0..n), best first, in
  * one pass: each entry is compared with the worst of the best so far and
  * only a better one is inserted (n <= TOP_MAX indexes and tiers on the
- * stack, so that each entry's tier is worked out once).
+ * stack, so that each entry's tier is worked out once). Counts the
+ * entries left out by cause into omitted.
  */
 static void
 top_select(const struct run *k, struct proto_candidate *cands, size_t m,
-           size_t n, bool degraded)
+           size_t n, bool degraded, size_t omitted[PROTO_CAUSE_COUNT])
 {
     size_t top[TOP_MAX];
     int top_tier[TOP_MAX];
+    enum proto_cause top_cause[TOP_MAX];
     size_t count = 0;
 
     for (size_t j = 0; j < m; j++) {
-        int tier = tier_of(k, &cands[j], degraded);
+        enum proto_cause cause = cause_of(k, &cands[j], degraded);
+        int tier = tier_of(&cands[j], cause);
         size_t pos;
+
+        omitted[cause]++;
 
         if (count == n &&
             (tier > top_tier[n - 1] ||
@@ -1240,13 +1273,17 @@ top_select(const struct run *k, struct proto_candidate *cands, size_t m,
                               top_tier[pos - 1], degraded) < 0) {
             top[pos] = top[pos - 1];
             top_tier[pos] = top_tier[pos - 1];
+            top_cause[pos] = top_cause[pos - 1];
             pos--;
         }
         top[pos] = j;
         top_tier[pos] = tier;
+        top_cause[pos] = cause;
         if (count < n)
             count++;
     }
+    for (size_t i = 0; i < count; i++)
+        omitted[top_cause[i]]--;
     /* top holds distinct indexes, best first; bring them to the front.
      * Moving entry top[i] to slot i sends the entry at i to top[i]'s old
      * place: when that entry is itself among the later ones, follow it. */
@@ -1258,18 +1295,6 @@ top_select(const struct run *k, struct proto_candidate *cands, size_t m,
             if (top[l] == i)
                 top[l] = from;
     }
-}
-
-static enum proto_cause
-cause_of(const struct run *k, const struct proto_candidate *e, bool degraded)
-{
-    if (!e->hard_ok)
-        return e->hard_cause;
-    if (!e->soft_ok && !degraded)
-        return e->soft_cause;
-    if (!startable(k, e))
-        return PROTO_CAUSE_HORIZON;
-    return PROTO_CAUSE_OUTRANKED;
 }
 
 /*
@@ -1286,9 +1311,9 @@ run_candidates(const struct run *k, struct proto_candidate *cands, size_t m,
 
     if (!k->r->explain_all && m > k->cfg->runner_ups) {
         listed = k->cfg->runner_ups;
-        if (listed <= TOP_MAX)
-            top_select(k, cands, m, listed, degraded);
-        else
+        if (listed <= TOP_MAX) {
+            top_select(k, cands, m, listed, degraded, out->omitted);
+        } else {
             for (size_t i = 0; i < listed; i++) {
                 size_t best = i;
 
@@ -1297,8 +1322,9 @@ run_candidates(const struct run *k, struct proto_candidate *cands, size_t m,
                         best = j;
                 swap_cand(&cands[i], &cands[best]);
             }
-        for (size_t i = listed; i < m; i++)
-            out->omitted[cause_of(k, &cands[i], degraded)]++;
+            for (size_t i = listed; i < m; i++)
+                out->omitted[cause_of(k, &cands[i], degraded)]++;
+        }
         out->omitted_count = m - listed;
     }
     for (size_t i = 0; i < listed; i++) {
@@ -1397,7 +1423,7 @@ policy_select(const struct policy_config *cfg, const struct policy_input *in,
      * keep what runs unless moving pays beyond the hysteresis. A download
      * in flight worth more than current is kept going. */
     pick = best;
-    for (size_t i = 0; i < m; i++) {
+    for (size_t i = 0; k.fetching != POLICY_ID_NONE && i < m; i++) {
         if (cands[i].is_fetching && i != pick &&
             eligible(&k, &cands[i], degraded) &&
             stays(&k, &cands[pick], &cands[i], degraded)) {
