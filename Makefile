@@ -38,7 +38,7 @@ ASAN_UNIT_BINS := $(UNIT_NAMES:%=build/asan/tests/%)
 .PHONY: all deps check e2e crash pg deploy-check install asan test run bench fuzz fuzz-build \
         fuzz-smoke fuzz-seeds format clean valgrind sanitize spec
 
-all: build/modeld build/libmodeld-client.a
+all: build/modeld build/libmodeld-client.a build/modeld-apply
 
 # ---- system packages ---------------------------------------------------
 # Installs, with apt-get, whatever pkg-config or command -v cannot find.
@@ -57,6 +57,18 @@ build/asan/%.o: %.c
 build/modeld: $(OBJ_LIB) $(OBJ_SERVER)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
+# build/modeld-apply: `modeld patch`/`decode` alone, with only what
+# applying needs (what a UE ships; tools/modeld_apply.c says why): libzstd
+# and libcrypto linked statically (libzstd-dev and libssl-dev ship the .a),
+# as Debian's zstd binary links libzstd, so that only SHA-256's code comes
+# along and nothing is relocated at start.
+APPLY_OBJ := build/obj/tools/modeld_apply.o build/obj/server/cmd_patch.o \
+             build/obj/store/fileio.o build/obj/proto/delta.o \
+             build/obj/proto/digest.o build/obj/proto/tensor_code.o \
+             build/obj/proto/tensor_rc.o
+build/modeld-apply: $(APPLY_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ -Wl,-Bstatic -lcrypto -lzstd -Wl,-Bdynamic
+
 build/libmodeld-client.a: $(CLIENT_LIB_SRC:%.c=build/obj/%.o)
 	rm -f $@
 	$(AR) rcs $@ $^
@@ -67,6 +79,8 @@ build/asan/modeld: $(ASAN_LIB) $(ASAN_SERVER)
 # check_server sees every free() of the server's objects (--wrap), to
 # check that secrets are wiped before their memory goes back.
 LDWRAP_check_server := -Wl,--wrap=free
+# check_store makes strdup fail on demand (the SQL layer's binds).
+LDWRAP_check_store := -Wl,--wrap=strdup
 
 build/tests/%: tests/unit/%.c $(OBJ_TESTABLE)
 	@mkdir -p $(dir $@)

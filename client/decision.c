@@ -123,6 +123,9 @@ enum client_status client_decision_parse(const char *body, size_t len,
         d.has_generation = true;
         d.generation = json_integer_value(v);
     }
+    what = "receipt";
+    if (!get_token(root, "receipt", d.receipt, sizeof(d.receipt)))
+        goto bad;
     what = "nonce";
     if (!get_token(root, "nonce", d.nonce, sizeof(d.nonce)))
         goto bad;

@@ -668,6 +668,10 @@ static void post_event(struct client *c, const char *event,
                      digest, "event", event);
     if (!body)
         return;
+    /* The select answer's receipt: what makes a failure count toward
+     * pausing the version (README "Event receipts"). */
+    if (m->receipt[0])
+        json_object_set_new(body, "receipt", json_string(m->receipt));
     if (c->device_class[0])
         json_object_set_new(body, "device",
                             json_pack("{s:s}", "class", c->device_class));
@@ -981,6 +985,8 @@ static enum client_status install(struct client *c, const char *src)
     snprintf(c->st.current.variant, sizeof(c->st.current.variant), "%s",
              f->variant);
     c->st.current.version = f->version;
+    snprintf(c->st.current.receipt, sizeof(c->st.current.receipt), "%s",
+             f->receipt);
     c->st.installed_reported = false;
     memset(&c->st.inflight, 0, sizeof(c->st.inflight));
     rc = save(c);
@@ -1017,6 +1023,7 @@ static void begin(struct client *c, const struct client_decision *d,
     snprintf(want.target_hex, sizeof(want.target_hex), "%s", d->model_hex);
     snprintf(want.variant, sizeof(want.variant), "%s", d->variant);
     want.version = d->version;
+    snprintf(want.receipt, sizeof(want.receipt), "%s", d->receipt);
     switch (route) {
     case ROUTE_DELTA:
         snprintf(want.coding, sizeof(want.coding), "%s", d->delta_format);
@@ -1083,6 +1090,7 @@ static enum client_status deliver(struct client *c,
     snprintf(target.hex, sizeof(target.hex), "%s", d->model_hex);
     snprintf(target.variant, sizeof(target.variant), "%s", d->variant);
     target.version = d->version;
+    snprintf(target.receipt, sizeof(target.receipt), "%s", d->receipt);
     for (;;) {
         char part[PATH_SIZE], tmp[PATH_SIZE];
         char got[PROTO_HEX_SIZE];
@@ -1244,6 +1252,10 @@ enum client_status client_fetch_once(struct client *c,
                       "model is in place");
             goto done;
         }
+        /* The receipt of the model in place (its events send it). */
+        if (d.receipt[0] && strcmp(d.model_hex, c->st.current.hex) == 0)
+            snprintf(c->st.current.receipt, sizeof(c->st.current.receipt),
+                     "%s", d.receipt);
         drop_inflight(c);
         rc = CLIENT_OK;
         goto done;

@@ -28,6 +28,7 @@ struct client_model_ref {
     char hex[PROTO_HEX_SIZE];     /* "" when none */
     char variant[PROTO_NAME_SIZE];
     int64_t version;
+    char receipt[PROTO_RECEIPT_SIZE]; /* the select answer's; "" none */
 };
 
 /* A transfer in flight: its bytes are in DIR/partial/<name>. */
@@ -44,6 +45,7 @@ struct client_inflight {
     uint64_t bytes_done;             /* at the last checkpoint */
     char variant[PROTO_NAME_SIZE];
     int64_t version;
+    char receipt[PROTO_RECEIPT_SIZE];  /* the select answer's; "" none */
 };
 
 struct client_state {
@@ -280,6 +282,7 @@ struct client_decision {
     bool has_generation;
     int64_t generation;
     char nonce[80];
+    char receipt[PROTO_RECEIPT_SIZE];     /* "" when the answer has none */
     char expires_at[40];
     int64_t expires_at_s;
     bool has_expires_at;

@@ -108,10 +108,15 @@ uint64_t client_state_memory_floor(const struct client_state *st)
 
 static json_t *ref_write(const struct client_model_ref *r)
 {
+    json_t *o;
+
     if (r->hex[0] == '\0')
         return json_null();
-    return json_pack("{s:s, s:s, s:I}", "digest_hex", r->hex, "variant",
-                     r->variant, "version", (json_int_t)r->version);
+    o = json_pack("{s:s, s:s, s:I}", "digest_hex", r->hex, "variant",
+                  r->variant, "version", (json_int_t)r->version);
+    if (o && r->receipt[0])
+        json_object_set_new(o, "receipt", json_string(r->receipt));
+    return o;
 }
 
 char *client_state_write(const struct client_state *st)
@@ -147,6 +152,9 @@ char *client_state_write(const struct client_state *st)
                       (json_int_t)f->size_bytes, "validator", f->validator,
                       "bytes_done", (json_int_t)f->bytes_done, "variant",
                       f->variant, "version", (json_int_t)f->version));
+        if (f->receipt[0])
+            json_object_set_new(json_object_get(root, "inflight"), "receipt",
+                                json_string(f->receipt));
     }
     if (st->has_generation)
         json_object_set_new(root, "generation",
@@ -218,7 +226,8 @@ static bool ref_parse(json_t *v, struct client_model_ref *r)
     if (!json_is_object(v) ||
         !copy_str(v, "digest_hex", r->hex, sizeof(r->hex), true) ||
         !proto_hex_is_valid(r->hex, strlen(r->hex)) ||
-        !copy_str(v, "variant", r->variant, sizeof(r->variant), false))
+        !copy_str(v, "variant", r->variant, sizeof(r->variant), false) ||
+        !copy_str(v, "receipt", r->receipt, sizeof(r->receipt), false))
         return false;
     ver = json_object_get(v, "version");
     r->version = json_is_integer(ver) ? json_integer_value(ver) : 0;
@@ -260,6 +269,7 @@ enum client_status client_state_parse(const char *text,
             !copy_str(v, "validator", f->validator, sizeof(f->validator),
                       false) ||
             !copy_str(v, "variant", f->variant, sizeof(f->variant), false) ||
+            !copy_str(v, "receipt", f->receipt, sizeof(f->receipt), false) ||
             !get_u64(v, "size_bytes", &f->size_bytes) ||
             !get_u64(v, "bytes_done", &f->bytes_done))
             goto out;

@@ -180,6 +180,19 @@ struct run {
     double fallback_cost;
     bool has_cur;                 /* current is offered and runnable */
     size_t cur;                   /* its entry */
+    /* current is offered, meets every hard rule but memory, and fitted
+     * in some minute of the memory history: a dip may end (ride_out) */
+    bool has_held;
+    size_t held;                  /* its entry */
+    /* nothing is feasible and startable: every value is worth the
+     * degraded utility, utility / (1 + violation), as the replay scores
+     * what runs (policy_utilities) */
+    bool degraded;
+    /* riding out the dip that evicts current (has_held): the dip's
+     * expected length and what holding current is worth over the
+     * horizon then (ride_out) */
+    double ride_s;
+    double ride_value;
 };
 
 static void
@@ -595,7 +608,8 @@ eval_rest(const struct run *k, const struct policy_row *row,
     e->ctx = context_match(k, row, e);
     e->at_risk = (double)e->est.memory_bytes > k->memory_limit;
     e->fit = fit_share(k, e);
-    if (k->r->memory_history_count > 0 && e->hard_ok)
+    if (k->r->memory_history_count > 0 &&
+        (e->hard_ok || (e->is_current && e->hard_cause == PROTO_CAUSE_MEMORY)))
         memory_dips(k, e);
     e->partial = false;
 }
@@ -657,6 +671,15 @@ utility_compute(const struct run *k, struct proto_candidate *e)
     e->utility = u > 0 ? u : 0;
 }
 
+/* What running e is worth per second: its utility; in degraded mode
+ * discounted by its violation (what the replay scores, and what makes a
+ * smaller violation worth more). */
+static double
+run_utility(const struct run *k, const struct proto_candidate *e)
+{
+    return k->degraded ? e->utility / (1 + e->violation) : e->utility;
+}
+
 /* Whether v can start at all: held, or arrives within the horizon. */
 static bool
 startable(const struct run *k, const struct proto_candidate *e)
@@ -680,7 +703,7 @@ dip_cost(const struct run *k, const struct proto_candidate *e, double held_s)
 static double
 effective_utility(const struct run *k, const struct proto_candidate *e)
 {
-    return e->utility * e->fit + k->u_fallback * (1 - e->fit);
+    return run_utility(k, e) * e->fit + k->u_fallback * (1 - e->fit);
 }
 
 /* V(v) over the horizon (see the top of the file). */
@@ -843,6 +866,13 @@ loss_reason(const struct run *k, const struct proto_candidate *loser,
     bool quality = k->pref == PROTO_PREFER_QUALITY;
     char gain[96];
 
+    if (chosen->is_current && !chosen->hard_ok) {
+        reason_add(rs,
+                   "does not pay: worth %.6g over %g s, riding out current's "
+                   "dip (%.0f s) %.6g",
+                   loser->value, k->horizon_s, k->ride_s, k->ride_value);
+        return;
+    }
     if (!startable(k, loser)) {
         if (isfinite(loser->ready_s))
             reason_add(rs,
@@ -859,9 +889,16 @@ loss_reason(const struct run *k, const struct proto_candidate *loser,
     }
     if (cmp < 0) {
         /* ranks better, but the UE keeps what it holds or fetches */
-        if (degraded)
+        if (degraded && !differs(loser->violation, chosen->violation))
             reason_add(rs, "violation %g no smaller than current's %g",
                        loser->violation, chosen->violation);
+        else if (degraded) {
+            /* a smaller violation whose move does not pay (stays) */
+            gain_text(k, loser, effective_utility(k, chosen), gain,
+                      sizeof(gain));
+            reason_add(rs, "does not pay: %s, under cost %.3g + hysteresis "
+                       "%.3g", gain, loser->cost, k->margin);
+        }
         else if (quality)
             reason_add(rs,
                        "accuracy %g within hysteresis_accuracy %g of "
@@ -1058,6 +1095,7 @@ run_evaluate(struct run *k, struct proto_candidate *cands)
     k->energy_den = k->r->has_max_energy_mj && k->r->max_energy_mj > 0
                         ? k->r->max_energy_mj
                         : max_energy;
+    k->degraded = true;
     for (size_t i = 0; i < m; i++) {
         const struct proto_candidate *e = &cands[i];
 
@@ -1068,11 +1106,22 @@ run_evaluate(struct run *k, struct proto_candidate *cands)
             k->has_cur = true;
             k->cur = i;
         }
-        /* the fallback in a dip: the best feasible variant that fitted
-         * in every minute of the memory history (none: nothing runs) */
-        if (k->r->memory_history_count > 0 && e->feasible &&
-            e->fit >= 1 && e->utility > k->u_fallback) {
-            k->u_fallback = e->utility;
+        if (e->is_current && !e->hard_ok && e->fit > 0 && !k->has_held) {
+            k->has_held = true;
+            k->held = i;
+        }
+        if (e->feasible && startable(k, e))
+            k->degraded = false;
+    }
+    /* the fallback in a dip: the best feasible variant (degraded: the
+     * best that meets the hard rules) that fitted in every minute of the
+     * memory history (none: nothing runs) */
+    for (size_t i = 0; k->r->memory_history_count > 0 && i < m; i++) {
+        const struct proto_candidate *e = &cands[i];
+
+        if (!e->partial && e->hard_ok && (e->feasible || k->degraded) &&
+            e->fit >= 1 && run_utility(k, e) > k->u_fallback) {
+            k->u_fallback = run_utility(k, e);
             k->fallback_cost =
                 (double)row_of(k, e)->size_bytes * k->cost_per_byte;
         }
@@ -1113,14 +1162,52 @@ run_pick(const struct run *k, const struct proto_candidate *cands, size_t m,
     return found;
 }
 
-/* Whether staying with s (held or in flight) beats moving to best. */
+/*
+ * Whether staying with s (held or in flight) beats moving to best.
+ * Degraded: best has the smallest violation; a move to it whose gain per
+ * second (the degraded utility, u / (1 + violation)) is positive must
+ * still pay for its bytes and expected round trips over the horizon, as
+ * every switch does. When s is worth more per second than best, the
+ * objective and the degraded rule disagree and the rule wins: move.
+ */
 static bool
 stays(const struct run *k, const struct proto_candidate *best,
       const struct proto_candidate *s, bool degraded)
 {
-    if (degraded && differs(s->violation, best->violation))
+    if (degraded && differs(s->violation, best->violation) &&
+        !(run_utility(k, best) > run_utility(k, s)))
         return false;
     return best->value - s->value <= k->margin + REL_EPS * fabs(s->value);
+}
+
+/*
+ * With a memory history, current may not fit now only for a dip: the
+ * history's dips under its need last (1 - fit) / dips_per_s seconds on
+ * average, and then current runs again with no transfer. Riding the dip
+ * out (nothing runs meanwhile) is worth
+ *   ride = u_cur * fit * (H - D)
+ * (later dips ridden out too: no round trips). It beats moving to pick
+ * when pick is worth no more over the horizon (within the hysteresis),
+ * and moving to pick for the dip only and back does not pay either:
+ * pick runs max(0, D - t_pick) seconds of the dip, which must pay for
+ * its bytes and current's again (a download that cannot finish before the
+ * dip is expected to end gains nothing).
+ */
+static bool
+ride_out(struct run *k, const struct proto_candidate *cands,
+         const struct proto_candidate *pick)
+{
+    const struct proto_candidate *h = &cands[k->held];
+    double again = (double)var_of(k, h)->size_bytes * k->cost_per_byte;
+    double in_dip;
+
+    if (!k->has_held || k->has_cur || !(h->dips_per_s > 0))
+        return false;
+    k->ride_s = (1 - h->fit) / h->dips_per_s;
+    k->ride_value = run_utility(k, h) * h->fit * (k->horizon_s - k->ride_s);
+    in_dip = run_utility(k, pick) * fmax(0, k->ride_s - pick->ready_s);
+    return k->ride_value >= pick->value - k->margin &&
+           in_dip <= pick->cost + again + k->margin;
 }
 
 static void
@@ -1142,7 +1229,15 @@ chosen_reasons(const struct run *k, const struct proto_candidate *c,
     struct proto_reasons *rs = &out->reasons;
     char gain[96];
 
-    if (c->is_current && is_best) {
+    if (c->is_current && !c->hard_ok) {
+        reason_add(rs,
+                   "keep: needs %" PRIu64 " bytes, %" PRIu64 " free; its "
+                   "dips last %.0f s: riding this out is worth %.6g over "
+                   "%g s, %s %.6g",
+                   c->est.memory_bytes, k->r->memory_bytes, k->ride_s,
+                   k->ride_value, k->horizon_s, var_of(k, best)->name,
+                   best->value);
+    } else if (c->is_current && is_best) {
         reason_add(rs, "keep: current is the chosen version");
     } else if (c->is_current && !startable(k, best)) {
         reason_add(rs, "keep: nothing better can arrive within horizon_s %g",
@@ -1384,7 +1479,7 @@ policy_select(const struct policy_config *cfg, const struct policy_input *in,
     struct proto_candidate *cands;
     struct proto_reasons *cand_reasons;
     struct proto_candidate chosen;
-    bool found, degraded = false, ok;
+    bool found, degraded = false, ok, riding;
     size_t m, best = 0, pick;
     struct run k;
 
@@ -1435,6 +1530,9 @@ policy_select(const struct policy_config *cfg, const struct policy_input *in,
         stays(&k, &cands[pick], &cands[k.cur], degraded) &&
         !(cands[pick].is_fetching && cands[pick].value > cands[k.cur].value))
         pick = k.cur;
+    riding = ride_out(&k, cands, &cands[pick]);
+    if (riding)
+        pick = k.held;
 
     chosen = cands[pick];
     out->chosen = chosen.variant;
@@ -1452,8 +1550,8 @@ policy_select(const struct policy_config *cfg, const struct policy_input *in,
     }
     if (degraded)
         (void)soft_check(&k, &chosen, &ok, &out->violations);
-    out->recheck_after_s =
-        degraded ? cfg->recheck_degraded_s : cfg->recheck_after_s;
+    out->recheck_after_s = degraded || riding ? cfg->recheck_degraded_s
+                                              : cfg->recheck_after_s;
     if (!(k.bps > 0)) {
         out->recheck_after_s = cfg->recheck_outage_s;
         reason_add(&out->reasons,

@@ -457,6 +457,10 @@ static void sb_stats(struct sb *b, const struct proto_version_stats *s)
     sb_u64(b, s->ues);
     sb_key(b, "failed_ues");
     sb_u64(b, s->failed_ues);
+    sb_key(b, "verified_ues");
+    sb_u64(b, s->verified_ues);
+    sb_key(b, "verified_failed_ues");
+    sb_u64(b, s->verified_failed_ues);
     sb_key(b, "failure_share");
     sb_num_short(b, proto_failure_share(s));
     sb_key(b, "latency_ms");
@@ -624,6 +628,10 @@ char *proto_decision_write(const struct proto_decision *d, const char *family,
         sb_str(&b, v->name);
         sb_key(&b, "version");
         sb_i64(&b, v->version);
+        if (d->receipt[0]) {
+            sb_key(&b, "receipt");
+            sb_str(&b, d->receipt);
+        }
         sb_puts(&b, ",\"model\":{\"digest\":");
         sb_digest(&b, v->blob_hex);
         sb_key(&b, "size_bytes");

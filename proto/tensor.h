@@ -7,8 +7,8 @@
  *
  * The UE side (client/) uses only the decoder: proto_tensor_dec_* takes the
  * coded bytes in pieces of any size as they arrive and writes the model to a
- * sink tensor by tensor; memory stays at one batch (1 MiB) plus zstd's
- * windows, beside the caller's mapping of the old model.
+ * sink tensor by tensor; memory stays at one batch (at most 1 MiB) plus
+ * zstd's windows, beside the caller's mapping of the old model.
  */
 #ifndef PROTO_TENSOR_H
 #define PROTO_TENSOR_H
@@ -160,6 +160,16 @@ MUST_CHECK enum proto_status
 proto_tensor_dec_feed(struct proto_tensor_dec *d, const void *data,
                       size_t len);
 MUST_CHECK enum proto_status proto_tensor_dec_finish(struct proto_tensor_dec *d);
+/*
+ * Optional, before the first byte is fed: the caller has computed the
+ * base's SHA-256 itself (from_hex, 64 lowercase hex), e.g. while reading
+ * the file with read(2), which keeps the base's pages out of the process
+ * where a mapping would fault them all in. The decoder then checks the
+ * header's base digest against it (PROTO_MISMATCH) instead of hashing old;
+ * only the base ranges the delta uses are then read through old.
+ */
+MUST_CHECK enum proto_status
+proto_tensor_dec_trust_base(struct proto_tensor_dec *d, const char *from_hex);
 /* Peak bytes the decoder held (buffers, not zstd's own), for measuring. */
 uint64_t proto_tensor_dec_peak_bytes(const struct proto_tensor_dec *d);
 void proto_tensor_dec_free(struct proto_tensor_dec *d);

@@ -32,6 +32,10 @@
 
 #define BATCH_BYTES ((size_t)1 << 20)  /* multiple of 8 */
 #define OBUF_BYTES ((size_t)64 << 10)   /* decoder's output gathering */
+#define XBUF_BYTES ((size_t)64 << 10)   /* decoder's inverse transform, in
+                                           steps (multiple of 8) */
+#define RC_JUNCTION (4 * PROTO_TRC_MARGIN) /* decoder: an RC item's bytes
+                                              across two pieces */
 #define STREAMS 16                     /* planes of widths 1, 2, 4, 8;
                                           the range-coded bytes */
 #define RC_STREAM 15
@@ -1338,16 +1342,26 @@ struct proto_tensor_dec {
     unsigned next_stream;
     ZSTD_DCtx *ds[STREAMS];
     uint64_t stream_total[STREAMS], stream_done[STREAMS];
+    /* One batch's planes, one after the other in one arena (a batch's
+     * stream bytes are at most BATCH_BYTES in all), each stream's chunk
+     * decoded into its plane as the chunk's bytes arrive. */
     unsigned char *planes[STREAMS];
-    size_t plane_cap[STREAMS];
-    unsigned char *xbuf;
+    unsigned char *arena;
+    size_t arena_cap;
+    size_t chunk_out;             /* bytes of the current chunk's plane */
+    size_t chunk_r;               /* ZSTD_decompressStream's last answer */
+    unsigned char *xbuf;          /* XBUF_BYTES */
     uint64_t peak;
     uint64_t held;
     uint64_t sp_elem;             /* OP_SPARSE: elements of the item out */
     struct proto_trc_dec *trc;    /* RC ops: the item's range decoder */
-    unsigned char *rcbuf;         /* its input: the rest of the last piece
-                                     (< PROTO_TRC_MARGIN) and this one */
+    unsigned char *rcbuf;         /* RC_JUNCTION: what the range decoder
+                                     left of the last piece
+                                     (< PROTO_TRC_MARGIN) and the head of
+                                     the next */
     size_t rc_len, rc_pos;
+    bool base_trusted;            /* proto_tensor_dec_trust_base */
+    char base_hex[PROTO_HEX_SIZE];
     unsigned char obuf[OBUF_BYTES];
     size_t obuf_len;
 };
@@ -1600,11 +1614,13 @@ static enum proto_status old_gaps(struct proto_tensor_dec *d,
                        out);
 }
 
-/* Starts the next batch: which streams carry how many bytes. */
-static void batch_begin(struct proto_tensor_dec *d)
+/* Starts the next batch: which streams carry how many bytes, and where
+ * their planes are in the arena (grown to the largest batch: at most
+ * BATCH_BYTES, less for a smaller model). */
+static enum proto_status batch_begin(struct proto_tensor_dec *d)
 {
     struct walk w = d->walk;
-    size_t idx, n;
+    size_t idx, n, total = 0;
     uint64_t at;
     bool end;
 
@@ -1615,10 +1631,26 @@ static void batch_begin(struct proto_tensor_dec *d)
 
         for (unsigned j = 0; j < wd; j++)
             d->batch_bytes[item_base(&d->items[idx]) + j] += n / wd;
+        total += n;
+    }
+    if (total > d->arena_cap) {
+        free(d->arena);
+        d->held -= d->arena_cap;
+        d->arena_cap = 0;
+        d->arena = dec_alloc(d, total);
+        if (!d->arena)
+            return PROTO_NO_MEMORY;
+        d->arena_cap = total;
+    }
+    total = 0;
+    for (unsigned s = 0; s < STREAMS; s++) {
+        d->planes[s] = d->arena + total;
+        total += (size_t)d->batch_bytes[s];
     }
     d->next_stream = 0;
     while (d->next_stream < STREAMS && !d->batch_bytes[d->next_stream])
         d->next_stream++;
+    return PROTO_OK;
 }
 
 static bool batches_left(const struct proto_tensor_dec *d)
@@ -1629,14 +1661,19 @@ static bool batches_left(const struct proto_tensor_dec *d)
     return false;
 }
 
-/* Decodes one stream's chunk of the current batch into its plane. */
-static enum proto_status chunk_read(struct proto_tensor_dec *d, unsigned s,
-                                    const unsigned char *src, size_t n)
+/*
+ * Decodes n more bytes of one stream's chunk of the current batch into its
+ * plane, as they arrive (the compressed chunk is never held whole); last:
+ * they end the chunk, whose plane must then be exactly full.
+ */
+static enum proto_status chunk_feed(struct proto_tensor_dec *d, unsigned s,
+                                    const unsigned char *src, size_t n,
+                                    bool last)
 {
     size_t want = (size_t)d->batch_bytes[s];
     ZSTD_inBuffer in = { src, n, 0 };
-    ZSTD_outBuffer out;
-    size_t r = 1;
+    ZSTD_outBuffer out = { d->planes[s], want, d->chunk_out };
+    size_t r = d->chunk_r;
 
     if (!d->ds[s]) {
         d->ds[s] = ZSTD_createDCtx();
@@ -1645,19 +1682,7 @@ static enum proto_status chunk_read(struct proto_tensor_dec *d, unsigned s,
         ZSTD_DCtx_setParameter(d->ds[s], ZSTD_d_windowLogMax,
                                STREAM_WINDOW_LOG_MAX);
     }
-    if (d->plane_cap[s] < want) {
-        free(d->planes[s]);
-        d->held -= d->plane_cap[s];
-        d->plane_cap[s] = 0;
-        d->planes[s] = dec_alloc(d, want);
-        if (!d->planes[s])
-            return PROTO_NO_MEMORY;
-        d->plane_cap[s] = want;
-    }
-    out.dst = d->planes[s];
-    out.size = want;
-    out.pos = 0;
-    while (in.pos < in.size || out.pos < out.size) {
+    while (in.pos < in.size || (last && out.pos < out.size)) {
         size_t ip = in.pos, op = out.pos;
 
         r = ZSTD_decompressStream(d->ds[s], &out, &in);
@@ -1668,6 +1693,10 @@ static enum proto_status chunk_read(struct proto_tensor_dec *d, unsigned s,
         if (r == 0 && in.pos < in.size)
             return PROTO_BAD_INPUT; /* bytes after the stream's end */
     }
+    d->chunk_out = out.pos;
+    d->chunk_r = r;
+    if (!last)
+        return PROTO_OK;
     d->stream_done[s] += want;
     /* The stream's last chunk ends its frame. */
     if (d->stream_done[s] == d->stream_total[s] && r != 0)
@@ -1759,23 +1788,48 @@ static bool fused_inverse(struct proto_tensor_dec *d, const struct item *it,
     return true;
 }
 
+/* Runs the range decoder over in[*pos .. len) as far as it goes,
+ * writing what it decodes. */
+static enum proto_status rc_run(struct proto_tensor_dec *d,
+                                const struct item *it,
+                                const unsigned char *in, size_t len,
+                                size_t *pos, bool final)
+{
+    for (;;) {
+        size_t got = 0;
+        enum proto_status rc =
+            proto_trc_dec_run(d->trc, in, len, pos, final,
+                              d->old + it->old_offset, d->xbuf,
+                              XBUF_BYTES / it->ew, &got);
+
+        if (rc != PROTO_OK)
+            return rc;
+        if (got == 0)
+            return PROTO_OK;
+        if ((rc = out_write(d, d->xbuf, (uint64_t)got * it->ew)) != PROTO_OK)
+            return rc;
+    }
+}
+
 /*
- * One piece of an RC item's coded bytes: appended to what the range
- * decoder left of the last piece (fewer than PROTO_TRC_MARGIN bytes), and
- * decoded as far as it safely goes; the item's last piece to its end,
- * which must then be exactly where its bytes end.
+ * One piece of an RC item's coded bytes, decoded where it lies (in the
+ * batch's plane) as far as it safely goes; what the decoder leaves of a
+ * piece (fewer than PROTO_TRC_MARGIN bytes) waits in rcbuf, where the
+ * head of the next piece joins it until the decoder is past the seam.
+ * The item's last piece is decoded to its end, which must then be
+ * exactly where its bytes end.
  */
 static enum proto_status rc_piece(struct proto_tensor_dec *d,
                                   const struct item *it,
                                   const unsigned char *p, size_t n)
 {
     bool final = d->out_done + n == it->clen;
-    size_t rest;
+    size_t rest, pos = 0, left;
     enum proto_status rc;
 
     if (!d->trc) {
         d->trc = dec_alloc(d, sizeof(*d->trc));
-        d->rcbuf = dec_alloc(d, BATCH_BYTES + PROTO_TRC_MARGIN);
+        d->rcbuf = dec_alloc(d, RC_JUNCTION);
         if (!d->trc || !d->rcbuf)
             return PROTO_NO_MEMORY;
         proto_trc_dec_new_model(d->trc);
@@ -1786,28 +1840,45 @@ static enum proto_status rc_piece(struct proto_tensor_dec *d,
         d->rc_len = d->rc_pos = 0;
     }
     rest = d->rc_len - d->rc_pos;
-    if (rest >= PROTO_TRC_MARGIN || n > BATCH_BYTES)
-        return PROTO_BAD_INPUT; /* cannot happen: the walk's pieces */
-    memmove(d->rcbuf, d->rcbuf + d->rc_pos, rest);
-    memcpy(d->rcbuf + rest, p, n);
-    d->rc_len = rest + n;
-    d->rc_pos = 0;
-    for (;;) {
-        size_t got = 0;
+    if (rest >= PROTO_TRC_MARGIN)
+        return PROTO_BAD_INPUT; /* cannot happen: rc_run stops before */
+    if (rest > 0) {
+        /* The seam: the rest and the piece's head, contiguous. */
+        size_t m = n < RC_JUNCTION - rest ? n : RC_JUNCTION - rest;
+        size_t jp = 0;
 
-        rc = proto_trc_dec_run(d->trc, d->rcbuf, d->rc_len, &d->rc_pos,
-                               final, d->old + it->old_offset, d->xbuf,
-                               BATCH_BYTES / it->ew, &got);
-        if (rc != PROTO_OK)
+        memmove(d->rcbuf, d->rcbuf + d->rc_pos, rest);
+        memcpy(d->rcbuf + rest, p, m);
+        if ((rc = rc_run(d, it, d->rcbuf, rest + m, &jp,
+                         final && m == n)) != PROTO_OK)
             return rc;
-        if (got == 0)
-            break;
-        if ((rc = out_write(d, d->xbuf, (uint64_t)got * it->ew)) != PROTO_OK)
-            return rc;
+        if (m == n) {
+            /* the whole piece went in: what is left stays in rcbuf */
+            d->rc_len = rest + m;
+            d->rc_pos = jp;
+            left = d->rc_len - d->rc_pos;
+            goto tail;
+        }
+        /* With at least 3 margins after the seam, only the item's end
+         * stops the decoder before it: and bytes follow. */
+        if (jp < rest)
+            return PROTO_BAD_INPUT;
+        pos = jp - rest; /* past the seam: on in the piece itself */
     }
+    if ((rc = rc_run(d, it, p, n, &pos, final)) != PROTO_OK)
+        return rc;
+    left = n - pos;
+    if (!final) {
+        if (left >= PROTO_TRC_MARGIN)
+            return PROTO_BAD_INPUT; /* cannot happen: rc_run stops before */
+        memcpy(d->rcbuf, p + pos, left);
+        d->rc_len = left;
+        d->rc_pos = 0;
+    }
+tail:
     if (d->trc->elem == d->trc->elems && !final)
         return PROTO_BAD_INPUT; /* coded bytes after the tensor's end */
-    if (final && (d->trc->elem != d->trc->elems || d->rc_pos != d->rc_len ||
+    if (final && (d->trc->elem != d->trc->elems || left != 0 ||
                   d->trc->changed != it->count))
         return PROTO_BAD_INPUT;
     return PROTO_OK;
@@ -1844,28 +1915,37 @@ static enum proto_status batch_emit(struct proto_tensor_dec *d)
             }
             continue;
         }
-        if (!fused_inverse(d, it, base, pos, at / wd, elems)) {
-            /* (locals: a store through d->xbuf may alias d itself, which
-             * would reload the pointers every byte) */
-            unsigned char *x = d->xbuf;
+        /* In steps of XBUF_BYTES: the piece's elements (records) from
+         * their planes, inverted, written. */
+        for (size_t done = 0, m; done < elems; done += m) {
+            uint64_t first = at / wd + done;
 
-            for (unsigned j = 0; j < wd; j++) {
-                const unsigned char *pl = d->planes[base + j] + pos[base + j];
+            m = elems - done < XBUF_BYTES / wd ? elems - done
+                                               : XBUF_BYTES / wd;
+            if (!fused_inverse(d, it, base, pos, first, m)) {
+                /* (locals: a store through d->xbuf may alias d itself,
+                 * which would reload the pointers every byte) */
+                unsigned char *x = d->xbuf;
 
-                for (size_t k = 0; k < elems; k++)
-                    x[k * wd + j] = pl[k];
+                for (unsigned j = 0; j < wd; j++) {
+                    const unsigned char *pl =
+                        d->planes[base + j] + pos[base + j];
+
+                    for (size_t k = 0; k < m; k++)
+                        x[k * wd + j] = pl[k];
+                }
+                if (!is_sparse(it->op))
+                    inverse(it, d->old, first, m, d->xbuf);
             }
-            if (!is_sparse(it->op))
-                inverse(it, d->old, at / wd, elems, d->xbuf);
+            for (unsigned j = 0; j < wd; j++)
+                pos[base + j] += m;
+            if (is_sparse(it->op))
+                rc = sparse_emit(d, it, d->xbuf, m);
+            else
+                rc = out_write(d, d->xbuf, (uint64_t)m * wd);
+            if (rc != PROTO_OK)
+                return rc;
         }
-        for (unsigned j = 0; j < wd; j++)
-            pos[base + j] += elems;
-        if (is_sparse(it->op))
-            rc = sparse_emit(d, it, d->xbuf, elems);
-        else
-            rc = out_write(d, d->xbuf, n);
-        if (rc != PROTO_OK)
-            return rc;
         d->out_done += n;
         if (d->out_done == it->clen) {
             if (is_sparse(it->op) &&
@@ -1895,7 +1975,10 @@ static enum proto_status unit(struct proto_tensor_dec *d)
         d->bg = k == PROTO_CODED_BG;
         if (d->bg && d->old_len)
             return PROTO_BAD_INPUT;
-        if (!d->bg) {
+        if (!d->bg && d->base_trusted) {
+            if (strcmp(d->base_hex, d->from_hex) != 0)
+                return PROTO_MISMATCH;
+        } else if (!d->bg) {
             if ((rc = proto_hasher_update(d->hasher, d->old, d->old_len)) !=
                     PROTO_OK ||
                 (rc = proto_hasher_final(d->hasher, have)) != PROTO_OK)
@@ -1960,7 +2043,7 @@ static enum proto_status unit(struct proto_tensor_dec *d)
         free(og.p);
         if (rc != PROTO_OK)
             return rc;
-        d->xbuf = dec_alloc(d, BATCH_BYTES);
+        d->xbuf = dec_alloc(d, XBUF_BYTES);
         if (!d->xbuf)
             return PROTO_NO_MEMORY;
         break; /* to the batches */
@@ -1970,10 +2053,11 @@ static enum proto_status unit(struct proto_tensor_dec *d)
         if (d->need == 0 || d->need > ZSTD_compressBound(BATCH_BYTES) + 64)
             return PROTO_BAD_INPUT;
         d->state = D_CHUNK;
+        d->chunk_out = 0;
+        d->chunk_r = 1;
         return PROTO_OK;
     case D_CHUNK:
-        if ((rc = chunk_read(d, d->next_stream, p, d->in_len)) != PROTO_OK)
-            return rc;
+        /* (its bytes went to chunk_feed as they came) */
         d->next_stream++;
         while (d->next_stream < STREAMS && !d->batch_bytes[d->next_stream])
             d->next_stream++;
@@ -1990,7 +2074,8 @@ static enum proto_status unit(struct proto_tensor_dec *d)
     }
     /* After the non-tensor bytes or a batch: the next batch, or the end. */
     if (batches_left(d)) {
-        batch_begin(d);
+        if ((rc = batch_begin(d)) != PROTO_OK)
+            return rc;
         d->state = D_CHUNK_LEN;
         d->need = 4;
         return PROTO_OK;
@@ -2051,6 +2136,24 @@ enum proto_status proto_tensor_dec_feed(struct proto_tensor_dec *d,
             return d->failure;
         }
         take = d->need - d->in_len < len ? d->need - d->in_len : len;
+        if (d->state == D_CHUNK) {
+            /* A chunk goes to its stream's decoder as it comes. */
+            bool last = d->in_len + take == d->need;
+
+            rc = chunk_feed(d, d->next_stream, p, take, last);
+            d->in_len += take;
+            p += take;
+            len -= take;
+            if (rc == PROTO_OK && last) {
+                rc = unit(d);
+                d->in_len = 0;
+            }
+            if (rc != PROTO_OK) {
+                dec_fail(d, rc);
+                return rc;
+            }
+            continue;
+        }
         /* The buffer grows with the bytes that came, not with the length
          * a unit claims. */
         if (d->in_cap < d->in_len + take) {
@@ -2109,6 +2212,17 @@ enum proto_status proto_tensor_dec_finish(struct proto_tensor_dec *d)
     return PROTO_OK;
 }
 
+enum proto_status proto_tensor_dec_trust_base(struct proto_tensor_dec *d,
+                                              const char *from_hex)
+{
+    if (!d || d->state != D_HEADER || d->in_len != 0 || !from_hex ||
+        !proto_hex_is_valid(from_hex, strlen(from_hex)))
+        return PROTO_BAD_INPUT;
+    memcpy(d->base_hex, from_hex, PROTO_HEX_SIZE);
+    d->base_trusted = true;
+    return PROTO_OK;
+}
+
 uint64_t proto_tensor_dec_peak_bytes(const struct proto_tensor_dec *d)
 {
     return d ? d->peak : 0;
@@ -2118,10 +2232,9 @@ void proto_tensor_dec_free(struct proto_tensor_dec *d)
 {
     if (!d)
         return;
-    for (unsigned s = 0; s < STREAMS; s++) {
+    for (unsigned s = 0; s < STREAMS; s++)
         ZSTD_freeDCtx(d->ds[s]);
-        free(d->planes[s]);
-    }
+    free(d->arena);
     proto_hasher_free(d->hasher);
     free(d->in);
     free(d->items);

@@ -20,6 +20,7 @@
 #define PROTO_TEXT_SIZE 257       /* task, description: up to 256 bytes */
 #define PROTO_UE_SIZE 129         /* opaque UE id: 1..128 bytes */
 #define PROTO_NONCE_SIZE 65       /* report nonce: 16..64 of [A-Za-z0-9_-] */
+#define PROTO_RECEIPT_SIZE 65     /* event receipt: 1..64 of [A-Za-z0-9_-] */
 
 #define PROTO_MAX_TECHNIQUES 8
 #define PROTO_MAX_LATENCIES 16    /* measured latency/energy per class */
@@ -341,6 +342,9 @@ struct proto_decision {
     int64_t expires_at_s;
     uint64_t generation;
     char nonce[PROTO_NONCE_SIZE];         /* "" when the report sent none */
+    /* The event receipt for the chosen version (the report sent "ue");
+     * "" for none. */
+    char receipt[PROTO_RECEIPT_SIZE];
 };
 
 /* ---- trust and control: UE events, rollout changes, version stats ---- */
@@ -366,6 +370,12 @@ struct proto_event {
     bool has_latency_ms;
     double energy_mj;
     bool has_energy_mj;
+    char receipt[PROTO_RECEIPT_SIZE];     /* from the select answer */
+    bool has_receipt;
+    /* Set by the server once the receipt checked out, never by the
+     * parser: only such events count toward the automatic pause when
+     * rollout_pause_needs_receipt is on. */
+    bool verified;
 };
 
 /* PATCH .../versions/{n}: at least one member. */
@@ -407,6 +417,9 @@ struct proto_version_stats {
     uint64_t counts[PROTO_EVENT_KINDS];
     uint64_t ues;
     uint64_t failed_ues;
+    /* The same two over events that carried a valid receipt. */
+    uint64_t verified_ues;
+    uint64_t verified_failed_ues;
     struct proto_class_latency latency[PROTO_MAX_LATENCIES];
     size_t latency_count;
 };

@@ -50,7 +50,9 @@ static const char decode_usage_text[] =
 struct file_sink {
     int fd;
     int err; /* errno of the failed write */
-    struct proto_hasher *hasher; /* what was written, for --digest */
+    struct proto_hasher *hasher; /* what was written: only for plain zstd,
+                                    which names no digest (the decoders of
+                                    the other codings verify their own) */
 };
 
 /* "modeld patch" or "modeld decode", for messages. */
@@ -129,15 +131,54 @@ static void report_mismatch(const char *old_path,
 }
 
 /*
+ * The SHA-256 of a file read with read(2): its pages stay in the page
+ * cache instead of being faulted into this process through a mapping.
+ * 0, or -1 with errno.
+ */
+static int hash_file(const char *path, char out_hex[PROTO_HEX_SIZE])
+{
+    enum { PIECE = 64 * 1024 };
+    unsigned char *buf = malloc(PIECE);
+    struct proto_hasher *h = proto_hasher_new();
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int rc = -1, err = ENOMEM;
+    ssize_t n = 0;
+
+    if (fd < 0)
+        err = errno;
+    while (buf && h && fd >= 0 && (n = read(fd, buf, PIECE)) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            err = errno;
+            break;
+        }
+        if (proto_hasher_update(h, buf, (size_t)n) != PROTO_OK)
+            break;
+    }
+    if (buf && h && fd >= 0 && n == 0 &&
+        proto_hasher_final(h, out_hex) == PROTO_OK)
+        rc = 0;
+    if (fd >= 0)
+        close(fd);
+    proto_hasher_free(h);
+    free(buf);
+    errno = err;
+    return rc;
+}
+
+/*
  * The tensor codings read in pieces through the streaming decoder (only
  * the header page of the mapping is touched): memory stays at the
- * decoder's, whatever the delta's size.
+ * decoder's, whatever the delta's size. base_hex, when not NULL, is the
+ * base's digest computed by hash_file: the decoder then reads through old
+ * only the base ranges the delta uses.
  */
 static enum proto_status stream_tensor(const void *old, size_t old_len,
-                                       const char *path,
+                                       const char *base_hex, const char *path,
                                        struct file_sink *fs)
 {
-    enum { PIECE = 256 * 1024 };
+    enum { PIECE = 64 * 1024 };
     struct proto_tensor_dec *d = NULL;
     unsigned char *buf = malloc(PIECE);
     enum proto_status st = PROTO_NO_MEMORY;
@@ -146,6 +187,8 @@ static enum proto_status stream_tensor(const void *old, size_t old_len,
     if (!buf || fd < 0)
         goto out;
     st = proto_tensor_dec_new(old, old_len, write_sink, fs, &d);
+    if (st == PROTO_OK && base_hex)
+        st = proto_tensor_dec_trust_base(d, base_hex);
     while (st == PROTO_OK) {
         ssize_t n = read(fd, buf, PIECE);
 
@@ -178,7 +221,7 @@ static int patch(const char *old_path, const char *delta_path,
     struct store_file_map old = { NULL, 0 }, delta = { NULL, 0 };
     struct file_sink fs = { -1, 0, NULL };
     char from_hex[PROTO_HEX_SIZE], to_hex[PROTO_HEX_SIZE];
-    char have_hex[PROTO_HEX_SIZE];
+    char have_hex[PROTO_HEX_SIZE], base_hex[PROTO_HEX_SIZE];
     enum proto_coded_kind kind;
     char *tmp = NULL;
     size_t out_len = strlen(out_path);
@@ -203,9 +246,17 @@ static int patch(const char *old_path, const char *delta_path,
                         "--digest\n", prog, delta_path);
         goto out;
     }
-    fs.hasher = proto_hasher_new();
-    if (!fs.hasher) {
+    /* Only plain zstd names no digest: the other decoders hash what they
+     * write and compare it with the digest the input names, so hashing
+     * the output here too would be a second SHA-256 pass over it. */
+    fs.hasher = kind == PROTO_CODED_ZSTD ? proto_hasher_new() : NULL;
+    if (kind == PROTO_CODED_ZSTD && !fs.hasher) {
         fprintf(stderr, "%s: out of memory\n", prog);
+        goto out;
+    }
+    if (kind == PROTO_CODED_TENSOR && hash_file(old_path, base_hex) != 0) {
+        fprintf(stderr, "%s: cannot read %s: %s\n", prog, old_path,
+                strerror(errno));
         goto out;
     }
     tmp = malloc(out_len + sizeof(".XXXXXX"));
@@ -229,13 +280,22 @@ static int patch(const char *old_path, const char *delta_path,
     (void)fchmod(fs.fd, 0666 & ~mask);
 
     if (kind == PROTO_CODED_TENSOR || kind == PROTO_CODED_BG)
-        st = stream_tensor(old.data, old.len, delta_path, &fs);
+        st = stream_tensor(old.data, old.len,
+                           kind == PROTO_CODED_TENSOR ? base_hex : NULL,
+                           delta_path, &fs);
     else
         st = proto_coded_apply(old.data, old.len, delta.data, delta.len,
                                write_sink, &fs, NULL);
-    if (st == PROTO_OK &&
-        (proto_hasher_final(fs.hasher, have_hex) != PROTO_OK ||
-         (want_hex && strcmp(have_hex, want_hex) != 0))) {
+    /* The result's digest: the one the input names (its decoder checked
+     * it) or, for plain zstd, the one hashed here. */
+    if (fs.hasher) {
+        if (st == PROTO_OK &&
+            proto_hasher_final(fs.hasher, have_hex) != PROTO_OK)
+            st = PROTO_NO_MEMORY;
+    } else {
+        memcpy(have_hex, to_hex, PROTO_HEX_SIZE);
+    }
+    if (st == PROTO_OK && want_hex && strcmp(have_hex, want_hex) != 0) {
         fprintf(stderr, "%s: the result is sha256:%s, not sha256:%s\n",
                 prog, have_hex, want_hex ? want_hex : "");
         goto out;

@@ -34,6 +34,7 @@
 #include "server/limits.h"
 #include "server/log.h"
 #include "server/tls.h"
+#include "server/tls_out.h"
 
 /* Body bytes read and dropped after a request was refused mid-body, so
  * that the client still gets its 4xx; past this the connection closes. */
@@ -52,6 +53,7 @@ elapsed_s(const struct timespec *start)
 
 static void watch_transfer(struct MHD_Connection *c, struct app *app,
                            uint64_t body_len);
+static void coalesce_answer(struct MHD_Connection *c);
 
 enum MHD_Result
 http_queue(struct MHD_Connection *c, struct request *rq, unsigned status,
@@ -89,6 +91,23 @@ text_response(char *text, const char *content_type)
     return resp;
 }
 
+/*
+ * Queues an answer built in memory. libmicrohttpd 0.9.75 writes its header
+ * and its body with two TLS records right after each other; over TLS the
+ * first is held back so that both leave in one sendmsg (server/tls_out.h).
+ * HEAD answers and empty bodies have one record only: nothing is held.
+ */
+static enum MHD_Result
+queue_buffer(struct MHD_Connection *c, struct request *rq, unsigned status,
+             struct MHD_Response *resp, uint64_t body_len)
+{
+    enum MHD_Result ret = http_queue(c, rq, status, resp, body_len);
+
+    if (ret == MHD_YES && rq->app->tls && rq->body_bytes_out > 0)
+        coalesce_answer(c);
+    return ret;
+}
+
 enum MHD_Result
 http_reply_json(struct MHD_Connection *c, struct request *rq,
                 unsigned status, char *json)
@@ -102,8 +121,8 @@ http_reply_json(struct MHD_Connection *c, struct request *rq,
         return http_reply_problem(c, rq, &err);
     }
     len = strlen(json);
-    return http_queue(c, rq, status, text_response(json, "application/json"),
-                      len);
+    return queue_buffer(c, rq, status,
+                        text_response(json, "application/json"), len);
 }
 
 enum MHD_Result
@@ -120,7 +139,7 @@ http_reply_json_with(struct MHD_Connection *c, struct request *rq,
     resp = text_response(json, "application/json");
     for (size_t i = 0; resp && headers && headers[i]; i += 2)
         MHD_add_response_header(resp, headers[i], headers[i + 1]);
-    return http_queue(c, rq, status, resp, len);
+    return queue_buffer(c, rq, status, resp, len);
 }
 
 /*
@@ -191,7 +210,7 @@ http_reply_problem(struct MHD_Connection *c, struct request *rq,
         log_msg(LOG_ERROR, rq->id, "%u %s", status, err->detail);
     else
         log_msg(LOG_DEBUG, rq->id, "%u %s", status, err->detail);
-    return http_queue(c, rq, status, resp, len);
+    return queue_buffer(c, rq, status, resp, len);
 }
 
 enum MHD_Result
@@ -256,6 +275,7 @@ struct conn {
     struct deadline_conn *deadline;
     struct request *rq;               /* started, not yet completed */
     int fd;                           /* the socket, -1 if unknown */
+    struct tls_out *out;              /* HTTPS: the session's push */
     bool watched;                     /* a large answer's progress is
                                          watched (deadline.h) instead of
                                          libmicrohttpd's idle timeout */
@@ -329,6 +349,24 @@ conn_of(struct MHD_Connection *c)
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 
     return info ? info->socket_context : NULL;
+}
+
+static void
+coalesce_answer(struct MHD_Connection *c)
+{
+    struct conn *conn = conn_of(c);
+
+    if (conn)
+        tls_out_hold_next(conn->out);
+}
+
+static void *
+tls_session_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+
+    return info ? info->tls_session : NULL;
 }
 
 /*
@@ -764,6 +802,10 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 
     if (app->deadlines)
         deadlines_arm(app->deadlines, conn_deadline(c));
+    /* Normally the body's push took what was held; never leave an answer
+     * behind. */
+    if (conn && !tls_out_flush(conn->out))
+        log_msg(LOG_DEBUG, 0, "tls: a held record waits for the socket");
     if (conn && conn->watched) {
         conn->watched = false;
         deadlines_watch(app->deadlines, conn->deadline, false);
@@ -829,6 +871,8 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
         conn->fd = info ? info->connect_fd : -1;
         if (info && app->deadlines)
             conn->deadline = deadlines_open(app->deadlines, info->connect_fd);
+        if (app->tls)
+            conn->out = tls_out_attach(tls_session_of(c), conn->fd);
     } else {
         atomic_fetch_sub(&app->metrics.connections, 1);
         *socket_context = NULL;
@@ -837,6 +881,7 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
         if (app->deadlines)
             deadlines_close(app->deadlines, conn->deadline);
         request_free(conn->rq);
+        tls_out_detach(conn->out, tls_session_of(c));
         free(conn);
     }
 }

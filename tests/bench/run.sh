@@ -28,6 +28,11 @@ ROOT=$(cd "$BENCH_DIR/../.." && pwd)
 MODELD=${1:-$ROOT/build/modeld}
 [ -x "$MODELD" ] || { echo "bench: $MODELD is missing; run make" >&2; exit 2; }
 MODELD=$(cd "$(dirname "$MODELD")" && pwd)/$(basename "$MODELD")
+# The UE-side apply: build/modeld-apply, `modeld patch` without the
+# server's libraries (tools/modeld_apply.c); `modeld patch` is measured
+# beside it.
+APPLY=$(dirname "$MODELD")/modeld-apply
+[ -x "$APPLY" ] || { echo "bench: $APPLY is missing; run make" >&2; exit 2; }
 
 ROUNDS=${BENCH_ROUNDS:-3}
 DURATION=${BENCH_DURATION_S:-4}
@@ -780,7 +785,7 @@ if want delta; then
                     rm -f "$WORK/out.bin"
                     t0=$(now)
                     if [ "$side" = modeld ]; then
-                        "$MODELD" patch "$MD/base.bin" "$WORK/$p.mdelta" \
+                        "$APPLY" "$MD/base.bin" "$WORK/$p.mdelta" \
                             "$WORK/out.bin" >/dev/null 2>&1
                     else
                         zstd -q -d -f --long=31 --patch-from="$MD/base.bin" \
@@ -944,31 +949,43 @@ if want tensor; then
     }
     # min_of V...: the smallest (a busy machine only ever adds time).
     min_of() { printf '%s\n' "$@" | sort -g | head -n 1; }
-    # apply_rows KEY LABEL BASE TENSOR_DELTA ZSTD_DELTA TARGET: `modeld
-    # patch` of the served delta against `zstd -d --patch-from` of zstd's,
-    # each the fastest of BENCH_ROUNDS runs: wall time, and CPU time (user
-    # + system, GNU time: 10 ms steps), which a loaded machine disturbs
-    # less; and their peak RSS. modeld patch fsyncs its output before the
-    # rename that makes it visible; the reference does the same work: zstd,
-    # then `sync` of its output.
+    # apply_rows KEY LABEL BASE TENSOR_DELTA ZSTD_DELTA TARGET: the UE's
+    # apply (build/modeld-apply, the code of `modeld patch`) of the served
+    # delta against `zstd -d --patch-from` of zstd's, each the fastest of
+    # BENCH_ROUNDS runs: wall time, and CPU time (user + system, GNU time:
+    # 10 ms steps), which a loaded machine disturbs less; and their peak
+    # RSS; then the CPU time and peak RSS of `modeld patch` (the server
+    # binary, its libraries' start included) against the same reference.
+    # modeld patch fsyncs its output before the rename that makes it
+    # visible; the reference does the same work: zstd, then `sync` of its
+    # output.
     apply_rows() {
         local k=$1 L=$2 base=$3 td=$4 zd=$5 target=$6 r side t0 ok=1
-        local ms=() zs=() mc=() zc=()
+        local ms=() zs=() mc=() zc=() sc=()
         row "$k" tensor "$L: apply time (min of $ROUNDS)" s lower \
             "zstd -d --patch-from + sync"
         row "${k}_cpu" tensor "$L: apply CPU time (min of $ROUNDS)" s \
             lower "zstd -d --patch-from + sync"
         row "${k}_rss" tensor "$L: apply peak RSS" KiB lower \
             "zstd -d --patch-from"
+        row "${k}_srv_cpu" tensor "$L: modeld patch (server binary) CPU time" \
+            s lower "zstd -d --patch-from + sync"
+        row "${k}_srv_rss" tensor "$L: modeld patch (server binary) peak RSS" \
+            KiB lower "zstd -d --patch-from"
         for ((r = 1; r <= ROUNDS; r++)); do
             for side in $( ((r % 2)) && echo "modeld ref" || echo "ref modeld"); do
                 rm -f "$TD/out"
                 t0=$(now)
                 if [ "$side" = modeld ]; then
-                    /usr/bin/time -f '%U %S' -o "$TD/cpu" "$MODELD" patch \
+                    /usr/bin/time -f '%U %S' -o "$TD/cpu" "$APPLY" \
                         "$base" "$td" "$TD/out" >/dev/null 2>&1
                     ms+=("$(since "$t0")")
                     mc+=("$(awk '{ print $1 + $2 }' "$TD/cpu")")
+                    cmp -s "$TD/out" "$target" || ok=0
+                    rm -f "$TD/out"
+                    /usr/bin/time -f '%U %S' -o "$TD/cpu" "$MODELD" patch \
+                        "$base" "$td" "$TD/out" >/dev/null 2>&1
+                    sc+=("$(awk '{ print $1 + $2 }' "$TD/cpu")")
                     cmp -s "$TD/out" "$target" || ok=0
                 else
                     /usr/bin/time -f '%U %S' -o "$TD/cpu" sh -c \
@@ -985,10 +1002,15 @@ if want tensor; then
         val "$k" ref "$(min_of "${zs[@]}")"
         val "${k}_cpu" modeld "$(min_of "${mc[@]}")"
         val "${k}_cpu" ref "$(min_of "${zc[@]}")"
-        val "${k}_rss" modeld "$(rss_kib "$MODELD" patch "$base" "$td" \
+        val "${k}_srv_cpu" modeld "$(min_of "${sc[@]}")"
+        val "${k}_srv_cpu" ref "$(min_of "${zc[@]}")"
+        val "${k}_rss" modeld "$(rss_kib "$APPLY" "$base" "$td" "$TD/out")"
+        val "${k}_srv_rss" modeld "$(rss_kib "$MODELD" patch "$base" "$td" \
             "$TD/out")"
-        val "${k}_rss" ref "$(rss_kib zstd -q -d -f --long=31 \
-            --patch-from="$base" "$zd" -o "$TD/out")"
+        r=$(rss_kib zstd -q -d -f --long=31 --patch-from="$base" "$zd" \
+            -o "$TD/out")
+        val "${k}_rss" ref "$r"
+        val "${k}_srv_rss" ref "$r"
     }
     # pair_rows KEY LABEL BASE NEW [OLD_MANIFEST NEW_MANIFEST]: the served
     # delta (`modeld delta`: both formats at level 19, the smaller kept,

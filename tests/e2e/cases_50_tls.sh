@@ -155,6 +155,20 @@ if demo_data && daemon_start tls "$DEMO_DATA" --tls-cert "$PKI/server.pem" \
         "${DPORT[tls]}" "${DPID[tls]}" 8 2)
     check_lt "tls: 8 handshakes waiting on their clients for 2 s: daemon CPU under 200 ms" \
         200 "$stalled_ms"
+    # One write per answer: libmicrohttpd 0.9.75 sends header and body as
+    # two TLS records; the daemon's push sends both in one sendmsg
+    # (server/tls_out.c). The client counts TCP data segments per answer on
+    # a keep-alive connection: an answer of a few KB came in two (the
+    # header pushed alone), now one; small answers, problems and HEAD stay
+    # at one; a Connection: close answer arrives whole before close_notify.
+    segs=$(timeout 60 python3 "$E2E_DIR/tls_segments.py" "${DPORT[tls]}" \
+        "$PKI/ca.pem" 20 2>&1)
+    check_ge "tls: the family description is over 1400 bytes (header pushed alone before)" \
+        1400 "${segs##*bytes=}"
+    check_match "tls: one TCP segment per answer (large, select, problem, HEAD)" \
+        '^large=1\.00 select=1\.00 problem=1\.00 head=1\.00 ' "$segs"
+    check_match "tls: a Connection: close answer arrives whole, then close_notify" \
+        ' close=ok ' "$segs"
     http GET /healthz
     check "tls: still serving after the plain-HTTP and TLS 1.1 attempts" 200 "$STATUS"
 

@@ -372,12 +372,20 @@ if daemon_start cli "$CLI_WORK/data" "${CLI_ARGS[@]}"; then
     ACCEPT='"accept":{"delta_formats":["zstd-patch","modeld-tensor/1"],"encodings":["modeld-bg/1"]}'
     http_admin PUT /v1/families/clit -H 'Content-Type: application/json' --data-binary '{}'
     publish net "$TT/v1.safetensors" 1000 0.5 clit
-    for ((i = 0; i < 200; i++)); do
-        http POST /v1/families/clit/select -H 'Content-Type: application/json' --data-binary \
-            "{\"device\":{\"memory_bytes\":100000000,\"gflops\":50},$ACCEPT}"
-        [ "$(jbody .model.encoding)" = modeld-bg/1 ] && break
-        sleep 0.1
-    done
+    # clit_select_until FIELD WANT TRIES [CURRENT]: selects on clit every
+    # 0.1 s until the answer's FIELD is WANT (the worker made it), at most
+    # TRIES times; the last answer stays in BODY.
+    clit_select_until() {
+        local i cur=""
+        [ -n "${4:-}" ] && cur="\"current\":\"$4\","
+        for ((i = 0; i < $3; i++)); do
+            http POST /v1/families/clit/select -H 'Content-Type: application/json' --data-binary \
+                "{\"device\":{\"memory_bytes\":100000000,\"gflops\":50},$cur$ACCEPT}"
+            [ "$(jbody "$1")" = "$2" ] && break
+            sleep 0.1
+        done
+    }
+    clit_select_until .model.encoding modeld-bg/1 200
     check "client: tensor: the daemon offers the modeld-bg/1 form" modeld-bg/1 "$(jbody .model.encoding)"
     TS=$CLI_WORK/st-tensor
     timeout 60 "$MODELD" fetch --server "$CLI_SRV" --family clit --state "$TS" --no-benchmark \
@@ -386,12 +394,7 @@ if daemon_start cli "$CLI_WORK/data" "${CLI_ARGS[@]}"; then
     check_match "client: tensor: fetched in modeld-bg/1" 'download model coding=modeld-bg/1' "$(cat "$CLI_WORK/bg.out")"
     check "client: tensor: decoded and verified" "$T1" "$(path_digest "$TS")"
     publish net "$TT/v2.safetensors" 1000 0.5 clit
-    for ((i = 0; i < 300; i++)); do
-        http POST /v1/families/clit/select -H 'Content-Type: application/json' --data-binary \
-            "{\"device\":{\"memory_bytes\":100000000,\"gflops\":50},\"current\":\"$T1\",$ACCEPT}"
-        [ "$(jbody .delta.format)" = modeld-tensor/1 ] && break
-        sleep 0.1
-    done
+    clit_select_until .delta.format modeld-tensor/1 300 "$T1"
     check "client: tensor: the daemon offers the modeld-tensor/1 delta" modeld-tensor/1 "$(jbody .delta.format)"
     cp -a "$TS" "$CLI_WORK/st-tensor2"
     timeout 60 "$MODELD" fetch --server "$CLI_SRV" --family clit --state "$TS" --no-benchmark \

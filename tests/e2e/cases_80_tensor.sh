@@ -79,6 +79,21 @@ check "tensor: modeld patch rebuilds v3" "${TV[3]}" "$(sha_of "$TDIR/out3" 2>/de
 "$MODELD" patch "$TDIR/v2.safetensors" "$TDIR/d13" "$TDIR/out3b" >/dev/null 2>&1
 check "tensor: on the wrong base: exit 1" 1 "$?"
 check_cmd "tensor: on the wrong base: no OUT" test ! -e "$TDIR/out3b"
+check_match "tensor: on the wrong base: says so" "is not the delta's base" \
+    "$("$MODELD" patch "$TDIR/v2.safetensors" "$TDIR/d13" "$TDIR/out3b" 2>&1)"
+# build/modeld-apply: the same code without the server's libraries (built
+# beside build/modeld by make all; not by the ASan build).
+MODELD_APPLY=$(dirname "$MODELD")/modeld-apply
+if [ -x "$MODELD_APPLY" ]; then
+    "$MODELD_APPLY" "$TDIR/v1.safetensors" "$TDIR/d13" "$TDIR/out3c" >/dev/null 2>&1
+    check "tensor: modeld-apply exit status" 0 "$?"
+    check "tensor: modeld-apply rebuilds v3" "${TV[3]}" "$(sha_of "$TDIR/out3c" 2>/dev/null)"
+    "$MODELD_APPLY" "$TDIR/v2.safetensors" "$TDIR/d13" "$TDIR/out3d" >/dev/null 2>&1
+    check "tensor: modeld-apply on the wrong base: exit 1" 1 "$?"
+    check_cmd "tensor: modeld-apply on the wrong base: no OUT" test ! -e "$TDIR/out3d"
+    check_cmd "tensor: modeld-apply links none of the server's libraries" \
+        sh -c "! ldd '$MODELD_APPLY' | grep -E 'libmicrohttpd|libgnutls|libpq|libcurl|libsqlite3|libcrypto'"
+fi
 http GET "/v1/deltas/${TV[1]}/${TV[3]}?format=modeld-tensor%2F1"
 check "tensor: ?format percent-encoded" 200 "$STATUS"
 http GET "/v1/deltas/${TV[1]}/${TV[3]}?format=bsdiff"
@@ -112,6 +127,17 @@ if [ "$(hdr Content-Encoding)" = zstd ]; then
     check "tensor: modeld decode --digest of zstd" 0 "$?"
     "$MODELD" decode --digest "${TV[2]}" "$TDIR/v3.zst" "$TDIR/v3.y" >/dev/null 2>&1
     check "tensor: modeld decode with the wrong --digest: exit 1" 1 "$?"
+fi
+# A bg file names its digest: --digest must agree with it (the decoder
+# verified the bytes against the file's own).
+"$MODELD" decode --digest "${TV[3]}" "$TDIR/v3.bg" "$TDIR/v3.dec2" >/dev/null 2>&1
+check "tensor: modeld decode --digest of bg" 0 "$?"
+"$MODELD" decode --digest "${TV[2]}" "$TDIR/v3.bg" "$TDIR/v3.dec3" >/dev/null 2>&1
+check "tensor: modeld decode of bg with the wrong --digest: exit 1" 1 "$?"
+check_cmd "tensor: ... and no OUT" test ! -e "$TDIR/v3.dec3"
+if [ -x "$MODELD_APPLY" ]; then
+    "$MODELD_APPLY" decode "$TDIR/v3.bg" "$TDIR/v3.dec4" >/dev/null 2>&1
+    check "tensor: modeld-apply decode rebuilds v3" "${TV[3]}" "$(sha_of "$TDIR/v3.dec4" 2>/dev/null)"
 fi
 tselect 3
 check_jq "tensor: no accept: no encoding" '.model.encoding == null'

@@ -1104,6 +1104,112 @@ t_history_deep_dips(struct fixture *f)
     t_history(f, 4, 10000000);
 }
 
+/*
+ * Degraded under dips. Detection, balanced, 40 MB, 15 GFLOP/s,
+ * max_latency_ms 60: every variant misses the latency (all over budget,
+ * so the score is the accuracy). ssd300 80 ms, violation 20 / 60 =
+ * .3333; efficientdet 166.7 ms, 1.7778; fasterrcnn-mobilenet 1680 ms, 27
+ * (the rest need over 40 MB). Degraded utility u / (1 + violation):
+ * ssd300 .21 / 1.3333 = .1575, efficientdet .338 / 2.7778 = .12168.
+ * Holding efficientdet; 16 minutes of lows at 40 MB but for `dips`
+ * separate minutes at 20 MB, under ssd300's 27.2 MB (efficientdet's 15.6
+ * always fits: the fallback, cost 4.68). ssd300: 27.2 MB at 9 Mbit/s
+ * 24.18 s, cost 8.16; hysteresis .02 * 1800 = 36.
+ *   no dips: V = .12168 * 24.18 + .1575 * 1775.82 - 8.16 = 274.5 over
+ *     .12168 * 1800 = 219.0 + 36: the smallest violation pays, move
+ *   4 dips: fit .75, u = .1575 * .75 + .12168 * .25 = .14855; round trips
+ *     4 / 960 * 1775.82 * (4.68 + 8.16) = 95.0; V = 2.94 + 263.8 - 8.16
+ *     - 95.0 = 163.6 under 219.0: the move does not pay, keep
+ */
+static void
+t_degraded_dips(struct fixture *f, unsigned dips)
+{
+    t_base(f);
+    set_latency(f, 60);
+    set_memory(f, 40000000);
+    f->r.gflops = 15;
+    f->r.preference = PROTO_PREFER_BALANCED;
+    hold(f, "efficientdet-d0");
+    f->r.memory_history_count = 16;
+    for (size_t i = 0; i < 16; i++)
+        f->r.memory_history_bytes[i] =
+            i % 4 == 1 && i / 4 < dips ? 20000000 : 40000000;
+}
+
+static void
+t_degraded_no_dips(struct fixture *f)
+{
+    t_degraded_dips(f, 0);
+}
+
+static void
+t_degraded_4_dips(struct fixture *f)
+{
+    t_degraded_dips(f, 4);
+}
+
+/* One dip, hysteresis_score .01 (18): fit 15/16, efficientdet runs in
+ * the dip: u = .1575 * .9375 + .12168 * .0625 = .15527; round trips
+ * 1 / 960 * 1775.82 * 12.84 = 23.75; V = 2.94 + 275.74 - 8.16 - 23.75 =
+ * 246.8, 27.7 over 219.0: move. Were nothing to run in the dip (u =
+ * .14766), V = 233.3, under 219.0 + 18. */
+static void
+t_degraded_1_dip(struct fixture *f)
+{
+    t_degraded_dips(f, 1);
+    f->cfg.hysteresis_score = 0.01;
+}
+
+/*
+ * Riding out a dip. The same UE holding ssd300, 20 MB free now (the last
+ * minute), ssd300 under its need in 4 single minutes of 16 (this one
+ * included): fit .75, dips last (1 - .75) / (4 / 960) = 60 s. Moving to
+ * efficientdet (13.87 s, cost 4.68) is worth .12168 * 1786.13 - 4.68 =
+ * 212.7; riding the dip out .1575 * .75 * (1800 - 60) = 205.5, within
+ * the hysteresis 36; efficientdet for the dip only, .12168 * (60 -
+ * 13.87) = 5.6, does not pay for 4.68 + 8.16 + 36: keep ssd300. One dip
+ * of 8 minutes (fit .5, 480 s): riding out .1575 * .5 * 1320 = 104.0,
+ * under 212.7 - 36: move.
+ */
+static void
+t_ride(struct fixture *f, unsigned dips, unsigned last)
+{
+    t_degraded_dips(f, dips);
+    hold(f, "ssd300-mobilenet");
+    set_memory(f, 20000000);
+    for (size_t i = 16 - last; i < 16; i++)
+        f->r.memory_history_bytes[i] = 20000000;
+}
+
+static void
+t_ride_short(struct fixture *f)
+{
+    t_ride(f, 3, 1);
+}
+
+static void
+t_ride_long(struct fixture *f)
+{
+    t_ride(f, 0, 8);
+}
+
+/*
+ * Quality, 15 MB free now, holding efficientnet (21.2 MB), under it in
+ * the last minute only (of 16 at 40 MB): fit 15/16, the dip lasts 60 s.
+ * Riding out .771 * .9375 * 1740 = 1257.7 is within the hysteresis 9 of
+ * mobilenet's .706 * 1788.27 - 3.96 = 1258.6, but mobilenet runs 60 -
+ * 11.73 s of the dip, .706 * 48.27 = 34.1 over its 3.96 + efficientnet's
+ * 6.36 again + 9: moving for the dip pays.
+ */
+static void
+t_ride_quality(struct fixture *f)
+{
+    t_history(f, 0, 40000000);
+    hold(f, "efficientnet-b0");
+    set_memory(f, 15000000);
+    f->r.memory_history_bytes[15] = 15000000;
+}
+
 /* 60 MB, 1 Mbit/s (0.9 planned), horizon 1800, metered (bytes x3).
  * saver (1, .4, .4, bytes x3, so x9): scores over vgg-16's 160 ms:
  *   efficientnet .771 + .8 * (1 - 3.9/160) = 1.5515, 188.4 s, cost 57.2
@@ -1204,6 +1310,38 @@ static const struct select_case time_cases[] = {
       false, -1, R_CANDIDATE, "mobilenet-v1-1.0-224",
       "memory: under 13200000 bytes in 4 of 16 minutes, 4 dips; round "
       "trips cost 29.7 over 1800 s" },
+    { "time: degraded, no dips, the smallest violation pays", DETECTION,
+      t_degraded_no_dips, PROTO_ACTION_DOWNLOAD, "ssd300-mobilenet", 0, true,
+      -1, R_CHOSEN, NULL, "degraded: smallest violation 0.333333" },
+    { "time: degraded, 4 dips, the smallest violation does not pay",
+      DETECTION, t_degraded_4_dips, PROTO_ACTION_KEEP, "efficientdet-d0", 0,
+      true, -1, R_CANDIDATE, "ssd300-mobilenet",
+      "memory: under 27200000 bytes in 4 of 16 minutes, 4 dips; round "
+      "trips cost 95 over 1776 s" },
+    { "time: degraded, the fallback runs in a dip", DETECTION,
+      t_degraded_1_dip, PROTO_ACTION_DOWNLOAD, "ssd300-mobilenet", 0, true,
+      -1, R_CHOSEN, NULL, "switch pays: gain 0.0336 over 1776 s after 24.2 "
+      "s (27.2 MB at 9 Mbit/s) = 59.6 over cost 8.16" },
+    { "time: degraded, 4 dips, says so", DETECTION, t_degraded_4_dips,
+      PROTO_ACTION_KEEP, "efficientdet-d0", 0, true, -1, R_CANDIDATE,
+      "ssd300-mobilenet", "does not pay: gain 0.0269 over 1776 s after 24.2 "
+      "s (27.2 MB at 9 Mbit/s) = 47.7, under cost 8.16 + hysteresis 36" },
+    { "time: a short dip, ridden out", DETECTION, t_ride_short,
+      PROTO_ACTION_KEEP, "ssd300-mobilenet", 0, true, -1, R_CHOSEN, NULL,
+      "keep: needs 27200000 bytes, 20000000 free; its dips last 60 s: "
+      "riding this out is worth 205.538 over 1800 s, efficientdet-d0 "
+      "212.657" },
+    { "time: a short dip, the move does not pay", DETECTION, t_ride_short,
+      PROTO_ACTION_KEEP, "ssd300-mobilenet", 0, true, -1, R_CANDIDATE,
+      "efficientdet-d0",
+      "does not pay: worth 212.657 over 1800 s, riding out current's dip "
+      "(60 s) 205.538" },
+    { "time: a long dip, move", DETECTION, t_ride_long,
+      PROTO_ACTION_DOWNLOAD, "efficientdet-d0", 0, true, -1, R_NONE, NULL,
+      NULL },
+    { "time: a short dip that pays a move", CLASSIFICATION, t_ride_quality,
+      PROTO_ACTION_DOWNLOAD, "mobilenet-v1-1.0-224", 0, false, -1, R_NONE,
+      NULL, NULL },
     { "time: saver, metered slow link", CLASSIFICATION, t_saver_metered,
       PROTO_ACTION_DOWNLOAD, "mobilenet-v1-1.0-224", 0, false, -1, R_CHOSEN,
       NULL, "network: metered, transfer cost x3" },

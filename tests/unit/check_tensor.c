@@ -562,6 +562,128 @@ START_TEST(test_proto_tensor_delta_sparse_beats_patch)
 }
 END_TEST
 
+/*
+ * A model of three batches (1 MiB of stream bytes each): a fully
+ * fine-tuned tensor (byte planes) that ends 2 KiB before the first batch
+ * boundary, then 2% fine-tunes (range-coded), so that a range-coded
+ * item's bytes run across the boundary; fed in pieces of odd sizes. The
+ * decoder holds one batch's planes and a 64 KiB step: not the compressed
+ * chunk, nor a second copy of the range-coded bytes (it held 3-4 MiB).
+ */
+static void tensor_fill(struct tg_tensor *t, const char *name, size_t rows,
+                        size_t cols)
+{
+    memset(t, 0, sizeof(*t));
+    snprintf(t->name, sizeof(t->name), "%s", name);
+    t->dtype = TG_F32;
+    t->ndim = 2;
+    t->shape[0] = rows;
+    t->shape[1] = cols;
+    t->len = rows * cols * 4;
+    t->data = malloc(t->len);
+    ck_assert_ptr_nonnull(t->data);
+    for (size_t i = 0; i < rows * cols; i++)
+        tg_setf(t, i, (float)(0.05 * tg_gauss()));
+}
+
+START_TEST(test_proto_tensor_dec_bounded)
+{
+    static const size_t pieces[] = { 1, 5, 333, 4096, 70000 };
+    struct tg_model base = { calloc(4, sizeof(struct tg_tensor)), 4 };
+    struct tg_model next, one;
+    struct file a, b;
+    struct coded c;
+    struct proto_tensor_dec *d = NULL;
+    struct membuf res = { 0 };
+    size_t at = 0;
+
+    ck_assert_ptr_nonnull(base.t);
+    tg_seed(77);
+    /* (1 MiB - 2 KiB) / 4 = 1022 * 256 elements */
+    tensor_fill(&base.t[0], "a.weight", 1022, 256);
+    tensor_fill(&base.t[1], "b.weight", 512, 256);
+    tensor_fill(&base.t[2], "c.weight", 1024, 256);
+    tensor_fill(&base.t[3], "d.weight", 512, 256);
+    next = tg_model_copy(&base);
+    for (size_t i = 0; i < 4; i++) {
+        one.t = &next.t[i];
+        one.count = 1;
+        tg_finetune(&one, i % 2 ? 0.02 : 1.0, 1e-3, 0, 90 + i);
+    }
+    file_write(&base, F_SAFETENSORS, &a);
+    file_write(&next, F_SAFETENSORS, &b);
+    deltas(&a, &b, &c); /* also applies it whole */
+    ck_assert_int_eq(proto_tensor_dec_new(a.data.p, a.data.len, mem_sink,
+                                          &res, &d),
+                     PROTO_OK);
+    for (size_t k = 0; at < c.tensor.len; k++) {
+        size_t n = pieces[k % 5] < c.tensor.len - at ? pieces[k % 5]
+                                                      : c.tensor.len - at;
+
+        ck_assert_int_eq(proto_tensor_dec_feed(d, c.tensor.p + at, n),
+                         PROTO_OK);
+        at += n;
+    }
+    ck_assert_int_eq(proto_tensor_dec_finish(d), PROTO_OK);
+    ck_assert_uint_eq(res.len, b.data.len);
+    ck_assert_int_eq(memcmp(res.p, b.data.p, res.len), 0);
+    ck_assert_msg(proto_tensor_dec_peak_bytes(d) <= (1u << 20) + (128u << 10),
+                  "decoder held %llu bytes",
+                  (unsigned long long)proto_tensor_dec_peak_bytes(d));
+    proto_tensor_dec_free(d);
+    free(res.p);
+    free(c.tensor.p);
+    free(c.patch.p);
+    file_free(&a);
+    file_free(&b);
+    tg_model_free(&base);
+    tg_model_free(&next);
+}
+END_TEST
+
+/* The base's digest from the caller (modeld patch hashes the file with
+ * read(2)): checked against the header's instead of hashing old. */
+START_TEST(test_proto_tensor_dec_trust_base)
+{
+    struct proto_tensor_dec *d = NULL;
+    struct membuf res = { 0 };
+    char ha[PROTO_HEX_SIZE], other[PROTO_HEX_SIZE];
+
+    pair_pick(_i);
+    sha(da.data.p, da.data.len, ha);
+    sha(db.data.p, db.data.len, other);
+    /* the right digest: decodes */
+    ck_assert_int_eq(proto_tensor_dec_new(da.data.p, da.data.len, mem_sink,
+                                          &res, &d),
+                     PROTO_OK);
+    ck_assert_int_eq(proto_tensor_dec_trust_base(d, ha), PROTO_OK);
+    ck_assert_int_eq(proto_tensor_dec_feed(d, dd.p, dd.len), PROTO_OK);
+    ck_assert_int_eq(proto_tensor_dec_finish(d), PROTO_OK);
+    ck_assert_uint_eq(res.len, db.data.len);
+    ck_assert_int_eq(memcmp(res.p, db.data.p, res.len), 0);
+    /* too late once bytes came */
+    ck_assert_int_eq(proto_tensor_dec_trust_base(d, ha), PROTO_BAD_INPUT);
+    proto_tensor_dec_free(d);
+    /* another digest: refused before a byte is written */
+    res.len = 0;
+    ck_assert_int_eq(proto_tensor_dec_new(da.data.p, da.data.len, mem_sink,
+                                          &res, &d),
+                     PROTO_OK);
+    ck_assert_int_eq(proto_tensor_dec_trust_base(d, other), PROTO_OK);
+    ck_assert_int_eq(proto_tensor_dec_feed(d, dd.p, dd.len), PROTO_MISMATCH);
+    ck_assert_uint_eq(res.len, 0);
+    /* not a digest */
+    proto_tensor_dec_free(d);
+    ck_assert_int_eq(proto_tensor_dec_new(da.data.p, da.data.len, mem_sink,
+                                          &res, &d),
+                     PROTO_OK);
+    ck_assert_int_eq(proto_tensor_dec_trust_base(d, "sha256:00"),
+                     PROTO_BAD_INPUT);
+    proto_tensor_dec_free(d);
+    free(res.p);
+}
+END_TEST
+
 START_TEST(test_proto_coded_kind_headers)
 {
     char from[PROTO_HEX_SIZE], to[PROTO_HEX_SIZE], hb[PROTO_HEX_SIZE];
@@ -610,6 +732,8 @@ static Suite *tensor_suite(void)
     tcase_add_loop_test(tc, test_proto_tensor_dec_feed_bytewise, 0, 2);
     tcase_add_loop_test(tc, test_proto_tensor_dec_wrong_base, 0, 2);
     tcase_add_loop_test(tc, test_proto_tensor_dec_corrupt, 0, 2);
+    tcase_add_loop_test(tc, test_proto_tensor_dec_trust_base, 0, 2);
+    tcase_add_test(tc, test_proto_tensor_dec_bounded);
     tcase_add_test(tc, test_proto_coded_kind_headers);
     tcase_add_test(tc, test_proto_tensor_delta_sparse_beats_patch);
     suite_add_tcase(s, tc);
