@@ -642,6 +642,10 @@ char *proto_decision_write(const struct proto_decision *d, const char *family,
             sb_puts(&b, v->blob_hex);
             sb_puts(&b, "?encoding=modeld-bg/1\",\"encoding\":"
                         "\"modeld-bg/1\"");
+            /* The model's own size: bounds the decoding and a client's
+             * fall back to the plain blob (README "Client"). */
+            sb_key(&b, "decoded_size_bytes");
+            sb_u64(&b, v->size_bytes);
         } else {
             sb_u64(&b, v->size_bytes);
             sb_key(&b, "url");

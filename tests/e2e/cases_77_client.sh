@@ -152,7 +152,7 @@ if daemon_start cli "$CLI_WORK/data" "${CLI_ARGS[@]}"; then
     check "client: first fetch: state names the model" "${L1#sha256:}" \
         "$(jq -r .current.digest_hex "$A/state.json")"
     check_ge "client: first fetch: a throughput sample kept" 1 \
-        "$(jq '.downlink_history_bps | length' "$A/state.json")"
+        "$(jq '.downlink_samples | length' "$A/state.json")"
     no_sanitizer "client: first fetch" "$FETCH_ERR"
 
     # on a terminal (script(1) gives it one): a progress bar on stderr
@@ -229,7 +229,11 @@ if daemon_start cli "$CLI_WORK/data" "${CLI_ARGS[@]}"; then
     C=$CLI_WORK/st-c
     fetch "$C" --set device.memory_bytes=20000000
     check "client: flip: the small model first (direct)" 0 "$FETCH_RC"
-    fetch "$C" --server "$PROXY" --set device.memory_bytes=100000000
+    # more memory at once: without the minute's low of 20 MB that the
+    # client remembers (device.memory_history_bytes, memory_floor_bytes),
+    # or the policy rightly waits for the extra memory to last
+    fetch "$C" --server "$PROXY" --set device.memory_bytes=100000000 \
+        --set device.memory_history_bytes=null --set device.memory_floor_bytes=null
     check "client: flipped model byte: exit 4" 4 "$FETCH_RC"
     check "client: flipped model byte: nothing switched" "$S1" "$(path_digest "$C")"
     check "client: flipped model byte: bytes deleted" 0 "$(ls "$C/partial" | wc -l)"
@@ -387,6 +391,8 @@ if daemon_start cli "$CLI_WORK/data" "${CLI_ARGS[@]}"; then
     }
     clit_select_until .model.encoding modeld-bg/1 200
     check "client: tensor: the daemon offers the modeld-bg/1 form" modeld-bg/1 "$(jbody .model.encoding)"
+    check "client: tensor: the decision names the model's own size" \
+        "$(file_size "$TT/v1.safetensors")" "$(jbody .model.decoded_size_bytes)"
     TS=$CLI_WORK/st-tensor
     timeout 60 "$MODELD" fetch --server "$CLI_SRV" --family clit --state "$TS" --no-benchmark \
         --set device.gflops=50 --set device.memory_bytes=100000000 >"$CLI_WORK/bg.out" 2>&1
