@@ -1201,7 +1201,9 @@ ride_out(struct run *k, const struct proto_candidate *cands,
     double again = (double)var_of(k, h)->size_bytes * k->cost_per_byte;
     double in_dip;
 
-    if (!k->has_held || k->has_cur || !(h->dips_per_s > 0))
+    /* a download in flight is not aborted to ride a dip out */
+    if (!k->has_held || k->has_cur || !(h->dips_per_s > 0) ||
+        pick->is_fetching)
         return false;
     k->ride_s = (1 - h->fit) / h->dips_per_s;
     k->ride_value = run_utility(k, h) * h->fit * (k->horizon_s - k->ride_s);
