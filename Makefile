@@ -79,6 +79,8 @@ build/asan/modeld: $(ASAN_LIB) $(ASAN_SERVER)
 # check_server sees every free() of the server's objects (--wrap), to
 # check that secrets are wiped before their memory goes back.
 LDWRAP_check_server := -Wl,--wrap=free
+# check_store makes strdup fail on demand (the SQL layer's binds).
+LDWRAP_check_store := -Wl,--wrap=strdup
 
 build/tests/%: tests/unit/%.c $(OBJ_TESTABLE)
 	@mkdir -p $(dir $@)

@@ -81,7 +81,10 @@ struct client_options {
     unsigned max_retry_after_s;   /* longest Retry-After obeyed, default 3600 */
     double recheck_jitter;        /* watch: recheck_after_s x (1 +- this),
                                      default 0.2 */
-    unsigned facts_interval_s;    /* watch: re-measure this often, default 10 */
+    unsigned facts_interval_s;    /* sample free memory this often (watch,
+                                     and during transfers), default 10 */
+    unsigned rate_window_s;       /* a throughput sample per this much of a
+                                     long transfer, default 60 */
     double change_margin;         /* watch: re-decide early when memory or
                                      downlink moves by this fraction, 0.25 */
 

@@ -123,6 +123,9 @@ enum client_status client_decision_parse(const char *body, size_t len,
         d.has_generation = true;
         d.generation = json_integer_value(v);
     }
+    what = "receipt";
+    if (!get_token(root, "receipt", d.receipt, sizeof(d.receipt)))
+        goto bad;
     what = "nonce";
     if (!get_token(root, "nonce", d.nonce, sizeof(d.nonce)))
         goto bad;
@@ -157,10 +160,12 @@ enum client_status client_decision_parse(const char *body, size_t len,
     if (!get_token(model, "encoding", d.model_encoding,
                    sizeof(d.model_encoding)))
         goto bad;
-    d.model_transfer_size = d.model_size;
-    if (d.model_encoding[0] &&
-        !get_size(model, "transfer_bytes", &d.model_transfer_size))
-        d.model_transfer_size = d.model_size;
+    /* With an encoding, size_bytes is the encoded form's; the model's own
+     * size bounds its decoding and the plain fall back. */
+    what = "model.decoded_size_bytes";
+    if (json_object_get(model, "decoded_size_bytes") &&
+        !get_size(model, "decoded_size_bytes", &d.model_decoded_size))
+        goto bad;
     if (d.action == PROTO_ACTION_DELTA) {
         delta = json_object_get(root, "delta");
         what = "delta";

@@ -100,17 +100,18 @@ static void metered(struct client_facts *out)
 {
     static const char *const cellular[] = { "wwan", "rmnet", "ccmni", "usb",
                                             "ppp", "pdp" };
-    char line[256], ifname[64];
+    char line[256], ifname[CLIENT_IFACE_SIZE];
     unsigned long dest;
     FILE *f = fopen("/proc/net/route", "r");
 
     if (!f)
         return;
     while (fgets(line, sizeof(line), f)) {
-        if (sscanf(line, "%63s %lx", ifname, &dest) != 2 || dest != 0)
+        if (sscanf(line, "%31s %lx", ifname, &dest) != 2 || dest != 0)
             continue;
         out->has_metered = true;
         out->metered = false;
+        snprintf(out->route_iface, sizeof(out->route_iface), "%s", ifname);
         for (size_t i = 0; i < sizeof(cellular) / sizeof(cellular[0]); i++)
             if (strncmp(ifname, cellular[i], strlen(cellular[i])) == 0)
                 out->metered = true;
@@ -119,12 +120,16 @@ static void metered(struct client_facts *out)
     fclose(f);
 }
 
+uint64_t client_facts_memory(const struct client_options *o)
+{
+    return mem_available(o->meminfo_path ? o->meminfo_path : "/proc/meminfo");
+}
+
 void client_facts_measure(const struct client_options *o,
                           struct client_facts *out)
 {
     memset(out, 0, sizeof(*out));
-    out->memory_bytes =
-        mem_available(o->meminfo_path ? o->meminfo_path : "/proc/meminfo");
+    out->memory_bytes = client_facts_memory(o);
     battery(o->power_supply_dir ? o->power_supply_dir
                                 : "/sys/class/power_supply",
             out);

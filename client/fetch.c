@@ -57,6 +57,10 @@ struct client {
     char err[CLIENT_ERR_SIZE];
     volatile sig_atomic_t *stop;
     uint64_t reported_memory;         /* measured, at the last report */
+    uint64_t memory_override;         /* device.memory_bytes of --report or
+                                         --set: the sample; 0 measure */
+    double next_memory_s;             /* monotonic: the next sample due */
+    char iface[CLIENT_IFACE_SIZE];    /* the default route's interface */
 };
 
 void client_options_default(struct client_options *o)
@@ -72,6 +76,7 @@ void client_options_default(struct client_options *o)
     o->recheck_jitter = 0.2;
     o->facts_interval_s = 10;
     o->change_margin = 0.25;
+    o->rate_window_s = CLIENT_RATE_WINDOW_S;
 }
 
 const char *client_errmsg(const struct client *c)
@@ -317,6 +322,8 @@ enum client_status client_open(const struct client_options *opts,
     }
     c->lock_fd = -1;
     c->o = *opts;
+    c->memory_override = client_report_memory_override(
+        opts->report_json, opts->sets, opts->set_count);
     if (!opts->server_url || !opts->family || !opts->state_dir) {
         rc = fail(c, CLIENT_BAD_ARGS, "server, family and state are needed");
         goto out;
@@ -424,6 +431,23 @@ void client_close(struct client *c)
 
 /* ---- reports ------------------------------------------------------------ */
 
+/*
+ * One free-memory sample into the per-minute lows (client/history.c):
+ * device.memory_bytes of --report/--set when they give it (the device's
+ * own figure, then constant), else MemAvailable (measured, 0 unknown).
+ * The state is saved when the history changed, so that a restart (also
+ * after kill -9: the file is replaced atomically) keeps it.
+ */
+static void sample_memory(struct client *c, uint64_t measured)
+{
+    uint64_t v = c->memory_override ? c->memory_override : measured;
+    unsigned every = c->o.facts_interval_s ? c->o.facts_interval_s : 10;
+
+    c->next_memory_s = mono_s() + every;
+    if (v && client_state_add_memory(&c->st, wall_s(), v))
+        (void)save(c); /* a failure shows at the next save */
+}
+
 static enum client_status build_report(struct client *c, const char *nonce,
                                        char **out_json)
 {
@@ -436,10 +460,10 @@ static enum client_status build_report(struct client *c, const char *nonce,
     const char *cls;
 
     client_facts_measure(&c->o, &facts);
-    if (facts.memory_bytes) {
-        client_state_add_memory(&c->st, facts.memory_bytes);
+    snprintf(c->iface, sizeof(c->iface), "%s", facts.route_iface);
+    sample_memory(c, facts.memory_bytes);
+    if (facts.memory_bytes)
         c->reported_memory = facts.memory_bytes;
-    }
     if (c->st.inflight.active) {
         partial_file(c, &c->st.inflight, part, sizeof(part));
         c->st.inflight.bytes_done =
@@ -451,6 +475,7 @@ static enum client_status build_report(struct client *c, const char *nonce,
     in.sets = c->o.sets;
     in.set_count = c->o.set_count;
     in.nonce = nonce;
+    in.now_s = wall_s();
     rc = client_report_make(&in, &c->st, out_json, c->err, sizeof(c->err));
     if (rc != CLIENT_OK)
         return rc;
@@ -668,6 +693,10 @@ static void post_event(struct client *c, const char *event,
                      digest, "event", event);
     if (!body)
         return;
+    /* The select answer's receipt: what makes a failure count toward
+     * pausing the version (README "Event receipts"). */
+    if (m->receipt[0])
+        json_object_set_new(body, "receipt", json_string(m->receipt));
     if (c->device_class[0])
         json_object_set_new(body, "device",
                             json_pack("{s:s}", "class", c->device_class));
@@ -724,6 +753,27 @@ static void on_validator(void *ctx, const char *validator)
     (void)save(c); /* a failure shows at the next save */
 }
 
+/* A throughput measurement of the transfer (a window of a long one, or
+ * what a request moved): kept with its time and link, saved. */
+static void on_sample(void *ctx, double bps)
+{
+    struct client *c = ctx;
+
+    client_state_add_downlink(&c->st, wall_s(), c->iface, bps);
+    emit(c, "throughput bps=%.0f", bps);
+    (void)save(c);
+}
+
+/* While bytes flow: free memory keeps being sampled. */
+static void on_tick(void *ctx)
+{
+    struct client *c = ctx;
+
+    if (mono_s() >= c->next_memory_s)
+        sample_memory(c, c->memory_override ? 0
+                                            : client_facts_memory(&c->o));
+}
+
 /*
  * Brings the in-flight transfer's bytes to disk: resumes from what the
  * partial file holds, retries network failures (the attempt count starts
@@ -749,7 +799,10 @@ static enum client_status transfer(struct client *c, long *out_status,
                     strerror(errno));
     d.expected = f->size_bytes;
     d.on_validator = on_validator;
-    d.on_validator_ctx = c;
+    d.on_sample = on_sample;
+    d.on_tick = on_tick;
+    d.cb_ctx = c;
+    d.rate_window_s = c->o.rate_window_s;
     for (;;) {
         enum client_http_rc hr;
         unsigned ms;
@@ -764,13 +817,16 @@ static enum client_status transfer(struct client *c, long *out_status,
                  d.how == CLIENT_RESUME_APPEND && d.have > 0 ? " resumed"
                                                              : "");
         res->bytes_transferred += d.received;
-        if (d.rate_bps > 0) {
-            client_state_add_downlink(&c->st, d.rate_bps);
-        }
         note_rtt(c, &a);
         if (hr == CLIENT_HTTP_LOCAL) {
             rc = fail(c, CLIENT_LOCAL_ERROR, "cannot write %s: %s", part,
                       strerror(errno));
+            break;
+        }
+        if (hr == CLIENT_HTTP_TOO_LONG) {
+            /* Not the object announced: no retry, the caller deletes. */
+            rc = fail(c, CLIENT_VERIFY_FAILED, "GET %s: %s", f->url,
+                      a.error);
             break;
         }
         if (hr == CLIENT_HTTP_ANSWERED && d.complete)
@@ -824,13 +880,25 @@ static enum client_status transfer(struct client *c, long *out_status,
     return rc;
 }
 
+/* The decoder's output: a file, bounded by the model's announced size
+ * (a coded file that expands beyond it is refused, not written on). */
 struct fd_sink {
     int fd;
+    uint64_t written;
+    uint64_t limit;
+    bool too_long;
 };
 
 static int sink_write(void *ctx, const void *data, size_t len)
 {
-    return client_write_all(((struct fd_sink *)ctx)->fd, data, len);
+    struct fd_sink *k = ctx;
+
+    if (k->written + len > k->limit) {
+        k->too_long = true;
+        return -1;
+    }
+    k->written += len;
+    return client_write_all(k->fd, data, len);
 }
 
 static int map_ro(const char *path, void **out, size_t *out_len)
@@ -868,17 +936,18 @@ static int map_ro(const char *path, void **out, size_t *out_len)
  * pieces (proto_coded_apply: zstd-patch, modeld-tensor/1, modeld-bg/1).
  * CLIENT_VERIFY_FAILED when the coded file is not the announced coding
  * from current (deltas) to the decision's model, or its result has another
- * digest. On CLIENT_OK out_tmp names the verified, synced result.
+ * digest, or decodes to more than limit bytes (the model's announced
+ * size). On CLIENT_OK out_tmp names the verified, synced result.
  */
-static enum client_status apply_coded(struct client *c, char *out_tmp,
-                                      size_t cap)
+static enum client_status apply_coded(struct client *c, uint64_t limit,
+                                      char *out_tmp, size_t cap)
 {
     const struct client_inflight *f = &c->st.inflight;
     char part[PATH_SIZE], base[PATH_SIZE];
     char from_hex[PROTO_HEX_SIZE] = "", to_hex[PROTO_HEX_SIZE] = "";
     void *old = NULL, *coded = NULL;
     size_t old_len = 0, coded_len = 0;
-    struct fd_sink sink = { -1 };
+    struct fd_sink sink = { -1, 0, limit, false };
     enum client_status rc = CLIENT_VERIFY_FAILED;
     enum proto_coded_kind want, kind;
     enum proto_status ps;
@@ -926,6 +995,13 @@ static enum client_status apply_coded(struct client *c, char *out_tmp,
     }
     ps = proto_coded_apply(old, old_len, coded, coded_len, sink_write, &sink,
                            to_hex);
+    if (sink.too_long) {
+        rc = fail(c, CLIENT_VERIFY_FAILED,
+                  "the %s bytes decode to more than the %" PRIu64
+                  " bytes announced for sha256:%.12s...",
+                  f->coding, limit, f->target_hex);
+        goto out;
+    }
     if (ps == PROTO_NO_MEMORY || ps == PROTO_SINK_FAILED) {
         rc = fail(c, CLIENT_LOCAL_ERROR, "decoding %s: %s", f->coding,
                   ps == PROTO_NO_MEMORY ? "out of memory"
@@ -981,6 +1057,8 @@ static enum client_status install(struct client *c, const char *src)
     snprintf(c->st.current.variant, sizeof(c->st.current.variant), "%s",
              f->variant);
     c->st.current.version = f->version;
+    snprintf(c->st.current.receipt, sizeof(c->st.current.receipt), "%s",
+             f->receipt);
     c->st.installed_reported = false;
     memset(&c->st.inflight, 0, sizeof(c->st.inflight));
     rc = save(c);
@@ -1004,6 +1082,14 @@ enum route {
     ROUTE_PLAIN,      /* the model's own bytes */
 };
 
+/* The size of the model itself (what a plain download or any decoding
+ * must give): with an encoding the decision's model.decoded_size_bytes,
+ * else model.size_bytes; 0 when the decision does not say. */
+static uint64_t plain_size(const struct client_decision *d)
+{
+    return d->model_encoding[0] ? d->model_decoded_size : d->model_size;
+}
+
 /* Starts (or continues) the in-flight transfer for this decision. */
 static void begin(struct client *c, const struct client_decision *d,
                   enum route route)
@@ -1017,6 +1103,7 @@ static void begin(struct client *c, const struct client_decision *d,
     snprintf(want.target_hex, sizeof(want.target_hex), "%s", d->model_hex);
     snprintf(want.variant, sizeof(want.variant), "%s", d->variant);
     want.version = d->version;
+    snprintf(want.receipt, sizeof(want.receipt), "%s", d->receipt);
     switch (route) {
     case ROUTE_DELTA:
         snprintf(want.coding, sizeof(want.coding), "%s", d->delta_format);
@@ -1033,18 +1120,17 @@ static void begin(struct client *c, const struct client_decision *d,
     case ROUTE_PLAIN:
         snprintf(want.url, sizeof(want.url), "/v1/blobs/sha256:%s",
                  d->model_hex);
-        /* With an encoding the decision gave the encoded size only. */
-        want.size_bytes = d->model_encoding[0] ? 0 : d->model_size;
+        /* The model's own size: never unbounded (deliver checks). */
+        want.size_bytes = plain_size(d);
         break;
     }
     if (f->active && f->is_delta == want.is_delta &&
         strcmp(f->coding, want.coding) == 0 &&
         strcmp(f->target_hex, want.target_hex) == 0 &&
         strcmp(f->from_hex, want.from_hex) == 0 &&
-        (f->size_bytes == want.size_bytes || want.size_bytes == 0)) {
+        f->size_bytes == want.size_bytes) {
         /* The same bytes: keep what is on disk and its validator. */
         snprintf(want.validator, sizeof(want.validator), "%s", f->validator);
-        want.size_bytes = f->size_bytes;
     }
     c->st.inflight = want;
     prune(c); /* the partial file of another transfer goes */
@@ -1083,11 +1169,27 @@ static enum client_status deliver(struct client *c,
     snprintf(target.hex, sizeof(target.hex), "%s", d->model_hex);
     snprintf(target.variant, sizeof(target.variant), "%s", d->variant);
     target.version = d->version;
+    snprintf(target.receipt, sizeof(target.receipt), "%s", d->receipt);
+    if (plain_size(d) == 0 && d->model_encoding[0])
+        return fail(c, CLIENT_VERIFY_FAILED,
+                    "the decision names encoding %s without "
+                    "model.decoded_size_bytes: no bound for the model's "
+                    "bytes, not fetched",
+                    d->model_encoding);
     for (;;) {
         char part[PATH_SIZE], tmp[PATH_SIZE];
         char got[PROTO_HEX_SIZE];
         long status;
 
+        if (route == ROUTE_PLAIN && c->o.max_bytes &&
+            plain_size(d) > c->o.max_bytes) {
+            /* A fall back moves more than the decision's form did. */
+            emit(c, "deferred reason=max-bytes bytes=%" PRIu64,
+                 plain_size(d));
+            return fail(c, CLIENT_DEFERRED, "%" PRIu64 " bytes to transfer "
+                        "(the model's own bytes), over --max-bytes %" PRIu64,
+                        plain_size(d), c->o.max_bytes);
+        }
         begin(c, d, route);
         rc = save(c);
         if (rc != CLIENT_OK)
@@ -1106,11 +1208,22 @@ static enum client_status deliver(struct client *c,
             route = ROUTE_PLAIN;
             continue;
         }
+        if (rc == CLIENT_VERIFY_FAILED) {
+            /* More bytes than announced: cut, deleted, reported. */
+            emit(c, "refused %s; deleting the bytes", c->err);
+            drop_inflight(c);
+            (void)save(c);
+            post_event(c, "verify_failed", &target);
+            if (route == ROUTE_PLAIN && ++plain_tries >= 2)
+                return rc;
+            route = ROUTE_PLAIN;
+            continue;
+        }
         if (rc != CLIENT_OK)
             return rc;
         partial_file(c, &c->st.inflight, part, sizeof(part));
         if (route != ROUTE_PLAIN) {
-            rc = apply_coded(c, tmp, sizeof(tmp));
+            rc = apply_coded(c, plain_size(d), tmp, sizeof(tmp));
             if (rc == CLIENT_OK) {
                 emit(c, "verify ok digest=sha256:%s (%s decoded)",
                      d->model_hex, c->st.inflight.coding);
@@ -1244,6 +1357,10 @@ enum client_status client_fetch_once(struct client *c,
                       "model is in place");
             goto done;
         }
+        /* The receipt of the model in place (its events send it). */
+        if (d.receipt[0] && strcmp(d.model_hex, c->st.current.hex) == 0)
+            snprintf(c->st.current.receipt, sizeof(c->st.current.receipt),
+                     "%s", d.receipt);
         drop_inflight(c);
         rc = CLIENT_OK;
         goto done;
@@ -1330,11 +1447,11 @@ enum client_status client_model_loaded(struct client *c, bool ok,
 /* Measured conditions moved by the margin since the last report. */
 static bool conditions_changed(struct client *c)
 {
-    struct client_facts f;
     double before = (double)c->reported_memory, now;
+    uint64_t measured = client_facts_memory(&c->o);
 
-    client_facts_measure(&c->o, &f);
-    now = (double)f.memory_bytes;
+    sample_memory(c, measured); /* the per-minute lows */
+    now = (double)measured;
     if (before <= 0 || now <= 0)
         return false;
     return now < before * (1 - c->o.change_margin) ||

@@ -24,6 +24,7 @@
 
 #define MAX_ANSWER_BYTES (1u << 20)
 #define MAX_ERROR_BODY 4096
+#define MAX_HEADER_BYTES (64u << 10) /* all header lines of one request */
 
 /* ---- pure parts ---------------------------------------------------------- */
 
@@ -204,6 +205,8 @@ void client_http_url(const struct client_http *h, const char *path_or_url,
 /* Header capture shared by both kinds of request. */
 struct hdr_ctx {
     struct client_answer *ans;
+    size_t bytes;                 /* header bytes so far (1xx included) */
+    bool too_long;
 };
 
 static void header_value(const char *line, size_t len, const char *name,
@@ -232,9 +235,16 @@ static void header_value(const char *line, size_t len, const char *name,
 
 static size_t on_header(char *line, size_t size, size_t nitems, void *ctx)
 {
-    struct client_answer *a = ((struct hdr_ctx *)ctx)->ans;
+    struct hdr_ctx *hc = ctx;
+    struct client_answer *a = hc->ans;
     size_t len = size * nitems;
 
+    /* A server must not keep us reading headers (or 1xx answers). */
+    hc->bytes += len;
+    if (hc->bytes > MAX_HEADER_BYTES) {
+        hc->too_long = true;
+        return 0;
+    }
     if (len >= 5 && strncmp(line, "HTTP/", 5) == 0) {
         /* A new status line (after a 100 Continue): forget the last. */
         a->content_type[0] = a->content_digest[0] = a->signature[0] = '\0';
@@ -262,12 +272,15 @@ struct mem_body {
     size_t len;
     size_t cap;
     size_t max;
+    bool too_long;
 };
 
 static int mem_append(struct mem_body *m, const void *data, size_t len)
 {
-    if (m->len + len > m->max)
+    if (m->len + len > m->max) {
+        m->too_long = true;
         return -1;
+    }
     if (m->len + len + 1 > m->cap) {
         size_t cap = m->cap ? m->cap : 4096;
         char *p;
@@ -344,8 +357,8 @@ enum client_http_rc client_http_request(struct client_http *h,
 {
     char url[CLIENT_URL_SIZE + 64], ctype[160];
     char errbuf[CURL_ERROR_SIZE] = "";
-    struct hdr_ctx hc = { ans };
-    struct mem_body mb = { NULL, 0, 0, MAX_ANSWER_BYTES };
+    struct hdr_ctx hc = { ans, 0, false };
+    struct mem_body mb = { NULL, 0, 0, MAX_ANSWER_BYTES, false };
     struct curl_slist *hdrs = NULL;
     CURLcode cc;
 
@@ -372,11 +385,18 @@ enum client_http_rc client_http_request(struct client_http *h,
     curl_slist_free_all(hdrs);
     ans->rtt_ms = measured_rtt_ms(h->curl);
     if (cc != CURLE_OK) {
-        snprintf(ans->error, sizeof(ans->error), "%s",
-                 errbuf[0] ? errbuf : curl_easy_strerror(cc));
+        if (hc.too_long || mb.too_long)
+            snprintf(ans->error, sizeof(ans->error),
+                     "the answer's %s are over %u bytes: cut",
+                     hc.too_long ? "headers" : "body",
+                     hc.too_long ? MAX_HEADER_BYTES : MAX_ANSWER_BYTES);
+        else
+            snprintf(ans->error, sizeof(ans->error), "%s",
+                     errbuf[0] ? errbuf : curl_easy_strerror(cc));
         free(mb.p);
-        return cc == CURLE_OUT_OF_MEMORY ? CLIENT_HTTP_LOCAL
-                                         : CLIENT_HTTP_NETWORK;
+        return cc == CURLE_OUT_OF_MEMORY && !mb.too_long
+                   ? CLIENT_HTTP_LOCAL
+                   : CLIENT_HTTP_NETWORK;
     }
     curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &ans->status);
     if (!mb.p && mem_append(&mb, "", 0) != 0)
@@ -395,9 +415,26 @@ struct dl_ctx {
     bool decided;
     bool to_file;
     bool local_error;
+    bool too_long;                /* more than announced: cut */
+    bool err_cut;                 /* an error body over MAX_ERROR_BODY */
     struct mem_body err_body;
     uint64_t total;
+    /* throughput: the body's time is cut into windows */
+    double t0;                    /* the request started (monotonic) */
+    bool body_started;
+    bool windowed;                /* a window sample was taken */
+    double win_start;
+    uint64_t win_base;            /* d->received at win_start */
+    double last_tick;
 };
+
+static double mono(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static int pwrite_all(int fd, const void *data, size_t len, uint64_t off)
 {
@@ -417,11 +454,39 @@ static int pwrite_all(int fd, const void *data, size_t len, uint64_t off)
     return 0;
 }
 
+/*
+ * A throughput sample of the body since the window started: every
+ * rate_window_s while it flows; at the end (final) the rest, when it says
+ * something: after a window sample, a quarter window at least; else 16 KiB
+ * or a second (a slow second is a measurement; a small fast body is not).
+ */
+static void rate_sample(struct dl_ctx *x, double now, bool final)
+{
+    struct client_download *d = x->d;
+    double w = d->rate_window_s > 0 ? d->rate_window_s : CLIENT_RATE_WINDOW_S;
+    double el = now - x->win_start;
+    uint64_t bytes = d->received - x->win_base;
+
+    if (!x->body_started || !x->to_file || el <= 0)
+        return;
+    if (!final && el < w)
+        return;
+    if (final && (x->windowed ? el < w / 4
+                              : !(el >= 1.0 || (bytes >= 16384 && el >= 0.001))))
+        return;
+    if (d->on_sample)
+        d->on_sample(d->cb_ctx, (double)bytes * 8 / el);
+    x->windowed = true;
+    x->win_start = now;
+    x->win_base = d->received;
+}
+
 /* The first body byte: decide what this answer means for the file. */
 static bool dl_decide(struct dl_ctx *x)
 {
     struct client_download *d = x->d;
     long status = 0;
+    curl_off_t len = -1, first_us = 0;
 
     curl_easy_getinfo(x->h->curl, CURLINFO_RESPONSE_CODE, &status);
     d->how = client_resume_decide(status, x->ans->content_range[0]
@@ -432,30 +497,40 @@ static bool dl_decide(struct dl_ctx *x)
     switch (d->how) {
     case CLIENT_RESUME_APPEND:
         x->to_file = true;
-        if (ftruncate(d->fd, (off_t)d->have) != 0) {
-            x->local_error = true;
-            return false;
-        }
         break;
     case CLIENT_RESUME_RESTART:
         x->to_file = true;
         d->have = 0;
-        if (ftruncate(d->fd, 0) != 0) {
-            x->local_error = true;
-            return false;
-        }
         break;
     default:
         x->to_file = false;
         break;
     }
-    if (x->to_file && x->ans->etag[0] &&
-        strcmp(x->ans->etag, d->validator) != 0) {
+    if (!x->to_file)
+        return true;
+    /* A body announced longer than the object: cut before a byte lands. */
+    if (curl_easy_getinfo(x->h->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T,
+                          &len) == CURLE_OK &&
+        len >= 0 && (uint64_t)len > d->expected - d->have) {
+        x->too_long = true;
+        return false;
+    }
+    if (ftruncate(d->fd, (off_t)d->have) != 0) {
+        x->local_error = true;
+        return false;
+    }
+    if (x->ans->etag[0] && strcmp(x->ans->etag, d->validator) != 0) {
         snprintf(d->validator, sizeof(d->validator), "%s", x->ans->etag);
         d->validator_changed = true;
         if (d->on_validator)
-            d->on_validator(d->on_validator_ctx, d->validator);
+            d->on_validator(d->cb_ctx, d->validator);
     }
+    x->body_started = true;
+    x->win_start = x->t0;
+    if (curl_easy_getinfo(x->h->curl, CURLINFO_STARTTRANSFER_TIME_T,
+                          &first_us) == CURLE_OK && first_us > 0)
+        x->win_start = x->t0 + (double)first_us / 1e6;
+    x->win_base = 0;
     return true;
 }
 
@@ -468,14 +543,21 @@ static size_t on_dl_body(char *data, size_t size, size_t nitems, void *ctx)
     if (!x->decided && !dl_decide(x))
         return 0;
     if (!x->to_file) {
-        /* An error answer: keep its start for the message. */
-        if (x->err_body.len < MAX_ERROR_BODY)
-            (void)mem_append(&x->err_body, data,
-                             len < MAX_ERROR_BODY ? len : MAX_ERROR_BODY);
+        /* An error answer: keep its start for the message, and stop
+         * reading there (a server must not keep us reading). */
+        size_t room = MAX_ERROR_BODY - x->err_body.len;
+
+        (void)mem_append(&x->err_body, data, len < room ? len : room);
+        if (len > room) {
+            x->err_cut = true;
+            return 0;
+        }
         return len;
     }
-    if (d->expected && d->have + d->received + len > d->expected)
-        return 0; /* more than announced: not the object we want */
+    if (d->have + d->received + len > d->expected) {
+        x->too_long = true; /* more than announced: not the object */
+        return 0;
+    }
     if (pwrite_all(d->fd, data, len, d->have + d->received) != 0) {
         x->local_error = true;
         return 0;
@@ -488,8 +570,10 @@ static int on_dl_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow,
                           curl_off_t ultotal, curl_off_t ulnow)
 {
     struct dl_ctx *x = ctx;
+    struct client_download *d = x->d;
     const struct client_options *o = x->h->o;
     curl_off_t speed = 0;
+    double now = mono();
 
     (void)dltotal;
     (void)ultotal;
@@ -497,8 +581,13 @@ static int on_dl_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow,
     (void)dlnow;
     if (o->on_progress && x->to_file) {
         curl_easy_getinfo(x->h->curl, CURLINFO_SPEED_DOWNLOAD_T, &speed);
-        o->on_progress(o->cb_ctx, x->d->have + x->d->received,
-                       x->d->expected, (double)speed * 8);
+        o->on_progress(o->cb_ctx, d->have + d->received, d->expected,
+                       (double)speed * 8);
+    }
+    rate_sample(x, now, false);
+    if (d->on_tick && now - x->last_tick >= 1.0) {
+        x->last_tick = now;
+        d->on_tick(d->cb_ctx);
     }
     return 0;
 }
@@ -510,11 +599,10 @@ enum client_http_rc client_http_download(struct client_http *h,
 {
     char full[CLIENT_URL_SIZE + 64], range[64], ifr[CLIENT_VALIDATOR_SIZE + 16];
     char errbuf[CURL_ERROR_SIZE] = "";
-    struct hdr_ctx hc = { ans };
+    struct hdr_ctx hc = { ans, 0, false };
     struct dl_ctx x;
     struct curl_slist *hdrs = NULL;
     struct stat sb;
-    curl_off_t start_us = 0, total_us = 0;
     CURLcode cc;
 
     memset(ans, 0, sizeof(*ans));
@@ -524,13 +612,12 @@ enum client_http_rc client_http_download(struct client_http *h,
     x.ans = ans;
     x.err_body.max = MAX_ERROR_BODY;
     d->received = 0;
-    d->rate_bps = 0;
     d->complete = false;
     d->validator_changed = false;
     if (fstat(d->fd, &sb) != 0)
         return CLIENT_HTTP_LOCAL;
     d->have = (uint64_t)sb.st_size;
-    if (d->expected && d->have > d->expected) {
+    if (d->have > d->expected) {
         if (ftruncate(d->fd, 0) != 0)
             return CLIENT_HTTP_LOCAL;
         d->have = 0;
@@ -561,8 +648,12 @@ enum client_http_rc client_http_download(struct client_http *h,
         hdrs = curl_slist_append(hdrs, ifr);
         curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, hdrs);
     }
+    x.t0 = mono();
+    x.last_tick = x.t0;
     cc = curl_easy_perform(h->curl);
     curl_slist_free_all(hdrs);
+    /* What this request measured, however it ended. */
+    rate_sample(&x, mono(), true);
     ans->rtt_ms = measured_rtt_ms(h->curl);
     curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &ans->status);
     if (!x.decided && cc == CURLE_OK) /* an empty body */
@@ -571,7 +662,19 @@ enum client_http_rc client_http_download(struct client_http *h,
     ans->body_len = x.err_body.len;
     if (x.local_error)
         return CLIENT_HTTP_LOCAL;
-    if (cc != CURLE_OK) {
+    if (x.too_long) {
+        snprintf(ans->error, sizeof(ans->error),
+                 "more than the %" PRIu64 " bytes announced: cut",
+                 d->expected);
+        return CLIENT_HTTP_TOO_LONG;
+    }
+    if (hc.too_long) {
+        snprintf(ans->error, sizeof(ans->error),
+                 "the answer's headers are over %u bytes: cut",
+                 MAX_HEADER_BYTES);
+        return CLIENT_HTTP_NETWORK;
+    }
+    if (cc != CURLE_OK && !x.err_cut) {
         snprintf(ans->error, sizeof(ans->error), "%s",
                  errbuf[0] ? errbuf : curl_easy_strerror(cc));
         return CLIENT_HTTP_NETWORK;
@@ -579,14 +682,6 @@ enum client_http_rc client_http_download(struct client_http *h,
     if (x.to_file) {
         uint64_t done = d->have + d->received;
 
-        curl_easy_getinfo(h->curl, CURLINFO_STARTTRANSFER_TIME_T, &start_us);
-        curl_easy_getinfo(h->curl, CURLINFO_TOTAL_TIME_T, &total_us);
-        /* Too short a body says nothing about the link. */
-        if (d->received >= 16384 && total_us - start_us >= 1000)
-            d->rate_bps = (double)d->received * 8e6 /
-                          (double)(total_us - start_us);
-        if (d->rate_bps > 1e12)
-            d->rate_bps = 1e12;
         d->complete = x.total ? done == x.total : true;
         if (!d->complete)
             return CLIENT_HTTP_NETWORK; /* cut short: resume */

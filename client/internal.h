@@ -14,8 +14,11 @@
 #include "client/client.h"
 #include "proto/proto.h"
 
-#define CLIENT_HISTORY_MAX 16     /* network.downlink_history_bps */
-#define CLIENT_MEMORY_SAMPLES 8   /* device.memory_floor_bytes */
+#define CLIENT_HISTORY_MAX 16     /* entries of either history sent */
+#define CLIENT_MINUTE_S 60        /* device.memory_history_bytes: per minute */
+#define CLIENT_DOWNLINK_MAX_AGE_S 1800 /* throughput samples sent this long */
+#define CLIENT_RATE_WINDOW_S 60   /* a long transfer: one sample per window */
+#define CLIENT_IFACE_SIZE 32
 #define CLIENT_URL_SIZE 512
 #define CLIENT_VALIDATOR_SIZE 192
 #define CLIENT_ERR_SIZE 512
@@ -28,6 +31,7 @@ struct client_model_ref {
     char hex[PROTO_HEX_SIZE];     /* "" when none */
     char variant[PROTO_NAME_SIZE];
     int64_t version;
+    char receipt[PROTO_RECEIPT_SIZE]; /* the select answer's; "" none */
 };
 
 /* A transfer in flight: its bytes are in DIR/partial/<name>. */
@@ -44,6 +48,20 @@ struct client_inflight {
     uint64_t bytes_done;             /* at the last checkpoint */
     char variant[PROTO_NAME_SIZE];
     int64_t version;
+    char receipt[PROTO_RECEIPT_SIZE];  /* the select answer's; "" none */
+};
+
+/* A throughput measurement: bits/s of one transfer (or one window of a
+ * long one), and when it ended (wall clock, unix seconds). */
+struct client_downlink_sample {
+    int64_t at_s;
+    double bps;
+};
+
+/* The lowest free memory seen in one clock minute (unix seconds / 60). */
+struct client_memory_minute {
+    int64_t minute;
+    uint64_t low_bytes;
 };
 
 struct client_state {
@@ -55,11 +73,15 @@ struct client_state {
     struct client_inflight inflight;
     int64_t generation;               /* highest signed generation seen */
     bool has_generation;
-    double downlink_bps[CLIENT_HISTORY_MAX]; /* oldest first */
+    struct client_downlink_sample downlink[CLIENT_HISTORY_MAX]; /* oldest
+                                                                   first */
     size_t downlink_count;
+    char downlink_iface[CLIENT_IFACE_SIZE]; /* default route they were
+                                               measured on ("" unknown) */
     double rtt_ms;
     bool has_rtt;
-    uint64_t memory_bytes[CLIENT_MEMORY_SAMPLES]; /* oldest first */
+    struct client_memory_minute memory[CLIENT_HISTORY_MAX]; /* oldest
+                                                               first */
     size_t memory_count;
     double gflops;                    /* cached benchmark, 0: none */
     int64_t gflops_at_s;
@@ -92,14 +114,43 @@ char *client_state_write(const struct client_state *st);
 CLIENT_MUST_CHECK enum client_status
 client_state_parse(const char *text, struct client_state *out);
 
-/* Appends a throughput sample (drops the oldest beyond 16). */
-void client_state_add_downlink(struct client_state *st, double bps);
-/* Appends a free-memory sample (drops the oldest beyond 8). */
-void client_state_add_memory(struct client_state *st, uint64_t bytes);
-/* The downlink estimate: median of the samples; 0 when none. */
-double client_state_downlink_estimate(const struct client_state *st);
-/* Lowest free memory among the samples; 0 when none. */
-uint64_t client_state_memory_floor(const struct client_state *st);
+/*
+ * The histories (client/history.c). Time is passed in (wall clock, unix
+ * seconds) so that the rules are table-tested.
+ *
+ * Throughput: each sample is kept with the time it was measured and the
+ * interface of the default route it was measured on; the newest 16 are
+ * kept. A sample on another interface than the one given now, older than
+ * CLIENT_DOWNLINK_MAX_AGE_S or from the future (the clock went back) is
+ * stale: never sent. A sample on a new interface forgets the others.
+ */
+void client_state_add_downlink(struct client_state *st, int64_t now_s,
+                               const char *iface, double bps);
+/* The fresh samples, oldest first; their count. */
+size_t client_state_fresh_downlink(const struct client_state *st,
+                                   int64_t now_s, const char *iface,
+                                   double out[CLIENT_HISTORY_MAX]);
+/* The downlink estimate: median of the fresh samples; -1 when none. */
+double client_state_downlink_estimate(const struct client_state *st,
+                                      int64_t now_s, const char *iface);
+
+/*
+ * Free memory: one entry per clock minute (now_s / 60), the lowest sample
+ * seen in it, at most 16 (the newest). A minute before the last 16 clock
+ * minutes (now's included) is stale; minutes without a sample (the client
+ * did not run) are absent, not guessed. A minute after now's (the clock
+ * went back) is dropped. true when the state changed (a new minute or a
+ * lower low): the caller saves it.
+ */
+bool client_state_add_memory(struct client_state *st, int64_t now_s,
+                             uint64_t bytes);
+/* The fresh minutes' lows, oldest first; their count. */
+size_t client_state_fresh_memory(const struct client_state *st,
+                                 int64_t now_s,
+                                 uint64_t out[CLIENT_HISTORY_MAX]);
+/* The lowest of the fresh minutes' lows; 0 when none. */
+uint64_t client_state_memory_floor(const struct client_state *st,
+                                   int64_t now_s);
 
 /* Writes all of data to fd, retrying on EINTR. 0, or -1 (errno set). */
 int client_write_all(int fd, const void *data, size_t len);
@@ -157,9 +208,11 @@ enum client_http_rc {
     CLIENT_HTTP_ANSWERED = 0,     /* a status arrived: see answer.status */
     CLIENT_HTTP_NETWORK,          /* no (complete) answer: retry */
     CLIENT_HTTP_LOCAL,            /* our side failed (disk, memory) */
+    CLIENT_HTTP_TOO_LONG,         /* more body than announced: cut */
 };
 
-/* An answer: status, a few headers, a body of at most 1 MiB (memory). */
+/* An answer: status, a few headers (64 KiB of them at most), a body of
+ * at most 1 MiB (memory). */
 struct client_answer {
     long status;
     char *body;                   /* NUL-terminated, caller frees */
@@ -179,15 +232,23 @@ struct client_answer {
 struct client_download {
     int fd;
     uint64_t have;                /* bytes already in fd: ask from there */
-    uint64_t expected;            /* full size announced, 0: unknown */
+    uint64_t expected;            /* full size announced: no body byte
+                                     beyond it is written (the download
+                                     ends CLIENT_HTTP_TOO_LONG) */
     char validator[CLIENT_VALIDATOR_SIZE]; /* If-Range; updated */
     bool validator_changed;       /* set when the answer brought a new one */
     /* Called with the new validator before the first byte is written,
      * so that the state names it before bytes exist that need it. */
     void (*on_validator)(void *ctx, const char *validator);
-    void *on_validator_ctx;
+    /* A throughput measurement (bits/s): one per rate_window_s of body
+     * and one for the rest when the request ends (long enough to say
+     * something: 16 KiB, or a second). */
+    void (*on_sample)(void *ctx, double bps);
+    /* Called now and then (about once a second) while bytes flow. */
+    void (*on_tick)(void *ctx);
+    void *cb_ctx;
+    double rate_window_s;         /* 0: CLIENT_RATE_WINDOW_S */
     uint64_t received;            /* body bytes this request */
-    double rate_bps;              /* of this request's body, 0: too short */
     bool complete;                /* fd holds every byte */
     enum client_resume how;
 };
@@ -228,7 +289,11 @@ struct client_facts {
     bool charging;
     bool metered;                 /* the default route is a cellular link */
     bool has_metered;
+    char route_iface[CLIENT_IFACE_SIZE]; /* its interface, "" unknown */
 };
+
+/* Free memory only (MemAvailable), 0 when unknown. */
+uint64_t client_facts_memory(const struct client_options *o);
 
 /* Measures what the platform allows; never fails (unknown stays unset). */
 void client_facts_measure(const struct client_options *o,
@@ -246,7 +311,14 @@ struct client_report_in {
     const char *const *sets;
     size_t set_count;
     const char *nonce;            /* NULL: no signed answer asked for */
+    int64_t now_s;                /* wall clock: what is fresh */
 };
+
+/* device.memory_bytes as the base report and the overrides set it
+ * (then the free memory the client samples), 0 when they do not. */
+uint64_t client_report_memory_override(const char *base_json,
+                                       const char *const *sets,
+                                       size_t set_count);
 
 /*
  * Builds the select body: measured facts, then the base report, then each
@@ -269,7 +341,9 @@ struct client_decision {
     uint64_t model_size;
     char model_url[CLIENT_URL_SIZE];
     char model_encoding[PROTO_TOKEN_SIZE];   /* "" identity */
-    uint64_t model_transfer_size;            /* encoded size when encoded */
+    uint64_t model_decoded_size;             /* model.decoded_size_bytes:
+                                                the plain size when
+                                                encoded, 0 not given */
     bool has_delta;
     char delta_from_hex[PROTO_HEX_SIZE];
     uint64_t delta_size;
@@ -280,6 +354,7 @@ struct client_decision {
     bool has_generation;
     int64_t generation;
     char nonce[80];
+    char receipt[PROTO_RECEIPT_SIZE];     /* "" when the answer has none */
     char expires_at[40];
     int64_t expires_at_s;
     bool has_expires_at;

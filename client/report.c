@@ -22,6 +22,7 @@ static const struct set_key {
     { "ue", false },
     { "device.memory_bytes", false },
     { "device.memory_floor_bytes", false },
+    { "device.memory_history_bytes", true },
     { "device.gflops", false },
     { "device.class", false },
     { "device.formats", true },
@@ -73,7 +74,7 @@ static json_t *set_value(const char *text, bool is_list)
     const char *p = text;
 
     if (v) {
-        if (is_list && !json_is_array(v)) {
+        if (is_list && !json_is_array(v) && !json_is_null(v)) {
             arr = json_array();
             if (arr)
                 json_array_append_new(arr, v);
@@ -170,6 +171,28 @@ static int apply_set(json_t *root, const char *kv, char *err, size_t err_len)
     return 0;
 }
 
+uint64_t client_report_memory_override(const char *base_json,
+                                       const char *const *sets,
+                                       size_t set_count)
+{
+    json_t *root = base_json ? json_loads(base_json, 0, NULL) : json_object();
+    json_t *v;
+    uint64_t out = 0;
+    char err[64];
+
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return 0;
+    }
+    for (size_t i = 0; i < set_count; i++)
+        (void)apply_set(root, sets[i], err, sizeof(err));
+    v = json_object_get(json_object_get(root, "device"), "memory_bytes");
+    if (json_is_integer(v) && json_integer_value(v) > 0)
+        out = (uint64_t)json_integer_value(v);
+    json_decref(root);
+    return out;
+}
+
 static json_t *object_at(json_t *root, const char *key)
 {
     json_t *o = json_object_get(root, key);
@@ -188,7 +211,12 @@ static json_t *measured(const struct client_report_in *in,
     json_t *root = json_object();
     json_t *dev, *net, *hist;
     const struct client_facts *f = in->facts;
-    double downlink = client_state_downlink_estimate(st);
+    const char *iface = f ? f->route_iface : "";
+    double samples[CLIENT_HISTORY_MAX];
+    uint64_t lows[CLIENT_HISTORY_MAX];
+    size_t n = client_state_fresh_downlink(st, in->now_s, iface, samples);
+    size_t nm = client_state_fresh_memory(st, in->now_s, lows);
+    double downlink = client_state_downlink_estimate(st, in->now_s, iface);
 
     if (!root)
         return NULL;
@@ -204,13 +232,23 @@ static json_t *measured(const struct client_report_in *in,
                             json_real(f->battery_percent));
         json_object_set_new(dev, "charging", json_boolean(f->charging));
     }
-    if (downlink > 0)
+    /* Only fresh measurements (client/history.c); 0 is an outage seen. */
+    if (downlink >= 0)
         json_object_set_new(net, "downlink_bps", json_real(downlink));
-    if (st->downlink_count > 0) {
+    if (n > 0) {
         hist = json_array();
-        for (size_t i = 0; i < st->downlink_count; i++)
-            json_array_append_new(hist, json_real(st->downlink_bps[i]));
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(hist, json_real(samples[i]));
         json_object_set_new(net, "downlink_history_bps", hist);
+    }
+    if (nm > 0) {
+        json_object_set_new(
+            dev, "memory_floor_bytes",
+            json_integer((json_int_t)client_state_memory_floor(st, in->now_s)));
+        hist = json_array();
+        for (size_t i = 0; i < nm; i++)
+            json_array_append_new(hist, json_integer((json_int_t)lows[i]));
+        json_object_set_new(dev, "memory_history_bytes", hist);
     }
     if (st->has_rtt)
         json_object_set_new(net, "rtt_ms", json_real(st->rtt_ms));
@@ -254,14 +292,14 @@ enum client_status client_report_make(const struct client_report_in *in,
 
     if (!json_object_get(root, "ue"))
         json_object_set_new(root, "ue", json_string(st->ue));
-    /* The lowest free memory seen, never above what is reported now. */
+    /* The lowest free memory seen is never above what is reported now. */
     dev = object_at(root, "device");
     mem = (uint64_t)json_integer_value(json_object_get(dev, "memory_bytes"));
-    floor = client_state_memory_floor(st);
-    if (!json_object_get(dev, "memory_floor_bytes") && floor > 0 && mem > 0)
+    v = json_object_get(dev, "memory_floor_bytes");
+    floor = json_is_integer(v) ? (uint64_t)json_integer_value(v) : 0;
+    if (floor > mem && mem > 0)
         json_object_set_new(dev, "memory_floor_bytes",
-                            json_integer((json_int_t)(floor < mem ? floor
-                                                                  : mem)));
+                            json_integer((json_int_t)mem));
     if (st->current.hex[0]) {
         snprintf(digest, sizeof(digest), "sha256:%s", st->current.hex);
         json_object_set_new(root, "current", json_string(digest));

@@ -51,67 +51,19 @@ void client_state_init(struct client_state *st, const char *family)
     st->ue[3 + 2 * sizeof(id)] = '\0';
 }
 
-void client_state_add_downlink(struct client_state *st, double bps)
-{
-    if (!(bps > 0))
-        return;
-    if (st->downlink_count == CLIENT_HISTORY_MAX) {
-        memmove(st->downlink_bps, st->downlink_bps + 1,
-                (CLIENT_HISTORY_MAX - 1) * sizeof(double));
-        st->downlink_count--;
-    }
-    st->downlink_bps[st->downlink_count++] = bps;
-}
-
-void client_state_add_memory(struct client_state *st, uint64_t bytes)
-{
-    if (bytes == 0)
-        return;
-    if (st->memory_count == CLIENT_MEMORY_SAMPLES) {
-        memmove(st->memory_bytes, st->memory_bytes + 1,
-                (CLIENT_MEMORY_SAMPLES - 1) * sizeof(uint64_t));
-        st->memory_count--;
-    }
-    st->memory_bytes[st->memory_count++] = bytes;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return (x > y) - (x < y);
-}
-
-double client_state_downlink_estimate(const struct client_state *st)
-{
-    double v[CLIENT_HISTORY_MAX];
-    size_t n = st->downlink_count;
-
-    if (n == 0)
-        return 0;
-    memcpy(v, st->downlink_bps, n * sizeof(double));
-    qsort(v, n, sizeof(double), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-uint64_t client_state_memory_floor(const struct client_state *st)
-{
-    uint64_t m = 0;
-
-    for (size_t i = 0; i < st->memory_count; i++)
-        if (m == 0 || st->memory_bytes[i] < m)
-            m = st->memory_bytes[i];
-    return m;
-}
-
 /* ---- JSON -------------------------------------------------------------- */
 
 static json_t *ref_write(const struct client_model_ref *r)
 {
+    json_t *o;
+
     if (r->hex[0] == '\0')
         return json_null();
-    return json_pack("{s:s, s:s, s:I}", "digest_hex", r->hex, "variant",
-                     r->variant, "version", (json_int_t)r->version);
+    o = json_pack("{s:s, s:s, s:I}", "digest_hex", r->hex, "variant",
+                  r->variant, "version", (json_int_t)r->version);
+    if (o && r->receipt[0])
+        json_object_set_new(o, "receipt", json_string(r->receipt));
+    return o;
 }
 
 char *client_state_write(const struct client_state *st)
@@ -121,17 +73,25 @@ char *client_state_write(const struct client_state *st)
 
     if (!hist || !mem)
         goto out;
+    /* Each entry with its time: what is stale is known after a restart. */
     for (size_t i = 0; i < st->downlink_count; i++)
-        json_array_append_new(hist, json_real(st->downlink_bps[i]));
+        json_array_append_new(
+            hist, json_pack("{s:I, s:f}", "at_s",
+                            (json_int_t)st->downlink[i].at_s, "bps",
+                            st->downlink[i].bps));
     for (size_t i = 0; i < st->memory_count; i++)
-        json_array_append_new(mem, json_integer((json_int_t)st->memory_bytes[i]));
+        json_array_append_new(
+            mem, json_pack("{s:I, s:I}", "minute",
+                           (json_int_t)st->memory[i].minute, "low_bytes",
+                           (json_int_t)st->memory[i].low_bytes));
     /* "o" steals hist and mem, also when json_pack fails */
-    root = json_pack("{s:i, s:s, s:s, s:o, s:o, s:b, s:o, s:o}",
+    root = json_pack("{s:i, s:s, s:s, s:o, s:o, s:b, s:o, s:s, s:o}",
                      "format", STATE_FORMAT, "family", st->family, "ue",
                      st->ue, "current", ref_write(&st->current), "previous",
                      ref_write(&st->previous), "installed_reported",
-                     st->installed_reported, "downlink_history_bps", hist,
-                     "memory_history_bytes", mem);
+                     st->installed_reported, "downlink_samples", hist,
+                     "downlink_iface", st->downlink_iface,
+                     "memory_minutes", mem);
     hist = mem = NULL;
     if (!root)
         goto out;
@@ -147,6 +107,9 @@ char *client_state_write(const struct client_state *st)
                       (json_int_t)f->size_bytes, "validator", f->validator,
                       "bytes_done", (json_int_t)f->bytes_done, "variant",
                       f->variant, "version", (json_int_t)f->version));
+        if (f->receipt[0])
+            json_object_set_new(json_object_get(root, "inflight"), "receipt",
+                                json_string(f->receipt));
     }
     if (st->has_generation)
         json_object_set_new(root, "generation",
@@ -218,7 +181,8 @@ static bool ref_parse(json_t *v, struct client_model_ref *r)
     if (!json_is_object(v) ||
         !copy_str(v, "digest_hex", r->hex, sizeof(r->hex), true) ||
         !proto_hex_is_valid(r->hex, strlen(r->hex)) ||
-        !copy_str(v, "variant", r->variant, sizeof(r->variant), false))
+        !copy_str(v, "variant", r->variant, sizeof(r->variant), false) ||
+        !copy_str(v, "receipt", r->receipt, sizeof(r->receipt), false))
         return false;
     ver = json_object_get(v, "version");
     r->version = json_is_integer(ver) ? json_integer_value(ver) : 0;
@@ -260,6 +224,7 @@ enum client_status client_state_parse(const char *text,
             !copy_str(v, "validator", f->validator, sizeof(f->validator),
                       false) ||
             !copy_str(v, "variant", f->variant, sizeof(f->variant), false) ||
+            !copy_str(v, "receipt", f->receipt, sizeof(f->receipt), false) ||
             !get_u64(v, "size_bytes", &f->size_bytes) ||
             !get_u64(v, "bytes_done", &f->bytes_done))
             goto out;
@@ -284,11 +249,45 @@ enum client_status client_state_parse(const char *text,
         st.gflops_at_s =
             json_integer_value(json_object_get(root, "gflops_at_s"));
     }
-    json_array_foreach(json_object_get(root, "downlink_history_bps"), i, v)
-        client_state_add_downlink(&st, json_number_value(v));
-    json_array_foreach(json_object_get(root, "memory_history_bytes"), i, v)
-        if (json_integer_value(v) > 0)
-            client_state_add_memory(&st, (uint64_t)json_integer_value(v));
+    /* The histories: entries without a time (the arrays of an older
+     * client, "downlink_history_bps" and "memory_history_bytes") are of
+     * unknown age and not read; entries that are not ours are skipped. */
+    copy_str(root, "downlink_iface", st.downlink_iface,
+             sizeof(st.downlink_iface), false);
+    json_array_foreach(json_object_get(root, "downlink_samples"), i, v) {
+        json_t *at = json_object_get(v, "at_s"), *bps = json_object_get(v, "bps");
+
+        if (!json_is_integer(at) || !json_is_number(bps) ||
+            !(json_number_value(bps) >= 0) || json_number_value(bps) > 1e12)
+            continue;
+        if (st.downlink_count == CLIENT_HISTORY_MAX) {
+            memmove(st.downlink, st.downlink + 1,
+                    (CLIENT_HISTORY_MAX - 1) * sizeof(st.downlink[0]));
+            st.downlink_count--;
+        }
+        st.downlink[st.downlink_count].at_s = json_integer_value(at);
+        st.downlink[st.downlink_count].bps = json_number_value(bps);
+        st.downlink_count++;
+    }
+    json_array_foreach(json_object_get(root, "memory_minutes"), i, v) {
+        json_t *m = json_object_get(v, "minute");
+        json_t *low = json_object_get(v, "low_bytes");
+
+        if (!json_is_integer(m) || !json_is_integer(low) ||
+            json_integer_value(low) <= 0 ||
+            (st.memory_count > 0 && json_integer_value(m) <=
+                                        st.memory[st.memory_count - 1].minute))
+            continue;
+        if (st.memory_count == CLIENT_HISTORY_MAX) {
+            memmove(st.memory, st.memory + 1,
+                    (CLIENT_HISTORY_MAX - 1) * sizeof(st.memory[0]));
+            st.memory_count--;
+        }
+        st.memory[st.memory_count].minute = json_integer_value(m);
+        st.memory[st.memory_count].low_bytes =
+            (uint64_t)json_integer_value(low);
+        st.memory_count++;
+    }
     v = json_object_get(root, "last_decision");
     if (json_is_object(v)) {
         copy_str(v, "action", st.last_action, sizeof(st.last_action), false);

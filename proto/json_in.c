@@ -1095,35 +1095,44 @@ static bool parse_over_time(const struct proto_jval *root, struct proto_report *
     return true;
 }
 
-/* nonce: echoed in a signed answer (replay protection); no quote or
- * backslash can reach the answer's JSON or a log line. */
-static bool parse_nonce(const struct proto_jval *root, struct proto_report *r,
-                        struct proto_error *err)
+/* A string member of min to max characters from A-Z a-z 0-9 _ - (a nonce,
+ * a receipt): no quote or backslash can reach an answer's JSON or a log
+ * line. Absent: true, *has false. */
+static bool get_b64url(const struct proto_jval *root, const char *key,
+                       size_t min, size_t max, const char *what, char *out,
+                       bool *has, struct proto_error *err)
 {
-    static const char what[] =
-        "a string of 16 to 64 characters from A-Z a-z 0-9 _ -";
-    const struct proto_jval *v = member(root, "nonce");
+    const struct proto_jval *v = member(root, key);
     const char *s;
     size_t len;
 
     if (!v)
         return true;
     if (!is_string(v))
-        return wrong("nonce", what, v, err);
+        return wrong(key, what, v, err);
     s = str_of(v);
     len = len_of(v);
-    if (len < 16 || len > PROTO_NONCE_SIZE - 1)
-        return wrong("nonce", what, v, err);
+    if (len < min || len > max)
+        return wrong(key, what, v, err);
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
 
         if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
               (c >= '0' && c <= '9') || c == '_' || c == '-'))
-            return wrong("nonce", what, v, err);
+            return wrong(key, what, v, err);
     }
-    memcpy(r->nonce, s, len + 1);
-    r->has_nonce = true;
+    memcpy(out, s, len + 1);
+    *has = true;
     return true;
+}
+
+/* nonce: echoed in a signed answer (replay protection). */
+static bool parse_nonce(const struct proto_jval *root, struct proto_report *r,
+                        struct proto_error *err)
+{
+    return get_b64url(root, "nonce", 16, PROTO_NONCE_SIZE - 1,
+                      "a string of 16 to 64 characters from A-Z a-z 0-9 _ -",
+                      r->nonce, &r->has_nonce, err);
 }
 
 /* accept.signed only; the accept object's other members have their own
@@ -1442,7 +1451,11 @@ enum proto_status proto_event_parse(const char *body, size_t len,
         get_number(root, "", "latency_ms", &rule_event_latency, false,
                    &e.latency_ms, &e.has_latency_ms, err) &&
         get_number(root, "", "energy_mj", &rule_event_energy, false,
-                   &e.energy_mj, &e.has_energy_mj, err)) {
+                   &e.energy_mj, &e.has_energy_mj, err) &&
+        get_b64url(root, "receipt", 1, PROTO_RECEIPT_SIZE - 1,
+                   "a string of 1 to 64 characters from A-Z a-z 0-9 _ - "
+                   "(the receipt of the select answer)",
+                   e.receipt, &e.has_receipt, err)) {
         e.version = (int64_t)version;
         *out = e;
         rc = PROTO_OK;

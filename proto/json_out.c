@@ -457,6 +457,10 @@ static void sb_stats(struct sb *b, const struct proto_version_stats *s)
     sb_u64(b, s->ues);
     sb_key(b, "failed_ues");
     sb_u64(b, s->failed_ues);
+    sb_key(b, "verified_ues");
+    sb_u64(b, s->verified_ues);
+    sb_key(b, "verified_failed_ues");
+    sb_u64(b, s->verified_failed_ues);
     sb_key(b, "failure_share");
     sb_num_short(b, proto_failure_share(s));
     sb_key(b, "latency_ms");
@@ -624,6 +628,10 @@ char *proto_decision_write(const struct proto_decision *d, const char *family,
         sb_str(&b, v->name);
         sb_key(&b, "version");
         sb_i64(&b, v->version);
+        if (d->receipt[0]) {
+            sb_key(&b, "receipt");
+            sb_str(&b, d->receipt);
+        }
         sb_puts(&b, ",\"model\":{\"digest\":");
         sb_digest(&b, v->blob_hex);
         sb_key(&b, "size_bytes");
@@ -634,6 +642,10 @@ char *proto_decision_write(const struct proto_decision *d, const char *family,
             sb_puts(&b, v->blob_hex);
             sb_puts(&b, "?encoding=modeld-bg/1\",\"encoding\":"
                         "\"modeld-bg/1\"");
+            /* The model's own size: bounds the decoding and a client's
+             * fall back to the plain blob (README "Client"). */
+            sb_key(&b, "decoded_size_bytes");
+            sb_u64(&b, v->size_bytes);
         } else {
             sb_u64(&b, v->size_bytes);
             sb_key(&b, "url");

@@ -20,6 +20,7 @@
 #define PROTO_TEXT_SIZE 257       /* task, description: up to 256 bytes */
 #define PROTO_UE_SIZE 129         /* opaque UE id: 1..128 bytes */
 #define PROTO_NONCE_SIZE 65       /* report nonce: 16..64 of [A-Za-z0-9_-] */
+#define PROTO_RECEIPT_SIZE 65     /* event receipt: 1..64 of [A-Za-z0-9_-] */
 
 #define PROTO_MAX_TECHNIQUES 8
 #define PROTO_MAX_LATENCIES 16    /* measured latency/energy per class */
@@ -270,36 +271,39 @@ enum proto_cause {
  * reasons are in the decision's candidate_reasons).
  */
 struct proto_candidate {
+    /* What ranking, picking and listing read of every candidate, in its
+     * first cache line (a large family's candidates are walked several
+     * times per select; this keeps those walks in L1). */
     size_t variant;
-    bool feasible;                        /* met every hard and soft rule */
-
-    /* what the policy worked out (see policy/policy.c) */
-    struct proto_estimates est;
-    double accuracy;                      /* the exit's when exit_index >= 0 */
-    int exit_index;
+    double value;                         /* over the horizon */
+    double ready_s;                       /* until it runs (conservative) */
+    double violation;
     uint64_t transfer_bytes;              /* still to move (0: held) */
-    bool has_delta;
-    size_t delta;
-    bool is_current;
-    bool is_fetching;
+    double cost;                          /* of its bytes, accuracy-seconds */
+    enum proto_cause hard_cause;          /* first failed hard rule */
+    enum proto_cause soft_cause;          /* first missed soft rule */
+    bool feasible;                        /* met every hard and soft rule */
     bool hard_ok;
     bool soft_ok;
+    bool is_current;
+    bool is_fetching;
     bool at_risk;                         /* may not fit when memory drops */
     bool partial;                         /* hard rule failed: estimates,
                                              transfer and soft rules not
                                              worked out (policy.c) */
-    enum proto_cause hard_cause;          /* first failed hard rule */
-    enum proto_cause soft_cause;          /* first missed soft rule */
-    double violation;
-    const struct proto_tag *ctx;          /* first matching context tag */
+    bool has_delta;
+
+    /* what the policy worked out (see policy/policy.c) */
     double utility;                       /* per second while it runs */
     double fit;                           /* expected share of time it fits */
     double dips_per_s;                    /* memory dips under its need */
     double risk;                          /* their expected round trips'
                                              cost over the horizon */
-    double ready_s;                       /* until it runs (conservative) */
-    double cost;                          /* of its bytes, accuracy-seconds */
-    double value;                         /* over the horizon */
+    double accuracy;                      /* the exit's when exit_index >= 0 */
+    const struct proto_tag *ctx;          /* first matching context tag */
+    struct proto_estimates est;
+    size_t delta;
+    int exit_index;
 };
 
 /*
@@ -338,6 +342,9 @@ struct proto_decision {
     int64_t expires_at_s;
     uint64_t generation;
     char nonce[PROTO_NONCE_SIZE];         /* "" when the report sent none */
+    /* The event receipt for the chosen version (the report sent "ue");
+     * "" for none. */
+    char receipt[PROTO_RECEIPT_SIZE];
 };
 
 /* ---- trust and control: UE events, rollout changes, version stats ---- */
@@ -363,6 +370,12 @@ struct proto_event {
     bool has_latency_ms;
     double energy_mj;
     bool has_energy_mj;
+    char receipt[PROTO_RECEIPT_SIZE];     /* from the select answer */
+    bool has_receipt;
+    /* Set by the server once the receipt checked out, never by the
+     * parser: only such events count toward the automatic pause when
+     * rollout_pause_needs_receipt is on. */
+    bool verified;
 };
 
 /* PATCH .../versions/{n}: at least one member. */
@@ -404,6 +417,9 @@ struct proto_version_stats {
     uint64_t counts[PROTO_EVENT_KINDS];
     uint64_t ues;
     uint64_t failed_ues;
+    /* The same two over events that carried a valid receipt. */
+    uint64_t verified_ues;
+    uint64_t verified_failed_ues;
     struct proto_class_latency latency[PROTO_MAX_LATENCIES];
     size_t latency_count;
 };

@@ -46,6 +46,10 @@ static const char usage_text[] =
     "                         this kid from GET /v1/keys on first use)\n"
     "  --connect-timeout-ms N (10000)   --stall-timeout-s N (30)\n"
     "  --retries N (6)        --backoff-ms N (500, doubled each retry)\n"
+    "  --facts-interval-s N   sample free memory every N s (10; --watch\n"
+    "                         and during transfers)\n"
+    "  --rate-window-s N      a throughput sample per N s of a long\n"
+    "                         transfer (60)\n"
     "  --no-benchmark         do not measure gflops (set device.gflops)\n"
     "  --meminfo FILE         read MemAvailable from FILE (tests)\n"
     "  --power-supply DIR     read batteries from DIR (tests)\n"
@@ -293,6 +297,14 @@ int cmd_fetch(int argc, char **argv)
                 o.retries = 1;
         } else if (strcmp(a, "--backoff-ms") == 0) {
             NUMBER(o.backoff_base_ms, 600000);
+        } else if (strcmp(a, "--facts-interval-s") == 0) {
+            NUMBER(o.facts_interval_s, 3600);
+            if (o.facts_interval_s == 0)
+                o.facts_interval_s = 1;
+        } else if (strcmp(a, "--rate-window-s") == 0) {
+            NUMBER(o.rate_window_s, 3600);
+            if (o.rate_window_s == 0)
+                o.rate_window_s = 1;
         } else if (strcmp(a, "--no-benchmark") == 0) {
             o.no_benchmark = true;
         } else if (strcmp(a, "--meminfo") == 0) {

@@ -206,6 +206,10 @@ static const struct key keys[] = {
      "pause a version when this share of its reporting UEs failed"},
     {"rollout_min_reports", KEY_UINT, OFF(store.rollout_min_reports), 0, 1,
      1000000, "... once at least this many distinct UEs reported on it"},
+    {"rollout_pause_needs_receipt", KEY_BOOL,
+     OFF(store.pause_needs_receipt), 0, 0, 1,
+     "only events carrying the select answer's receipt count toward the "
+     "automatic pause"},
     {"latency_min_reports", KEY_UINT, OFF(store.latency_min_reports), 0, 1,
      1000000,
      "measured latency replaces a class's estimate after this many UEs"},

@@ -184,6 +184,13 @@ handle_events_post(struct MHD_Connection *c, struct request *rq)
     if (proto_event_parse(rq->body ? rq->body : "", rq->body_len,
                           &app->cfg.limits, &ev, &err) != PROTO_OK)
         return http_reply_problem(c, rq, &err);
+    /* A receipt vouches for the UE id, version and digest it was given
+     * for; the digest it covers is the one the event names (the store
+     * checks that it is the version's). */
+    ev.verified = ev.has_receipt && ev.has_digest &&
+                  store_receipt_check(app->store, ev.ue, rq->params[0],
+                                      ev.variant, ev.version, ev.digest_hex,
+                                      ev.receipt);
     rc = store_event_add(app->store, rq->params[0], &ev, (int64_t)time(NULL),
                          &counted, &paused);
     if (rc == STORE_NOT_FOUND) {
@@ -202,6 +209,10 @@ handle_events_post(struct MHD_Connection *c, struct request *rq)
     atomic_fetch_add(&app->events[ev.kind][counted ? EVENT_COUNTED
                                                    : EVENT_REPEAT],
                      1);
+    atomic_fetch_add(&app->receipts[ev.verified      ? APP_RECEIPT_VALID
+                                    : ev.has_receipt ? APP_RECEIPT_INVALID
+                                                     : APP_RECEIPT_MISSING],
+                     1);
     if (paused)
         log_msg(LOG_WARN, rq->id,
                 "rollout of %s/%s version %" PRId64 " paused: failure share "
@@ -211,8 +222,10 @@ handle_events_post(struct MHD_Connection *c, struct request *rq)
         char *json = malloc(64);
 
         if (json)
-            snprintf(json, 64, "{\"counted\":%s,\"paused\":%s}",
-                     counted ? "true" : "false", paused ? "true" : "false");
+            snprintf(json, 64,
+                     "{\"counted\":%s,\"paused\":%s,\"verified\":%s}",
+                     counted ? "true" : "false", paused ? "true" : "false",
+                     ev.verified ? "true" : "false");
         return http_reply_json(c, rq, 202, json);
     }
 }
@@ -412,6 +425,19 @@ rollout_metrics_render(struct app *app)
                 &t, "modeld_events_total{event=\"%s\",outcome=\"%s\"} %llu\n",
                 proto_event_kind_name((enum proto_event_kind)k), outcomes[o],
                 (unsigned long long)atomic_load(&app->events[k][o]));
+    metrics_text_head(&t, "modeld_event_receipts_total", "counter",
+                      "Recorded UE event reports by receipt (valid: counts "
+                      "toward the automatic pause; missing or invalid: "
+                      "unverified, counts only with "
+                      "rollout_pause_needs_receipt = false).");
+    {
+        static const char *const results[] = {"valid", "missing", "invalid"};
+
+        for (unsigned r = 0; r < 3; r++)
+            metrics_text_printf(
+                &t, "modeld_event_receipts_total{result=\"%s\"} %llu\n",
+                results[r], (unsigned long long)atomic_load(&app->receipts[r]));
+    }
     metrics_text_line(&t, "modeld_transfers_in_progress", "gauge",
                       "Blob and delta downloads in flight.",
                       atomic_load(&app->transfers));

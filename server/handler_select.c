@@ -267,6 +267,15 @@ handle_select(struct MHD_Connection *c, struct request *rq)
         d->generation = snap->answer_generation;
         memcpy(d->nonce, report.nonce, sizeof(d->nonce));
     }
+    /* The receipt a failure event of this UE must send back to count
+     * toward pausing the version (README "Event receipts"). */
+    if (report.has_ue && d->action != PROTO_ACTION_NONE) {
+        const struct proto_variant *v = &run.variants[d->chosen];
+
+        (void)store_receipt_make(app->store, report.ue, snap->family.name,
+                                 v->name, v->version, v->blob_hex,
+                                 d->receipt);
+    }
     json = proto_decision_write(d, snap->family.name, run.variants,
                                 snap->deltas);
     ret = reply_decision(c, rq, kr, d->issued_at_s, json);

@@ -40,7 +40,11 @@ struct app {
     atomic_uint_fast64_t events[PROTO_EVENT_KINDS][3]; /* counted, repeat,
                                                           refused */
     atomic_uint_fast64_t deferred;    /* admission deferrals */
+    /* Event receipts checked: valid, missing, invalid (APP_RECEIPT_*). */
+    atomic_uint_fast64_t receipts[3];
 };
+
+enum { APP_RECEIPT_VALID, APP_RECEIPT_MISSING, APP_RECEIPT_INVALID };
 
 struct request;
 typedef enum MHD_Result (*handler_fn)(struct MHD_Connection *c,

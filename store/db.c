@@ -55,6 +55,10 @@ struct db_stmt {
     int row;
     int nrows;
     int64_t changes;
+    /* A bind since the last reset failed (out of memory, an index out of
+     * range): the next step fails instead of running with that parameter
+     * missing (NULL), which would answer "no such row" or write a NULL. */
+    bool bind_failed;
 };
 
 /* ---- errors and the clock ------------------------------------------------ */
@@ -562,6 +566,7 @@ static void pg_clear_values(struct db_stmt *s)
 
 void db_reset(struct db_stmt *s)
 {
+    s->bind_failed = false;
     if (s->lite) {
         sqlite3_reset(s->lite);
         sqlite3_clear_bindings(s->lite);
@@ -589,14 +594,25 @@ void db_finalize(struct db_stmt *s)
     free(s);
 }
 
-static void pg_bind(struct db_stmt *s, int idx, char *value)
+/* Takes value (a copy made for this bind, NULL for SQL NULL). wanted: a
+ * value was asked for, so a NULL here is a failed copy, not SQL NULL. */
+static void pg_bind(struct db_stmt *s, int idx, char *value, bool wanted)
 {
-    if (idx < 1 || idx > MAX_PARAMS) {
+    if (idx < 1 || idx > MAX_PARAMS || (wanted && !value)) {
         free(value);
+        s->bind_failed = true;
         return;
     }
     free(s->values[idx - 1]);
     s->values[idx - 1] = value;
+}
+
+/* An SQLite bind's result code: a copy that could not be made (NOMEM,
+ * TOOBIG) fails the next step, as on PostgreSQL. */
+static void lite_bound(struct db_stmt *s, int rc)
+{
+    if (rc == SQLITE_NOMEM || rc == SQLITE_TOOBIG)
+        s->bind_failed = true;
 }
 
 void db_bind_int64(struct db_stmt *s, int idx, int64_t v)
@@ -604,11 +620,11 @@ void db_bind_int64(struct db_stmt *s, int idx, int64_t v)
     char num[24];
 
     if (s->lite) {
-        sqlite3_bind_int64(s->lite, idx, v);
+        lite_bound(s, sqlite3_bind_int64(s->lite, idx, v));
         return;
     }
     snprintf(num, sizeof(num), "%" PRId64, v);
-    pg_bind(s, idx, strdup(num));
+    pg_bind(s, idx, strdup(num), true);
 }
 
 void db_bind_double(struct db_stmt *s, int idx, double v)
@@ -616,7 +632,7 @@ void db_bind_double(struct db_stmt *s, int idx, double v)
     char num[40];
 
     if (s->lite) {
-        sqlite3_bind_double(s->lite, idx, v);
+        lite_bound(s, sqlite3_bind_double(s->lite, idx, v));
         return;
     }
     if (isnan(v))
@@ -625,25 +641,26 @@ void db_bind_double(struct db_stmt *s, int idx, double v)
         snprintf(num, sizeof(num), "%sInfinity", v < 0 ? "-" : "");
     else
         snprintf(num, sizeof(num), "%.17g", v);
-    pg_bind(s, idx, strdup(num));
+    pg_bind(s, idx, strdup(num), true);
 }
 
 void db_bind_text(struct db_stmt *s, int idx, const char *text)
 {
     if (s->lite) {
-        sqlite3_bind_text(s->lite, idx, text, -1, SQLITE_TRANSIENT);
+        lite_bound(s, sqlite3_bind_text(s->lite, idx, text, -1,
+                                        SQLITE_TRANSIENT));
         return;
     }
-    pg_bind(s, idx, text ? strdup(text) : NULL);
+    pg_bind(s, idx, text ? strdup(text) : NULL, text != NULL);
 }
 
 void db_bind_null(struct db_stmt *s, int idx)
 {
     if (s->lite) {
-        sqlite3_bind_null(s->lite, idx);
+        lite_bound(s, sqlite3_bind_null(s->lite, idx));
         return;
     }
-    pg_bind(s, idx, NULL);
+    pg_bind(s, idx, NULL, false);
 }
 
 static enum db_result lite_step(struct db_stmt *s)
@@ -707,6 +724,12 @@ static enum db_result pg_step(struct db_stmt *s)
 
 enum db_result db_step(struct db_stmt *s)
 {
+    if (s->bind_failed) {
+        set_err(s->db, DB_ERR_NOMEM,
+                "binding a parameter failed (out of memory or no such "
+                "parameter); the statement was not run");
+        return DB_ERROR;
+    }
     return s->lite ? lite_step(s) : pg_step(s);
 }
 

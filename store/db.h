@@ -85,7 +85,10 @@ void db_finalize(struct db_stmt *s);
 /* Ends the statement's last execution and clears its bindings. */
 void db_reset(struct db_stmt *s);
 
-/* Parameters count from 1. Text is copied. */
+/* Parameters count from 1. Text is copied. A bind that fails (the copy
+ * cannot be allocated; on PostgreSQL also an index beyond the limit) makes
+ * the next db_step fail with DB_ERR_NOMEM without running the statement:
+ * callers check db_step, never each bind. db_reset clears it. */
 void db_bind_int64(struct db_stmt *s, int idx, int64_t v);
 void db_bind_double(struct db_stmt *s, int idx, double v);
 void db_bind_text(struct db_stmt *s, int idx, const char *text);

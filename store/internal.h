@@ -90,6 +90,13 @@ enum stmt_id {
     STMT_MEASURED_LATENCY_NTH,
     STMT_MEASURED_ENERGY_CLASSES,
     STMT_MEASURED_ENERGY_NTH,
+    /* A version's statistics and the lists they are read for (store/
+     * trust.c): on the read connections, so that the versions listing and
+     * a /metrics scrape never wait for the writer's commits. */
+    STMT_EVENT_UES,
+    STMT_EVENT_KINDS,
+    STMT_VARIANT_VERSION_IDS,
+    STMT_METRIC_VERSIONS,
     STMT_COUNT
 };
 
@@ -98,17 +105,13 @@ enum stmt_id {
 enum trust_stmt_id {
     TSTMT_VERSION_FIND = 0,
     TSTMT_EVENT_INSERT,
-    TSTMT_EVENT_UES,
-    TSTMT_EVENT_KINDS,
     TSTMT_CLASS_COUNT,
     TSTMT_PAUSE,
     TSTMT_ROLLOUT_SET,
     TSTMT_VERSION_RETIRE,
     TSTMT_VERSION_PREVIOUS,
-    TSTMT_VARIANT_VERSION_IDS,
     TSTMT_AUDIT_INSERT,
     TSTMT_AUDIT_LIST,
-    TSTMT_METRIC_VERSIONS,
     TSTMT_COUNT
 };
 
@@ -178,6 +181,11 @@ struct store {
     struct db_stmt *stmt[STMT_COUNT];
     struct db_stmt *tstmt[TSTMT_COUNT];
     struct store_conn writer;     /* {db, stmt} */
+    /* HMAC-SHA256 under the event receipt key (store/receipt.c): the
+     * SHA-256 states after the key's inner and outer pads, made at open
+     * and only copied from after (NULL: no key). */
+    struct evp_md_ctx_st *receipt_inner;
+    struct evp_md_ctx_st *receipt_outer;
 
     /* Read connections beside the writer (WAL: readers never wait for
      * it; on PostgreSQL sessions on catalog_read_url, a replica, else on
@@ -357,6 +365,14 @@ void store_generation_seen(struct store *st, uint64_t gen, bool *out_moved);
 /* PostgreSQL: starts the thread that follows the catalog generation. */
 MUST_CHECK enum store_status store_watch_start(struct store *st);
 void store_watch_stop(struct store *st);
+
+/* ---- event receipts (store/receipt.c) ---- */
+
+/* Reads the catalog's receipt key, making it first when the catalog has
+ * none (not in a read-only store). At open, on the writer. */
+MUST_CHECK enum store_status store_receipt_key_load(struct store *st);
+/* Frees what store_receipt_key_load made. */
+void store_receipt_key_free(struct store *st);
 
 /* ---- trust (store/trust.c) ---- */
 

@@ -189,6 +189,14 @@ static const char *const migrations[] = {
     "  id INTEGER PRIMARY KEY CHECK (id = 1),"
     "  generation INTEGER NOT NULL);"
     "INSERT INTO catalog_generation(id, generation) VALUES (1, 1);",
+    /* 7: event receipts (store/receipt.c). The catalog's secrets (the
+     * receipt key, made by the first daemon that opens it, so that every
+     * daemon of one catalog checks the receipts of the others), and
+     * whether an event carried a valid receipt. */
+    "CREATE TABLE secrets ("
+    "  name TEXT PRIMARY KEY,"
+    "  value TEXT NOT NULL);"
+    "ALTER TABLE events ADD COLUMN verified INTEGER NOT NULL DEFAULT 0;",
 };
 
 /*
@@ -448,6 +456,31 @@ static const char *const stmt_sql[STMT_COUNT] = {
         "SELECT energy_mj FROM events WHERE version_id = ?1 "
         "AND kind = 'installed' AND device_class = ?2 "
         "AND energy_mj IS NOT NULL ORDER BY energy_mj LIMIT 1 OFFSET ?3",
+    /* A version's statistics (store/trust.c), read on a read connection
+     * by the versions listing and /metrics, on the writer by the pause
+     * rule. */
+    [STMT_EVENT_UES] =
+        "SELECT count(DISTINCT ue), "
+        "  count(DISTINCT CASE WHEN kind <> 'installed' THEN ue END), "
+        "  count(DISTINCT CASE WHEN verified = 1 THEN ue END), "
+        "  count(DISTINCT CASE WHEN verified = 1 AND kind <> 'installed' "
+        "    THEN ue END) "
+        "FROM events WHERE version_id = ?1",
+    [STMT_EVENT_KINDS] =
+        "SELECT kind, count(*) FROM events WHERE version_id = ?1 "
+        "GROUP BY kind",
+    [STMT_VARIANT_VERSION_IDS] =
+        "SELECT ver.id FROM families f JOIN variants v ON v.family_id = f.id "
+        "JOIN versions ver ON ver.variant_id = v.id "
+        "WHERE f.name = ?1 AND f.deleted = 0 AND v.name = ?2 "
+        "ORDER BY ver.version",
+    [STMT_METRIC_VERSIONS] =
+        "SELECT f.name, v.name, ver.version, ver.id, ver.paused "
+        "FROM versions ver JOIN variants v ON v.id = ver.variant_id "
+        "JOIN families f ON f.id = v.family_id "
+        "WHERE ver.retired = 0 AND v.retired = 0 AND f.deleted = 0 "
+        "AND EXISTS (SELECT 1 FROM events e WHERE e.version_id = ver.id) "
+        "ORDER BY ver.id DESC LIMIT ?1",
 };
 
 /*
@@ -522,6 +555,7 @@ void store_options_default(struct store_options *out)
     out->retry_attempts = DEFAULT_RETRY_ATTEMPTS;
     out->rollout_max_failure_share = 0.2;
     out->rollout_min_reports = 20;
+    out->pause_needs_receipt = true;
     out->latency_min_reports = 5;
     out->read_connections = DEFAULT_READ_CONNECTIONS;
 }
@@ -1083,6 +1117,8 @@ static enum store_status open_postgresql(struct store *st)
         rc = prepare_conn(st, st->db, st->stmt);
     if (rc == STORE_OK)
         rc = store_trust_prepare(st);
+    if (rc == STORE_OK)
+        rc = store_receipt_key_load(st);
     if (rc == STORE_OK && st->opt.run_worker)
         rc = open_conn(st, st->opt.catalog_url, &st->job);
     if (rc == STORE_OK)
@@ -1130,6 +1166,8 @@ static enum store_status open_db(struct store *st)
         rc = prepare_conn(st, st->db, st->stmt);
     if (rc == STORE_OK)
         rc = store_trust_prepare(st);
+    if (rc == STORE_OK)
+        rc = store_receipt_key_load(st);
     if (rc == STORE_OK)
         rc = count_deltas(st);
     /* The readers open once the writer has made the file WAL. */
@@ -1264,6 +1302,7 @@ void store_close(struct store *st)
     close_conn(st->watch.conn.db, st->watch.stmt);
     close_conn(st->job.conn.db, st->job.stmt);
     store_trust_finalize(st);
+    store_receipt_key_free(st);
     close_conn(st->db, st->stmt);
     pthread_mutex_lock(&st->cache_mu);
     store_cache_clear(st);

@@ -95,6 +95,8 @@ struct store_options {
                                          failed UEs, default 0.2 */
     unsigned rollout_min_reports; /* ... over at least this many distinct
                                      UEs, default 20 */
+    bool pause_needs_receipt;     /* only events with a valid receipt count
+                                     toward the pause, default true */
     unsigned latency_min_reports; /* measured latency (energy) of a device
                                      class feeds the snapshot from this many
                                      UEs on, default 5 */
@@ -315,6 +317,7 @@ struct store_snapshot {
      * UEs), for rules about what a UE holds (admission). */
     struct proto_variant *older;
     size_t older_count;
+    size_t paused_count;          /* variants[] that are paused */
     /* store_options.snapshot_derive's result for this snapshot, or NULL */
     const void *derived;
 };
@@ -433,6 +436,29 @@ void store_stats_get(struct store *st, struct store_stats *out);
 MUST_CHECK enum store_status store_worker_wait_idle(struct store *st,
                                                     int timeout_ms);
 
+/* ---- event receipts (store/receipt.c) --------------------------------------- */
+
+/*
+ * A select answer carries a receipt for the version it names: HMAC-SHA256
+ * under the catalog's receipt key over ue, family, variant, version and
+ * digest, base64url (43 characters). An event that sends it back proves
+ * that this UE id was answered with that version by a daemon of this
+ * catalog. The key is made (random, 32 bytes) by the first daemon that
+ * opens the catalog and kept in it, so every daemon sharing a PostgreSQL
+ * catalog makes and checks the same receipts, and they survive restarts.
+ * false (out left "") when the store has no key (a read-only store of a
+ * catalog no writable store has opened since it gained receipts).
+ */
+bool store_receipt_make(const struct store *st, const char *ue,
+                        const char *family, const char *variant,
+                        int64_t version, const char *digest_hex,
+                        char out[PROTO_RECEIPT_SIZE]);
+/* Whether receipt is the one store_receipt_make gives (constant time). */
+bool store_receipt_check(const struct store *st, const char *ue,
+                         const char *family, const char *variant,
+                         int64_t version, const char *digest_hex,
+                         const char *receipt);
+
 /* ---- trust and control: events, rollouts, audit (store/trust.c) ---------- */
 
 /*
@@ -442,7 +468,11 @@ MUST_CHECK enum store_status store_worker_wait_idle(struct store *st,
  * rollout_min_reports distinct UEs it is paused (*out_paused true, once),
  * which the audit log records as token "auto". STORE_NOT_FOUND: unknown
  * family, variant or version; STORE_MISMATCH: the event's digest is not
- * the version's.
+ * the version's. ev->verified (the caller checked ev's receipt with
+ * store_receipt_check) marks the event verified; a verified event for a
+ * UE and kind already recorded unverified upgrades it (counted). With
+ * pause_needs_receipt only verified events count toward the pause rule
+ * (both the failed UEs and the reporting UEs).
  */
 MUST_CHECK enum store_status
 store_event_add(struct store *st, const char *family,

@@ -25,17 +25,15 @@ static const char *const tsql[TSTMT_COUNT] = {
         "JOIN versions ver ON ver.variant_id = v.id "
         "WHERE f.name = ?1 AND f.deleted = 0 AND v.name = ?2 "
         "AND ver.version = ?3",
+    /* A repeat changes nothing, except that a verified event (a valid
+     * receipt) upgrades the unverified one of its UE and kind: an id seen
+     * first in a forged event is not locked out. */
     [TSTMT_EVENT_INSERT] =
         "INSERT INTO events(version_id, ue, kind, device_class, latency_ms, "
-        "  energy_mj, created_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
-        "ON CONFLICT DO NOTHING",
-    [TSTMT_EVENT_UES] =
-        "SELECT count(DISTINCT ue), "
-        "  count(DISTINCT CASE WHEN " KINDS_NOT_INSTALLED " THEN ue END) "
-        "FROM events WHERE version_id = ?1",
-    [TSTMT_EVENT_KINDS] =
-        "SELECT kind, count(*) FROM events WHERE version_id = ?1 "
-        "GROUP BY kind",
+        "  energy_mj, created_s, verified) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+        "ON CONFLICT (version_id, ue, kind) DO UPDATE SET verified = 1 "
+        "WHERE excluded.verified = 1 AND events.verified = 0",
     [TSTMT_CLASS_COUNT] =
         "SELECT count(latency_ms), count(energy_mj) FROM events "
         "WHERE version_id = ?1 AND kind = 'installed' "
@@ -49,24 +47,12 @@ static const char *const tsql[TSTMT_COUNT] = {
     [TSTMT_VERSION_PREVIOUS] =
         "SELECT version, blob_digest FROM versions WHERE variant_id = ?1 "
         "AND version < ?2 AND retired = 0 ORDER BY version DESC LIMIT 1",
-    [TSTMT_VARIANT_VERSION_IDS] =
-        "SELECT ver.id FROM families f JOIN variants v ON v.family_id = f.id "
-        "JOIN versions ver ON ver.variant_id = v.id "
-        "WHERE f.name = ?1 AND f.deleted = 0 AND v.name = ?2 "
-        "ORDER BY ver.version",
     [TSTMT_AUDIT_INSERT] =
         "INSERT INTO audit(time_s, token, method, path, status, detail) "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [TSTMT_AUDIT_LIST] =
         "SELECT time_s, token, method, path, status, detail FROM audit "
         "WHERE time_s >= ?1 ORDER BY id LIMIT ?2",
-    [TSTMT_METRIC_VERSIONS] =
-        "SELECT f.name, v.name, ver.version, ver.id, ver.paused "
-        "FROM versions ver JOIN variants v ON v.id = ver.variant_id "
-        "JOIN families f ON f.id = v.family_id "
-        "WHERE ver.retired = 0 AND v.retired = 0 AND f.deleted = 0 "
-        "AND EXISTS (SELECT 1 FROM events e WHERE e.version_id = ver.id) "
-        "ORDER BY ver.id DESC LIMIT ?1",
 };
 
 enum store_status store_trust_prepare(struct store *st)
@@ -223,29 +209,46 @@ static enum store_status class_counts(struct store *st, struct store_conn *c,
     return STORE_OK;
 }
 
-/* Caller holds db_mu. */
-static enum store_status version_stats(struct store *st, int64_t ver_id,
-                                       struct proto_version_stats *out)
+/* Distinct UEs of a version, any event and a failure, of all events and
+ * of verified ones, read on c. */
+static enum store_status event_ues(struct store *st, struct store_conn *c,
+                                   int64_t ver_id,
+                                   struct proto_version_stats *out)
 {
-    struct class_count classes[PROTO_MAX_LATENCIES];
-    size_t class_count = 0;
-    struct db_stmt *s;
-    enum store_status rc = STORE_OK;
+    struct db_stmt *s = store_conn_stmt(c, STMT_EVENT_UES);
     int src;
 
-    memset(out, 0, sizeof(*out));
-    s = tstmt(st, TSTMT_EVENT_UES);
     db_bind_int64(s, 1, ver_id);
     src = db_step(s);
     if (src == DB_ROW) {
         out->ues = (uint64_t)db_column_int64(s, 0);
         out->failed_ues = (uint64_t)db_column_int64(s, 1);
+        out->verified_ues = (uint64_t)db_column_int64(s, 2);
+        out->verified_failed_ues = (uint64_t)db_column_int64(s, 3);
     }
     db_reset(s);
-    if (src != DB_ROW)
-        return store_err_db(st, "counting UEs", src);
+    return src == DB_ROW ? STORE_OK
+                         : store_err_conn(st, c->db, "counting UEs", src);
+}
 
-    s = tstmt(st, TSTMT_EVENT_KINDS);
+/* A version's statistics, read on c (a read connection in its read
+ * transaction, or the writer under db_mu). */
+static enum store_status version_stats(struct store *st, struct store_conn *c,
+                                       int64_t ver_id,
+                                       struct proto_version_stats *out)
+{
+    struct class_count classes[PROTO_MAX_LATENCIES];
+    size_t class_count = 0;
+    struct db_stmt *s;
+    enum store_status rc;
+    int src;
+
+    memset(out, 0, sizeof(*out));
+    rc = event_ues(st, c, ver_id, out);
+    if (rc != STORE_OK)
+        return rc;
+
+    s = store_conn_stmt(c, STMT_EVENT_KINDS);
     db_bind_int64(s, 1, ver_id);
     while ((src = db_step(s)) == DB_ROW) {
         const char *kind = db_column_text(s, 0);
@@ -257,25 +260,25 @@ static enum store_status version_stats(struct store *st, int64_t ver_id,
     }
     db_reset(s);
     if (src != DB_DONE)
-        return store_err_db(st, "counting events", src);
+        return store_err_conn(st, c->db, "counting events", src);
 
-    rc = class_counts(st, &st->writer, STMT_MEASURED_LATENCY_CLASSES, ver_id,
-                      classes, &class_count);
+    rc = class_counts(st, c, STMT_MEASURED_LATENCY_CLASSES, ver_id, classes,
+                      &class_count);
     for (size_t i = 0; rc == STORE_OK && i < class_count; i++) {
         struct proto_class_latency *l = &out->latency[out->latency_count++];
 
         memcpy(l->device_class, classes[i].device_class,
                sizeof(l->device_class));
         l->count = classes[i].count;
-        rc = nth_value(st, &st->writer, STMT_MEASURED_LATENCY_NTH, ver_id,
+        rc = nth_value(st, c, STMT_MEASURED_LATENCY_NTH, ver_id,
                        l->device_class, rank_of(50, l->count), &l->p50_ms);
         if (rc == STORE_OK)
-            rc = nth_value(st, &st->writer, STMT_MEASURED_LATENCY_NTH,
-                           ver_id, l->device_class, rank_of(90, l->count),
+            rc = nth_value(st, c, STMT_MEASURED_LATENCY_NTH, ver_id,
+                           l->device_class, rank_of(90, l->count),
                            &l->p90_ms);
         if (rc == STORE_OK)
-            rc = nth_value(st, &st->writer, STMT_MEASURED_LATENCY_NTH,
-                           ver_id, l->device_class, rank_of(99, l->count),
+            rc = nth_value(st, c, STMT_MEASURED_LATENCY_NTH, ver_id,
+                           l->device_class, rank_of(99, l->count),
                            &l->p99_ms);
     }
     return rc;
@@ -412,22 +415,22 @@ static enum store_status maybe_pause(struct store *st, const char *family,
     struct proto_audit_entry a;
     struct db_stmt *s;
     enum store_status rc;
-    int src;
 
     *out_paused = false;
     if (row->paused || ev->kind == PROTO_EVENT_INSTALLED)
         return STORE_OK;
     memset(&stats, 0, sizeof(stats));
-    s = tstmt(st, TSTMT_EVENT_UES);
-    db_bind_int64(s, 1, row->id);
-    src = db_step(s);
-    if (src == DB_ROW) {
-        stats.ues = (uint64_t)db_column_int64(s, 0);
-        stats.failed_ues = (uint64_t)db_column_int64(s, 1);
+    rc = event_ues(st, &st->writer, row->id, &stats);
+    if (rc != STORE_OK)
+        return rc;
+    if (st->opt.pause_needs_receipt) {
+        /* Only what receipts vouch for: forged failures cannot push the
+         * share up, forged installs cannot hold it down. */
+        if (!ev->verified)
+            return STORE_OK;
+        stats.ues = stats.verified_ues;
+        stats.failed_ues = stats.verified_failed_ues;
     }
-    db_reset(s);
-    if (src != DB_ROW)
-        return store_err_db(st, "counting UEs", src);
     if (stats.ues < st->opt.rollout_min_reports ||
         proto_failure_share(&stats) < st->opt.rollout_max_failure_share)
         return STORE_OK;
@@ -444,9 +447,10 @@ static enum store_status maybe_pause(struct store *st, const char *family,
              family, ev->variant, (long long)ev->version);
     a.status = 200;
     snprintf(a.detail, sizeof(a.detail),
-             "paused false -> true: failure share %.3f of %llu UEs reached "
-             "rollout_max_failure_share %g",
+             "paused false -> true: failure share %.3f of %llu %sUEs "
+             "reached rollout_max_failure_share %g",
              proto_failure_share(&stats), (unsigned long long)stats.ues,
+             st->opt.pause_needs_receipt ? "verified " : "",
              st->opt.rollout_max_failure_share);
     rc = audit_insert(st, &a);
     if (rc == STORE_OK)
@@ -485,6 +489,7 @@ enum store_status store_event_add(struct store *st, const char *family,
         if (ev->has_energy_mj)
             db_bind_double(s, 6, ev->energy_mj);
         db_bind_int64(s, 7, now_s);
+        db_bind_int64(s, 8, ev->verified ? 1 : 0);
         rc = trun(st, TSTMT_EVENT_INSERT, "recording event");
         counted = rc == STORE_OK && db_changes(s) > 0;
     }
@@ -515,12 +520,17 @@ enum store_status store_variant_stats(struct store *st, const char *family,
     struct proto_version_stats *list = NULL;
     int64_t *ids = NULL;
     size_t count = 0, cap = 0;
+    struct store_conn *c = store_reader_acquire(st);
     struct db_stmt *s;
-    enum store_status rc = STORE_OK;
+    enum store_status rc;
     int src;
 
-    pthread_mutex_lock(&st->db_mu);
-    s = tstmt(st, TSTMT_VARIANT_VERSION_IDS);
+    /* One read transaction beside the writer: the versions and their
+     * statistics agree, and no commit of the writer is waited for. */
+    rc = store_conn_run(st, c, STMT_READ_BEGIN, "BEGIN (read)");
+    if (rc != STORE_OK)
+        goto out_release;
+    s = store_conn_stmt(c, STMT_VARIANT_VERSION_IDS);
     bind_text(s, 1, family);
     bind_text(s, 2, variant);
     while ((src = db_step(s)) == DB_ROW) {
@@ -539,7 +549,7 @@ enum store_status store_variant_stats(struct store *st, const char *family,
         ids[count++] = db_column_int64(s, 0);
     }
     if (rc == STORE_OK && src != DB_DONE)
-        rc = store_err_db(st, "listing versions", src);
+        rc = store_err_conn(st, c->db, "listing versions", src);
     db_reset(s);
     if (rc == STORE_OK && count == 0) {
         store_err_text("variant %s/%s not found", family, variant);
@@ -553,8 +563,10 @@ enum store_status store_variant_stats(struct store *st, const char *family,
         }
     }
     for (size_t i = 0; rc == STORE_OK && i < count; i++)
-        rc = version_stats(st, ids[i], &list[i]);
-    pthread_mutex_unlock(&st->db_mu);
+        rc = version_stats(st, c, ids[i], &list[i]);
+    store_conn_end_read(c);
+out_release:
+    store_reader_release(st, c);
     free(ids);
     if (rc != STORE_OK) {
         free(list);
@@ -753,8 +765,9 @@ enum store_status store_rollout_metrics(struct store *st, size_t max,
     struct store_rollout_metric *list = NULL;
     int64_t *ids = NULL;
     size_t count = 0;
+    struct store_conn *c;
     struct db_stmt *s;
-    enum store_status rc = STORE_OK;
+    enum store_status rc;
     int src;
 
     list = calloc(max ? max : 1, sizeof(*list));
@@ -765,8 +778,12 @@ enum store_status store_rollout_metrics(struct store *st, size_t max,
         store_err_text("rollout metrics: out of memory");
         return STORE_NO_MEMORY;
     }
-    pthread_mutex_lock(&st->db_mu);
-    s = tstmt(st, TSTMT_METRIC_VERSIONS);
+    /* A scrape reads beside the writer: never behind its commits. */
+    c = store_reader_acquire(st);
+    rc = store_conn_run(st, c, STMT_READ_BEGIN, "BEGIN (read)");
+    if (rc != STORE_OK)
+        goto out_release;
+    s = store_conn_stmt(c, STMT_METRIC_VERSIONS);
     db_bind_int64(s, 1, (int64_t)max);
     while ((src = db_step(s)) == DB_ROW && count < max) {
         struct store_rollout_metric *m = &list[count];
@@ -779,11 +796,13 @@ enum store_status store_rollout_metrics(struct store *st, size_t max,
         count++;
     }
     if (src != DB_DONE && src != DB_ROW)
-        rc = store_err_db(st, "listing versions with events", src);
+        rc = store_err_conn(st, c->db, "listing versions with events", src);
     db_reset(s);
     for (size_t i = 0; rc == STORE_OK && i < count; i++)
-        rc = version_stats(st, ids[i], &list[i].stats);
-    pthread_mutex_unlock(&st->db_mu);
+        rc = version_stats(st, c, ids[i], &list[i].stats);
+    store_conn_end_read(c);
+out_release:
+    store_reader_release(st, c);
     free(ids);
     if (rc != STORE_OK) {
         free(list);

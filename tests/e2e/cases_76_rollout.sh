@@ -10,7 +10,9 @@
 # - events: counted once per UE, version and kind; bad input is a 4xx that
 #   names the field; failures past rollout_max_failure_share over
 #   rollout_min_reports UEs pause the version (new UEs go back to v1, its
-#   holders keep it), recorded in the audit log as "auto";
+#   holders keep it), recorded in the audit log as "auto" (this daemon
+#   counts events without receipts, rollout_pause_needs_receipt = false;
+#   receipts: cases_76_receipts.sh);
 # - measured latency from latency_min_reports UEs becomes the estimate for
 #   that device class;
 # - retiring a version sends its holders back to the previous one by a
@@ -70,6 +72,7 @@ event() {
 if daemon_start rollout "$RO/data" --admin-token-file "$TOKEN_FILE" \
     --set "admin_tokens_file=$RO/tokens" --set rollout_min_reports=5 \
     --set rollout_max_failure_share=0.4 --set latency_min_reports=3 \
+    --set rollout_pause_needs_receipt=false \
     --set events_per_minute_per_ip=100000; then
     head -c 300000 /dev/urandom >"$RO/b1"
     { head -c 200000 "$RO/b1"; head -c 100000 /dev/urandom; } >"$RO/b2"

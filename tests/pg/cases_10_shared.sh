@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Sourced by tests/pg/run.sh: two daemons on one PostgreSQL catalog. A
 # publish on A is selected on B within B's poll interval; both workers run
-# on the shared job queue and each job is done exactly once.
+# on the shared job queue and each job is done exactly once; a receipt
+# given by A verifies on B.
 
 if pg_database main shared; then
     URL=$(pg_url main shared)
@@ -105,6 +106,21 @@ if pg_database main shared; then
     fi
     check "shared: ... the catalog's" "$GA" \
         "$("${PSQL[@]}" -c "SELECT generation FROM catalog_generation WHERE id = 1")"
+    # Event receipts: one key for the whole catalog, so a receipt given
+    # by A verifies on B (a UE may select at one daemon and report at
+    # another); the key is the one row of secrets.
+    req pgA POST /v1/families/shared/select "${JSON[@]}" \
+        -d '{"ue":"fleet-ue","device":{"memory_bytes":4000000000,"gflops":50}}' >/dev/null
+    rcpt=$(jq -r '.receipt // ""' "$WORK/body")
+    rvar=$(jq -r .variant "$WORK/body")
+    rver=$(jq -r .version "$WORK/body")
+    rdig=$(jq -r .model.digest "$WORK/body")
+    check_match "shared: A's answer carries a receipt" '^[A-Za-z0-9_-]{43}$' "$rcpt"
+    check "shared: B verifies A's receipt" 202 \
+        "$(req pgB POST /v1/families/shared/events "${JSON[@]}" -d "{\"ue\":\"fleet-ue\",\"variant\":\"$rvar\",\"version\":$rver,\"digest\":\"$rdig\",\"event\":\"installed\",\"receipt\":\"$rcpt\"}")"
+    check "shared: ... verified" true "$(jq -r .verified "$WORK/body")"
+    check "shared: one receipt key in the catalog" 1 \
+        "$("${PSQL[@]}" -c "SELECT count(*) FROM secrets WHERE name = 'event_receipt_key'")"
     d_stop pgA
     d_stop pgB
     check "shared: no BUG or sanitizer report" 0 \

@@ -17,12 +17,8 @@ if pg_database main edgecat; then
         d_start edge1 "$WORK/edge1" --catalog "$URL" --set worker=false \
             --set catalog_poll_ms=200 --set "blob_origin=$(d_url central)"
     check "edge: central and edge start on one catalog" 0 $?
-    make_blob "$WORK/eb1" 31 256
-    EH=$(sha "$WORK/eb1")
-    admin central PUT /v1/families/edgefam "${JSON[@]}" -d '{"task":"t","description":"d"}' >/dev/null
-    admin central PUT "/v1/blobs/sha256:$EH" --data-binary "@$WORK/eb1" >/dev/null
-    check "edge: publish on the central daemon" 201 \
-        "$(admin central PUT /v1/families/edgefam/variants/v "${JSON[@]}" -d "$(variant_body "$EH")")"
+    publish_new "edge: publish on the central daemon" central edgefam "$WORK/eb1" 31 256
+    EH=$PUB_HEX
     check "edge: the edge holds no blob yet" "" "$(find "$WORK/edge1/blobs" -type f)"
     check "edge: a UE's select on the edge" 200 \
         "$(req edge1 POST /v1/families/edgefam/select "${JSON[@]}" -d "$SELECT_BODY")"
@@ -81,11 +77,8 @@ else
 fi
 
 # ---- a stand-in origin: corruption, single flight, eviction -------------
-mkdir -p "$WORK/origin"
-python3 tests/pg/origin.py "$WORK/origin" 0.5 >"$WORK/origin.port" 2>"$WORK/origin.err" &
-ORIGIN_PID=$!
-wait_for 10 test -s "$WORK/origin.port"
-ORIGIN=http://127.0.0.1:$(head -1 "$WORK/origin.port")
+origin_start origin 0.5
+ORIGIN=$ORIGIN_URL
 count_of() { curl -s "$ORIGIN/_count/$1"; }
 make_blob "$WORK/good" 41 512
 make_blob "$WORK/other" 42 512
@@ -167,5 +160,4 @@ if d_start edge2 "$WORK/edge2" --set "blob_origin=$ORIGIN" \
 else
     fail "edge: edge2 starts"
 fi
-kill "$ORIGIN_PID" 2>/dev/null
-wait "$ORIGIN_PID" 2>/dev/null
+origin_stop "$ORIGIN_PID"

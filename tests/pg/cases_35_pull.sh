@@ -10,11 +10,9 @@
 # and keeps nothing; clients that leave while waiting do no harm; the edge
 # stops cleanly with requests waiting.
 
-mkdir -p "$WORK/sorigin"
-python3 tests/pg/origin.py "$WORK/sorigin" 0 >"$WORK/sorigin.port" 2>"$WORK/sorigin.err" &
-SORIGIN_PID=$!
-wait_for 10 test -s "$WORK/sorigin.port"
-SORIGIN=http://127.0.0.1:$(head -1 "$WORK/sorigin.port")
+origin_start sorigin 0
+SORIGIN=$ORIGIN_URL
+SORIGIN_PID=$ORIGIN_PID
 scount() { curl -s "$SORIGIN/_count/$1"; }
 fsize() { stat -c %s "$1" 2>/dev/null || echo 0; }
 has_bytes() { [ "$(fsize "$1")" -ge "$2" ]; }
@@ -54,12 +52,7 @@ if MODELD=$S_BIN d_start sedge "$WORK/sedge" --set "blob_origin=$SORIGIN" \
     --set threads=2 --set worker=false --set shutdown_grace_s=1; then
     SE=$(d_url sedge)
     # A small family of the edge's own, to select from while pulls wait.
-    make_blob "$WORK/slocal" 56 8
-    SL=$(sha "$WORK/slocal")
-    admin sedge PUT /v1/families/sfam "${JSON[@]}" -d '{"task":"t","description":"d"}' >/dev/null
-    admin sedge PUT "/v1/blobs/sha256:$SL" --data-binary "@$WORK/slocal" >/dev/null
-    check "pull: a family at the edge" 201 \
-        "$(admin sedge PUT /v1/families/sfam/variants/v "${JSON[@]}" -d "$(variant_body "$SL")")"
+    publish_new "pull: a family at the edge" sedge sfam "$WORK/slocal" 56 8
 
     # Two pulls whose origins are silent, the second asked once the first
     # reached its origin (a thread blocked in a fetch accepts nothing, so
@@ -187,5 +180,4 @@ if MODELD=$S_BIN d_start sedge "$WORK/sedge" --set "blob_origin=$SORIGIN" \
 else
     fail "pull: the edge starts"
 fi
-kill "$SORIGIN_PID" 2>/dev/null
-wait "$SORIGIN_PID" 2>/dev/null
+origin_stop "$SORIGIN_PID"

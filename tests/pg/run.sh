@@ -37,6 +37,35 @@ variant_body() {
     printf '{"blob":"sha256:%s","flops":100000000,"accuracy":0.7}' "$1"
 }
 
+# publish_new NAME DAEMON FAMILY FILE SEED KIB: family FAMILY on DAEMON
+# with variant "v" on a new blob (make_blob FILE SEED KIB, uploaded there);
+# the publish is checked as NAME (201). PUB_HEX: the blob's hex.
+publish_new() {
+    local name=$1 d=$2 fam=$3 file=$4
+    make_blob "$file" "$5" "$6"
+    PUB_HEX=$(sha "$file")
+    admin "$d" PUT "/v1/families/$fam" "${JSON[@]}" -d '{"task":"t","description":"d"}' >/dev/null
+    admin "$d" PUT "/v1/blobs/sha256:$PUB_HEX" --data-binary "@$file" >/dev/null
+    check "$name" 201 \
+        "$(admin "$d" PUT "/v1/families/$fam/variants/v" "${JSON[@]}" -d "$(variant_body "$PUB_HEX")")"
+}
+
+# origin_start NAME DELAY_S: tests/pg/origin.py serving $WORK/NAME (made
+# here; DELAY_S between chunks), once it listens. ORIGIN_URL, ORIGIN_PID.
+origin_start() {
+    mkdir -p "$WORK/$1"
+    python3 tests/pg/origin.py "$WORK/$1" "$2" >"$WORK/$1.port" 2>"$WORK/$1.err" &
+    ORIGIN_PID=$!
+    wait_for 10 test -s "$WORK/$1.port"
+    ORIGIN_URL=http://127.0.0.1:$(head -1 "$WORK/$1.port")
+}
+
+# origin_stop PID: stops an origin origin_start started.
+origin_stop() {
+    kill "$1" 2>/dev/null
+    wait "$1" 2>/dev/null
+}
+
 if ! pg_find_bin; then
     rm -rf "$WORK"
     echo "SKIPPED: PostgreSQL is not installed (postgresql-15); the" \

@@ -14,9 +14,7 @@ the row. Prints "pass\tNAME" / "fail\tNAME: why" lines.
 import re
 import sys
 
-import yaml
-
-METHODS = ("GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS")
+from speclib import METHODS, is_public, load_spec, operations, report
 
 
 def readme_rows(text):
@@ -47,16 +45,11 @@ def readme_rows(text):
 def main(argv):
     with open(argv[1], encoding="utf-8") as f:
         rows = readme_rows(f.read())
-    with open(argv[2], encoding="utf-8") as f:
-        spec = yaml.safe_load(f)
+    spec = load_spec(argv[2])
     if not rows:
-        print("fail\treadme: no API table under '## API' in README.md")
+        report("readme", ["no API table under '## API' in README.md"], "")
         return 0
-    ops = {}
-    for path, item in (spec.get("paths") or {}).items():
-        for m in METHODS:
-            if m.lower() in item:
-                ops[(m, path)] = item[m.lower()]
+    ops = operations(spec)
     problems, seen = [], set()
     for methods, path, auth, statuses, line in rows:
         for m in methods:
@@ -66,8 +59,7 @@ def main(argv):
                                 "operation" % (m, path))
                 continue
             seen.add((m, path))
-            public = op.get("security", spec.get("security")) == []
-            if public != (auth == "-"):
+            if is_public(spec, op) != (auth == "-"):
                 problems.append("%s %s: README's auth is %r, the spec's "
                                 "security is %s" % (m, path, auth,
                                                     op.get("security")))
@@ -83,11 +75,9 @@ def main(argv):
             continue
         problems.append("the spec's %s %s is not in README's API table" %
                         (m, path))
-    for p in problems:
-        print("fail\treadme: %s" % p)
-    if not problems:
-        print("pass\treadme: the API table of README.md and proto/openapi.yaml "
-              "list the same %d operations, auth and statuses" % len(seen))
+    report("readme", problems,
+           "the API table of README.md and proto/openapi.yaml list the same "
+           "%d operations, auth and statuses" % len(seen))
     return 0
 
 

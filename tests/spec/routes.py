@@ -13,7 +13,7 @@ where no e2e case reaches it. Prints "pass\tNAME" / "fail\tNAME: why".
 import re
 import sys
 
-import yaml
+from speclib import METHODS, is_public, load_spec, report
 
 ENTRY = re.compile(r'\{"(/[^"]*)",\s*\{((?:\s*\{"[A-Z]+",[^}]*\},?)+)\s*\}\s*\}')
 METHOD = re.compile(r'\{"([A-Z]+)",\s*\w+,\s*(\w+),\s*\w+\}')
@@ -34,8 +34,7 @@ def main(argv):
         if "GET" in methods and "HEAD" not in methods:
             methods["HEAD"] = methods["GET"]
         routes[shape(m.group(1))] = (m.group(1), methods)
-    with open(argv[2], encoding="utf-8") as f:
-        spec = yaml.safe_load(f)
+    spec = load_spec(argv[2])
     paths = {}
     for p, item in (spec.get("paths") or {}).items():
         paths[shape(p)] = (p, item)
@@ -54,24 +53,20 @@ def main(argv):
                 problems.append("route %s %s is not in the spec (path %s)" %
                                 (m, rpath, spath))
                 continue
-            public = op.get("security", spec.get("security")) == []
-            if public != (auth == "AUTH_PUBLIC"):
+            if is_public(spec, op) != (auth == "AUTH_PUBLIC"):
                 problems.append("%s %s: the route is %s, the spec's security "
                                 "is %s" % (m, spath, auth, op.get("security")))
         for m in item:
-            if m.upper() in ("GET", "PUT", "POST", "DELETE", "PATCH", "HEAD",
-                             "OPTIONS") and m.upper() not in methods:
+            if m.upper() in METHODS and m.upper() not in methods:
                 problems.append("the spec's %s %s is not in the route table" %
                                 (m.upper(), spath))
     for key, (spath, _) in sorted(paths.items()):
         if key not in routes:
             problems.append("the spec's path %s is not in the route table" %
                             spath)
-    for p in problems:
-        print("fail\troutes: %s" % p)
-    if not problems:
-        print("pass\troutes: server/router.c's %d routes and the spec's paths, "
-              "methods and auth agree" % len(routes))
+    report("routes", problems,
+           "server/router.c's %d routes and the spec's paths, methods and "
+           "auth agree" % len(routes))
     return 0
 
 

@@ -24,6 +24,8 @@
 
 #define HEX_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 #define HEX_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+/* A wall-clock time at the start of a clock minute, for the histories. */
+#define T0 ((int64_t)1796126400)
 
 static char tmpdir[256];
 
@@ -82,10 +84,12 @@ static void full_state(struct client_state *st)
     st->gflops = 7.25;
     st->gflops_at_s = 1700000000;
     for (int i = 1; i <= 20; i++)
-        client_state_add_downlink(st, i * 1e6);
-    client_state_add_memory(st, 5000);
-    client_state_add_memory(st, 3000);
-    client_state_add_memory(st, 4000);
+        client_state_add_downlink(st, T0 + i, "wlan0", i * 1e6);
+    client_state_add_memory(st, T0, 5000);
+    client_state_add_memory(st, T0 + 61, 3000);
+    client_state_add_memory(st, T0 + 122, 4000);
+    snprintf(st->current.receipt, sizeof(st->current.receipt), "rcpt-a_1");
+    snprintf(st->inflight.receipt, sizeof(st->inflight.receipt), "rcpt-i");
     snprintf(st->last_action, sizeof(st->last_action), "delta");
     st->last_decision_at_s = 1700000001;
     st->last_recheck_after_s = 300;
@@ -110,6 +114,10 @@ START_TEST(test_client_state_round_trip)
     ck_assert_str_eq(back.current.hex, HEX_A);
     ck_assert_str_eq(back.current.variant, "v-a");
     ck_assert_int_eq(back.current.version, 3);
+    /* The event receipts kept with the model and the transfer. */
+    ck_assert_str_eq(back.current.receipt, "rcpt-a_1");
+    ck_assert_str_eq(back.previous.receipt, "");
+    ck_assert_str_eq(back.inflight.receipt, "rcpt-i");
     ck_assert_str_eq(back.previous.hex, HEX_B);
     ck_assert(back.inflight.active && back.inflight.is_delta);
     ck_assert_str_eq(back.inflight.url, st.inflight.url);
@@ -119,10 +127,17 @@ START_TEST(test_client_state_round_trip)
     ck_assert(back.has_generation && back.generation == 41);
     ck_assert(back.has_rtt && back.rtt_ms == 12.5);
     ck_assert(back.gflops == 7.25 && back.gflops_at_s == 1700000000);
-    /* 20 samples in, the newest 16 kept, oldest first */
+    /* 20 samples in, the newest 16 kept, oldest first, with their times
+     * and link */
     ck_assert_uint_eq(back.downlink_count, 16);
-    ck_assert(back.downlink_bps[0] == 5e6 && back.downlink_bps[15] == 20e6);
-    ck_assert_uint_eq(client_state_memory_floor(&back), 3000);
+    ck_assert(back.downlink[0].bps == 5e6 && back.downlink[15].bps == 20e6);
+    ck_assert(back.downlink[0].at_s == T0 + 5 &&
+              back.downlink[15].at_s == T0 + 20);
+    ck_assert_str_eq(back.downlink_iface, "wlan0");
+    ck_assert_uint_eq(back.memory_count, 3);
+    ck_assert(back.memory[1].minute == T0 / 60 + 1 &&
+              back.memory[1].low_bytes == 3000);
+    ck_assert_uint_eq(client_state_memory_floor(&back, T0 + 130), 3000);
     ck_assert_str_eq(back.last_action, "delta");
     ck_assert(back.has_pinned_key);
     ck_assert_mem_eq(back.pinned_key, st.pinned_key, 32);
@@ -135,22 +150,146 @@ START_TEST(test_client_state_estimates)
     struct client_state st;
 
     client_state_init(&st, "f");
-    ck_assert(client_state_downlink_estimate(&st) == 0);
-    ck_assert_uint_eq(client_state_memory_floor(&st), 0);
-    client_state_add_downlink(&st, 10);
-    client_state_add_downlink(&st, 1000);
-    client_state_add_downlink(&st, 30);
-    ck_assert(client_state_downlink_estimate(&st) == 30); /* median */
-    client_state_add_downlink(&st, 50);
-    ck_assert(client_state_downlink_estimate(&st) == 40);
-    client_state_add_downlink(&st, 0);  /* not a sample */
-    client_state_add_downlink(&st, -5);
+    ck_assert(client_state_downlink_estimate(&st, T0, "") < 0);
+    ck_assert_uint_eq(client_state_memory_floor(&st, T0), 0);
+    client_state_add_downlink(&st, T0, "", 10);
+    client_state_add_downlink(&st, T0, "", 1000);
+    client_state_add_downlink(&st, T0, "", 30);
+    ck_assert(client_state_downlink_estimate(&st, T0, "") == 30); /* median */
+    client_state_add_downlink(&st, T0, "", 50);
+    ck_assert(client_state_downlink_estimate(&st, T0, "") == 40);
+    client_state_add_downlink(&st, T0, "", -5); /* not a sample */
+    client_state_add_downlink(&st, T0, "", 0.0 / 0.0);
     ck_assert_uint_eq(st.downlink_count, 4);
-    for (int i = 0; i < 10; i++)
-        client_state_add_memory(&st, (uint64_t)(100 + i));
-    ck_assert_uint_eq(st.memory_count, CLIENT_MEMORY_SAMPLES);
-    ck_assert_uint_eq(client_state_memory_floor(&st), 102);
+    client_state_add_downlink(&st, T0, "", 0); /* an outage seen */
+    ck_assert_uint_eq(st.downlink_count, 5);
+    ck_assert(client_state_downlink_estimate(&st, T0, "") == 30);
     ck_assert(strncmp(st.ue, "ue-", 3) == 0 && strlen(st.ue) == 35);
+}
+END_TEST
+
+/* device.memory_history_bytes: one low per clock minute, the newest 16,
+ * only the last 16 minutes sent, persisted with their minute. */
+START_TEST(test_client_history_memory_minutes)
+{
+    struct client_state st, back;
+    uint64_t out[CLIENT_HISTORY_MAX];
+    char *text;
+    size_t n;
+
+    client_state_init(&st, "f");
+    /* several samples in one minute: one entry, its lowest */
+    ck_assert(client_state_add_memory(&st, T0 + 1, 900));
+    ck_assert(client_state_add_memory(&st, T0 + 20, 700));
+    ck_assert(!client_state_add_memory(&st, T0 + 40, 800)); /* no change */
+    ck_assert(!client_state_add_memory(&st, T0 + 50, 0));   /* unknown */
+    ck_assert_uint_eq(st.memory_count, 1);
+    n = client_state_fresh_memory(&st, T0 + 59, out);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_uint_eq(out[0], 700);
+    /* the next minute starts a new entry, newest last */
+    ck_assert(client_state_add_memory(&st, T0 + 60, 950));
+    n = client_state_fresh_memory(&st, T0 + 61, out);
+    ck_assert_uint_eq(n, 2);
+    ck_assert(out[0] == 700 && out[1] == 950);
+    ck_assert_uint_eq(client_state_memory_floor(&st, T0 + 61), 700);
+
+    /* 20 minutes in: the newest 16 kept */
+    client_state_init(&st, "f");
+    for (int i = 0; i < 20; i++)
+        client_state_add_memory(&st, T0 + 60 * i + 5, (uint64_t)(1000 + i));
+    ck_assert_uint_eq(st.memory_count, CLIENT_HISTORY_MAX);
+    n = client_state_fresh_memory(&st, T0 + 60 * 19 + 30, out);
+    ck_assert_uint_eq(n, 16);
+    ck_assert(out[0] == 1004 && out[15] == 1019);
+
+    /* staleness: minutes before the last 16 clock minutes are not sent */
+    n = client_state_fresh_memory(&st, T0 + 60 * 24, out);
+    ck_assert_uint_eq(n, 11); /* minutes 9..19 of 9..24 */
+    ck_assert(out[0] == 1009 && out[10] == 1019);
+    ck_assert_uint_eq(client_state_memory_floor(&st, T0 + 60 * 24), 1009);
+    ck_assert_uint_eq(client_state_fresh_memory(&st, T0 + 60 * 35, out), 0);
+    ck_assert_uint_eq(client_state_memory_floor(&st, T0 + 60 * 35), 0);
+
+    /* gaps (the client did not run) are left out, not guessed */
+    client_state_init(&st, "f");
+    client_state_add_memory(&st, T0, 500);
+    client_state_add_memory(&st, T0 + 60 * 5, 600);
+    n = client_state_fresh_memory(&st, T0 + 60 * 5, out);
+    ck_assert(n == 2 && out[0] == 500 && out[1] == 600);
+
+    /* the clock went back: later minutes are dropped, not reordered */
+    ck_assert(client_state_add_memory(&st, T0 + 60 * 2, 550));
+    n = client_state_fresh_memory(&st, T0 + 60 * 2, out);
+    ck_assert(n == 2 && out[0] == 500 && out[1] == 550);
+    /* and entries from the future are not sent */
+    client_state_add_memory(&st, T0 + 60 * 3, 560);
+    ck_assert_uint_eq(client_state_fresh_memory(&st, T0 + 60 * 2, out), 2);
+
+    /* persistence: the minutes survive a write and a parse */
+    text = client_state_write(&st);
+    ck_assert_ptr_nonnull(text);
+    ck_assert_int_eq(client_state_parse(text, &back), CLIENT_OK);
+    ck_assert_uint_eq(back.memory_count, 3);
+    n = client_state_fresh_memory(&back, T0 + 60 * 3 + 59, out);
+    ck_assert(n == 3 && out[0] == 500 && out[1] == 550 && out[2] == 560);
+    free(text);
+}
+END_TEST
+
+/* network.downlink_history_bps: the newest 16 samples, sent for 30
+ * minutes, on the link they were measured on only. */
+START_TEST(test_client_history_downlink)
+{
+    struct client_state st, back;
+    double out[CLIENT_HISTORY_MAX];
+    char *text;
+
+    client_state_init(&st, "f");
+    for (int i = 0; i < 20; i++)
+        client_state_add_downlink(&st, T0 + 10 * i, "wlan0", 1e6 * (i + 1));
+    ck_assert_uint_eq(st.downlink_count, CLIENT_HISTORY_MAX);
+    ck_assert_uint_eq(client_state_fresh_downlink(&st, T0 + 200, "wlan0", out),
+                      16);
+    ck_assert(out[0] == 5e6 && out[15] == 20e6);
+    /* another link now: nothing is fresh; a sample on it forgets the rest */
+    ck_assert_uint_eq(client_state_fresh_downlink(&st, T0 + 200, "rmnet0", out),
+                      0);
+    ck_assert(client_state_downlink_estimate(&st, T0 + 200, "rmnet0") < 0);
+    /* older than 30 minutes: stale (samples at T0+40..T0+190) */
+    ck_assert_uint_eq(
+        client_state_fresh_downlink(&st, T0 + 40 + CLIENT_DOWNLINK_MAX_AGE_S,
+                                    "wlan0", out),
+        15);
+    ck_assert_uint_eq(
+        client_state_fresh_downlink(&st, T0 + 190 + CLIENT_DOWNLINK_MAX_AGE_S,
+                                    "wlan0", out),
+        0);
+    /* from the future (the clock went back): not sent */
+    ck_assert_uint_eq(client_state_fresh_downlink(&st, T0 + 95, "wlan0", out),
+                      6);
+    /* persisted with time and link */
+    text = client_state_write(&st);
+    ck_assert_ptr_nonnull(text);
+    ck_assert_int_eq(client_state_parse(text, &back), CLIENT_OK);
+    ck_assert_uint_eq(client_state_fresh_downlink(&back, T0 + 200, "wlan0",
+                                                  out),
+                      16);
+    ck_assert(out[15] == 20e6);
+    free(text);
+    client_state_add_downlink(&st, T0 + 300, "rmnet0", 7e5);
+    ck_assert_uint_eq(st.downlink_count, 1);
+    ck_assert(client_state_downlink_estimate(&st, T0 + 300, "rmnet0") == 7e5);
+
+    /* an older client's arrays carry no time: of unknown age, not read */
+    ck_assert_int_eq(
+        client_state_parse("{\"format\":1,\"family\":\"f\",\"ue\":\"u\","
+                           "\"downlink_history_bps\":[1e6,2e6],"
+                           "\"memory_history_bytes\":[5000]}",
+                           &back),
+        CLIENT_OK);
+    ck_assert_uint_eq(back.downlink_count, 0);
+    ck_assert_uint_eq(back.memory_count, 0);
 }
 END_TEST
 
@@ -367,16 +506,18 @@ START_TEST(test_client_report_layers)
         .sets = sets,
         .set_count = ARRAY_SIZE(sets),
         .nonce = "abcdefabcdefabcdef",
+        .now_s = T0 + 5,
     };
     char err[256];
     json_t *r, *hist;
 
     client_state_init(&st, "f");
     st.gflops = 12; /* the benchmark: replaced by the base report */
-    client_state_add_downlink(&st, 8e6);
-    client_state_add_downlink(&st, 2e6);
-    client_state_add_downlink(&st, 4e6);
-    client_state_add_memory(&st, 400000000);
+    client_state_add_downlink(&st, T0 - 30, "", 8e6);
+    client_state_add_downlink(&st, T0 - 20, "", 2e6);
+    client_state_add_downlink(&st, T0 - 10, "", 4e6);
+    client_state_add_memory(&st, T0 - 60, 400000000);
+    client_state_add_memory(&st, T0, 300000000);
     st.rtt_ms = 35;
     st.has_rtt = true;
     memcpy(st.current.hex, HEX_A, sizeof(HEX_A));
@@ -404,6 +545,9 @@ START_TEST(test_client_report_layers)
     hist = JGET(r, "network", "downlink_history_bps");
     ck_assert_uint_eq(json_array_size(hist), 3);
     ck_assert(json_number_value(json_array_get(hist, 2)) == 4e6);
+    hist = JGET(r, "device", "memory_history_bytes");
+    ck_assert_uint_eq(json_array_size(hist), 2);
+    ck_assert_int_eq(json_integer_value(json_array_get(hist, 1)), 300000000);
     ck_assert(json_number_value(JGET(r, "network", "rtt_ms")) == 35);
     ck_assert(json_is_false(JGET(r, "network", "metered")));
     ck_assert(json_number_value(JGET(r, "requirements", "max_latency_ms")) ==
@@ -425,6 +569,17 @@ START_TEST(test_client_report_layers)
     ck_assert_str_eq(json_string_value(json_object_get(r, "nonce")),
                      "abcdefabcdefabcdef");
     ck_assert(json_is_true(JGET(r, "accept", "signed")));
+    json_decref(r);
+
+    /* 31 minutes on: nothing measured then is sent any more */
+    in.now_s = T0 + 31 * 60;
+    in.set_count = 0;
+    in.base_json = NULL;
+    r = make(&in, &st, CLIENT_OK, err, sizeof(err));
+    ck_assert_ptr_null(JGET(r, "network", "downlink_bps"));
+    ck_assert_ptr_null(JGET(r, "network", "downlink_history_bps"));
+    ck_assert_ptr_null(JGET(r, "device", "memory_history_bytes"));
+    ck_assert_ptr_null(JGET(r, "device", "memory_floor_bytes"));
     json_decref(r);
 }
 END_TEST
@@ -529,6 +684,22 @@ START_TEST(test_client_decision_parse)
     ck_assert_str_eq(d.delta_format, "zstd-patch");
     ck_assert_uint_eq(d.delta_size, 12);
 
+    /* an encoded form: its size, and the model's own as the bound */
+    {
+        const char *enc =
+            "{\"action\":\"download\",\"variant\":\"m\",\"model\":{"
+            "\"digest\":\"sha256:" HEX_A "\",\"size_bytes\":600,"
+            "\"url\":\"/v1/blobs/sha256:" HEX_A "?encoding=modeld-bg/1\","
+            "\"encoding\":\"modeld-bg/1\",\"decoded_size_bytes\":1000}}";
+
+        ck_assert_int_eq(client_decision_parse(enc, strlen(enc), &d, err,
+                                               sizeof(err)),
+                         CLIENT_OK);
+        ck_assert_str_eq(d.model_encoding, "modeld-bg/1");
+        ck_assert_uint_eq(d.model_size, 600);
+        ck_assert_uint_eq(d.model_decoded_size, 1000);
+    }
+
     ck_assert_int_eq(client_decision_parse("{\"action\":\"none\"}", 17, &d,
                                            err, sizeof(err)),
                      CLIENT_OK);
@@ -553,6 +724,9 @@ static const char *const bad_decisions[] = {
     "{\"action\":\"delta\",\"model\":{\"digest\":\"sha256:" HEX_A "\","
     "\"size_bytes\":1,\"url\":\"/v1/blobs/x\"}}",
     "{\"action\":\"none\",\"expires_at\":\"yesterday\"}",
+    "{\"action\":\"download\",\"model\":{\"digest\":\"sha256:" HEX_A "\","
+    "\"size_bytes\":1,\"url\":\"/v1/blobs/x\",\"encoding\":\"modeld-bg/1\","
+    "\"decoded_size_bytes\":-5}}",
 };
 
 START_TEST(test_client_decision_refuses)
@@ -939,6 +1113,8 @@ static Suite *client_suite(void)
     tc = tcase_create("state");
     tcase_add_test(tc, test_client_state_round_trip);
     tcase_add_test(tc, test_client_state_estimates);
+    tcase_add_test(tc, test_client_history_memory_minutes);
+    tcase_add_test(tc, test_client_history_downlink);
     tcase_add_loop_test(tc, test_client_state_parse_refuses, 0,
                         ARRAY_SIZE(bad_states));
     tcase_add_test(tc, test_client_state_save_load);

@@ -1742,12 +1742,15 @@ struct reads_job {
 };
 
 /* Everything a request thread reads: a snapshot (a cache miss), the
- * family and version listings and the /metrics counters. */
+ * family and version listings, the versions' statistics and what a
+ * /metrics scrape reads (counters and per-version lines). */
 static void *reads_main(void *arg)
 {
     struct reads_job *j = arg;
     struct proto_family *fams = NULL;
     struct proto_variant *vers = NULL;
+    struct proto_version_stats *vstats = NULL;
+    struct store_rollout_metric *rm = NULL;
     struct store_stats stats;
     size_t n = 0;
 
@@ -1761,10 +1764,34 @@ static void *reads_main(void *arg)
         if (j->rc == STORE_OK)
             j->rc = store_variant_versions(j->st, "fam", "v", &vers, &n);
         free(vers);
+        /* The versions listing's statistics and a /metrics scrape. */
+        if (j->rc == STORE_OK)
+            j->rc = store_variant_stats(j->st, "fam", "v", &vstats, &n);
+        free(vstats);
+        if (j->rc == STORE_OK)
+            j->rc = store_rollout_metrics(j->st, 8, &rm, &n);
+        free(rm);
         store_stats_get(j->st, &stats);
     }
     atomic_fetch_add(j->done, 1);
     return NULL;
+}
+
+/* One event on fam/v version 1. */
+static void add_event(struct store *st, const char *ue,
+                      enum proto_event_kind kind)
+{
+    struct proto_event ev;
+    bool counted = false, paused = false;
+
+    memset(&ev, 0, sizeof(ev));
+    snprintf(ev.ue, sizeof(ev.ue), "%s", ue);
+    snprintf(ev.variant, sizeof(ev.variant), "v");
+    ev.version = 1;
+    ev.kind = kind;
+    ck_assert_int_eq(store_event_add(st, "fam", &ev, 1000, &counted,
+                                     &paused), STORE_OK);
+    ck_assert(counted);
 }
 
 /* Waits up to ms for *done to reach want. */
@@ -1804,12 +1831,14 @@ START_TEST(test_store_reads_not_blocked_by_writer)
     put_family(st, "fam");
     upload_text(st, "one", h1);
     publish(st, "fam", "v", h1, 100);          /* the cache is empty now */
+    add_event(st, "ue-1", PROTO_EVENT_LOAD_FAILED);  /* statistics to read */
     writer_hold(st);
     ck_assert_int_eq(pthread_create(&t, NULL, reads_main, &j), 0);
     finished = wait_done(&done, 1, 10000);
     writer_release(st);
     pthread_join(t, NULL);
-    ck_assert_msg(finished, "a cache miss waited for the writer");
+    ck_assert_msg(finished, "a read (cache miss, listing, statistics or "
+                            "/metrics) waited for the writer");
     ck_assert_int_eq(j.rc, STORE_OK);
     /* The snapshot is the last commit, not the pending write. */
     ck_assert_str_eq(j.snap->family.task, "task of fam");
@@ -1870,6 +1899,79 @@ START_TEST(test_store_snapshot_single_flight_unknown_family)
     ck_assert_int_eq(store_snapshot_get(st, "fam", &snap), STORE_OK);
     store_snapshot_release(snap);
     store_close(st);
+}
+END_TEST
+
+/* ---- the SQL layer's binds ------------------------------------------------- */
+
+/* check_store links with --wrap=strdup (Makefile): set to 1, the next
+ * strdup fails, as when memory runs out (the PostgreSQL binds copy their
+ * values with it). */
+static atomic_int strdup_fail_next;
+char *__real_strdup(const char *s);
+char *__wrap_strdup(const char *s);
+
+char *__wrap_strdup(const char *s)
+{
+    if (atomic_exchange(&strdup_fail_next, 0))
+        return NULL;
+    return __real_strdup(s);
+}
+
+/* A bind whose copy cannot be made fails the step (it used to run the
+ * statement with that parameter NULL: a lookup answered "no such row", an
+ * insert wrote NULL); after a reset the statement runs again. PostgreSQL:
+ * the copy's strdup fails; SQLite: the value is over the length limit. */
+START_TEST(test_db_bind_failure_fails_the_step)
+{
+    struct db *db = NULL;
+    struct db_stmt *s = NULL;
+    char err[256], path[512];
+
+    if (catalog_url) {
+        ck_assert_int_eq(db_open_postgresql(catalog_url, &db, err,
+                                            sizeof(err)), 0);
+    } else {
+        path_in(path, sizeof(path), "binds.db");
+        ck_assert_int_eq(db_open_sqlite(path, false, &db, err, sizeof(err)),
+                         0);
+    }
+    ck_assert_int_eq(db_prepare(db, "SELECT CAST(?1 AS TEXT) IS NULL, "
+                                    "CAST(?2 AS BIGINT) IS NULL", &s), 0);
+    if (catalog_url)
+        atomic_store(&strdup_fail_next, 1);
+    else
+        (void)sqlite3_limit(db_sqlite(db), SQLITE_LIMIT_LENGTH, 8);
+    db_bind_text(s, 1, "longer than eight bytes");
+    db_bind_int64(s, 2, 7);
+    ck_assert_int_eq(atomic_load(&strdup_fail_next), 0);
+    ck_assert_int_eq(db_step(s), DB_ERROR);
+    ck_assert_int_eq(db_errclass(db), DB_ERR_NOMEM);
+    ck_assert_ptr_nonnull(strstr(db_errmsg(db), "binding"));
+    db_reset(s);
+    if (catalog_url) {
+        /* A number's copy too. */
+        db_bind_text(s, 1, "x");
+        atomic_store(&strdup_fail_next, 1);
+        db_bind_int64(s, 2, 7);
+        ck_assert_int_eq(db_step(s), DB_ERROR);
+        ck_assert_int_eq(db_errclass(db), DB_ERR_NOMEM);
+        db_reset(s);
+    }
+    db_bind_text(s, 1, "short");
+    db_bind_int64(s, 2, 7);
+    ck_assert_int_eq(db_step(s), DB_ROW);
+    ck_assert_int_eq(db_column_int64(s, 0), 0);
+    ck_assert_int_eq(db_column_int64(s, 1), 0);
+    db_reset(s);
+    /* SQL NULL is still a NULL, not a failure. */
+    db_bind_null(s, 1);
+    db_bind_text(s, 2, NULL);
+    ck_assert_int_eq(db_step(s), DB_ROW);
+    ck_assert_int_eq(db_column_int64(s, 0), 1);
+    ck_assert_int_eq(db_column_int64(s, 1), 1);
+    db_finalize(s);
+    db_close(db);
 }
 END_TEST
 
@@ -1950,6 +2052,11 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_store_reads_not_blocked_by_writer);
     tcase_add_test(tc, test_store_snapshot_single_flight);
     tcase_add_test(tc, test_store_snapshot_single_flight_unknown_family);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("db");
+    tcase_add_checked_fixture(tc, dir_setup, dir_teardown);
+    tcase_add_test(tc, test_db_bind_failure_fails_the_step);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("retry");

@@ -16,10 +16,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include "policy/admission.h"
 #include "proto/proto.h"
 #include "server/auth.h"
 #include "server/decide.h"
+#include "store/db.h"      /* the receipt key, for the reference HMAC */
 #include "store/store.h"
 
 static char data_dir[64];
@@ -219,6 +223,7 @@ START_TEST(test_store_event_pauses_at_threshold)
         struct proto_event e = ev_of(step->ue, 2, step->kind);
         bool paused = !step->paused;
 
+        e.verified = true;            /* their receipts checked out */
         add(st, &e, &paused);
         ck_assert_msg(paused == step->paused, "step %zu (%s): paused %d",
                       i, step->ue, paused);
@@ -248,6 +253,156 @@ START_TEST(test_store_event_pauses_at_threshold)
     ck_assert_ptr_nonnull(strstr(a[0].detail, "paused false -> true"));
     free(a);
     store_close(st);
+}
+END_TEST
+
+/* Events without a valid receipt (not verified) are recorded and shown
+ * but neither push a version over the failure share nor hold it under:
+ * 30 forged failures do not pause; verified UEs still do, and a verified
+ * report upgrades an earlier forged one of the same UE id. With
+ * pause_needs_receipt off every event counts, as before receipts. */
+START_TEST(test_store_event_unverified_do_not_pause)
+{
+    struct store *st = open_store(false);
+    char h1[PROTO_HEX_SIZE], h2[PROTO_HEX_SIZE], ue[32];
+    struct proto_version_stats *stats = NULL;
+    bool paused = false;
+    size_t n = 0;
+
+    two_versions(st, 100, h1, h2);
+    for (int i = 0; i < 30; i++) {
+        struct proto_event e;
+
+        snprintf(ue, sizeof(ue), "forged-%d", i);
+        e = ev_of(ue, 2, PROTO_EVENT_LOAD_FAILED);
+        ck_assert(add(st, &e, &paused));
+        ck_assert_msg(!paused, "forged event %d paused the version", i);
+    }
+    /* Forged installs do not dilute the verified failures either. */
+    for (int i = 0; i < 30; i++) {
+        struct proto_event e;
+
+        snprintf(ue, sizeof(ue), "forged-ok-%d", i);
+        e = ev_of(ue, 2, PROTO_EVENT_INSTALLED);
+        ck_assert(add(st, &e, &paused));
+    }
+    /* Verified: u1 installed, then forged-0 (already recorded unverified)
+     * and u2, u3 failing: 3 of 4 verified UEs, over min_reports 4. */
+    {
+        static const struct { const char *ue; enum proto_event_kind kind;
+                              bool paused; } steps[] = {
+            { "u1", PROTO_EVENT_INSTALLED, false },
+            { "forged-0", PROTO_EVENT_LOAD_FAILED, false },
+            { "u2", PROTO_EVENT_LOAD_FAILED, false },
+            { "u3", PROTO_EVENT_LOAD_FAILED, true },
+        };
+
+        for (size_t i = 0; i < ARRAY_SIZE(steps); i++) {
+            struct proto_event e = ev_of(steps[i].ue, 2, steps[i].kind);
+
+            e.verified = true;
+            ck_assert_msg(add(st, &e, &paused), "step %zu not counted", i);
+            ck_assert_msg(paused == steps[i].paused, "step %zu: paused %d",
+                          i, paused);
+        }
+    }
+    ck_assert_int_eq(store_variant_stats(st, "f", "m", &stats, &n), STORE_OK);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_uint_eq(stats[1].ues, 63);
+    ck_assert_uint_eq(stats[1].failed_ues, 32);
+    ck_assert_uint_eq(stats[1].verified_ues, 4);
+    ck_assert_uint_eq(stats[1].verified_failed_ues, 3);
+    free(stats);
+    store_close(st);
+
+    /* The same forged failures pause when receipts are not needed. */
+    dir_teardown();
+    dir_setup();
+    {
+        struct store_options opt;
+
+        store_options_default(&opt);
+        opt.rollout_min_reports = 4;
+        opt.rollout_max_failure_share = 0.5;
+        opt.pause_needs_receipt = false;
+        ck_assert_int_eq(store_open(data_dir, &opt, &st), STORE_OK);
+    }
+    two_versions(st, 100, h1, h2);
+    for (int i = 0; i < 4; i++) {
+        struct proto_event e;
+
+        snprintf(ue, sizeof(ue), "forged-%d", i);
+        e = ev_of(ue, 2, PROTO_EVENT_LOAD_FAILED);
+        add(st, &e, &paused);
+    }
+    ck_assert(paused);
+    store_close(st);
+}
+END_TEST
+
+/* A receipt is bound to every field: another UE id, family, variant,
+ * version or digest does not check; the same ones do, across a reopen and
+ * on a second store of the same catalog. */
+START_TEST(test_store_receipts_bind_fields)
+{
+    struct store *st = open_store(false), *again;
+    char r[PROTO_RECEIPT_SIZE], h1[PROTO_HEX_SIZE], h2[PROTO_HEX_SIZE];
+
+    two_versions(st, 100, h1, h2);
+    ck_assert(store_receipt_make(st, "ue-1", "f", "m", 2, h2, r));
+    ck_assert_uint_eq(strlen(r), 43);
+    ck_assert(store_receipt_check(st, "ue-1", "f", "m", 2, h2, r));
+    ck_assert(!store_receipt_check(st, "ue-2", "f", "m", 2, h2, r));
+    ck_assert(!store_receipt_check(st, "ue-1", "g", "m", 2, h2, r));
+    ck_assert(!store_receipt_check(st, "ue-1", "f", "n", 2, h2, r));
+    ck_assert(!store_receipt_check(st, "ue-1", "f", "m", 1, h2, r));
+    ck_assert(!store_receipt_check(st, "ue-1", "f", "m", 2, h1, r));
+    ck_assert(!store_receipt_check(st, "ue-1", "f", "m", 2, h2, ""));
+    r[5] = r[5] == 'A' ? 'B' : 'A';
+    ck_assert(!store_receipt_check(st, "ue-1", "f", "m", 2, h2, r));
+    ck_assert(store_receipt_make(st, "ue-1", "f", "m", 2, h2, r));
+    store_close(st);
+    /* The format README documents, computed here with OpenSSL's one-shot
+     * HMAC() from the catalog's key: base64url (no padding) of
+     * HMAC-SHA256(key, "modeld-receipt/1\nue\nfamily\nvariant\nversion\n
+     * digest hex"). */
+    {
+        char path[128], msg[256], b64[48], err[128], hex[65];
+        unsigned char key[32], mac[32];
+        unsigned mac_len = 0;
+        struct db *db = NULL;
+        struct db_stmt *q = NULL;
+        int n;
+
+        snprintf(path, sizeof(path), "%s/catalog.db", data_dir);
+        ck_assert_int_eq(db_open_sqlite(path, true, &db, err, sizeof(err)), 0);
+        ck_assert_int_eq(db_prepare(db, "SELECT value FROM secrets WHERE "
+                                        "name = 'event_receipt_key'", &q), 0);
+        ck_assert_int_eq(db_step(q), DB_ROW);
+        snprintf(hex, sizeof(hex), "%s", db_column_text(q, 0));
+        db_finalize(q);
+        db_close(db);
+        ck_assert_uint_eq(strlen(hex), 64);
+        for (int i = 0; i < 32; i++) {
+            unsigned v = 0;
+
+            ck_assert_int_eq(sscanf(hex + 2 * i, "%2x", &v), 1);
+            key[i] = (unsigned char)v;
+        }
+        n = snprintf(msg, sizeof(msg), "modeld-receipt/1\nue-1\nf\nm\n2\n%s",
+                     h2);
+        ck_assert_ptr_nonnull(HMAC(EVP_sha256(), key, 32,
+                                   (const unsigned char *)msg, (size_t)n, mac,
+                                   &mac_len));
+        ck_assert_int_eq(EVP_EncodeBlock((unsigned char *)b64, mac, 32), 44);
+        b64[43] = '\0';                       /* the '=' of padding */
+        for (char *c = b64; *c; c++)
+            *c = *c == '+' ? '-' : *c == '/' ? '_' : *c;
+        ck_assert_str_eq(r, b64);
+    }
+    again = open_store(false);
+    ck_assert(store_receipt_check(again, "ue-1", "f", "m", 2, h2, r));
+    store_close(again);
 }
 END_TEST
 
@@ -812,6 +967,8 @@ trust_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_checked_fixture(tc, dir_setup, dir_teardown);
     tcase_add_test(tc, test_store_event_add_counts_once);
+    tcase_add_test(tc, test_store_event_unverified_do_not_pause);
+    tcase_add_test(tc, test_store_receipts_bind_fields);
     tcase_add_test(tc, test_store_event_pauses_at_threshold);
     tcase_add_test(tc, test_store_measured_latency);
     tcase_add_test(tc, test_store_version_rollout);

@@ -1,0 +1,156 @@
+/*
+ * What the client remembers of its conditions, for the policy
+ * (README "Selection policy"): its own download throughput
+ * (network.downlink_history_bps, network.downlink_bps) and the lowest free
+ * memory of each clock minute (device.memory_history_bytes,
+ * device.memory_floor_bytes). Kept in the state (client/state.c), so that
+ * a restart keeps them; every entry carries its time, so that nothing
+ * stale is ever sent:
+ *
+ * - a throughput sample is sent for CLIENT_DOWNLINK_MAX_AGE_S (30 min, the
+ *   default policy horizon: what the server plans for) after it was
+ *   measured, and only while the default route is the interface it was
+ *   measured on (Wi-Fi and cellular are different links);
+ * - a memory minute is sent while it is one of the last 16 clock minutes,
+ *   now's (partial) included: the field's definition.
+ *
+ * A time after now (the wall clock went back) cannot be placed: such
+ * entries are not sent, and memory minutes after now's are dropped when a
+ * sample arrives. Pure functions: now is passed in.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/internal.h"
+
+void client_state_add_downlink(struct client_state *st, int64_t now_s,
+                               const char *iface, double bps)
+{
+    if (!(bps >= 0) || !isfinite(bps))
+        return;
+    if (bps > 1e12)
+        bps = 1e12; /* the report's bound */
+    if (!iface)
+        iface = "";
+    if (strcmp(iface, st->downlink_iface) != 0) {
+        /* Another link: what was measured on the last one says nothing. */
+        st->downlink_count = 0;
+        snprintf(st->downlink_iface, sizeof(st->downlink_iface), "%s", iface);
+    }
+    if (st->downlink_count == CLIENT_HISTORY_MAX) {
+        memmove(st->downlink, st->downlink + 1,
+                (CLIENT_HISTORY_MAX - 1) * sizeof(st->downlink[0]));
+        st->downlink_count--;
+    }
+    st->downlink[st->downlink_count].at_s = now_s;
+    st->downlink[st->downlink_count].bps = bps;
+    st->downlink_count++;
+}
+
+size_t client_state_fresh_downlink(const struct client_state *st,
+                                   int64_t now_s, const char *iface,
+                                   double out[CLIENT_HISTORY_MAX])
+{
+    size_t n = 0;
+
+    if (strcmp(iface ? iface : "", st->downlink_iface) != 0)
+        return 0;
+    for (size_t i = 0; i < st->downlink_count && i < CLIENT_HISTORY_MAX; i++) {
+        const struct client_downlink_sample *s = &st->downlink[i];
+
+        if (s->at_s > now_s || now_s - s->at_s >= CLIENT_DOWNLINK_MAX_AGE_S)
+            continue;
+        out[n++] = s->bps;
+    }
+    return n;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return (x > y) - (x < y);
+}
+
+double client_state_downlink_estimate(const struct client_state *st,
+                                      int64_t now_s, const char *iface)
+{
+    double v[CLIENT_HISTORY_MAX];
+    size_t n = client_state_fresh_downlink(st, now_s, iface, v);
+
+    if (n == 0)
+        return -1;
+    qsort(v, n, sizeof(double), cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* The clock minute of t (floor, also before 1970). */
+static int64_t minute_of(int64_t t)
+{
+    return t >= 0 ? t / CLIENT_MINUTE_S
+                  : -((-t + CLIENT_MINUTE_S - 1) / CLIENT_MINUTE_S);
+}
+
+bool client_state_add_memory(struct client_state *st, int64_t now_s,
+                             uint64_t bytes)
+{
+    int64_t m = minute_of(now_s);
+    struct client_memory_minute *last;
+    bool changed = false;
+
+    if (bytes == 0)
+        return false; /* unknown */
+    while (st->memory_count > 0 &&
+           st->memory[st->memory_count - 1].minute > m) {
+        st->memory_count--; /* the clock went back */
+        changed = true;
+    }
+    last = st->memory_count ? &st->memory[st->memory_count - 1] : NULL;
+    if (last && last->minute == m) {
+        if (bytes < last->low_bytes) {
+            last->low_bytes = bytes;
+            changed = true;
+        }
+        return changed;
+    }
+    if (st->memory_count == CLIENT_HISTORY_MAX) {
+        memmove(st->memory, st->memory + 1,
+                (CLIENT_HISTORY_MAX - 1) * sizeof(st->memory[0]));
+        st->memory_count--;
+    }
+    st->memory[st->memory_count].minute = m;
+    st->memory[st->memory_count].low_bytes = bytes;
+    st->memory_count++;
+    return true;
+}
+
+size_t client_state_fresh_memory(const struct client_state *st,
+                                 int64_t now_s,
+                                 uint64_t out[CLIENT_HISTORY_MAX])
+{
+    int64_t m = minute_of(now_s);
+    size_t n = 0;
+
+    for (size_t i = 0; i < st->memory_count && i < CLIENT_HISTORY_MAX; i++) {
+        const struct client_memory_minute *e = &st->memory[i];
+
+        if (e->minute > m || m - e->minute >= CLIENT_HISTORY_MAX)
+            continue;
+        out[n++] = e->low_bytes;
+    }
+    return n;
+}
+
+uint64_t client_state_memory_floor(const struct client_state *st,
+                                   int64_t now_s)
+{
+    uint64_t v[CLIENT_HISTORY_MAX], low = 0;
+    size_t n = client_state_fresh_memory(st, now_s, v);
+
+    for (size_t i = 0; i < n; i++)
+        if (low == 0 || v[i] < low)
+            low = v[i];
+    return low;
+}
