@@ -1120,7 +1120,7 @@ run_evaluate(struct run *k, struct proto_candidate *cands)
             k->has_held = true;
             k->held = i;
         }
-        if (e->feasible && startable(k, e))
+        if (k->degraded && e->feasible && startable(k, e))
             k->degraded = false;
     }
     /* the fallback in a dip: the best feasible variant (degraded: the
