@@ -61,10 +61,9 @@ fd_push(gnutls_transport_ptr_t p, const giovec_t *iov, int iovcnt)
     return send_iov((int)(intptr_t)p, v, n);
 }
 
-static ssize_t
-out_push(gnutls_transport_ptr_t p, const giovec_t *iov, int iovcnt)
+ssize_t
+tls_out_write(struct tls_out *o, const struct iovec *iov, int iovcnt)
 {
-    struct tls_out *o = p;
     struct iovec v[IOV_MAX_OUT + 1];
     size_t n = 0, total = 0, pending = o->held_len - o->held_off;
     size_t cnt = iovcnt < IOV_MAX_OUT ? (size_t)iovcnt : IOV_MAX_OUT;
@@ -114,12 +113,18 @@ out_push(gnutls_transport_ptr_t p, const giovec_t *iov, int iovcnt)
     return r;
 }
 
+static ssize_t
+out_push(gnutls_transport_ptr_t p, const giovec_t *iov, int iovcnt)
+{
+    return tls_out_write(p, iov, iovcnt);
+}
+
 struct tls_out *
-tls_out_attach(void *session, int fd)
+tls_out_new(int fd)
 {
     struct tls_out *o;
 
-    if (!session || fd < 0)
+    if (fd < 0)
         return NULL;
     o = malloc(sizeof(*o));
     if (!o)
@@ -127,6 +132,16 @@ tls_out_attach(void *session, int fd)
     o->fd = fd;
     o->hold = false;
     o->held_len = o->held_off = 0;
+    return o;
+}
+
+struct tls_out *
+tls_out_attach(void *session, int fd)
+{
+    struct tls_out *o = session ? tls_out_new(fd) : NULL;
+
+    if (!o)
+        return NULL;
     /* The receive side stays the fd (GnuTLS's own recv). */
     gnutls_transport_set_ptr2(session, (gnutls_transport_ptr_t)(intptr_t)fd,
                               o);

@@ -16,6 +16,8 @@
 #define SERVER_TLS_OUT_H
 
 #include <stdbool.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 struct tls_out;
 
@@ -33,7 +35,16 @@ void tls_out_hold_next(struct tls_out *o);
  * it). Returns true when nothing is left held. */
 bool tls_out_flush(struct tls_out *o);
 
-/* Gives the session back a plain push on its fd and frees o. */
+/* Gives the session back a plain push on its fd (none when session is
+ * NULL) and frees o. */
 void tls_out_detach(struct tls_out *o, void *session);
+
+/* The push itself, for a tls_out made by tls_out_new (unit tests): like
+ * sendmsg on the fd, or keeps the data back after tls_out_hold_next.
+ * Returns the bytes taken, or -1 with errno (EAGAIN: nothing of this
+ * call went out, call again with the same data). */
+struct tls_out *tls_out_new(int fd);
+ssize_t tls_out_write(struct tls_out *o, const struct iovec *iov,
+                      int iovcnt);
 
 #endif
