@@ -156,6 +156,12 @@ struct run {
     bool busy_network;
     double horizon_s;
     double bps;                   /* conservative throughput */
+    double nominal_bps;           /* the reported (else default) downlink */
+    double rtt_s;
+    /* over() of the report's max_latency_ms, max_download_s, max_energy_mj */
+    double latency_over;
+    double download_over;
+    double energy_over;
     double cost_per_byte;         /* accuracy-seconds, all factors in */
     double margin;                /* hysteresis over the horizon */
     double memory_limit;          /* above it a variant is at risk */
@@ -206,10 +212,18 @@ reason_add(struct proto_reasons *rs, const char *fmt, ...)
     rs->count++;
 }
 
+/* The least value that exceeds limit (exceeds() compares with it; the
+ * report's limits are worked out once per select, see run_init). */
+static double
+over(double limit)
+{
+    return limit + REL_EPS * fabs(limit);
+}
+
 static bool
 exceeds(double x, double limit)
 {
-    return x > limit + REL_EPS * fabs(limit);
+    return x > over(limit);
 }
 
 static double
@@ -291,10 +305,10 @@ id_in(uint32_t id, const uint32_t *list, size_t count)
 }
 
 /* The variant's first context tag that the report also has. */
-static const struct proto_tag *
-context_match(const struct run *k, const struct proto_candidate *e)
+static inline __attribute__((always_inline)) const struct proto_tag *
+context_match(const struct run *k, const struct policy_row *row,
+              const struct proto_candidate *e)
 {
-    const struct policy_row *row = row_of(k, e);
     const struct policy_tag *tags = &k->t->tags[row->tag_first];
 
     for (size_t i = 0; i < row->tag_count; i++)
@@ -308,11 +322,11 @@ context_match(const struct run *k, const struct proto_candidate *e)
 /* Latency, accuracy and energy; early exit when the whole network misses
  * max_latency_ms. Measured per-class numbers describe the whole network,
  * so an exit's latency comes from its flops and its energy from power_mw. */
-static void
-estimate_compute(const struct run *k, struct proto_candidate *e)
+static inline __attribute__((always_inline)) void
+estimate_compute(const struct run *k, const struct policy_row *row,
+                 struct proto_candidate *e)
 {
     const struct proto_report *r = k->r;
-    const struct policy_row *row = row_of(k, e);
     double lat, energy_mj;
     bool energy = measured_energy(k, row, &energy_mj);
 
@@ -322,7 +336,7 @@ estimate_compute(const struct run *k, struct proto_candidate *e)
                             ? lat
                             : flops_latency_ms(row->flops, r->gflops);
     if (r->has_max_latency_ms && row->has_exits &&
-        exceeds(e->est.latency_ms, r->max_latency_ms)) {
+        e->est.latency_ms > k->latency_over) {
         const struct proto_variant *v = var_of(k, e);
         size_t n = v->exit_count < PROTO_MAX_EXITS ? v->exit_count
                                                    : PROTO_MAX_EXITS;
@@ -330,7 +344,7 @@ estimate_compute(const struct run *k, struct proto_candidate *e)
         for (size_t i = n; i-- > 0;) {
             double l = flops_latency_ms(v->exits[i].flops, r->gflops);
 
-            if (!exceeds(l, r->max_latency_ms)) {
+            if (!(l > k->latency_over)) {
                 e->exit_index = (int)i;
                 e->est.latency_ms = l;
                 e->accuracy = v->exits[i].accuracy;
@@ -365,15 +379,14 @@ full_latency_ms(const struct run *k, const struct proto_candidate *e)
  * ready delta from what the UE holds when that is less; else the full
  * size. download_s is the documented estimate at the reported downlink;
  * ready_s (the objective's) uses the conservative throughput. */
-static void
-transfer_compute(const struct run *k, struct proto_candidate *e)
+static inline __attribute__((always_inline)) void
+transfer_compute(const struct run *k, const struct policy_row *row,
+                 struct proto_candidate *e)
 {
     const struct proto_report *r = k->r;
     const struct policy_input *in = k->in;
-    const struct policy_row *row = row_of(k, e);
-    double nominal = r->has_downlink_bps ? r->downlink_bps
-                                         : k->cfg->default_downlink_bps;
-    double rtt_s = r->has_rtt_ms ? r->rtt_ms / 1000.0 : 0.0;
+    double nominal = k->nominal_bps;
+    double rtt_s = k->rtt_s;
 
     e->transfer_bytes = row->size_bytes;
     e->is_current = row->blob == k->current;
@@ -423,13 +436,14 @@ transfer_compute(const struct run *k, struct proto_candidate *e)
 
 /* Hard constraints; reasons go to rs when given. Memory is checked last,
  * so that hard_cause MEMORY means the device could run it with more free
- * memory. */
-static bool
-hard_check(const struct run *k, struct proto_candidate *e,
-           struct proto_reasons *rs)
+ * memory. Inlined (as soft_check): the copies that check every variant
+ * without reasons then make no calls, and a non-leaf's register saves were
+ * a third of their cost. */
+static inline __attribute__((always_inline)) bool
+hard_check(const struct run *k, const struct policy_row *row,
+           struct proto_candidate *e, struct proto_reasons *rs)
 {
     const struct proto_report *r = k->r;
-    const struct policy_row *row = row_of(k, e);
     const uint32_t *accelerators = &k->t->accelerators[row->accelerator_first];
     bool ok = true;
 
@@ -468,7 +482,7 @@ hard_check(const struct run *k, struct proto_candidate *e,
 /* Soft constraints; returns the violation sum (0 when all are met), the
  * sum over missed constraints of (estimate - limit) / limit. An unknown
  * energy cannot be checked and is skipped. */
-static double
+static inline __attribute__((always_inline)) double
 soft_check(const struct run *k, struct proto_candidate *e, bool *out_ok,
            struct proto_reasons *rs)
 {
@@ -477,7 +491,7 @@ soft_check(const struct run *k, struct proto_candidate *e, bool *out_ok,
     bool ok = true;
 
     if (r->has_max_latency_ms &&
-        exceeds(e->est.latency_ms, r->max_latency_ms)) {
+        e->est.latency_ms > k->latency_over) {
         if (ok)
             e->soft_cause = PROTO_CAUSE_LATENCY;
         ok = false;
@@ -497,7 +511,7 @@ soft_check(const struct run *k, struct proto_candidate *e, bool *out_ok,
                        r->min_accuracy);
     }
     if (r->has_max_download_s &&
-        exceeds(e->est.download_s, r->max_download_s)) {
+        e->est.download_s > k->download_over) {
         if (ok)
             e->soft_cause = PROTO_CAUSE_DOWNLOAD;
         ok = false;
@@ -512,7 +526,7 @@ soft_check(const struct run *k, struct proto_candidate *e, bool *out_ok,
                        e->est.download_s, r->max_download_s);
     }
     if (r->has_max_energy_mj && e->est.has_energy_mj &&
-        exceeds(e->est.energy_mj, r->max_energy_mj)) {
+        e->est.energy_mj > k->energy_over) {
         if (ok)
             e->soft_cause = PROTO_CAUSE_ENERGY;
         ok = false;
@@ -583,14 +597,15 @@ memory_dips(const struct run *k, struct proto_candidate *e)
 
 /* What the ranking needs beyond the hard rules: estimates, transfer, the
  * soft rules, context and memory margin. */
-static void
-eval_rest(const struct run *k, struct proto_candidate *e)
+static inline __attribute__((always_inline)) void
+eval_rest(const struct run *k, const struct policy_row *row,
+          struct proto_candidate *e)
 {
-    estimate_compute(k, e);
-    transfer_compute(k, e);
+    estimate_compute(k, row, e);
+    transfer_compute(k, row, e);
     e->violation = soft_check(k, e, &e->soft_ok, NULL);
     e->feasible = e->hard_ok && e->soft_ok;
-    e->ctx = context_match(k, e);
+    e->ctx = context_match(k, row, e);
     e->at_risk = (double)e->est.memory_bytes > k->memory_limit;
     e->fit = fit_share(k, e);
     if (k->r->memory_history_count > 0 &&
@@ -619,9 +634,9 @@ eval_compute(const struct run *k, size_t index, struct proto_candidate *e)
         .soft_cause = PROTO_CAUSE_OUTRANKED,
         .partial = true,
     };
-    e->hard_ok = hard_check(k, e, NULL);
+    e->hard_ok = hard_check(k, row, e, NULL);
     if (e->hard_ok || e->hard_cause == PROTO_CAUSE_MEMORY)
-        eval_rest(k, e);
+        eval_rest(k, row, e);
 }
 
 static double
@@ -717,29 +732,23 @@ value_compute(const struct run *k, struct proto_candidate *e)
 /* ---- competing versions --------------------------------------------- */
 
 /*
- * The offered version of the variant name starting at *pos (versions of a
- * name are adjacent, newest first): the newest whose rollout covers the UE.
- * Moves *pos past the name. false when the name offers nothing.
+ * Whether version i competes: the newest of its variant name (versions of
+ * a name are adjacent, newest first) whose rollout covers the UE. Called
+ * for i = 0, 1, ... in order; *name_done (false before the first call)
+ * carries whether an earlier version of the name already competes.
  */
-static bool
-offered_next(const struct run *k, size_t *pos, size_t *out_index)
+static inline __attribute__((always_inline)) bool
+offered_at(const struct run *k, size_t i, bool *name_done)
 {
-    const struct policy_row *rows = k->t->rows;
-    size_t start = *pos;
-    size_t end = start + 1;
-    bool found = false;
+    const struct policy_row *row = &k->t->rows[i];
 
-    while (end < k->in->variant_count && !rows[end].starts_name)
-        end++;
-    for (size_t i = start; i < end && !found; i++) {
-        if (rows[i].rollout_percent >= 100 ||
-            (k->has_bucket && k->bucket < rows[i].rollout_percent)) {
-            *out_index = i;
-            found = true;
-        }
-    }
-    *pos = end;
-    return found;
+    if (row->starts_name)
+        *name_done = false;
+    if (*name_done || !(row->rollout_percent >= 100 ||
+                        (k->has_bucket && k->bucket < row->rollout_percent)))
+        return false;
+    *name_done = true;
+    return true;
 }
 
 /* ---- ranking ----------------------------------------------------------- */
@@ -761,7 +770,7 @@ enum criterion {
  * fitting when memory drops first. Then the higher value, fewer bytes to
  * transfer, lower latency, name.
  */
-static int
+static inline __attribute__((always_inline)) int
 rank_cmp(const struct run *k, const struct proto_candidate *a,
          const struct proto_candidate *b, bool by_violation,
          enum criterion *out_crit)
@@ -1041,6 +1050,12 @@ run_init(struct run *k, const struct policy_config *cfg,
     k->cost_per_byte = cfg->transfer_cost_per_mb * factor / 1e6;
     k->horizon_s = r->has_horizon_s ? r->horizon_s : cfg->horizon_s;
     k->bps = policy_throughput_estimate(cfg, r);
+    k->nominal_bps = r->has_downlink_bps ? r->downlink_bps
+                                         : cfg->default_downlink_bps;
+    k->rtt_s = r->has_rtt_ms ? r->rtt_ms / 1000.0 : 0.0;
+    k->latency_over = over(r->max_latency_ms);
+    k->download_over = over(r->max_download_s);
+    k->energy_over = over(r->max_energy_mj);
     k->margin = (k->pref == PROTO_PREFER_QUALITY ? cfg->hysteresis_accuracy
                                                  : cfg->hysteresis_score) *
                 k->horizon_s;
@@ -1055,16 +1070,17 @@ static size_t
 run_evaluate(struct run *k, struct proto_candidate *cands)
 {
     double max_lat = 0, max_energy = 0;
-    size_t pos = 0, idx, m = 0;
+    bool name_done = false;
+    size_t m = 0;
 
     k->energy_known = true;
-    while (pos < k->in->variant_count) {
+    for (size_t i = 0; i < k->in->variant_count; i++) {
         struct proto_candidate *e;
 
-        if (!offered_next(k, &pos, &idx))
+        if (!offered_at(k, i, &name_done))
             continue;
         e = &cands[m++];
-        eval_compute(k, idx, e);
+        eval_compute(k, i, e);
         if (!e->hard_ok && e->hard_cause != PROTO_CAUSE_MEMORY)
             continue;
         max_lat = fmax(max_lat, e->est.latency_ms);
@@ -1120,7 +1136,7 @@ run_evaluate(struct run *k, struct proto_candidate *cands)
 }
 
 /* Eligibility in a mode: 0 feasible, 1 degraded (hard rules only). */
-static bool
+static inline __attribute__((always_inline)) bool
 eligible(const struct run *k, const struct proto_candidate *e, bool degraded)
 {
     return e->hard_ok && (degraded || e->soft_ok) && startable(k, e);
@@ -1185,7 +1201,9 @@ ride_out(struct run *k, const struct proto_candidate *cands,
     double again = (double)var_of(k, h)->size_bytes * k->cost_per_byte;
     double in_dip;
 
-    if (!k->has_held || k->has_cur || !(h->dips_per_s > 0))
+    /* a download in flight is not aborted to ride a dip out */
+    if (!k->has_held || k->has_cur || !(h->dips_per_s > 0) ||
+        pick->is_fetching)
         return false;
     k->ride_s = (1 - h->fit) / h->dips_per_s;
     k->ride_value = run_utility(k, h) * h->fit * (k->horizon_s - k->ride_s);
@@ -1264,14 +1282,32 @@ chosen_reasons(const struct run *k, const struct proto_candidate *c,
                    k->cfg->transfer_boost);
 }
 
-/* Listing order: eligible first (by rank), then hard-ok by violation,
- * then the rest in input order. Negative when a is listed before b. */
-static int
-list_cmp(const struct run *k, const struct proto_candidate *a,
-         const struct proto_candidate *b, bool degraded)
+static enum proto_cause
+cause_of(const struct run *k, const struct proto_candidate *e, bool degraded)
 {
-    int ta = eligible(k, a, degraded) ? 0 : a->hard_ok ? 1 : 2;
-    int tb = eligible(k, b, degraded) ? 0 : b->hard_ok ? 1 : 2;
+    if (!e->hard_ok)
+        return e->hard_cause;
+    if (!e->soft_ok && !degraded)
+        return e->soft_cause;
+    if (!startable(k, e))
+        return PROTO_CAUSE_HORIZON;
+    return PROTO_CAUSE_OUTRANKED;
+}
+
+/* Listing order: eligible first (by rank), then hard-ok by violation,
+ * then the rest in input order; the tier is that group (of an entry of
+ * cause c: eligible ones are the outranked). */
+static int
+tier_of(const struct proto_candidate *e, enum proto_cause c)
+{
+    return c == PROTO_CAUSE_OUTRANKED ? 0 : e->hard_ok ? 1 : 2;
+}
+
+/* Negative when a (of tier ta) is listed before b (of tier tb). */
+static inline __attribute__((always_inline)) int
+list_cmp_tiers(const struct run *k, const struct proto_candidate *a, int ta,
+               const struct proto_candidate *b, int tb, bool degraded)
+{
     enum criterion crit;
 
     if (ta != tb)
@@ -1281,6 +1317,14 @@ list_cmp(const struct run *k, const struct proto_candidate *a,
     if (ta == 1 && differs(a->violation, b->violation))
         return a->violation < b->violation ? -1 : 1;
     return a->variant < b->variant ? -1 : a->variant > b->variant;
+}
+
+static int
+list_cmp(const struct run *k, const struct proto_candidate *a,
+         const struct proto_candidate *b, bool degraded)
+{
+    return list_cmp_tiers(k, a, tier_of(a, cause_of(k, a, degraded)), b,
+                          tier_of(b, cause_of(k, b, degraded)), degraded);
 }
 
 static void
@@ -1295,31 +1339,48 @@ swap_cand(struct proto_candidate *a, struct proto_candidate *b)
 /*
  * Moves the best n entries (listing order) to cands[0..n), best first, in
  * one pass: each entry is compared with the worst of the best so far and
- * only a better one is inserted (n <= TOP_MAX indexes on the stack).
+ * only a better one is inserted (n <= TOP_MAX indexes and tiers on the
+ * stack, so that each entry's tier is worked out once). Counts the
+ * entries left out by cause into omitted.
  */
 static void
 top_select(const struct run *k, struct proto_candidate *cands, size_t m,
-           size_t n, bool degraded)
+           size_t n, bool degraded, size_t omitted[PROTO_CAUSE_COUNT])
 {
     size_t top[TOP_MAX];
+    int top_tier[TOP_MAX];
+    enum proto_cause top_cause[TOP_MAX];
     size_t count = 0;
 
     for (size_t j = 0; j < m; j++) {
+        enum proto_cause cause = cause_of(k, &cands[j], degraded);
+        int tier = tier_of(&cands[j], cause);
         size_t pos;
 
+        omitted[cause]++;
+
         if (count == n &&
-            list_cmp(k, &cands[j], &cands[top[n - 1]], degraded) >= 0)
+            (tier > top_tier[n - 1] ||
+             list_cmp_tiers(k, &cands[j], tier, &cands[top[n - 1]],
+                            top_tier[n - 1], degraded) >= 0))
             continue;
         pos = count < n ? count : n - 1;
         while (pos > 0 &&
-               list_cmp(k, &cands[j], &cands[top[pos - 1]], degraded) < 0) {
+               list_cmp_tiers(k, &cands[j], tier, &cands[top[pos - 1]],
+                              top_tier[pos - 1], degraded) < 0) {
             top[pos] = top[pos - 1];
+            top_tier[pos] = top_tier[pos - 1];
+            top_cause[pos] = top_cause[pos - 1];
             pos--;
         }
         top[pos] = j;
+        top_tier[pos] = tier;
+        top_cause[pos] = cause;
         if (count < n)
             count++;
     }
+    for (size_t i = 0; i < count; i++)
+        omitted[top_cause[i]]--;
     /* top holds distinct indexes, best first; bring them to the front.
      * Moving entry top[i] to slot i sends the entry at i to top[i]'s old
      * place: when that entry is itself among the later ones, follow it. */
@@ -1331,18 +1392,6 @@ top_select(const struct run *k, struct proto_candidate *cands, size_t m,
             if (top[l] == i)
                 top[l] = from;
     }
-}
-
-static enum proto_cause
-cause_of(const struct run *k, const struct proto_candidate *e, bool degraded)
-{
-    if (!e->hard_ok)
-        return e->hard_cause;
-    if (!e->soft_ok && !degraded)
-        return e->soft_cause;
-    if (!startable(k, e))
-        return PROTO_CAUSE_HORIZON;
-    return PROTO_CAUSE_OUTRANKED;
 }
 
 /*
@@ -1359,9 +1408,9 @@ run_candidates(const struct run *k, struct proto_candidate *cands, size_t m,
 
     if (!k->r->explain_all && m > k->cfg->runner_ups) {
         listed = k->cfg->runner_ups;
-        if (listed <= TOP_MAX)
-            top_select(k, cands, m, listed, degraded);
-        else
+        if (listed <= TOP_MAX) {
+            top_select(k, cands, m, listed, degraded, out->omitted);
+        } else {
             for (size_t i = 0; i < listed; i++) {
                 size_t best = i;
 
@@ -1370,8 +1419,9 @@ run_candidates(const struct run *k, struct proto_candidate *cands, size_t m,
                         best = j;
                 swap_cand(&cands[i], &cands[best]);
             }
-        for (size_t i = listed; i < m; i++)
-            out->omitted[cause_of(k, &cands[i], degraded)]++;
+            for (size_t i = listed; i < m; i++)
+                out->omitted[cause_of(k, &cands[i], degraded)]++;
+        }
         out->omitted_count = m - listed;
     }
     for (size_t i = 0; i < listed; i++) {
@@ -1380,9 +1430,9 @@ run_candidates(const struct run *k, struct proto_candidate *cands, size_t m,
         bool ok;
 
         if (c->partial)
-            eval_rest(k, c);
+            eval_rest(k, row_of(k, c), c);
         rs->count = 0;
-        (void)hard_check(k, c, rs);
+        (void)hard_check(k, row_of(k, c), c, rs);
         (void)soft_check(k, c, &ok, rs);
         if (c->exit_index >= 0)
             exit_reason(k, c, rs);
@@ -1470,7 +1520,7 @@ policy_select(const struct policy_config *cfg, const struct policy_input *in,
      * keep what runs unless moving pays beyond the hysteresis. A download
      * in flight worth more than current is kept going. */
     pick = best;
-    for (size_t i = 0; i < m; i++) {
+    for (size_t i = 0; k.fetching != POLICY_ID_NONE && i < m; i++) {
         if (cands[i].is_fetching && i != pick &&
             eligible(&k, &cands[i], degraded) &&
             stays(&k, &cands[pick], &cands[i], degraded)) {
@@ -1532,15 +1582,16 @@ policy_offered(const struct policy_input *in, const struct proto_report *report,
 {
     struct policy_config cfg;
     struct run k;
-    size_t pos = 0, idx, m = 0;
+    bool name_done = false;
+    size_t m = 0;
 
     if (!table_fits(in))
         return 0;
     policy_config_default(&cfg);
     run_init(&k, &cfg, in, report);
-    while (pos < in->variant_count)
-        if (offered_next(&k, &pos, &idx))
-            out_index[m++] = idx;
+    for (size_t i = 0; i < in->variant_count; i++)
+        if (offered_at(&k, i, &name_done))
+            out_index[m++] = i;
     return m;
 }
 

@@ -271,36 +271,39 @@ enum proto_cause {
  * reasons are in the decision's candidate_reasons).
  */
 struct proto_candidate {
+    /* What ranking, picking and listing read of every candidate, in its
+     * first cache line (a large family's candidates are walked several
+     * times per select; this keeps those walks in L1). */
     size_t variant;
-    bool feasible;                        /* met every hard and soft rule */
-
-    /* what the policy worked out (see policy/policy.c) */
-    struct proto_estimates est;
-    double accuracy;                      /* the exit's when exit_index >= 0 */
-    int exit_index;
+    double value;                         /* over the horizon */
+    double ready_s;                       /* until it runs (conservative) */
+    double violation;
     uint64_t transfer_bytes;              /* still to move (0: held) */
-    bool has_delta;
-    size_t delta;
-    bool is_current;
-    bool is_fetching;
+    double cost;                          /* of its bytes, accuracy-seconds */
+    enum proto_cause hard_cause;          /* first failed hard rule */
+    enum proto_cause soft_cause;          /* first missed soft rule */
+    bool feasible;                        /* met every hard and soft rule */
     bool hard_ok;
     bool soft_ok;
+    bool is_current;
+    bool is_fetching;
     bool at_risk;                         /* may not fit when memory drops */
     bool partial;                         /* hard rule failed: estimates,
                                              transfer and soft rules not
                                              worked out (policy.c) */
-    enum proto_cause hard_cause;          /* first failed hard rule */
-    enum proto_cause soft_cause;          /* first missed soft rule */
-    double violation;
-    const struct proto_tag *ctx;          /* first matching context tag */
+    bool has_delta;
+
+    /* what the policy worked out (see policy/policy.c) */
     double utility;                       /* per second while it runs */
     double fit;                           /* expected share of time it fits */
     double dips_per_s;                    /* memory dips under its need */
     double risk;                          /* their expected round trips'
                                              cost over the horizon */
-    double ready_s;                       /* until it runs (conservative) */
-    double cost;                          /* of its bytes, accuracy-seconds */
-    double value;                         /* over the horizon */
+    double accuracy;                      /* the exit's when exit_index >= 0 */
+    const struct proto_tag *ctx;          /* first matching context tag */
+    struct proto_estimates est;
+    size_t delta;
+    int exit_index;
 };
 
 /*

@@ -16,14 +16,11 @@ static enum decide_status
 competing(const struct store_snapshot *snap, const struct proto_report *r,
           struct decision_run *run, size_t *out_count)
 {
-    bool paused = false;
     size_t n = 0;
 
-    for (size_t i = 0; i < snap->variant_count && !paused; i++)
-        paused = snap->variants[i].paused;
     run->variants = snap->variants;
     *out_count = snap->variant_count;
-    if (!paused)
+    if (snap->paused_count == 0)
         return DECIDE_OK;
     run->view = malloc((snap->variant_count + 1) * sizeof(*run->view));
     if (!run->view)

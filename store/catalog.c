@@ -954,6 +954,7 @@ static enum store_status read_versions(struct store *st,
         snap->latest[snap->variant_count] = first;
         (*ids)[snap->variant_count] = db_column_int64(s, 0);
         snap->variant_count++;
+        snap->paused_count += v->paused;
         /* A paused version is offered only to its holders: the one below
          * it still competes for everyone else. */
         group_done = v->rollout_percent >= 100 && !v->paused;

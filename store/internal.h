@@ -181,9 +181,11 @@ struct store {
     struct db_stmt *stmt[STMT_COUNT];
     struct db_stmt *tstmt[TSTMT_COUNT];
     struct store_conn writer;     /* {db, stmt} */
-    /* The event receipt key (store/receipt.c), read at open. */
-    unsigned char receipt_key[32];
-    bool has_receipt_key;
+    /* HMAC-SHA256 under the event receipt key (store/receipt.c): the
+     * SHA-256 states after the key's inner and outer pads, made at open
+     * and only copied from after (NULL: no key). */
+    struct evp_md_ctx_st *receipt_inner;
+    struct evp_md_ctx_st *receipt_outer;
 
     /* Read connections beside the writer (WAL: readers never wait for
      * it; on PostgreSQL sessions on catalog_read_url, a replica, else on
@@ -369,6 +371,8 @@ void store_watch_stop(struct store *st);
 /* Reads the catalog's receipt key, making it first when the catalog has
  * none (not in a read-only store). At open, on the writer. */
 MUST_CHECK enum store_status store_receipt_key_load(struct store *st);
+/* Frees what store_receipt_key_load made. */
+void store_receipt_key_free(struct store *st);
 
 /* ---- trust (store/trust.c) ---- */
 

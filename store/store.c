@@ -1302,6 +1302,7 @@ void store_close(struct store *st)
     close_conn(st->watch.conn.db, st->watch.stmt);
     close_conn(st->job.conn.db, st->job.stmt);
     store_trust_finalize(st);
+    store_receipt_key_free(st);
     close_conn(st->db, st->stmt);
     pthread_mutex_lock(&st->cache_mu);
     store_cache_clear(st);

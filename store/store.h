@@ -317,6 +317,7 @@ struct store_snapshot {
      * UEs), for rules about what a UE holds (admission). */
     struct proto_variant *older;
     size_t older_count;
+    size_t paused_count;          /* variants[] that are paused */
     /* store_options.snapshot_derive's result for this snapshot, or NULL */
     const void *derived;
 };

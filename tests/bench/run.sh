@@ -228,6 +228,18 @@ wrk_json() {
         sed -n 's/^BENCH //p'
 }
 
+# cpu_ticks PID: user+system clock ticks of PID (all its threads) and of
+# its direct children (nginx's workers) so far.
+cpu_ticks() {
+    local t=0 p line f
+    for p in "$1" $(cat /proc/"$1"/task/*/children 2>/dev/null); do
+        line=$(cat /proc/"$p"/stat 2>/dev/null) || continue
+        read -r -a f <<<"${line##*) }"
+        t=$((t + f[11] + f[12]))
+    done
+    echo "$t"
+}
+
 # record_wrk KEYPREFIX SIDE JSON: rps, p50 and p99 (ms) of one wrk run.
 record_wrk() {
     local k=$1 side=$2 j=$3 errors
@@ -535,6 +547,10 @@ if want https; then
         "nginx HTTPS static 300 B"
     row tls64_p99 https "HTTPS select, 64 conns: p99 latency" ms lower \
         "nginx HTTPS static 300 B"
+    # The server's CPU time per answer over the same wrk run: on a shared
+    # machine the rate moves with everyone's load, this much less.
+    row tls64_cpu https "HTTPS select, 64 conns: server CPU per answer" us \
+        lower "nginx HTTPS static 300 B (its workers)"
     for n in 1 16; do
         row "tls_dl$n" https "HTTPS download ${TLS_MIB} MiB x $n parallel" \
             MiB/s higher "nginx HTTPS, same file"
@@ -543,13 +559,20 @@ if want https; then
         log "https: round $r/$ROUNDS"
         for side in $( ((r % 2)) && echo "modeld ref" || echo "ref modeld"); do
             if [ "$side" = modeld ]; then
+                c0=$(cpu_ticks "${PIDS[tls]}")
                 j=$(wrk_json 64 \
                     "$TLSB/v1/families/image-classification/select" \
                     "$WORK/report.json")
+                c1=$(cpu_ticks "${PIDS[tls]}")
             else
+                c0=$(cpu_ticks "${PIDS[nginx-tls]}")
                 j=$(wrk_json 64 "$NGX_TLS/static.json")
+                c1=$(cpu_ticks "${PIDS[nginx-tls]}")
             fi
             record_wrk tls64 "$side" "$j"
+            n=$(jq -r '.requests // 0' <<<"$j" 2>/dev/null)
+            [ "${n:-0}" -gt 0 ] && val tls64_cpu "$side" "$(python3 -c \
+                "print('%.1f' % (($c1 - $c0) * 1e6 / $(getconf CLK_TCK) / $n))")"
             for n in 1 16; do
                 if [ "$side" = modeld ]; then
                     url=$TLSB/v1/blobs/sha256:$thex

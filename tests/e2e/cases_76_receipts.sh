@@ -30,15 +30,22 @@ rc_select() {
     RECEIPT=$(jbody '.receipt // ""')
 }
 
+# rc_publish FAMILY FILE BYTES: family FAMILY with variant m v1 on BYTES
+# random bytes written to FILE; RD is its digest.
+rc_publish() {
+    head -c "$3" /dev/urandom >"$2"
+    RD=$(sha_of "$2")
+    http_admin PUT "/v1/families/$1" -H "$JSON_CT" -d '{"task":"t"}'
+    http_admin PUT "/v1/blobs/$RD" --data-binary "@$2"
+    http_admin PUT "/v1/families/$1/variants/m" -H "$JSON_CT" \
+        -d "{\"blob\":\"$RD\",\"flops\":1e6,\"accuracy\":0.7}"
+    check "receipts: publish $1/m v1" 201 "$STATUS"
+}
+
 if daemon_start receipts "$RC/data" --admin-token-file "$TOKEN_FILE" \
     --set rollout_min_reports=5 --set rollout_max_failure_share=0.4; then
-    head -c 100000 /dev/urandom >"$RC/b1"
-    RD1=$(sha_of "$RC/b1")
-    http_admin PUT "/v1/families/$RF" -H "$JSON_CT" -d '{"task":"t"}'
-    http_admin PUT "/v1/blobs/$RD1" --data-binary "@$RC/b1"
-    http_admin PUT "/v1/families/$RF/variants/m" -H "$JSON_CT" \
-        -d "{\"blob\":\"$RD1\",\"flops\":1e9,\"accuracy\":0.7}"
-    check "receipts: publish v1" 201 "$STATUS"
+    rc_publish "$RF" "$RC/b1" 100000
+    RD1=$RD
 
     # ---- forged: one address, fresh ue ids, no select ----
     forged_paused=0 forged_verified=0 forged_counted=0
@@ -99,12 +106,7 @@ if daemon_start receipts "$RC/data" --admin-token-file "$TOKEN_FILE" \
     check "receipts: metrics, invalid" 11 "$(metric modeld_event_receipts_total 'result="invalid"')"
 
     # ---- the UE client (modeld fetch) sends its answer's receipt ----
-    head -c 50000 /dev/urandom >"$RC/b2"
-    RD2=$(sha_of "$RC/b2")
-    http_admin PUT "/v1/families/rc2" -H "$JSON_CT" -d '{"task":"t"}'
-    http_admin PUT "/v1/blobs/$RD2" --data-binary "@$RC/b2"
-    http_admin PUT "/v1/families/rc2/variants/m" -H "$JSON_CT" \
-        -d "{\"blob\":\"$RD2\",\"flops\":1e6,\"accuracy\":0.7}"
+    rc_publish rc2 "$RC/b2" 50000
     timeout 120 "$MODELD" fetch --server "$BASE" --family rc2 \
         --state "$RC/ue" --no-benchmark --set device.gflops=50 \
         >"$RC/fetch.out" 2>"$RC/fetch.err"

@@ -88,6 +88,8 @@ static void full_state(struct client_state *st)
     client_state_add_memory(st, T0, 5000);
     client_state_add_memory(st, T0 + 61, 3000);
     client_state_add_memory(st, T0 + 122, 4000);
+    snprintf(st->current.receipt, sizeof(st->current.receipt), "rcpt-a_1");
+    snprintf(st->inflight.receipt, sizeof(st->inflight.receipt), "rcpt-i");
     snprintf(st->last_action, sizeof(st->last_action), "delta");
     st->last_decision_at_s = 1700000001;
     st->last_recheck_after_s = 300;
@@ -112,6 +114,10 @@ START_TEST(test_client_state_round_trip)
     ck_assert_str_eq(back.current.hex, HEX_A);
     ck_assert_str_eq(back.current.variant, "v-a");
     ck_assert_int_eq(back.current.version, 3);
+    /* The event receipts kept with the model and the transfer. */
+    ck_assert_str_eq(back.current.receipt, "rcpt-a_1");
+    ck_assert_str_eq(back.previous.receipt, "");
+    ck_assert_str_eq(back.inflight.receipt, "rcpt-i");
     ck_assert_str_eq(back.previous.hex, HEX_B);
     ck_assert(back.inflight.active && back.inflight.is_delta);
     ck_assert_str_eq(back.inflight.url, st.inflight.url);

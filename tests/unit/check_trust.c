@@ -16,10 +16,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include "policy/admission.h"
 #include "proto/proto.h"
 #include "server/auth.h"
 #include "server/decide.h"
+#include "store/db.h"      /* the receipt key, for the reference HMAC */
 #include "store/store.h"
 
 static char data_dir[64];
@@ -358,6 +362,44 @@ START_TEST(test_store_receipts_bind_fields)
     ck_assert(!store_receipt_check(st, "ue-1", "f", "m", 2, h2, r));
     ck_assert(store_receipt_make(st, "ue-1", "f", "m", 2, h2, r));
     store_close(st);
+    /* The format README documents, computed here with OpenSSL's one-shot
+     * HMAC() from the catalog's key: base64url (no padding) of
+     * HMAC-SHA256(key, "modeld-receipt/1\nue\nfamily\nvariant\nversion\n
+     * digest hex"). */
+    {
+        char path[128], msg[256], b64[48], err[128], hex[65];
+        unsigned char key[32], mac[32];
+        unsigned mac_len = 0;
+        struct db *db = NULL;
+        struct db_stmt *q = NULL;
+        int n;
+
+        snprintf(path, sizeof(path), "%s/catalog.db", data_dir);
+        ck_assert_int_eq(db_open_sqlite(path, true, &db, err, sizeof(err)), 0);
+        ck_assert_int_eq(db_prepare(db, "SELECT value FROM secrets WHERE "
+                                        "name = 'event_receipt_key'", &q), 0);
+        ck_assert_int_eq(db_step(q), DB_ROW);
+        snprintf(hex, sizeof(hex), "%s", db_column_text(q, 0));
+        db_finalize(q);
+        db_close(db);
+        ck_assert_uint_eq(strlen(hex), 64);
+        for (int i = 0; i < 32; i++) {
+            unsigned v = 0;
+
+            ck_assert_int_eq(sscanf(hex + 2 * i, "%2x", &v), 1);
+            key[i] = (unsigned char)v;
+        }
+        n = snprintf(msg, sizeof(msg), "modeld-receipt/1\nue-1\nf\nm\n2\n%s",
+                     h2);
+        ck_assert_ptr_nonnull(HMAC(EVP_sha256(), key, 32,
+                                   (const unsigned char *)msg, (size_t)n, mac,
+                                   &mac_len));
+        ck_assert_int_eq(EVP_EncodeBlock((unsigned char *)b64, mac, 32), 44);
+        b64[43] = '\0';                       /* the '=' of padding */
+        for (char *c = b64; *c; c++)
+            *c = *c == '+' ? '-' : *c == '/' ? '_' : *c;
+        ck_assert_str_eq(r, b64);
+    }
     again = open_store(false);
     ck_assert(store_receipt_check(again, "ue-1", "f", "m", 2, h2, r));
     store_close(again);
