@@ -734,6 +734,10 @@ if want delta; then
             "zstd -19 --long"
         row "d_${p}_apply" delta "delta $L: apply time" s lower \
             "zstd -d --patch-from"
+        # CPU time (GNU time: user + system) beside the wall time, which
+        # holds modeld-apply's fsync of the output (zstd does none).
+        row "d_${p}_apply_cpu" delta "delta $L: apply CPU time" s lower \
+            "zstd -d --patch-from"
         info "delta_${p}_target_bytes" "$(stat -c %s "$MD/$p.bin")"
         log "delta: $L"
         fam="delta-$p"
@@ -801,20 +805,25 @@ if want delta; then
         else
             note "d_${p}_bs" "bsdiff: over ${TOOL_TIMEOUT}s (not counted)"
         fi
-        # Apply: the same (modeld) delta, modeld patch vs stock zstd.
+        # Apply: the same (modeld) delta, the UE's apply (modeld-apply,
+        # the code of modeld patch) vs stock zstd.
         if [ -n "$made" ]; then
             for ((r = 1; r <= ROUNDS; r++)); do
                 for side in $( ((r % 2)) && echo "modeld ref" || echo "ref modeld"); do
                     rm -f "$WORK/out.bin"
                     t0=$(now)
                     if [ "$side" = modeld ]; then
-                        "$APPLY" "$MD/base.bin" "$WORK/$p.mdelta" \
+                        /usr/bin/time -f '%U %S' -o "$WORK/cpu" "$APPLY" \
+                            "$MD/base.bin" "$WORK/$p.mdelta" \
                             "$WORK/out.bin" >/dev/null 2>&1
                     else
-                        zstd -q -d -f --long=31 --patch-from="$MD/base.bin" \
+                        /usr/bin/time -f '%U %S' -o "$WORK/cpu" zstd -q -d -f \
+                            --long=31 --patch-from="$MD/base.bin" \
                             "$WORK/$p.mdelta" -o "$WORK/out.bin" 2>/dev/null
                     fi
                     val "d_${p}_apply" "$side" "$(since "$t0")"
+                    val "d_${p}_apply_cpu" "$side" \
+                        "$(awk '{ print $1 + $2 }' "$WORK/cpu")"
                 done
             done
         fi
