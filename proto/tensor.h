@@ -170,7 +170,8 @@ MUST_CHECK enum proto_status proto_tensor_dec_finish(struct proto_tensor_dec *d)
  */
 MUST_CHECK enum proto_status
 proto_tensor_dec_trust_base(struct proto_tensor_dec *d, const char *from_hex);
-/* Peak bytes the decoder held (buffers, not zstd's own), for measuring. */
+/* Peak bytes the decoder held (its buffers, and zstd's contexts with
+ * their windows), for measuring. */
 uint64_t proto_tensor_dec_peak_bytes(const struct proto_tensor_dec *d);
 void proto_tensor_dec_free(struct proto_tensor_dec *d);
 

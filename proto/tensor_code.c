@@ -40,6 +40,8 @@
                                           the range-coded bytes */
 #define RC_STREAM 15
 #define STREAM_WINDOW_LOG_MAX 21
+/* decoder: a stream this small is decoded into one buffer of its size */
+#define STREAM_WHOLE_MAX ((uint64_t)1 << STREAM_WINDOW_LOG_MAX)
 #define PLAN_MAX_BYTES ((uint64_t)64 << 20)
 #define SAMPLE_CHUNKS 4
 #define SAMPLE_CHUNK_BYTES ((uint64_t)16 << 10) /* multiple of 8 */
@@ -1342,10 +1344,15 @@ struct proto_tensor_dec {
     unsigned next_stream;
     ZSTD_DCtx *ds[STREAMS];
     uint64_t stream_total[STREAMS], stream_done[STREAMS];
-    /* One batch's planes, one after the other in one arena (a batch's
-     * stream bytes are at most BATCH_BYTES in all), each stream's chunk
-     * decoded into its plane as the chunk's bytes arrive. */
+    /* One batch's planes, each stream's chunk decoded into its plane as
+     * the chunk's bytes arrive. A stream of at most STREAM_WHOLE_MAX
+     * bytes is decoded into a buffer of its own that holds all of it
+     * (whole[s]): zstd then keeps no window of its own (its window would
+     * hold as much) and the stream's planes are slices of it. The other
+     * streams' planes are one after the other in one arena (a batch's
+     * stream bytes are at most BATCH_BYTES in all). */
     unsigned char *planes[STREAMS];
+    unsigned char *whole[STREAMS];
     unsigned char *arena;
     size_t arena_cap;
     size_t chunk_out;             /* bytes of the current chunk's plane */
@@ -1631,7 +1638,17 @@ static enum proto_status batch_begin(struct proto_tensor_dec *d)
 
         for (unsigned j = 0; j < wd; j++)
             d->batch_bytes[item_base(&d->items[idx]) + j] += n / wd;
-        total += n;
+    }
+    for (unsigned s = 0; s < STREAMS; s++) {
+        if (!d->batch_bytes[s])
+            continue;
+        if (d->stream_total[s] <= STREAM_WHOLE_MAX && !d->whole[s]) {
+            d->whole[s] = dec_alloc(d, (size_t)d->stream_total[s]);
+            if (!d->whole[s])
+                return PROTO_NO_MEMORY;
+        }
+        if (!d->whole[s])
+            total += (size_t)d->batch_bytes[s];
     }
     if (total > d->arena_cap) {
         free(d->arena);
@@ -1644,8 +1661,14 @@ static enum proto_status batch_begin(struct proto_tensor_dec *d)
     }
     total = 0;
     for (unsigned s = 0; s < STREAMS; s++) {
-        d->planes[s] = d->arena + total;
-        total += (size_t)d->batch_bytes[s];
+        if (!d->batch_bytes[s]) {
+            d->planes[s] = NULL;
+        } else if (d->whole[s]) {
+            d->planes[s] = d->whole[s] + d->stream_done[s];
+        } else {
+            d->planes[s] = d->arena + total;
+            total += (size_t)d->batch_bytes[s];
+        }
     }
     d->next_stream = 0;
     while (d->next_stream < STREAMS && !d->batch_bytes[d->next_stream])
@@ -1672,7 +1695,12 @@ static enum proto_status chunk_feed(struct proto_tensor_dec *d, unsigned s,
 {
     size_t want = (size_t)d->batch_bytes[s];
     ZSTD_inBuffer in = { src, n, 0 };
-    ZSTD_outBuffer out = { d->planes[s], want, d->chunk_out };
+    /* A whole-stream buffer is the same output buffer for the whole
+     * frame (ZSTD_d_stableOutBuffer), at the stream's position. */
+    size_t at = d->whole[s] ? (size_t)d->stream_done[s] : 0;
+    ZSTD_outBuffer out = { d->whole[s] ? d->whole[s] : d->planes[s],
+                           d->whole[s] ? (size_t)d->stream_total[s] : want,
+                           at + d->chunk_out };
     size_t r = d->chunk_r;
 
     if (!d->ds[s]) {
@@ -1681,8 +1709,10 @@ static enum proto_status chunk_feed(struct proto_tensor_dec *d, unsigned s,
             return PROTO_NO_MEMORY;
         ZSTD_DCtx_setParameter(d->ds[s], ZSTD_d_windowLogMax,
                                STREAM_WINDOW_LOG_MAX);
+        if (d->whole[s])
+            ZSTD_DCtx_setParameter(d->ds[s], ZSTD_d_stableOutBuffer, 1);
     }
-    while (in.pos < in.size || (last && out.pos < out.size)) {
+    while (in.pos < in.size || (last && out.pos < at + want)) {
         size_t ip = in.pos, op = out.pos;
 
         r = ZSTD_decompressStream(d->ds[s], &out, &in);
@@ -1693,8 +1723,19 @@ static enum proto_status chunk_feed(struct proto_tensor_dec *d, unsigned s,
         if (r == 0 && in.pos < in.size)
             return PROTO_BAD_INPUT; /* bytes after the stream's end */
     }
-    d->chunk_out = out.pos;
+    d->chunk_out = out.pos - at;
     d->chunk_r = r;
+    {
+        /* the peak counts zstd's contexts and windows too */
+        uint64_t all = d->held;
+
+        for (unsigned k = 0; k < STREAMS; k++)
+            all += d->ds[k] ? ZSTD_sizeof_DCtx(d->ds[k]) : 0;
+        if (all > d->peak)
+            d->peak = all;
+    }
+    if (d->chunk_out > want)
+        return PROTO_BAD_INPUT; /* more than the batch puts in the stream */
     if (!last)
         return PROTO_OK;
     d->stream_done[s] += want;
@@ -1748,7 +1789,7 @@ static enum proto_status sparse_tail(struct proto_tensor_dec *d,
 }
 
 /*
- * The common cases in one pass, 4-byte elements from their four planes
+ * The common cases in one pass, 4- or 2-byte elements from their planes
  * (XOR or SUB against the base, or raw): gathered, inverted and stored as
  * whole words. False for anything else (the generic loops then run).
  */
@@ -1759,9 +1800,29 @@ static bool fused_inverse(struct proto_tensor_dec *d, const struct item *it,
     const unsigned char *p0, *p1, *p2, *p3, *src;
     unsigned char *out = d->xbuf;
 
-    if (it->width != 4 ||
+    if ((it->width != 4 && it->width != 2) ||
         (it->op != OP_RAW && it->op != OP_XOR && it->op != OP_SUB))
         return false;
+    if (it->width == 2) {
+        /* fp16/bf16 weights: the same with 16-bit elements */
+        p0 = d->planes[base] + pos[base];
+        p1 = d->planes[base + 1] + pos[base + 1];
+        src = it->op == OP_RAW ? NULL : d->old + it->old_offset + first * 2;
+        for (size_t k = 0; k < elems; k++) {
+            uint16_t t = (uint16_t)(p0[k] | p1[k] << 8), a = t;
+
+            if (src) {
+                uint16_t v = (uint16_t)(src[2 * k] | src[2 * k + 1] << 8);
+
+                a = it->op == OP_XOR
+                        ? (uint16_t)(t ^ v)
+                        : (uint16_t)(v + ((t >> 1) ^ (uint16_t)-(t & 1)));
+            }
+            out[2 * k] = (unsigned char)a;
+            out[2 * k + 1] = (unsigned char)(a >> 8);
+        }
+        return true;
+    }
     p0 = d->planes[base] + pos[base];
     p1 = d->planes[base + 1] + pos[base + 1];
     p2 = d->planes[base + 2] + pos[base + 2];
@@ -2232,8 +2293,10 @@ void proto_tensor_dec_free(struct proto_tensor_dec *d)
 {
     if (!d)
         return;
-    for (unsigned s = 0; s < STREAMS; s++)
+    for (unsigned s = 0; s < STREAMS; s++) {
         ZSTD_freeDCtx(d->ds[s]);
+        free(d->whole[s]);
+    }
     free(d->arena);
     proto_hasher_free(d->hasher);
     free(d->in);

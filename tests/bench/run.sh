@@ -228,6 +228,18 @@ wrk_json() {
         sed -n 's/^BENCH //p'
 }
 
+# cpu_ticks PID: user+system clock ticks of PID (all its threads) and of
+# its direct children (nginx's workers) so far.
+cpu_ticks() {
+    local t=0 p line f
+    for p in "$1" $(cat /proc/"$1"/task/*/children 2>/dev/null); do
+        line=$(cat /proc/"$p"/stat 2>/dev/null) || continue
+        read -r -a f <<<"${line##*) }"
+        t=$((t + f[11] + f[12]))
+    done
+    echo "$t"
+}
+
 # record_wrk KEYPREFIX SIDE JSON: rps, p50 and p99 (ms) of one wrk run.
 record_wrk() {
     local k=$1 side=$2 j=$3 errors
@@ -535,6 +547,10 @@ if want https; then
         "nginx HTTPS static 300 B"
     row tls64_p99 https "HTTPS select, 64 conns: p99 latency" ms lower \
         "nginx HTTPS static 300 B"
+    # The server's CPU time per answer over the same wrk run: on a shared
+    # machine the rate moves with everyone's load, this much less.
+    row tls64_cpu https "HTTPS select, 64 conns: server CPU per answer" us \
+        lower "nginx HTTPS static 300 B (its workers)"
     for n in 1 16; do
         row "tls_dl$n" https "HTTPS download ${TLS_MIB} MiB x $n parallel" \
             MiB/s higher "nginx HTTPS, same file"
@@ -543,13 +559,20 @@ if want https; then
         log "https: round $r/$ROUNDS"
         for side in $( ((r % 2)) && echo "modeld ref" || echo "ref modeld"); do
             if [ "$side" = modeld ]; then
+                c0=$(cpu_ticks "${PIDS[tls]}")
                 j=$(wrk_json 64 \
                     "$TLSB/v1/families/image-classification/select" \
                     "$WORK/report.json")
+                c1=$(cpu_ticks "${PIDS[tls]}")
             else
+                c0=$(cpu_ticks "${PIDS[nginx-tls]}")
                 j=$(wrk_json 64 "$NGX_TLS/static.json")
+                c1=$(cpu_ticks "${PIDS[nginx-tls]}")
             fi
             record_wrk tls64 "$side" "$j"
+            n=$(jq -r '.requests // 0' <<<"$j" 2>/dev/null)
+            [ "${n:-0}" -gt 0 ] && val tls64_cpu "$side" "$(python3 -c \
+                "print('%.1f' % (($c1 - $c0) * 1e6 / $(getconf CLK_TCK) / $n))")"
             for n in 1 16; do
                 if [ "$side" = modeld ]; then
                     url=$TLSB/v1/blobs/sha256:$thex
@@ -711,6 +734,10 @@ if want delta; then
             "zstd -19 --long"
         row "d_${p}_apply" delta "delta $L: apply time" s lower \
             "zstd -d --patch-from"
+        # CPU time (GNU time: user + system) beside the wall time, which
+        # holds modeld-apply's fsync of the output (zstd does none).
+        row "d_${p}_apply_cpu" delta "delta $L: apply CPU time" s lower \
+            "zstd -d --patch-from"
         info "delta_${p}_target_bytes" "$(stat -c %s "$MD/$p.bin")"
         log "delta: $L"
         fam="delta-$p"
@@ -778,20 +805,25 @@ if want delta; then
         else
             note "d_${p}_bs" "bsdiff: over ${TOOL_TIMEOUT}s (not counted)"
         fi
-        # Apply: the same (modeld) delta, modeld patch vs stock zstd.
+        # Apply: the same (modeld) delta, the UE's apply (modeld-apply,
+        # the code of modeld patch) vs stock zstd.
         if [ -n "$made" ]; then
             for ((r = 1; r <= ROUNDS; r++)); do
                 for side in $( ((r % 2)) && echo "modeld ref" || echo "ref modeld"); do
                     rm -f "$WORK/out.bin"
                     t0=$(now)
                     if [ "$side" = modeld ]; then
-                        "$APPLY" "$MD/base.bin" "$WORK/$p.mdelta" \
+                        /usr/bin/time -f '%U %S' -o "$WORK/cpu" "$APPLY" \
+                            "$MD/base.bin" "$WORK/$p.mdelta" \
                             "$WORK/out.bin" >/dev/null 2>&1
                     else
-                        zstd -q -d -f --long=31 --patch-from="$MD/base.bin" \
+                        /usr/bin/time -f '%U %S' -o "$WORK/cpu" zstd -q -d -f \
+                            --long=31 --patch-from="$MD/base.bin" \
                             "$WORK/$p.mdelta" -o "$WORK/out.bin" 2>/dev/null
                     fi
                     val "d_${p}_apply" "$side" "$(since "$t0")"
+                    val "d_${p}_apply_cpu" "$side" \
+                        "$(awk '{ print $1 + $2 }' "$WORK/cpu")"
                 done
             done
         fi
