@@ -272,6 +272,17 @@ static void prune(struct client *c)
         }
         closedir(d);
     }
+    /* A state.json write a kill interrupted leaves its temporary file
+     * (never read: the rename did not happen); we hold the lock. */
+    if ((d = opendir(c->dir)) != NULL) {
+        while ((e = readdir(d)) != NULL) {
+            if (strncmp(e->d_name, "state.json.tmp-", 15) != 0)
+                continue;
+            snprintf(p, sizeof(p), "%s/%s", c->dir, e->d_name);
+            (void)unlink(p);
+        }
+        closedir(d);
+    }
 }
 
 static int make_dir(const char *path)

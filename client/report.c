@@ -187,8 +187,9 @@ uint64_t client_report_memory_override(const char *base_json,
     for (size_t i = 0; i < set_count; i++)
         (void)apply_set(root, sets[i], err, sizeof(err));
     v = json_object_get(json_object_get(root, "device"), "memory_bytes");
-    if (json_is_integer(v) && json_integer_value(v) > 0)
-        out = (uint64_t)json_integer_value(v);
+    if (json_is_number(v) && json_number_value(v) >= 1 &&
+        json_number_value(v) <= 9007199254740992.0)
+        out = (uint64_t)json_number_value(v);
     json_decref(root);
     return out;
 }

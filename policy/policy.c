@@ -193,7 +193,16 @@ struct run {
      * horizon then (ride_out) */
     double ride_s;
     double ride_value;
+    /* thermal throttling (throttle_init): the fastest compute of the
+     * gflops history, how long a slowdown like now's lasts, and the share
+     * of minutes faster than now */
+    double gflops_ref;
+    double throttle_s;
+    double throttle_fit;
+    bool throttle_kept;           /* current kept through a slowdown */
 };
+
+static void throttle_init(struct run *k);
 
 static void
 reason_add(struct proto_reasons *rs, const char *fmt, ...)
@@ -1080,6 +1089,7 @@ run_init(struct run *k, const struct policy_config *cfg,
         r->has_memory_floor_bytes && r->memory_floor_bytes < r->memory_bytes
             ? (double)r->memory_floor_bytes
             : (double)r->memory_bytes * (1.0 - cfg->memory_margin);
+    throttle_init(k);
 }
 
 /* Evaluates every offered version once into cands; returns the count. */
@@ -1127,7 +1137,7 @@ run_evaluate(struct run *k, struct proto_candidate *cands)
             k->has_held = true;
             k->held = i;
         }
-        if (e->feasible && startable(k, e))
+        if (k->degraded && e->feasible && startable(k, e))
             k->degraded = false;
     }
     /* the fallback in a dip: the best feasible variant (degraded: the
@@ -1224,9 +1234,85 @@ ride_out(struct run *k, const struct proto_candidate *cands,
         return false;
     k->ride_s = (1 - h->fit) / h->dips_per_s;
     k->ride_value = run_utility(k, h) * h->fit * (k->horizon_s - k->ride_s);
-    in_dip = run_utility(k, pick) * fmax(0, k->ride_s - pick->ready_s);
+    /* the hysteresis per second, over the time the gain lasts */
+    in_dip = (run_utility(k, pick) - k->margin / k->horizon_s) *
+             fmax(0, k->ride_s - pick->ready_s);
     return k->ride_value >= pick->value - k->margin &&
-           in_dip <= pick->cost + again + k->margin;
+           in_dip <= pick->cost + again;
+}
+
+/*
+ * Thermal throttling (device.gflops_history, the low of each minute):
+ * compute now below the history's fastest minute is a slowdown that is
+ * expected to last as long as the history's runs of minutes as slow as
+ * now, throttle_s on average (throttle_fit: the share of minutes faster).
+ * A switch away from a held current that the slowdown causes must pay
+ * within it (and pay for current's bytes again when compute returns):
+ *   (u_pick - u_cur - hysteresis per second) * max(0, throttle_s - t_pick)
+ *     > cost_pick + cost_current
+ * else current is kept. A current that misses the requirements now but
+ * met max_latency_ms at the history's fastest compute is ridden out as a
+ * memory dip is (ride_out): nothing acceptable runs meanwhile.
+ */
+static void
+throttle_init(struct run *k)
+{
+    const struct proto_report *r = k->r;
+    size_t n = r->gflops_history_count < PROTO_MAX_HISTORY
+                   ? r->gflops_history_count
+                   : PROTO_MAX_HISTORY;
+    size_t slow = 0, runs = 0;
+    bool was_slow = false;
+
+    k->gflops_ref = r->gflops;
+    for (size_t i = 0; i < n; i++) {
+        bool is_slow = !exceeds(r->gflops_history[i], r->gflops);
+
+        k->gflops_ref = fmax(k->gflops_ref, r->gflops_history[i]);
+        slow += is_slow;
+        runs += is_slow && !was_slow;
+        was_slow = is_slow;
+    }
+    if (runs == 0 || !exceeds(k->gflops_ref, r->gflops))
+        return;
+    k->throttle_s = (double)slow * MEMORY_SAMPLE_S / (double)runs;
+    k->throttle_fit = 1 - (double)slow / (double)n;
+}
+
+/* Whether current, held and runnable, should stay through a slowdown. */
+static bool
+throttle_keep(struct run *k, const struct proto_candidate *cands,
+              const struct proto_candidate *pick)
+{
+    const struct proto_candidate *c = &cands[k->cur];
+    double again = (double)var_of(k, c)->size_bytes * k->cost_per_byte;
+    double rate = k->margin / k->horizon_s;
+
+    if (!(k->throttle_s > 0) || !k->has_cur || pick == c ||
+        pick->is_fetching)
+        return false;
+    if (c->soft_ok) {
+        k->ride_s = k->throttle_s;
+        return (run_utility(k, pick) - run_utility(k, c) - rate) *
+                   fmax(0, k->throttle_s - pick->ready_s) <=
+               pick->cost + again;
+    }
+    /* misses the requirements now: only latency, and only while slow */
+    if (c->soft_cause != PROTO_CAUSE_LATENCY || c->violation <= 0 ||
+        !k->r->has_max_latency_ms ||
+        exceeds(c->est.latency_ms * k->r->gflops / k->gflops_ref,
+                k->r->max_latency_ms) ||
+        exceeds(c->violation,
+                relative_miss(c->est.latency_ms - k->r->max_latency_ms,
+                              k->r->max_latency_ms)))
+        return false;
+    k->ride_s = k->throttle_s;
+    k->ride_value = run_utility(k, c) * k->throttle_fit *
+                    (k->horizon_s - k->throttle_s);
+    return k->ride_value >= pick->value - k->margin &&
+           (run_utility(k, pick) - rate) *
+                   fmax(0, k->throttle_s - pick->ready_s) <=
+               pick->cost + again;
 }
 
 static void
@@ -1248,7 +1334,14 @@ chosen_reasons(const struct run *k, const struct proto_candidate *c,
     struct proto_reasons *rs = &out->reasons;
     char gain[96];
 
-    if (c->is_current && !c->hard_ok) {
+    if (k->throttle_kept) {
+        reason_add(rs,
+                   "keep: %g GFLOP/s now, %g lately; slowdowns last %.0f s, "
+                   "too short for %s to pay back %.3g + %.3g",
+                   k->r->gflops, k->gflops_ref, k->throttle_s,
+                   var_of(k, best)->name, best->cost,
+                   (double)var_of(k, c)->size_bytes * k->cost_per_byte);
+    } else if (c->is_current && !c->hard_ok) {
         reason_add(rs,
                    "keep: needs %" PRIu64 " bytes, %" PRIu64 " free; its "
                    "dips last %.0f s: riding this out is worth %.6g over "
@@ -1498,7 +1591,7 @@ policy_select(const struct policy_config *cfg, const struct policy_input *in,
     struct proto_candidate *cands;
     struct proto_reasons *cand_reasons;
     struct proto_candidate chosen;
-    bool found, degraded = false, ok, riding;
+    bool found, degraded = false, ok, riding, throttled;
     size_t m, best = 0, pick;
     struct run k;
 
@@ -1552,6 +1645,11 @@ policy_select(const struct policy_config *cfg, const struct policy_input *in,
     riding = ride_out(&k, cands, &cands[pick]);
     if (riding)
         pick = k.held;
+    throttled = !riding && throttle_keep(&k, cands, &cands[pick]);
+    if (throttled) {
+        pick = k.cur;
+        k.throttle_kept = true;
+    }
 
     chosen = cands[pick];
     out->chosen = chosen.variant;
@@ -1567,7 +1665,7 @@ policy_select(const struct policy_config *cfg, const struct policy_input *in,
     } else {
         out->action = PROTO_ACTION_DOWNLOAD;
     }
-    if (degraded)
+    if (degraded || !chosen.soft_ok)
         (void)soft_check(&k, &chosen, &ok, &out->violations);
     out->recheck_after_s = degraded || riding ? cfg->recheck_degraded_s
                                               : cfg->recheck_after_s;

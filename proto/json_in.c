@@ -26,6 +26,8 @@
  *   device.memory_floor_bytes      int 0..2^53
  *   device.memory_history_bytes    array of <= 16 ints 0..2^53 (the low of
  *                                  each of the last minutes), newest last
+ *   device.gflops_history          array of <= 16 numbers > 0 and <= 1e6
+ *                                  (the low of each minute), newest last
  *   network                        object
  *   network.downlink_bps           number 0..1e12 (0: an outage)
  *   network.downlink_history_bps   array of <= 16 numbers 0..1e12,
@@ -1017,6 +1019,33 @@ static bool parse_memory_history(const struct proto_jval *dev,
     return true;
 }
 
+/* device.gflops_history: at most PROTO_MAX_HISTORY compute figures. */
+static bool parse_gflops_history(const struct proto_jval *dev,
+                                 struct proto_report *r,
+                                 struct proto_error *err)
+{
+    static const char path[] = "device.gflops_history";
+    const struct proto_jval *h = member(dev, "gflops_history");
+    const struct proto_jval *t;
+    char what[96];
+
+    if (!h)
+        return true;
+    if (!is_array(h) || count_of(h) > PROTO_MAX_HISTORY) {
+        bfmt(what, sizeof(what),
+             "an array of at most %d numbers > 0 and <= 1e6 (GFLOP/s, "
+             "newest last)", PROTO_MAX_HISTORY);
+        return wrong(path, what, h, err);
+    }
+    t = proto_jdom_first(h);
+    for (size_t i = 0; i < count_of(h); i++, t = proto_jdom_next(t))
+        if (!check_number(t, path, NULL, (long)i, &rule_gflops,
+                          &r->gflops_history[i], err))
+            return false;
+    r->gflops_history_count = count_of(h);
+    return true;
+}
+
 /* The fields of selection over time (issue 9): throughput history,
  * horizon, a download in flight, the memory floor and explain. */
 static bool parse_over_time(const struct proto_jval *root, struct proto_report *r,
@@ -1050,6 +1079,8 @@ static bool parse_over_time(const struct proto_jval *root, struct proto_report *
                          false, &r->memory_floor_bytes, err))
         return false;
     if (dev && !parse_memory_history(dev, r, err))
+        return false;
+    if (dev && !parse_gflops_history(dev, r, err))
         return false;
     if (dev && member(dev, "memory_floor_bytes"))
         r->has_memory_floor_bytes = true;

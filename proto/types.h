@@ -218,6 +218,10 @@ struct proto_report {
      * last minutes, newest (the current, partial minute) last */
     uint64_t memory_history_bytes[PROTO_MAX_HISTORY];
     size_t memory_history_count;
+    /* device.gflops_history: the lowest compute of each of the last
+     * minutes (thermal throttling), newest (the current minute) last */
+    double gflops_history[PROTO_MAX_HISTORY];
+    size_t gflops_history_count;
     bool explain_all;                     /* "explain": "all" */
     char nonce[PROTO_NONCE_SIZE];         /* echoed in a signed answer */
     bool has_nonce;

@@ -426,7 +426,7 @@ rollout_metrics_render(struct app *app)
                 proto_event_kind_name((enum proto_event_kind)k), outcomes[o],
                 (unsigned long long)atomic_load(&app->events[k][o]));
     metrics_text_head(&t, "modeld_event_receipts_total", "counter",
-                      "Recorded UE event reports by receipt (valid: counts "
+                      "Accepted (202) UE event reports by receipt (valid: counts "
                       "toward the automatic pause; missing or invalid: "
                       "unverified, counts only with "
                       "rollout_pause_needs_receipt = false).");

@@ -37,7 +37,8 @@ of magnitude of each radio technology, not a fit):
   minutes (newest, the current partial minute, last), as a UE keeps them.
 * Compute: gflops is the base times a factor drawn from 0.3 .. 0.6 for
   each thermally throttled period (a chain, mean dwells 900 s normal /
-  180 s throttled).
+  180 s throttled); gflops_history is the lowest gflops of each of the last
+  16 clock minutes, as memory_history_bytes.
 * Battery: 20 .. 100 % at the start, draining 0.3 .. 1.5 % a minute, with
   charging periods (mean dwells 1200 s unplugged / 600 s charging,
   +1 % a minute).
@@ -86,6 +87,15 @@ def memory_history(free_hist):
             for m in range(first, t // 60 + 1)]
 
 
+def gflops_history(gf_hist):
+    """device.gflops_history: the lowest compute of each of the last (up
+    to) 16 clock minutes, newest (the current, partial minute) last."""
+    t = len(gf_hist) - 1
+    first = max(0, t // 60 - 15)
+    return [round(min(gf_hist[m * 60:min(len(gf_hist), (m + 1) * 60)]), 3)
+            for m in range(first, t // 60 + 1)]
+
+
 def pick(rng, weights):
     r = rng.random() * sum(weights.values())
     for k, w in weights.items():
@@ -127,7 +137,7 @@ def scenario(seed, index, duration_s, step_s):
     pressure_state, pressure = "none", 0.0
     throttled, throttle = False, 1.0
 
-    trace, reports, free_hist = [], [], []
+    trace, reports, free_hist, gf_hist = [], [], [], []
     window = []
     for t in range(int(duration_s)):
         # link state: handovers and outages
@@ -168,6 +178,7 @@ def scenario(seed, index, duration_s, step_s):
         battery = min(100.0, battery + 1 / 60) if charging else max(
             1.0, battery - drain)
 
+        gf_hist.append(gflops_base * (throttle if throttled else 1.0))
         if t % step_s == 0:
             measured = sum(window) / len(window) if window else bps
             window = []
@@ -180,6 +191,7 @@ def scenario(seed, index, duration_s, step_s):
                     "memory_floor_bytes": int(min(free_hist[-60:])),
                     "memory_history_bytes": memory_history(free_hist),
                     "gflops": round(gf, 3),
+                    "gflops_history": gflops_history(gf_hist),
                     "battery_percent": round(battery, 1),
                     "charging": charging,
                 },

@@ -218,10 +218,14 @@ sleep 1.5 # a sample after the dip (the client samples every second)
 kill -KILL "$WPID" 2>/dev/null
 wait "$WPID" 2>/dev/null
 check_cmd "client history: after kill -9 the state is whole JSON" jq -e .memory_minutes "$W/state.json"
+# what a write cut by a kill would leave: removed at the next open
+printf '{"format":1,"fam' >"$W/state.json.tmp-AbC123"
 cb_fetch "$W" --print-report --meminfo "$CB_WORK/meminfo"
 check "client history: after kill -9: the dip is still sent" 307200000 \
     "$(jq '.device.memory_history_bytes | min' "$CB_OUT")"
 check "client history: after kill -9: the floor is the dip" 307200000 "$(jq .device.memory_floor_bytes "$CB_OUT")"
+check "client history: a cut state.json write's temporary file removed" 0 \
+    "$(ls "$W" | grep -c 'state.json.tmp-')"
 check_ge "client history: after kill -9: the throughput samples sent" 3 \
     "$(jq '.network.downlink_history_bps | length' "$CB_OUT")"
 check "client history: no sanitizer report" "" \

@@ -1166,8 +1166,9 @@ t_degraded_1_dip(struct fixture *f)
  * included): fit .75, dips last (1 - .75) / (4 / 960) = 60 s. Moving to
  * efficientdet (13.87 s, cost 4.68) is worth .12168 * 1786.13 - 4.68 =
  * 212.7; riding the dip out .1575 * .75 * (1800 - 60) = 205.5, within
- * the hysteresis 36; efficientdet for the dip only, .12168 * (60 -
- * 13.87) = 5.6, does not pay for 4.68 + 8.16 + 36: keep ssd300. One dip
+ * the hysteresis 36; efficientdet for the dip only, (.12168 - .02) *
+ * (60 - 13.87) = 4.7 (the hysteresis per second), does not pay for
+ * 4.68 + 8.16: keep ssd300. One dip
  * of 8 minutes (fit .5, 480 s): riding out .1575 * .5 * 1320 = 104.0,
  * under 212.7 - 36: move.
  */
@@ -1209,8 +1210,8 @@ t_ride_long(struct fixture *f)
  * the last minute only (of 16 at 40 MB): fit 15/16, the dip lasts 60 s.
  * Riding out .771 * .9375 * 1740 = 1257.7 is within the hysteresis 9 of
  * mobilenet's .706 * 1788.27 - 3.96 = 1258.6, but mobilenet runs 60 -
- * 11.73 s of the dip, .706 * 48.27 = 34.1 over its 3.96 + efficientnet's
- * 6.36 again + 9: moving for the dip pays.
+ * 11.73 s of the dip, (.706 - .005) * 48.27 = 33.8 over its 3.96 +
+ * efficientnet's 6.36 again: moving for the dip pays.
  */
 static void
 t_ride_quality(struct fixture *f)
@@ -1219,6 +1220,63 @@ t_ride_quality(struct fixture *f)
     hold(f, "efficientnet-b0");
     set_memory(f, 15000000);
     f->r.memory_history_bytes[15] = 15000000;
+}
+
+/*
+ * Thermal throttling. Detection, 1 GB, holding efficientdet, 18 GFLOP/s
+ * now; gflops_history 60 but for the last `slow` minutes at 18. Saver,
+ * max_latency_ms 200 (energy unknown: its share is latency's, .8 in all):
+ *   efficientdet 138.9 ms: .338 + .8 * (1 - .6944) = .58244
+ *   ssd300        66.7 ms: .21  + .8 * (1 - .3333) = .74333
+ * ssd300 (24.18 s, saver's bytes x3: cost 24.48) gains .16089 a second.
+ * 2 slow minutes in one run: slowdowns last 120 s; the move pays only for
+ * them: (.16089 - .02) * (120 - 24.18) = 13.5 under 24.48 + efficientdet
+ * again 14.04: keep. 15 slow minutes (900 s): 123.4, move.
+ */
+static void
+t_throttle(struct fixture *f, unsigned slow)
+{
+    t_base(f);
+    set_latency(f, 200);
+    f->r.preference = PROTO_PREFER_SAVER;
+    f->r.gflops = 18;
+    hold(f, "efficientdet-d0");
+    f->r.gflops_history_count = 16;
+    for (size_t i = 0; i < 16; i++)
+        f->r.gflops_history[i] = i >= 16 - slow ? 18 : 60;
+}
+
+static void
+t_throttle_short(struct fixture *f)
+{
+    t_throttle(f, 2);
+}
+
+static void
+t_throttle_long(struct fixture *f)
+{
+    t_throttle(f, 15);
+}
+
+/*
+ * Balanced, max_latency_ms 60, 30 GFLOP/s now (60 lately, 2 slow minutes:
+ * 120 s, fit 14/16), metered (bytes x3): efficientdet 83.3 ms misses (41.7
+ * at 60 GFLOP/s: only while slow); ssd300 40 ms is the one feasible,
+ * .21 + .15 * (1 - 40/60) = .26, worth .338 * 24.18 + .26 * 1775.82 -
+ * 24.48 = 445.4; riding the slowdown out .338 * .875 * 1680 = 496.9; ssd300
+ * for the slowdown only (.26 - .02) * 95.82 = 23.0 under 24.48 + 14.04:
+ * keep efficientdet, saying what it misses.
+ */
+static void
+t_throttle_ride(struct fixture *f)
+{
+    t_throttle(f, 2);
+    set_latency(f, 60);
+    f->r.preference = PROTO_PREFER_BALANCED;
+    f->r.gflops = 30;
+    f->r.metered = true;
+    for (size_t i = 14; i < 16; i++)
+        f->r.gflops_history[i] = 30;
 }
 
 /* 60 MB, 1 Mbit/s (0.9 planned), horizon 1800, metered (bytes x3).
@@ -1356,6 +1414,17 @@ static const struct select_case time_cases[] = {
     { "time: a short dip that pays a move", CLASSIFICATION, t_ride_quality,
       PROTO_ACTION_DOWNLOAD, "mobilenet-v1-1.0-224", 0, false, -1, R_NONE,
       NULL, NULL },
+    { "time: a short slowdown, the switch it causes does not pay",
+      DETECTION, t_throttle_short, PROTO_ACTION_KEEP, "efficientdet-d0", 0,
+      false, -1, R_CHOSEN, NULL,
+      "keep: 18 GFLOP/s now, 60 lately; slowdowns last 120 s, too short for "
+      "ssd300-mobilenet to pay back 24.5 + 14" },
+    { "time: a long slowdown, move", DETECTION, t_throttle_long,
+      PROTO_ACTION_DOWNLOAD, "ssd300-mobilenet", 0, false, -1, R_NONE, NULL,
+      NULL },
+    { "time: a short slowdown ridden out", DETECTION, t_throttle_ride,
+      PROTO_ACTION_KEEP, "efficientdet-d0", 0, false, -1, R_VIOLATIONS, NULL,
+      "latency: 83.3333 ms over max_latency_ms 60" },
     { "time: saver, metered slow link", CLASSIFICATION, t_saver_metered,
       PROTO_ACTION_DOWNLOAD, "mobilenet-v1-1.0-224", 0, false, -1, R_CHOSEN,
       NULL, "network: metered, transfer cost x3" },

@@ -430,7 +430,8 @@ START_TEST(test_proto_report_parse_over_time)
         parse_report_str(
             "{\"device\":{\"memory_bytes\":1000,\"gflops\":1,"
             "\"memory_floor_bytes\":600,\"memory_history_bytes\":[900,"
-            "600,0,1,2,3,4,5,6,7,8,9,10,11,12,9007199254740992]},"
+            "600,0,1,2,3,4,5,6,7,8,9,10,11,12,9007199254740992],"
+            "\"gflops_history\":[60,18.5,1e6]},"
             "\"network\":{\"downlink_bps\":0,"
             "\"downlink_history_bps\":[1e6,0,2.5e6,1,2,3,4,5,6,7,8,9,10,11,12,"
             "13]},"
@@ -456,6 +457,9 @@ START_TEST(test_proto_report_parse_over_time)
     ck_assert_uint_eq(r.memory_history_bytes[0], 900);
     ck_assert_uint_eq(r.memory_history_bytes[2], 0);
     ck_assert_uint_eq(r.memory_history_bytes[15], 9007199254740992ULL);
+    ck_assert_uint_eq(r.gflops_history_count, 3);
+    ck_assert_double_eq(r.gflops_history[1], 18.5);
+    ck_assert_double_eq(r.gflops_history[2], 1e6);
     ck_assert(r.explain_all);
 
     ck_assert_int_eq(
@@ -469,6 +473,7 @@ START_TEST(test_proto_report_parse_over_time)
     ck_assert_uint_eq(r.fetching_bytes_done, 0);
     ck_assert_uint_eq(r.downlink_history_count, 0);
     ck_assert_uint_eq(r.memory_history_count, 0);
+    ck_assert_uint_eq(r.gflops_history_count, 0);
 }
 END_TEST
 
@@ -680,6 +685,14 @@ static const struct bad_case {
      "device.memory_history_bytes[0]"},
     {R(",\"memory_history_bytes\":[9007199254740993e3]", ""),
      PROTO_ERR_BAD_FIELD, "device.memory_history_bytes[0]"},
+    {R(",\"gflops_history\":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17]",
+       ""), PROTO_ERR_BAD_FIELD, "device.gflops_history"},
+    {R(",\"gflops_history\":{}", ""), PROTO_ERR_BAD_FIELD,
+     "device.gflops_history"},
+    {R(",\"gflops_history\":[1,0]", ""), PROTO_ERR_BAD_FIELD,
+     "device.gflops_history[1]"},
+    {R(",\"gflops_history\":[2e6]", ""), PROTO_ERR_BAD_FIELD,
+     "device.gflops_history[0]"},
     {R(",\"memory_floor_bytes\":1.5", ""), PROTO_ERR_BAD_FIELD,
      "device.memory_floor_bytes"},
     {R("", ",\"fetching\":\"sha256:00\""), PROTO_ERR_BAD_FIELD, "fetching"},
