@@ -634,15 +634,32 @@ eval_compute(const struct run *k, size_t index, struct proto_candidate *e)
 {
     const struct policy_row *row = &k->t->rows[index];
 
-    *e = (struct proto_candidate){
-        .variant = index,
-        .accuracy = row->accuracy,
-        .exit_index = -1,
-        .est.memory_bytes = row->memory_bytes,
-        .hard_cause = PROTO_CAUSE_OUTRANKED,
-        .soft_cause = PROTO_CAUSE_OUTRANKED,
-        .partial = true,
-    };
+    /* field by field: a whole-struct initialiser becomes rep stos, whose
+     * start-up costs more than these stores */
+    e->variant = index;
+    e->has_delta = false;
+    e->is_current = false;
+    e->is_fetching = false;
+    e->ready_s = 0;
+    e->cost = 0;
+    e->violation = 0;
+    e->soft_ok = false;
+    e->ctx = NULL;
+    e->at_risk = false;
+    e->fit = 0;
+    e->transfer_bytes = 0;
+    e->accuracy = row->accuracy;
+    e->exit_index = -1;
+    e->est = (struct proto_estimates){0};
+    e->hard_cause = PROTO_CAUSE_OUTRANKED;
+    e->soft_cause = PROTO_CAUSE_OUTRANKED;
+    e->est.memory_bytes = row->memory_bytes;
+    e->dips_per_s = 0;
+    e->risk = 0;
+    e->utility = 0;
+    e->value = 0;
+    e->feasible = false;
+    e->partial = true;
     e->hard_ok = hard_check(k, row, e, NULL);
     if (e->hard_ok || e->hard_cause == PROTO_CAUSE_MEMORY)
         eval_rest(k, row, e);

@@ -712,6 +712,102 @@ decide_for(struct store *st, const char *current_hex, double load,
                      DECIDE_OK);
 }
 
+/* The policy table each snapshot carries (store_options.snapshot_derive):
+ * built once per snapshot read, freed with it, used by decide_run as is;
+ * a paused version's view gets a table of its own for the run. */
+static int derived_live;
+
+static void *
+counted_table(const struct store_snapshot *snap)
+{
+    void *t = decide_snapshot_table(snap);
+
+    derived_live += t != NULL;
+    return t;
+}
+
+static void
+counted_table_free(void *t)
+{
+    derived_live--;
+    decide_snapshot_table_free(t);
+}
+
+START_TEST(test_decide_run_snapshot_table)
+{
+    struct store *st = open_store(false);
+    char h1[PROTO_HEX_SIZE], h2[PROTO_HEX_SIZE];
+    struct proto_rollout_patch pause = {0, false, true, true};
+    struct proto_variant before, after;
+    const struct store_snapshot *snap = NULL;
+    struct decision_run *run = calloc(1, sizeof(*run));
+    struct decision_run *own = calloc(1, sizeof(*own));
+    struct store_options opt;
+    struct store *hooked = NULL;
+    static struct proto_candidate cands[8];
+    static struct proto_reasons reasons[8];
+    struct policy_config pol;
+    struct policy_admission adm = {0.8, 30};
+    struct proto_report r;
+
+    ck_assert_ptr_nonnull(run);
+    ck_assert_ptr_nonnull(own);
+    two_versions(st, 100, h1, h2);
+    store_close(st);
+
+    store_options_default(&opt);
+    opt.run_worker = false;
+    opt.snapshot_derive = counted_table;
+    opt.snapshot_derived_free = counted_table_free;
+    derived_live = 0;
+    ck_assert_int_eq(store_open(data_dir, &opt, &hooked), STORE_OK);
+    policy_config_default(&pol);
+    memset(&r, 0, sizeof(r));
+    r.memory_bytes = 1000000;
+    r.gflops = 10;
+
+    ck_assert_int_eq(store_snapshot_get(hooked, "f", &snap), STORE_OK);
+    ck_assert_ptr_nonnull(snap->derived);
+    ck_assert_int_eq(derived_live, 1);
+    ck_assert_uint_eq(snap->paused_count, 0);
+    ck_assert_int_eq(decide_run(&pol, &adm, snap, &r, cands, reasons, run),
+                     DECIDE_OK);
+    ck_assert_ptr_null(run->table);           /* the snapshot's was used */
+    ck_assert_int_eq(run->variants[run->d.chosen].version, 2);
+    decide_run_free(run);
+    store_snapshot_release(snap);
+
+    /* paused v2: a view without it, and a table of the view's own */
+    ck_assert_int_eq(store_version_rollout(hooked, "f", "m", 2, &pause,
+                                           &before, &after),
+                     STORE_OK);
+    ck_assert_int_eq(store_snapshot_get(hooked, "f", &snap), STORE_OK);
+    ck_assert_uint_eq(snap->paused_count, 1);
+    ck_assert_int_eq(decide_run(&pol, &adm, snap, &r, cands, reasons, run),
+                     DECIDE_OK);
+    ck_assert_ptr_nonnull(run->table);
+    ck_assert_int_eq(run->variants[run->d.chosen].version, 1);
+    decide_run_free(run);
+    store_snapshot_release(snap);
+    store_close(hooked);
+    ck_assert_int_eq(derived_live, 0);        /* freed with the snapshots */
+
+    /* without the hook: the same decision from a table built per run */
+    st = open_store(false);
+    ck_assert_int_eq(store_snapshot_get(st, "f", &snap), STORE_OK);
+    ck_assert_ptr_null(snap->derived);
+    ck_assert_int_eq(decide_run(&pol, &adm, snap, &r, cands, reasons, own),
+                     DECIDE_OK);
+    ck_assert_ptr_nonnull(own->table);
+    ck_assert_int_eq(own->variants[own->d.chosen].version, 1);
+    decide_run_free(own);
+    store_snapshot_release(snap);
+    free(run);
+    free(own);
+    store_close(st);
+}
+END_TEST
+
 START_TEST(test_decide_run_paused_and_held)
 {
     struct store *st = open_store(false);
@@ -977,6 +1073,7 @@ trust_suite(void)
     tcase_add_test(tc, test_store_generation_grows_across_restarts);
     tcase_add_test(tc, test_store_audit_since);
     tcase_add_test(tc, test_decide_run_paused_and_held);
+    tcase_add_test(tc, test_decide_run_snapshot_table);
     suite_add_tcase(s, tc);
     tc = tcase_create("admission");
     tcase_add_loop_test(tc, test_policy_admission_cases, 0,
