@@ -989,61 +989,51 @@ static bool parse_accept(const struct proto_jval *root, struct proto_report *r,
            get_names(accept, "encodings", r, err);
 }
 
-/* device.memory_history_bytes: at most PROTO_MAX_HISTORY byte counts. */
-static bool parse_memory_history(const struct proto_jval *dev,
-                                 struct proto_report *r,
-                                 struct proto_error *err)
+/* A history array at h (absent: nothing to do): at most PROTO_MAX_HISTORY
+ * numbers, newest last, each under rule; items says what they are. */
+static bool get_history(const struct proto_jval *h, const char *path,
+                        const char *items, const struct num_rule *rule,
+                        double out[PROTO_MAX_HISTORY], size_t *count,
+                        struct proto_error *err)
 {
-    static const char path[] = "device.memory_history_bytes";
-    const struct proto_jval *h = member(dev, "memory_history_bytes");
     const struct proto_jval *t;
     char what[96];
 
     if (!h)
         return true;
     if (!is_array(h) || count_of(h) > PROTO_MAX_HISTORY) {
-        bfmt(what, sizeof(what),
-             "an array of at most %d integers 0..2^53 (bytes, newest last)",
-             PROTO_MAX_HISTORY);
-        return wrong(path, what, h, err);
-    }
-    t = proto_jdom_first(h);
-    for (size_t i = 0; i < count_of(h); i++, t = proto_jdom_next(t)) {
-        double x;
-
-        if (!check_number(t, path, NULL, (long)i, &rule_bytes, &x, err))
-            return false;
-        r->memory_history_bytes[i] = (uint64_t)x;
-    }
-    r->memory_history_count = count_of(h);
-    return true;
-}
-
-/* device.gflops_history: at most PROTO_MAX_HISTORY compute figures. */
-static bool parse_gflops_history(const struct proto_jval *dev,
-                                 struct proto_report *r,
-                                 struct proto_error *err)
-{
-    static const char path[] = "device.gflops_history";
-    const struct proto_jval *h = member(dev, "gflops_history");
-    const struct proto_jval *t;
-    char what[96];
-
-    if (!h)
-        return true;
-    if (!is_array(h) || count_of(h) > PROTO_MAX_HISTORY) {
-        bfmt(what, sizeof(what),
-             "an array of at most %d numbers > 0 and <= 1e6 (GFLOP/s, "
-             "newest last)", PROTO_MAX_HISTORY);
+        bfmt(what, sizeof(what), "an array of at most %d %s",
+             PROTO_MAX_HISTORY, items);
         return wrong(path, what, h, err);
     }
     t = proto_jdom_first(h);
     for (size_t i = 0; i < count_of(h); i++, t = proto_jdom_next(t))
-        if (!check_number(t, path, NULL, (long)i, &rule_gflops,
-                          &r->gflops_history[i], err))
+        if (!check_number(t, path, NULL, (long)i, rule, &out[i], err))
             return false;
-    r->gflops_history_count = count_of(h);
+    *count = count_of(h);
     return true;
+}
+
+/* device.memory_history_bytes and device.gflops_history. */
+static bool parse_device_history(const struct proto_jval *dev,
+                                 struct proto_report *r,
+                                 struct proto_error *err)
+{
+    double bytes[PROTO_MAX_HISTORY];
+    size_t n = 0;
+
+    if (!get_history(member(dev, "memory_history_bytes"),
+                     "device.memory_history_bytes",
+                     "integers 0..2^53 (bytes, newest last)", &rule_bytes,
+                     bytes, &n, err))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        r->memory_history_bytes[i] = (uint64_t)bytes[i];
+    r->memory_history_count = n;
+    return get_history(member(dev, "gflops_history"), "device.gflops_history",
+                       "numbers > 0 and <= 1e6 (GFLOP/s, newest last)",
+                       &rule_gflops, r->gflops_history,
+                       &r->gflops_history_count, err);
 }
 
 /* The fields of selection over time (issue 9): throughput history,
@@ -1060,27 +1050,14 @@ static bool parse_over_time(const struct proto_jval *root, struct proto_report *
     const struct proto_jval *h = net ? member(net, "downlink_history_bps") : NULL;
     const struct proto_jval *ex = member(root, "explain");
 
-    if (h) {
-        const struct proto_jval *t = proto_jdom_first(h);
-        char what[96];
-
-        bfmt(what, sizeof(what),
-             "an array of at most %d numbers 0..1e12 (bit/s, newest last)",
-             PROTO_MAX_HISTORY);
-        if (!is_array(h) || count_of(h) > PROTO_MAX_HISTORY)
-            return wrong(hist, what, h, err);
-        for (size_t i = 0; i < count_of(h); i++, t = proto_jdom_next(t))
-            if (!check_number(t, hist, NULL, (long)i, &rule_downlink,
-                              &r->downlink_history_bps[i], err))
-                return false;
-        r->downlink_history_count = count_of(h);
-    }
+    if (!get_history(h, hist, "numbers 0..1e12 (bit/s, newest last)",
+                     &rule_downlink, r->downlink_history_bps,
+                     &r->downlink_history_count, err))
+        return false;
     if (dev && !get_uint(dev, "device", "memory_floor_bytes", &rule_bytes,
                          false, &r->memory_floor_bytes, err))
         return false;
-    if (dev && !parse_memory_history(dev, r, err))
-        return false;
-    if (dev && !parse_gflops_history(dev, r, err))
+    if (dev && !parse_device_history(dev, r, err))
         return false;
     if (dev && member(dev, "memory_floor_bytes"))
         r->has_memory_floor_bytes = true;

@@ -23,13 +23,13 @@ CONTROL_FILE (JSON, read per request) can:
 LOG_FILE gets one JSON line per request: time, method, path, range, status
 and the body bytes actually sent to the client (also when it went away).
 """
-import json
-import os
 import re
 import socket
 import sys
 import threading
 import time
+
+from standin_lib import log_line, read_control, serve
 
 PORT_FILE, UPSTREAM_FILE, CONTROL_FILE, LOG_FILE = sys.argv[1:5]
 lock = threading.Lock()
@@ -38,17 +38,11 @@ last_select = None
 
 
 def control():
-    try:
-        with open(CONTROL_FILE) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return {}
+    return read_control(CONTROL_FILE)
 
 
 def log(entry):
-    with lock:
-        with open(LOG_FILE, "a") as f:
-            f.write(json.dumps(entry) + "\n")
+    log_line(LOG_FILE, entry)
 
 
 def read_head(sock, buf):
@@ -194,17 +188,7 @@ def handle(client):
 
 
 def main():
-    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(512)
-    tmp = PORT_FILE + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(str(srv.getsockname()[1]))
-    os.rename(tmp, PORT_FILE)
-    while True:
-        conn, _ = srv.accept()
-        threading.Thread(target=handle, args=(conn,), daemon=True).start()
+    serve(handle, PORT_FILE, 512)
 
 
 if __name__ == "__main__":

@@ -23,29 +23,21 @@ Unknown paths: 404. Every answer has "Connection: close". LOG_FILE gets one
 JSON line per request: time, method, path, range, status, body bytes sent.
 """
 import json
-import os
-import socket
 import sys
-import threading
 import time
+
+from standin_lib import log_line, read_control, serve
 
 PORT_FILE, CONTROL_FILE, LOG_FILE = sys.argv[1:4]
 CAP = 64 << 20
-lock = threading.Lock()
 
 
 def control():
-    try:
-        with open(CONTROL_FILE) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return {}
+    return read_control(CONTROL_FILE)
 
 
 def log(entry):
-    with lock:
-        with open(LOG_FILE, "a") as f:
-            f.write(json.dumps(entry) + "\n")
+    log_line(LOG_FILE, entry)
 
 
 def read_request(sock):
@@ -170,17 +162,7 @@ def handle(sock):
 
 
 def main():
-    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(64)
-    tmp = PORT_FILE + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(str(srv.getsockname()[1]))
-    os.rename(tmp, PORT_FILE)
-    while True:
-        conn, _ = srv.accept()
-        threading.Thread(target=handle, args=(conn,), daemon=True).start()
+    serve(handle, PORT_FILE, 64)
 
 
 if __name__ == "__main__":
