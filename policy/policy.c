@@ -678,7 +678,7 @@ share(double x, double den)
  * budget), so that running any variant is worth at least its weighted
  * accuracy, more than running nothing (0). Without a known energy for every variant, energy is taken as
  * proportional to run time (constant power), so its share is latency's. */
-static void
+static inline __attribute__((always_inline)) void
 utility_compute(const struct run *k, struct proto_candidate *e)
 {
     double lat, energy, u;
@@ -733,7 +733,7 @@ effective_utility(const struct run *k, const struct proto_candidate *e)
 }
 
 /* V(v) over the horizon (see the top of the file). */
-static void
+static inline __attribute__((always_inline)) void
 value_compute(const struct run *k, struct proto_candidate *e)
 {
     double h = k->horizon_s;
@@ -1092,7 +1092,26 @@ run_init(struct run *k, const struct policy_config *cfg,
     throttle_init(k);
 }
 
-/* Evaluates every offered version once into cands; returns the count. */
+/*
+ * Whether the decision may read e's value (and risk): an entry eligible
+ * in the select's mode (k->degraded is the mode policy_select picks in:
+ * no entry is feasible and startable), current (held or not) and the
+ * download in flight. The value of any other entry only matters when it
+ * is listed, and run_candidates works it out then: in a large family
+ * most losers miss a requirement and are never weighed.
+ */
+static inline __attribute__((always_inline)) bool
+needs_value(const struct run *k, const struct proto_candidate *e)
+{
+    return e->is_current || e->is_fetching ||
+           (e->hard_ok && (e->soft_ok || k->degraded));
+}
+
+/* Evaluates every offered version once into cands; returns the count.
+ * One pass works out each entry's estimates, rules and transfer and
+ * what the whole set decides (score denominators, current, degraded);
+ * a second pass weighs the entries (utility, value), unless a memory
+ * history's fallback needs every utility first. */
 static size_t
 run_evaluate(struct run *k, struct proto_candidate *cands)
 {
@@ -1101,6 +1120,7 @@ run_evaluate(struct run *k, struct proto_candidate *cands)
     size_t m = 0;
 
     k->energy_known = true;
+    k->degraded = true;
     for (size_t i = 0; i < k->in->variant_count; i++) {
         struct proto_candidate *e;
 
@@ -1108,13 +1128,25 @@ run_evaluate(struct run *k, struct proto_candidate *cands)
             continue;
         e = &cands[m++];
         eval_compute(k, i, e);
-        if (!e->hard_ok && e->hard_cause != PROTO_CAUSE_MEMORY)
+        if (e->partial)
             continue;
-        max_lat = fmax(max_lat, e->est.latency_ms);
-        if (e->est.has_energy_mj)
-            max_energy = fmax(max_energy, e->est.energy_mj);
-        else
+        /* as fmax (a call) would: a NaN estimate never becomes the max */
+        if (e->est.latency_ms > max_lat)
+            max_lat = e->est.latency_ms;
+        if (!e->est.has_energy_mj)
             k->energy_known = false;
+        else if (e->est.energy_mj > max_energy)
+            max_energy = e->est.energy_mj;
+        if (e->is_current && e->hard_ok && !k->has_cur) {
+            k->has_cur = true;
+            k->cur = m - 1;
+        }
+        if (e->is_current && !e->hard_ok && e->fit > 0 && !k->has_held) {
+            k->has_held = true;
+            k->held = m - 1;
+        }
+        if (k->degraded && e->feasible && startable(k, e))
+            k->degraded = false;
     }
     k->lat_den = k->r->has_max_latency_ms && k->r->max_latency_ms > 0
                      ? k->r->max_latency_ms
@@ -1122,28 +1154,29 @@ run_evaluate(struct run *k, struct proto_candidate *cands)
     k->energy_den = k->r->has_max_energy_mj && k->r->max_energy_mj > 0
                         ? k->r->max_energy_mj
                         : max_energy;
-    k->degraded = true;
-    for (size_t i = 0; i < m; i++) {
-        const struct proto_candidate *e = &cands[i];
-
-        if (e->partial)
-            continue;
-        utility_compute(k, &cands[i]);
-        if (e->is_current && e->hard_ok && !k->has_cur) {
-            k->has_cur = true;
-            k->cur = i;
+    if (k->r->memory_history_count == 0) {
+        /* no fallback: u_cur needs current's utility only, and every
+         * entry is weighed in one pass */
+        if (k->has_cur) {
+            utility_compute(k, &cands[k->cur]);
+            k->u_cur = effective_utility(k, &cands[k->cur]);
         }
-        if (e->is_current && !e->hard_ok && e->fit > 0 && !k->has_held) {
-            k->has_held = true;
-            k->held = i;
+        for (size_t i = 0; i < m; i++) {
+            if (cands[i].partial)
+                continue;
+            utility_compute(k, &cands[i]);
+            if (needs_value(k, &cands[i]))
+                value_compute(k, &cands[i]);
         }
-        if (k->degraded && e->feasible && startable(k, e))
-            k->degraded = false;
+        return m;
     }
+    for (size_t i = 0; i < m; i++)
+        if (!cands[i].partial)
+            utility_compute(k, &cands[i]);
     /* the fallback in a dip: the best feasible variant (degraded: the
      * best that meets the hard rules) that fitted in every minute of the
      * memory history (none: nothing runs) */
-    for (size_t i = 0; k->r->memory_history_count > 0 && i < m; i++) {
+    for (size_t i = 0; i < m; i++) {
         const struct proto_candidate *e = &cands[i];
 
         if (!e->partial && e->hard_ok && (e->feasible || k->degraded) &&
@@ -1157,7 +1190,7 @@ run_evaluate(struct run *k, struct proto_candidate *cands)
     if (k->has_cur)
         k->u_cur = effective_utility(k, &cands[k->cur]);
     for (size_t i = 0; i < m; i++)
-        if (!cands[i].partial)
+        if (!cands[i].partial && needs_value(k, &cands[i]))
             value_compute(k, &cands[i]);
     return m;
 }
@@ -1541,6 +1574,8 @@ run_candidates(const struct run *k, struct proto_candidate *cands, size_t m,
 
         if (c->partial)
             eval_rest(k, row_of(k, c), c);
+        else if (!needs_value(k, c))
+            value_compute(k, c);
         rs->count = 0;
         (void)hard_check(k, row_of(k, c), c, rs);
         (void)soft_check(k, c, &ok, rs);
