@@ -1978,6 +1978,162 @@ START_TEST(test_policy_table_agrees)
 }
 END_TEST
 
+/*
+ * The policy weighs (value, risk) only the entries its decision may read
+ * and the listed ones, when they are listed. Random large families and
+ * reports (every mode: current, in flight, memory history, degraded,
+ * preferences): the default answer decides and lists its runner-ups
+ * exactly as with every entry listed (runner_ups above the family's
+ * size: input order), and each listed entry's value is the objective's, worked out
+ * here from its own fields (no current, no memory history: u_cur and the
+ * fallback 0).
+ */
+START_TEST(test_policy_select_lazy_value_agrees)
+{
+    static struct proto_variant vs[150];
+    static struct proto_candidate c5[150], call[150];
+    static struct proto_reasons r5[150], rall[150];
+    static const char *const fmts[] = {"tflite", "onnx", ""};
+    static const char *const accs[] = {"npu", "gpu"};
+    unsigned seed = 101 + 7919u * (unsigned)_i;
+    size_t n = 60 + lcg(&seed) % 91;
+    struct policy_input in = { .family = "lazy", .variants = vs,
+                               .variant_count = n };
+    struct policy_config cfg, wide;
+    struct proto_report r;
+    struct proto_decision d5, dall;
+    bool plain;
+
+    memset(vs, 0, sizeof(vs));
+    for (size_t i = 0; i < n; i++) {
+        struct proto_variant *v = &vs[i];
+
+        snprintf(v->name, sizeof(v->name), "m%03zu", i);
+        hex_of((unsigned)i + 1, v->blob_hex);
+        v->version = 1;
+        v->size_bytes = 100000 + 1000 * (uint64_t)lcg(&seed);
+        v->memory_bytes = v->size_bytes + 1000 * (uint64_t)lcg(&seed);
+        v->flops = 1e6 * (1 + lcg(&seed) % 200);
+        v->accuracy = 0.5 + (lcg(&seed) % 500) / 1000.0;
+        v->rollout_percent = lcg(&seed) % 5 ? 100 : lcg(&seed) % 100;
+        snprintf(v->format, sizeof(v->format), "%s", fmts[lcg(&seed) % 3]);
+        v->accelerator_count = lcg(&seed) % 4 == 0;
+        if (v->accelerator_count)
+            snprintf(v->accelerators[0], PROTO_TOKEN_SIZE, "%s",
+                     accs[lcg(&seed) % 2]);
+        if (lcg(&seed) % 2) {
+            v->latency_count = 1;
+            snprintf(v->latency_ms[0].device_class, PROTO_TOKEN_SIZE, "c1");
+            v->latency_ms[0].value = 1 + lcg(&seed) % 100;
+        }
+        if (lcg(&seed) % 2) {
+            v->energy_count = 1;
+            snprintf(v->energy_mj[0].device_class, PROTO_TOKEN_SIZE, "c1");
+            v->energy_mj[0].value = 1 + lcg(&seed) % 500;
+        }
+        if (lcg(&seed) % 4 == 0) {
+            v->exit_count = 1;
+            v->exits[0].flops = v->flops / 4;
+            v->exits[0].accuracy = v->accuracy - 0.1;
+        }
+        if (lcg(&seed) % 3 == 0) {
+            v->context_count = 1;
+            snprintf(v->context[0].key, sizeof(v->context[0].key), "scene");
+            snprintf(v->context[0].value, sizeof(v->context[0].value),
+                     "night");
+        }
+    }
+    memset(&r, 0, sizeof(r));
+    snprintf(r.ue, sizeof(r.ue), "ue-%u", lcg(&seed));
+    r.has_ue = true;
+    r.memory_bytes = 100000 + 1000 * (uint64_t)lcg(&seed);
+    r.gflops = 1 + lcg(&seed) % 100;
+    r.has_device_class = lcg(&seed) % 2;
+    snprintf(r.device_class, sizeof(r.device_class), "c1");
+    r.has_formats = true;
+    r.format_count = 1 + lcg(&seed) % 2;
+    snprintf(r.formats[0], PROTO_TOKEN_SIZE, "tflite");
+    snprintf(r.formats[1], PROTO_TOKEN_SIZE, "onnx");
+    r.accelerator_count = lcg(&seed) % 2;
+    snprintf(r.accelerators[0], PROTO_TOKEN_SIZE, "npu");
+    r.has_downlink_bps = true;
+    r.downlink_bps = lcg(&seed) % 8 ? 1e5 * (1 + lcg(&seed) % 500) : 0;
+    r.has_max_latency_ms = lcg(&seed) % 2;
+    r.max_latency_ms = 1 + lcg(&seed) % 100;
+    r.has_min_accuracy = lcg(&seed) % 2;
+    r.min_accuracy = 0.5 + (lcg(&seed) % 500) / 1000.0;
+    r.has_max_download_s = lcg(&seed) % 2;
+    r.max_download_s = 1 + lcg(&seed) % 60;
+    r.has_max_energy_mj = lcg(&seed) % 2;
+    r.max_energy_mj = 1 + lcg(&seed) % 300;
+    r.preference = (enum proto_preference)(lcg(&seed) % 3);
+    r.has_battery_percent = true;
+    r.battery_percent = lcg(&seed) % 100;
+    r.context_count = lcg(&seed) % 2;
+    snprintf(r.context[0].key, sizeof(r.context[0].key), "scene");
+    snprintf(r.context[0].value, sizeof(r.context[0].value), "night");
+    r.has_current = lcg(&seed) % 2;
+    hex_of(1 + lcg(&seed) % (unsigned)n, r.current_hex);
+    r.has_fetching = lcg(&seed) % 3 == 0;
+    hex_of(1 + lcg(&seed) % (unsigned)n, r.fetching_hex);
+    r.fetching_bytes_done = 1000 * (uint64_t)(lcg(&seed) % 100);
+    if (lcg(&seed) % 2) {
+        r.memory_history_count = 1 + lcg(&seed) % PROTO_MAX_HISTORY;
+        for (size_t i = 0; i < r.memory_history_count; i++)
+            r.memory_history_bytes[i] =
+                r.memory_bytes / 2 + 1000 * (uint64_t)(lcg(&seed) % 64);
+    }
+    plain = !r.has_current && r.memory_history_count == 0;
+
+    with_table(&in);
+    policy_config_default(&cfg);
+    wide = cfg;
+    wide.runner_ups = 1000;
+    memset(&d5, 0, sizeof(d5));
+    d5.candidates = c5;
+    d5.candidate_reasons = r5;
+    memset(&dall, 0, sizeof(dall));
+    dall.candidates = call;
+    dall.candidate_reasons = rall;
+    ck_assert_int_eq(policy_select(&cfg, &in, &r, &d5), POLICY_OK);
+    ck_assert_int_eq(policy_select(&wide, &in, &r, &dall), POLICY_OK);
+
+    ck_assert_int_eq(d5.action, dall.action);
+    ck_assert_int_eq(d5.degraded, dall.degraded);
+    if (d5.action != PROTO_ACTION_NONE)
+        ck_assert_uint_eq(d5.chosen, dall.chosen);
+    ck_assert_uint_eq(d5.reasons.count, dall.reasons.count);
+    for (size_t i = 0; i < d5.reasons.count; i++)
+        ck_assert_str_eq(d5.reasons.text[i], dall.reasons.text[i]);
+    ck_assert_uint_eq(d5.candidate_count + d5.omitted_count,
+                      dall.candidate_count);
+    /* the full list is in input order: find each runner-up in it */
+    for (size_t i = 0; i < d5.candidate_count; i++) {
+        const struct proto_candidate *e = &c5[i];
+        size_t k = 0;
+
+        while (k < dall.candidate_count && call[k].variant != e->variant)
+            k++;
+        ck_assert_uint_lt(k, dall.candidate_count);
+        ck_assert(e->value == call[k].value && e->risk == call[k].risk);
+        ck_assert_uint_eq(r5[i].count, rall[k].count);
+        for (size_t j = 0; j < r5[i].count; j++)
+            ck_assert_str_eq(r5[i].text[j], rall[k].text[j]);
+    }
+    for (size_t i = 0; plain && i < dall.candidate_count; i++) {
+        const struct proto_candidate *e = &call[i];
+        double h = d5.horizon_s, u, want;
+
+        if (!e->hard_ok)
+            continue;
+        u = (dall.degraded ? e->utility / (1 + e->violation) : e->utility) *
+            e->fit;
+        want = e->ready_s < h ? u * (h - e->ready_s) - e->cost : -e->cost;
+        ck_assert_double_eq_tol(e->value, want, 1e-9 * (1 + fabs(want)));
+    }
+}
+END_TEST
+
 static Suite *
 policy_suite(void)
 {
@@ -1993,6 +2149,7 @@ policy_suite(void)
     tcase_add_loop_test(tc, test_policy_throughput_estimate_cases, 0,
                         ARRAY_SIZE(bps_cases));
     tcase_add_test(tc, test_policy_select_large_family);
+    tcase_add_loop_test(tc, test_policy_select_lazy_value_agrees, 0, 200);
     tcase_add_test(tc, test_policy_select_delta_index);
     tcase_add_test(tc, test_policy_select_memory_from_size);
     tcase_add_test(tc, test_policy_select_rollout_current_not_offered);
