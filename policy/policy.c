@@ -200,6 +200,10 @@ struct run {
     double throttle_s;
     double throttle_fit;
     bool throttle_kept;           /* current kept through a slowdown */
+    /* the best entry eligible in the mode (degraded), as the entries are
+     * weighed (run_weigh) */
+    bool found;
+    size_t best;
 };
 
 static void throttle_init(struct run *k);
@@ -1092,6 +1096,13 @@ run_init(struct run *k, const struct policy_config *cfg,
     throttle_init(k);
 }
 
+/* Eligibility in a mode: 0 feasible, 1 degraded (hard rules only). */
+static inline __attribute__((always_inline)) bool
+eligible(const struct run *k, const struct proto_candidate *e, bool degraded)
+{
+    return e->hard_ok && (degraded || e->soft_ok) && startable(k, e);
+}
+
 /*
  * Whether the decision may read e's value (and risk): an entry eligible
  * in the select's mode (k->degraded is the mode policy_select picks in:
@@ -1107,11 +1118,33 @@ needs_value(const struct run *k, const struct proto_candidate *e)
            (e->hard_ok && (e->soft_ok || k->degraded));
 }
 
+/*
+ * Works out entry i's value and keeps the best eligible entry so far
+ * (entries in input order, each against the best before it: what a
+ * separate walk over the ranking would pick, without walking the array
+ * again). The mode is known by then: eligible entries are feasible and
+ * startable unless none is (k->degraded).
+ */
+static inline __attribute__((always_inline)) void
+run_weigh(struct run *k, struct proto_candidate *cands, size_t i)
+{
+    enum criterion crit;
+
+    value_compute(k, &cands[i]);
+    if (eligible(k, &cands[i], k->degraded) &&
+        (!k->found ||
+         rank_cmp(k, &cands[i], &cands[k->best], k->degraded, &crit) < 0)) {
+        k->best = i;
+        k->found = true;
+    }
+}
+
 /* Evaluates every offered version once into cands; returns the count.
  * One pass works out each entry's estimates, rules and transfer and
  * what the whole set decides (score denominators, current, degraded);
- * a second pass weighs the entries (utility, value), unless a memory
- * history's fallback needs every utility first. */
+ * a second pass weighs the entries (utility, value) and keeps the best
+ * eligible one (k->found, k->best), unless a memory history's fallback
+ * needs every utility first (then a pass for each). */
 static size_t
 run_evaluate(struct run *k, struct proto_candidate *cands)
 {
@@ -1166,7 +1199,7 @@ run_evaluate(struct run *k, struct proto_candidate *cands)
                 continue;
             utility_compute(k, &cands[i]);
             if (needs_value(k, &cands[i]))
-                value_compute(k, &cands[i]);
+                run_weigh(k, cands, i);
         }
         return m;
     }
@@ -1191,35 +1224,8 @@ run_evaluate(struct run *k, struct proto_candidate *cands)
         k->u_cur = effective_utility(k, &cands[k->cur]);
     for (size_t i = 0; i < m; i++)
         if (!cands[i].partial && needs_value(k, &cands[i]))
-            value_compute(k, &cands[i]);
+            run_weigh(k, cands, i);
     return m;
-}
-
-/* Eligibility in a mode: 0 feasible, 1 degraded (hard rules only). */
-static inline __attribute__((always_inline)) bool
-eligible(const struct run *k, const struct proto_candidate *e, bool degraded)
-{
-    return e->hard_ok && (degraded || e->soft_ok) && startable(k, e);
-}
-
-/* The best eligible entry; false when none is. */
-static bool
-run_pick(const struct run *k, const struct proto_candidate *cands, size_t m,
-         bool degraded, size_t *out_best)
-{
-    bool found = false;
-    enum criterion crit;
-
-    for (size_t i = 0; i < m; i++) {
-        if (!eligible(k, &cands[i], degraded))
-            continue;
-        if (!found ||
-            rank_cmp(k, &cands[i], &cands[*out_best], degraded, &crit) < 0) {
-            *out_best = i;
-            found = true;
-        }
-    }
-    return found;
 }
 
 /*
@@ -1648,11 +1654,11 @@ policy_select(const struct policy_config *cfg, const struct policy_input *in,
     out->horizon_s = k.horizon_s;
     out->throughput_bps = k.bps;
     m = run_evaluate(&k, cands);
-    found = run_pick(&k, cands, m, false, &best);
-    if (!found) {
-        degraded = true;
-        found = run_pick(&k, cands, m, true, &best);
-    }
+    /* the best feasible and startable entry; when none is, the best
+     * that meets the hard rules and is startable (degraded) */
+    found = k.found;
+    best = k.best;
+    degraded = k.degraded;
     if (!found) {
         out->action = PROTO_ACTION_NONE;
         out->recheck_after_s = cfg->recheck_degraded_s;
