@@ -639,13 +639,29 @@ eval_compute(const struct run *k, size_t index, struct proto_candidate *e)
     const struct policy_row *row = &k->t->rows[index];
 
     /* field by field: a whole-struct initialiser becomes rep stos, whose
-     * start-up costs more than these stores */
+     * start-up costs more than these stores. First what the hard rules
+     * read and what eval_rest leaves as it is. */
     e->variant = index;
+    e->hard_cause = PROTO_CAUSE_OUTRANKED;
+    e->soft_cause = PROTO_CAUSE_OUTRANKED;
+    e->est.memory_bytes = row->memory_bytes;
+    e->est.download_s = 0;
+    e->est.energy_mj = 0;
     e->has_delta = false;
-    e->is_current = false;
     e->is_fetching = false;
     e->ready_s = 0;
     e->cost = 0;
+    e->dips_per_s = 0;
+    e->risk = 0;
+    e->utility = 0;
+    e->value = 0;
+    e->hard_ok = hard_check(k, row, e, NULL);
+    if (e->hard_ok || e->hard_cause == PROTO_CAUSE_MEMORY) {
+        eval_rest(k, row, e);
+        return;
+    }
+    /* the rest, which eval_rest works out when this one is listed */
+    e->is_current = false;
     e->violation = 0;
     e->soft_ok = false;
     e->ctx = NULL;
@@ -654,19 +670,10 @@ eval_compute(const struct run *k, size_t index, struct proto_candidate *e)
     e->transfer_bytes = 0;
     e->accuracy = row->accuracy;
     e->exit_index = -1;
-    e->est = (struct proto_estimates){0};
-    e->hard_cause = PROTO_CAUSE_OUTRANKED;
-    e->soft_cause = PROTO_CAUSE_OUTRANKED;
-    e->est.memory_bytes = row->memory_bytes;
-    e->dips_per_s = 0;
-    e->risk = 0;
-    e->utility = 0;
-    e->value = 0;
+    e->est.latency_ms = 0;
+    e->est.has_energy_mj = false;
     e->feasible = false;
     e->partial = true;
-    e->hard_ok = hard_check(k, row, e, NULL);
-    if (e->hard_ok || e->hard_cause == PROTO_CAUSE_MEMORY)
-        eval_rest(k, row, e);
 }
 
 static double
