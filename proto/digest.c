@@ -113,3 +113,31 @@ void proto_hasher_free(struct proto_hasher *h)
 {
     free(h);
 }
+
+void proto_base64url(const unsigned char *in, size_t len, char *out)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    size_t n = 0, i = 0;
+
+    for (; i + 3 <= len; i += 3) {
+        unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 |
+                     in[i + 2];
+
+        out[n++] = alphabet[v >> 18 & 63];
+        out[n++] = alphabet[v >> 12 & 63];
+        out[n++] = alphabet[v >> 6 & 63];
+        out[n++] = alphabet[v & 63];
+    }
+    if (len - i == 1) {
+        out[n++] = alphabet[in[i] >> 2];
+        out[n++] = alphabet[(in[i] & 3) << 4];
+    } else if (len - i == 2) {
+        unsigned v = (unsigned)in[i] << 8 | in[i + 1];
+
+        out[n++] = alphabet[v >> 10 & 63];
+        out[n++] = alphabet[v >> 4 & 63];
+        out[n++] = alphabet[v << 2 & 63];
+    }
+    out[n] = '\0';
+}

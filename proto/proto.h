@@ -77,7 +77,7 @@ bool proto_hex_is_valid(const char *s, size_t len);
 MUST_CHECK enum proto_status
 proto_digest_parse(const char *s, size_t len, char out_hex[PROTO_HEX_SIZE]);
 
-/* SHA-256 over a stream (OpenSSL EVP). */
+/* SHA-256 over a stream (libcrypto's SHA256_*, see proto/digest.c). */
 struct proto_hasher;
 MUST_CHECK struct proto_hasher *proto_hasher_new(void);
 MUST_CHECK enum proto_status
@@ -87,6 +87,11 @@ MUST_CHECK enum proto_status
 proto_hasher_final(struct proto_hasher *h, char out_hex[PROTO_HEX_SIZE]);
 void proto_hasher_reset(struct proto_hasher *h);
 void proto_hasher_free(struct proto_hasher *h);
+
+/* base64url without padding (RFC 4648 section 5) of len bytes into out,
+ * which holds PROTO_B64URL_SIZE(len) (the NUL included). */
+#define PROTO_B64URL_SIZE(len) (((len) * 4 + 2) / 3 + 1)
+void proto_base64url(const unsigned char *in, size_t len, char *out);
 
 /* ---- JSON in -------------------------------------------------------- */
 

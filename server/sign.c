@@ -56,25 +56,6 @@ b64(const unsigned char *in, size_t len, char *out)
     EVP_EncodeBlock((unsigned char *)out, in, (int)len);
 }
 
-/* base64url without padding (RFC 4648 section 5), as JWK wants. */
-static void
-b64url(const unsigned char *in, size_t len, char *out)
-{
-    char *p;
-
-    b64(in, len, out);
-    for (p = out; *p; p++) {
-        if (*p == '+')
-            *p = '-';
-        else if (*p == '/')
-            *p = '_';
-        else if (*p == '=') {
-            *p = '\0';
-            break;
-        }
-    }
-}
-
 /* RFC 7638 thumbprint of an Ed25519 public key (RFC 8037 members in
  * lexicographic order), base64url. */
 static int
@@ -86,13 +67,13 @@ thumbprint(const unsigned char raw[ED25519_KEY_LEN], char out[SIGN_KID_SIZE])
     unsigned int md_len = 0;
     int n;
 
-    b64url(raw, ED25519_KEY_LEN, x);
+    proto_base64url(raw, ED25519_KEY_LEN, x);
     n = snprintf(json, sizeof(json),
                  "{\"crv\":\"Ed25519\",\"kty\":\"OKP\",\"x\":\"%s\"}", x);
     if (n < 0 || (size_t)n >= sizeof(json) ||
         !EVP_Digest(json, (size_t)n, md, &md_len, EVP_sha256(), NULL))
         return -1;
-    b64url(md, md_len, out);
+    proto_base64url(md, md_len, out);
     return 0;
 }
 
@@ -174,7 +155,7 @@ make_jwks(struct keyring *kr)
     for (size_t i = 0; i < kr->key_count; i++) {
         char x[B64_SIZE(ED25519_KEY_LEN)];
 
-        b64url(kr->keys[i].raw, ED25519_KEY_LEN, x);
+        proto_base64url(kr->keys[i].raw, ED25519_KEY_LEN, x);
         len += (size_t)snprintf(kr->jwks + len, cap - len,
                                 "%s{\"kty\":\"OKP\",\"crv\":\"Ed25519\","
                                 "\"kid\":\"%s\",\"x\":\"%s\",\"alg\":"
@@ -185,7 +166,7 @@ make_jwks(struct keyring *kr)
     if (len >= cap ||
         !EVP_Digest(kr->jwks, len, md, &md_len, EVP_sha256(), NULL))
         return -1;
-    b64url(md, 16, etag);
+    proto_base64url(md, 16, etag);
     snprintf(kr->etag, sizeof(kr->etag), "\"%s\"", etag);
     return 0;
 }

@@ -180,11 +180,8 @@ bool store_receipt_make(const struct store *st, const char *ue,
                         int64_t version, const char *digest_hex,
                         char out[PROTO_RECEIPT_SIZE])
 {
-    static const char b64url[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     char msg[PROTO_UE_SIZE + 2 * PROTO_NAME_SIZE + PROTO_HEX_SIZE + 64];
     unsigned char mac[32];
-    size_t n = 0;
     int len;
 
     out[0] = '\0';
@@ -195,25 +192,8 @@ bool store_receipt_make(const struct store *st, const char *ue,
     if (len < 0 || (size_t)len >= sizeof(msg) ||
         !hmac(st, msg, (size_t)len, mac))
         return false;
-    /* base64url, no padding: 32 bytes are 10 groups of 3 and 2 left. */
-    for (size_t i = 0; i < 30; i += 3) {
-        unsigned v = (unsigned)mac[i] << 16 | (unsigned)mac[i + 1] << 8 |
-                     mac[i + 2];
-
-        out[n++] = b64url[v >> 18 & 63];
-        out[n++] = b64url[v >> 12 & 63];
-        out[n++] = b64url[v >> 6 & 63];
-        out[n++] = b64url[v & 63];
-    }
-    {
-        unsigned v = (unsigned)mac[30] << 8 | mac[31];
-
-        out[n++] = b64url[v >> 10 & 63];
-        out[n++] = b64url[v >> 4 & 63];
-        out[n++] = b64url[v << 2 & 63];
-    }
-    out[n] = '\0';
-    return n == RECEIPT_CHARS;
+    proto_base64url(mac, sizeof(mac), out);
+    return strlen(out) == RECEIPT_CHARS;
 }
 
 bool store_receipt_check(const struct store *st, const char *ue,

@@ -156,6 +156,26 @@ START_TEST(test_proto_code_unknown)
 }
 END_TEST
 
+/* RFC 4648 section 10's vectors, in the URL alphabet without padding,
+ * and the two characters only that alphabet has. */
+START_TEST(test_proto_base64url_vectors)
+{
+    static const struct { const char *in, *out; } v[] = {
+        {"", ""}, {"f", "Zg"}, {"fo", "Zm8"}, {"foo", "Zm9v"},
+        {"foob", "Zm9vYg"}, {"fooba", "Zm9vYmE"}, {"foobar", "Zm9vYmFy"},
+        {"\xfb\xff", "-_8"}, {"\xff\xfe\xfd", "__79"},
+    };
+    char out[PROTO_B64URL_SIZE(8)];
+
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        memset(out, 'x', sizeof(out));
+        proto_base64url((const unsigned char *)v[i].in, strlen(v[i].in), out);
+        ck_assert_str_eq(out, v[i].out);
+        ck_assert_uint_eq(strlen(out) + 1, PROTO_B64URL_SIZE(strlen(v[i].in)));
+    }
+}
+END_TEST
+
 START_TEST(test_proto_error_set_truncates)
 {
     struct proto_error err;
@@ -1830,6 +1850,7 @@ Suite *proto_suite(void)
     tcase_add_test(tc, test_proto_problem_write_bad_utf8);
     tcase_add_test(tc, test_proto_code_unknown);
     tcase_add_test(tc, test_proto_error_set_truncates);
+    tcase_add_test(tc, test_proto_base64url_vectors);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("digest");
