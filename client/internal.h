@@ -180,6 +180,16 @@ enum client_resume client_resume_decide(long status,
                                         uint64_t have, uint64_t expected,
                                         uint64_t *out_total);
 
+/*
+ * How long one fetch may spend bringing over missing_bytes (README
+ * "Transfer deadline"): CLIENT_DEADLINE_GRACE_S plus the time the bytes
+ * take at min_rate_bps (bits/s), at most cap_s. min_rate_bps 0: cap_s
+ * alone; cap_s 0: no cap; both 0: 0, no deadline.
+ */
+#define CLIENT_DEADLINE_GRACE_S 60
+double client_transfer_deadline_s(uint64_t missing_bytes, double min_rate_bps,
+                                  unsigned cap_s);
+
 /* Parses "Retry-After" (delta-seconds or an HTTP date) against now;
  * -1 when absent or invalid. */
 long client_retry_after_parse(const char *value, int64_t now_s);
@@ -209,6 +219,8 @@ enum client_http_rc {
     CLIENT_HTTP_NETWORK,          /* no (complete) answer: retry */
     CLIENT_HTTP_LOCAL,            /* our side failed (disk, memory) */
     CLIENT_HTTP_TOO_LONG,         /* more body than announced: cut */
+    CLIENT_HTTP_DEADLINE,         /* the download's deadline passed: cut
+                                     (the bytes so far stay in fd) */
 };
 
 /* An answer: status, a few headers (64 KiB of them at most), a body of
@@ -248,6 +260,9 @@ struct client_download {
     void (*on_tick)(void *ctx);
     void *cb_ctx;
     double rate_window_s;         /* 0: CLIENT_RATE_WINDOW_S */
+    double deadline_s;            /* monotonic seconds: the request is cut
+                                     then (CLIENT_HTTP_DEADLINE); 0 none */
+    bool deadline_hit;
     uint64_t received;            /* body bytes this request */
     bool complete;                /* fd holds every byte */
     enum client_resume how;

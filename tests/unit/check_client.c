@@ -463,6 +463,28 @@ START_TEST(test_client_backoff_ms)
 }
 END_TEST
 
+START_TEST(test_client_transfer_deadline)
+{
+    /* 60 s, plus the missing bytes at the minimum rate (bits/s) */
+    ck_assert_double_eq_tol(client_transfer_deadline_s(0, 64000, 21600), 60,
+                            1e-9);
+    ck_assert_double_eq_tol(client_transfer_deadline_s(8000000, 64000, 21600),
+                            60 + 1000, 1e-9);
+    /* at most the cap: 1 GB at 64 kbit/s would be 34.7 hours */
+    ck_assert_double_eq_tol(
+        client_transfer_deadline_s(1000000000, 64000, 21600), 21600, 1e-9);
+    /* no cap: the size alone */
+    ck_assert_double_eq_tol(client_transfer_deadline_s(1000000000, 64000, 0),
+                            60 + 125000, 1e-6);
+    /* no minimum rate: the cap alone; neither: no deadline */
+    ck_assert_double_eq_tol(client_transfer_deadline_s(1000000000, 0, 30), 30,
+                            1e-9);
+    ck_assert_double_eq_tol(client_transfer_deadline_s(1000000000, 0, 0), 0,
+                            1e-9);
+    ck_assert_double_eq_tol(client_transfer_deadline_s(5, -1, 7), 7, 1e-9);
+}
+END_TEST
+
 /* ---- report ---------------------------------------------------------------- */
 
 static json_t *make(const struct client_report_in *in,
@@ -1125,6 +1147,7 @@ static Suite *client_suite(void)
                         ARRAY_SIZE(resume_cases));
     tcase_add_test(tc, test_client_retry_after_parse);
     tcase_add_test(tc, test_client_backoff_ms);
+    tcase_add_test(tc, test_client_transfer_deadline);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("report");
