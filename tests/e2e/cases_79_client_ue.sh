@@ -9,7 +9,8 @@
 #   delta does not read are never looked at), and the result's digest is
 #   still checked (bytes it does read, changed, give the full model);
 # - device.gflops_history: the compute probe's per-minute lows, calibrated
-#   against the configured device.gflops, kept across kill -9.
+#   against the configured device.gflops, sampled during transfers, stale
+#   minutes never sent.
 
 UC_WORK=$WORK/client-ue
 mkdir -p "$UC_WORK"
@@ -151,6 +152,67 @@ check_match "client trusted base: ... the result refused" 'verify failed.*modeld
 check "client trusted base: ... the full model fetched" 1 \
     "$(jq -s --arg p "/v1/blobs/sha256:$UN_HEX" '[.[] | select(.path == $p)] | length' "$UC_WORK/log")"
 check "client trusted base: ... v2 in place" "sha256:$UN_HEX" "$(sha_of "$TB2/path")"
+
+echo "# $SECONDS s"
+# ---- device.gflops_history: the compute probe's per-minute lows ------------------------
+# --compute-probe FILE stands in for the probe's measurement (the kernel's
+# GFLOP/s); --set device.gflops=50 is the device's peak it is scaled to
+G=$UC_WORK/st-gflops
+PROBE=$UC_WORK/probe
+uc_probe() { printf '%s\n' "$1" >"$PROBE.new" && mv "$PROBE.new" "$PROBE"; }
+uc_probe 20
+uc_fetch "$G" --print-report --set device.gflops=50 --compute-probe "$PROBE"
+check "client gflops: --print-report: exit 0" 0 "$UC_RC"
+check "client gflops: the first probe: the peak" 50 "$(jq .device.gflops "$UC_OUT")"
+check "client gflops: the first minute sent" "[50]" "$(jq -c .device.gflops_history "$UC_OUT")"
+uc_probe 10
+uc_fetch "$G" --print-report --set device.gflops=50 --compute-probe "$PROBE"
+check "client gflops: throttled to half: gflops now half the peak" 25 "$(jq .device.gflops "$UC_OUT")"
+check "client gflops: throttled to half: the minute's low" 25 "$(jq '.device.gflops_history | min' "$UC_OUT")"
+uc_probe 20
+uc_fetch "$G" --print-report --set device.gflops=50 --compute-probe "$PROBE"
+check "client gflops: back to full speed: gflops now the peak" 50 "$(jq .device.gflops "$UC_OUT")"
+check "client gflops: ... the slow minute still sent" 25 "$(jq '.device.gflops_history | min' "$UC_OUT")"
+check "client gflops: the minutes in state.json, raw probe lows" 10 "$(jq '[.compute_minutes[].low_gflops] | min' "$G/state.json")"
+check "client gflops: the reference in state.json" 20 "$(jq .probe_ref.gflops "$G/state.json")"
+# a stale minute (20 minutes ago) and a fresh one (2 minutes ago) from an
+# earlier run: only the fresh one sent, oldest first
+NOW=$(date +%s)
+jq --argjson m $((NOW / 60)) '.compute_minutes = [{"minute": ($m - 20), "low_gflops": 1}, {"minute": ($m - 2), "low_gflops": 5}] + .compute_minutes' \
+    "$G/state.json" >"$G/state.new" && mv "$G/state.new" "$G/state.json"
+uc_fetch "$G" --print-report --set device.gflops=50 --compute-probe "$PROBE"
+check "client gflops: a fresh minute of an earlier run sent first" 12.5 "$(jq '.device.gflops_history | first' "$UC_OUT")"
+check "client gflops: a stale minute not sent" null "$(jq '.device.gflops_history | index(2.5)' "$UC_OUT")"
+# --no-benchmark: no probe, device.gflops as configured, no history
+uc_fetch "$G" --print-report --set device.gflops=50 --compute-probe "$PROBE" --no-benchmark
+check "client gflops: --no-benchmark: no history" null "$(jq -c .device.gflops_history "$UC_OUT")"
+check "client gflops: --no-benchmark: gflops as set" 50 "$(jq .device.gflops "$UC_OUT")"
+# the real daemon takes the report (the field's bounds)
+uc_probe 20
+uc_fetch "$UC_WORK/st-gflops-real" --set device.gflops=50 --compute-probe "$PROBE" --print-report
+printf '%s' "$(cat "$UC_OUT")" >"$UC_WORK/report.json"
+http POST /v1/families/uc-none/select -H 'Content-Type: application/json' --data-binary @"$UC_WORK/report.json"
+check "client gflops: the daemon parses the report (404: no such family, not 400)" 404 "$STATUS"
+
+# during a transfer the probe runs at the memory samples' cadence
+GT=$UC_WORK/st-gflops-transfer
+uc_probe 20
+uc_ctl "{\"select\":$(uc_decision "$UM_HEX" 1048576),\"paths\":{\"$UM_BLOB\":{\"file\":\"$UC_WORK/m.bin\",\"rate\":200000}}}"
+timeout 60 "$MODELD" fetch --server "$UC_SRV" --family uc --state "$GT" --set device.gflops=50 \
+    --compute-probe "$PROBE" --facts-interval-s 1 >"$UC_WORK/gt.out" 2>"$UC_WORK/gt.err" &
+GPID=$!
+for ((i = 0; i < 400; i++)); do
+    grep -q ' download model ' "$UC_WORK/gt.out" 2>/dev/null && break
+    sleep 0.05
+done
+uc_probe 4 # throttled to a fifth, mid-transfer
+wait "$GPID"
+check "client gflops: a transfer with a throttled probe: exit 0" 0 "$?"
+check "client gflops: the probe sampled during the transfer" 4 \
+    "$(jq '[.compute_minutes[].low_gflops] | min' "$GT/state.json")"
+uc_probe 20
+uc_fetch "$GT" --print-report --set device.gflops=50 --compute-probe "$PROBE"
+check "client gflops: the next report sends the slow minute" 10 "$(jq '.device.gflops_history | min' "$UC_OUT")"
 
 echo "# $SECONDS s"
 check "client ue: no sanitizer report" "" \
