@@ -96,7 +96,10 @@ struct client_options {
 
     const char *meminfo_path;     /* default /proc/meminfo */
     const char *power_supply_dir; /* default /sys/class/power_supply */
-    bool no_benchmark;            /* do not measure gflops (tests) */
+    bool no_benchmark;            /* do not measure gflops: no benchmark,
+                                     no probe, no device.gflops_history */
+    const char *compute_probe_path; /* the probe's GFLOP/s read from this
+                                       file instead of measured (tests) */
 
     client_event_fn on_event;
     client_progress_fn on_progress;

@@ -414,7 +414,11 @@ enum client_status client_open(const struct client_options *opts,
     } else if (opts->verify_kid) {
         c->verify = true;
     }
+    /* The benchmark gives the peak the compute probe scales; a configured
+     * device.gflops is the peak instead. */
     if (!opts->no_benchmark &&
+        client_report_gflops_override(opts->report_json, opts->sets,
+                                      opts->set_count) <= 0 &&
         (c->st.gflops <= 0 || wall_s() - c->st.gflops_at_s > GFLOPS_MAX_AGE_S ||
          c->st.gflops_at_s > wall_s())) {
         c->st.gflops = client_benchmark_gflops();
@@ -455,9 +459,18 @@ static void sample_memory(struct client *c, uint64_t measured)
 {
     uint64_t v = c->memory_override ? c->memory_override : measured;
     unsigned every = c->o.facts_interval_s ? c->o.facts_interval_s : 10;
+    bool changed = false;
 
     c->next_memory_s = mono_s() + every;
     if (v && client_state_add_memory(&c->st, wall_s(), v))
+        changed = true;
+    /* Compute, at the same times: the probe (a few ms) into the
+     * per-minute lows of device.gflops_history; not with --no-benchmark. */
+    if (!c->o.no_benchmark &&
+        client_state_add_compute(&c->st, wall_s(),
+                                 client_facts_compute(&c->o)))
+        changed = true;
+    if (changed)
         (void)save(c); /* a failure shows at the next save */
 }
 
@@ -489,6 +502,7 @@ static enum client_status build_report(struct client *c, const char *nonce,
     in.set_count = c->o.set_count;
     in.nonce = nonce;
     in.now_s = wall_s();
+    in.compute = !c->o.no_benchmark;
     rc = client_report_make(&in, &c->st, out_json, c->err, sizeof(c->err));
     if (rc != CLIENT_OK)
         return rc;
@@ -992,7 +1006,8 @@ static int map_ro(const char *path, void **out, size_t *out_len)
 }
 
 /*
- * A modeld-tensor/1 delta against the model in use, whose digest is known:
+ * A delta (modeld-tensor/1 here, zstd-patch through
+ * proto_delta_apply_trusted) against the model in use, whose digest is known:
  * it is the name the model was installed under, after its bytes were
  * verified (hashed as downloaded, or checked by the decoder that made
  * them). The decoder is told that digest (proto_tensor_dec_trust_base)
@@ -1094,6 +1109,9 @@ static enum client_status apply_coded(struct client *c, uint64_t limit,
     if (kind == PROTO_CODED_TENSOR)
         ps = tensor_trusted(old, old_len, f->from_hex, coded, coded_len,
                             &sink);
+    else if (kind == PROTO_CODED_ZSTD_PATCH)
+        ps = proto_delta_apply_trusted(old, old_len, f->from_hex, coded,
+                                       coded_len, sink_write, &sink);
     else
         ps = proto_coded_apply(old, old_len, coded, coded_len, sink_write,
                                &sink, to_hex);

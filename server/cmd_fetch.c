@@ -55,7 +55,10 @@ static const char usage_text[] =
     "                         and during transfers)\n"
     "  --rate-window-s N      a throughput sample per N s of a long\n"
     "                         transfer (60)\n"
-    "  --no-benchmark         do not measure gflops (set device.gflops)\n"
+    "  --no-benchmark         do not measure gflops (set device.gflops;\n"
+    "                         no probe, no device.gflops_history)\n"
+    "  --compute-probe FILE   read the compute probe's GFLOP/s from FILE\n"
+    "                         (tests)\n"
     "  --meminfo FILE         read MemAvailable from FILE (tests)\n"
     "  --power-supply DIR     read batteries from DIR (tests)\n"
     "  --quiet                no event lines\n"
@@ -319,6 +322,9 @@ int cmd_fetch(int argc, char **argv)
         } else if (strcmp(a, "--meminfo") == 0) {
             NEEDS_VALUE;
             o.meminfo_path = v;
+        } else if (strcmp(a, "--compute-probe") == 0) {
+            NEEDS_VALUE;
+            o.compute_probe_path = v;
         } else if (strcmp(a, "--power-supply") == 0) {
             NEEDS_VALUE;
             o.power_supply_dir = v;
@@ -340,6 +346,10 @@ int cmd_fetch(int argc, char **argv)
         return CLIENT_BAD_ARGS;
     o.report_json = report;
     u.tty = isatty(STDERR_FILENO) == 1;
+    /* --print-report's stdout is the report alone (a first run's
+     * "benchmark" line would come before it). */
+    if (print_report)
+        u.quiet = true;
     o.on_event = on_event;
     o.on_progress = on_progress;
     o.cb_ctx = &u;

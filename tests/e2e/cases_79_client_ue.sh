@@ -9,7 +9,8 @@
 #   delta does not read are never looked at), and the result's digest is
 #   still checked (bytes it does read, changed, give the full model);
 # - device.gflops_history: the compute probe's per-minute lows, calibrated
-#   against the configured device.gflops, kept across kill -9.
+#   against the configured device.gflops, sampled during transfers, stale
+#   minutes never sent.
 
 UC_WORK=$WORK/client-ue
 mkdir -p "$UC_WORK"
@@ -110,8 +111,10 @@ check "client trusted base: the tensor delta made" 0 "$?"
 UO_SIZE=$(file_size "$UT/old.safetensors")
 UN_SIZE=$(file_size "$UT/v2.safetensors")
 UT_URL=/v1/deltas/sha256:$UO_HEX/sha256:$UN_HEX
+# uc_tensor_ctl [FORMAT FILE]: the decision old -> v2 as a delta
 uc_tensor_ctl() {
-    uc_ctl "{\"select\":{\"action\":\"delta\",\"family\":\"uc\",\"variant\":\"m\",\"version\":2,\"model\":{\"digest\":\"sha256:$UN_HEX\",\"size_bytes\":$UN_SIZE,\"url\":\"/v1/blobs/sha256:$UN_HEX\"},\"delta\":{\"from\":\"sha256:$UO_HEX\",\"format\":\"modeld-tensor/1\",\"size_bytes\":$(file_size "$UT/on.delta"),\"url\":\"$UT_URL\"},\"recheck_after_s\":2},\"paths\":{\"$UT_URL\":{\"file\":\"$UT/on.delta\"},\"/v1/blobs/sha256:$UN_HEX\":{\"file\":\"$UT/v2.safetensors\"}}}"
+    local fmt=${1:-modeld-tensor/1} file=${2:-$UT/on.delta}
+    uc_ctl "{\"select\":{\"action\":\"delta\",\"family\":\"uc\",\"variant\":\"m\",\"version\":2,\"model\":{\"digest\":\"sha256:$UN_HEX\",\"size_bytes\":$UN_SIZE,\"url\":\"/v1/blobs/sha256:$UN_HEX\"},\"delta\":{\"from\":\"sha256:$UO_HEX\",\"format\":\"$fmt\",\"size_bytes\":$(file_size "$file"),\"url\":\"$UT_URL\"},\"recheck_after_s\":2},\"paths\":{\"$UT_URL\":{\"file\":\"$file\"},\"/v1/blobs/sha256:$UN_HEX\":{\"file\":\"$UT/v2.safetensors\"}}}"
 }
 # uc_tensor_base STATE: a state directory holding old.safetensors as current
 uc_tensor_base() {
@@ -151,6 +154,97 @@ check_match "client trusted base: ... the result refused" 'verify failed.*modeld
 check "client trusted base: ... the full model fetched" 1 \
     "$(jq -s --arg p "/v1/blobs/sha256:$UN_HEX" '[.[] | select(.path == $p)] | length' "$UC_WORK/log")"
 check "client trusted base: ... v2 in place" "sha256:$UN_HEX" "$(sha_of "$TB2/path")"
+# the same for a zstd-patch delta (proto_delta_apply_trusted)
+"$MODELD" delta --format zstd-patch "$UT/old.safetensors" "$UT/v2.safetensors" "$UT/on.zpatch" >/dev/null 2>&1
+check "client trusted base: the zstd-patch delta made" 0 "$?"
+TB3=$UC_WORK/st-trust3
+uc_tensor_base "$TB3"
+flip_at "$TB3/models/$UO_HEX" $((UO_SIZE - 100))
+uc_tensor_ctl zstd-patch "$UT/on.zpatch"
+: >"$UC_WORK/log"
+uc_fetch "$TB3" --no-benchmark --set device.gflops=50
+check "client trusted base: zstd-patch: exit 0" 0 "$UC_RC"
+check_match "client trusted base: zstd-patch: the delta decoded" 'verify ok digest=sha256:'"$UN_HEX"' \(zstd-patch decoded\)' "$(cat "$UC_OUT")"
+check "client trusted base: zstd-patch: the full model never asked for" 0 \
+    "$(jq -s --arg p "/v1/blobs/sha256:$UN_HEX" '[.[] | select(.path == $p)] | length' "$UC_WORK/log")"
+TB4=$UC_WORK/st-trust4
+uc_tensor_base "$TB4"
+flip_at "$TB4/models/$UO_HEX" 20 # in the header, which v2 shares
+uc_tensor_ctl zstd-patch "$UT/on.zpatch"
+: >"$UC_WORK/log"
+uc_fetch "$TB4" --no-benchmark --set device.gflops=50
+check "client trusted base: zstd-patch, a byte it reads changed: exit 0" 0 "$UC_RC"
+check_match "client trusted base: zstd-patch ... refused" 'verify failed.*zstd-patch' "$(cat "$UC_OUT")"
+check "client trusted base: zstd-patch ... v2 in place" "sha256:$UN_HEX" "$(sha_of "$TB4/path")"
+
+echo "# $SECONDS s"
+# ---- device.gflops_history: the compute probe's per-minute lows ------------------------
+# --compute-probe FILE stands in for the probe's measurement (the kernel's
+# GFLOP/s); --set device.gflops=50 is the device's peak it is scaled to
+G=$UC_WORK/st-gflops
+PROBE=$UC_WORK/probe
+uc_probe() { printf '%s\n' "$1" >"$PROBE.new" && mv "$PROBE.new" "$PROBE"; }
+uc_probe 20
+uc_fetch "$G" --print-report --set device.gflops=50 --compute-probe "$PROBE"
+check "client gflops: --print-report: exit 0" 0 "$UC_RC"
+check "client gflops: the first probe: the peak" 50 "$(jq .device.gflops "$UC_OUT")"
+check "client gflops: the first minute sent" "[50]" "$(jq -c .device.gflops_history "$UC_OUT")"
+uc_probe 10
+uc_fetch "$G" --print-report --set device.gflops=50 --compute-probe "$PROBE"
+check "client gflops: throttled to half: gflops now half the peak" 25 "$(jq .device.gflops "$UC_OUT")"
+check "client gflops: throttled to half: the minute's low" 25 "$(jq '.device.gflops_history | min' "$UC_OUT")"
+uc_probe 20
+uc_fetch "$G" --print-report --set device.gflops=50 --compute-probe "$PROBE"
+check "client gflops: back to full speed: gflops now the peak" 50 "$(jq .device.gflops "$UC_OUT")"
+check "client gflops: ... the slow minute still sent" 25 "$(jq '.device.gflops_history | min' "$UC_OUT")"
+check "client gflops: the minutes in state.json, raw probe lows" 10 "$(jq '[.compute_minutes[].low_gflops] | min' "$G/state.json")"
+check "client gflops: the reference in state.json" 20 "$(jq .probe_ref.gflops "$G/state.json")"
+# a stale minute (20 minutes ago) and a fresh one (2 minutes ago) from an
+# earlier run: only the fresh one sent, oldest first
+NOW=$(date +%s)
+jq --argjson m $((NOW / 60)) '.compute_minutes = [{"minute": ($m - 20), "low_gflops": 1}, {"minute": ($m - 2), "low_gflops": 5}] + .compute_minutes' \
+    "$G/state.json" >"$G/state.new" && mv "$G/state.new" "$G/state.json"
+uc_fetch "$G" --print-report --set device.gflops=50 --compute-probe "$PROBE"
+check "client gflops: a fresh minute of an earlier run sent first" 12.5 "$(jq '.device.gflops_history | first' "$UC_OUT")"
+check "client gflops: a stale minute not sent" null "$(jq '.device.gflops_history | index(2.5)' "$UC_OUT")"
+# measured for real: the benchmark is the peak, the probe's share of it
+# now; --print-report's stdout is the report alone (the first run's
+# benchmark line used to come before it)
+uc_fetch "$UC_WORK/st-gflops-measured" --print-report
+check_cmd "client gflops: measured: --print-report prints JSON only" jq -e . "$UC_OUT"
+check "client gflops: measured: gflops and one minute of history" "true 1" \
+    "$(jq -r '"\(.device.gflops > 0) \(.device.gflops_history | length)"' "$UC_OUT")"
+check "client gflops: measured: the benchmark kept in the state" true "$(jq '.gflops > 0' "$UC_WORK/st-gflops-measured/state.json")"
+# --no-benchmark: no probe, device.gflops as configured, no history
+uc_fetch "$G" --print-report --set device.gflops=50 --compute-probe "$PROBE" --no-benchmark
+check "client gflops: --no-benchmark: no history" null "$(jq -c .device.gflops_history "$UC_OUT")"
+check "client gflops: --no-benchmark: gflops as set" 50 "$(jq .device.gflops "$UC_OUT")"
+# the real daemon takes the report (the field's bounds)
+uc_probe 20
+uc_fetch "$UC_WORK/st-gflops-real" --set device.gflops=50 --compute-probe "$PROBE" --print-report
+printf '%s' "$(cat "$UC_OUT")" >"$UC_WORK/report.json"
+http POST /v1/families/uc-none/select -H 'Content-Type: application/json' --data-binary @"$UC_WORK/report.json"
+check "client gflops: the daemon parses the report (404: no such family, not 400)" 404 "$STATUS"
+
+# during a transfer the probe runs at the memory samples' cadence
+GT=$UC_WORK/st-gflops-transfer
+uc_probe 20
+uc_ctl "{\"select\":$(uc_decision "$UM_HEX" 1048576),\"paths\":{\"$UM_BLOB\":{\"file\":\"$UC_WORK/m.bin\",\"rate\":200000}}}"
+timeout 60 "$MODELD" fetch --server "$UC_SRV" --family uc --state "$GT" --set device.gflops=50 \
+    --compute-probe "$PROBE" --facts-interval-s 1 >"$UC_WORK/gt.out" 2>"$UC_WORK/gt.err" &
+GPID=$!
+for ((i = 0; i < 400; i++)); do
+    grep -q ' download model ' "$UC_WORK/gt.out" 2>/dev/null && break
+    sleep 0.05
+done
+uc_probe 4 # throttled to a fifth, mid-transfer
+wait "$GPID"
+check "client gflops: a transfer with a throttled probe: exit 0" 0 "$?"
+check "client gflops: the probe sampled during the transfer" 4 \
+    "$(jq '[.compute_minutes[].low_gflops] | min' "$GT/state.json")"
+uc_probe 20
+uc_fetch "$GT" --print-report --set device.gflops=50 --compute-probe "$PROBE"
+check "client gflops: the next report sends the slow minute" 10 "$(jq '.device.gflops_history | min' "$UC_OUT")"
 
 echo "# $SECONDS s"
 check "client ue: no sanitizer report" "" \
