@@ -227,7 +227,9 @@ struct brief {
     double violation;
     uint16_t variant;             /* index into in->variants */
     uint16_t full;                /* index into the candidates */
-    uint8_t cause[2];             /* cause_of(e, degraded) for false, true */
+    uint8_t cause;                /* cause_of(e, false); degraded, a
+                                     brief without its entry fails a
+                                     hard rule: the same */
     bool hard_ok;
 };
 
@@ -412,6 +414,25 @@ full_latency_ms(const struct run *k, const struct proto_candidate *e)
                : flops_latency_ms(row->flops, k->r->gflops);
 }
 
+/* The documented download estimate of bytes at the reported downlink. */
+static inline __attribute__((always_inline)) double
+download_time(const struct run *k, uint64_t bytes)
+{
+    return bytes == 0 ? k->rtt_s
+           : k->nominal_bps > 0
+               ? (double)bytes * 8.0 / k->nominal_bps + k->rtt_s
+               : INFINITY;
+}
+
+/* Until bytes have arrived at the conservative throughput. */
+static inline __attribute__((always_inline)) double
+ready_time(const struct run *k, uint64_t bytes)
+{
+    return bytes == 0 ? 0
+           : k->bps > 0 ? (double)bytes * 8.0 / k->bps + k->rtt_s
+                        : INFINITY;
+}
+
 /* Bytes still to transfer: none when the UE holds this blob; what is
  * left of it when it is the download in flight (resumed); the smallest
  * ready delta from what the UE holds when that is less; else the full
@@ -423,8 +444,6 @@ transfer_compute(const struct run *k, const struct policy_row *row,
 {
     const struct proto_report *r = k->r;
     const struct policy_input *in = k->in;
-    double nominal = k->nominal_bps;
-    double rtt_s = k->rtt_s;
 
     e->transfer_bytes = row->size_bytes;
     e->is_current = row->blob == k->current;
@@ -461,14 +480,8 @@ transfer_compute(const struct run *k, const struct policy_row *row,
             e->transfer_bytes = left;
         }
     }
-    e->est.download_s =
-        e->transfer_bytes == 0 ? rtt_s
-        : nominal > 0 ? (double)e->transfer_bytes * 8.0 / nominal + rtt_s
-                      : INFINITY;
-    e->ready_s =
-        e->transfer_bytes == 0 ? 0
-        : k->bps > 0 ? (double)e->transfer_bytes * 8.0 / k->bps + rtt_s
-                     : INFINITY;
+    e->est.download_s = download_time(k, e->transfer_bytes);
+    e->ready_s = ready_time(k, e->transfer_bytes);
     e->cost = (double)e->transfer_bytes * k->cost_per_byte;
 }
 
@@ -1273,16 +1286,11 @@ screen_one(const struct run *k, size_t index, struct screened *s)
         e.est.has_energy_mj = false;
     if (!e.est.has_energy_mj)
         e.est.energy_mj = 0;
-    e.transfer_bytes = row->size_bytes;
-    e.est.download_s =
-        e.transfer_bytes == 0 ? k->rtt_s
-        : k->nominal_bps > 0
-            ? (double)e.transfer_bytes * 8.0 / k->nominal_bps + k->rtt_s
-            : INFINITY;
-    s->ready_s =
-        e.transfer_bytes == 0 ? 0
-        : k->bps > 0 ? (double)e.transfer_bytes * 8.0 / k->bps + k->rtt_s
-                     : INFINITY;
+    /* the transfer times: download_s when the soft rules read it, both
+     * for an entry that is kept (screen_times) */
+    e.est.download_s = r->has_max_download_s
+                           ? download_time(k, row->size_bytes)
+                           : 0;
     e.soft_cause = PROTO_CAUSE_OUTRANKED;
     s->violation = soft_check(k, &e, &s->soft_ok, NULL);
     s->soft_cause = e.soft_cause;
@@ -1291,6 +1299,17 @@ screen_one(const struct run *k, size_t index, struct screened *s)
     s->energy_mj = e.est.energy_mj;
     s->has_energy_mj = e.est.has_energy_mj;
     return true;
+}
+
+/* The transfer times of a screened variant that is kept. */
+static inline __attribute__((always_inline)) void
+screen_times(const struct run *k, size_t index, struct screened *s)
+{
+    uint64_t bytes = k->t->rows[index].size_bytes;
+
+    if (!k->r->has_max_download_s)
+        s->download_s = download_time(k, bytes);
+    s->ready_s = ready_time(k, bytes);
 }
 
 /* The entry eval_compute works out for a screened variant that meets
@@ -1333,13 +1352,13 @@ static inline enum proto_cause cause_of(const struct run *k,
 
 static inline __attribute__((always_inline)) void
 brief_of(const struct run *k, const struct proto_candidate *e, size_t full,
-         struct brief *b)
+         struct brief *b, size_t counts[PROTO_CAUSE_COUNT])
 {
     b->violation = e->violation;
     b->variant = (uint16_t)e->variant;
     b->full = (uint16_t)full;
-    b->cause[0] = (uint8_t)cause_of(k, e, false);
-    b->cause[1] = (uint8_t)cause_of(k, e, true);
+    b->cause = (uint8_t)cause_of(k, e, false);
+    counts[b->cause]++;
     b->hard_ok = e->hard_ok;
 }
 
@@ -1358,7 +1377,8 @@ brief_of(const struct run *k, const struct proto_candidate *e, size_t full,
  * needs every utility first (then a pass for each). */
 static size_t
 run_evaluate(struct run *k, struct proto_candidate *cands,
-             struct brief *briefs, size_t *out_offered)
+             struct brief *briefs, size_t *out_offered,
+             size_t counts[PROTO_CAUSE_COUNT])
 {
     double max_lat = 0, max_energy = 0;
     bool name_done = false, energy_known = true, degraded = true;
@@ -1377,42 +1397,44 @@ run_evaluate(struct run *k, struct proto_candidate *cands,
         if (briefs && screen_one(k, i, &sc)) {
             struct brief *b = &briefs[offered++];
             bool feasible = sc.hard_ok && sc.soft_ok;
-            bool start = sc.ready_s < k->horizon_s;
+            bool start = false;
 
             b->variant = (uint16_t)i;
             b->hard_ok = sc.hard_ok;
             b->full = BRIEF_NONE;
             if (sc.partial) {
                 b->violation = 0;
-                b->cause[0] = b->cause[1] = (uint8_t)sc.hard_cause;
+                b->cause = (uint8_t)sc.hard_cause;
+                counts[sc.hard_cause]++;
                 continue;
             }
             b->violation = sc.violation;
-            b->cause[0] = (uint8_t)(!sc.hard_ok  ? sc.hard_cause
-                                    : !sc.soft_ok ? sc.soft_cause
-                                    : !start      ? PROTO_CAUSE_HORIZON
-                                                  : PROTO_CAUSE_OUTRANKED);
-            b->cause[1] = (uint8_t)(!sc.hard_ok ? sc.hard_cause
-                                    : !start     ? PROTO_CAUSE_HORIZON
-                                                 : PROTO_CAUSE_OUTRANKED);
+            /* as fmax (a call) would: a NaN never becomes the max */
             if (sc.latency_ms > max_lat)
                 max_lat = sc.latency_ms;
             if (!sc.has_energy_mj)
                 energy_known = false;
             else if (sc.energy_mj > max_energy)
                 max_energy = sc.energy_mj;
-            if (degraded && feasible && start)
-                degraded = false;
             if (feasible || (sc.hard_ok && degraded)) {
+                screen_times(k, i, &sc);
+                start = sc.ready_s < k->horizon_s;
                 screen_entry(k, i, &sc, &cands[m]);
                 b->full = (uint16_t)m++;
             }
+            if (degraded && feasible && start)
+                degraded = false;
+            b->cause = (uint8_t)(!sc.hard_ok  ? sc.hard_cause
+                                 : !sc.soft_ok ? sc.soft_cause
+                                 : !start      ? PROTO_CAUSE_HORIZON
+                                               : PROTO_CAUSE_OUTRANKED);
+            counts[b->cause]++;
             continue;
         }
         eval_compute(k, i, &e);
         if (e.partial) {
             if (briefs)
-                brief_of(k, &e, BRIEF_NONE, &briefs[offered]);
+                brief_of(k, &e, BRIEF_NONE, &briefs[offered], counts);
             else
                 cands[m++] = e;
             offered++;
@@ -1438,7 +1460,7 @@ run_evaluate(struct run *k, struct proto_candidate *cands,
         keep = !briefs || e.is_current || e.is_fetching || e.feasible ||
                (e.hard_ok && degraded);
         if (briefs)
-            brief_of(k, &e, keep ? m : BRIEF_NONE, &briefs[offered]);
+            brief_of(k, &e, keep ? m : BRIEF_NONE, &briefs[offered], counts);
         if (keep)
             cands[m++] = e;
         offered++;
@@ -1770,7 +1792,9 @@ top_select(const struct run *k, struct proto_candidate *cands, size_t m,
     enum proto_cause top_cause[TOP_MAX];
     size_t count = 0;
 
-    for (size_t j = 0; j < m; j++) {
+    for (size_t j = 0; j < m && n == 0; j++)
+        omitted[cause_of(k, &cands[j], degraded)]++;
+    for (size_t j = 0; j < m && n > 0; j++) {
         enum proto_cause cause = cause_of(k, &cands[j], degraded);
         int tier = tier_of(&cands[j], cause);
         size_t pos;
@@ -1915,9 +1939,15 @@ brief_top(const struct run *k, const struct proto_candidate *cands,
     uint8_t top_cause[TOP_MAX];
     size_t count = 0;
 
-    for (size_t j = 0; j < m; j++) {
+    for (size_t j = 0; j < m && n == 0; j++)
+        omitted[briefs[j].full != BRIEF_NONE && degraded
+                    ? cause_of(k, &cands[briefs[j].full], true)
+                    : briefs[j].cause]++;
+    for (size_t j = 0; j < m && n > 0; j++) {
         const struct brief *b = &briefs[j];
-        uint8_t cause = b->cause[degraded];
+        uint8_t cause = b->full != BRIEF_NONE && degraded
+                            ? (uint8_t)cause_of(k, &cands[b->full], true)
+                            : b->cause;
         int tier = cause == PROTO_CAUSE_OUTRANKED ? 0 : b->hard_ok ? 1 : 2;
         size_t pos;
 
@@ -1946,6 +1976,9 @@ brief_top(const struct run *k, const struct proto_candidate *cands,
         omitted[top_cause[i]]--;
 }
 
+static void kept_place(struct proto_candidate *cands, size_t *src,
+                       size_t n);
+
 /* The full entries of briefs at[0..n) (n <= TOP_MAX) to cands[0..n), in
  * that order: kept ones moved there (the moves follow an entry that is
  * itself listed later), the others worked out again as the full
@@ -1958,6 +1991,24 @@ brief_place(const struct run *k, struct proto_candidate *cands,
 
     for (size_t i = 0; i < n; i++)
         src[i] = briefs[at[i]].full;
+    kept_place(cands, src, n);
+    for (size_t i = 0; i < n; i++) {
+        if (src[i] != BRIEF_NONE)
+            continue;
+        eval_compute(k, briefs[at[i]].variant, &cands[i]);
+        if (!cands[i].partial)
+            utility_compute(k, &cands[i]);
+    }
+}
+
+/*
+ * The entries cands[src[i]] to cands[i] for i < n (n <= TOP_MAX; src
+ * distinct, BRIEF_NONE: none): each moves by a swap, and an entry that
+ * a swap moves and that is itself listed later is followed there.
+ */
+static void
+kept_place(struct proto_candidate *cands, size_t *src, size_t n)
+{
     for (size_t i = 0; i < n; i++) {
         size_t from = src[i];
 
@@ -1969,17 +2020,82 @@ brief_place(const struct run *k, struct proto_candidate *cands,
             if (src[l] == i)
                 src[l] = from;
     }
-    for (size_t i = 0; i < n; i++) {
-        if (src[i] != BRIEF_NONE)
-            continue;
-        eval_compute(k, briefs[at[i]].variant, &cands[i]);
-        if (!cands[i].partial)
-            utility_compute(k, &cands[i]);
-    }
 }
 
 /* run_candidates for a screened select: the entries are briefs[0..m),
  * the full ones in cands. */
+/*
+ * The best n (1 <= n <= TOP_MAX) eligible entries (not degraded) among
+ * the kept ones cands[0..m) in the order the listing walks them (the
+ * chosen one, pick, leaves and the last offered version takes its place
+ * when moved: kept, cands[m - 1]) to at[], best first, by top_select's
+ * comparisons; returns how many there are, up to n. An eligible entry
+ * is listed before any other, so when there are n of them they are the
+ * listing, and every entry that is not one is only counted: as
+ * top_select would list them, without walking the briefs.
+ */
+static size_t
+kept_top(const struct run *k, const struct proto_candidate *cands, size_t m,
+         size_t pick, bool moved, size_t n, size_t *at)
+{
+    enum criterion crit;
+    size_t count = 0;
+
+    for (size_t i = 0; i < m; i++) {
+        const struct proto_candidate *e;
+        size_t c = i, pos;
+
+        if (i == pick) {
+            if (!moved)
+                continue;
+            c = m - 1;
+        } else if (moved && i == m - 1) {
+            continue;
+        }
+        e = &cands[c];
+        if (!(e->hard_ok && e->soft_ok && startable(k, e)))
+            continue;
+        if (count == n &&
+            rank_cmp(k, e, &cands[at[n - 1]], false, &crit) >= 0)
+            continue;
+        pos = count < n ? count : n - 1;
+        while (pos > 0 &&
+               rank_cmp(k, e, &cands[at[pos - 1]], false, &crit) < 0) {
+            at[pos] = at[pos - 1];
+            pos--;
+        }
+        at[pos] = c;
+        if (count < n)
+            count++;
+    }
+    return count;
+}
+
+/* brief_candidates for a select that chose (not degraded) when its
+ * listing is eligible entries only (kept_top): counts (every offered
+ * version's cause) less the chosen and the listed. False otherwise. */
+static bool
+kept_candidates(const struct run *k, struct proto_candidate *cands,
+                size_t m, size_t pick, bool moved, size_t offered,
+                const size_t counts[PROTO_CAUSE_COUNT],
+                const struct proto_candidate *chosen,
+                struct proto_decision *out)
+{
+    size_t at[TOP_MAX], n = k->cfg->runner_ups;
+
+    if (n == 0 || offered - 1 <= n ||
+        kept_top(k, cands, m, pick, moved, n, at) < n)
+        return false;
+    for (size_t i = 0; i < PROTO_CAUSE_COUNT; i++)
+        out->omitted[i] = counts[i];
+    out->omitted[cause_of(k, chosen, false)]--;
+    out->omitted[PROTO_CAUSE_OUTRANKED] -= n;
+    out->omitted_count = offered - 1 - n;
+    kept_place(cands, at, n);
+    list_reasons(k, cands, n, chosen, false, out);
+    return true;
+}
+
 static void
 brief_candidates(const struct run *k, struct proto_candidate *cands,
                  const struct brief *briefs, size_t m,
@@ -2035,6 +2151,7 @@ select_run(const struct policy_config *cfg, const struct policy_input *in,
     struct proto_reasons *cand_reasons;
     struct proto_candidate chosen;
     struct brief briefs[BRIEF_MAX];
+    size_t counts[PROTO_CAUSE_COUNT] = {0};
     bool found, degraded = false, ok, riding, throttled;
     size_t m, offered, best = 0, pick;
     struct run k;
@@ -2058,7 +2175,7 @@ select_run(const struct policy_config *cfg, const struct policy_input *in,
     out->throughput_bps = k.bps;
     screen = screen && !report->explain_all && cfg->runner_ups <= TOP_MAX &&
              in->variant_count <= BRIEF_MAX;
-    m = run_evaluate(&k, cands, screen ? briefs : NULL, &offered);
+    m = run_evaluate(&k, cands, screen ? briefs : NULL, &offered, counts);
     /* the best feasible and startable entry; when none is, the best
      * that meets the hard rules and is startable (degraded) */
     found = k.found;
@@ -2130,8 +2247,12 @@ select_run(const struct policy_config *cfg, const struct policy_input *in,
 
     /* the chosen entry leaves the list (explain all keeps input order) */
     if (screen) {
+        bool moved = briefs[offered - 1].full != BRIEF_NONE && pick != m - 1;
         size_t j = 0;
 
+        if (!degraded && kept_candidates(&k, cands, m, pick, moved, offered,
+                                         counts, &chosen, out))
+            return POLICY_OK;
         while (briefs[j].full != pick)
             j++;
         briefs[j] = briefs[offered - 1];
@@ -2204,7 +2325,7 @@ policy_utilities(const struct policy_config *cfg,
     r = *report;
     r.has_max_download_s = false;
     run_init(&k, cfg, in, &r);
-    m = run_evaluate(&k, scratch, NULL, &offered);
+    m = run_evaluate(&k, scratch, NULL, &offered, NULL);
     for (size_t i = 0; i < m; i++)
         any_feasible = any_feasible || scratch[i].feasible;
     /* when nothing meets every requirement (degraded), what runs is worth
