@@ -75,6 +75,12 @@ struct client_options {
     unsigned request_timeout_ms;  /* select/events total, default 30000 */
     unsigned stall_timeout_s;     /* a transfer below 1 byte/s this long is
                                      broken, default 30 */
+    unsigned deadline_s;          /* one fetch's transfer ends (exit 3, the
+                                     bytes kept for a resume) after at most
+                                     this long, default 21600 (0: no cap) */
+    double min_rate_bps;          /* ... and after 60 s plus the missing
+                                     bytes at this rate (bits/s), default
+                                     64000 (0: the cap alone) */
     unsigned retries;             /* per operation, default 6 */
     unsigned backoff_base_ms;     /* default 500: 0.5, 1, 2, 4 s ... */
     unsigned backoff_max_ms;      /* default 60000 */
@@ -90,7 +96,10 @@ struct client_options {
 
     const char *meminfo_path;     /* default /proc/meminfo */
     const char *power_supply_dir; /* default /sys/class/power_supply */
-    bool no_benchmark;            /* do not measure gflops (tests) */
+    bool no_benchmark;            /* do not measure gflops: no benchmark,
+                                     no probe, no device.gflops_history */
+    const char *compute_probe_path; /* the probe's GFLOP/s read from this
+                                       file instead of measured (tests) */
 
     client_event_fn on_event;
     client_progress_fn on_progress;

@@ -181,3 +181,74 @@ double client_benchmark_gflops(void)
     (void)sink;
     return elapsed > 0 ? flop / elapsed / 1e9 : 0;
 }
+
+/*
+ * The compute probe (README "The histories"): a fixed small fp32 kernel,
+ * a 32x32 matrix product (c += a b, 2 * 32^3 FLOP, 12 KiB: in L1 on any
+ * device, so it measures the core's arithmetic at its current clock, not
+ * memory), run in blocks of CLIENT_PROBE_ROUNDS products. Each block is
+ * timed; blocks run until CLIENT_PROBE_BUDGET_S has passed (at least
+ * CLIENT_PROBE_MIN_BLOCKS, at most CLIENT_PROBE_MAX_BLOCKS) and the
+ * fastest block is the result: a preemption or a page fault slows one
+ * block, not all of them, and a core still ramping up its clock from idle
+ * is past it by the last blocks; a thermally throttled core is slow in
+ * every block. Each product feeds the next, so nothing is optimised away.
+ */
+double client_compute_probe(double (*clock_s)(void *ctx), void *ctx)
+{
+    enum { N = 32 };
+    float a[N][N], b[N][N], c[N][N];
+    double start, prev, best = 0;
+    const double flop = 2.0 * N * N * N * CLIENT_PROBE_ROUNDS;
+    volatile float sink;
+
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < N; j++) {
+            a[i][j] = (float)((i * 7 + j * 3) % 17) / 17.0f;
+            b[i][j] = (float)((i * 5 + j * 11) % 13) / 13.0f;
+            c[i][j] = 0;
+        }
+    start = prev = clock_s ? clock_s(ctx) : now_s();
+    for (int blk = 0; blk < CLIENT_PROBE_MAX_BLOCKS; blk++) {
+        double t, dt;
+
+        for (int r = 0; r < CLIENT_PROBE_ROUNDS; r++) {
+            for (int i = 0; i < N; i++)
+                for (int k = 0; k < N; k++) {
+                    float aik = a[i][k];
+
+                    for (int j = 0; j < N; j++)
+                        c[i][j] += aik * b[k][j];
+                }
+            a[r % N][0] = c[N - 1][r % N] * 1e-6f;
+        }
+        t = clock_s ? clock_s(ctx) : now_s();
+        dt = t - prev;
+        prev = t;
+        if (dt > 0 && flop / dt / 1e9 > best)
+            best = flop / dt / 1e9;
+        if (blk + 1 >= CLIENT_PROBE_MIN_BLOCKS &&
+            t - start >= CLIENT_PROBE_BUDGET_S)
+            break;
+    }
+    sink = c[0][0];
+    (void)sink;
+    return best;
+}
+
+double client_facts_compute(const struct client_options *o)
+{
+    char buf[64];
+    double v = 0;
+    FILE *f;
+
+    if (!o->compute_probe_path)
+        return client_compute_probe(NULL, NULL);
+    f = fopen(o->compute_probe_path, "r");
+    if (!f)
+        return 0;
+    if (fgets(buf, sizeof(buf), f))
+        v = strtod(buf, NULL);
+    fclose(f);
+    return v > 0 && v <= 1e9 ? v : 0;
+}

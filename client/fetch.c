@@ -69,6 +69,8 @@ void client_options_default(struct client_options *o)
     o->connect_timeout_ms = 10000;
     o->request_timeout_ms = 30000;
     o->stall_timeout_s = 30;
+    o->deadline_s = 6 * 3600;
+    o->min_rate_bps = 64000;
     o->retries = 6;
     o->backoff_base_ms = 500;
     o->backoff_max_ms = 60000;
@@ -412,7 +414,11 @@ enum client_status client_open(const struct client_options *opts,
     } else if (opts->verify_kid) {
         c->verify = true;
     }
+    /* The benchmark gives the peak the compute probe scales; a configured
+     * device.gflops is the peak instead. */
     if (!opts->no_benchmark &&
+        client_report_gflops_override(opts->report_json, opts->sets,
+                                      opts->set_count) <= 0 &&
         (c->st.gflops <= 0 || wall_s() - c->st.gflops_at_s > GFLOPS_MAX_AGE_S ||
          c->st.gflops_at_s > wall_s())) {
         c->st.gflops = client_benchmark_gflops();
@@ -453,9 +459,18 @@ static void sample_memory(struct client *c, uint64_t measured)
 {
     uint64_t v = c->memory_override ? c->memory_override : measured;
     unsigned every = c->o.facts_interval_s ? c->o.facts_interval_s : 10;
+    bool changed = false;
 
     c->next_memory_s = mono_s() + every;
     if (v && client_state_add_memory(&c->st, wall_s(), v))
+        changed = true;
+    /* Compute, at the same times: the probe (a few ms) into the
+     * per-minute lows of device.gflops_history; not with --no-benchmark. */
+    if (!c->o.no_benchmark &&
+        client_state_add_compute(&c->st, wall_s(),
+                                 client_facts_compute(&c->o)))
+        changed = true;
+    if (changed)
         (void)save(c); /* a failure shows at the next save */
 }
 
@@ -487,6 +502,7 @@ static enum client_status build_report(struct client *c, const char *nonce,
     in.set_count = c->o.set_count;
     in.nonce = nonce;
     in.now_s = wall_s();
+    in.compute = !c->o.no_benchmark;
     rc = client_report_make(&in, &c->st, out_json, c->err, sizeof(c->err));
     if (rc != CLIENT_OK)
         return rc;
@@ -786,6 +802,33 @@ static void on_tick(void *ctx)
 }
 
 /*
+ * The transfer's deadline passed (README "Transfer deadline"): the fetch
+ * ends with CLIENT_NETWORK; the bytes on disk and the state's transfer in
+ * flight stay, so that the next fetch (or select: "fetching") resumes
+ * from them; the throughput measured meanwhile is in the history, so the
+ * next decision knows how slow the link was.
+ */
+static enum client_status deadline(struct client *c,
+                                   struct client_download *d, double limit_s,
+                                   double spent_s)
+{
+    const struct client_inflight *f = &c->st.inflight;
+    uint64_t done = d->have + d->received;
+
+    d->deadline_hit = true;
+    emit(c, "deadline after_s=%.1f bytes=%" PRIu64 " of=%" PRIu64
+         " limit_s=%.0f; the partial file is kept",
+         spent_s, done, f->size_bytes, limit_s);
+    return fail(c, CLIENT_NETWORK,
+                "transfer deadline: %" PRIu64 " of %" PRIu64 " bytes after "
+                "%.0f s (the limit: %d s plus the missing bytes at "
+                "--min-rate-bps %.0f, at most --deadline-s %u: %.0f s); the "
+                "partial file is kept for a resume",
+                done, f->size_bytes, spent_s, CLIENT_DEADLINE_GRACE_S,
+                c->o.min_rate_bps, c->o.deadline_s, limit_s);
+}
+
+/*
  * Brings the in-flight transfer's bytes to disk: resumes from what the
  * partial file holds, retries network failures (the attempt count starts
  * again whenever bytes arrived), honours Retry-After.
@@ -800,6 +843,9 @@ static enum client_status transfer(struct client *c, long *out_status,
     struct client_answer a;
     enum client_status rc = CLIENT_OK;
     unsigned attempt = 0;
+    uint64_t missing = 0;
+    double limit_s, started_s;
+    struct stat sb;
 
     *out_status = 0;
     partial_file(c, f, part, sizeof(part));
@@ -814,6 +860,13 @@ static enum client_status transfer(struct client *c, long *out_status,
     d.on_tick = on_tick;
     d.cb_ctx = c;
     d.rate_window_s = c->o.rate_window_s;
+    if (fstat(d.fd, &sb) == 0 && (uint64_t)sb.st_size < f->size_bytes)
+        missing = f->size_bytes - (uint64_t)sb.st_size;
+    limit_s = client_transfer_deadline_s(missing, c->o.min_rate_bps,
+                                         c->o.deadline_s);
+    started_s = mono_s();
+    if (limit_s > 0)
+        d.deadline_s = started_s + limit_s;
     for (;;) {
         enum client_http_rc hr;
         unsigned ms;
@@ -842,6 +895,12 @@ static enum client_status transfer(struct client *c, long *out_status,
         }
         if (hr == CLIENT_HTTP_ANSWERED && d.complete)
             break;
+        if (hr == CLIENT_HTTP_DEADLINE ||
+            (hr == CLIENT_HTTP_NETWORK && d.deadline_s > 0 &&
+             mono_s() >= d.deadline_s)) {
+            rc = deadline(c, &d, limit_s, mono_s() - started_s);
+            break;
+        }
         if (hr == CLIENT_HTTP_ANSWERED) {
             if (d.how == CLIENT_RESUME_RETRY_FROM_ZERO) {
                 emit(c, "transfer restart reason=\"range not served\"");
@@ -877,13 +936,19 @@ static enum client_status transfer(struct client *c, long *out_status,
         free(a.body);
         a.body = NULL;
         attempt++;
+        if (d.deadline_s > 0 && mono_s() + ms / 1000.0 > d.deadline_s) {
+            /* The wait would end past the deadline: end now. */
+            rc = deadline(c, &d, limit_s, mono_s() - started_s);
+            break;
+        }
         if (!nap(c, ms, NULL)) {
             rc = fail(c, CLIENT_NETWORK, "stopped");
             break;
         }
     }
     free(a.body);
-    if (rc == CLIENT_OK && fsync(d.fd) != 0)
+    /* The bytes so far are kept for a resume (also past a deadline). */
+    if ((rc == CLIENT_OK || d.deadline_hit) && fsync(d.fd) != 0)
         rc = fail(c, CLIENT_LOCAL_ERROR, "cannot sync %s: %s", part,
                   strerror(errno));
     close(d.fd);
@@ -938,6 +1003,42 @@ static int map_ro(const char *path, void **out, size_t *out_len)
     }
     close(fd);
     return 0;
+}
+
+/*
+ * A modeld-tensor/1 delta against the model in use, whose digest is known:
+ * it is the name the model was installed under, after its bytes were
+ * verified (hashed as downloaded, or checked by the decoder that made
+ * them). The decoder is told that digest (proto_tensor_dec_trust_base)
+ * instead of hashing the whole base again through the mapping, which
+ * would fault every page of it in; only the base ranges the delta uses are
+ * read. What this gives up: a base whose bytes changed on disk after
+ * installation is not caught by name before decoding; it is caught by the
+ * result, whose SHA-256 the decoder still checks against the header's
+ * target digest (which the caller checked is the decision's model): a
+ * wrong result is refused like a corrupt delta (the full model is fetched
+ * instead), never installed.
+ */
+static enum proto_status tensor_trusted(const void *old, size_t old_len,
+                                        const char *base_hex,
+                                        const void *coded, size_t coded_len,
+                                        struct fd_sink *sink)
+{
+    enum { PIECE = 1 << 20 };
+    struct proto_tensor_dec *d = NULL;
+    const unsigned char *p = coded;
+    enum proto_status st;
+
+    st = proto_tensor_dec_new(old, old_len, sink_write, sink, &d);
+    if (st == PROTO_OK)
+        st = proto_tensor_dec_trust_base(d, base_hex);
+    for (size_t off = 0; st == PROTO_OK && off < coded_len; off += PIECE)
+        st = proto_tensor_dec_feed(
+            d, p + off, coded_len - off < PIECE ? coded_len - off : PIECE);
+    if (st == PROTO_OK)
+        st = proto_tensor_dec_finish(d);
+    proto_tensor_dec_free(d);
+    return st;
 }
 
 /*
@@ -1004,8 +1105,12 @@ static enum client_status apply_coded(struct client *c, uint64_t limit,
         out_tmp[0] = '\0';
         goto out;
     }
-    ps = proto_coded_apply(old, old_len, coded, coded_len, sink_write, &sink,
-                           to_hex);
+    if (kind == PROTO_CODED_TENSOR)
+        ps = tensor_trusted(old, old_len, f->from_hex, coded, coded_len,
+                            &sink);
+    else
+        ps = proto_coded_apply(old, old_len, coded, coded_len, sink_write,
+                               &sink, to_hex);
     if (sink.too_long) {
         rc = fail(c, CLIENT_VERIFY_FAILED,
                   "the %s bytes decode to more than the %" PRIu64

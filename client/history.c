@@ -154,3 +154,105 @@ uint64_t client_state_memory_floor(const struct client_state *st,
             low = v[i];
     return low;
 }
+
+/*
+ * Compute: the per-minute lows of the probe (client/facts.c) and the
+ * reference they are read against. The probe kernel is not the models'
+ * workload, so its figures are read as a ratio to the fastest probe seen
+ * lately (the device unthrottled), times the device's peak GFLOP/s (the
+ * configured device.gflops, else the benchmark's): a device throttled to
+ * half its clock reports half its peak.
+ */
+bool client_state_add_compute(struct client_state *st, int64_t now_s,
+                              double probe_gflops)
+{
+    int64_t m = minute_of(now_s);
+    struct client_compute_minute *last;
+    bool changed = false;
+
+    if (!(probe_gflops > 0) || !isfinite(probe_gflops))
+        return false;
+    if (st->probe_ref <= 0 || st->probe_ref_at_s > now_s ||
+        now_s - st->probe_ref_at_s >= CLIENT_PROBE_REF_MAX_AGE_S ||
+        probe_gflops > st->probe_ref) {
+        st->probe_ref = probe_gflops;
+        st->probe_ref_at_s = now_s;
+        changed = true;
+    }
+    /* The newest probe: what the report sends as gflops now (not saved:
+     * every report probes first). */
+    st->probe_last = probe_gflops;
+    st->probe_last_at_s = now_s;
+    while (st->compute_count > 0 &&
+           st->compute[st->compute_count - 1].minute > m) {
+        st->compute_count--; /* the clock went back */
+        changed = true;
+    }
+    last = st->compute_count ? &st->compute[st->compute_count - 1] : NULL;
+    if (last && last->minute == m) {
+        if (probe_gflops < last->low_gflops) {
+            last->low_gflops = probe_gflops;
+            changed = true;
+        }
+        return changed;
+    }
+    if (st->compute_count == CLIENT_HISTORY_MAX) {
+        memmove(st->compute, st->compute + 1,
+                (CLIENT_HISTORY_MAX - 1) * sizeof(st->compute[0]));
+        st->compute_count--;
+    }
+    st->compute[st->compute_count].minute = m;
+    st->compute[st->compute_count].low_gflops = probe_gflops;
+    st->compute_count++;
+    return true;
+}
+
+/* A probe figure as this device's GFLOP/s: the share of the reference,
+ * times peak; a share within CLIENT_PROBE_NOISE of the reference is the
+ * probe's own jitter (a few-ms kernel on a shared core) and counts as the
+ * reference itself, so that an unthrottled device reports a flat history;
+ * within the report's bounds. */
+static double scaled(const struct client_state *st, double probe, double peak)
+{
+    double r = probe / st->probe_ref;
+    double v = (r < 1 - CLIENT_PROBE_NOISE ? r : 1) * peak;
+
+    if (v > 1e6)
+        v = 1e6;
+    return v;
+}
+
+size_t client_state_fresh_compute(const struct client_state *st,
+                                  int64_t now_s, double peak,
+                                  double out[CLIENT_HISTORY_MAX])
+{
+    int64_t m = minute_of(now_s);
+    size_t n = 0;
+
+    if (!(peak > 0) || !(st->probe_ref > 0))
+        return 0;
+    for (size_t i = 0; i < st->compute_count && i < CLIENT_HISTORY_MAX; i++) {
+        const struct client_compute_minute *e = &st->compute[i];
+        double v;
+
+        if (e->minute > m || m - e->minute >= CLIENT_HISTORY_MAX)
+            continue;
+        v = scaled(st, e->low_gflops, peak);
+        if (v > 0)
+            out[n++] = v;
+    }
+    return n;
+}
+
+double client_state_compute_now(const struct client_state *st, int64_t now_s,
+                                double peak)
+{
+    double v;
+
+    if (!(peak > 0) || !(st->probe_ref > 0) || !(st->probe_last > 0) ||
+        st->probe_last_at_s > now_s ||
+        now_s - st->probe_last_at_s >= CLIENT_MINUTE_S)
+        return -1;
+    v = scaled(st, st->probe_last, peak);
+    return v > 0 ? v : -1;
+}

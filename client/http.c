@@ -97,6 +97,17 @@ enum client_resume client_resume_decide(long status,
     }
 }
 
+double client_transfer_deadline_s(uint64_t missing_bytes, double min_rate_bps,
+                                  unsigned cap_s)
+{
+    double t;
+
+    if (!(min_rate_bps > 0))
+        return cap_s;
+    t = CLIENT_DEADLINE_GRACE_S + (double)missing_bytes * 8 / min_rate_bps;
+    return cap_s > 0 && t > cap_s ? cap_s : t;
+}
+
 long client_retry_after_parse(const char *value, int64_t now_s)
 {
     struct tm tm;
@@ -589,6 +600,11 @@ static int on_dl_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow,
         x->last_tick = now;
         d->on_tick(d->cb_ctx);
     }
+    /* curl calls this at least once a second, also while nothing flows. */
+    if (d->deadline_s > 0 && now >= d->deadline_s) {
+        d->deadline_hit = true;
+        return 1; /* aborts the transfer: CURLE_ABORTED_BY_CALLBACK */
+    }
     return 0;
 }
 
@@ -614,6 +630,7 @@ enum client_http_rc client_http_download(struct client_http *h,
     d->received = 0;
     d->complete = false;
     d->validator_changed = false;
+    d->deadline_hit = false;
     if (fstat(d->fd, &sb) != 0)
         return CLIENT_HTTP_LOCAL;
     d->have = (uint64_t)sb.st_size;
@@ -667,6 +684,10 @@ enum client_http_rc client_http_download(struct client_http *h,
                  "more than the %" PRIu64 " bytes announced: cut",
                  d->expected);
         return CLIENT_HTTP_TOO_LONG;
+    }
+    if (d->deadline_hit) {
+        snprintf(ans->error, sizeof(ans->error), "transfer deadline");
+        return CLIENT_HTTP_DEADLINE;
     }
     if (hc.too_long) {
         snprintf(ans->error, sizeof(ans->error),

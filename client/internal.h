@@ -58,6 +58,12 @@ struct client_downlink_sample {
     double bps;
 };
 
+/* The slowest compute probe of one clock minute (raw GFLOP/s). */
+struct client_compute_minute {
+    int64_t minute;
+    double low_gflops;
+};
+
 /* The lowest free memory seen in one clock minute (unix seconds / 60). */
 struct client_memory_minute {
     int64_t minute;
@@ -85,6 +91,13 @@ struct client_state {
     size_t memory_count;
     double gflops;                    /* cached benchmark, 0: none */
     int64_t gflops_at_s;
+    struct client_compute_minute compute[CLIENT_HISTORY_MAX]; /* oldest
+                                                                 first */
+    size_t compute_count;
+    double probe_ref;                 /* the fastest probe lately, 0 none */
+    int64_t probe_ref_at_s;
+    double probe_last;                /* the newest probe, 0 none */
+    int64_t probe_last_at_s;
     char last_action[16];             /* of the last decision */
     int64_t last_decision_at_s;
     unsigned last_recheck_after_s;
@@ -152,6 +165,26 @@ size_t client_state_fresh_memory(const struct client_state *st,
 uint64_t client_state_memory_floor(const struct client_state *st,
                                    int64_t now_s);
 
+/*
+ * Compute (device.gflops_history): each probe (raw GFLOP/s of the probe
+ * kernel) goes into its clock minute's low, kept and staled exactly as the
+ * memory minutes are, and raises the reference, the fastest probe seen;
+ * a reference older than CLIENT_PROBE_REF_MAX_AGE_S (or from the future)
+ * is replaced by the next probe. true when the state changed.
+ */
+#define CLIENT_PROBE_REF_MAX_AGE_S (7 * 24 * 3600)
+#define CLIENT_PROBE_NOISE 0.1 /* a share above 0.9 of the reference: 1 */
+bool client_state_add_compute(struct client_state *st, int64_t now_s,
+                              double probe_gflops);
+/* The fresh minutes' lows as GFLOP/s of this device: low / reference x
+ * peak (at most peak), oldest first; their count. */
+size_t client_state_fresh_compute(const struct client_state *st,
+                                  int64_t now_s, double peak,
+                                  double out[CLIENT_HISTORY_MAX]);
+/* The newest probe (of the last CLIENT_MINUTE_S) likewise; -1 none. */
+double client_state_compute_now(const struct client_state *st,
+                                int64_t now_s, double peak);
+
 /* Writes all of data to fd, retrying on EINTR. 0, or -1 (errno set). */
 int client_write_all(int fd, const void *data, size_t len);
 
@@ -179,6 +212,16 @@ enum client_resume client_resume_decide(long status,
                                         const char *content_range,
                                         uint64_t have, uint64_t expected,
                                         uint64_t *out_total);
+
+/*
+ * How long one fetch may spend bringing over missing_bytes (README
+ * "Transfer deadline"): CLIENT_DEADLINE_GRACE_S plus the time the bytes
+ * take at min_rate_bps (bits/s), at most cap_s. min_rate_bps 0: cap_s
+ * alone; cap_s 0: no cap; both 0: 0, no deadline.
+ */
+#define CLIENT_DEADLINE_GRACE_S 60
+double client_transfer_deadline_s(uint64_t missing_bytes, double min_rate_bps,
+                                  unsigned cap_s);
 
 /* Parses "Retry-After" (delta-seconds or an HTTP date) against now;
  * -1 when absent or invalid. */
@@ -209,6 +252,8 @@ enum client_http_rc {
     CLIENT_HTTP_NETWORK,          /* no (complete) answer: retry */
     CLIENT_HTTP_LOCAL,            /* our side failed (disk, memory) */
     CLIENT_HTTP_TOO_LONG,         /* more body than announced: cut */
+    CLIENT_HTTP_DEADLINE,         /* the download's deadline passed: cut
+                                     (the bytes so far stay in fd) */
 };
 
 /* An answer: status, a few headers (64 KiB of them at most), a body of
@@ -248,6 +293,9 @@ struct client_download {
     void (*on_tick)(void *ctx);
     void *cb_ctx;
     double rate_window_s;         /* 0: CLIENT_RATE_WINDOW_S */
+    double deadline_s;            /* monotonic seconds: the request is cut
+                                     then (CLIENT_HTTP_DEADLINE); 0 none */
+    bool deadline_hit;
     uint64_t received;            /* body bytes this request */
     bool complete;                /* fd holds every byte */
     enum client_resume how;
@@ -302,6 +350,24 @@ void client_facts_measure(const struct client_options *o,
 /* A short compute benchmark: GFLOP/s of float multiply-adds (~30 ms). */
 double client_benchmark_gflops(void);
 
+/*
+ * The compute probe behind device.gflops_history (client/facts.c): blocks
+ * of CLIENT_PROBE_ROUNDS 32x32 fp32 matrix products, each block timed with
+ * clock_s (NULL: CLOCK_MONOTONIC; tests pass a fake), until
+ * CLIENT_PROBE_BUDGET_S passed (CLIENT_PROBE_MIN_BLOCKS at least,
+ * CLIENT_PROBE_MAX_BLOCKS at most); GFLOP/s of the fastest block, 0 when
+ * no block took measurable time.
+ */
+#define CLIENT_PROBE_ROUNDS 4
+#define CLIENT_PROBE_FLOP_PER_BLOCK (2.0 * 32 * 32 * 32 * CLIENT_PROBE_ROUNDS)
+#define CLIENT_PROBE_BUDGET_S 0.002
+#define CLIENT_PROBE_MIN_BLOCKS 2
+#define CLIENT_PROBE_MAX_BLOCKS 64
+double client_compute_probe(double (*clock_s)(void *ctx), void *ctx);
+/* The probe's figure: measured, or read from o->compute_probe_path
+ * (tests); 0 unknown. */
+double client_facts_compute(const struct client_options *o);
+
 /* ---- report (client/report.c) ---------------------------------------- */
 
 /* The inputs of one report besides the state. */
@@ -312,7 +378,15 @@ struct client_report_in {
     size_t set_count;
     const char *nonce;            /* NULL: no signed answer asked for */
     int64_t now_s;                /* wall clock: what is fresh */
+    bool compute;                 /* the compute probe runs: send
+                                     device.gflops_history and gflops now */
 };
+
+/* device.gflops as the base report and the overrides set it (the peak
+ * the probe's ratio scales), 0 when they do not. */
+double client_report_gflops_override(const char *base_json,
+                                     const char *const *sets,
+                                     size_t set_count);
 
 /* device.memory_bytes as the base report and the overrides set it
  * (then the free memory the client samples), 0 when they do not. */

@@ -24,6 +24,7 @@ static const struct set_key {
     { "device.memory_floor_bytes", false },
     { "device.memory_history_bytes", true },
     { "device.gflops", false },
+    { "device.gflops_history", true },
     { "device.class", false },
     { "device.formats", true },
     { "device.accelerators", true },
@@ -171,27 +172,45 @@ static int apply_set(json_t *root, const char *kv, char *err, size_t err_len)
     return 0;
 }
 
-uint64_t client_report_memory_override(const char *base_json,
-                                       const char *const *sets,
-                                       size_t set_count)
+/* device.KEY as the base report and the overrides set it; -1 when they
+ * do not (or not as a number). */
+static double device_number(const char *base_json, const char *const *sets,
+                            size_t set_count, const char *key)
 {
     json_t *root = base_json ? json_loads(base_json, 0, NULL) : json_object();
     json_t *v;
-    uint64_t out = 0;
+    double out = -1;
     char err[64];
 
     if (!json_is_object(root)) {
         json_decref(root);
-        return 0;
+        return -1;
     }
     for (size_t i = 0; i < set_count; i++)
         (void)apply_set(root, sets[i], err, sizeof(err));
-    v = json_object_get(json_object_get(root, "device"), "memory_bytes");
-    if (json_is_number(v) && json_number_value(v) >= 1 &&
-        json_number_value(v) <= 9007199254740992.0)
-        out = (uint64_t)json_number_value(v);
+    v = json_object_get(json_object_get(root, "device"), key);
+    if (json_is_number(v))
+        out = json_number_value(v);
     json_decref(root);
     return out;
+}
+
+uint64_t client_report_memory_override(const char *base_json,
+                                       const char *const *sets,
+                                       size_t set_count)
+{
+    double v = device_number(base_json, sets, set_count, "memory_bytes");
+
+    return v >= 1 && v <= 9007199254740992.0 ? (uint64_t)v : 0;
+}
+
+double client_report_gflops_override(const char *base_json,
+                                     const char *const *sets,
+                                     size_t set_count)
+{
+    double v = device_number(base_json, sets, set_count, "gflops");
+
+    return v > 0 && v <= 1e6 ? v : 0;
 }
 
 static json_t *object_at(json_t *root, const char *key)
@@ -205,9 +224,12 @@ static json_t *object_at(json_t *root, const char *key)
     return o;
 }
 
-/* The facts layer: only what was measured or is remembered. */
+/* The facts layer: only what was measured or is remembered. gflops_now
+ * and the compute history are the probe's, calibrated to the device's
+ * peak (client_report_make). */
 static json_t *measured(const struct client_report_in *in,
-                        const struct client_state *st)
+                        const struct client_state *st, double gflops_now,
+                        const double *compute, size_t nc)
 {
     json_t *root = json_object();
     json_t *dev, *net, *hist;
@@ -226,8 +248,16 @@ static json_t *measured(const struct client_report_in *in,
     if (f && f->memory_bytes)
         json_object_set_new(dev, "memory_bytes",
                             json_integer((json_int_t)f->memory_bytes));
-    if (st->gflops > 0)
+    if (gflops_now > 0)
+        json_object_set_new(dev, "gflops", json_real(gflops_now));
+    else if (st->gflops > 0)
         json_object_set_new(dev, "gflops", json_real(st->gflops));
+    if (nc > 0) {
+        hist = json_array();
+        for (size_t i = 0; i < nc; i++)
+            json_array_append_new(hist, json_real(compute[i]));
+        json_object_set_new(dev, "gflops_history", hist);
+    }
     if (f && f->has_battery) {
         json_object_set_new(dev, "battery_percent",
                             json_real(f->battery_percent));
@@ -263,7 +293,24 @@ enum client_status client_report_make(const struct client_report_in *in,
                                       char **out_json, char *err,
                                       size_t err_len)
 {
-    json_t *root = measured(in, st), *base = NULL, *dev, *v;
+    /* The compute probe (README "The histories"): its figures are a share
+     * of the fastest probe lately, times the device's peak, the configured
+     * device.gflops or else the benchmark's; the configured figure is the
+     * peak, what the report sends as device.gflops is the share now. */
+    double configured = in->compute ? client_report_gflops_override(
+                                          in->base_json, in->sets,
+                                          in->set_count)
+                                    : 0;
+    double peak = configured > 0 ? configured : st->gflops;
+    double compute[CLIENT_HISTORY_MAX];
+    size_t nc = in->compute ? client_state_fresh_compute(st, in->now_s, peak,
+                                                         compute)
+                            : 0;
+    double gflops_now = in->compute
+                            ? client_state_compute_now(st, in->now_s, peak)
+                            : -1;
+    json_t *root = measured(in, st, gflops_now, compute, nc), *base = NULL,
+           *dev, *v;
     struct proto_report parsed;
     struct proto_limits lim;
     struct proto_error perr;
@@ -291,6 +338,9 @@ enum client_status client_report_make(const struct client_report_in *in,
         if (apply_set(root, in->sets[i], err, err_len) != 0)
             goto out;
 
+    if (configured > 0 && gflops_now > 0)
+        json_object_set_new(object_at(root, "device"), "gflops",
+                            json_real(gflops_now));
     if (!json_object_get(root, "ue"))
         json_object_set_new(root, "ue", json_string(st->ue));
     /* The lowest free memory seen is never above what is reported now. */

@@ -121,6 +121,20 @@ char *client_state_write(const struct client_state *st)
         json_object_set_new(root, "gflops_at_s",
                             json_integer((json_int_t)st->gflops_at_s));
     }
+    if (st->compute_count > 0 || st->probe_ref > 0) {
+        json_t *cm = json_array();
+
+        for (size_t i = 0; cm && i < st->compute_count; i++)
+            json_array_append_new(
+                cm, json_pack("{s:I, s:f}", "minute",
+                              (json_int_t)st->compute[i].minute,
+                              "low_gflops", st->compute[i].low_gflops));
+        json_object_set_new(root, "compute_minutes", cm ? cm : json_array());
+        json_object_set_new(root, "probe_ref",
+                            json_pack("{s:f, s:I}", "gflops", st->probe_ref,
+                                      "at_s",
+                                      (json_int_t)st->probe_ref_at_s));
+    }
     if (st->last_action[0]) {
         json_object_set_new(
             root, "last_decision",
@@ -287,6 +301,33 @@ enum client_status client_state_parse(const char *text,
         st.memory[st.memory_count].low_bytes =
             (uint64_t)json_integer_value(low);
         st.memory_count++;
+    }
+    /* The compute probe's minutes (raw probe GFLOP/s) and reference. */
+    json_array_foreach(json_object_get(root, "compute_minutes"), i, v) {
+        json_t *m = json_object_get(v, "minute");
+        json_t *low = json_object_get(v, "low_gflops");
+
+        if (!json_is_integer(m) || !json_is_number(low) ||
+            !(json_number_value(low) > 0) || json_number_value(low) > 1e9 ||
+            (st.compute_count > 0 &&
+             json_integer_value(m) <= st.compute[st.compute_count - 1].minute))
+            continue;
+        if (st.compute_count == CLIENT_HISTORY_MAX) {
+            memmove(st.compute, st.compute + 1,
+                    (CLIENT_HISTORY_MAX - 1) * sizeof(st.compute[0]));
+            st.compute_count--;
+        }
+        st.compute[st.compute_count].minute = json_integer_value(m);
+        st.compute[st.compute_count].low_gflops = json_number_value(low);
+        st.compute_count++;
+    }
+    v = json_object_get(root, "probe_ref");
+    if (json_is_number(json_object_get(v, "gflops")) &&
+        json_number_value(json_object_get(v, "gflops")) > 0 &&
+        json_number_value(json_object_get(v, "gflops")) <= 1e9 &&
+        json_is_integer(json_object_get(v, "at_s"))) {
+        st.probe_ref = json_number_value(json_object_get(v, "gflops"));
+        st.probe_ref_at_s = json_integer_value(json_object_get(v, "at_s"));
     }
     v = json_object_get(root, "last_decision");
     if (json_is_object(v)) {

@@ -45,12 +45,20 @@ static const char usage_text[] =
     "  --verify-kid KID       require this keyid (alone: pin the key of\n"
     "                         this kid from GET /v1/keys on first use)\n"
     "  --connect-timeout-ms N (10000)   --stall-timeout-s N (30)\n"
+    "  --deadline-s N         a fetch's transfer ends (exit 3, its bytes\n"
+    "                         kept for a resume) after 60 s plus the\n"
+    "                         missing bytes at --min-rate-bps, at most N s\n"
+    "                         (21600; 0: no cap)\n"
+    "  --min-rate-bps N       bits/s (64000; 0: --deadline-s alone)\n"
     "  --retries N (6)        --backoff-ms N (500, doubled each retry)\n"
     "  --facts-interval-s N   sample free memory every N s (10; --watch\n"
     "                         and during transfers)\n"
     "  --rate-window-s N      a throughput sample per N s of a long\n"
     "                         transfer (60)\n"
-    "  --no-benchmark         do not measure gflops (set device.gflops)\n"
+    "  --no-benchmark         do not measure gflops (set device.gflops;\n"
+    "                         no probe, no device.gflops_history)\n"
+    "  --compute-probe FILE   read the compute probe's GFLOP/s from FILE\n"
+    "                         (tests)\n"
     "  --meminfo FILE         read MemAvailable from FILE (tests)\n"
     "  --power-supply DIR     read batteries from DIR (tests)\n"
     "  --quiet                no event lines\n"
@@ -291,6 +299,10 @@ int cmd_fetch(int argc, char **argv)
             NUMBER(o.connect_timeout_ms, 600000);
         } else if (strcmp(a, "--stall-timeout-s") == 0) {
             NUMBER(o.stall_timeout_s, 3600);
+        } else if (strcmp(a, "--deadline-s") == 0) {
+            NUMBER(o.deadline_s, 30 * 24 * 3600);
+        } else if (strcmp(a, "--min-rate-bps") == 0) {
+            NUMBER(o.min_rate_bps, 1000000000000ULL);
         } else if (strcmp(a, "--retries") == 0) {
             NUMBER(o.retries, 1000);
             if (o.retries == 0)
@@ -310,6 +322,9 @@ int cmd_fetch(int argc, char **argv)
         } else if (strcmp(a, "--meminfo") == 0) {
             NEEDS_VALUE;
             o.meminfo_path = v;
+        } else if (strcmp(a, "--compute-probe") == 0) {
+            NEEDS_VALUE;
+            o.compute_probe_path = v;
         } else if (strcmp(a, "--power-supply") == 0) {
             NEEDS_VALUE;
             o.power_supply_dir = v;

@@ -87,6 +87,15 @@ static const struct key keys[] = {
      "connection opening or the previous response (0: off)"},
     {"shutdown_grace_s", KEY_UINT, OFF(shutdown_grace_s), 0, 0, 3600,
      "on SIGTERM, how long transfers in flight may finish"},
+    {"access_log", KEY_STRING, STR(access_log), 0, 0,
+     "file the access log (a line per request) is appended to, reopened "
+     "on SIGHUP; empty: stderr, with the other log lines"},
+    {"access_log_buffer_bytes", KEY_SIZE, OFF(access_log_buffer_bytes), 0,
+     0, 16777216,
+     "each HTTP thread buffers its access-log lines up to this size (0: a "
+     "write per line)"},
+    {"access_log_flush_ms", KEY_UINT, OFF(access_log_flush_ms), 0, 1,
+     60000, "buffered access-log lines are written at least this often"},
     {"max_upload_bytes", KEY_U64, OFF(max_upload_bytes), 0, 1, 1e15,
      "largest model upload"},
     {"max_json_bytes", KEY_U64, OFF(max_json_bytes), 0, 64, 16777216,
@@ -250,6 +259,8 @@ config_default(struct config *out)
     out->request_timeout_s = 15;
     out->min_download_bytes_per_s = 512;
     out->shutdown_grace_s = 10;
+    out->access_log_buffer_bytes = 64 << 10;
+    out->access_log_flush_ms = 1000;
     out->max_upload_bytes = 4ULL << 30;
     out->max_json_bytes = 1 << 20;
     out->max_select_bytes = 16 << 10;

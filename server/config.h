@@ -38,6 +38,11 @@ struct config {
     unsigned request_timeout_s;   /* headers due within this; 0: off */
     unsigned min_download_bytes_per_s; /* large answers: slower is cut */
     unsigned shutdown_grace_s;
+    /* The access log (server/access_log.h): file ("" stderr), per-thread
+     * buffer (0: a write per line), how often buffers are written. */
+    char access_log[CONFIG_PATH_SIZE];
+    size_t access_log_buffer_bytes;
+    unsigned access_log_flush_ms;
     uint64_t max_upload_bytes;
     uint64_t max_json_bytes;      /* admin JSON bodies */
     uint64_t max_select_bytes;    /* select bodies */

@@ -29,6 +29,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "server/access_log.h"
 #include "server/deadline.h"
 #include "server/http.h"
 #include "server/limits.h"
@@ -830,7 +831,7 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 
         /* Integer formatting: this line is on every request's path. */
         log_quote(rq->path, path, sizeof(path));
-        log_msg(LOG_INFO, rq->id,
+        access_log_line(rq->id,
                 "%s \"%s\" %u %" PRIu64 " %" PRIu64 ".%03" PRIu64 "ms%s",
                 rq->method, path, rq->status, rq->body_bytes_out,
                 us / 1000, us % 1000,

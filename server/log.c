@@ -1,7 +1,10 @@
 /*
  * stderr logging: each record is formatted into a local buffer and written
- * with a single write(2) so that lines from several threads never mix.
+ * under one lock (log_write_lines) so that lines from several threads never
+ * mix. The access log's lines are buffered per thread (server/access_log.c).
  */
+#include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -10,6 +13,7 @@
 #include <unistd.h>
 
 #include "server/log.h"
+#include "store/store.h"
 
 static volatile int min_level = LOG_INFO;
 
@@ -42,18 +46,17 @@ log_level_parse(const char *name)
     return -1;
 }
 
-void
-log_msg(enum log_level level, uint64_t request_id, const char *fmt, ...)
+size_t
+log_vformat(char *line, size_t size, enum log_level level,
+            uint64_t request_id, const char *fmt, va_list ap)
 {
-    char line[2048];
     struct timespec now;
     struct tm tm;
     size_t n;
-    va_list ap;
     int k;
 
-    if ((int)level < min_level)
-        return;
+    if (size < 64)
+        return 0;
     clock_gettime(CLOCK_REALTIME, &now);
     /* The date part changes once a second: format it then, per thread. */
     if (now.tv_sec != stamp_s) {
@@ -63,25 +66,73 @@ log_msg(enum log_level level, uint64_t request_id, const char *fmt, ...)
     }
     memcpy(line, stamp, stamp_len);
     n = stamp_len;
-    k = snprintf(line + n, sizeof(line) - n, ".%03ldZ %s ",
+    k = snprintf(line + n, size - n, ".%03ldZ %s ",
                  now.tv_nsec / 1000000L, level_names[level]);
     n += (size_t)(k > 0 ? k : 0);
     if (request_id != 0)
-        k = snprintf(line + n, sizeof(line) - n, "req=%llu ",
+        k = snprintf(line + n, size - n, "req=%llu ",
                      (unsigned long long)request_id);
     else
-        k = snprintf(line + n, sizeof(line) - n, "- ");
+        k = snprintf(line + n, size - n, "- ");
     n += (size_t)(k > 0 ? k : 0);
-    va_start(ap, fmt);
-    k = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
-    va_end(ap);
+    k = vsnprintf(line + n, size - n, fmt, ap);
     if (k < 0)
         k = 0;
     n += (size_t)k;
-    if (n > sizeof(line) - 2)
-        n = sizeof(line) - 2;
+    if (n > size - 2)
+        n = size - 2;
     line[n++] = '\n';
-    if (write(STDERR_FILENO, line, n) < 0) {
+    return n;
+}
+
+/* Every write of log lines, ours and the buffered access log's
+ * (server/access_log.c), goes out under this lock: lines of two threads
+ * never mix, whatever the descriptor is. */
+static pthread_mutex_t write_mu = PTHREAD_MUTEX_INITIALIZER;
+
+int
+log_write_lines(int fd, const char *buf, size_t len, bool atomic_chunks)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&write_mu);
+    while (len > 0) {
+        size_t n = len;
+
+        /* A pipe takes a write of at most PIPE_BUF bytes whole: cut at a
+         * line's end so that another process's lines cannot land inside
+         * one of ours. */
+        if (atomic_chunks && n > PIPE_BUF) {
+            n = PIPE_BUF;
+            while (n > 0 && buf[n - 1] != '\n')
+                n--;
+            if (n == 0)
+                n = PIPE_BUF;
+        }
+        if (store_file_write_all(fd, buf, n) != 0) {
+            rc = -1;
+            break;
+        }
+        buf += n;
+        len -= n;
+    }
+    pthread_mutex_unlock(&write_mu);
+    return rc;
+}
+
+void
+log_msg(enum log_level level, uint64_t request_id, const char *fmt, ...)
+{
+    char line[LOG_LINE_MAX];
+    size_t n;
+    va_list ap;
+
+    if ((int)level < min_level)
+        return;
+    va_start(ap, fmt);
+    n = log_vformat(line, sizeof(line), level, request_id, fmt, ap);
+    va_end(ap);
+    if (log_write_lines(STDERR_FILENO, line, n, true) != 0) {
         /* Nowhere left to report a failing stderr. */
     }
 }

@@ -5,6 +5,7 @@
 #ifndef SERVER_LOG_H
 #define SERVER_LOG_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -25,10 +26,30 @@ bool log_enabled(enum log_level level);
 /* Parses "debug", "info", "warn", "error"; -1 when unknown. */
 int log_level_parse(const char *name);
 
-/* Writes one line; request_id 0 means "no request". Thread-safe: each line
- * is one write(2). */
+/* Writes one line; request_id 0 means "no request". Thread-safe: lines
+ * go out whole through log_write_lines. */
 void log_msg(enum log_level level, uint64_t request_id, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* The longest record: longer ones are cut. */
+#define LOG_LINE_MAX 2048
+
+/*
+ * Formats one record ("TIME LEVEL req=N message\n") into line (size at
+ * least 64 bytes; LOG_LINE_MAX holds any) and returns its length, the
+ * newline included.
+ */
+size_t log_vformat(char *line, size_t size, enum log_level level,
+                   uint64_t request_id, const char *fmt, va_list ap)
+    __attribute__((format(printf, 5, 0)));
+
+/*
+ * Writes whole lines to fd under the one lock every log write takes, so
+ * that no two threads' lines mix; with atomic_chunks (a pipe or a socket)
+ * in pieces of at most PIPE_BUF bytes cut at line ends. 0, or -1 (errno
+ * set) when the descriptor failed; what was not written is dropped.
+ */
+int log_write_lines(int fd, const char *buf, size_t len, bool atomic_chunks);
 
 /*
  * Copies a client string for a log line: printable ASCII kept, the rest

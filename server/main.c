@@ -4,7 +4,8 @@
  * admin token and TLS files, starts the HTTP daemon and waits for a
  * signal: SIGTERM/SIGINT stop it gracefully (the listening socket is
  * closed at once, transfers in flight get shutdown_grace_s), SIGHUP
- * reloads the TLS certificate and key and the signing keys.
+ * reopens the access log file and reloads the TLS certificate and key and
+ * the signing keys.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -25,6 +26,7 @@
 #include "server/file.h"
 #include "server/http.h"
 #include "server/limits.h"
+#include "server/access_log.h"
 #include "server/log.h"
 #include "server/tls.h"
 
@@ -368,6 +370,14 @@ wait_for_stop(struct MHD_Daemon *d, struct app *app, const sigset_t *set)
         if (sigwait(set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
+            char err[512];
+
+            if (access_log_reopen(err, sizeof(err)) != 0)
+                log_msg(LOG_ERROR, 0, "SIGHUP: %s; the access log goes on "
+                                      "to the old file", err);
+            else if (cfg->access_log[0])
+                log_msg(LOG_INFO, 0, "SIGHUP: access log %s reopened",
+                        cfg->access_log);
             reload_tls(cfg);
             (void)load_keys(app, true);
             continue;
@@ -457,6 +467,18 @@ cmd_serve(int argc, char **argv)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
+    {
+        char err[512];
+
+        /* After the mask: its flusher thread takes no signal. */
+        if (access_log_open(app->cfg.access_log,
+                            app->cfg.access_log_buffer_bytes,
+                            app->cfg.access_log_flush_ms, err,
+                            sizeof(err)) != 0) {
+            log_msg(LOG_ERROR, 0, "%s", err);
+            goto out;
+        }
+    }
     /* every snapshot carries the policy's table, shared by its selects */
     app->cfg.store.snapshot_derive = decide_snapshot_table;
     app->cfg.store.snapshot_derived_free = decide_snapshot_table_free;
@@ -506,9 +528,12 @@ cmd_serve(int argc, char **argv)
      * not be stopped with suspended connections. */
     edge_shutdown(app->edge);
     MHD_stop_daemon(d);
+    /* Every request is logged: the buffered lines before "stopped". */
+    access_log_close();
     log_msg(LOG_INFO, 0, "stopped");
     rc = 0;
 out:
+    access_log_close();
     deadlines_stop(app->deadlines);
     store_close(app->store);
     if (app->edge) {

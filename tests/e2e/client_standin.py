@@ -18,6 +18,8 @@ Listens on 127.0.0.1 (a free port, written to PORT_FILE). CONTROL_FILE
                   "none" (the body ends when the connection closes) or a
                   number (announced, whatever follows)
       endless     an error body that never ends (at most 64 MiB)
+      ranges      true: "Range: bytes=N-" with a matching If-Range is
+                  answered 206 from byte N (Content-Range)
   header_flood    every answer starts with this many header lines
 Unknown paths: 404. Every answer has "Connection: close". LOG_FILE gets one
 JSON line per request: time, method, path, range, status, body bytes sent.
@@ -64,7 +66,7 @@ def read_request(sock):
     return method, path, hdrs
 
 
-REASON = {200: "OK", 202: "Accepted", 404: "Not Found", 500: "Error"}
+REASON = {200: "OK", 202: "Accepted", 206: "Partial Content", 404: "Not Found", 500: "Error"}
 
 
 def send_head(sock, ctl, status, headers):
@@ -133,8 +135,17 @@ def handle(sock):
         with open(spec["file"], "rb") as f:
             data = f.read()
         length = spec.get("length", "exact")
-        headers = ["Content-Type: application/octet-stream",
-                   'ETag: "standin-%d"' % len(data)]
+        etag = '"standin-%d"' % len(data)
+        headers = ["Content-Type: application/octet-stream", "ETag: " + etag]
+        want = hdrs.get("range", "")
+        if (spec.get("ranges") and want.startswith("bytes=")
+                and want.endswith("-") and hdrs.get("if-range") == etag):
+            first = int(want[6:-1])
+            if 0 < first < len(data):
+                status = entry["status"] = 206
+                headers.append("Content-Range: bytes %d-%d/%d"
+                               % (first, len(data) - 1, len(data)))
+                data = data[first:]
         if length == "exact":
             headers.append("Content-Length: %d" % len(data))
         elif isinstance(length, int):

@@ -237,6 +237,160 @@ START_TEST(test_client_history_memory_minutes)
 }
 END_TEST
 
+/* The compute probe against a scripted clock: what it computes from the
+ * block times, whatever the machine's speed. */
+struct fake_clock {
+    const double *t;
+    size_t n, calls;
+};
+
+static double fake_now(void *ctx)
+{
+    struct fake_clock *k = ctx;
+    double v = k->t[k->calls < k->n ? k->calls : k->n - 1];
+
+    k->calls++;
+    return v;
+}
+
+START_TEST(test_client_compute_probe)
+{
+    /* blocks of 1 ms, 0.5 ms (the fastest), 1 ms: the budget (2 ms) is
+     * spent after the third; the fastest block is the figure */
+    static const double t1[] = { 10.0, 10.001, 10.0015, 10.0025, 99 };
+    /* a block the clock could not see (0 s), then 2.5 ms blocks: at least
+     * CLIENT_PROBE_MIN_BLOCKS blocks, then the budget is spent */
+    static const double t2[] = { 5.0, 5.0, 5.0025, 5.005, 99 };
+    /* a clock that never moves: every block, nothing measured */
+    static const double t3[] = { 1.0 };
+    struct fake_clock k1 = { t1, ARRAY_SIZE(t1), 0 };
+    struct fake_clock k2 = { t2, ARRAY_SIZE(t2), 0 };
+    struct fake_clock k3 = { t3, ARRAY_SIZE(t3), 0 };
+    double g;
+
+    g = client_compute_probe(fake_now, &k1);
+    ck_assert_double_eq_tol(g, CLIENT_PROBE_FLOP_PER_BLOCK / 0.0005 / 1e9,
+                            1e-6);
+    ck_assert_uint_eq(k1.calls, 4); /* the start and three blocks */
+    g = client_compute_probe(fake_now, &k2);
+    ck_assert_double_eq_tol(g, CLIENT_PROBE_FLOP_PER_BLOCK / 0.0025 / 1e9,
+                            1e-3);
+    ck_assert_uint_eq(k2.calls, 3);
+    g = client_compute_probe(fake_now, &k3);
+    ck_assert(g == 0);
+    ck_assert_uint_eq(k3.calls, 1 + CLIENT_PROBE_MAX_BLOCKS);
+    /* the real clock: some figure, bounded work */
+    g = client_compute_probe(NULL, NULL);
+    ck_assert(g > 0 && isfinite(g));
+}
+END_TEST
+
+/* device.gflops_history: per-minute lows of the probe as a share of the
+ * fastest probe, times the device's peak. */
+START_TEST(test_client_history_compute)
+{
+    struct client_state st, back;
+    double out[CLIENT_HISTORY_MAX];
+    char *text;
+    size_t n;
+
+    client_state_init(&st, "f");
+    ck_assert(!client_state_add_compute(&st, T0, 0));    /* unknown */
+    ck_assert(!client_state_add_compute(&st, T0, -1));
+    ck_assert(!client_state_add_compute(&st, T0, NAN));
+    ck_assert_uint_eq(client_state_fresh_compute(&st, T0, 50, out), 0);
+    ck_assert(client_state_compute_now(&st, T0, 50) < 0);
+
+    /* minute 0: 20 then 10 (throttled to half); minute 1: 20 */
+    ck_assert(client_state_add_compute(&st, T0 + 1, 20));
+    ck_assert(client_state_add_compute(&st, T0 + 30, 10));
+    ck_assert(!client_state_add_compute(&st, T0 + 40, 15)); /* no change */
+    ck_assert_uint_eq(st.compute_count, 1);
+    ck_assert(st.probe_ref == 20);
+    /* now (the newest probe, 15 of 20) and the minute's low, of a peak
+     * of 50 GFLOP/s */
+    ck_assert_double_eq_tol(client_state_compute_now(&st, T0 + 41, 50), 37.5,
+                            1e-9);
+    n = client_state_fresh_compute(&st, T0 + 41, 50, out);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_double_eq_tol(out[0], 25, 1e-9);
+    ck_assert(client_state_add_compute(&st, T0 + 61, 20));
+    n = client_state_fresh_compute(&st, T0 + 61, 50, out);
+    ck_assert(n == 2 && out[1] == 50);
+    /* jitter within CLIENT_PROBE_NOISE of the reference is the reference */
+    ck_assert(client_state_add_compute(&st, T0 + 121, 18.5));
+    n = client_state_fresh_compute(&st, T0 + 121, 50, out);
+    ck_assert(n == 3 && out[2] == 50);
+    ck_assert(client_state_compute_now(&st, T0 + 121, 50) == 50);
+    /* a faster probe raises the reference: the lows read lower */
+    ck_assert(client_state_add_compute(&st, T0 + 125, 40));
+    ck_assert(st.probe_ref == 40);
+    n = client_state_fresh_compute(&st, T0 + 125, 100, out);
+    ck_assert(n == 3);
+    ck_assert_double_eq_tol(out[0], 25, 1e-9);
+    ck_assert_double_eq_tol(out[2], 46.25, 1e-9);
+    /* the newest probe is "now" for a minute only */
+    ck_assert(client_state_compute_now(&st, T0 + 125 + 59, 100) == 100);
+    ck_assert(client_state_compute_now(&st, T0 + 125 + 60, 100) < 0);
+    /* no peak (no benchmark, nothing configured): nothing to scale */
+    ck_assert_uint_eq(client_state_fresh_compute(&st, T0 + 125, 0, out), 0);
+
+    /* staleness as the memory minutes: 16 clock minutes, now's included */
+    ck_assert_uint_eq(client_state_fresh_compute(&st, T0 + 60 * 16, 100, out),
+                      2);
+    ck_assert_uint_eq(client_state_fresh_compute(&st, T0 + 60 * 18, 100, out),
+                      0);
+    /* the clock went back: later minutes dropped; future ones not sent */
+    ck_assert(client_state_add_compute(&st, T0 + 70, 30));
+    ck_assert_uint_eq(st.compute_count, 2);
+    ck_assert_uint_eq(client_state_fresh_compute(&st, T0 + 10, 100, out), 1);
+    /* the newest 16 minutes kept */
+    client_state_init(&st, "f");
+    for (int i = 0; i < 20; i++)
+        client_state_add_compute(&st, T0 + 60 * i, 10 + i);
+    ck_assert_uint_eq(st.compute_count, CLIENT_HISTORY_MAX);
+    ck_assert(st.compute[0].low_gflops == 14);
+
+    /* a reference older than a week (or from the future) is replaced by
+     * the next probe, even a slower one */
+    client_state_init(&st, "f");
+    client_state_add_compute(&st, T0, 40);
+    client_state_add_compute(&st, T0 + CLIENT_PROBE_REF_MAX_AGE_S - 1, 20);
+    ck_assert(st.probe_ref == 40);
+    client_state_add_compute(&st, T0 + CLIENT_PROBE_REF_MAX_AGE_S, 20);
+    ck_assert(st.probe_ref == 20);
+    st.probe_ref_at_s = T0 + 2 * CLIENT_PROBE_REF_MAX_AGE_S;
+    client_state_add_compute(&st, T0 + CLIENT_PROBE_REF_MAX_AGE_S + 60, 5);
+    ck_assert(st.probe_ref == 5);
+
+    /* persistence: the minutes and the reference survive a write and a
+     * parse (the newest probe does not: every report probes first) */
+    client_state_init(&st, "f");
+    client_state_add_compute(&st, T0, 20);
+    client_state_add_compute(&st, T0 + 60, 10);
+    text = client_state_write(&st);
+    ck_assert_ptr_nonnull(text);
+    ck_assert_int_eq(client_state_parse(text, &back), CLIENT_OK);
+    free(text);
+    ck_assert_uint_eq(back.compute_count, 2);
+    ck_assert(back.probe_ref == 20 && back.probe_ref_at_s == T0);
+    n = client_state_fresh_compute(&back, T0 + 60, 50, out);
+    ck_assert(n == 2 && out[0] == 50 && out[1] == 25);
+    /* entries that are not ours are skipped */
+    ck_assert_int_eq(
+        client_state_parse("{\"format\":1,\"family\":\"f\",\"ue\":"
+                           "\"u-1\",\"compute_minutes\":[{\"minute\":5,"
+                           "\"low_gflops\":-1},{\"minute\":6,\"low_gflops\":"
+                           "\"x\"},{\"minute\":7,\"low_gflops\":3},"
+                           "{\"minute\":7,\"low_gflops\":2}],"
+                           "\"probe_ref\":{\"gflops\":0}}",
+                           &back),
+        CLIENT_OK);
+    ck_assert_uint_eq(back.compute_count, 1);
+    ck_assert(back.probe_ref == 0);
+}
+END_TEST
+
 /* network.downlink_history_bps: the newest 16 samples, sent for 30
  * minutes, on the link they were measured on only. */
 START_TEST(test_client_history_downlink)
@@ -463,6 +617,28 @@ START_TEST(test_client_backoff_ms)
 }
 END_TEST
 
+START_TEST(test_client_transfer_deadline)
+{
+    /* 60 s, plus the missing bytes at the minimum rate (bits/s) */
+    ck_assert_double_eq_tol(client_transfer_deadline_s(0, 64000, 21600), 60,
+                            1e-9);
+    ck_assert_double_eq_tol(client_transfer_deadline_s(8000000, 64000, 21600),
+                            60 + 1000, 1e-9);
+    /* at most the cap: 1 GB at 64 kbit/s would be 34.7 hours */
+    ck_assert_double_eq_tol(
+        client_transfer_deadline_s(1000000000, 64000, 21600), 21600, 1e-9);
+    /* no cap: the size alone */
+    ck_assert_double_eq_tol(client_transfer_deadline_s(1000000000, 64000, 0),
+                            60 + 125000, 1e-6);
+    /* no minimum rate: the cap alone; neither: no deadline */
+    ck_assert_double_eq_tol(client_transfer_deadline_s(1000000000, 0, 30), 30,
+                            1e-9);
+    ck_assert_double_eq_tol(client_transfer_deadline_s(1000000000, 0, 0), 0,
+                            1e-9);
+    ck_assert_double_eq_tol(client_transfer_deadline_s(5, -1, 7), 7, 1e-9);
+}
+END_TEST
+
 /* ---- report ---------------------------------------------------------------- */
 
 static json_t *make(const struct client_report_in *in,
@@ -580,6 +756,90 @@ START_TEST(test_client_report_layers)
     ck_assert_ptr_null(JGET(r, "network", "downlink_history_bps"));
     ck_assert_ptr_null(JGET(r, "device", "memory_history_bytes"));
     ck_assert_ptr_null(JGET(r, "device", "memory_floor_bytes"));
+    json_decref(r);
+}
+END_TEST
+
+/* device.gflops and device.gflops_history from the probe, calibrated
+ * against the configured device.gflops (the peak) or the benchmark. */
+START_TEST(test_client_report_compute)
+{
+    struct client_facts f = { .memory_bytes = 1000 };
+    struct client_state st;
+    const char *sets[] = { "device.gflops=50" };
+    struct client_report_in in = { .facts = &f, .now_s = T0 + 65,
+                                   .compute = true };
+    char err[256];
+    json_t *r, *hist;
+
+    client_state_init(&st, "f");
+    st.gflops = 8; /* the benchmark */
+    client_state_add_compute(&st, T0, 20);
+    client_state_add_compute(&st, T0 + 10, 5);  /* a quarter */
+    client_state_add_compute(&st, T0 + 61, 10); /* half, now */
+    /* the benchmark is the peak */
+    r = make(&in, &st, CLIENT_OK, err, sizeof(err));
+    ck_assert_double_eq_tol(json_number_value(JGET(r, "device", "gflops")),
+                            4, 1e-9);
+    hist = JGET(r, "device", "gflops_history");
+    ck_assert_uint_eq(json_array_size(hist), 2);
+    ck_assert_double_eq_tol(json_number_value(json_array_get(hist, 0)), 2,
+                            1e-9);
+    ck_assert_double_eq_tol(json_number_value(json_array_get(hist, 1)), 4,
+                            1e-9);
+    json_decref(r);
+    /* the configured figure is the peak: the report sends its share */
+    in.sets = sets;
+    in.set_count = 1;
+    r = make(&in, &st, CLIENT_OK, err, sizeof(err));
+    ck_assert_double_eq_tol(json_number_value(JGET(r, "device", "gflops")),
+                            25, 1e-9);
+    hist = JGET(r, "device", "gflops_history");
+    ck_assert_double_eq_tol(json_number_value(json_array_get(hist, 0)), 12.5,
+                            1e-9);
+    json_decref(r);
+    /* the same from the base report */
+    in.sets = NULL;
+    in.set_count = 0;
+    in.base_json = "{\"device\":{\"gflops\":100}}";
+    r = make(&in, &st, CLIENT_OK, err, sizeof(err));
+    ck_assert_double_eq_tol(json_number_value(JGET(r, "device", "gflops")),
+                            50, 1e-9);
+    json_decref(r);
+    /* --set device.gflops_history=null removes it; a list replaces it */
+    {
+        const char *s2[] = { "device.gflops=50",
+                             "device.gflops_history=null" };
+        const char *s3[] = { "device.gflops_history=[7,8]" };
+
+        in.base_json = NULL;
+        in.sets = s2;
+        in.set_count = 2;
+        r = make(&in, &st, CLIENT_OK, err, sizeof(err));
+        ck_assert_ptr_null(JGET(r, "device", "gflops_history"));
+        json_decref(r);
+        in.sets = s3;
+        in.set_count = 1;
+        r = make(&in, &st, CLIENT_OK, err, sizeof(err));
+        ck_assert_uint_eq(json_array_size(JGET(r, "device", "gflops_history")),
+                          2);
+        json_decref(r);
+    }
+    /* no probing (--no-benchmark): the configured figure as it is, no
+     * history */
+    in.compute = false;
+    in.sets = sets;
+    in.set_count = 1;
+    r = make(&in, &st, CLIENT_OK, err, sizeof(err));
+    ck_assert(json_number_value(JGET(r, "device", "gflops")) == 50);
+    ck_assert_ptr_null(JGET(r, "device", "gflops_history"));
+    json_decref(r);
+    /* the probe of a minute ago is not "now": the peak, and the history */
+    in.compute = true;
+    in.now_s = T0 + 61 + 60;
+    r = make(&in, &st, CLIENT_OK, err, sizeof(err));
+    ck_assert(json_number_value(JGET(r, "device", "gflops")) == 50);
+    ck_assert_uint_eq(json_array_size(JGET(r, "device", "gflops_history")), 2);
     json_decref(r);
 }
 END_TEST
@@ -1115,6 +1375,8 @@ static Suite *client_suite(void)
     tcase_add_test(tc, test_client_state_estimates);
     tcase_add_test(tc, test_client_history_memory_minutes);
     tcase_add_test(tc, test_client_history_downlink);
+    tcase_add_test(tc, test_client_compute_probe);
+    tcase_add_test(tc, test_client_history_compute);
     tcase_add_loop_test(tc, test_client_state_parse_refuses, 0,
                         ARRAY_SIZE(bad_states));
     tcase_add_test(tc, test_client_state_save_load);
@@ -1125,11 +1387,13 @@ static Suite *client_suite(void)
                         ARRAY_SIZE(resume_cases));
     tcase_add_test(tc, test_client_retry_after_parse);
     tcase_add_test(tc, test_client_backoff_ms);
+    tcase_add_test(tc, test_client_transfer_deadline);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("report");
     tcase_add_test(tc, test_client_report_layers);
     tcase_add_test(tc, test_client_report_minimal);
+    tcase_add_test(tc, test_client_report_compute);
     tcase_add_loop_test(tc, test_client_report_refuses, 0,
                         ARRAY_SIZE(bad_report_cases));
     suite_add_tcase(s, tc);

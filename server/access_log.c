@@ -1,0 +1,348 @@
+/*
+ * The buffered access log (server/access_log.h).
+ *
+ * Locks, always taken in this order: al.mu (the buffer list, the
+ * flusher's sleep), a buffer's mu (its bytes), log.c's write lock (the
+ * descriptor). A thread appending takes only its own buffer's lock, which
+ * nobody else wants except the flusher once every flush_ms: uncontended.
+ * A reopen replaces the file behind the same descriptor number (dup2), so
+ * a write in progress never sees a closed or reused descriptor.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "server/access_log.h"
+#include "server/config.h"
+#include "server/log.h"
+
+struct abuf {
+    pthread_mutex_t mu;
+    char *data;
+    size_t len;
+    bool owned;           /* a live thread appends to it */
+    bool orphan;          /* the log was closed while it was owned: its
+                             thread's exit frees it */
+    struct abuf *next;
+};
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    struct abuf *head;
+    int fd;               /* the log's descriptor (STDERR_FILENO: stderr) */
+    bool own_fd;
+    bool chunks;          /* not a regular file: PIPE_BUF pieces */
+    char path[CONFIG_PATH_SIZE];
+    size_t cap;
+    unsigned flush_ms;
+    bool stop;
+    bool flusher_started;
+    pthread_t flusher;
+} al = {
+    .mu = PTHREAD_MUTEX_INITIALIZER,
+    .fd = STDERR_FILENO,
+    .chunks = true,
+};
+
+/* Set while open with buffers; the generation tells a thread that its
+ * buffer belongs to an earlier open. */
+static atomic_bool buffered;
+static atomic_uint generation;
+static _Thread_local struct abuf *mine;
+static _Thread_local unsigned mine_generation;
+static pthread_key_t exit_key;
+static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
+
+static bool
+is_pipe_like(int fd)
+{
+    struct stat st;
+
+    return fstat(fd, &st) != 0 || !S_ISREG(st.st_mode);
+}
+
+/* Writes b's lines (b->mu held). A failing descriptor drops them: the
+ * access log never blocks or fails a request. */
+static void
+flush_locked(struct abuf *b)
+{
+    if (b->len == 0)
+        return;
+    (void)log_write_lines(al.fd, b->data, b->len, al.chunks);
+    b->len = 0;
+}
+
+static void
+thread_exit(void *arg)
+{
+    struct abuf *b = arg;
+    bool free_it;
+
+    pthread_mutex_lock(&b->mu);
+    flush_locked(b);
+    pthread_mutex_unlock(&b->mu);
+    pthread_mutex_lock(&al.mu);
+    free_it = b->orphan;
+    b->owned = false;
+    pthread_mutex_unlock(&al.mu);
+    if (free_it) {
+        pthread_mutex_destroy(&b->mu);
+        free(b->data);
+        free(b);
+    }
+}
+
+static void
+make_exit_key(void)
+{
+    if (pthread_key_create(&exit_key, thread_exit) != 0)
+        abort();
+}
+
+/* The calling thread's buffer: a free one of this open, else a new one.
+ * NULL when out of memory (the line is then written at once). */
+static struct abuf *
+my_buffer(void)
+{
+    unsigned gen = atomic_load(&generation);
+    struct abuf *b, *old;
+
+    if (mine && mine_generation == gen)
+        return mine;
+    pthread_once(&exit_key_once, make_exit_key);
+    old = pthread_getspecific(exit_key);
+    pthread_mutex_lock(&al.mu);
+    if (!atomic_load(&buffered)) {
+        pthread_mutex_unlock(&al.mu);
+        return NULL;
+    }
+    for (b = al.head; b; b = b->next)
+        if (!b->owned)
+            break;
+    if (!b) {
+        b = calloc(1, sizeof(*b));
+        if (b)
+            b->data = malloc(al.cap);
+        if (!b || !b->data) {
+            free(b);
+            pthread_mutex_unlock(&al.mu);
+            return NULL;
+        }
+        pthread_mutex_init(&b->mu, NULL);
+        b->next = al.head;
+        al.head = b;
+    }
+    b->owned = true;
+    if (old && old->orphan) {
+        /* A buffer of an earlier open that this thread still held. */
+        pthread_mutex_destroy(&old->mu);
+        free(old->data);
+        free(old);
+    }
+    pthread_mutex_unlock(&al.mu);
+    pthread_setspecific(exit_key, b);
+    mine = b;
+    mine_generation = gen;
+    return b;
+}
+
+static void
+flush_all_locked(void)
+{
+    for (struct abuf *b = al.head; b; b = b->next) {
+        pthread_mutex_lock(&b->mu);
+        flush_locked(b);
+        pthread_mutex_unlock(&b->mu);
+    }
+}
+
+static void *
+flusher_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&al.mu);
+    while (!al.stop) {
+        struct timespec at;
+
+        clock_gettime(CLOCK_MONOTONIC, &at);
+        at.tv_sec += al.flush_ms / 1000;
+        at.tv_nsec += (long)(al.flush_ms % 1000) * 1000000L;
+        if (at.tv_nsec >= 1000000000L) {
+            at.tv_sec++;
+            at.tv_nsec -= 1000000000L;
+        }
+        while (!al.stop &&
+               pthread_cond_timedwait(&al.cond, &al.mu, &at) != ETIMEDOUT)
+            ;
+        if (al.stop)
+            break;
+        flush_all_locked();
+    }
+    pthread_mutex_unlock(&al.mu);
+    return NULL;
+}
+
+static int
+open_path(const char *path, char *err, size_t err_len)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+
+    if (fd < 0)
+        log_errbuf(err, err_len, "access_log %s: %s", path, strerror(errno));
+    return fd;
+}
+
+int
+access_log_open(const char *path, size_t buffer_bytes, unsigned flush_ms,
+                char *err, size_t err_len)
+{
+    pthread_condattr_t ca;
+    int fd = STDERR_FILENO;
+
+    if (path && path[0]) {
+        if (strlen(path) >= sizeof(al.path)) {
+            log_errbuf(err, err_len, "access_log: path too long");
+            return -1;
+        }
+        fd = open_path(path, err, err_len);
+        if (fd < 0)
+            return -1;
+    }
+    pthread_mutex_lock(&al.mu);
+    al.fd = fd;
+    al.own_fd = fd != STDERR_FILENO;
+    al.chunks = is_pipe_like(fd);
+    snprintf(al.path, sizeof(al.path), "%s", path ? path : "");
+    al.cap = buffer_bytes;
+    al.flush_ms = flush_ms ? flush_ms : 1;
+    al.stop = false;
+    pthread_mutex_unlock(&al.mu);
+    if (buffer_bytes == 0)
+        return 0;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&al.cond, &ca);
+    pthread_condattr_destroy(&ca);
+    atomic_fetch_add(&generation, 1);
+    atomic_store(&buffered, true);
+    if (pthread_create(&al.flusher, NULL, flusher_main, NULL) != 0) {
+        atomic_store(&buffered, false);
+        pthread_cond_destroy(&al.cond);
+        log_errbuf(err, err_len, "access_log: cannot start its flusher");
+        if (al.own_fd)
+            close(al.fd);
+        al.fd = STDERR_FILENO;
+        al.own_fd = false;
+        return -1;
+    }
+    al.flusher_started = true;
+    return 0;
+}
+
+void
+access_log_line(uint64_t request_id, const char *fmt, ...)
+{
+    char line[LOG_LINE_MAX];
+    struct abuf *b = NULL;
+    size_t n;
+    va_list ap;
+
+    if (!log_enabled(LOG_INFO))
+        return;
+    va_start(ap, fmt);
+    n = log_vformat(line, sizeof(line), LOG_INFO, request_id, fmt, ap);
+    va_end(ap);
+    if (atomic_load_explicit(&buffered, memory_order_acquire))
+        b = my_buffer();
+    if (!b || n > al.cap) {
+        (void)log_write_lines(al.fd, line, n, al.chunks);
+        return;
+    }
+    pthread_mutex_lock(&b->mu);
+    if (b->len + n > al.cap)
+        flush_locked(b);
+    memcpy(b->data + b->len, line, n);
+    b->len += n;
+    pthread_mutex_unlock(&b->mu);
+}
+
+void
+access_log_flush(void)
+{
+    pthread_mutex_lock(&al.mu);
+    flush_all_locked();
+    pthread_mutex_unlock(&al.mu);
+}
+
+int
+access_log_reopen(char *err, size_t err_len)
+{
+    int fd;
+
+    access_log_flush();
+    if (!al.own_fd)
+        return 0;
+    fd = open_path(al.path, err, err_len);
+    if (fd < 0)
+        return -1;
+    /* Same descriptor number, the new file behind it: atomic for every
+     * writer. */
+    if (dup2(fd, al.fd) < 0) {
+        log_errbuf(err, err_len, "access_log %s: %s", al.path,
+                   strerror(errno));
+        close(fd);
+        return -1;
+    }
+    (void)fcntl(al.fd, F_SETFD, FD_CLOEXEC);
+    close(fd);
+    return 0;
+}
+
+void
+access_log_close(void)
+{
+    struct abuf *b, *next;
+
+    if (al.flusher_started) {
+        pthread_mutex_lock(&al.mu);
+        al.stop = true;
+        pthread_cond_signal(&al.cond);
+        pthread_mutex_unlock(&al.mu);
+        pthread_join(al.flusher, NULL);
+        al.flusher_started = false;
+        pthread_cond_destroy(&al.cond);
+    }
+    pthread_mutex_lock(&al.mu);
+    atomic_store(&buffered, false);
+    flush_all_locked();
+    for (b = al.head; b; b = next) {
+        next = b->next;
+        b->next = NULL;
+        if (b->owned) {
+            b->orphan = true;    /* its thread's exit frees it */
+            continue;
+        }
+        pthread_mutex_destroy(&b->mu);
+        free(b->data);
+        free(b);
+    }
+    al.head = NULL;
+    pthread_mutex_unlock(&al.mu);
+    /* Lines still logged go to stderr at once. */
+    if (al.own_fd)
+        close(al.fd);
+    al.fd = STDERR_FILENO;
+    al.own_fd = false;
+    al.chunks = is_pipe_like(STDERR_FILENO);
+    al.cap = 0;
+}

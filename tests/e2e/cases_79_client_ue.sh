@@ -1,0 +1,222 @@
+# shellcheck shell=bash
+# Sourced by tests/e2e/run.sh: `modeld fetch` against
+# tests/e2e/client_standin.py (decisions and bytes from the control file):
+# - the transfer deadline: a body that trickles forever ends the fetch
+#   (exit 3) with its bytes kept in partial/ and named in state.json, and
+#   the next fetch resumes from exactly those bytes;
+# - a modeld-tensor/1 delta is applied against the model in use by its
+#   installed digest, not by hashing the base again (bytes of the base the
+#   delta does not read are never looked at), and the result's digest is
+#   still checked (bytes it does read, changed, give the full model);
+# - device.gflops_history: the compute probe's per-minute lows, calibrated
+#   against the configured device.gflops, sampled during transfers, stale
+#   minutes never sent.
+
+UC_WORK=$WORK/client-ue
+mkdir -p "$UC_WORK"
+UC_N=0
+
+# uc_fetch STATE [ARGS...]: one `modeld fetch` of family uc at the stand-in;
+# sets UC_RC, UC_OUT, UC_ERR.
+uc_fetch() {
+    local state=$1
+    shift
+    UC_N=$((UC_N + 1))
+    UC_OUT=$UC_WORK/fetch.$UC_N.out
+    UC_ERR=$UC_WORK/fetch.$UC_N.err
+    timeout 60 "$MODELD" fetch --server "$UC_SRV" --family uc --state "$state" \
+        --retries 2 --backoff-ms 50 "$@" >"$UC_OUT" 2>"$UC_ERR"
+    UC_RC=$?
+}
+uc_ctl() { printf '%s\n' "$1" >"$UC_WORK/ctl.json"; }
+uc_decision() { # uc_decision HEX SIZE
+    printf '{"action":"download","family":"uc","variant":"m","version":1,"model":{"digest":"sha256:%s","size_bytes":%s,"url":"/v1/blobs/sha256:%s"},"recheck_after_s":2}' \
+        "$1" "$2" "$1"
+}
+
+rm -f "$UC_WORK/port"
+: >"$UC_WORK/log"
+uc_ctl '{}'
+python3 "$E2E_DIR/client_standin.py" "$UC_WORK/port" "$UC_WORK/ctl.json" \
+    "$UC_WORK/log" 2>"$UC_WORK/standin.err" &
+UC_PID=$!
+for ((i = 0; i < 200; i++)); do
+    [ -s "$UC_WORK/port" ] && break
+    sleep 0.05
+done
+UC_SRV=http://127.0.0.1:$(cat "$UC_WORK/port" 2>/dev/null)
+
+# ---- the transfer deadline ---------------------------------------------------------
+head -c 1048576 /dev/urandom >"$UC_WORK/m.bin"
+UM_HEX=$(sha_of "$UC_WORK/m.bin")
+UM_HEX=${UM_HEX#sha256:}
+UM_BLOB=/v1/blobs/sha256:$UM_HEX
+# 16 KiB, then 16 KiB every 4 s: never a stall (--stall-timeout-s), never done
+uc_ctl "{\"select\":$(uc_decision "$UM_HEX" 1048576),\"paths\":{\"$UM_BLOB\":{\"file\":\"$UC_WORK/m.bin\",\"rate\":4096,\"ranges\":true}}}"
+D=$UC_WORK/st-deadline
+uc_fetch "$D" --no-benchmark --set device.gflops=50 --deadline-s 2
+check "client deadline: a trickling body: exit 3" 3 "$UC_RC"
+check_match "client deadline: says so, with the bytes" \
+    'transfer deadline: [0-9]+ of 1048576 bytes after [0-9]+ s.*kept for a resume' "$(cat "$UC_ERR")"
+check_match "client deadline: the event line" 'deadline after_s=[0-9.]+ bytes=[0-9]+ of=1048576 limit_s=2' "$(cat "$UC_OUT")"
+UC_PART=$D/partial/$UM_HEX.model
+UC_HAVE=$(file_size "$UC_PART" 2>/dev/null || echo 0)
+check_ge "client deadline: the partial file kept" 16384 "$UC_HAVE"
+check "client deadline: state.json names the transfer and its bytes" \
+    "$UM_HEX $UC_HAVE" "$(jq -r '"\(.inflight.target_hex) \(.inflight.bytes_done)"' "$D/state.json")"
+check "client deadline: nothing installed" 0 "$(ls -A "$D/models" | wc -l)"
+check "client deadline: no path" no "$([ -e "$D/path" ] && echo yes || echo no)"
+# the next fetch reports what it holds and resumes from it
+uc_fetch "$D" --no-benchmark --set device.gflops=50 --print-report
+check "client deadline: the report says what is in flight" "sha256:$UM_HEX $UC_HAVE" \
+    "$(jq -r '"\(.fetching.digest) \(.fetching.bytes_done)"' "$UC_OUT")"
+uc_ctl "{\"select\":$(uc_decision "$UM_HEX" 1048576),\"paths\":{\"$UM_BLOB\":{\"file\":\"$UC_WORK/m.bin\",\"ranges\":true}}}"
+: >"$UC_WORK/log"
+uc_fetch "$D" --no-benchmark --set device.gflops=50 --deadline-s 2
+check "client deadline: then at full speed: exit 0" 0 "$UC_RC"
+check "client deadline: resumed from the bytes kept" "bytes=$UC_HAVE- 206 $((1048576 - UC_HAVE))" \
+    "$(jq -r --arg p "$UM_BLOB" 'select(.path == $p) | "\(.range) \(.status) \(.sent)"' "$UC_WORK/log")"
+check "client deadline: installed" "sha256:$UM_HEX" "$(sha_of "$D/path")"
+# the deadline counts the missing bytes: 60 s plus 1 MiB at 1 Mbit/s is
+# plenty for a fair server (no cap)
+uc_fetch "$UC_WORK/st-deadline2" --no-benchmark --set device.gflops=50 --deadline-s 0 --min-rate-bps 1000000
+check "client deadline: derived from the size: a fair transfer completes" 0 "$UC_RC"
+uc_fetch "$UC_WORK/st-deadline3" --no-benchmark --deadline-s x
+check "client deadline: --deadline-s x: exit 2" 2 "$UC_RC"
+
+echo "# $SECONDS s"
+# ---- modeld-tensor/1 against the installed base, trusted by its digest ----------------
+UT=$UC_WORK/tensor
+mkdir -p "$UT"
+python3 "$E2E_DIR/tensorgen.py" "$UT" 2
+# the base: v1 plus a tensor that v2 no longer has (the delta never reads it)
+python3 - "$UT/v1.safetensors" "$UT/old.safetensors" <<'PY'
+import json, struct, sys
+raw = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+head, data = json.loads(raw[8:8 + n]), raw[8 + n:]
+spare = struct.pack("<4096f", *[(i % 97) / 97.0 for i in range(4096)])
+head["spare.weight"] = {"dtype": "F32", "shape": [4096],
+                        "data_offsets": [len(data), len(data) + len(spare)]}
+h = json.dumps(head, separators=(",", ":")).encode()
+h += b" " * (-len(h) % 8)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(h)) + h + data + spare)
+PY
+UO_HEX=$(sha_of "$UT/old.safetensors")
+UO_HEX=${UO_HEX#sha256:}
+UN_HEX=$(sha_of "$UT/v2.safetensors")
+UN_HEX=${UN_HEX#sha256:}
+"$MODELD" delta --format modeld-tensor/1 "$UT/old.safetensors" "$UT/v2.safetensors" "$UT/on.delta" >/dev/null 2>&1
+check "client trusted base: the tensor delta made" 0 "$?"
+UO_SIZE=$(file_size "$UT/old.safetensors")
+UN_SIZE=$(file_size "$UT/v2.safetensors")
+UT_URL=/v1/deltas/sha256:$UO_HEX/sha256:$UN_HEX
+uc_tensor_ctl() {
+    uc_ctl "{\"select\":{\"action\":\"delta\",\"family\":\"uc\",\"variant\":\"m\",\"version\":2,\"model\":{\"digest\":\"sha256:$UN_HEX\",\"size_bytes\":$UN_SIZE,\"url\":\"/v1/blobs/sha256:$UN_HEX\"},\"delta\":{\"from\":\"sha256:$UO_HEX\",\"format\":\"modeld-tensor/1\",\"size_bytes\":$(file_size "$UT/on.delta"),\"url\":\"$UT_URL\"},\"recheck_after_s\":2},\"paths\":{\"$UT_URL\":{\"file\":\"$UT/on.delta\"},\"/v1/blobs/sha256:$UN_HEX\":{\"file\":\"$UT/v2.safetensors\"}}}"
+}
+# uc_tensor_base STATE: a state directory holding old.safetensors as current
+uc_tensor_base() {
+    uc_ctl "{\"select\":$(uc_decision "$UO_HEX" "$UO_SIZE"),\"paths\":{\"/v1/blobs/sha256:$UO_HEX\":{\"file\":\"$UT/old.safetensors\"}}}"
+    uc_fetch "$1" --no-benchmark --set device.gflops=50
+    check "client trusted base: the base installed" "sha256:$UO_HEX" "$(sha_of "$1/path")"
+}
+# flip_at FILE OFFSET: inverts one byte in place (the installed model)
+flip_at() {
+    python3 -c 'import sys
+f = open(sys.argv[1], "r+b"); f.seek(int(sys.argv[2])); b = f.read(1)
+f.seek(int(sys.argv[2])); f.write(bytes([b[0] ^ 0xff]))' "$1" "$2"
+}
+TB=$UC_WORK/st-trust
+uc_tensor_base "$TB"
+# a byte of the tensor v2 dropped: the delta does not read it; hashing the
+# base (as before) would refuse the base and fetch the full model
+flip_at "$TB/models/$UO_HEX" $((UO_SIZE - 100))
+uc_tensor_ctl
+: >"$UC_WORK/log"
+uc_fetch "$TB" --no-benchmark --set device.gflops=50
+check "client trusted base: exit 0" 0 "$UC_RC"
+check_match "client trusted base: the delta decoded" 'verify ok digest=sha256:'"$UN_HEX"' \(modeld-tensor/1 decoded\)' "$(cat "$UC_OUT")"
+check "client trusted base: the full model never asked for" 0 \
+    "$(jq -s --arg p "/v1/blobs/sha256:$UN_HEX" '[.[] | select(.path == $p)] | length' "$UC_WORK/log")"
+check "client trusted base: v2 in place" "sha256:$UN_HEX" "$(sha_of "$TB/path")"
+# a byte of a tensor v2 is made from: the result's digest is wrong, refused,
+# and the full model fetched instead
+TB2=$UC_WORK/st-trust2
+uc_tensor_base "$TB2"
+flip_at "$TB2/models/$UO_HEX" $((UO_SIZE - 16384 - 4096 - 100))
+uc_tensor_ctl
+: >"$UC_WORK/log"
+uc_fetch "$TB2" --no-benchmark --set device.gflops=50
+check "client trusted base: a changed base byte the delta reads: exit 0" 0 "$UC_RC"
+check_match "client trusted base: ... the result refused" 'verify failed.*modeld-tensor/1' "$(cat "$UC_OUT")"
+check "client trusted base: ... the full model fetched" 1 \
+    "$(jq -s --arg p "/v1/blobs/sha256:$UN_HEX" '[.[] | select(.path == $p)] | length' "$UC_WORK/log")"
+check "client trusted base: ... v2 in place" "sha256:$UN_HEX" "$(sha_of "$TB2/path")"
+
+echo "# $SECONDS s"
+# ---- device.gflops_history: the compute probe's per-minute lows ------------------------
+# --compute-probe FILE stands in for the probe's measurement (the kernel's
+# GFLOP/s); --set device.gflops=50 is the device's peak it is scaled to
+G=$UC_WORK/st-gflops
+PROBE=$UC_WORK/probe
+uc_probe() { printf '%s\n' "$1" >"$PROBE.new" && mv "$PROBE.new" "$PROBE"; }
+uc_probe 20
+uc_fetch "$G" --print-report --set device.gflops=50 --compute-probe "$PROBE"
+check "client gflops: --print-report: exit 0" 0 "$UC_RC"
+check "client gflops: the first probe: the peak" 50 "$(jq .device.gflops "$UC_OUT")"
+check "client gflops: the first minute sent" "[50]" "$(jq -c .device.gflops_history "$UC_OUT")"
+uc_probe 10
+uc_fetch "$G" --print-report --set device.gflops=50 --compute-probe "$PROBE"
+check "client gflops: throttled to half: gflops now half the peak" 25 "$(jq .device.gflops "$UC_OUT")"
+check "client gflops: throttled to half: the minute's low" 25 "$(jq '.device.gflops_history | min' "$UC_OUT")"
+uc_probe 20
+uc_fetch "$G" --print-report --set device.gflops=50 --compute-probe "$PROBE"
+check "client gflops: back to full speed: gflops now the peak" 50 "$(jq .device.gflops "$UC_OUT")"
+check "client gflops: ... the slow minute still sent" 25 "$(jq '.device.gflops_history | min' "$UC_OUT")"
+check "client gflops: the minutes in state.json, raw probe lows" 10 "$(jq '[.compute_minutes[].low_gflops] | min' "$G/state.json")"
+check "client gflops: the reference in state.json" 20 "$(jq .probe_ref.gflops "$G/state.json")"
+# a stale minute (20 minutes ago) and a fresh one (2 minutes ago) from an
+# earlier run: only the fresh one sent, oldest first
+NOW=$(date +%s)
+jq --argjson m $((NOW / 60)) '.compute_minutes = [{"minute": ($m - 20), "low_gflops": 1}, {"minute": ($m - 2), "low_gflops": 5}] + .compute_minutes' \
+    "$G/state.json" >"$G/state.new" && mv "$G/state.new" "$G/state.json"
+uc_fetch "$G" --print-report --set device.gflops=50 --compute-probe "$PROBE"
+check "client gflops: a fresh minute of an earlier run sent first" 12.5 "$(jq '.device.gflops_history | first' "$UC_OUT")"
+check "client gflops: a stale minute not sent" null "$(jq '.device.gflops_history | index(2.5)' "$UC_OUT")"
+# --no-benchmark: no probe, device.gflops as configured, no history
+uc_fetch "$G" --print-report --set device.gflops=50 --compute-probe "$PROBE" --no-benchmark
+check "client gflops: --no-benchmark: no history" null "$(jq -c .device.gflops_history "$UC_OUT")"
+check "client gflops: --no-benchmark: gflops as set" 50 "$(jq .device.gflops "$UC_OUT")"
+# the real daemon takes the report (the field's bounds)
+uc_probe 20
+uc_fetch "$UC_WORK/st-gflops-real" --set device.gflops=50 --compute-probe "$PROBE" --print-report
+printf '%s' "$(cat "$UC_OUT")" >"$UC_WORK/report.json"
+http POST /v1/families/uc-none/select -H 'Content-Type: application/json' --data-binary @"$UC_WORK/report.json"
+check "client gflops: the daemon parses the report (404: no such family, not 400)" 404 "$STATUS"
+
+# during a transfer the probe runs at the memory samples' cadence
+GT=$UC_WORK/st-gflops-transfer
+uc_probe 20
+uc_ctl "{\"select\":$(uc_decision "$UM_HEX" 1048576),\"paths\":{\"$UM_BLOB\":{\"file\":\"$UC_WORK/m.bin\",\"rate\":200000}}}"
+timeout 60 "$MODELD" fetch --server "$UC_SRV" --family uc --state "$GT" --set device.gflops=50 \
+    --compute-probe "$PROBE" --facts-interval-s 1 >"$UC_WORK/gt.out" 2>"$UC_WORK/gt.err" &
+GPID=$!
+for ((i = 0; i < 400; i++)); do
+    grep -q ' download model ' "$UC_WORK/gt.out" 2>/dev/null && break
+    sleep 0.05
+done
+uc_probe 4 # throttled to a fifth, mid-transfer
+wait "$GPID"
+check "client gflops: a transfer with a throttled probe: exit 0" 0 "$?"
+check "client gflops: the probe sampled during the transfer" 4 \
+    "$(jq '[.compute_minutes[].low_gflops] | min' "$GT/state.json")"
+uc_probe 20
+uc_fetch "$GT" --print-report --set device.gflops=50 --compute-probe "$PROBE"
+check "client gflops: the next report sends the slow minute" 10 "$(jq '.device.gflops_history | min' "$UC_OUT")"
+
+echo "# $SECONDS s"
+check "client ue: no sanitizer report" "" \
+    "$(cat "$UC_WORK"/*.err | grep -E 'runtime error|AddressSanitizer|LeakSanitizer' | head -n 3)"
+
+kill "$UC_PID" 2>/dev/null
+wait "$UC_PID" 2>/dev/null
