@@ -1006,7 +1006,8 @@ static int map_ro(const char *path, void **out, size_t *out_len)
 }
 
 /*
- * A modeld-tensor/1 delta against the model in use, whose digest is known:
+ * A delta (modeld-tensor/1 here, zstd-patch through
+ * proto_delta_apply_trusted) against the model in use, whose digest is known:
  * it is the name the model was installed under, after its bytes were
  * verified (hashed as downloaded, or checked by the decoder that made
  * them). The decoder is told that digest (proto_tensor_dec_trust_base)
@@ -1108,6 +1109,9 @@ static enum client_status apply_coded(struct client *c, uint64_t limit,
     if (kind == PROTO_CODED_TENSOR)
         ps = tensor_trusted(old, old_len, f->from_hex, coded, coded_len,
                             &sink);
+    else if (kind == PROTO_CODED_ZSTD_PATCH)
+        ps = proto_delta_apply_trusted(old, old_len, f->from_hex, coded,
+                                       coded_len, sink_write, &sink);
     else
         ps = proto_coded_apply(old, old_len, coded, coded_len, sink_write,
                                &sink, to_hex);

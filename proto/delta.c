@@ -286,9 +286,12 @@ static enum proto_status decompress_to_sink(ZSTD_DCtx *dctx,
     return rc;
 }
 
-enum proto_status proto_delta_apply(const void *old, size_t old_len,
-                                    const void *delta, size_t delta_len,
-                                    proto_sink_fn sink, void *sink_ctx)
+/* proto_delta_apply and proto_delta_apply_trusted: base_hex NULL hashes
+ * old, else the header's base digest must be base_hex. */
+static enum proto_status apply(const void *old, size_t old_len,
+                               const char *base_hex, const void *delta,
+                               size_t delta_len, proto_sink_fn sink,
+                               void *sink_ctx)
 {
     char from_hex[PROTO_HEX_SIZE], to_hex[PROTO_HEX_SIZE];
     char have_hex[PROTO_HEX_SIZE];
@@ -311,8 +314,10 @@ enum proto_status proto_delta_apply(const void *old, size_t old_len,
     h = proto_hasher_new();
     if (!h)
         return PROTO_NO_MEMORY;
-    if ((rc = proto_hasher_update(h, old, old_len)) != PROTO_OK ||
-        (rc = proto_hasher_final(h, have_hex)) != PROTO_OK)
+    if (base_hex)
+        memcpy(have_hex, base_hex, PROTO_HEX_SIZE);
+    else if ((rc = proto_hasher_update(h, old, old_len)) != PROTO_OK ||
+             (rc = proto_hasher_final(h, have_hex)) != PROTO_OK)
         goto out;
     if (memcmp(have_hex, from_hex, PROTO_HEX_LEN) != 0) {
         rc = PROTO_MISMATCH;
@@ -347,6 +352,25 @@ out:
     ZSTD_freeDCtx(dctx);
     proto_hasher_free(h);
     return rc;
+}
+
+enum proto_status proto_delta_apply(const void *old, size_t old_len,
+                                    const void *delta, size_t delta_len,
+                                    proto_sink_fn sink, void *sink_ctx)
+{
+    return apply(old, old_len, NULL, delta, delta_len, sink, sink_ctx);
+}
+
+enum proto_status proto_delta_apply_trusted(const void *old, size_t old_len,
+                                            const char *base_hex,
+                                            const void *delta,
+                                            size_t delta_len,
+                                            proto_sink_fn sink,
+                                            void *sink_ctx)
+{
+    if (!base_hex || !proto_hex_is_valid(base_hex, strlen(base_hex)))
+        return PROTO_BAD_INPUT;
+    return apply(old, old_len, base_hex, delta, delta_len, sink, sink_ctx);
 }
 
 /* Source over a buffer in memory. */

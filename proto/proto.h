@@ -299,6 +299,19 @@ proto_delta_header_parse(const void *delta, size_t len,
 MUST_CHECK enum proto_status
 proto_delta_apply(const void *old, size_t old_len, const void *delta,
                   size_t delta_len, proto_sink_fn sink, void *sink_ctx);
+/*
+ * The same for a caller that knows old's SHA-256 (base_hex, 64 lowercase
+ * hex; e.g. the name a client installed a verified model under): the
+ * header's base digest must be base_hex (PROTO_MISMATCH) and old is not
+ * hashed, so only the ranges the delta's matches use are read. The
+ * result's SHA-256 is still checked against the header's target digest.
+ * PROTO_BAD_INPUT when base_hex is not a hex digest.
+ */
+MUST_CHECK enum proto_status
+proto_delta_apply_trusted(const void *old, size_t old_len,
+                          const char *base_hex, const void *delta,
+                          size_t delta_len, proto_sink_fn sink,
+                          void *sink_ctx);
 
 /* Compresses data as one zstd frame (content coding "zstd", RFC 8878;
  * window at most 8 MiB so any decoder accepts it). */

@@ -346,6 +346,10 @@ int cmd_fetch(int argc, char **argv)
         return CLIENT_BAD_ARGS;
     o.report_json = report;
     u.tty = isatty(STDERR_FILENO) == 1;
+    /* --print-report's stdout is the report alone (a first run's
+     * "benchmark" line would come before it). */
+    if (print_report)
+        u.quiet = true;
     o.on_event = on_event;
     o.on_progress = on_progress;
     o.cb_ctx = &u;

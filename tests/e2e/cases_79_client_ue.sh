@@ -111,8 +111,10 @@ check "client trusted base: the tensor delta made" 0 "$?"
 UO_SIZE=$(file_size "$UT/old.safetensors")
 UN_SIZE=$(file_size "$UT/v2.safetensors")
 UT_URL=/v1/deltas/sha256:$UO_HEX/sha256:$UN_HEX
+# uc_tensor_ctl [FORMAT FILE]: the decision old -> v2 as a delta
 uc_tensor_ctl() {
-    uc_ctl "{\"select\":{\"action\":\"delta\",\"family\":\"uc\",\"variant\":\"m\",\"version\":2,\"model\":{\"digest\":\"sha256:$UN_HEX\",\"size_bytes\":$UN_SIZE,\"url\":\"/v1/blobs/sha256:$UN_HEX\"},\"delta\":{\"from\":\"sha256:$UO_HEX\",\"format\":\"modeld-tensor/1\",\"size_bytes\":$(file_size "$UT/on.delta"),\"url\":\"$UT_URL\"},\"recheck_after_s\":2},\"paths\":{\"$UT_URL\":{\"file\":\"$UT/on.delta\"},\"/v1/blobs/sha256:$UN_HEX\":{\"file\":\"$UT/v2.safetensors\"}}}"
+    local fmt=${1:-modeld-tensor/1} file=${2:-$UT/on.delta}
+    uc_ctl "{\"select\":{\"action\":\"delta\",\"family\":\"uc\",\"variant\":\"m\",\"version\":2,\"model\":{\"digest\":\"sha256:$UN_HEX\",\"size_bytes\":$UN_SIZE,\"url\":\"/v1/blobs/sha256:$UN_HEX\"},\"delta\":{\"from\":\"sha256:$UO_HEX\",\"format\":\"$fmt\",\"size_bytes\":$(file_size "$file"),\"url\":\"$UT_URL\"},\"recheck_after_s\":2},\"paths\":{\"$UT_URL\":{\"file\":\"$file\"},\"/v1/blobs/sha256:$UN_HEX\":{\"file\":\"$UT/v2.safetensors\"}}}"
 }
 # uc_tensor_base STATE: a state directory holding old.safetensors as current
 uc_tensor_base() {
@@ -152,6 +154,28 @@ check_match "client trusted base: ... the result refused" 'verify failed.*modeld
 check "client trusted base: ... the full model fetched" 1 \
     "$(jq -s --arg p "/v1/blobs/sha256:$UN_HEX" '[.[] | select(.path == $p)] | length' "$UC_WORK/log")"
 check "client trusted base: ... v2 in place" "sha256:$UN_HEX" "$(sha_of "$TB2/path")"
+# the same for a zstd-patch delta (proto_delta_apply_trusted)
+"$MODELD" delta --format zstd-patch "$UT/old.safetensors" "$UT/v2.safetensors" "$UT/on.zpatch" >/dev/null 2>&1
+check "client trusted base: the zstd-patch delta made" 0 "$?"
+TB3=$UC_WORK/st-trust3
+uc_tensor_base "$TB3"
+flip_at "$TB3/models/$UO_HEX" $((UO_SIZE - 100))
+uc_tensor_ctl zstd-patch "$UT/on.zpatch"
+: >"$UC_WORK/log"
+uc_fetch "$TB3" --no-benchmark --set device.gflops=50
+check "client trusted base: zstd-patch: exit 0" 0 "$UC_RC"
+check_match "client trusted base: zstd-patch: the delta decoded" 'verify ok digest=sha256:'"$UN_HEX"' \(zstd-patch decoded\)' "$(cat "$UC_OUT")"
+check "client trusted base: zstd-patch: the full model never asked for" 0 \
+    "$(jq -s --arg p "/v1/blobs/sha256:$UN_HEX" '[.[] | select(.path == $p)] | length' "$UC_WORK/log")"
+TB4=$UC_WORK/st-trust4
+uc_tensor_base "$TB4"
+flip_at "$TB4/models/$UO_HEX" 20 # in the header, which v2 shares
+uc_tensor_ctl zstd-patch "$UT/on.zpatch"
+: >"$UC_WORK/log"
+uc_fetch "$TB4" --no-benchmark --set device.gflops=50
+check "client trusted base: zstd-patch, a byte it reads changed: exit 0" 0 "$UC_RC"
+check_match "client trusted base: zstd-patch ... refused" 'verify failed.*zstd-patch' "$(cat "$UC_OUT")"
+check "client trusted base: zstd-patch ... v2 in place" "sha256:$UN_HEX" "$(sha_of "$TB4/path")"
 
 echo "# $SECONDS s"
 # ---- device.gflops_history: the compute probe's per-minute lows ------------------------
@@ -183,6 +207,14 @@ jq --argjson m $((NOW / 60)) '.compute_minutes = [{"minute": ($m - 20), "low_gfl
 uc_fetch "$G" --print-report --set device.gflops=50 --compute-probe "$PROBE"
 check "client gflops: a fresh minute of an earlier run sent first" 12.5 "$(jq '.device.gflops_history | first' "$UC_OUT")"
 check "client gflops: a stale minute not sent" null "$(jq '.device.gflops_history | index(2.5)' "$UC_OUT")"
+# measured for real: the benchmark is the peak, the probe's share of it
+# now; --print-report's stdout is the report alone (the first run's
+# benchmark line used to come before it)
+uc_fetch "$UC_WORK/st-gflops-measured" --print-report
+check_cmd "client gflops: measured: --print-report prints JSON only" jq -e . "$UC_OUT"
+check "client gflops: measured: gflops and one minute of history" "true 1" \
+    "$(jq -r '"\(.device.gflops > 0) \(.device.gflops_history | length)"' "$UC_OUT")"
+check "client gflops: measured: the benchmark kept in the state" true "$(jq '.gflops > 0' "$UC_WORK/st-gflops-measured/state.json")"
 # --no-benchmark: no probe, device.gflops as configured, no history
 uc_fetch "$G" --print-report --set device.gflops=50 --compute-probe "$PROBE" --no-benchmark
 check "client gflops: --no-benchmark: no history" null "$(jq -c .device.gflops_history "$UC_OUT")"

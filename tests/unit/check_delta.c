@@ -278,6 +278,86 @@ START_TEST(test_proto_delta_make_high_level)
 }
 END_TEST
 
+static void hex_of(const void *data, size_t len, char out[PROTO_HEX_SIZE])
+{
+    struct proto_hasher *h = proto_hasher_new();
+
+    ck_assert_ptr_nonnull(h);
+    ck_assert_int_eq(proto_hasher_update(h, data, len), PROTO_OK);
+    ck_assert_int_eq(proto_hasher_final(h, out), PROTO_OK);
+    proto_hasher_free(h);
+}
+
+/* proto_delta_apply_trusted: the base's digest given, not computed. The
+ * base's last 64 KiB are not in the new model, so the delta never reads
+ * them: a byte changed there is noticed only by hashing the base. */
+START_TEST(test_proto_delta_apply_trusted)
+{
+    enum { KEEP = 192 * 1024, GONE = 64 * 1024, FRESH = 64 * 1024 };
+    unsigned char *old = model_make(KEEP + GONE, 21);
+    unsigned char *tuned = model_tune(old, KEEP, 1, 22);
+    unsigned char *fresh = model_make(FRESH, 23);
+    unsigned char *new_data = malloc(KEEP + FRESH);
+    char old_hex[PROTO_HEX_SIZE], other_hex[PROTO_HEX_SIZE];
+    struct membuf delta, out;
+
+    ck_assert_ptr_nonnull(new_data);
+    memcpy(new_data, tuned, KEEP);
+    memcpy(new_data + KEEP, fresh, FRESH);
+    hex_of(old, KEEP + GONE, old_hex);
+    delta_build(old, KEEP + GONE, new_data, KEEP + FRESH, 19, &delta);
+
+    membuf_init(&out);
+    ck_assert_int_eq(proto_delta_apply_trusted(old, KEEP + GONE, old_hex,
+                                               delta.data, delta.len,
+                                               membuf_sink, &out),
+                     PROTO_OK);
+    ck_assert(out.len == KEEP + FRESH &&
+              memcmp(out.data, new_data, out.len) == 0);
+    /* a byte the delta does not read: hashing refuses the base, the
+     * trusted digest does not (and the result is still the target) */
+    old[KEEP + GONE - 100] ^= 0xff;
+    out.len = 0;
+    ck_assert_int_eq(proto_delta_apply(old, KEEP + GONE, delta.data,
+                                       delta.len, membuf_sink, &out),
+                     PROTO_MISMATCH);
+    out.len = 0;
+    ck_assert_int_eq(proto_delta_apply_trusted(old, KEEP + GONE, old_hex,
+                                               delta.data, delta.len,
+                                               membuf_sink, &out),
+                     PROTO_OK);
+    ck_assert(memcmp(out.data, new_data, out.len) == 0);
+    /* a byte it reads: the result is wrong, refused (zstd's content
+     * checksum, else the target digest) */
+    old[1000] ^= 0xff;
+    out.len = 0;
+    ck_assert_int_ne(proto_delta_apply_trusted(old, KEEP + GONE, old_hex,
+                                               delta.data, delta.len,
+                                               membuf_sink, &out),
+                     PROTO_OK);
+    /* a digest that is not the delta's base, or not a digest */
+    hex_of(fresh, FRESH, other_hex);
+    ck_assert_int_eq(proto_delta_apply_trusted(old, KEEP + GONE, other_hex,
+                                               delta.data, delta.len,
+                                               membuf_sink, &out),
+                     PROTO_MISMATCH);
+    ck_assert_int_eq(proto_delta_apply_trusted(old, KEEP + GONE, "abc",
+                                               delta.data, delta.len,
+                                               membuf_sink, &out),
+                     PROTO_BAD_INPUT);
+    ck_assert_int_eq(proto_delta_apply_trusted(old, KEEP + GONE, NULL,
+                                               delta.data, delta.len,
+                                               membuf_sink, &out),
+                     PROTO_BAD_INPUT);
+    membuf_free(&out);
+    membuf_free(&delta);
+    free(new_data);
+    free(fresh);
+    free(tuned);
+    free(old);
+}
+END_TEST
+
 static const struct empty_case {
     size_t old_len;
     size_t new_len;
@@ -978,6 +1058,7 @@ static Suite *delta_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_proto_delta_apply_roundtrip);
     tcase_add_test(tc, test_proto_delta_make_high_level);
+    tcase_add_test(tc, test_proto_delta_apply_trusted);
     tcase_add_loop_test(tc, test_proto_delta_apply_empty, 0,
                         ARRAY_SIZE(empty_cases));
     tcase_add_test(tc, test_proto_delta_make_bad_digest);
