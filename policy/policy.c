@@ -805,6 +805,27 @@ effective_utility(const struct run *k, const struct proto_candidate *e)
     return run_utility(k, e) * e->fit + k->u_fallback * (1 - e->fit);
 }
 
+/*
+ * Keeping current, which fits now, until its next memory dip and then
+ * settling on the fallback: the dips come at dips_per_s / fit per second
+ * of fitting (a Poisson process, as dip_cost expects them), the first
+ * within the horizon with probability p, after m = p / rate seconds on
+ * average. Worth u * m + u_fallback * (H - m) - p * fallback's bytes: the
+ * same bytes a move to the fallback pays now, later, and current runs
+ * until then. So a move away from current for its expected dips alone
+ * never pays: waiting for the dip is worth more.
+ */
+static double
+settle_value(const struct run *k, const struct proto_candidate *e)
+{
+    double rate = e->dips_per_s / fmax(e->fit, 1.0 / PROTO_MAX_HISTORY);
+    double p = 1 - exp(-rate * k->horizon_s);
+    double m = p / rate;
+
+    return run_utility(k, e) * m + k->u_fallback * (k->horizon_s - m) -
+           k->fallback_cost * p;
+}
+
 /* V(v) over the horizon (see the top of the file). */
 static inline __attribute__((always_inline)) void
 value_compute(const struct run *k, struct proto_candidate *e)
@@ -816,6 +837,9 @@ value_compute(const struct run *k, struct proto_candidate *e)
         if (e->dips_per_s > 0)
             e->risk = dip_cost(k, e, h);
         e->value = u * h - e->risk;
+        if (e->dips_per_s > 0 && e->hard_ok &&
+            run_utility(k, e) > k->u_fallback)
+            e->value = fmax(e->value, settle_value(k, e));
         return;
     }
     if (!(e->ready_s < h)) {
@@ -952,6 +976,12 @@ dips_reason(const struct run *k, const struct proto_candidate *e,
                e->est.memory_bytes, (1 - e->fit) * n, n,
                e->dips_per_s * n * MEMORY_SAMPLE_S, e->risk,
                e->is_current ? k->horizon_s : k->horizon_s - e->ready_s);
+    if (e->is_current &&
+        differs(e->value, effective_utility(k, e) * k->horizon_s - e->risk))
+        reason_add(rs,
+                   "memory: keeping it until its next dip (in %.0f s on "
+                   "average) and the fallback then is worth %.6g",
+                   e->fit / e->dips_per_s, e->value);
 }
 
 /* Why loser ranks after chosen, in one reason. */
