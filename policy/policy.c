@@ -1283,6 +1283,7 @@ struct screen_ctx {
     uint32_t fetching;
     uint32_t device_class;
     bool slow;                    /* every variant: a delta from current */
+    bool special;                 /* current, fetching or slow */
     bool has_min_accuracy;
     bool has_max_download_s;
     bool has_power_mw;
@@ -1312,6 +1313,8 @@ screen_init(const struct run *k, struct screen_ctx *c)
     c->fetching = k->fetching;
     c->device_class = k->device_class;
     c->slow = k->delta_from_current;
+    c->special = c->slow || c->current != POLICY_ID_NONE ||
+                 c->fetching != POLICY_ID_NONE;
     c->has_min_accuracy = r->has_min_accuracy;
     c->has_max_download_s = r->has_max_download_s;
     c->has_power_mw = r->has_power_mw;
@@ -1384,7 +1387,8 @@ screen_one(const struct run *k, const struct screen_ctx *c, size_t index,
     s->hard_ok = !(row->memory_bytes > c->memory_bytes);
     if (!s->hard_ok)
         s->hard_cause = PROTO_CAUSE_MEMORY;
-    if (row->blob == c->current || row->blob == c->fetching || c->slow)
+    if (c->special &&
+        (row->blob == c->current || row->blob == c->fetching || c->slow))
         return false;
     if (!screen_class(c, row->class_first, row->latency_count, &lat))
         lat = flops_latency_ms(row->flops, c->gflops);
@@ -1513,105 +1517,154 @@ brief_of(const struct run *k, const struct proto_candidate *e, size_t full,
  * a second pass weighs the entries (utility, value) and keeps the best
  * eligible one (k->found, k->best), unless a memory history's fallback
  * needs every utility first (then a pass for each). */
+/* What the walk over the offered versions gathers (run_evaluate). */
+struct walk {
+    double max_lat;
+    double max_energy;
+    bool name_done;
+    bool energy_known;
+    bool degraded;
+    bool has_cur;
+    bool has_held;
+    size_t m;                     /* entries kept */
+    size_t offered;
+    size_t cur;
+    size_t held;
+};
+
+/* Version i, offered, worked out in full in e (its address never
+ * escapes, so that its stores cannot alias the inputs) and copied to
+ * cands when it is kept; with briefs, summed up in the next one. */
+static inline __attribute__((always_inline)) void
+walk_entry(struct run *k, size_t i, struct proto_candidate *cands,
+           struct brief *briefs, size_t counts[PROTO_CAUSE_COUNT],
+           struct walk *w)
+{
+    struct proto_candidate e;
+    bool keep;
+
+    eval_compute(k, i, &e);
+    if (e.partial) {
+        if (briefs)
+            brief_of(k, &e, BRIEF_NONE, &briefs[w->offered], counts);
+        else
+            cands[w->m++] = e;
+        w->offered++;
+        return;
+    }
+    /* as fmax (a call) would: a NaN estimate never becomes the max */
+    if (e.est.latency_ms > w->max_lat)
+        w->max_lat = e.est.latency_ms;
+    if (!e.est.has_energy_mj)
+        w->energy_known = false;
+    else if (e.est.energy_mj > w->max_energy)
+        w->max_energy = e.est.energy_mj;
+    if (e.is_current && e.hard_ok && !w->has_cur) {
+        w->has_cur = true;
+        w->cur = w->m;
+    }
+    if (e.is_current && !e.hard_ok && e.fit > 0 && !w->has_held) {
+        w->has_held = true;
+        w->held = w->m;
+    }
+    if (w->degraded && e.feasible && startable(k, &e))
+        w->degraded = false;
+    keep = !briefs || e.is_current || e.is_fetching || e.feasible ||
+           (e.hard_ok && w->degraded);
+    if (briefs)
+        brief_of(k, &e, keep ? w->m : BRIEF_NONE, &briefs[w->offered],
+                 counts);
+    if (keep)
+        cands[w->m++] = e;
+    w->offered++;
+}
+
+/* The screened walk (run_evaluate with briefs): each offered version's
+ * screen, its brief and its cause counted; the kept ones' entries. */
+static void
+screen_walk(struct run *k, const struct screen_ctx *ctx,
+            struct proto_candidate *cands, struct brief *briefs,
+            size_t counts[PROTO_CAUSE_COUNT], struct walk *out)
+{
+    struct walk w = *out;     /* local: the stores below cannot alias it */
+
+    for (size_t i = 0; i < k->in->variant_count; i++) {
+        struct screened sc;
+        struct brief *b;
+        bool feasible, start = false;
+
+        if (!k->t->all_offered && !offered_at(k, i, &w.name_done))
+            continue;
+        if (!screen_one(k, ctx, i, &sc)) {
+            walk_entry(k, i, cands, briefs, counts, &w);
+            continue;
+        }
+        b = &briefs[w.offered++];
+        b->variant = (uint16_t)i;
+        b->hard_ok = sc.hard_ok;
+        b->full = BRIEF_NONE;
+        if (sc.partial) {
+            b->violation = 0;
+            b->cause = (uint8_t)sc.hard_cause;
+            counts[sc.hard_cause]++;
+            continue;
+        }
+        b->violation = sc.violation;
+        /* as fmax (a call) would: a NaN never becomes the max */
+        if (sc.latency_ms > w.max_lat)
+            w.max_lat = sc.latency_ms;
+        if (!sc.has_energy_mj)
+            w.energy_known = false;
+        else if (sc.energy_mj > w.max_energy)
+            w.max_energy = sc.energy_mj;
+        feasible = sc.hard_ok && sc.soft_ok;
+        if (feasible || (sc.hard_ok && w.degraded)) {
+            screen_times(k, i, &sc);
+            start = sc.ready_s < k->horizon_s;
+            screen_entry(k, i, &sc, &cands[w.m]);
+            b->full = (uint16_t)w.m++;
+        }
+        if (w.degraded && feasible && start)
+            w.degraded = false;
+        b->cause = (uint8_t)(!sc.hard_ok  ? sc.hard_cause
+                             : !sc.soft_ok ? sc.soft_cause
+                             : !start      ? PROTO_CAUSE_HORIZON
+                                           : PROTO_CAUSE_OUTRANKED);
+        counts[b->cause]++;
+    }
+    *out = w;
+}
+
+
 static size_t
 run_evaluate(struct run *k, struct proto_candidate *cands,
              struct brief *briefs, size_t *out_offered,
              size_t counts[PROTO_CAUSE_COUNT])
 {
-    double max_lat = 0, max_energy = 0;
-    bool name_done = false, energy_known = true, degraded = true;
-    bool has_cur = false, has_held = false;
-    size_t m = 0, offered = 0, cur = 0, held = 0;
+    double max_lat, max_energy;
+    size_t m;
+
+    struct walk w = {.energy_known = true, .degraded = true};
     struct screen_ctx ctx;
 
     screen_init(k, &ctx);
-    /* each entry is worked out in e (its address never escapes, so that
-     * its stores cannot alias the inputs) and copied when it is kept */
-    for (size_t i = 0; i < k->in->variant_count; i++) {
-        struct proto_candidate e;
-        struct screened sc;
-        bool keep;
-
-        if (!offered_at(k, i, &name_done))
-            continue;
-        if (briefs && screen_one(k, &ctx, i, &sc)) {
-            struct brief *b = &briefs[offered++];
-            bool feasible = sc.hard_ok && sc.soft_ok;
-            bool start = false;
-
-            b->variant = (uint16_t)i;
-            b->hard_ok = sc.hard_ok;
-            b->full = BRIEF_NONE;
-            if (sc.partial) {
-                b->violation = 0;
-                b->cause = (uint8_t)sc.hard_cause;
-                counts[sc.hard_cause]++;
-                continue;
-            }
-            b->violation = sc.violation;
-            /* as fmax (a call) would: a NaN never becomes the max */
-            if (sc.latency_ms > max_lat)
-                max_lat = sc.latency_ms;
-            if (!sc.has_energy_mj)
-                energy_known = false;
-            else if (sc.energy_mj > max_energy)
-                max_energy = sc.energy_mj;
-            if (feasible || (sc.hard_ok && degraded)) {
-                screen_times(k, i, &sc);
-                start = sc.ready_s < k->horizon_s;
-                screen_entry(k, i, &sc, &cands[m]);
-                b->full = (uint16_t)m++;
-            }
-            if (degraded && feasible && start)
-                degraded = false;
-            b->cause = (uint8_t)(!sc.hard_ok  ? sc.hard_cause
-                                 : !sc.soft_ok ? sc.soft_cause
-                                 : !start      ? PROTO_CAUSE_HORIZON
-                                               : PROTO_CAUSE_OUTRANKED);
-            counts[b->cause]++;
-            continue;
-        }
-        eval_compute(k, i, &e);
-        if (e.partial) {
-            if (briefs)
-                brief_of(k, &e, BRIEF_NONE, &briefs[offered], counts);
-            else
-                cands[m++] = e;
-            offered++;
-            continue;
-        }
-        /* as fmax (a call) would: a NaN estimate never becomes the max */
-        if (e.est.latency_ms > max_lat)
-            max_lat = e.est.latency_ms;
-        if (!e.est.has_energy_mj)
-            energy_known = false;
-        else if (e.est.energy_mj > max_energy)
-            max_energy = e.est.energy_mj;
-        if (e.is_current && e.hard_ok && !has_cur) {
-            has_cur = true;
-            cur = m;
-        }
-        if (e.is_current && !e.hard_ok && e.fit > 0 && !has_held) {
-            has_held = true;
-            held = m;
-        }
-        if (degraded && e.feasible && startable(k, &e))
-            degraded = false;
-        keep = !briefs || e.is_current || e.is_fetching || e.feasible ||
-               (e.hard_ok && degraded);
-        if (briefs)
-            brief_of(k, &e, keep ? m : BRIEF_NONE, &briefs[offered], counts);
-        if (keep)
-            cands[m++] = e;
-        offered++;
+    if (!briefs) {
+        for (size_t i = 0; i < k->in->variant_count; i++)
+            if (offered_at(k, i, &w.name_done))
+                walk_entry(k, i, cands, NULL, NULL, &w);
+    } else {
+        screen_walk(k, &ctx, cands, briefs, counts, &w);
     }
-    k->energy_known = energy_known;
-    k->degraded = degraded;
-    k->has_cur = has_cur;
-    k->cur = cur;
-    k->has_held = has_held;
-    k->held = held;
-    *out_offered = offered;
+    m = w.m;
+    *out_offered = w.offered;
+    k->energy_known = w.energy_known;
+    k->degraded = w.degraded;
+    k->has_cur = w.has_cur;
+    k->cur = w.cur;
+    k->has_held = w.has_held;
+    k->held = w.held;
+    max_lat = w.max_lat;
+    max_energy = w.max_energy;
     k->lat_den = k->r->has_max_latency_ms && k->r->max_latency_ms > 0
                      ? k->r->max_latency_ms
                      : max_lat;
