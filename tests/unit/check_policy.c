@@ -2569,6 +2569,9 @@ policy_suite(void)
     TCase *tc;
 
     tc = tcase_create("select");
+    /* one loop iteration is milliseconds; room for a starved, niced run
+     * on a loaded machine */
+    tcase_set_timeout(tc, 30);
     tcase_add_loop_test(tc, test_policy_select_cases, 0, ARRAY_SIZE(cases));
     tcase_add_loop_test(tc, test_policy_select_estimates, 0,
                         ARRAY_SIZE(estimate_cases));
@@ -2579,8 +2582,8 @@ policy_suite(void)
     tcase_add_test(tc, test_policy_select_large_family);
     tcase_add_test(tc, test_policy_select_no_runner_ups);
     tcase_add_loop_test(tc, test_policy_select_lazy_value_agrees, 0, 200);
-    tcase_add_loop_test(tc, test_policy_screen_agrees, 0, 400);
-    tcase_add_loop_test(tc, test_policy_screen_hard_causes, 0, 200);
+    tcase_add_loop_test(tc, test_policy_screen_agrees, 0, 240);
+    tcase_add_loop_test(tc, test_policy_screen_hard_causes, 0, 120);
     tcase_add_test(tc, test_policy_select_delta_index);
     tcase_add_test(tc, test_policy_select_memory_from_size);
     tcase_add_test(tc, test_policy_select_rollout_current_not_offered);
