@@ -1272,62 +1272,174 @@ struct screened {
     bool soft_ok;
 };
 
+/* What screen_one reads of the select, copied into one local object
+ * before the walk (screen_init): the stores of the walk cannot alias it,
+ * so that its fields stay in registers. */
+struct screen_ctx {
+    const struct policy_row *rows;
+    const struct policy_class_value *class_values;
+    const uint8_t *req_cause;
+    uint32_t current;
+    uint32_t fetching;
+    uint32_t device_class;
+    bool slow;                    /* every variant: a delta from current */
+    bool special;                 /* current, fetching or slow */
+    bool has_min_accuracy;
+    bool has_max_download_s;
+    bool has_power_mw;
+    uint64_t memory_bytes;
+    double gflops;
+    double latency_limit;         /* latency_over, else INFINITY */
+    double max_latency_ms;
+    double min_accuracy;
+    double download_over;
+    double max_download_s;
+    double energy_limit;          /* energy_over, else INFINITY */
+    double max_energy_mj;
+    double power_mw;
+    double nominal_bps;
+    double rtt_s;
+};
+
+static void
+screen_init(const struct run *k, struct screen_ctx *c)
+{
+    const struct proto_report *r = k->r;
+
+    c->rows = k->t->rows;
+    c->class_values = k->t->class_values;
+    c->req_cause = k->req_cause;
+    c->current = k->current;
+    c->fetching = k->fetching;
+    c->device_class = k->device_class;
+    c->slow = k->delta_from_current;
+    c->special = c->slow || c->current != POLICY_ID_NONE ||
+                 c->fetching != POLICY_ID_NONE;
+    c->has_min_accuracy = r->has_min_accuracy;
+    c->has_max_download_s = r->has_max_download_s;
+    c->has_power_mw = r->has_power_mw;
+    c->memory_bytes = r->memory_bytes;
+    c->gflops = r->gflops;
+    /* x > INFINITY is false for every x, as the unset limit's check */
+    c->latency_limit = r->has_max_latency_ms ? k->latency_over : INFINITY;
+    c->max_latency_ms = r->max_latency_ms;
+    c->min_accuracy = r->min_accuracy;
+    c->download_over = k->download_over;
+    c->max_download_s = r->max_download_s;
+    c->energy_limit = r->has_max_energy_mj ? k->energy_over : INFINITY;
+    c->max_energy_mj = r->max_energy_mj;
+    c->power_mw = r->power_mw;
+    c->nominal_bps = k->nominal_bps;
+    c->rtt_s = k->rtt_s;
+}
+
+/* The value of count class values from first on the report's class. */
+static inline __attribute__((always_inline)) bool
+screen_class(const struct screen_ctx *c, size_t first, size_t count,
+             double *out)
+{
+    const struct policy_class_value *cv = &c->class_values[first];
+
+    for (size_t i = 0; i < count; i++) {
+        if (cv[i].device_class == c->device_class) {
+            *out = cv[i].value;
+            return true;
+        }
+    }
+    return false;
+}
+
 /*
  * The screen of variant index: its hard rules and, unless it is partial,
- * its estimates, transfer and soft rules, exactly as eval_compute works
- * them out, without what only an entry that is kept or listed needs
- * (context, memory margin and dips, the entry's other fields). False
- * when the variant needs eval_compute's every branch: it is current or
- * in flight, a delta from current may reach it, or an exit may run.
+ * its estimates and soft rules, exactly as eval_compute and soft_check
+ * work them out (the same expressions in the same order), without what
+ * only an entry that is kept or listed needs (the transfer times unless
+ * the soft rules read them, context, memory margin and dips). False when
+ * the variant needs eval_compute's every branch: it is current or in
+ * flight, a delta from current may reach it, or an exit may run.
  */
 static inline __attribute__((always_inline)) bool
-screen_one(const struct run *k, size_t index, struct screened *s)
+screen_one(const struct run *k, const struct screen_ctx *c, size_t index,
+           struct screened *s)
 {
-    const struct policy_row *row = &k->t->rows[index];
-    const struct proto_report *r = k->r;
-    struct proto_candidate e;
-    double lat, energy_mj;
-    bool energy;
+    const struct policy_row *row = &c->rows[index];
+    enum proto_cause cause = PROTO_CAUSE_OUTRANKED;
+    double lat, energy, sum = 0, acc = row->accuracy;
+    bool has_energy;
 
-    e.est.memory_bytes = row->memory_bytes;
-    e.hard_cause = PROTO_CAUSE_OUTRANKED;
-    s->hard_ok = hard_check(k, row, &e, NULL);
-    s->hard_cause = e.hard_cause;
-    s->partial = !s->hard_ok && e.hard_cause != PROTO_CAUSE_MEMORY;
-    if (s->partial)
+    if (row->req != POLICY_REQ_NONE) {
+        cause = (enum proto_cause)c->req_cause[row->req];
+    } else {
+        struct proto_candidate e;
+
+        e.est.memory_bytes = 0;
+        e.hard_cause = PROTO_CAUSE_OUTRANKED;
+        if (!hard_check(k, row, &e, NULL))
+            cause = e.hard_cause;
+    }
+    s->hard_cause = cause;
+    s->partial = cause != PROTO_CAUSE_OUTRANKED;
+    if (s->partial) {
+        *s = (struct screened){.hard_cause = cause, .partial = true,
+                               .soft_cause = PROTO_CAUSE_OUTRANKED};
         return true;
-    if (row->blob == k->current || row->blob == k->fetching ||
-        k->delta_from_current)
+    }
+    s->hard_ok = !(row->memory_bytes > c->memory_bytes);
+    if (!s->hard_ok)
+        s->hard_cause = PROTO_CAUSE_MEMORY;
+    if (c->special &&
+        (row->blob == c->current || row->blob == c->fetching || c->slow))
         return false;
-    e.est.latency_ms = measured_latency(k, row, &lat)
-                           ? lat
-                           : flops_latency_ms(row->flops, r->gflops);
-    if (r->has_max_latency_ms && row->has_exits &&
-        e.est.latency_ms > k->latency_over)
+    if (!screen_class(c, row->class_first, row->latency_count, &lat))
+        lat = flops_latency_ms(row->flops, c->gflops);
+    if (row->has_exits && lat > c->latency_limit)
         return false;
-    e.accuracy = row->accuracy;
-    energy = measured_energy(k, row, &energy_mj);
-    e.est.has_energy_mj = true;
-    if (energy)
-        e.est.energy_mj = energy_mj;
-    else if (r->has_power_mw)
-        e.est.energy_mj = r->power_mw * e.est.latency_ms / 1000.0;
-    else
-        e.est.has_energy_mj = false;
-    if (!e.est.has_energy_mj)
-        e.est.energy_mj = 0;
-    /* the transfer times: download_s when the soft rules read it, both
-     * for an entry that is kept (screen_times) */
-    e.est.download_s = r->has_max_download_s
-                           ? download_time(k, row->size_bytes)
-                           : 0;
-    e.soft_cause = PROTO_CAUSE_OUTRANKED;
-    s->violation = soft_check(k, &e, &s->soft_ok, NULL);
-    s->soft_cause = e.soft_cause;
-    s->latency_ms = e.est.latency_ms;
-    s->download_s = e.est.download_s;
-    s->energy_mj = e.est.energy_mj;
-    s->has_energy_mj = e.est.has_energy_mj;
+    has_energy = true;
+    if (!screen_class(c, row->class_first + row->latency_count,
+                      row->energy_count, &energy)) {
+        if (c->has_power_mw)
+            energy = c->power_mw * lat / 1000.0;
+        else
+            has_energy = false;
+    }
+    if (!has_energy)
+        energy = 0;
+    s->download_s = 0;
+    if (c->has_max_download_s)
+        s->download_s =
+            row->size_bytes == 0 ? c->rtt_s
+            : c->nominal_bps > 0
+                ? (double)row->size_bytes * 8.0 / c->nominal_bps + c->rtt_s
+                : INFINITY;
+    /* soft_check's rules and sum, in its order */
+    s->soft_cause = PROTO_CAUSE_OUTRANKED;
+    if (lat > c->latency_limit) {
+        s->soft_cause = PROTO_CAUSE_LATENCY;
+        sum += relative_miss(lat - c->max_latency_ms, c->max_latency_ms);
+    }
+    if (c->has_min_accuracy && exceeds(c->min_accuracy, acc)) {
+        if (s->soft_cause == PROTO_CAUSE_OUTRANKED)
+            s->soft_cause = PROTO_CAUSE_ACCURACY;
+        sum += relative_miss(c->min_accuracy - acc, c->min_accuracy);
+    }
+    if (c->has_max_download_s && s->download_s > c->download_over) {
+        if (s->soft_cause == PROTO_CAUSE_OUTRANKED)
+            s->soft_cause = PROTO_CAUSE_DOWNLOAD;
+        sum += isfinite(s->download_s)
+                   ? relative_miss(s->download_s - c->max_download_s,
+                                   c->max_download_s)
+                   : 1e9;
+    }
+    if (has_energy && energy > c->energy_limit) {
+        if (s->soft_cause == PROTO_CAUSE_OUTRANKED)
+            s->soft_cause = PROTO_CAUSE_ENERGY;
+        sum += relative_miss(energy - c->max_energy_mj, c->max_energy_mj);
+    }
+    s->soft_ok = s->soft_cause == PROTO_CAUSE_OUTRANKED;
+    s->violation = sum;
+    s->latency_ms = lat;
+    s->energy_mj = energy;
+    s->has_energy_mj = has_energy;
     return true;
 }
 
@@ -1405,103 +1517,154 @@ brief_of(const struct run *k, const struct proto_candidate *e, size_t full,
  * a second pass weighs the entries (utility, value) and keeps the best
  * eligible one (k->found, k->best), unless a memory history's fallback
  * needs every utility first (then a pass for each). */
+/* What the walk over the offered versions gathers (run_evaluate). */
+struct walk {
+    double max_lat;
+    double max_energy;
+    bool name_done;
+    bool energy_known;
+    bool degraded;
+    bool has_cur;
+    bool has_held;
+    size_t m;                     /* entries kept */
+    size_t offered;
+    size_t cur;
+    size_t held;
+};
+
+/* Version i, offered, worked out in full in e (its address never
+ * escapes, so that its stores cannot alias the inputs) and copied to
+ * cands when it is kept; with briefs, summed up in the next one. */
+static inline __attribute__((always_inline)) void
+walk_entry(struct run *k, size_t i, struct proto_candidate *cands,
+           struct brief *briefs, size_t counts[PROTO_CAUSE_COUNT],
+           struct walk *w)
+{
+    struct proto_candidate e;
+    bool keep;
+
+    eval_compute(k, i, &e);
+    if (e.partial) {
+        if (briefs)
+            brief_of(k, &e, BRIEF_NONE, &briefs[w->offered], counts);
+        else
+            cands[w->m++] = e;
+        w->offered++;
+        return;
+    }
+    /* as fmax (a call) would: a NaN estimate never becomes the max */
+    if (e.est.latency_ms > w->max_lat)
+        w->max_lat = e.est.latency_ms;
+    if (!e.est.has_energy_mj)
+        w->energy_known = false;
+    else if (e.est.energy_mj > w->max_energy)
+        w->max_energy = e.est.energy_mj;
+    if (e.is_current && e.hard_ok && !w->has_cur) {
+        w->has_cur = true;
+        w->cur = w->m;
+    }
+    if (e.is_current && !e.hard_ok && e.fit > 0 && !w->has_held) {
+        w->has_held = true;
+        w->held = w->m;
+    }
+    if (w->degraded && e.feasible && startable(k, &e))
+        w->degraded = false;
+    keep = !briefs || e.is_current || e.is_fetching || e.feasible ||
+           (e.hard_ok && w->degraded);
+    if (briefs)
+        brief_of(k, &e, keep ? w->m : BRIEF_NONE, &briefs[w->offered],
+                 counts);
+    if (keep)
+        cands[w->m++] = e;
+    w->offered++;
+}
+
+/* The screened walk (run_evaluate with briefs): each offered version's
+ * screen, its brief and its cause counted; the kept ones' entries. */
+static void
+screen_walk(struct run *k, const struct screen_ctx *ctx,
+            struct proto_candidate *cands, struct brief *briefs,
+            size_t counts[PROTO_CAUSE_COUNT], struct walk *out)
+{
+    struct walk w = *out;     /* local: the stores below cannot alias it */
+
+    for (size_t i = 0; i < k->in->variant_count; i++) {
+        struct screened sc;
+        struct brief *b;
+        bool feasible, start = false;
+
+        if (!k->t->all_offered && !offered_at(k, i, &w.name_done))
+            continue;
+        if (!screen_one(k, ctx, i, &sc)) {
+            walk_entry(k, i, cands, briefs, counts, &w);
+            continue;
+        }
+        b = &briefs[w.offered++];
+        b->variant = (uint16_t)i;
+        b->hard_ok = sc.hard_ok;
+        b->full = BRIEF_NONE;
+        if (sc.partial) {
+            b->violation = 0;
+            b->cause = (uint8_t)sc.hard_cause;
+            counts[sc.hard_cause]++;
+            continue;
+        }
+        b->violation = sc.violation;
+        /* as fmax (a call) would: a NaN never becomes the max */
+        if (sc.latency_ms > w.max_lat)
+            w.max_lat = sc.latency_ms;
+        if (!sc.has_energy_mj)
+            w.energy_known = false;
+        else if (sc.energy_mj > w.max_energy)
+            w.max_energy = sc.energy_mj;
+        feasible = sc.hard_ok && sc.soft_ok;
+        if (feasible || (sc.hard_ok && w.degraded)) {
+            screen_times(k, i, &sc);
+            start = sc.ready_s < k->horizon_s;
+            screen_entry(k, i, &sc, &cands[w.m]);
+            b->full = (uint16_t)w.m++;
+        }
+        if (w.degraded && feasible && start)
+            w.degraded = false;
+        b->cause = (uint8_t)(!sc.hard_ok  ? sc.hard_cause
+                             : !sc.soft_ok ? sc.soft_cause
+                             : !start      ? PROTO_CAUSE_HORIZON
+                                           : PROTO_CAUSE_OUTRANKED);
+        counts[b->cause]++;
+    }
+    *out = w;
+}
+
+
 static size_t
 run_evaluate(struct run *k, struct proto_candidate *cands,
              struct brief *briefs, size_t *out_offered,
              size_t counts[PROTO_CAUSE_COUNT])
 {
-    double max_lat = 0, max_energy = 0;
-    bool name_done = false, energy_known = true, degraded = true;
-    bool has_cur = false, has_held = false;
-    size_t m = 0, offered = 0, cur = 0, held = 0;
+    double max_lat, max_energy;
+    size_t m;
 
-    /* each entry is worked out in e (its address never escapes, so that
-     * its stores cannot alias the inputs) and copied when it is kept */
-    for (size_t i = 0; i < k->in->variant_count; i++) {
-        struct proto_candidate e;
-        struct screened sc;
-        bool keep;
+    struct walk w = {.energy_known = true, .degraded = true};
+    struct screen_ctx ctx;
 
-        if (!offered_at(k, i, &name_done))
-            continue;
-        if (briefs && screen_one(k, i, &sc)) {
-            struct brief *b = &briefs[offered++];
-            bool feasible = sc.hard_ok && sc.soft_ok;
-            bool start = false;
-
-            b->variant = (uint16_t)i;
-            b->hard_ok = sc.hard_ok;
-            b->full = BRIEF_NONE;
-            if (sc.partial) {
-                b->violation = 0;
-                b->cause = (uint8_t)sc.hard_cause;
-                counts[sc.hard_cause]++;
-                continue;
-            }
-            b->violation = sc.violation;
-            /* as fmax (a call) would: a NaN never becomes the max */
-            if (sc.latency_ms > max_lat)
-                max_lat = sc.latency_ms;
-            if (!sc.has_energy_mj)
-                energy_known = false;
-            else if (sc.energy_mj > max_energy)
-                max_energy = sc.energy_mj;
-            if (feasible || (sc.hard_ok && degraded)) {
-                screen_times(k, i, &sc);
-                start = sc.ready_s < k->horizon_s;
-                screen_entry(k, i, &sc, &cands[m]);
-                b->full = (uint16_t)m++;
-            }
-            if (degraded && feasible && start)
-                degraded = false;
-            b->cause = (uint8_t)(!sc.hard_ok  ? sc.hard_cause
-                                 : !sc.soft_ok ? sc.soft_cause
-                                 : !start      ? PROTO_CAUSE_HORIZON
-                                               : PROTO_CAUSE_OUTRANKED);
-            counts[b->cause]++;
-            continue;
-        }
-        eval_compute(k, i, &e);
-        if (e.partial) {
-            if (briefs)
-                brief_of(k, &e, BRIEF_NONE, &briefs[offered], counts);
-            else
-                cands[m++] = e;
-            offered++;
-            continue;
-        }
-        /* as fmax (a call) would: a NaN estimate never becomes the max */
-        if (e.est.latency_ms > max_lat)
-            max_lat = e.est.latency_ms;
-        if (!e.est.has_energy_mj)
-            energy_known = false;
-        else if (e.est.energy_mj > max_energy)
-            max_energy = e.est.energy_mj;
-        if (e.is_current && e.hard_ok && !has_cur) {
-            has_cur = true;
-            cur = m;
-        }
-        if (e.is_current && !e.hard_ok && e.fit > 0 && !has_held) {
-            has_held = true;
-            held = m;
-        }
-        if (degraded && e.feasible && startable(k, &e))
-            degraded = false;
-        keep = !briefs || e.is_current || e.is_fetching || e.feasible ||
-               (e.hard_ok && degraded);
-        if (briefs)
-            brief_of(k, &e, keep ? m : BRIEF_NONE, &briefs[offered], counts);
-        if (keep)
-            cands[m++] = e;
-        offered++;
+    screen_init(k, &ctx);
+    if (!briefs) {
+        for (size_t i = 0; i < k->in->variant_count; i++)
+            if (offered_at(k, i, &w.name_done))
+                walk_entry(k, i, cands, NULL, NULL, &w);
+    } else {
+        screen_walk(k, &ctx, cands, briefs, counts, &w);
     }
-    k->energy_known = energy_known;
-    k->degraded = degraded;
-    k->has_cur = has_cur;
-    k->cur = cur;
-    k->has_held = has_held;
-    k->held = held;
-    *out_offered = offered;
+    m = w.m;
+    *out_offered = w.offered;
+    k->energy_known = w.energy_known;
+    k->degraded = w.degraded;
+    k->has_cur = w.has_cur;
+    k->cur = w.cur;
+    k->has_held = w.has_held;
+    k->held = w.held;
+    max_lat = w.max_lat;
+    max_energy = w.max_energy;
     k->lat_den = k->r->has_max_latency_ms && k->r->max_latency_ms > 0
                      ? k->r->max_latency_ms
                      : max_lat;

@@ -261,9 +261,12 @@ policy_table_build(const struct policy_input *in, void *buf, size_t size)
     t->delta_to = (uint32_t *)(base + l.delta_to);
 
     strings_fill(t, in);
+    t->all_offered = true;
     for (size_t i = 0; i < in->variant_count; i++) {
         row_fill(t, in, i, &acc, &tags, &cls);
         t->rows[i].req = req_of(t, &t->rows[i]);
+        t->all_offered = t->all_offered && t->rows[i].starts_name &&
+                         t->rows[i].rollout_percent >= 100;
     }
     for (size_t i = 0; i < in->delta_count; i++) {
         t->delta_from[i] = policy_table_find(t, in->deltas[i].from_hex);

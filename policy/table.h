@@ -83,6 +83,9 @@ struct policy_table {
     uint32_t *delta_to;           /* ... and of to_hex */
     struct policy_req reqs[POLICY_REQ_MAX];
     size_t req_count;
+    /* every variant is the only version of its name and fully rolled
+     * out: each is offered to every UE */
+    bool all_offered;
 };
 
 /* policy_select with every offered version's entry kept in full (as for

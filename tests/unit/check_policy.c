@@ -2235,7 +2235,8 @@ static struct proto_delta screen_ds[8];
  * every preference).
  */
 static size_t
-screen_family(unsigned *seed, struct proto_report *r, size_t *out_nd)
+screen_family(unsigned *seed, bool single, struct proto_report *r,
+              size_t *out_nd)
 {
     static const char *const fmts[] = {"tflite", "onnx", "coreml", "", "pt"};
     static const char *const accs[] = {"npu", "gpu", "dsp", "tpu", "vpu",
@@ -2246,7 +2247,8 @@ screen_family(unsigned *seed, struct proto_report *r, size_t *out_nd)
 
     memset(screen_vs, 0, sizeof(screen_vs));
     for (size_t i = 0; i < n;) {
-        size_t versions = 1 + (lcg(seed) % 4 == 0) * (1 + lcg(seed) % 2);
+        size_t versions =
+            single ? 1 : 1 + (lcg(seed) % 4 == 0) * (1 + lcg(seed) % 2);
 
         for (size_t j = 0; j < versions && i < n; j++, i++) {
             struct proto_variant *v = &screen_vs[i];
@@ -2390,7 +2392,7 @@ START_TEST(test_policy_screen_agrees)
     static const unsigned ups[] = {5, 1, 0, 64, 5, 3};
     unsigned seed = 977 + 104729u * (unsigned)_i;
     struct proto_report r;
-    size_t nd, n = screen_family(&seed, &r, &nd);
+    size_t nd, n = screen_family(&seed, _i % 3 == 0, &r, &nd);
     struct policy_input in = { .family = "screen", .variants = screen_vs,
                                .variant_count = n, .deltas = screen_ds,
                                .delta_count = nd };
@@ -2475,7 +2477,7 @@ START_TEST(test_policy_screen_hard_causes)
     static struct proto_reasons rsc[SCREEN_MAX];
     unsigned seed = 31 + 7717u * (unsigned)_i;
     struct proto_report r;
-    size_t nd, n = screen_family(&seed, &r, &nd);
+    size_t nd, n = screen_family(&seed, _i % 3 == 0, &r, &nd);
     struct policy_input in = { .family = "hard", .variants = screen_vs,
                                .variant_count = n, .deltas = screen_ds,
                                .delta_count = nd };
@@ -2506,6 +2508,18 @@ START_TEST(test_policy_screen_hard_causes)
                 v->accelerators[a]);
     }
     m = policy_offered(&in, &r, offered);
+    /* all_offered: a family of single, fully rolled out versions */
+    {
+        bool all = true;
+
+        for (size_t i = 0; i < n; i++)
+            all = all && screen_vs[i].rollout_percent >= 100 &&
+                  (i == 0 || strcmp(screen_vs[i].name,
+                                    screen_vs[i - 1].name) != 0);
+        ck_assert_int_eq(t->all_offered, all);
+        if (all)
+            ck_assert_uint_eq(m, n);
+    }
     for (size_t j = 0; j < m; j++) {
         const struct proto_variant *v = &screen_vs[offered[j]];
         bool acc_ok = true;
@@ -2555,6 +2569,9 @@ policy_suite(void)
     TCase *tc;
 
     tc = tcase_create("select");
+    /* one loop iteration is milliseconds; room for a starved, niced run
+     * on a loaded machine */
+    tcase_set_timeout(tc, 30);
     tcase_add_loop_test(tc, test_policy_select_cases, 0, ARRAY_SIZE(cases));
     tcase_add_loop_test(tc, test_policy_select_estimates, 0,
                         ARRAY_SIZE(estimate_cases));
@@ -2565,8 +2582,8 @@ policy_suite(void)
     tcase_add_test(tc, test_policy_select_large_family);
     tcase_add_test(tc, test_policy_select_no_runner_ups);
     tcase_add_loop_test(tc, test_policy_select_lazy_value_agrees, 0, 200);
-    tcase_add_loop_test(tc, test_policy_screen_agrees, 0, 400);
-    tcase_add_loop_test(tc, test_policy_screen_hard_causes, 0, 200);
+    tcase_add_loop_test(tc, test_policy_screen_agrees, 0, 240);
+    tcase_add_loop_test(tc, test_policy_screen_hard_causes, 0, 120);
     tcase_add_test(tc, test_policy_select_delta_index);
     tcase_add_test(tc, test_policy_select_memory_from_size);
     tcase_add_test(tc, test_policy_select_rollout_current_not_offered);
