@@ -241,25 +241,114 @@ static void sb_bool(struct sb *b, bool x)
     sb_puts(b, x ? "true" : "false");
 }
 
-/* An estimate for people: about 6 significant digits (57, 38.4, 0.706),
- * whole numbers from 100000 up. */
-static void sb_num_short(struct sb *b, double x)
+/* Writes "%.6g" of a, 1e-4 <= a < 1e5, by hand; 0 when it cannot be sure
+ * to write what printf would (the caller then asks printf). The scaling
+ * by an exact power of ten is off by far less than the 1e-6 kept clear
+ * of a rounding tie. */
+static size_t g6_fixed(char *out, double a)
 {
-    char tmp[40];
+    static const double p10[] = {1e-4, 1e-3, 1e-2, 1e-1, 1e0, 1e1,
+                                 1e2,  1e3,  1e4,  1e5};
+    static const double scale[] = {1e9, 1e8, 1e7, 1e6, 1e5,
+                                   1e4, 1e3, 1e2, 1e1};
+    static const uint64_t ipow[] = {1,      10,      100,      1000,
+                                    10000,  100000,  1000000,  10000000,
+                                    100000000, 1000000000};
+    char digits[24];
+    double scaled, fl;
+    uint64_t m, ip, fp;
+    int e = 8;                    /* index: 10^(e-4) <= a < 10^(e-3) */
+    int k;
+    size_t n = 0, nd;
+
+    while (e > 0 && a < p10[e])
+        e--;
+    k = 9 - e;                    /* digits after the point: 5 - (e - 4) */
+    scaled = a * scale[e];
+    fl = floor(scaled);
+    if (fabs(scaled - fl - 0.5) < 1e-6)
+        return 0;
+    m = (uint64_t)fl + (scaled - fl > 0.5);
+    if (m < 100000 || m >= 1000000)
+        return 0;                 /* the decade guess was off: printf */
+    ip = m / ipow[k];
+    fp = m % ipow[k];
+    nd = 0;
+    do {
+        digits[nd++] = (char)('0' + ip % 10);
+        ip /= 10;
+    } while (ip);
+    while (nd)
+        out[n++] = digits[--nd];
+    if (fp) {
+        int w = k;
+
+        while (fp % 10 == 0) {    /* %g drops trailing zeros */
+            fp /= 10;
+            w--;
+        }
+        out[n++] = '.';
+        for (int i = w - 1; i >= 0; i--) {
+            out[n + (size_t)i] = (char)('0' + fp % 10);
+            fp /= 10;
+        }
+        n += (size_t)w;
+    }
+    return n;
+}
+
+size_t proto_num_short(char out[PROTO_NUM_SHORT_SIZE], double x)
+{
+    double a = fabs(x);
+    size_t n;
+    int k;
 
     if (!isfinite(x)) {
-        sb_puts(b, "null");
-        return;
+        memcpy(out, "null", 5);
+        return 4;
     }
-    if (is_exact_integer(x) && fabs(x) < 1e15) {
-        sb_i64(b, (int64_t)x);
-        return;
+    if (is_exact_integer(x) && a < 1e15) {
+        int64_t v = (int64_t)x;
+        uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+        char tmp[24];
+        size_t i = sizeof(tmp);
+
+        do {
+            tmp[--i] = (char)('0' + u % 10);
+            u /= 10;
+        } while (u);
+        if (v < 0)
+            tmp[--i] = '-';
+        n = sizeof(tmp) - i;
+        memcpy(out, tmp + i, n);
+        out[n] = '\0';
+        return n;
     }
-    if (fabs(x) >= 1e5 && fabs(x) < 1e15)
-        snprintf(tmp, sizeof(tmp), "%.0f", x);
+    if (a >= 1e-4 && a < 1e5) {
+        size_t sign = x < 0;
+
+        if (sign)
+            out[0] = '-';
+        n = g6_fixed(out + sign, a);
+        if (n) {
+            out[n + sign] = '\0';
+            return n + sign;
+        }
+    }
+    if (a >= 1e5 && a < 1e15)
+        k = snprintf(out, PROTO_NUM_SHORT_SIZE, "%.0f", x);
     else
-        snprintf(tmp, sizeof(tmp), "%.6g", x);
-    sb_puts(b, tmp);
+        k = snprintf(out, PROTO_NUM_SHORT_SIZE, "%.6g", x);
+    return k > 0 ? (size_t)k : 0;
+}
+
+/* An estimate for people: about 6 significant digits (57, 38.4, 0.706),
+ * whole numbers from 100000 up (proto_num_short). */
+static void sb_num_short(struct sb *b, double x)
+{
+    char tmp[PROTO_NUM_SHORT_SIZE];
+
+    sb_putn(b, tmp, proto_num_short(tmp, x));
 }
 
 /* Metadata as given: the shortest form that reads back as the same

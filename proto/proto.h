@@ -93,6 +93,16 @@ void proto_hasher_free(struct proto_hasher *h);
 #define PROTO_B64URL_SIZE(len) (((len) * 4 + 2) / 3 + 1)
 void proto_base64url(const unsigned char *in, size_t len, char *out);
 
+/*
+ * A number for people as the JSON writers spell it: "null" when not
+ * finite, whole numbers below 1e15 as integers, 1e5..1e15 without
+ * decimals, the rest as printf's "%.6g" (by hand for 1e-4..1e5, the
+ * estimates of every select answer). Returns the length; out is
+ * NUL-terminated.
+ */
+#define PROTO_NUM_SHORT_SIZE 40
+size_t proto_num_short(char out[PROTO_NUM_SHORT_SIZE], double x);
+
 /* ---- JSON in -------------------------------------------------------- */
 
 /* Bounds applied while parsing client JSON. */

@@ -158,6 +158,67 @@ END_TEST
 
 /* RFC 4648 section 10's vectors, in the URL alphabet without padding,
  * and the two characters only that alphabet has. */
+/* The old spelling of an estimate, through printf. */
+static void num_short_printf(char *out, size_t size, double x)
+{
+    if (!isfinite(x))
+        snprintf(out, size, "null");
+    else if (x == floor(x) && fabs(x) <= 9007199254740992.0 && fabs(x) < 1e15)
+        snprintf(out, size, "%lld", (long long)x);
+    else if (fabs(x) >= 1e5 && fabs(x) < 1e15)
+        snprintf(out, size, "%.0f", x);
+    else
+        snprintf(out, size, "%.6g", x);
+}
+
+/* proto_num_short writes what printf wrote, over magnitudes 1e-7..1e17,
+ * decimal-looking values (38.4, 0.706), values a hair from a rounding tie
+ * and decade edges. */
+START_TEST(test_proto_num_short_as_printf)
+{
+    static const double fixed[] = {
+        0, -0.0, 57, 38.4, 0.706, 1e-4, 9.99999e-5, 0.0001, 99999.95,
+        99999.949999, 99999.5, 0.1, 0.3, 1.0000005, 1.0000015, 2.5e-4,
+        123456.5, 1e5, 1e15, -1e15, 9.999995, 9.9999949, 12345.65,
+        0.00012345649999, 1e-5, 5e-324, 1.7976931348623157e308,
+    };
+    char got[PROTO_NUM_SHORT_SIZE], want[64];
+    unsigned long long seed = 88172645463325252ull;
+
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+        size_t n = proto_num_short(got, fixed[i]);
+
+        num_short_printf(want, sizeof(want), fixed[i]);
+        ck_assert_msg(strcmp(got, want) == 0, "%.17g: %s, printf %s",
+                      fixed[i], got, want);
+        ck_assert_uint_eq(n, strlen(got));
+    }
+    ck_assert_str_eq((proto_num_short(got, NAN), got), "null");
+    for (int i = 0; i < 400000; i++) {
+        double x, mant;
+        int ex;
+
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        ex = (int)(seed % 25) - 8;               /* 1e-8 .. 1e16 */
+        mant = (double)(seed >> 11) / 9007199254740992.0;
+        switch (i % 4) {
+        case 0: x = mant * pow(10, ex); break;   /* any bits */
+        case 1: x = round(mant * 1e4) / 100.0; break; /* 2 decimals */
+        case 2: x = round(mant * 1e7) / 1e7 * pow(10, ex % 6); break;
+        default: x = (round(mant * 2e6) + 0.5) / pow(10, ex % 7); break;
+        }
+        if (seed & 1024)
+            x = -x;
+        proto_num_short(got, x);
+        num_short_printf(want, sizeof(want), x);
+        ck_assert_msg(strcmp(got, want) == 0, "%.17g: %s, printf %s", x, got,
+                      want);
+    }
+}
+END_TEST
+
 START_TEST(test_proto_base64url_vectors)
 {
     static const struct { const char *in, *out; } v[] = {
@@ -1851,6 +1912,7 @@ Suite *proto_suite(void)
     tcase_add_test(tc, test_proto_code_unknown);
     tcase_add_test(tc, test_proto_error_set_truncates);
     tcase_add_test(tc, test_proto_base64url_vectors);
+    tcase_add_test(tc, test_proto_num_short_as_printf);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("digest");
