@@ -173,6 +173,8 @@ struct run {
     uint8_t req_cause[POLICY_REQ_MAX];
     double cost_per_byte;         /* accuracy-seconds, all factors in */
     double margin;                /* hysteresis over the horizon */
+    /* the larger of margin and (quality) the context's window */
+    double tie_window;
     double memory_limit;          /* above it a variant is at risk */
     /* score denominators: the requirement, else the largest value among
      * the variants this device can run at all (format, accelerators; not
@@ -900,6 +902,13 @@ rank_cmp(const struct run *k, const struct proto_candidate *a,
 {
     double dv = a->value - b->value;
 
+    /* values further apart than both near-tie windows: the value decides
+     * (the checks below in short) */
+    if (!by_violation && fabs(dv) > k->tie_window &&
+        differs(a->value, b->value)) {
+        *out_crit = CRIT_VALUE;
+        return dv > 0 ? -1 : 1;
+    }
     if (by_violation && differs(a->violation, b->violation)) {
         *out_crit = CRIT_VIOLATION;
         return a->violation < b->violation ? -1 : 1;
@@ -1206,6 +1215,10 @@ run_init(struct run *k, const struct policy_config *cfg,
     k->margin = (k->pref == PROTO_PREFER_QUALITY ? cfg->hysteresis_accuracy
                                                  : cfg->hysteresis_score) *
                 k->horizon_s;
+    k->tie_window =
+        k->pref == PROTO_PREFER_QUALITY
+            ? fmax(k->margin, CONTEXT_ACCURACY_EPS * k->horizon_s)
+            : k->margin;
     k->memory_limit =
         r->has_memory_floor_bytes && r->memory_floor_bytes < r->memory_bytes
             ? (double)r->memory_floor_bytes
