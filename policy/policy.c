@@ -2345,19 +2345,18 @@ none_reasons(const struct run *k, const struct proto_candidate *cands,
     }
 }
 
-/* policy_select; screen: when the select allows (the default answer of
- * a family of up to BRIEF_MAX variants, runner_ups up to TOP_MAX), only
+/* policy_select; with briefs (BRIEF_MAX of them: select_screened) only
  * the entries the decision reads are kept in full (run_evaluate). */
 static enum policy_status
 select_run(const struct policy_config *cfg, const struct policy_input *in,
            const struct proto_report *report, struct proto_decision *out,
-           bool screen)
+           struct brief *briefs)
 {
     struct proto_candidate *cands;
     struct proto_reasons *cand_reasons;
     struct proto_candidate chosen;
-    struct brief briefs[BRIEF_MAX];
     size_t counts[PROTO_CAUSE_COUNT] = {0};
+    bool screen = briefs != NULL;
     bool found, degraded = false, ok, riding, throttled;
     size_t m, offered, best = 0, pick;
     struct run k;
@@ -2379,9 +2378,7 @@ select_run(const struct policy_config *cfg, const struct policy_input *in,
     run_init(&k, cfg, in, report);
     out->horizon_s = k.horizon_s;
     out->throughput_bps = k.bps;
-    screen = screen && !report->explain_all && cfg->runner_ups <= TOP_MAX &&
-             in->variant_count <= BRIEF_MAX;
-    m = run_evaluate(&k, cands, screen ? briefs : NULL, &offered, counts);
+    m = run_evaluate(&k, cands, briefs, &offered, counts);
     /* the best feasible and startable entry; when none is, the best
      * that meets the hard rules and is startable (degraded) */
     found = k.found;
@@ -2475,11 +2472,32 @@ select_run(const struct policy_config *cfg, const struct policy_input *in,
     return POLICY_OK;
 }
 
+/* select_run with the briefs on this frame's stack (kept off the
+ * frames of selects that do not screen). */
+static __attribute__((noinline)) enum policy_status
+select_screened(const struct policy_config *cfg,
+                const struct policy_input *in,
+                const struct proto_report *report, struct proto_decision *out)
+{
+    struct brief briefs[BRIEF_MAX];
+
+    return select_run(cfg, in, report, out, briefs);
+}
+
+/*
+ * The default answer of a family of more variants than it lists and at
+ * most BRIEF_MAX (runner_ups up to TOP_MAX) is screened; explain all, a
+ * family the answer lists whole and a larger one keep every entry.
+ */
 enum policy_status
 policy_select(const struct policy_config *cfg, const struct policy_input *in,
               const struct proto_report *report, struct proto_decision *out)
 {
-    return select_run(cfg, in, report, out, true);
+    if (cfg && in && report && !report->explain_all &&
+        cfg->runner_ups <= TOP_MAX && in->variant_count <= BRIEF_MAX &&
+        in->variant_count > (size_t)cfg->runner_ups + 1)
+        return select_screened(cfg, in, report, out);
+    return select_run(cfg, in, report, out, NULL);
 }
 
 enum policy_status
@@ -2488,7 +2506,7 @@ policy_select_full(const struct policy_config *cfg,
                    const struct proto_report *report,
                    struct proto_decision *out)
 {
-    return select_run(cfg, in, report, out, false);
+    return select_run(cfg, in, report, out, NULL);
 }
 
 /* ---- for the replay simulator ------------------------------------------- */
