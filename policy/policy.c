@@ -51,6 +51,10 @@
 #define MEMORY_SAMPLE_S 60.0
 /* Runner-ups chosen in one pass up to this many (indexes on the stack). */
 #define TOP_MAX 64
+/* Families of up to this many variants are screened (briefs on the
+ * stack, 16 bytes each; see run_evaluate); larger ones keep every entry
+ * in full. */
+#define BRIEF_MAX 512
 /* Relative tolerance of limits and ties, against floating-point noise. */
 #define REL_EPS 1e-9
 
@@ -162,6 +166,11 @@ struct run {
     double latency_over;
     double download_over;
     double energy_over;
+    /* some ready delta starts from current: a transfer may be a delta */
+    bool delta_from_current;
+    /* per requirement of the table (policy_req): the hard cause of its
+     * format and accelerators, PROTO_CAUSE_OUTRANKED when met */
+    uint8_t req_cause[POLICY_REQ_MAX];
     double cost_per_byte;         /* accuracy-seconds, all factors in */
     double margin;                /* hysteresis over the horizon */
     double memory_limit;          /* above it a variant is at risk */
@@ -204,6 +213,24 @@ struct run {
      * weighed (run_weigh) */
     bool found;
     size_t best;
+};
+
+/*
+ * What listing and counting read of one offered version (screened
+ * selects, run_evaluate): its causes in either mode, its violation, and
+ * where its full entry is when it was kept (BRIEF_NONE: worked out again
+ * if it is listed).
+ */
+#define BRIEF_NONE UINT16_MAX
+
+struct brief {
+    double violation;
+    uint16_t variant;             /* index into in->variants */
+    uint16_t full;                /* index into the candidates */
+    uint8_t cause;                /* cause_of(e, false); degraded, a
+                                     brief without its entry fails a
+                                     hard rule: the same */
+    bool hard_ok;
 };
 
 static void throttle_init(struct run *k);
@@ -387,6 +414,25 @@ full_latency_ms(const struct run *k, const struct proto_candidate *e)
                : flops_latency_ms(row->flops, k->r->gflops);
 }
 
+/* The documented download estimate of bytes at the reported downlink. */
+static inline __attribute__((always_inline)) double
+download_time(const struct run *k, uint64_t bytes)
+{
+    return bytes == 0 ? k->rtt_s
+           : k->nominal_bps > 0
+               ? (double)bytes * 8.0 / k->nominal_bps + k->rtt_s
+               : INFINITY;
+}
+
+/* Until bytes have arrived at the conservative throughput. */
+static inline __attribute__((always_inline)) double
+ready_time(const struct run *k, uint64_t bytes)
+{
+    return bytes == 0 ? 0
+           : k->bps > 0 ? (double)bytes * 8.0 / k->bps + k->rtt_s
+                        : INFINITY;
+}
+
 /* Bytes still to transfer: none when the UE holds this blob; what is
  * left of it when it is the download in flight (resumed); the smallest
  * ready delta from what the UE holds when that is less; else the full
@@ -398,8 +444,6 @@ transfer_compute(const struct run *k, const struct policy_row *row,
 {
     const struct proto_report *r = k->r;
     const struct policy_input *in = k->in;
-    double nominal = k->nominal_bps;
-    double rtt_s = k->rtt_s;
 
     e->transfer_bytes = row->size_bytes;
     e->is_current = row->blob == k->current;
@@ -436,14 +480,8 @@ transfer_compute(const struct run *k, const struct policy_row *row,
             e->transfer_bytes = left;
         }
     }
-    e->est.download_s =
-        e->transfer_bytes == 0 ? rtt_s
-        : nominal > 0 ? (double)e->transfer_bytes * 8.0 / nominal + rtt_s
-                      : INFINITY;
-    e->ready_s =
-        e->transfer_bytes == 0 ? 0
-        : k->bps > 0 ? (double)e->transfer_bytes * 8.0 / k->bps + rtt_s
-                     : INFINITY;
+    e->est.download_s = download_time(k, e->transfer_bytes);
+    e->ready_s = ready_time(k, e->transfer_bytes);
     e->cost = (double)e->transfer_bytes * k->cost_per_byte;
 }
 
@@ -460,6 +498,18 @@ hard_check(const struct run *k, const struct policy_row *row,
     const uint32_t *accelerators = &k->t->accelerators[row->accelerator_first];
     bool ok = true;
 
+    /* without reasons: the requirement's cause, worked out per select */
+    if (!rs && row->req != POLICY_REQ_NONE) {
+        enum proto_cause c = (enum proto_cause)k->req_cause[row->req];
+
+        if (c == PROTO_CAUSE_OUTRANKED &&
+            e->est.memory_bytes > r->memory_bytes)
+            c = PROTO_CAUSE_MEMORY;
+        if (c == PROTO_CAUSE_OUTRANKED)
+            return true;
+        e->hard_cause = c;
+        return false;
+    }
     if (row->format != POLICY_ID_NONE && r->has_formats &&
         !id_in(row->format, k->formats, k->format_count)) {
         if (ok)
@@ -608,6 +658,10 @@ memory_dips(const struct run *k, struct proto_candidate *e)
     e->at_risk = below > 0;
 }
 
+static inline __attribute__((always_inline)) void
+eval_finish(const struct run *k, const struct policy_row *row,
+            struct proto_candidate *e);
+
 /* What the ranking needs beyond the hard rules: estimates, transfer, the
  * soft rules, context and memory margin. */
 static inline __attribute__((always_inline)) void
@@ -617,6 +671,14 @@ eval_rest(const struct run *k, const struct policy_row *row,
     estimate_compute(k, row, e);
     transfer_compute(k, row, e);
     e->violation = soft_check(k, e, &e->soft_ok, NULL);
+    eval_finish(k, row, e);
+}
+
+/* The rest of eval_rest, after the soft rules. */
+static inline __attribute__((always_inline)) void
+eval_finish(const struct run *k, const struct policy_row *row,
+            struct proto_candidate *e)
+{
     e->feasible = e->hard_ok && e->soft_ok;
     e->ctx = context_match(k, row, e);
     e->at_risk = (double)e->est.memory_bytes > k->memory_limit;
@@ -633,7 +695,7 @@ eval_rest(const struct run *k, const struct policy_row *row,
  * index only, so the rest waits until it is listed (run_candidates): in
  * a large family most of the per-select work is saved for these.
  */
-static void
+static inline __attribute__((always_inline)) void
 eval_compute(const struct run *k, size_t index, struct proto_candidate *e)
 {
     const struct policy_row *row = &k->t->rows[index];
@@ -1087,6 +1149,24 @@ run_resolve(struct run *k)
         k->current = policy_table_find(t, r->current_hex);
     if (r->has_fetching)
         k->fetching = policy_table_find(t, r->fetching_hex);
+    for (size_t i = 0; k->current != POLICY_ID_NONE && i < t->delta_count;
+         i++)
+        if (t->delta_from[i] == k->current)
+            k->delta_from_current = true;
+    for (size_t q = 0; q < t->req_count; q++) {
+        const struct policy_req *rq = &t->reqs[q];
+        enum proto_cause c = PROTO_CAUSE_OUTRANKED;
+
+        if (rq->format != POLICY_ID_NONE && r->has_formats &&
+            !id_in(rq->format, k->formats, k->format_count))
+            c = PROTO_CAUSE_FORMAT;
+        for (size_t j = 0;
+             c == PROTO_CAUSE_OUTRANKED && j < rq->accelerator_count; j++)
+            if (!id_in(t->accelerators[rq->accelerator_first + j],
+                       k->accelerators, k->accelerator_count))
+                c = PROTO_CAUSE_ACCELERATOR;
+        k->req_cause[q] = (uint8_t)c;
+    }
 }
 
 static void
@@ -1176,48 +1256,415 @@ run_weigh(struct run *k, struct proto_candidate *cands, size_t i)
     }
 }
 
-/* Evaluates every offered version once into cands; returns the count.
+/* What the screen works out of a variant that is not current, not in
+ * flight, not a delta's target and runs whole (screen_one). */
+struct screened {
+    double latency_ms;
+    double energy_mj;             /* 0 unless has_energy_mj */
+    double download_s;
+    double violation;
+    double ready_s;
+    enum proto_cause hard_cause;
+    enum proto_cause soft_cause;
+    bool hard_ok;
+    bool partial;
+    bool has_energy_mj;
+    bool soft_ok;
+};
+
+/* What screen_one reads of the select, copied into one local object
+ * before the walk (screen_init): the stores of the walk cannot alias it,
+ * so that its fields stay in registers. */
+struct screen_ctx {
+    const struct policy_row *rows;
+    const struct policy_class_value *class_values;
+    const uint8_t *req_cause;
+    uint32_t current;
+    uint32_t fetching;
+    uint32_t device_class;
+    bool slow;                    /* every variant: a delta from current */
+    bool special;                 /* current, fetching or slow */
+    bool has_min_accuracy;
+    bool has_max_download_s;
+    bool has_power_mw;
+    uint64_t memory_bytes;
+    double gflops;
+    double latency_limit;         /* latency_over, else INFINITY */
+    double max_latency_ms;
+    double min_accuracy;
+    double download_over;
+    double max_download_s;
+    double energy_limit;          /* energy_over, else INFINITY */
+    double max_energy_mj;
+    double power_mw;
+    double nominal_bps;
+    double rtt_s;
+};
+
+static void
+screen_init(const struct run *k, struct screen_ctx *c)
+{
+    const struct proto_report *r = k->r;
+
+    c->rows = k->t->rows;
+    c->class_values = k->t->class_values;
+    c->req_cause = k->req_cause;
+    c->current = k->current;
+    c->fetching = k->fetching;
+    c->device_class = k->device_class;
+    c->slow = k->delta_from_current;
+    c->special = c->slow || c->current != POLICY_ID_NONE ||
+                 c->fetching != POLICY_ID_NONE;
+    c->has_min_accuracy = r->has_min_accuracy;
+    c->has_max_download_s = r->has_max_download_s;
+    c->has_power_mw = r->has_power_mw;
+    c->memory_bytes = r->memory_bytes;
+    c->gflops = r->gflops;
+    /* x > INFINITY is false for every x, as the unset limit's check */
+    c->latency_limit = r->has_max_latency_ms ? k->latency_over : INFINITY;
+    c->max_latency_ms = r->max_latency_ms;
+    c->min_accuracy = r->min_accuracy;
+    c->download_over = k->download_over;
+    c->max_download_s = r->max_download_s;
+    c->energy_limit = r->has_max_energy_mj ? k->energy_over : INFINITY;
+    c->max_energy_mj = r->max_energy_mj;
+    c->power_mw = r->power_mw;
+    c->nominal_bps = k->nominal_bps;
+    c->rtt_s = k->rtt_s;
+}
+
+/* The value of count class values from first on the report's class. */
+static inline __attribute__((always_inline)) bool
+screen_class(const struct screen_ctx *c, size_t first, size_t count,
+             double *out)
+{
+    const struct policy_class_value *cv = &c->class_values[first];
+
+    for (size_t i = 0; i < count; i++) {
+        if (cv[i].device_class == c->device_class) {
+            *out = cv[i].value;
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * The screen of variant index: its hard rules and, unless it is partial,
+ * its estimates and soft rules, exactly as eval_compute and soft_check
+ * work them out (the same expressions in the same order), without what
+ * only an entry that is kept or listed needs (the transfer times unless
+ * the soft rules read them, context, memory margin and dips). False when
+ * the variant needs eval_compute's every branch: it is current or in
+ * flight, a delta from current may reach it, or an exit may run.
+ */
+static inline __attribute__((always_inline)) bool
+screen_one(const struct run *k, const struct screen_ctx *c, size_t index,
+           struct screened *s)
+{
+    const struct policy_row *row = &c->rows[index];
+    enum proto_cause cause = PROTO_CAUSE_OUTRANKED;
+    double lat, energy, sum = 0, acc = row->accuracy;
+    bool has_energy;
+
+    if (row->req != POLICY_REQ_NONE) {
+        cause = (enum proto_cause)c->req_cause[row->req];
+    } else {
+        struct proto_candidate e;
+
+        e.est.memory_bytes = 0;
+        e.hard_cause = PROTO_CAUSE_OUTRANKED;
+        if (!hard_check(k, row, &e, NULL))
+            cause = e.hard_cause;
+    }
+    s->hard_cause = cause;
+    s->partial = cause != PROTO_CAUSE_OUTRANKED;
+    if (s->partial) {
+        *s = (struct screened){.hard_cause = cause, .partial = true,
+                               .soft_cause = PROTO_CAUSE_OUTRANKED};
+        return true;
+    }
+    s->hard_ok = !(row->memory_bytes > c->memory_bytes);
+    if (!s->hard_ok)
+        s->hard_cause = PROTO_CAUSE_MEMORY;
+    if (c->special &&
+        (row->blob == c->current || row->blob == c->fetching || c->slow))
+        return false;
+    if (!screen_class(c, row->class_first, row->latency_count, &lat))
+        lat = flops_latency_ms(row->flops, c->gflops);
+    if (row->has_exits && lat > c->latency_limit)
+        return false;
+    has_energy = true;
+    if (!screen_class(c, row->class_first + row->latency_count,
+                      row->energy_count, &energy)) {
+        if (c->has_power_mw)
+            energy = c->power_mw * lat / 1000.0;
+        else
+            has_energy = false;
+    }
+    if (!has_energy)
+        energy = 0;
+    s->download_s = 0;
+    if (c->has_max_download_s)
+        s->download_s =
+            row->size_bytes == 0 ? c->rtt_s
+            : c->nominal_bps > 0
+                ? (double)row->size_bytes * 8.0 / c->nominal_bps + c->rtt_s
+                : INFINITY;
+    /* soft_check's rules and sum, in its order */
+    s->soft_cause = PROTO_CAUSE_OUTRANKED;
+    if (lat > c->latency_limit) {
+        s->soft_cause = PROTO_CAUSE_LATENCY;
+        sum += relative_miss(lat - c->max_latency_ms, c->max_latency_ms);
+    }
+    if (c->has_min_accuracy && exceeds(c->min_accuracy, acc)) {
+        if (s->soft_cause == PROTO_CAUSE_OUTRANKED)
+            s->soft_cause = PROTO_CAUSE_ACCURACY;
+        sum += relative_miss(c->min_accuracy - acc, c->min_accuracy);
+    }
+    if (c->has_max_download_s && s->download_s > c->download_over) {
+        if (s->soft_cause == PROTO_CAUSE_OUTRANKED)
+            s->soft_cause = PROTO_CAUSE_DOWNLOAD;
+        sum += isfinite(s->download_s)
+                   ? relative_miss(s->download_s - c->max_download_s,
+                                   c->max_download_s)
+                   : 1e9;
+    }
+    if (has_energy && energy > c->energy_limit) {
+        if (s->soft_cause == PROTO_CAUSE_OUTRANKED)
+            s->soft_cause = PROTO_CAUSE_ENERGY;
+        sum += relative_miss(energy - c->max_energy_mj, c->max_energy_mj);
+    }
+    s->soft_ok = s->soft_cause == PROTO_CAUSE_OUTRANKED;
+    s->violation = sum;
+    s->latency_ms = lat;
+    s->energy_mj = energy;
+    s->has_energy_mj = has_energy;
+    return true;
+}
+
+/* The transfer times of a screened variant that is kept. */
+static inline __attribute__((always_inline)) void
+screen_times(const struct run *k, size_t index, struct screened *s)
+{
+    uint64_t bytes = k->t->rows[index].size_bytes;
+
+    if (!k->r->has_max_download_s)
+        s->download_s = download_time(k, bytes);
+    s->ready_s = ready_time(k, bytes);
+}
+
+/* The entry eval_compute works out for a screened variant that meets
+ * the hard rules, from its screen. */
+static inline __attribute__((always_inline)) void
+screen_entry(const struct run *k, size_t index, const struct screened *s,
+             struct proto_candidate *e)
+{
+    const struct policy_row *row = &k->t->rows[index];
+
+    e->variant = index;
+    e->value = 0;
+    e->ready_s = s->ready_s;
+    e->violation = s->violation;
+    e->transfer_bytes = row->size_bytes;
+    e->cost = (double)row->size_bytes * k->cost_per_byte;
+    e->hard_cause = PROTO_CAUSE_OUTRANKED;
+    e->soft_cause = s->soft_cause;
+    e->hard_ok = true;
+    e->soft_ok = s->soft_ok;
+    e->is_current = false;
+    e->is_fetching = false;
+    e->has_delta = false;
+    e->utility = 0;
+    e->dips_per_s = 0;
+    e->risk = 0;
+    e->accuracy = row->accuracy;
+    e->est.latency_ms = s->latency_ms;
+    e->est.download_s = s->download_s;
+    e->est.memory_bytes = row->memory_bytes;
+    e->est.energy_mj = s->energy_mj;
+    e->est.has_energy_mj = s->has_energy_mj;
+    e->exit_index = -1;
+    eval_finish(k, row, e);
+}
+
+static inline enum proto_cause cause_of(const struct run *k,
+                                        const struct proto_candidate *e,
+                                        bool degraded);
+
+static inline __attribute__((always_inline)) void
+brief_of(const struct run *k, const struct proto_candidate *e, size_t full,
+         struct brief *b, size_t counts[PROTO_CAUSE_COUNT])
+{
+    b->violation = e->violation;
+    b->variant = (uint16_t)e->variant;
+    b->full = (uint16_t)full;
+    b->cause = (uint8_t)cause_of(k, e, false);
+    counts[b->cause]++;
+    b->hard_ok = e->hard_ok;
+}
+
+/* Evaluates every offered version once; returns the count of entries in
+ * cands. Without briefs every offered version keeps its entry, in input
+ * order. With briefs (screening: briefs[0..*out_offered) in input order)
+ * only the entries the decision may read keep theirs, in input order:
+ * current, the download in flight, the feasible ones and, while no entry
+ * is feasible and startable yet (the select may be degraded), every one
+ * that meets the hard rules; the others are summed up in their briefs
+ * and worked out again only if they are listed (brief_place).
  * One pass works out each entry's estimates, rules and transfer and
  * what the whole set decides (score denominators, current, degraded);
  * a second pass weighs the entries (utility, value) and keeps the best
  * eligible one (k->found, k->best), unless a memory history's fallback
  * needs every utility first (then a pass for each). */
-static size_t
-run_evaluate(struct run *k, struct proto_candidate *cands)
+/* What the walk over the offered versions gathers (run_evaluate). */
+struct walk {
+    double max_lat;
+    double max_energy;
+    bool name_done;
+    bool energy_known;
+    bool degraded;
+    bool has_cur;
+    bool has_held;
+    size_t m;                     /* entries kept */
+    size_t offered;
+    size_t cur;
+    size_t held;
+};
+
+/* Version i, offered, worked out in full in e (its address never
+ * escapes, so that its stores cannot alias the inputs) and copied to
+ * cands when it is kept; with briefs, summed up in the next one. */
+static inline __attribute__((always_inline)) void
+walk_entry(struct run *k, size_t i, struct proto_candidate *cands,
+           struct brief *briefs, size_t counts[PROTO_CAUSE_COUNT],
+           struct walk *w)
 {
-    double max_lat = 0, max_energy = 0;
-    bool name_done = false;
-    size_t m = 0;
+    struct proto_candidate e;
+    bool keep;
 
-    k->energy_known = true;
-    k->degraded = true;
-    for (size_t i = 0; i < k->in->variant_count; i++) {
-        struct proto_candidate *e;
-
-        if (!offered_at(k, i, &name_done))
-            continue;
-        e = &cands[m++];
-        eval_compute(k, i, e);
-        if (e->partial)
-            continue;
-        /* as fmax (a call) would: a NaN estimate never becomes the max */
-        if (e->est.latency_ms > max_lat)
-            max_lat = e->est.latency_ms;
-        if (!e->est.has_energy_mj)
-            k->energy_known = false;
-        else if (e->est.energy_mj > max_energy)
-            max_energy = e->est.energy_mj;
-        if (e->is_current && e->hard_ok && !k->has_cur) {
-            k->has_cur = true;
-            k->cur = m - 1;
-        }
-        if (e->is_current && !e->hard_ok && e->fit > 0 && !k->has_held) {
-            k->has_held = true;
-            k->held = m - 1;
-        }
-        if (k->degraded && e->feasible && startable(k, e))
-            k->degraded = false;
+    eval_compute(k, i, &e);
+    if (e.partial) {
+        if (briefs)
+            brief_of(k, &e, BRIEF_NONE, &briefs[w->offered], counts);
+        else
+            cands[w->m++] = e;
+        w->offered++;
+        return;
     }
+    /* as fmax (a call) would: a NaN estimate never becomes the max */
+    if (e.est.latency_ms > w->max_lat)
+        w->max_lat = e.est.latency_ms;
+    if (!e.est.has_energy_mj)
+        w->energy_known = false;
+    else if (e.est.energy_mj > w->max_energy)
+        w->max_energy = e.est.energy_mj;
+    if (e.is_current && e.hard_ok && !w->has_cur) {
+        w->has_cur = true;
+        w->cur = w->m;
+    }
+    if (e.is_current && !e.hard_ok && e.fit > 0 && !w->has_held) {
+        w->has_held = true;
+        w->held = w->m;
+    }
+    if (w->degraded && e.feasible && startable(k, &e))
+        w->degraded = false;
+    keep = !briefs || e.is_current || e.is_fetching || e.feasible ||
+           (e.hard_ok && w->degraded);
+    if (briefs)
+        brief_of(k, &e, keep ? w->m : BRIEF_NONE, &briefs[w->offered],
+                 counts);
+    if (keep)
+        cands[w->m++] = e;
+    w->offered++;
+}
+
+/* The screened walk (run_evaluate with briefs): each offered version's
+ * screen, its brief and its cause counted; the kept ones' entries. */
+static void
+screen_walk(struct run *k, const struct screen_ctx *ctx,
+            struct proto_candidate *cands, struct brief *briefs,
+            size_t counts[PROTO_CAUSE_COUNT], struct walk *out)
+{
+    struct walk w = *out;     /* local: the stores below cannot alias it */
+
+    for (size_t i = 0; i < k->in->variant_count; i++) {
+        struct screened sc;
+        struct brief *b;
+        bool feasible, start = false;
+
+        if (!k->t->all_offered && !offered_at(k, i, &w.name_done))
+            continue;
+        if (!screen_one(k, ctx, i, &sc)) {
+            walk_entry(k, i, cands, briefs, counts, &w);
+            continue;
+        }
+        b = &briefs[w.offered++];
+        b->variant = (uint16_t)i;
+        b->hard_ok = sc.hard_ok;
+        b->full = BRIEF_NONE;
+        if (sc.partial) {
+            b->violation = 0;
+            b->cause = (uint8_t)sc.hard_cause;
+            counts[sc.hard_cause]++;
+            continue;
+        }
+        b->violation = sc.violation;
+        /* as fmax (a call) would: a NaN never becomes the max */
+        if (sc.latency_ms > w.max_lat)
+            w.max_lat = sc.latency_ms;
+        if (!sc.has_energy_mj)
+            w.energy_known = false;
+        else if (sc.energy_mj > w.max_energy)
+            w.max_energy = sc.energy_mj;
+        feasible = sc.hard_ok && sc.soft_ok;
+        if (feasible || (sc.hard_ok && w.degraded)) {
+            screen_times(k, i, &sc);
+            start = sc.ready_s < k->horizon_s;
+            screen_entry(k, i, &sc, &cands[w.m]);
+            b->full = (uint16_t)w.m++;
+        }
+        if (w.degraded && feasible && start)
+            w.degraded = false;
+        b->cause = (uint8_t)(!sc.hard_ok  ? sc.hard_cause
+                             : !sc.soft_ok ? sc.soft_cause
+                             : !start      ? PROTO_CAUSE_HORIZON
+                                           : PROTO_CAUSE_OUTRANKED);
+        counts[b->cause]++;
+    }
+    *out = w;
+}
+
+
+static size_t
+run_evaluate(struct run *k, struct proto_candidate *cands,
+             struct brief *briefs, size_t *out_offered,
+             size_t counts[PROTO_CAUSE_COUNT])
+{
+    double max_lat, max_energy;
+    size_t m;
+
+    struct walk w = {.energy_known = true, .degraded = true};
+    struct screen_ctx ctx;
+
+    screen_init(k, &ctx);
+    if (!briefs) {
+        for (size_t i = 0; i < k->in->variant_count; i++)
+            if (offered_at(k, i, &w.name_done))
+                walk_entry(k, i, cands, NULL, NULL, &w);
+    } else {
+        screen_walk(k, &ctx, cands, briefs, counts, &w);
+    }
+    m = w.m;
+    *out_offered = w.offered;
+    k->energy_known = w.energy_known;
+    k->degraded = w.degraded;
+    k->has_cur = w.has_cur;
+    k->cur = w.cur;
+    k->has_held = w.has_held;
+    k->held = w.held;
+    max_lat = w.max_lat;
+    max_energy = w.max_energy;
     k->lat_den = k->r->has_max_latency_ms && k->r->max_latency_ms > 0
                      ? k->r->max_latency_ms
                      : max_lat;
@@ -1468,7 +1915,7 @@ chosen_reasons(const struct run *k, const struct proto_candidate *c,
                    k->cfg->transfer_boost);
 }
 
-static enum proto_cause
+static inline __attribute__((always_inline)) enum proto_cause
 cause_of(const struct run *k, const struct proto_candidate *e, bool degraded)
 {
     if (!e->hard_ok)
@@ -1538,7 +1985,9 @@ top_select(const struct run *k, struct proto_candidate *cands, size_t m,
     enum proto_cause top_cause[TOP_MAX];
     size_t count = 0;
 
-    for (size_t j = 0; j < m; j++) {
+    for (size_t j = 0; j < m && n == 0; j++)
+        omitted[cause_of(k, &cands[j], degraded)]++;
+    for (size_t j = 0; j < m && n > 0; j++) {
         enum proto_cause cause = cause_of(k, &cands[j], degraded);
         int tier = tier_of(&cands[j], cause);
         size_t pos;
@@ -1580,6 +2029,10 @@ top_select(const struct run *k, struct proto_candidate *cands, size_t m,
     }
 }
 
+static void list_reasons(const struct run *k, struct proto_candidate *cands,
+                         size_t listed, const struct proto_candidate *chosen,
+                         bool degraded, struct proto_decision *out);
+
 /*
  * Lists the candidates: every one with explain all (input order), else
  * the best runner_ups (listing order) and the rest counted by cause.
@@ -1610,6 +2063,15 @@ run_candidates(const struct run *k, struct proto_candidate *cands, size_t m,
         }
         out->omitted_count = m - listed;
     }
+    list_reasons(k, cands, listed, chosen, degraded, out);
+}
+
+/* The listed entries cands[0..listed): values not weighed yet, reasons. */
+static void
+list_reasons(const struct run *k, struct proto_candidate *cands,
+             size_t listed, const struct proto_candidate *chosen,
+             bool degraded, struct proto_decision *out)
+{
     for (size_t i = 0; i < listed; i++) {
         struct proto_candidate *c = &cands[i];
         struct proto_reasons *rs = &out->candidate_reasons[i];
@@ -1639,6 +2101,214 @@ run_candidates(const struct run *k, struct proto_candidate *cands, size_t m,
     out->candidate_count = listed;
 }
 
+/* Negative when the entry of brief a (of tier ta) is listed before b's
+ * (list_cmp_tiers on the briefs: an entry of tier 0 always has its full
+ * entry). */
+static inline __attribute__((always_inline)) int
+brief_cmp(const struct run *k, const struct proto_candidate *cands,
+          const struct brief *a, int ta, const struct brief *b, int tb,
+          bool degraded)
+{
+    enum criterion crit;
+
+    if (ta != tb)
+        return ta - tb;
+    if (ta == 0)
+        return rank_cmp(k, &cands[a->full], &cands[b->full], degraded, &crit);
+    if (ta == 1 && differs(a->violation, b->violation))
+        return a->violation < b->violation ? -1 : 1;
+    return a->variant < b->variant ? -1 : a->variant > b->variant;
+}
+
+/* top_select on briefs[0..m): the best n (n <= TOP_MAX < m) brief
+ * indexes to at[], best first, making the same comparisons in the same
+ * order; the rest counted by cause into omitted. */
+static void
+brief_top(const struct run *k, const struct proto_candidate *cands,
+          const struct brief *briefs, size_t m, size_t n, bool degraded,
+          size_t omitted[PROTO_CAUSE_COUNT], size_t *at)
+{
+    int top_tier[TOP_MAX];
+    uint8_t top_cause[TOP_MAX];
+    size_t count = 0;
+
+    for (size_t j = 0; j < m && n == 0; j++)
+        omitted[briefs[j].full != BRIEF_NONE && degraded
+                    ? cause_of(k, &cands[briefs[j].full], true)
+                    : briefs[j].cause]++;
+    for (size_t j = 0; j < m && n > 0; j++) {
+        const struct brief *b = &briefs[j];
+        uint8_t cause = b->full != BRIEF_NONE && degraded
+                            ? (uint8_t)cause_of(k, &cands[b->full], true)
+                            : b->cause;
+        int tier = cause == PROTO_CAUSE_OUTRANKED ? 0 : b->hard_ok ? 1 : 2;
+        size_t pos;
+
+        omitted[cause]++;
+        if (count == n &&
+            (tier > top_tier[n - 1] ||
+             brief_cmp(k, cands, b, tier, &briefs[at[n - 1]],
+                       top_tier[n - 1], degraded) >= 0))
+            continue;
+        pos = count < n ? count : n - 1;
+        while (pos > 0 &&
+               brief_cmp(k, cands, b, tier, &briefs[at[pos - 1]],
+                         top_tier[pos - 1], degraded) < 0) {
+            at[pos] = at[pos - 1];
+            top_tier[pos] = top_tier[pos - 1];
+            top_cause[pos] = top_cause[pos - 1];
+            pos--;
+        }
+        at[pos] = j;
+        top_tier[pos] = tier;
+        top_cause[pos] = cause;
+        if (count < n)
+            count++;
+    }
+    for (size_t i = 0; i < count; i++)
+        omitted[top_cause[i]]--;
+}
+
+static void kept_place(struct proto_candidate *cands, size_t *src,
+                       size_t n);
+
+/* The full entries of briefs at[0..n) (n <= TOP_MAX) to cands[0..n), in
+ * that order: kept ones moved there (the moves follow an entry that is
+ * itself listed later), the others worked out again as the full
+ * evaluation works them out (utility included). */
+static void
+brief_place(const struct run *k, struct proto_candidate *cands,
+            const struct brief *briefs, const size_t *at, size_t n)
+{
+    size_t src[TOP_MAX];
+
+    for (size_t i = 0; i < n; i++)
+        src[i] = briefs[at[i]].full;
+    kept_place(cands, src, n);
+    for (size_t i = 0; i < n; i++) {
+        if (src[i] != BRIEF_NONE)
+            continue;
+        eval_compute(k, briefs[at[i]].variant, &cands[i]);
+        if (!cands[i].partial)
+            utility_compute(k, &cands[i]);
+    }
+}
+
+/*
+ * The entries cands[src[i]] to cands[i] for i < n (n <= TOP_MAX; src
+ * distinct, BRIEF_NONE: none): each moves by a swap, and an entry that
+ * a swap moves and that is itself listed later is followed there.
+ */
+static void
+kept_place(struct proto_candidate *cands, size_t *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t from = src[i];
+
+        if (from == BRIEF_NONE)
+            continue;
+        if (from != i)
+            swap_cand(&cands[i], &cands[from]);
+        for (size_t l = i + 1; l < n; l++)
+            if (src[l] == i)
+                src[l] = from;
+    }
+}
+
+/* run_candidates for a screened select: the entries are briefs[0..m),
+ * the full ones in cands. */
+/*
+ * The best n (1 <= n <= TOP_MAX) eligible entries (not degraded) among
+ * the kept ones cands[0..m) in the order the listing walks them (the
+ * chosen one, pick, leaves and the last offered version takes its place
+ * when moved: kept, cands[m - 1]) to at[], best first, by top_select's
+ * comparisons; returns how many there are, up to n. An eligible entry
+ * is listed before any other, so when there are n of them they are the
+ * listing, and every entry that is not one is only counted: as
+ * top_select would list them, without walking the briefs.
+ */
+static size_t
+kept_top(const struct run *k, const struct proto_candidate *cands, size_t m,
+         size_t pick, bool moved, size_t n, size_t *at)
+{
+    enum criterion crit;
+    size_t count = 0;
+
+    for (size_t i = 0; i < m; i++) {
+        const struct proto_candidate *e;
+        size_t c = i, pos;
+
+        if (i == pick) {
+            if (!moved)
+                continue;
+            c = m - 1;
+        } else if (moved && i == m - 1) {
+            continue;
+        }
+        e = &cands[c];
+        if (!(e->hard_ok && e->soft_ok && startable(k, e)))
+            continue;
+        if (count == n &&
+            rank_cmp(k, e, &cands[at[n - 1]], false, &crit) >= 0)
+            continue;
+        pos = count < n ? count : n - 1;
+        while (pos > 0 &&
+               rank_cmp(k, e, &cands[at[pos - 1]], false, &crit) < 0) {
+            at[pos] = at[pos - 1];
+            pos--;
+        }
+        at[pos] = c;
+        if (count < n)
+            count++;
+    }
+    return count;
+}
+
+/* brief_candidates for a select that chose (not degraded) when its
+ * listing is eligible entries only (kept_top): counts (every offered
+ * version's cause) less the chosen and the listed. False otherwise. */
+static bool
+kept_candidates(const struct run *k, struct proto_candidate *cands,
+                size_t m, size_t pick, bool moved, size_t offered,
+                const size_t counts[PROTO_CAUSE_COUNT],
+                const struct proto_candidate *chosen,
+                struct proto_decision *out)
+{
+    size_t at[TOP_MAX], n = k->cfg->runner_ups;
+
+    if (n == 0 || offered - 1 <= n ||
+        kept_top(k, cands, m, pick, moved, n, at) < n)
+        return false;
+    for (size_t i = 0; i < PROTO_CAUSE_COUNT; i++)
+        out->omitted[i] = counts[i];
+    out->omitted[cause_of(k, chosen, false)]--;
+    out->omitted[PROTO_CAUSE_OUTRANKED] -= n;
+    out->omitted_count = offered - 1 - n;
+    kept_place(cands, at, n);
+    list_reasons(k, cands, n, chosen, false, out);
+    return true;
+}
+
+static void
+brief_candidates(const struct run *k, struct proto_candidate *cands,
+                 const struct brief *briefs, size_t m,
+                 const struct proto_candidate *chosen, bool degraded,
+                 struct proto_decision *out)
+{
+    size_t at[TOP_MAX], listed = m;
+
+    if (m > k->cfg->runner_ups) {
+        listed = k->cfg->runner_ups;
+        brief_top(k, cands, briefs, m, listed, degraded, out->omitted, at);
+        out->omitted_count = m - listed;
+    } else {
+        for (size_t i = 0; i < m; i++)
+            at[i] = i;
+    }
+    brief_place(k, cands, briefs, at, listed);
+    list_reasons(k, cands, listed, chosen, degraded, out);
+}
+
 /* No throughput now and nothing held runs: say why, recheck soon. */
 static void
 none_reasons(const struct run *k, const struct proto_candidate *cands,
@@ -1662,15 +2332,21 @@ none_reasons(const struct run *k, const struct proto_candidate *cands,
     }
 }
 
-enum policy_status
-policy_select(const struct policy_config *cfg, const struct policy_input *in,
-              const struct proto_report *report, struct proto_decision *out)
+/* policy_select; screen: when the select allows (the default answer of
+ * a family of up to BRIEF_MAX variants, runner_ups up to TOP_MAX), only
+ * the entries the decision reads are kept in full (run_evaluate). */
+static enum policy_status
+select_run(const struct policy_config *cfg, const struct policy_input *in,
+           const struct proto_report *report, struct proto_decision *out,
+           bool screen)
 {
     struct proto_candidate *cands;
     struct proto_reasons *cand_reasons;
     struct proto_candidate chosen;
+    struct brief briefs[BRIEF_MAX];
+    size_t counts[PROTO_CAUSE_COUNT] = {0};
     bool found, degraded = false, ok, riding, throttled;
-    size_t m, best = 0, pick;
+    size_t m, offered, best = 0, pick;
     struct run k;
 
     if (!cfg || !in || !report || !out || !in->family ||
@@ -1690,7 +2366,9 @@ policy_select(const struct policy_config *cfg, const struct policy_input *in,
     run_init(&k, cfg, in, report);
     out->horizon_s = k.horizon_s;
     out->throughput_bps = k.bps;
-    m = run_evaluate(&k, cands);
+    screen = screen && !report->explain_all && cfg->runner_ups <= TOP_MAX &&
+             in->variant_count <= BRIEF_MAX;
+    m = run_evaluate(&k, cands, screen ? briefs : NULL, &offered, counts);
     /* the best feasible and startable entry; when none is, the best
      * that meets the hard rules and is startable (degraded) */
     found = k.found;
@@ -1700,7 +2378,10 @@ policy_select(const struct policy_config *cfg, const struct policy_input *in,
         out->action = PROTO_ACTION_NONE;
         out->recheck_after_s = cfg->recheck_degraded_s;
         none_reasons(&k, cands, m, out);
-        run_candidates(&k, cands, m, NULL, false, out);
+        if (screen)
+            brief_candidates(&k, cands, briefs, offered, NULL, false, out);
+        else
+            run_candidates(&k, cands, m, NULL, false, out);
         return POLICY_OK;
     }
 
@@ -1758,6 +2439,20 @@ policy_select(const struct policy_config *cfg, const struct policy_input *in,
     chosen_reasons(&k, &chosen, &cands[best], pick == best, degraded, out);
 
     /* the chosen entry leaves the list (explain all keeps input order) */
+    if (screen) {
+        bool moved = briefs[offered - 1].full != BRIEF_NONE && pick != m - 1;
+        size_t j = 0;
+
+        if (!degraded && kept_candidates(&k, cands, m, pick, moved, offered,
+                                         counts, &chosen, out))
+            return POLICY_OK;
+        while (briefs[j].full != pick)
+            j++;
+        briefs[j] = briefs[offered - 1];
+        brief_candidates(&k, cands, briefs, offered - 1, &chosen, degraded,
+                         out);
+        return POLICY_OK;
+    }
     if (report->explain_all)
         memmove(&cands[pick], &cands[pick + 1],
                 (m - 1 - pick) * sizeof(cands[0]));
@@ -1765,6 +2460,22 @@ policy_select(const struct policy_config *cfg, const struct policy_input *in,
         cands[pick] = cands[m - 1];
     run_candidates(&k, cands, m - 1, &chosen, degraded, out);
     return POLICY_OK;
+}
+
+enum policy_status
+policy_select(const struct policy_config *cfg, const struct policy_input *in,
+              const struct proto_report *report, struct proto_decision *out)
+{
+    return select_run(cfg, in, report, out, true);
+}
+
+enum policy_status
+policy_select_full(const struct policy_config *cfg,
+                   const struct policy_input *in,
+                   const struct proto_report *report,
+                   struct proto_decision *out)
+{
+    return select_run(cfg, in, report, out, false);
 }
 
 /* ---- for the replay simulator ------------------------------------------- */
@@ -1798,7 +2509,7 @@ policy_utilities(const struct policy_config *cfg,
     struct proto_report r;
     struct run k;
     bool any_feasible = false;
-    size_t m;
+    size_t m, offered;
 
     if (!cfg || !in || !report || !scratch || !out_u || !in->family ||
         !table_fits(in) || !(report->gflops > 0))
@@ -1807,7 +2518,7 @@ policy_utilities(const struct policy_config *cfg,
     r = *report;
     r.has_max_download_s = false;
     run_init(&k, cfg, in, &r);
-    m = run_evaluate(&k, scratch);
+    m = run_evaluate(&k, scratch, NULL, &offered, NULL);
     for (size_t i = 0; i < m; i++)
         any_feasible = any_feasible || scratch[i].feasible;
     /* when nothing meets every requirement (degraded), what runs is worth

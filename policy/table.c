@@ -206,6 +206,32 @@ row_fill(struct policy_table *t, const struct policy_input *in, size_t i,
     }
 }
 
+/* The index of row's format and accelerators among t's requirements
+ * (added when new and there is room), else POLICY_REQ_NONE. */
+static uint8_t
+req_of(struct policy_table *t, const struct policy_row *row)
+{
+    const uint32_t *acc = &t->accelerators[row->accelerator_first];
+
+    for (size_t i = 0; i < t->req_count; i++) {
+        const struct policy_req *q = &t->reqs[i];
+
+        if (q->format == row->format &&
+            q->accelerator_count == row->accelerator_count &&
+            memcmp(&t->accelerators[q->accelerator_first], acc,
+                   row->accelerator_count * sizeof(*acc)) == 0)
+            return (uint8_t)i;
+    }
+    if (t->req_count == POLICY_REQ_MAX)
+        return POLICY_REQ_NONE;
+    t->reqs[t->req_count] = (struct policy_req){
+        .format = row->format,
+        .accelerator_first = row->accelerator_first,
+        .accelerator_count = row->accelerator_count,
+    };
+    return (uint8_t)t->req_count++;
+}
+
 const struct policy_table *
 policy_table_build(const struct policy_input *in, void *buf, size_t size)
 {
@@ -235,8 +261,13 @@ policy_table_build(const struct policy_input *in, void *buf, size_t size)
     t->delta_to = (uint32_t *)(base + l.delta_to);
 
     strings_fill(t, in);
-    for (size_t i = 0; i < in->variant_count; i++)
+    t->all_offered = true;
+    for (size_t i = 0; i < in->variant_count; i++) {
         row_fill(t, in, i, &acc, &tags, &cls);
+        t->rows[i].req = req_of(t, &t->rows[i]);
+        t->all_offered = t->all_offered && t->rows[i].starts_name &&
+                         t->rows[i].rollout_percent >= 100;
+    }
     for (size_t i = 0; i < in->delta_count; i++) {
         t->delta_from[i] = policy_table_find(t, in->deltas[i].from_hex);
         t->delta_to[i] = policy_table_find(t, in->deltas[i].to_hex);

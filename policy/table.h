@@ -19,6 +19,19 @@
 
 /* The index of a string the family does not contain. */
 #define POLICY_ID_NONE UINT32_MAX
+/* A family's distinct hard requirements (format and accelerators) up to
+ * this many get an index each (policy_row.req): a select decides each
+ * once, and a variant's format and accelerator rules take one lookup. */
+#define POLICY_REQ_MAX 64
+/* policy_row.req of a variant whose requirements have no index. */
+#define POLICY_REQ_NONE UINT8_MAX
+
+/* One distinct pair of a format and the accelerators a variant needs. */
+struct policy_req {
+    uint32_t format;              /* as policy_row.format */
+    uint32_t accelerator_first;   /* into accelerators[] */
+    uint8_t accelerator_count;
+};
 
 struct policy_class_value {
     uint32_t device_class;        /* string index */
@@ -52,6 +65,7 @@ struct policy_row {
     uint8_t rollout_percent;
     bool starts_name;             /* the first (newest) version of a name */
     bool has_exits;
+    uint8_t req;                  /* into reqs[], else POLICY_REQ_NONE */
 };
 
 struct policy_table {
@@ -67,7 +81,21 @@ struct policy_table {
     struct policy_class_value *class_values;
     uint32_t *delta_from;         /* per delta: string index of from_hex */
     uint32_t *delta_to;           /* ... and of to_hex */
+    struct policy_req reqs[POLICY_REQ_MAX];
+    size_t req_count;
+    /* every variant is the only version of its name and fully rolled
+     * out: each is offered to every UE */
+    bool all_offered;
 };
+
+/* policy_select with every offered version's entry kept in full (as for
+ * explain all and families above the screen's size): the reference the
+ * screened default answer is tested against (tests only). */
+POLICY_MUST_CHECK enum policy_status
+policy_select_full(const struct policy_config *cfg,
+                   const struct policy_input *in,
+                   const struct proto_report *report,
+                   struct proto_decision *out);
 
 /* The index of s among t's strings, or POLICY_ID_NONE. */
 uint32_t policy_table_find(const struct policy_table *t, const char *s);

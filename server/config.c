@@ -87,6 +87,10 @@ static const struct key keys[] = {
      "connection opening or the previous response (0: off)"},
     {"shutdown_grace_s", KEY_UINT, OFF(shutdown_grace_s), 0, 0, 3600,
      "on SIGTERM, how long transfers in flight may finish"},
+    {"connection_memory_bytes", KEY_SIZE, OFF(connection_memory_bytes), 0,
+     8192, 1048576,
+     "libmicrohttpd's memory per connection: the request line and headers "
+     "must fit in it (up to ~15 KiB of 16 KiB); zeroed on every request"},
     {"access_log", KEY_STRING, STR(access_log), 0, 0,
      "file the access log (a line per request) is appended to, reopened "
      "on SIGHUP; empty: stderr, with the other log lines"},
@@ -259,6 +263,7 @@ config_default(struct config *out)
     out->request_timeout_s = 15;
     out->min_download_bytes_per_s = 512;
     out->shutdown_grace_s = 10;
+    out->connection_memory_bytes = 16 << 10;
     out->access_log_buffer_bytes = 64 << 10;
     out->access_log_flush_ms = 1000;
     out->max_upload_bytes = 4ULL << 30;

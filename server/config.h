@@ -38,6 +38,7 @@ struct config {
     unsigned request_timeout_s;   /* headers due within this; 0: off */
     unsigned min_download_bytes_per_s; /* large answers: slower is cut */
     unsigned shutdown_grace_s;
+    size_t connection_memory_bytes; /* libmicrohttpd's per-connection pool */
     /* The access log (server/access_log.h): file ("" stderr), per-thread
      * buffer (0: a write per line), how often buffers are written. */
     char access_log[CONFIG_PATH_SIZE];

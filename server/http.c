@@ -283,16 +283,24 @@ struct conn {
 };
 
 /*
- * libmicrohttpd stores every query argument in its 32 KiB per-connection
- * pool right after the URI callback; somewhere past 400 arguments the
- * pool runs out, and 0.9.75 then neither answers nor closes (the request
- * hangs until a timeout). No route takes more than a few arguments, so a
- * query over this many is answered here, before the library parses it.
+ * libmicrohttpd stores every query argument in its per-connection pool
+ * (connection_memory_bytes) right after the URI callback; when the pool
+ * runs out, 0.9.75 neither answers nor closes (the request hangs until a
+ * timeout): past ~400 arguments in 32 KiB, ~230 in 16 KiB, ~120 in 8 KiB.
+ * No route takes more than a few arguments, so a query over one argument
+ * per 128 bytes of pool (256 in 32 KiB, 128 in 16 KiB) is answered here,
+ * before the library parses it.
  */
-#define QUERY_ARGS_MAX 256
+#define QUERY_ARG_POOL_BYTES 128
+
+static size_t
+query_args_max(const struct app *app)
+{
+    return app->cfg.connection_memory_bytes / QUERY_ARG_POOL_BYTES;
+}
 
 static bool
-query_too_long(const char *uri)
+query_too_long(const char *uri, size_t max_args)
 {
     const char *q = strchr(uri, '?');
     size_t args = 1;
@@ -300,7 +308,7 @@ query_too_long(const char *uri)
     if (!q)
         return false;
     for (q++; *q; q++)
-        if (*q == '&' && ++args > QUERY_ARGS_MAX)
+        if (*q == '&' && ++args > max_args)
             return true;
     return false;
 }
@@ -322,8 +330,8 @@ refuse_query(const struct app *app, const struct conn *conn)
     if (conn->fd < 0)
         return;
     proto_error_set(&err, PROTO_ERR_HEADERS_TOO_LARGE, "query",
-                    "the query string has more than %d arguments",
-                    QUERY_ARGS_MAX);
+                    "the query string has more than %zu arguments",
+                    query_args_max(app));
     body = app->tls ? NULL : proto_problem_write(&err);
     if (body) {
         int n = snprintf(head, sizeof(head),
@@ -431,7 +439,7 @@ on_uri(void *cls, const char *uri, struct MHD_Connection *c)
         return NULL;
     request_free(conn->rq);
     conn->rq = NULL;
-    if (uri && query_too_long(uri)) {
+    if (uri && query_too_long(uri, query_args_max(app))) {
         metrics_limit(&app->metrics, METRICS_LIMIT_QUERY_ARGS);
         refuse_query(app, conn);
         return NULL;
@@ -667,6 +675,42 @@ drain_before_reply(struct MHD_Connection *c)
     return errno == 0 && *end == '\0' && len <= EARLY_DRAIN_MAX_BYTES;
 }
 
+/* Upload bodies reach the store in writes of this size (see take_body). */
+#define UPLOAD_CHUNK_BYTES (256u << 10)
+
+/* Writes len bytes of an upload to the store; false (rq->pending set)
+ * when it failed. */
+static bool
+upload_write(struct request *rq, const char *data, size_t len)
+{
+    enum store_status rc = store_upload_write(rq->upload, data, len);
+
+    if (rc == STORE_OK)
+        return true;
+    if (rc == STORE_TOO_LARGE) {
+        set_too_large(rq, rq->body_max);
+    } else {
+        log_msg(LOG_ERROR, rq->id, "store: upload write: %s",
+                store_errmsg(rq->app->store));
+        proto_error_set(&rq->pending,
+                        rc == STORE_NO_SPACE ? PROTO_ERR_INSUFFICIENT_STORAGE
+                                             : PROTO_ERR_INTERNAL,
+                        "", "the upload could not be stored");
+        rq->has_pending = true;
+    }
+    return false;
+}
+
+/* Writes the gathered part of an upload (rq->body) to the store. */
+static bool
+upload_flush(struct request *rq)
+{
+    size_t n = rq->body_len;
+
+    rq->body_len = 0;
+    return n == 0 || upload_write(rq, rq->body, n);
+}
+
 /* One piece of the body. Returns false when the request must be answered
  * now (rq->pending set). */
 static bool
@@ -680,23 +724,34 @@ take_body(struct request *rq, const char *data, size_t len)
     }
     rq->body_seen += len;
     if (kind == BODY_BLOB) {
-        enum store_status rc = store_upload_write(rq->upload, data, len);
-
-        if (rc == STORE_OK)
-            return true;
-        if (rc == STORE_TOO_LARGE) {
-            set_too_large(rq, rq->body_max);
-        } else {
-            log_msg(LOG_ERROR, rq->id, "store: upload write: %s",
-                    store_errmsg(rq->app->store));
-            proto_error_set(&rq->pending,
-                            rc == STORE_NO_SPACE
-                                ? PROTO_ERR_INSUFFICIENT_STORAGE
-                                : PROTO_ERR_INTERNAL,
-                            "", "the upload could not be stored");
-            rq->has_pending = true;
+        /* libmicrohttpd hands the body over in pieces of its read buffer
+         * (a few KiB: connection_memory_bytes); they are gathered into
+         * UPLOAD_CHUNK_BYTES so that the file gets one write per chunk. */
+        if (rq->body_len == 0 && len >= UPLOAD_CHUNK_BYTES)
+            return upload_write(rq, data, len);
+        if (!rq->body) {
+            rq->body = malloc(UPLOAD_CHUNK_BYTES);
+            if (!rq->body) {
+                proto_error_set(&rq->pending, PROTO_ERR_INTERNAL, "",
+                                "out of memory");
+                rq->has_pending = true;
+                return false;
+            }
+            rq->body_cap = UPLOAD_CHUNK_BYTES;
         }
-        return false;
+        while (len > 0) {
+            size_t n = rq->body_cap - rq->body_len;
+
+            if (n > len)
+                n = len;
+            memcpy(rq->body + rq->body_len, data, n);
+            rq->body_len += n;
+            data += n;
+            len -= n;
+            if (rq->body_len == rq->body_cap && !upload_flush(rq))
+                return false;
+        }
+        return true;
     }
     if (kind == BODY_NONE)
         return true;
@@ -779,6 +834,11 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
     }
     if (rq->responded)
         return MHD_YES;
+    /* The upload's last gathered bytes, before its handler commits it. */
+    if (!rq->has_pending && rq->upload && !upload_flush(rq)) {
+        store_upload_abort(rq->upload);
+        rq->upload = NULL;
+    }
     if (rq->has_pending)
         return http_reply_problem(c, rq, &rq->pending);
     /* A request parked on a pull-through comes back here when resumed:
@@ -828,15 +888,38 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     secs = elapsed_s(&rq->start);
     if (rq->started && log_enabled(LOG_INFO)) {
         uint64_t us = (uint64_t)(secs * 1e6);
+        char text[sizeof(rq->method) + sizeof(path) + 96];
+        size_t n, k;
 
-        /* Integer formatting: this line is on every request's path. */
+        /* METHOD "PATH" STATUS BYTES MS.USms[ (aborted)], by hand: this
+         * line is on every request's path. */
         log_quote(rq->path, path, sizeof(path));
-        access_log_line(rq->id,
-                "%s \"%s\" %u %" PRIu64 " %" PRIu64 ".%03" PRIu64 "ms%s",
-                rq->method, path, rq->status, rq->body_bytes_out,
-                us / 1000, us % 1000,
-                toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? ""
-                                                           : " (aborted)");
+        k = strnlen(rq->method, sizeof(rq->method) - 1);
+        memcpy(text, rq->method, k);
+        n = k;
+        text[n++] = ' ';
+        text[n++] = '"';
+        k = strlen(path);
+        memcpy(text + n, path, k);
+        n += k;
+        text[n++] = '"';
+        text[n++] = ' ';
+        n += log_put_u64(text + n, rq->status);
+        text[n++] = ' ';
+        n += log_put_u64(text + n, rq->body_bytes_out);
+        text[n++] = ' ';
+        n += log_put_u64(text + n, us / 1000);
+        text[n++] = '.';
+        text[n++] = (char)('0' + us % 1000 / 100);
+        text[n++] = (char)('0' + us % 100 / 10);
+        text[n++] = (char)('0' + us % 10);
+        text[n++] = 'm';
+        text[n++] = 's';
+        if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+            memcpy(text + n, " (aborted)", 10);
+            n += 10;
+        }
+        access_log_text(rq->id, text, n);
     }
     if (rq->started) {
         metrics_request(&app->metrics, rq->route, rq->status,
@@ -1013,6 +1096,12 @@ http_start(struct app *app, unsigned *out_port)
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, app},
         {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, app},
         {MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, NULL},
+        /* Zeroed whole on every keep-alive request (MHD_pool_reset) and
+         * half again when the answer's header is built: 48 KiB a request
+         * at the library's 32 KiB default, 24 KiB at our 16 KiB (README,
+         * Limits). */
+        {MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+         (intptr_t)cfg->connection_memory_bytes, NULL},
         {MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL},
         {app->tls ? MHD_OPTION_HTTPS_CERT_CALLBACK : MHD_OPTION_END, 0,
          tls_cert_callback()},

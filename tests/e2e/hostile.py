@@ -172,7 +172,7 @@ MALFORMED = [
     ("header_100k", b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " +
      b"a" * 100000 + b"\r\n\r\n"),
     ("uri_100k", b"GET /" + b"a" * 100000 + b" HTTP/1.1\r\nHost: t\r\n\r\n"),
-    ("query_5000_args", b"GET /healthz?" + b"a=b&" * 5000 +
+    ("query_1000_args", b"GET /healthz?" + b"a=b&" * 1000 +
      b" HTTP/1.1\r\nHost: t\r\n\r\n"),
 ]
 
@@ -374,9 +374,10 @@ def rss_kb(pid):
 
 
 def leak(port, pid, secs):
-    # libmicrohttpd runs out of its per-connection pool on the 5000 query
-    # arguments after the URI callback has run, and drops the request.
-    big_query = (b"GET /healthz?" + b"a=b&" * 5000 + b" HTTP/1.1\r\n"
+    # 1000 query arguments (4 KB: the URI fits the pool's read buffer)
+    # would run libmicrohttpd out of its per-connection pool after the URI
+    # callback; modeld refuses them there (http.c, query_too_long).
+    big_query = (b"GET /healthz?" + b"a=b&" * 1000 + b" HTTP/1.1\r\n"
                  b"Host: t\r\n\r\n")
 
     def hammer(until):

@@ -5,7 +5,9 @@
  * model, 1 byte choosing the feed piece size, then the old model, then the
  * coded file. The coded bytes go to the streaming decoder in pieces of
  * that size; the result must be the same as proto_coded_apply's on the
- * whole, and on PROTO_OK the output must hash to the header's target.
+ * whole, and on PROTO_OK the output must hash to the header's target;
+ * a delta is decoded once more with its base trusted by digest (not
+ * hashed), as the client does.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -87,6 +89,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             REQUIRE(proto_hasher_final(s1.h, have) == PROTO_OK);
             REQUIRE(strcmp(have, to) == 0);
         }
+    }
+    /* A delta told its own base digest (proto_tensor_dec_trust_base, as
+     * the client does): old is not hashed, so whatever it holds reaches
+     * the decoder; the result must still be the target. */
+    if (proto_coded_kind(coded, coded_len, from, to) == PROTO_CODED_TENSOR) {
+        struct sink_state s3 = { proto_hasher_new(), 0 };
+        enum proto_status rc3;
+
+        REQUIRE(s3.h != NULL);
+        REQUIRE(proto_tensor_dec_new(old, old_len, hash_sink, &s3, &d) ==
+                PROTO_OK);
+        rc3 = proto_tensor_dec_trust_base(d, from);
+        REQUIRE(rc3 == PROTO_OK);
+        for (size_t at = 0; at < coded_len && rc3 == PROTO_OK; at += piece)
+            rc3 = proto_tensor_dec_feed(d, coded + at,
+                                        coded_len - at < piece ? coded_len - at
+                                                               : piece);
+        if (rc3 == PROTO_OK)
+            rc3 = proto_tensor_dec_finish(d);
+        proto_tensor_dec_free(d);
+        if (rc3 == PROTO_OK) {
+            REQUIRE(proto_hasher_final(s3.h, have) == PROTO_OK);
+            REQUIRE(strcmp(have, to) == 0);
+        }
+        proto_hasher_free(s3.h);
     }
     proto_hasher_free(s1.h);
     proto_hasher_free(s2.h);

@@ -1537,7 +1537,7 @@ END_TEST
 START_TEST(test_policy_select_large_family)
 {
     static struct proto_variant vs[200];
-    static struct proto_candidate cands[200];
+    static struct proto_candidate cands[200], listed[5];
     struct policy_config cfg;
     struct proto_report r;
     struct proto_decision d, all;
@@ -1579,18 +1579,11 @@ START_TEST(test_policy_select_large_family)
     ck_assert_uint_eq(d.omitted[PROTO_CAUSE_MEMORY], 59);
     ck_assert_uint_gt(d.omitted[PROTO_CAUSE_LATENCY], 0);
     ck_assert_uint_gt(d.omitted[PROTO_CAUSE_OUTRANKED], 0);
-    /* runner-ups are feasible, each with a reason, and worth at least
-     * what every feasible one left out is (up to the hysteresis, within
-     * which one that keeps fitting when memory drops ranks first); the
-     * entries after the listed ones are the omitted ones */
     for (size_t i = 0; i < d.candidate_count; i++) {
         ck_assert(cands[i].feasible);
         ck_assert_uint_gt(d.candidate_reasons[i].count, 0);
         ck_assert_uint_ne(cands[i].variant, chosen);
-        for (size_t j = d.candidate_count; j < 199; j++)
-            if (cands[j].feasible)
-                ck_assert(cands[i].value >=
-                          cands[j].value - cfg.hysteresis_accuracy * 1800);
+        listed[i] = cands[i];
     }
 
     r.explain_all = true;
@@ -1604,6 +1597,68 @@ START_TEST(test_policy_select_large_family)
     /* input order, the chosen one left out */
     for (size_t i = 1; i < all.candidate_count; i++)
         ck_assert_uint_gt(cands[i].variant, cands[i - 1].variant);
+    /* the runner-ups are worth at least what every feasible one left out
+     * is (up to the hysteresis, within which one that keeps fitting when
+     * memory drops ranks first) */
+    for (size_t j = 0; j < all.candidate_count; j++) {
+        bool is_listed = false;
+
+        for (size_t i = 0; i < d.candidate_count; i++)
+            is_listed = is_listed || listed[i].variant == cands[j].variant;
+        for (size_t i = 0; cands[j].feasible && !is_listed &&
+                           i < d.candidate_count; i++)
+            ck_assert(listed[i].value >=
+                      cands[j].value - cfg.hysteresis_accuracy * 1800);
+    }
+}
+END_TEST
+
+/* policy_runner_ups = 0 (the config allows it): nothing is listed and
+ * every entry but the chosen one is counted by cause; the runner-up
+ * selection used to read the worst of an empty list (top_tier[-1]). */
+START_TEST(test_policy_select_no_runner_ups)
+{
+    static struct proto_variant vs[100];
+    static struct proto_candidate cands[100];
+    struct policy_config cfg;
+    struct proto_report r;
+    struct proto_decision d;
+    struct policy_input in = { .family = "none", .variants = vs,
+                               .variant_count = 100 };
+
+    policy_config_default(&cfg);
+    cfg.runner_ups = 0;
+    memset(vs, 0, sizeof(vs));
+    for (unsigned i = 0; i < 100; i++) {
+        snprintf(vs[i].name, sizeof(vs[i].name), "m%03u", i);
+        hex_of(i + 1, vs[i].blob_hex);
+        vs[i].version = 1;
+        vs[i].size_bytes = 1000000 + 100000 * (uint64_t)i;
+        vs[i].flops = 1e8 * (1 + i % 50);
+        vs[i].accuracy = 0.5 + 0.002 * i;
+        vs[i].rollout_percent = 100;
+    }
+    memset(&r, 0, sizeof(r));
+    r.memory_bytes = 8000000;
+    r.gflops = 100;
+    with_table(&in);
+    for (int full = 0; full < 2; full++) {
+        size_t sum = 0;
+
+        memset(&d, 0, sizeof(d));
+        d.candidates = cands;
+        d.candidate_reasons = cand_reasons;
+        ck_assert_int_eq(full ? policy_select_full(&cfg, &in, &r, &d)
+                              : policy_select(&cfg, &in, &r, &d),
+                         POLICY_OK);
+        ck_assert_int_eq(d.action, PROTO_ACTION_DOWNLOAD);
+        ck_assert_uint_eq(d.candidate_count, 0);
+        ck_assert_uint_eq(d.omitted_count, 99);
+        for (size_t i = 0; i < PROTO_CAUSE_COUNT; i++)
+            sum += d.omitted[i];
+        ck_assert_uint_eq(sum, 99);
+        ck_assert_uint_eq(d.omitted[PROTO_CAUSE_MEMORY], 29); /* m071.. */
+    }
 }
 END_TEST
 
@@ -2161,6 +2216,352 @@ START_TEST(test_policy_select_lazy_value_agrees)
 }
 END_TEST
 
+/* ---- the screened default answer ---------------------------------------- */
+
+#define SCREEN_MAX 320
+
+static struct proto_variant screen_vs[SCREEN_MAX];
+static struct proto_delta screen_ds[8];
+
+/*
+ * A random large family and report for the screen (policy_select's
+ * default answer keeps only the entries the decision reads): names with
+ * one to three versions (newer ones partly rolled out), formats and
+ * accelerator sets from pools large enough that some families have more
+ * distinct requirements than the table indexes (POLICY_REQ_MAX), measured
+ * latencies and energies on two classes, exits, context tags, ready
+ * deltas from current, and a report in every mode (current, in flight,
+ * memory floor and history, power, outage, each requirement or not,
+ * every preference).
+ */
+static size_t
+screen_family(unsigned *seed, bool single, struct proto_report *r,
+              size_t *out_nd)
+{
+    static const char *const fmts[] = {"tflite", "onnx", "coreml", "", "pt"};
+    static const char *const accs[] = {"npu", "gpu", "dsp", "tpu", "vpu",
+                                       "fpga"};
+    static const char *const cls[] = {"c1", "c2"};
+    size_t n = 40 + lcg(seed) % (SCREEN_MAX - 40), nd = 0;
+    size_t names = 0;
+
+    memset(screen_vs, 0, sizeof(screen_vs));
+    for (size_t i = 0; i < n;) {
+        size_t versions =
+            single ? 1 : 1 + (lcg(seed) % 4 == 0) * (1 + lcg(seed) % 2);
+
+        for (size_t j = 0; j < versions && i < n; j++, i++) {
+            struct proto_variant *v = &screen_vs[i];
+
+            snprintf(v->name, sizeof(v->name), "m%03zu", names);
+            hex_of((unsigned)i + 1, v->blob_hex);
+            v->version = (int64_t)(versions - j);
+            v->size_bytes = lcg(seed) % 50 ? 100000 + 1000 * (uint64_t)lcg(seed)
+                                           : 0;
+            v->memory_bytes = lcg(seed) % 5
+                                  ? v->size_bytes + 1000 * (uint64_t)lcg(seed)
+                                  : 0;
+            v->flops = 1e6 * (1 + lcg(seed) % 200);
+            v->accuracy = 0.5 + (lcg(seed) % 500) / 1000.0;
+            v->rollout_percent = j + 1 < versions || lcg(seed) % 5
+                                     ? lcg(seed) % 100
+                                     : 100;
+            if (j + 1 == versions)
+                v->rollout_percent = 100;
+            snprintf(v->format, sizeof(v->format), "%s",
+                     fmts[lcg(seed) % 5]);
+            v->accelerator_count = lcg(seed) % 3 ? 0 : 1 + lcg(seed) % 3;
+            for (size_t a = 0; a < v->accelerator_count; a++)
+                snprintf(v->accelerators[a], PROTO_TOKEN_SIZE, "%s",
+                         accs[lcg(seed) % 6]);
+            for (size_t c = 0; c < 2; c++) {
+                if (lcg(seed) % 2) {
+                    struct proto_class_value *lv =
+                        &v->latency_ms[v->latency_count++];
+
+                    snprintf(lv->device_class, PROTO_TOKEN_SIZE, "%s",
+                             cls[c]);
+                    lv->value = 1 + lcg(seed) % 100;
+                }
+                if (lcg(seed) % 3 == 0) {
+                    struct proto_class_value *ev =
+                        &v->energy_mj[v->energy_count++];
+
+                    snprintf(ev->device_class, PROTO_TOKEN_SIZE, "%s",
+                             cls[c]);
+                    ev->value = 1 + lcg(seed) % 500;
+                }
+            }
+            if (lcg(seed) % 4 == 0) {
+                v->exit_count = 1;
+                v->exits[0].flops = v->flops / 4;
+                v->exits[0].accuracy = v->accuracy - 0.1;
+            }
+            if (lcg(seed) % 3 == 0) {
+                v->context_count = 1;
+                snprintf(v->context[0].key, sizeof(v->context[0].key),
+                         "scene");
+                snprintf(v->context[0].value, sizeof(v->context[0].value),
+                         "%s", lcg(seed) % 2 ? "night" : "day");
+            }
+        }
+        names++;
+    }
+
+    memset(r, 0, sizeof(*r));
+    snprintf(r->ue, sizeof(r->ue), "ue-%u", lcg(seed));
+    r->has_ue = lcg(seed) % 4 != 0;
+    r->memory_bytes = 100000 + 1000 * (uint64_t)lcg(seed);
+    r->gflops = 1 + lcg(seed) % 100;
+    r->has_device_class = lcg(seed) % 3 != 0;
+    snprintf(r->device_class, sizeof(r->device_class), "%s",
+             cls[lcg(seed) % 2]);
+    r->has_formats = lcg(seed) % 5 != 0;
+    r->format_count = 1 + lcg(seed) % 3;
+    for (size_t i = 0; i < r->format_count; i++)
+        snprintf(r->formats[i], PROTO_TOKEN_SIZE, "%s", fmts[lcg(seed) % 5]);
+    r->accelerator_count = lcg(seed) % 4;
+    for (size_t i = 0; i < r->accelerator_count; i++)
+        snprintf(r->accelerators[i], PROTO_TOKEN_SIZE, "%s",
+                 accs[lcg(seed) % 6]);
+    r->has_downlink_bps = lcg(seed) % 6 != 0;
+    r->downlink_bps = lcg(seed) % 8 ? 1e5 * (1 + lcg(seed) % 500) : 0;
+    r->has_rtt_ms = lcg(seed) % 2;
+    r->rtt_ms = lcg(seed) % 200;
+    r->has_max_latency_ms = lcg(seed) % 2;
+    r->max_latency_ms = 1 + lcg(seed) % 100;
+    r->has_min_accuracy = lcg(seed) % 2;
+    r->min_accuracy = 0.5 + (lcg(seed) % 500) / 1000.0;
+    r->has_max_download_s = lcg(seed) % 2;
+    r->max_download_s = 1 + lcg(seed) % 60;
+    r->has_max_energy_mj = lcg(seed) % 2;
+    r->max_energy_mj = 1 + lcg(seed) % 300;
+    r->has_power_mw = lcg(seed) % 3 == 0;
+    r->power_mw = 100 + lcg(seed) % 2000;
+    r->preference = (enum proto_preference)(lcg(seed) % 3);
+    r->has_battery_percent = true;
+    r->battery_percent = lcg(seed) % 100;
+    r->context_count = lcg(seed) % 2;
+    snprintf(r->context[0].key, sizeof(r->context[0].key), "scene");
+    snprintf(r->context[0].value, sizeof(r->context[0].value), "night");
+    r->has_current = lcg(seed) % 2;
+    hex_of(1 + lcg(seed) % (unsigned)n, r->current_hex);
+    r->has_fetching = lcg(seed) % 3 == 0;
+    hex_of(1 + lcg(seed) % (unsigned)n, r->fetching_hex);
+    r->fetching_bytes_done = 1000 * (uint64_t)(lcg(seed) % 100);
+    r->accept_tensor_delta = lcg(seed) % 2;
+    r->has_memory_floor_bytes = lcg(seed) % 4 == 0;
+    r->memory_floor_bytes = r->memory_bytes / 2;
+    if (lcg(seed) % 3 == 0) {
+        r->memory_history_count = 1 + lcg(seed) % PROTO_MAX_HISTORY;
+        for (size_t i = 0; i < r->memory_history_count; i++)
+            r->memory_history_bytes[i] =
+                r->memory_bytes / 2 + 1000 * (uint64_t)(lcg(seed) % 64);
+    }
+    if (lcg(seed) % 4 == 0) {
+        r->gflops_history_count = 1 + lcg(seed) % PROTO_MAX_HISTORY;
+        for (size_t i = 0; i < r->gflops_history_count; i++)
+            r->gflops_history[i] = r->gflops * (1 + lcg(seed) % 3);
+    }
+    if (r->has_current && lcg(seed) % 2) {
+        nd = 1 + lcg(seed) % 8;
+        for (size_t i = 0; i < nd; i++) {
+            snprintf(screen_ds[i].from_hex, PROTO_HEX_SIZE, "%s",
+                     r->current_hex);
+            hex_of(1 + lcg(seed) % (unsigned)n, screen_ds[i].to_hex);
+            screen_ds[i].size_bytes = 1000 * (uint64_t)(1 + lcg(seed) % 100);
+            screen_ds[i].format = (enum proto_delta_format)(lcg(seed) % 2);
+        }
+    }
+    *out_nd = nd;
+    return n;
+}
+
+/*
+ * The screened default answer (policy_select) decides, lists and counts
+ * exactly as the evaluation that keeps every entry (policy_select_full):
+ * the same action, choice, estimates, reasons, listed candidates in the
+ * same order with the same values and reasons, and the same counts of
+ * the rest by cause, on random large families and reports with 0, 1, 5
+ * and 64 runner-ups.
+ */
+START_TEST(test_policy_screen_agrees)
+{
+    static struct proto_candidate cs[SCREEN_MAX], cf[SCREEN_MAX];
+    static struct proto_reasons rsc[SCREEN_MAX], rf[SCREEN_MAX];
+    static const unsigned ups[] = {5, 1, 0, 64, 5, 3};
+    unsigned seed = 977 + 104729u * (unsigned)_i;
+    struct proto_report r;
+    size_t nd, n = screen_family(&seed, _i % 3 == 0, &r, &nd);
+    struct policy_input in = { .family = "screen", .variants = screen_vs,
+                               .variant_count = n, .deltas = screen_ds,
+                               .delta_count = nd };
+    struct policy_config cfg;
+    struct proto_decision ds, df;
+
+    with_table(&in);
+    policy_config_default(&cfg);
+    cfg.runner_ups = ups[(unsigned)_i % 6];
+    memset(&ds, 0, sizeof(ds));
+    ds.candidates = cs;
+    ds.candidate_reasons = rsc;
+    memset(&df, 0, sizeof(df));
+    df.candidates = cf;
+    df.candidate_reasons = rf;
+    ck_assert_int_eq(policy_select(&cfg, &in, &r, &ds), POLICY_OK);
+    ck_assert_int_eq(policy_select_full(&cfg, &in, &r, &df), POLICY_OK);
+
+    ck_assert_int_eq(ds.action, df.action);
+    ck_assert_int_eq(ds.degraded, df.degraded);
+    if (ds.action != PROTO_ACTION_NONE) {
+        ck_assert_uint_eq(ds.chosen, df.chosen);
+        ck_assert_int_eq(ds.exit_index, df.exit_index);
+        ck_assert(ds.estimates.latency_ms == df.estimates.latency_ms &&
+                  ds.estimates.download_s == df.estimates.download_s &&
+                  ds.estimates.energy_mj == df.estimates.energy_mj);
+        ck_assert_uint_eq(ds.estimates.memory_bytes,
+                          df.estimates.memory_bytes);
+        ck_assert_int_eq(ds.estimates.has_energy_mj,
+                         df.estimates.has_energy_mj);
+    }
+    ck_assert_int_eq(ds.has_delta, df.has_delta);
+    if (ds.has_delta)
+        ck_assert_uint_eq(ds.delta, df.delta);
+    ck_assert_uint_eq(ds.recheck_after_s, df.recheck_after_s);
+    ck_assert_uint_eq(ds.reasons.count, df.reasons.count);
+    for (size_t i = 0; i < ds.reasons.count; i++)
+        ck_assert_str_eq(ds.reasons.text[i], df.reasons.text[i]);
+    ck_assert_uint_eq(ds.violations.count, df.violations.count);
+    for (size_t i = 0; i < ds.violations.count; i++)
+        ck_assert_str_eq(ds.violations.text[i], df.violations.text[i]);
+    ck_assert_uint_eq(ds.candidate_count, df.candidate_count);
+    ck_assert_uint_le(ds.candidate_count, cfg.runner_ups);
+    for (size_t i = 0; i < ds.candidate_count; i++) {
+        ck_assert_uint_eq(cs[i].variant, cf[i].variant);
+        ck_assert_int_eq(cs[i].feasible, cf[i].feasible);
+        ck_assert(cs[i].value == cf[i].value && cs[i].risk == cf[i].risk);
+        ck_assert(cs[i].utility == cf[i].utility);
+        ck_assert(cs[i].violation == cf[i].violation);
+        ck_assert_uint_eq(rsc[i].count, rf[i].count);
+        for (size_t j = 0; j < rsc[i].count; j++)
+            ck_assert_str_eq(rsc[i].text[j], rf[i].text[j]);
+    }
+    ck_assert_uint_eq(ds.omitted_count, df.omitted_count);
+    for (size_t c = 0; c < PROTO_CAUSE_COUNT; c++)
+        ck_assert_uint_eq(ds.omitted[c], df.omitted[c]);
+}
+END_TEST
+
+/* Whether the report holds s among count tokens. */
+static bool
+has_token(const char (*list)[PROTO_TOKEN_SIZE], size_t count, const char *s)
+{
+    for (size_t i = 0; i < count; i++)
+        if (strcmp(list[i], s) == 0)
+            return true;
+    return false;
+}
+
+/*
+ * The table's requirements (policy_req) and the per-select lookup of
+ * their causes agree with the hard rules worked out here from the
+ * strings: every variant's first failed hard rule (format, then
+ * accelerators, then memory) is counted once, among the omitted ones or
+ * by the first reason of a listed one, in families with more distinct
+ * requirements than the table indexes and with fewer; each indexed
+ * requirement names its variants' format and accelerators.
+ */
+START_TEST(test_policy_screen_hard_causes)
+{
+    static struct proto_candidate cs[SCREEN_MAX];
+    static struct proto_reasons rsc[SCREEN_MAX];
+    unsigned seed = 31 + 7717u * (unsigned)_i;
+    struct proto_report r;
+    size_t nd, n = screen_family(&seed, _i % 3 == 0, &r, &nd);
+    struct policy_input in = { .family = "hard", .variants = screen_vs,
+                               .variant_count = n, .deltas = screen_ds,
+                               .delta_count = nd };
+    const struct policy_table *t;
+    struct policy_config cfg;
+    struct proto_decision d;
+    size_t want[PROTO_CAUSE_COUNT] = {0}, got[PROTO_CAUSE_COUNT] = {0};
+    size_t offered[SCREEN_MAX], m;
+
+    with_table(&in);
+    t = in.table;
+    for (size_t i = 0; i < n; i++) {
+        const struct proto_variant *v = &screen_vs[i];
+        const struct policy_row *row = &t->rows[i];
+
+        if (row->req == POLICY_REQ_NONE) {
+            ck_assert_uint_eq(t->req_count, POLICY_REQ_MAX);
+            continue;
+        }
+        ck_assert_uint_lt(row->req, t->req_count);
+        ck_assert_uint_eq(t->reqs[row->req].format, row->format);
+        ck_assert_uint_eq(t->reqs[row->req].accelerator_count,
+                          v->accelerator_count);
+        for (size_t a = 0; a < v->accelerator_count; a++)
+            ck_assert_str_eq(
+                t->strings[t->accelerators
+                               [t->reqs[row->req].accelerator_first + a]],
+                v->accelerators[a]);
+    }
+    m = policy_offered(&in, &r, offered);
+    /* all_offered: a family of single, fully rolled out versions */
+    {
+        bool all = true;
+
+        for (size_t i = 0; i < n; i++)
+            all = all && screen_vs[i].rollout_percent >= 100 &&
+                  (i == 0 || strcmp(screen_vs[i].name,
+                                    screen_vs[i - 1].name) != 0);
+        ck_assert_int_eq(t->all_offered, all);
+        if (all)
+            ck_assert_uint_eq(m, n);
+    }
+    for (size_t j = 0; j < m; j++) {
+        const struct proto_variant *v = &screen_vs[offered[j]];
+        bool acc_ok = true;
+
+        for (size_t a = 0; a < v->accelerator_count; a++)
+            acc_ok = acc_ok && has_token(r.accelerators, r.accelerator_count,
+                                         v->accelerators[a]);
+        if (v->format[0] && r.has_formats &&
+            !has_token(r.formats, r.format_count, v->format))
+            want[PROTO_CAUSE_FORMAT]++;
+        else if (!acc_ok)
+            want[PROTO_CAUSE_ACCELERATOR]++;
+        else if ((v->memory_bytes ? v->memory_bytes : v->size_bytes) >
+                 r.memory_bytes)
+            want[PROTO_CAUSE_MEMORY]++;
+    }
+
+    policy_config_default(&cfg);
+    memset(&d, 0, sizeof(d));
+    d.candidates = cs;
+    d.candidate_reasons = rsc;
+    ck_assert_int_eq(policy_select(&cfg, &in, &r, &d), POLICY_OK);
+    for (size_t c = 0; c < PROTO_CAUSE_COUNT; c++)
+        got[c] = d.omitted[c];
+    for (size_t i = 0; i < d.candidate_count; i++) {
+        const char *first = rsc[i].count ? rsc[i].text[0] : "";
+
+        if (cs[i].hard_ok)
+            continue;
+        got[strncmp(first, "format:", 7) == 0        ? PROTO_CAUSE_FORMAT
+            : strncmp(first, "accelerator:", 12) == 0 ? PROTO_CAUSE_ACCELERATOR
+                                                      : PROTO_CAUSE_MEMORY]++;
+    }
+    ck_assert_uint_eq(got[PROTO_CAUSE_FORMAT], want[PROTO_CAUSE_FORMAT]);
+    ck_assert_uint_eq(got[PROTO_CAUSE_ACCELERATOR],
+                      want[PROTO_CAUSE_ACCELERATOR]);
+    /* the chosen version may be held current that does not fit now */
+    ck_assert_uint_le(got[PROTO_CAUSE_MEMORY], want[PROTO_CAUSE_MEMORY]);
+    ck_assert_uint_ge(got[PROTO_CAUSE_MEMORY] + 1, want[PROTO_CAUSE_MEMORY]);
+}
+END_TEST
+
 static Suite *
 policy_suite(void)
 {
@@ -2168,6 +2569,9 @@ policy_suite(void)
     TCase *tc;
 
     tc = tcase_create("select");
+    /* one loop iteration is milliseconds; room for a starved, niced run
+     * on a loaded machine */
+    tcase_set_timeout(tc, 30);
     tcase_add_loop_test(tc, test_policy_select_cases, 0, ARRAY_SIZE(cases));
     tcase_add_loop_test(tc, test_policy_select_estimates, 0,
                         ARRAY_SIZE(estimate_cases));
@@ -2176,7 +2580,10 @@ policy_suite(void)
     tcase_add_loop_test(tc, test_policy_throughput_estimate_cases, 0,
                         ARRAY_SIZE(bps_cases));
     tcase_add_test(tc, test_policy_select_large_family);
+    tcase_add_test(tc, test_policy_select_no_runner_ups);
     tcase_add_loop_test(tc, test_policy_select_lazy_value_agrees, 0, 200);
+    tcase_add_loop_test(tc, test_policy_screen_agrees, 0, 240);
+    tcase_add_loop_test(tc, test_policy_screen_hard_causes, 0, 120);
     tcase_add_test(tc, test_policy_select_delta_index);
     tcase_add_test(tc, test_policy_select_memory_from_size);
     tcase_add_test(tc, test_policy_select_rollout_current_not_offered);

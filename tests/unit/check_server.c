@@ -47,6 +47,12 @@ static const struct set_case {
     {"max_upload_bytes", "-1", -1},
     {"no_such_key", "1", -1},
     {"data", "/srv/modeld", 0},
+    {"connection_memory_bytes", "16384", 0},
+    {"connection_memory_bytes", "4096", -1},   /* no room for headers */
+    {"access_log_buffer_bytes", "0", 0},
+    {"access_log_buffer_bytes", "33554432", -1},
+    {"access_log_flush_ms", "0", -1},
+    {"access_log", "/var/log/modeld/access.log", 0},
 };
 
 /* Automatic sizing: 0 means from the machine; explicit values stay unless
