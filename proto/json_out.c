@@ -64,6 +64,11 @@ static void sb_puts(struct sb *b, const char *s)
 
 static void sb_putc(struct sb *b, char c)
 {
+    if (!b->failed && b->len + 2 <= b->cap) {
+        b->buf[b->len++] = c;
+        b->buf[b->len] = '\0';
+        return;
+    }
     sb_putn(b, &c, 1);
 }
 
@@ -105,12 +110,11 @@ static size_t utf8_len(const unsigned char *s, size_t avail)
     return n;
 }
 
-/* A JSON string literal. */
-static void sb_str(struct sb *b, const char *s)
+/* A JSON string literal, escaped (the slow path of sb_str_then). */
+static void sb_str_escaped(struct sb *b, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *p = (const unsigned char *)s;
-    size_t len = strlen(s);
     size_t i = 0;
 
     sb_putc(b, '"');
@@ -149,6 +153,46 @@ static void sb_str(struct sb *b, const char *s)
     sb_putc(b, '"');
 }
 
+/*
+ * A JSON string literal followed by tail (0: none). Keys and most values
+ * (reasons, names) are printable ASCII: those are copied while checked,
+ * in one reservation; anything else takes the escaping path.
+ */
+static void sb_str_then(struct sb *b, const char *s, char tail)
+{
+    size_t len = strlen(s);
+    size_t i;
+    char *o;
+
+    if (!sb_reserve(b, len + 3))
+        return;
+    o = b->buf + b->len;
+    o[0] = '"';
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\')
+            break;
+        o[1 + i] = (char)c;
+    }
+    if (i == len) {
+        o[1 + len] = '"';
+        b->len += len + 2;
+        if (tail)
+            b->buf[b->len++] = tail;
+        b->buf[b->len] = '\0';
+        return;
+    }
+    sb_str_escaped(b, s, len);
+    if (tail)
+        sb_putc(b, tail);
+}
+
+static void sb_str(struct sb *b, const char *s)
+{
+    sb_str_then(b, s, 0);
+}
+
 /* A comma unless this is the first member or element. */
 static void sb_sep(struct sb *b)
 {
@@ -159,8 +203,7 @@ static void sb_sep(struct sb *b)
 static void sb_key(struct sb *b, const char *key)
 {
     sb_sep(b);
-    sb_str(b, key);
-    sb_putc(b, ':');
+    sb_str_then(b, key, ':');
 }
 
 /* Integers by hand: the select answer is mostly integers, and printf's

@@ -249,11 +249,12 @@ access_log_open(const char *path, size_t buffer_bytes, unsigned flush_ms,
     return 0;
 }
 
+static void append(const char *line, size_t n);
+
 void
 access_log_line(uint64_t request_id, const char *fmt, ...)
 {
     char line[LOG_LINE_MAX];
-    struct abuf *b = NULL;
     size_t n;
     va_list ap;
 
@@ -262,6 +263,33 @@ access_log_line(uint64_t request_id, const char *fmt, ...)
     va_start(ap, fmt);
     n = log_vformat(line, sizeof(line), LOG_INFO, request_id, fmt, ap);
     va_end(ap);
+    append(line, n);
+}
+
+void
+access_log_text(uint64_t request_id, const char *text, size_t len)
+{
+    char line[LOG_LINE_MAX];
+    size_t n;
+
+    if (!log_enabled(LOG_INFO))
+        return;
+    n = log_prefix(line, LOG_INFO, request_id);
+    if (len > sizeof(line) - n - 1)
+        len = sizeof(line) - n - 1;
+    memcpy(line + n, text, len);
+    n += len;
+    line[n++] = '\n';
+    append(line, n);
+}
+
+/* One whole line (newline included) into the caller's buffer, or written
+ * at once when unbuffered. */
+static void
+append(const char *line, size_t n)
+{
+    struct abuf *b = NULL;
+
     if (atomic_load_explicit(&buffered, memory_order_acquire))
         b = my_buffer();
     if (!b || n > al.cap) {

@@ -34,6 +34,12 @@ int access_log_open(const char *path, size_t buffer_bytes,
 void access_log_line(uint64_t request_id, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/*
+ * The same with the message already written: text (len bytes, no
+ * newline; cut at LOG_LINE_MAX) after the record's prefix.
+ */
+void access_log_text(uint64_t request_id, const char *text, size_t len);
+
 /* Writes every thread's buffered lines now. */
 void access_log_flush(void);
 

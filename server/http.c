@@ -888,15 +888,38 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     secs = elapsed_s(&rq->start);
     if (rq->started && log_enabled(LOG_INFO)) {
         uint64_t us = (uint64_t)(secs * 1e6);
+        char text[sizeof(rq->method) + sizeof(path) + 96];
+        size_t n, k;
 
-        /* Integer formatting: this line is on every request's path. */
+        /* METHOD "PATH" STATUS BYTES MS.USms[ (aborted)], by hand: this
+         * line is on every request's path. */
         log_quote(rq->path, path, sizeof(path));
-        access_log_line(rq->id,
-                "%s \"%s\" %u %" PRIu64 " %" PRIu64 ".%03" PRIu64 "ms%s",
-                rq->method, path, rq->status, rq->body_bytes_out,
-                us / 1000, us % 1000,
-                toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? ""
-                                                           : " (aborted)");
+        k = strnlen(rq->method, sizeof(rq->method) - 1);
+        memcpy(text, rq->method, k);
+        n = k;
+        text[n++] = ' ';
+        text[n++] = '"';
+        k = strlen(path);
+        memcpy(text + n, path, k);
+        n += k;
+        text[n++] = '"';
+        text[n++] = ' ';
+        n += log_put_u64(text + n, rq->status);
+        text[n++] = ' ';
+        n += log_put_u64(text + n, rq->body_bytes_out);
+        text[n++] = ' ';
+        n += log_put_u64(text + n, us / 1000);
+        text[n++] = '.';
+        text[n++] = (char)('0' + us % 1000 / 100);
+        text[n++] = (char)('0' + us % 100 / 10);
+        text[n++] = (char)('0' + us % 10);
+        text[n++] = 'm';
+        text[n++] = 's';
+        if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+            memcpy(text + n, " (aborted)", 10);
+            n += 10;
+        }
+        access_log_text(rq->id, text, n);
     }
     if (rq->started) {
         metrics_request(&app->metrics, rq->route, rq->status,

@@ -47,16 +47,28 @@ log_level_parse(const char *name)
 }
 
 size_t
-log_vformat(char *line, size_t size, enum log_level level,
-            uint64_t request_id, const char *fmt, va_list ap)
+log_put_u64(char *out, uint64_t x)
+{
+    char tmp[20];
+    size_t n = 0;
+
+    do {
+        tmp[n++] = (char)('0' + x % 10);
+        x /= 10;
+    } while (x);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
+size_t
+log_prefix(char *line, enum log_level level, uint64_t request_id)
 {
     struct timespec now;
     struct tm tm;
-    size_t n;
-    int k;
+    size_t n, k;
+    long ms;
 
-    if (size < 64)
-        return 0;
     clock_gettime(CLOCK_REALTIME, &now);
     /* The date part changes once a second: format it then, per thread. */
     if (now.tv_sec != stamp_s) {
@@ -64,17 +76,42 @@ log_vformat(char *line, size_t size, enum log_level level,
         stamp_len = strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
         stamp_s = now.tv_sec;
     }
+    /* By hand: this is on every request's path (the access log). */
     memcpy(line, stamp, stamp_len);
     n = stamp_len;
-    k = snprintf(line + n, size - n, ".%03ldZ %s ",
-                 now.tv_nsec / 1000000L, level_names[level]);
-    n += (size_t)(k > 0 ? k : 0);
-    if (request_id != 0)
-        k = snprintf(line + n, size - n, "req=%llu ",
-                     (unsigned long long)request_id);
-    else
-        k = snprintf(line + n, size - n, "- ");
-    n += (size_t)(k > 0 ? k : 0);
+    ms = now.tv_nsec / 1000000L;
+    line[n++] = '.';
+    line[n++] = (char)('0' + ms / 100);
+    line[n++] = (char)('0' + ms / 10 % 10);
+    line[n++] = (char)('0' + ms % 10);
+    line[n++] = 'Z';
+    line[n++] = ' ';
+    k = strlen(level_names[level]);
+    memcpy(line + n, level_names[level], k);
+    n += k;
+    line[n++] = ' ';
+    if (request_id != 0) {
+        memcpy(line + n, "req=", 4);
+        n += 4;
+        n += log_put_u64(line + n, request_id);
+        line[n++] = ' ';
+    } else {
+        line[n++] = '-';
+        line[n++] = ' ';
+    }
+    return n;
+}
+
+size_t
+log_vformat(char *line, size_t size, enum log_level level,
+            uint64_t request_id, const char *fmt, va_list ap)
+{
+    size_t n;
+    int k;
+
+    if (size < LOG_PREFIX_MAX + 2)
+        return 0;
+    n = log_prefix(line, level, request_id);
     k = vsnprintf(line + n, size - n, fmt, ap);
     if (k < 0)
         k = 0;

@@ -34,10 +34,20 @@ void log_msg(enum log_level level, uint64_t request_id, const char *fmt, ...)
 /* The longest record: longer ones are cut. */
 #define LOG_LINE_MAX 2048
 
+/* The longest prefix log_prefix writes. */
+#define LOG_PREFIX_MAX 64
+
+/* Writes a record's prefix ("TIME LEVEL req=N " or "TIME LEVEL - ") to
+ * line (at least LOG_PREFIX_MAX bytes); returns its length. */
+size_t log_prefix(char *line, enum log_level level, uint64_t request_id);
+
+/* Writes x in decimal (at most 20 bytes, no terminator); its length. */
+size_t log_put_u64(char *out, uint64_t x);
+
 /*
  * Formats one record ("TIME LEVEL req=N message\n") into line (size at
- * least 64 bytes; LOG_LINE_MAX holds any) and returns its length, the
- * newline included.
+ * least LOG_PREFIX_MAX + 2 bytes; LOG_LINE_MAX holds any) and returns its
+ * length, the newline included.
  */
 size_t log_vformat(char *line, size_t size, enum log_level level,
                    uint64_t request_id, const char *fmt, va_list ap)

@@ -240,6 +240,39 @@ START_TEST(test_unbuffered_and_level)
 }
 END_TEST
 
+/* The hand-written prefix of access_log_text reads as log_vformat's. */
+START_TEST(test_text_as_formatted)
+{
+    char path[128], err[256];
+    size_t len;
+    char *s, *nl;
+    int y, mo, d, h, mi, sec, ms;
+    unsigned req;
+    char rest[64];
+    const char *text = "GET \"/t\" 200 7 0.042ms";
+
+    snprintf(path, sizeof(path), "%s/text.log", dir);
+    ck_assert_int_eq(access_log_open(path, 0, 1000, err, sizeof(err)), 0);
+    access_log_text(18446744073709551615ull, text, strlen(text));
+    access_log_line(42, "GET \"/t\" %u %u 0.042ms", 200, 7);
+    access_log_close();
+    s = slurp(path, &len);
+    nl = strchr(s, '\n');
+    ck_assert_ptr_nonnull(nl);
+    ck_assert_int_eq(sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ INFO "
+                               "req=18446744073709551615 %63[^\n]",
+                            &y, &mo, &d, &h, &mi, &sec, &ms, rest),
+                     8);
+    ck_assert_str_eq(rest, "GET \"/t\" 200 7 0.042ms");
+    ck_assert_int_eq(s[23], 'Z');      /* millisecond field: 3 digits */
+    ck_assert_int_eq(sscanf(nl + 1, "%*s INFO req=%u %63[^\n]", &req, rest),
+                     2);
+    ck_assert_uint_eq(req, 42);
+    ck_assert_str_eq(rest, "GET \"/t\" 200 7 0.042ms");
+    free(s);
+}
+END_TEST
+
 START_TEST(test_open_refuses_bad_path)
 {
     char err[256] = "";
@@ -264,6 +297,7 @@ access_log_suite(void)
     tcase_add_test(tc, test_flushed_within_interval);
     tcase_add_test(tc, test_reopen_after_rename);
     tcase_add_test(tc, test_unbuffered_and_level);
+    tcase_add_test(tc, test_text_as_formatted);
     tcase_add_test(tc, test_open_refuses_bad_path);
     suite_add_tcase(s, tc);
     return s;
