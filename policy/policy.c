@@ -173,6 +173,8 @@ struct run {
     uint8_t req_cause[POLICY_REQ_MAX];
     double cost_per_byte;         /* accuracy-seconds, all factors in */
     double margin;                /* hysteresis over the horizon */
+    /* the larger of margin and (quality) the context's window */
+    double tie_window;
     double memory_limit;          /* above it a variant is at risk */
     /* score denominators: the requirement, else the largest value among
      * the variants this device can run at all (format, accelerators; not
@@ -900,6 +902,13 @@ rank_cmp(const struct run *k, const struct proto_candidate *a,
 {
     double dv = a->value - b->value;
 
+    /* values further apart than both near-tie windows: the value decides
+     * (the checks below in short) */
+    if (!by_violation && fabs(dv) > k->tie_window &&
+        differs(a->value, b->value)) {
+        *out_crit = CRIT_VALUE;
+        return dv > 0 ? -1 : 1;
+    }
     if (by_violation && differs(a->violation, b->violation)) {
         *out_crit = CRIT_VIOLATION;
         return a->violation < b->violation ? -1 : 1;
@@ -1206,6 +1215,10 @@ run_init(struct run *k, const struct policy_config *cfg,
     k->margin = (k->pref == PROTO_PREFER_QUALITY ? cfg->hysteresis_accuracy
                                                  : cfg->hysteresis_score) *
                 k->horizon_s;
+    k->tie_window =
+        k->pref == PROTO_PREFER_QUALITY
+            ? fmax(k->margin, CONTEXT_ACCURACY_EPS * k->horizon_s)
+            : k->margin;
     k->memory_limit =
         r->has_memory_floor_bytes && r->memory_floor_bytes < r->memory_bytes
             ? (double)r->memory_floor_bytes
@@ -2332,19 +2345,18 @@ none_reasons(const struct run *k, const struct proto_candidate *cands,
     }
 }
 
-/* policy_select; screen: when the select allows (the default answer of
- * a family of up to BRIEF_MAX variants, runner_ups up to TOP_MAX), only
+/* policy_select; with briefs (BRIEF_MAX of them: select_screened) only
  * the entries the decision reads are kept in full (run_evaluate). */
 static enum policy_status
 select_run(const struct policy_config *cfg, const struct policy_input *in,
            const struct proto_report *report, struct proto_decision *out,
-           bool screen)
+           struct brief *briefs)
 {
     struct proto_candidate *cands;
     struct proto_reasons *cand_reasons;
     struct proto_candidate chosen;
-    struct brief briefs[BRIEF_MAX];
     size_t counts[PROTO_CAUSE_COUNT] = {0};
+    bool screen = briefs != NULL;
     bool found, degraded = false, ok, riding, throttled;
     size_t m, offered, best = 0, pick;
     struct run k;
@@ -2366,9 +2378,7 @@ select_run(const struct policy_config *cfg, const struct policy_input *in,
     run_init(&k, cfg, in, report);
     out->horizon_s = k.horizon_s;
     out->throughput_bps = k.bps;
-    screen = screen && !report->explain_all && cfg->runner_ups <= TOP_MAX &&
-             in->variant_count <= BRIEF_MAX;
-    m = run_evaluate(&k, cands, screen ? briefs : NULL, &offered, counts);
+    m = run_evaluate(&k, cands, briefs, &offered, counts);
     /* the best feasible and startable entry; when none is, the best
      * that meets the hard rules and is startable (degraded) */
     found = k.found;
@@ -2462,11 +2472,32 @@ select_run(const struct policy_config *cfg, const struct policy_input *in,
     return POLICY_OK;
 }
 
+/* select_run with the briefs on this frame's stack (kept off the
+ * frames of selects that do not screen). */
+static __attribute__((noinline)) enum policy_status
+select_screened(const struct policy_config *cfg,
+                const struct policy_input *in,
+                const struct proto_report *report, struct proto_decision *out)
+{
+    struct brief briefs[BRIEF_MAX];
+
+    return select_run(cfg, in, report, out, briefs);
+}
+
+/*
+ * The default answer of a family of more variants than it lists and at
+ * most BRIEF_MAX (runner_ups up to TOP_MAX) is screened; explain all, a
+ * family the answer lists whole and a larger one keep every entry.
+ */
 enum policy_status
 policy_select(const struct policy_config *cfg, const struct policy_input *in,
               const struct proto_report *report, struct proto_decision *out)
 {
-    return select_run(cfg, in, report, out, true);
+    if (cfg && in && report && !report->explain_all &&
+        cfg->runner_ups <= TOP_MAX && in->variant_count <= BRIEF_MAX &&
+        in->variant_count > (size_t)cfg->runner_ups + 1)
+        return select_screened(cfg, in, report, out);
+    return select_run(cfg, in, report, out, NULL);
 }
 
 enum policy_status
@@ -2475,7 +2506,7 @@ policy_select_full(const struct policy_config *cfg,
                    const struct proto_report *report,
                    struct proto_decision *out)
 {
-    return select_run(cfg, in, report, out, false);
+    return select_run(cfg, in, report, out, NULL);
 }
 
 /* ---- for the replay simulator ------------------------------------------- */

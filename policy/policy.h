@@ -89,7 +89,10 @@ const struct policy_table *policy_table_build(const struct policy_input *in,
  * Decides for one report. out->candidates and out->candidate_reasons
  * must each point at variant_count entries (owned by the caller); the
  * policy fills candidate_count and every other field of *out. Indexes in
- * *out point into in's arrays.
+ * *out point into in's arrays. The entries past candidate_count are the
+ * policy's working storage: what they hold is not part of the answer
+ * (the default answer of a large family keeps only the entries its
+ * decision reads, policy/policy.c).
  */
 POLICY_MUST_CHECK enum policy_status
 policy_select(const struct policy_config *cfg, const struct policy_input *in,
