@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "policy/policy.h"
+#include "policy/reason_text.h"
 #include "policy/table.h"
 
 /*
@@ -252,6 +253,37 @@ reason_add(struct proto_reasons *rs, const char *fmt, ...)
     vsnprintf(rs->text[rs->count], PROTO_REASON_SIZE, fmt, ap);
     va_end(ap);
     rs->count++;
+}
+
+/* s1 x s2 y, the numbers as "%.<prec>g" (reason_text.h: as printf
+ * spells them, without printf) */
+static void
+reason_2g(struct proto_reasons *rs, const char *s1, double x, const char *s2,
+          double y, int prec)
+{
+    struct rtext t;
+
+    rt_begin(&t, rs);
+    rt_s(&t, s1);
+    rt_g(&t, x, prec);
+    rt_s(&t, s2);
+    rt_g(&t, y, prec);
+    rt_end(&t);
+}
+
+/* s1 x s2 y, the numbers as PRIu64 */
+static void
+reason_2u(struct proto_reasons *rs, const char *s1, uint64_t x,
+          const char *s2, uint64_t y)
+{
+    struct rtext t;
+
+    rt_begin(&t, rs);
+    rt_s(&t, s1);
+    rt_u64(&t, x);
+    rt_s(&t, s2);
+    rt_u64(&t, y);
+    rt_end(&t);
 }
 
 /* The least value that exceeds limit (exceeds() compares with it; the
@@ -536,10 +568,8 @@ hard_check(const struct run *k, const struct policy_row *row,
             e->hard_cause = PROTO_CAUSE_MEMORY;
         ok = false;
         if (rs)
-            reason_add(rs,
-                       "memory: %" PRIu64 " bytes over device.memory_bytes "
-                       "%" PRIu64,
-                       e->est.memory_bytes, r->memory_bytes);
+            reason_2u(rs, "memory: ", e->est.memory_bytes,
+                      " bytes over device.memory_bytes ", r->memory_bytes);
     }
     return ok;
 }
@@ -563,8 +593,8 @@ soft_check(const struct run *k, struct proto_candidate *e, bool *out_ok,
         sum += relative_miss(e->est.latency_ms - r->max_latency_ms,
                              r->max_latency_ms);
         if (rs)
-            reason_add(rs, "latency: %g ms over max_latency_ms %g",
-                       e->est.latency_ms, r->max_latency_ms);
+            reason_2g(rs, "latency: ", e->est.latency_ms,
+                      " ms over max_latency_ms ", r->max_latency_ms, 6);
     }
     if (r->has_min_accuracy && exceeds(r->min_accuracy, e->accuracy)) {
         if (ok)
@@ -572,8 +602,8 @@ soft_check(const struct run *k, struct proto_candidate *e, bool *out_ok,
         ok = false;
         sum += relative_miss(r->min_accuracy - e->accuracy, r->min_accuracy);
         if (rs)
-            reason_add(rs, "accuracy: %g under min_accuracy %g", e->accuracy,
-                       r->min_accuracy);
+            reason_2g(rs, "accuracy: ", e->accuracy, " under min_accuracy ",
+                      r->min_accuracy, 6);
     }
     if (r->has_max_download_s &&
         e->est.download_s > k->download_over) {
@@ -587,8 +617,8 @@ soft_check(const struct run *k, struct proto_candidate *e, bool *out_ok,
                                    r->max_download_s)
                    : 1e9;
         if (rs)
-            reason_add(rs, "download: %g s over max_download_s %g",
-                       e->est.download_s, r->max_download_s);
+            reason_2g(rs, "download: ", e->est.download_s,
+                      " s over max_download_s ", r->max_download_s, 6);
     }
     if (r->has_max_energy_mj && e->est.has_energy_mj &&
         e->est.energy_mj > k->energy_over) {
@@ -598,8 +628,8 @@ soft_check(const struct run *k, struct proto_candidate *e, bool *out_ok,
         sum += relative_miss(e->est.energy_mj - r->max_energy_mj,
                              r->max_energy_mj);
         if (rs)
-            reason_add(rs, "energy: %g mJ over max_energy_mj %g",
-                       e->est.energy_mj, r->max_energy_mj);
+            reason_2g(rs, "energy: ", e->est.energy_mj,
+                      " mJ over max_energy_mj ", r->max_energy_mj, 6);
     }
     *out_ok = ok;
     return sum;
@@ -1052,8 +1082,8 @@ loss_reason(const struct run *k, const struct proto_candidate *loser,
     }
     switch (crit) {
     case CRIT_VIOLATION:
-        reason_add(rs, "violation %g over chosen's %g", loser->violation,
-                   chosen->violation);
+        reason_2g(rs, "violation ", loser->violation, " over chosen's ",
+                  chosen->violation, 6);
         break;
     case CRIT_CONTEXT:
         reason_add(rs, "context: chosen matches %s=%s", chosen->ctx->key,
@@ -1069,11 +1099,11 @@ loss_reason(const struct run *k, const struct proto_candidate *loser,
         if (differs(loser->utility, chosen->utility) &&
             loser->utility < chosen->utility) {
             if (quality)
-                reason_add(rs, "accuracy %g below chosen %g",
-                           loser->accuracy, chosen->accuracy);
+                reason_2g(rs, "accuracy ", loser->accuracy, " below chosen ",
+                          chosen->accuracy, 6);
             else
-                reason_add(rs, "score %.3g below chosen %.3g",
-                           loser->utility, chosen->utility);
+                reason_2g(rs, "score ", loser->utility, " below chosen ",
+                          chosen->utility, 3);
         } else if (!differs(loser->utility, chosen->utility)) {
             reason_add(rs,
                        "transfer %" PRIu64 " bytes over chosen's %" PRIu64,
@@ -1096,13 +1126,12 @@ loss_reason(const struct run *k, const struct proto_candidate *loser,
         }
         break;
     case CRIT_TRANSFER:
-        reason_add(rs,
-                   "transfer %" PRIu64 " bytes over chosen's %" PRIu64,
-                   loser->transfer_bytes, chosen->transfer_bytes);
+        reason_2u(rs, "transfer ", loser->transfer_bytes,
+                  " bytes over chosen's ", chosen->transfer_bytes);
         break;
     case CRIT_LATENCY:
-        reason_add(rs, "latency %g ms over chosen's %g", loser->est.latency_ms,
-                   chosen->est.latency_ms);
+        reason_2g(rs, "latency ", loser->est.latency_ms, " ms over chosen's ",
+                  chosen->est.latency_ms, 6);
         break;
     case CRIT_NAME:
         reason_add(rs, "ties with chosen; name sorts after it");
@@ -1855,11 +1884,19 @@ static void
 exit_reason(const struct run *k, const struct proto_candidate *c,
             struct proto_reasons *rs)
 {
-    reason_add(rs,
-               "latency: full network %g ms over max_latency_ms %g; exit %d "
-               "at %g ms",
-               full_latency_ms(k, c), k->r->max_latency_ms, c->exit_index,
-               c->est.latency_ms);
+    struct rtext t;
+
+    rt_begin(&t, rs);
+    rt_s(&t, "latency: full network ");
+    rt_g(&t, full_latency_ms(k, c), 6);
+    rt_s(&t, " ms over max_latency_ms ");
+    rt_g(&t, k->r->max_latency_ms, 6);
+    rt_s(&t, "; exit ");
+    rt_i(&t, c->exit_index);
+    rt_s(&t, " at ");
+    rt_g(&t, c->est.latency_ms, 6);
+    rt_s(&t, " ms");
+    rt_end(&t);
 }
 
 static void
@@ -1906,11 +1943,22 @@ chosen_reasons(const struct run *k, const struct proto_candidate *c,
         gain_text(k, c, k->u_cur, gain, sizeof(gain));
         reason_add(rs, "switch pays: %s over cost %.3g", gain, c->cost);
     } else {
-        reason_add(rs,
-                   "nothing runs now: runs after %.3g s (%.3g MB at %.3g "
-                   "Mbit/s), worth %.6g over %g s, cost %.3g",
-                   c->ready_s, mb(c->transfer_bytes), mbit(k->bps), c->value,
-                   k->horizon_s, c->cost);
+        struct rtext t;
+
+        rt_begin(&t, rs);
+        rt_s(&t, "nothing runs now: runs after ");
+        rt_g(&t, c->ready_s, 3);
+        rt_s(&t, " s (");
+        rt_g(&t, mb(c->transfer_bytes), 3);
+        rt_s(&t, " MB at ");
+        rt_g(&t, mbit(k->bps), 3);
+        rt_s(&t, " Mbit/s), worth ");
+        rt_g(&t, c->value, 6);
+        rt_s(&t, " over ");
+        rt_g(&t, k->horizon_s, 6);
+        rt_s(&t, " s, cost ");
+        rt_g(&t, c->cost, 3);
+        rt_end(&t);
     }
     if (c->ctx)
         reason_add(rs, "context: matches %s=%s", c->ctx->key, c->ctx->value);

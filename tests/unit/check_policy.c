@@ -18,7 +18,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <math.h>
+#include <stdint.h>
+
 #include "policy/policy.h"
+#include "policy/reason_text.h"
 #include "policy/table.h"
 #include "proto/proto.h"
 
@@ -2562,6 +2566,113 @@ START_TEST(test_policy_screen_hard_causes)
 }
 END_TEST
 
+/* The reason texts' number writers (policy/reason_text.c) write what
+ * printf writes: "%.<p>g" for p = 1..9 and "%.0f", over magnitudes
+ * 1e-8..1e16 (both signs), decimal-looking values, values on or a hair
+ * from a rounding tie, decade edges; and the appenders cut off like
+ * vsnprintf. */
+static uint64_t rt_seed = 88172645463325252ull;
+
+static double
+rt_random(int i)
+{
+    double mant;
+    int ex;
+
+    rt_seed ^= rt_seed << 13;
+    rt_seed ^= rt_seed >> 7;
+    rt_seed ^= rt_seed << 17;
+    ex = (int)(rt_seed % 25) - 8;                /* 1e-8 .. 1e16 */
+    mant = (double)(rt_seed >> 11) / 9007199254740992.0;
+    switch (i % 6) {
+    case 0: return mant * pow(10, ex);           /* any bits */
+    case 1: return round(mant * 1e4) / 100.0;    /* 2 decimals */
+    case 2: return round(mant * 1e7) / 1e7 * pow(10, ex % 6);
+    case 3: return (round(mant * 2e6) + 0.5) / pow(10, ex % 7); /* ties */
+    case 4: return round(mant * 2e3) / 2;        /* halves: %.0f ties */
+    default: return pow(10, ex) * (1 - (double)(rt_seed % 3) * 1e-16);
+    }
+}
+
+START_TEST(test_reason_text_numbers_as_printf)
+{
+    static const double fixed[] = {
+        0, -0.0, 57, 38.4, 0.706, 1e-4, 9.99999e-5, 99999.95, 999.5, 99.95,
+        0.5, 1.5, 2.5, -0.5, -0.3, 1e3, 1e6, 9.995, 0.0009995, 320, 1387.63,
+        0.0636, 1e15, 9007199254740993.0, 5e-324, 1.7976931348623157e308,
+        INFINITY, -INFINITY, NAN,
+    };
+    char got[RT_NUM_SIZE], want[400];
+
+    for (int i = 0; i < 300000 + (int)ARRAY_SIZE(fixed); i++) {
+        double x = i < (int)ARRAY_SIZE(fixed) ? fixed[i] : rt_random(i);
+        size_t n;
+
+        if (i >= (int)ARRAY_SIZE(fixed) && (rt_seed & 1024))
+            x = -x;
+        for (int p = 1; p <= 9; p++) {
+            if (p != 3 && p != 6 && i % 8)
+                continue;   /* the precisions in use: every value */
+            n = rt_fmt_g(got, x, p);
+            snprintf(want, sizeof(want), "%.*g", p, x);
+            ck_assert_msg(strcmp(got, want) == 0, "%%.%dg of %.17g: %s, printf %s",
+                          p, x, got, want);
+            ck_assert_uint_eq(n, strlen(got));
+        }
+        if (!(fabs(x) < 1e30))
+            continue;       /* %.0f of 1e308 does not fit RT_NUM_SIZE */
+        n = rt_fmt_f0(got, x);
+        snprintf(want, sizeof(want), "%.0f", x);
+        ck_assert_msg(strcmp(got, want) == 0, "%%.0f of %.17g: %s, printf %s",
+                      x, got, want);
+        ck_assert_uint_eq(n, strlen(got));
+    }
+}
+END_TEST
+
+START_TEST(test_reason_text_appenders_as_snprintf)
+{
+    struct proto_reasons rs = {0};
+    char want[PROTO_REASON_SIZE], wide[400];
+    struct rtext t;
+    char longs[300];
+
+    memset(longs, 'x', sizeof(longs) - 1);
+    longs[sizeof(longs) - 1] = '\0';
+    rt_begin(&t, &rs);
+    rt_s(&t, "a ");
+    rt_u64(&t, UINT64_MAX);
+    rt_s(&t, " ");
+    rt_i(&t, -2147483647 - 1);
+    rt_s(&t, " ");
+    rt_g(&t, 0.0636, 3);
+    rt_s(&t, " ");
+    rt_f0(&t, 1799.5);
+    rt_end(&t);
+    snprintf(want, sizeof(want), "a %llu %d %.3g %.0f",
+             (unsigned long long)UINT64_MAX, -2147483647 - 1, 0.0636, 1799.5);
+    ck_assert_uint_eq(rs.count, 1);
+    ck_assert_str_eq(rs.text[0], want);
+    for (size_t cut = 100; cut < 170; cut++) {  /* cut off like vsnprintf */
+        longs[cut] = '\0';
+        rt_begin(&t, &rs);
+        rt_s(&t, longs);
+        rt_g(&t, 123.456, 6);
+        rt_end(&t);
+        snprintf(wide, sizeof(wide), "%s%.6g", longs, 123.456);
+        wide[PROTO_REASON_SIZE - 1] = '\0';   /* vsnprintf's cut */
+        ck_assert_str_eq(rs.text[rs.count - 1], wide);
+        longs[cut] = 'x';
+        if (rs.count == PROTO_MAX_REASONS)
+            break;
+    }
+    rt_begin(&t, &rs);                          /* full: nothing added */
+    rt_s(&t, "more");
+    rt_end(&t);
+    ck_assert_uint_eq(rs.count, PROTO_MAX_REASONS);
+}
+END_TEST
+
 static Suite *
 policy_suite(void)
 {
@@ -2603,6 +2714,12 @@ policy_suite(void)
 
     tc = tcase_create("config");
     tcase_add_test(tc, test_policy_config_default_values);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("reason_text");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_reason_text_numbers_as_printf);
+    tcase_add_test(tc, test_reason_text_appenders_as_snprintf);
     suite_add_tcase(s, tc);
     return s;
 }
