@@ -987,13 +987,56 @@ gain_text(const struct run *k, const struct proto_candidate *e, double from_u,
           char *buf, size_t size)
 {
     double after = k->horizon_s - e->ready_s;
+    struct rtext t;
 
-    snprintf(buf, size,
-             "gain %.3g over %.0f s after %.3g s (%.3g MB at %.3g Mbit/s) "
-             "= %.3g",
-             effective_utility(k, e) - from_u, after, e->ready_s,
-             mb(e->transfer_bytes), mbit(k->bps),
-             (effective_utility(k, e) - from_u) * after);
+    rt_begin_buf(&t, buf, size);
+    rt_s(&t, "gain ");
+    rt_g(&t, effective_utility(k, e) - from_u, 3);
+    rt_s(&t, " over ");
+    rt_f0(&t, after);
+    rt_s(&t, " s after ");
+    rt_g(&t, e->ready_s, 3);
+    rt_s(&t, " s (");
+    rt_g(&t, mb(e->transfer_bytes), 3);
+    rt_s(&t, " MB at ");
+    rt_g(&t, mbit(k->bps), 3);
+    rt_s(&t, " Mbit/s) = ");
+    rt_g(&t, (effective_utility(k, e) - from_u) * after, 3);
+    rt_end(&t);
+}
+
+/* "does not pay: <gain>, under cost %.3g + hysteresis %.3g" */
+static void
+no_pay_reason(struct proto_reasons *rs, const char *gain, double cost,
+              double margin)
+{
+    struct rtext t;
+
+    rt_begin(&t, rs);
+    rt_s(&t, "does not pay: ");
+    rt_s(&t, gain);
+    rt_s(&t, ", under cost ");
+    rt_g(&t, cost, 3);
+    rt_s(&t, " + hysteresis ");
+    rt_g(&t, margin, 3);
+    rt_end(&t);
+}
+
+/* s1 x s2 y s3 z, the numbers as "%g" */
+static void
+reason_3g(struct proto_reasons *rs, const char *s1, double x, const char *s2,
+          double y, const char *s3, double z)
+{
+    struct rtext t;
+
+    rt_begin(&t, rs);
+    rt_s(&t, s1);
+    rt_g(&t, x, 6);
+    rt_s(&t, s2);
+    rt_g(&t, y, 6);
+    rt_s(&t, s3);
+    rt_g(&t, z, 6);
+    rt_end(&t);
 }
 
 /* With a memory history: how often e did not fit and what its dips cost,
@@ -1058,26 +1101,23 @@ loss_reason(const struct run *k, const struct proto_candidate *loser,
     if (cmp < 0) {
         /* ranks better, but the UE keeps what it holds or fetches */
         if (degraded && !differs(loser->violation, chosen->violation))
-            reason_add(rs, "violation %g no smaller than current's %g",
-                       loser->violation, chosen->violation);
+            reason_2g(rs, "violation ", loser->violation,
+                      " no smaller than current's ", chosen->violation, 6);
         else if (degraded) {
             /* a smaller violation whose move does not pay (stays) */
             gain_text(k, loser, effective_utility(k, chosen), gain,
                       sizeof(gain));
-            reason_add(rs, "does not pay: %s, under cost %.3g + hysteresis "
-                       "%.3g", gain, loser->cost, k->margin);
+            no_pay_reason(rs, gain, loser->cost, k->margin);
         }
         else if (quality)
-            reason_add(rs,
-                       "accuracy %g within hysteresis_accuracy %g of "
-                       "current %g",
-                       loser->accuracy, k->cfg->hysteresis_accuracy,
-                       chosen->accuracy);
+            reason_3g(rs, "accuracy ", loser->accuracy,
+                      " within hysteresis_accuracy ",
+                      k->cfg->hysteresis_accuracy, " of current ",
+                      chosen->accuracy);
         else
-            reason_add(rs,
-                       "score %g within hysteresis_score %g of current %g",
-                       loser->utility, k->cfg->hysteresis_score,
-                       chosen->utility);
+            reason_3g(rs, "score ", loser->utility, " within hysteresis_score ",
+                      k->cfg->hysteresis_score, " of current ",
+                      chosen->utility);
         return;
     }
     switch (crit) {
@@ -1105,15 +1145,13 @@ loss_reason(const struct run *k, const struct proto_candidate *loser,
                 reason_2g(rs, "score ", loser->utility, " below chosen ",
                           chosen->utility, 3);
         } else if (!differs(loser->utility, chosen->utility)) {
-            reason_add(rs,
-                       "transfer %" PRIu64 " bytes over chosen's %" PRIu64,
-                       loser->transfer_bytes, chosen->transfer_bytes);
+            reason_2u(rs, "transfer ", loser->transfer_bytes,
+                      " bytes over chosen's ", chosen->transfer_bytes);
         } else if (chosen->is_current) {
             /* better per second, but the switch does not pay */
             gain_text(k, loser, effective_utility(k, chosen), gain,
                       sizeof(gain));
-            reason_add(rs, "does not pay: %s, under cost %.3g + hysteresis "
-                       "%.3g", gain, loser->cost, k->margin);
+            no_pay_reason(rs, gain, loser->cost, k->margin);
         } else {
             reason_add(rs,
                        "does not pay: %g after %.3g s (%.3g MB at %.3g "
@@ -1928,11 +1966,19 @@ chosen_reasons(const struct run *k, const struct proto_candidate *c,
         reason_add(rs, "keep: nothing better can arrive within horizon_s %g",
                    k->horizon_s);
     } else if (c->is_current) {
+        struct rtext t;
+
         gain_text(k, best, effective_utility(k, c), gain, sizeof(gain));
-        reason_add(rs,
-                   "keep: switching to %s does not pay: %s, cost %.3g, "
-                   "hysteresis %.3g",
-                   var_of(k, best)->name, gain, best->cost, k->margin);
+        rt_begin(&t, rs);
+        rt_s(&t, "keep: switching to ");
+        rt_s(&t, var_of(k, best)->name);
+        rt_s(&t, " does not pay: ");
+        rt_s(&t, gain);
+        rt_s(&t, ", cost ");
+        rt_g(&t, best->cost, 3);
+        rt_s(&t, ", hysteresis ");
+        rt_g(&t, k->margin, 3);
+        rt_end(&t);
     } else if (c->is_fetching) {
         reason_add(rs,
                    "in flight: %" PRIu64 " of %" PRIu64
@@ -1940,8 +1986,15 @@ chosen_reasons(const struct run *k, const struct proto_candidate *c,
                    var_of(k, c)->size_bytes - c->transfer_bytes,
                    var_of(k, c)->size_bytes, c->value, k->horizon_s);
     } else if (k->has_cur) {
+        struct rtext t;
+
         gain_text(k, c, k->u_cur, gain, sizeof(gain));
-        reason_add(rs, "switch pays: %s over cost %.3g", gain, c->cost);
+        rt_begin(&t, rs);
+        rt_s(&t, "switch pays: ");
+        rt_s(&t, gain);
+        rt_s(&t, " over cost ");
+        rt_g(&t, c->cost, 3);
+        rt_end(&t);
     } else {
         struct rtext t;
 

@@ -135,6 +135,7 @@ void
 rt_begin(struct rtext *t, struct proto_reasons *rs)
 {
     t->n = 0;
+    t->cap = PROTO_REASON_SIZE - 1;
     if (rs->count >= PROTO_MAX_REASONS) {
         t->rs = NULL;
         t->p = NULL;
@@ -144,16 +145,24 @@ rt_begin(struct rtext *t, struct proto_reasons *rs)
     t->p = rs->text[rs->count];
 }
 
-/* Appends like vsnprintf into PROTO_REASON_SIZE: what does not fit is
- * cut off. */
+void
+rt_begin_buf(struct rtext *t, char *buf, size_t size)
+{
+    t->n = 0;
+    t->rs = NULL;
+    t->p = size ? buf : NULL;
+    t->cap = size ? size - 1 : 0;
+}
+
+/* Appends like vsnprintf: what does not fit in cap is cut off. */
 static void
 rt_putn(struct rtext *t, const char *s, size_t len)
 {
     size_t room;
 
-    if (!t->rs)
+    if (!t->p)
         return;
-    room = PROTO_REASON_SIZE - 1 - t->n;
+    room = t->cap - t->n;
     if (len > room)
         len = room;
     memcpy(t->p + t->n, s, len);
@@ -206,8 +215,9 @@ rt_i(struct rtext *t, int v)
 void
 rt_end(struct rtext *t)
 {
-    if (!t->rs)
+    if (!t->p)
         return;
     t->p[t->n] = '\0';
-    t->rs->count++;
+    if (t->rs)
+        t->rs->count++;
 }

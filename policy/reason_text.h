@@ -22,12 +22,15 @@ size_t rt_fmt_g(char out[RT_NUM_SIZE], double x, int prec);
 size_t rt_fmt_f0(char out[RT_NUM_SIZE], double x);
 
 struct rtext {
-    char *p;
-    size_t n;
-    struct proto_reasons *rs;     /* NULL when the reasons are full */
+    char *p;                      /* NULL: nothing is written */
+    size_t n, cap;                /* cap: at most this many bytes */
+    struct proto_reasons *rs;     /* counted at rt_end; may be NULL */
 };
 
+/* The next reason of rs (nothing when rs is full). */
 void rt_begin(struct rtext *t, struct proto_reasons *rs);
+/* buf of size bytes, cut off like snprintf(buf, size, ...). */
+void rt_begin_buf(struct rtext *t, char *buf, size_t size);
 void rt_s(struct rtext *t, const char *s);
 void rt_g(struct rtext *t, double x, int prec);
 void rt_f0(struct rtext *t, double x);

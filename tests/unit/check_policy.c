@@ -2666,6 +2666,18 @@ START_TEST(test_reason_text_appenders_as_snprintf)
         if (rs.count == PROTO_MAX_REASONS)
             break;
     }
+    for (size_t size = 1; size < 40; size++) {  /* a buffer: as snprintf */
+        char buf[40], exp[40];
+
+        rt_begin_buf(&t, buf, size);
+        rt_s(&t, "gain ");
+        rt_g(&t, 0.0123456, 3);
+        rt_s(&t, " over ");
+        rt_f0(&t, 1715.5);
+        rt_end(&t);
+        snprintf(exp, size, "gain %.3g over %.0f", 0.0123456, 1715.5);
+        ck_assert_str_eq(buf, exp);
+    }
     rt_begin(&t, &rs);                          /* full: nothing added */
     rt_s(&t, "more");
     rt_end(&t);
