@@ -1050,20 +1050,34 @@ dips_reason(const struct run *k, const struct proto_candidate *e,
                             ? k->r->memory_history_count
                             : PROTO_MAX_HISTORY);
 
+    struct rtext t;
+
     if (n == 0 || e->fit >= 1)
         return;
-    reason_add(rs,
-               "memory: under %" PRIu64 " bytes in %.0f of %.0f minutes, "
-               "%.0f dips; round trips cost %.3g over %.0f s",
-               e->est.memory_bytes, (1 - e->fit) * n, n,
-               e->dips_per_s * n * MEMORY_SAMPLE_S, e->risk,
-               e->is_current ? k->horizon_s : k->horizon_s - e->ready_s);
+    rt_begin(&t, rs);
+    rt_s(&t, "memory: under ");
+    rt_u64(&t, e->est.memory_bytes);
+    rt_s(&t, " bytes in ");
+    rt_f0(&t, (1 - e->fit) * n);
+    rt_s(&t, " of ");
+    rt_f0(&t, n);
+    rt_s(&t, " minutes, ");
+    rt_f0(&t, e->dips_per_s * n * MEMORY_SAMPLE_S);
+    rt_s(&t, " dips; round trips cost ");
+    rt_g(&t, e->risk, 3);
+    rt_s(&t, " over ");
+    rt_f0(&t, e->is_current ? k->horizon_s : k->horizon_s - e->ready_s);
+    rt_s(&t, " s");
+    rt_end(&t);
     if (e->is_current &&
-        differs(e->value, effective_utility(k, e) * k->horizon_s - e->risk))
-        reason_add(rs,
-                   "memory: keeping it until its next dip (in %.0f s on "
-                   "average) and the fallback then is worth %.6g",
-                   e->fit / e->dips_per_s, e->value);
+        differs(e->value, effective_utility(k, e) * k->horizon_s - e->risk)) {
+        rt_begin(&t, rs);
+        rt_s(&t, "memory: keeping it until its next dip (in ");
+        rt_f0(&t, e->fit / e->dips_per_s);
+        rt_s(&t, " s on average) and the fallback then is worth ");
+        rt_g(&t, e->value, 6);
+        rt_end(&t);
+    }
 }
 
 /* Why loser ranks after chosen, in one reason. */
@@ -2018,8 +2032,14 @@ chosen_reasons(const struct run *k, const struct proto_candidate *c,
     dips_reason(k, c, rs);
     if (c->exit_index >= 0)
         exit_reason(k, c, rs);
-    if (degraded)
-        reason_add(rs, "degraded: smallest violation %g", c->violation);
+    if (degraded) {
+        struct rtext t;
+
+        rt_begin(&t, rs);
+        rt_s(&t, "degraded: smallest violation ");
+        rt_g(&t, c->violation, 6);
+        rt_end(&t);
+    }
     if (k->low_battery && k->r->preference == PROTO_PREFER_BALANCED)
         reason_add(rs, "battery: %g%% and not charging, balanced acts as saver",
                    k->r->battery_percent);
