@@ -1099,13 +1099,20 @@ loss_reason(const struct run *k, const struct proto_candidate *loser,
         return;
     }
     if (!startable(k, loser)) {
-        if (isfinite(loser->ready_s))
-            reason_add(rs,
-                       "horizon: %.3g MB at %.3g Mbit/s takes %.3g s, not "
-                       "within horizon_s %g",
-                       mb(loser->transfer_bytes), mbit(k->bps),
-                       loser->ready_s, k->horizon_s);
-        else
+        if (isfinite(loser->ready_s)) {
+            struct rtext t;
+
+            rt_begin(&t, rs);
+            rt_s(&t, "horizon: ");
+            rt_g(&t, mb(loser->transfer_bytes), 3);
+            rt_s(&t, " MB at ");
+            rt_g(&t, mbit(k->bps), 3);
+            rt_s(&t, " Mbit/s takes ");
+            rt_g(&t, loser->ready_s, 3);
+            rt_s(&t, " s, not within horizon_s ");
+            rt_g(&t, k->horizon_s, 6);
+            rt_end(&t);
+        } else
             reason_add(rs,
                        "horizon: no throughput now (downlink_bps 0); %.3g MB "
                        "cannot arrive",
@@ -1167,14 +1174,26 @@ loss_reason(const struct run *k, const struct proto_candidate *loser,
                       sizeof(gain));
             no_pay_reason(rs, gain, loser->cost, k->margin);
         } else {
-            reason_add(rs,
-                       "does not pay: %g after %.3g s (%.3g MB at %.3g "
-                       "Mbit/s, cost %.3g) is worth %.6g over %g s, chosen "
-                       "%.6g",
-                       quality ? loser->accuracy : loser->utility,
-                       loser->ready_s, mb(loser->transfer_bytes),
-                       mbit(k->bps), loser->cost, loser->value,
-                       k->horizon_s, chosen->value);
+            struct rtext t;
+
+            rt_begin(&t, rs);
+            rt_s(&t, "does not pay: ");
+            rt_g(&t, quality ? loser->accuracy : loser->utility, 6);
+            rt_s(&t, " after ");
+            rt_g(&t, loser->ready_s, 3);
+            rt_s(&t, " s (");
+            rt_g(&t, mb(loser->transfer_bytes), 3);
+            rt_s(&t, " MB at ");
+            rt_g(&t, mbit(k->bps), 3);
+            rt_s(&t, " Mbit/s, cost ");
+            rt_g(&t, loser->cost, 3);
+            rt_s(&t, ") is worth ");
+            rt_g(&t, loser->value, 6);
+            rt_s(&t, " over ");
+            rt_g(&t, k->horizon_s, 6);
+            rt_s(&t, " s, chosen ");
+            rt_g(&t, chosen->value, 6);
+            rt_end(&t);
         }
         break;
     case CRIT_TRANSFER:
@@ -1977,8 +1996,12 @@ chosen_reasons(const struct run *k, const struct proto_candidate *c,
     } else if (c->is_current && is_best) {
         reason_add(rs, "keep: current is the chosen version");
     } else if (c->is_current && !startable(k, best)) {
-        reason_add(rs, "keep: nothing better can arrive within horizon_s %g",
-                   k->horizon_s);
+        struct rtext t;
+
+        rt_begin(&t, rs);
+        rt_s(&t, "keep: nothing better can arrive within horizon_s ");
+        rt_g(&t, k->horizon_s, 6);
+        rt_end(&t);
     } else if (c->is_current) {
         struct rtext t;
 
