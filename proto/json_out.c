@@ -241,45 +241,66 @@ static void sb_bool(struct sb *b, bool x)
     sb_puts(b, x ? "true" : "false");
 }
 
-/* Writes "%.6g" of a, 1e-4 <= a < 1e5, by hand; 0 when it cannot be sure
- * to write what printf would (the caller then asks printf). The scaling
- * by an exact power of ten is off by far less than the 1e-6 kept clear
- * of a rounding tie. */
-static size_t g6_fixed(char *out, double a)
+static const uint64_t ipow[] = {1ULL,
+                                10ULL,
+                                100ULL,
+                                1000ULL,
+                                10000ULL,
+                                100000ULL,
+                                1000000ULL,
+                                10000000ULL,
+                                100000000ULL,
+                                1000000000ULL,
+                                10000000000ULL,
+                                100000000000ULL,
+                                1000000000000ULL,
+                                10000000000000ULL};
+
+size_t proto_put_u64(char *out, uint64_t u)
 {
-    static const double p10[] = {1e-4, 1e-3, 1e-2, 1e-1, 1e0, 1e1,
-                                 1e2,  1e3,  1e4,  1e5};
-    static const double scale[] = {1e9, 1e8, 1e7, 1e6, 1e5,
-                                   1e4, 1e3, 1e2, 1e1};
-    static const uint64_t ipow[] = {1,      10,      100,      1000,
-                                    10000,  100000,  1000000,  10000000,
-                                    100000000, 1000000000};
-    char digits[24];
+    char tmp[24];
+    size_t i = sizeof(tmp), n;
+
+    do {
+        tmp[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    n = sizeof(tmp) - i;
+    memcpy(out, tmp + i, n);
+    return n;
+}
+
+/*
+ * "%.<prec>g" of a, 1e-4 <= a < 10^prec (the fixed-point spelling), by
+ * hand; 0 when it cannot be sure to write what printf would. a is
+ * scaled by an exact power of ten (at most 10^(prec+3)), off by far
+ * less than the 1e-6 kept clear of a rounding tie.
+ */
+size_t proto_g_fixed(char *out, double a, int prec)
+{
+    static const double p10[] = {1e-4, 1e-3, 1e-2, 1e-1, 1e0, 1e1, 1e2,
+                                 1e3,  1e4,  1e5,  1e6,  1e7, 1e8, 1e9};
+    static const double scale[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5, 1e6,
+                                   1e7, 1e8, 1e9, 1e10, 1e11, 1e12};
     double scaled, fl;
     uint64_t m, ip, fp;
-    int e = 8;                    /* index: 10^(e-4) <= a < 10^(e-3) */
+    int x = prec - 1;             /* decade: 10^x <= a < 10^(x+1) */
     int k;
-    size_t n = 0, nd;
+    size_t n;
 
-    while (e > 0 && a < p10[e])
-        e--;
-    k = 9 - e;                    /* digits after the point: 5 - (e - 4) */
-    scaled = a * scale[e];
+    while (x > -4 && a < p10[x + 4])
+        x--;
+    k = prec - 1 - x;             /* digits after the point, 0..prec+3 */
+    scaled = a * scale[k];
     fl = floor(scaled);
     if (fabs(scaled - fl - 0.5) < 1e-6)
         return 0;
     m = (uint64_t)fl + (scaled - fl > 0.5);
-    if (m < 100000 || m >= 1000000)
+    if (m < ipow[prec - 1] || m >= ipow[prec])
         return 0;                 /* the decade guess was off: printf */
     ip = m / ipow[k];
     fp = m % ipow[k];
-    nd = 0;
-    do {
-        digits[nd++] = (char)('0' + ip % 10);
-        ip /= 10;
-    } while (ip);
-    while (nd)
-        out[n++] = digits[--nd];
+    n = proto_put_u64(out, ip);
     if (fp) {
         int w = k;
 
@@ -309,18 +330,12 @@ size_t proto_num_short(char out[PROTO_NUM_SHORT_SIZE], double x)
     }
     if (is_exact_integer(x) && a < 1e15) {
         int64_t v = (int64_t)x;
-        uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-        char tmp[24];
-        size_t i = sizeof(tmp);
+        size_t sign = v < 0;
 
-        do {
-            tmp[--i] = (char)('0' + u % 10);
-            u /= 10;
-        } while (u);
-        if (v < 0)
-            tmp[--i] = '-';
-        n = sizeof(tmp) - i;
-        memcpy(out, tmp + i, n);
+        if (sign)
+            out[0] = '-';
+        n = sign + proto_put_u64(out + sign, sign ? (uint64_t)0 - (uint64_t)v
+                                            : (uint64_t)v);
         out[n] = '\0';
         return n;
     }
@@ -329,7 +344,7 @@ size_t proto_num_short(char out[PROTO_NUM_SHORT_SIZE], double x)
 
         if (sign)
             out[0] = '-';
-        n = g6_fixed(out + sign, a);
+        n = proto_g_fixed(out + sign, a, 6);
         if (n) {
             out[n + sign] = '\0';
             return n + sign;

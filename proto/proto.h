@@ -102,6 +102,12 @@ void proto_base64url(const unsigned char *in, size_t len, char *out);
  */
 #define PROTO_NUM_SHORT_SIZE 40
 size_t proto_num_short(char out[PROTO_NUM_SHORT_SIZE], double x);
+/* "%.<prec>g" of a, 1e-4 <= a < 10^prec, 1 <= prec <= 9, by hand (no
+ * sign, no NUL); 0 when the spelling is in doubt (a rounding tie within
+ * 1e-6, a decade edge): the caller then asks printf. */
+size_t proto_g_fixed(char *out, double a, int prec);
+/* The decimal digits of u (no NUL); returns their count (at most 20). */
+size_t proto_put_u64(char *out, uint64_t u);
 
 /* ---- JSON in -------------------------------------------------------- */
 
