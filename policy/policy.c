@@ -982,6 +982,18 @@ mb(uint64_t bytes)
 }
 
 /* "gain 0.008 over 1715 s after 85.3 s (96 MB at 9 Mbit/s) = 13.7" */
+/* "<ready_s> s (<MB> MB at <Mbit> Mbit/s": when e would run, and why. */
+static void
+rt_ready(struct rtext *t, const struct run *k, const struct proto_candidate *e)
+{
+    rt_g(t, e->ready_s, 3);
+    rt_s(t, " s (");
+    rt_g(t, mb(e->transfer_bytes), 3);
+    rt_s(t, " MB at ");
+    rt_g(t, mbit(k->bps), 3);
+    rt_s(t, " Mbit/s");
+}
+
 static void
 gain_text(const struct run *k, const struct proto_candidate *e, double from_u,
           char *buf, size_t size)
@@ -995,12 +1007,8 @@ gain_text(const struct run *k, const struct proto_candidate *e, double from_u,
     rt_s(&t, " over ");
     rt_f0(&t, after);
     rt_s(&t, " s after ");
-    rt_g(&t, e->ready_s, 3);
-    rt_s(&t, " s (");
-    rt_g(&t, mb(e->transfer_bytes), 3);
-    rt_s(&t, " MB at ");
-    rt_g(&t, mbit(k->bps), 3);
-    rt_s(&t, " Mbit/s) = ");
+    rt_ready(&t, k, e);
+    rt_s(&t, ") = ");
     rt_g(&t, (effective_utility(k, e) - from_u) * after, 3);
     rt_end(&t);
 }
@@ -1180,12 +1188,8 @@ loss_reason(const struct run *k, const struct proto_candidate *loser,
             rt_s(&t, "does not pay: ");
             rt_g(&t, quality ? loser->accuracy : loser->utility, 6);
             rt_s(&t, " after ");
-            rt_g(&t, loser->ready_s, 3);
-            rt_s(&t, " s (");
-            rt_g(&t, mb(loser->transfer_bytes), 3);
-            rt_s(&t, " MB at ");
-            rt_g(&t, mbit(k->bps), 3);
-            rt_s(&t, " Mbit/s, cost ");
+            rt_ready(&t, k, loser);
+            rt_s(&t, ", cost ");
             rt_g(&t, loser->cost, 3);
             rt_s(&t, ") is worth ");
             rt_g(&t, loser->value, 6);
@@ -2037,12 +2041,8 @@ chosen_reasons(const struct run *k, const struct proto_candidate *c,
 
         rt_begin(&t, rs);
         rt_s(&t, "nothing runs now: runs after ");
-        rt_g(&t, c->ready_s, 3);
-        rt_s(&t, " s (");
-        rt_g(&t, mb(c->transfer_bytes), 3);
-        rt_s(&t, " MB at ");
-        rt_g(&t, mbit(k->bps), 3);
-        rt_s(&t, " Mbit/s), worth ");
+        rt_ready(&t, k, c);
+        rt_s(&t, "), worth ");
         rt_g(&t, c->value, 6);
         rt_s(&t, " over ");
         rt_g(&t, k->horizon_s, 6);
