@@ -2127,6 +2127,29 @@ swap_cand(struct proto_candidate *a, struct proto_candidate *b)
 }
 
 /*
+ * Puts index j (its tier and cause) at pos of the best-so-far lists of
+ * *count <= n entries, moving the later ones down; the worst falls off
+ * when the lists are full.
+ */
+static inline void
+top_put(size_t *top, int *top_tier, uint8_t *top_cause, size_t *count,
+        size_t n, size_t pos, size_t j, int tier, uint8_t cause)
+{
+    size_t last = *count < n ? *count : n - 1;
+
+    for (size_t i = last; i > pos; i--) {
+        top[i] = top[i - 1];
+        top_tier[i] = top_tier[i - 1];
+        top_cause[i] = top_cause[i - 1];
+    }
+    top[pos] = j;
+    top_tier[pos] = tier;
+    top_cause[pos] = cause;
+    if (*count < n)
+        (*count)++;
+}
+
+/*
  * Moves the best n entries (listing order) to cands[0..n), best first, in
  * one pass: each entry is compared with the worst of the best so far and
  * only a better one is inserted (n <= TOP_MAX indexes and tiers on the
@@ -2139,7 +2162,7 @@ top_select(const struct run *k, struct proto_candidate *cands, size_t m,
 {
     size_t top[TOP_MAX];
     int top_tier[TOP_MAX];
-    enum proto_cause top_cause[TOP_MAX];
+    uint8_t top_cause[TOP_MAX];
     size_t count = 0;
 
     for (size_t j = 0; j < m && n == 0; j++)
@@ -2159,17 +2182,10 @@ top_select(const struct run *k, struct proto_candidate *cands, size_t m,
         pos = count < n ? count : n - 1;
         while (pos > 0 &&
                list_cmp_tiers(k, &cands[j], tier, &cands[top[pos - 1]],
-                              top_tier[pos - 1], degraded) < 0) {
-            top[pos] = top[pos - 1];
-            top_tier[pos] = top_tier[pos - 1];
-            top_cause[pos] = top_cause[pos - 1];
+                              top_tier[pos - 1], degraded) < 0)
             pos--;
-        }
-        top[pos] = j;
-        top_tier[pos] = tier;
-        top_cause[pos] = cause;
-        if (count < n)
-            count++;
+        top_put(top, top_tier, top_cause, &count, n, pos, j, tier,
+                (uint8_t)cause);
     }
     for (size_t i = 0; i < count; i++)
         omitted[top_cause[i]]--;
@@ -2310,17 +2326,9 @@ brief_top(const struct run *k, const struct proto_candidate *cands,
         pos = count < n ? count : n - 1;
         while (pos > 0 &&
                brief_cmp(k, cands, b, tier, &briefs[at[pos - 1]],
-                         top_tier[pos - 1], degraded) < 0) {
-            at[pos] = at[pos - 1];
-            top_tier[pos] = top_tier[pos - 1];
-            top_cause[pos] = top_cause[pos - 1];
+                         top_tier[pos - 1], degraded) < 0)
             pos--;
-        }
-        at[pos] = j;
-        top_tier[pos] = tier;
-        top_cause[pos] = cause;
-        if (count < n)
-            count++;
+        top_put(at, top_tier, top_cause, &count, n, pos, j, tier, cause);
     }
     for (size_t i = 0; i < count; i++)
         omitted[top_cause[i]]--;
