@@ -25,6 +25,15 @@
 
 #include "client/internal.h"
 
+size_t client_history_slot(void *base, size_t *count, size_t size)
+{
+    if (*count == CLIENT_HISTORY_MAX) {
+        memmove(base, (char *)base + size, (CLIENT_HISTORY_MAX - 1) * size);
+        (*count)--;
+    }
+    return (*count)++;
+}
+
 void client_state_add_downlink(struct client_state *st, int64_t now_s,
                                const char *iface, double bps)
 {
@@ -39,14 +48,10 @@ void client_state_add_downlink(struct client_state *st, int64_t now_s,
         st->downlink_count = 0;
         snprintf(st->downlink_iface, sizeof(st->downlink_iface), "%s", iface);
     }
-    if (st->downlink_count == CLIENT_HISTORY_MAX) {
-        memmove(st->downlink, st->downlink + 1,
-                (CLIENT_HISTORY_MAX - 1) * sizeof(st->downlink[0]));
-        st->downlink_count--;
-    }
-    st->downlink[st->downlink_count].at_s = now_s;
-    st->downlink[st->downlink_count].bps = bps;
-    st->downlink_count++;
+    size_t at = client_history_slot(st->downlink, &st->downlink_count,
+                                    sizeof(st->downlink[0]));
+    st->downlink[at].at_s = now_s;
+    st->downlink[at].bps = bps;
 }
 
 size_t client_state_fresh_downlink(const struct client_state *st,
@@ -115,14 +120,10 @@ bool client_state_add_memory(struct client_state *st, int64_t now_s,
         }
         return changed;
     }
-    if (st->memory_count == CLIENT_HISTORY_MAX) {
-        memmove(st->memory, st->memory + 1,
-                (CLIENT_HISTORY_MAX - 1) * sizeof(st->memory[0]));
-        st->memory_count--;
-    }
-    st->memory[st->memory_count].minute = m;
-    st->memory[st->memory_count].low_bytes = bytes;
-    st->memory_count++;
+    size_t at = client_history_slot(st->memory, &st->memory_count,
+                                    sizeof(st->memory[0]));
+    st->memory[at].minute = m;
+    st->memory[at].low_bytes = bytes;
     return true;
 }
 
@@ -196,14 +197,10 @@ bool client_state_add_compute(struct client_state *st, int64_t now_s,
         }
         return changed;
     }
-    if (st->compute_count == CLIENT_HISTORY_MAX) {
-        memmove(st->compute, st->compute + 1,
-                (CLIENT_HISTORY_MAX - 1) * sizeof(st->compute[0]));
-        st->compute_count--;
-    }
-    st->compute[st->compute_count].minute = m;
-    st->compute[st->compute_count].low_gflops = probe_gflops;
-    st->compute_count++;
+    size_t at = client_history_slot(st->compute, &st->compute_count,
+                                    sizeof(st->compute[0]));
+    st->compute[at].minute = m;
+    st->compute[at].low_gflops = probe_gflops;
     return true;
 }
 

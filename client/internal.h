@@ -127,6 +127,11 @@ char *client_state_write(const struct client_state *st);
 CLIENT_MUST_CHECK enum client_status
 client_state_parse(const char *text, struct client_state *out);
 
+/* The slot for a new newest entry of a history of *count entries of size
+ * bytes each at base (at most CLIENT_HISTORY_MAX): the oldest is dropped
+ * when it is full. Returns the slot's index; *count includes it. */
+size_t client_history_slot(void *base, size_t *count, size_t size);
+
 /*
  * The histories (client/history.c). Time is passed in (wall clock, unix
  * seconds) so that the rules are table-tested.

@@ -274,14 +274,10 @@ enum client_status client_state_parse(const char *text,
         if (!json_is_integer(at) || !json_is_number(bps) ||
             !(json_number_value(bps) >= 0) || json_number_value(bps) > 1e12)
             continue;
-        if (st.downlink_count == CLIENT_HISTORY_MAX) {
-            memmove(st.downlink, st.downlink + 1,
-                    (CLIENT_HISTORY_MAX - 1) * sizeof(st.downlink[0]));
-            st.downlink_count--;
-        }
-        st.downlink[st.downlink_count].at_s = json_integer_value(at);
-        st.downlink[st.downlink_count].bps = json_number_value(bps);
-        st.downlink_count++;
+        size_t slot = client_history_slot(st.downlink, &st.downlink_count,
+                                          sizeof(st.downlink[0]));
+        st.downlink[slot].at_s = json_integer_value(at);
+        st.downlink[slot].bps = json_number_value(bps);
     }
     json_array_foreach(json_object_get(root, "memory_minutes"), i, v) {
         json_t *m = json_object_get(v, "minute");
@@ -292,15 +288,11 @@ enum client_status client_state_parse(const char *text,
             (st.memory_count > 0 && json_integer_value(m) <=
                                         st.memory[st.memory_count - 1].minute))
             continue;
-        if (st.memory_count == CLIENT_HISTORY_MAX) {
-            memmove(st.memory, st.memory + 1,
-                    (CLIENT_HISTORY_MAX - 1) * sizeof(st.memory[0]));
-            st.memory_count--;
-        }
-        st.memory[st.memory_count].minute = json_integer_value(m);
-        st.memory[st.memory_count].low_bytes =
+        size_t slot = client_history_slot(st.memory, &st.memory_count,
+                                          sizeof(st.memory[0]));
+        st.memory[slot].minute = json_integer_value(m);
+        st.memory[slot].low_bytes =
             (uint64_t)json_integer_value(low);
-        st.memory_count++;
     }
     /* The compute probe's minutes (raw probe GFLOP/s) and reference. */
     json_array_foreach(json_object_get(root, "compute_minutes"), i, v) {
@@ -312,14 +304,10 @@ enum client_status client_state_parse(const char *text,
             (st.compute_count > 0 &&
              json_integer_value(m) <= st.compute[st.compute_count - 1].minute))
             continue;
-        if (st.compute_count == CLIENT_HISTORY_MAX) {
-            memmove(st.compute, st.compute + 1,
-                    (CLIENT_HISTORY_MAX - 1) * sizeof(st.compute[0]));
-            st.compute_count--;
-        }
-        st.compute[st.compute_count].minute = json_integer_value(m);
-        st.compute[st.compute_count].low_gflops = json_number_value(low);
-        st.compute_count++;
+        size_t slot = client_history_slot(st.compute, &st.compute_count,
+                                          sizeof(st.compute[0]));
+        st.compute[slot].minute = json_integer_value(m);
+        st.compute[slot].low_gflops = json_number_value(low);
     }
     v = json_object_get(root, "probe_ref");
     if (json_is_number(json_object_get(v, "gflops")) &&
