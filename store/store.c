@@ -197,6 +197,12 @@ static const char *const migrations[] = {
     "  name TEXT PRIMARY KEY,"
     "  value TEXT NOT NULL);"
     "ALTER TABLE events ADD COLUMN verified INTEGER NOT NULL DEFAULT 0;",
+    /* 8: versions by blob: a select's on-demand delta asks whether the
+     * UE's blob and the chosen one are of one family, and the worker looks
+     * up a blob's TF.js manifest; both scanned every version of the
+     * catalog (10,000 families: ~6M instructions a lookup, under the
+     * writer's mutex). */
+    "CREATE INDEX versions_blob ON versions(blob_digest);",
 };
 
 /*
