@@ -35,7 +35,7 @@ ASAN_TESTABLE := $(ASAN_LIB) $(filter-out build/asan/server/main.o,$(ASAN_SERVER
 UNIT_BINS      := $(UNIT_NAMES:%=build/tests/%)
 ASAN_UNIT_BINS := $(UNIT_NAMES:%=build/asan/tests/%)
 
-.PHONY: all deps check e2e crash pg deploy-check install asan test run bench fuzz fuzz-build \
+.PHONY: all deps check e2e crash pg deploy-check install asan tsan test run bench fuzz fuzz-build \
         fuzz-smoke fuzz-seeds format clean valgrind sanitize spec
 
 all: build/modeld build/libmodeld-client.a build/modeld-apply
@@ -121,6 +121,22 @@ asan: $(ASAN_UNIT_BINS) build/asan/modeld
 
 sanitize: asan
 
+# ThreadSanitizer on the tests of the code that threads share without a
+# global lock (the access log's per-thread buffers against its close and
+# reopen), built apart in build/tsan/ from only what they need.
+TSAN := -fsanitize=thread -fno-omit-frame-pointer
+TSAN_UNIT_NAMES := check_access_log
+build/tsan/tests/check_access_log: tests/unit/check_access_log.c \
+        server/access_log.c server/log.c store/fileio.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(TSAN) -O1 -o $@ $(filter %.c,$^) $(CHECK_LIBS) -lpthread -lm
+
+tsan: $(TSAN_UNIT_NAMES:%=build/tsan/tests/%)
+	@rm -f build/tsan/report.*
+	@TSAN_OPTIONS="halt_on_error=1 exitcode=66 log_path=$(CURDIR)/build/tsan/report" \
+	    ./tests/run-unit.sh build/tsan/tests $(TSAN_UNIT_NAMES) || \
+	    { cat build/tsan/report.* 2>/dev/null; exit 1; }
+
 # The API description: redocly lint (the pinned @redocly/cli, installed by
 # npm into build/redocly: the only network use, at install time) with 0
 # errors and only the warnings README.md justifies.
@@ -147,6 +163,7 @@ test: deps
 	$(MAKE) --no-print-directory pg || status=1; \
 	$(MAKE) --no-print-directory deploy-check || status=1; \
 	$(MAKE) --no-print-directory asan || status=1; \
+	$(MAKE) --no-print-directory tsan || status=1; \
 	$(MAKE) --no-print-directory fuzz-smoke || status=1; \
 	./tests/summary.sh build/results || status=1; \
 	exit $$status

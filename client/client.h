@@ -91,8 +91,9 @@ struct client_options {
                                      and during transfers), default 10 */
     unsigned rate_window_s;       /* a throughput sample per this much of a
                                      long transfer, default 60 */
-    double change_margin;         /* watch: re-decide early when memory or
-                                     downlink moves by this fraction, 0.25 */
+    double change_margin;         /* watch: re-decide early when free
+                                     memory or the compute probe's share
+                                     moves by this fraction, 0.25 */
 
     const char *meminfo_path;     /* default /proc/meminfo */
     const char *power_supply_dir; /* default /sys/class/power_supply */
@@ -154,8 +155,9 @@ client_fetch_once(struct client *c, struct client_result *out);
 
 /*
  * Fetches, then sleeps recheck_after_s (with jitter) and fetches again,
- * earlier when *wake becomes non-zero (a signal) or when measured memory
- * or downlink moves by change_margin. Returns when *stop becomes non-zero:
+ * earlier when *wake becomes non-zero (a signal) or when measured free
+ * memory or compute (the probe's share of its reference: throttling)
+ * moves by change_margin from the last report's. Returns when *stop becomes non-zero:
  * the status of the last fetch.
  */
 enum client_status client_watch(struct client *c,

@@ -57,6 +57,8 @@ struct client {
     char err[CLIENT_ERR_SIZE];
     volatile sig_atomic_t *stop;
     uint64_t reported_memory;         /* measured, at the last report */
+    double reported_compute;          /* the probe's share of its reference
+                                         at the last report, -1 none */
     uint64_t memory_override;         /* device.memory_bytes of --report or
                                          --set: the sample; 0 measure */
     double next_memory_s;             /* monotonic: the next sample due */
@@ -490,6 +492,7 @@ static enum client_status build_report(struct client *c, const char *nonce,
     sample_memory(c, facts.memory_bytes);
     if (facts.memory_bytes)
         c->reported_memory = facts.memory_bytes;
+    c->reported_compute = client_state_compute_now(&c->st, wall_s(), 1);
     if (c->st.inflight.active) {
         partial_file(c, &c->st.inflight, part, sizeof(part));
         c->st.inflight.bytes_done =
@@ -1564,18 +1567,34 @@ enum client_status client_model_loaded(struct client *c, bool ok,
 
 /* ---- watch -------------------------------------------------------------- */
 
-/* Measured conditions moved by the margin since the last report. */
-static bool conditions_changed(struct client *c)
+/* A watch trigger's test: a measured figure moved from the one of the
+ * last report by more than the margin, either way (both known). */
+static bool moved(double before, double now, double margin)
 {
-    double before = (double)c->reported_memory, now;
+    if (!(before > 0) || !(now > 0))
+        return false;
+    return now < before * (1 - margin) || now > before * (1 + margin);
+}
+
+/*
+ * Measured conditions moved by the margin since the last report: free
+ * memory, or the compute probe's share of its reference (a device
+ * throttling, or back to speed; the share device.gflops is sent as). What
+ * moved, for the event line, or NULL.
+ */
+static const char *conditions_changed(struct client *c)
+{
     uint64_t measured = client_facts_memory(&c->o);
 
-    sample_memory(c, measured); /* the per-minute lows */
-    now = (double)measured;
-    if (before <= 0 || now <= 0)
-        return false;
-    return now < before * (1 - c->o.change_margin) ||
-           now > before * (1 + c->o.change_margin);
+    sample_memory(c, measured); /* the per-minute lows, and a probe */
+    if (moved((double)c->reported_memory, (double)measured,
+              c->o.change_margin))
+        return "conditions changed";
+    if (moved(c->reported_compute,
+              client_state_compute_now(&c->st, wall_s(), 1),
+              c->o.change_margin))
+        return "compute changed";
+    return NULL;
 }
 
 enum client_status client_watch(struct client *c, volatile sig_atomic_t *stop,
@@ -1627,6 +1646,7 @@ enum client_status client_watch(struct client *c, volatile sig_atomic_t *stop,
         next_facts = mono_s() + c->o.facts_interval_s;
         while (!*stop && !(wake && *wake) && mono_s() < end) {
             double step = end - mono_s();
+            const char *why;
 
             /* Time moved on since the loop's test: a negative step cast
              * to unsigned would sleep for weeks. */
@@ -1638,8 +1658,8 @@ enum client_status client_watch(struct client *c, volatile sig_atomic_t *stop,
                 break;
             if (c->o.facts_interval_s && mono_s() >= next_facts) {
                 next_facts = mono_s() + c->o.facts_interval_s;
-                if (conditions_changed(c)) {
-                    emit(c, "recheck now reason=\"conditions changed\"");
+                if ((why = conditions_changed(c)) != NULL) {
+                    emit(c, "recheck now reason=\"%s\"", why);
                     break;
                 }
             }

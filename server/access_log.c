@@ -1,12 +1,21 @@
 /*
  * The buffered access log (server/access_log.h).
  *
- * Locks, always taken in this order: al.mu (the buffer list, the
- * flusher's sleep), a buffer's mu (its bytes), log.c's write lock (the
- * descriptor). A thread appending takes only its own buffer's lock, which
- * nobody else wants except the flusher once every flush_ms: uncontended.
- * A reopen replaces the file behind the same descriptor number (dup2), so
- * a write in progress never sees a closed or reused descriptor.
+ * Locks, always taken in this order: al.mu (the buffer list, the log's
+ * descriptor and settings, the flusher's sleep), a buffer's mu (its bytes,
+ * whether it is live), log.c's write lock (the descriptor's writes).
+ *
+ * While the log is open every thread that logs owns a buffer (without
+ * bytes when buffer_bytes is 0) and does all its work on a line, the write
+ * included, under that buffer's lock: nobody else wants it except the
+ * flusher once every flush_ms and a reopen or close, so a line costs one
+ * uncontended lock and no shared write. al.fd, al.chunks and al.cap change
+ * only under al.mu with every buffer's lock taken in turn (access_log_close
+ * marks each buffer dead under its lock, which waits for the line in
+ * progress), so a thread holding a live buffer's lock reads them safely:
+ * no line goes to a closed or reused descriptor or into a buffer nobody
+ * will write. A reopen replaces the file behind the same descriptor number
+ * (dup2), so a write in progress never sees it change.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,11 +36,12 @@
 
 struct abuf {
     pthread_mutex_t mu;
-    char *data;
+    char *data;           /* al.cap bytes; NULL when unbuffered */
     size_t len;
-    bool owned;           /* a live thread appends to it */
-    bool orphan;          /* the log was closed while it was owned: its
-                             thread's exit frees it */
+    bool live;            /* (mu) of the open log: not yet swept by a close */
+    bool owned;           /* (al.mu) a live thread appends to it */
+    bool orphan;          /* (al.mu) the log was closed while it was owned:
+                             its thread frees it */
     struct abuf *next;
 };
 
@@ -54,12 +64,10 @@ static struct {
     .chunks = true,
 };
 
-/* Set while open with buffers; the generation tells a thread that its
- * buffer belongs to an earlier open. */
-static atomic_bool buffered;
-static atomic_uint generation;
+/* Set from access_log_open to access_log_close: lines go through the
+ * buffers. Clear, they go straight to stderr, which is never closed. */
+static atomic_bool is_open;
 static _Thread_local struct abuf *mine;
-static _Thread_local unsigned mine_generation;
 static pthread_key_t exit_key;
 static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
 
@@ -71,8 +79,8 @@ is_pipe_like(int fd)
     return fstat(fd, &st) != 0 || !S_ISREG(st.st_mode);
 }
 
-/* Writes b's lines (b->mu held). A failing descriptor drops them: the
- * access log never blocks or fails a request. */
+/* Writes b's lines (b->mu held, b live). A failing descriptor drops
+ * them: the access log never blocks or fails a request. */
 static void
 flush_locked(struct abuf *b)
 {
@@ -83,23 +91,29 @@ flush_locked(struct abuf *b)
 }
 
 static void
+abuf_free(struct abuf *b)
+{
+    pthread_mutex_destroy(&b->mu);
+    free(b->data);
+    free(b);
+}
+
+static void
 thread_exit(void *arg)
 {
     struct abuf *b = arg;
     bool free_it;
 
     pthread_mutex_lock(&b->mu);
-    flush_locked(b);
+    if (b->live)
+        flush_locked(b);
     pthread_mutex_unlock(&b->mu);
     pthread_mutex_lock(&al.mu);
     free_it = b->orphan;
     b->owned = false;
     pthread_mutex_unlock(&al.mu);
-    if (free_it) {
-        pthread_mutex_destroy(&b->mu);
-        free(b->data);
-        free(b);
-    }
+    if (free_it)
+        abuf_free(b);
 }
 
 static void
@@ -109,20 +123,23 @@ make_exit_key(void)
         abort();
 }
 
-/* The calling thread's buffer: a free one of this open, else a new one.
- * NULL when out of memory (the line is then written at once). */
+/* A buffer of the open log for the calling thread: a free one, else a new
+ * one. NULL when the log is closed or out of memory. */
 static struct abuf *
 my_buffer(void)
 {
-    unsigned gen = atomic_load(&generation);
     struct abuf *b, *old;
 
-    if (mine && mine_generation == gen)
-        return mine;
     pthread_once(&exit_key_once, make_exit_key);
     old = pthread_getspecific(exit_key);
     pthread_mutex_lock(&al.mu);
-    if (!atomic_load(&buffered)) {
+    if (old && old->orphan) {
+        /* A buffer of an earlier open that this thread still held. */
+        abuf_free(old);
+        old = NULL;
+        pthread_setspecific(exit_key, NULL);
+    }
+    if (!atomic_load(&is_open)) {
         pthread_mutex_unlock(&al.mu);
         return NULL;
     }
@@ -131,28 +148,22 @@ my_buffer(void)
             break;
     if (!b) {
         b = calloc(1, sizeof(*b));
-        if (b)
+        if (b && al.cap)
             b->data = malloc(al.cap);
-        if (!b || !b->data) {
+        if (!b || (al.cap && !b->data)) {
             free(b);
             pthread_mutex_unlock(&al.mu);
             return NULL;
         }
         pthread_mutex_init(&b->mu, NULL);
+        b->live = true;
         b->next = al.head;
         al.head = b;
     }
     b->owned = true;
-    if (old && old->orphan) {
-        /* A buffer of an earlier open that this thread still held. */
-        pthread_mutex_destroy(&old->mu);
-        free(old->data);
-        free(old);
-    }
     pthread_mutex_unlock(&al.mu);
     pthread_setspecific(exit_key, b);
     mine = b;
-    mine_generation = gen;
     return b;
 }
 
@@ -227,25 +238,28 @@ access_log_open(const char *path, size_t buffer_bytes, unsigned flush_ms,
     al.flush_ms = flush_ms ? flush_ms : 1;
     al.stop = false;
     pthread_mutex_unlock(&al.mu);
-    if (buffer_bytes == 0)
+    if (buffer_bytes == 0) {
+        atomic_store(&is_open, true);
         return 0;
+    }
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&al.cond, &ca);
     pthread_condattr_destroy(&ca);
-    atomic_fetch_add(&generation, 1);
-    atomic_store(&buffered, true);
     if (pthread_create(&al.flusher, NULL, flusher_main, NULL) != 0) {
-        atomic_store(&buffered, false);
         pthread_cond_destroy(&al.cond);
         log_errbuf(err, err_len, "access_log: cannot start its flusher");
+        pthread_mutex_lock(&al.mu);
         if (al.own_fd)
             close(al.fd);
         al.fd = STDERR_FILENO;
         al.own_fd = false;
+        al.cap = 0;
+        pthread_mutex_unlock(&al.mu);
         return -1;
     }
     al.flusher_started = true;
+    atomic_store(&is_open, true);
     return 0;
 }
 
@@ -283,25 +297,45 @@ access_log_text(uint64_t request_id, const char *text, size_t len)
     append(line, n);
 }
 
-/* One whole line (newline included) into the caller's buffer, or written
- * at once when unbuffered. */
+/* One whole line (newline included) into the caller's buffer, written
+ * when the buffer is full or the log unbuffered; straight to stderr while
+ * the log is closed. */
 static void
 append(const char *line, size_t n)
 {
-    struct abuf *b = NULL;
+    /* Twice at most: a buffer found dead (a close swept it) is dropped and
+     * one of the next open, if any, taken. */
+    for (int tries = 0; tries < 2; tries++) {
+        struct abuf *b;
 
-    if (atomic_load_explicit(&buffered, memory_order_acquire))
-        b = my_buffer();
-    if (!b || n > al.cap) {
-        (void)log_write_lines(al.fd, line, n, al.chunks);
-        return;
+        if (!atomic_load(&is_open)) {
+            (void)log_write_lines(STDERR_FILENO, line, n, true);
+            return;
+        }
+        b = mine ? mine : my_buffer();
+        if (!b)
+            break;
+        pthread_mutex_lock(&b->mu);
+        if (b->live) {
+            if (b->len + n > al.cap)
+                flush_locked(b);
+            if (n > al.cap) {
+                (void)log_write_lines(al.fd, line, n, al.chunks);
+            } else {
+                memcpy(b->data + b->len, line, n);
+                b->len += n;
+            }
+            pthread_mutex_unlock(&b->mu);
+            return;
+        }
+        pthread_mutex_unlock(&b->mu);
+        mine = NULL;
     }
-    pthread_mutex_lock(&b->mu);
-    if (b->len + n > al.cap)
-        flush_locked(b);
-    memcpy(b->data + b->len, line, n);
-    b->len += n;
-    pthread_mutex_unlock(&b->mu);
+    /* Out of memory, or closed and opened again twice meanwhile: the slow
+     * path, under the lock that every change of the descriptor holds. */
+    pthread_mutex_lock(&al.mu);
+    (void)log_write_lines(al.fd, line, n, al.chunks);
+    pthread_mutex_unlock(&al.mu);
 }
 
 void
@@ -315,25 +349,31 @@ access_log_flush(void)
 int
 access_log_reopen(char *err, size_t err_len)
 {
-    int fd;
+    int rc = -1, fd = -1;
 
-    access_log_flush();
-    if (!al.own_fd)
-        return 0;
+    pthread_mutex_lock(&al.mu);
+    flush_all_locked();
+    if (!al.own_fd) {
+        rc = 0;
+        goto out;
+    }
     fd = open_path(al.path, err, err_len);
     if (fd < 0)
-        return -1;
+        goto out;
     /* Same descriptor number, the new file behind it: atomic for every
      * writer. */
     if (dup2(fd, al.fd) < 0) {
         log_errbuf(err, err_len, "access_log %s: %s", al.path,
                    strerror(errno));
-        close(fd);
-        return -1;
+        goto out;
     }
     (void)fcntl(al.fd, F_SETFD, FD_CLOEXEC);
-    close(fd);
-    return 0;
+    rc = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    pthread_mutex_unlock(&al.mu);
+    return rc;
 }
 
 void
@@ -351,26 +391,27 @@ access_log_close(void)
         pthread_cond_destroy(&al.cond);
     }
     pthread_mutex_lock(&al.mu);
-    atomic_store(&buffered, false);
-    flush_all_locked();
+    /* Lines logged from now on go to stderr at once. */
+    atomic_store(&is_open, false);
     for (b = al.head; b; b = next) {
         next = b->next;
+        /* Waits for the line its thread may be writing. */
+        pthread_mutex_lock(&b->mu);
+        flush_locked(b);
+        b->live = false;
+        pthread_mutex_unlock(&b->mu);
         b->next = NULL;
-        if (b->owned) {
-            b->orphan = true;    /* its thread's exit frees it */
-            continue;
-        }
-        pthread_mutex_destroy(&b->mu);
-        free(b->data);
-        free(b);
+        if (b->owned)
+            b->orphan = true;
+        else
+            abuf_free(b);
     }
     al.head = NULL;
-    pthread_mutex_unlock(&al.mu);
-    /* Lines still logged go to stderr at once. */
     if (al.own_fd)
         close(al.fd);
     al.fd = STDERR_FILENO;
     al.own_fd = false;
     al.chunks = is_pipe_like(STDERR_FILENO);
     al.cap = 0;
+    pthread_mutex_unlock(&al.mu);
 }

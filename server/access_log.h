@@ -10,7 +10,10 @@
  * most buffer_bytes per HTTP thread, written less than flush_ms ago.
  *
  * Without access_log_open (or after access_log_close), access_log_line
- * writes each line to stderr at once.
+ * writes each line to stderr at once. Lines may be logged from any thread
+ * while another reopens or closes the log: access_log_close waits for the
+ * lines being written, so each line goes, whole and once, to the file or
+ * (logged after the close) to stderr.
  */
 #ifndef SERVER_ACCESS_LOG_H
 #define SERVER_ACCESS_LOG_H
@@ -50,7 +53,10 @@ void access_log_flush(void);
  */
 int access_log_reopen(char *err, size_t err_len);
 
-/* Stops the flusher, writes what is buffered, closes the file. */
+/*
+ * Stops the flusher, waits for the lines other threads are writing,
+ * writes what is buffered and closes the file; later lines go to stderr.
+ */
 void access_log_close(void);
 
 #endif

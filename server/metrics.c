@@ -89,10 +89,14 @@ name_hash(const char *family, const char *variant)
     return proto_fnv1a64_str(h, variant);
 }
 
-/* Finds or claims the slot of family/variant by linear probing; NULL when
- * the table is full (or a slot is being named right now). */
+/* Finds the slot of family/variant by linear probing, claiming a free one
+ * when claim is set and fewer than METRICS_VARIANT_NAMES are named; NULL
+ * when it is not there (or a slot is being named right now). The table is
+ * at most half full: a probe ends at a free slot within a few steps.
+ * *out_probes: the slots looked at. */
 static struct metrics_variant *
-variant_slot(struct metrics *m, const char *family, const char *variant)
+variant_slot(struct metrics *m, const char *family, const char *variant,
+             bool claim, size_t *out_probes)
 {
     char name[METRICS_VARIANT_NAME];
     size_t start;
@@ -104,14 +108,27 @@ variant_slot(struct metrics *m, const char *family, const char *variant)
             &m->variants[(start + k) % METRICS_VARIANT_SLOTS];
         int state = atomic_load_explicit(&v->state, memory_order_acquire);
 
+        *out_probes = k + 1;
         if (state == 0) {
             int expected = 0;
 
+            /* Reserve a name first: never more than _NAMES slots named
+             * (the load first: no shared write once the table is full). */
+            if (!claim || atomic_load_explicit(&m->variants_named,
+                                               memory_order_relaxed) >=
+                              METRICS_VARIANT_NAMES)
+                return NULL;
+            if (atomic_fetch_add(&m->variants_named, 1) >=
+                METRICS_VARIANT_NAMES) {
+                atomic_fetch_sub(&m->variants_named, 1);
+                return NULL;
+            }
             if (atomic_compare_exchange_strong(&v->state, &expected, 1)) {
                 memcpy(v->name, name, sizeof(name));
                 atomic_store_explicit(&v->state, 2, memory_order_release);
                 return v;
             }
+            atomic_fetch_sub(&m->variants_named, 1);
             state = expected;
         }
         if (state == 1)
@@ -122,13 +139,25 @@ variant_slot(struct metrics *m, const char *family, const char *variant)
     return NULL;
 }
 
+size_t
+metrics_variant_probes(struct metrics *m, const char *family,
+                       const char *variant)
+{
+    size_t probes = 0;
+
+    (void)variant_slot(m, family, variant, false, &probes);
+    return probes;
+}
+
 void
 metrics_decision(struct metrics *m, enum proto_action action, bool degraded,
                  uint64_t bytes_saved, const char *family,
                  const char *variant)
 {
     if (family && variant) {
-        struct metrics_variant *v = variant_slot(m, family, variant);
+        size_t probes;
+        struct metrics_variant *v =
+            variant_slot(m, family, variant, true, &probes);
 
         atomic_fetch_add_explicit(v ? &v->count : &m->variants_other, 1,
                                   memory_order_relaxed);
@@ -308,7 +337,7 @@ render_decisions(struct metrics_text *b, struct metrics *m)
                             (unsigned long long)get(&m->decisions[a]));
     metrics_text_head(b, "modeld_decisions_by_variant_total", "counter",
                       "Decisions by chosen variant (\"other\" past %d names).",
-                      METRICS_VARIANT_SLOTS);
+                      METRICS_VARIANT_NAMES);
     for (size_t i = 0; i < METRICS_VARIANT_SLOTS; i++) {
         struct metrics_variant *v = &m->variants[i];
         const char *slash;

@@ -35,9 +35,14 @@ enum metrics_limit {
 };
 
 /* Decisions by chosen variant: a fixed table of family/variant slots,
- * filled on first use; names past the last slot count as "other", which
- * bounds the label values whatever the catalog holds. */
-#define METRICS_VARIANT_SLOTS 512
+ * filled on first use; names past the first METRICS_VARIANT_NAMES count
+ * as "other", which bounds the label values whatever the catalog holds.
+ * Twice as many slots as names: the table is never more than half full,
+ * so that a decision for a name it does not hold (a catalog of thousands
+ * of families) finds a free slot within a few probes instead of scanning
+ * a full table. */
+#define METRICS_VARIANT_NAMES 512
+#define METRICS_VARIANT_SLOTS (2 * METRICS_VARIANT_NAMES)
 #define METRICS_VARIANT_NAME (2 * PROTO_NAME_SIZE)
 
 struct metrics_variant {
@@ -48,6 +53,7 @@ struct metrics_variant {
 
 struct metrics {
     struct metrics_variant variants[METRICS_VARIANT_SLOTS];
+    atomic_uint variants_named;        /* slots claimed, <= _NAMES */
     atomic_uint_fast64_t variants_other;
     atomic_uint_fast64_t requests[METRICS_ROUTES][METRICS_STATUSES];
     atomic_uint_fast64_t latency[METRICS_ROUTES][METRICS_BUCKETS + 1];
@@ -75,6 +81,10 @@ void metrics_request(struct metrics *m, int route, unsigned status,
 void metrics_decision(struct metrics *m, enum proto_action action,
                       bool degraded, uint64_t bytes_saved,
                       const char *family, const char *variant);
+/* The slots a decision for family/variant looks at in the table of
+ * decisions by variant (tests: a few, whatever the catalog holds). */
+size_t metrics_variant_probes(struct metrics *m, const char *family,
+                              const char *variant);
 
 void metrics_limit(struct metrics *m, enum metrics_limit limit);
 

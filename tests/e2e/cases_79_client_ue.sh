@@ -10,7 +10,8 @@
 #   still checked (bytes it does read, changed, give the full model);
 # - device.gflops_history: the compute probe's per-minute lows, calibrated
 #   against the configured device.gflops, sampled during transfers, stale
-#   minutes never sent.
+#   minutes never sent; --watch rechecks when the probe's share moves by
+#   the margin (throttling), as for free memory.
 
 UC_WORK=$WORK/client-ue
 mkdir -p "$UC_WORK"
@@ -245,6 +246,47 @@ check "client gflops: the probe sampled during the transfer" 4 \
 uc_probe 20
 uc_fetch "$GT" --print-report --set device.gflops=50 --compute-probe "$PROBE"
 check "client gflops: the next report sends the slow minute" 10 "$(jq '.device.gflops_history | min' "$UC_OUT")"
+
+# --watch re-decides when the probe's share of its reference moves by a
+# quarter from the last report's (throttling), as it does for free memory:
+# not for a dip within the margin, at once for a drop to half, and again
+# for the way back
+GW=$UC_WORK/st-gflops-watch
+uc_probe 20
+uc_ctl "{\"select\":$(uc_decision "$UM_HEX" 1048576 | sed 's/"recheck_after_s":2/"recheck_after_s":600/'),\"paths\":{\"$UM_BLOB\":{\"file\":\"$UC_WORK/m.bin\"}}}"
+uc_fetch "$GW" --set device.gflops=50 --compute-probe "$PROBE"
+check "client watch: the model installed first: exit 0" 0 "$UC_RC"
+: >"$UC_WORK/log"
+"$MODELD" fetch --server "$UC_SRV" --family uc --state "$GW" --set device.gflops=50 \
+    --compute-probe "$PROBE" --facts-interval-s 1 --watch >"$UC_WORK/gw.out" 2>"$UC_WORK/gw.err" &
+GWPID=$!
+uc_wait_lines() { # uc_wait_lines FILE PATTERN COUNT: at most 30 s
+    for ((i = 0; i < 600; i++)); do
+        [ "$(grep -c -- "$2" "$1" 2>/dev/null)" -ge "$3" ] && return 0
+        sleep 0.05
+    done
+    return 1
+}
+uc_wait_lines "$UC_WORK/gw.out" 'recheck in_s=' 1
+uc_probe 17 # 0.85 of the reference
+for ((i = 0; i < 300; i++)); do
+    [ "$(jq '[.compute_minutes[].low_gflops] | min' "$GW/state.json" 2>/dev/null)" = 17 ] && break
+    sleep 0.1
+done
+check "client watch: a probe within the margin sampled" 17 "$(jq '[.compute_minutes[].low_gflops] | min' "$GW/state.json")"
+check "client watch: ... no recheck for it" 0 "$(grep -c 'recheck now' "$UC_WORK/gw.out")"
+uc_probe 10 # throttled to half
+uc_wait_lines "$UC_WORK/gw.out" 'recheck in_s=' 2
+check_match "client watch: throttled to half: a recheck at once" 'recheck now reason="compute changed"' \
+    "$(grep 'recheck now' "$UC_WORK/gw.out")"
+check "client watch: throttled to half: one recheck, a second select" "1 2" \
+    "$(grep -c 'recheck now' "$UC_WORK/gw.out") $(grep -c '/select' "$UC_WORK/log")"
+uc_probe 20 # back to full speed
+uc_wait_lines "$UC_WORK/gw.out" 'recheck in_s=' 3
+check "client watch: back to full speed: rechecked again" 2 "$(grep -c 'reason="compute changed"' "$UC_WORK/gw.out")"
+kill "$GWPID" 2>/dev/null
+wait "$GWPID"
+check "client watch: SIGTERM stops it, exit 0" 0 "$?"
 
 echo "# $SECONDS s"
 check "client ue: no sanitizer report" "" \

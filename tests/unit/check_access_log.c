@@ -3,10 +3,16 @@
  * whole and in each thread's order under concurrent writers and buffer
  * overflows, buffered lines are held until a flush, the flusher writes
  * them within the interval, a reopen moves on to a new file after a
- * rotation, and a buffer size of 0 writes every line at once.
+ * rotation, a buffer size of 0 writes every line at once, and lines
+ * logged while other threads reopen, close and open the log again are
+ * each written exactly once (to the file, or to stderr while closed).
  */
 #include <check.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <sched.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -273,6 +279,119 @@ START_TEST(test_text_as_formatted)
 }
 END_TEST
 
+#define RACE_THREADS 4
+#define RACE_CYCLES 300
+#define RACE_MAX_LINES 20000u
+
+static atomic_bool race_stop;
+static atomic_uint race_done;
+static unsigned race_lines[RACE_THREADS];
+
+/* Logs until told to stop, then says how many lines it logged. */
+static void *
+race_writer(void *arg)
+{
+    unsigned t = (unsigned)(uintptr_t)arg, i;
+
+    for (i = 0; i < RACE_MAX_LINES && !atomic_load(&race_stop); i++)
+        access_log_line(t + 1, "GET \"/t%u/n%u\" 200 0 0.001ms", t, i);
+    race_lines[t] = i;
+    atomic_fetch_add(&race_done, 1);
+    return NULL;
+}
+
+/* Counts path's lines into seen[thread][line]; each thread's lines in the
+ * file must be in its order and whole. Lines that are not access lines
+ * (stderr may hold others) are skipped when others_ok. */
+static void
+tally(const char *path, bool others_ok, unsigned char *seen[RACE_THREADS])
+{
+    size_t len;
+    char *s = slurp(path, &len), *p, *nl;
+    long last[RACE_THREADS];
+
+    for (unsigned t = 0; t < RACE_THREADS; t++)
+        last[t] = -1;
+    for (p = s; (nl = strchr(p, '\n')) != NULL; p = nl + 1) {
+        unsigned t, i, req;
+
+        *nl = '\0';
+        if (sscanf(p, "%*s INFO req=%u GET \"/t%u/n%u\" 200 0 0.001ms", &req,
+                   &t, &i) != 3) {
+            ck_assert_msg(others_ok, "%s: malformed line: %s", path, p);
+            continue;
+        }
+        ck_assert_uint_lt(t, RACE_THREADS);
+        ck_assert_uint_lt(i, race_lines[t]);
+        ck_assert_uint_eq(req, t + 1);
+        ck_assert_msg((long)i > last[t], "%s: thread %u: line %u after %ld",
+                      path, t, i, last[t]);
+        last[t] = (long)i;
+        seen[t][i]++;
+    }
+    ck_assert_ptr_eq(p, s + len);     /* no partial last line */
+    free(s);
+}
+
+/* Writers log while the main thread reopens, closes and opens the log
+ * again (buffered and not, as SIGHUP and shutdown do): every line is
+ * written exactly once, whole, to the file while it is open and to stderr
+ * in between; nothing is written to a closed descriptor or lost in a
+ * buffer of an earlier open. */
+START_TEST(test_close_races_writers)
+{
+    char path[128], errpath[128], err[256];
+    pthread_t th[RACE_THREADS];
+    unsigned char *seen[RACE_THREADS];
+    int saved, errfd;
+
+    snprintf(path, sizeof(path), "%s/race.log", dir);
+    snprintf(errpath, sizeof(errpath), "%s/stderr.log", dir);
+    errfd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
+    ck_assert_int_ge(errfd, 0);
+    saved = dup(STDERR_FILENO);
+    ck_assert_int_ge(saved, 0);
+    ck_assert_int_ge(dup2(errfd, STDERR_FILENO), 0);
+    close(errfd);
+    atomic_store(&race_stop, false);
+    atomic_store(&race_done, 0);
+    ck_assert_int_eq(access_log_open(path, 4096, 1, err, sizeof(err)), 0);
+    for (unsigned t = 0; t < RACE_THREADS; t++)
+        ck_assert_int_eq(pthread_create(&th[t], NULL, race_writer,
+                                        (void *)(uintptr_t)t), 0);
+    for (unsigned c = 0;
+         c < RACE_CYCLES && atomic_load(&race_done) < RACE_THREADS; c++) {
+        ck_assert_int_eq(access_log_reopen(err, sizeof(err)), 0);
+        access_log_close();
+        sched_yield();
+        ck_assert_int_eq(access_log_open(path, c % 2 ? 0 : 4096, 1, err,
+                                         sizeof(err)),
+                         0);
+        sched_yield();
+    }
+    atomic_store(&race_stop, true);
+    for (unsigned t = 0; t < RACE_THREADS; t++)
+        pthread_join(th[t], NULL);
+    access_log_close();
+    ck_assert_int_ge(dup2(saved, STDERR_FILENO), 0);
+    close(saved);
+
+    for (unsigned t = 0; t < RACE_THREADS; t++) {
+        seen[t] = calloc(race_lines[t] + 1, 1);
+        ck_assert_ptr_nonnull(seen[t]);
+    }
+    tally(path, false, seen);
+    tally(errpath, true, seen);
+    for (unsigned t = 0; t < RACE_THREADS; t++) {
+        for (unsigned i = 0; i < race_lines[t]; i++)
+            ck_assert_msg(seen[t][i] == 1,
+                          "thread %u line %u of %u written %u times", t, i,
+                          race_lines[t], seen[t][i]);
+        free(seen[t]);
+    }
+}
+END_TEST
+
 START_TEST(test_open_refuses_bad_path)
 {
     char err[256] = "";
@@ -299,6 +418,11 @@ access_log_suite(void)
     tcase_add_test(tc, test_unbuffered_and_level);
     tcase_add_test(tc, test_text_as_formatted);
     tcase_add_test(tc, test_open_refuses_bad_path);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("race");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_close_races_writers);
     suite_add_tcase(s, tc);
     return s;
 }
