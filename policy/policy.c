@@ -216,6 +216,29 @@ struct run {
      * weighed (run_weigh) */
     bool found;
     size_t best;
+    /* screened selects without a memory history: a feasible, startable
+     * entry is kept pending, its screen in pend[] at its index among the
+     * candidates (whose slot holds nothing until then) and its bit set,
+     * and worked out in full only when it may be chosen or listed
+     * (pending_finish) */
+    bool lazy;
+    size_t pending_count;
+    uint64_t pending[BRIEF_MAX / 64];
+    struct pend *pend;
+};
+
+/* What a pending entry keeps of its screen (struct run). */
+struct pend {
+    double bound;                 /* of its value (pending_weigh) */
+    /* the bound's terms: its utility's bound times the time it runs
+     * (quality: worked out by the walk), and its bytes' cost */
+    double gain;
+    double cost;
+    double ready_s;
+    double latency_ms;
+    double energy_mj;
+    uint16_t variant;
+    bool has_energy_mj;
 };
 
 /*
@@ -783,23 +806,29 @@ share(double x, double den)
  * budget), so that running any variant is worth at least its weighted
  * accuracy, more than running nothing (0). Without a known energy for every variant, energy is taken as
  * proportional to run time (constant power), so its share is latency's. */
-static inline __attribute__((always_inline)) void
-utility_compute(const struct run *k, struct proto_candidate *e)
+static inline __attribute__((always_inline)) double
+utility_of(const struct run *k, double accuracy, double latency_ms,
+           double energy_mj, bool ctx)
 {
     double lat, energy, u;
 
-    if (k->pref == PROTO_PREFER_QUALITY) {
-        e->utility = e->accuracy;
-        return;
-    }
-    lat = fmin(1, share(e->est.latency_ms, k->lat_den));
-    energy = k->energy_known ? fmin(1, share(e->est.energy_mj, k->energy_den))
+    if (k->pref == PROTO_PREFER_QUALITY)
+        return accuracy;
+    lat = fmin(1, share(latency_ms, k->lat_den));
+    energy = k->energy_known ? fmin(1, share(energy_mj, k->energy_den))
                              : lat;
-    u = k->w.accuracy * e->accuracy + k->w.latency * (1 - lat) +
+    u = k->w.accuracy * accuracy + k->w.latency * (1 - lat) +
         k->w.energy * (1 - energy);
-    if (e->ctx)
+    if (ctx)
         u += CONTEXT_SCORE_BONUS;
-    e->utility = u > 0 ? u : 0;
+    return u > 0 ? u : 0;
+}
+
+static inline __attribute__((always_inline)) void
+utility_compute(const struct run *k, struct proto_candidate *e)
+{
+    e->utility = utility_of(k, e->accuracy, e->est.latency_ms,
+                            e->est.energy_mj, e->ctx != NULL);
 }
 
 /* What running e is worth per second: its utility; in degraded mode
@@ -1360,17 +1389,23 @@ needs_value(const struct run *k, const struct proto_candidate *e)
  * startable unless none is (k->degraded).
  */
 static inline __attribute__((always_inline)) void
-run_weigh(struct run *k, struct proto_candidate *cands, size_t i)
+run_pick(struct run *k, struct proto_candidate *cands, size_t i)
 {
     enum criterion crit;
 
-    value_compute(k, &cands[i]);
     if (eligible(k, &cands[i], k->degraded) &&
         (!k->found ||
          rank_cmp(k, &cands[i], &cands[k->best], k->degraded, &crit) < 0)) {
         k->best = i;
         k->found = true;
     }
+}
+
+static inline __attribute__((always_inline)) void
+run_weigh(struct run *k, struct proto_candidate *cands, size_t i)
+{
+    value_compute(k, &cands[i]);
+    run_pick(k, cands, i);
 }
 
 /* What the screen works out of a variant that is not current, not in
@@ -1605,6 +1640,102 @@ screen_entry(const struct run *k, size_t index, const struct screened *s,
     eval_finish(k, row, e);
 }
 
+static inline __attribute__((always_inline)) bool
+is_pending(const struct run *k, size_t i)
+{
+    return k->pending_count > 0 && (k->pending[i / 64] >> (i % 64) & 1);
+}
+
+/*
+ * An upper bound of what pending entry e (feasible, startable, not
+ * current, in flight or a delta's target, no memory history: no dips and
+ * no fallback) is worth over the horizon: value_compute's expression
+ * with the utility's bound, the one utility_compute works out with a
+ * context match whenever one is possible; the utility times the fit
+ * share (at most 1) is no more. Each operation rounds up no less than it
+ * would with the smaller utility, so the bound holds in floating point.
+ */
+static inline __attribute__((always_inline)) double
+pending_bound(const struct run *k, struct pend *p)
+{
+    if (k->pref != PROTO_PREFER_QUALITY) {
+        const struct policy_row *row = &k->t->rows[p->variant];
+        double u = utility_of(k, row->accuracy, p->latency_ms, p->energy_mj,
+                              row->tag_count > 0 && k->tag_count > 0);
+
+        p->gain = u * (k->horizon_s - p->ready_s);
+    }
+    return k->u_cur * p->ready_s + p->gain - p->cost;
+}
+
+/*
+ * Whether an entry worth at most bound ranks after x by rank_cmp's first
+ * test (values further apart than both near-tie windows), which any
+ * lower value passes too: then it is not chosen over x nor listed before
+ * it. Twice differs()'s tolerance, so that rounding of a lower value's
+ * tolerance cannot decide otherwise.
+ */
+static inline __attribute__((always_inline)) bool
+bound_below(const struct run *k, double bound,
+            const struct proto_candidate *x)
+{
+    double gap = x->value - bound;
+
+    /* 1 + |bound| + |value| is at least max3()'s */
+    return gap > k->tie_window &&
+           gap > 2 * REL_EPS * (1.0 + fabs(bound) + fabs(x->value));
+}
+
+/* Works out pending entry i in full into cands[i] (screen_entry from its
+ * screen, utility, value), as a kept screened entry is worked out. */
+static void
+pending_finish(struct run *k, struct proto_candidate *cands, size_t i)
+{
+    const struct pend *p = &k->pend[i];
+    struct screened sc = {
+        .latency_ms = p->latency_ms,
+        .energy_mj = p->energy_mj,
+        .download_s = download_time(k, k->t->rows[p->variant].size_bytes),
+        .ready_s = p->ready_s,
+        .hard_cause = PROTO_CAUSE_OUTRANKED,
+        .soft_cause = PROTO_CAUSE_OUTRANKED,
+        .hard_ok = true,
+        .has_energy_mj = p->has_energy_mj,
+        .soft_ok = true,
+    };
+
+    screen_entry(k, p->variant, &sc, &cands[i]);
+    utility_compute(k, &cands[i]);
+    value_compute(k, &cands[i]);
+    k->pending[i / 64] &= ~((uint64_t)1 << (i % 64));
+    k->pending_count--;
+}
+
+/* Pending entry i, weighed as run_weigh weighs an entry: its value's
+ * bound first (kept as its value while it is pending), then in full
+ * unless the bound shows it ranks after the best so far. */
+static inline __attribute__((always_inline)) void
+pending_weigh(struct run *k, struct proto_candidate *cands, size_t i)
+{
+    double bound = pending_bound(k, &k->pend[i]);
+
+    if (k->found && bound_below(k, bound, &cands[k->best])) {
+        k->pend[i].bound = bound;
+        return;
+    }
+    pending_finish(k, cands, i);
+    run_pick(k, cands, i);
+}
+
+/* Every pending entry of cands[0..m) in full. */
+static void
+pending_finish_all(struct run *k, struct proto_candidate *cands, size_t m)
+{
+    for (size_t i = 0; k->pending_count > 0 && i < m; i++)
+        if (is_pending(k, i))
+            pending_finish(k, cands, i);
+}
+
 static inline enum proto_cause cause_of(const struct run *k,
                                         const struct proto_candidate *e,
                                         bool degraded);
@@ -1704,16 +1835,20 @@ screen_walk(struct run *k, const struct screen_ctx *ctx,
             size_t counts[PROTO_CAUSE_COUNT], struct walk *out)
 {
     struct walk w = *out;     /* local: the stores below cannot alias it */
+    /* the same for what the loop reads of k and writes to counts */
+    size_t n = k->in->variant_count, cause_count[PROTO_CAUSE_COUNT] = {0};
+    bool all_offered = k->t->all_offered, lazy = k->lazy;
+    double horizon_s = k->horizon_s;
 
-    for (size_t i = 0; i < k->in->variant_count; i++) {
+    for (size_t i = 0; i < n; i++) {
         struct screened sc;
         struct brief *b;
         bool feasible, start = false;
 
-        if (!k->t->all_offered && !offered_at(k, i, &w.name_done))
+        if (!all_offered && !offered_at(k, i, &w.name_done))
             continue;
         if (!screen_one(k, ctx, i, &sc)) {
-            walk_entry(k, i, cands, briefs, counts, &w);
+            walk_entry(k, i, cands, briefs, cause_count, &w);
             continue;
         }
         b = &briefs[w.offered++];
@@ -1723,7 +1858,7 @@ screen_walk(struct run *k, const struct screen_ctx *ctx,
         if (sc.partial) {
             b->violation = 0;
             b->cause = (uint8_t)sc.hard_cause;
-            counts[sc.hard_cause]++;
+            cause_count[sc.hard_cause]++;
             continue;
         }
         b->violation = sc.violation;
@@ -1737,8 +1872,22 @@ screen_walk(struct run *k, const struct screen_ctx *ctx,
         feasible = sc.hard_ok && sc.soft_ok;
         if (feasible || (sc.hard_ok && w.degraded)) {
             screen_times(k, i, &sc);
-            start = sc.ready_s < k->horizon_s;
-            screen_entry(k, i, &sc, &cands[w.m]);
+            start = sc.ready_s < horizon_s;
+            if (feasible && start && lazy) {
+                struct pend *p = &k->pend[w.m];
+
+                p->ready_s = sc.ready_s;
+                p->cost = (double)ctx->rows[i].size_bytes * k->cost_per_byte;
+                p->gain = ctx->rows[i].accuracy * (horizon_s - sc.ready_s);
+                p->latency_ms = sc.latency_ms;
+                p->energy_mj = sc.energy_mj;
+                p->variant = (uint16_t)i;
+                p->has_energy_mj = sc.has_energy_mj;
+                k->pending[w.m / 64] |= (uint64_t)1 << (w.m % 64);
+                k->pending_count++;
+            } else {
+                screen_entry(k, i, &sc, &cands[w.m]);
+            }
             b->full = (uint16_t)w.m++;
         }
         if (w.degraded && feasible && start)
@@ -1747,8 +1896,10 @@ screen_walk(struct run *k, const struct screen_ctx *ctx,
                              : !sc.soft_ok ? sc.soft_cause
                              : !start      ? PROTO_CAUSE_HORIZON
                                            : PROTO_CAUSE_OUTRANKED);
-        counts[b->cause]++;
+        cause_count[b->cause]++;
     }
+    for (size_t c = 0; c < PROTO_CAUSE_COUNT; c++)
+        counts[c] += cause_count[c];
     *out = w;
 }
 
@@ -1765,6 +1916,7 @@ run_evaluate(struct run *k, struct proto_candidate *cands,
     struct screen_ctx ctx;
 
     screen_init(k, &ctx);
+    k->lazy = briefs && k->pend && k->r->memory_history_count == 0;
     if (!briefs) {
         for (size_t i = 0; i < k->in->variant_count; i++)
             if (offered_at(k, i, &w.name_done))
@@ -1798,6 +1950,10 @@ run_evaluate(struct run *k, struct proto_candidate *cands,
         for (size_t i = 0; i < m; i++) {
             if (cands[i].partial)
                 continue;
+            if (is_pending(k, i)) {
+                pending_weigh(k, cands, i);
+                continue;
+            }
             utility_compute(k, &cands[i]);
             if (needs_value(k, &cands[i]))
                 run_weigh(k, cands, i);
@@ -2393,7 +2549,7 @@ kept_place(struct proto_candidate *cands, size_t *src, size_t n)
  * top_select would list them, without walking the briefs.
  */
 static size_t
-kept_top(const struct run *k, const struct proto_candidate *cands, size_t m,
+kept_top(struct run *k, struct proto_candidate *cands, size_t m,
          size_t pick, bool moved, size_t n, size_t *at)
 {
     enum criterion crit;
@@ -2409,6 +2565,13 @@ kept_top(const struct run *k, const struct proto_candidate *cands, size_t m,
             c = m - 1;
         } else if (moved && i == m - 1) {
             continue;
+        }
+        /* pending: feasible and startable, worth at most its bound */
+        if (is_pending(k, c)) {
+            if (count == n &&
+                bound_below(k, k->pend[c].bound, &cands[at[n - 1]]))
+                continue;
+            pending_finish(k, cands, c);
         }
         e = &cands[c];
         if (!(e->hard_ok && e->soft_ok && startable(k, e)))
@@ -2433,7 +2596,7 @@ kept_top(const struct run *k, const struct proto_candidate *cands, size_t m,
  * listing is eligible entries only (kept_top): counts (every offered
  * version's cause) less the chosen and the listed. False otherwise. */
 static bool
-kept_candidates(const struct run *k, struct proto_candidate *cands,
+kept_candidates(struct run *k, struct proto_candidate *cands,
                 size_t m, size_t pick, bool moved, size_t offered,
                 const size_t counts[PROTO_CAUSE_COUNT],
                 const struct proto_candidate *chosen,
@@ -2502,7 +2665,7 @@ none_reasons(const struct run *k, const struct proto_candidate *cands,
 static enum policy_status
 select_run(const struct policy_config *cfg, const struct policy_input *in,
            const struct proto_report *report, struct proto_decision *out,
-           struct brief *briefs)
+           struct brief *briefs, struct pend *pend)
 {
     struct proto_candidate *cands;
     struct proto_reasons *cand_reasons;
@@ -2528,6 +2691,7 @@ select_run(const struct policy_config *cfg, const struct policy_input *in,
     out->exit_index = -1;
 
     run_init(&k, cfg, in, report);
+    k.pend = pend;
     out->horizon_s = k.horizon_s;
     out->throughput_bps = k.bps;
     m = run_evaluate(&k, cands, briefs, &offered, counts);
@@ -2552,7 +2716,7 @@ select_run(const struct policy_config *cfg, const struct policy_input *in,
      * in flight worth more than current is kept going. */
     pick = best;
     for (size_t i = 0; k.fetching != POLICY_ID_NONE && i < m; i++) {
-        if (cands[i].is_fetching && i != pick &&
+        if (!is_pending(&k, i) && cands[i].is_fetching && i != pick &&
             eligible(&k, &cands[i], degraded) &&
             stays(&k, &cands[pick], &cands[i], degraded)) {
             pick = i;
@@ -2608,6 +2772,10 @@ select_run(const struct policy_config *cfg, const struct policy_input *in,
         if (!degraded && kept_candidates(&k, cands, m, pick, moved, offered,
                                          counts, &chosen, out))
             return POLICY_OK;
+        /* brief_candidates reads the full entries of the ones it lists
+         * and of every eligible one it ranks: none without runner-ups */
+        if (cfg->runner_ups > 0)
+            pending_finish_all(&k, cands, m);
         while (briefs[j].full != pick)
             j++;
         briefs[j] = briefs[offered - 1];
@@ -2632,8 +2800,9 @@ select_screened(const struct policy_config *cfg,
                 const struct proto_report *report, struct proto_decision *out)
 {
     struct brief briefs[BRIEF_MAX];
+    struct pend pend[BRIEF_MAX];
 
-    return select_run(cfg, in, report, out, briefs);
+    return select_run(cfg, in, report, out, briefs, pend);
 }
 
 /*
@@ -2649,7 +2818,7 @@ policy_select(const struct policy_config *cfg, const struct policy_input *in,
         cfg->runner_ups <= TOP_MAX && in->variant_count <= BRIEF_MAX &&
         in->variant_count > (size_t)cfg->runner_ups + 1)
         return select_screened(cfg, in, report, out);
-    return select_run(cfg, in, report, out, NULL);
+    return select_run(cfg, in, report, out, NULL, NULL);
 }
 
 enum policy_status
@@ -2658,7 +2827,7 @@ policy_select_full(const struct policy_config *cfg,
                    const struct proto_report *report,
                    struct proto_decision *out)
 {
-    return select_run(cfg, in, report, out, NULL);
+    return select_run(cfg, in, report, out, NULL, NULL);
 }
 
 /* ---- for the replay simulator ------------------------------------------- */

@@ -2381,39 +2381,24 @@ screen_family(unsigned *seed, bool single, struct proto_report *r,
     return n;
 }
 
-/*
- * The screened default answer (policy_select) decides, lists and counts
- * exactly as the evaluation that keeps every entry (policy_select_full):
- * the same action, choice, estimates, reasons, listed candidates in the
- * same order with the same values and reasons, and the same counts of
- * the rest by cause, on random large families and reports with 0, 1, 5
- * and 64 runner-ups.
- */
-START_TEST(test_policy_screen_agrees)
+/* policy_select (screened when in is large enough) and
+ * policy_select_full decide, list and count alike for r. */
+static void
+screen_check(const struct policy_config *cfg, const struct policy_input *in,
+             const struct proto_report *r)
 {
     static struct proto_candidate cs[SCREEN_MAX], cf[SCREEN_MAX];
     static struct proto_reasons rsc[SCREEN_MAX], rf[SCREEN_MAX];
-    static const unsigned ups[] = {5, 1, 0, 64, 5, 3};
-    unsigned seed = 977 + 104729u * (unsigned)_i;
-    struct proto_report r;
-    size_t nd, n = screen_family(&seed, _i % 3 == 0, &r, &nd);
-    struct policy_input in = { .family = "screen", .variants = screen_vs,
-                               .variant_count = n, .deltas = screen_ds,
-                               .delta_count = nd };
-    struct policy_config cfg;
     struct proto_decision ds, df;
 
-    with_table(&in);
-    policy_config_default(&cfg);
-    cfg.runner_ups = ups[(unsigned)_i % 6];
     memset(&ds, 0, sizeof(ds));
     ds.candidates = cs;
     ds.candidate_reasons = rsc;
     memset(&df, 0, sizeof(df));
     df.candidates = cf;
     df.candidate_reasons = rf;
-    ck_assert_int_eq(policy_select(&cfg, &in, &r, &ds), POLICY_OK);
-    ck_assert_int_eq(policy_select_full(&cfg, &in, &r, &df), POLICY_OK);
+    ck_assert_int_eq(policy_select(cfg, in, r, &ds), POLICY_OK);
+    ck_assert_int_eq(policy_select_full(cfg, in, r, &df), POLICY_OK);
 
     ck_assert_int_eq(ds.action, df.action);
     ck_assert_int_eq(ds.degraded, df.degraded);
@@ -2439,7 +2424,7 @@ START_TEST(test_policy_screen_agrees)
     for (size_t i = 0; i < ds.violations.count; i++)
         ck_assert_str_eq(ds.violations.text[i], df.violations.text[i]);
     ck_assert_uint_eq(ds.candidate_count, df.candidate_count);
-    ck_assert_uint_le(ds.candidate_count, cfg.runner_ups);
+    ck_assert_uint_le(ds.candidate_count, cfg->runner_ups);
     for (size_t i = 0; i < ds.candidate_count; i++) {
         ck_assert_uint_eq(cs[i].variant, cf[i].variant);
         ck_assert_int_eq(cs[i].feasible, cf[i].feasible);
@@ -2453,6 +2438,104 @@ START_TEST(test_policy_screen_agrees)
     ck_assert_uint_eq(ds.omitted_count, df.omitted_count);
     for (size_t c = 0; c < PROTO_CAUSE_COUNT; c++)
         ck_assert_uint_eq(ds.omitted[c], df.omitted[c]);
+}
+
+/*
+ * The screened default answer (policy_select) decides, lists and counts
+ * exactly as the evaluation that keeps every entry (policy_select_full):
+ * the same action, choice, estimates, reasons, listed candidates in the
+ * same order with the same values and reasons, and the same counts of
+ * the rest by cause, on random large families and reports with 0, 1, 5
+ * and 64 runner-ups.
+ */
+START_TEST(test_policy_screen_agrees)
+{
+    static const unsigned ups[] = {5, 1, 0, 64, 5, 3};
+    unsigned seed = 977 + 104729u * (unsigned)_i;
+    struct proto_report r;
+    size_t nd, n = screen_family(&seed, _i % 3 == 0, &r, &nd);
+    struct policy_input in = { .family = "screen", .variants = screen_vs,
+                               .variant_count = n, .deltas = screen_ds,
+                               .delta_count = nd };
+    struct policy_config cfg;
+
+    with_table(&in);
+    policy_config_default(&cfg);
+    cfg.runner_ups = ups[(unsigned)_i % 6];
+    screen_check(&cfg, &in, &r);
+}
+END_TEST
+
+/*
+ * The same on families where most variants are feasible and their values
+ * lie within the near-tie windows of one another (accuracies a tenth of a
+ * point apart, some matching the report's context, some needing memory
+ * near the margin, sizes whose costs differ by little, current held or
+ * not): what the value bound of a pending entry (policy.c,
+ * pending_bound) may skip must be exactly what rank_cmp would rank
+ * after, also when a context, memory or transfer tie-break decides.
+ */
+START_TEST(test_policy_screen_near_ties_agree)
+{
+    static const unsigned ups[] = {5, 1, 3, 64, 5, 12};
+    static const double hyst[] = {0.005, 0, 0.0005, 0.02};
+    unsigned seed = 4099 + 7919u * (unsigned)_i;
+    size_t n = 40 + lcg(&seed) % (SCREEN_MAX - 40);
+    struct proto_report r;
+    struct policy_input in = { .family = "ties", .variants = screen_vs,
+                               .variant_count = n };
+    struct policy_config cfg;
+
+    memset(screen_vs, 0, sizeof(screen_vs));
+    for (size_t i = 0; i < n; i++) {
+        struct proto_variant *v = &screen_vs[i];
+
+        snprintf(v->name, sizeof(v->name), "t%03zu", i);
+        hex_of((unsigned)i + 1, v->blob_hex);
+        v->version = 1;
+        v->rollout_percent = 100;
+        v->size_bytes = 1000000 + 20000 * (uint64_t)(lcg(&seed) % 8);
+        v->memory_bytes = 80000000 + 1000000 * (uint64_t)(lcg(&seed) % 30);
+        v->flops = 1e6 * (1 + lcg(&seed) % 200);
+        v->accuracy = 0.8 + (lcg(&seed) % 40) / 10000.0;
+        if (lcg(&seed) % 3 == 0) {
+            v->latency_count = 1;
+            snprintf(v->latency_ms[0].device_class, PROTO_TOKEN_SIZE, "c1");
+            v->latency_ms[0].value = 1 + lcg(&seed) % 50;
+        }
+        if (lcg(&seed) % 3 == 0) {
+            v->context_count = 1;
+            snprintf(v->context[0].key, sizeof(v->context[0].key), "scene");
+            snprintf(v->context[0].value, sizeof(v->context[0].value), "%s",
+                     lcg(&seed) % 2 ? "night" : "day");
+        }
+    }
+    memset(&r, 0, sizeof(r));
+    r.memory_bytes = 100000000;
+    r.gflops = 10;
+    r.has_device_class = true;
+    snprintf(r.device_class, sizeof(r.device_class), "c1");
+    r.has_downlink_bps = true;
+    r.downlink_bps = 1e6 * (1 + lcg(&seed) % 50);
+    r.preference = (enum proto_preference)(lcg(&seed) % 3);
+    r.has_battery_percent = true;
+    r.battery_percent = 50 + lcg(&seed) % 50;
+    r.context_count = 1;
+    snprintf(r.context[0].key, sizeof(r.context[0].key), "scene");
+    snprintf(r.context[0].value, sizeof(r.context[0].value), "night");
+    r.has_memory_floor_bytes = lcg(&seed) % 3 == 0;
+    r.memory_floor_bytes = 90000000;
+    r.has_current = lcg(&seed) % 2;
+    hex_of(1 + lcg(&seed) % (unsigned)n, r.current_hex);
+    r.has_max_latency_ms = lcg(&seed) % 2;
+    r.max_latency_ms = 50 + lcg(&seed) % 100;
+
+    with_table(&in);
+    policy_config_default(&cfg);
+    cfg.runner_ups = ups[(unsigned)_i % 6];
+    cfg.hysteresis_accuracy = hyst[(unsigned)_i % 4];
+    cfg.hysteresis_score = 4 * hyst[(unsigned)_i % 4];
+    screen_check(&cfg, &in, &r);
 }
 END_TEST
 
@@ -2706,6 +2789,7 @@ policy_suite(void)
     tcase_add_test(tc, test_policy_select_no_runner_ups);
     tcase_add_loop_test(tc, test_policy_select_lazy_value_agrees, 0, 200);
     tcase_add_loop_test(tc, test_policy_screen_agrees, 0, 240);
+    tcase_add_loop_test(tc, test_policy_screen_near_ties_agree, 0, 240);
     tcase_add_loop_test(tc, test_policy_screen_hard_causes, 0, 120);
     tcase_add_test(tc, test_policy_select_delta_index);
     tcase_add_test(tc, test_policy_select_memory_from_size);
