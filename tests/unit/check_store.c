@@ -1877,6 +1877,109 @@ START_TEST(test_store_snapshot_single_flight_unknown_family)
 }
 END_TEST
 
+/* ---- a snapshot's lists ----------------------------------------------------- */
+
+/* Variant metadata with the lists whose bits (1 techniques, 2 latencies,
+ * 4 energies, 8 exits, 16 context, 32 accelerators) are in lists. */
+static void meta_lists(struct proto_variant *m, const char *hex,
+                       unsigned lists)
+{
+    meta_init(m, hex, 100);
+    if (lists & 1) {
+        snprintf(m->techniques[0], PROTO_TOKEN_SIZE, "quantized");
+        snprintf(m->techniques[1], PROTO_TOKEN_SIZE, "pruned");
+        m->technique_count = 2;
+    }
+    if (lists & 2) {
+        snprintf(m->latency_ms[0].device_class, PROTO_TOKEN_SIZE, "npu-a");
+        m->latency_ms[0].value = 12.5;
+        m->latency_count = 1;
+    }
+    if (lists & 4) {
+        snprintf(m->energy_mj[0].device_class, PROTO_TOKEN_SIZE, "npu-a");
+        m->energy_mj[0].value = 40;
+        m->energy_count = 1;
+    }
+    if (lists & 8) {
+        m->exits[0].flops = 1e8;
+        m->exits[0].accuracy = 0.6;
+        m->exit_count = 1;
+    }
+    if (lists & 16) {
+        snprintf(m->context[0].key, PROTO_TOKEN_SIZE, "scene");
+        snprintf(m->context[0].value, PROTO_TOKEN_SIZE, "night");
+        m->context_count = 1;
+    }
+    if (lists & 32) {
+        snprintf(m->accelerators[0], PROTO_TOKEN_SIZE, "npu");
+        m->accelerator_count = 1;
+    }
+}
+
+/* The snapshot of "fam" holds, for variant "l<bits>", the lists meta_lists
+ * gives those bits. */
+static void check_lists(struct store *st, const unsigned *bits, size_t n)
+{
+    const struct store_snapshot *snap = NULL;
+
+    ck_assert_int_eq(store_snapshot_get(st, "fam", &snap), STORE_OK);
+    ck_assert_uint_eq(snap->variant_count, n);
+    for (size_t i = 0; i < n; i++) {
+        const struct proto_variant *v = NULL;
+        struct proto_variant want;
+        char name[16];
+
+        snprintf(name, sizeof(name), "l%u", bits[i]);
+        for (size_t k = 0; k < snap->variant_count; k++)
+            if (strcmp(snap->variants[k].name, name) == 0)
+                v = &snap->variants[k];
+        ck_assert_ptr_nonnull(v);
+        meta_lists(&want, v->blob_hex, bits[i]);
+        ck_assert_msg(proto_variant_meta_equal(&want, v),
+                      "variant %s: lists differ", name);
+        ck_assert_uint_eq(v->technique_count, bits[i] & 1 ? 2 : 0);
+        ck_assert_uint_eq(v->accelerator_count, bits[i] & 32 ? 1 : 0);
+    }
+    store_snapshot_release(snap);
+}
+
+/*
+ * A snapshot reads only the lists a version has (versions.lists, written
+ * when it is published), and every list of a version published before
+ * that column existed (NULL): both give the lists that were published.
+ */
+START_TEST(test_store_snapshot_reads_published_lists)
+{
+    static const unsigned bits[] = {0, 1, 3, 12, 48, 63, 34};
+    struct store *st = open_store(false);
+    size_t n = ARRAY_SIZE(bits);
+
+    put_family(st, "fam");
+    for (size_t i = 0; i < n; i++) {
+        struct proto_variant m;
+        char hex[PROTO_HEX_SIZE], text[32], name[16];
+        int64_t version = 0;
+
+        snprintf(text, sizeof(text), "lists %u", bits[i]);
+        upload_text(st, text, hex);
+        meta_lists(&m, hex, bits[i]);
+        snprintf(name, sizeof(name), "l%u", bits[i]);
+        ck_assert_int_eq(store_variant_publish(st, "fam", name, &m,
+                                               1700000000, &version),
+                         STORE_OK);
+    }
+    check_lists(st, bits, n);
+    store_close(st);
+    if (!catalog_url) {
+        /* Versions published before migration 9. */
+        make_old_db("UPDATE versions SET lists = NULL;");
+        st = open_store(false);
+        check_lists(st, bits, n);
+        store_close(st);
+    }
+}
+END_TEST
+
 /* ---- query plans at catalog scale ------------------------------------------ */
 
 /* The lines of SQLite's plan for sql that scan a whole catalog table
@@ -2103,6 +2206,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_store_reads_not_blocked_by_writer);
     tcase_add_test(tc, test_store_snapshot_single_flight);
     tcase_add_test(tc, test_store_snapshot_single_flight_unknown_family);
+    tcase_add_test(tc, test_store_snapshot_reads_published_lists);
     suite_add_tcase(s, tc);
 
     /* SQLite's plans (PostgreSQL plans by its statistics). */
