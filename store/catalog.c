@@ -28,6 +28,35 @@ struct cross_target {
     uint64_t size_bytes;
 };
 
+/* versions.lists: which of a version's lists have rows, written when it
+ * is published (migration 9), so that a snapshot reads only those; NULL
+ * for versions published before, read as all (STMT_SNAP_VERSIONS). */
+enum {
+    LISTS_TECHNIQUES = 1 << 0,
+    LISTS_LATENCIES = 1 << 1,
+    LISTS_ENERGIES = 1 << 2,
+    LISTS_EXITS = 1 << 3,
+    LISTS_CONTEXT = 1 << 4,
+    LISTS_ACCELERATORS = 1 << 5,
+    LISTS_ALL = (1 << 6) - 1,
+};
+
+/* A snapshot version's row id and which of its lists to read. */
+struct version_ref {
+    int64_t id;
+    unsigned lists;
+};
+
+static unsigned lists_of(const struct proto_variant *m)
+{
+    return (m->technique_count ? LISTS_TECHNIQUES : 0) |
+           (m->latency_count ? LISTS_LATENCIES : 0) |
+           (m->energy_count ? LISTS_ENERGIES : 0) |
+           (m->exit_count ? LISTS_EXITS : 0) |
+           (m->context_count ? LISTS_CONTEXT : 0) |
+           (m->accelerator_count ? LISTS_ACCELERATORS : 0);
+}
+
 static void col_text(struct db_stmt *s, int col, char *out, size_t size)
 {
     const char *t = db_column_text(s, col);
@@ -360,7 +389,8 @@ static enum store_status queue_cross(struct store *st, int64_t family_id,
 static void read_version_row(struct db_stmt *s, const char *family,
                              struct proto_variant *v);
 static enum store_status read_lists(struct store *st, struct store_conn *c,
-                                    int64_t ver_id, struct proto_variant *v);
+                                    int64_t ver_id, unsigned lists,
+                                    struct proto_variant *v);
 
 /* Whether meta equals the metadata of the variant's latest version (both
  * live); *out_version is that version. Caller holds db_mu. */
@@ -395,7 +425,7 @@ static enum store_status latest_equals(struct store *st, int64_t family_id,
     if (src != DB_ROW && src != DB_DONE)
         rc = store_err_db(st, "reading the latest version", src);
     if (rc == STORE_OK && live)
-        rc = read_lists(st, &st->writer, ver_id, latest);
+        rc = read_lists(st, &st->writer, ver_id, LISTS_ALL, latest);
     if (rc == STORE_OK && live && proto_variant_meta_equal(meta, latest)) {
         *out_equal = true;
         *out_version = latest->version;
@@ -511,6 +541,7 @@ static enum store_status publish_tx(struct store *st, const char *family,
     db_bind_int64(s, 11, now_s);
     if (meta->weights_manifest_hex[0])
         bind_text(s, 12, meta->weights_manifest_hex);
+    db_bind_int64(s, 13, (int64_t)lists_of(meta));
     src = db_step(s);
     if (src == DB_ROW)
         version_id = db_column_int64(s, 0);
@@ -640,12 +671,13 @@ static void snap_ref(const struct store_snapshot *snap)
 }
 
 /* Grows the variants, latest and ids arrays together. */
-static int snap_grow(struct store_snapshot *s, int64_t **ids, size_t *cap)
+static int snap_grow(struct store_snapshot *s, struct version_ref **ids,
+                     size_t *cap)
 {
     size_t ncap = *cap ? 2 * *cap : 8;
     struct proto_variant *v = realloc(s->variants, ncap * sizeof(*v));
     bool *l;
-    int64_t *i;
+    struct version_ref *i;
 
     if (!v)
         return -1;
@@ -684,84 +716,98 @@ static void read_version_row(struct db_stmt *s, const char *family,
     v->bg_size_bytes = (uint64_t)db_column_int64(s, 15);
 }
 
-/* Fills a version's lists from the child tables, on connection c. */
+/* Fills a version's lists from the child tables, on connection c; only
+ * those lists names (LISTS_*): the others are empty. */
 static enum store_status read_lists(struct store *st, struct store_conn *c,
-                                    int64_t ver_id, struct proto_variant *v)
+                                    int64_t ver_id, unsigned lists,
+                                    struct proto_variant *v)
 {
     struct db_stmt *s;
     int src;
 
-    s = store_conn_stmt(c, STMT_TECH_LIST);
-    db_bind_int64(s, 1, ver_id);
-    while ((src = db_step(s)) == DB_ROW &&
-           v->technique_count < PROTO_MAX_TECHNIQUES)
-        col_text(s, 0, v->techniques[v->technique_count++],
-                 PROTO_TOKEN_SIZE);
-    db_reset(s);
-    if (src != DB_DONE && src != DB_ROW)
-        return store_err_conn(st, c->db, "reading techniques", src);
-
-    s = store_conn_stmt(c, STMT_LATENCY_LIST);
-    db_bind_int64(s, 1, ver_id);
-    while ((src = db_step(s)) == DB_ROW &&
-           v->latency_count < PROTO_MAX_LATENCIES) {
-        struct proto_class_value *cv = &v->latency_ms[v->latency_count++];
-
-        col_text(s, 0, cv->device_class, sizeof(cv->device_class));
-        cv->value = db_column_double(s, 1);
+    if (lists & LISTS_TECHNIQUES) {
+        s = store_conn_stmt(c, STMT_TECH_LIST);
+        db_bind_int64(s, 1, ver_id);
+        while ((src = db_step(s)) == DB_ROW &&
+               v->technique_count < PROTO_MAX_TECHNIQUES)
+            col_text(s, 0, v->techniques[v->technique_count++],
+                     PROTO_TOKEN_SIZE);
+        db_reset(s);
+        if (src != DB_DONE && src != DB_ROW)
+            return store_err_conn(st, c->db, "reading techniques", src);
     }
-    db_reset(s);
-    if (src != DB_DONE && src != DB_ROW)
-        return store_err_conn(st, c->db, "reading latencies", src);
 
-    s = store_conn_stmt(c, STMT_ENERGY_LIST);
-    db_bind_int64(s, 1, ver_id);
-    while ((src = db_step(s)) == DB_ROW &&
-           v->energy_count < PROTO_MAX_LATENCIES) {
-        struct proto_class_value *cv = &v->energy_mj[v->energy_count++];
+    if (lists & LISTS_LATENCIES) {
+        s = store_conn_stmt(c, STMT_LATENCY_LIST);
+        db_bind_int64(s, 1, ver_id);
+        while ((src = db_step(s)) == DB_ROW &&
+               v->latency_count < PROTO_MAX_LATENCIES) {
+            struct proto_class_value *cv = &v->latency_ms[v->latency_count++];
 
-        col_text(s, 0, cv->device_class, sizeof(cv->device_class));
-        cv->value = db_column_double(s, 1);
+            col_text(s, 0, cv->device_class, sizeof(cv->device_class));
+            cv->value = db_column_double(s, 1);
+        }
+        db_reset(s);
+        if (src != DB_DONE && src != DB_ROW)
+            return store_err_conn(st, c->db, "reading latencies", src);
     }
-    db_reset(s);
-    if (src != DB_DONE && src != DB_ROW)
-        return store_err_conn(st, c->db, "reading energies", src);
 
-    s = store_conn_stmt(c, STMT_EXIT_LIST);
-    db_bind_int64(s, 1, ver_id);
-    while ((src = db_step(s)) == DB_ROW &&
-           v->exit_count < PROTO_MAX_EXITS) {
-        struct proto_exit *e = &v->exits[v->exit_count++];
+    if (lists & LISTS_ENERGIES) {
+        s = store_conn_stmt(c, STMT_ENERGY_LIST);
+        db_bind_int64(s, 1, ver_id);
+        while ((src = db_step(s)) == DB_ROW &&
+               v->energy_count < PROTO_MAX_LATENCIES) {
+            struct proto_class_value *cv = &v->energy_mj[v->energy_count++];
 
-        e->flops = db_column_double(s, 0);
-        e->accuracy = db_column_double(s, 1);
+            col_text(s, 0, cv->device_class, sizeof(cv->device_class));
+            cv->value = db_column_double(s, 1);
+        }
+        db_reset(s);
+        if (src != DB_DONE && src != DB_ROW)
+            return store_err_conn(st, c->db, "reading energies", src);
     }
-    db_reset(s);
-    if (src != DB_DONE && src != DB_ROW)
-        return store_err_conn(st, c->db, "reading exits", src);
 
-    s = store_conn_stmt(c, STMT_CONTEXT_LIST);
-    db_bind_int64(s, 1, ver_id);
-    while ((src = db_step(s)) == DB_ROW &&
-           v->context_count < PROTO_MAX_TAGS) {
-        struct proto_tag *t = &v->context[v->context_count++];
+    if (lists & LISTS_EXITS) {
+        s = store_conn_stmt(c, STMT_EXIT_LIST);
+        db_bind_int64(s, 1, ver_id);
+        while ((src = db_step(s)) == DB_ROW &&
+               v->exit_count < PROTO_MAX_EXITS) {
+            struct proto_exit *e = &v->exits[v->exit_count++];
 
-        col_text(s, 0, t->key, sizeof(t->key));
-        col_text(s, 1, t->value, sizeof(t->value));
+            e->flops = db_column_double(s, 0);
+            e->accuracy = db_column_double(s, 1);
+        }
+        db_reset(s);
+        if (src != DB_DONE && src != DB_ROW)
+            return store_err_conn(st, c->db, "reading exits", src);
     }
-    db_reset(s);
-    if (src != DB_DONE && src != DB_ROW)
-        return store_err_conn(st, c->db, "reading context", src);
 
-    s = store_conn_stmt(c, STMT_ACCEL_LIST);
-    db_bind_int64(s, 1, ver_id);
-    while ((src = db_step(s)) == DB_ROW &&
-           v->accelerator_count < PROTO_MAX_ACCELERATORS)
-        col_text(s, 0, v->accelerators[v->accelerator_count++],
-                 PROTO_TOKEN_SIZE);
-    db_reset(s);
-    if (src != DB_DONE && src != DB_ROW)
-        return store_err_conn(st, c->db, "reading accelerators", src);
+    if (lists & LISTS_CONTEXT) {
+        s = store_conn_stmt(c, STMT_CONTEXT_LIST);
+        db_bind_int64(s, 1, ver_id);
+        while ((src = db_step(s)) == DB_ROW &&
+               v->context_count < PROTO_MAX_TAGS) {
+            struct proto_tag *t = &v->context[v->context_count++];
+
+            col_text(s, 0, t->key, sizeof(t->key));
+            col_text(s, 1, t->value, sizeof(t->value));
+        }
+        db_reset(s);
+        if (src != DB_DONE && src != DB_ROW)
+            return store_err_conn(st, c->db, "reading context", src);
+    }
+
+    if (lists & LISTS_ACCELERATORS) {
+        s = store_conn_stmt(c, STMT_ACCEL_LIST);
+        db_bind_int64(s, 1, ver_id);
+        while ((src = db_step(s)) == DB_ROW &&
+               v->accelerator_count < PROTO_MAX_ACCELERATORS)
+            col_text(s, 0, v->accelerators[v->accelerator_count++],
+                     PROTO_TOKEN_SIZE);
+        db_reset(s);
+        if (src != DB_DONE && src != DB_ROW)
+            return store_err_conn(st, c->db, "reading accelerators", src);
+    }
     return STORE_OK;
 }
 
@@ -818,7 +864,7 @@ enum store_status store_variant_versions(struct store *st,
         rc = store_err_conn(st, c->db, "listing versions", src);
     db_reset(s);
     for (size_t i = 0; rc == STORE_OK && i < count; i++)
-        rc = read_lists(st, c, ids[i], &list[i]);
+        rc = read_lists(st, c, ids[i], LISTS_ALL, &list[i]);
     if (rc == STORE_OK && count == 0)
         rc = STORE_NOT_FOUND;
 out:
@@ -884,14 +930,21 @@ static enum store_status read_deltas(struct store *st, struct store_conn *c,
     return rc;
 }
 
+/* The id and lists of a STMT_SNAP_VERSIONS row. */
+static struct version_ref version_ref_of(struct db_stmt *s)
+{
+    return (struct version_ref){db_column_int64(s, 0),
+                                (unsigned)db_column_int64(s, 16) & LISTS_ALL};
+}
+
 /* Appends an older version (row s) and its id. */
 static int older_push(struct store_snapshot *snap, struct db_stmt *s,
-                      int64_t **ids, size_t *cap)
+                      struct version_ref **ids, size_t *cap)
 {
     if (snap->older_count == *cap) {
         size_t ncap = *cap ? 2 * *cap : 8;
         struct proto_variant *v = realloc(snap->older, ncap * sizeof(*v));
-        int64_t *i;
+        struct version_ref *i;
 
         if (!v)
             return -1;
@@ -903,7 +956,7 @@ static int older_push(struct store_snapshot *snap, struct db_stmt *s,
         *cap = ncap;
     }
     read_version_row(s, snap->family.name, &snap->older[snap->older_count]);
-    (*ids)[snap->older_count++] = db_column_int64(s, 0);
+    (*ids)[snap->older_count++] = version_ref_of(s);
     return 0;
 }
 
@@ -913,7 +966,8 @@ static enum store_status read_versions(struct store *st,
                                        struct store_conn *c,
                                        int64_t family_id,
                                        struct store_snapshot *snap,
-                                       int64_t **ids, int64_t **older_ids)
+                                       struct version_ref **ids,
+                                       struct version_ref **older_ids)
 {
     size_t older_cap = 0;
     char group[PROTO_NAME_SIZE] = "";
@@ -952,7 +1006,7 @@ static enum store_status read_versions(struct store *st,
         v = &snap->variants[snap->variant_count];
         read_version_row(s, snap->family.name, v);
         snap->latest[snap->variant_count] = first;
-        (*ids)[snap->variant_count] = db_column_int64(s, 0);
+        (*ids)[snap->variant_count] = version_ref_of(s);
         snap->variant_count++;
         snap->paused_count += v->paused;
         /* A paused version is offered only to its holders: the one below
@@ -974,7 +1028,7 @@ static enum store_status read_snapshot(struct store *st, struct store_conn *c,
                                        struct snap_priv **out)
 {
     struct snap_priv *p = calloc(1, sizeof(*p));
-    int64_t *ids = NULL, *older_ids = NULL;
+    struct version_ref *ids = NULL, *older_ids = NULL;
     int64_t family_id = 0;
     size_t delta_cap = 0;
     bool deleted = false;
@@ -1007,11 +1061,13 @@ static enum store_status read_snapshot(struct store *st, struct store_conn *c,
     if (rc == STORE_OK)
         rc = read_versions(st, c, family_id, &p->pub, &ids, &older_ids);
     for (size_t i = 0; rc == STORE_OK && i < p->pub.variant_count; i++)
-        rc = read_lists(st, c, ids[i], &p->pub.variants[i]);
+        rc = read_lists(st, c, ids[i].id, ids[i].lists,
+                        &p->pub.variants[i]);
     for (size_t i = 0; rc == STORE_OK && i < p->pub.older_count; i++)
-        rc = read_lists(st, c, older_ids[i], &p->pub.older[i]);
+        rc = read_lists(st, c, older_ids[i].id, older_ids[i].lists,
+                        &p->pub.older[i]);
     for (size_t i = 0; rc == STORE_OK && i < p->pub.variant_count; i++)
-        rc = store_trust_measured(st, c, ids[i], &p->pub.variants[i]);
+        rc = store_trust_measured(st, c, ids[i].id, &p->pub.variants[i]);
     for (size_t i = 0; rc == STORE_OK && i < p->pub.variant_count; i++) {
         const char *hex = p->pub.variants[i].blob_hex;
         bool seen = false;

@@ -203,6 +203,12 @@ static const char *const migrations[] = {
      * catalog (10,000 families: ~6M instructions a lookup, under the
      * writer's mutex). */
     "CREATE INDEX versions_blob ON versions(blob_digest);",
+    /* 9: which of a version's lists (techniques, latencies, energies,
+     * exits, context, accelerators: bits 0-5) have rows, so that reading a
+     * snapshot skips the empty ones (six statements a version before: the
+     * most part of re-reading a family of 200 variants after a write).
+     * NULL for versions published before: every list is read. */
+    "ALTER TABLE versions ADD COLUMN lists INTEGER;",
 };
 
 /*
@@ -288,8 +294,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_VERSION_INSERT] =
         "INSERT INTO versions(variant_id, version, blob_digest, format, "
         "  params, flops, accuracy, memory_bytes, size_bytes, "
-        "  rollout_percent, created_s, weights_manifest) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) "
+        "  rollout_percent, created_s, weights_manifest, lists) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) "
         "RETURNING id",
     [STMT_TECH_INSERT] =
         "INSERT INTO version_techniques(version_id, pos, technique) "
@@ -343,7 +349,9 @@ static const char *const stmt_sql[STMT_COUNT] = {
         "  ver.flops, ver.accuracy, ver.memory_bytes, ver.rollout_percent, "
         "  ver.paused, ver.retired, ver.weights_manifest, "
         "  (SELECT bg_size FROM blobs b WHERE b.digest = ver.blob_digest "
-        "   AND b.bg_state = 'ready') "
+        "   AND b.bg_state = 'ready'), "
+        /* 16: which lists to read; all (LISTS_ALL) when not known */
+        "  coalesce(ver.lists, 63) "
         "FROM variants v JOIN versions ver ON ver.variant_id = v.id "
         "WHERE v.family_id = ?1 AND v.retired = 0 AND ver.retired = 0 "
         "ORDER BY v.name, ver.version DESC",
