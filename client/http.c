@@ -447,24 +447,6 @@ static double mono(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int pwrite_all(int fd, const void *data, size_t len, uint64_t off)
-{
-    const unsigned char *p = data;
-
-    while (len > 0) {
-        ssize_t n = pwrite(fd, p, len, (off_t)off);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-        off += (uint64_t)n;
-    }
-    return 0;
-}
-
 /*
  * A throughput sample of the body since the window started: every
  * rate_window_s while it flows; at the end (final) the rest, when it says
@@ -569,7 +551,7 @@ static size_t on_dl_body(char *data, size_t size, size_t nitems, void *ctx)
         x->too_long = true; /* more than announced: not the object */
         return 0;
     }
-    if (pwrite_all(d->fd, data, len, d->have + d->received) != 0) {
+    if (client_pwrite_all(d->fd, data, len, d->have + d->received) != 0) {
         x->local_error = true;
         return 0;
     }

@@ -192,6 +192,8 @@ double client_state_compute_now(const struct client_state *st,
 
 /* Writes all of data to fd, retrying on EINTR. 0, or -1 (errno set). */
 int client_write_all(int fd, const void *data, size_t len);
+/* The same at file offset off (pwrite: the file position stays). */
+int client_pwrite_all(int fd, const void *data, size_t len, uint64_t off);
 
 /* fsync of a directory; 0 or -1 with errno. */
 int client_dir_sync(const char *dir);

@@ -355,13 +355,15 @@ int client_dir_sync(const char *dir)
     return rc;
 }
 
-int
-client_write_all(int fd, const void *data, size_t len)
+/* Both write-alls: at off, or at the file position when at_pos. */
+static int
+write_loop(int fd, const void *data, size_t len, bool at_pos, uint64_t off)
 {
     const unsigned char *p = data;
 
     while (len > 0) {
-        ssize_t n = write(fd, p, len);
+        ssize_t n = at_pos ? write(fd, p, len)
+                           : pwrite(fd, p, len, (off_t)off);
 
         if (n < 0 && errno == EINTR)
             continue;
@@ -369,8 +371,21 @@ client_write_all(int fd, const void *data, size_t len)
             return -1;
         p += n;
         len -= (size_t)n;
+        off += (uint64_t)n;
     }
     return 0;
+}
+
+int
+client_write_all(int fd, const void *data, size_t len)
+{
+    return write_loop(fd, data, len, true, 0);
+}
+
+int
+client_pwrite_all(int fd, const void *data, size_t len, uint64_t off)
+{
+    return write_loop(fd, data, len, false, off);
 }
 
 int client_file_replace(const char *path, const void *data, size_t len)

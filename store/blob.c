@@ -359,15 +359,25 @@ static bool hex_ok(const char *hex)
     return hex && proto_hex_is_valid(hex, strnlen(hex, PROTO_HEX_SIZE));
 }
 
+/* The file of blob hex with suffix ("", ".zst", ".bg"), opened. */
+static enum store_status open_blob_file(struct store *st,
+                                        const char hex[PROTO_HEX_SIZE],
+                                        const char *suffix, int *out_fd,
+                                        uint64_t *out_size,
+                                        int64_t *out_mtime_s)
+{
+    char path[STORE_PATH_SIZE];
+
+    if (!hex_ok(hex) || store_path_blob(st, hex, suffix, path) != 0)
+        return STORE_NOT_FOUND;
+    return open_file(st, path, out_fd, out_size, out_mtime_s);
+}
+
 enum store_status store_blob_open(struct store *st,
                                   const char hex[PROTO_HEX_SIZE], int *out_fd,
                                   uint64_t *out_size, int64_t *out_mtime_s)
 {
-    char path[STORE_PATH_SIZE];
-
-    if (!hex_ok(hex) || store_path_blob(st, hex, "", path) != 0)
-        return STORE_NOT_FOUND;
-    return open_file(st, path, out_fd, out_size, out_mtime_s);
+    return open_blob_file(st, hex, "", out_fd, out_size, out_mtime_s);
 }
 
 enum store_status store_blob_zstd_open(struct store *st,
@@ -375,11 +385,7 @@ enum store_status store_blob_zstd_open(struct store *st,
                                        int *out_fd, uint64_t *out_size,
                                        int64_t *out_mtime_s)
 {
-    char path[STORE_PATH_SIZE];
-
-    if (!hex_ok(hex) || store_path_blob(st, hex, ".zst", path) != 0)
-        return STORE_NOT_FOUND;
-    return open_file(st, path, out_fd, out_size, out_mtime_s);
+    return open_blob_file(st, hex, ".zst", out_fd, out_size, out_mtime_s);
 }
 
 enum store_status store_blob_bg_open(struct store *st,
@@ -387,11 +393,7 @@ enum store_status store_blob_bg_open(struct store *st,
                                      int *out_fd, uint64_t *out_size,
                                      int64_t *out_mtime_s)
 {
-    char path[STORE_PATH_SIZE];
-
-    if (!hex_ok(hex) || store_path_blob(st, hex, ".bg", path) != 0)
-        return STORE_NOT_FOUND;
-    return open_file(st, path, out_fd, out_size, out_mtime_s);
+    return open_blob_file(st, hex, ".bg", out_fd, out_size, out_mtime_s);
 }
 
 enum store_status store_delta_open(struct store *st,

@@ -13,33 +13,19 @@
 CLI_WORK=$WORK/client
 mkdir -p "$CLI_WORK"
 CLI_SRV=""       # the daemon's base URL
-CLI_N=0          # numbering of fetch runs: $CLI_WORK/fetch.N.{out,err}
-FETCH_RC=""
-FETCH_OUT=""
 
 # fetch STATE [ARGS...]: one `modeld fetch` of family cli at $CLI_SRV (a
 # --server in ARGS wins); sets FETCH_RC, FETCH_OUT (stdout), FETCH_ERR.
 fetch() {
     local state=$1
     shift
-    CLI_N=$((CLI_N + 1))
-    FETCH_OUT=$CLI_WORK/fetch.$CLI_N.out
-    FETCH_ERR=$CLI_WORK/fetch.$CLI_N.err
-    timeout 120 "$MODELD" fetch --server "$CLI_SRV" --family cli \
-        --state "$state" --no-benchmark --set device.gflops=50 \
-        --backoff-ms 100 "$@" >"$FETCH_OUT" 2>"$FETCH_ERR"
-    FETCH_RC=$?
+    fetch_run "$CLI_WORK" --server "$CLI_SRV" --family cli --state "$state" \
+        --no-benchmark --set device.gflops=50 --backoff-ms 100 "$@"
 }
 
 # path_digest STATE: sha256:<hex> of the file STATE/path names ("none").
 path_digest() {
     if [ -e "$1/path" ]; then sha_of "$1/path"; else echo none; fi
-}
-
-# no_sanitizer NAME FILE: a client's stderr has no sanitizer report.
-no_sanitizer() {
-    check "$1: no sanitizer report" "" \
-        "$(grep -E 'runtime error|AddressSanitizer|LeakSanitizer' "$2" | head -n 3)"
 }
 
 publish() { # publish NAME FILE MEMORY ACCURACY [FAMILY]

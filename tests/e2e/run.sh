@@ -294,6 +294,61 @@ demo_data() {
     DEMO_MADE=yes
 }
 
+# ---- the UE client (cases_77-79) ------------------------------------------
+
+# fetch_run DIR ARGS...: one `modeld fetch ARGS` (at most 120 s), its stdout
+# and stderr in DIR/fetch.N.{out,err}; sets FETCH_RC, FETCH_OUT, FETCH_ERR.
+FETCH_N=0
+fetch_run() {
+    local dir=$1
+    shift
+    FETCH_N=$((FETCH_N + 1))
+    FETCH_OUT=$dir/fetch.$FETCH_N.out
+    FETCH_ERR=$dir/fetch.$FETCH_N.err
+    timeout 120 "$MODELD" fetch "$@" >"$FETCH_OUT" 2>"$FETCH_ERR"
+    FETCH_RC=$?
+}
+
+# no_sanitizer NAME FILE...: the clients' stderr holds no sanitizer report.
+no_sanitizer() {
+    local name=$1
+    shift
+    check "$name: no sanitizer report" "" \
+        "$(grep -hE 'runtime error|AddressSanitizer|LeakSanitizer' "$@" | head -n 3)"
+}
+
+# standin_start DIR: tests/e2e/client_standin.py answering from
+# DIR/ctl.json (made '{}') and logging to DIR/log; sets STANDIN_PID and
+# STANDIN_SRV, its base URL. Stop it with kill "$STANDIN_PID".
+standin_start() {
+    local dir=$1 i
+    rm -f "$dir/port"
+    : >"$dir/log"
+    printf '{}\n' >"$dir/ctl.json"
+    python3 "$E2E_DIR/client_standin.py" "$dir/port" "$dir/ctl.json" \
+        "$dir/log" 2>"$dir/standin.err" &
+    STANDIN_PID=$!
+    for ((i = 0; i < 200; i++)); do
+        [ -s "$dir/port" ] && break
+        sleep 0.05
+    done
+    STANDIN_SRV=http://127.0.0.1:$(cat "$dir/port" 2>/dev/null)
+}
+
+# standin_requests DIR PATH: how many requests for PATH the stand-in of DIR
+# logged.
+standin_requests() {
+    jq -s --arg p "$2" '[.[] | select(.path == $p)] | length' "$1/log"
+}
+
+# standin_decision FAMILY HEX SIZE [EXTRA_MODEL_MEMBERS [URL_QUERY]]: a
+# download decision for the stand-in's control file (variant m, version 1,
+# recheck_after_s 2).
+standin_decision() {
+    printf '{"action":"download","family":"%s","variant":"m","version":1,"model":{"digest":"sha256:%s","size_bytes":%s,"url":"/v1/blobs/sha256:%s%s"%s},"recheck_after_s":2}' \
+        "$1" "$2" "$3" "$2" "${5:-}" "${4:-}"
+}
+
 # ---- the run --------------------------------------------------------------
 
 TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')

@@ -21,6 +21,7 @@
 #include "proto/proto.h"
 #include "server/commands.h"
 #include "store/store.h"
+#include "tests/lib/fixture.h"
 
 #define SCALE "0.001"
 
@@ -60,16 +61,6 @@ static const char *const family_names[] = { "image-classification",
                                             "object-detection" };
 
 static int
-remove_entry(const char *path, const struct stat *sb, int flag,
-             struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static int
 run_demo(char *dir, char *token_file)
 {
     char *argv[] = { "demo", "--data", dir, "--scale", SCALE,
@@ -91,7 +82,7 @@ static void
 base_teardown(void)
 {
     if (base_dir[0])
-        nftw(base_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        fixture_dir_remove(base_dir);
 }
 
 static void
@@ -114,7 +105,7 @@ setup(void)
 static void
 teardown(void)
 {
-    nftw(data_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    fixture_dir_remove(data_dir);
 }
 
 static struct store *
@@ -138,24 +129,6 @@ find_latest(const struct store_snapshot *snap, const char *name)
     return NULL;
 }
 
-/* Reads a whole file descriptor (small test files), closes it. */
-static unsigned char *
-read_fd(int fd, uint64_t size)
-{
-    unsigned char *buf = malloc(size ? size : 1);
-    size_t got = 0;
-
-    ck_assert_ptr_nonnull(buf);
-    while (got < size) {
-        ssize_t n = read(fd, buf + got, size - got);
-
-        ck_assert_int_gt(n, 0);
-        got += (size_t)n;
-    }
-    close(fd);
-    return buf;
-}
-
 static unsigned char *
 read_blob(struct store *st, const char *hex, uint64_t *out_size)
 {
@@ -164,7 +137,7 @@ read_blob(struct store *st, const char *hex, uint64_t *out_size)
 
     ck_assert_int_eq(store_blob_open(st, hex, &fd, out_size, &mtime),
                      STORE_OK);
-    return read_fd(fd, *out_size);
+    return fixture_read_fd(fd, *out_size);
 }
 
 static int
@@ -356,7 +329,7 @@ START_TEST(test_cmd_demo_delta)
                                       &delta_size, &mtime),
                      STORE_OK);
     ck_assert_uint_eq(delta_size, d->size_bytes);
-    delta = read_fd(fd, delta_size);
+    delta = fixture_read_fd(fd, delta_size);
     h = proto_hasher_new();
     ck_assert_ptr_nonnull(h);
     ck_assert_int_eq(proto_delta_apply(old_bytes, old_size, delta, delta_size,

@@ -31,6 +31,7 @@
 #include "proto/proto.h"
 #include "store/internal.h"   /* the writer's mutex, for the reads tests */
 #include "store/store.h"
+#include "tests/lib/fixture.h"
 
 #define BLOB_FLOATS (256 * 1024)          /* 1 MiB of float32 */
 #define WAIT_MS 60000
@@ -39,15 +40,6 @@
 
 static char data_dir[64];
 static const char *catalog_url;   /* NULL: SQLite */
-
-static int remove_entry(const char *path, const struct stat *sb, int flag,
-                        struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 /* An empty catalog schema on the PostgreSQL server. */
 static void pg_reset(void)
@@ -67,8 +59,7 @@ static void pg_reset(void)
 
 static void dir_setup(void)
 {
-    snprintf(data_dir, sizeof(data_dir), "/tmp/check_store.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(data_dir));
+    fixture_dir_make(data_dir, sizeof(data_dir), "/tmp/check_store.XXXXXX");
     if (catalog_url)
         pg_reset();
 }
@@ -84,7 +75,7 @@ static void test_options(struct store_options *opt)
 
 static void dir_teardown(void)
 {
-    nftw(data_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    fixture_dir_remove(data_dir);
 }
 
 /* ---- helpers ------------------------------------------------------------- */
@@ -247,22 +238,6 @@ static unsigned char *random_bytes(size_t len, uint32_t seed)
     for (size_t i = 0; i < len; i++)
         b[i] = (unsigned char)(rng_next(&seed) >> 24);
     return b;
-}
-
-static unsigned char *read_fd(int fd, uint64_t size)
-{
-    unsigned char *buf = malloc(size ? size : 1);
-    size_t got = 0;
-
-    ck_assert_ptr_nonnull(buf);
-    while (got < size) {
-        ssize_t n = read(fd, buf + got, size - got);
-
-        ck_assert_int_gt(n, 0);
-        got += (size_t)n;
-    }
-    close(fd);
-    return buf;
 }
 
 struct membuf {
@@ -932,7 +907,7 @@ START_TEST(test_store_upload_dedup)
     ck_assert_uint_eq(count_files("tmp"), 0);
     ck_assert_int_eq(store_blob_open(st, hex, &fd, &size, &mtime), STORE_OK);
     ck_assert_uint_eq(size, 200000);
-    back = read_fd(fd, size);
+    back = fixture_read_fd(fd, size);
     ck_assert_mem_eq(back, data, 200000);
     free(back);
     free(data);
@@ -1201,7 +1176,7 @@ static void check_delta_applies(struct store *st, const char *from_hex,
     ck_assert_int_eq(
         store_delta_open(st, from_hex, to_hex, &fd, &size, &mtime),
         STORE_OK);
-    delta = read_fd(fd, size);
+    delta = fixture_read_fd(fd, size);
     out.data = malloc(len);
     ck_assert_ptr_nonnull(out.data);
     ck_assert_int_eq(proto_delta_apply(old, len, delta, size, membuf_sink,
@@ -1427,7 +1402,7 @@ START_TEST(test_store_worker_zstd_copy)
     ck_assert_int_eq(store_blob_zstd_open(st, ht, &fd, &size, &mtime),
                      STORE_OK);
     ck_assert_uint_lt(size, len / 10);
-    zst = read_fd(fd, size);
+    zst = fixture_read_fd(fd, size);
     plain = malloc(len);
     ck_assert_ptr_nonnull(plain);
     ck_assert_uint_eq(ZSTD_decompress(plain, len, zst, size), len);
@@ -1902,6 +1877,55 @@ START_TEST(test_store_snapshot_single_flight_unknown_family)
 }
 END_TEST
 
+/*
+ * A catalog of many families: every family's snapshot stays cached (the
+ * table grows, nothing is evicted), so selects going round all of them
+ * read each once per generation and never again: no thrashing.
+ */
+START_TEST(test_store_snapshot_cache_holds_many_families)
+{
+    enum { FAMILIES = 300 };
+    struct store *st = open_store(false);
+    struct store_stats before, after;
+    char hex[PROTO_HEX_SIZE], name[32];
+
+    upload_text(st, "shared", hex);
+    for (int i = 0; i < FAMILIES; i++) {
+        snprintf(name, sizeof(name), "family-%03d", i);
+        put_family(st, name);
+        publish(st, name, "model", hex, 100);
+    }
+    store_stats_get(st, &before);
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < FAMILIES; i++) {
+            const struct store_snapshot *snap = NULL;
+
+            snprintf(name, sizeof(name), "family-%03d", i);
+            ck_assert_int_eq(store_snapshot_get(st, name, &snap), STORE_OK);
+            ck_assert_str_eq(snap->family.name, name);
+            store_snapshot_release(snap);
+        }
+        store_stats_get(st, &after);
+        ck_assert_uint_eq(after.snapshot_builds - before.snapshot_builds,
+                          FAMILIES);
+    }
+    /* A write moves the generation: each is read once more. */
+    put_family(st, "family-new");
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < FAMILIES; i++) {
+            const struct store_snapshot *snap = NULL;
+
+            snprintf(name, sizeof(name), "family-%03d", i);
+            ck_assert_int_eq(store_snapshot_get(st, name, &snap), STORE_OK);
+            store_snapshot_release(snap);
+        }
+    store_stats_get(st, &after);
+    ck_assert_uint_eq(after.snapshot_builds - before.snapshot_builds,
+                      2 * FAMILIES);
+    store_close(st);
+}
+END_TEST
+
 /* ---- a snapshot's lists ----------------------------------------------------- */
 
 /* Variant metadata with the lists whose bits (1 techniques, 2 latencies,
@@ -2232,6 +2256,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_store_snapshot_single_flight);
     tcase_add_test(tc, test_store_snapshot_single_flight_unknown_family);
     tcase_add_test(tc, test_store_snapshot_reads_published_lists);
+    tcase_add_test(tc, test_store_snapshot_cache_holds_many_families);
     suite_add_tcase(s, tc);
 
     /* SQLite's plans (PostgreSQL plans by its statistics). */

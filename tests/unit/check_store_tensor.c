@@ -17,30 +17,21 @@
 
 #include "proto/tensor.h"
 #include "store/store.h"
+#include "tests/lib/fixture.h"
 #include "tests/lib/tensorgen.h"
 
 #define WAIT_MS 60000
 
 static char data_dir[64];
 
-static int remove_entry(const char *path, const struct stat *sb, int flag,
-                        struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void dir_setup(void)
 {
-    snprintf(data_dir, sizeof(data_dir), "/tmp/modeld-st-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(data_dir));
+    fixture_dir_make(data_dir, sizeof(data_dir), "/tmp/modeld-st-XXXXXX");
 }
 
 static void dir_teardown(void)
 {
-    nftw(data_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    fixture_dir_remove(data_dir);
 }
 
 static struct store *open_with(unsigned k, uint64_t max_bytes)
@@ -116,22 +107,6 @@ static int mem_sink(void *ctx, const void *data, size_t len)
     return 0;
 }
 
-static unsigned char *read_all(int fd, uint64_t size)
-{
-    unsigned char *p = malloc(size ? size : 1);
-    size_t got = 0;
-
-    ck_assert_ptr_nonnull(p);
-    while (got < size) {
-        ssize_t n = read(fd, p + got, size - got);
-
-        ck_assert_int_gt(n, 0);
-        got += (size_t)n;
-    }
-    close(fd);
-    return p;
-}
-
 /* Versions of a model, each a fine-tune (all values) of the previous. */
 static void versions(size_t count, struct tg_buf *out, struct tg_buf *json)
 {
@@ -185,7 +160,7 @@ START_TEST(test_store_worker_tensor_delta_and_bg)
                                              PROTO_DELTA_TENSOR, &fd, &size,
                                              &mtime),
                      STORE_OK);
-    coded = read_all(fd, size);
+    coded = fixture_read_fd(fd, size);
     ck_assert_int_eq(proto_tensor_apply(v[0].p, v[0].len, coded, size,
                                         mem_sink, &got),
                      PROTO_OK);
@@ -196,7 +171,7 @@ START_TEST(test_store_worker_tensor_delta_and_bg)
                      STORE_NOT_FOUND);
     ck_assert_int_eq(store_blob_bg_open(st, h[1], &fd, &size, &mtime),
                      STORE_OK);
-    coded = read_all(fd, size);
+    coded = fixture_read_fd(fd, size);
     got.len = 0;
     ck_assert_int_eq(proto_tensor_apply(NULL, 0, coded, size, mem_sink,
                                         &got),

@@ -302,6 +302,18 @@ static void deltas(const struct file *a, const struct file *b,
     proto_tensor_map_free(&mb);
 }
 
+/* What a test of a pair made: both deltas, both files, both models. */
+static void pair_free(struct coded *c, struct file *a, struct file *b,
+                      struct tg_model *base, struct tg_model *next)
+{
+    free(c->tensor.p);
+    free(c->patch.p);
+    file_free(a);
+    file_free(b);
+    tg_model_free(base);
+    tg_model_free(next);
+}
+
 START_TEST(test_proto_tensor_delta_roundtrip)
 {
     enum fmt f = (enum fmt)(_i % F_COUNT);
@@ -346,12 +358,7 @@ START_TEST(test_proto_tensor_delta_roundtrip)
         ck_assert_msg(c.tensor.len < c.patch.len / 5,
                       "format %d: tensor %zu, patch %zu", f, c.tensor.len,
                       c.patch.len);
-    free(c.tensor.p);
-    free(c.patch.p);
-    file_free(&a);
-    file_free(&b);
-    tg_model_free(&base);
-    tg_model_free(&next);
+    pair_free(&c, &a, &b, &base, &next);
 }
 END_TEST
 
@@ -642,12 +649,7 @@ START_TEST(test_proto_tensor_dec_bounded)
                   (unsigned long long)proto_tensor_dec_peak_bytes(d));
     proto_tensor_dec_free(d);
     free(res.p);
-    free(c.tensor.p);
-    free(c.patch.p);
-    file_free(&a);
-    file_free(&b);
-    tg_model_free(&base);
-    tg_model_free(&next);
+    pair_free(&c, &a, &b, &base, &next);
 }
 END_TEST
 
@@ -686,12 +688,7 @@ START_TEST(test_proto_tensor_delta_f16_finetune)
     proto_tensor_map_free(&map);
     free(bg.p);
     free(res.p);
-    free(c.tensor.p);
-    free(c.patch.p);
-    file_free(&a);
-    file_free(&b);
-    tg_model_free(&base);
-    tg_model_free(&next);
+    pair_free(&c, &a, &b, &base, &next);
 }
 END_TEST
 

@@ -25,30 +25,20 @@
 #include "server/decide.h"
 #include "store/db.h"      /* the receipt key, for the reference HMAC */
 #include "store/store.h"
+#include "tests/lib/fixture.h"
 
 static char data_dir[64];
-
-static int
-remove_entry(const char *path, const struct stat *sb, int flag,
-             struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static void
 dir_setup(void)
 {
-    snprintf(data_dir, sizeof(data_dir), "/tmp/check_trust.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(data_dir));
+    fixture_dir_make(data_dir, sizeof(data_dir), "/tmp/check_trust.XXXXXX");
 }
 
 static void
 dir_teardown(void)
 {
-    nftw(data_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    fixture_dir_remove(data_dir);
 }
 
 static struct store *
