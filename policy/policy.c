@@ -216,14 +216,15 @@ struct run {
      * weighed (run_weigh) */
     bool found;
     size_t best;
+    double best_cut;              /* below_cut of the best */
     /* screened selects without a memory history: a feasible, startable
      * entry is kept pending, its screen in pend[] at its index among the
-     * candidates (whose slot holds nothing until then) and its bit set,
-     * and worked out in full only when it may be chosen or listed
+     * candidates (whose slot holds nothing until then) and pending[] 1
+     * there, and worked out in full only when it may be chosen or listed
      * (pending_finish) */
     bool lazy;
     size_t pending_count;
-    uint64_t pending[BRIEF_MAX / 64];
+    uint8_t *pending;             /* per kept entry */
     struct pend *pend;
 };
 
@@ -1382,6 +1383,22 @@ needs_value(const struct run *k, const struct proto_candidate *e)
 }
 
 /*
+ * The value under which an entry ranks after x by rank_cmp's first test
+ * (values further apart than both near-tie windows), whatever else it
+ * holds: an entry whose value's bound is under it is neither chosen over
+ * x nor listed before it. A value v under it is more than tie_window
+ * below x, and x - v = g > 3e-9 (1 + 2|x|) with |v| <= |x| + g gives
+ * g > 2e-9 max(1, |v|, |x|), twice differs()'s tolerance: the margins are
+ * far above the rounding of these sums.
+ */
+static double
+below_cut(const struct run *k, const struct proto_candidate *x)
+{
+    return x->value - k->tie_window -
+           3 * REL_EPS * (1.0 + 2 * fabs(x->value));
+}
+
+/*
  * Works out entry i's value and keeps the best eligible entry so far
  * (entries in input order, each against the best before it: what a
  * separate walk over the ranking would pick, without walking the array
@@ -1398,6 +1415,7 @@ run_pick(struct run *k, struct proto_candidate *cands, size_t i)
          rank_cmp(k, &cands[i], &cands[k->best], k->degraded, &crit) < 0)) {
         k->best = i;
         k->found = true;
+        k->best_cut = below_cut(k, &cands[i]);
     }
 }
 
@@ -1643,7 +1661,7 @@ screen_entry(const struct run *k, size_t index, const struct screened *s,
 static inline __attribute__((always_inline)) bool
 is_pending(const struct run *k, size_t i)
 {
-    return k->pending_count > 0 && (k->pending[i / 64] >> (i % 64) & 1);
+    return k->pending_count > 0 && k->pending[i];
 }
 
 /*
@@ -1668,24 +1686,6 @@ pending_bound(const struct run *k, struct pend *p)
     return k->u_cur * p->ready_s + p->gain - p->cost;
 }
 
-/*
- * Whether an entry worth at most bound ranks after x by rank_cmp's first
- * test (values further apart than both near-tie windows), which any
- * lower value passes too: then it is not chosen over x nor listed before
- * it. Twice differs()'s tolerance, so that rounding of a lower value's
- * tolerance cannot decide otherwise.
- */
-static inline __attribute__((always_inline)) bool
-bound_below(const struct run *k, double bound,
-            const struct proto_candidate *x)
-{
-    double gap = x->value - bound;
-
-    /* 1 + |bound| + |value| is at least max3()'s */
-    return gap > k->tie_window &&
-           gap > 2 * REL_EPS * (1.0 + fabs(bound) + fabs(x->value));
-}
-
 /* Works out pending entry i in full into cands[i] (screen_entry from its
  * screen, utility, value), as a kept screened entry is worked out. */
 static void
@@ -1707,7 +1707,7 @@ pending_finish(struct run *k, struct proto_candidate *cands, size_t i)
     screen_entry(k, p->variant, &sc, &cands[i]);
     utility_compute(k, &cands[i]);
     value_compute(k, &cands[i]);
-    k->pending[i / 64] &= ~((uint64_t)1 << (i % 64));
+    k->pending[i] = 0;
     k->pending_count--;
 }
 
@@ -1719,7 +1719,7 @@ pending_weigh(struct run *k, struct proto_candidate *cands, size_t i)
 {
     double bound = pending_bound(k, &k->pend[i]);
 
-    if (k->found && bound_below(k, bound, &cands[k->best])) {
+    if (k->found && bound < k->best_cut) {
         k->pend[i].bound = bound;
         return;
     }
@@ -1883,7 +1883,7 @@ screen_walk(struct run *k, const struct screen_ctx *ctx,
                 p->energy_mj = sc.energy_mj;
                 p->variant = (uint16_t)i;
                 p->has_energy_mj = sc.has_energy_mj;
-                k->pending[w.m / 64] |= (uint64_t)1 << (w.m % 64);
+                k->pending[w.m] = 1;
                 k->pending_count++;
             } else {
                 screen_entry(k, i, &sc, &cands[w.m]);
@@ -1917,6 +1917,8 @@ run_evaluate(struct run *k, struct proto_candidate *cands,
 
     screen_init(k, &ctx);
     k->lazy = briefs && k->pend && k->r->memory_history_count == 0;
+    if (k->lazy)
+        memset(k->pending, 0, k->in->variant_count);
     if (!briefs) {
         for (size_t i = 0; i < k->in->variant_count; i++)
             if (offered_at(k, i, &w.name_done))
@@ -1948,12 +1950,13 @@ run_evaluate(struct run *k, struct proto_candidate *cands,
             k->u_cur = effective_utility(k, &cands[k->cur]);
         }
         for (size_t i = 0; i < m; i++) {
-            if (cands[i].partial)
-                continue;
+            /* first: a pending entry's slot holds nothing yet */
             if (is_pending(k, i)) {
                 pending_weigh(k, cands, i);
                 continue;
             }
+            if (cands[i].partial)
+                continue;
             utility_compute(k, &cands[i]);
             if (needs_value(k, &cands[i]))
                 run_weigh(k, cands, i);
@@ -2554,6 +2557,7 @@ kept_top(struct run *k, struct proto_candidate *cands, size_t m,
 {
     enum criterion crit;
     size_t count = 0;
+    double cut = -INFINITY;       /* below_cut of at[n - 1] when full */
 
     for (size_t i = 0; i < m; i++) {
         const struct proto_candidate *e;
@@ -2568,8 +2572,7 @@ kept_top(struct run *k, struct proto_candidate *cands, size_t m,
         }
         /* pending: feasible and startable, worth at most its bound */
         if (is_pending(k, c)) {
-            if (count == n &&
-                bound_below(k, k->pend[c].bound, &cands[at[n - 1]]))
+            if (k->pend[c].bound < cut)
                 continue;
             pending_finish(k, cands, c);
         }
@@ -2588,6 +2591,8 @@ kept_top(struct run *k, struct proto_candidate *cands, size_t m,
         at[pos] = c;
         if (count < n)
             count++;
+        if (count == n)
+            cut = below_cut(k, &cands[at[n - 1]]);
     }
     return count;
 }
@@ -2665,7 +2670,7 @@ none_reasons(const struct run *k, const struct proto_candidate *cands,
 static enum policy_status
 select_run(const struct policy_config *cfg, const struct policy_input *in,
            const struct proto_report *report, struct proto_decision *out,
-           struct brief *briefs, struct pend *pend)
+           struct brief *briefs, struct pend *pend, uint8_t *pending)
 {
     struct proto_candidate *cands;
     struct proto_reasons *cand_reasons;
@@ -2692,6 +2697,7 @@ select_run(const struct policy_config *cfg, const struct policy_input *in,
 
     run_init(&k, cfg, in, report);
     k.pend = pend;
+    k.pending = pending;
     out->horizon_s = k.horizon_s;
     out->throughput_bps = k.bps;
     m = run_evaluate(&k, cands, briefs, &offered, counts);
@@ -2801,8 +2807,9 @@ select_screened(const struct policy_config *cfg,
 {
     struct brief briefs[BRIEF_MAX];
     struct pend pend[BRIEF_MAX];
+    uint8_t pending[BRIEF_MAX];
 
-    return select_run(cfg, in, report, out, briefs, pend);
+    return select_run(cfg, in, report, out, briefs, pend, pending);
 }
 
 /*
@@ -2818,7 +2825,7 @@ policy_select(const struct policy_config *cfg, const struct policy_input *in,
         cfg->runner_ups <= TOP_MAX && in->variant_count <= BRIEF_MAX &&
         in->variant_count > (size_t)cfg->runner_ups + 1)
         return select_screened(cfg, in, report, out);
-    return select_run(cfg, in, report, out, NULL, NULL);
+    return select_run(cfg, in, report, out, NULL, NULL, NULL);
 }
 
 enum policy_status
@@ -2827,7 +2834,7 @@ policy_select_full(const struct policy_config *cfg,
                    const struct proto_report *report,
                    struct proto_decision *out)
 {
-    return select_run(cfg, in, report, out, NULL, NULL);
+    return select_run(cfg, in, report, out, NULL, NULL, NULL);
 }
 
 /* ---- for the replay simulator ------------------------------------------- */

@@ -2391,6 +2391,9 @@ screen_check(const struct policy_config *cfg, const struct policy_input *in,
     static struct proto_reasons rsc[SCREEN_MAX], rf[SCREEN_MAX];
     struct proto_decision ds, df;
 
+    /* the candidates are working storage: what an earlier select left
+     * there (here: every byte set) must not matter */
+    memset(cs, 0xff, sizeof(cs));
     memset(&ds, 0, sizeof(ds));
     ds.candidates = cs;
     ds.candidate_reasons = rsc;
