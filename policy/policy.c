@@ -212,18 +212,25 @@ struct run {
     double throttle_s;
     double throttle_fit;
     bool throttle_kept;           /* current kept through a slowdown */
+    /* balanced below the low battery level only while charging: current
+     * kept, as saver would move back to it (charge_keep); saver's
+     * scores of current and of the move, per second */
+    bool charge_kept;
+    double charge_u_cur;
+    double charge_u_pick;
     /* the best entry eligible in the mode (degraded), as the entries are
      * weighed (run_weigh) */
     bool found;
     size_t best;
+    double best_cut;              /* below_cut of the best */
     /* screened selects without a memory history: a feasible, startable
      * entry is kept pending, its screen in pend[] at its index among the
-     * candidates (whose slot holds nothing until then) and its bit set,
-     * and worked out in full only when it may be chosen or listed
+     * candidates (whose slot holds nothing until then) and pending[] 1
+     * there, and worked out in full only when it may be chosen or listed
      * (pending_finish) */
     bool lazy;
     size_t pending_count;
-    uint64_t pending[BRIEF_MAX / 64];
+    uint8_t *pending;             /* per kept entry */
     struct pend *pend;
 };
 
@@ -1382,6 +1389,22 @@ needs_value(const struct run *k, const struct proto_candidate *e)
 }
 
 /*
+ * The value under which an entry ranks after x by rank_cmp's first test
+ * (values further apart than both near-tie windows), whatever else it
+ * holds: an entry whose value's bound is under it is neither chosen over
+ * x nor listed before it. A value v under it is more than tie_window
+ * below x, and x - v = g > 3e-9 (1 + 2|x|) with |v| <= |x| + g gives
+ * g > 2e-9 max(1, |v|, |x|), twice differs()'s tolerance: the margins are
+ * far above the rounding of these sums.
+ */
+static double
+below_cut(const struct run *k, const struct proto_candidate *x)
+{
+    return x->value - k->tie_window -
+           3 * REL_EPS * (1.0 + 2 * fabs(x->value));
+}
+
+/*
  * Works out entry i's value and keeps the best eligible entry so far
  * (entries in input order, each against the best before it: what a
  * separate walk over the ranking would pick, without walking the array
@@ -1398,6 +1421,7 @@ run_pick(struct run *k, struct proto_candidate *cands, size_t i)
          rank_cmp(k, &cands[i], &cands[k->best], k->degraded, &crit) < 0)) {
         k->best = i;
         k->found = true;
+        k->best_cut = below_cut(k, &cands[i]);
     }
 }
 
@@ -1643,7 +1667,7 @@ screen_entry(const struct run *k, size_t index, const struct screened *s,
 static inline __attribute__((always_inline)) bool
 is_pending(const struct run *k, size_t i)
 {
-    return k->pending_count > 0 && (k->pending[i / 64] >> (i % 64) & 1);
+    return k->pending_count > 0 && k->pending[i];
 }
 
 /*
@@ -1668,24 +1692,6 @@ pending_bound(const struct run *k, struct pend *p)
     return k->u_cur * p->ready_s + p->gain - p->cost;
 }
 
-/*
- * Whether an entry worth at most bound ranks after x by rank_cmp's first
- * test (values further apart than both near-tie windows), which any
- * lower value passes too: then it is not chosen over x nor listed before
- * it. Twice differs()'s tolerance, so that rounding of a lower value's
- * tolerance cannot decide otherwise.
- */
-static inline __attribute__((always_inline)) bool
-bound_below(const struct run *k, double bound,
-            const struct proto_candidate *x)
-{
-    double gap = x->value - bound;
-
-    /* 1 + |bound| + |value| is at least max3()'s */
-    return gap > k->tie_window &&
-           gap > 2 * REL_EPS * (1.0 + fabs(bound) + fabs(x->value));
-}
-
 /* Works out pending entry i in full into cands[i] (screen_entry from its
  * screen, utility, value), as a kept screened entry is worked out. */
 static void
@@ -1707,7 +1713,7 @@ pending_finish(struct run *k, struct proto_candidate *cands, size_t i)
     screen_entry(k, p->variant, &sc, &cands[i]);
     utility_compute(k, &cands[i]);
     value_compute(k, &cands[i]);
-    k->pending[i / 64] &= ~((uint64_t)1 << (i % 64));
+    k->pending[i] = 0;
     k->pending_count--;
 }
 
@@ -1719,7 +1725,7 @@ pending_weigh(struct run *k, struct proto_candidate *cands, size_t i)
 {
     double bound = pending_bound(k, &k->pend[i]);
 
-    if (k->found && bound_below(k, bound, &cands[k->best])) {
+    if (k->found && bound < k->best_cut) {
         k->pend[i].bound = bound;
         return;
     }
@@ -1883,7 +1889,7 @@ screen_walk(struct run *k, const struct screen_ctx *ctx,
                 p->energy_mj = sc.energy_mj;
                 p->variant = (uint16_t)i;
                 p->has_energy_mj = sc.has_energy_mj;
-                k->pending[w.m / 64] |= (uint64_t)1 << (w.m % 64);
+                k->pending[w.m] = 1;
                 k->pending_count++;
             } else {
                 screen_entry(k, i, &sc, &cands[w.m]);
@@ -1917,6 +1923,8 @@ run_evaluate(struct run *k, struct proto_candidate *cands,
 
     screen_init(k, &ctx);
     k->lazy = briefs && k->pend && k->r->memory_history_count == 0;
+    if (k->lazy)
+        memset(k->pending, 0, k->in->variant_count);
     if (!briefs) {
         for (size_t i = 0; i < k->in->variant_count; i++)
             if (offered_at(k, i, &w.name_done))
@@ -1948,12 +1956,13 @@ run_evaluate(struct run *k, struct proto_candidate *cands,
             k->u_cur = effective_utility(k, &cands[k->cur]);
         }
         for (size_t i = 0; i < m; i++) {
-            if (cands[i].partial)
-                continue;
+            /* first: a pending entry's slot holds nothing yet */
             if (is_pending(k, i)) {
                 pending_weigh(k, cands, i);
                 continue;
             }
+            if (cands[i].partial)
+                continue;
             utility_compute(k, &cands[i]);
             if (needs_value(k, &cands[i]))
                 run_weigh(k, cands, i);
@@ -2111,6 +2120,66 @@ throttle_keep(struct run *k, const struct proto_candidate *cands,
                pick->cost + again;
 }
 
+/* utility_of's score of e under other weights (charge_keep: saver's). */
+static double
+score_with(const struct run *k, const struct proto_candidate *e,
+           const struct policy_weights *w)
+{
+    double lat = fmin(1, share(e->est.latency_ms, k->lat_den));
+    double energy = k->energy_known
+                        ? fmin(1, share(e->est.energy_mj, k->energy_den))
+                        : lat;
+    double u = w->accuracy * e->accuracy + w->latency * (1 - lat) +
+               w->energy * (1 - energy) + (e->ctx ? CONTEXT_SCORE_BONUS : 0);
+
+    return u > 0 ? u : 0;
+}
+
+/*
+ * The battery rule: balanced acts as saver below policy_low_battery_percent
+ * unless charging. Below that level a charging UE is balanced only until
+ * it is unplugged, and then saver again at once (above it, it stays
+ * balanced until the battery drains back down: a long way off). How long
+ * it stays plugged in, nothing in a report says. A move away from a held
+ * current that saver, holding the move's pick, would undo (moving back to
+ * current pays under saver's weights and transfer cost, beyond the
+ * hysteresis) lasts only as long as the charger: two transfers for a gain
+ * of unknown length, credited no time. current is kept while the bytes
+ * cost anything; once the battery has charged past the level, the move is
+ * weighed as every move is. (Without this rule a UE whose charger comes
+ * and goes at low battery flaps between the two preferences' picks, each
+ * move paying over a horizon the charger does not last.)
+ */
+static bool
+charge_keep(struct run *k, const struct proto_candidate *cands,
+            const struct proto_candidate *pick)
+{
+    const struct proto_report *r = k->r;
+    const struct proto_candidate *c = &cands[k->cur];
+    double back_cost, back_s, disc_c, disc_p;
+
+    if (r->preference != PROTO_PREFER_BALANCED || !r->has_battery_percent ||
+        !r->charging || !(r->battery_percent < k->cfg->low_battery_percent) ||
+        !k->has_cur || pick == c || pick->is_fetching ||
+        !eligible(k, c, k->degraded))
+        return false;
+    disc_c = k->degraded ? 1 + c->violation : 1;
+    disc_p = k->degraded ? 1 + pick->violation : 1;
+    k->charge_u_cur = score_with(k, c, &k->cfg->saver) / disc_c;
+    k->charge_u_pick = score_with(k, pick, &k->cfg->saver) / disc_p;
+    back_cost = (double)var_of(k, c)->size_bytes *
+                k->cfg->transfer_cost_per_mb * k->cfg->saver.transfer *
+                (k->busy_network ? k->cfg->transfer_boost : 1) / 1e6;
+    back_s = ready_time(k, var_of(k, c)->size_bytes);
+    /* no time is credited to the excursion: it never pays for bytes
+     * (with free bytes, the instant rule, it costs nothing) */
+    return pick->cost + back_cost > 0 &&
+           (k->charge_u_cur - k->charge_u_pick) *
+                       fmax(0, k->horizon_s - back_s) -
+                   back_cost >
+               k->margin;
+}
+
 static void
 exit_reason(const struct run *k, const struct proto_candidate *c,
             struct proto_reasons *rs)
@@ -2145,6 +2214,13 @@ chosen_reasons(const struct run *k, const struct proto_candidate *c,
                    k->r->gflops, k->gflops_ref, k->throttle_s,
                    var_of(k, best)->name, best->cost,
                    (double)var_of(k, c)->size_bytes * k->cost_per_byte);
+    } else if (k->charge_kept) {
+        reason_add(rs,
+                   "keep: battery %g%% and charging, saver again when "
+                   "unplugged; saver would move back: %s scores %.3g, "
+                   "%s %.3g",
+                   k->r->battery_percent, var_of(k, c)->name,
+                   k->charge_u_cur, var_of(k, best)->name, k->charge_u_pick);
     } else if (c->is_current && !c->hard_ok) {
         reason_add(rs,
                    "keep: needs %" PRIu64 " bytes, %" PRIu64 " free; its "
@@ -2554,6 +2630,7 @@ kept_top(struct run *k, struct proto_candidate *cands, size_t m,
 {
     enum criterion crit;
     size_t count = 0;
+    double cut = -INFINITY;       /* below_cut of at[n - 1] when full */
 
     for (size_t i = 0; i < m; i++) {
         const struct proto_candidate *e;
@@ -2568,8 +2645,7 @@ kept_top(struct run *k, struct proto_candidate *cands, size_t m,
         }
         /* pending: feasible and startable, worth at most its bound */
         if (is_pending(k, c)) {
-            if (count == n &&
-                bound_below(k, k->pend[c].bound, &cands[at[n - 1]]))
+            if (k->pend[c].bound < cut)
                 continue;
             pending_finish(k, cands, c);
         }
@@ -2588,6 +2664,8 @@ kept_top(struct run *k, struct proto_candidate *cands, size_t m,
         at[pos] = c;
         if (count < n)
             count++;
+        if (count == n)
+            cut = below_cut(k, &cands[at[n - 1]]);
     }
     return count;
 }
@@ -2665,7 +2743,7 @@ none_reasons(const struct run *k, const struct proto_candidate *cands,
 static enum policy_status
 select_run(const struct policy_config *cfg, const struct policy_input *in,
            const struct proto_report *report, struct proto_decision *out,
-           struct brief *briefs, struct pend *pend)
+           struct brief *briefs, struct pend *pend, uint8_t *pending)
 {
     struct proto_candidate *cands;
     struct proto_reasons *cand_reasons;
@@ -2692,6 +2770,7 @@ select_run(const struct policy_config *cfg, const struct policy_input *in,
 
     run_init(&k, cfg, in, report);
     k.pend = pend;
+    k.pending = pending;
     out->horizon_s = k.horizon_s;
     out->throughput_bps = k.bps;
     m = run_evaluate(&k, cands, briefs, &offered, counts);
@@ -2734,6 +2813,10 @@ select_run(const struct policy_config *cfg, const struct policy_input *in,
     if (throttled) {
         pick = k.cur;
         k.throttle_kept = true;
+    }
+    if (!riding && !throttled && charge_keep(&k, cands, &cands[pick])) {
+        pick = k.cur;
+        k.charge_kept = true;
     }
 
     chosen = cands[pick];
@@ -2801,8 +2884,9 @@ select_screened(const struct policy_config *cfg,
 {
     struct brief briefs[BRIEF_MAX];
     struct pend pend[BRIEF_MAX];
+    uint8_t pending[BRIEF_MAX];
 
-    return select_run(cfg, in, report, out, briefs, pend);
+    return select_run(cfg, in, report, out, briefs, pend, pending);
 }
 
 /*
@@ -2818,7 +2902,7 @@ policy_select(const struct policy_config *cfg, const struct policy_input *in,
         cfg->runner_ups <= TOP_MAX && in->variant_count <= BRIEF_MAX &&
         in->variant_count > (size_t)cfg->runner_ups + 1)
         return select_screened(cfg, in, report, out);
-    return select_run(cfg, in, report, out, NULL, NULL);
+    return select_run(cfg, in, report, out, NULL, NULL, NULL);
 }
 
 enum policy_status
@@ -2827,7 +2911,7 @@ policy_select_full(const struct policy_config *cfg,
                    const struct proto_report *report,
                    struct proto_decision *out)
 {
-    return select_run(cfg, in, report, out, NULL, NULL);
+    return select_run(cfg, in, report, out, NULL, NULL, NULL);
 }
 
 /* ---- for the replay simulator ------------------------------------------- */

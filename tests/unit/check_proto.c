@@ -77,6 +77,7 @@ static const struct code_case {
      "Insufficient storage"},
     {PROTO_ERR_HEADERS_TOO_LARGE, 431, "headers-too-large",
      "Request header fields too large"},
+    {PROTO_ERR_RETIRED_20, 408, "retired-20", "Retired"},
     {PROTO_ERR_RETIRED_22, 411, "retired-22", "Retired"},
 };
 

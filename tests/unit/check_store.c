@@ -1877,6 +1877,55 @@ START_TEST(test_store_snapshot_single_flight_unknown_family)
 }
 END_TEST
 
+/*
+ * A catalog of many families: every family's snapshot stays cached (the
+ * table grows, nothing is evicted), so selects going round all of them
+ * read each once per generation and never again: no thrashing.
+ */
+START_TEST(test_store_snapshot_cache_holds_many_families)
+{
+    enum { FAMILIES = 300 };
+    struct store *st = open_store(false);
+    struct store_stats before, after;
+    char hex[PROTO_HEX_SIZE], name[32];
+
+    upload_text(st, "shared", hex);
+    for (int i = 0; i < FAMILIES; i++) {
+        snprintf(name, sizeof(name), "family-%03d", i);
+        put_family(st, name);
+        publish(st, name, "model", hex, 100);
+    }
+    store_stats_get(st, &before);
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < FAMILIES; i++) {
+            const struct store_snapshot *snap = NULL;
+
+            snprintf(name, sizeof(name), "family-%03d", i);
+            ck_assert_int_eq(store_snapshot_get(st, name, &snap), STORE_OK);
+            ck_assert_str_eq(snap->family.name, name);
+            store_snapshot_release(snap);
+        }
+        store_stats_get(st, &after);
+        ck_assert_uint_eq(after.snapshot_builds - before.snapshot_builds,
+                          FAMILIES);
+    }
+    /* A write moves the generation: each is read once more. */
+    put_family(st, "family-new");
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < FAMILIES; i++) {
+            const struct store_snapshot *snap = NULL;
+
+            snprintf(name, sizeof(name), "family-%03d", i);
+            ck_assert_int_eq(store_snapshot_get(st, name, &snap), STORE_OK);
+            store_snapshot_release(snap);
+        }
+    store_stats_get(st, &after);
+    ck_assert_uint_eq(after.snapshot_builds - before.snapshot_builds,
+                      2 * FAMILIES);
+    store_close(st);
+}
+END_TEST
+
 /* ---- a snapshot's lists ----------------------------------------------------- */
 
 /* Variant metadata with the lists whose bits (1 techniques, 2 latencies,
@@ -2207,6 +2256,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_store_snapshot_single_flight);
     tcase_add_test(tc, test_store_snapshot_single_flight_unknown_family);
     tcase_add_test(tc, test_store_snapshot_reads_published_lists);
+    tcase_add_test(tc, test_store_snapshot_cache_holds_many_families);
     suite_add_tcase(s, tc);
 
     /* SQLite's plans (PostgreSQL plans by its statistics). */
