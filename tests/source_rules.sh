@@ -3,6 +3,9 @@
 # checked by `make check`: tests/source_rules.sh [RESULTS_FILE]
 #  - one FNV-1a: its prime and offset basis are written only in
 #    proto/types.h (a copy elsewhere once lost a digit of the basis);
+#  - one mmap-a-file and one fsync-a-directory helper (store/fileio.c)
+#    for the daemon and its commands; the UE library (client/, which links
+#    proto/ only, not store/) keeps its own in client/;
 #  - every error code of proto/errors.def that is not RETIRED_<n> is
 #    produced somewhere (PROTO_ERR_<NAME> used outside the table): a code
 #    no answer carries is retired, not left documented.
@@ -22,6 +25,12 @@ copies=$(grep -rnE --include='*.c' --include='*.h' \
     '1099511628211|0x0*100000001b3|1469598103934665603|cbf29ce484222325' \
     $SRC_DIRS | grep -v '^proto/types\.h:')
 check "one FNV-1a: its constants only in proto/types.h" "" "$copies"
+
+# ---- one mmap-a-file, one fsync-a-directory ------------------------------
+copies=$(grep -rnE --include='*.c' '[^_]mmap\(|O_DIRECTORY' \
+    server proto store policy tools | grep -v '^store/fileio\.c:')
+check "one mmap/fsync-dir helper: only store/fileio.c maps or opens a directory" \
+    "" "$copies"
 
 # ---- every live error code is produced ------------------------------------
 while IFS= read -r name; do
