@@ -17,13 +17,13 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/tests/lib/check.sh"
 cd "$ROOT" || exit 1
 
-SRC_DIRS="server proto store policy client tools"
+SRC_DIRS=(server proto store policy client tools)
 
 # ---- one FNV-1a -----------------------------------------------------------
 # The prime (decimal or hex) and the offset basis, also with its lost digit.
 copies=$(grep -rnE --include='*.c' --include='*.h' \
     '1099511628211|0x0*100000001b3|1469598103934665603|cbf29ce484222325' \
-    $SRC_DIRS | grep -v '^proto/types\.h:')
+    "${SRC_DIRS[@]}" | grep -v '^proto/types\.h:')
 check "one FNV-1a: its constants only in proto/types.h" "" "$copies"
 
 # ---- one mmap-a-file, one fsync-a-directory ------------------------------
@@ -36,7 +36,7 @@ check "one mmap/fsync-dir helper: only store/fileio.c maps or opens a directory"
 while IFS= read -r name; do
     case $name in RETIRED_*) continue ;; esac
     users=$(grep -rlw --include='*.c' --include='*.h' "PROTO_ERR_$name" \
-        $SRC_DIRS | grep -v '^proto/errors\.def$' | head -n 1)
+        "${SRC_DIRS[@]}" | grep -v '^proto/errors\.def$' | head -n 1)
     if [ -n "$users" ]; then
         pass "errors.def: $name is produced ($users)"
     else
