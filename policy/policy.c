@@ -57,7 +57,7 @@
  * in full. */
 #define BRIEF_MAX 512
 /* Relative tolerance of limits and ties, against floating-point noise. */
-#define REL_EPS 1e-9
+#define REL_EPS POLICY_REL_EPS
 
 #define ROLLOUT_SEPARATOR 0x1f
 
@@ -1475,7 +1475,62 @@ struct screen_ctx {
     double power_mw;
     double nominal_bps;
     double rtt_s;
+    /* the table's columns (screen_cols); fast: false when the report's
+     * class has no slot or every variant is a delta from current; plain:
+     * fast, every version offered, every version's requirements have an
+     * index, and none is current or in flight */
+    bool fast;
+    bool plain;
+    const uint8_t *col_req;
+    const uint64_t *col_memory;
+    const uint64_t *col_size;
+    const double *col_flops;
+    const double *col_accuracy;
+    const double *col_accuracy_over;
+    const double *col_bits;
+    const uint32_t *col_blob;
+    const uint8_t *col_flags;     /* of the report's class's slot */
+    const double *col_latency;    /* ... */
+    const double *col_energy;
+    double gflops_1e9;            /* flops_latency_ms's divisor */
 };
+
+/* The columns of the report's device class (struct screen_ctx). */
+static void
+screen_columns(const struct run *k, struct screen_ctx *c)
+{
+    const struct policy_table *t = k->t;
+    size_t n, slot;
+
+    c->fast = false;
+    c->plain = false;
+    if (!t)
+        return;
+    n = t->variant_count;
+    slot = t->class_slots;        /* no class: no variant has values */
+    for (size_t s = 0; k->device_class != POLICY_ID_NONE &&
+                       s < t->class_slots; s++)
+        if (t->class_ids[s] == k->device_class)
+            slot = s;
+    /* a class without a slot may have values */
+    c->fast = !c->slow && (slot < t->class_slots ||
+                           k->device_class == POLICY_ID_NONE ||
+                           !t->class_overflow);
+    c->plain = c->fast && t->all_offered && t->req_all && !c->special;
+    c->col_req = t->col_req;
+    c->col_memory = t->col_memory;
+    c->col_size = t->col_size;
+    c->col_flops = t->col_flops;
+    c->col_accuracy = t->col_accuracy;
+    c->col_accuracy_over = t->col_accuracy_over;
+    c->col_bits = t->col_bits;
+    c->col_blob = t->col_blob;
+    c->col_flags = t->col_flags + slot * n;
+    /* the flags of the no-class column never send the walk there */
+    c->col_latency = t->col_latency + (slot < t->class_slots ? slot * n : 0);
+    c->col_energy = t->col_energy + (slot < t->class_slots ? slot * n : 0);
+    c->gflops_1e9 = c->gflops * 1e9;
+}
 
 static void
 screen_init(const struct run *k, struct screen_ctx *c)
@@ -1507,6 +1562,7 @@ screen_init(const struct run *k, struct screen_ctx *c)
     c->power_mw = r->power_mw;
     c->nominal_bps = k->nominal_bps;
     c->rtt_s = k->rtt_s;
+    screen_columns(k, c);
 }
 
 /* The value of count class values from first on the report's class. */
@@ -1833,27 +1889,129 @@ walk_entry(struct run *k, size_t i, struct proto_candidate *cands,
     w->offered++;
 }
 
+/* What screen_cols found of a version. */
+enum screen_how {
+    SCREEN_DONE,                  /* screened */
+    SCREEN_FULL,                  /* needs its full entry (walk_entry) */
+    SCREEN_ROW,                   /* screen_one's row path */
+};
+
+/*
+ * The columnar screen of version i: screen_one's result from the table's
+ * columns only (one array per field, walked in order), with the same
+ * expressions in the same order; partial screens set hard_cause, partial
+ * and hard_ok only (what the walk reads of them). SCREEN_FULL exactly
+ * when screen_one returns false; SCREEN_ROW, having done nothing, for a
+ * version whose requirements have no index. plain: known per select
+ * that every version's requirements have an index and that none is
+ * current, in flight or a delta's target (screen_ctx.plain).
+ */
+static inline __attribute__((always_inline)) enum screen_how
+screen_cols(const struct screen_ctx *c, size_t i, struct screened *s,
+            const bool plain)
+{
+    unsigned req = c->col_req[i], f;
+    enum proto_cause cause = PROTO_CAUSE_OUTRANKED;
+    double lat, energy = 0, sum = 0, acc;
+    bool has_energy = true;
+
+    if (!plain && req == POLICY_REQ_NONE)
+        return SCREEN_ROW;
+    if (c->req_cause[req] != PROTO_CAUSE_OUTRANKED) {
+        s->hard_cause = (enum proto_cause)c->req_cause[req];
+        s->partial = true;
+        s->hard_ok = false;
+        return SCREEN_DONE;
+    }
+    s->partial = false;
+    s->hard_ok = !(c->col_memory[i] > c->memory_bytes);
+    s->hard_cause = s->hard_ok ? PROTO_CAUSE_OUTRANKED : PROTO_CAUSE_MEMORY;
+    if (!plain && c->special && (c->col_blob[i] == c->current ||
+                       c->col_blob[i] == c->fetching || c->slow))
+        return SCREEN_FULL;
+    f = c->col_flags[i];
+    lat = f & POLICY_COL_LATENCY
+              ? c->col_latency[i]
+              : c->col_flops[i] / c->gflops_1e9 * 1000.0;
+    if ((f & POLICY_COL_EXITS) && lat > c->latency_limit)
+        return SCREEN_FULL;
+    if (f & POLICY_COL_ENERGY)
+        energy = c->col_energy[i];
+    else if (c->has_power_mw)
+        energy = c->power_mw * lat / 1000.0;
+    else
+        has_energy = false;
+    acc = c->col_accuracy[i];
+    s->download_s = 0;
+    if (c->has_max_download_s) {
+        /* download_time's, (double)bytes * 8.0 from the column */
+        double bits = c->col_bits[i];
+
+        s->download_s = bits == 0         ? c->rtt_s
+                        : c->nominal_bps > 0 ? bits / c->nominal_bps + c->rtt_s
+                                             : INFINITY;
+    }
+    /* soft_check's rules and sum, in its order */
+    if (lat > c->latency_limit) {
+        cause = PROTO_CAUSE_LATENCY;
+        sum += relative_miss(lat - c->max_latency_ms, c->max_latency_ms);
+    }
+    /* exceeds(min_accuracy, acc), its limit from the column */
+    if (c->has_min_accuracy && c->min_accuracy > c->col_accuracy_over[i]) {
+        if (cause == PROTO_CAUSE_OUTRANKED)
+            cause = PROTO_CAUSE_ACCURACY;
+        sum += relative_miss(c->min_accuracy - acc, c->min_accuracy);
+    }
+    if (c->has_max_download_s && s->download_s > c->download_over) {
+        if (cause == PROTO_CAUSE_OUTRANKED)
+            cause = PROTO_CAUSE_DOWNLOAD;
+        sum += isfinite(s->download_s)
+                   ? relative_miss(s->download_s - c->max_download_s,
+                                   c->max_download_s)
+                   : 1e9;
+    }
+    if (has_energy && energy > c->energy_limit) {
+        if (cause == PROTO_CAUSE_OUTRANKED)
+            cause = PROTO_CAUSE_ENERGY;
+        sum += relative_miss(energy - c->max_energy_mj, c->max_energy_mj);
+    }
+    s->soft_cause = cause;
+    s->soft_ok = cause == PROTO_CAUSE_OUTRANKED;
+    s->violation = sum;
+    s->latency_ms = lat;
+    s->energy_mj = energy;
+    s->has_energy_mj = has_energy;
+    return SCREEN_DONE;
+}
+
 /* The screened walk (run_evaluate with briefs): each offered version's
  * screen, its brief and its cause counted; the kept ones' entries. */
-static void
-screen_walk(struct run *k, const struct screen_ctx *ctx,
+static inline __attribute__((always_inline)) void
+screen_loop(struct run *k, const struct screen_ctx *ctx,
             struct proto_candidate *cands, struct brief *briefs,
-            size_t counts[PROTO_CAUSE_COUNT], struct walk *out)
+            size_t cause_count[PROTO_CAUSE_COUNT], struct walk *out,
+            const bool plain)
 {
     struct walk w = *out;     /* local: the stores below cannot alias it */
-    /* the same for what the loop reads of k and writes to counts */
-    size_t n = k->in->variant_count, cause_count[PROTO_CAUSE_COUNT] = {0};
-    bool all_offered = k->t->all_offered, lazy = k->lazy;
+    /* the same for what the loop reads of k */
+    size_t n = k->in->variant_count;
+    bool all_offered = k->t->all_offered, lazy = k->lazy, fast = ctx->fast;
     double horizon_s = k->horizon_s;
 
     for (size_t i = 0; i < n; i++) {
         struct screened sc;
         struct brief *b;
+        enum screen_how how;
         bool feasible, start = false;
 
-        if (!all_offered && !offered_at(k, i, &w.name_done))
+        if (!plain && !all_offered && !offered_at(k, i, &w.name_done))
             continue;
-        if (!screen_one(k, ctx, i, &sc)) {
+        how = plain  ? screen_cols(ctx, i, &sc, true)
+              : fast ? screen_cols(ctx, i, &sc, false)
+                     : SCREEN_ROW;
+        if (how == SCREEN_ROW)
+            how = screen_one(k, ctx, i, &sc) ? SCREEN_DONE : SCREEN_FULL;
+        if (how == SCREEN_FULL) {
             walk_entry(k, i, cands, briefs, cause_count, &w);
             continue;
         }
@@ -1904,9 +2062,23 @@ screen_walk(struct run *k, const struct screen_ctx *ctx,
                                            : PROTO_CAUSE_OUTRANKED);
         cause_count[b->cause]++;
     }
+    *out = w;
+}
+
+static void
+screen_walk(struct run *k, const struct screen_ctx *ctx,
+            struct proto_candidate *cands, struct brief *briefs,
+            size_t counts[PROTO_CAUSE_COUNT], struct walk *out)
+{
+    /* local: the loop's stores to it cannot alias what it reads */
+    size_t cause_count[PROTO_CAUSE_COUNT] = {0};
+
+    if (ctx->plain)
+        screen_loop(k, ctx, cands, briefs, cause_count, out, true);
+    else
+        screen_loop(k, ctx, cands, briefs, cause_count, out, false);
     for (size_t c = 0; c < PROTO_CAUSE_COUNT; c++)
         counts[c] += cause_count[c];
-    *out = w;
 }
 
 

@@ -4,6 +4,7 @@
  * then one row per variant with its strings as indexes into that list.
  * Pure; the strings are borrowed from the input.
  */
+#include <math.h>
 #include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,12 +23,26 @@ struct table_counts {
     size_t accelerators;
     size_t tags;
     size_t class_values;
+    size_t class_slots;           /* distinct classes, at most
+                                     POLICY_CLASS_SLOTS */
 };
+
+/* Adds class to the distinct classes of c (up to POLICY_CLASS_SLOTS). */
+static void
+class_count(struct table_counts *c, const char **seen, const char *cls)
+{
+    for (size_t i = 0; i < c->class_slots; i++)
+        if (strcmp(seen[i], cls) == 0)
+            return;
+    if (c->class_slots < POLICY_CLASS_SLOTS)
+        seen[c->class_slots++] = cls;
+}
 
 static struct table_counts
 counts_of(const struct policy_input *in)
 {
-    struct table_counts c = {2 * in->delta_count, 0, 0, 0};
+    struct table_counts c = {2 * in->delta_count, 0, 0, 0, 0};
+    const char *seen[POLICY_CLASS_SLOTS];
 
     for (size_t i = 0; i < in->variant_count; i++) {
         const struct proto_variant *v = &in->variants[i];
@@ -40,6 +55,12 @@ counts_of(const struct policy_input *in)
         c.tags += tags;
         c.class_values += cls;
         c.strings += 3 + acc + 2 * tags + cls;  /* name, blob, format */
+        for (size_t j = 0;
+             j < clamp(v->latency_count, PROTO_MAX_LATENCIES); j++)
+            class_count(&c, seen, v->latency_ms[j].device_class);
+        for (size_t j = 0;
+             j < clamp(v->energy_count, PROTO_MAX_LATENCIES); j++)
+            class_count(&c, seen, v->energy_mj[j].device_class);
     }
     return c;
 }
@@ -47,7 +68,8 @@ counts_of(const struct policy_input *in)
 /* Where each array of a table lives in its buffer (byte offsets). */
 struct table_layout {
     size_t rows, class_values, strings, accelerators, tags, delta_from,
-        delta_to, end;
+        delta_to, col_req, col_memory, col_size, col_flops, col_accuracy,
+        col_accuracy_over, col_bits, col_blob, col_flags, col_latency, col_energy, end;
 };
 
 static size_t
@@ -63,7 +85,7 @@ static struct table_layout
 layout_of(const struct policy_input *in, const struct table_counts *c)
 {
     struct table_layout l;
-    size_t at = sizeof(struct policy_table);
+    size_t at = sizeof(struct policy_table), n = in->variant_count;
 
     l.rows = place(&at, in->variant_count, sizeof(struct policy_row),
                    alignof(struct policy_row));
@@ -79,6 +101,19 @@ layout_of(const struct policy_input *in, const struct table_counts *c)
                          alignof(uint32_t));
     l.delta_to = place(&at, in->delta_count, sizeof(uint32_t),
                        alignof(uint32_t));
+    l.col_memory = place(&at, n, sizeof(uint64_t), alignof(uint64_t));
+    l.col_size = place(&at, n, sizeof(uint64_t), alignof(uint64_t));
+    l.col_flops = place(&at, n, sizeof(double), alignof(double));
+    l.col_accuracy = place(&at, n, sizeof(double), alignof(double));
+    l.col_accuracy_over = place(&at, n, sizeof(double), alignof(double));
+    l.col_bits = place(&at, n, sizeof(double), alignof(double));
+    l.col_latency = place(&at, c->class_slots * n, sizeof(double),
+                          alignof(double));
+    l.col_energy = place(&at, c->class_slots * n, sizeof(double),
+                         alignof(double));
+    l.col_blob = place(&at, n, sizeof(uint32_t), alignof(uint32_t));
+    l.col_req = place(&at, n, 1, 1);
+    l.col_flags = place(&at, (c->class_slots + 1) * n, 1, 1);
     l.end = at;
     return l;
 }
@@ -206,6 +241,81 @@ row_fill(struct policy_table *t, const struct policy_input *in, size_t i,
     }
 }
 
+/* The first of count class values from first on device class id. */
+static bool
+class_find(const struct policy_table *t, size_t first, size_t count,
+           uint32_t id, double *out)
+{
+    for (size_t i = 0; i < count; i++) {
+        if (t->class_values[first + i].device_class == id) {
+            *out = t->class_values[first + i].value;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Gives class id a slot unless it has one or they are all taken. */
+static void
+class_slot(struct policy_table *t, uint32_t id, size_t slots)
+{
+    for (size_t s = 0; s < t->class_slots; s++)
+        if (t->class_ids[s] == id)
+            return;
+    if (t->class_slots < slots)
+        t->class_ids[t->class_slots++] = id;
+    else
+        t->class_overflow = true;
+}
+
+/* The screen's columns, from the rows and class values; slots: the
+ * classes the layout has room for (counts_of, the same count). */
+static void
+columns_fill(struct policy_table *t, size_t slots)
+{
+    size_t n = t->variant_count;
+
+    t->req_all = true;
+    for (size_t i = 0; i < n; i++) {
+        const struct policy_row *row = &t->rows[i];
+
+        t->col_req[i] = row->req;
+        t->req_all = t->req_all && row->req != POLICY_REQ_NONE;
+        t->col_memory[i] = row->memory_bytes;
+        t->col_size[i] = row->size_bytes;
+        t->col_flops[i] = row->flops;
+        t->col_accuracy[i] = row->accuracy;
+        t->col_accuracy_over[i] =
+            row->accuracy + POLICY_REL_EPS * fabs(row->accuracy);
+        t->col_bits[i] = (double)row->size_bytes * 8.0;
+        t->col_blob[i] = row->blob;
+        for (size_t j = 0;
+             j < (size_t)row->latency_count + row->energy_count; j++)
+            class_slot(t, t->class_values[row->class_first + j].device_class,
+                       slots);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct policy_row *row = &t->rows[i];
+        uint8_t exits = row->has_exits ? POLICY_COL_EXITS : 0;
+
+        for (size_t s = 0; s < t->class_slots; s++) {
+            uint8_t f = exits;
+            double lat = 0, energy = 0;
+
+            if (class_find(t, row->class_first, row->latency_count,
+                           t->class_ids[s], &lat))
+                f |= POLICY_COL_LATENCY;
+            if (class_find(t, row->class_first + row->latency_count,
+                           row->energy_count, t->class_ids[s], &energy))
+                f |= POLICY_COL_ENERGY;
+            t->col_flags[s * n + i] = f;
+            t->col_latency[s * n + i] = lat;
+            t->col_energy[s * n + i] = energy;
+        }
+        t->col_flags[t->class_slots * n + i] = exits;
+    }
+}
+
 /* The index of row's format and accelerators among t's requirements
  * (added when new and there is room), else POLICY_REQ_NONE. */
 static uint8_t
@@ -259,6 +369,17 @@ policy_table_build(const struct policy_input *in, void *buf, size_t size)
     t->tags = (struct policy_tag *)(base + l.tags);
     t->delta_from = (uint32_t *)(base + l.delta_from);
     t->delta_to = (uint32_t *)(base + l.delta_to);
+    t->col_req = base + l.col_req;
+    t->col_memory = (uint64_t *)(base + l.col_memory);
+    t->col_size = (uint64_t *)(base + l.col_size);
+    t->col_flops = (double *)(base + l.col_flops);
+    t->col_accuracy = (double *)(base + l.col_accuracy);
+    t->col_accuracy_over = (double *)(base + l.col_accuracy_over);
+    t->col_bits = (double *)(base + l.col_bits);
+    t->col_blob = (uint32_t *)(base + l.col_blob);
+    t->col_flags = base + l.col_flags;
+    t->col_latency = (double *)(base + l.col_latency);
+    t->col_energy = (double *)(base + l.col_energy);
 
     strings_fill(t, in);
     t->all_offered = true;
@@ -268,6 +389,7 @@ policy_table_build(const struct policy_input *in, void *buf, size_t size)
         t->all_offered = t->all_offered && t->rows[i].starts_name &&
                          t->rows[i].rollout_percent >= 100;
     }
+    columns_fill(t, c.class_slots);
     for (size_t i = 0; i < in->delta_count; i++) {
         t->delta_from[i] = policy_table_find(t, in->deltas[i].from_hex);
         t->delta_to[i] = policy_table_find(t, in->deltas[i].to_hex);

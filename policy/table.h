@@ -17,6 +17,10 @@
 
 #include "policy/policy.h"
 
+/* The relative tolerance of every comparison with a limit (policy.c's
+ * REL_EPS). */
+#define POLICY_REL_EPS 1e-9
+
 /* The index of a string the family does not contain. */
 #define POLICY_ID_NONE UINT32_MAX
 /* A family's distinct hard requirements (format and accelerators) up to
@@ -25,6 +29,15 @@
 #define POLICY_REQ_MAX 64
 /* policy_row.req of a variant whose requirements have no index. */
 #define POLICY_REQ_NONE UINT8_MAX
+
+/* Device classes with per-class values that get a column each in a
+ * table (policy_table.col_flags): a select then finds a variant's
+ * latency and energy on its class with one load each. */
+#define POLICY_CLASS_SLOTS 8
+/* policy_table.col_flags bits */
+#define POLICY_COL_LATENCY 1u     /* a latency on the slot's class */
+#define POLICY_COL_ENERGY 2u      /* an energy on the slot's class */
+#define POLICY_COL_EXITS 4u       /* has_exits */
 
 /* One distinct pair of a format and the accelerators a variant needs. */
 struct policy_req {
@@ -83,6 +96,32 @@ struct policy_table {
     uint32_t *delta_to;           /* ... and of to_hex */
     struct policy_req reqs[POLICY_REQ_MAX];
     size_t req_count;
+    /* The screen's columns (structure of arrays, one entry per variant,
+     * as the rows): what a screened select reads of every variant, in
+     * arrays it walks in order. */
+    uint8_t *col_req;             /* row.req */
+    bool req_all;                 /* no row.req is POLICY_REQ_NONE */
+    uint64_t *col_memory;         /* row.memory_bytes */
+    uint64_t *col_size;           /* row.size_bytes */
+    double *col_flops;
+    double *col_accuracy;
+    /* accuracy + REL_EPS |accuracy| (policy.c's over(): the soft rule's
+     * limit, the same expression) and size_bytes * 8.0 as a double */
+    double *col_accuracy_over;
+    double *col_bits;
+    uint32_t *col_blob;
+    /* the first POLICY_CLASS_SLOTS distinct device classes of the class
+     * values (string indexes), each a slot s: col_flags[s * n + i] says
+     * whether variant i has a latency / energy on it, col_latency and
+     * col_energy at the same place hold the value (the first, as
+     * class_value finds it). Slot class_slots: no class (exits only).
+     * class_overflow: some class has no slot. */
+    uint32_t class_ids[POLICY_CLASS_SLOTS];
+    size_t class_slots;
+    bool class_overflow;
+    uint8_t *col_flags;           /* (class_slots + 1) * n */
+    double *col_latency;          /* class_slots * n */
+    double *col_energy;
     /* every variant is the only version of its name and fully rolled
      * out: each is offered to every UE */
     bool all_offered;
