@@ -1474,6 +1474,7 @@ struct screen_ctx {
     double max_energy_mj;
     double power_mw;
     double nominal_bps;
+    double bps;
     double rtt_s;
     /* the table's columns (screen_cols); fast: false when the report's
      * class has no slot or every variant is a delta from current; plain:
@@ -1561,6 +1562,7 @@ screen_init(const struct run *k, struct screen_ctx *c)
     c->max_energy_mj = r->max_energy_mj;
     c->power_mw = r->power_mw;
     c->nominal_bps = k->nominal_bps;
+    c->bps = k->bps;
     c->rtt_s = k->rtt_s;
     screen_columns(k, c);
 }
@@ -1673,17 +1675,6 @@ screen_one(const struct run *k, const struct screen_ctx *c, size_t index,
     s->energy_mj = energy;
     s->has_energy_mj = has_energy;
     return true;
-}
-
-/* The transfer times of a screened variant that is kept. */
-static inline __attribute__((always_inline)) void
-screen_times(const struct run *k, size_t index, struct screened *s)
-{
-    uint64_t bytes = k->t->rows[index].size_bytes;
-
-    if (!k->r->has_max_download_s)
-        s->download_s = download_time(k, bytes);
-    s->ready_s = ready_time(k, bytes);
 }
 
 /* The entry eval_compute works out for a screened variant that meets
@@ -1987,12 +1978,15 @@ screen_cols(const struct screen_ctx *c, size_t i, struct screened *s,
 /* The screened walk (run_evaluate with briefs): each offered version's
  * screen, its brief and its cause counted; the kept ones' entries. */
 static inline __attribute__((always_inline)) void
-screen_loop(struct run *k, const struct screen_ctx *ctx,
+screen_loop(struct run *k, const struct screen_ctx *ctx_in,
             struct proto_candidate *cands, struct brief *briefs,
             size_t cause_count[PROTO_CAUSE_COUNT], struct walk *out,
             const bool plain)
 {
-    struct walk w = *out;     /* local: the stores below cannot alias it */
+    /* locals: the stores below (bytes among them) cannot alias them, so
+     * that what the loop reads of them stays in registers */
+    const struct screen_ctx c = *ctx_in, *ctx = &c;
+    struct walk w = *out;
     /* the same for what the loop reads of k */
     size_t n = k->in->variant_count;
     bool all_offered = k->t->all_offered, lazy = k->lazy, fast = ctx->fast;
@@ -2035,14 +2029,19 @@ screen_loop(struct run *k, const struct screen_ctx *ctx,
             w.max_energy = sc.energy_mj;
         feasible = sc.hard_ok && sc.soft_ok;
         if (feasible || (sc.hard_ok && w.degraded)) {
-            screen_times(k, i, &sc);
+            /* ready_time's, (double)bytes * 8.0 from the column */
+            double bits = ctx->col_bits[i];
+
+            sc.ready_s = bits == 0      ? 0
+                         : ctx->bps > 0 ? bits / ctx->bps + ctx->rtt_s
+                                        : INFINITY;
             start = sc.ready_s < horizon_s;
             if (feasible && start && lazy) {
                 struct pend *p = &k->pend[w.m];
 
                 p->ready_s = sc.ready_s;
-                p->cost = (double)ctx->rows[i].size_bytes * k->cost_per_byte;
-                p->gain = ctx->rows[i].accuracy * (horizon_s - sc.ready_s);
+                p->cost = (double)ctx->col_size[i] * k->cost_per_byte;
+                p->gain = ctx->col_accuracy[i] * (horizon_s - sc.ready_s);
                 p->latency_ms = sc.latency_ms;
                 p->energy_mj = sc.energy_mj;
                 p->variant = (uint16_t)i;
@@ -2050,6 +2049,9 @@ screen_loop(struct run *k, const struct screen_ctx *ctx,
                 k->pending[w.m] = 1;
                 k->pending_count++;
             } else {
+                /* screen_times' download */
+                if (!ctx->has_max_download_s)
+                    sc.download_s = download_time(k, ctx->col_size[i]);
                 screen_entry(k, i, &sc, &cands[w.m]);
             }
             b->full = (uint16_t)w.m++;

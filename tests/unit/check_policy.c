@@ -2519,6 +2519,54 @@ START_TEST(test_policy_screen_agrees)
 END_TEST
 
 /*
+ * The same when the family's per-class values name more device classes
+ * than the table has class columns for (policy/table.h,
+ * POLICY_CLASS_SLOTS), and when the report's class is one with a column,
+ * one without, or a string of the family that is no class: the
+ * columnar screen (policy.c, screen_cols) reads the column of the
+ * report's class, or leaves the variants to the row path.
+ */
+START_TEST(test_policy_screen_many_classes_agree)
+{
+    static const char *const rcls[] = {"k0", "k3", "k7", "k9", "k11",
+                                       "m001", "none"};
+    unsigned seed = 7717 + 15485863u * (unsigned)_i;
+    struct proto_report r;
+    size_t nd, n = screen_family(&seed, true, &r, &nd);
+    /* classes k0..k(nk-1): up to twice the columns */
+    unsigned nk = 2 + (unsigned)_i % (2 * POLICY_CLASS_SLOTS);
+    struct policy_input in = { .family = "classes", .variants = screen_vs,
+                               .variant_count = n, .deltas = screen_ds,
+                               .delta_count = nd };
+    struct policy_config cfg;
+
+    for (size_t i = 0; i < n; i++) {
+        struct proto_variant *v = &screen_vs[i];
+
+        v->latency_count = lcg(&seed) % (PROTO_MAX_LATENCIES + 1);
+        for (size_t j = 0; j < v->latency_count; j++) {
+            snprintf(v->latency_ms[j].device_class, PROTO_TOKEN_SIZE, "k%u",
+                     lcg(&seed) % nk);
+            v->latency_ms[j].value = 1 + lcg(&seed) % 100;
+        }
+        v->energy_count = lcg(&seed) % 3;
+        for (size_t j = 0; j < v->energy_count; j++) {
+            snprintf(v->energy_mj[j].device_class, PROTO_TOKEN_SIZE, "k%u",
+                     lcg(&seed) % nk);
+            v->energy_mj[j].value = 1 + lcg(&seed) % 500;
+        }
+    }
+    r.has_device_class = lcg(&seed) % 8 != 0;
+    snprintf(r.device_class, sizeof(r.device_class), "%s",
+             rcls[lcg(&seed) % 7]);
+    with_table(&in);
+    policy_config_default(&cfg);
+    cfg.runner_ups = 1 + (unsigned)_i % 6;
+    screen_check(&cfg, &in, &r);
+}
+END_TEST
+
+/*
  * The same on families where most variants are feasible and their values
  * lie within the near-tie windows of one another (accuracies a tenth of a
  * point apart, some matching the report's context, some needing memory
@@ -2841,6 +2889,7 @@ policy_suite(void)
     tcase_add_test(tc, test_policy_select_no_runner_ups);
     tcase_add_loop_test(tc, test_policy_select_lazy_value_agrees, 0, 200);
     tcase_add_loop_test(tc, test_policy_screen_agrees, 0, 240);
+    tcase_add_loop_test(tc, test_policy_screen_many_classes_agree, 0, 120);
     tcase_add_loop_test(tc, test_policy_screen_near_ties_agree, 0, 240);
     tcase_add_loop_test(tc, test_policy_screen_hard_causes, 0, 120);
     tcase_add_test(tc, test_policy_select_delta_index);
