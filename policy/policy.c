@@ -1489,6 +1489,7 @@ struct screen_ctx {
     const double *col_accuracy;
     const double *col_accuracy_over;
     const double *col_bits;
+    const double *col_bytes;
     const uint32_t *col_blob;
     const uint8_t *col_flags;     /* of the report's class's slot */
     const double *col_latency;    /* ... */
@@ -1505,7 +1506,7 @@ screen_columns(const struct run *k, struct screen_ctx *c)
 
     c->fast = false;
     c->plain = false;
-    if (!t)
+    if (!t || !t->has_columns)
         return;
     n = t->variant_count;
     slot = t->class_slots;        /* no class: no variant has values */
@@ -1525,6 +1526,7 @@ screen_columns(const struct run *k, struct screen_ctx *c)
     c->col_accuracy = t->col_accuracy;
     c->col_accuracy_over = t->col_accuracy_over;
     c->col_bits = t->col_bits;
+    c->col_bytes = t->col_bytes;
     c->col_blob = t->col_blob;
     c->col_flags = t->col_flags + slot * n;
     /* the flags of the no-class column never send the walk there */
@@ -1995,9 +1997,13 @@ screen_loop(struct run *k, const struct screen_ctx *ctx_in,
     for (size_t i = 0; i < n; i++) {
         struct screened sc;
         struct brief *b;
+        enum proto_cause cause;
         enum screen_how how;
         bool feasible, start = false;
 
+        /* (set where it is read: for the compiler's flow analysis) */
+        if (!plain)
+            sc = (struct screened){.soft_cause = PROTO_CAUSE_OUTRANKED};
         if (!plain && !all_offered && !offered_at(k, i, &w.name_done))
             continue;
         how = plain  ? screen_cols(ctx, i, &sc, true)
@@ -2030,18 +2036,23 @@ screen_loop(struct run *k, const struct screen_ctx *ctx_in,
         feasible = sc.hard_ok && sc.soft_ok;
         if (feasible || (sc.hard_ok && w.degraded)) {
             /* ready_time's, (double)bytes * 8.0 from the column */
-            double bits = ctx->col_bits[i];
+            double bits = plain ? ctx->col_bits[i] : 0;
 
-            sc.ready_s = bits == 0      ? 0
-                         : ctx->bps > 0 ? bits / ctx->bps + ctx->rtt_s
-                                        : INFINITY;
+            sc.ready_s = plain ? (bits == 0      ? 0
+                                  : ctx->bps > 0 ? bits / ctx->bps + ctx->rtt_s
+                                                 : INFINITY)
+                               : ready_time(k, ctx->rows[i].size_bytes);
             start = sc.ready_s < horizon_s;
             if (feasible && start && lazy) {
                 struct pend *p = &k->pend[w.m];
 
                 p->ready_s = sc.ready_s;
-                p->cost = (double)ctx->col_size[i] * k->cost_per_byte;
-                p->gain = ctx->col_accuracy[i] * (horizon_s - sc.ready_s);
+                p->cost = (plain ? ctx->col_bytes[i]
+                                 : (double)ctx->rows[i].size_bytes) *
+                          k->cost_per_byte;
+                p->gain = (plain ? ctx->col_accuracy[i]
+                                 : ctx->rows[i].accuracy) *
+                          (horizon_s - sc.ready_s);
                 p->latency_ms = sc.latency_ms;
                 p->energy_mj = sc.energy_mj;
                 p->variant = (uint16_t)i;
@@ -2051,18 +2062,20 @@ screen_loop(struct run *k, const struct screen_ctx *ctx_in,
             } else {
                 /* screen_times' download */
                 if (!ctx->has_max_download_s)
-                    sc.download_s = download_time(k, ctx->col_size[i]);
+                    sc.download_s =
+                        download_time(k, ctx->rows[i].size_bytes);
                 screen_entry(k, i, &sc, &cands[w.m]);
             }
             b->full = (uint16_t)w.m++;
         }
         if (w.degraded && feasible && start)
             w.degraded = false;
-        b->cause = (uint8_t)(!sc.hard_ok  ? sc.hard_cause
-                             : !sc.soft_ok ? sc.soft_cause
-                             : !start      ? PROTO_CAUSE_HORIZON
-                                           : PROTO_CAUSE_OUTRANKED);
-        cause_count[b->cause]++;
+        cause = !sc.hard_ok  ? sc.hard_cause
+                : !sc.soft_ok ? sc.soft_cause
+                : !start      ? PROTO_CAUSE_HORIZON
+                              : PROTO_CAUSE_OUTRANKED;
+        b->cause = (uint8_t)cause;
+        cause_count[cause]++;
     }
     *out = w;
 }

@@ -69,7 +69,7 @@ counts_of(const struct policy_input *in)
 struct table_layout {
     size_t rows, class_values, strings, accelerators, tags, delta_from,
         delta_to, col_req, col_memory, col_size, col_flops, col_accuracy,
-        col_accuracy_over, col_bits, col_blob, col_flags, col_latency, col_energy, end;
+        col_accuracy_over, col_bytes, col_bits, col_blob, col_flags, col_latency, col_energy, end;
 };
 
 static size_t
@@ -85,7 +85,9 @@ static struct table_layout
 layout_of(const struct policy_input *in, const struct table_counts *c)
 {
     struct table_layout l;
-    size_t at = sizeof(struct policy_table), n = in->variant_count;
+    size_t at = sizeof(struct policy_table);
+    size_t n = in->variant_count >= POLICY_COLUMNS_MIN ? in->variant_count
+                                                       : 0;
 
     l.rows = place(&at, in->variant_count, sizeof(struct policy_row),
                    alignof(struct policy_row));
@@ -106,6 +108,7 @@ layout_of(const struct policy_input *in, const struct table_counts *c)
     l.col_flops = place(&at, n, sizeof(double), alignof(double));
     l.col_accuracy = place(&at, n, sizeof(double), alignof(double));
     l.col_accuracy_over = place(&at, n, sizeof(double), alignof(double));
+    l.col_bytes = place(&at, n, sizeof(double), alignof(double));
     l.col_bits = place(&at, n, sizeof(double), alignof(double));
     l.col_latency = place(&at, c->class_slots * n, sizeof(double),
                           alignof(double));
@@ -287,6 +290,7 @@ columns_fill(struct policy_table *t, size_t slots)
         t->col_accuracy[i] = row->accuracy;
         t->col_accuracy_over[i] =
             row->accuracy + POLICY_REL_EPS * fabs(row->accuracy);
+        t->col_bytes[i] = (double)row->size_bytes;
         t->col_bits[i] = (double)row->size_bytes * 8.0;
         t->col_blob[i] = row->blob;
         for (size_t j = 0;
@@ -375,6 +379,7 @@ policy_table_build(const struct policy_input *in, void *buf, size_t size)
     t->col_flops = (double *)(base + l.col_flops);
     t->col_accuracy = (double *)(base + l.col_accuracy);
     t->col_accuracy_over = (double *)(base + l.col_accuracy_over);
+    t->col_bytes = (double *)(base + l.col_bytes);
     t->col_bits = (double *)(base + l.col_bits);
     t->col_blob = (uint32_t *)(base + l.col_blob);
     t->col_flags = base + l.col_flags;
@@ -389,7 +394,9 @@ policy_table_build(const struct policy_input *in, void *buf, size_t size)
         t->all_offered = t->all_offered && t->rows[i].starts_name &&
                          t->rows[i].rollout_percent >= 100;
     }
-    columns_fill(t, c.class_slots);
+    t->has_columns = in->variant_count >= POLICY_COLUMNS_MIN;
+    if (t->has_columns)
+        columns_fill(t, c.class_slots);
     for (size_t i = 0; i < in->delta_count; i++) {
         t->delta_from[i] = policy_table_find(t, in->deltas[i].from_hex);
         t->delta_to[i] = policy_table_find(t, in->deltas[i].to_hex);

@@ -34,6 +34,8 @@
  * table (policy_table.col_flags): a select then finds a variant's
  * latency and energy on its class with one load each. */
 #define POLICY_CLASS_SLOTS 8
+/* Families of at least this many variants get the columns. */
+#define POLICY_COLUMNS_MIN 32
 /* policy_table.col_flags bits */
 #define POLICY_COL_LATENCY 1u     /* a latency on the slot's class */
 #define POLICY_COL_ENERGY 2u      /* an energy on the slot's class */
@@ -98,7 +100,10 @@ struct policy_table {
     size_t req_count;
     /* The screen's columns (structure of arrays, one entry per variant,
      * as the rows): what a screened select reads of every variant, in
-     * arrays it walks in order. */
+     * arrays it walks in order. Only families of POLICY_COLUMNS_MIN
+     * variants or more have them (has_columns): a shorter walk gains
+     * less than a larger table costs. */
+    bool has_columns;
     uint8_t *col_req;             /* row.req */
     bool req_all;                 /* no row.req is POLICY_REQ_NONE */
     uint64_t *col_memory;         /* row.memory_bytes */
@@ -106,8 +111,9 @@ struct policy_table {
     double *col_flops;
     double *col_accuracy;
     /* accuracy + REL_EPS |accuracy| (policy.c's over(): the soft rule's
-     * limit, the same expression) and size_bytes * 8.0 as a double */
+     * limit, the same expression), size_bytes as a double and times 8.0 */
     double *col_accuracy_over;
+    double *col_bytes;
     double *col_bits;
     uint32_t *col_blob;
     /* the first POLICY_CLASS_SLOTS distinct device classes of the class
