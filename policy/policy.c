@@ -212,6 +212,12 @@ struct run {
     double throttle_s;
     double throttle_fit;
     bool throttle_kept;           /* current kept through a slowdown */
+    /* balanced below the low battery level only while charging: current
+     * kept, as saver would move back to it (charge_keep); saver's
+     * scores of current and of the move, per second */
+    bool charge_kept;
+    double charge_u_cur;
+    double charge_u_pick;
     /* the best entry eligible in the mode (degraded), as the entries are
      * weighed (run_weigh) */
     bool found;
@@ -2114,6 +2120,66 @@ throttle_keep(struct run *k, const struct proto_candidate *cands,
                pick->cost + again;
 }
 
+/* utility_of's score of e under other weights (charge_keep: saver's). */
+static double
+score_with(const struct run *k, const struct proto_candidate *e,
+           const struct policy_weights *w)
+{
+    double lat = fmin(1, share(e->est.latency_ms, k->lat_den));
+    double energy = k->energy_known
+                        ? fmin(1, share(e->est.energy_mj, k->energy_den))
+                        : lat;
+    double u = w->accuracy * e->accuracy + w->latency * (1 - lat) +
+               w->energy * (1 - energy) + (e->ctx ? CONTEXT_SCORE_BONUS : 0);
+
+    return u > 0 ? u : 0;
+}
+
+/*
+ * The battery rule: balanced acts as saver below policy_low_battery_percent
+ * unless charging. Below that level a charging UE is balanced only until
+ * it is unplugged, and then saver again at once (above it, it stays
+ * balanced until the battery drains back down: a long way off). How long
+ * it stays plugged in, nothing in a report says. A move away from a held
+ * current that saver, holding the move's pick, would undo (moving back to
+ * current pays under saver's weights and transfer cost, beyond the
+ * hysteresis) lasts only as long as the charger: two transfers for a gain
+ * of unknown length, credited no time. current is kept while the bytes
+ * cost anything; once the battery has charged past the level, the move is
+ * weighed as every move is. (Without this rule a UE whose charger comes
+ * and goes at low battery flaps between the two preferences' picks, each
+ * move paying over a horizon the charger does not last.)
+ */
+static bool
+charge_keep(struct run *k, const struct proto_candidate *cands,
+            const struct proto_candidate *pick)
+{
+    const struct proto_report *r = k->r;
+    const struct proto_candidate *c = &cands[k->cur];
+    double back_cost, back_s, disc_c, disc_p;
+
+    if (r->preference != PROTO_PREFER_BALANCED || !r->has_battery_percent ||
+        !r->charging || !(r->battery_percent < k->cfg->low_battery_percent) ||
+        !k->has_cur || pick == c || pick->is_fetching ||
+        !eligible(k, c, k->degraded))
+        return false;
+    disc_c = k->degraded ? 1 + c->violation : 1;
+    disc_p = k->degraded ? 1 + pick->violation : 1;
+    k->charge_u_cur = score_with(k, c, &k->cfg->saver) / disc_c;
+    k->charge_u_pick = score_with(k, pick, &k->cfg->saver) / disc_p;
+    back_cost = (double)var_of(k, c)->size_bytes *
+                k->cfg->transfer_cost_per_mb * k->cfg->saver.transfer *
+                (k->busy_network ? k->cfg->transfer_boost : 1) / 1e6;
+    back_s = ready_time(k, var_of(k, c)->size_bytes);
+    /* no time is credited to the excursion: it never pays for bytes
+     * (with free bytes, the instant rule, it costs nothing) */
+    return pick->cost + back_cost > 0 &&
+           (k->charge_u_cur - k->charge_u_pick) *
+                       fmax(0, k->horizon_s - back_s) -
+                   back_cost >
+               k->margin;
+}
+
 static void
 exit_reason(const struct run *k, const struct proto_candidate *c,
             struct proto_reasons *rs)
@@ -2148,6 +2214,13 @@ chosen_reasons(const struct run *k, const struct proto_candidate *c,
                    k->r->gflops, k->gflops_ref, k->throttle_s,
                    var_of(k, best)->name, best->cost,
                    (double)var_of(k, c)->size_bytes * k->cost_per_byte);
+    } else if (k->charge_kept) {
+        reason_add(rs,
+                   "keep: battery %g%% and charging, saver again when "
+                   "unplugged; saver would move back: %s scores %.3g, "
+                   "%s %.3g",
+                   k->r->battery_percent, var_of(k, c)->name,
+                   k->charge_u_cur, var_of(k, best)->name, k->charge_u_pick);
     } else if (c->is_current && !c->hard_ok) {
         reason_add(rs,
                    "keep: needs %" PRIu64 " bytes, %" PRIu64 " free; its "
@@ -2740,6 +2813,10 @@ select_run(const struct policy_config *cfg, const struct policy_input *in,
     if (throttled) {
         pick = k.cur;
         k.throttle_kept = true;
+    }
+    if (!riding && !throttled && charge_keep(&k, cands, &cands[pick])) {
+        pick = k.cur;
+        k.charge_kept = true;
     }
 
     chosen = cands[pick];

@@ -1305,6 +1305,45 @@ t_throttle_ride(struct fixture *f)
         f->r.gflops_history[i] = 30;
 }
 
+/*
+ * The battery rule while charging. Balanced, 1 GB, 15 GFLOP/s,
+ * max_latency_ms 30, holding mobilenet (18.67 ms) against efficientnet
+ * (26 ms); energy unknown, so its share is latency's:
+ *   balanced mobilenet .706 + .15 * (1 - 18.67/30) = .76267
+ *            efficientnet .771 + .15 * (1 - 26/30) = .791
+ *   saver    mobilenet .706 + .8 * .37778 = 1.00822
+ *            efficientnet .771 + .8 * .13333 = .87767
+ * Balanced moves: .02833 * 1781.16 = 50.5 over 6.36 + hysteresis 36. At
+ * 15 % and charging, saver applies again when the UE is unplugged, and
+ * saver holding efficientnet would move back: .13056 * 1788.27 - 11.88
+ * (mobilenet's bytes at saver's x3) = 221.6 over 36: keep mobilenet. At
+ * 25 % the UE stays balanced unplugged too: move.
+ */
+static void
+t_charging(struct fixture *f, double battery_percent)
+{
+    t_base(f);
+    set_latency(f, 30);
+    f->r.gflops = 15;
+    f->r.preference = PROTO_PREFER_BALANCED;
+    hold(f, "mobilenet-v1-1.0-224");
+    f->r.has_battery_percent = true;
+    f->r.battery_percent = battery_percent;
+    f->r.charging = true;
+}
+
+static void
+t_charging_low(struct fixture *f)
+{
+    t_charging(f, 15);
+}
+
+static void
+t_charging_high(struct fixture *f)
+{
+    t_charging(f, 25);
+}
+
 /* 60 MB, 1 Mbit/s (0.9 planned), horizon 1800, metered (bytes x3).
  * saver (1, .4, .4, bytes x3, so x9): scores over vgg-16's 160 ms:
  *   efficientnet .771 + .8 * (1 - 3.9/160) = 1.5515, 188.4 s, cost 57.2
@@ -1456,6 +1495,15 @@ static const struct select_case time_cases[] = {
     { "time: a short slowdown ridden out", DETECTION, t_throttle_ride,
       PROTO_ACTION_KEEP, "efficientdet-d0", 0, false, -1, R_VIOLATIONS, NULL,
       "latency: 83.3333 ms over max_latency_ms 60" },
+    { "time: low battery, charging: a move saver would undo waits",
+      CLASSIFICATION, t_charging_low, PROTO_ACTION_KEEP,
+      "mobilenet-v1-1.0-224", 0, false, -1, R_CHOSEN, NULL,
+      "keep: battery 15% and charging, saver again when unplugged; saver "
+      "would move back: mobilenet-v1-1.0-224 scores 1.01, efficientnet-b0 "
+      "0.878" },
+    { "time: charging above the low battery level, move", CLASSIFICATION,
+      t_charging_high, PROTO_ACTION_DOWNLOAD, "efficientnet-b0", 0, false,
+      -1, R_CHOSEN, NULL, "switch pays: gain 0.0283 over 1781 s" },
     { "time: saver, metered slow link", CLASSIFICATION, t_saver_metered,
       PROTO_ACTION_DOWNLOAD, "mobilenet-v1-1.0-224", 0, false, -1, R_CHOSEN,
       NULL, "network: metered, transfer cost x3" },
