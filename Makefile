@@ -96,6 +96,7 @@ build/asan/tests/%: tests/unit/%.c $(ASAN_TESTABLE)
 # Each runner appends "passed failed" to build/results; `test` sums them.
 check: $(UNIT_BINS)
 	@./tests/run-unit.sh build/tests $(UNIT_NAMES)
+	@./tests/source_rules.sh
 
 e2e: build/modeld
 	@./tests/e2e/run.sh build/modeld

@@ -545,38 +545,32 @@ static double estimate(const struct enc *e, const struct item *it,
     return (double)r * ((double)len / (double)n);
 }
 
-/* Cheap fingerprint to find identical tensors (confirmed by memcmp). */
+/* Cheap fingerprint to find identical tensors (confirmed by memcmp): the
+ * FNV-1a step of proto/types.h over at most ~4096 sampled bytes and the
+ * last one, seeded with the length. */
 static uint64_t fingerprint(const unsigned char *p, uint64_t len)
 {
-    uint64_t h = 1469598103934665603ull ^ len;
+    uint64_t h = PROTO_FNV1A64_OFFSET ^ len;
     uint64_t step = len > 4096 ? len / 4096 : 1;
 
     for (uint64_t i = 0; i < len; i += step)
-        h = (h ^ p[i]) * 1099511628211ull;
-    return (h ^ p[len - 1]) * 1099511628211ull;
-}
-
-static uint64_t fnv(uint64_t h, const void *data, size_t n)
-{
-    const unsigned char *p = data;
-
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * 1099511628211ull;
-    return h;
+        h = proto_fnv1a64_add(h, p + i, 1);
+    return proto_fnv1a64_add(h, p + len - 1, 1);
 }
 
 static uint64_t name_key(const struct proto_tensor *t)
 {
-    return fnv(1469598103934665603ull, t->name, strlen(t->name));
+    return proto_fnv1a64_str(PROTO_FNV1A64_OFFSET, t->name);
 }
 
 static uint64_t shape_key(const struct proto_tensor *t)
 {
-    uint64_t h = fnv(1469598103934665603ull, &t->dtype, sizeof(t->dtype));
+    uint64_t h = proto_fnv1a64_add(PROTO_FNV1A64_OFFSET, &t->dtype,
+                                   sizeof(t->dtype));
 
-    h = fnv(h, &t->len, sizeof(t->len));
-    h = fnv(h, &t->ndim, sizeof(t->ndim));
-    return fnv(h, t->shape, t->ndim * sizeof(t->shape[0]));
+    h = proto_fnv1a64_add(h, &t->len, sizeof(t->len));
+    h = proto_fnv1a64_add(h, &t->ndim, sizeof(t->ndim));
+    return proto_fnv1a64_add(h, t->shape, t->ndim * sizeof(t->shape[0]));
 }
 
 /* The base's tensors indexed three ways: by content fingerprint, by name

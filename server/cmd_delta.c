@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,44 +35,23 @@ static const char delta_usage[] =
     "\n"
     "Exit status: 0 written, 1 failure, 2 usage error.\n";
 
-struct view {
-    void *data;
-    size_t len;
-};
-
-static int view_open(const char *path, struct view *v)
+/* Maps path read-only (store/fileio.c's one mmap helper); says why not
+ * on stderr. */
+static int view_open(const char *path, struct store_file_map *v)
 {
-    struct stat st;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
 
     v->data = NULL;
     v->len = 0;
-    if (fd < 0 || fstat(fd, &st) != 0) {
+    if (fd < 0 || store_file_map_fd(fd, v) != 0) {
         fprintf(stderr, "modeld: cannot read %s: %s\n", path,
                 strerror(errno));
         if (fd >= 0)
             close(fd);
         return -1;
     }
-    v->len = (size_t)st.st_size;
-    if (v->len) {
-        v->data = mmap(NULL, v->len, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (v->data == MAP_FAILED) {
-            v->data = NULL;
-            close(fd);
-            fprintf(stderr, "modeld: cannot map %s\n", path);
-            return -1;
-        }
-    }
     close(fd);
     return 0;
-}
-
-static void view_close(struct view *v)
-{
-    if (v->data)
-        munmap(v->data, v->len);
-    v->data = NULL;
 }
 
 struct mem {
@@ -102,7 +80,7 @@ static int mem_sink(void *ctx, const void *data, size_t len)
     return 0;
 }
 
-static int sha_hex(const struct view *v, char out[PROTO_HEX_SIZE])
+static int sha_hex(const struct store_file_map *v, char out[PROTO_HEX_SIZE])
 {
     struct proto_hasher *h = proto_hasher_new();
     int rc = h && proto_hasher_update(h, v->data, v->len) == PROTO_OK &&
@@ -123,17 +101,17 @@ static double now_ms(void)
 }
 
 /* A tensor map (empty when the file is of no known format). */
-static int map_of(const struct view *v, const char *manifest_path,
+static int map_of(const struct store_file_map *v, const char *manifest_path,
                   struct proto_tensor_map *out)
 {
-    struct view man = { NULL, 0 };
+    struct store_file_map man = { NULL, 0 };
     enum proto_status rc;
 
     memset(out, 0, sizeof(*out));
     if (manifest_path && view_open(manifest_path, &man) != 0)
         return -1;
     rc = proto_tensor_map_parse(v->data, v->len, man.data, man.len, out);
-    view_close(&man);
+    store_file_unmap(&man);
     if (rc == PROTO_NO_MEMORY)
         return -1;
     if (rc != PROTO_OK)
@@ -156,7 +134,7 @@ static int run(bool encode, const char *format, int level,
                const char *old_manifest, const char *new_manifest,
                const char **paths)
 {
-    struct view old = { NULL, 0 }, cur = { NULL, 0 };
+    struct store_file_map old = { NULL, 0 }, cur = { NULL, 0 };
     struct proto_tensor_map om = { 0 }, nm = { 0 };
     struct proto_tensor_options opt = { level };
     struct mem t = { 0 }, z = { 0 };
@@ -210,8 +188,8 @@ out:
     proto_tensor_map_free(&nm);
     free(t.p);
     free(z.p);
-    view_close(&old);
-    view_close(&cur);
+    store_file_unmap(&old);
+    store_file_unmap(&cur);
     return code;
 }
 

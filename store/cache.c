@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -277,18 +276,6 @@ static int drop_bytes(void *ctx, const void *data, size_t len)
     return 0;
 }
 
-/* Maps fd's size bytes read-only; an empty file maps to a static byte. */
-static void *map_ro(int fd, uint64_t size)
-{
-    static char none;
-    void *p;
-
-    if (size == 0)
-        return &none;
-    p = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
-    return p == MAP_FAILED ? NULL : p;
-}
-
 enum store_status store_delta_in_finish(struct store_delta_in *in,
                                         const char from_hex[PROTO_HEX_SIZE],
                                         const char to_hex[PROTO_HEX_SIZE],
@@ -297,7 +284,7 @@ enum store_status store_delta_in_finish(struct store_delta_in *in,
     struct store *st = in->st;
     char path[STORE_PATH_SIZE], from_c[PROTO_HEX_SIZE], to_c[PROTO_HEX_SIZE];
     char out_hex[PROTO_HEX_SIZE] = "";
-    void *old = NULL, *coded = NULL;
+    struct store_file_map old = { 0 }, coded = { 0 };
     enum store_status rc;
     uint64_t old_size = 0;
     int64_t mtime;
@@ -308,23 +295,25 @@ enum store_status store_delta_in_finish(struct store_delta_in *in,
         rc = STORE_BLOB_MISSING;
     if (rc != STORE_OK)
         goto out;
-    old = map_ro(old_fd, old_size);
     /* The temporary file is write-only: read it through its name. */
-    coded_fd = open(in->path, O_RDONLY | O_CLOEXEC);
-    coded = coded_fd >= 0 ? map_ro(coded_fd, in->bytes) : NULL;
-    rc = STORE_DIGEST_MISMATCH;
-    if (!old || !coded)
+    if (store_file_map_fd(old_fd, &old) != 0 ||
+        (coded_fd = open(in->path, O_RDONLY | O_CLOEXEC)) < 0 ||
+        store_file_map_fd(coded_fd, &coded) != 0) {
         rc = store_err_os(st, "mapping", in->path, errno);
+        goto out;
+    }
+    rc = STORE_DIGEST_MISMATCH;
+    if (old.len != old_size || coded.len != in->bytes)
+        rc = store_err_os(st, "mapping", in->path, EIO);
     /* Of the format asked for, naming these digests, and applied to the
      * local from blob gives bytes that hash to to_hex (the decoders verify
      * the target digest the file names). */
-    else if (proto_coded_kind(coded, (size_t)in->bytes, from_c, to_c) ==
+    else if (proto_coded_kind(coded.data, coded.len, from_c, to_c) ==
                  (format == PROTO_DELTA_TENSOR ? PROTO_CODED_TENSOR
                                                : PROTO_CODED_ZSTD_PATCH) &&
              strcmp(from_c, from_hex) == 0 && strcmp(to_c, to_hex) == 0 &&
-             proto_coded_apply(old, (size_t)old_size, coded,
-                               (size_t)in->bytes, drop_bytes, NULL,
-                               out_hex) == PROTO_OK &&
+             proto_coded_apply(old.data, old.len, coded.data, coded.len,
+                               drop_bytes, NULL, out_hex) == PROTO_OK &&
              strcmp(out_hex, to_hex) == 0)
         rc = STORE_OK;
     if (rc == STORE_OK &&
@@ -341,10 +330,8 @@ enum store_status store_delta_in_finish(struct store_delta_in *in,
         rc = store_fsync_parent(st, path);
     }
 out:
-    if (old && old_size)
-        munmap(old, (size_t)old_size);
-    if (coded && in->bytes)
-        munmap(coded, (size_t)in->bytes);
+    store_file_unmap(&old);
+    store_file_unmap(&coded);
     if (old_fd >= 0)
         close(old_fd);
     if (coded_fd >= 0)

@@ -25,6 +25,29 @@ if demo_data && daemon_start head "$DEMO_DATA" --admin-token-file "$WORK/demo.to
         fi
         check "HEAD $path: no body" 0 "$(file_size "$BODY")"
     done
+    # The other GET routes: the JWK set (its cache headers too) and the
+    # admin audit log (the same 401 without a token; its body grows with
+    # each admin request, so only a length is asked of HEAD).
+    http GET /v1/keys
+    get_len=$(hdr Content-Length)
+    get_etag=$(hdr ETag)
+    get_cc=$(hdr Cache-Control)
+    http HEAD /v1/keys
+    check "HEAD /v1/keys: 200" 200 "$STATUS"
+    check "HEAD /v1/keys: Content-Length as GET" "$get_len" "$(hdr Content-Length)"
+    check "HEAD /v1/keys: ETag as GET" "$get_etag" "$(hdr ETag)"
+    check "HEAD /v1/keys: Cache-Control as GET" "$get_cc" "$(hdr Cache-Control)"
+    check "HEAD /v1/keys: no body" 0 "$(file_size "$BODY")"
+    demo_auth=(-H "Authorization: Bearer $(cat "$WORK/demo.token")")
+    http HEAD /v1/audit
+    check "HEAD /v1/audit without a token: 401" 401 "$STATUS"
+    http GET /v1/audit "${demo_auth[@]}"
+    get_type=$(hdr Content-Type)
+    http HEAD /v1/audit "${demo_auth[@]}"
+    check "HEAD /v1/audit: 200" 200 "$STATUS"
+    check "HEAD /v1/audit: Content-Type as GET" "$get_type" "$(hdr Content-Type)"
+    check_ge "HEAD /v1/audit: Content-Length" 2 "$(hdr Content-Length)"
+    check "HEAD /v1/audit: no body" 0 "$(file_size "$BODY")"
     http HEAD /v1/families/no-such-family
     check "HEAD unknown family: 404" 404 "$STATUS"
     http POST /healthz

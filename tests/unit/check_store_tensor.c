@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "proto/tensor.h"
@@ -317,6 +318,72 @@ START_TEST(test_store_delta_storage_bound)
 }
 END_TEST
 
+/*
+ * The bound drops the least recently served delta first, not the oldest:
+ * with d01 served after d12 was made, a new delta that overflows the bound
+ * evicts d12 and keeps d01. last_served_s has a resolution of a second,
+ * so the serve waits (bounded) for the clock to pass d12's creation.
+ */
+START_TEST(test_store_delta_storage_lru_by_last_served)
+{
+    struct store *st = open_with(1, 0);
+    struct tg_buf v[4];
+    char h[4][PROTO_HEX_SIZE];
+    const struct store_snapshot *snap = NULL;
+    struct store_stats stats;
+    uint64_t size = 0, two_deltas;
+    int64_t mtime = 0;
+    time_t made;
+    int fd = -1;
+
+    versions(4, v, NULL);
+    family(st);
+    for (int i = 0; i < 3; i++) {
+        upload(st, &v[i], h[i]);
+        ck_assert_int_eq(publish(st, h[i], NULL), STORE_OK);
+    }
+    upload(st, &v[3], h[3]);
+    ck_assert_int_eq(store_worker_wait_idle(st, WAIT_MS), STORE_OK);
+    made = time(NULL);
+    store_stats_get(st, &stats);
+    ck_assert_uint_eq(stats.deltas_ready, 2);           /* d01, d12 */
+    two_deltas = stats.delta_storage_bytes;
+    store_close(st);
+
+    for (int i = 0; i < 300 && time(NULL) <= made; i++)
+        usleep(10000);
+    ck_assert_int_gt(time(NULL), made);
+    /* Room for two and a half deltas of this size. */
+    st = open_with(1, two_deltas + two_deltas / 4);
+    ck_assert_int_eq(store_delta_format_open(st, h[0], h[1],
+                                             PROTO_DELTA_TENSOR, &fd, &size,
+                                             &mtime),
+                     STORE_OK);
+    close(fd);
+    ck_assert_int_eq(publish(st, h[3], NULL), STORE_OK);   /* makes d23 */
+    ck_assert_int_eq(store_worker_wait_idle(st, WAIT_MS), STORE_OK);
+    store_stats_get(st, &stats);
+    ck_assert_uint_eq(stats.deltas_evicted, 1);
+    ck_assert_uint_eq(stats.deltas_ready, 2);
+    /* The served d01 stays, the unserved d12 is gone (row and file). */
+    ck_assert_int_eq(store_delta_format_open(st, h[0], h[1],
+                                             PROTO_DELTA_TENSOR, &fd, &size,
+                                             &mtime),
+                     STORE_OK);
+    close(fd);
+    ck_assert_int_eq(store_delta_format_open(st, h[1], h[2],
+                                             PROTO_DELTA_TENSOR, &fd, &size,
+                                             &mtime),
+                     STORE_NOT_FOUND);
+    ck_assert_int_eq(store_snapshot_get(st, "fam", &snap), STORE_OK);
+    ck_assert_ptr_nonnull(find(snap, h[2], h[3], PROTO_DELTA_TENSOR));
+    store_snapshot_release(snap);
+    for (int i = 0; i < 4; i++)
+        free(v[i].p);
+    store_close(st);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("store_tensor");
@@ -328,6 +395,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_store_worker_tfjs_manifest);
     tcase_add_test(tc, test_store_delta_versions_and_on_demand);
     tcase_add_test(tc, test_store_delta_storage_bound);
+    tcase_add_test(tc, test_store_delta_storage_lru_by_last_served);
     suite_add_tcase(s, tc);
     return s;
 }
