@@ -213,11 +213,11 @@ struct run {
     double throttle_fit;
     bool throttle_kept;           /* current kept through a slowdown */
     /* balanced below the low battery level only while charging: current
-     * kept, as saver would move back to it (charge_keep); saver's
-     * scores of current and of the move, per second */
+     * kept (charge_keep); what the move gains over the horizon as
+     * balanced and as saver */
     bool charge_kept;
-    double charge_u_cur;
-    double charge_u_pick;
+    double charge_gain_balanced;
+    double charge_gain_saver;
     /* the best entry eligible in the mode (degraded), as the entries are
      * weighed (run_weigh) */
     bool found;
@@ -2138,17 +2138,18 @@ score_with(const struct run *k, const struct proto_candidate *e,
 /*
  * The battery rule: balanced acts as saver below policy_low_battery_percent
  * unless charging. Below that level a charging UE is balanced only until
- * it is unplugged, and then saver again at once (above it, it stays
- * balanced until the battery drains back down: a long way off). How long
- * it stays plugged in, nothing in a report says. A move away from a held
- * current that saver, holding the move's pick, would undo (moving back to
- * current pays under saver's weights and transfer cost, beyond the
- * hysteresis) lasts only as long as the charger: two transfers for a gain
- * of unknown length, credited no time. current is kept while the bytes
- * cost anything; once the battery has charged past the level, the move is
- * weighed as every move is. (Without this rule a UE whose charger comes
- * and goes at low battery flaps between the two preferences' picks, each
- * move paying over a horizon the charger does not last.)
+ * it is unplugged, and saver again at once (above it, it stays balanced
+ * until the battery drains back down: a long way off). How long it stays
+ * plugged in, nothing in a report says: the horizon is as likely to be
+ * spent either way. So a move away from a held current is weighed half as
+ * balanced (its value, as every move) and half as saver (saver's scores
+ * over the same time, the same bytes now):
+ *   (gain_balanced + gain_saver) / 2 > hysteresis
+ * else current is kept. With free bytes (the greedy baseline's instant
+ * rule) a move can be undone for nothing when the charger goes: no keep.
+ * (Without this rule a UE whose charger comes and goes at low battery
+ * moves between the two preferences' picks at every plug-in, each move
+ * weighed over a horizon the charger does not last.)
  */
 static bool
 charge_keep(struct run *k, const struct proto_candidate *cands,
@@ -2156,28 +2157,21 @@ charge_keep(struct run *k, const struct proto_candidate *cands,
 {
     const struct proto_report *r = k->r;
     const struct proto_candidate *c = &cands[k->cur];
-    double back_cost, back_s, disc_c, disc_p;
+    double u_c, u_p;
 
     if (r->preference != PROTO_PREFER_BALANCED || !r->has_battery_percent ||
         !r->charging || !(r->battery_percent < k->cfg->low_battery_percent) ||
         !k->has_cur || pick == c || pick->is_fetching ||
-        !eligible(k, c, k->degraded))
+        !eligible(k, c, k->degraded) || !(pick->cost > 0))
         return false;
-    disc_c = k->degraded ? 1 + c->violation : 1;
-    disc_p = k->degraded ? 1 + pick->violation : 1;
-    k->charge_u_cur = score_with(k, c, &k->cfg->saver) / disc_c;
-    k->charge_u_pick = score_with(k, pick, &k->cfg->saver) / disc_p;
-    back_cost = (double)var_of(k, c)->size_bytes *
-                k->cfg->transfer_cost_per_mb * k->cfg->saver.transfer *
-                (k->busy_network ? k->cfg->transfer_boost : 1) / 1e6;
-    back_s = ready_time(k, var_of(k, c)->size_bytes);
-    /* no time is credited to the excursion: it never pays for bytes
-     * (with free bytes, the instant rule, it costs nothing) */
-    return pick->cost + back_cost > 0 &&
-           (k->charge_u_cur - k->charge_u_pick) *
-                       fmax(0, k->horizon_s - back_s) -
-                   back_cost >
-               k->margin;
+    u_c = score_with(k, c, &k->cfg->saver) /
+          (k->degraded ? 1 + c->violation : 1);
+    u_p = score_with(k, pick, &k->cfg->saver) /
+          (k->degraded ? 1 + pick->violation : 1);
+    k->charge_gain_balanced = pick->value - c->value;
+    k->charge_gain_saver =
+        (u_p - u_c) * fmax(0, k->horizon_s - pick->ready_s) - pick->cost;
+    return (k->charge_gain_balanced + k->charge_gain_saver) / 2 <= k->margin;
 }
 
 static void
@@ -2217,10 +2211,12 @@ chosen_reasons(const struct run *k, const struct proto_candidate *c,
     } else if (k->charge_kept) {
         reason_add(rs,
                    "keep: battery %g%% and charging, saver again when "
-                   "unplugged; saver would move back: %s scores %.3g, "
-                   "%s %.3g",
-                   k->r->battery_percent, var_of(k, c)->name,
-                   k->charge_u_cur, var_of(k, best)->name, k->charge_u_pick);
+                   "unplugged; %s gains %.3g as balanced, %.3g as saver: "
+                   "half each %.3g, not over hysteresis %.3g",
+                   k->r->battery_percent, var_of(k, best)->name,
+                   k->charge_gain_balanced, k->charge_gain_saver,
+                   (k->charge_gain_balanced + k->charge_gain_saver) / 2,
+                   k->margin);
     } else if (c->is_current && !c->hard_ok) {
         reason_add(rs,
                    "keep: needs %" PRIu64 " bytes, %" PRIu64 " free; its "

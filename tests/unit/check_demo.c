@@ -120,6 +120,19 @@ open_store(const char *dir)
     return st;
 }
 
+/* The shared demo run's store and its image-classification snapshot. */
+static struct store *
+open_shared_classification(const struct store_snapshot **out_snap)
+{
+    struct store *st;
+
+    ck_assert_int_eq(shared_rc, 0);
+    st = open_store(shared_dir);
+    ck_assert_int_eq(
+        store_snapshot_get(st, "image-classification", out_snap), STORE_OK);
+    return st;
+}
+
 static const struct proto_variant *
 find_latest(const struct store_snapshot *snap, const char *name)
 {
@@ -268,10 +281,7 @@ START_TEST(test_cmd_demo_extras)
     const struct proto_variant *v;
     struct store *st;
 
-    ck_assert_int_eq(shared_rc, 0);
-    st = open_store(shared_dir);
-    ck_assert_int_eq(store_snapshot_get(st, "image-classification", &snap),
-                     STORE_OK);
+    st = open_shared_classification(&snap);
     v = find_latest(snap, "vgg-16");
     ck_assert_ptr_nonnull(v);
     ck_assert_uint_eq(v->exit_count, 2);
@@ -302,10 +312,7 @@ START_TEST(test_cmd_demo_delta)
     int64_t mtime = 0;
     char got_hex[PROTO_HEX_SIZE];
 
-    ck_assert_int_eq(shared_rc, 0);
-    st = open_store(shared_dir);
-    ck_assert_int_eq(store_snapshot_get(st, "image-classification", &snap),
-                     STORE_OK);
+    st = open_shared_classification(&snap);
     v2 = find_latest(snap, "mobilenet-v1-1.0-224");
     ck_assert_ptr_nonnull(v2);
     ck_assert_int_eq(v2->version, 2);
@@ -358,10 +365,7 @@ START_TEST(test_cmd_demo_compressibility)
     uint64_t size = 0;
     size_t bound, packed;
 
-    ck_assert_int_eq(shared_rc, 0);
-    st = open_store(shared_dir);
-    ck_assert_int_eq(store_snapshot_get(st, "image-classification", &snap),
-                     STORE_OK);
+    st = open_shared_classification(&snap);
     v = find_latest(snap, "vgg-16");
     ck_assert_ptr_nonnull(v);
     bytes = read_blob(st, v->blob_hex, &size);
@@ -493,10 +497,7 @@ START_TEST(test_cmd_demo_selects)
     struct proto_reasons *reasons;
     void *table;
 
-    ck_assert_int_eq(shared_rc, 0);
-    st = open_store(shared_dir);
-    ck_assert_int_eq(store_snapshot_get(st, "image-classification", &snap),
-                     STORE_OK);
+    st = open_shared_classification(&snap);
     policy_config_default(&cfg);
     in = (struct policy_input){ .family = "image-classification",
                                 .variants = snap->variants,

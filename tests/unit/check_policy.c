@@ -1313,11 +1313,12 @@ t_throttle_ride(struct fixture *f)
  *            efficientnet .771 + .15 * (1 - 26/30) = .791
  *   saver    mobilenet .706 + .8 * .37778 = 1.00822
  *            efficientnet .771 + .8 * .13333 = .87767
- * Balanced moves: .02833 * 1781.16 = 50.5 over 6.36 + hysteresis 36. At
- * 15 % and charging, saver applies again when the UE is unplugged, and
- * saver holding efficientnet would move back: .13056 * 1788.27 - 11.88
- * (mobilenet's bytes at saver's x3) = 221.6 over 36: keep mobilenet. At
- * 25 % the UE stays balanced unplugged too: move.
+ * Balanced moves: .76267 * 18.84 + .791 * 1781.16 - 6.36 = 1416.9
+ * against .76267 * 1800 = 1372.8, 44.1 over the hysteresis 36. At 15 %
+ * and charging, saver applies again when the UE is unplugged: as saver
+ * the move gains (.87767 - 1.00822) * 1781.16 - 6.36 = -238.9; half each,
+ * -97.4: keep mobilenet. At 25 % the UE stays balanced unplugged too:
+ * move.
  */
 static void
 t_charging(struct fixture *f, double battery_percent)
@@ -1498,9 +1499,9 @@ static const struct select_case time_cases[] = {
     { "time: low battery, charging: a move saver would undo waits",
       CLASSIFICATION, t_charging_low, PROTO_ACTION_KEEP,
       "mobilenet-v1-1.0-224", 0, false, -1, R_CHOSEN, NULL,
-      "keep: battery 15% and charging, saver again when unplugged; saver "
-      "would move back: mobilenet-v1-1.0-224 scores 1.01, efficientnet-b0 "
-      "0.878" },
+      "keep: battery 15% and charging, saver again when unplugged; "
+      "efficientnet-b0 gains 44.1 as balanced, -239 as saver: half each "
+      "-97.4, not over hysteresis 36" },
     { "time: charging above the low battery level, move", CLASSIFICATION,
       t_charging_high, PROTO_ACTION_DOWNLOAD, "efficientnet-b0", 0, false,
       -1, R_CHOSEN, NULL, "switch pays: gain 0.0283 over 1781 s" },

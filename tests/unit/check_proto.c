@@ -791,6 +791,22 @@ static const struct bad_case {
     {R("", ",\"explain\":true"), PROTO_ERR_BAD_FIELD, "explain"},
 };
 
+/* A bad case's parse: refused with its code, naming its field in the
+ * error and in the detail. */
+static void assert_refused(const struct bad_case *c, enum proto_status rc,
+                           const struct proto_error *err)
+{
+    ck_assert_msg(rc == PROTO_BAD_INPUT, "accepted: %s", c->body);
+    ck_assert_msg(err->code == c->code, "code %d want %d for %s (%s)",
+                  err->code, c->code, c->body, err->detail);
+    ck_assert_msg(strcmp(err->field, c->field) == 0,
+                  "field \"%s\" want \"%s\" for %s", err->field, c->field,
+                  c->body);
+    ck_assert_msg(err->detail[0] != '\0', "no detail for %s", c->body);
+    ck_assert_msg(strstr(err->detail, c->field) != NULL,
+                  "detail \"%s\" does not name %s", err->detail, c->field);
+}
+
 static void check_one_report_parse_bad(size_t i)
 {
     const struct bad_case *c = &report_bad_cases[i];
@@ -799,16 +815,7 @@ static void check_one_report_parse_bad(size_t i)
 
     memset(&r, 0x5a, sizeof(r));
     memset(&err, 0, sizeof(err));
-    ck_assert_msg(parse_report_str(c->body, &r, &err) == PROTO_BAD_INPUT,
-                  "accepted: %s", c->body);
-    ck_assert_msg(err.code == c->code, "code %d want %d for %s (%s)",
-                  err.code, c->code, c->body, err.detail);
-    ck_assert_msg(strcmp(err.field, c->field) == 0,
-                  "field \"%s\" want \"%s\" for %s", err.field, c->field,
-                  c->body);
-    ck_assert_msg(err.detail[0] != '\0', "no detail for %s", c->body);
-    ck_assert_msg(strstr(err.detail, c->field) != NULL,
-                  "detail \"%s\" does not name %s", err.detail, c->field);
+    assert_refused(c, parse_report_str(c->body, &r, &err), &err);
     ck_assert_uint_eq(r.memory_bytes, 0x5a5a5a5a5a5a5a5aULL);
 }
 
@@ -1116,15 +1123,7 @@ static void check_one_variant_parse_bad(size_t i)
 
     memset(&v, 0x5a, sizeof(v));
     memset(&err, 0, sizeof(err));
-    ck_assert_msg(parse_variant_str(c->body, &v, &err) == PROTO_BAD_INPUT,
-                  "accepted: %s", c->body);
-    ck_assert_msg(err.code == c->code, "code %d want %d for %s (%s)",
-                  err.code, c->code, c->body, err.detail);
-    ck_assert_msg(strcmp(err.field, c->field) == 0,
-                  "field \"%s\" want \"%s\" for %s", err.field, c->field,
-                  c->body);
-    ck_assert_msg(strstr(err.detail, c->field) != NULL,
-                  "detail \"%s\" does not name %s", err.detail, c->field);
+    assert_refused(c, parse_variant_str(c->body, &v, &err), &err);
     ck_assert_uint_eq(v.rollout_percent, 0x5a5a5a5a);
 }
 
