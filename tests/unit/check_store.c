@@ -1301,6 +1301,18 @@ START_TEST(test_store_worker_rejects_big_delta)
     ck_assert_uint_eq(stats.deltas_made, 0);
     ck_assert_uint_eq(stats.deltas_ready, 0);
     ck_assert_uint_eq(stats.deltas_pending, 0);
+    /* Not smaller is deterministic: final at once, never retried, not
+     * failed, and an admin retry does not start it again. */
+    ck_assert_uint_eq(stats.job_retries, 0);
+    ck_assert_uint_eq(stats.jobs_gave_up, 0);
+    ck_assert_uint_eq(stats.deltas_failed, 0);
+    {
+        uint64_t deltas = 1, compressed = 0;
+
+        ck_assert_int_eq(store_jobs_retry(st, &deltas, &compressed),
+                         STORE_OK);
+        ck_assert_uint_eq(deltas, 0);
+    }
     ck_assert_int_eq(store_delta_open(st, h1, h2, &fd, &size, &mtime),
                      STORE_NOT_FOUND);
     ck_assert_int_eq(store_snapshot_get(st, "fam", &snap), STORE_OK);
