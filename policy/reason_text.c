@@ -21,13 +21,14 @@ rt_fmt_g(char out[RT_NUM_SIZE], double x, int prec)
     double a = fabs(x);
     int r;
 
-    if (prec >= 1 && prec <= 9 && a >= 1e-4 && a < pow10_upto9[prec]) {
+    if (prec >= 1 && prec <= 9 && a >= 1e-30 && a < pow10_upto9[prec]) {
         size_t sign = x < 0;
         size_t n;
 
         if (sign)
             out[0] = '-';
-        n = proto_g_fixed(out + sign, a, prec);
+        n = a < 1e-4 ? proto_g_exp(out + sign, a, prec)
+                     : proto_g_fixed(out + sign, a, prec);
         if (n) {
             out[n + sign] = '\0';
             return n + sign;

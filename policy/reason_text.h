@@ -3,8 +3,9 @@
  * byte-identical to the printf spelling of the same format ("%.3g",
  * "%g", "%.6g", "%.0f", PRIu64, "%d", "%s"), truncated like vsnprintf
  * at PROTO_REASON_SIZE - 1 bytes. Numbers printf would spell in a way
- * the fast path is not sure of (rounding ties, exponents, decade edges,
- * zero, negative zero, non-finite) are handed to snprintf.
+ * the fast path is not sure of (rounding ties, exponents other than
+ * e-05..e-30, decade edges, zero, negative zero, non-finite) are handed
+ * to snprintf.
  */
 #ifndef MODELD_POLICY_REASON_TEXT_H
 #define MODELD_POLICY_REASON_TEXT_H

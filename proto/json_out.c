@@ -318,6 +318,70 @@ size_t proto_g_fixed(char *out, double a, int prec)
     return n;
 }
 
+/*
+ * "%.<prec>g" of a, 1e-30 <= a < 1e-4 (the exponent spelling: small
+ * costs and sizes in reasons), by hand; 0 when it cannot be sure to write
+ * what printf would. a is scaled into [10^(prec-1), 10^prec) by 10^e,
+ * e <= 38 (a double off by at most half an ulp from 10^23 on), so the
+ * scaled value, below 10^9, is off by less than 3e-7: inside the 1e-6
+ * kept clear of a rounding tie. A value that rounds up into the next
+ * decade takes its exponent (9.96e-06 to 2 digits is 1e-05), unless
+ * that is the fixed spelling (9.96e-05 is 0.0001): left to printf.
+ */
+size_t proto_g_exp(char *out, double a, int prec)
+{
+    static const double tiny[] = {
+        1e-5,  1e-6,  1e-7,  1e-8,  1e-9,  1e-10, 1e-11, 1e-12, 1e-13,
+        1e-14, 1e-15, 1e-16, 1e-17, 1e-18, 1e-19, 1e-20, 1e-21, 1e-22,
+        1e-23, 1e-24, 1e-25, 1e-26, 1e-27, 1e-28, 1e-29, 1e-30};
+    static const double up[] = {
+        1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,
+        1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
+        1e20, 1e21, 1e22, 1e23, 1e24, 1e25, 1e26, 1e27, 1e28, 1e29,
+        1e30, 1e31, 1e32, 1e33, 1e34, 1e35, 1e36, 1e37, 1e38};
+    double scaled, fl;
+    uint64_t m, rest;
+    int x = 0;                    /* decade: 10^-(x+5) <= a < 10^-(x+4) */
+    int w;
+    size_t n = 0;
+
+    if (!(a >= 1e-30 && a < 1e-4) || prec < 1 || prec > 9)
+        return 0;
+    while (x < 25 && a < tiny[x])
+        x++;
+    scaled = a * up[prec - 1 + x + 5];
+    fl = floor(scaled);
+    if (fabs(scaled - fl - 0.5) < 1e-6)
+        return 0;
+    m = (uint64_t)fl + (scaled - fl > 0.5);
+    if (m == ipow[prec] && x > 0) {
+        m = ipow[prec - 1];       /* rounded up into the next decade */
+        x--;
+    }
+    if (m < ipow[prec - 1] || m >= ipow[prec])
+        return 0;
+    out[n++] = (char)('0' + m / ipow[prec - 1]);
+    rest = m % ipow[prec - 1];
+    if (rest) {
+        w = prec - 1;
+        while (rest % 10 == 0) {  /* %g drops trailing zeros */
+            rest /= 10;
+            w--;
+        }
+        out[n++] = '.';
+        for (int i = w - 1; i >= 0; i--) {
+            out[n + (size_t)i] = (char)('0' + rest % 10);
+            rest /= 10;
+        }
+        n += (size_t)w;
+    }
+    out[n++] = 'e';
+    out[n++] = '-';
+    out[n++] = (char)('0' + (x + 5) / 10);
+    out[n++] = (char)('0' + (x + 5) % 10);
+    return n;
+}
+
 size_t proto_num_short(char out[PROTO_NUM_SHORT_SIZE], double x)
 {
     double a = fabs(x);
@@ -339,12 +403,13 @@ size_t proto_num_short(char out[PROTO_NUM_SHORT_SIZE], double x)
         out[n] = '\0';
         return n;
     }
-    if (a >= 1e-4 && a < 1e5) {
+    if (a >= 1e-30 && a < 1e5) {
         size_t sign = x < 0;
 
         if (sign)
             out[0] = '-';
-        n = proto_g_fixed(out + sign, a, 6);
+        n = a < 1e-4 ? proto_g_exp(out + sign, a, 6)
+                     : proto_g_fixed(out + sign, a, 6);
         if (n) {
             out[n + sign] = '\0';
             return n + sign;

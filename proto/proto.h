@@ -106,6 +106,9 @@ size_t proto_num_short(char out[PROTO_NUM_SHORT_SIZE], double x);
  * sign, no NUL); 0 when the spelling is in doubt (a rounding tie within
  * 1e-6, a decade edge): the caller then asks printf. */
 size_t proto_g_fixed(char *out, double a, int prec);
+/* The same for 1e-30 <= a < 1e-4, which "%g" spells with an exponent
+ * ("5.6e-05"); 0 when in doubt or out of that range. */
+size_t proto_g_exp(char *out, double a, int prec);
 /* The decimal digits of u (no NUL); returns their count (at most 20). */
 size_t proto_put_u64(char *out, uint64_t u);
 

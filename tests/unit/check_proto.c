@@ -220,6 +220,67 @@ START_TEST(test_proto_num_short_as_printf)
 }
 END_TEST
 
+/* proto_g_exp writes what "%.<p>g" writes, 1e-30 <= a < 1e-4, every
+ * precision 1..9: values of any bits, decimal-looking ones, ones a hair
+ * from a rounding tie and decade edges; and it answers (does not leave
+ * to printf) all but the few values within 1e-6 of a tie. */
+START_TEST(test_proto_g_exp_as_printf)
+{
+    static const double fixed[] = {
+        5.6e-05, 1.68e-05, 1e-5, 9.99999e-5, 9.96e-5, 1e-30, 1.5e-7,
+        2.5e-6, 1.25e-10, 9.9999999999e-21, 3e-22, 7.00000000001e-9,
+    };
+    char got[64], want[64];
+    unsigned long long seed = 0x9e3779b97f4a7c15ull;
+    size_t answered = 0, tried = 0;
+
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+        for (int p = 1; p <= 9; p++) {
+            size_t n = proto_g_exp(got, fixed[i], p);
+
+            snprintf(want, sizeof(want), "%.*g", p, fixed[i]);
+            if (n == 0)
+                continue;
+            got[n] = '\0';
+            ck_assert_msg(strcmp(got, want) == 0, "%%.%dg of %.17g: %s, "
+                          "printf %s", p, fixed[i], got, want);
+        }
+    ck_assert_uint_eq(proto_g_exp(got, 1e-4, 3), 0);
+    ck_assert_uint_eq(proto_g_exp(got, 0.5e-30, 3), 0);
+    ck_assert_uint_eq(proto_g_exp(got, 5e-5, 0), 0);
+    for (int i = 0; i < 300000; i++) {
+        double x, mant;
+        int ex, p = 1 + i % 9;
+        size_t n;
+
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        ex = -(int)(seed % 27) - 5;              /* 1e-31 .. 1e-5 */
+        mant = 1 + 9 * ((double)(seed >> 11) / 9007199254740992.0);
+        switch (i % 4) {
+        case 0: x = mant * pow(10, ex); break;   /* any bits */
+        case 1: x = round(mant * 1e3) / 1e3 * pow(10, ex); break;
+        case 2: x = (round(mant * 1e4) + 0.5) / 1e4 * pow(10, ex); break;
+        default: x = pow(10, ex) * (1 + (double)(seed % 3 - 1) * 1e-16);
+        }
+        n = proto_g_exp(got, x, p);
+        if (i % 4 == 0 && x >= 1e-30 && x < 1e-4) {
+            tried++;
+            answered += n > 0;
+        }
+        if (n == 0)
+            continue;
+        got[n] = '\0';
+        snprintf(want, sizeof(want), "%.*g", p, x);
+        ck_assert_msg(strcmp(got, want) == 0, "%%.%dg of %.17g: %s, printf %s",
+                      p, x, got, want);
+    }
+    /* a value of any bits is within 1e-6 of a tie about once in 500000 */
+    ck_assert_uint_ge(answered * 1000, tried * 999);
+}
+END_TEST
+
 START_TEST(test_proto_base64url_vectors)
 {
     static const struct { const char *in, *out; } v[] = {
@@ -1913,6 +1974,7 @@ Suite *proto_suite(void)
     tcase_add_test(tc, test_proto_error_set_truncates);
     tcase_add_test(tc, test_proto_base64url_vectors);
     tcase_add_test(tc, test_proto_num_short_as_printf);
+    tcase_add_test(tc, test_proto_g_exp_as_printf);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("digest");
