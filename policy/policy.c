@@ -1586,6 +1586,50 @@ screen_class(const struct screen_ctx *c, size_t first, size_t count,
 }
 
 /*
+ * soft_check's rules and violation sum, in its order, on a screen's
+ * estimates (both screen paths: rows and columns); acc_low: the report's
+ * min_accuracy exceeds the variant's accuracy (exceeds(), each path
+ * reading the limit its way). Sets the screen's soft cause, soft_ok,
+ * violation and estimates.
+ */
+static inline __attribute__((always_inline)) void
+screen_soft(const struct screen_ctx *c, struct screened *s, double lat,
+            bool acc_low, double acc, bool has_energy, double energy)
+{
+    enum proto_cause cause = PROTO_CAUSE_OUTRANKED;
+    double sum = 0;
+
+    if (lat > c->latency_limit) {
+        cause = PROTO_CAUSE_LATENCY;
+        sum += relative_miss(lat - c->max_latency_ms, c->max_latency_ms);
+    }
+    if (acc_low) {
+        if (cause == PROTO_CAUSE_OUTRANKED)
+            cause = PROTO_CAUSE_ACCURACY;
+        sum += relative_miss(c->min_accuracy - acc, c->min_accuracy);
+    }
+    if (c->has_max_download_s && s->download_s > c->download_over) {
+        if (cause == PROTO_CAUSE_OUTRANKED)
+            cause = PROTO_CAUSE_DOWNLOAD;
+        sum += isfinite(s->download_s)
+                   ? relative_miss(s->download_s - c->max_download_s,
+                                   c->max_download_s)
+                   : 1e9;
+    }
+    if (has_energy && energy > c->energy_limit) {
+        if (cause == PROTO_CAUSE_OUTRANKED)
+            cause = PROTO_CAUSE_ENERGY;
+        sum += relative_miss(energy - c->max_energy_mj, c->max_energy_mj);
+    }
+    s->soft_cause = cause;
+    s->soft_ok = cause == PROTO_CAUSE_OUTRANKED;
+    s->violation = sum;
+    s->latency_ms = lat;
+    s->energy_mj = energy;
+    s->has_energy_mj = has_energy;
+}
+
+/*
  * The screen of variant index: its hard rules and, unless it is partial,
  * its estimates and soft rules, exactly as eval_compute and soft_check
  * work them out (the same expressions in the same order), without what
@@ -1600,7 +1644,7 @@ screen_one(const struct run *k, const struct screen_ctx *c, size_t index,
 {
     const struct policy_row *row = &c->rows[index];
     enum proto_cause cause = PROTO_CAUSE_OUTRANKED;
-    double lat, energy, sum = 0, acc = row->accuracy;
+    double lat, energy, acc = row->accuracy;
     bool has_energy;
 
     if (row->req != POLICY_REQ_NONE) {
@@ -1647,35 +1691,9 @@ screen_one(const struct run *k, const struct screen_ctx *c, size_t index,
             : c->nominal_bps > 0
                 ? (double)row->size_bytes * 8.0 / c->nominal_bps + c->rtt_s
                 : INFINITY;
-    /* soft_check's rules and sum, in its order */
-    s->soft_cause = PROTO_CAUSE_OUTRANKED;
-    if (lat > c->latency_limit) {
-        s->soft_cause = PROTO_CAUSE_LATENCY;
-        sum += relative_miss(lat - c->max_latency_ms, c->max_latency_ms);
-    }
-    if (c->has_min_accuracy && exceeds(c->min_accuracy, acc)) {
-        if (s->soft_cause == PROTO_CAUSE_OUTRANKED)
-            s->soft_cause = PROTO_CAUSE_ACCURACY;
-        sum += relative_miss(c->min_accuracy - acc, c->min_accuracy);
-    }
-    if (c->has_max_download_s && s->download_s > c->download_over) {
-        if (s->soft_cause == PROTO_CAUSE_OUTRANKED)
-            s->soft_cause = PROTO_CAUSE_DOWNLOAD;
-        sum += isfinite(s->download_s)
-                   ? relative_miss(s->download_s - c->max_download_s,
-                                   c->max_download_s)
-                   : 1e9;
-    }
-    if (has_energy && energy > c->energy_limit) {
-        if (s->soft_cause == PROTO_CAUSE_OUTRANKED)
-            s->soft_cause = PROTO_CAUSE_ENERGY;
-        sum += relative_miss(energy - c->max_energy_mj, c->max_energy_mj);
-    }
-    s->soft_ok = s->soft_cause == PROTO_CAUSE_OUTRANKED;
-    s->violation = sum;
-    s->latency_ms = lat;
-    s->energy_mj = energy;
-    s->has_energy_mj = has_energy;
+    screen_soft(c, s, lat,
+                c->has_min_accuracy && exceeds(c->min_accuracy, acc), acc,
+                has_energy, energy);
     return true;
 }
 
@@ -1904,8 +1922,7 @@ screen_cols(const struct screen_ctx *c, size_t i, struct screened *s,
             const bool plain)
 {
     unsigned req = c->col_req[i], f;
-    enum proto_cause cause = PROTO_CAUSE_OUTRANKED;
-    double lat, energy = 0, sum = 0, acc;
+    double lat, energy = 0, acc;
     bool has_energy = true;
 
     if (!plain && req == POLICY_REQ_NONE)
@@ -1944,36 +1961,11 @@ screen_cols(const struct screen_ctx *c, size_t i, struct screened *s,
                         : c->nominal_bps > 0 ? bits / c->nominal_bps + c->rtt_s
                                              : INFINITY;
     }
-    /* soft_check's rules and sum, in its order */
-    if (lat > c->latency_limit) {
-        cause = PROTO_CAUSE_LATENCY;
-        sum += relative_miss(lat - c->max_latency_ms, c->max_latency_ms);
-    }
     /* exceeds(min_accuracy, acc), its limit from the column */
-    if (c->has_min_accuracy && c->min_accuracy > c->col_accuracy_over[i]) {
-        if (cause == PROTO_CAUSE_OUTRANKED)
-            cause = PROTO_CAUSE_ACCURACY;
-        sum += relative_miss(c->min_accuracy - acc, c->min_accuracy);
-    }
-    if (c->has_max_download_s && s->download_s > c->download_over) {
-        if (cause == PROTO_CAUSE_OUTRANKED)
-            cause = PROTO_CAUSE_DOWNLOAD;
-        sum += isfinite(s->download_s)
-                   ? relative_miss(s->download_s - c->max_download_s,
-                                   c->max_download_s)
-                   : 1e9;
-    }
-    if (has_energy && energy > c->energy_limit) {
-        if (cause == PROTO_CAUSE_OUTRANKED)
-            cause = PROTO_CAUSE_ENERGY;
-        sum += relative_miss(energy - c->max_energy_mj, c->max_energy_mj);
-    }
-    s->soft_cause = cause;
-    s->soft_ok = cause == PROTO_CAUSE_OUTRANKED;
-    s->violation = sum;
-    s->latency_ms = lat;
-    s->energy_mj = energy;
-    s->has_energy_mj = has_energy;
+    screen_soft(c, s, lat,
+                c->has_min_accuracy &&
+                    c->min_accuracy > c->col_accuracy_over[i],
+                acc, has_energy, energy);
     return SCREEN_DONE;
 }
 

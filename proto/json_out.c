@@ -270,6 +270,26 @@ size_t proto_put_u64(char *out, uint64_t u)
     return n;
 }
 
+/* ".<digits>" of frac, a fraction of width digits, without its trailing
+ * zeros as %g drops them; nothing when frac is 0. Returns the count. */
+static size_t put_frac(char *out, uint64_t frac, int width)
+{
+    size_t n = 0;
+
+    if (!frac)
+        return 0;
+    while (frac % 10 == 0) {
+        frac /= 10;
+        width--;
+    }
+    out[n++] = '.';
+    for (int i = width - 1; i >= 0; i--) {
+        out[n + (size_t)i] = (char)('0' + frac % 10);
+        frac /= 10;
+    }
+    return n + (size_t)width;
+}
+
 /*
  * "%.<prec>g" of a, 1e-4 <= a < 10^prec (the fixed-point spelling), by
  * hand; 0 when it cannot be sure to write what printf would. a is
@@ -301,21 +321,7 @@ size_t proto_g_fixed(char *out, double a, int prec)
     ip = m / ipow[k];
     fp = m % ipow[k];
     n = proto_put_u64(out, ip);
-    if (fp) {
-        int w = k;
-
-        while (fp % 10 == 0) {    /* %g drops trailing zeros */
-            fp /= 10;
-            w--;
-        }
-        out[n++] = '.';
-        for (int i = w - 1; i >= 0; i--) {
-            out[n + (size_t)i] = (char)('0' + fp % 10);
-            fp /= 10;
-        }
-        n += (size_t)w;
-    }
-    return n;
+    return n + put_frac(out + n, fp, k);
 }
 
 /*
@@ -340,9 +346,8 @@ size_t proto_g_exp(char *out, double a, int prec)
         1e20, 1e21, 1e22, 1e23, 1e24, 1e25, 1e26, 1e27, 1e28, 1e29,
         1e30, 1e31, 1e32, 1e33, 1e34, 1e35, 1e36, 1e37, 1e38};
     double scaled, fl;
-    uint64_t m, rest;
+    uint64_t m;
     int x = 0;                    /* decade: 10^-(x+5) <= a < 10^-(x+4) */
-    int w;
     size_t n = 0;
 
     if (!(a >= 1e-30 && a < 1e-4) || prec < 1 || prec > 9)
@@ -361,20 +366,7 @@ size_t proto_g_exp(char *out, double a, int prec)
     if (m < ipow[prec - 1] || m >= ipow[prec])
         return 0;
     out[n++] = (char)('0' + m / ipow[prec - 1]);
-    rest = m % ipow[prec - 1];
-    if (rest) {
-        w = prec - 1;
-        while (rest % 10 == 0) {  /* %g drops trailing zeros */
-            rest /= 10;
-            w--;
-        }
-        out[n++] = '.';
-        for (int i = w - 1; i >= 0; i--) {
-            out[n + (size_t)i] = (char)('0' + rest % 10);
-            rest /= 10;
-        }
-        n += (size_t)w;
-    }
+    n += put_frac(out + n, m % ipow[prec - 1], prec - 1);
     out[n++] = 'e';
     out[n++] = '-';
     out[n++] = (char)('0' + (x + 5) / 10);
