@@ -1030,6 +1030,17 @@ rt_ready(struct rtext *t, const struct run *k, const struct proto_candidate *e)
     rt_s(t, " Mbit/s");
 }
 
+/* "worth <value> over <horizon> s": an entry's value over the horizon. */
+static void
+rt_worth(struct rtext *t, const struct run *k, double value)
+{
+    rt_s(t, "worth ");
+    rt_g(t, value, 6);
+    rt_s(t, " over ");
+    rt_g(t, k->horizon_s, 6);
+    rt_s(t, " s");
+}
+
 static void
 gain_text(const struct run *k, const struct proto_candidate *e, double from_u,
           char *buf, size_t size)
@@ -1227,11 +1238,9 @@ loss_reason(const struct run *k, const struct proto_candidate *loser,
             rt_ready(&t, k, loser);
             rt_s(&t, ", cost ");
             rt_g(&t, loser->cost, 3);
-            rt_s(&t, ") is worth ");
-            rt_g(&t, loser->value, 6);
-            rt_s(&t, " over ");
-            rt_g(&t, k->horizon_s, 6);
-            rt_s(&t, " s, chosen ");
+            rt_s(&t, ") is ");
+            rt_worth(&t, k, loser->value);
+            rt_s(&t, ", chosen ");
             rt_g(&t, chosen->value, 6);
             rt_end(&t);
         }
@@ -1484,11 +1493,9 @@ struct screen_ctx {
     bool plain;
     const uint8_t *col_req;
     const uint64_t *col_memory;
-    const uint64_t *col_size;
     const double *col_flops;
     const double *col_accuracy;
     const double *col_accuracy_over;
-    const double *col_bits;
     const double *col_bytes;
     const uint32_t *col_blob;
     const uint8_t *col_flags;     /* of the report's class's slot */
@@ -1521,11 +1528,9 @@ screen_columns(const struct run *k, struct screen_ctx *c)
     c->plain = c->fast && t->all_offered && t->req_all && !c->special;
     c->col_req = t->col_req;
     c->col_memory = t->col_memory;
-    c->col_size = t->col_size;
     c->col_flops = t->col_flops;
     c->col_accuracy = t->col_accuracy;
     c->col_accuracy_over = t->col_accuracy_over;
-    c->col_bits = t->col_bits;
     c->col_bytes = t->col_bytes;
     c->col_blob = t->col_blob;
     c->col_flags = t->col_flags + slot * n;
@@ -1955,7 +1960,7 @@ screen_cols(const struct screen_ctx *c, size_t i, struct screened *s,
     s->download_s = 0;
     if (c->has_max_download_s) {
         /* download_time's, (double)bytes * 8.0 from the column */
-        double bits = c->col_bits[i];
+        double bits = c->col_bytes[i] * 8.0;
 
         s->download_s = bits == 0         ? c->rtt_s
                         : c->nominal_bps > 0 ? bits / c->nominal_bps + c->rtt_s
@@ -2028,7 +2033,7 @@ screen_loop(struct run *k, const struct screen_ctx *ctx_in,
         feasible = sc.hard_ok && sc.soft_ok;
         if (feasible || (sc.hard_ok && w.degraded)) {
             /* ready_time's, (double)bytes * 8.0 from the column */
-            double bits = plain ? ctx->col_bits[i] : 0;
+            double bits = plain ? ctx->col_bytes[i] * 8.0 : 0;
 
             sc.ready_s = plain ? (bits == 0      ? 0
                                   : ctx->bps > 0 ? bits / ctx->bps + ctx->rtt_s
@@ -2449,11 +2454,9 @@ chosen_reasons(const struct run *k, const struct proto_candidate *c,
         rt_begin(&t, rs);
         rt_s(&t, "nothing runs now: runs after ");
         rt_ready(&t, k, c);
-        rt_s(&t, "), worth ");
-        rt_g(&t, c->value, 6);
-        rt_s(&t, " over ");
-        rt_g(&t, k->horizon_s, 6);
-        rt_s(&t, " s, cost ");
+        rt_s(&t, "), ");
+        rt_worth(&t, k, c->value);
+        rt_s(&t, ", cost ");
         rt_g(&t, c->cost, 3);
         rt_end(&t);
     }

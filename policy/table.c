@@ -68,8 +68,8 @@ counts_of(const struct policy_input *in)
 /* Where each array of a table lives in its buffer (byte offsets). */
 struct table_layout {
     size_t rows, class_values, strings, accelerators, tags, delta_from,
-        delta_to, col_req, col_memory, col_size, col_flops, col_accuracy,
-        col_accuracy_over, col_bytes, col_bits, col_blob, col_flags, col_latency, col_energy, end;
+        delta_to, col_req, col_memory, col_flops, col_accuracy,
+        col_accuracy_over, col_bytes, col_blob, col_flags, col_latency, col_energy, end;
 };
 
 static size_t
@@ -104,12 +104,10 @@ layout_of(const struct policy_input *in, const struct table_counts *c)
     l.delta_to = place(&at, in->delta_count, sizeof(uint32_t),
                        alignof(uint32_t));
     l.col_memory = place(&at, n, sizeof(uint64_t), alignof(uint64_t));
-    l.col_size = place(&at, n, sizeof(uint64_t), alignof(uint64_t));
     l.col_flops = place(&at, n, sizeof(double), alignof(double));
     l.col_accuracy = place(&at, n, sizeof(double), alignof(double));
     l.col_accuracy_over = place(&at, n, sizeof(double), alignof(double));
     l.col_bytes = place(&at, n, sizeof(double), alignof(double));
-    l.col_bits = place(&at, n, sizeof(double), alignof(double));
     l.col_latency = place(&at, c->class_slots * n, sizeof(double),
                           alignof(double));
     l.col_energy = place(&at, c->class_slots * n, sizeof(double),
@@ -285,13 +283,11 @@ columns_fill(struct policy_table *t, size_t slots)
         t->col_req[i] = row->req;
         t->req_all = t->req_all && row->req != POLICY_REQ_NONE;
         t->col_memory[i] = row->memory_bytes;
-        t->col_size[i] = row->size_bytes;
         t->col_flops[i] = row->flops;
         t->col_accuracy[i] = row->accuracy;
         t->col_accuracy_over[i] =
             row->accuracy + POLICY_REL_EPS * fabs(row->accuracy);
         t->col_bytes[i] = (double)row->size_bytes;
-        t->col_bits[i] = (double)row->size_bytes * 8.0;
         t->col_blob[i] = row->blob;
         for (size_t j = 0;
              j < (size_t)row->latency_count + row->energy_count; j++)
@@ -375,12 +371,10 @@ policy_table_build(const struct policy_input *in, void *buf, size_t size)
     t->delta_to = (uint32_t *)(base + l.delta_to);
     t->col_req = base + l.col_req;
     t->col_memory = (uint64_t *)(base + l.col_memory);
-    t->col_size = (uint64_t *)(base + l.col_size);
     t->col_flops = (double *)(base + l.col_flops);
     t->col_accuracy = (double *)(base + l.col_accuracy);
     t->col_accuracy_over = (double *)(base + l.col_accuracy_over);
     t->col_bytes = (double *)(base + l.col_bytes);
-    t->col_bits = (double *)(base + l.col_bits);
     t->col_blob = (uint32_t *)(base + l.col_blob);
     t->col_flags = base + l.col_flags;
     t->col_latency = (double *)(base + l.col_latency);

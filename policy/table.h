@@ -107,14 +107,13 @@ struct policy_table {
     uint8_t *col_req;             /* row.req */
     bool req_all;                 /* no row.req is POLICY_REQ_NONE */
     uint64_t *col_memory;         /* row.memory_bytes */
-    uint64_t *col_size;           /* row.size_bytes */
     double *col_flops;
     double *col_accuracy;
     /* accuracy + REL_EPS |accuracy| (policy.c's over(): the soft rule's
-     * limit, the same expression), size_bytes as a double and times 8.0 */
+     * limit, the same expression), size_bytes as a double (times 8.0,
+     * exactly download_time's bits) */
     double *col_accuracy_over;
     double *col_bytes;
-    double *col_bits;
     uint32_t *col_blob;
     /* the first POLICY_CLASS_SLOTS distinct device classes of the class
      * values (string indexes), each a slot s: col_flags[s * n + i] says
