@@ -10,6 +10,7 @@
  * until it is replaced: when the catalog server cannot be reached, it is
  * what selects get.
  */
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,71 @@ enum {
     LISTS_CONTEXT = 1 << 4,
     LISTS_ACCELERATORS = 1 << 5,
     LISTS_ALL = (1 << 6) - 1,
+};
+
+/*
+ * A version's six lists, one child table each, as descriptors: where the
+ * list's count and items are in struct proto_variant, how many it holds
+ * at most, and its columns in SQL order after (version_id, pos) (a TEXT
+ * into a char array, or a REAL into a double). One loop reads them all
+ * (read_lists). The macros check the field's type at compile time.
+ */
+enum list_col_type { LIST_COL_NONE, LIST_COL_TEXT, LIST_COL_DOUBLE };
+
+struct list_col {
+    enum list_col_type type;
+    size_t off;                   /* in the item */
+    size_t size;                  /* of the char array (TEXT) */
+};
+
+struct list_kind {
+    unsigned flag;                /* LISTS_* */
+    enum stmt_id list_stmt;       /* SELECT cols WHERE version_id ORDER BY pos */
+    const char *reading;          /* for errors: "reading <what>" */
+    size_t count_off;             /* the size_t count in proto_variant */
+    size_t items_off;             /* the item array in proto_variant */
+    size_t item_size;
+    size_t max;
+    struct list_col col[2];
+};
+
+#define LIST_TEXT(type, field)                                              \
+    { LIST_COL_TEXT,                                                       \
+      _Generic(((type *)0)->field, char *: offsetof(type, field)),         \
+      sizeof(((type *)0)->field) }
+#define LIST_DOUBLE(type, field)                                            \
+    { LIST_COL_DOUBLE,                                                     \
+      _Generic(((type *)0)->field, double: offsetof(type, field)), 0 }
+/* A list of plain tokens: the item is the char array itself. */
+#define LIST_TOKEN { LIST_COL_TEXT, 0, PROTO_TOKEN_SIZE }
+#define LIST_OF(field, count, nmax)                                         \
+    offsetof(struct proto_variant, count),                                 \
+    offsetof(struct proto_variant, field),                                 \
+    sizeof(((struct proto_variant *)0)->field[0]), nmax
+
+static const struct list_kind list_kinds[] = {
+    { LISTS_TECHNIQUES, STMT_TECH_LIST, "reading techniques",
+      LIST_OF(techniques, technique_count, PROTO_MAX_TECHNIQUES),
+      { LIST_TOKEN } },
+    { LISTS_LATENCIES, STMT_LATENCY_LIST, "reading latencies",
+      LIST_OF(latency_ms, latency_count, PROTO_MAX_LATENCIES),
+      { LIST_TEXT(struct proto_class_value, device_class),
+        LIST_DOUBLE(struct proto_class_value, value) } },
+    { LISTS_ENERGIES, STMT_ENERGY_LIST, "reading energies",
+      LIST_OF(energy_mj, energy_count, PROTO_MAX_LATENCIES),
+      { LIST_TEXT(struct proto_class_value, device_class),
+        LIST_DOUBLE(struct proto_class_value, value) } },
+    { LISTS_EXITS, STMT_EXIT_LIST, "reading exits",
+      LIST_OF(exits, exit_count, PROTO_MAX_EXITS),
+      { LIST_DOUBLE(struct proto_exit, flops),
+        LIST_DOUBLE(struct proto_exit, accuracy) } },
+    { LISTS_CONTEXT, STMT_CONTEXT_LIST, "reading context",
+      LIST_OF(context, context_count, PROTO_MAX_TAGS),
+      { LIST_TEXT(struct proto_tag, key),
+        LIST_TEXT(struct proto_tag, value) } },
+    { LISTS_ACCELERATORS, STMT_ACCEL_LIST, "reading accelerators",
+      LIST_OF(accelerators, accelerator_count, PROTO_MAX_ACCELERATORS),
+      { LIST_TOKEN } },
 };
 
 /* A snapshot version's row id and which of its lists to read. */
@@ -717,96 +783,39 @@ static void read_version_row(struct db_stmt *s, const char *family,
 }
 
 /* Fills a version's lists from the child tables, on connection c; only
- * those lists names (LISTS_*): the others are empty. */
+ * those lists names (LISTS_*): the others are empty. A list holds at most
+ * its max items; rows past it are not read. */
 static enum store_status read_lists(struct store *st, struct store_conn *c,
                                     int64_t ver_id, unsigned lists,
                                     struct proto_variant *v)
 {
-    struct db_stmt *s;
-    int src;
+    for (size_t k = 0; k < ARRAY_SIZE(list_kinds); k++) {
+        const struct list_kind *lk = &list_kinds[k];
+        size_t *count = (size_t *)((char *)v + lk->count_off);
+        char *items = (char *)v + lk->items_off;
+        struct db_stmt *s;
+        int src;
 
-    if (lists & LISTS_TECHNIQUES) {
-        s = store_conn_stmt(c, STMT_TECH_LIST);
+        if (!(lists & lk->flag))
+            continue;
+        s = store_conn_stmt(c, lk->list_stmt);
         db_bind_int64(s, 1, ver_id);
-        while ((src = db_step(s)) == DB_ROW &&
-               v->technique_count < PROTO_MAX_TECHNIQUES)
-            col_text(s, 0, v->techniques[v->technique_count++],
-                     PROTO_TOKEN_SIZE);
-        db_reset(s);
-        if (src != DB_DONE && src != DB_ROW)
-            return store_err_conn(st, c->db, "reading techniques", src);
-    }
+        while ((src = db_step(s)) == DB_ROW && *count < lk->max) {
+            char *item = items + (*count)++ * lk->item_size;
 
-    if (lists & LISTS_LATENCIES) {
-        s = store_conn_stmt(c, STMT_LATENCY_LIST);
-        db_bind_int64(s, 1, ver_id);
-        while ((src = db_step(s)) == DB_ROW &&
-               v->latency_count < PROTO_MAX_LATENCIES) {
-            struct proto_class_value *cv = &v->latency_ms[v->latency_count++];
+            for (int j = 0; j < 2; j++) {
+                const struct list_col *col = &lk->col[j];
 
-            col_text(s, 0, cv->device_class, sizeof(cv->device_class));
-            cv->value = db_column_double(s, 1);
+                if (col->type == LIST_COL_TEXT)
+                    col_text(s, j, item + col->off, col->size);
+                else if (col->type == LIST_COL_DOUBLE)
+                    *(double *)(void *)(item + col->off) =
+                        db_column_double(s, j);
+            }
         }
         db_reset(s);
         if (src != DB_DONE && src != DB_ROW)
-            return store_err_conn(st, c->db, "reading latencies", src);
-    }
-
-    if (lists & LISTS_ENERGIES) {
-        s = store_conn_stmt(c, STMT_ENERGY_LIST);
-        db_bind_int64(s, 1, ver_id);
-        while ((src = db_step(s)) == DB_ROW &&
-               v->energy_count < PROTO_MAX_LATENCIES) {
-            struct proto_class_value *cv = &v->energy_mj[v->energy_count++];
-
-            col_text(s, 0, cv->device_class, sizeof(cv->device_class));
-            cv->value = db_column_double(s, 1);
-        }
-        db_reset(s);
-        if (src != DB_DONE && src != DB_ROW)
-            return store_err_conn(st, c->db, "reading energies", src);
-    }
-
-    if (lists & LISTS_EXITS) {
-        s = store_conn_stmt(c, STMT_EXIT_LIST);
-        db_bind_int64(s, 1, ver_id);
-        while ((src = db_step(s)) == DB_ROW &&
-               v->exit_count < PROTO_MAX_EXITS) {
-            struct proto_exit *e = &v->exits[v->exit_count++];
-
-            e->flops = db_column_double(s, 0);
-            e->accuracy = db_column_double(s, 1);
-        }
-        db_reset(s);
-        if (src != DB_DONE && src != DB_ROW)
-            return store_err_conn(st, c->db, "reading exits", src);
-    }
-
-    if (lists & LISTS_CONTEXT) {
-        s = store_conn_stmt(c, STMT_CONTEXT_LIST);
-        db_bind_int64(s, 1, ver_id);
-        while ((src = db_step(s)) == DB_ROW &&
-               v->context_count < PROTO_MAX_TAGS) {
-            struct proto_tag *t = &v->context[v->context_count++];
-
-            col_text(s, 0, t->key, sizeof(t->key));
-            col_text(s, 1, t->value, sizeof(t->value));
-        }
-        db_reset(s);
-        if (src != DB_DONE && src != DB_ROW)
-            return store_err_conn(st, c->db, "reading context", src);
-    }
-
-    if (lists & LISTS_ACCELERATORS) {
-        s = store_conn_stmt(c, STMT_ACCEL_LIST);
-        db_bind_int64(s, 1, ver_id);
-        while ((src = db_step(s)) == DB_ROW &&
-               v->accelerator_count < PROTO_MAX_ACCELERATORS)
-            col_text(s, 0, v->accelerators[v->accelerator_count++],
-                     PROTO_TOKEN_SIZE);
-        db_reset(s);
-        if (src != DB_DONE && src != DB_ROW)
-            return store_err_conn(st, c->db, "reading accelerators", src);
+            return store_err_conn(st, c->db, lk->reading, src);
     }
     return STORE_OK;
 }
