@@ -46,8 +46,9 @@ enum {
  * A version's six lists, one child table each, as descriptors: where the
  * list's count and items are in struct proto_variant, how many it holds
  * at most, and its columns in SQL order after (version_id, pos) (a TEXT
- * into a char array, or a REAL into a double). One loop reads them all
- * (read_lists). The macros check the field's type at compile time.
+ * from a char array, or a REAL from a double). One loop writes them all
+ * (insert_lists), one reads them (read_lists), and which have rows is
+ * lists_of. The macros check the field's type at compile time.
  */
 enum list_col_type { LIST_COL_NONE, LIST_COL_TEXT, LIST_COL_DOUBLE };
 
@@ -59,7 +60,9 @@ struct list_col {
 
 struct list_kind {
     unsigned flag;                /* LISTS_* */
+    enum stmt_id insert_stmt;     /* INSERT (version_id, pos, cols) */
     enum stmt_id list_stmt;       /* SELECT cols WHERE version_id ORDER BY pos */
+    const char *inserting;        /* for errors: "inserting <what>" */
     const char *reading;          /* for errors: "reading <what>" */
     size_t count_off;             /* the size_t count in proto_variant */
     size_t items_off;             /* the item array in proto_variant */
@@ -83,26 +86,32 @@ struct list_kind {
     sizeof(((struct proto_variant *)0)->field[0]), nmax
 
 static const struct list_kind list_kinds[] = {
-    { LISTS_TECHNIQUES, STMT_TECH_LIST, "reading techniques",
+    { LISTS_TECHNIQUES, STMT_TECH_INSERT, STMT_TECH_LIST,
+      "inserting technique", "reading techniques",
       LIST_OF(techniques, technique_count, PROTO_MAX_TECHNIQUES),
       { LIST_TOKEN } },
-    { LISTS_LATENCIES, STMT_LATENCY_LIST, "reading latencies",
+    { LISTS_LATENCIES, STMT_LATENCY_INSERT, STMT_LATENCY_LIST,
+      "inserting latency", "reading latencies",
       LIST_OF(latency_ms, latency_count, PROTO_MAX_LATENCIES),
       { LIST_TEXT(struct proto_class_value, device_class),
         LIST_DOUBLE(struct proto_class_value, value) } },
-    { LISTS_ENERGIES, STMT_ENERGY_LIST, "reading energies",
+    { LISTS_ENERGIES, STMT_ENERGY_INSERT, STMT_ENERGY_LIST,
+      "inserting energy", "reading energies",
       LIST_OF(energy_mj, energy_count, PROTO_MAX_LATENCIES),
       { LIST_TEXT(struct proto_class_value, device_class),
         LIST_DOUBLE(struct proto_class_value, value) } },
-    { LISTS_EXITS, STMT_EXIT_LIST, "reading exits",
+    { LISTS_EXITS, STMT_EXIT_INSERT, STMT_EXIT_LIST,
+      "inserting exit", "reading exits",
       LIST_OF(exits, exit_count, PROTO_MAX_EXITS),
       { LIST_DOUBLE(struct proto_exit, flops),
         LIST_DOUBLE(struct proto_exit, accuracy) } },
-    { LISTS_CONTEXT, STMT_CONTEXT_LIST, "reading context",
+    { LISTS_CONTEXT, STMT_CONTEXT_INSERT, STMT_CONTEXT_LIST,
+      "inserting context", "reading context",
       LIST_OF(context, context_count, PROTO_MAX_TAGS),
       { LIST_TEXT(struct proto_tag, key),
         LIST_TEXT(struct proto_tag, value) } },
-    { LISTS_ACCELERATORS, STMT_ACCEL_LIST, "reading accelerators",
+    { LISTS_ACCELERATORS, STMT_ACCEL_INSERT, STMT_ACCEL_LIST,
+      "inserting accelerator", "reading accelerators",
       LIST_OF(accelerators, accelerator_count, PROTO_MAX_ACCELERATORS),
       { LIST_TOKEN } },
 };
@@ -113,14 +122,21 @@ struct version_ref {
     unsigned lists;
 };
 
+/* A list's count in m. */
+static size_t list_count(const struct list_kind *lk,
+                         const struct proto_variant *m)
+{
+    return *(const size_t *)(const void *)((const char *)m + lk->count_off);
+}
+
 static unsigned lists_of(const struct proto_variant *m)
 {
-    return (m->technique_count ? LISTS_TECHNIQUES : 0) |
-           (m->latency_count ? LISTS_LATENCIES : 0) |
-           (m->energy_count ? LISTS_ENERGIES : 0) |
-           (m->exit_count ? LISTS_EXITS : 0) |
-           (m->context_count ? LISTS_CONTEXT : 0) |
-           (m->accelerator_count ? LISTS_ACCELERATORS : 0);
+    unsigned lists = 0;
+
+    for (size_t k = 0; k < ARRAY_SIZE(list_kinds); k++)
+        if (list_count(&list_kinds[k], m) > 0)
+            lists |= list_kinds[k].flag;
+    return lists;
 }
 
 static void col_text(struct db_stmt *s, int col, char *out, size_t size)
@@ -289,58 +305,35 @@ out:
 
 /* ---- publish ------------------------------------------------------------- */
 
-/* The version's lists, one child table each. Caller holds db_mu. */
+/* The version's lists, one child table each (list_kinds). Caller holds
+ * db_mu. */
 static enum store_status insert_lists(struct store *st, int64_t ver_id,
                                       const struct proto_variant *m)
 {
-    struct db_stmt *s;
     enum store_status rc = STORE_OK;
 
-    for (size_t i = 0; rc == STORE_OK && i < m->technique_count; i++) {
-        s = store_stmt(st, STMT_TECH_INSERT);
-        db_bind_int64(s, 1, ver_id);
-        db_bind_int64(s, 2, (int64_t)i);
-        bind_text(s, 3, m->techniques[i]);
-        rc = store_stmt_run(st, STMT_TECH_INSERT, "inserting technique");
-    }
-    for (size_t i = 0; rc == STORE_OK && i < m->latency_count; i++) {
-        s = store_stmt(st, STMT_LATENCY_INSERT);
-        db_bind_int64(s, 1, ver_id);
-        db_bind_int64(s, 2, (int64_t)i);
-        bind_text(s, 3, m->latency_ms[i].device_class);
-        db_bind_double(s, 4, m->latency_ms[i].value);
-        rc = store_stmt_run(st, STMT_LATENCY_INSERT, "inserting latency");
-    }
-    for (size_t i = 0; rc == STORE_OK && i < m->energy_count; i++) {
-        s = store_stmt(st, STMT_ENERGY_INSERT);
-        db_bind_int64(s, 1, ver_id);
-        db_bind_int64(s, 2, (int64_t)i);
-        bind_text(s, 3, m->energy_mj[i].device_class);
-        db_bind_double(s, 4, m->energy_mj[i].value);
-        rc = store_stmt_run(st, STMT_ENERGY_INSERT, "inserting energy");
-    }
-    for (size_t i = 0; rc == STORE_OK && i < m->exit_count; i++) {
-        s = store_stmt(st, STMT_EXIT_INSERT);
-        db_bind_int64(s, 1, ver_id);
-        db_bind_int64(s, 2, (int64_t)i);
-        db_bind_double(s, 3, m->exits[i].flops);
-        db_bind_double(s, 4, m->exits[i].accuracy);
-        rc = store_stmt_run(st, STMT_EXIT_INSERT, "inserting exit");
-    }
-    for (size_t i = 0; rc == STORE_OK && i < m->context_count; i++) {
-        s = store_stmt(st, STMT_CONTEXT_INSERT);
-        db_bind_int64(s, 1, ver_id);
-        db_bind_int64(s, 2, (int64_t)i);
-        bind_text(s, 3, m->context[i].key);
-        bind_text(s, 4, m->context[i].value);
-        rc = store_stmt_run(st, STMT_CONTEXT_INSERT, "inserting context");
-    }
-    for (size_t i = 0; rc == STORE_OK && i < m->accelerator_count; i++) {
-        s = store_stmt(st, STMT_ACCEL_INSERT);
-        db_bind_int64(s, 1, ver_id);
-        db_bind_int64(s, 2, (int64_t)i);
-        bind_text(s, 3, m->accelerators[i]);
-        rc = store_stmt_run(st, STMT_ACCEL_INSERT, "inserting accelerator");
+    for (size_t k = 0; rc == STORE_OK && k < ARRAY_SIZE(list_kinds); k++) {
+        const struct list_kind *lk = &list_kinds[k];
+        const char *items = (const char *)m + lk->items_off;
+        size_t count = list_count(lk, m);
+
+        for (size_t i = 0; rc == STORE_OK && i < count; i++) {
+            const char *item = items + i * lk->item_size;
+            struct db_stmt *s = store_stmt(st, lk->insert_stmt);
+
+            db_bind_int64(s, 1, ver_id);
+            db_bind_int64(s, 2, (int64_t)i);
+            for (int j = 0; j < 2; j++) {
+                const struct list_col *col = &lk->col[j];
+
+                if (col->type == LIST_COL_TEXT)
+                    bind_text(s, 3 + j, item + col->off);
+                else if (col->type == LIST_COL_DOUBLE)
+                    db_bind_double(s, 3 + j, *(const double *)(const void *)
+                                                 (item + col->off));
+            }
+            rc = store_stmt_run(st, lk->insert_stmt, lk->inserting);
+        }
     }
     return rc;
 }
@@ -791,7 +784,7 @@ static enum store_status read_lists(struct store *st, struct store_conn *c,
 {
     for (size_t k = 0; k < ARRAY_SIZE(list_kinds); k++) {
         const struct list_kind *lk = &list_kinds[k];
-        size_t *count = (size_t *)((char *)v + lk->count_off);
+        size_t *count = (size_t *)(void *)((char *)v + lk->count_off);
         char *items = (char *)v + lk->items_off;
         struct db_stmt *s;
         int src;
