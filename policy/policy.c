@@ -185,6 +185,9 @@ struct run {
     double energy_den;
     bool energy_known;            /* every hard-ok variant has an energy */
     double u_cur;                 /* what the UE runs now, per second */
+    /* with a memory history: the expected cost per second of current's
+     * round trips (dip_cost) while it is held, a download's time too */
+    double cur_risk_per_s;
     /* with a memory history: what runs while a dip evicts another choice
      * (current, when the history shows it never dipped out; else nothing)
      * and what fetching it again costs */
@@ -915,13 +918,13 @@ value_compute(const struct run *k, struct proto_candidate *e)
         return;
     }
     if (!(e->ready_s < h)) {
-        e->value = k->u_cur * h - e->cost;
+        e->value = (k->u_cur - k->cur_risk_per_s) * h - e->cost;
         return;
     }
     if (e->dips_per_s > 0)
         e->risk = dip_cost(k, e, h - e->ready_s);
-    e->value = k->u_cur * e->ready_s + u * (h - e->ready_s) - e->cost -
-               e->risk;
+    e->value = (k->u_cur - k->cur_risk_per_s) * e->ready_s +
+               u * (h - e->ready_s) - e->cost - e->risk;
 }
 
 /* ---- competing versions --------------------------------------------- */
@@ -2309,10 +2312,13 @@ run_evaluate(struct run *k, struct proto_candidate *cands,
                 (double)row_of(k, e)->size_bytes * k->cost_per_byte;
         }
     }
-    /* what runs now is valued as every choice is: with the fallback */
-    if (k->has_cur)
+    /* what runs now is valued as every choice is: with the fallback,
+     * and its round trips while a download runs as while it is kept */
+    if (k->has_cur) {
         k->u_cur = effective_utility(k, &cands[k->cur]);
-    else if (k->r->has_current && !k->has_held)
+        if (cands[k->cur].dips_per_s > 0)
+            k->cur_risk_per_s = dip_cost(k, &cands[k->cur], 1);
+    } else if (k->r->has_current && !k->has_held)
         old_weigh(k);
     for (size_t i = 0; i < m; i++)
         if (!cands[i].partial && needs_value(k, &cands[i]))
