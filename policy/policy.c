@@ -223,6 +223,9 @@ struct run {
      * kept (charge_keep); what the move gains over the horizon as
      * balanced and as saver */
     bool charge_kept;
+    /* nothing runs now; the download in flight goes on through a memory
+     * dip (resume_in_dip) */
+    bool dip_resumed;
     double charge_gain_balanced;
     double charge_gain_saver;
     /* the best entry eligible in the mode (degraded), as the entries are
@@ -753,7 +756,8 @@ eval_finish(const struct run *k, const struct policy_row *row,
     e->at_risk = (double)e->est.memory_bytes > k->memory_limit;
     e->fit = fit_share(k, e);
     if (k->r->memory_history_count > 0 &&
-        (e->hard_ok || (e->is_current && e->hard_cause == PROTO_CAUSE_MEMORY)))
+        (e->hard_ok || ((e->is_current || e->is_fetching) &&
+                        e->hard_cause == PROTO_CAUSE_MEMORY)))
         memory_dips(k, e);
     e->partial = false;
 }
@@ -2452,6 +2456,34 @@ throttle_keep(struct run *k, const struct proto_candidate *cands,
                pick->cost + again;
 }
 
+/*
+ * When nothing meets the hard rules now, the download in flight is of a
+ * variant that only misses memory and fitted in some minute of the memory
+ * history: a dip, as ride_out reads one for current. When it ends the
+ * variant runs, and the bytes done are worth what they were; answering
+ * none aborts the download and throws them away (the UE fetches them
+ * again when memory returns). So the download goes on (resume), as it
+ * does through an outage. Returns its entry in *out_i.
+ */
+static bool
+resume_in_dip(const struct run *k, const struct proto_candidate *cands,
+              size_t m, size_t *out_i)
+{
+    if (k->fetching == POLICY_ID_NONE || k->r->memory_history_count == 0)
+        return false;
+    for (size_t i = 0; i < m; i++) {
+        const struct proto_candidate *e = &cands[i];
+
+        if (!is_pending(k, i) && !e->partial && e->is_fetching &&
+            !e->hard_ok && e->hard_cause == PROTO_CAUSE_MEMORY &&
+            e->fit > 0 && startable(k, e)) {
+            *out_i = i;
+            return true;
+        }
+    }
+    return false;
+}
+
 /* utility_of's score of e under other weights (charge_keep: saver's). */
 static double
 score_with(const struct run *k, const struct proto_candidate *e,
@@ -3119,6 +3151,10 @@ select_run(const struct policy_config *cfg, const struct policy_input *in,
     found = k.found;
     best = k.best;
     degraded = k.degraded;
+    if (!found && resume_in_dip(&k, cands, m, &best)) {
+        found = true;
+        k.dip_resumed = true;
+    }
     if (!found) {
         out->action = PROTO_ACTION_NONE;
         out->recheck_after_s = cfg->recheck_degraded_s;
@@ -3185,6 +3221,13 @@ select_run(const struct policy_config *cfg, const struct policy_input *in,
                    chosen.is_current ? "keep" : "resume when it returns",
                    cfg->recheck_outage_s);
     }
+    if (k.dip_resumed)
+        reason_add(&out->reasons,
+                   "memory: needs %" PRIu64 " bytes, %" PRIu64
+                   " free; nothing fits now, but it fitted in %.0f%% of "
+                   "the minutes lately: the download in flight goes on",
+                   chosen.est.memory_bytes, report->memory_bytes,
+                   chosen.fit * 100);
     chosen_reasons(&k, &chosen, &cands[best], pick == best, degraded, out);
 
     /* the chosen entry leaves the list (explain all keeps input order) */

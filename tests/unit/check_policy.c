@@ -1222,6 +1222,32 @@ t_history_hold_dipping_slow(struct fixture *f)
 }
 
 /*
+ * A dip under every variant with a download in flight: nothing held,
+ * mobilenet (13.2 MB, the smallest) 5 MB done, 10 MB free now, 40 MB in
+ * the 15 minutes before. Nothing meets the hard rules now, but mobilenet
+ * fitted in 15 of 16 minutes: the download goes on (none would abort it
+ * and lose its 5 MB).
+ */
+static void
+t_dip_in_flight(struct fixture *f)
+{
+    t_base(f);
+    set_memory(f, 10000000);
+    fetch(f, "mobilenet-v1-1.0-224", 5000000);
+    f->r.memory_history_count = 16;
+    for (size_t i = 0; i < 16; i++)
+        f->r.memory_history_bytes[i] = i < 15 ? 40000000 : 10000000;
+}
+
+/* The same without a memory history: nothing says it is a dip, none. */
+static void
+t_dip_in_flight_no_history(struct fixture *f)
+{
+    t_dip_in_flight(f);
+    f->r.memory_history_count = 0;
+}
+
+/*
  * Degraded under dips. Detection, balanced, 40 MB, 15 GFLOP/s,
  * max_latency_ms 60: every variant misses the latency (all over budget,
  * so the score is the accuracy). ssd300 80 ms, violation 20 / 60 =
@@ -1559,6 +1585,15 @@ static const struct select_case time_cases[] = {
       PROTO_ACTION_KEEP, "efficientnet-b0", 0, false, -1, R_CHOSEN, NULL,
       "memory: keeping it until its next dip (in 100 s on average) and the "
       "fallback then is worth 1273.34" },
+    { "time: a dip under every variant, the download in flight goes on",
+      CLASSIFICATION, t_dip_in_flight, PROTO_ACTION_DOWNLOAD,
+      "mobilenet-v1-1.0-224", 0, true, -1, R_CHOSEN, NULL,
+      "memory: needs 13200000 bytes, 10000000 free; nothing fits now, but "
+      "it fitted in 94% of the minutes lately: the download in flight goes "
+      "on" },
+    { "time: nothing fits, no memory history: none", CLASSIFICATION,
+      t_dip_in_flight_no_history, PROTO_ACTION_NONE, NULL, 0, false, -1,
+      R_NONE, NULL, NULL },
     { "time: degraded, no dips, the smallest violation pays", DETECTION,
       t_degraded_no_dips, PROTO_ACTION_DOWNLOAD, "ssd300-mobilenet", 0, true,
       -1, R_CHOSEN, NULL, "degraded: smallest violation 0.333333" },
