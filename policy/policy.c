@@ -192,6 +192,10 @@ struct run {
     double fallback_cost;
     bool has_cur;                 /* current is offered and runnable */
     size_t cur;                   /* its entry */
+    /* current when it is not offered (an older version, or one whose
+     * rollout does not cover the UE) and meets the hard rules: what runs
+     * while a download does, never a candidate (old_weigh) */
+    const struct proto_variant *old;
     /* current is offered, meets every hard rule but memory, and fitted
      * in some minute of the memory history: a dip may end (ride_out) */
     bool has_held;
@@ -2301,6 +2305,140 @@ screen_walk(struct run *k, const struct screen_ctx *ctx,
         counts[c] += cause_count[c];
 }
 
+/* ---- a held version that is not offered -------------------------------- */
+
+static bool
+str_in(const char *s, const char (*list)[PROTO_TOKEN_SIZE], size_t count,
+       size_t max)
+{
+    for (size_t i = 0; i < count && i < max; i++)
+        if (strcmp(list[i], s) == 0)
+            return true;
+    return false;
+}
+
+/* The value v gives for the report's device class, as class_value. */
+static bool
+str_class_value(const struct run *k, const struct proto_class_value *cv,
+                size_t count, double *out)
+{
+    for (size_t i = 0; k->r->has_device_class && i < count &&
+                       i < PROTO_MAX_LATENCIES; i++) {
+        if (strcmp(cv[i].device_class, k->r->device_class) == 0) {
+            *out = cv[i].value;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The version current names when it is not offered: a row of the table
+ * (a version whose rollout does not cover the UE, or one below a newer
+ * head) or one of in->older. NULL: not of this family's live versions. */
+static const struct proto_variant *
+old_find(const struct run *k)
+{
+    const struct policy_input *in = k->in;
+
+    for (size_t i = 0; k->current != POLICY_ID_NONE && i < in->variant_count;
+         i++)
+        if (k->t->rows[i].blob == k->current)
+            return &in->variants[i];
+    for (size_t i = 0; in->older && i < in->older_count; i++)
+        if (strcmp(in->older[i].blob_hex, k->r->current_hex) == 0)
+            return &in->older[i];
+    return NULL;
+}
+
+/*
+ * Current when no offered version is it (old_find): an older version of
+ * its variant still runs on the UE while the download it is sent to runs,
+ * so its utility is u_cur, worked out as a held current's is (its own
+ * accuracy, exits, latency and energy, the hard and soft rules, fit and
+ * dips) when it meets the hard rules now; else nothing runs. It is never
+ * a candidate: it is not offered (the API's update rule sends its holders
+ * to what is). It has no row walked with the others (store_snapshot.older
+ * has none at all), so its strings are compared as they are: once per
+ * select, and only when current is not offered.
+ */
+static void
+old_weigh(struct run *k)
+{
+    const struct proto_report *r = k->r;
+    const struct proto_variant *v = old_find(k);
+    struct proto_candidate e;
+    double lat, energy_mj;
+    bool energy;
+
+    if (!v)
+        return;
+    memset(&e, 0, sizeof(e));
+    e.is_current = true;
+    e.exit_index = -1;
+    e.hard_cause = PROTO_CAUSE_OUTRANKED;
+    e.soft_cause = PROTO_CAUSE_OUTRANKED;
+    e.est.memory_bytes = v->memory_bytes ? v->memory_bytes : v->size_bytes;
+    if (e.est.memory_bytes > r->memory_bytes ||
+        (v->format[0] && r->has_formats &&
+         !str_in(v->format, r->formats, r->format_count,
+                 PROTO_MAX_FORMATS)))
+        return;
+    for (size_t i = 0;
+         i < v->accelerator_count && i < PROTO_MAX_ACCELERATORS; i++)
+        if (!str_in(v->accelerators[i], r->accelerators,
+                    r->accelerator_count, PROTO_MAX_ACCELERATORS))
+            return;
+    e.hard_ok = true;
+    /* estimate_compute's rules, from the version's own metadata */
+    e.accuracy = v->accuracy;
+    energy = str_class_value(k, v->energy_mj, v->energy_count, &energy_mj);
+    e.est.latency_ms =
+        str_class_value(k, v->latency_ms, v->latency_count, &lat)
+            ? lat
+            : flops_latency_ms(v->flops, r->gflops);
+    if (r->has_max_latency_ms && e.est.latency_ms > k->latency_over) {
+        for (size_t i = v->exit_count < PROTO_MAX_EXITS ? v->exit_count
+                                                        : PROTO_MAX_EXITS;
+             i-- > 0;) {
+            double l = flops_latency_ms(v->exits[i].flops, r->gflops);
+
+            if (!(l > k->latency_over)) {
+                e.exit_index = (int)i;
+                e.est.latency_ms = l;
+                e.accuracy = v->exits[i].accuracy;
+                energy = false;
+                break;
+            }
+        }
+    }
+    e.est.has_energy_mj = true;
+    if (energy)
+        e.est.energy_mj = energy_mj;
+    else if (r->has_power_mw)
+        e.est.energy_mj = r->power_mw * e.est.latency_ms / 1000.0;
+    else if (k->energy_known)
+        /* unknown: proportional to run time, as utility_of takes it when
+         * some offered version's is */
+        e.est.energy_mj = fmin(1, share(e.est.latency_ms, k->lat_den)) *
+                          k->energy_den;
+    else
+        e.est.has_energy_mj = false;
+    for (size_t i = 0; !e.ctx && i < v->context_count && i < PROTO_MAX_TAGS;
+         i++)
+        for (size_t j = 0; !e.ctx && j < r->context_count &&
+                           j < PROTO_MAX_TAGS; j++)
+            if (strcmp(v->context[i].key, r->context[j].key) == 0 &&
+                strcmp(v->context[i].value, r->context[j].value) == 0)
+                e.ctx = &v->context[i];
+    e.violation = soft_check(k, &e, &e.soft_ok, NULL);
+    e.feasible = e.soft_ok;
+    e.fit = fit_share(k, &e);
+    if (r->memory_history_count > 0)
+        memory_dips(k, &e);
+    utility_compute(k, &e);
+    k->old = v;
+    k->u_cur = effective_utility(k, &e);
+}
 
 static size_t
 run_evaluate(struct run *k, struct proto_candidate *cands,
@@ -2350,6 +2488,8 @@ run_evaluate(struct run *k, struct proto_candidate *cands,
         if (k->has_cur) {
             utility_compute(k, &cands[k->cur]);
             k->u_cur = effective_utility(k, &cands[k->cur]);
+        } else if (k->r->has_current && !k->has_held) {
+            old_weigh(k);
         }
         for (size_t i = 0; i < m; i++) {
             /* first: a pending entry's slot holds nothing yet */
@@ -2384,6 +2524,8 @@ run_evaluate(struct run *k, struct proto_candidate *cands,
     /* what runs now is valued as every choice is: with the fallback */
     if (k->has_cur)
         k->u_cur = effective_utility(k, &cands[k->cur]);
+    else if (k->r->has_current && !k->has_held)
+        old_weigh(k);
     for (size_t i = 0; i < m; i++)
         if (!cands[i].partial && needs_value(k, &cands[i]))
             run_weigh(k, cands, i);
@@ -2650,6 +2792,20 @@ chosen_reasons(const struct run *k, const struct proto_candidate *c,
                    " bytes done; resume, worth %.6g over %g s",
                    var_of(k, c)->size_bytes - c->transfer_bytes,
                    var_of(k, c)->size_bytes, c->value, k->horizon_s);
+    } else if (k->old) {
+        struct rtext t;
+
+        gain_text(k, c, k->u_cur, gain, sizeof(gain));
+        rt_begin(&t, rs);
+        rt_s(&t, "held ");
+        rt_s(&t, k->old->name);
+        rt_s(&t, " version ");
+        rt_u64(&t, (uint64_t)k->old->version);
+        rt_s(&t, " runs meanwhile (not offered): ");
+        rt_s(&t, gain);
+        rt_s(&t, ", cost ");
+        rt_g(&t, c->cost, 3);
+        rt_end(&t);
     } else if (k->has_cur) {
         struct rtext t;
 

@@ -68,6 +68,14 @@ struct policy_input {
     const struct proto_delta *deltas;
     size_t delta_count;
     const struct policy_table *table;
+    /* The live versions that compete no more (store_snapshot.older; may
+     * be NULL with older_count 0; not in the table). When the report's
+     * current is one of them, or a version among variants that is not
+     * offered to this UE, it is what the UE runs while a download does
+     * (weighed as a held current is, when it meets the hard rules), and
+     * never a candidate. Read only when current is not offered. */
+    const struct proto_variant *older;
+    size_t older_count;
 };
 
 /*

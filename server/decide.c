@@ -134,6 +134,8 @@ decide_run(const struct policy_config *policy,
         .deltas = snap->deltas,
         .delta_count = snap->delta_count,
         .table = run->variants == snap->variants ? snap->derived : NULL,
+        .older = snap->older,
+        .older_count = snap->older_count,
     };
     if (!in.table && !(in.table = table_new(&in, &run->table)))
         return DECIDE_NO_MEMORY;

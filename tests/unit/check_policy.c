@@ -60,6 +60,8 @@ struct fixture {
     size_t n;
     struct proto_delta d[MAX_DELTAS];
     size_t nd;
+    struct proto_variant old[2];  /* older versions (snapshot.older) */
+    size_t nold;
     struct proto_report r;
     struct policy_config cfg;
 };
@@ -380,6 +382,39 @@ rollout_out(struct fixture *f)
     rollout_ue(f, "ue-2");      /* bucket 91 */
 }
 
+/* The staged rollout above, the UE in it (v2 offered) holding v1, the
+ * 100% version that no longer competes for it: v1 runs meanwhile. */
+static void
+rollout_in_hold_v1(struct fixture *f)
+{
+    rollout_in(f);
+    memcpy(f->r.current_hex, f->v[1].blob_hex, PROTO_HEX_SIZE);
+    f->r.has_current = true;
+}
+
+/*
+ * The UE holds version 1 of name, an older version that store_snapshot
+ * keeps in older (offered to nobody), with accuracy; the offered head is
+ * the fixture's variant, made version 3.
+ */
+static struct proto_variant *
+hold_old(struct fixture *f, const char *name, double accuracy)
+{
+    struct proto_variant *head = variant_named(f, name);
+    struct proto_variant *v = &f->old[f->nold];
+
+    ck_assert_uint_lt(f->nold, ARRAY_SIZE(f->old));
+    *v = *head;
+    v->version = 1;
+    v->accuracy = accuracy;
+    hex_of(200 + (unsigned)f->nold, v->blob_hex);
+    head->version = 3;
+    f->nold++;
+    memcpy(f->r.current_hex, v->blob_hex, PROTO_HEX_SIZE);
+    f->r.has_current = true;
+    return v;
+}
+
 static void
 detect_balanced(struct fixture *f)
 {
@@ -675,6 +710,13 @@ static const struct select_case {
     { "rollout: bucket 2 < 30", CLASSIFICATION, rollout_in,
       PROTO_ACTION_DOWNLOAD, "mobilenet-v1-1.0-224", 2, false, -1, R_NONE,
       NULL, NULL },
+    /* bucket 2 < 30: v2 (0.709) offered; v1 (0.706), held, runs
+     * meanwhile: gain 0.003 per second, not "nothing runs now" */
+    { "rollout: holding v1, v2 offered", CLASSIFICATION, rollout_in_hold_v1,
+      PROTO_ACTION_DOWNLOAD, "mobilenet-v1-1.0-224", 2, false, -1, R_CHOSEN,
+      NULL,
+      "held mobilenet-v1-1.0-224 version 1 runs meanwhile (not offered): "
+      "gain 0.003 over" },
     { "rollout: bucket 91 >= 30", CLASSIFICATION, rollout_out,
       PROTO_ACTION_DOWNLOAD, "mobilenet-v1-1.0-224", 1, false, -1, R_NONE,
       NULL, NULL },
@@ -799,6 +841,7 @@ decide(const struct fixture *f, struct proto_decision *d,
     struct policy_input in = {
         .family = f->family, .variants = f->v, .variant_count = f->n,
         .deltas = f->d, .delta_count = f->nd,
+        .older = f->old, .older_count = f->nold,
     };
 
     with_table(&in);
@@ -955,6 +998,36 @@ t_hold_mobilenet_fast(struct fixture *f)
     hold(f, "mobilenet-v1-1.0-224");
     f->r.downlink_bps = 100e6;
     f->r.has_downlink_bps = true;
+}
+
+/*
+ * Horizon 5000 s. Holding nothing: efficientnet .771 * 4981.16 - 6.36 =
+ * 3834.1 beats inception .779 * 4914.67 - 28.8 = 3799.7 ("small now").
+ * Holding an older mobilenet (version 1, accuracy 0.70; version 3 is
+ * offered), which runs while a download does, adds .70 t: efficientnet
+ * 3834.1 + 13.2 = 3847.3, inception 3799.7 + 59.7 = 3859.5: inception.
+ */
+static void
+t_long(struct fixture *f)
+{
+    t_base(f);
+    f->r.horizon_s = 5000;
+    f->r.has_horizon_s = true;
+}
+
+static void
+t_long_hold_old(struct fixture *f)
+{
+    t_long(f);
+    hold_old(f, "mobilenet-v1-1.0-224", 0.70);
+}
+
+/* the same older version, built for 2 GB: it does not fit, nothing runs */
+static void
+t_long_hold_old_big(struct fixture *f)
+{
+    t_long(f);
+    hold_old(f, "mobilenet-v1-1.0-224", 0.70)->memory_bytes = 2000000000;
 }
 
 static void
@@ -1386,6 +1459,19 @@ static const struct select_case time_cases[] = {
       PROTO_ACTION_DOWNLOAD, "efficientnet-b0", 0, false, -1, R_CHOSEN, NULL,
       "switch pays: gain 0.065 over 1798 s after 1.88 s (21.2 MB at 90 "
       "Mbit/s) = 117 over cost 6.36" },
+    { "time: long horizon, nothing held, small now", CLASSIFICATION, t_long,
+      PROTO_ACTION_DOWNLOAD, "efficientnet-b0", 0, false, -1, R_CHOSEN,
+      NULL, "nothing runs now: runs after 18.8 s (21.2 MB at 9 Mbit/s)" },
+    { "time: an older version held runs meanwhile", CLASSIFICATION,
+      t_long_hold_old, PROTO_ACTION_DOWNLOAD, "inception-v3", 0, false, -1,
+      R_CHOSEN, NULL,
+      "held mobilenet-v1-1.0-224 version 1 runs meanwhile (not offered): "
+      "gain 0.079 over 4915 s after 85.3 s (96 MB at 9 Mbit/s) = 388, cost "
+      "28.8" },
+    { "time: an older version held that does not fit runs nothing",
+      CLASSIFICATION, t_long_hold_old_big, PROTO_ACTION_DOWNLOAD,
+      "efficientnet-b0", 0, false, -1, R_CHOSEN, NULL,
+      "nothing runs now: runs after 18.8 s (21.2 MB at 9 Mbit/s)" },
     { "time: outage, nothing held", CLASSIFICATION, t_outage,
       PROTO_ACTION_NONE, NULL, 0, false, -1, R_CHOSEN, NULL,
       "network: no throughput now (downlink_bps 0); nothing can arrive, "
@@ -1544,6 +1630,36 @@ START_TEST(test_policy_select_time_cases)
     if (f.r.has_downlink_bps && f.r.downlink_bps == 0)
         ck_assert_uint_eq(d.recheck_after_s, f.cfg.recheck_outage_s);
     assert_reason(c, &d, c->cand ? candidate_named(&f, &d, c->cand) : NULL);
+}
+END_TEST
+
+/* A held version that is not offered (an older one, or one whose rollout
+ * no longer covers the UE) runs meanwhile but is never a candidate: every
+ * other offered name is listed (explain all), none is the held blob. */
+static void (*const held_setups[])(struct fixture *) = {
+    rollout_in_hold_v1, t_long_hold_old, t_long_hold_old_big,
+};
+
+START_TEST(test_policy_select_held_not_candidate)
+{
+    struct proto_candidate cands[MAX_VARIANTS];
+    struct proto_decision d;
+    struct fixture f;
+
+    fixture_init(&f, CLASSIFICATION, classification,
+                 ARRAY_SIZE(classification));
+    held_setups[_i](&f);
+    f.r.explain_all = true;
+    decide(&f, &d, cands);
+    ck_assert_int_eq(d.action, PROTO_ACTION_DOWNLOAD);
+    ck_assert_uint_lt(d.chosen, f.n);
+    ck_assert_str_ne(f.v[d.chosen].blob_hex, f.r.current_hex);
+    ck_assert_uint_eq(d.candidate_count, name_count(&f) - 1);
+    for (size_t i = 0; i < d.candidate_count; i++) {
+        ck_assert_uint_lt(cands[i].variant, f.n);
+        ck_assert_str_ne(f.v[cands[i].variant].blob_hex, f.r.current_hex);
+        ck_assert(!cands[i].is_current);
+    }
 }
 END_TEST
 
@@ -3008,6 +3124,8 @@ policy_suite(void)
                         ARRAY_SIZE(estimate_cases));
     tcase_add_loop_test(tc, test_policy_select_time_cases, 0,
                         ARRAY_SIZE(time_cases));
+    tcase_add_loop_test(tc, test_policy_select_held_not_candidate, 0,
+                        ARRAY_SIZE(held_setups));
     tcase_add_loop_test(tc, test_policy_throughput_estimate_cases, 0,
                         ARRAY_SIZE(bps_cases));
     tcase_add_test(tc, test_policy_select_large_family);

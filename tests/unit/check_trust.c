@@ -626,7 +626,8 @@ START_TEST(test_policy_admission_cases)
     struct proto_variant v[2];
     struct proto_candidate cands[2];
     struct proto_reasons reasons[2];
-    struct policy_input in = {"f", v, 2, NULL, 0, NULL};
+    struct policy_input in = {.family = "f", .variants = v,
+                              .variant_count = 2};
     struct proto_report r;
     struct proto_decision d;
     bool deferred;
