@@ -79,6 +79,24 @@ int store_tmp_create(struct store *st, const char *prefix,
     return -1;
 }
 
+enum store_status store_tmp_commit(struct store *st, int *fd,
+                                   char tmp[STORE_PATH_SIZE], const char *path)
+{
+    enum store_status rc = STORE_OK;
+
+    if (fsync(*fd) != 0)
+        rc = store_err_os(st, "fsync", tmp, errno);
+    if (close(*fd) != 0 && rc == STORE_OK)
+        rc = store_err_os(st, "closing", tmp, errno);
+    *fd = -1;
+    if (rc == STORE_OK && rename(tmp, path) != 0)
+        rc = store_err_os(st, "renaming to", path, errno);
+    if (rc != STORE_OK)
+        return rc;
+    tmp[0] = '\0';
+    return store_fsync_parent(st, path);
+}
+
 enum store_status store_fsync_parent(struct store *st, const char *path)
 {
     if (fileio_fsync_parent(path) != 0)

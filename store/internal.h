@@ -346,6 +346,15 @@ int store_path_delta_tensor(const struct store *st, const char *from_hex,
  * the error recorded. */
 int store_tmp_create(struct store *st, const char *prefix,
                      char out_path[STORE_PATH_SIZE]);
+/*
+ * Puts a finished temporary file (store_tmp_create) in place: fsyncs and
+ * closes *fd (-1 afterwards, either way), renames tmp to path (tmp is
+ * emptied once renamed: nothing left to unlink) and fsyncs path's
+ * directory. A full disk gives STORE_NO_SPACE; the error is recorded.
+ */
+MUST_CHECK enum store_status store_tmp_commit(struct store *st, int *fd,
+                                              char tmp[STORE_PATH_SIZE],
+                                              const char *path);
 /* fsyncs the directory holding path. */
 MUST_CHECK enum store_status store_fsync_parent(struct store *st,
                                                 const char *path);

@@ -199,24 +199,6 @@ static enum step sink_open(struct store *st, const char *kind,
     return is_no_space(err) ? STEP_LATER : STEP_FAILED;
 }
 
-/* fsyncs and closes the temp file and renames it to path. */
-static enum store_status commit_file(struct store *st, struct file_sink *fs,
-                                     const char *path)
-{
-    enum store_status rc = STORE_OK;
-
-    if (fsync(fs->fd) != 0)
-        rc = store_err_os(st, "fsync", fs->path, errno);
-    if (close(fs->fd) != 0 && rc == STORE_OK)
-        rc = store_err_os(st, "closing", fs->path, errno);
-    fs->fd = -1;
-    if (rc == STORE_OK && rename(fs->path, path) != 0)
-        rc = store_err_os(st, "renaming to", path, errno);
-    if (rc == STORE_OK)
-        rc = store_fsync_parent(st, path);
-    return rc;
-}
-
 /* ---- recording results --------------------------------------------------- */
 
 static enum store_status record_zstd(struct store *st, const char *hex,
@@ -531,7 +513,7 @@ static enum job_result run_zstd(struct store *st, const struct job *j)
         final = true;
         goto fail;
     }
-    rc = commit_file(st, &fs, path);
+    rc = store_tmp_commit(st, &fs.fd, fs.path, path);
     if (rc == STORE_NO_SPACE)
         goto later;
     if (rc != STORE_OK)
@@ -726,7 +708,7 @@ static enum job_result run_bg(struct store *st, const struct job *j)
     }
     if (store_path_blob(st, j->to_hex, ".bg", path) != 0)
         goto record;
-    rc = commit_file(st, &fs, path);
+    rc = store_tmp_commit(st, &fs.fd, fs.path, path);
     if (rc == STORE_NO_SPACE) {
         result = JOB_STUCK;
         goto out;
@@ -767,7 +749,7 @@ static enum step keep_delta(struct store *st, const struct job *j,
         (void)store_err_os(st, "naming delta", j->to_hex, ENAMETOOLONG);
         return STEP_FINAL;
     }
-    rc = commit_file(st, fs, path);
+    rc = store_tmp_commit(st, &fs->fd, fs->path, path);
     if (rc == STORE_NO_SPACE)
         return STEP_LATER;
     return rc == STORE_OK ? STEP_OK : STEP_FAILED;
