@@ -256,10 +256,7 @@ void store_delta_in_abort(struct store_delta_in *in)
 {
     if (!in)
         return;
-    if (in->fd >= 0)
-        close(in->fd);
-    if (in->path[0])
-        unlink(in->path);
+    store_tmp_discard(&in->fd, in->path);
     free(in);
 }
 

@@ -343,7 +343,7 @@ int store_path_delta(const struct store *st, const char *from_hex,
 int store_path_delta_tensor(const struct store *st, const char *from_hex,
                             const char *to_hex, char out[STORE_PATH_SIZE]);
 /* Creates a new file DIR/tmp/<prefix>-<counter> (O_EXCL); fd or -1 with
- * the error recorded. */
+ * the error recorded and out_path empty. */
 int store_tmp_create(struct store *st, const char *prefix,
                      char out_path[STORE_PATH_SIZE]);
 /*
@@ -355,6 +355,9 @@ int store_tmp_create(struct store *st, const char *prefix,
 MUST_CHECK enum store_status store_tmp_commit(struct store *st, int *fd,
                                               char tmp[STORE_PATH_SIZE],
                                               const char *path);
+/* Drops a temporary file that was not committed: closes *fd (when >= 0;
+ * -1 afterwards) and unlinks tmp (when not empty; emptied afterwards). */
+void store_tmp_discard(int *fd, char tmp[STORE_PATH_SIZE]);
 /* fsyncs the directory holding path. */
 MUST_CHECK enum store_status store_fsync_parent(struct store *st,
                                                 const char *path);

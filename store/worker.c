@@ -178,8 +178,8 @@ static enum step produced(struct store *st, const struct file_sink *fs,
 
 /*
  * Readies fs for a job's output: a hasher and a temp file in DIR/tmp
- * (fs->path, emptied unless the file was made, so that a job never
- * unlinks a path it did not create). STEP_LATER on a full disk.
+ * (fs->path, left empty by store_tmp_create unless the file was made, so
+ * that a job never unlinks a path it did not create). STEP_LATER on a full disk.
  */
 static enum step sink_open(struct store *st, const char *kind,
                            struct file_sink *fs)
@@ -195,8 +195,16 @@ static enum step sink_open(struct store *st, const char *kind,
     err = errno;
     if (fs->fd >= 0)
         return STEP_OK;
-    fs->path[0] = '\0';
     return is_no_space(err) ? STEP_LATER : STEP_FAILED;
+}
+
+/* Closes and removes what sink_open made (a committed file's temp name is
+ * already empty) and frees its hasher. */
+static void sink_close(struct file_sink *fs)
+{
+    store_tmp_discard(&fs->fd, fs->path);
+    proto_hasher_free(fs->hasher);
+    fs->hasher = NULL;
 }
 
 /* ---- recording results --------------------------------------------------- */
@@ -533,11 +541,7 @@ fail:
     if (record_zstd(st, j->to_hex, "failed", 0) != STORE_OK)
         result = JOB_STUCK;
 out:
-    if (fs.fd >= 0)
-        close(fs.fd);
-    if (tmp[0])
-        unlink(tmp);
-    proto_hasher_free(fs.hasher);
+    sink_close(&fs);
     if (src.fd >= 0)
         close(src.fd);
     return result;
@@ -722,11 +726,7 @@ record:
     if (record_bg(st, j->to_hex, state, size) != STORE_OK)
         result = JOB_STUCK;
 out:
-    if (fs.fd >= 0)
-        close(fs.fd);
-    if (tmp[0])
-        unlink(tmp);
-    proto_hasher_free(fs.hasher);
+    sink_close(&fs);
     proto_tensor_map_free(&map);
     fileio_unmap(&man);
     fileio_unmap(&blob);
@@ -880,16 +880,8 @@ fail:
                      NO_SIZE) != STORE_OK)
         result = JOB_STUCK;
 out:
-    if (fs.fd >= 0)
-        close(fs.fd);
-    if (tmp[0])
-        unlink(tmp);
-    if (ts.fd >= 0)
-        close(ts.fd);
-    if (ttmp[0])
-        unlink(ttmp);
-    proto_hasher_free(fs.hasher);
-    proto_hasher_free(ts.hasher);
+    sink_close(&fs);
+    sink_close(&ts);
     proto_tensor_map_free(&fmap);
     proto_tensor_map_free(&tmap);
     fileio_unmap(&fman);
