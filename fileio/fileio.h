@@ -37,6 +37,25 @@ MUST_CHECK int fileio_fsync_dir(const char *dir);
  * "/name"). */
 MUST_CHECK int fileio_fsync_parent(const char *path);
 /*
+ * A file written beside its final name and put in place whole (kill -9,
+ * full disk: path never holds part of it): fileio_tmp_open creates
+ * "<path>.tmp-XXXXXX" with mode less the umask; the caller writes t->fd;
+ * fileio_tmp_commit fsyncs and closes it, renames it over path
+ * (exclusive: links it, which keeps an existing path and fails with
+ * EEXIST) and fsyncs the directory; fileio_tmp_discard drops it. Commit
+ * and discard always leave no temporary behind (t is spent either way).
+ * 0, or -1 with errno set.
+ */
+struct fileio_tmp {
+    int fd;
+    char *path;                   /* malloc'd; NULL once renamed or gone */
+};
+MUST_CHECK int fileio_tmp_open(struct fileio_tmp *t, const char *path,
+                               unsigned mode);
+MUST_CHECK int fileio_tmp_commit(struct fileio_tmp *t, const char *path,
+                                 bool exclusive);
+void fileio_tmp_discard(struct fileio_tmp *t);
+/*
  * Writes len bytes of data to path so that path never holds part of them
  * (kill -9, full disk): a temporary file beside it, fsync, then a rename
  * over path (exclusive: a link, which keeps an existing path and fails

@@ -214,10 +214,8 @@ static int patch(const char *old_path, const char *delta_path,
     char from_hex[PROTO_HEX_SIZE], to_hex[PROTO_HEX_SIZE];
     char have_hex[PROTO_HEX_SIZE], base_hex[PROTO_HEX_SIZE];
     enum proto_coded_kind kind;
-    char *tmp = NULL;
-    size_t out_len = strlen(out_path);
+    struct fileio_tmp tmp = { -1, NULL };
     enum proto_status st;
-    mode_t mask;
     int code = 1;
 
     if ((old_path && map_file(old_path, &old) != 0) ||
@@ -250,25 +248,13 @@ static int patch(const char *old_path, const char *delta_path,
                 strerror(errno));
         goto out;
     }
-    tmp = malloc(out_len + sizeof(".XXXXXX"));
-    if (!tmp) {
-        fprintf(stderr, "%s: out of memory\n", prog);
-        goto out;
-    }
-    memcpy(tmp, out_path, out_len);
-    memcpy(tmp + out_len, ".XXXXXX", sizeof(".XXXXXX"));
-    fs.fd = mkstemp(tmp);
-    if (fs.fd < 0) {
+    /* OUT gets the mode a plain create would give it. */
+    if (fileio_tmp_open(&tmp, out_path, 0666) != 0) {
         fprintf(stderr, "%s: cannot create a file beside %s: %s\n", prog,
                 out_path, strerror(errno));
-        free(tmp);
-        tmp = NULL; /* nothing to unlink */
         goto out;
     }
-    /* mkstemp makes 0600; give OUT the mode a plain create would. */
-    mask = umask(0);
-    umask(mask);
-    (void)fchmod(fs.fd, 0666 & ~mask);
+    fs.fd = tmp.fd;
 
     if (kind == PROTO_CODED_TENSOR || kind == PROTO_CODED_BG)
         st = stream_tensor(old.data, old.len,
@@ -305,7 +291,7 @@ static int patch(const char *old_path, const char *delta_path,
                 delta_path);
         goto out;
     case PROTO_SINK_FAILED:
-        fprintf(stderr, "%s: cannot write %s: %s\n", prog, tmp,
+        fprintf(stderr, "%s: cannot write %s: %s\n", prog, tmp.path,
                 strerror(fs.err));
         goto out;
     case PROTO_NO_MEMORY:
@@ -313,39 +299,14 @@ static int patch(const char *old_path, const char *delta_path,
         fprintf(stderr, "%s: out of memory\n", prog);
         goto out;
     }
-    if (fsync(fs.fd) != 0) {
-        fprintf(stderr, "%s: cannot sync %s: %s\n", prog, tmp,
-                strerror(errno));
-        goto out;
-    }
-    if (close(fs.fd) != 0) {
-        fs.fd = -1;
-        fprintf(stderr, "%s: cannot write %s: %s\n", prog, tmp,
-                strerror(errno));
-        goto out;
-    }
-    fs.fd = -1;
-    if (rename(tmp, out_path) != 0) {
-        fprintf(stderr, "%s: cannot rename %s to %s: %s\n", prog, tmp,
-                out_path, strerror(errno));
-        goto out;
-    }
-    free(tmp);
-    tmp = NULL; /* it is OUT now */
-    if (fileio_fsync_parent(out_path) != 0) {
-        fprintf(stderr, "%s: wrote %s but cannot sync its "
-                        "directory: %s\n", prog,
-                out_path, strerror(errno));
+    if (fileio_tmp_commit(&tmp, out_path, false) != 0) {
+        fprintf(stderr, "%s: cannot put %s in place (sync, rename): %s\n",
+                prog, out_path, strerror(errno));
         goto out;
     }
     code = 0;
 out:
-    if (fs.fd >= 0)
-        close(fs.fd);
-    if (tmp) {
-        unlink(tmp);
-        free(tmp);
-    }
+    fileio_tmp_discard(&tmp);
     proto_hasher_free(fs.hasher);
     fileio_unmap(&delta);
     fileio_unmap(&old);

@@ -205,6 +205,60 @@ START_TEST(test_fileio_put)
 }
 END_TEST
 
+/* Streaming: written through t.fd, invisible until the commit; a discard
+ * or a failed commit leaves nothing; an exclusive commit keeps what is
+ * there and removes its temporary. */
+START_TEST(test_fileio_tmp_commit_and_discard)
+{
+    struct fileio_tmp t;
+    char path[512], buf[32];
+    struct stat sb;
+
+    path_in(path, sizeof(path), "out");
+    ck_assert_int_eq(fileio_tmp_open(&t, path, 0600), 0);
+    ck_assert_int_ge(t.fd, 0);
+    ck_assert_ptr_nonnull(t.path);
+    ck_assert_int_eq(strncmp(t.path, path, strlen(path)), 0);
+    ck_assert_int_eq(fileio_write_all(t.fd, "streamed", 8), 0);
+    ck_assert_int_eq(stat(path, &sb), -1);          /* not there yet */
+    ck_assert_uint_eq(count_entries(), 1);
+    ck_assert_int_eq(fileio_tmp_commit(&t, path, false), 0);
+    ck_assert_int_eq(t.fd, -1);
+    ck_assert_ptr_null(t.path);
+    ck_assert_uint_eq(read_file(path, buf, sizeof(buf)), 8);
+    ck_assert_int_eq(memcmp(buf, "streamed", 8), 0);
+    ck_assert_uint_eq(count_entries(), 1);
+
+    ck_assert_int_eq(fileio_tmp_open(&t, path, 0644), 0);
+    ck_assert_int_eq(fileio_write_all(t.fd, "dropped", 7), 0);
+    fileio_tmp_discard(&t);
+    fileio_tmp_discard(&t);                           /* twice: nothing */
+    ck_assert_uint_eq(count_entries(), 1);
+
+    ck_assert_int_eq(fileio_tmp_open(&t, path, 0600), 0);
+    ck_assert_int_eq(fileio_write_all(t.fd, "exclusive", 9), 0);
+    ck_assert_int_eq(fileio_tmp_commit(&t, path, true), -1);
+    ck_assert_int_eq(errno, EEXIST);
+    ck_assert_ptr_null(t.path);
+    ck_assert_uint_eq(read_file(path, buf, sizeof(buf)), 8);
+    ck_assert_uint_eq(count_entries(), 1);
+
+    /* A commit into a directory that is gone: -1, no temporary left. */
+    ck_assert_int_eq(fileio_tmp_open(&t, path, 0600), 0);
+    path_in(path, sizeof(path), "no-such-dir/out");
+    ck_assert_int_eq(fileio_tmp_commit(&t, path, false), -1);
+    ck_assert_int_eq(errno, ENOENT);
+    ck_assert_uint_eq(count_entries(), 1);
+
+    path_in(path, sizeof(path), "no-such-dir/out");
+    ck_assert_int_eq(fileio_tmp_open(&t, path, 0600), -1);
+    ck_assert_int_eq(errno, ENOENT);
+    ck_assert_int_eq(t.fd, -1);
+    ck_assert_ptr_null(t.path);
+    fileio_tmp_discard(&t);
+}
+END_TEST
+
 /* ---- mapping -------------------------------------------------------------- */
 
 START_TEST(test_fileio_map)
@@ -281,6 +335,7 @@ static Suite *fileio_suite(void)
     tcase_add_test(tc, test_fileio_pwrite_all_at_offset);
     tcase_add_test(tc, test_fileio_fsync_dir_and_parent);
     tcase_add_test(tc, test_fileio_put);
+    tcase_add_test(tc, test_fileio_tmp_commit_and_discard);
     tcase_add_test(tc, test_fileio_map);
     tcase_add_test(tc, test_fileio_map_path);
     suite_add_tcase(s, tc);
