@@ -1,9 +1,9 @@
 /*
  * The small file helpers every writer and reader of files shares (see
- * fileio.h): write everything, fsync a directory, put a file crash-safely,
- * map a whole file. The one copy of each in the tree, for store/, the
- * commands in server/ and the UE library in client/ (tests/source_rules.sh
- * keeps it so). They report with errno; callers say what failed.
+ * fileio.h): write everything, read to the end, fsync a directory, put a
+ * file crash-safely, map a whole file. The one copy of each in the tree,
+ * for store/, the commands in server/ and the UE library in client/
+ * (tests/source_rules.sh keeps it so). They report with errno; callers say what failed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -138,6 +138,24 @@ int fileio_pwrite_all(int fd, const void *data, size_t len, uint64_t off)
         return -1;
     }
     return write_loop(fd, data, len, false, off);
+}
+
+int fileio_read_each(int fd, void *buf, size_t buf_len,
+                     int (*fn)(void *ctx, const void *data, size_t len),
+                     void *ctx)
+{
+    for (;;) {
+        ssize_t n = read(fd, buf, buf_len);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            return 0;
+        if (fn(ctx, buf, (size_t)n) != 0)
+            return 1;
+    }
 }
 
 int fileio_fsync_dir(const char *dir)

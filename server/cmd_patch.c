@@ -126,6 +126,11 @@ static void report_mismatch(const char *old_path,
  * cache instead of being faulted into this process through a mapping.
  * 0, or -1 with errno.
  */
+static int hash_piece(void *ctx, const void *data, size_t len)
+{
+    return proto_hasher_update(ctx, data, len) == PROTO_OK ? 0 : -1;
+}
+
 static int hash_file(const char *path, char out_hex[PROTO_HEX_SIZE])
 {
     enum { PIECE = 64 * 1024 };
@@ -133,29 +138,37 @@ static int hash_file(const char *path, char out_hex[PROTO_HEX_SIZE])
     struct proto_hasher *h = proto_hasher_new();
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     int rc = -1, err = ENOMEM;
-    ssize_t n = 0;
 
     if (fd < 0)
         err = errno;
-    while (buf && h && fd >= 0 && (n = read(fd, buf, PIECE)) != 0) {
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
+    if (buf && h && fd >= 0) {
+        int got = fileio_read_each(fd, buf, PIECE, hash_piece, h);
+
+        if (got < 0)
             err = errno;
-            break;
-        }
-        if (proto_hasher_update(h, buf, (size_t)n) != PROTO_OK)
-            break;
+        else if (got == 0 && proto_hasher_final(h, out_hex) == PROTO_OK)
+            rc = 0;
     }
-    if (buf && h && fd >= 0 && n == 0 &&
-        proto_hasher_final(h, out_hex) == PROTO_OK)
-        rc = 0;
     if (fd >= 0)
         close(fd);
     proto_hasher_free(h);
     free(buf);
     errno = err;
     return rc;
+}
+
+/* The streaming decoder as fileio_read_each's piece handler. */
+struct feed {
+    struct proto_tensor_dec *d;
+    enum proto_status st;
+};
+
+static int feed_piece(void *ctx, const void *data, size_t len)
+{
+    struct feed *f = ctx;
+
+    f->st = proto_tensor_dec_feed(f->d, data, len);
+    return f->st == PROTO_OK ? 0 : 1;
 }
 
 /*
@@ -180,20 +193,20 @@ static enum proto_status stream_tensor(const void *old, size_t old_len,
     st = proto_tensor_dec_new(old, old_len, write_sink, fs, &d);
     if (st == PROTO_OK && base_hex)
         st = proto_tensor_dec_trust_base(d, base_hex);
-    while (st == PROTO_OK) {
-        ssize_t n = read(fd, buf, PIECE);
+    if (st == PROTO_OK) {
+        struct feed f = { d, PROTO_OK };
 
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
+        switch (fileio_read_each(fd, buf, PIECE, feed_piece, &f)) {
+        case 0:
+            st = proto_tensor_dec_finish(d);
+            break;
+        case 1:
+            st = f.st;
+            break;
+        default:
             st = PROTO_BAD_INPUT;
             break;
         }
-        if (n == 0) {
-            st = proto_tensor_dec_finish(d);
-            break;
-        }
-        st = proto_tensor_dec_feed(d, buf, (size_t)n);
     }
 out:
     proto_tensor_dec_free(d);
