@@ -16,7 +16,6 @@
 #include "store/store.h"
 
 #define EXIT_USAGE 2
-#define ERR_SIZE 512
 #define MAX_STEPS 1000000
 #define MAX_TRACE 10000000
 
@@ -543,7 +542,6 @@ cmd_replay(int argc, char **argv)
     struct store *st = NULL;
     struct store_options opt;
     struct config cfg;
-    char err[ERR_SIZE];
     double scale = 1;
     bool json = false, decisions = false, trace = false;
     int pref = -1, status = 1;
@@ -600,14 +598,8 @@ cmd_replay(int argc, char **argv)
         fputs(usage_text, stderr);
         return EXIT_USAGE;
     }
-    config_default(&cfg);
-    if (config_path &&
-        config_load_file(&cfg, config_path, err, sizeof(err)) != 0) {
-        fprintf(stderr, "modeld replay: %s\n", err);
+    if (cmd_config_load("modeld replay", config_path, &cfg, &dir) != 0)
         return 1;
-    }
-    if (!dir)
-        dir = cfg.data_dir;
 
     memset(&b, 0, sizeof(b));
     if (read_scenario(args[1], &cfg, arg_count < 3, pref, &b) != 0 ||
