@@ -16,10 +16,12 @@ LDLIBS  = $(PKG_LIBS) -lpthread -lm
 SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all \
            -fno-omit-frame-pointer
 
-LIB_SRC    := $(sort $(wildcard proto/*.c policy/*.c store/*.c client/*.c))
-# libmodeld-client.a: the UE client (client/) with the proto/ it uses, so
-# that an app links it alone (plus libcurl, jansson, libcrypto, libzstd).
-CLIENT_LIB_SRC := $(sort $(wildcard client/*.c proto/*.c))
+LIB_SRC    := $(sort $(wildcard fileio/*.c proto/*.c policy/*.c store/*.c \
+                client/*.c))
+# libmodeld-client.a: the UE client (client/) with the proto/ and fileio/
+# it uses, so that an app links it alone (plus libcurl, jansson, libcrypto,
+# libzstd).
+CLIENT_LIB_SRC := $(sort $(wildcard client/*.c proto/*.c fileio/*.c))
 SERVER_SRC := $(sort $(wildcard server/*.c))
 UNIT_SRC   := $(sort $(wildcard tests/unit/check_*.c))
 UNIT_NAMES := $(patsubst tests/unit/%.c,%,$(UNIT_SRC))
@@ -63,7 +65,7 @@ build/modeld: $(OBJ_LIB) $(OBJ_SERVER)
 # as Debian's zstd binary links libzstd, so that only SHA-256's code comes
 # along and nothing is relocated at start.
 APPLY_OBJ := build/obj/tools/modeld_apply.o build/obj/server/cmd_patch.o \
-             build/obj/store/fileio.o build/obj/proto/delta.o \
+             build/obj/fileio/fileio.o build/obj/proto/delta.o \
              build/obj/proto/digest.o build/obj/proto/tensor_code.o \
              build/obj/proto/tensor_rc.o
 build/modeld-apply: $(APPLY_OBJ)
@@ -128,7 +130,7 @@ sanitize: asan
 TSAN := -fsanitize=thread -fno-omit-frame-pointer
 TSAN_UNIT_NAMES := check_access_log
 build/tsan/tests/check_access_log: tests/unit/check_access_log.c \
-        server/access_log.c server/log.c store/fileio.c
+        server/access_log.c server/log.c fileio/fileio.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(TSAN) -O1 -o $@ $(filter %.c,$^) $(CHECK_LIBS) -lpthread -lm
 

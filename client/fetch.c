@@ -28,7 +28,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -222,7 +221,7 @@ static int point_link(struct client *c, const char *hex)
     if (!hex[0]) {
         if (unlink(c->link) != 0 && errno != ENOENT)
             return -1;
-        return client_dir_sync(c->dir);
+        return fileio_fsync_dir(c->dir);
     }
     snprintf(target, sizeof(target), "models/%s", hex);
     if (n > 0) {
@@ -238,7 +237,7 @@ static int point_link(struct client *c, const char *hex)
         (void)unlink(tmp);
         return -1;
     }
-    return client_dir_sync(c->dir);
+    return fileio_fsync_dir(c->dir);
 }
 
 /* Removes models other than current and previous, and partial files other
@@ -977,35 +976,7 @@ static int sink_write(void *ctx, const void *data, size_t len)
         return -1;
     }
     k->written += len;
-    return client_write_all(k->fd, data, len);
-}
-
-static int map_ro(const char *path, void **out, size_t *out_len)
-{
-    struct stat sb;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-    *out = NULL;
-    *out_len = 0;
-    if (fd < 0)
-        return -1;
-    if (fstat(fd, &sb) != 0) {
-        close(fd);
-        return -1;
-    }
-    if (sb.st_size > 0) {
-        void *p = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd,
-                       0);
-
-        if (p == MAP_FAILED) {
-            close(fd);
-            return -1;
-        }
-        *out = p;
-        *out_len = (size_t)sb.st_size;
-    }
-    close(fd);
-    return 0;
+    return fileio_write_all(k->fd, data, len);
 }
 
 /*
@@ -1061,8 +1032,7 @@ static enum client_status apply_coded(struct client *c, uint64_t limit,
     const struct client_inflight *f = &c->st.inflight;
     char part[PATH_SIZE], base[PATH_SIZE];
     char from_hex[PROTO_HEX_SIZE] = "", to_hex[PROTO_HEX_SIZE] = "";
-    void *old = NULL, *coded = NULL;
-    size_t old_len = 0, coded_len = 0;
+    struct fileio_map old = { 0 }, coded = { 0 };
     struct fd_sink sink = { -1, 0, limit, false };
     enum client_status rc = CLIENT_VERIFY_FAILED;
     enum proto_coded_kind want, kind;
@@ -1080,18 +1050,18 @@ static enum client_status apply_coded(struct client *c, uint64_t limit,
                       "the delta's base is not the model in use");
             goto out;
         }
-        if (map_ro(base, &old, &old_len) != 0) {
+        if (fileio_map_path(base, &old) != 0) {
             rc = fail(c, CLIENT_LOCAL_ERROR, "cannot map %s: %s", base,
                       strerror(errno));
             goto out;
         }
     }
-    if (map_ro(part, &coded, &coded_len) != 0) {
+    if (fileio_map_path(part, &coded) != 0) {
         rc = fail(c, CLIENT_LOCAL_ERROR, "cannot map %s: %s", part,
                   strerror(errno));
         goto out;
     }
-    kind = proto_coded_kind(coded, coded_len, from_hex, to_hex);
+    kind = proto_coded_kind(coded.data, coded.len, from_hex, to_hex);
     if (kind != want || strcmp(to_hex, f->target_hex) != 0 ||
         (f->is_delta && strcmp(from_hex, f->from_hex) != 0)) {
         rc = fail(c, CLIENT_VERIFY_FAILED,
@@ -1110,14 +1080,15 @@ static enum client_status apply_coded(struct client *c, uint64_t limit,
         goto out;
     }
     if (kind == PROTO_CODED_TENSOR)
-        ps = tensor_trusted(old, old_len, f->from_hex, coded, coded_len,
-                            &sink);
+        ps = tensor_trusted(old.data, old.len, f->from_hex, coded.data,
+                            coded.len, &sink);
     else if (kind == PROTO_CODED_ZSTD_PATCH)
-        ps = proto_delta_apply_trusted(old, old_len, f->from_hex, coded,
-                                       coded_len, sink_write, &sink);
+        ps = proto_delta_apply_trusted(old.data, old.len, f->from_hex,
+                                       coded.data, coded.len, sink_write,
+                                       &sink);
     else
-        ps = proto_coded_apply(old, old_len, coded, coded_len, sink_write,
-                               &sink, to_hex);
+        ps = proto_coded_apply(old.data, old.len, coded.data, coded.len,
+                               sink_write, &sink, to_hex);
     if (sink.too_long) {
         rc = fail(c, CLIENT_VERIFY_FAILED,
                   "the %s bytes decode to more than the %" PRIu64
@@ -1150,10 +1121,8 @@ out:
         unlink(out_tmp);
         out_tmp[0] = '\0';
     }
-    if (old)
-        munmap(old, old_len);
-    if (coded)
-        munmap(coded, coded_len);
+    fileio_unmap(&old);
+    fileio_unmap(&coded);
     return rc;
 }
 
@@ -1170,7 +1139,7 @@ static enum client_status install(struct client *c, const char *src)
         return fail(c, CLIENT_LOCAL_ERROR, "cannot rename %s: %s", src,
                     strerror(errno));
     snprintf(sub, sizeof(sub), "%s/models", c->dir);
-    if (client_dir_sync(sub) != 0)
+    if (fileio_fsync_dir(sub) != 0)
         return fail(c, CLIENT_LOCAL_ERROR, "cannot sync %s: %s", sub,
                     strerror(errno));
     if (strcmp(c->st.current.hex, f->target_hex) != 0)

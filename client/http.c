@@ -551,7 +551,7 @@ static size_t on_dl_body(char *data, size_t size, size_t nitems, void *ctx)
         x->too_long = true; /* more than announced: not the object */
         return 0;
     }
-    if (client_pwrite_all(d->fd, data, len, d->have + d->received) != 0) {
+    if (fileio_pwrite_all(d->fd, data, len, d->have + d->received) != 0) {
         x->local_error = true;
         return 0;
     }

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "client/client.h"
+#include "fileio/fileio.h"
 #include "proto/proto.h"
 
 #define CLIENT_HISTORY_MAX 16     /* entries of either history sent */
@@ -190,15 +191,8 @@ size_t client_state_fresh_compute(const struct client_state *st,
 double client_state_compute_now(const struct client_state *st,
                                 int64_t now_s, double peak);
 
-/* Writes all of data to fd, retrying on EINTR. 0, or -1 (errno set). */
-int client_write_all(int fd, const void *data, size_t len);
-/* The same at file offset off (pwrite: the file position stays). */
-int client_pwrite_all(int fd, const void *data, size_t len, uint64_t off);
-
-/* fsync of a directory; 0 or -1 with errno. */
-int client_dir_sync(const char *dir);
-/* Writes data to path atomically (temp file in the same directory). */
-int client_file_replace(const char *path, const void *data, size_t len);
+/* Files are written with fileio/ (write-all, pwrite-all, fsync of a
+ * directory, crash-safe put, mapping): the copies the daemon uses. */
 
 /* ---- resume arithmetic (client/http.c) ------------------------------- */
 

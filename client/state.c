@@ -343,98 +343,6 @@ out:
 
 /* ---- files ------------------------------------------------------------- */
 
-int client_dir_sync(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int rc;
-
-    if (fd < 0)
-        return -1;
-    rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
-/* Both write-alls: at off, or at the file position when at_pos. */
-static int
-write_loop(int fd, const void *data, size_t len, bool at_pos, uint64_t off)
-{
-    const unsigned char *p = data;
-
-    while (len > 0) {
-        ssize_t n = at_pos ? write(fd, p, len)
-                           : pwrite(fd, p, len, (off_t)off);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-        off += (uint64_t)n;
-    }
-    return 0;
-}
-
-int
-client_write_all(int fd, const void *data, size_t len)
-{
-    return write_loop(fd, data, len, true, 0);
-}
-
-int
-client_pwrite_all(int fd, const void *data, size_t len, uint64_t off)
-{
-    return write_loop(fd, data, len, false, off);
-}
-
-int client_file_replace(const char *path, const void *data, size_t len)
-{
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + sizeof(".tmp-XXXXXX"));
-    char *dir = NULL, *slash;
-    int fd = -1, rc = -1, saved = 0;
-
-    if (!tmp)
-        return -1;
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp-XXXXXX", sizeof(".tmp-XXXXXX"));
-    fd = mkstemp(tmp);
-    if (fd < 0) {
-        saved = errno;
-        free(tmp);
-        errno = saved;
-        return -1;
-    }
-    if (client_write_all(fd, data, len) != 0 || fsync(fd) != 0)
-        goto out;
-    if (close(fd) != 0) {
-        fd = -1;
-        goto out;
-    }
-    fd = -1;
-    if (rename(tmp, path) != 0)
-        goto out;
-    tmp[0] = '\0'; /* renamed: nothing to unlink */
-    dir = strdup(path);
-    if (!dir)
-        goto out;
-    slash = strrchr(dir, '/');
-    if (slash)
-        *slash = '\0';
-    rc = client_dir_sync(slash ? (dir[0] ? dir : "/") : ".");
-out:
-    saved = errno;
-    if (fd >= 0)
-        close(fd);
-    if (tmp[0])
-        unlink(tmp);
-    free(tmp);
-    free(dir);
-    errno = saved;
-    return rc;
-}
-
 enum client_status client_state_load(const char *dir, const char *family,
                                      struct client_state *st, char *err,
                                      size_t err_len)
@@ -497,7 +405,7 @@ enum client_status client_state_save(const char *dir,
         return CLIENT_LOCAL_ERROR;
     }
     snprintf(path, sizeof(path), "%s/state.json", dir);
-    if (client_file_replace(path, text, strlen(text)) != 0) {
+    if (fileio_put(path, text, strlen(text), 0600, false) != 0) {
         snprintf(err, err_len, "cannot write %s: %s", path, strerror(errno));
         free(text);
         return CLIENT_LOCAL_ERROR;

@@ -14,10 +14,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fileio/fileio.h"
 #include "proto/proto.h"
 #include "proto/tensor.h"
 #include "server/commands.h"
-#include "store/store.h"
 
 #define EXIT_USAGE 2
 
@@ -35,22 +35,17 @@ static const char delta_usage[] =
     "\n"
     "Exit status: 0 written, 1 failure, 2 usage error.\n";
 
-/* Maps path read-only (store/fileio.c's one mmap helper); says why not
- * on stderr. */
-static int view_open(const char *path, struct store_file_map *v)
+/* Maps path read-only (fileio's one mmap helper); says why not on
+ * stderr. */
+static int view_open(const char *path, struct fileio_map *v)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-
     v->data = NULL;
     v->len = 0;
-    if (fd < 0 || store_file_map_fd(fd, v) != 0) {
+    if (fileio_map_path(path, v) != 0) {
         fprintf(stderr, "modeld: cannot read %s: %s\n", path,
                 strerror(errno));
-        if (fd >= 0)
-            close(fd);
         return -1;
     }
-    close(fd);
     return 0;
 }
 
@@ -80,7 +75,7 @@ static int mem_sink(void *ctx, const void *data, size_t len)
     return 0;
 }
 
-static int sha_hex(const struct store_file_map *v, char out[PROTO_HEX_SIZE])
+static int sha_hex(const struct fileio_map *v, char out[PROTO_HEX_SIZE])
 {
     struct proto_hasher *h = proto_hasher_new();
     int rc = h && proto_hasher_update(h, v->data, v->len) == PROTO_OK &&
@@ -101,17 +96,17 @@ static double now_ms(void)
 }
 
 /* A tensor map (empty when the file is of no known format). */
-static int map_of(const struct store_file_map *v, const char *manifest_path,
+static int map_of(const struct fileio_map *v, const char *manifest_path,
                   struct proto_tensor_map *out)
 {
-    struct store_file_map man = { NULL, 0 };
+    struct fileio_map man = { NULL, 0 };
     enum proto_status rc;
 
     memset(out, 0, sizeof(*out));
     if (manifest_path && view_open(manifest_path, &man) != 0)
         return -1;
     rc = proto_tensor_map_parse(v->data, v->len, man.data, man.len, out);
-    store_file_unmap(&man);
+    fileio_unmap(&man);
     if (rc == PROTO_NO_MEMORY)
         return -1;
     if (rc != PROTO_OK)
@@ -122,7 +117,7 @@ static int map_of(const struct store_file_map *v, const char *manifest_path,
 /* OUT appears whole or not at all (a full disk, a crash mid-write). */
 static int write_out(const char *path, const struct mem *m)
 {
-    if (store_file_put(path, m->p, m->len, 0666, false) != 0) {
+    if (fileio_put(path, m->p, m->len, 0666, false) != 0) {
         fprintf(stderr, "modeld: cannot write %s: %s\n", path,
                 strerror(errno));
         return -1;
@@ -134,7 +129,7 @@ static int run(bool encode, const char *format, int level,
                const char *old_manifest, const char *new_manifest,
                const char **paths)
 {
-    struct store_file_map old = { NULL, 0 }, cur = { NULL, 0 };
+    struct fileio_map old = { NULL, 0 }, cur = { NULL, 0 };
     struct proto_tensor_map om = { 0 }, nm = { 0 };
     struct proto_tensor_options opt = { level };
     struct mem t = { 0 }, z = { 0 };
@@ -188,8 +183,8 @@ out:
     proto_tensor_map_free(&nm);
     free(t.p);
     free(z.p);
-    store_file_unmap(&old);
-    store_file_unmap(&cur);
+    fileio_unmap(&old);
+    fileio_unmap(&cur);
     return code;
 }
 

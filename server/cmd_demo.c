@@ -18,6 +18,7 @@
 
 #include <openssl/rand.h>
 
+#include "fileio/fileio.h"
 #include "proto/proto.h"
 #include "server/commands.h"
 #include "store/store.h"
@@ -586,7 +587,7 @@ token_file_create(const char *path)
         snprintf(hex + 2 * i, 3, "%02x", raw[i]);
     hex[2 * TOKEN_BYTES] = '\n';
     hex[2 * TOKEN_BYTES + 1] = '\0';
-    if (store_file_put(path, hex, 2 * TOKEN_BYTES + 1, 0600, true) != 0) {
+    if (fileio_put(path, hex, 2 * TOKEN_BYTES + 1, 0600, true) != 0) {
         if (errno == EEXIST) {
             printf("admin token: keeping %s\n", path);
             status = 0;

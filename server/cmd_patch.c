@@ -16,10 +16,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fileio/fileio.h"
 #include "proto/proto.h"
 #include "proto/tensor.h"
 #include "server/commands.h"
-#include "store/store.h"
 
 #define EXIT_USAGE 2
 
@@ -58,23 +58,14 @@ struct file_sink {
 /* "modeld patch" or "modeld decode", for messages. */
 static const char *prog = "modeld patch";
 
-static int map_file(const char *path, struct store_file_map *out)
+static int map_file(const char *path, struct fileio_map *out)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    int rc, err;
-
-    if (fd < 0) {
-        fprintf(stderr, "%s: cannot open %s: %s\n", prog, path,
-                strerror(errno));
+    if (fileio_map_path(path, out) != 0) {
+        fprintf(stderr, "%s: cannot map %s: %s\n", prog, path,
+                errno == EINVAL ? "not a regular file" : strerror(errno));
         return -1;
     }
-    rc = store_file_map_fd(fd, out);
-    err = errno;
-    close(fd);
-    if (rc != 0)
-        fprintf(stderr, "%s: cannot map %s: %s\n", prog, path,
-                err == EINVAL ? "not a regular file" : strerror(err));
-    return rc;
+    return 0;
 }
 
 static int write_sink(void *ctx, const void *data, size_t len)
@@ -85,7 +76,7 @@ static int write_sink(void *ctx, const void *data, size_t len)
         fs->err = ENOMEM;
         return -1;
     }
-    if (store_file_write_all(fs->fd, data, len) != 0) {
+    if (fileio_write_all(fs->fd, data, len) != 0) {
         fs->err = errno;
         return -1;
     }
@@ -95,8 +86,8 @@ static int write_sink(void *ctx, const void *data, size_t len)
 /* Says, in one line, why the digests did not match: the base or the
  * result. old is NULL for modeld decode. */
 static void report_mismatch(const char *old_path,
-                            const struct store_file_map *old,
-                            const struct store_file_map *delta)
+                            const struct fileio_map *old,
+                            const struct fileio_map *delta)
 {
     char from_hex[PROTO_HEX_SIZE], to_hex[PROTO_HEX_SIZE];
     char have_hex[PROTO_HEX_SIZE];
@@ -218,7 +209,7 @@ out:
 static int patch(const char *old_path, const char *delta_path,
                  const char *out_path, const char *want_hex)
 {
-    struct store_file_map old = { NULL, 0 }, delta = { NULL, 0 };
+    struct fileio_map old = { NULL, 0 }, delta = { NULL, 0 };
     struct file_sink fs = { -1, 0, NULL };
     char from_hex[PROTO_HEX_SIZE], to_hex[PROTO_HEX_SIZE];
     char have_hex[PROTO_HEX_SIZE], base_hex[PROTO_HEX_SIZE];
@@ -341,7 +332,7 @@ static int patch(const char *old_path, const char *delta_path,
     }
     free(tmp);
     tmp = NULL; /* it is OUT now */
-    if (store_file_fsync_parent(out_path) != 0) {
+    if (fileio_fsync_parent(out_path) != 0) {
         fprintf(stderr, "%s: wrote %s but cannot sync its "
                         "directory: %s\n", prog,
                 out_path, strerror(errno));
@@ -356,8 +347,8 @@ out:
         free(tmp);
     }
     proto_hasher_free(fs.hasher);
-    store_file_unmap(&delta);
-    store_file_unmap(&old);
+    fileio_unmap(&delta);
+    fileio_unmap(&old);
     return code;
 }
 

@@ -12,8 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fileio/fileio.h"
 #include "server/log.h"
-#include "store/store.h"
 
 static volatile int min_level = LOG_INFO;
 
@@ -146,7 +146,7 @@ log_write_lines(int fd, const char *buf, size_t len, bool atomic_chunks)
             if (n == 0)
                 n = PIPE_BUF;
         }
-        if (store_file_write_all(fd, buf, n) != 0) {
+        if (fileio_write_all(fd, buf, n) != 0) {
             rc = -1;
             break;
         }

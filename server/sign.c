@@ -19,10 +19,11 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "fileio/fileio.h"
+#include "proto/proto.h"
 #include "server/log.h"
 #include "server/file.h"
 #include "server/sign.h"
-#include "store/store.h"
 
 #define MAX_KEY_FILE_BYTES (64 << 10)
 #define ED25519_KEY_LEN 32
@@ -452,7 +453,7 @@ sign_keygen(const char *path, char out_kid[SIGN_KID_SIZE], char *err,
     /* Mode 0600, never over an existing file, and never half-written:
      * a key file that is there is whole. */
     if (pem_len <= 0 ||
-        store_file_put(path, pem, (size_t)pem_len, 0600, true) != 0) {
+        fileio_put(path, pem, (size_t)pem_len, 0600, true) != 0) {
         log_errbuf(err, err_len, "%s: %s", path, strerror(errno));
         goto out;
     }

@@ -81,7 +81,7 @@ int store_tmp_create(struct store *st, const char *prefix,
 
 enum store_status store_fsync_parent(struct store *st, const char *path)
 {
-    if (store_file_fsync_parent(path) != 0)
+    if (fileio_fsync_parent(path) != 0)
         return store_err_os(st, "fsync of the directory of", path, errno);
     return STORE_OK;
 }
@@ -162,7 +162,7 @@ static enum store_status write_all(struct store *st, int fd,
                                    const char *path, const void *data,
                                    size_t len)
 {
-    if (store_file_write_all(fd, data, len) != 0)
+    if (fileio_write_all(fd, data, len) != 0)
         return store_err_os(st, "writing", path, errno);
     return STORE_OK;
 }

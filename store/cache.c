@@ -246,7 +246,7 @@ enum store_status store_delta_in_write(struct store_delta_in *in,
 {
     if (in->max_bytes && in->bytes + len > in->max_bytes)
         return STORE_TOO_LARGE;
-    if (store_file_write_all(in->fd, data, len) != 0)
+    if (fileio_write_all(in->fd, data, len) != 0)
         return store_err_os(in->st, "writing", in->path, errno);
     in->bytes += len;
     return STORE_OK;
@@ -284,7 +284,7 @@ enum store_status store_delta_in_finish(struct store_delta_in *in,
     struct store *st = in->st;
     char path[STORE_PATH_SIZE], from_c[PROTO_HEX_SIZE], to_c[PROTO_HEX_SIZE];
     char out_hex[PROTO_HEX_SIZE] = "";
-    struct store_file_map old = { 0 }, coded = { 0 };
+    struct fileio_map old = { 0 }, coded = { 0 };
     enum store_status rc;
     uint64_t old_size = 0;
     int64_t mtime;
@@ -296,9 +296,9 @@ enum store_status store_delta_in_finish(struct store_delta_in *in,
     if (rc != STORE_OK)
         goto out;
     /* The temporary file is write-only: read it through its name. */
-    if (store_file_map_fd(old_fd, &old) != 0 ||
+    if (fileio_map_fd(old_fd, &old) != 0 ||
         (coded_fd = open(in->path, O_RDONLY | O_CLOEXEC)) < 0 ||
-        store_file_map_fd(coded_fd, &coded) != 0) {
+        fileio_map_fd(coded_fd, &coded) != 0) {
         rc = store_err_os(st, "mapping", in->path, errno);
         goto out;
     }
@@ -330,8 +330,8 @@ enum store_status store_delta_in_finish(struct store_delta_in *in,
         rc = store_fsync_parent(st, path);
     }
 out:
-    store_file_unmap(&old);
-    store_file_unmap(&coded);
+    fileio_unmap(&old);
+    fileio_unmap(&coded);
     if (old_fd >= 0)
         close(old_fd);
     if (coded_fd >= 0)

@@ -10,6 +10,7 @@
  * until it is replaced: when the catalog server cannot be reached, it is
  * what selects get.
  */
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,20 +42,101 @@ enum {
     LISTS_ALL = (1 << 6) - 1,
 };
 
+/*
+ * A version's six lists, one child table each, as descriptors: where the
+ * list's count and items are in struct proto_variant, how many it holds
+ * at most, and its columns in SQL order after (version_id, pos) (a TEXT
+ * from a char array, or a REAL from a double). One loop writes them all
+ * (insert_lists), one reads them (read_lists), and which have rows is
+ * lists_of. The macros check the field's type at compile time.
+ */
+enum list_col_type { LIST_COL_NONE, LIST_COL_TEXT, LIST_COL_DOUBLE };
+
+struct list_col {
+    enum list_col_type type;
+    size_t off;                   /* in the item */
+    size_t size;                  /* of the char array (TEXT) */
+};
+
+struct list_kind {
+    unsigned flag;                /* LISTS_* */
+    enum stmt_id insert_stmt;     /* INSERT (version_id, pos, cols) */
+    enum stmt_id list_stmt;       /* SELECT cols WHERE version_id ORDER BY pos */
+    const char *inserting;        /* for errors: "inserting <what>" */
+    const char *reading;          /* for errors: "reading <what>" */
+    size_t count_off;             /* the size_t count in proto_variant */
+    size_t items_off;             /* the item array in proto_variant */
+    size_t item_size;
+    size_t max;
+    struct list_col col[2];
+};
+
+#define LIST_TEXT(type, field)                                              \
+    { LIST_COL_TEXT,                                                       \
+      _Generic(((type *)0)->field, char *: offsetof(type, field)),         \
+      sizeof(((type *)0)->field) }
+#define LIST_DOUBLE(type, field)                                            \
+    { LIST_COL_DOUBLE,                                                     \
+      _Generic(((type *)0)->field, double: offsetof(type, field)), 0 }
+/* A list of plain tokens: the item is the char array itself. */
+#define LIST_TOKEN { LIST_COL_TEXT, 0, PROTO_TOKEN_SIZE }
+#define LIST_OF(field, count, nmax)                                         \
+    offsetof(struct proto_variant, count),                                 \
+    offsetof(struct proto_variant, field),                                 \
+    sizeof(((struct proto_variant *)0)->field[0]), nmax
+
+static const struct list_kind list_kinds[] = {
+    { LISTS_TECHNIQUES, STMT_TECH_INSERT, STMT_TECH_LIST,
+      "inserting technique", "reading techniques",
+      LIST_OF(techniques, technique_count, PROTO_MAX_TECHNIQUES),
+      { LIST_TOKEN } },
+    { LISTS_LATENCIES, STMT_LATENCY_INSERT, STMT_LATENCY_LIST,
+      "inserting latency", "reading latencies",
+      LIST_OF(latency_ms, latency_count, PROTO_MAX_LATENCIES),
+      { LIST_TEXT(struct proto_class_value, device_class),
+        LIST_DOUBLE(struct proto_class_value, value) } },
+    { LISTS_ENERGIES, STMT_ENERGY_INSERT, STMT_ENERGY_LIST,
+      "inserting energy", "reading energies",
+      LIST_OF(energy_mj, energy_count, PROTO_MAX_LATENCIES),
+      { LIST_TEXT(struct proto_class_value, device_class),
+        LIST_DOUBLE(struct proto_class_value, value) } },
+    { LISTS_EXITS, STMT_EXIT_INSERT, STMT_EXIT_LIST,
+      "inserting exit", "reading exits",
+      LIST_OF(exits, exit_count, PROTO_MAX_EXITS),
+      { LIST_DOUBLE(struct proto_exit, flops),
+        LIST_DOUBLE(struct proto_exit, accuracy) } },
+    { LISTS_CONTEXT, STMT_CONTEXT_INSERT, STMT_CONTEXT_LIST,
+      "inserting context", "reading context",
+      LIST_OF(context, context_count, PROTO_MAX_TAGS),
+      { LIST_TEXT(struct proto_tag, key),
+        LIST_TEXT(struct proto_tag, value) } },
+    { LISTS_ACCELERATORS, STMT_ACCEL_INSERT, STMT_ACCEL_LIST,
+      "inserting accelerator", "reading accelerators",
+      LIST_OF(accelerators, accelerator_count, PROTO_MAX_ACCELERATORS),
+      { LIST_TOKEN } },
+};
+
 /* A snapshot version's row id and which of its lists to read. */
 struct version_ref {
     int64_t id;
     unsigned lists;
 };
 
+/* A list's count in m. */
+static size_t list_count(const struct list_kind *lk,
+                         const struct proto_variant *m)
+{
+    return *(const size_t *)(const void *)((const char *)m + lk->count_off);
+}
+
 static unsigned lists_of(const struct proto_variant *m)
 {
-    return (m->technique_count ? LISTS_TECHNIQUES : 0) |
-           (m->latency_count ? LISTS_LATENCIES : 0) |
-           (m->energy_count ? LISTS_ENERGIES : 0) |
-           (m->exit_count ? LISTS_EXITS : 0) |
-           (m->context_count ? LISTS_CONTEXT : 0) |
-           (m->accelerator_count ? LISTS_ACCELERATORS : 0);
+    unsigned lists = 0;
+
+    for (size_t k = 0; k < ARRAY_SIZE(list_kinds); k++)
+        if (list_count(&list_kinds[k], m) > 0)
+            lists |= list_kinds[k].flag;
+    return lists;
 }
 
 static void col_text(struct db_stmt *s, int col, char *out, size_t size)
@@ -223,58 +305,35 @@ out:
 
 /* ---- publish ------------------------------------------------------------- */
 
-/* The version's lists, one child table each. Caller holds db_mu. */
+/* The version's lists, one child table each (list_kinds). Caller holds
+ * db_mu. */
 static enum store_status insert_lists(struct store *st, int64_t ver_id,
                                       const struct proto_variant *m)
 {
-    struct db_stmt *s;
     enum store_status rc = STORE_OK;
 
-    for (size_t i = 0; rc == STORE_OK && i < m->technique_count; i++) {
-        s = store_stmt(st, STMT_TECH_INSERT);
-        db_bind_int64(s, 1, ver_id);
-        db_bind_int64(s, 2, (int64_t)i);
-        bind_text(s, 3, m->techniques[i]);
-        rc = store_stmt_run(st, STMT_TECH_INSERT, "inserting technique");
-    }
-    for (size_t i = 0; rc == STORE_OK && i < m->latency_count; i++) {
-        s = store_stmt(st, STMT_LATENCY_INSERT);
-        db_bind_int64(s, 1, ver_id);
-        db_bind_int64(s, 2, (int64_t)i);
-        bind_text(s, 3, m->latency_ms[i].device_class);
-        db_bind_double(s, 4, m->latency_ms[i].value);
-        rc = store_stmt_run(st, STMT_LATENCY_INSERT, "inserting latency");
-    }
-    for (size_t i = 0; rc == STORE_OK && i < m->energy_count; i++) {
-        s = store_stmt(st, STMT_ENERGY_INSERT);
-        db_bind_int64(s, 1, ver_id);
-        db_bind_int64(s, 2, (int64_t)i);
-        bind_text(s, 3, m->energy_mj[i].device_class);
-        db_bind_double(s, 4, m->energy_mj[i].value);
-        rc = store_stmt_run(st, STMT_ENERGY_INSERT, "inserting energy");
-    }
-    for (size_t i = 0; rc == STORE_OK && i < m->exit_count; i++) {
-        s = store_stmt(st, STMT_EXIT_INSERT);
-        db_bind_int64(s, 1, ver_id);
-        db_bind_int64(s, 2, (int64_t)i);
-        db_bind_double(s, 3, m->exits[i].flops);
-        db_bind_double(s, 4, m->exits[i].accuracy);
-        rc = store_stmt_run(st, STMT_EXIT_INSERT, "inserting exit");
-    }
-    for (size_t i = 0; rc == STORE_OK && i < m->context_count; i++) {
-        s = store_stmt(st, STMT_CONTEXT_INSERT);
-        db_bind_int64(s, 1, ver_id);
-        db_bind_int64(s, 2, (int64_t)i);
-        bind_text(s, 3, m->context[i].key);
-        bind_text(s, 4, m->context[i].value);
-        rc = store_stmt_run(st, STMT_CONTEXT_INSERT, "inserting context");
-    }
-    for (size_t i = 0; rc == STORE_OK && i < m->accelerator_count; i++) {
-        s = store_stmt(st, STMT_ACCEL_INSERT);
-        db_bind_int64(s, 1, ver_id);
-        db_bind_int64(s, 2, (int64_t)i);
-        bind_text(s, 3, m->accelerators[i]);
-        rc = store_stmt_run(st, STMT_ACCEL_INSERT, "inserting accelerator");
+    for (size_t k = 0; rc == STORE_OK && k < ARRAY_SIZE(list_kinds); k++) {
+        const struct list_kind *lk = &list_kinds[k];
+        const char *items = (const char *)m + lk->items_off;
+        size_t count = list_count(lk, m);
+
+        for (size_t i = 0; rc == STORE_OK && i < count; i++) {
+            const char *item = items + i * lk->item_size;
+            struct db_stmt *s = store_stmt(st, lk->insert_stmt);
+
+            db_bind_int64(s, 1, ver_id);
+            db_bind_int64(s, 2, (int64_t)i);
+            for (int j = 0; j < 2; j++) {
+                const struct list_col *col = &lk->col[j];
+
+                if (col->type == LIST_COL_TEXT)
+                    bind_text(s, 3 + j, item + col->off);
+                else if (col->type == LIST_COL_DOUBLE)
+                    db_bind_double(s, 3 + j, *(const double *)(const void *)
+                                                 (item + col->off));
+            }
+            rc = store_stmt_run(st, lk->insert_stmt, lk->inserting);
+        }
     }
     return rc;
 }
@@ -717,96 +776,39 @@ static void read_version_row(struct db_stmt *s, const char *family,
 }
 
 /* Fills a version's lists from the child tables, on connection c; only
- * those lists names (LISTS_*): the others are empty. */
+ * those lists names (LISTS_*): the others are empty. A list holds at most
+ * its max items; rows past it are not read. */
 static enum store_status read_lists(struct store *st, struct store_conn *c,
                                     int64_t ver_id, unsigned lists,
                                     struct proto_variant *v)
 {
-    struct db_stmt *s;
-    int src;
+    for (size_t k = 0; k < ARRAY_SIZE(list_kinds); k++) {
+        const struct list_kind *lk = &list_kinds[k];
+        size_t *count = (size_t *)(void *)((char *)v + lk->count_off);
+        char *items = (char *)v + lk->items_off;
+        struct db_stmt *s;
+        int src;
 
-    if (lists & LISTS_TECHNIQUES) {
-        s = store_conn_stmt(c, STMT_TECH_LIST);
+        if (!(lists & lk->flag))
+            continue;
+        s = store_conn_stmt(c, lk->list_stmt);
         db_bind_int64(s, 1, ver_id);
-        while ((src = db_step(s)) == DB_ROW &&
-               v->technique_count < PROTO_MAX_TECHNIQUES)
-            col_text(s, 0, v->techniques[v->technique_count++],
-                     PROTO_TOKEN_SIZE);
-        db_reset(s);
-        if (src != DB_DONE && src != DB_ROW)
-            return store_err_conn(st, c->db, "reading techniques", src);
-    }
+        while ((src = db_step(s)) == DB_ROW && *count < lk->max) {
+            char *item = items + (*count)++ * lk->item_size;
 
-    if (lists & LISTS_LATENCIES) {
-        s = store_conn_stmt(c, STMT_LATENCY_LIST);
-        db_bind_int64(s, 1, ver_id);
-        while ((src = db_step(s)) == DB_ROW &&
-               v->latency_count < PROTO_MAX_LATENCIES) {
-            struct proto_class_value *cv = &v->latency_ms[v->latency_count++];
+            for (int j = 0; j < 2; j++) {
+                const struct list_col *col = &lk->col[j];
 
-            col_text(s, 0, cv->device_class, sizeof(cv->device_class));
-            cv->value = db_column_double(s, 1);
+                if (col->type == LIST_COL_TEXT)
+                    col_text(s, j, item + col->off, col->size);
+                else if (col->type == LIST_COL_DOUBLE)
+                    *(double *)(void *)(item + col->off) =
+                        db_column_double(s, j);
+            }
         }
         db_reset(s);
         if (src != DB_DONE && src != DB_ROW)
-            return store_err_conn(st, c->db, "reading latencies", src);
-    }
-
-    if (lists & LISTS_ENERGIES) {
-        s = store_conn_stmt(c, STMT_ENERGY_LIST);
-        db_bind_int64(s, 1, ver_id);
-        while ((src = db_step(s)) == DB_ROW &&
-               v->energy_count < PROTO_MAX_LATENCIES) {
-            struct proto_class_value *cv = &v->energy_mj[v->energy_count++];
-
-            col_text(s, 0, cv->device_class, sizeof(cv->device_class));
-            cv->value = db_column_double(s, 1);
-        }
-        db_reset(s);
-        if (src != DB_DONE && src != DB_ROW)
-            return store_err_conn(st, c->db, "reading energies", src);
-    }
-
-    if (lists & LISTS_EXITS) {
-        s = store_conn_stmt(c, STMT_EXIT_LIST);
-        db_bind_int64(s, 1, ver_id);
-        while ((src = db_step(s)) == DB_ROW &&
-               v->exit_count < PROTO_MAX_EXITS) {
-            struct proto_exit *e = &v->exits[v->exit_count++];
-
-            e->flops = db_column_double(s, 0);
-            e->accuracy = db_column_double(s, 1);
-        }
-        db_reset(s);
-        if (src != DB_DONE && src != DB_ROW)
-            return store_err_conn(st, c->db, "reading exits", src);
-    }
-
-    if (lists & LISTS_CONTEXT) {
-        s = store_conn_stmt(c, STMT_CONTEXT_LIST);
-        db_bind_int64(s, 1, ver_id);
-        while ((src = db_step(s)) == DB_ROW &&
-               v->context_count < PROTO_MAX_TAGS) {
-            struct proto_tag *t = &v->context[v->context_count++];
-
-            col_text(s, 0, t->key, sizeof(t->key));
-            col_text(s, 1, t->value, sizeof(t->value));
-        }
-        db_reset(s);
-        if (src != DB_DONE && src != DB_ROW)
-            return store_err_conn(st, c->db, "reading context", src);
-    }
-
-    if (lists & LISTS_ACCELERATORS) {
-        s = store_conn_stmt(c, STMT_ACCEL_LIST);
-        db_bind_int64(s, 1, ver_id);
-        while ((src = db_step(s)) == DB_ROW &&
-               v->accelerator_count < PROTO_MAX_ACCELERATORS)
-            col_text(s, 0, v->accelerators[v->accelerator_count++],
-                     PROTO_TOKEN_SIZE);
-        db_reset(s);
-        if (src != DB_DONE && src != DB_ROW)
-            return store_err_conn(st, c->db, "reading accelerators", src);
+            return store_err_conn(st, c->db, lk->reading, src);
     }
     return STORE_OK;
 }

@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <sys/types.h>
 
+#include "fileio/fileio.h"
 #include "store/db.h"
 #include "store/store.h"
 

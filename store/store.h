@@ -370,37 +370,6 @@ MUST_CHECK enum store_status store_jobs_retry(struct store *st,
                                               uint64_t *out_deltas,
                                               uint64_t *out_compressed);
 
-/* ---- file helpers (store/fileio.c), for store/ and the commands ------- */
-
-/* Writes all len bytes of data to fd, through short writes and EINTR.
- * 0, or -1 with errno set. */
-MUST_CHECK int store_file_write_all(int fd, const void *data, size_t len);
-/* fsyncs the directory dir (so that a rename or create in it is durable).
- * 0, or -1 with errno set. */
-MUST_CHECK int store_file_fsync_dir(const char *dir);
-/* fsyncs the directory holding path ("." without a slash). */
-MUST_CHECK int store_file_fsync_parent(const char *path);
-/*
- * Writes len bytes of data to path so that path never holds part of them
- * (kill -9, full disk): a temporary file beside it, fsync, then a rename
- * over path (exclusive: a link, which keeps an existing path and fails
- * with EEXIST), and the directory's fsync. The file gets mode less the
- * umask. On failure the temporary is gone. 0, or -1 with errno set.
- */
-MUST_CHECK int store_file_put(const char *path, const void *data, size_t len,
-                              unsigned mode, bool exclusive);
-
-/* A whole file mapped read-only. */
-struct store_file_map {
-    const void *data;             /* non-NULL once mapped, even when empty */
-    size_t len;
-};
-/* Maps the regular file open on fd (the fd may be closed afterwards).
- * 0, or -1 with errno set (EINVAL: not a regular file). */
-MUST_CHECK int store_file_map_fd(int fd, struct store_file_map *out);
-/* Unmaps; a zeroed or already unmapped map does nothing. */
-void store_file_unmap(struct store_file_map *m);
-
 /* Counters for /metrics. */
 struct store_stats {
     uint64_t deltas_made;         /* since open */

@@ -84,7 +84,7 @@ static enum store_status open_blob(struct store *st, const char *hex,
 /* Maps a whole blob: a delta's base must be in memory as zstd's prefix.
  * The pages are the file's (page cache), not the heap's. */
 static enum store_status map_blob(struct store *st, const char *hex,
-                                  struct store_file_map *out)
+                                  struct fileio_map *out)
 {
     enum store_status rc;
     uint64_t len = 0;
@@ -93,7 +93,7 @@ static enum store_status map_blob(struct store *st, const char *hex,
     rc = open_blob(st, hex, &fd, &len);
     if (rc != STORE_OK)
         return rc;
-    if (store_file_map_fd(fd, out) != 0)
+    if (fileio_map_fd(fd, out) != 0)
         rc = store_err_os(st, "mmap", hex, errno);
     close(fd);
     return rc;
@@ -114,7 +114,7 @@ static int sink_write(void *ctx, const void *data, size_t len)
         return 1;
     }
     fs->len += len;
-    if (store_file_write_all(fs->fd, data, len) != 0) {
+    if (fileio_write_all(fs->fd, data, len) != 0) {
         fs->err = errno;
         return 1;
     }
@@ -567,7 +567,7 @@ out:
  * names for it (mapped into man, which the caller unmaps). False when the
  * blob is of no known format (or out of memory: then no tensor coding). */
 static bool tensor_map_of(struct store *st, const char *hex,
-                          const struct store_file_map *blob, struct store_file_map *man,
+                          const struct fileio_map *blob, struct fileio_map *man,
                           struct proto_tensor_map *out)
 {
     char mhex[PROTO_HEX_SIZE] = "";
@@ -677,7 +677,7 @@ static enum job_result run_bg(struct store *st, const struct job *j)
 {
     char tmp[STORE_PATH_SIZE] = "";
     char path[STORE_PATH_SIZE];
-    struct store_file_map blob = { 0 }, man = { 0 };
+    struct fileio_map blob = { 0 }, man = { 0 };
     struct proto_tensor_map map = { 0 };
     struct proto_tensor_options opt = { st->opt.compress_level };
     struct file_sink fs = { .st = st, .fd = -1, .path = tmp };
@@ -746,8 +746,8 @@ out:
         unlink(tmp);
     proto_hasher_free(fs.hasher);
     proto_tensor_map_free(&map);
-    store_file_unmap(&man);
-    store_file_unmap(&blob);
+    fileio_unmap(&man);
+    fileio_unmap(&blob);
     return result;
 }
 
@@ -784,7 +784,7 @@ static enum job_result run_delta(struct store *st, const struct job *j)
 {
     char tmp[STORE_PATH_SIZE] = "", ttmp[STORE_PATH_SIZE] = "";
     char digest[PROTO_HEX_SIZE];
-    struct store_file_map from = { 0 }, to = { 0 }, fman = { 0 }, tman = { 0 };
+    struct fileio_map from = { 0 }, to = { 0 }, fman = { 0 }, tman = { 0 };
     struct proto_tensor_map fmap = { 0 }, tmap = { 0 };
     struct proto_tensor_options opt = { st->opt.delta_level };
     struct file_sink fs = { .st = st, .fd = -1, .path = tmp };
@@ -910,10 +910,10 @@ out:
     proto_hasher_free(ts.hasher);
     proto_tensor_map_free(&fmap);
     proto_tensor_map_free(&tmap);
-    store_file_unmap(&fman);
-    store_file_unmap(&tman);
-    store_file_unmap(&to);
-    store_file_unmap(&from);
+    fileio_unmap(&fman);
+    fileio_unmap(&tman);
+    fileio_unmap(&to);
+    fileio_unmap(&from);
     return result;
 }
 

@@ -436,35 +436,6 @@ START_TEST(test_store_open_cleans_tmp)
 }
 END_TEST
 
-/* store_file_put: the whole content or nothing, no temporary left;
- * exclusive keeps what is there. */
-START_TEST(test_store_file_put)
-{
-    char path[512], buf[32];
-    struct stat sb;
-    int fd;
-    ssize_t n;
-
-    path_in(path, sizeof(path), "out");
-    ck_assert_int_eq(store_file_put(path, "first\n", 6, 0600, false), 0);
-    ck_assert_int_eq(store_file_put(path, "second\n", 7, 0600, false), 0);
-    ck_assert_int_eq(store_file_put(path, "third\n", 6, 0600, true), -1);
-    ck_assert_int_eq(errno, EEXIST);
-    fd = open(path, O_RDONLY);
-    ck_assert_int_ge(fd, 0);
-    n = read(fd, buf, sizeof(buf));
-    close(fd);
-    ck_assert_int_eq(n, 7);
-    ck_assert_int_eq(memcmp(buf, "second\n", 7), 0);
-    ck_assert_int_eq(stat(path, &sb), 0);
-    ck_assert_uint_eq(sb.st_mode & 0777, 0600 & ~(unsigned)umask(umask(0)));
-    ck_assert_uint_eq(count_files(""), 1);
-    path_in(path, sizeof(path), "no-such-dir/out");
-    ck_assert_int_eq(store_file_put(path, "x", 1, 0600, false), -1);
-    ck_assert_int_eq(errno, ENOENT);
-}
-END_TEST
-
 /* ---- families ------------------------------------------------------------ */
 
 START_TEST(test_store_family_lifecycle)
@@ -1618,104 +1589,6 @@ START_TEST(test_store_worker_retries_bounded_then_admin_retry)
 }
 END_TEST
 
-/* ---- file helpers -------------------------------------------------------- */
-
-struct pipe_reader {
-    int fd;
-    size_t got;
-    unsigned char sum;
-};
-
-static void *pipe_drain(void *arg)
-{
-    struct pipe_reader *r = arg;
-    unsigned char buf[4096];
-    ssize_t n;
-
-    while ((n = read(r->fd, buf, sizeof(buf))) > 0) {
-        for (ssize_t i = 0; i < n; i++)
-            r->sum ^= buf[i];
-        r->got += (size_t)n;
-    }
-    return NULL;
-}
-
-/* A pipe takes 64 KiB at a time: 1 MiB needs many short writes. */
-START_TEST(test_store_file_write_all_short_writes)
-{
-    const size_t len = 1 << 20;
-    unsigned char *data = random_bytes(len, 7);
-    unsigned char sum = 0;
-    struct pipe_reader r = { 0 };
-    pthread_t t;
-    int p[2];
-
-    for (size_t i = 0; i < len; i++)
-        sum ^= data[i];
-    ck_assert_int_eq(pipe(p), 0);
-    r.fd = p[0];
-    ck_assert_int_eq(pthread_create(&t, NULL, pipe_drain, &r), 0);
-    ck_assert_int_eq(store_file_write_all(p[1], data, len), 0);
-    close(p[1]);
-    pthread_join(t, NULL);
-    close(p[0]);
-    ck_assert_uint_eq(r.got, len);
-    ck_assert_uint_eq(r.sum, sum);
-    /* A closed descriptor: -1 and errno, no loop. */
-    ck_assert_int_eq(store_file_write_all(p[1], data, 1), -1);
-    ck_assert_int_eq(errno, EBADF);
-    free(data);
-}
-END_TEST
-
-START_TEST(test_store_file_fsync_dir_and_parent)
-{
-    char path[512];
-
-    ck_assert_int_eq(store_file_fsync_dir(data_dir), 0);
-    path_in(path, sizeof(path), "nope");
-    ck_assert_int_eq(store_file_fsync_dir(path), -1);
-    ck_assert_int_eq(errno, ENOENT);
-    path_in(path, sizeof(path), "file-to-come");
-    ck_assert_int_eq(store_file_fsync_parent(path), 0);
-    ck_assert_int_eq(store_file_fsync_parent("relative-name"), 0);
-    ck_assert_int_eq(store_file_fsync_parent("/nope-dir/x"), -1);
-}
-END_TEST
-
-START_TEST(test_store_file_map)
-{
-    struct store_file_map m = { 0 };
-    char path[512];
-    int fd;
-
-    path_in(path, sizeof(path), "empty");
-    write_file(path, "", 0);
-    fd = open(path, O_RDONLY);
-    ck_assert_int_eq(store_file_map_fd(fd, &m), 0);
-    close(fd);
-    ck_assert_ptr_nonnull(m.data);
-    ck_assert_uint_eq(m.len, 0);
-    store_file_unmap(&m);
-    ck_assert_ptr_null(m.data);
-
-    path_in(path, sizeof(path), "text");
-    write_file(path, "hello", 5);
-    fd = open(path, O_RDONLY);
-    ck_assert_int_eq(store_file_map_fd(fd, &m), 0);
-    close(fd);                           /* the mapping outlives the fd */
-    ck_assert_uint_eq(m.len, 5);
-    ck_assert_mem_eq(m.data, "hello", 5);
-    store_file_unmap(&m);
-    store_file_unmap(&m);                /* twice: nothing */
-
-    fd = open(data_dir, O_RDONLY | O_DIRECTORY);
-    ck_assert_int_eq(store_file_map_fd(fd, &m), -1);
-    ck_assert_int_eq(errno, EINVAL);
-    close(fd);
-}
-END_TEST
-
 /* ---- reads beside the writer --------------------------------------------- */
 
 #define FLIGHT_THREADS 8
@@ -2207,7 +2080,6 @@ static Suite *store_suite(void)
         tcase_add_test(tc, test_store_open_newer_schema_refused);
     }
     tcase_add_test(tc, test_store_open_cleans_tmp);
-    tcase_add_test(tc, test_store_file_put);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("catalog");
@@ -2252,13 +2124,6 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_store_worker_zstd_copy);
     tcase_add_test(tc, test_store_worker_wait_idle_without_work);
     tcase_add_test(tc, test_store_worker_close_while_busy);
-    suite_add_tcase(s, tc);
-
-    tc = tcase_create("files");
-    tcase_add_checked_fixture(tc, dir_setup, dir_teardown);
-    tcase_add_test(tc, test_store_file_write_all_short_writes);
-    tcase_add_test(tc, test_store_file_fsync_dir_and_parent);
-    tcase_add_test(tc, test_store_file_map);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("reads");

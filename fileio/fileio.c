@@ -1,8 +1,9 @@
 /*
- * The small file helpers every writer and reader of files shares: write
- * everything, fsync a directory, map a whole file. One copy each, for
- * store/ (blobs, deltas, compressed copies) and for the commands in
- * server/ (patch, demo). They report with errno; callers say what failed.
+ * The small file helpers every writer and reader of files shares (see
+ * fileio.h): write everything, fsync a directory, put a file crash-safely,
+ * map a whole file. The one copy of each in the tree, for store/, the
+ * commands in server/ and the UE library in client/ (tests/source_rules.sh
+ * keeps it so). They report with errno; callers say what failed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,9 +14,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "store/store.h"
+#include "fileio/fileio.h"
 
-int store_file_put(const char *path, const void *data, size_t len,
+int fileio_put(const char *path, const void *data, size_t len,
                    unsigned mode, bool exclusive)
 {
     static const char suffix[] = ".tmp-XXXXXX";
@@ -33,10 +34,16 @@ int store_file_put(const char *path, const void *data, size_t len,
         tmp[0] = '\0';
         goto out;
     }
-    mask = umask(0);
-    umask(mask);
-    if (fchmod(fd, (mode_t)mode & ~mask) != 0 ||
-        store_file_write_all(fd, data, len) != 0 || fsync(fd) != 0)
+    /* mkstemp made it 0600 less the umask; another mode has to read the
+     * umask, which takes setting it for a moment (process-wide: the UE
+     * library's 0600 never does). */
+    if (mode != 0600) {
+        mask = umask(0);
+        umask(mask);
+        if (fchmod(fd, (mode_t)mode & ~mask) != 0)
+            goto out;
+    }
+    if (fileio_write_all(fd, data, len) != 0 || fsync(fd) != 0)
         goto out;
     rc = close(fd);
     fd = -1;
@@ -47,7 +54,7 @@ int store_file_put(const char *path, const void *data, size_t len,
         goto out;
     if (!exclusive)
         tmp[0] = '\0';           /* it is path now */
-    rc = store_file_fsync_parent(path);
+    rc = fileio_fsync_parent(path);
 out:
     err = errno;
     if (fd >= 0)
@@ -62,12 +69,15 @@ out:
 /* What an empty file maps to: a valid pointer, nothing behind it. */
 static const unsigned char empty_map[1];
 
-int store_file_write_all(int fd, const void *data, size_t len)
+/* Both write-alls: at the file position when at_pos, else at off. */
+static int
+write_loop(int fd, const void *data, size_t len, bool at_pos, uint64_t off)
 {
     const unsigned char *p = data;
 
     while (len > 0) {
-        ssize_t n = write(fd, p, len);
+        ssize_t n = at_pos ? write(fd, p, len)
+                           : pwrite(fd, p, len, (off_t)off);
 
         if (n < 0 && errno == EINTR)
             continue;
@@ -79,11 +89,26 @@ int store_file_write_all(int fd, const void *data, size_t len)
         }
         p += n;
         len -= (size_t)n;
+        off += (uint64_t)n;
     }
     return 0;
 }
 
-int store_file_fsync_dir(const char *dir)
+int fileio_write_all(int fd, const void *data, size_t len)
+{
+    return write_loop(fd, data, len, true, 0);
+}
+
+int fileio_pwrite_all(int fd, const void *data, size_t len, uint64_t off)
+{
+    if (off > (uint64_t)INT64_MAX - len) {
+        errno = EFBIG;
+        return -1;
+    }
+    return write_loop(fd, data, len, false, off);
+}
+
+int fileio_fsync_dir(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int rc, err;
@@ -97,27 +122,27 @@ int store_file_fsync_dir(const char *dir)
     return rc;
 }
 
-int store_file_fsync_parent(const char *path)
+int fileio_fsync_parent(const char *path)
 {
     const char *slash = strrchr(path, '/');
     char *dir;
     int rc, err;
 
     if (!slash)
-        return store_file_fsync_dir(".");
+        return fileio_fsync_dir(".");
     if (slash == path)
-        return store_file_fsync_dir("/");
+        return fileio_fsync_dir("/");
     dir = strndup(path, (size_t)(slash - path));
     if (!dir)
         return -1;
-    rc = store_file_fsync_dir(dir);
+    rc = fileio_fsync_dir(dir);
     err = errno;
     free(dir);
     errno = err;
     return rc;
 }
 
-int store_file_map_fd(int fd, struct store_file_map *out)
+int fileio_map_fd(int fd, struct fileio_map *out)
 {
     struct stat sb;
     void *p;
@@ -145,7 +170,21 @@ int store_file_map_fd(int fd, struct store_file_map *out)
     return 0;
 }
 
-void store_file_unmap(struct store_file_map *m)
+int fileio_map_path(const char *path, struct fileio_map *out)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int rc, err;
+
+    if (fd < 0)
+        return -1;
+    rc = fileio_map_fd(fd, out);
+    err = errno;
+    close(fd);
+    errno = err;
+    return rc;
+}
+
+void fileio_unmap(struct fileio_map *m)
 {
     if (m->data && m->data != empty_map)
         munmap((void *)(uintptr_t)m->data, m->len);
