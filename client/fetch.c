@@ -745,6 +745,11 @@ static void post_event(struct client *c, const char *event,
 
 /* ---- transfer, verify, switch ------------------------------------------- */
 
+static int hash_piece(void *ctx, const void *data, size_t len)
+{
+    return proto_hasher_update(ctx, data, len) == PROTO_OK ? 0 : -1;
+}
+
 static enum client_status hash_file(struct client *c, const char *path,
                                     char out_hex[PROTO_HEX_SIZE])
 {
@@ -752,16 +757,16 @@ static enum client_status hash_file(struct client *c, const char *path,
     struct proto_hasher *h = proto_hasher_new();
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     enum client_status rc = CLIENT_LOCAL_ERROR;
-    ssize_t n;
+    int got;
 
     if (!h || fd < 0) {
         fail(c, rc, "cannot read %s: %s", path, strerror(errno));
         goto out;
     }
-    while ((n = read(fd, buf, sizeof(buf))) > 0)
-        if (proto_hasher_update(h, buf, (size_t)n) != PROTO_OK)
-            goto out;
-    if (n < 0 || proto_hasher_final(h, out_hex) != PROTO_OK) {
+    got = fileio_read_each(fd, buf, sizeof(buf), hash_piece, h);
+    if (got > 0)
+        goto out;
+    if (got < 0 || proto_hasher_final(h, out_hex) != PROTO_OK) {
         fail(c, rc, "cannot read %s: %s", path, strerror(errno));
         goto out;
     }

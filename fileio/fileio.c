@@ -1,9 +1,9 @@
 /*
  * The small file helpers every writer and reader of files shares (see
- * fileio.h): write everything, fsync a directory, put a file crash-safely,
- * map a whole file. The one copy of each in the tree, for store/, the
- * commands in server/ and the UE library in client/ (tests/source_rules.sh
- * keeps it so). They report with errno; callers say what failed.
+ * fileio.h): write everything, read to the end, fsync a directory, put a
+ * file crash-safely, map a whole file. The one copy of each in the tree,
+ * for store/, the commands in server/ and the UE library in client/
+ * (tests/source_rules.sh keeps it so). They report with errno; callers say what failed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,23 +16,26 @@
 
 #include "fileio/fileio.h"
 
-int fileio_put(const char *path, const void *data, size_t len,
-                   unsigned mode, bool exclusive)
+int fileio_tmp_open(struct fileio_tmp *t, const char *path, unsigned mode)
 {
     static const char suffix[] = ".tmp-XXXXXX";
     size_t plen = strlen(path);
-    char *tmp = malloc(plen + sizeof(suffix));
     mode_t mask;
-    int fd = -1, rc = -1, err;
+    int err;
 
-    if (!tmp)
+    t->fd = -1;
+    t->path = malloc(plen + sizeof(suffix));
+    if (!t->path)
         return -1;
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, suffix, sizeof(suffix));
-    fd = mkstemp(tmp);
-    if (fd < 0) {
-        tmp[0] = '\0';
-        goto out;
+    memcpy(t->path, path, plen);
+    memcpy(t->path + plen, suffix, sizeof(suffix));
+    t->fd = mkstemp(t->path);
+    if (t->fd < 0) {
+        err = errno;
+        free(t->path);
+        t->path = NULL;          /* not ours: nothing to unlink */
+        errno = err;
+        return -1;
     }
     /* mkstemp made it 0600 less the umask; another mode has to read the
      * umask, which takes setting it for a moment (process-wide: the UE
@@ -40,30 +43,59 @@ int fileio_put(const char *path, const void *data, size_t len,
     if (mode != 0600) {
         mask = umask(0);
         umask(mask);
-        if (fchmod(fd, (mode_t)mode & ~mask) != 0)
-            goto out;
+        if (fchmod(t->fd, (mode_t)mode & ~mask) != 0) {
+            fileio_tmp_discard(t);
+            return -1;
+        }
     }
-    if (fileio_write_all(fd, data, len) != 0 || fsync(fd) != 0)
-        goto out;
-    rc = close(fd);
-    fd = -1;
-    if (rc != 0)
-        goto out;
-    rc = exclusive ? link(tmp, path) : rename(tmp, path);
-    if (rc != 0)
-        goto out;
-    if (!exclusive)
-        tmp[0] = '\0';           /* it is path now */
-    rc = fileio_fsync_parent(path);
-out:
-    err = errno;
-    if (fd >= 0)
-        close(fd);
-    if (tmp[0])
-        unlink(tmp);
-    free(tmp);
-    errno = err;
+    return 0;
+}
+
+int fileio_tmp_commit(struct fileio_tmp *t, const char *path, bool exclusive)
+{
+    int rc = fsync(t->fd);
+
+    if (close(t->fd) != 0 && rc == 0)
+        rc = -1;
+    t->fd = -1;
+    if (rc == 0)
+        rc = exclusive ? link(t->path, path) : rename(t->path, path);
+    if (rc == 0 && !exclusive) {
+        free(t->path);           /* it is path now */
+        t->path = NULL;
+    }
+    if (rc == 0)
+        rc = fileio_fsync_parent(path);
+    fileio_tmp_discard(t);
     return rc;
+}
+
+void fileio_tmp_discard(struct fileio_tmp *t)
+{
+    int err = errno;
+
+    if (t->fd >= 0)
+        close(t->fd);
+    t->fd = -1;
+    if (t->path)
+        unlink(t->path);
+    free(t->path);
+    t->path = NULL;
+    errno = err;
+}
+
+int fileio_put(const char *path, const void *data, size_t len,
+               unsigned mode, bool exclusive)
+{
+    struct fileio_tmp t;
+
+    if (fileio_tmp_open(&t, path, mode) != 0)
+        return -1;
+    if (fileio_write_all(t.fd, data, len) != 0) {
+        fileio_tmp_discard(&t);
+        return -1;
+    }
+    return fileio_tmp_commit(&t, path, exclusive);
 }
 
 /* What an empty file maps to: a valid pointer, nothing behind it. */
@@ -106,6 +138,24 @@ int fileio_pwrite_all(int fd, const void *data, size_t len, uint64_t off)
         return -1;
     }
     return write_loop(fd, data, len, false, off);
+}
+
+int fileio_read_each(int fd, void *buf, size_t buf_len,
+                     int (*fn)(void *ctx, const void *data, size_t len),
+                     void *ctx)
+{
+    for (;;) {
+        ssize_t n = read(fd, buf, buf_len);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            return 0;
+        if (fn(ctx, buf, (size_t)n) != 0)
+            return 1;
+    }
 }
 
 int fileio_fsync_dir(const char *dir)

@@ -1,12 +1,12 @@
 /*
- * fileio: the small POSIX file helpers that both sides of modeld write
- * files with: write everything (at the file position or at an offset),
- * fsync a directory, put a whole file crash-safely, map a whole file.
- * One copy each, for store/ (blobs, deltas, compressed copies), the
- * commands in server/ and the UE library in client/. It depends on libc
- * only (no SQLite, no libmicrohttpd, no curl), so client/ links it without
- * pulling in the daemon. Every function reports with errno; callers say
- * what failed.
+ * fileio: the small POSIX file helpers that both sides of modeld use:
+ * write everything (at the file position or at an offset), read a file to
+ * its end in pieces, fsync a directory, put a whole file crash-safely, map
+ * a whole file. One copy each, for store/ (blobs, deltas, compressed
+ * copies), the commands in server/ and the UE library in client/. It
+ * depends on libc only (no SQLite, no libmicrohttpd, no curl), so client/
+ * links it without pulling in the daemon. Every function reports with
+ * errno; callers say what failed.
  */
 #ifndef FILEIO_FILEIO_H
 #define FILEIO_FILEIO_H
@@ -30,12 +30,41 @@ MUST_CHECK int fileio_write_all(int fd, const void *data, size_t len);
 /* The same at offset off (pwrite), leaving the file position alone. */
 MUST_CHECK int fileio_pwrite_all(int fd, const void *data, size_t len,
                                  uint64_t off);
+/*
+ * Reads the file open on fd from its position to its end, in pieces of at
+ * most buf_len bytes through buf (retrying EINTR), and hands each piece to
+ * fn, which returns 0 to go on. 0 at the end of the file; 1 when fn
+ * stopped it; -1 with errno set when a read failed.
+ */
+MUST_CHECK int fileio_read_each(int fd, void *buf, size_t buf_len,
+                                int (*fn)(void *ctx, const void *data,
+                                          size_t len),
+                                void *ctx);
 /* fsyncs the directory dir (so that a rename or create in it is durable).
  * 0, or -1 with errno set. */
 MUST_CHECK int fileio_fsync_dir(const char *dir);
 /* fsyncs the directory holding path ("." without a slash, "/" for
  * "/name"). */
 MUST_CHECK int fileio_fsync_parent(const char *path);
+/*
+ * A file written beside its final name and put in place whole (kill -9,
+ * full disk: path never holds part of it): fileio_tmp_open creates
+ * "<path>.tmp-XXXXXX" with mode less the umask; the caller writes t->fd;
+ * fileio_tmp_commit fsyncs and closes it, renames it over path
+ * (exclusive: links it, which keeps an existing path and fails with
+ * EEXIST) and fsyncs the directory; fileio_tmp_discard drops it. Commit
+ * and discard always leave no temporary behind (t is spent either way).
+ * 0, or -1 with errno set.
+ */
+struct fileio_tmp {
+    int fd;
+    char *path;                   /* malloc'd; NULL once renamed or gone */
+};
+MUST_CHECK int fileio_tmp_open(struct fileio_tmp *t, const char *path,
+                               unsigned mode);
+MUST_CHECK int fileio_tmp_commit(struct fileio_tmp *t, const char *path,
+                                 bool exclusive);
+void fileio_tmp_discard(struct fileio_tmp *t);
 /*
  * Writes len bytes of data to path so that path never holds part of them
  * (kill -9, full disk): a temporary file beside it, fsync, then a rename

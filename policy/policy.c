@@ -233,6 +233,10 @@ struct run {
      * there, and worked out in full only when it may be chosen or listed
      * (pending_finish) */
     bool lazy;
+    /* the plain walk (plain_loop) wrote no briefs: screen_briefs writes
+     * them when the listing needs them */
+    bool briefs_lazy;
+    bool last_kept;               /* struct walk's */
     size_t pending_count;
     uint8_t *pending;             /* per kept entry */
     struct pend *pend;
@@ -1824,13 +1828,12 @@ static inline enum proto_cause cause_of(const struct run *k,
 
 static inline __attribute__((always_inline)) void
 brief_of(const struct run *k, const struct proto_candidate *e, size_t full,
-         struct brief *b, size_t counts[PROTO_CAUSE_COUNT])
+         struct brief *b)
 {
     b->violation = e->violation;
     b->variant = (uint16_t)e->variant;
     b->full = (uint16_t)full;
     b->cause = (uint8_t)cause_of(k, e, false);
-    counts[b->cause]++;
     b->hard_ok = e->hard_ok;
 }
 
@@ -1856,6 +1859,8 @@ struct walk {
     bool degraded;
     bool has_cur;
     bool has_held;
+    /* the last offered version's entry is kept (cands[m - 1]) */
+    bool last_kept;
     size_t m;                     /* entries kept */
     size_t offered;
     size_t cur;
@@ -1864,48 +1869,47 @@ struct walk {
 
 /* Version i, offered, worked out in full in e (its address never
  * escapes, so that its stores cannot alias the inputs) and copied to
- * cands when it is kept; with briefs, summed up in the next one. */
+ * cands when it is kept (store: false, only counted as kept); screened:
+ * kept only when the decision may read it (run_evaluate), its cause
+ * counted and, with briefs, summed up in the next one. */
 static inline __attribute__((always_inline)) void
 walk_entry(struct run *k, size_t i, struct proto_candidate *cands,
            struct brief *briefs, size_t counts[PROTO_CAUSE_COUNT],
-           struct walk *w)
+           struct walk *w, const bool screened, const bool store)
 {
     struct proto_candidate e;
-    bool keep;
+    bool keep = !screened;
 
     eval_compute(k, i, &e);
-    if (e.partial) {
-        if (briefs)
-            brief_of(k, &e, BRIEF_NONE, &briefs[w->offered], counts);
-        else
-            cands[w->m++] = e;
-        w->offered++;
-        return;
+    if (!e.partial) {
+        /* as fmax (a call) would: a NaN estimate never becomes the max */
+        if (e.est.latency_ms > w->max_lat)
+            w->max_lat = e.est.latency_ms;
+        if (!e.est.has_energy_mj)
+            w->energy_known = false;
+        else if (e.est.energy_mj > w->max_energy)
+            w->max_energy = e.est.energy_mj;
+        if (e.is_current && e.hard_ok && !w->has_cur) {
+            w->has_cur = true;
+            w->cur = w->m;
+        }
+        if (e.is_current && !e.hard_ok && e.fit > 0 && !w->has_held) {
+            w->has_held = true;
+            w->held = w->m;
+        }
+        if (w->degraded && e.feasible && startable(k, &e))
+            w->degraded = false;
+        keep = keep || e.is_current || e.is_fetching || e.feasible ||
+               (e.hard_ok && w->degraded);
     }
-    /* as fmax (a call) would: a NaN estimate never becomes the max */
-    if (e.est.latency_ms > w->max_lat)
-        w->max_lat = e.est.latency_ms;
-    if (!e.est.has_energy_mj)
-        w->energy_known = false;
-    else if (e.est.energy_mj > w->max_energy)
-        w->max_energy = e.est.energy_mj;
-    if (e.is_current && e.hard_ok && !w->has_cur) {
-        w->has_cur = true;
-        w->cur = w->m;
-    }
-    if (e.is_current && !e.hard_ok && e.fit > 0 && !w->has_held) {
-        w->has_held = true;
-        w->held = w->m;
-    }
-    if (w->degraded && e.feasible && startable(k, &e))
-        w->degraded = false;
-    keep = !briefs || e.is_current || e.is_fetching || e.feasible ||
-           (e.hard_ok && w->degraded);
+    if (screened)
+        counts[cause_of(k, &e, false)]++;
     if (briefs)
-        brief_of(k, &e, keep ? w->m : BRIEF_NONE, &briefs[w->offered],
-                 counts);
-    if (keep)
-        cands[w->m++] = e;
+        brief_of(k, &e, keep ? w->m : BRIEF_NONE, &briefs[w->offered]);
+    w->last_kept = keep;
+    if (keep && store)
+        cands[w->m] = e;
+    w->m += keep;
     w->offered++;
 }
 
@@ -1979,12 +1983,13 @@ screen_cols(const struct screen_ctx *c, size_t i, struct screened *s,
 }
 
 /* The screened walk (run_evaluate with briefs): each offered version's
- * screen, its brief and its cause counted; the kept ones' entries. */
+ * screen, its brief and its cause counted; the kept ones' entries unless
+ * store is false (the briefs of a plain walk, screen_briefs). */
 static inline __attribute__((always_inline)) void
 screen_loop(struct run *k, const struct screen_ctx *ctx_in,
             struct proto_candidate *cands, struct brief *briefs,
             size_t cause_count[PROTO_CAUSE_COUNT], struct walk *out,
-            const bool plain)
+            const bool plain, const bool store)
 {
     /* locals: the stores below (bytes among them) cannot alias them, so
      * that what the loop reads of them stays in registers */
@@ -2013,7 +2018,7 @@ screen_loop(struct run *k, const struct screen_ctx *ctx_in,
         if (how == SCREEN_ROW)
             how = screen_one(k, ctx, i, &sc) ? SCREEN_DONE : SCREEN_FULL;
         if (how == SCREEN_FULL) {
-            walk_entry(k, i, cands, briefs, cause_count, &w);
+            walk_entry(k, i, cands, briefs, cause_count, &w, true, store);
             continue;
         }
         b = &briefs[w.offered++];
@@ -2044,7 +2049,9 @@ screen_loop(struct run *k, const struct screen_ctx *ctx_in,
                                                  : INFINITY)
                                : ready_time(k, ctx->rows[i].size_bytes);
             start = sc.ready_s < horizon_s;
-            if (feasible && start && lazy) {
+            if (!store) {
+                /* counted as kept only */
+            } else if (feasible && start && lazy) {
                 struct pend *p = &k->pend[w.m];
 
                 p->ready_s = sc.ready_s;
@@ -2078,7 +2085,248 @@ screen_loop(struct run *k, const struct screen_ctx *ctx_in,
         b->cause = (uint8_t)cause;
         cause_count[cause]++;
     }
+    w.last_kept = w.offered > 0 && briefs[w.offered - 1].full != BRIEF_NONE;
     *out = w;
+}
+
+/* screen_cols' energy of version i (flags f, latency lat) on a plain walk;
+ * false when it has none. */
+static inline __attribute__((always_inline)) bool
+plain_energy(const struct screen_ctx *c, size_t i, unsigned f, double lat,
+             double *out)
+{
+    *out = 0;
+    if (f & POLICY_COL_ENERGY)
+        *out = c->col_energy[i];
+    else if (c->has_power_mw)
+        *out = c->power_mw * lat / 1000.0;
+    else
+        return false;
+    return true;
+}
+
+/* The entry of version i of a plain walk that is kept and not pending
+ * (plain_loop), as screen_loop works it out: screen_cols' screen, the
+ * ready time it was kept by, screen_times' download. */
+static __attribute__((noinline)) void
+plain_entry(const struct run *k, const struct screen_ctx *c, size_t i,
+            double ready_s, struct proto_candidate *e)
+{
+    struct screened sc = {.soft_cause = PROTO_CAUSE_OUTRANKED};
+
+    (void)screen_cols(c, i, &sc, true);
+    sc.ready_s = ready_s;
+    if (!c->has_max_download_s)
+        sc.download_s = download_time(k, c->rows[i].size_bytes);
+    screen_entry(k, i, &sc, e);
+}
+
+/*
+ * The walk of a plain select (screen_ctx.plain) without briefs, the
+ * common case of a large family: only the versions of the requirements
+ * the device meets are visited (the table's req_bits; the others are
+ * counted by their requirement's cause, policy_req.variant_count), and
+ * each visited version's first failed rule, in the rules' order, is all
+ * that is worked out of one that fails a rule
+ * (its violation and estimates are read only when it is listed, and
+ * screen_briefs works them out then), so most versions cost a few loads
+ * and compares. What it counts, keeps and pends is screen_loop's (plain,
+ * store) to the bit: the same column expressions, and the kept ones that
+ * are not pending screened by screen_cols itself. track_lat,
+ * track_energy: whether the score denominators read the largest latency
+ * and energy (run_evaluate); energy_known is always worked out.
+ */
+static inline __attribute__((always_inline)) void
+plain_loop(struct run *k, const struct screen_ctx *ctx_in,
+           struct proto_candidate *cands,
+           size_t cause_count[PROTO_CAUSE_COUNT], struct walk *out,
+           const bool track_lat, const bool track_energy)
+{
+    const struct screen_ctx c = *ctx_in;
+    const struct policy_table *t = k->t;
+    size_t n = t->variant_count, offered = out->offered;
+    size_t kept_at = SIZE_MAX;    /* the last version kept */
+    size_t words = t->req_words, m = out->m, pended = 0;
+    bool lazy = k->lazy, degraded = out->degraded;
+    bool energy_known = out->energy_known;
+    /* every version's energy flag, with a power every version has one:
+     * energy_known ends with it set (one AND a version) */
+    unsigned energy_bits = c.has_power_mw ? POLICY_COL_ENERGY : 0;
+    unsigned known_bits = POLICY_COL_ENERGY;
+    struct pend *pend = k->pend;
+    uint8_t *pending = k->pending;
+    double cost_per_byte = k->cost_per_byte;
+    double horizon_s = k->horizon_s;
+    double max_lat = out->max_lat, max_energy = out->max_energy;
+    /* exceeds(min_accuracy, acc): no accuracy exceeds -INFINITY */
+    double acc_floor = c.has_min_accuracy ? c.min_accuracy : -INFINITY;
+    uint64_t todo[BRIEF_MAX / 64] = {0};
+
+    /* the variants of the requirements the device meets; the others
+     * counted by their requirement's cause */
+    for (size_t q = 0; q < t->req_count; q++) {
+        if (c.req_cause[q] != PROTO_CAUSE_OUTRANKED) {
+            cause_count[c.req_cause[q]] += t->reqs[q].variant_count;
+            continue;
+        }
+        for (size_t j = 0; j < words; j++)
+            todo[j] |= t->req_bits[q * words + j];
+    }
+    for (size_t j = 0; j < words; j++) {
+        for (uint64_t left = todo[j]; left != 0; left &= left - 1) {
+            size_t i = j * 64 + (size_t)__builtin_ctzll(left);
+            unsigned f = c.col_flags[i];
+            double lat, energy, bits, ready_s;
+            bool has_energy;
+            enum proto_cause cause;
+
+            lat = f & POLICY_COL_LATENCY
+                      ? c.col_latency[i]
+                      : c.col_flops[i] / c.gflops_1e9 * 1000.0;
+            if ((f & POLICY_COL_EXITS) && lat > c.latency_limit) {
+                struct walk w = *out;
+
+                w.m = m;
+                w.degraded = degraded;
+                w.energy_known =
+                    energy_known && (known_bits & POLICY_COL_ENERGY);
+                w.max_lat = max_lat;
+                w.max_energy = max_energy;
+                walk_entry(k, i, cands, NULL, cause_count, &w, true, true);
+                m = w.m;
+                degraded = w.degraded;
+                energy_known = w.energy_known;
+                max_lat = w.max_lat;
+                max_energy = w.max_energy;
+                if (w.last_kept)
+                    kept_at = i;
+                continue;
+            }
+            /* screen_loop's largest latency and energy, energy_known */
+            if (track_lat && lat > max_lat)
+                max_lat = lat;
+            has_energy = (f | energy_bits) & POLICY_COL_ENERGY;
+            known_bits &= f | energy_bits;
+            if (track_energy && has_energy &&
+                plain_energy(&c, i, f, lat, &energy) && energy > max_energy)
+                max_energy = energy;
+            if (c.col_memory[i] > c.memory_bytes) {
+                cause_count[PROTO_CAUSE_MEMORY]++;
+                continue;
+            }
+            /* screen_soft's rules in its order, the first missed one */
+            cause = PROTO_CAUSE_OUTRANKED;
+            if (lat > c.latency_limit) {
+                cause = PROTO_CAUSE_LATENCY;
+            } else if (acc_floor > c.col_accuracy_over[i]) {
+                cause = PROTO_CAUSE_ACCURACY;
+            } else if (c.has_max_download_s) {
+                double dbits = c.col_bytes[i] * 8.0;
+                double download_s = dbits == 0 ? c.rtt_s
+                                    : c.nominal_bps > 0
+                                        ? dbits / c.nominal_bps + c.rtt_s
+                                        : INFINITY;
+
+                if (download_s > c.download_over)
+                    cause = PROTO_CAUSE_DOWNLOAD;
+            }
+            if (cause == PROTO_CAUSE_OUTRANKED && has_energy &&
+                plain_energy(&c, i, f, lat, &energy) &&
+                energy > c.energy_limit)
+                cause = PROTO_CAUSE_ENERGY;
+            if (cause != PROTO_CAUSE_OUTRANKED && !degraded) {
+                cause_count[cause]++;
+                continue;
+            }
+            /* kept: feasible, or meets the hard rules while no kept entry
+             * is feasible and startable (screen_loop's ready time) */
+            bits = c.col_bytes[i] * 8.0;
+            ready_s = bits == 0      ? 0
+                      : c.bps > 0 ? bits / c.bps + c.rtt_s
+                                  : INFINITY;
+            if (cause == PROTO_CAUSE_OUTRANKED) {
+                if (!(ready_s < horizon_s)) {
+                    cause = PROTO_CAUSE_HORIZON;
+                } else {
+                    degraded = false;
+                    if (lazy) {
+                        struct pend *p = &pend[m];
+
+                        (void)plain_energy(&c, i, f, lat, &energy);
+                        p->ready_s = ready_s;
+                        p->cost = c.col_bytes[i] * cost_per_byte;
+                        p->gain = c.col_accuracy[i] * (horizon_s - ready_s);
+                        p->latency_ms = lat;
+                        p->energy_mj = energy;
+                        p->variant = (uint16_t)i;
+                        p->has_energy_mj = has_energy;
+                        pending[m] = 1;
+                        pended++;
+                        cause_count[PROTO_CAUSE_OUTRANKED]++;
+                        kept_at = i;
+                        m++;
+                        continue;
+                    }
+                }
+            }
+            cause_count[cause]++;
+            plain_entry(k, &c, i, ready_s, &cands[m]);
+            kept_at = i;
+            m++;
+        }
+    }
+    k->pending_count += pended;
+    out->m = m;
+    out->degraded = degraded;
+    out->energy_known = energy_known && (known_bits & POLICY_COL_ENERGY);
+    out->max_lat = max_lat;
+    out->max_energy = max_energy;
+    out->offered = offered + n;
+    out->last_kept = n > 0 && kept_at == n - 1;
+}
+
+/* plain_loop, tracking the largest latency and energy only when the
+ * score denominators read them (run_evaluate's lat_den, energy_den). */
+static void
+plain_walk(struct run *k, const struct screen_ctx *ctx,
+           struct proto_candidate *cands, size_t counts[PROTO_CAUSE_COUNT],
+           struct walk *out)
+{
+    /* local: the loop's stores to it cannot alias what it reads */
+    size_t cause_count[PROTO_CAUSE_COUNT] = {0};
+    const struct proto_report *r = k->r;
+    bool lat = !(r->has_max_latency_ms && r->max_latency_ms > 0);
+    bool energy = !(r->has_max_energy_mj && r->max_energy_mj > 0);
+
+    if (lat && energy)
+        plain_loop(k, ctx, cands, cause_count, out, true, true);
+    else if (lat)
+        plain_loop(k, ctx, cands, cause_count, out, true, false);
+    else if (energy)
+        plain_loop(k, ctx, cands, cause_count, out, false, true);
+    else
+        plain_loop(k, ctx, cands, cause_count, out, false, false);
+    for (size_t c = 0; c < PROTO_CAUSE_COUNT; c++)
+        counts[c] += cause_count[c];
+}
+
+/* The briefs of a plain walk (plain_walk), from screen_loop's walk
+ * over the columns, when the listing reads them: each offered
+ * version's in briefs[0..offered), kept ones naming their entries in
+ * cands, which it leaves as they are. */
+static void
+screen_briefs(struct run *k, struct proto_candidate *cands,
+              struct brief *briefs)
+{
+    struct screen_ctx ctx;
+    struct walk w = {.energy_known = true, .degraded = true};
+    size_t counts[PROTO_CAUSE_COUNT] = {0};
+
+    if (!k->briefs_lazy)
+        return;
+    screen_init(k, &ctx);
+    screen_loop(k, &ctx, cands, briefs, counts, &w, true, false);
+    k->briefs_lazy = false;
 }
 
 static void
@@ -2090,9 +2338,9 @@ screen_walk(struct run *k, const struct screen_ctx *ctx,
     size_t cause_count[PROTO_CAUSE_COUNT] = {0};
 
     if (ctx->plain)
-        screen_loop(k, ctx, cands, briefs, cause_count, out, true);
+        screen_loop(k, ctx, cands, briefs, cause_count, out, true, true);
     else
-        screen_loop(k, ctx, cands, briefs, cause_count, out, false);
+        screen_loop(k, ctx, cands, briefs, cause_count, out, false, true);
     for (size_t c = 0; c < PROTO_CAUSE_COUNT; c++)
         counts[c] += cause_count[c];
 }
@@ -2251,11 +2499,15 @@ run_evaluate(struct run *k, struct proto_candidate *cands,
     if (!briefs) {
         for (size_t i = 0; i < k->in->variant_count; i++)
             if (offered_at(k, i, &w.name_done))
-                walk_entry(k, i, cands, NULL, NULL, &w);
+                walk_entry(k, i, cands, NULL, NULL, &w, false, true);
+    } else if (ctx.plain) {
+        plain_walk(k, &ctx, cands, counts, &w);
+        k->briefs_lazy = true;
     } else {
         screen_walk(k, &ctx, cands, briefs, counts, &w);
     }
     m = w.m;
+    k->last_kept = w.last_kept;
     *out_offered = w.offered;
     k->energy_known = w.energy_known;
     k->degraded = w.degraded;
@@ -2280,9 +2532,12 @@ run_evaluate(struct run *k, struct proto_candidate *cands,
         } else if (k->r->has_current && !k->has_held) {
             old_weigh(k);
         }
+        /* (only entry i's flag changes at i: read once) */
+        const uint8_t *pending = k->pending_count > 0 ? k->pending : NULL;
+
         for (size_t i = 0; i < m; i++) {
             /* first: a pending entry's slot holds nothing yet */
-            if (is_pending(k, i)) {
+            if (pending && pending[i]) {
                 pending_weigh(k, cands, i);
                 continue;
             }
@@ -3118,8 +3373,10 @@ select_run(const struct policy_config *cfg, const struct policy_input *in,
         out->action = PROTO_ACTION_NONE;
         out->recheck_after_s = cfg->recheck_degraded_s;
         none_reasons(&k, cands, m, out);
-        if (screen)
+        if (screen) {
+            screen_briefs(&k, cands, briefs);
             brief_candidates(&k, cands, briefs, offered, NULL, false, out);
+        }
         else
             run_candidates(&k, cands, m, NULL, false, out);
         return POLICY_OK;
@@ -3184,7 +3441,7 @@ select_run(const struct policy_config *cfg, const struct policy_input *in,
 
     /* the chosen entry leaves the list (explain all keeps input order) */
     if (screen) {
-        bool moved = briefs[offered - 1].full != BRIEF_NONE && pick != m - 1;
+        bool moved = k.last_kept && pick != m - 1;
         size_t j = 0;
 
         if (!degraded && kept_candidates(&k, cands, m, pick, moved, offered,
@@ -3194,6 +3451,7 @@ select_run(const struct policy_config *cfg, const struct policy_input *in,
          * and of every eligible one it ranks: none without runner-ups */
         if (cfg->runner_ups > 0)
             pending_finish_all(&k, cands, m);
+        screen_briefs(&k, cands, briefs);
         while (briefs[j].full != pick)
             j++;
         briefs[j] = briefs[offered - 1];

@@ -126,6 +126,11 @@ static void report_mismatch(const char *old_path,
  * cache instead of being faulted into this process through a mapping.
  * 0, or -1 with errno.
  */
+static int hash_piece(void *ctx, const void *data, size_t len)
+{
+    return proto_hasher_update(ctx, data, len) == PROTO_OK ? 0 : -1;
+}
+
 static int hash_file(const char *path, char out_hex[PROTO_HEX_SIZE])
 {
     enum { PIECE = 64 * 1024 };
@@ -133,29 +138,37 @@ static int hash_file(const char *path, char out_hex[PROTO_HEX_SIZE])
     struct proto_hasher *h = proto_hasher_new();
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     int rc = -1, err = ENOMEM;
-    ssize_t n = 0;
 
     if (fd < 0)
         err = errno;
-    while (buf && h && fd >= 0 && (n = read(fd, buf, PIECE)) != 0) {
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
+    if (buf && h && fd >= 0) {
+        int got = fileio_read_each(fd, buf, PIECE, hash_piece, h);
+
+        if (got < 0)
             err = errno;
-            break;
-        }
-        if (proto_hasher_update(h, buf, (size_t)n) != PROTO_OK)
-            break;
+        else if (got == 0 && proto_hasher_final(h, out_hex) == PROTO_OK)
+            rc = 0;
     }
-    if (buf && h && fd >= 0 && n == 0 &&
-        proto_hasher_final(h, out_hex) == PROTO_OK)
-        rc = 0;
     if (fd >= 0)
         close(fd);
     proto_hasher_free(h);
     free(buf);
     errno = err;
     return rc;
+}
+
+/* The streaming decoder as fileio_read_each's piece handler. */
+struct feed {
+    struct proto_tensor_dec *d;
+    enum proto_status st;
+};
+
+static int feed_piece(void *ctx, const void *data, size_t len)
+{
+    struct feed *f = ctx;
+
+    f->st = proto_tensor_dec_feed(f->d, data, len);
+    return f->st == PROTO_OK ? 0 : 1;
 }
 
 /*
@@ -180,20 +193,20 @@ static enum proto_status stream_tensor(const void *old, size_t old_len,
     st = proto_tensor_dec_new(old, old_len, write_sink, fs, &d);
     if (st == PROTO_OK && base_hex)
         st = proto_tensor_dec_trust_base(d, base_hex);
-    while (st == PROTO_OK) {
-        ssize_t n = read(fd, buf, PIECE);
+    if (st == PROTO_OK) {
+        struct feed f = { d, PROTO_OK };
 
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
+        switch (fileio_read_each(fd, buf, PIECE, feed_piece, &f)) {
+        case 0:
+            st = proto_tensor_dec_finish(d);
+            break;
+        case 1:
+            st = f.st;
+            break;
+        default:
             st = PROTO_BAD_INPUT;
             break;
         }
-        if (n == 0) {
-            st = proto_tensor_dec_finish(d);
-            break;
-        }
-        st = proto_tensor_dec_feed(d, buf, (size_t)n);
     }
 out:
     proto_tensor_dec_free(d);
@@ -214,10 +227,8 @@ static int patch(const char *old_path, const char *delta_path,
     char from_hex[PROTO_HEX_SIZE], to_hex[PROTO_HEX_SIZE];
     char have_hex[PROTO_HEX_SIZE], base_hex[PROTO_HEX_SIZE];
     enum proto_coded_kind kind;
-    char *tmp = NULL;
-    size_t out_len = strlen(out_path);
+    struct fileio_tmp tmp = { -1, NULL };
     enum proto_status st;
-    mode_t mask;
     int code = 1;
 
     if ((old_path && map_file(old_path, &old) != 0) ||
@@ -250,25 +261,13 @@ static int patch(const char *old_path, const char *delta_path,
                 strerror(errno));
         goto out;
     }
-    tmp = malloc(out_len + sizeof(".XXXXXX"));
-    if (!tmp) {
-        fprintf(stderr, "%s: out of memory\n", prog);
-        goto out;
-    }
-    memcpy(tmp, out_path, out_len);
-    memcpy(tmp + out_len, ".XXXXXX", sizeof(".XXXXXX"));
-    fs.fd = mkstemp(tmp);
-    if (fs.fd < 0) {
+    /* OUT gets the mode a plain create would give it. */
+    if (fileio_tmp_open(&tmp, out_path, 0666) != 0) {
         fprintf(stderr, "%s: cannot create a file beside %s: %s\n", prog,
                 out_path, strerror(errno));
-        free(tmp);
-        tmp = NULL; /* nothing to unlink */
         goto out;
     }
-    /* mkstemp makes 0600; give OUT the mode a plain create would. */
-    mask = umask(0);
-    umask(mask);
-    (void)fchmod(fs.fd, 0666 & ~mask);
+    fs.fd = tmp.fd;
 
     if (kind == PROTO_CODED_TENSOR || kind == PROTO_CODED_BG)
         st = stream_tensor(old.data, old.len,
@@ -305,7 +304,7 @@ static int patch(const char *old_path, const char *delta_path,
                 delta_path);
         goto out;
     case PROTO_SINK_FAILED:
-        fprintf(stderr, "%s: cannot write %s: %s\n", prog, tmp,
+        fprintf(stderr, "%s: cannot write %s: %s\n", prog, tmp.path,
                 strerror(fs.err));
         goto out;
     case PROTO_NO_MEMORY:
@@ -313,39 +312,14 @@ static int patch(const char *old_path, const char *delta_path,
         fprintf(stderr, "%s: out of memory\n", prog);
         goto out;
     }
-    if (fsync(fs.fd) != 0) {
-        fprintf(stderr, "%s: cannot sync %s: %s\n", prog, tmp,
-                strerror(errno));
-        goto out;
-    }
-    if (close(fs.fd) != 0) {
-        fs.fd = -1;
-        fprintf(stderr, "%s: cannot write %s: %s\n", prog, tmp,
-                strerror(errno));
-        goto out;
-    }
-    fs.fd = -1;
-    if (rename(tmp, out_path) != 0) {
-        fprintf(stderr, "%s: cannot rename %s to %s: %s\n", prog, tmp,
-                out_path, strerror(errno));
-        goto out;
-    }
-    free(tmp);
-    tmp = NULL; /* it is OUT now */
-    if (fileio_fsync_parent(out_path) != 0) {
-        fprintf(stderr, "%s: wrote %s but cannot sync its "
-                        "directory: %s\n", prog,
-                out_path, strerror(errno));
+    if (fileio_tmp_commit(&tmp, out_path, false) != 0) {
+        fprintf(stderr, "%s: cannot put %s in place (sync, rename): %s\n",
+                prog, out_path, strerror(errno));
         goto out;
     }
     code = 0;
 out:
-    if (fs.fd >= 0)
-        close(fs.fd);
-    if (tmp) {
-        unlink(tmp);
-        free(tmp);
-    }
+    fileio_tmp_discard(&tmp);
     proto_hasher_free(fs.hasher);
     fileio_unmap(&delta);
     fileio_unmap(&old);

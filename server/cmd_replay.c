@@ -16,14 +16,13 @@
 #include "store/store.h"
 
 #define EXIT_USAGE 2
-#define ERR_SIZE 512
 #define MAX_STEPS 1000000
 #define MAX_TRACE 10000000
 
 static const char usage_text[] =
     "usage: modeld replay [--config FILE] --data DIR [--preference P]\n"
-    "                     [--size-scale F] [--json] FAMILY SCENARIO "
-    "[TRACE]\n"
+    "                     [--size-scale F] [--json] [--decisions] [--trace]\n"
+    "                     FAMILY SCENARIO [TRACE]\n"
     "\n"
     "Replays the UE reports of SCENARIO (JSON lines: {\"t_s\": N, "
     "\"report\": {...},\n"
@@ -42,6 +41,10 @@ static const char usage_text[] =
     "                   demo catalog made with --scale 0.001)\n"
     "  --json           one JSON object instead of the table\n"
     "  --decisions      also print the policy's decision at every report\n"
+    "  --trace          also print, at every report where the policy and\n"
+    "                   greedy best-now hold or do different things, both\n"
+    "                   decisions, the utility per second each runs and\n"
+    "                   the running sum of policy minus greedy run value\n"
     "\n"
     "Exit status: 0 replayed, 1 failure, 2 usage error.\n";
 
@@ -234,17 +237,95 @@ bad:
     return 1;
 }
 
+static const char *const actions[] = {"download", "delta", "keep", "none"};
+
+/* --trace: what the policy and greedy held and answered at each report. */
+struct trace_step {
+    char held[PROTO_NAME_SIZE];   /* "" nothing */
+    char what[PROTO_NAME_SIZE + 16]; /* action and variant */
+    char reason[PROTO_REASON_SIZE];
+    char why_not[PROTO_REASON_SIZE * 3]; /* the policy on greedy's pick */
+    double start_bytes;           /* of a transfer started here, else 0 */
+};
+
+struct observe_ctx {
+    int strategy;
+    bool decisions;
+    size_t variant_count;
+    const struct proto_delta *deltas;
+    struct trace_step *trace[2]; /* policy, greedy; NULL: no --trace */
+};
+
+static const char *
+held_name(const struct proto_report *r, const struct proto_variant *vs,
+          size_t count)
+{
+    if (r->has_current)
+        for (size_t i = 0; i < count; i++)
+            if (strcmp(vs[i].blob_hex, r->current_hex) == 0)
+                return vs[i].name;
+    return "";
+}
+
+/* The policy's listed candidates, "name value: reason; ...", for the
+ * trace to show what it said about greedy's pick. */
+static void
+candidates_keep(struct trace_step *ts, const struct proto_decision *d,
+                const struct proto_variant *variants)
+{
+    size_t at = 0;
+
+    for (size_t i = 0; i < d->candidate_count && at < sizeof(ts->why_not);
+         i++) {
+        const struct proto_reasons *rs = &d->candidate_reasons[i];
+        int n = snprintf(ts->why_not + at, sizeof(ts->why_not) - at,
+                         "%s%s %.2f: %s%s%s", i ? "\n      " : "",
+                         variants[d->candidates[i].variant].name,
+                         d->candidates[i].value,
+                         rs->count ? rs->text[0] : "",
+                         rs->count > 1 ? "; " : "",
+                         rs->count > 1 ? rs->text[1] : "");
+
+        if (n < 0)
+            break;
+        at += (size_t)n;
+    }
+}
+
 /* --decisions: one line per report of the policy strategy. */
 static void
 print_decision(void *ctx, size_t step, const struct proto_report *r,
                const struct proto_decision *d,
                const struct proto_variant *variants)
 {
-    static const char *const actions[] = {"download", "delta", "keep",
-                                          "none"};
-    const int *strategy = ctx;
+    struct observe_ctx *oc = ctx;
 
-    if (*strategy != REPLAY_POLICY)
+    if (oc->strategy <= REPLAY_GREEDY && oc->trace[oc->strategy]) {
+        struct trace_step *ts = &oc->trace[oc->strategy][step];
+
+        snprintf(ts->held, sizeof(ts->held), "%s",
+                 held_name(r, variants, oc->variant_count));
+        snprintf(ts->what, sizeof(ts->what), "%s %s%s", actions[d->action],
+                 d->action == PROTO_ACTION_NONE ? "-"
+                                                : variants[d->chosen].name,
+                 d->degraded ? " (degraded)" : "");
+        snprintf(ts->reason, sizeof(ts->reason), "%s",
+                 d->reasons.count ? d->reasons.text[0] : "");
+        if (oc->strategy == REPLAY_POLICY)
+            candidates_keep(ts, d, variants);
+        ts->start_bytes = 0;
+        if (d->action == PROTO_ACTION_DOWNLOAD ||
+            d->action == PROTO_ACTION_DELTA) {
+            const char *hex = variants[d->chosen].blob_hex;
+
+            if (!r->has_fetching || strcmp(r->fetching_hex, hex) != 0)
+                ts->start_bytes =
+                    (double)(d->action == PROTO_ACTION_DELTA
+                                 ? oc->deltas[d->delta].size_bytes
+                                 : variants[d->chosen].size_bytes);
+        }
+    }
+    if (oc->strategy != REPLAY_POLICY || !oc->decisions)
         return;
     printf("%zu bps=%.3g mem=%llu floor=%llu gflops=%g %s %s%s%s %s\n", step,
            r->downlink_bps, (unsigned long long)r->memory_bytes,
@@ -303,13 +384,84 @@ print_results(const char *family, const struct scenario_buf *b,
            ratio(res[0].bytes, o->bytes));
 }
 
+/* u[] of the variant named name under the step's report, 0 when none. */
+static double
+util_of(const struct policy_input *in, const size_t *offered, size_t m,
+        const double *u, const char *name)
+{
+    for (size_t j = 0; j < m; j++)
+        if (strcmp(in->variants[offered[j]].name, name) == 0)
+            return u[j];
+    return 0;
+}
+
+/* --trace: the reports where the policy and greedy differ. The running
+ * sum counts what each runs from one report to the next as what it held
+ * at the report (a download finishing between two reports counts from
+ * the next), less the whole cost of each transfer at the report that
+ * starts it (an aborted one moved less): the replay's figures are the
+ * exact ones. */
+static int
+print_trace(const struct policy_config *pc, const struct policy_input *in0,
+            const struct scenario_buf *b, struct trace_step *const tr[2])
+{
+    size_t vc = in0->variant_count;
+    struct policy_input in = *in0;
+    void *table = malloc(policy_table_size(in0));
+    struct proto_candidate *scratch = calloc(vc, sizeof(*scratch));
+    size_t *offered = calloc(vc, sizeof(*offered));
+    double *u = calloc(vc, sizeof(*u));
+    double sum = 0;
+    int status = 1;
+
+    if (!table || !scratch || !offered || !u)
+        goto out;
+    in.table = policy_table_build(in0, table, policy_table_size(in0));
+    if (!in.table)
+        goto out;
+    printf("trace: step t_s | policy holds (u/s) answer | greedy holds "
+           "(u/s) answer | sum policy - greedy run value\n");
+    for (size_t k = 0; k < b->step_count; k++) {
+        const struct proto_report *r = &b->steps[k].report;
+        double t1 = k + 1 < b->step_count ? b->steps[k + 1].t_s : b->end_s;
+        size_t m = policy_offered(&in, r, offered);
+        double up, ug, cpb;
+
+        if (policy_utilities(pc, &in, r, scratch, u, &cpb) != POLICY_OK)
+            goto out;
+        up = util_of(&in, offered, m, u, tr[0][k].held);
+        ug = util_of(&in, offered, m, u, tr[1][k].held);
+        sum += (up - ug) * (t1 - b->steps[k].t_s) -
+               (tr[0][k].start_bytes - tr[1][k].start_bytes) * cpb;
+        if (strcmp(tr[0][k].held, tr[1][k].held) == 0 &&
+            strcmp(tr[0][k].what, tr[1][k].what) == 0)
+            continue;
+        printf("%zu %.0f | %s (%.4g) %s | %s (%.4g) %s | %.2f\n", k,
+               b->steps[k].t_s, tr[0][k].held[0] ? tr[0][k].held : "-", up,
+               tr[0][k].what, tr[1][k].held[0] ? tr[1][k].held : "-", ug,
+               tr[1][k].what, sum);
+        printf("    policy: %s\n    greedy: %s\n    candidates: %s\n",
+               tr[0][k].reason, tr[1][k].reason, tr[0][k].why_not);
+    }
+    status = 0;
+out:
+    free(table);
+    free(scratch);
+    free(offered);
+    free(u);
+    if (status)
+        fprintf(stderr, "modeld replay: --trace failed\n");
+    return status;
+}
+
 /* Copies of the snapshot's arrays with sizes times scale. */
 static int
 replay_family(const struct config *cfg, const struct store_snapshot *snap,
               double scale, const struct scenario_buf *b, bool json,
-              bool decisions)
+              bool decisions, bool trace)
 {
-    int strategy = 0;
+    struct observe_ctx oc = {.decisions = decisions,
+                             .variant_count = snap->variant_count};
     struct proto_variant *vs = NULL;
     struct proto_delta *ds = NULL;
     struct replay_result res[REPLAY_ORACLE + 1];
@@ -319,7 +471,12 @@ replay_family(const struct config *cfg, const struct store_snapshot *snap,
 
     vs = calloc(snap->variant_count ? snap->variant_count : 1, sizeof(*vs));
     ds = calloc(snap->delta_count ? snap->delta_count : 1, sizeof(*ds));
-    if (!vs || !ds) {
+    oc.deltas = ds;
+    if (trace) {
+        oc.trace[0] = calloc(b->step_count, sizeof(*oc.trace[0]));
+        oc.trace[1] = calloc(b->step_count, sizeof(*oc.trace[1]));
+    }
+    if (!vs || !ds || (trace && (!oc.trace[0] || !oc.trace[1]))) {
         fprintf(stderr, "modeld replay: out of memory\n");
         goto out;
     }
@@ -343,13 +500,13 @@ replay_family(const struct config *cfg, const struct store_snapshot *snap,
         .step_count = b->step_count,
         .end_s = b->end_s,
         .trace = {.t_s = b->t_s, .bps = b->bps, .count = b->trace_count},
-        .observe = decisions ? print_decision : NULL,
-        .observe_ctx = &strategy,
+        .observe = decisions || trace ? print_decision : NULL,
+        .observe_ctx = &oc,
     };
     for (int s = 0; s <= REPLAY_ORACLE; s++) {
         enum replay_status rc;
 
-        strategy = s;
+        oc.strategy = s;
         rc =
             replay_run(&cfg->policy, &in, &sc, (enum replay_strategy)s,
                        &res[s]);
@@ -363,9 +520,13 @@ replay_family(const struct config *cfg, const struct store_snapshot *snap,
             goto out;
         }
     }
+    if (trace && print_trace(&cfg->policy, &in, b, oc.trace) != 0)
+        goto out;
     print_results(snap->family.name, b, res, json);
     status = 0;
 out:
+    free(oc.trace[0]);
+    free(oc.trace[1]);
     free(vs);
     free(ds);
     return status;
@@ -381,9 +542,8 @@ cmd_replay(int argc, char **argv)
     struct store *st = NULL;
     struct store_options opt;
     struct config cfg;
-    char err[ERR_SIZE];
     double scale = 1;
-    bool json = false, decisions = false;
+    bool json = false, decisions = false, trace = false;
     int pref = -1, status = 1;
     enum store_status rc;
 
@@ -399,6 +559,8 @@ cmd_replay(int argc, char **argv)
             json = true;
         } else if (strcmp(argv[i], "--decisions") == 0) {
             decisions = true;
+        } else if (strcmp(argv[i], "--trace") == 0) {
+            trace = true;
         } else if (strcmp(argv[i], "--preference") == 0 && i + 1 < argc) {
             const char *p = argv[++i];
 
@@ -436,14 +598,8 @@ cmd_replay(int argc, char **argv)
         fputs(usage_text, stderr);
         return EXIT_USAGE;
     }
-    config_default(&cfg);
-    if (config_path &&
-        config_load_file(&cfg, config_path, err, sizeof(err)) != 0) {
-        fprintf(stderr, "modeld replay: %s\n", err);
+    if (cmd_config_load("modeld replay", config_path, &cfg, &dir) != 0)
         return 1;
-    }
-    if (!dir)
-        dir = cfg.data_dir;
 
     memset(&b, 0, sizeof(b));
     if (read_scenario(args[1], &cfg, arg_count < 3, pref, &b) != 0 ||
@@ -466,7 +622,8 @@ cmd_replay(int argc, char **argv)
                 args[0]);
         goto out;
     }
-    status = replay_family(&cfg, snap, scale, &b, json, decisions);
+    status = replay_family(&cfg, snap, scale, &b, json, decisions,
+                           trace);
 out:
     store_snapshot_release(snap);
     store_close(st);

@@ -16,7 +16,6 @@
 #include "store/store.h"
 
 #define EXIT_USAGE 2
-#define ERR_SIZE 512
 
 static const char usage_text[] =
     "usage: modeld select [--config FILE] [--data DIR] FAMILY REPORT.json\n"
@@ -166,7 +165,6 @@ cmd_select(int argc, char **argv)
 {
     const char *config_path = NULL, *dir = NULL, *args[2];
     size_t arg_count = 0, body_len = 0;
-    char err[ERR_SIZE];
     struct proto_error perr;
     struct config cfg;
     bool too_large;
@@ -198,14 +196,8 @@ cmd_select(int argc, char **argv)
         return EXIT_USAGE;
     }
 
-    config_default(&cfg);
-    if (config_path && config_load_file(&cfg, config_path, err,
-                                        sizeof(err)) != 0) {
-        fprintf(stderr, "modeld select: %s\n", err);
+    if (cmd_config_load("modeld select", config_path, &cfg, &dir) != 0)
         return 1;
-    }
-    if (!dir)
-        dir = cfg.data_dir;
     if (!dir[0]) {
         fprintf(stderr, "modeld select: --data DIR is required\n%s",
                 usage_text);

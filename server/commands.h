@@ -17,4 +17,13 @@ int cmd_encode(int argc, char **argv);  /* server/cmd_delta.c */
 int cmd_keygen(int argc, char **argv);  /* server/cmd_keygen.c */
 int cmd_replay(int argc, char **argv);  /* server/cmd_replay.c */
 
+struct config;
+/*
+ * server/cmd_config.c: cfg is config_path's configuration (--config; the
+ * defaults when NULL) and *dir, when NULL (no --data), its data_dir.
+ * 0, or 1 (the exit code) after saying why on stderr as "PROG: ...".
+ */
+int cmd_config_load(const char *prog, const char *config_path,
+                    struct config *cfg, const char **dir);
+
 #endif

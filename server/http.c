@@ -93,10 +93,11 @@ text_response(char *text, const char *content_type)
 }
 
 /*
- * Queues an answer built in memory. libmicrohttpd 0.9.75 writes its header
- * and its body with two TLS records right after each other; over TLS the
- * first is held back so that both leave in one sendmsg (server/tls_out.h).
- * HEAD answers and empty bodies have one record only: nothing is held.
+ * Queues an answer built in memory. libmicrohttpd 0.9.75 sends its header
+ * and its body with two gnutls_record_send calls right after each other;
+ * over TLS the header is held back so that both go in one TLS record
+ * (server/tls_out.h). HEAD answers and empty bodies are one send: nothing
+ * is held.
  */
 static enum MHD_Result
 queue_buffer(struct MHD_Connection *c, struct request *rq, unsigned status,
@@ -276,7 +277,7 @@ struct conn {
     struct deadline_conn *deadline;
     struct request *rq;               /* started, not yet completed */
     int fd;                           /* the socket, -1 if unknown */
-    struct tls_out *out;              /* HTTPS: the session's push */
+    struct tls_out *out;              /* HTTPS: the session's sends */
     bool watched;                     /* a large answer's progress is
                                          watched (deadline.h) instead of
                                          libmicrohttpd's idle timeout */
@@ -865,7 +866,7 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         deadlines_arm(app->deadlines, conn_deadline(c));
     /* Normally the body's push took what was held; never leave an answer
      * behind. */
-    if (conn && !tls_out_flush(conn->out))
+    if (conn && !tls_out_flush(conn->out, tls_session_of(c)))
         log_msg(LOG_DEBUG, 0, "tls: a held record waits for the socket");
     if (conn && conn->watched) {
         conn->watched = false;
@@ -956,7 +957,7 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
         if (info && app->deadlines)
             conn->deadline = deadlines_open(app->deadlines, info->connect_fd);
         if (app->tls)
-            conn->out = tls_out_attach(tls_session_of(c), conn->fd);
+            conn->out = tls_out_attach(tls_session_of(c));
     } else {
         atomic_fetch_sub(&app->metrics.connections, 1);
         *socket_context = NULL;

@@ -1,50 +1,65 @@
 /*
- * One socket write per small HTTPS answer.
+ * One TLS record per small HTTPS answer.
  *
  * libmicrohttpd 0.9.75 sends a buffered answer over TLS with two
- * gnutls_record_send calls, the status line and headers, then the body;
- * GnuTLS pushes each record with its own sendmsg, so every small answer
- * (a select, a problem) costs two system calls, two TCP segments and two
- * wake-ups of the client. These functions take over the GnuTLS push of a
- * connection's session: after tls_out_hold_next(), the next push (the
- * header record) is kept back and goes out in one sendmsg with the push
- * after it (the body record). Every byte still leaves through the same
- * function in the order GnuTLS produced it, so nothing can overtake what
- * is held (a close_notify after a held header goes out behind it).
+ * gnutls_record_send calls right after each other (mhd_send.c,
+ * MHD_send_hdr_and_body_): the status line and headers, then the body.
+ * GnuTLS seals each into its own record, so every small answer (a select,
+ * a problem) cost two AEAD seals and two records, and the client two
+ * record decryptions and four reads (an OpenSSL client reads a record's
+ * 5-byte header, then its body) where nginx sends one record.
+ *
+ * This daemon defines gnutls_record_send itself (tls_out.c), so that
+ * libmicrohttpd's calls come here; a session without a tls_out goes
+ * straight to GnuTLS's gnutls_record_send2, which is what GnuTLS's own
+ * gnutls_record_send does. After tls_out_hold_next(), the next send's
+ * plaintext, when it is a complete header block, is kept back and sealed
+ * into one record with the send that follows (the body). Nothing is sent
+ * out of order: the header is only kept while no byte of the answer has
+ * been given to GnuTLS.
  */
 #ifndef SERVER_TLS_OUT_H
 #define SERVER_TLS_OUT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
-#include <sys/uio.h>
 
 struct tls_out;
 
-/* Takes over the push of session (a gnutls_session_t whose transport is
- * the socket fd). NULL when out of memory: the session keeps GnuTLS's own
- * push, which is correct, only not coalesced. */
-struct tls_out *tls_out_attach(void *session, int fd);
+/* Makes session (a gnutls_session_t) send through a new tls_out (its
+ * session pointer, gnutls_session_set_ptr). NULL when out of memory or
+ * without a session: the session then sends as GnuTLS does, which is
+ * correct, only two records an answer. */
+struct tls_out *tls_out_attach(void *session);
 
-/* The next push is held back to go out with the one after it. Call it
- * only when another push follows for sure (a buffered answer with a
- * body: libmicrohttpd sends the body right after the header). */
+/* Keeps the next send back to go out in one record with the one after
+ * it. Call it only when another send follows for sure (a buffered answer
+ * with a body, not HEAD: libmicrohttpd sends the body right after the
+ * header). */
 void tls_out_hold_next(struct tls_out *o);
 
-/* Sends anything still held (a safety net: normally the next push took
- * it). Returns true when nothing is left held. */
-bool tls_out_flush(struct tls_out *o);
+/* Gives GnuTLS anything still kept back (a safety net: normally the body's
+ * send took it). Returns true when nothing is left kept back (what GnuTLS
+ * could not write yet, it sends before anything else). */
+bool tls_out_flush(struct tls_out *o, void *session);
 
-/* Gives the session back a plain push on its fd (none when session is
- * NULL) and frees o. */
+/* Detaches o from session (none when NULL) after a flush, and frees o. */
 void tls_out_detach(struct tls_out *o, void *session);
 
-/* The push itself, for a tls_out made by tls_out_new (unit tests): like
- * sendmsg on the fd, or keeps the data back after tls_out_hold_next.
- * Returns the bytes taken, or -1 with errno (EAGAIN: nothing of this
- * call went out, call again with the same data). */
-struct tls_out *tls_out_new(int fd);
-ssize_t tls_out_write(struct tls_out *o, const struct iovec *iov,
-                      int iovcnt);
+/*
+ * The send itself, for unit tests: record_send(session, data, len) stands
+ * for gnutls_record_send2 (plaintext bytes taken, or a negative GnuTLS
+ * error; GNUTLS_E_AGAIN: that record is queued, call again with NULL, 0).
+ * Returns what gnutls_record_send would for (data, len).
+ */
+typedef ssize_t (*tls_out_record_fn)(void *session, const void *data,
+                                     size_t len);
+struct tls_out *tls_out_new(void);
+void tls_out_free(struct tls_out *o);
+ssize_t tls_out_send(struct tls_out *o, void *session, const void *data,
+                     size_t len, tls_out_record_fn record_send);
+bool tls_out_flush_with(struct tls_out *o, void *session,
+                        tls_out_record_fn record_send);
 
 #endif

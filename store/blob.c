@@ -71,12 +71,43 @@ int store_tmp_create(struct store *st, const char *prefix,
             int err = errno;
 
             (void)store_err_os(st, "creating", out_path, err);
+            out_path[0] = '\0';  /* not ours: never to be unlinked */
             errno = err;
             return -1;
         }
     }
     (void)store_err_os(st, "creating", out_path, EEXIST);
+    out_path[0] = '\0';
+    errno = EEXIST;
     return -1;
+}
+
+enum store_status store_tmp_commit(struct store *st, int *fd,
+                                   char tmp[STORE_PATH_SIZE], const char *path)
+{
+    enum store_status rc = STORE_OK;
+
+    if (fsync(*fd) != 0)
+        rc = store_err_os(st, "fsync", tmp, errno);
+    if (close(*fd) != 0 && rc == STORE_OK)
+        rc = store_err_os(st, "closing", tmp, errno);
+    *fd = -1;
+    if (rc == STORE_OK && rename(tmp, path) != 0)
+        rc = store_err_os(st, "renaming to", path, errno);
+    if (rc != STORE_OK)
+        return rc;
+    tmp[0] = '\0';
+    return store_fsync_parent(st, path);
+}
+
+void store_tmp_discard(int *fd, char tmp[STORE_PATH_SIZE])
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+    if (tmp[0])
+        unlink(tmp);
+    tmp[0] = '\0';
 }
 
 enum store_status store_fsync_parent(struct store *st, const char *path)
@@ -200,10 +231,7 @@ void store_upload_abort(struct store_upload *up)
 {
     if (!up)
         return;
-    if (up->fd >= 0) {
-        close(up->fd);
-        unlink(up->path);
-    }
+    store_tmp_discard(&up->fd, up->path);
     proto_hasher_free(up->hasher);
     free(up);
 }

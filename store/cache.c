@@ -256,10 +256,7 @@ void store_delta_in_abort(struct store_delta_in *in)
 {
     if (!in)
         return;
-    if (in->fd >= 0)
-        close(in->fd);
-    if (in->path[0])
-        unlink(in->path);
+    store_tmp_discard(&in->fd, in->path);
     free(in);
 }
 
@@ -321,14 +318,8 @@ enum store_status store_delta_in_finish(struct store_delta_in *in,
              ? store_path_delta_tensor(st, from_hex, to_hex, path)
              : store_path_delta(st, from_hex, to_hex, path)) != 0)
         rc = store_err_os(st, "naming", "the delta", ENAMETOOLONG);
-    if (rc == STORE_OK && fsync(in->fd) != 0)
-        rc = store_err_os(st, "fsync", in->path, errno);
-    if (rc == STORE_OK && rename(in->path, path) != 0)
-        rc = store_err_os(st, "renaming to", path, errno);
-    if (rc == STORE_OK) {
-        in->path[0] = '\0';
-        rc = store_fsync_parent(st, path);
-    }
+    if (rc == STORE_OK)
+        rc = store_tmp_commit(st, &in->fd, in->path, path);
 out:
     fileio_unmap(&old);
     fileio_unmap(&coded);

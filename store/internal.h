@@ -343,9 +343,21 @@ int store_path_delta(const struct store *st, const char *from_hex,
 int store_path_delta_tensor(const struct store *st, const char *from_hex,
                             const char *to_hex, char out[STORE_PATH_SIZE]);
 /* Creates a new file DIR/tmp/<prefix>-<counter> (O_EXCL); fd or -1 with
- * the error recorded. */
+ * the error recorded and out_path empty. */
 int store_tmp_create(struct store *st, const char *prefix,
                      char out_path[STORE_PATH_SIZE]);
+/*
+ * Puts a finished temporary file (store_tmp_create) in place: fsyncs and
+ * closes *fd (-1 afterwards, either way), renames tmp to path (tmp is
+ * emptied once renamed: nothing left to unlink) and fsyncs path's
+ * directory. A full disk gives STORE_NO_SPACE; the error is recorded.
+ */
+MUST_CHECK enum store_status store_tmp_commit(struct store *st, int *fd,
+                                              char tmp[STORE_PATH_SIZE],
+                                              const char *path);
+/* Drops a temporary file that was not committed: closes *fd (when >= 0;
+ * -1 afterwards) and unlinks tmp (when not empty; emptied afterwards). */
+void store_tmp_discard(int *fd, char tmp[STORE_PATH_SIZE]);
 /* fsyncs the directory holding path. */
 MUST_CHECK enum store_status store_fsync_parent(struct store *st,
                                                 const char *path);

@@ -178,8 +178,8 @@ static enum step produced(struct store *st, const struct file_sink *fs,
 
 /*
  * Readies fs for a job's output: a hasher and a temp file in DIR/tmp
- * (fs->path, emptied unless the file was made, so that a job never
- * unlinks a path it did not create). STEP_LATER on a full disk.
+ * (fs->path, left empty by store_tmp_create unless the file was made, so
+ * that a job never unlinks a path it did not create). STEP_LATER on a full disk.
  */
 static enum step sink_open(struct store *st, const char *kind,
                            struct file_sink *fs)
@@ -195,26 +195,16 @@ static enum step sink_open(struct store *st, const char *kind,
     err = errno;
     if (fs->fd >= 0)
         return STEP_OK;
-    fs->path[0] = '\0';
     return is_no_space(err) ? STEP_LATER : STEP_FAILED;
 }
 
-/* fsyncs and closes the temp file and renames it to path. */
-static enum store_status commit_file(struct store *st, struct file_sink *fs,
-                                     const char *path)
+/* Closes and removes what sink_open made (a committed file's temp name is
+ * already empty) and frees its hasher. */
+static void sink_close(struct file_sink *fs)
 {
-    enum store_status rc = STORE_OK;
-
-    if (fsync(fs->fd) != 0)
-        rc = store_err_os(st, "fsync", fs->path, errno);
-    if (close(fs->fd) != 0 && rc == STORE_OK)
-        rc = store_err_os(st, "closing", fs->path, errno);
-    fs->fd = -1;
-    if (rc == STORE_OK && rename(fs->path, path) != 0)
-        rc = store_err_os(st, "renaming to", path, errno);
-    if (rc == STORE_OK)
-        rc = store_fsync_parent(st, path);
-    return rc;
+    store_tmp_discard(&fs->fd, fs->path);
+    proto_hasher_free(fs->hasher);
+    fs->hasher = NULL;
 }
 
 /* ---- recording results --------------------------------------------------- */
@@ -531,7 +521,7 @@ static enum job_result run_zstd(struct store *st, const struct job *j)
         final = true;
         goto fail;
     }
-    rc = commit_file(st, &fs, path);
+    rc = store_tmp_commit(st, &fs.fd, fs.path, path);
     if (rc == STORE_NO_SPACE)
         goto later;
     if (rc != STORE_OK)
@@ -551,11 +541,7 @@ fail:
     if (record_zstd(st, j->to_hex, "failed", 0) != STORE_OK)
         result = JOB_STUCK;
 out:
-    if (fs.fd >= 0)
-        close(fs.fd);
-    if (tmp[0])
-        unlink(tmp);
-    proto_hasher_free(fs.hasher);
+    sink_close(&fs);
     if (src.fd >= 0)
         close(src.fd);
     return result;
@@ -726,7 +712,7 @@ static enum job_result run_bg(struct store *st, const struct job *j)
     }
     if (store_path_blob(st, j->to_hex, ".bg", path) != 0)
         goto record;
-    rc = commit_file(st, &fs, path);
+    rc = store_tmp_commit(st, &fs.fd, fs.path, path);
     if (rc == STORE_NO_SPACE) {
         result = JOB_STUCK;
         goto out;
@@ -740,11 +726,7 @@ record:
     if (record_bg(st, j->to_hex, state, size) != STORE_OK)
         result = JOB_STUCK;
 out:
-    if (fs.fd >= 0)
-        close(fs.fd);
-    if (tmp[0])
-        unlink(tmp);
-    proto_hasher_free(fs.hasher);
+    sink_close(&fs);
     proto_tensor_map_free(&map);
     fileio_unmap(&man);
     fileio_unmap(&blob);
@@ -767,7 +749,7 @@ static enum step keep_delta(struct store *st, const struct job *j,
         (void)store_err_os(st, "naming delta", j->to_hex, ENAMETOOLONG);
         return STEP_FINAL;
     }
-    rc = commit_file(st, fs, path);
+    rc = store_tmp_commit(st, &fs->fd, fs->path, path);
     if (rc == STORE_NO_SPACE)
         return STEP_LATER;
     return rc == STORE_OK ? STEP_OK : STEP_FAILED;
@@ -898,16 +880,8 @@ fail:
                      NO_SIZE) != STORE_OK)
         result = JOB_STUCK;
 out:
-    if (fs.fd >= 0)
-        close(fs.fd);
-    if (tmp[0])
-        unlink(tmp);
-    if (ts.fd >= 0)
-        close(ts.fd);
-    if (ttmp[0])
-        unlink(ttmp);
-    proto_hasher_free(fs.hasher);
-    proto_hasher_free(ts.hasher);
+    sink_close(&fs);
+    sink_close(&ts);
     proto_tensor_map_free(&fmap);
     proto_tensor_map_free(&tmap);
     fileio_unmap(&fman);

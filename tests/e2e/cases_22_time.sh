@@ -78,6 +78,17 @@ PY
     check "modeld replay: exit status" 0 "$?"
     check_match "modeld replay: policy within the oracle, one install" \
         '^true$' "$(jq '.policy.utility <= .oracle.utility + 1e-6 and .oracle.switches == 1 and .policy.switches >= 1 and .duration_s == 60' "$WORK/replay.out" 2>&1)"
+    # --trace: where the policy and greedy best-now part (1 GB free: greedy
+    # fetches inception-v3, the policy efficientnet-b0 first, "small now")
+    sed 's/60000000/1000000000/' "$WORK/replay.jsonl" >"$WORK/replay-big.jsonl"
+    timeout 60 "$MODELD" replay --data "$DEMO_DATA" --size-scale 1000 --trace \
+        image-classification "$WORK/replay-big.jsonl" >"$WORK/replay-trace.out" 2>&1
+    check "modeld replay --trace: exit status" 0 "$?"
+    check_match "modeld replay --trace: the first report, both answers" \
+        '^0 0 \| - \(0\) download efficientnet-b0 \| - \(0\) download inception-v3 \| ' \
+        "$(grep '^0 0 ' "$WORK/replay-trace.out")"
+    check_match "modeld replay --trace: the policy's reason about greedy's pick" \
+        'inception-v3 [0-9.]+: does not pay' "$(cat "$WORK/replay-trace.out")"
     printf '%s\n' '{"t_s": 0, "report": {"device": {"gflops": 1}}}' >"$WORK/replay-bad.jsonl"
     timeout 60 "$MODELD" replay --data "$DEMO_DATA" image-classification \
         "$WORK/replay-bad.jsonl" >/dev/null 2>"$WORK/replay-bad.err"

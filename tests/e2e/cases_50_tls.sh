@@ -155,9 +155,9 @@ if demo_data && daemon_start tls "$DEMO_DATA" --tls-cert "$PKI/server.pem" \
         "${DPORT[tls]}" "${DPID[tls]}" 8 2)
     check_lt "tls: 8 handshakes waiting on their clients for 2 s: daemon CPU under 200 ms" \
         200 "$stalled_ms"
-    # One write per answer: libmicrohttpd 0.9.75 sends header and body as
-    # two TLS records; the daemon's push sends both in one sendmsg
-    # (server/tls_out.c). The client counts TCP data segments per answer on
+    # One write per answer: libmicrohttpd 0.9.75 sends header and body
+    # with two gnutls_record_send calls; the daemon seals both into one
+    # record (server/tls_out.c). The client counts TCP data segments per answer on
     # a keep-alive connection: an answer of a few KB came in two (the
     # header pushed alone), now one; small answers, problems and HEAD stay
     # at one; a Connection: close answer arrives whole before close_notify.
@@ -167,6 +167,10 @@ if demo_data && daemon_start tls "$DEMO_DATA" --tls-cert "$PKI/server.pem" \
         1400 "${segs##*bytes=}"
     check_match "tls: one TCP segment per answer (large, select, problem, HEAD)" \
         '^large=1\.00 select=1\.00 problem=1\.00 head=1\.00 ' "$segs"
+    # The two sends are also one TLS record now (server/tls_out.c: the
+    # header is sealed with the body): 2 records per answer before.
+    check_match "tls: one TLS record per answer (large, select, problem, HEAD)" \
+        ' records=1\.00/1\.00/1\.00/1\.00 ' "$segs"
     check_match "tls: a Connection: close answer arrives whole, then close_notify" \
         ' close=ok ' "$segs"
     http GET /healthz

@@ -149,6 +149,67 @@ START_TEST(test_fileio_pwrite_all_at_offset)
 }
 END_TEST
 
+/* ---- read to the end ------------------------------------------------------ */
+
+struct pieces {
+    size_t calls, bytes, stop_after;
+    unsigned char sum;
+};
+
+static int count_piece(void *ctx, const void *data, size_t len)
+{
+    struct pieces *p = ctx;
+    const unsigned char *b = data;
+
+    p->calls++;
+    p->bytes += len;
+    for (size_t i = 0; i < len; i++)
+        p->sum ^= b[i];
+    return p->stop_after && p->calls >= p->stop_after ? 7 : 0;
+}
+
+/* Every byte once, in pieces no larger than the buffer; a handler that
+ * stops ends it with 1; a read error is -1 with errno. */
+START_TEST(test_fileio_read_each)
+{
+    enum { LEN = 100000 };
+    unsigned char *data = malloc(LEN), buf[4096], sum = 0;
+    struct pieces p = { 0 };
+    char path[512];
+    int fd;
+
+    ck_assert_ptr_nonnull(data);
+    for (size_t i = 0; i < LEN; i++) {
+        data[i] = (unsigned char)(i * 2654435761u >> 24);
+        sum ^= data[i];
+    }
+    path_in(path, sizeof(path), "data");
+    write_file(path, data, LEN);
+    fd = open(path, O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(fileio_read_each(fd, buf, sizeof(buf), count_piece, &p),
+                     0);
+    ck_assert_uint_eq(p.bytes, LEN);
+    ck_assert_uint_eq(p.sum, sum);
+    ck_assert_uint_ge(p.calls, (LEN + sizeof(buf) - 1) / sizeof(buf));
+
+    ck_assert_int_eq(lseek(fd, 0, SEEK_SET), 0);
+    memset(&p, 0, sizeof(p));
+    p.stop_after = 2;
+    ck_assert_int_eq(fileio_read_each(fd, buf, sizeof(buf), count_piece, &p),
+                     1);
+    ck_assert_uint_eq(p.calls, 2);
+    close(fd);
+
+    memset(&p, 0, sizeof(p));
+    ck_assert_int_eq(fileio_read_each(fd, buf, sizeof(buf), count_piece, &p),
+                     -1);
+    ck_assert_int_eq(errno, EBADF);
+    ck_assert_uint_eq(p.calls, 0);
+    free(data);
+}
+END_TEST
+
 /* ---- directories ---------------------------------------------------------- */
 
 START_TEST(test_fileio_fsync_dir_and_parent)
@@ -202,6 +263,60 @@ START_TEST(test_fileio_put)
     ck_assert_int_eq(fileio_put(path, "x", 1, 0600, false), -1);
     ck_assert_int_eq(errno, ENOENT);
     ck_assert_uint_eq(count_entries(), 2);
+}
+END_TEST
+
+/* Streaming: written through t.fd, invisible until the commit; a discard
+ * or a failed commit leaves nothing; an exclusive commit keeps what is
+ * there and removes its temporary. */
+START_TEST(test_fileio_tmp_commit_and_discard)
+{
+    struct fileio_tmp t;
+    char path[512], buf[32];
+    struct stat sb;
+
+    path_in(path, sizeof(path), "out");
+    ck_assert_int_eq(fileio_tmp_open(&t, path, 0600), 0);
+    ck_assert_int_ge(t.fd, 0);
+    ck_assert_ptr_nonnull(t.path);
+    ck_assert_int_eq(strncmp(t.path, path, strlen(path)), 0);
+    ck_assert_int_eq(fileio_write_all(t.fd, "streamed", 8), 0);
+    ck_assert_int_eq(stat(path, &sb), -1);          /* not there yet */
+    ck_assert_uint_eq(count_entries(), 1);
+    ck_assert_int_eq(fileio_tmp_commit(&t, path, false), 0);
+    ck_assert_int_eq(t.fd, -1);
+    ck_assert_ptr_null(t.path);
+    ck_assert_uint_eq(read_file(path, buf, sizeof(buf)), 8);
+    ck_assert_int_eq(memcmp(buf, "streamed", 8), 0);
+    ck_assert_uint_eq(count_entries(), 1);
+
+    ck_assert_int_eq(fileio_tmp_open(&t, path, 0644), 0);
+    ck_assert_int_eq(fileio_write_all(t.fd, "dropped", 7), 0);
+    fileio_tmp_discard(&t);
+    fileio_tmp_discard(&t);                           /* twice: nothing */
+    ck_assert_uint_eq(count_entries(), 1);
+
+    ck_assert_int_eq(fileio_tmp_open(&t, path, 0600), 0);
+    ck_assert_int_eq(fileio_write_all(t.fd, "exclusive", 9), 0);
+    ck_assert_int_eq(fileio_tmp_commit(&t, path, true), -1);
+    ck_assert_int_eq(errno, EEXIST);
+    ck_assert_ptr_null(t.path);
+    ck_assert_uint_eq(read_file(path, buf, sizeof(buf)), 8);
+    ck_assert_uint_eq(count_entries(), 1);
+
+    /* A commit into a directory that is gone: -1, no temporary left. */
+    ck_assert_int_eq(fileio_tmp_open(&t, path, 0600), 0);
+    path_in(path, sizeof(path), "no-such-dir/out");
+    ck_assert_int_eq(fileio_tmp_commit(&t, path, false), -1);
+    ck_assert_int_eq(errno, ENOENT);
+    ck_assert_uint_eq(count_entries(), 1);
+
+    path_in(path, sizeof(path), "no-such-dir/out");
+    ck_assert_int_eq(fileio_tmp_open(&t, path, 0600), -1);
+    ck_assert_int_eq(errno, ENOENT);
+    ck_assert_int_eq(t.fd, -1);
+    ck_assert_ptr_null(t.path);
+    fileio_tmp_discard(&t);
 }
 END_TEST
 
@@ -279,8 +394,10 @@ static Suite *fileio_suite(void)
     tcase_add_checked_fixture(tc, dir_setup, dir_teardown);
     tcase_add_test(tc, test_fileio_write_all_short_writes);
     tcase_add_test(tc, test_fileio_pwrite_all_at_offset);
+    tcase_add_test(tc, test_fileio_read_each);
     tcase_add_test(tc, test_fileio_fsync_dir_and_parent);
     tcase_add_test(tc, test_fileio_put);
+    tcase_add_test(tc, test_fileio_tmp_commit_and_discard);
     tcase_add_test(tc, test_fileio_map);
     tcase_add_test(tc, test_fileio_map_path);
     suite_add_tcase(s, tc);

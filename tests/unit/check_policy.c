@@ -2219,6 +2219,22 @@ START_TEST(test_policy_table_agrees)
         ck_assert_str_eq(t->strings[t->delta_from[i]], ds[i].from_hex);
         ck_assert_str_eq(t->strings[t->delta_to[i]], ds[i].to_hex);
     }
+    /* each requirement's variants: its count, and with columns its bits
+     * (the plain walk visits the variants of the met ones only) */
+    for (size_t q = 0; q < t->req_count; q++) {
+        size_t count = 0;
+
+        for (size_t i = 0; i < n; i++) {
+            bool is_q = t->rows[i].req == q;
+
+            count += is_q;
+            if (t->has_columns)
+                ck_assert_int_eq(
+                    (t->req_bits[q * t->req_words + i / 64] >> (i % 64)) & 1,
+                    is_q);
+        }
+        ck_assert_uint_eq(t->reqs[q].variant_count, count);
+    }
     /* a buffer one byte short is refused */
     {
         static max_align_t small[(1 << 20) / sizeof(max_align_t)];
@@ -2755,6 +2771,131 @@ START_TEST(test_policy_screen_near_ties_agree)
 }
 END_TEST
 
+/*
+ * The same on plain selects (policy.c, plain_loop: every version the only
+ * one of its name and fully rolled out, no current in the family, nothing
+ * in flight), which work out only each version's first failed rule and
+ * leave the briefs to the listing, on families of sizes around the
+ * table's columns (POLICY_COLUMNS_MIN) and powers of two (31, 32, 33, 63,
+ * 64, 65, ...) and with every combination of the four report limits
+ * (_i % 16), memory, format and accelerator misses, exits, outages,
+ * short horizons (nothing startable), memory histories (nothing pending)
+ * and reports nothing meets (degraded, no choice).
+ */
+START_TEST(test_policy_screen_plain_agrees)
+{
+    static const size_t sizes[] = {31, 32, 33, 63, 64, 65, 127, 200};
+    static const unsigned ups[] = {5, 1, 0, 3, 64, 12};
+    static const char *const fmts[] = {"tflite", "onnx", "coreml", ""};
+    static const char *const cls[] = {"c1", "c2"};
+    unsigned seed = 6151 + 49157u * (unsigned)_i;
+    unsigned limits = (unsigned)_i % 16;
+    size_t n = sizes[((unsigned)_i / 16) % 8];
+    struct proto_report r;
+    struct policy_input in = { .family = "plain", .variants = screen_vs,
+                               .variant_count = n };
+    struct policy_config cfg;
+
+    memset(screen_vs, 0, sizeof(screen_vs));
+    for (size_t i = 0; i < n; i++) {
+        struct proto_variant *v = &screen_vs[i];
+
+        snprintf(v->name, sizeof(v->name), "p%03zu", i);
+        hex_of((unsigned)i + 1, v->blob_hex);
+        v->version = 1;
+        v->rollout_percent = 100;
+        v->size_bytes = lcg(&seed) % 20 ? 1000 * (uint64_t)lcg(&seed) : 0;
+        v->memory_bytes = lcg(&seed) % 4 ? 1000 * (uint64_t)lcg(&seed) : 0;
+        v->flops = 1e6 * (1 + lcg(&seed) % 400);
+        v->accuracy = 0.5 + (lcg(&seed) % 500) / 1000.0;
+        snprintf(v->format, sizeof(v->format), "%s", fmts[lcg(&seed) % 4]);
+        if (lcg(&seed) % 6 == 0) {
+            v->accelerator_count = 1;
+            snprintf(v->accelerators[0], PROTO_TOKEN_SIZE, "%s",
+                     lcg(&seed) % 2 ? "npu" : "gpu");
+        }
+        for (size_t c = 0; c < 2; c++) {
+            if (lcg(&seed) % 2) {
+                snprintf(v->latency_ms[v->latency_count].device_class,
+                         PROTO_TOKEN_SIZE, "%s", cls[c]);
+                v->latency_ms[v->latency_count++].value =
+                    1 + lcg(&seed) % 120;
+            }
+            if (lcg(&seed) % 3 == 0) {
+                snprintf(v->energy_mj[v->energy_count].device_class,
+                         PROTO_TOKEN_SIZE, "%s", cls[c]);
+                v->energy_mj[v->energy_count++].value =
+                    1 + lcg(&seed) % 600;
+            }
+        }
+        if (lcg(&seed) % 8 == 0) {
+            v->exit_count = 1;
+            v->exits[0].flops = v->flops / 4;
+            v->exits[0].accuracy = v->accuracy - 0.1;
+        }
+        if (lcg(&seed) % 4 == 0) {
+            v->context_count = 1;
+            snprintf(v->context[0].key, sizeof(v->context[0].key), "scene");
+            snprintf(v->context[0].value, sizeof(v->context[0].value),
+                     "night");
+        }
+    }
+    memset(&r, 0, sizeof(r));
+    snprintf(r.ue, sizeof(r.ue), "ue-%u", lcg(&seed));
+    r.has_ue = true;
+    r.memory_bytes = 1000 * (uint64_t)(lcg(&seed) % 40000);
+    r.gflops = 1 + lcg(&seed) % 60;
+    r.has_device_class = lcg(&seed) % 4 != 0;
+    snprintf(r.device_class, sizeof(r.device_class), "%s",
+             cls[lcg(&seed) % 2]);
+    r.has_formats = lcg(&seed) % 4 != 0;
+    r.format_count = 2;
+    snprintf(r.formats[0], PROTO_TOKEN_SIZE, "tflite");
+    snprintf(r.formats[1], PROTO_TOKEN_SIZE, "%s", fmts[lcg(&seed) % 4]);
+    r.accelerator_count = lcg(&seed) % 2;
+    snprintf(r.accelerators[0], PROTO_TOKEN_SIZE, "npu");
+    r.has_downlink_bps = lcg(&seed) % 6 != 0;
+    r.downlink_bps = lcg(&seed) % 10 ? 1e5 * (1 + lcg(&seed) % 500) : 0;
+    r.has_rtt_ms = lcg(&seed) % 2;
+    r.rtt_ms = lcg(&seed) % 200;
+    r.has_max_latency_ms = limits & 1;
+    r.max_latency_ms = lcg(&seed) % 16 ? 1 + lcg(&seed) % 100 : 0;
+    r.has_min_accuracy = limits & 2;
+    r.min_accuracy = 0.5 + (lcg(&seed) % 520) / 1000.0;
+    r.has_max_download_s = limits & 4;
+    r.max_download_s = lcg(&seed) % 16 ? 1 + lcg(&seed) % 60 : 0;
+    r.has_max_energy_mj = limits & 8;
+    r.max_energy_mj = lcg(&seed) % 16 ? 1 + lcg(&seed) % 400 : 0;
+    r.has_power_mw = lcg(&seed) % 3 == 0;
+    r.power_mw = 100 + lcg(&seed) % 2000;
+    r.preference = (enum proto_preference)(lcg(&seed) % 3);
+    r.has_battery_percent = true;
+    r.battery_percent = lcg(&seed) % 100;
+    r.has_horizon_s = lcg(&seed) % 5 == 0;
+    r.horizon_s = 1 + lcg(&seed) % 30;
+    r.context_count = lcg(&seed) % 2;
+    snprintf(r.context[0].key, sizeof(r.context[0].key), "scene");
+    snprintf(r.context[0].value, sizeof(r.context[0].value), "night");
+    /* held and in flight: blobs of no version here, as a UE of another
+     * family's may report them */
+    r.has_current = lcg(&seed) % 2;
+    hex_of(100000 + lcg(&seed) % 100, r.current_hex);
+    r.has_fetching = lcg(&seed) % 4 == 0;
+    hex_of(200000 + lcg(&seed) % 100, r.fetching_hex);
+    if (lcg(&seed) % 4 == 0) {
+        r.memory_history_count = 1 + lcg(&seed) % PROTO_MAX_HISTORY;
+        for (size_t i = 0; i < r.memory_history_count; i++)
+            r.memory_history_bytes[i] =
+                r.memory_bytes / 2 + 1000 * (uint64_t)(lcg(&seed) % 64);
+    }
+
+    with_table(&in);
+    policy_config_default(&cfg);
+    cfg.runner_ups = ups[(unsigned)_i % 6];
+    screen_check(&cfg, &in, &r);
+}
+END_TEST
+
 /* Whether the report holds s among count tokens. */
 static bool
 has_token(const char (*list)[PROTO_TOKEN_SIZE], size_t count, const char *s)
@@ -3009,6 +3150,7 @@ policy_suite(void)
     tcase_add_loop_test(tc, test_policy_screen_agrees, 0, 240);
     tcase_add_loop_test(tc, test_policy_screen_many_classes_agree, 0, 120);
     tcase_add_loop_test(tc, test_policy_screen_near_ties_agree, 0, 240);
+    tcase_add_loop_test(tc, test_policy_screen_plain_agrees, 0, 384);
     tcase_add_loop_test(tc, test_policy_screen_hard_causes, 0, 120);
     tcase_add_test(tc, test_policy_select_delta_index);
     tcase_add_test(tc, test_policy_select_memory_from_size);
