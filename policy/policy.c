@@ -2123,8 +2123,11 @@ plain_entry(const struct run *k, const struct screen_ctx *c, size_t i,
 
 /*
  * The walk of a plain select (screen_ctx.plain) without briefs, the
- * common case of a large family: each version's first failed rule, in
- * the rules' order, is all that is worked out of one that fails a rule
+ * common case of a large family: only the versions of the requirements
+ * the device meets are visited (the table's req_bits; the others are
+ * counted by their requirement's cause, policy_req.variant_count), and
+ * each visited version's first failed rule, in the rules' order, is all
+ * that is worked out of one that fails a rule
  * (its violation and estimates are read only when it is listed, and
  * screen_briefs works them out then), so most versions cost a few loads
  * and compares. What it counts, keeps and pends is screen_loop's (plain,
@@ -2140,109 +2143,146 @@ plain_loop(struct run *k, const struct screen_ctx *ctx_in,
            const bool track_lat, const bool track_energy)
 {
     const struct screen_ctx c = *ctx_in;
-    struct walk w = *out;
-    size_t n = k->in->variant_count, offered = w.offered;
+    const struct policy_table *t = k->t;
+    size_t n = t->variant_count, offered = out->offered;
     size_t kept_at = SIZE_MAX;    /* the last version kept */
-    bool lazy = k->lazy;
+    size_t words = t->req_words, m = out->m, pended = 0;
+    bool lazy = k->lazy, degraded = out->degraded;
+    bool energy_known = out->energy_known;
+    /* every version's energy flag, with a power every version has one:
+     * energy_known ends with it set (one AND a version) */
+    unsigned energy_bits = c.has_power_mw ? POLICY_COL_ENERGY : 0;
+    unsigned known_bits = POLICY_COL_ENERGY;
+    struct pend *pend = k->pend;
+    uint8_t *pending = k->pending;
+    double cost_per_byte = k->cost_per_byte;
     double horizon_s = k->horizon_s;
+    double max_lat = out->max_lat, max_energy = out->max_energy;
+    /* exceeds(min_accuracy, acc): no accuracy exceeds -INFINITY */
+    double acc_floor = c.has_min_accuracy ? c.min_accuracy : -INFINITY;
+    uint64_t todo[BRIEF_MAX / 64] = {0};
 
-    for (size_t i = 0; i < n; i++) {
-        unsigned req_cause = c.req_cause[c.col_req[i]];
-        unsigned f;
-        double lat, energy, bits, ready_s;
-        bool has_energy;
-        enum proto_cause cause;
-
-        if (req_cause != PROTO_CAUSE_OUTRANKED) {
-            cause_count[req_cause]++;
+    /* the variants of the requirements the device meets; the others
+     * counted by their requirement's cause */
+    for (size_t q = 0; q < t->req_count; q++) {
+        if (c.req_cause[q] != PROTO_CAUSE_OUTRANKED) {
+            cause_count[c.req_cause[q]] += t->reqs[q].variant_count;
             continue;
         }
-        f = c.col_flags[i];
-        lat = f & POLICY_COL_LATENCY
-                  ? c.col_latency[i]
-                  : c.col_flops[i] / c.gflops_1e9 * 1000.0;
-        if ((f & POLICY_COL_EXITS) && lat > c.latency_limit) {
-            walk_entry(k, i, cands, NULL, cause_count, &w, true, true);
-            if (w.last_kept)
-                kept_at = i;
-            continue;
-        }
-        /* screen_loop's largest latency and energy, energy_known */
-        if (track_lat && lat > w.max_lat)
-            w.max_lat = lat;
-        has_energy = (f & POLICY_COL_ENERGY) || c.has_power_mw;
-        if (!has_energy)
-            w.energy_known = false;
-        else if (track_energy && plain_energy(&c, i, f, lat, &energy) &&
-                 energy > w.max_energy)
-            w.max_energy = energy;
-        if (c.col_memory[i] > c.memory_bytes) {
-            cause_count[PROTO_CAUSE_MEMORY]++;
-            continue;
-        }
-        /* screen_soft's rules in its order, the first missed one */
-        cause = PROTO_CAUSE_OUTRANKED;
-        if (lat > c.latency_limit) {
-            cause = PROTO_CAUSE_LATENCY;
-        } else if (c.has_min_accuracy &&
-                   c.min_accuracy > c.col_accuracy_over[i]) {
-            cause = PROTO_CAUSE_ACCURACY;
-        } else if (c.has_max_download_s) {
-            double dbits = c.col_bytes[i] * 8.0;
-            double download_s = dbits == 0 ? c.rtt_s
-                                : c.nominal_bps > 0
-                                    ? dbits / c.nominal_bps + c.rtt_s
-                                    : INFINITY;
+        for (size_t j = 0; j < words; j++)
+            todo[j] |= t->req_bits[q * words + j];
+    }
+    for (size_t j = 0; j < words; j++) {
+        for (uint64_t left = todo[j]; left != 0; left &= left - 1) {
+            size_t i = j * 64 + (size_t)__builtin_ctzll(left);
+            unsigned f = c.col_flags[i];
+            double lat, energy, bits, ready_s;
+            bool has_energy;
+            enum proto_cause cause;
 
-            if (download_s > c.download_over)
-                cause = PROTO_CAUSE_DOWNLOAD;
-        }
-        if (cause == PROTO_CAUSE_OUTRANKED && has_energy &&
-            plain_energy(&c, i, f, lat, &energy) && energy > c.energy_limit)
-            cause = PROTO_CAUSE_ENERGY;
-        if (cause != PROTO_CAUSE_OUTRANKED && !w.degraded) {
-            cause_count[cause]++;
-            continue;
-        }
-        /* kept: feasible, or meets the hard rules while no kept entry
-         * is feasible and startable (screen_loop's ready time) */
-        bits = c.col_bytes[i] * 8.0;
-        ready_s = bits == 0      ? 0
-                  : c.bps > 0 ? bits / c.bps + c.rtt_s
-                              : INFINITY;
-        if (cause == PROTO_CAUSE_OUTRANKED) {
-            if (!(ready_s < horizon_s)) {
-                cause = PROTO_CAUSE_HORIZON;
-            } else {
-                w.degraded = false;
-                if (lazy) {
-                    struct pend *p = &k->pend[w.m];
+            lat = f & POLICY_COL_LATENCY
+                      ? c.col_latency[i]
+                      : c.col_flops[i] / c.gflops_1e9 * 1000.0;
+            if ((f & POLICY_COL_EXITS) && lat > c.latency_limit) {
+                struct walk w = *out;
 
-                    (void)plain_energy(&c, i, f, lat, &energy);
-                    p->ready_s = ready_s;
-                    p->cost = c.col_bytes[i] * k->cost_per_byte;
-                    p->gain = c.col_accuracy[i] * (horizon_s - ready_s);
-                    p->latency_ms = lat;
-                    p->energy_mj = energy;
-                    p->variant = (uint16_t)i;
-                    p->has_energy_mj = has_energy;
-                    k->pending[w.m] = 1;
-                    k->pending_count++;
-                    cause_count[PROTO_CAUSE_OUTRANKED]++;
+                w.m = m;
+                w.degraded = degraded;
+                w.energy_known =
+                    energy_known && (known_bits & POLICY_COL_ENERGY);
+                w.max_lat = max_lat;
+                w.max_energy = max_energy;
+                walk_entry(k, i, cands, NULL, cause_count, &w, true, true);
+                m = w.m;
+                degraded = w.degraded;
+                energy_known = w.energy_known;
+                max_lat = w.max_lat;
+                max_energy = w.max_energy;
+                if (w.last_kept)
                     kept_at = i;
-                    w.m++;
-                    continue;
+                continue;
+            }
+            /* screen_loop's largest latency and energy, energy_known */
+            if (track_lat && lat > max_lat)
+                max_lat = lat;
+            has_energy = (f | energy_bits) & POLICY_COL_ENERGY;
+            known_bits &= f | energy_bits;
+            if (track_energy && has_energy &&
+                plain_energy(&c, i, f, lat, &energy) && energy > max_energy)
+                max_energy = energy;
+            if (c.col_memory[i] > c.memory_bytes) {
+                cause_count[PROTO_CAUSE_MEMORY]++;
+                continue;
+            }
+            /* screen_soft's rules in its order, the first missed one */
+            cause = PROTO_CAUSE_OUTRANKED;
+            if (lat > c.latency_limit) {
+                cause = PROTO_CAUSE_LATENCY;
+            } else if (acc_floor > c.col_accuracy_over[i]) {
+                cause = PROTO_CAUSE_ACCURACY;
+            } else if (c.has_max_download_s) {
+                double dbits = c.col_bytes[i] * 8.0;
+                double download_s = dbits == 0 ? c.rtt_s
+                                    : c.nominal_bps > 0
+                                        ? dbits / c.nominal_bps + c.rtt_s
+                                        : INFINITY;
+
+                if (download_s > c.download_over)
+                    cause = PROTO_CAUSE_DOWNLOAD;
+            }
+            if (cause == PROTO_CAUSE_OUTRANKED && has_energy &&
+                plain_energy(&c, i, f, lat, &energy) &&
+                energy > c.energy_limit)
+                cause = PROTO_CAUSE_ENERGY;
+            if (cause != PROTO_CAUSE_OUTRANKED && !degraded) {
+                cause_count[cause]++;
+                continue;
+            }
+            /* kept: feasible, or meets the hard rules while no kept entry
+             * is feasible and startable (screen_loop's ready time) */
+            bits = c.col_bytes[i] * 8.0;
+            ready_s = bits == 0      ? 0
+                      : c.bps > 0 ? bits / c.bps + c.rtt_s
+                                  : INFINITY;
+            if (cause == PROTO_CAUSE_OUTRANKED) {
+                if (!(ready_s < horizon_s)) {
+                    cause = PROTO_CAUSE_HORIZON;
+                } else {
+                    degraded = false;
+                    if (lazy) {
+                        struct pend *p = &pend[m];
+
+                        (void)plain_energy(&c, i, f, lat, &energy);
+                        p->ready_s = ready_s;
+                        p->cost = c.col_bytes[i] * cost_per_byte;
+                        p->gain = c.col_accuracy[i] * (horizon_s - ready_s);
+                        p->latency_ms = lat;
+                        p->energy_mj = energy;
+                        p->variant = (uint16_t)i;
+                        p->has_energy_mj = has_energy;
+                        pending[m] = 1;
+                        pended++;
+                        cause_count[PROTO_CAUSE_OUTRANKED]++;
+                        kept_at = i;
+                        m++;
+                        continue;
+                    }
                 }
             }
+            cause_count[cause]++;
+            plain_entry(k, &c, i, ready_s, &cands[m]);
+            kept_at = i;
+            m++;
         }
-        cause_count[cause]++;
-        plain_entry(k, &c, i, ready_s, &cands[w.m]);
-        kept_at = i;
-        w.m++;
     }
-    w.offered = offered + n;
-    w.last_kept = n > 0 && kept_at == n - 1;
-    *out = w;
+    k->pending_count += pended;
+    out->m = m;
+    out->degraded = degraded;
+    out->energy_known = energy_known && (known_bits & POLICY_COL_ENERGY);
+    out->max_lat = max_lat;
+    out->max_energy = max_energy;
+    out->offered = offered + n;
+    out->last_kept = n > 0 && kept_at == n - 1;
 }
 
 /* plain_loop, tracking the largest latency and energy only when the
@@ -2359,9 +2399,10 @@ old_find(const struct run *k)
  * a candidate: it is not offered (the API's update rule sends its holders
  * to what is). It has no row walked with the others (store_snapshot.older
  * has none at all), so its strings are compared as they are: once per
- * select, and only when current is not offered.
+ * select, and only when current is not offered (out of line: the selects
+ * that hold an offered version, or nothing, never run it).
  */
-static void
+static __attribute__((noinline, cold)) void
 old_weigh(struct run *k)
 {
     const struct proto_report *r = k->r;
@@ -2491,9 +2532,12 @@ run_evaluate(struct run *k, struct proto_candidate *cands,
         } else if (k->r->has_current && !k->has_held) {
             old_weigh(k);
         }
+        /* (only entry i's flag changes at i: read once) */
+        const uint8_t *pending = k->pending_count > 0 ? k->pending : NULL;
+
         for (size_t i = 0; i < m; i++) {
             /* first: a pending entry's slot holds nothing yet */
-            if (is_pending(k, i)) {
+            if (pending && pending[i]) {
                 pending_weigh(k, cands, i);
                 continue;
             }

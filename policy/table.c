@@ -69,7 +69,8 @@ counts_of(const struct policy_input *in)
 struct table_layout {
     size_t rows, class_values, strings, accelerators, tags, delta_from,
         delta_to, col_req, col_memory, col_flops, col_accuracy,
-        col_accuracy_over, col_bytes, col_blob, col_flags, col_latency, col_energy, end;
+        col_accuracy_over, col_bytes, col_blob, col_flags, col_latency,
+        col_energy, req_bits, end;
 };
 
 static size_t
@@ -79,6 +80,20 @@ place(size_t *at, size_t count, size_t size, size_t align)
 
     *at = start + count * size;
     return start;
+}
+
+/* The words of a table's req_bits for n variants with columns (0: none):
+ * a bit per variant for each requirement it may index. */
+static size_t
+words_of(size_t n)
+{
+    return (n + 63) / 64;
+}
+
+static size_t
+req_bits_count(size_t n)
+{
+    return (n < POLICY_REQ_MAX ? n : POLICY_REQ_MAX) * words_of(n);
 }
 
 static struct table_layout
@@ -115,6 +130,8 @@ layout_of(const struct policy_input *in, const struct table_counts *c)
     l.col_blob = place(&at, n, sizeof(uint32_t), alignof(uint32_t));
     l.col_req = place(&at, n, 1, 1);
     l.col_flags = place(&at, (c->class_slots + 1) * n, 1, 1);
+    l.req_bits = place(&at, req_bits_count(n), sizeof(uint64_t),
+                       alignof(uint64_t));
     l.end = at;
     return l;
 }
@@ -277,11 +294,16 @@ columns_fill(struct policy_table *t, size_t slots)
     size_t n = t->variant_count;
 
     t->req_all = true;
+    t->req_words = words_of(n);
+    memset(t->req_bits, 0, req_bits_count(n) * sizeof(uint64_t));
     for (size_t i = 0; i < n; i++) {
         const struct policy_row *row = &t->rows[i];
 
         t->col_req[i] = row->req;
         t->req_all = t->req_all && row->req != POLICY_REQ_NONE;
+        if (row->req != POLICY_REQ_NONE)
+            t->req_bits[row->req * t->req_words + i / 64] |=
+                (uint64_t)1 << (i % 64);
         t->col_memory[i] = row->memory_bytes;
         t->col_flops[i] = row->flops;
         t->col_accuracy[i] = row->accuracy;
@@ -379,12 +401,15 @@ policy_table_build(const struct policy_input *in, void *buf, size_t size)
     t->col_flags = base + l.col_flags;
     t->col_latency = (double *)(base + l.col_latency);
     t->col_energy = (double *)(base + l.col_energy);
+    t->req_bits = (uint64_t *)(base + l.req_bits);
 
     strings_fill(t, in);
     t->all_offered = true;
     for (size_t i = 0; i < in->variant_count; i++) {
         row_fill(t, in, i, &acc, &tags, &cls);
         t->rows[i].req = req_of(t, &t->rows[i]);
+        if (t->rows[i].req != POLICY_REQ_NONE)
+            t->reqs[t->rows[i].req].variant_count++;
         t->all_offered = t->all_offered && t->rows[i].starts_name &&
                          t->rows[i].rollout_percent >= 100;
     }

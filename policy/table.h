@@ -46,6 +46,7 @@ struct policy_req {
     uint32_t format;              /* as policy_row.format */
     uint32_t accelerator_first;   /* into accelerators[] */
     uint8_t accelerator_count;
+    uint32_t variant_count;       /* variants of these requirements */
 };
 
 struct policy_class_value {
@@ -115,6 +116,12 @@ struct policy_table {
     double *col_accuracy_over;
     double *col_bytes;
     uint32_t *col_blob;
+    /* per requirement q (policy_req), req_words words from q * req_words:
+     * bit i % 64 of word i / 64 set when variant i's row.req is q (a
+     * select visits the variants of the requirements the device meets
+     * only) */
+    uint64_t *req_bits;
+    size_t req_words;
     /* the first POLICY_CLASS_SLOTS distinct device classes of the class
      * values (string indexes), each a slot s: col_flags[s * n + i] says
      * whether variant i has a latency / energy on it, col_latency and

@@ -2219,6 +2219,22 @@ START_TEST(test_policy_table_agrees)
         ck_assert_str_eq(t->strings[t->delta_from[i]], ds[i].from_hex);
         ck_assert_str_eq(t->strings[t->delta_to[i]], ds[i].to_hex);
     }
+    /* each requirement's variants: its count, and with columns its bits
+     * (the plain walk visits the variants of the met ones only) */
+    for (size_t q = 0; q < t->req_count; q++) {
+        size_t count = 0;
+
+        for (size_t i = 0; i < n; i++) {
+            bool is_q = t->rows[i].req == q;
+
+            count += is_q;
+            if (t->has_columns)
+                ck_assert_int_eq(
+                    (t->req_bits[q * t->req_words + i / 64] >> (i % 64)) & 1,
+                    is_q);
+        }
+        ck_assert_uint_eq(t->reqs[q].variant_count, count);
+    }
     /* a buffer one byte short is refused */
     {
         static max_align_t small[(1 << 20) / sizeof(max_align_t)];
