@@ -18,7 +18,9 @@
  * entries are not sent, and memory minutes after now's are dropped when a
  * sample arrives. Pure functions: now is passed in.
  */
+#include <assert.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,33 +100,57 @@ static int64_t minute_of(int64_t t)
                   : -((-t + CLIENT_MINUTE_S - 1) / CLIENT_MINUTE_S);
 }
 
+/*
+ * The entry of minute m in a history of per-minute lows (entries of size
+ * bytes beginning with their int64_t minute, oldest first; memory and
+ * compute): entries of later minutes go first (the clock went back:
+ * *changed). *out_new says the entry was just made (the oldest dropped
+ * when full): the caller fills it; else it holds m's low so far.
+ */
+static_assert(offsetof(struct client_memory_minute, minute) == 0 &&
+                  offsetof(struct client_compute_minute, minute) == 0,
+              "minute_entry reads the minute at the start of an entry");
+
+static void *minute_entry(void *base, size_t *count, size_t size, int64_t m,
+                          bool *changed, bool *out_new)
+{
+    char *b = base;
+    int64_t last = 0;
+
+    while (*count > 0) {
+        memcpy(&last, b + (*count - 1) * size, sizeof(last));
+        if (last <= m)
+            break;
+        (*count)--;
+        *changed = true;
+    }
+    *out_new = *count == 0 || last != m;
+    if (!*out_new)
+        return b + (*count - 1) * size;
+    return b + client_history_slot(base, count, size) * size;
+}
+
 bool client_state_add_memory(struct client_state *st, int64_t now_s,
                              uint64_t bytes)
 {
     int64_t m = minute_of(now_s);
-    struct client_memory_minute *last;
-    bool changed = false;
+    struct client_memory_minute *e;
+    bool changed = false, is_new;
 
     if (bytes == 0)
         return false; /* unknown */
-    while (st->memory_count > 0 &&
-           st->memory[st->memory_count - 1].minute > m) {
-        st->memory_count--; /* the clock went back */
+    e = minute_entry(st->memory, &st->memory_count, sizeof(st->memory[0]), m,
+                     &changed, &is_new);
+    if (is_new) {
+        e->minute = m;
+        e->low_bytes = bytes;
+        return true;
+    }
+    if (bytes < e->low_bytes) {
+        e->low_bytes = bytes;
         changed = true;
     }
-    last = st->memory_count ? &st->memory[st->memory_count - 1] : NULL;
-    if (last && last->minute == m) {
-        if (bytes < last->low_bytes) {
-            last->low_bytes = bytes;
-            changed = true;
-        }
-        return changed;
-    }
-    size_t at = client_history_slot(st->memory, &st->memory_count,
-                                    sizeof(st->memory[0]));
-    st->memory[at].minute = m;
-    st->memory[at].low_bytes = bytes;
-    return true;
+    return changed;
 }
 
 size_t client_state_fresh_memory(const struct client_state *st,
@@ -168,8 +194,8 @@ bool client_state_add_compute(struct client_state *st, int64_t now_s,
                               double probe_gflops)
 {
     int64_t m = minute_of(now_s);
-    struct client_compute_minute *last;
-    bool changed = false;
+    struct client_compute_minute *e;
+    bool changed = false, is_new;
 
     if (!(probe_gflops > 0) || !isfinite(probe_gflops))
         return false;
@@ -184,24 +210,18 @@ bool client_state_add_compute(struct client_state *st, int64_t now_s,
      * every report probes first). */
     st->probe_last = probe_gflops;
     st->probe_last_at_s = now_s;
-    while (st->compute_count > 0 &&
-           st->compute[st->compute_count - 1].minute > m) {
-        st->compute_count--; /* the clock went back */
+    e = minute_entry(st->compute, &st->compute_count, sizeof(st->compute[0]),
+                     m, &changed, &is_new);
+    if (is_new) {
+        e->minute = m;
+        e->low_gflops = probe_gflops;
+        return true;
+    }
+    if (probe_gflops < e->low_gflops) {
+        e->low_gflops = probe_gflops;
         changed = true;
     }
-    last = st->compute_count ? &st->compute[st->compute_count - 1] : NULL;
-    if (last && last->minute == m) {
-        if (probe_gflops < last->low_gflops) {
-            last->low_gflops = probe_gflops;
-            changed = true;
-        }
-        return changed;
-    }
-    size_t at = client_history_slot(st->compute, &st->compute_count,
-                                    sizeof(st->compute[0]));
-    st->compute[at].minute = m;
-    st->compute[at].low_gflops = probe_gflops;
-    return true;
+    return changed;
 }
 
 /* A probe figure as this device's GFLOP/s: the share of the reference,

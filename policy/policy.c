@@ -2406,9 +2406,10 @@ old_find(const struct run *k)
  * a candidate: it is not offered (the API's update rule sends its holders
  * to what is). It has no row walked with the others (store_snapshot.older
  * has none at all), so its strings are compared as they are: once per
- * select, and only when current is not offered.
+ * select, and only when current is not offered (out of line: the selects
+ * that hold an offered version, or nothing, never run it).
  */
-static void
+static __attribute__((noinline, cold)) void
 old_weigh(struct run *k)
 {
     const struct proto_report *r = k->r;

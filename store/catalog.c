@@ -228,21 +228,46 @@ out:
     return rc;
 }
 
+/*
+ * The end of a one-statement write (begun with store_tx_begin): commits
+ * it when it changed a row (STORE_NOT_FOUND when none) and moves the
+ * generation. In a transaction, not autocommitted: on PostgreSQL the
+ * commit notes the generation our own write left (store_tx_commit), so
+ * the watcher does not take it for another daemon's and refresh again.
+ */
+static enum store_status one_write_end(struct store *st,
+                                       enum store_status rc, int64_t changes)
+{
+    if (rc == STORE_OK && changes == 0)
+        rc = STORE_NOT_FOUND;
+    if (rc == STORE_OK)
+        rc = store_tx_commit(st);
+    if (rc != STORE_OK) {
+        store_tx_rollback(st);
+        return rc;
+    }
+    store_generation_bump(st);
+    return STORE_OK;
+}
+
 enum store_status store_family_delete(struct store *st, const char *name)
 {
     struct db_stmt *s;
     enum store_status rc;
 
+    int64_t changes = 0;
+
     pthread_mutex_lock(&st->db_mu);
-    s = store_stmt(st, STMT_FAMILY_DELETE);
-    bind_text(s, 1, name);
-    rc = store_stmt_run(st, STMT_FAMILY_DELETE, "deleting family");
-    if (rc == STORE_OK && db_changes(s) == 0) {
-        store_err_text("family %s not found", name);
-        rc = STORE_NOT_FOUND;
+    rc = store_tx_begin(st);
+    if (rc == STORE_OK) {
+        s = store_stmt(st, STMT_FAMILY_DELETE);
+        bind_text(s, 1, name);
+        rc = store_stmt_run(st, STMT_FAMILY_DELETE, "deleting family");
+        changes = db_changes(s);
     }
-    if (rc == STORE_OK)
-        store_generation_bump(st);
+    rc = one_write_end(st, rc, changes);
+    if (rc == STORE_NOT_FOUND)
+        store_err_text("family %s not found", name);
     pthread_mutex_unlock(&st->db_mu);
     return rc;
 }
@@ -683,17 +708,20 @@ enum store_status store_variant_retire(struct store *st, const char *family,
     struct db_stmt *s;
     enum store_status rc;
 
+    int64_t changes = 0;
+
     pthread_mutex_lock(&st->db_mu);
-    s = store_stmt(st, STMT_VARIANT_RETIRE);
-    bind_text(s, 1, family);
-    bind_text(s, 2, variant);
-    rc = store_stmt_run(st, STMT_VARIANT_RETIRE, "retiring variant");
-    if (rc == STORE_OK && db_changes(s) == 0) {
-        store_err_text("variant %s/%s not found", family, variant);
-        rc = STORE_NOT_FOUND;
+    rc = store_tx_begin(st);
+    if (rc == STORE_OK) {
+        s = store_stmt(st, STMT_VARIANT_RETIRE);
+        bind_text(s, 1, family);
+        bind_text(s, 2, variant);
+        rc = store_stmt_run(st, STMT_VARIANT_RETIRE, "retiring variant");
+        changes = db_changes(s);
     }
-    if (rc == STORE_OK)
-        store_generation_bump(st);
+    rc = one_write_end(st, rc, changes);
+    if (rc == STORE_NOT_FOUND)
+        store_err_text("variant %s/%s not found", family, variant);
     pthread_mutex_unlock(&st->db_mu);
     return rc;
 }

@@ -37,11 +37,11 @@ only_fileio() {
     grep -rnE --include='*.c' --include='*.h' "$1" "${SRC_DIRS[@]}" |
         grep -v '^fileio/fileio\.c:'
 }
-copies=$(only_fileio '(^|[^_[:alnum:].>])p?write(v)?[[:space:]]*\(')
+copies=$(only_fileio '(^|[^_[:alnum:].>])p?write(v)?\(')
 check "one write-all: only fileio/fileio.c calls write()/pwrite()" "" "$copies"
-copies=$(only_fileio '(^|[^_[:alnum:].>])(mmap|munmap)[[:space:]]*\(')
+copies=$(only_fileio '(^|[^_[:alnum:].>])(mmap|munmap)\(')
 check "one mmap helper: only fileio/fileio.c maps a file" "" "$copies"
-copies=$(only_fileio 'O_DIRECTORY|fsync[[:space:]]*\([^;]*dir')
+copies=$(only_fileio 'O_DIRECTORY|fsync\([^;]*dir')
 check "one fsync-dir helper: only fileio/fileio.c opens or fsyncs a directory" \
     "" "$copies"
 

@@ -2063,6 +2063,65 @@ START_TEST(test_db_bind_failure_fails_the_step)
 }
 END_TEST
 
+/* PostgreSQL: the catalog's generation, read on a connection of our own. */
+static uint64_t pg_generation(void)
+{
+    PGconn *c = PQconnectdb(catalog_url);
+    PGresult *r;
+    uint64_t gen;
+
+    ck_assert_msg(PQstatus(c) == CONNECTION_OK, "PostgreSQL: %s",
+                  PQerrorMessage(c));
+    r = PQexec(c, "SELECT generation FROM catalog_generation WHERE id = 1");
+    ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+    gen = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    PQfinish(c);
+    return gen;
+}
+
+static uint64_t noted_generation(struct store *st)
+{
+    uint64_t gen;
+
+    pthread_mutex_lock(&st->watch_mu);
+    gen = st->db_generation;
+    pthread_mutex_unlock(&st->watch_mu);
+    return gen;
+}
+
+/*
+ * PostgreSQL: every write of ours notes the generation it left, so that
+ * the watcher never takes it for another daemon's (a second refresh, and
+ * a local generation that moved later, after the write had returned:
+ * test_store_variant_publish_failures saw that now and then). A family
+ * delete and a variant retire were autocommitted, not noted. The watcher
+ * is stopped, so only the writer notes anything here.
+ */
+START_TEST(test_store_own_writes_noted)
+{
+    struct store *st = open_store(false);
+    char hex[PROTO_HEX_SIZE];
+
+    store_watch_stop(st);
+    put_family(st, "fam");
+    ck_assert_uint_eq(noted_generation(st), pg_generation());
+    put_family(st, "gone");
+    ck_assert_int_eq(store_family_delete(st, "gone"), STORE_OK);
+    ck_assert_uint_eq(noted_generation(st), pg_generation());
+    upload_text(st, "present", hex);
+    ck_assert_int_eq(publish(st, "fam", "v", hex, 100), 1);
+    ck_assert_uint_eq(noted_generation(st), pg_generation());
+    ck_assert_int_eq(store_variant_retire(st, "fam", "v"), STORE_OK);
+    ck_assert_uint_eq(noted_generation(st), pg_generation());
+    /* Not found: nothing written, nothing to note. */
+    ck_assert_int_eq(store_family_delete(st, "gone"), STORE_NOT_FOUND);
+    ck_assert_int_eq(store_variant_retire(st, "fam", "v"), STORE_NOT_FOUND);
+    ck_assert_uint_eq(noted_generation(st), pg_generation());
+    store_close(st);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
     Suite *s = suite_create(catalog_url ? "store (PostgreSQL catalog)"
@@ -2090,6 +2149,8 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_store_variant_publish_failures);
     tcase_add_test(tc, test_store_variant_retire);
     tcase_add_test(tc, test_store_variant_versions);
+    if (catalog_url)
+        tcase_add_test(tc, test_store_own_writes_noted);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("snapshot");
