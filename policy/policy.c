@@ -437,6 +437,29 @@ context_match(const struct run *k, const struct policy_row *row,
     return NULL;
 }
 
+/* The deepest exit of v whose latency meets max_latency_ms, when the full
+ * network's does not: e runs there (its latency and accuracy), and the
+ * whole network's measured energy no longer holds (*energy false). */
+static inline __attribute__((always_inline)) void
+exit_pick(const struct run *k, const struct proto_variant *v,
+          struct proto_candidate *e, bool *energy)
+{
+    size_t n = v->exit_count < PROTO_MAX_EXITS ? v->exit_count
+                                               : PROTO_MAX_EXITS;
+
+    for (size_t i = n; i-- > 0;) {
+        double l = flops_latency_ms(v->exits[i].flops, k->r->gflops);
+
+        if (!(l > k->latency_over)) {
+            e->exit_index = (int)i;
+            e->est.latency_ms = l;
+            e->accuracy = v->exits[i].accuracy;
+            *energy = false;
+            return;
+        }
+    }
+}
+
 /* Latency, accuracy and energy; early exit when the whole network misses
  * max_latency_ms. Measured per-class numbers describe the whole network,
  * so an exit's latency comes from its flops and its energy from power_mw. */
@@ -454,23 +477,8 @@ estimate_compute(const struct run *k, const struct policy_row *row,
                             ? lat
                             : flops_latency_ms(row->flops, r->gflops);
     if (r->has_max_latency_ms && row->has_exits &&
-        e->est.latency_ms > k->latency_over) {
-        const struct proto_variant *v = var_of(k, e);
-        size_t n = v->exit_count < PROTO_MAX_EXITS ? v->exit_count
-                                                   : PROTO_MAX_EXITS;
-
-        for (size_t i = n; i-- > 0;) {
-            double l = flops_latency_ms(v->exits[i].flops, r->gflops);
-
-            if (!(l > k->latency_over)) {
-                e->exit_index = (int)i;
-                e->est.latency_ms = l;
-                e->accuracy = v->exits[i].accuracy;
-                energy = false;
-                break;
-            }
-        }
-    }
+        e->est.latency_ms > k->latency_over)
+        exit_pick(k, var_of(k, e), e, &energy);
     e->est.has_energy_mj = true;
     if (energy)
         e->est.energy_mj = energy_mj;
@@ -2444,21 +2452,8 @@ old_weigh(struct run *k)
         str_class_value(k, v->latency_ms, v->latency_count, &lat)
             ? lat
             : flops_latency_ms(v->flops, r->gflops);
-    if (r->has_max_latency_ms && e.est.latency_ms > k->latency_over) {
-        for (size_t i = v->exit_count < PROTO_MAX_EXITS ? v->exit_count
-                                                        : PROTO_MAX_EXITS;
-             i-- > 0;) {
-            double l = flops_latency_ms(v->exits[i].flops, r->gflops);
-
-            if (!(l > k->latency_over)) {
-                e.exit_index = (int)i;
-                e.est.latency_ms = l;
-                e.accuracy = v->exits[i].accuracy;
-                energy = false;
-                break;
-            }
-        }
-    }
+    if (r->has_max_latency_ms && e.est.latency_ms > k->latency_over)
+        exit_pick(k, v, &e, &energy);
     e.est.has_energy_mj = true;
     if (energy)
         e.est.energy_mj = energy_mj;
