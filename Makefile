@@ -118,8 +118,15 @@ deploy-check: build/modeld
 crash: build/modeld
 	@./tests/crash/run.sh build/modeld
 
+# check_policy (pure: no files, no globals, no signals) runs in one process
+# under ASan: LeakSanitizer at the exit of each of its ~1600 forked checks
+# took 126 s of make test, 26 s unforked; leaks are still checked once, at
+# the end, and any ASan/UBSan report still fails the run.
+ASAN_NOFORK_UNITS := check_policy
+
 asan: $(ASAN_UNIT_BINS) build/asan/modeld
-	@./tests/run-unit.sh build/asan/tests $(UNIT_NAMES)
+	@./tests/run-unit.sh build/asan/tests $(filter-out $(ASAN_NOFORK_UNITS),$(UNIT_NAMES))
+	@CK_FORK=no ./tests/run-unit.sh build/asan/tests $(ASAN_NOFORK_UNITS)
 	@MODELD_E2E_QUICK=1 ./tests/e2e/run.sh build/asan/modeld
 
 sanitize: asan
