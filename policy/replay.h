@@ -62,6 +62,25 @@ typedef void replay_observer(void *ctx, size_t step,
                              const struct proto_decision *decision,
                              const struct proto_variant *variants);
 
+enum replay_strategy {
+    REPLAY_POLICY = 0,            /* policy_select with the given config */
+    REPLAY_GREEDY,                /* best now: horizon 1e9 s, bytes free */
+    REPLAY_SMALLEST,              /* always the smallest model that runs */
+    REPLAY_ORACLE,                /* the dynamic program */
+};
+
+/* Called at every model replacement (to: the model that now runs; from:
+ * the one it replaces, NULL for nothing) at time t_s, with the bytes of
+ * the transfer that brought it, and at every abort (to NULL, from: the
+ * model in flight, bytes: those moved for nothing). step: the report at
+ * which the transfer started. For every strategy, the oracle's plan
+ * included (its path, which no other output shows). */
+typedef void replay_switch_observer(void *ctx, enum replay_strategy strategy,
+                                    size_t step, double t_s,
+                                    const struct proto_variant *from,
+                                    const struct proto_variant *to,
+                                    double bytes);
+
 struct replay_scenario {
     const struct replay_step *steps;
     size_t step_count;
@@ -69,13 +88,7 @@ struct replay_scenario {
     struct replay_trace trace;
     replay_observer *observe;     /* NULL: none */
     void *observe_ctx;
-};
-
-enum replay_strategy {
-    REPLAY_POLICY = 0,            /* policy_select with the given config */
-    REPLAY_GREEDY,                /* best now: horizon 1e9 s, bytes free */
-    REPLAY_SMALLEST,              /* always the smallest model that runs */
-    REPLAY_ORACLE,                /* the dynamic program */
+    replay_switch_observer *on_switch; /* NULL: none; gets observe_ctx */
 };
 
 struct replay_result {

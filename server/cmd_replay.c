@@ -22,6 +22,7 @@
 static const char usage_text[] =
     "usage: modeld replay [--config FILE] --data DIR [--preference P]\n"
     "                     [--size-scale F] [--json] [--decisions] [--trace]\n"
+    "                     [--switches]\n"
     "                     FAMILY SCENARIO [TRACE]\n"
     "\n"
     "Replays the UE reports of SCENARIO (JSON lines: {\"t_s\": N, "
@@ -45,6 +46,8 @@ static const char usage_text[] =
     "                   greedy best-now hold or do different things, both\n"
     "                   decisions, the utility per second each runs and\n"
     "                   the running sum of policy minus greedy run value\n"
+    "  --switches       also print every model replacement and abort of\n"
+    "                   each strategy, the oracle's path included\n"
     "\n"
     "Exit status: 0 replayed, 1 failure, 2 usage error.\n";
 
@@ -251,6 +254,7 @@ struct trace_step {
 struct observe_ctx {
     int strategy;
     bool decisions;
+    const struct replay_step *steps; /* --switches */
     size_t variant_count;
     const struct proto_delta *deltas;
     struct trace_step *trace[2]; /* policy, greedy; NULL: no --trace */
@@ -290,6 +294,32 @@ candidates_keep(struct trace_step *ts, const struct proto_decision *d,
             break;
         at += (size_t)n;
     }
+}
+
+static const char *const strategy_names[] = {
+    [REPLAY_POLICY] = "policy",
+    [REPLAY_GREEDY] = "greedy",
+    [REPLAY_SMALLEST] = "smallest",
+    [REPLAY_ORACLE] = "oracle",
+};
+
+/* --switches: "switch: STRATEGY STEP T_START -> T: FROM -> TO (MB)", or
+ * "abort: STRATEGY STEP T_START -> T: NAME (MB moved)". */
+static void
+print_switch(void *ctx, enum replay_strategy strategy, size_t step,
+             double t_s, const struct proto_variant *from,
+             const struct proto_variant *to, double bytes)
+{
+    const struct observe_ctx *oc = ctx;
+
+    if (to)
+        printf("switch: %s %zu %.0f -> %.0f: %s -> %s (%.1f MB)\n",
+               strategy_names[strategy], step, oc->steps[step].t_s, t_s,
+               from ? from->name : "-", to->name, bytes / 1e6);
+    else
+        printf("abort: %s %zu %.0f -> %.0f: %s (%.1f MB moved)\n",
+               strategy_names[strategy], step, oc->steps[step].t_s, t_s,
+               from ? from->name : "-", bytes / 1e6);
 }
 
 /* --decisions: one line per report of the policy strategy. */
@@ -337,12 +367,6 @@ print_decision(void *ctx, size_t step, const struct proto_report *r,
            d->reasons.count ? d->reasons.text[0] : "");
 }
 
-static const char *const strategy_names[] = {
-    [REPLAY_POLICY] = "policy",
-    [REPLAY_GREEDY] = "greedy",
-    [REPLAY_SMALLEST] = "smallest",
-    [REPLAY_ORACLE] = "oracle",
-};
 
 static double
 ratio(double a, double b)
@@ -458,9 +482,10 @@ out:
 static int
 replay_family(const struct config *cfg, const struct store_snapshot *snap,
               double scale, const struct scenario_buf *b, bool json,
-              bool decisions, bool trace)
+              bool decisions, bool trace, bool switches)
 {
     struct observe_ctx oc = {.decisions = decisions,
+                             .steps = b->steps,
                              .variant_count = snap->variant_count};
     struct proto_variant *vs = NULL;
     struct proto_delta *ds = NULL;
@@ -502,6 +527,7 @@ replay_family(const struct config *cfg, const struct store_snapshot *snap,
         .trace = {.t_s = b->t_s, .bps = b->bps, .count = b->trace_count},
         .observe = decisions || trace ? print_decision : NULL,
         .observe_ctx = &oc,
+        .on_switch = switches ? print_switch : NULL,
     };
     for (int s = 0; s <= REPLAY_ORACLE; s++) {
         enum replay_status rc;
@@ -543,7 +569,7 @@ cmd_replay(int argc, char **argv)
     struct store_options opt;
     struct config cfg;
     double scale = 1;
-    bool json = false, decisions = false, trace = false;
+    bool json = false, decisions = false, trace = false, switches = false;
     int pref = -1, status = 1;
     enum store_status rc;
 
@@ -561,6 +587,8 @@ cmd_replay(int argc, char **argv)
             decisions = true;
         } else if (strcmp(argv[i], "--trace") == 0) {
             trace = true;
+        } else if (strcmp(argv[i], "--switches") == 0) {
+            switches = true;
         } else if (strcmp(argv[i], "--preference") == 0 && i + 1 < argc) {
             const char *p = argv[++i];
 
@@ -623,7 +651,7 @@ cmd_replay(int argc, char **argv)
         goto out;
     }
     status = replay_family(&cfg, snap, scale, &b, json, decisions,
-                           trace);
+                           trace, switches);
 out:
     store_snapshot_release(snap);
     store_close(st);
