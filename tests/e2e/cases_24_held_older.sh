@@ -10,7 +10,8 @@
 #   nothing meanwhile: "nothing runs now", as for a UE holding nothing;
 # - in an outage (downlink_bps 0) a UE holding v1 keeps it (action keep
 #   naming m version 1 and v1's blob, a reason why, a short recheck), not
-#   none; one holding the 900 MB b v1 gets none (nothing it holds runs).
+#   none; one holding the 900 MB b v1 gets none (nothing it holds runs),
+#   and so does one holding m v1 once it is retired.
 
 HO=$WORK/held
 mkdir -p "$HO"
@@ -104,4 +105,11 @@ check_jq "held: outage: recheck soon; the offered versions are listed" \
 houtage b1
 check "held: outage holding b v1 (900 MB): status" 200 "$STATUS"
 check_jq "held: outage: b v1 does not run here: none" \
+    '.action == "none" and (has("variant") | not) and .recheck_after_s == 15'
+# retired, m v1 is withdrawn (not in the snapshot): the answer does not
+# vouch for it, and with nothing offered startable it is none
+http_admin DELETE "/v1/families/$HF/variants/m/versions/1"
+check "held: retire m v1" 204 "$STATUS"
+houtage m1
+check_jq "held: outage holding the retired m v1: none" \
     '.action == "none" and (has("variant") | not) and .recheck_after_s == 15'
