@@ -2553,40 +2553,11 @@ stays(const struct run *k, const struct proto_candidate *best,
 }
 
 /*
- * The share of the minutes before the dip in progress in which e fitted
- * (1 when the history is all this dip). Riding a dip out, the dip in
- * progress is the event that raises the question, not evidence of how
- * often dips come: a rate counted up to and including the event that
- * stops the count overstates it (inverse sampling: with the k-th event
- * at time T, (k - 1) / T is the unbiased rate, k / T is not). Counted
- * with it, a first dip in 10 minutes of history would cost a tenth of
- * the rest of the horizon in dips to come, and a UE that had never seen
- * one would move down at every first dip. The dip's expected length
- * (ride_s) still counts it: its minutes so far are what says how long it
- * lasts.
- */
-static double
-fit_before_dip(const struct run *k, const struct proto_candidate *e)
-{
-    const struct proto_report *r = k->r;
-    size_t n = r->memory_history_count < PROTO_MAX_HISTORY
-                   ? r->memory_history_count
-                   : PROTO_MAX_HISTORY;
-    size_t below = 0;
-
-    while (n > 0 && r->memory_history_bytes[n - 1] < e->est.memory_bytes)
-        n--;
-    for (size_t i = 0; i < n; i++)
-        below += r->memory_history_bytes[i] < e->est.memory_bytes;
-    return n > 0 ? (double)(n - below) / (double)n : 1;
-}
-
-/*
  * With a memory history, current may not fit now only for a dip: the
  * history's dips under its need last (1 - fit) / dips_per_s seconds on
  * average, and then current runs again with no transfer. Riding the dip
  * out (nothing runs meanwhile) is worth
- *   ride = u_cur * fit_before * (H - D)
+ *   ride = u_cur * fit * (H - D)
  * (later dips ridden out too: no round trips). It beats moving to pick
  * when pick is worth no more over the horizon (within the hysteresis),
  * and moving to pick for the dip only and back does not pay either:
@@ -2607,8 +2578,7 @@ ride_out(struct run *k, const struct proto_candidate *cands,
         pick->is_fetching)
         return false;
     k->ride_s = (1 - h->fit) / h->dips_per_s;
-    k->ride_value = run_utility(k, h) * fit_before_dip(k, h) *
-                    (k->horizon_s - k->ride_s);
+    k->ride_value = run_utility(k, h) * h->fit * (k->horizon_s - k->ride_s);
     /* the hysteresis per second, over the time the gain lasts */
     in_dip = (run_utility(k, pick) - k->margin / k->horizon_s) *
              fmax(0, k->ride_s - pick->ready_s);
