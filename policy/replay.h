@@ -74,7 +74,8 @@ enum replay_strategy {
  * the transfer that brought it, and at every abort (to NULL, from: the
  * model in flight, bytes: those moved for nothing). step: the report at
  * which the transfer started. For every strategy, the oracle's plan
- * included (its path, which no other output shows). */
+ * included (its path, which no other output shows). A transfer still in
+ * flight at the end is not reported (its bytes are in the figures). */
 typedef void replay_switch_observer(void *ctx, enum replay_strategy strategy,
                                     size_t step, double t_s,
                                     const struct proto_variant *from,
