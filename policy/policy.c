@@ -382,6 +382,18 @@ row_of(const struct run *k, const struct proto_candidate *e)
     return &k->t->rows[e->variant];
 }
 
+/* The version of row i of the table: a variant, or past them an older
+ * version (policy_table.older). For the rules that read a row's version
+ * (exits, context), which value the rows of both. */
+static inline __attribute__((always_inline)) const struct proto_variant *
+var_at(const struct run *k, size_t i)
+{
+    const struct policy_table *t = k->t;
+
+    return i < t->variant_count ? &t->variants[i]
+                                : &t->older[i - t->variant_count];
+}
+
 /* The value measured on the report's device class among count class
  * values from first (a row's latencies or energies); false when none. */
 static bool
@@ -433,7 +445,7 @@ context_match(const struct run *k, const struct policy_row *row,
         for (size_t j = 0; j < k->tag_count; j++)
             if (tags[i].key == k->tags[j].key &&
                 tags[i].value == k->tags[j].value)
-                return &var_of(k, e)->context[i];
+                return &var_at(k, e->variant)->context[i];
     return NULL;
 }
 
@@ -478,7 +490,7 @@ estimate_compute(const struct run *k, const struct policy_row *row,
                             : flops_latency_ms(row->flops, r->gflops);
     if (r->has_max_latency_ms && row->has_exits &&
         e->est.latency_ms > k->latency_over)
-        exit_pick(k, var_of(k, e), e, &energy);
+        exit_pick(k, var_at(k, e->variant), e, &energy);
     e->est.has_energy_mj = true;
     if (energy)
         e->est.energy_mj = energy_mj;
@@ -1294,7 +1306,8 @@ table_fits(const struct policy_input *in)
         return true;
     return t && t->variants == in->variants &&
            t->variant_count == in->variant_count &&
-           t->delta_count == in->delta_count;
+           t->delta_count == in->delta_count &&
+           t->older_count == (in->older ? in->older_count : 0);
 }
 
 /* The report's strings as the table's indexes, once per select. */
@@ -2362,124 +2375,64 @@ screen_walk(struct run *k, const struct screen_ctx *ctx,
 
 /* ---- a held version that is not offered -------------------------------- */
 
-static bool
-str_in(const char *s, const char (*list)[PROTO_TOKEN_SIZE], size_t count,
-       size_t max)
-{
-    for (size_t i = 0; i < count && i < max; i++)
-        if (strcmp(list[i], s) == 0)
-            return true;
-    return false;
-}
-
-/* The value v gives for the report's device class, as class_value. */
-static bool
-str_class_value(const struct run *k, const struct proto_class_value *cv,
-                size_t count, double *out)
-{
-    for (size_t i = 0; k->r->has_device_class && i < count &&
-                       i < PROTO_MAX_LATENCIES; i++) {
-        if (strcmp(cv[i].device_class, k->r->device_class) == 0) {
-            *out = cv[i].value;
-            return true;
-        }
-    }
-    return false;
-}
-
-/* The version current names when it is not offered: a row of the table
- * (a version whose rollout does not cover the UE, or one below a newer
- * head) or one of in->older. NULL: not of this family's live versions. */
-static const struct proto_variant *
+/* The table's row of the version current names when it is not offered:
+ * one of the variants (its rollout does not cover the UE, or it is below
+ * a newer head) or, past them, an older version. The row count when it
+ * is neither (not a live version of the family). */
+static size_t
 old_find(const struct run *k)
 {
-    const struct policy_input *in = k->in;
+    const struct policy_table *t = k->t;
+    size_t rows = t ? t->variant_count + t->older_count : 0;
 
-    for (size_t i = 0; k->current != POLICY_ID_NONE && i < in->variant_count;
-         i++)
-        if (k->t->rows[i].blob == k->current)
-            return &in->variants[i];
-    for (size_t i = 0; in->older && i < in->older_count; i++)
-        if (strcmp(in->older[i].blob_hex, k->r->current_hex) == 0)
-            return &in->older[i];
-    return NULL;
+    for (size_t i = 0; k->current != POLICY_ID_NONE && i < rows; i++)
+        if (t->rows[i].blob == k->current)
+            return i;
+    return rows;
 }
 
 /*
- * Current when no offered version is it (old_find): an older version of
- * its variant still runs on the UE while the download it is sent to runs,
- * so its utility is u_cur, worked out as a held current's is (its own
- * accuracy, exits, latency and energy, the hard and soft rules, fit and
- * dips) when it meets the hard rules now; else nothing runs. It is never
- * a candidate: it is not offered (the API's update rule sends its holders
- * to what is). It has no row walked with the others (store_snapshot.older
- * has none at all), so its strings are compared as they are: once per
- * select, and only when current is not offered (out of line: the selects
- * that hold an offered version, or nothing, never run it).
+ * Row i (old_find) as a held current: the one evaluation every row gets
+ * (eval_compute: the hard rules, estimates, exits, the soft rules,
+ * context, fit and dips) and its utility. False when it misses a hard
+ * rule now: then nothing runs. An energy the version does not give is
+ * taken, when every offered version's is known, as proportional to run
+ * time (utility_of's assumption otherwise): the share of it that counts.
+ */
+static bool
+old_eval(const struct run *k, size_t i, struct proto_candidate *e)
+{
+    eval_compute(k, i, e);
+    if (!e->hard_ok)
+        return false;
+    if (!e->est.has_energy_mj && k->energy_known) {
+        e->est.energy_mj =
+            fmin(1, share(e->est.latency_ms, k->lat_den)) * k->energy_den;
+        e->est.has_energy_mj = true;
+    }
+    utility_compute(k, e);
+    return true;
+}
+
+/*
+ * Current when no offered version is it: an older version of its variant
+ * still runs on the UE while the download it is sent to runs, so its
+ * utility is u_cur, worked out as a held current's is, when it meets the
+ * hard rules now; else nothing runs. It is never a candidate: it is not
+ * offered (the API's update rule sends its holders to what is), and its
+ * row (policy_table.older) is never walked with the others. Out of line:
+ * the selects that hold an offered version, or nothing, never run it.
  */
 static __attribute__((noinline, cold)) void
 old_weigh(struct run *k)
 {
-    const struct proto_report *r = k->r;
-    const struct proto_variant *v = old_find(k);
     struct proto_candidate e;
-    double lat, energy_mj;
-    bool energy;
+    size_t i = old_find(k);
 
-    if (!v)
+    if (i == (k->t ? k->t->variant_count + k->t->older_count : 0) ||
+        !old_eval(k, i, &e))
         return;
-    memset(&e, 0, sizeof(e));
-    e.is_current = true;
-    e.exit_index = -1;
-    e.hard_cause = PROTO_CAUSE_OUTRANKED;
-    e.soft_cause = PROTO_CAUSE_OUTRANKED;
-    e.est.memory_bytes = v->memory_bytes ? v->memory_bytes : v->size_bytes;
-    if (e.est.memory_bytes > r->memory_bytes ||
-        (v->format[0] && r->has_formats &&
-         !str_in(v->format, r->formats, r->format_count,
-                 PROTO_MAX_FORMATS)))
-        return;
-    for (size_t i = 0;
-         i < v->accelerator_count && i < PROTO_MAX_ACCELERATORS; i++)
-        if (!str_in(v->accelerators[i], r->accelerators,
-                    r->accelerator_count, PROTO_MAX_ACCELERATORS))
-            return;
-    e.hard_ok = true;
-    /* estimate_compute's rules, from the version's own metadata */
-    e.accuracy = v->accuracy;
-    energy = str_class_value(k, v->energy_mj, v->energy_count, &energy_mj);
-    e.est.latency_ms =
-        str_class_value(k, v->latency_ms, v->latency_count, &lat)
-            ? lat
-            : flops_latency_ms(v->flops, r->gflops);
-    if (r->has_max_latency_ms && e.est.latency_ms > k->latency_over)
-        exit_pick(k, v, &e, &energy);
-    e.est.has_energy_mj = true;
-    if (energy)
-        e.est.energy_mj = energy_mj;
-    else if (r->has_power_mw)
-        e.est.energy_mj = r->power_mw * e.est.latency_ms / 1000.0;
-    else if (k->energy_known)
-        /* unknown: proportional to run time, as utility_of takes it when
-         * some offered version's is */
-        e.est.energy_mj = fmin(1, share(e.est.latency_ms, k->lat_den)) *
-                          k->energy_den;
-    else
-        e.est.has_energy_mj = false;
-    for (size_t i = 0; !e.ctx && i < v->context_count && i < PROTO_MAX_TAGS;
-         i++)
-        for (size_t j = 0; !e.ctx && j < r->context_count &&
-                           j < PROTO_MAX_TAGS; j++)
-            if (strcmp(v->context[i].key, r->context[j].key) == 0 &&
-                strcmp(v->context[i].value, r->context[j].value) == 0)
-                e.ctx = &v->context[i];
-    e.violation = soft_check(k, &e, &e.soft_ok, NULL);
-    e.feasible = e.soft_ok;
-    e.fit = fit_share(k, &e);
-    if (r->memory_history_count > 0)
-        memory_dips(k, &e);
-    utility_compute(k, &e);
-    k->old = v;
+    k->old = var_at(k, i);
     k->u_cur = effective_utility(k, &e);
 }
 
@@ -3338,14 +3291,25 @@ brief_candidates(const struct run *k, struct proto_candidate *cands,
     list_reasons(k, cands, listed, chosen, degraded, out);
 }
 
+/* Whether nothing was found (select_run) for want of time: some entry
+ * that runs here cannot arrive within the horizon (or at all: an
+ * outage). */
+static bool
+horizon_bound(const struct run *k, const struct proto_candidate *cands,
+              size_t m)
+{
+    for (size_t i = 0; i < m; i++)
+        if (cands[i].hard_ok && !startable(k, &cands[i]))
+            return true;
+    return false;
+}
+
 /* No throughput now and nothing held runs: say why, recheck soon. */
 static void
 none_reasons(const struct run *k, const struct proto_candidate *cands,
              size_t m, struct proto_decision *out)
 {
-    for (size_t i = 0; i < m; i++) {
-        if (!cands[i].hard_ok || startable(k, &cands[i]))
-            continue;
+    if (horizon_bound(k, cands, m)) {
         if (k->bps > 0)
             reason_add(&out->reasons,
                        "horizon: nothing that runs here can arrive within "
@@ -3357,8 +3321,70 @@ none_reasons(const struct run *k, const struct proto_candidate *cands,
                        "nothing can arrive, recheck in %u s",
                        k->cfg->recheck_outage_s);
         out->recheck_after_s = k->cfg->recheck_outage_s;
-        return;
     }
+}
+
+/*
+ * Nothing offered can start (select_run found nothing: no offered version
+ * meets the hard rules here, or none can arrive within the horizon, as in
+ * an outage), and the UE holds a version that is not offered but meets
+ * the hard rules (old_weigh, k->old): it goes on running, so the answer
+ * keeps it (its row: chosen past the variants for an older version), as
+ * it keeps a held current that nothing startable beats, rather than
+ * none, which tells the UE that nothing runs. The move to what is offered
+ * (the API's update rule) waits until a download can finish; the recheck
+ * is as none's. False when nothing held runs.
+ */
+static __attribute__((noinline, cold)) bool
+old_keep(const struct run *k, const struct proto_candidate *cands, size_t m,
+         struct proto_decision *out)
+{
+    struct proto_candidate e;
+    struct rtext t;
+    size_t i;
+    bool ok, waits = horizon_bound(k, cands, m);
+
+    if (!k->old)
+        return false;
+    i = old_find(k);
+    if (!old_eval(k, i, &e))
+        return false;
+    out->action = PROTO_ACTION_KEEP;
+    out->chosen = i;
+    out->estimates = e.est;
+    out->exit_index = e.exit_index;
+    out->degraded = !e.soft_ok;
+    if (!e.soft_ok)
+        (void)soft_check(k, &e, &ok, &out->violations);
+    out->recheck_after_s = waits ? k->cfg->recheck_outage_s
+                                 : k->cfg->recheck_degraded_s;
+    if (waits) {
+        if (k->bps > 0)
+            reason_add(&out->reasons,
+                       "horizon: nothing that runs here can arrive within "
+                       "horizon_s %g at %.3g Mbit/s",
+                       k->horizon_s, mbit(k->bps));
+        else
+            reason_add(&out->reasons,
+                       "network: no throughput now (downlink_bps 0); keep, "
+                       "recheck in %u s",
+                       k->cfg->recheck_outage_s);
+    }
+    rt_begin(&t, &out->reasons);
+    rt_s(&t, "keep: held ");
+    rt_s(&t, k->old->name);
+    rt_s(&t, " version ");
+    rt_u64(&t, (uint64_t)k->old->version);
+    rt_s(&t, waits ? " runs until a download can finish (not offered)"
+                 : " runs (not offered); no offered version meets the "
+                   "hard rules here");
+    rt_end(&t);
+    if (e.ctx)
+        reason_add(&out->reasons, "context: matches %s=%s", e.ctx->key,
+                   e.ctx->value);
+    if (e.exit_index >= 0)
+        exit_reason(k, &e, &out->reasons);
+    return true;
 }
 
 /* policy_select; with briefs (BRIEF_MAX of them: select_screened) only
@@ -3407,9 +3433,11 @@ select_run(const struct policy_config *cfg, const struct policy_input *in,
         k.dip_resumed = true;
     }
     if (!found) {
-        out->action = PROTO_ACTION_NONE;
-        out->recheck_after_s = cfg->recheck_degraded_s;
-        none_reasons(&k, cands, m, out);
+        if (!old_keep(&k, cands, m, out)) {
+            out->action = PROTO_ACTION_NONE;
+            out->recheck_after_s = cfg->recheck_degraded_s;
+            none_reasons(&k, cands, m, out);
+        }
         if (screen) {
             screen_briefs(&k, cands, briefs);
             brief_candidates(&k, cands, briefs, offered, NULL, false, out);

@@ -69,11 +69,14 @@ struct policy_input {
     size_t delta_count;
     const struct policy_table *table;
     /* The live versions that compete no more (store_snapshot.older; may
-     * be NULL with older_count 0; not in the table). When the report's
-     * current is one of them, or a version among variants that is not
-     * offered to this UE, it is what the UE runs while a download does
-     * (weighed as a held current is, when it meets the hard rules), and
-     * never a candidate. Read only when current is not offered. */
+     * be NULL with older_count 0). The table has a row for each, after
+     * the variants' (policy_table_build): built from the same arrays.
+     * When the report's current is one of them, or a version among
+     * variants that is not offered to this UE, it is what the UE runs
+     * while a download does (weighed as a held current is, when it meets
+     * the hard rules), and never a candidate; kept (action keep) only
+     * when no offered version can start (none meets the hard rules, or
+     * none can arrive within the horizon: an outage). */
     const struct proto_variant *older;
     size_t older_count;
 };
@@ -97,7 +100,9 @@ const struct policy_table *policy_table_build(const struct policy_input *in,
  * Decides for one report. out->candidates and out->candidate_reasons
  * must each point at variant_count entries (owned by the caller); the
  * policy fills candidate_count and every other field of *out. Indexes in
- * *out point into in's arrays. The entries past candidate_count are the
+ * *out point into in's arrays; out->chosen, into the variants followed
+ * by the older versions: variant_count + j when the answer keeps the
+ * held in->older[j] (action keep, see policy_input.older). The entries past candidate_count are the
  * policy's working storage: what they hold is not part of the answer
  * (the default answer of a large family keeps only the entries its
  * decision reads, policy/policy.c).

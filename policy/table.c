@@ -38,14 +38,30 @@ class_count(struct table_counts *c, const char **seen, const char *cls)
         seen[c->class_slots++] = cls;
 }
 
+/* The older versions of in (none without the array). */
+static size_t
+older_count_of(const struct policy_input *in)
+{
+    return in->older ? in->older_count : 0;
+}
+
+/* Row i of in: the variants, then the older versions. */
+static const struct proto_variant *
+input_variant(const struct policy_input *in, size_t i)
+{
+    return i < in->variant_count ? &in->variants[i]
+                                 : &in->older[i - in->variant_count];
+}
+
 static struct table_counts
 counts_of(const struct policy_input *in)
 {
     struct table_counts c = {2 * in->delta_count, 0, 0, 0, 0};
     const char *seen[POLICY_CLASS_SLOTS];
+    size_t rows = in->variant_count + older_count_of(in);
 
-    for (size_t i = 0; i < in->variant_count; i++) {
-        const struct proto_variant *v = &in->variants[i];
+    for (size_t i = 0; i < rows; i++) {
+        const struct proto_variant *v = input_variant(in, i);
         size_t acc = clamp(v->accelerator_count, PROTO_MAX_ACCELERATORS);
         size_t tags = clamp(v->context_count, PROTO_MAX_TAGS);
         size_t cls = clamp(v->latency_count, PROTO_MAX_LATENCIES) +
@@ -55,6 +71,8 @@ counts_of(const struct policy_input *in)
         c.tags += tags;
         c.class_values += cls;
         c.strings += 3 + acc + 2 * tags + cls;  /* name, blob, format */
+        if (i >= in->variant_count)
+            continue;             /* older: no column slots */
         for (size_t j = 0;
              j < clamp(v->latency_count, PROTO_MAX_LATENCIES); j++)
             class_count(&c, seen, v->latency_ms[j].device_class);
@@ -104,7 +122,8 @@ layout_of(const struct policy_input *in, const struct table_counts *c)
     size_t n = in->variant_count >= POLICY_COLUMNS_MIN ? in->variant_count
                                                        : 0;
 
-    l.rows = place(&at, in->variant_count, sizeof(struct policy_row),
+    l.rows = place(&at, in->variant_count + older_count_of(in),
+                   sizeof(struct policy_row),
                    alignof(struct policy_row));
     l.class_values =
         place(&at, c->class_values, sizeof(struct policy_class_value),
@@ -175,8 +194,8 @@ strings_fill(struct policy_table *t, const struct policy_input *in)
 {
     size_t n = 0, distinct = 0;
 
-    for (size_t i = 0; i < in->variant_count; i++) {
-        const struct proto_variant *v = &in->variants[i];
+    for (size_t i = 0; i < in->variant_count + older_count_of(in); i++) {
+        const struct proto_variant *v = input_variant(in, i);
 
         t->strings[n++] = v->name;
         t->strings[n++] = v->blob_hex;
@@ -211,7 +230,7 @@ static void
 row_fill(struct policy_table *t, const struct policy_input *in, size_t i,
          size_t *acc, size_t *tags, size_t *cls)
 {
-    const struct proto_variant *v = &in->variants[i];
+    const struct proto_variant *v = input_variant(in, i);
     struct policy_row *row = &t->rows[i];
 
     memset(row, 0, sizeof(*row));
@@ -225,9 +244,11 @@ row_fill(struct policy_table *t, const struct policy_input *in, size_t i,
                                : POLICY_ID_NONE;
     row->rollout_percent =
         (uint8_t)(v->rollout_percent < 100 ? v->rollout_percent : 100);
-    /* a name's versions are adjacent and strictly decrease (offered_next) */
-    row->starts_name = i == 0 || !(v->version < v[-1].version &&
-                                   strcmp(v->name, v[-1].name) == 0);
+    /* a name's versions are adjacent and strictly decrease (offered_next);
+     * an older version's row is never walked: it starts its own */
+    row->starts_name = i == 0 || i >= in->variant_count ||
+                       !(v->version < v[-1].version &&
+                         strcmp(v->name, v[-1].name) == 0);
     row->has_exits = v->exit_count > 0;
 
     row->accelerator_first = (uint32_t)*acc;
@@ -374,7 +395,8 @@ policy_table_build(const struct policy_input *in, void *buf, size_t size)
     size_t acc = 0, tags = 0, cls = 0;
 
     if (!in || !buf || (in->variant_count > 0 && !in->variants) ||
-        (in->delta_count > 0 && !in->deltas))
+        (in->delta_count > 0 && !in->deltas) ||
+        (in->older_count > 0 && !in->older))
         return NULL;
     c = counts_of(in);
     l = layout_of(in, &c);
@@ -383,6 +405,8 @@ policy_table_build(const struct policy_input *in, void *buf, size_t size)
     memset(t, 0, sizeof(*t));
     t->variants = in->variants;
     t->variant_count = in->variant_count;
+    t->older = in->older;
+    t->older_count = older_count_of(in);
     t->delta_count = in->delta_count;
     t->rows = (struct policy_row *)(base + l.rows);
     t->class_values = (struct policy_class_value *)(base + l.class_values);
@@ -412,6 +436,14 @@ policy_table_build(const struct policy_input *in, void *buf, size_t size)
             t->reqs[t->rows[i].req].variant_count++;
         t->all_offered = t->all_offered && t->rows[i].starts_name &&
                          t->rows[i].rollout_percent >= 100;
+    }
+    /* the older versions' rows: the same fields, read only to value a
+     * held one (policy.c, old_weigh); no requirement index (hard_check
+     * compares their ids), no column, no bit of req_bits */
+    for (size_t i = in->variant_count; i < in->variant_count + t->older_count;
+         i++) {
+        row_fill(t, in, i, &acc, &tags, &cls);
+        t->rows[i].req = POLICY_REQ_NONE;
     }
     t->has_columns = in->variant_count >= POLICY_COLUMNS_MIN;
     if (t->has_columns)

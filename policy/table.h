@@ -1,6 +1,7 @@
 /*
  * The policy's compact view of one family (internal to policy/): what the
- * per-variant checks of a select read, one 64-byte row per variant, with
+ * per-variant checks of a select read, one 64-byte row per variant (and
+ * per older version, policy_input.older, after them), with
  * every string the checks compare (formats, accelerators, device classes,
  * context tags, blob digests, names) replaced by its index in one sorted
  * list of the family's distinct strings. A select maps the report's few
@@ -87,8 +88,14 @@ struct policy_row {
 struct policy_table {
     const struct proto_variant *variants;  /* what it was built from */
     size_t variant_count;
+    /* policy_input.older: rows[variant_count + j] is older[j]'s. Never
+     * walked, listed or counted (no column, no req_bits, no req): read
+     * only to value a held version that is not offered (policy.c,
+     * old_weigh) with the same rules as every other row. */
+    const struct proto_variant *older;
+    size_t older_count;
     size_t delta_count;
-    struct policy_row *rows;
+    struct policy_row *rows;      /* variant_count + older_count */
     const char **strings;         /* sorted (strcmp), distinct; borrowed
                                      from the variants and deltas */
     size_t string_count;

@@ -752,7 +752,7 @@ char *proto_family_write(const struct proto_family *f,
     return sb_finish(&b);
 }
 
-static const char *action_name(enum proto_action a)
+const char *proto_action_name(enum proto_action a)
 {
     switch (a) {
     case PROTO_ACTION_DOWNLOAD:
@@ -824,7 +824,7 @@ char *proto_decision_write(const struct proto_decision *d, const char *family,
                     (size_t)d->exit_index < v->exit_count;
 
     sb_puts(&b, "{\"action\":");
-    sb_str(&b, action_name(d->action));
+    sb_str(&b, proto_action_name(d->action));
     sb_key(&b, "family");
     sb_str(&b, family ? family : "");
     if (v) {

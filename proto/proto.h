@@ -205,6 +205,10 @@ char *proto_decision_write(const struct proto_decision *d, const char *family,
 
 /* ---- trust and control (proto/json_in.c, proto/json_out.c) ---------- */
 
+/* "download", "delta", "keep", "none": the decision's action as the
+   answer, the metrics and `modeld replay` spell it. */
+const char *proto_action_name(enum proto_action a);
+
 /* "installed", "load_failed", "verify_failed", "rolled_back". */
 const char *proto_event_kind_name(enum proto_event_kind kind);
 

@@ -234,6 +234,7 @@ enum proto_action {
     PROTO_ACTION_KEEP,
     PROTO_ACTION_NONE,
 };
+#define PROTO_ACTION_COUNT 4
 
 /* Why one variant lost or was rejected, or which constraints it misses. */
 struct proto_reasons {

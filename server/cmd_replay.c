@@ -244,8 +244,6 @@ bad:
     return 1;
 }
 
-static const char *const actions[] = {"download", "delta", "keep", "none"};
-
 /* --trace: what the policy and greedy held and answered at each report. */
 struct trace_step {
     char held[PROTO_NAME_SIZE];   /* "" nothing */
@@ -312,7 +310,8 @@ print_decision(void *ctx, size_t step, const struct proto_report *r,
 
         snprintf(ts->held, sizeof(ts->held), "%s",
                  held_name(r, variants, oc->variant_count));
-        snprintf(ts->what, sizeof(ts->what), "%s %s%s", actions[d->action],
+        snprintf(ts->what, sizeof(ts->what), "%s %s%s",
+                 proto_action_name(d->action),
                  d->action == PROTO_ACTION_NONE ? "-"
                                                 : variants[d->chosen].name,
                  d->degraded ? " (degraded)" : "");
@@ -337,7 +336,7 @@ print_decision(void *ctx, size_t step, const struct proto_report *r,
     printf("%zu bps=%.3g mem=%llu floor=%llu gflops=%g %s %s%s%s %s\n", step,
            r->downlink_bps, (unsigned long long)r->memory_bytes,
            (unsigned long long)r->memory_floor_bytes, r->gflops,
-           actions[d->action],
+           proto_action_name(d->action),
            d->action == PROTO_ACTION_NONE ? "-" : variants[d->chosen].name,
            r->has_fetching ? " (fetching)" : "",
            d->degraded ? " (degraded)" : "",

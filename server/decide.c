@@ -38,10 +38,28 @@ competing(const struct store_snapshot *snap, const struct proto_report *r,
     return DECIDE_OK;
 }
 
+/* Appends held (an older version) to the variants d's indexes point
+ * into, after the policy ran: it must not compete. */
+static enum decide_status
+view_push(const struct store_snapshot *snap, struct decision_run *run,
+          size_t *count, const struct proto_variant *held)
+{
+    if (!run->view) {
+        run->view = malloc((snap->variant_count + 1) * sizeof(*run->view));
+        if (!run->view)
+            return DECIDE_NO_MEMORY;
+        memcpy(run->view, snap->variants,
+               snap->variant_count * sizeof(*run->view));
+        run->variants = run->view;
+    }
+    run->view[(*count)++] = *held;
+    return DECIDE_OK;
+}
+
 /*
  * For the admission rule after the policy: the version the UE holds must
  * be among the variants. When it is an older version that competes no
- * more, it is appended (after the policy ran: it must not compete).
+ * more, it is appended.
  */
 static enum decide_status
 add_held(const struct store_snapshot *snap, const struct proto_report *r,
@@ -57,16 +75,7 @@ add_held(const struct store_snapshot *snap, const struct proto_report *r,
             held = &snap->older[i];
     if (!held)
         return DECIDE_OK;
-    if (!run->view) {
-        run->view = malloc((snap->variant_count + 1) * sizeof(*run->view));
-        if (!run->view)
-            return DECIDE_NO_MEMORY;
-        memcpy(run->view, snap->variants,
-               snap->variant_count * sizeof(*run->view));
-        run->variants = run->view;
-    }
-    run->view[(*count)++] = *held;
-    return DECIDE_OK;
+    return view_push(snap, run, count, held);
 }
 
 /* Builds the policy table of in into *out_buf (malloc). */
@@ -97,6 +106,8 @@ decide_snapshot_table(const struct store_snapshot *snap)
         .variant_count = snap->variant_count,
         .deltas = snap->deltas,
         .delta_count = snap->delta_count,
+        .older = snap->older,
+        .older_count = snap->older_count,
     };
     void *buf = NULL;
 
@@ -143,6 +154,15 @@ decide_run(const struct policy_config *policy,
     run->d.candidate_reasons = reasons;
     if (policy_select(policy, &in, r, &run->d) != POLICY_OK)
         return DECIDE_POLICY_BUG;
+    /* keep of a held older version (past the variants: in.older) */
+    if (run->d.action == PROTO_ACTION_KEEP && run->d.chosen >= count) {
+        if (run->d.chosen - count >= snap->older_count)
+            return DECIDE_POLICY_BUG;
+        rc = view_push(snap, run, &count, &snap->older[run->d.chosen - count]);
+        if (rc != DECIDE_OK)
+            return rc;
+        run->d.chosen = count - 1;
+    }
     if ((run->d.action == PROTO_ACTION_DOWNLOAD ||
          run->d.action == PROTO_ACTION_DELTA) &&
         r->has_current && r->has_load && r->load >= admission->max_load) {

@@ -15,7 +15,8 @@
 
 struct decision_run {
     struct proto_decision d;
-    const struct proto_variant *variants; /* what d's indexes point into */
+    /* what d's indexes point into (with a kept older version last) */
+    const struct proto_variant *variants;
     bool deferred;                        /* admission deferred a transfer */
     struct proto_variant *view;           /* owned (decide_run_free) */
     void *table;                          /* owned: the policy table of the
@@ -47,7 +48,7 @@ enum decide_status decide_run(const struct policy_config *policy,
 void decide_run_free(struct decision_run *run);
 
 /*
- * The policy's table of snap's variants and deltas, for
+ * The policy's table of snap's variants, deltas and older versions, for
  * store_options.snapshot_derive (so that every select of a snapshot
  * shares one; decide_run builds its own when the snapshot has none).
  * NULL when out of memory; free with decide_snapshot_table_free.

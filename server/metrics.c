@@ -15,6 +15,7 @@
 #include <openssl/opensslv.h>
 #include <zstd.h>
 
+#include "proto/proto.h"
 #include "proto/types.h"
 #include "server/metrics.h"
 
@@ -33,8 +34,6 @@ static const double buckets_s[METRICS_BUCKETS] = {
     0.025, 0.05, 0.1, 0.25, 1, 5, 30,
 };
 
-static const char *const action_names[4] = {"download", "delta", "keep",
-                                            "none"};
 static const char *const limit_names[METRICS_LIMIT_COUNT] = {
     "body_size", "json_depth", "request_timeout", "header_size",
     "query_args", "connections", "transfer_stalled"};
@@ -331,9 +330,9 @@ render_decisions(struct metrics_text *b, struct metrics *m)
 {
     metrics_text_head(b, "modeld_decisions_total", "counter",
                       "Select decisions by action.");
-    for (size_t a = 0; a < 4; a++)
+    for (size_t a = 0; a < PROTO_ACTION_COUNT; a++)
         metrics_text_printf(b, "modeld_decisions_total{action=\"%s\"} %llu\n",
-                            action_names[a],
+                            proto_action_name((enum proto_action)a),
                             (unsigned long long)get(&m->decisions[a]));
     metrics_text_head(b, "modeld_decisions_by_variant_total", "counter",
                       "Decisions by chosen variant (\"other\" past %d names).",

@@ -59,7 +59,7 @@ struct metrics {
     atomic_uint_fast64_t latency[METRICS_ROUTES][METRICS_BUCKETS + 1];
     atomic_uint_fast64_t latency_sum_us[METRICS_ROUTES];
     atomic_uint_fast64_t bytes_sent[METRICS_ROUTES];
-    atomic_uint_fast64_t decisions[4];       /* by enum proto_action */
+    atomic_uint_fast64_t decisions[PROTO_ACTION_COUNT]; /* by enum proto_action */
     atomic_uint_fast64_t degraded;
     atomic_uint_fast64_t delta_bytes_saved;  /* full - delta, per delta
                                                 decision */

@@ -7,7 +7,11 @@
 #   v1 -> v3, its reason says v1 runs meanwhile (not "nothing runs now"),
 #   and no candidate is v1 (only s is listed);
 # - a held older version built for more memory than the device has runs
-#   nothing meanwhile: "nothing runs now", as for a UE holding nothing.
+#   nothing meanwhile: "nothing runs now", as for a UE holding nothing;
+# - in an outage (downlink_bps 0) a UE holding v1 keeps it (action keep
+#   naming m version 1 and v1's blob, a reason why, a short recheck), not
+#   none; one holding the 900 MB b v1 gets none (nothing it holds runs),
+#   and so does one holding m v1 once it is retired.
 
 HO=$WORK/held
 mkdir -p "$HO"
@@ -84,3 +88,28 @@ hselect b1 100000000
 check "held: holding b v1: status" 200 "$STATUS"
 check_jq "held: b v1 (900 MB on a 100 MB device) runs nothing meanwhile" \
     '.variant == "b" and .version == 2 and any(.reasons[]; test("^nothing runs now: "))'
+
+# houtage CURRENT: a select holding CURRENT with no throughput now.
+houtage() {
+    http POST "/v1/families/$HF/select" -H "$JSON_CT" \
+        --data-binary "{\"device\":{\"memory_bytes\":100000000,\"gflops\":10},\"network\":{\"downlink_bps\":0},\"current\":\"${HD[$1]}\",\"explain\":\"all\"}"
+}
+houtage m1
+check "held: outage holding m v1: status" 200 "$STATUS"
+check_jq "held: outage: keep m version 1, its own blob" \
+    ".action == \"keep\" and .variant == \"m\" and .version == 1 and .model.digest == \"${HD[m1]}\" and .model.url == \"/v1/blobs/${HD[m1]}\" and .estimates.download_s == 0"
+check_jq "held: outage: the reasons say why nothing is fetched" \
+    'any(.reasons[]; test("^network: no throughput now \\(downlink_bps 0\\); keep, recheck in 15 s$")) and any(.reasons[]; test("^keep: held m version 1 runs until a download can finish \\(not offered\\)$"))'
+check_jq "held: outage: recheck soon; the offered versions are listed" \
+    '.recheck_after_s == 15 and ([.candidates[] | .variant] | sort) == ["b", "m", "s"]'
+houtage b1
+check "held: outage holding b v1 (900 MB): status" 200 "$STATUS"
+check_jq "held: outage: b v1 does not run here: none" \
+    '.action == "none" and (has("variant") | not) and .recheck_after_s == 15'
+# retired, m v1 is withdrawn (not in the snapshot): the answer does not
+# vouch for it, and with nothing offered startable it is none
+http_admin DELETE "/v1/families/$HF/variants/m/versions/1"
+check "held: retire m v1" 204 "$STATUS"
+houtage m1
+check_jq "held: outage holding the retired m v1: none" \
+    '.action == "none" and (has("variant") | not) and .recheck_after_s == 15'

@@ -1721,6 +1721,322 @@ START_TEST(test_policy_select_held_not_candidate)
 }
 END_TEST
 
+/* ---- a held version that is not offered, when nothing offered starts -- */
+
+/* the older mobilenet held (t_long_hold_old's), at the default horizon */
+static struct proto_variant *
+old_base(struct fixture *f)
+{
+    t_base(f);
+    return hold_old(f, "mobilenet-v1-1.0-224", 0.70);
+}
+
+static void
+old_outage(struct fixture *f)
+{
+    old_base(f);
+    f->r.downlink_bps = 0;
+    f->r.has_downlink_bps = true;
+}
+
+/* 1 kbit/s: 13.2 MB take 1.2e5 s, nothing arrives within 1800 s */
+static void
+old_slow(struct fixture *f)
+{
+    old_base(f);
+    f->r.downlink_bps = 1000;
+    f->r.has_downlink_bps = true;
+}
+
+/* built for 2 GB: it does not run on this device */
+static void
+old_outage_big(struct fixture *f)
+{
+    old_outage(f);
+    f->old[0].memory_bytes = 2000000000;
+}
+
+/* its format is not the device's (the offered ones are) */
+static void
+old_outage_format(struct fixture *f)
+{
+    old_outage(f);
+    snprintf(f->old[0].format, sizeof(f->old[0].format), "coreml");
+    snprintf(f->r.formats[0], sizeof(f->r.formats[0]), "tflite");
+    snprintf(f->r.formats[1], sizeof(f->r.formats[1]), "onnx");
+    f->r.format_count = 2;
+    f->r.has_formats = true;
+}
+
+/* it needs an accelerator the device lacks (an accelerator the device
+ * has is one no offered version names) */
+static void
+old_outage_accelerator(struct fixture *f)
+{
+    old_outage(f);
+    snprintf(f->old[0].accelerators[0], sizeof(f->old[0].accelerators[0]),
+             "npu");
+    f->old[0].accelerator_count = 1;
+    snprintf(f->r.accelerators[0], sizeof(f->r.accelerators[0]), "dsp");
+    f->r.accelerator_count = 1;
+}
+
+/* ... and the same version on a device that has it */
+static void
+old_outage_accelerator_ok(struct fixture *f)
+{
+    old_outage_accelerator(f);
+    snprintf(f->r.accelerators[1], sizeof(f->r.accelerators[1]), "npu");
+    f->r.accelerator_count = 2;
+}
+
+/* measured at 500 ms on the report's class (max_latency_ms 100): it runs,
+ * missing the latency rule; the class only it names */
+static void
+old_outage_class_latency(struct fixture *f)
+{
+    old_outage(f);
+    snprintf(f->old[0].latency_ms[0].device_class,
+             sizeof(f->old[0].latency_ms[0].device_class), "old-class");
+    f->old[0].latency_ms[0].value = 500;
+    f->old[0].latency_count = 1;
+    snprintf(f->r.device_class, sizeof(f->r.device_class), "old-class");
+    f->r.has_device_class = true;
+}
+
+/* no offered version meets the hard rules here (they are all onnx now),
+ * the held tflite one does: the link is fine */
+static void
+old_no_offered(struct fixture *f)
+{
+    old_base(f);
+    for (size_t i = 0; i < f->n; i++)
+        snprintf(f->v[i].format, sizeof(f->v[i].format), "onnx");
+    snprintf(f->r.formats[0], sizeof(f->r.formats[0]), "tflite");
+    f->r.format_count = 1;
+    f->r.has_formats = true;
+}
+
+/* the staged rollout's v1, held by a UE the rollout of v2 covers (v1 is
+ * not offered to it), in an outage */
+static void
+old_outage_rollout(struct fixture *f)
+{
+    rollout_in_hold_v1(f);
+    f->cfg.horizon_s = 1800;
+    f->r.explain_all = false;
+    f->r.downlink_bps = 0;
+    f->r.has_downlink_bps = true;
+}
+
+static const struct old_keep_case {
+    const char *what;
+    void (*setup)(struct fixture *);
+    enum proto_action action;
+    int chosen;                 /* >= 0: f.v index; -1 - j: f.old[j] */
+    bool degraded;
+    bool outage_recheck;        /* recheck_outage_s, else the action's */
+    const char *reason;         /* in the decision's reasons */
+    const char *violation;      /* in its violations, or NULL */
+} old_keep_cases[] = {
+    { "held older, outage: keep it", old_outage, PROTO_ACTION_KEEP, -1,
+      false, true,
+      "keep: held mobilenet-v1-1.0-224 version 1 runs until a download "
+      "can finish (not offered)", NULL },
+    { "held older, outage: says why", old_outage, PROTO_ACTION_KEEP, -1,
+      false, true,
+      "network: no throughput now (downlink_bps 0); keep, recheck in 15 s",
+      NULL },
+    { "held older, nothing arrives within the horizon: keep it", old_slow,
+      PROTO_ACTION_KEEP, -1, false, true,
+      "horizon: nothing that runs here can arrive within horizon_s 1800 at "
+      "0.0009 Mbit/s", NULL },
+    { "held older, nothing offered runs here: keep it", old_no_offered,
+      PROTO_ACTION_KEEP, -1, false, false,
+      "keep: held mobilenet-v1-1.0-224 version 1 runs (not offered); no "
+      "offered version meets the hard rules here", NULL },
+    { "held older, measured too slow on its class: keep it, degraded",
+      old_outage_class_latency, PROTO_ACTION_KEEP, -1, true, true,
+      "keep: held mobilenet-v1-1.0-224 version 1 runs until",
+      "latency: 500 ms over max_latency_ms 100" },
+    { "held older on a device with its accelerator: keep it",
+      old_outage_accelerator_ok, PROTO_ACTION_KEEP, -1, false, true,
+      "keep: held mobilenet-v1-1.0-224 version 1 runs until", NULL },
+    { "held v1 outside the rollout, outage: keep it", old_outage_rollout,
+      PROTO_ACTION_KEEP, 1, false, true,
+      "keep: held mobilenet-v1-1.0-224 version 1 runs until", NULL },
+    { "held older too big, outage: none", old_outage_big, PROTO_ACTION_NONE,
+      0, false, true,
+      "network: no throughput now (downlink_bps 0); nothing can arrive",
+      NULL },
+    { "held older of another format, outage: none", old_outage_format,
+      PROTO_ACTION_NONE, 0, false, true,
+      "network: no throughput now (downlink_bps 0); nothing can arrive",
+      NULL },
+    { "held older needing a missing accelerator, outage: none",
+      old_outage_accelerator, PROTO_ACTION_NONE, 0, false, true,
+      "network: no throughput now (downlink_bps 0); nothing can arrive",
+      NULL },
+};
+
+/*
+ * Nothing offered can start: a held version that is not offered and meets
+ * the hard rules is kept (action keep of it, not none, which says nothing
+ * runs), with its own estimates; one that misses a hard rule (memory,
+ * format, accelerator: compared by the table's ids) is not valued, and
+ * the answer stays none. Either way every offered name is listed (explain
+ * all) and none of them is the held version.
+ */
+START_TEST(test_policy_select_old_keep)
+{
+    const struct old_keep_case *c = &old_keep_cases[_i];
+    struct proto_candidate cands[MAX_VARIANTS];
+    struct proto_decision d;
+    struct fixture f;
+
+    fixture_init(&f, CLASSIFICATION, classification,
+                 ARRAY_SIZE(classification));
+    c->setup(&f);
+    for (int all = 0; all < 2; all++) {
+        f.r.explain_all = all;
+        decide(&f, &d, cands);
+        ck_assert_msg(d.action == c->action, "%s: action %d, want %d",
+                      c->what, d.action, c->action);
+        ck_assert_msg(reasons_have(&d.reasons, c->reason),
+                      "%s: reasons lack \"%s\" (have \"%s\" | \"%s\")",
+                      c->what, c->reason,
+                      d.reasons.count ? d.reasons.text[0] : "",
+                      d.reasons.count > 1 ? d.reasons.text[1] : "");
+        ck_assert_int_eq(d.degraded, c->degraded);
+        if (c->violation)
+            ck_assert_msg(reasons_have(&d.violations, c->violation),
+                          "%s: violations lack \"%s\"", c->what,
+                          c->violation);
+        ck_assert_uint_eq(d.recheck_after_s,
+                          c->outage_recheck ? f.cfg.recheck_outage_s
+                                            : f.cfg.recheck_degraded_s);
+        if (c->action == PROTO_ACTION_KEEP) {
+            const struct proto_variant *held =
+                c->chosen >= 0 ? &f.v[c->chosen] : &f.old[-1 - c->chosen];
+
+            ck_assert_uint_eq(d.chosen, c->chosen >= 0
+                                            ? (size_t)c->chosen
+                                            : f.n + (size_t)(-1 - c->chosen));
+            ck_assert_str_eq(held->blob_hex, f.r.current_hex);
+            ck_assert_uint_eq(d.estimates.memory_bytes, held->memory_bytes);
+            ck_assert_double_eq(d.estimates.download_s, 0);
+            ck_assert_double_eq(d.estimates.latency_ms,
+                                held->latency_count
+                                    ? held->latency_ms[0].value
+                                    : held->flops / 100e9 * 1000);
+        }
+        /* all: every offered name listed (none is chosen), none the
+         * held version */
+        if (all)
+            ck_assert_uint_eq(d.candidate_count, name_count(&f));
+        for (size_t i = 0; i < d.candidate_count; i++) {
+            ck_assert_uint_lt(cands[i].variant, f.n);
+            ck_assert_str_ne(f.v[cands[i].variant].blob_hex,
+                             f.r.current_hex);
+        }
+    }
+}
+END_TEST
+
+/*
+ * Older versions get rows in the table (after the variants') but never
+ * compete: a 200-variant family (the screened walks, plain and not) whose
+ * held older version of m000 is better than every offered one is answered
+ * as if it had no row, counting: every offered version listed or counted
+ * by cause, the older not; the table's requirement counts and bitmaps
+ * cover the 200 variants only. In an outage the held version is kept.
+ */
+START_TEST(test_policy_select_old_rows_not_walked)
+{
+    static struct proto_variant vs[200], old[1];
+    static struct proto_candidate cands[200];
+    static max_align_t buf[(1 << 20) / sizeof(max_align_t)];
+    struct policy_config cfg;
+    struct proto_report r;
+    struct proto_decision d;
+    struct policy_input in = { .family = "big", .variants = vs,
+                               .variant_count = 200, .older = old,
+                               .older_count = 1 };
+    const struct policy_table *t;
+    size_t offered, bits = 0, reqs = 0;
+
+    policy_config_default(&cfg);
+    memset(vs, 0, sizeof(vs));
+    for (unsigned i = 0; i < 200; i++) {
+        snprintf(vs[i].name, sizeof(vs[i].name), "m%03u", i);
+        hex_of(i + 1, vs[i].blob_hex);
+        vs[i].version = 2;
+        vs[i].size_bytes = 1000000 + 100000 * (uint64_t)i;
+        vs[i].memory_bytes = vs[i].size_bytes;
+        vs[i].flops = 1e8 * (1 + i % 50);
+        vs[i].accuracy = 0.5 + 0.002 * i;
+        vs[i].rollout_percent = 100;
+        snprintf(vs[i].format, sizeof(vs[i].format), "tflite");
+    }
+    /* m000 version 1: the best accuracy, another format and class */
+    old[0] = vs[0];
+    old[0].version = 1;
+    old[0].accuracy = 0.99;
+    hex_of(999, old[0].blob_hex);
+    snprintf(old[0].format, sizeof(old[0].format), "onnx");
+    snprintf(old[0].latency_ms[0].device_class,
+             sizeof(old[0].latency_ms[0].device_class), "old-class");
+    old[0].latency_ms[0].value = 1;
+    old[0].latency_count = 1;
+    memset(&r, 0, sizeof(r));
+    r.memory_bytes = 15000000;
+    r.gflops = 100;
+    r.max_latency_ms = 30;
+    r.has_max_latency_ms = true;
+    memcpy(r.current_hex, old[0].blob_hex, PROTO_HEX_SIZE);
+    r.has_current = true;
+
+    ck_assert_uint_le(policy_table_size(&in), sizeof(buf));
+    t = policy_table_build(&in, buf, sizeof(buf));
+    ck_assert_ptr_nonnull(t);
+    in.table = t;
+    ck_assert(t->has_columns);
+    for (size_t q = 0; q < t->req_count; q++) {
+        reqs += t->reqs[q].variant_count;
+        for (size_t w = 0; w < t->req_words; w++)
+            bits += (size_t)__builtin_popcountll(
+                t->req_bits[q * t->req_words + w]);
+    }
+    ck_assert_uint_eq(reqs, 200);
+    ck_assert_uint_eq(bits, 200);
+    ck_assert_uint_eq(t->req_count, 1);  /* onnx has none */
+
+    for (int outage = 0; outage < 2; outage++) {
+        r.downlink_bps = 0;
+        r.has_downlink_bps = outage;
+        memset(&d, 0, sizeof(d));
+        d.candidates = cands;
+        d.candidate_reasons = cand_reasons;
+        ck_assert_int_eq(policy_select(&cfg, &in, &r, &d), POLICY_OK);
+        offered = d.candidate_count + d.omitted_count;
+        if (outage) {
+            ck_assert_int_eq(d.action, PROTO_ACTION_KEEP);
+            ck_assert_uint_eq(d.chosen, 200);
+            ck_assert_uint_eq(offered, 200);
+            ck_assert(reasons_have(&d.reasons, "keep: held m000 version 1"));
+        } else {
+            ck_assert_int_eq(d.action, PROTO_ACTION_DOWNLOAD);
+            ck_assert_uint_lt(d.chosen, 200);
+            ck_assert_uint_eq(offered, 199);
+            ck_assert(reasons_have(&d.reasons,
+                                   "held m000 version 1 runs meanwhile"));
+        }
+        for (size_t i = 0; i < d.candidate_count; i++)
+            ck_assert_uint_lt(cands[i].variant, 200);
+    }
+}
+END_TEST
+
 static const struct estimate_bps_case {
     double downlink_bps;        /* < 0: absent */
     double history[4];
@@ -3069,7 +3385,8 @@ END_TEST
  * 1e-8..1e16 (both signs), decimal-looking values, values on or a hair
  * from a rounding tie, decade edges; and the appenders cut off like
  * vsnprintf. */
-static uint64_t rt_seed = 88172645463325252ull;
+#define RT_CHUNKS 10
+static uint64_t rt_seed;
 
 static double
 rt_random(int i)
@@ -3101,8 +3418,12 @@ START_TEST(test_reason_text_numbers_as_printf)
         INFINITY, -INFINITY, NAN,
     };
     char got[RT_NUM_SIZE], want[400];
+    /* 300,000 random values in RT_CHUNKS runs, each under its own timeout
+       and with its own seed, so a loaded machine cannot time one out. */
+    int first = _i ? (int)ARRAY_SIZE(fixed) : 0;
 
-    for (int i = 0; i < 300000 + (int)ARRAY_SIZE(fixed); i++) {
+    rt_seed = 88172645463325252ull + (uint64_t)_i * 0x9e3779b97f4a7c15ull;
+    for (int i = first; i < (int)ARRAY_SIZE(fixed) + 300000 / RT_CHUNKS; i++) {
         double x = i < (int)ARRAY_SIZE(fixed) ? fixed[i] : rt_random(i);
         size_t n;
 
@@ -3202,6 +3523,9 @@ policy_suite(void)
                         ARRAY_SIZE(held_setups));
     tcase_add_loop_test(tc, test_policy_throughput_estimate_cases, 0,
                         ARRAY_SIZE(bps_cases));
+    tcase_add_loop_test(tc, test_policy_select_old_keep, 0,
+                        ARRAY_SIZE(old_keep_cases));
+    tcase_add_test(tc, test_policy_select_old_rows_not_walked);
     tcase_add_test(tc, test_policy_select_large_family);
     tcase_add_test(tc, test_policy_select_no_runner_ups);
     tcase_add_loop_test(tc, test_policy_select_lazy_value_agrees, 0, 200);
@@ -3233,7 +3557,7 @@ policy_suite(void)
 
     tc = tcase_create("reason_text");
     tcase_set_timeout(tc, 30);
-    tcase_add_test(tc, test_reason_text_numbers_as_printf);
+    tcase_add_loop_test(tc, test_reason_text_numbers_as_printf, 0, RT_CHUNKS);
     tcase_add_test(tc, test_reason_text_appenders_as_snprintf);
     suite_add_tcase(s, tc);
     return s;
