@@ -227,6 +227,54 @@ nomem:
     return REPLAY_NO_MEMORY;
 }
 
+/* ---- the oracle -------------------------------------------------------- */
+
+struct plan {
+    double *v;                    /* (n + 1) x (m + 1) values */
+    int *to;                      /* n x (m + 1): -1 keep, else model */
+    size_t *next;                 /* n x (m + 1): the report after it */
+    double *tc;                   /* n x (m + 1): when the new model runs */
+    double *run;                  /* m x (n + 1) prefix run values */
+};
+
+static void
+plan_free(struct plan *p)
+{
+    free(p->v);
+    free(p->to);
+    free(p->next);
+    free(p->tc);
+    free(p->run);
+}
+
+/* The first report index after k at or after time t (n: none). */
+static size_t
+report_at_or_after(const struct world *w, size_t k, double t)
+{
+    size_t lo = k + 1, hi = w->n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (w->sc->steps[mid].t_s >= t)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
+/* Running model from report k's time to t, within reports k..seg. */
+static double
+run_until(const struct world *w, const struct plan *p, size_t model,
+          size_t k, size_t seg, double t)
+{
+    if (model >= w->m)
+        return 0;
+    return p->run[model * (w->n + 1) + seg] - p->run[model * (w->n + 1) + k] +
+           util(w, seg, model) * (t - w->sc->steps[seg].t_s);
+}
+
 /* ---- the simulated UE ------------------------------------------------ */
 
 struct ue {
@@ -436,91 +484,13 @@ ue_advance(const struct world *w, struct ue *ue, size_t k,
     ue->history[ue->history_count++] = (b1 - b0) / (t1 - t0);
 }
 
+/* The dynamic program: p's values, moves and run prefixes. */
 static enum replay_status
-simulate(const struct world *w, enum replay_strategy strategy,
-         struct replay_result *res)
-{
-    struct policy_config greedy = *w->cfg;
-    struct ue ue;
-
-    greedy.horizon_s = GREEDY_HORIZON_S;
-    greedy.transfer_cost_per_mb = 0;
-    memset(&ue, 0, sizeof(ue));
-    ue.held = w->init;
-    ue.fetch = w->m;
-    ue.strategy = strategy;
-    for (size_t k = 0; k < w->n; k++) {
-        struct move mv;
-        enum replay_status rc = REPLAY_OK;
-
-        if (strategy == REPLAY_SMALLEST)
-            decide_smallest(w, &ue, k, &mv);
-        else
-            rc = decide_policy(w, strategy == REPLAY_GREEDY ? &greedy
-                                                            : w->cfg,
-                               &ue, k, &mv);
-        if (rc != REPLAY_OK)
-            return rc;
-        ue_apply(w, &ue, k, &mv, res);
-        ue_advance(w, &ue, k, res);
-    }
-    return REPLAY_OK;
-}
-
-/* ---- the oracle -------------------------------------------------------- */
-
-struct plan {
-    double *v;                    /* (n + 1) x (m + 1) values */
-    int *to;                      /* n x (m + 1): -1 keep, else model */
-    size_t *next;                 /* n x (m + 1): the report after it */
-    double *tc;                   /* n x (m + 1): when the new model runs */
-    double *run;                  /* m x (n + 1) prefix run values */
-};
-
-static void
-plan_free(struct plan *p)
-{
-    free(p->v);
-    free(p->to);
-    free(p->next);
-    free(p->tc);
-    free(p->run);
-}
-
-/* The first report index after k at or after time t (n: none). */
-static size_t
-report_at_or_after(const struct world *w, size_t k, double t)
-{
-    size_t lo = k + 1, hi = w->n;
-
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-
-        if (w->sc->steps[mid].t_s >= t)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return lo;
-}
-
-/* Running model from report k's time to t, within reports k..seg. */
-static double
-run_until(const struct world *w, const struct plan *p, size_t model,
-          size_t k, size_t seg, double t)
-{
-    if (model >= w->m)
-        return 0;
-    return p->run[model * (w->n + 1) + seg] - p->run[model * (w->n + 1) + k] +
-           util(w, seg, model) * (t - w->sc->steps[seg].t_s);
-}
-
-static enum replay_status
-oracle(const struct world *w, struct replay_result *res)
+plan_build(const struct world *w, struct plan *pp)
 {
     size_t cols = w->m + 1, n = w->n;
     struct plan p;
-    size_t k, held;
+    size_t k;
 
     memset(&p, 0, sizeof(p));
     p.v = calloc((n + 1) * cols, sizeof(*p.v));
@@ -578,7 +548,118 @@ oracle(const struct world *w, struct replay_result *res)
             p.tc[k * cols + h] = at;
         }
     }
+    *pp = p;
+    return REPLAY_OK;
+}
 
+/* The most any strategy gets from ue's state at report k (holding, in
+ * flight): the plan's value of what it holds (the transfer aborted), or
+ * finishing the transfer and the plan's value from then on, whichever is
+ * more; *best_to and *best_tc what that does (model, m: keep). */
+static double
+state_value(const struct world *w, const struct plan *p, const struct ue *ue,
+            size_t k, size_t *best_to, double *best_tc)
+{
+    size_t cols = w->m + 1, h = ue->held;
+    double best = p->v[k * cols + h];
+    int to = p->to[k * cols + h];
+
+    *best_to = to < 0 ? w->m : (size_t)to;
+    *best_tc = to < 0 ? 0 : p->tc[k * cols + h] - w->sc->steps[k].t_s;
+    if (ue->fetch < w->m) {
+        double t0 = w->sc->steps[k].t_s;
+        double left = ue->fetch_total - ue->fetch_done;
+        double tc = left > 0 ? time_at(w, bits_at(w, t0) + left * 8.0) : t0;
+
+        if (left < 0)
+            left = 0;
+        if (tc < t0)
+            tc = t0;
+        if (tc <= w->sc->end_s) {
+            size_t k2 = report_at_or_after(w, k, tc), seg = k2 - 1;
+            double val = run_until(w, p, h, k, seg, tc) +
+                         util(w, seg, ue->fetch) * (step_end(w, seg) - tc) -
+                         left * ue->fetch_cpb + p->v[k2 * cols + ue->fetch];
+
+            if (val > best) {
+                best = val;
+                *best_to = ue->fetch;
+                *best_tc = tc - t0;
+            }
+        }
+    }
+    return best;
+}
+
+static size_t
+variant_of(const struct world *w, size_t model)
+{
+    return model < w->m ? w->model_var[model] : SIZE_MAX;
+}
+
+/* p: the plan, for sc->regret (NULL: no regrets). */
+static enum replay_status
+simulate(const struct world *w, enum replay_strategy strategy,
+         const struct plan *p, struct replay_result *res)
+{
+    struct policy_config greedy = *w->cfg;
+    struct replay_regret *rg = p ? w->sc->regret : NULL;
+    struct ue ue;
+
+    greedy.horizon_s = GREEDY_HORIZON_S;
+    greedy.transfer_cost_per_mb = 0;
+    memset(&ue, 0, sizeof(ue));
+    ue.held = w->init;
+    ue.fetch = w->m;
+    ue.strategy = strategy;
+    for (size_t k = 0; k < w->n; k++) {
+        struct move mv;
+        enum replay_status rc = REPLAY_OK;
+        double got = res->run_value - res->cost;
+
+        if (strategy == REPLAY_SMALLEST)
+            decide_smallest(w, &ue, k, &mv);
+        else
+            rc = decide_policy(w, strategy == REPLAY_GREEDY ? &greedy
+                                                            : w->cfg,
+                               &ue, k, &mv);
+        if (rc != REPLAY_OK)
+            return rc;
+        if (rg) {
+            size_t best_to;
+
+            rg[k].value = state_value(w, p, &ue, k, &best_to, &rg[k].best_tc);
+            rg[k].held = variant_of(w, ue.held);
+            rg[k].fetch = variant_of(w, ue.fetch);
+            rg[k].best_to = variant_of(w, best_to);
+            rg[k].u_held = util(w, k, ue.held);
+            rg[k].u_best = util(w, k, best_to == w->m ? ue.held : best_to);
+        }
+        ue_apply(w, &ue, k, &mv, res);
+        if (rg) {
+            rg[k].to = variant_of(w, ue.fetch);
+            rg[k].u_to = util(w, k, ue.fetch == w->m ? ue.held : ue.fetch);
+        }
+        ue_advance(w, &ue, k, res);
+        if (rg) /* what the answer got until the next report */
+            rg[k].regret = rg[k].value - (res->run_value - res->cost - got);
+    }
+    if (rg)
+        for (size_t k = 0; k + 1 < w->n; k++)
+            rg[k].regret -= rg[k + 1].value;
+    return REPLAY_OK;
+}
+
+static enum replay_status
+oracle(const struct world *w, struct replay_result *res)
+{
+    size_t cols = w->m + 1, n = w->n;
+    struct plan p;
+    size_t k, held;
+    enum replay_status rc = plan_build(w, &p);
+
+    if (rc != REPLAY_OK)
+        return rc;
     /* follow the plan for its figures */
     held = w->init;
     k = 0;
@@ -628,8 +709,19 @@ replay_run(const struct policy_config *cfg, const struct policy_input *in,
     rc = world_init(&w, cfg, in, sc);
     if (rc == REPLAY_OK) {
         memset(&res, 0, sizeof(res));
-        rc = strategy == REPLAY_ORACLE ? oracle(&w, &res)
-                                       : simulate(&w, strategy, &res);
+        if (strategy == REPLAY_ORACLE) {
+            rc = oracle(&w, &res);
+        } else if (sc->regret) {
+            struct plan p;
+
+            memset(&p, 0, sizeof(p));
+            rc = plan_build(&w, &p);
+            if (rc == REPLAY_OK)
+                rc = simulate(&w, strategy, &p, &res);
+            plan_free(&p);
+        } else {
+            rc = simulate(&w, strategy, NULL, &res);
+        }
         if (rc == REPLAY_OK) {
             res.utility = res.run_value - res.cost;
             res.duration_s = sc->end_s - sc->steps[0].t_s;

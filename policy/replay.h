@@ -82,6 +82,30 @@ typedef void replay_switch_observer(void *ctx, enum replay_strategy strategy,
                                     const struct proto_variant *to,
                                     double bytes);
 
+/*
+ * Where a strategy loses to the oracle, report by report. At each report
+ * the UE is in some state (what it holds, what is in flight and how much
+ * of it is done); value is the most any strategy can still get from that
+ * state (the oracle's dynamic program, extended to a transfer in flight:
+ * the better of aborting it and finishing it), and regret what the
+ * strategy's answer gives up against it: value less what the strategy got
+ * until the next report and the next report's value. Every regret is >= 0
+ * (up to rounding) and they sum to the oracle's utility less the
+ * strategy's, so a loss is charged to the reports whose answers made it.
+ * Variants are indices into the input's variants, SIZE_MAX for nothing.
+ */
+struct replay_regret {
+    double regret;
+    double value;                 /* the best value to go from here */
+    size_t held, fetch;           /* the state at the report */
+    size_t to;                    /* the strategy's transfer after the
+                                   * report (fetch when it continues it) */
+    size_t best_to;               /* the oracle's, from this state */
+    double best_tc;               /* when best_to would run (its time to
+                                   * the report's: 0 when it is none) */
+    double u_held, u_to, u_best;  /* utility per second at the report */
+};
+
 struct replay_scenario {
     const struct replay_step *steps;
     size_t step_count;
@@ -90,6 +114,8 @@ struct replay_scenario {
     replay_observer *observe;     /* NULL: none */
     void *observe_ctx;
     replay_switch_observer *on_switch; /* NULL: none; gets observe_ctx */
+    struct replay_regret *regret; /* step_count entries, filled by the
+                                   * simulated strategies; NULL: none */
 };
 
 struct replay_result {

@@ -23,6 +23,7 @@ static const char usage_text[] =
     "usage: modeld replay [--config FILE] --data DIR [--preference P]\n"
     "                     [--size-scale F] [--json] [--decisions] [--trace]\n"
     "                     [--switches]\n"
+    "                     [--regret STRATEGY]\n"
     "                     FAMILY SCENARIO [TRACE]\n"
     "\n"
     "Replays the UE reports of SCENARIO (JSON lines: {\"t_s\": N, "
@@ -48,6 +49,12 @@ static const char usage_text[] =
     "                   the running sum of policy minus greedy run value\n"
     "  --switches       also print every model replacement and abort of\n"
     "                   each strategy, the oracle's path included\n"
+    "  --regret S       also print, at every report where the answer of S\n"
+    "                   (policy, greedy or smallest) loses to the best\n"
+    "                   possible from the same state (the\n"
+    "                   oracle's), the state, the answer, what the oracle\n"
+    "                   would do and the utility lost; the losses sum to\n"
+    "                   the oracle's utility less S's\n"
     "\n"
     "Exit status: 0 replayed, 1 failure, 2 usage error.\n";
 
@@ -477,11 +484,42 @@ out:
     return status;
 }
 
+/* --regret: the reports whose answers lost utility against the oracle. */
+static void
+print_regret(const struct policy_input *in, const struct scenario_buf *b,
+             const struct trace_step *ts, const struct replay_regret *rg)
+{
+    double sum = 0;
+
+    printf("regret: step t_s | holds [fetching] | answer, transfer | oracle "
+           "transfer (runs after s) | regret | value to go | u/s held, "
+           "answer's, oracle's\n");
+    for (size_t k = 0; k < b->step_count; k++) {
+        const struct replay_regret *g = &rg[k];
+
+        sum += g->regret;
+        if (!(g->regret > 0.005))
+            continue;
+        printf("%zu %.0f | %s [%s] | %s, %s | %s (%.1f) | %.3f | %.2f | "
+               "u/s %.4g %.4g %.4g\n",
+               k, b->steps[k].t_s,
+               g->held == SIZE_MAX ? "-" : in->variants[g->held].name,
+               g->fetch == SIZE_MAX ? "-" : in->variants[g->fetch].name,
+               ts ? ts[k].what : "-",
+               g->to == SIZE_MAX ? "-" : in->variants[g->to].name,
+               g->best_to == SIZE_MAX ? "-" : in->variants[g->best_to].name,
+               g->best_tc, g->regret, g->value, g->u_held, g->u_to,
+               g->u_best);
+        printf("    reason: %s\n", ts ? ts[k].reason : "");
+    }
+    printf("regret: total %.3f\n", sum);
+}
+
 /* Copies of the snapshot's arrays with sizes times scale. */
 static int
 replay_family(const struct config *cfg, const struct store_snapshot *snap,
               double scale, const struct scenario_buf *b, bool json,
-              bool decisions, bool trace, bool switches)
+              bool decisions, bool trace, bool switches, int regret)
 {
     struct observe_ctx oc = {.decisions = decisions,
                              .steps = b->steps,
@@ -491,16 +529,20 @@ replay_family(const struct config *cfg, const struct store_snapshot *snap,
     struct replay_result res[REPLAY_ORACLE + 1];
     struct replay_scenario sc;
     struct policy_input in;
+    struct replay_regret *rg = NULL;
     int status = 1;
 
     vs = calloc(snap->variant_count ? snap->variant_count : 1, sizeof(*vs));
     ds = calloc(snap->delta_count ? snap->delta_count : 1, sizeof(*ds));
     oc.deltas = ds;
-    if (trace) {
-        oc.trace[0] = calloc(b->step_count, sizeof(*oc.trace[0]));
-        oc.trace[1] = calloc(b->step_count, sizeof(*oc.trace[1]));
-    }
-    if (!vs || !ds || (trace && (!oc.trace[0] || !oc.trace[1]))) {
+    for (int s = REPLAY_POLICY; s <= REPLAY_GREEDY; s++)
+        if (trace || regret == s)
+            oc.trace[s] = calloc(b->step_count, sizeof(*oc.trace[s]));
+    if (regret >= 0)
+        rg = calloc(b->step_count, sizeof(*rg));
+    if (!vs || !ds || (trace && (!oc.trace[0] || !oc.trace[1])) ||
+        (regret >= 0 && (!rg || (regret <= REPLAY_GREEDY &&
+                                 !oc.trace[regret])))) {
         fprintf(stderr, "modeld replay: out of memory\n");
         goto out;
     }
@@ -524,7 +566,8 @@ replay_family(const struct config *cfg, const struct store_snapshot *snap,
         .step_count = b->step_count,
         .end_s = b->end_s,
         .trace = {.t_s = b->t_s, .bps = b->bps, .count = b->trace_count},
-        .observe = decisions || trace ? print_decision : NULL,
+        .observe =
+            decisions || trace || regret >= 0 ? print_decision : NULL,
         .observe_ctx = &oc,
         .on_switch = switches ? print_switch : NULL,
     };
@@ -532,6 +575,7 @@ replay_family(const struct config *cfg, const struct store_snapshot *snap,
         enum replay_status rc;
 
         oc.strategy = s;
+        sc.regret = s == regret ? rg : NULL;
         rc =
             replay_run(&cfg->policy, &in, &sc, (enum replay_strategy)s,
                        &res[s]);
@@ -547,9 +591,13 @@ replay_family(const struct config *cfg, const struct store_snapshot *snap,
     }
     if (trace && print_trace(&cfg->policy, &in, b, oc.trace) != 0)
         goto out;
+    if (regret >= 0)
+        print_regret(&in, b, regret <= REPLAY_GREEDY ? oc.trace[regret] : NULL,
+                     rg);
     print_results(snap->family.name, b, res, json);
     status = 0;
 out:
+    free(rg);
     free(oc.trace[0]);
     free(oc.trace[1]);
     free(vs);
@@ -569,7 +617,7 @@ cmd_replay(int argc, char **argv)
     struct config cfg;
     double scale = 1;
     bool json = false, decisions = false, trace = false, switches = false;
-    int pref = -1, status = 1;
+    int pref = -1, status = 1, regret = -1;
     enum store_status rc;
 
     for (int i = 1; i < argc; i++) {
@@ -588,6 +636,18 @@ cmd_replay(int argc, char **argv)
             trace = true;
         } else if (strcmp(argv[i], "--switches") == 0) {
             switches = true;
+        } else if (strcmp(argv[i], "--regret") == 0 && i + 1 < argc) {
+            const char *r = argv[++i];
+
+            regret = strcmp(r, "policy") == 0     ? REPLAY_POLICY
+                     : strcmp(r, "greedy") == 0   ? REPLAY_GREEDY
+                     : strcmp(r, "smallest") == 0 ? REPLAY_SMALLEST
+                                                  : -2;
+            if (regret == -2) {
+                fprintf(stderr, "modeld replay: --regret wants policy, "
+                                "greedy or smallest\n");
+                return EXIT_USAGE;
+            }
         } else if (strcmp(argv[i], "--preference") == 0 && i + 1 < argc) {
             const char *p = argv[++i];
 
@@ -650,7 +710,7 @@ cmd_replay(int argc, char **argv)
         goto out;
     }
     status = replay_family(&cfg, snap, scale, &b, json, decisions,
-                           trace, switches);
+                           trace, switches, regret);
 out:
     store_snapshot_release(snap);
     store_close(st);

@@ -89,6 +89,16 @@ PY
         "$(grep '^0 0 ' "$WORK/replay-trace.out")"
     check_match "modeld replay --trace: the policy's reason about greedy's pick" \
         'inception-v3 [0-9.]+: does not pay' "$(cat "$WORK/replay-trace.out")"
+    # --regret: the oracle's utility less the policy's, report by report
+    timeout 60 "$MODELD" replay --data "$DEMO_DATA" --size-scale 1000 \
+        --regret policy image-classification "$WORK/replay-big.jsonl" \
+        >"$WORK/replay-regret.out" 2>&1
+    check "modeld replay --regret: exit status" 0 "$?"
+    check_match "modeld replay --regret: the losses sum to oracle - policy" \
+        '^ok$' "$(awk '/^regret: total/ {t = $3} /^policy / {p = $2}
+            /^oracle / {o = $2} END {d = o - p - t; if (d < 0) d = -d;
+            print (t >= 0 && d < 0.1) ? "ok" : t " vs " o - p}' \
+            "$WORK/replay-regret.out")"
     printf '%s\n' '{"t_s": 0, "report": {"device": {"gflops": 1}}}' >"$WORK/replay-bad.jsonl"
     timeout 60 "$MODELD" replay --data "$DEMO_DATA" image-classification \
         "$WORK/replay-bad.jsonl" >/dev/null 2>"$WORK/replay-bad.err"

@@ -314,6 +314,49 @@ START_TEST(test_replay_run_switches_seen)
 }
 END_TEST
 
+/* The regrets (struct replay_regret): each >= 0, summing to the oracle's
+ * utility less the strategy's, the first report's value the oracle's; the
+ * figures are the same as without them. */
+START_TEST(test_replay_run_regret_sums)
+{
+    static struct replay_regret rg[MAX_STEPS];
+    struct replay_result orc, r, plain;
+    struct policy_input in;
+    struct replay_scenario sc;
+    struct fix f;
+
+    fix_random(&f, (unsigned)_i);
+    in = (struct policy_input){
+        .family = "fam", .variants = f.v, .variant_count = f.n,
+        .deltas = f.d, .delta_count = f.nd,
+    };
+    sc = (struct replay_scenario){
+        .steps = f.steps, .step_count = f.step_count, .end_s = f.end_s,
+        .trace = {.t_s = f.t, .bps = f.bps, .count = f.trace_count},
+        .regret = rg,
+    };
+    ck_assert_int_eq(run(&f, REPLAY_ORACLE, &orc), REPLAY_OK);
+    for (int s = REPLAY_POLICY; s < REPLAY_ORACLE; s++) {
+        double sum = 0;
+
+        memset(rg, 0, sizeof(rg));
+        ck_assert_int_eq(replay_run(&f.cfg, &in, &sc,
+                                    (enum replay_strategy)s, &r),
+                         REPLAY_OK);
+        ck_assert_int_eq(run(&f, (enum replay_strategy)s, &plain),
+                         REPLAY_OK);
+        ck_assert(memcmp(&r, &plain, sizeof(r)) == 0);
+        ck_assert_double_eq_tol(rg[0].value, orc.utility, TOL);
+        for (size_t k = 0; k < f.step_count; k++) {
+            ck_assert_msg(rg[k].regret >= -TOL, "seed %d strategy %d step "
+                          "%zu: regret %g", _i, s, k, rg[k].regret);
+            sum += rg[k].regret;
+        }
+        ck_assert_double_eq_tol(sum, orc.utility - r.utility, TOL);
+    }
+}
+END_TEST
+
 START_TEST(test_replay_run_bad_arguments)
 {
     struct replay_result r;
@@ -344,6 +387,7 @@ replay_suite(void)
     tcase_add_test(tc, test_replay_run_outage);
     tcase_add_loop_test(tc, test_replay_run_oracle_bounds, 0, 60);
     tcase_add_loop_test(tc, test_replay_run_switches_seen, 0, 60);
+    tcase_add_loop_test(tc, test_replay_run_regret_sums, 0, 60);
     tcase_add_test(tc, test_replay_run_bad_arguments);
     suite_add_tcase(s, tc);
     return s;
