@@ -2624,7 +2624,30 @@ throttle_init(struct run *k)
     k->throttle_fit = 1 - (double)slow / (double)n;
 }
 
-/* Whether current, held and runnable, should stay through a slowdown. */
+/* Whether c misses the requirements now only by latency, and only while
+ * slow: at the history's fastest compute it meets max_latency_ms. */
+static bool
+slow_only(const struct run *k, const struct proto_candidate *c)
+{
+    return c->soft_cause == PROTO_CAUSE_LATENCY && c->violation > 0 &&
+           k->r->has_max_latency_ms &&
+           !exceeds(c->est.latency_ms * k->r->gflops / k->gflops_ref,
+                    k->r->max_latency_ms) &&
+           !exceeds(c->violation,
+                    relative_miss(c->est.latency_ms - k->r->max_latency_ms,
+                                  k->r->max_latency_ms));
+}
+
+/*
+ * Whether current, held and runnable, should stay through a slowdown.
+ * When every variant misses a requirement (degraded) and current misses
+ * only latency, only while slow, it still runs meanwhile, discounted by
+ * its violation as the pick is by its own: the slowdown changes only how
+ * much more the pick is worth per second, for as long as it lasts, as for
+ * a current that meets the requirements. (Riding it out as a memory dip,
+ * below, is for a current that stops running: a feasible variant exists,
+ * so a current that misses is worth nothing meanwhile.)
+ */
 static bool
 throttle_keep(struct run *k, const struct proto_candidate *cands,
               const struct proto_candidate *pick)
@@ -2636,20 +2659,14 @@ throttle_keep(struct run *k, const struct proto_candidate *cands,
     if (!(k->throttle_s > 0) || !k->has_cur || pick == c ||
         pick->is_fetching)
         return false;
-    if (c->soft_ok) {
+    if (c->soft_ok || (k->degraded && slow_only(k, c))) {
         k->ride_s = k->throttle_s;
         return (run_utility(k, pick) - run_utility(k, c) - rate) *
                    fmax(0, k->throttle_s - pick->ready_s) <=
                pick->cost + again;
     }
     /* misses the requirements now: only latency, and only while slow */
-    if (c->soft_cause != PROTO_CAUSE_LATENCY || c->violation <= 0 ||
-        !k->r->has_max_latency_ms ||
-        exceeds(c->est.latency_ms * k->r->gflops / k->gflops_ref,
-                k->r->max_latency_ms) ||
-        exceeds(c->violation,
-                relative_miss(c->est.latency_ms - k->r->max_latency_ms,
-                              k->r->max_latency_ms)))
+    if (!slow_only(k, c))
         return false;
     k->ride_s = k->throttle_s;
     k->ride_value = run_utility(k, c) * k->throttle_fit *
