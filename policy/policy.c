@@ -134,6 +134,16 @@ policy_throughput_estimate(const struct policy_config *cfg,
     return now * cfg->throughput_safety;
 }
 
+/* What the report says that makes the throughput estimate 0, for the
+ * reasons: the report's downlink_bps, else its recent samples. */
+static const char *
+no_throughput_why(const struct proto_report *r)
+{
+    return r->has_downlink_bps && r->downlink_bps <= 0
+               ? "downlink_bps 0"
+               : "every downlink_history_bps sample 0";
+}
+
 /* ---- per-variant evaluation ------------------------------------------ */
 
 /* What every pass needs: the inputs and the effective preference. */
@@ -1204,9 +1214,9 @@ loss_reason(const struct run *k, const struct proto_candidate *loser,
             rt_end(&t);
         } else
             reason_add(rs,
-                       "horizon: no throughput now (downlink_bps 0); %.3g MB "
-                       "cannot arrive",
-                       mb(loser->transfer_bytes));
+                       "horizon: no throughput now (%s); %.3g MB cannot "
+                       "arrive",
+                       no_throughput_why(k->r), mb(loser->transfer_bytes));
         return;
     }
     if (cmp < 0) {
@@ -3334,9 +3344,9 @@ none_reasons(const struct run *k, const struct proto_candidate *cands,
                        k->horizon_s, mbit(k->bps));
         else
             reason_add(&out->reasons,
-                       "network: no throughput now (downlink_bps 0); "
-                       "nothing can arrive, recheck in %u s",
-                       k->cfg->recheck_outage_s);
+                       "network: no throughput now (%s); nothing can "
+                       "arrive, recheck in %u s",
+                       no_throughput_why(k->r), k->cfg->recheck_outage_s);
         out->recheck_after_s = k->cfg->recheck_outage_s;
     }
 }
@@ -3383,9 +3393,9 @@ old_keep(const struct run *k, const struct proto_candidate *cands, size_t m,
                        k->horizon_s, mbit(k->bps));
         else
             reason_add(&out->reasons,
-                       "network: no throughput now (downlink_bps 0); keep, "
-                       "recheck in %u s",
-                       k->cfg->recheck_outage_s);
+                       "network: no throughput now (%s); keep, recheck in "
+                       "%u s",
+                       no_throughput_why(k->r), k->cfg->recheck_outage_s);
     }
     rt_begin(&t, &out->reasons);
     rt_s(&t, "keep: held ");
@@ -3514,8 +3524,8 @@ select_run(const struct policy_config *cfg, const struct policy_input *in,
     if (!(k.bps > 0)) {
         out->recheck_after_s = cfg->recheck_outage_s;
         reason_add(&out->reasons,
-                   "network: no throughput now (downlink_bps 0); %s, "
-                   "recheck in %u s",
+                   "network: no throughput now (%s); %s, recheck in %u s",
+                   no_throughput_why(report),
                    chosen.is_current ? "keep" : "resume when it returns",
                    cfg->recheck_outage_s);
     }

@@ -1038,6 +1038,17 @@ t_outage(struct fixture *f)
     f->r.has_downlink_bps = true;
 }
 
+/* downlink_bps 9 Mbit/s, but every recent sample moved nothing: the
+ * estimate is 0 and the reasons name the samples, not downlink_bps */
+static void
+t_outage_history(struct fixture *f)
+{
+    t_base(f);
+    f->r.downlink_history_count = 4;
+    for (size_t i = 0; i < 4; i++)
+        f->r.downlink_history_bps[i] = 0;
+}
+
 static void
 t_outage_hold(struct fixture *f)
 {
@@ -1557,6 +1568,10 @@ static const struct select_case time_cases[] = {
     { "time: outage, candidates say why", CLASSIFICATION, t_outage,
       PROTO_ACTION_NONE, NULL, 0, false, -1, R_CANDIDATE, "efficientnet-b0",
       "horizon: no throughput now (downlink_bps 0); 21.2 MB cannot arrive" },
+    { "time: outage in the samples, not in downlink_bps", CLASSIFICATION,
+      t_outage_history, PROTO_ACTION_NONE, NULL, 0, false, -1, R_CHOSEN, NULL,
+      "network: no throughput now (every downlink_history_bps sample 0); "
+      "nothing can arrive, recheck in 15 s" },
     { "time: outage, holding", CLASSIFICATION, t_outage_hold,
       PROTO_ACTION_KEEP, "efficientnet-b0", 0, false, -1, R_CHOSEN, NULL,
       "network: no throughput now (downlink_bps 0); keep, recheck in 15 s" },
