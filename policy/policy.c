@@ -134,6 +134,16 @@ policy_throughput_estimate(const struct policy_config *cfg,
     return now * cfg->throughput_safety;
 }
 
+/* What the report says that makes the throughput estimate 0, for the
+ * reasons: the report's downlink_bps, else its recent samples. */
+static const char *
+no_throughput_why(const struct proto_report *r)
+{
+    return r->has_downlink_bps && r->downlink_bps <= 0
+               ? "downlink_bps 0"
+               : "every downlink_history_bps sample 0";
+}
+
 /* ---- per-variant evaluation ------------------------------------------ */
 
 /* What every pass needs: the inputs and the effective preference. */
@@ -1212,9 +1222,9 @@ loss_reason(const struct run *k, const struct proto_candidate *loser,
             rt_end(&t);
         } else
             reason_add(rs,
-                       "horizon: no throughput now (downlink_bps 0); %.3g MB "
-                       "cannot arrive",
-                       mb(loser->transfer_bytes));
+                       "horizon: no throughput now (%s); %.3g MB cannot "
+                       "arrive",
+                       no_throughput_why(k->r), mb(loser->transfer_bytes));
         return;
     }
     if (cmp < 0 && k->staged) {
@@ -2641,7 +2651,30 @@ throttle_init(struct run *k)
     k->throttle_fit = 1 - (double)slow / (double)n;
 }
 
-/* Whether current, held and runnable, should stay through a slowdown. */
+/* Whether c misses the requirements now only by latency, and only while
+ * slow: at the history's fastest compute it meets max_latency_ms. */
+static bool
+slow_only(const struct run *k, const struct proto_candidate *c)
+{
+    return c->soft_cause == PROTO_CAUSE_LATENCY && c->violation > 0 &&
+           k->r->has_max_latency_ms &&
+           !exceeds(c->est.latency_ms * k->r->gflops / k->gflops_ref,
+                    k->r->max_latency_ms) &&
+           !exceeds(c->violation,
+                    relative_miss(c->est.latency_ms - k->r->max_latency_ms,
+                                  k->r->max_latency_ms));
+}
+
+/*
+ * Whether current, held and runnable, should stay through a slowdown.
+ * When every variant misses a requirement (degraded) and current misses
+ * only latency, only while slow, it still runs meanwhile, discounted by
+ * its violation as the pick is by its own: the slowdown changes only how
+ * much more the pick is worth per second, for as long as it lasts, as for
+ * a current that meets the requirements. (Riding it out as a memory dip,
+ * below, is for a current that stops running: a feasible variant exists,
+ * so a current that misses is worth nothing meanwhile.)
+ */
 static bool
 throttle_keep(struct run *k, const struct proto_candidate *cands,
               const struct proto_candidate *pick)
@@ -2653,20 +2686,14 @@ throttle_keep(struct run *k, const struct proto_candidate *cands,
     if (!(k->throttle_s > 0) || !k->has_cur || pick == c ||
         pick->is_fetching)
         return false;
-    if (c->soft_ok) {
+    if (c->soft_ok || (k->degraded && slow_only(k, c))) {
         k->ride_s = k->throttle_s;
         return (run_utility(k, pick) - run_utility(k, c) - rate) *
                    fmax(0, k->throttle_s - pick->ready_s) <=
                pick->cost + again;
     }
     /* misses the requirements now: only latency, and only while slow */
-    if (c->soft_cause != PROTO_CAUSE_LATENCY || c->violation <= 0 ||
-        !k->r->has_max_latency_ms ||
-        exceeds(c->est.latency_ms * k->r->gflops / k->gflops_ref,
-                k->r->max_latency_ms) ||
-        exceeds(c->violation,
-                relative_miss(c->est.latency_ms - k->r->max_latency_ms,
-                              k->r->max_latency_ms)))
+    if (!slow_only(k, c))
         return false;
     k->ride_s = k->throttle_s;
     k->ride_value = run_utility(k, c) * k->throttle_fit *
@@ -3414,9 +3441,9 @@ none_reasons(const struct run *k, const struct proto_candidate *cands,
                        k->horizon_s, mbit(k->bps));
         else
             reason_add(&out->reasons,
-                       "network: no throughput now (downlink_bps 0); "
-                       "nothing can arrive, recheck in %u s",
-                       k->cfg->recheck_outage_s);
+                       "network: no throughput now (%s); nothing can "
+                       "arrive, recheck in %u s",
+                       no_throughput_why(k->r), k->cfg->recheck_outage_s);
         out->recheck_after_s = k->cfg->recheck_outage_s;
     }
 }
@@ -3463,9 +3490,9 @@ old_keep(const struct run *k, const struct proto_candidate *cands, size_t m,
                        k->horizon_s, mbit(k->bps));
         else
             reason_add(&out->reasons,
-                       "network: no throughput now (downlink_bps 0); keep, "
-                       "recheck in %u s",
-                       k->cfg->recheck_outage_s);
+                       "network: no throughput now (%s); keep, recheck in "
+                       "%u s",
+                       no_throughput_why(k->r), k->cfg->recheck_outage_s);
     }
     rt_begin(&t, &out->reasons);
     rt_s(&t, "keep: held ");
@@ -3599,8 +3626,8 @@ select_run(const struct policy_config *cfg, const struct policy_input *in,
     if (!(k.bps > 0)) {
         out->recheck_after_s = cfg->recheck_outage_s;
         reason_add(&out->reasons,
-                   "network: no throughput now (downlink_bps 0); %s, "
-                   "recheck in %u s",
+                   "network: no throughput now (%s); %s, recheck in %u s",
+                   no_throughput_why(report),
                    chosen.is_current ? "keep" : "resume when it returns",
                    cfg->recheck_outage_s);
     }

@@ -284,6 +284,8 @@ struct ue {
     double fetch_total;           /* bytes */
     double fetch_done;
     double fetch_cpb;             /* cost per byte at its start */
+    size_t fetch_step;            /* the report that started it */
+    enum replay_strategy strategy;
     double history[HISTORY_MAX];
     size_t history_count;
 };
@@ -376,12 +378,30 @@ decide_smallest(const struct world *w, const struct ue *ue, size_t k,
     }
 }
 
+/* Tells sc->on_switch: from (m: nothing) replaced by to, or an abort of
+ * from (aborted). */
 static void
-ue_abort(struct ue *ue, size_t none, struct replay_result *res)
+tell_switch(const struct world *w, enum replay_strategy strategy,
+            size_t step, double t_s, size_t from, size_t to, double bytes,
+            bool aborted)
 {
-    if (ue->fetch < none)
+    if (!w->sc->on_switch)
+        return;
+    w->sc->on_switch(w->sc->observe_ctx, strategy, step, t_s,
+                     from < w->m ? model_variant(w, from) : NULL,
+                     aborted ? NULL : model_variant(w, to), bytes);
+}
+
+static void
+ue_abort(const struct world *w, struct ue *ue, size_t k,
+         struct replay_result *res)
+{
+    if (ue->fetch < w->m) {
         res->aborts++;
-    ue->fetch = none;
+        tell_switch(w, ue->strategy, ue->fetch_step, w->sc->steps[k].t_s,
+                    ue->fetch, w->m, ue->fetch_done, true);
+    }
+    ue->fetch = w->m;
 }
 
 /* Follows mv at report k. */
@@ -390,12 +410,12 @@ ue_apply(const struct world *w, struct ue *ue, size_t k,
          const struct move *mv, struct replay_result *res)
 {
     if (mv->to >= w->m || mv->to == ue->held) {
-        ue_abort(ue, w->m, res);
+        ue_abort(w, ue, k, res);
         return;
     }
     if (mv->to == ue->fetch && mv->delta == ue->fetch_delta)
         return;
-    ue_abort(ue, w->m, res);
+    ue_abort(w, ue, k, res);
     ue->fetch = mv->to;
     ue->fetch_delta = mv->delta;
     ue->fetch_total = mv->delta
@@ -403,6 +423,7 @@ ue_apply(const struct world *w, struct ue *ue, size_t k,
                           : (double)model_variant(w, mv->to)->size_bytes;
     ue->fetch_done = 0;
     ue->fetch_cpb = w->cpb[k];
+    ue->fetch_step = k;
 }
 
 /* Runs model over [t0, t1] of report k. */
@@ -438,6 +459,8 @@ ue_advance(const struct world *w, struct ue *ue, size_t k,
             moved = left > 0 ? left : 0;
             run_span(w, k, ue->held, t0, tc, res);
             run_span(w, k, ue->fetch, tc, t1, res);
+            tell_switch(w, ue->strategy, ue->fetch_step, tc, ue->held,
+                        ue->fetch, ue->fetch_total, false);
             ue->held = ue->fetch;
             ue->fetch = w->m;
             res->switches++;
@@ -588,6 +611,7 @@ simulate(const struct world *w, enum replay_strategy strategy,
     memset(&ue, 0, sizeof(ue));
     ue.held = w->init;
     ue.fetch = w->m;
+    ue.strategy = strategy;
     for (size_t k = 0; k < w->n; k++) {
         struct move mv;
         enum replay_status rc = REPLAY_OK;
@@ -661,6 +685,8 @@ oracle(const struct world *w, struct replay_result *res)
             res->bytes += bytes;
             res->cost += bytes * w->cpb[k];
             res->switches++;
+            tell_switch(w, REPLAY_ORACLE, k, tc, held, (size_t)to, bytes,
+                        false);
             held = (size_t)to;
             k = k2;
         }

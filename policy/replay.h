@@ -62,6 +62,26 @@ typedef void replay_observer(void *ctx, size_t step,
                              const struct proto_decision *decision,
                              const struct proto_variant *variants);
 
+enum replay_strategy {
+    REPLAY_POLICY = 0,            /* policy_select with the given config */
+    REPLAY_GREEDY,                /* best now: horizon 1e9 s, bytes free */
+    REPLAY_SMALLEST,              /* always the smallest model that runs */
+    REPLAY_ORACLE,                /* the dynamic program */
+};
+
+/* Called at every model replacement (to: the model that now runs; from:
+ * the one it replaces, NULL for nothing) at time t_s, with the bytes of
+ * the transfer that brought it, and at every abort (to NULL, from: the
+ * model in flight, bytes: those moved for nothing). step: the report at
+ * which the transfer started. For every strategy, the oracle's plan
+ * included (its path, which no other output shows). A transfer still in
+ * flight at the end is not reported (its bytes are in the figures). */
+typedef void replay_switch_observer(void *ctx, enum replay_strategy strategy,
+                                    size_t step, double t_s,
+                                    const struct proto_variant *from,
+                                    const struct proto_variant *to,
+                                    double bytes);
+
 /*
  * Where a strategy loses to the oracle, report by report. At each report
  * the UE is in some state (what it holds, what is in flight and how much
@@ -93,15 +113,9 @@ struct replay_scenario {
     struct replay_trace trace;
     replay_observer *observe;     /* NULL: none */
     void *observe_ctx;
+    replay_switch_observer *on_switch; /* NULL: none; gets observe_ctx */
     struct replay_regret *regret; /* step_count entries, filled by the
                                    * simulated strategies; NULL: none */
-};
-
-enum replay_strategy {
-    REPLAY_POLICY = 0,            /* policy_select with the given config */
-    REPLAY_GREEDY,                /* best now: horizon 1e9 s, bytes free */
-    REPLAY_SMALLEST,              /* always the smallest model that runs */
-    REPLAY_ORACLE,                /* the dynamic program */
 };
 
 struct replay_result {

@@ -22,6 +22,7 @@
 static const char usage_text[] =
     "usage: modeld replay [--config FILE] --data DIR [--preference P]\n"
     "                     [--size-scale F] [--json] [--decisions] [--trace]\n"
+    "                     [--switches]\n"
     "                     [--regret STRATEGY]\n"
     "                     FAMILY SCENARIO [TRACE]\n"
     "\n"
@@ -46,6 +47,8 @@ static const char usage_text[] =
     "                   greedy best-now hold or do different things, both\n"
     "                   decisions, the utility per second each runs and\n"
     "                   the running sum of policy minus greedy run value\n"
+    "  --switches       also print every model replacement and abort of\n"
+    "                   each strategy, the oracle's path included\n"
     "  --regret S       also print, at every report where the answer of S\n"
     "                   (policy, greedy or smallest) loses to the best\n"
     "                   possible from the same state (the\n"
@@ -256,6 +259,7 @@ struct trace_step {
 struct observe_ctx {
     int strategy;
     bool decisions;
+    const struct replay_step *steps; /* --switches */
     size_t variant_count;
     const struct proto_delta *deltas;
     struct trace_step *trace[2]; /* policy, greedy; NULL: no --trace */
@@ -295,6 +299,32 @@ candidates_keep(struct trace_step *ts, const struct proto_decision *d,
             break;
         at += (size_t)n;
     }
+}
+
+static const char *const strategy_names[] = {
+    [REPLAY_POLICY] = "policy",
+    [REPLAY_GREEDY] = "greedy",
+    [REPLAY_SMALLEST] = "smallest",
+    [REPLAY_ORACLE] = "oracle",
+};
+
+/* --switches: "switch: STRATEGY STEP T_START -> T: FROM -> TO (MB)", or
+ * "abort: STRATEGY STEP T_START -> T: NAME (MB moved)". */
+static void
+print_switch(void *ctx, enum replay_strategy strategy, size_t step,
+             double t_s, const struct proto_variant *from,
+             const struct proto_variant *to, double bytes)
+{
+    const struct observe_ctx *oc = ctx;
+
+    if (to)
+        printf("switch: %s %zu %.0f -> %.0f: %s -> %s (%.1f MB)\n",
+               strategy_names[strategy], step, oc->steps[step].t_s, t_s,
+               from ? from->name : "-", to->name, bytes / 1e6);
+    else
+        printf("abort: %s %zu %.0f -> %.0f: %s (%.1f MB moved)\n",
+               strategy_names[strategy], step, oc->steps[step].t_s, t_s,
+               from ? from->name : "-", bytes / 1e6);
 }
 
 /* --decisions: one line per report of the policy strategy. */
@@ -343,12 +373,6 @@ print_decision(void *ctx, size_t step, const struct proto_report *r,
            d->reasons.count ? d->reasons.text[0] : "");
 }
 
-static const char *const strategy_names[] = {
-    [REPLAY_POLICY] = "policy",
-    [REPLAY_GREEDY] = "greedy",
-    [REPLAY_SMALLEST] = "smallest",
-    [REPLAY_ORACLE] = "oracle",
-};
 
 static double
 ratio(double a, double b)
@@ -495,9 +519,10 @@ print_regret(const struct policy_input *in, const struct scenario_buf *b,
 static int
 replay_family(const struct config *cfg, const struct store_snapshot *snap,
               double scale, const struct scenario_buf *b, bool json,
-              bool decisions, bool trace, int regret)
+              bool decisions, bool trace, bool switches, int regret)
 {
     struct observe_ctx oc = {.decisions = decisions,
+                             .steps = b->steps,
                              .variant_count = snap->variant_count};
     struct proto_variant *vs = NULL;
     struct proto_delta *ds = NULL;
@@ -544,6 +569,7 @@ replay_family(const struct config *cfg, const struct store_snapshot *snap,
         .observe =
             decisions || trace || regret >= 0 ? print_decision : NULL,
         .observe_ctx = &oc,
+        .on_switch = switches ? print_switch : NULL,
     };
     for (int s = 0; s <= REPLAY_ORACLE; s++) {
         enum replay_status rc;
@@ -590,7 +616,7 @@ cmd_replay(int argc, char **argv)
     struct store_options opt;
     struct config cfg;
     double scale = 1;
-    bool json = false, decisions = false, trace = false;
+    bool json = false, decisions = false, trace = false, switches = false;
     int pref = -1, status = 1, regret = -1;
     enum store_status rc;
 
@@ -608,6 +634,8 @@ cmd_replay(int argc, char **argv)
             decisions = true;
         } else if (strcmp(argv[i], "--trace") == 0) {
             trace = true;
+        } else if (strcmp(argv[i], "--switches") == 0) {
+            switches = true;
         } else if (strcmp(argv[i], "--regret") == 0 && i + 1 < argc) {
             const char *r = argv[++i];
 
@@ -682,7 +710,7 @@ cmd_replay(int argc, char **argv)
         goto out;
     }
     status = replay_family(&cfg, snap, scale, &b, json, decisions,
-                           trace, regret);
+                           trace, switches, regret);
 out:
     store_snapshot_release(snap);
     store_close(st);

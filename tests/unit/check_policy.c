@@ -1075,6 +1075,17 @@ t_outage(struct fixture *f)
     f->r.has_downlink_bps = true;
 }
 
+/* downlink_bps 9 Mbit/s, but every recent sample moved nothing: the
+ * estimate is 0 and the reasons name the samples, not downlink_bps */
+static void
+t_outage_history(struct fixture *f)
+{
+    t_base(f);
+    f->r.downlink_history_count = 4;
+    for (size_t i = 0; i < 4; i++)
+        f->r.downlink_history_bps[i] = 0;
+}
+
 static void
 t_outage_hold(struct fixture *f)
 {
@@ -1439,6 +1450,40 @@ t_throttle_long(struct fixture *f)
 }
 
 /*
+ * A slowdown under which every variant misses max_latency_ms (degraded):
+ * quality, 200 ms, 5 GFLOP/s now (60 lately), holding efficientdet (500
+ * ms, violation 1.5: .338 / 2.5 = .1352 a second; 41.7 ms at 60 GFLOP/s);
+ * ssd300 240 ms (violation .2: .21 / 1.2 = .175). Current still runs
+ * meanwhile, so the move gains .0398 a second while the slowdown lasts:
+ * 2 slow minutes, 120 s, (.0398 - .02) * (120 - 24.18) = 1.9 under 8.16
+ * + efficientdet again 4.68: keep. (Before: ssd300 worth .1352 * 24.18 +
+ * .175 * 1775.82 - 8.16 = 305.9 over the horizon, as if the slowdown
+ * lasted all of it, against keeping's 243.4 + 36: it moved, and moved
+ * back when compute returned.) 15 slow minutes, 900 s: 17.3, move.
+ */
+static void
+t_throttle_degraded(struct fixture *f, unsigned slow)
+{
+    t_throttle(f, slow);
+    f->r.preference = PROTO_PREFER_QUALITY;
+    f->r.gflops = 5;
+    for (size_t i = 16 - slow; i < 16; i++)
+        f->r.gflops_history[i] = 5;
+}
+
+static void
+t_throttle_degraded_short(struct fixture *f)
+{
+    t_throttle_degraded(f, 2);
+}
+
+static void
+t_throttle_degraded_long(struct fixture *f)
+{
+    t_throttle_degraded(f, 15);
+}
+
+/*
  * Balanced, max_latency_ms 60, 30 GFLOP/s now (60 lately, 2 slow minutes:
  * 120 s, fit 14/16), metered (bytes x3): efficientdet 83.3 ms misses (41.7
  * at 60 GFLOP/s: only while slow); ssd300 40 ms is the one feasible,
@@ -1574,6 +1619,10 @@ static const struct select_case time_cases[] = {
     { "time: outage, candidates say why", CLASSIFICATION, t_outage,
       PROTO_ACTION_NONE, NULL, 0, false, -1, R_CANDIDATE, "efficientnet-b0",
       "horizon: no throughput now (downlink_bps 0); 21.2 MB cannot arrive" },
+    { "time: outage in the samples, not in downlink_bps", CLASSIFICATION,
+      t_outage_history, PROTO_ACTION_NONE, NULL, 0, false, -1, R_CHOSEN, NULL,
+      "network: no throughput now (every downlink_history_bps sample 0); "
+      "nothing can arrive, recheck in 15 s" },
     { "time: outage, holding", CLASSIFICATION, t_outage_hold,
       PROTO_ACTION_KEEP, "efficientnet-b0", 0, false, -1, R_CHOSEN, NULL,
       "network: no throughput now (downlink_bps 0); keep, recheck in 15 s" },
@@ -1691,6 +1740,14 @@ static const struct select_case time_cases[] = {
     { "time: a short slowdown ridden out", DETECTION, t_throttle_ride,
       PROTO_ACTION_KEEP, "efficientdet-d0", 0, false, -1, R_VIOLATIONS, NULL,
       "latency: 83.3333 ms over max_latency_ms 60" },
+    { "time: degraded by a short slowdown, current runs meanwhile: keep",
+      DETECTION, t_throttle_degraded_short, PROTO_ACTION_KEEP,
+      "efficientdet-d0", 0, true, -1, R_CHOSEN, NULL,
+      "keep: 5 GFLOP/s now, 60 lately; slowdowns last 120 s, too short for "
+      "ssd300-mobilenet to pay back 8.16 + 4.68" },
+    { "time: degraded by a long slowdown, move", DETECTION,
+      t_throttle_degraded_long, PROTO_ACTION_DOWNLOAD, "ssd300-mobilenet", 0,
+      true, -1, R_NONE, NULL, NULL },
     { "time: low battery, charging: a move saver would undo waits",
       CLASSIFICATION, t_charging_low, PROTO_ACTION_KEEP,
       "mobilenet-v1-1.0-224", 0, false, -1, R_CHOSEN, NULL,

@@ -73,6 +73,56 @@ fix_ab(struct fix *f, double bps)
     f->end_s = 100;
 }
 
+/* What replay_switch_observer reported (modeld replay --switches). */
+struct seen {
+    enum replay_strategy strategy;
+    unsigned switches, aborts, wrong_strategy;
+    double bytes;
+    char path[4][PROTO_NAME_SIZE]; /* the first models switched to */
+};
+
+static void
+seen_switch(void *ctx, enum replay_strategy strategy, size_t step,
+            double t_s, const struct proto_variant *from,
+            const struct proto_variant *to, double bytes)
+{
+    struct seen *sn = ctx;
+
+    (void)step;
+    (void)t_s;
+    (void)from;
+    sn->wrong_strategy += strategy != sn->strategy;
+    sn->bytes += bytes;
+    if (!to) {
+        sn->aborts++;
+        return;
+    }
+    if (sn->switches < 4)
+        snprintf(sn->path[sn->switches], sizeof(sn->path[0]), "%s",
+                 to->name);
+    sn->switches++;
+}
+
+static enum replay_status
+run_seen(const struct fix *f, enum replay_strategy s,
+         struct replay_result *out, struct seen *sn)
+{
+    struct policy_input in = {
+        .family = "fam", .variants = f->v, .variant_count = f->n,
+        .deltas = f->d, .delta_count = f->nd,
+    };
+    struct replay_scenario sc = {
+        .steps = f->steps, .step_count = f->step_count, .end_s = f->end_s,
+        .trace = {.t_s = f->t, .bps = f->bps, .count = f->trace_count},
+        .observe_ctx = sn, .on_switch = seen_switch,
+    };
+
+    memset(out, 0, sizeof(*out));
+    memset(sn, 0, sizeof(*sn));
+    sn->strategy = s;
+    return replay_run(&f->cfg, &in, &sc, s, out);
+}
+
 static enum replay_status
 run(const struct fix *f, enum replay_strategy s, struct replay_result *out)
 {
@@ -233,6 +283,37 @@ START_TEST(test_replay_run_oracle_bounds)
 }
 END_TEST
 
+/* --switches: every replacement and abort is reported, with the bytes
+ * the figures count (the oracle's all of them: it has no transfer in
+ * flight at the end); the oracle's path in the a/b case is A, then B. */
+START_TEST(test_replay_run_switches_seen)
+{
+    struct replay_result r;
+    struct seen sn;
+    struct fix f;
+
+    fix_random(&f, (unsigned)_i);
+    for (int s = REPLAY_POLICY; s <= REPLAY_ORACLE; s++) {
+        ck_assert_int_eq(run_seen(&f, (enum replay_strategy)s, &r, &sn),
+                         REPLAY_OK);
+        ck_assert_uint_eq(sn.wrong_strategy, 0);
+        ck_assert_uint_eq(sn.switches, r.switches);
+        ck_assert_uint_eq(sn.aborts, r.aborts);
+        /* all of them but a transfer still in flight at the end */
+        ck_assert_msg(sn.bytes <= r.bytes * (1 + 1e-9) + 1e-6 &&
+                          (s != REPLAY_ORACLE ||
+                           fabs(sn.bytes - r.bytes) <= 1e-9 * r.bytes),
+                      "seed %d strategy %d: %g bytes seen, %g moved", _i, s,
+                      sn.bytes, r.bytes);
+    }
+    fix_ab(&f, 8e6);
+    ck_assert_int_eq(run_seen(&f, REPLAY_ORACLE, &r, &sn), REPLAY_OK);
+    ck_assert_uint_eq(sn.switches, 2);
+    ck_assert_str_eq(sn.path[0], "a");
+    ck_assert_str_eq(sn.path[1], "b");
+}
+END_TEST
+
 /* The regrets (struct replay_regret): each >= 0, summing to the oracle's
  * utility less the strategy's, the first report's value the oracle's; the
  * figures are the same as without them. */
@@ -305,6 +386,7 @@ replay_suite(void)
     tcase_add_loop_test(tc, test_replay_run_ab, 0, ARRAY_SIZE(ab_cases));
     tcase_add_test(tc, test_replay_run_outage);
     tcase_add_loop_test(tc, test_replay_run_oracle_bounds, 0, 60);
+    tcase_add_loop_test(tc, test_replay_run_switches_seen, 0, 60);
     tcase_add_loop_test(tc, test_replay_run_regret_sums, 0, 60);
     tcase_add_test(tc, test_replay_run_bad_arguments);
     suite_add_tcase(s, tc);
