@@ -134,6 +134,16 @@ policy_throughput_estimate(const struct policy_config *cfg,
     return now * cfg->throughput_safety;
 }
 
+/* What the report says that makes the throughput estimate 0, for the
+ * reasons: the report's downlink_bps, else its recent samples. */
+static const char *
+no_throughput_why(const struct proto_report *r)
+{
+    return r->has_downlink_bps && r->downlink_bps <= 0
+               ? "downlink_bps 0"
+               : "every downlink_history_bps sample 0";
+}
+
 /* ---- per-variant evaluation ------------------------------------------ */
 
 /* What every pass needs: the inputs and the effective preference. */
@@ -228,6 +238,14 @@ struct run {
     bool dip_resumed;
     double charge_gain_balanced;
     double charge_gain_saver;
+    /* small now, better later (stage_pick): the chosen entry is the
+     * first of two transfers, then this entry; the plan's worth */
+    bool staged;
+    size_t staged_variant;        /* the second transfer's (in->variants) */
+    double staged_then_s;
+    double staged_then_value;     /* its value straight away */
+    double staged_value;
+    unsigned recheck_s;           /* 0, or when the first one runs */
     /* the best entry eligible in the mode (degraded), as the entries are
      * weighed (run_weigh) */
     bool found;
@@ -1204,9 +1222,18 @@ loss_reason(const struct run *k, const struct proto_candidate *loser,
             rt_end(&t);
         } else
             reason_add(rs,
-                       "horizon: no throughput now (downlink_bps 0); %.3g MB "
-                       "cannot arrive",
-                       mb(loser->transfer_bytes));
+                       "horizon: no throughput now (%s); %.3g MB cannot "
+                       "arrive",
+                       no_throughput_why(k->r), mb(loser->transfer_bytes));
+        return;
+    }
+    if (cmp < 0 && k->staged) {
+        /* the second transfer of the plan, or worth less than it */
+        reason_2g(rs,
+                  loser->variant == k->staged_variant
+                      ? "later, after chosen: small now, this then, worth "
+                      : "small now, better later worth ",
+                  k->staged_value, ", this at once ", loser->value, 6);
         return;
     }
     if (cmp < 0) {
@@ -2759,6 +2786,70 @@ charge_keep(struct run *k, const struct proto_candidate *cands,
     return (k->charge_gain_balanced + k->charge_gain_saver) / 2 <= k->margin;
 }
 
+/*
+ * Small now, better later (progressive delivery). While nothing runs, a
+ * plan of two transfers, v now and the pick b as soon as v runs, may be
+ * worth more than b alone: v runs while b downloads. Over the horizon,
+ * with t_b and c_b b's whole transfer after v has arrived,
+ *   plan(v) = u_v * t_b + u_b * (H - t_v - t_b) - c_v - c_b - dips
+ * (the expected round trips of each while it is held, dip_cost). It is
+ * the policy's own plan only when, holding v, it would make the second
+ * move: (u_b - u_v) * (H - t_b) - c_b over the hysteresis. And it has
+ * one switch more than going straight to b, which the hysteresis prices
+ * as it prices every switch: v is chosen when plan(v) > V(b) + margin.
+ * (The greedy baseline's margin over its endless horizon is never
+ * cleared: it stays the instant rule.) Only while the UE holds nothing,
+ * balanced and saver (see README "Small now, better later" for quality);
+ * recheck_after_s is then when v runs, the time to ask for b.
+ */
+static bool
+stage_pick(struct run *k, struct proto_candidate *cands, size_t m,
+           size_t *pick)
+{
+    const struct proto_candidate *b = &cands[*pick];
+    double h = k->horizon_s, best = b->value + k->margin;
+    double ub = effective_utility(k, b);
+    double c_b = (double)row_of(k, b)->size_bytes * k->cost_per_byte;
+    double t_b = ready_time(k, row_of(k, b)->size_bytes);
+    size_t first = m;
+
+    if (!(t_b < h))
+        return false;
+    for (size_t i = 0; i < m; i++) {
+        struct proto_candidate *v;
+        double uv, plan;
+
+        if (i == *pick)
+            continue;
+        if (is_pending(k, i))
+            pending_finish(k, cands, i);
+        v = &cands[i];
+        if (v->partial || !eligible(k, v, false) || !startable(k, v) ||
+            !(v->ready_s + t_b < h))
+            continue;
+        uv = effective_utility(k, v);
+        if (!(uv < ub) ||
+            !((ub - uv) * (h - t_b) - c_b - dip_cost(k, b, h - t_b) >
+              k->margin))
+            continue;
+        plan = uv * t_b + ub * (h - v->ready_s - t_b) - v->cost - c_b -
+               dip_cost(k, v, t_b) - dip_cost(k, b, h - v->ready_s - t_b);
+        if (plan > best) {
+            best = plan;
+            first = i;
+        }
+    }
+    if (first == m)
+        return false;
+    k->staged = true;
+    k->staged_variant = b->variant;
+    k->staged_then_value = b->value;
+    k->staged_then_s = t_b;
+    k->staged_value = best;
+    *pick = first;
+    return true;
+}
+
 static void
 exit_reason(const struct run *k, const struct proto_candidate *c,
             struct proto_reasons *rs)
@@ -2832,6 +2923,22 @@ chosen_reasons(const struct run *k, const struct proto_candidate *c,
         rt_g(&t, best->cost, 3);
         rt_s(&t, ", hysteresis ");
         rt_g(&t, k->margin, 3);
+        rt_end(&t);
+    } else if (k->staged) {
+        const char *then = k->in->variants[k->staged_variant].name;
+        struct rtext t;
+
+        rt_begin(&t, rs);
+        rt_s(&t, "small now, better later: runs after ");
+        rt_ready(&t, k, c);
+        rt_s(&t, "), ");
+        rt_s(&t, then);
+        rt_s(&t, " ");
+        rt_g(&t, k->staged_then_s, 3);
+        rt_s(&t, " s later: ");
+        rt_worth(&t, k, k->staged_value);
+        rt_s(&t, ", at once ");
+        rt_g(&t, k->staged_then_value, 6);
         rt_end(&t);
     } else if (c->is_fetching) {
         reason_add(rs,
@@ -3334,9 +3441,9 @@ none_reasons(const struct run *k, const struct proto_candidate *cands,
                        k->horizon_s, mbit(k->bps));
         else
             reason_add(&out->reasons,
-                       "network: no throughput now (downlink_bps 0); "
-                       "nothing can arrive, recheck in %u s",
-                       k->cfg->recheck_outage_s);
+                       "network: no throughput now (%s); nothing can "
+                       "arrive, recheck in %u s",
+                       no_throughput_why(k->r), k->cfg->recheck_outage_s);
         out->recheck_after_s = k->cfg->recheck_outage_s;
     }
 }
@@ -3383,9 +3490,9 @@ old_keep(const struct run *k, const struct proto_candidate *cands, size_t m,
                        k->horizon_s, mbit(k->bps));
         else
             reason_add(&out->reasons,
-                       "network: no throughput now (downlink_bps 0); keep, "
-                       "recheck in %u s",
-                       k->cfg->recheck_outage_s);
+                       "network: no throughput now (%s); keep, recheck in "
+                       "%u s",
+                       no_throughput_why(k->r), k->cfg->recheck_outage_s);
     }
     rt_begin(&t, &out->reasons);
     rt_s(&t, "keep: held ");
@@ -3492,6 +3599,10 @@ select_run(const struct policy_config *cfg, const struct policy_input *in,
         pick = k.cur;
         k.charge_kept = true;
     }
+    if (!report->has_current && !degraded && k.bps > 0 &&
+        k.pref != PROTO_PREFER_QUALITY && stage_pick(&k, cands, m, &pick) &&
+        cands[pick].ready_s < cfg->recheck_after_s)
+        k.recheck_s = (unsigned)ceil(cands[pick].ready_s);
 
     chosen = cands[pick];
     out->chosen = chosen.variant;
@@ -3510,12 +3621,13 @@ select_run(const struct policy_config *cfg, const struct policy_input *in,
     if (degraded || !chosen.soft_ok)
         (void)soft_check(&k, &chosen, &ok, &out->violations);
     out->recheck_after_s = degraded || riding ? cfg->recheck_degraded_s
+                           : k.recheck_s      ? k.recheck_s
                                               : cfg->recheck_after_s;
     if (!(k.bps > 0)) {
         out->recheck_after_s = cfg->recheck_outage_s;
         reason_add(&out->reasons,
-                   "network: no throughput now (downlink_bps 0); %s, "
-                   "recheck in %u s",
+                   "network: no throughput now (%s); %s, recheck in %u s",
+                   no_throughput_why(report),
                    chosen.is_current ? "keep" : "resume when it returns",
                    cfg->recheck_outage_s);
     }

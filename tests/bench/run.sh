@@ -137,14 +137,17 @@ report() {
 # ---- processes ----------------------------------------------------------
 # start_modeld NAME DATA_DIR TOKEN_FILE [serve flags]: PIDS[NAME], PORTS[NAME]
 start_modeld() {
-    local name=$1 data=$2 token=$3 i port=""
+    local name=$1 data=$2 token=$3 port="" deadline=$((SECONDS + 60))
     shift 3
+    # emptied in this shell (the redirect truncates in the forked child):
+    # a restart under NAME must not read the old "listening on" line
+    : >"$WORK/$name.out"
     # Every load generator runs on loopback: no per-address cap.
     "$MODELD" serve --listen 127.0.0.1:0 --data "$data" \
         --admin-token-file "$token" --set max_connections_per_ip=0 "$@" \
         >"$WORK/$name.out" 2>"$WORK/$name.err" &
     PIDS[$name]=$!
-    for ((i = 0; i < 200; i++)); do
+    while ((SECONDS < deadline)); do
         port=$(sed -n 's|^listening on https\{0,1\}://127\.0\.0\.1:\([0-9]*\)$|\1|p' \
             "$WORK/$name.out")
         [ -n "$port" ] && break

@@ -174,14 +174,22 @@ is_running() {
 # config; waits for the "listening on" line and /healthz. Returns non-zero
 # (after a failed check) when it does not come up. Sets BASE to it.
 daemon_start() {
-    local name=$1 data=$2 i port line scheme=http
+    local name=$1 data=$2 port line scheme=http
     shift 2
     mkdir -p "$data"
+    # Emptied here, not only by the redirect below: that truncation runs in
+    # the forked child, and a restart under the same NAME could otherwise
+    # read the previous daemon's "listening on" line (its dead port) first
+    : >"$WORK/$name.out"
+    : >"$WORK/$name.err"
     "$MODELD" serve --config "$CONFIG" --listen 127.0.0.1:0 --data "$data" \
         "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
     DPID[$name]=$!
     port=""
-    for ((i = 0; i < 400; i++)); do
+    # bounded by time (60 s each wait), not by a count of polls, whose
+    # length a loaded machine stretches
+    local deadline=$((SECONDS + 60))
+    while ((SECONDS < deadline)); do
         line=$(grep -m1 '^listening on ' "$WORK/$name.out" 2>/dev/null)
         if [ -n "$line" ]; then
             port=$(printf '%s' "$line" |
@@ -202,9 +210,10 @@ daemon_start() {
     DPORT[$name]=$port
     DSCHEME[$name]=$scheme
     BASE=$scheme://127.0.0.1:$port
-    for ((i = 0; i < 200; i++)); do
+    deadline=$((SECONDS + 60))
+    while :; do
         http GET /healthz
-        [ "$STATUS" = 200 ] && break
+        if [ "$STATUS" = 200 ] || ((SECONDS >= deadline)); then break; fi
         sleep 0.05
     done
     check "$name: /healthz answers 200 once listening" 200 "$STATUS"

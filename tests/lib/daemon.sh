@@ -6,14 +6,18 @@ declare -A D_PID=() D_PORT=()
 
 # d_start NAME DATA [serve args...]: 0 once /healthz answers.
 d_start() {
-    local name=$1 data=$2 i line port=""
+    local name=$1 data=$2 line port="" deadline=$((SECONDS + 60))
     shift 2
     mkdir -p "$data"
+    # emptied in this shell: the redirect below truncates in the forked
+    # child, after which a restart could read the old "listening on" line
+    : >"$WORK/$name.out"
+    : >"$WORK/$name.err"
     "$MODELD" serve --config configs/test.conf --listen 127.0.0.1:0 \
         --data "$data" --admin-token-file "$TOKEN_FILE" "$@" \
         >"$WORK/$name.out" 2>"$WORK/$name.err" &
     D_PID[$name]=$!
-    for ((i = 0; i < 300; i++)); do
+    while ((SECONDS < deadline)); do
         line=$(grep -m1 '^listening on ' "$WORK/$name.out" 2>/dev/null)
         if [ -n "$line" ]; then
             port=${line##*:}

@@ -757,18 +757,21 @@ static const struct select_case {
      * mobilenet .706 + .15 * (1 - 2.8/160) = 0.8534.
      *   efficientnet: 188.4 s, .9173 * 1611.6 - 6.36 = 1472.0
      *   mobilenet:    117.3 s, .8534 * 1682.7 - 3.96 = 1432.1
-     * metered (bytes x3): 1459.3 against 1424.2: efficientnet still pays */
+     * but mobilenet first, efficientnet while it runs ("small now, better
+     * later"): .8534 * 188.4 + .9173 * 1494.3 - 10.32 = 1521.4 > 1472.0 +
+     * hysteresis 36. Metered (bytes x3): 1500.8 against 1459.3 + 36:
+     * mobilenet first still */
     { "network: plain", CLASSIFICATION, slow_link, PROTO_ACTION_DOWNLOAD,
-      "efficientnet-b0", 0, false, -1, R_CANDIDATE, "densenet-169",
+      "mobilenet-v1-1.0-224", 0, false, -1, R_CANDIDATE, "densenet-169",
       "download: 448 s over max_download_s 200" },
     { "network: metered", CLASSIFICATION, slow_link_metered,
-      PROTO_ACTION_DOWNLOAD, "efficientnet-b0", 0, false, -1, R_CHOSEN,
+      PROTO_ACTION_DOWNLOAD, "mobilenet-v1-1.0-224", 0, false, -1, R_CHOSEN,
       NULL, "network: metered, transfer cost x3" },
     { "network: load 0.9", CLASSIFICATION, slow_link_loaded,
-      PROTO_ACTION_DOWNLOAD, "efficientnet-b0", 0, false, -1, R_CHOSEN,
+      PROTO_ACTION_DOWNLOAD, "mobilenet-v1-1.0-224", 0, false, -1, R_CHOSEN,
       NULL, "network: high load, transfer cost x3" },
     { "network: load 0.5", CLASSIFICATION, slow_link_light,
-      PROTO_ACTION_DOWNLOAD, "efficientnet-b0", 0, false, -1, R_NONE, NULL,
+      PROTO_ACTION_DOWNLOAD, "mobilenet-v1-1.0-224", 0, false, -1, R_NONE, NULL,
       NULL },
     /* efficientdet 0.338 vs a night-tuned copy 0.3375: without context
      * accuracy wins; at night they are within 0.001 and the tag wins */
@@ -926,10 +929,16 @@ START_TEST(test_policy_select_cases)
     ck_assert_int_eq(d.degraded, c->degraded);
     ck_assert_int_eq(d.violations.count > 0, c->degraded);
     ck_assert_int_eq(d.exit_index, c->exit_index);
-    ck_assert_uint_eq(d.recheck_after_s,
-                      c->degraded || c->action == PROTO_ACTION_NONE
-                          ? f.cfg.recheck_degraded_s
-                          : f.cfg.recheck_after_s);
+    if (d.reasons.count > 0 &&
+        strncmp(d.reasons.text[0], "small now", 9) == 0)
+        /* ask again when the first of the two transfers runs */
+        ck_assert(d.recheck_after_s > 0 &&
+                  d.recheck_after_s < f.cfg.recheck_after_s);
+    else
+        ck_assert_uint_eq(d.recheck_after_s,
+                          c->degraded || c->action == PROTO_ACTION_NONE
+                              ? f.cfg.recheck_degraded_s
+                              : f.cfg.recheck_after_s);
     ck_assert_int_eq(d.has_delta, c->action == PROTO_ACTION_DELTA);
 
     /* one candidate per other variant name, each with a reason */
@@ -988,6 +997,34 @@ t_hold_efficientnet_day(struct fixture *f)
     f->r.has_horizon_s = true;
 }
 
+/*
+ * Small now, better later: holding nothing on a 0.7 Mbit/s link (0.63
+ * planned), balanced: scores .706 + .15 * (1 - 2.8/100) = .8518 and .771
+ * + .15 * (1 - 3.9/100) = .91515. Straight away efficientnet-b0 (269.2 s)
+ * is worth .91515 * 1530.8 - 6.36 = 1394.55, over mobilenet's .8518 *
+ * 1632.4 - 3.96 = 1386.5. But mobilenet first (167.6 s), then efficientnet
+ * (269.2 s more) while it runs: .8518 * 269.2 + .91515 * 1363.2 - 3.96 -
+ * 6.36 = 1466.5, over 1394.55 + hysteresis 36; and holding mobilenet the
+ * second move gains .0634 * 1530.8 - 6.36 = 90.7 > 36: the UE makes it.
+ * Mobilenet now, recheck when it runs (168 s).
+ */
+static void
+t_slow_nothing(struct fixture *f)
+{
+    t_base(f);
+    f->r.downlink_bps = 0.7e6;
+    f->r.has_downlink_bps = true;
+    f->r.preference = PROTO_PREFER_BALANCED;
+}
+
+/* the same, quality: efficientnet-b0 straight away */
+static void
+t_slow_nothing_quality(struct fixture *f)
+{
+    t_slow_nothing(f);
+    f->r.preference = PROTO_PREFER_QUALITY;
+}
+
 /* 100 Mbit/s (90 planned): efficientnet 1.88 s, gain .065 * 1798.1 = 116.9
  * > 6.36 + 9; inception: .706 * 8.53 + .779 * 1791.5 - 28.8 = 1372.8
  * under efficientnet's .706 * 1.88 + .771 * 1798.1 - 6.36 = 1381.3 */
@@ -1036,6 +1073,17 @@ t_outage(struct fixture *f)
     t_base(f);
     f->r.downlink_bps = 0;
     f->r.has_downlink_bps = true;
+}
+
+/* downlink_bps 9 Mbit/s, but every recent sample moved nothing: the
+ * estimate is 0 and the reasons name the samples, not downlink_bps */
+static void
+t_outage_history(struct fixture *f)
+{
+    t_base(f);
+    f->r.downlink_history_count = 4;
+    for (size_t i = 0; i < 4; i++)
+        f->r.downlink_history_bps[i] = 0;
 }
 
 static void
@@ -1517,6 +1565,20 @@ static const struct select_case time_cases[] = {
       "inception-v3",
       "does not pay: 0.779 after 85.3 s (96 MB at 9 Mbit/s, cost 28.8) is "
       "worth 1306.93 over 1800 s, chosen 1366.91" },
+    { "time: small now, better later", CLASSIFICATION, t_slow_nothing,
+      PROTO_ACTION_DOWNLOAD, "mobilenet-v1-1.0-224", 0, false, -1, R_CHOSEN,
+      NULL,
+      "small now, better later: runs after 168 s (13.2 MB at 0.63 Mbit/s), "
+      "efficientnet-b0 269 s later: worth 1466.5 over 1800 s, at once "
+      "1394.55" },
+    { "time: small now, better later, the second step", CLASSIFICATION,
+      t_slow_nothing, PROTO_ACTION_DOWNLOAD, "mobilenet-v1-1.0-224", 0,
+      false, -1, R_CANDIDATE, "efficientnet-b0",
+      "later, after chosen: small now, this then, worth 1466.5, this at "
+      "once 1394.55" },
+    { "time: small now, better later, not for quality", CLASSIFICATION,
+      t_slow_nothing_quality, PROTO_ACTION_DOWNLOAD, "efficientnet-b0", 0,
+      false, -1, R_CHOSEN, NULL, "nothing runs now: runs after 269 s" },
     { "time: nothing held, says so", CLASSIFICATION, t_base,
       PROTO_ACTION_DOWNLOAD, "efficientnet-b0", 0, false, -1, R_CHOSEN, NULL,
       "nothing runs now: runs after 18.8 s (21.2 MB at 9 Mbit/s)" },
@@ -1557,6 +1619,10 @@ static const struct select_case time_cases[] = {
     { "time: outage, candidates say why", CLASSIFICATION, t_outage,
       PROTO_ACTION_NONE, NULL, 0, false, -1, R_CANDIDATE, "efficientnet-b0",
       "horizon: no throughput now (downlink_bps 0); 21.2 MB cannot arrive" },
+    { "time: outage in the samples, not in downlink_bps", CLASSIFICATION,
+      t_outage_history, PROTO_ACTION_NONE, NULL, 0, false, -1, R_CHOSEN, NULL,
+      "network: no throughput now (every downlink_history_bps sample 0); "
+      "nothing can arrive, recheck in 15 s" },
     { "time: outage, holding", CLASSIFICATION, t_outage_hold,
       PROTO_ACTION_KEEP, "efficientnet-b0", 0, false, -1, R_CHOSEN, NULL,
       "network: no throughput now (downlink_bps 0); keep, recheck in 15 s" },
@@ -1729,6 +1795,8 @@ START_TEST(test_policy_select_time_cases)
     ck_assert_int_eq(d.degraded, c->degraded);
     if (f.r.has_downlink_bps && f.r.downlink_bps == 0)
         ck_assert_uint_eq(d.recheck_after_s, f.cfg.recheck_outage_s);
+    if (c->setup == t_slow_nothing) /* when mobilenet runs: 167.6 s */
+        ck_assert_uint_eq(d.recheck_after_s, 168);
     assert_reason(c, &d, c->cand ? candidate_named(&f, &d, c->cand) : NULL);
 }
 END_TEST
