@@ -3428,24 +3428,33 @@ horizon_bound(const struct run *k, const struct proto_candidate *cands,
     return false;
 }
 
+/* Nothing can arrive in time (horizon_bound): why, with what the answer
+ * does meanwhile ("nothing can arrive", "keep") in an outage; recheck
+ * soon. */
+static void
+wait_reason(const struct run *k, const char *meanwhile,
+            struct proto_decision *out)
+{
+    if (k->bps > 0)
+        reason_add(&out->reasons,
+                   "horizon: nothing that runs here can arrive within "
+                   "horizon_s %g at %.3g Mbit/s",
+                   k->horizon_s, mbit(k->bps));
+    else
+        reason_add(&out->reasons,
+                   "network: no throughput now (%s); %s, recheck in %u s",
+                   no_throughput_why(k->r), meanwhile,
+                   k->cfg->recheck_outage_s);
+    out->recheck_after_s = k->cfg->recheck_outage_s;
+}
+
 /* No throughput now and nothing held runs: say why, recheck soon. */
 static void
 none_reasons(const struct run *k, const struct proto_candidate *cands,
              size_t m, struct proto_decision *out)
 {
-    if (horizon_bound(k, cands, m)) {
-        if (k->bps > 0)
-            reason_add(&out->reasons,
-                       "horizon: nothing that runs here can arrive within "
-                       "horizon_s %g at %.3g Mbit/s",
-                       k->horizon_s, mbit(k->bps));
-        else
-            reason_add(&out->reasons,
-                       "network: no throughput now (%s); nothing can "
-                       "arrive, recheck in %u s",
-                       no_throughput_why(k->r), k->cfg->recheck_outage_s);
-        out->recheck_after_s = k->cfg->recheck_outage_s;
-    }
+    if (horizon_bound(k, cands, m))
+        wait_reason(k, "nothing can arrive", out);
 }
 
 /*
@@ -3480,20 +3489,9 @@ old_keep(const struct run *k, const struct proto_candidate *cands, size_t m,
     out->degraded = !e.soft_ok;
     if (!e.soft_ok)
         (void)soft_check(k, &e, &ok, &out->violations);
-    out->recheck_after_s = waits ? k->cfg->recheck_outage_s
-                                 : k->cfg->recheck_degraded_s;
-    if (waits) {
-        if (k->bps > 0)
-            reason_add(&out->reasons,
-                       "horizon: nothing that runs here can arrive within "
-                       "horizon_s %g at %.3g Mbit/s",
-                       k->horizon_s, mbit(k->bps));
-        else
-            reason_add(&out->reasons,
-                       "network: no throughput now (%s); keep, recheck in "
-                       "%u s",
-                       no_throughput_why(k->r), k->cfg->recheck_outage_s);
-    }
+    out->recheck_after_s = k->cfg->recheck_degraded_s;
+    if (waits)
+        wait_reason(k, "keep", out);
     rt_begin(&t, &out->reasons);
     rt_s(&t, "keep: held ");
     rt_s(&t, k->old->name);
