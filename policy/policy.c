@@ -2802,6 +2802,21 @@ charge_keep(struct run *k, const struct proto_candidate *cands,
  * balanced and saver (see README "Small now, better later" for quality);
  * recheck_after_s is then when v runs, the time to ask for b.
  */
+/*
+ * An upper bound of plan(v) below, from v's arrival t_v alone: with
+ * u_v < u_b, t_b >= 0 and v's cost and round trips >= 0, plan(v) <=
+ * u_b * (H - t_v) - c_b. Widened by a relative 1e-9 for rounding, so that
+ * an entry it rules out (the bound not above the best so far) could not
+ * have been chosen: answers are as without it.
+ */
+static inline double
+stage_bound(double ub, double h, double t_v, double c_b)
+{
+    double bound = ub * (h - t_v) - c_b;
+
+    return bound + 1e-9 * fabs(bound) + 1e-12;
+}
+
 static bool
 stage_pick(struct run *k, struct proto_candidate *cands, size_t m,
            size_t *pick)
@@ -2813,13 +2828,20 @@ stage_pick(struct run *k, struct proto_candidate *cands, size_t m,
     double t_b = ready_time(k, row_of(k, b)->size_bytes);
     size_t first = m;
 
-    if (!(t_b < h))
+    if (!(t_b < h) || !(stage_bound(ub, h, 0, c_b) > best))
         return false;
     for (size_t i = 0; i < m; i++) {
         struct proto_candidate *v;
         double uv, plan;
 
         if (i == *pick)
+            continue;
+        /* the bound first: a large family's pending entries are
+         * evaluated in full only when their arrival leaves room */
+        if (!(stage_bound(ub, h,
+                          is_pending(k, i) ? k->pend[i].ready_s
+                                           : cands[i].ready_s,
+                          c_b) > best))
             continue;
         if (is_pending(k, i))
             pending_finish(k, cands, i);
