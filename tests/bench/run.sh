@@ -630,26 +630,40 @@ if want scale; then
         row scale_p99 scale \
             "select, $VARIANTS variants/$nf families: p99 latency" ms \
             lower "select on the demo catalog"
-        body=$WORK/report.json
-        for ((r = 1; r <= ROUNDS; r++)); do
-            log "scale: round $r/$ROUNDS"
-            for side in $( ((r % 2)) && echo "modeld ref" || echo "ref modeld"); do
-                if [ "$side" = modeld ]; then
-                    j=$(wrk_json 64 "$SCALE/v1/families/scale-big/select" \
-                        "$body")
-                else
-                    j=$(wrk_json 64 \
-                        "$DEMO/v1/families/image-classification/select" \
-                        "$body")
-                fi
-                if [ -n "$j" ]; then
-                    val scale_rps "$side" "$(jq -r .rps <<<"$j")"
-                    val scale_p99 "$side" "$(jq -r '.p99_us / 1000' <<<"$j")"
-                    [ "$(jq -r .errors <<<"$j")" = 0 ] ||
-                        note scale_rps "$side: $(jq -r .errors <<<"$j") errors"
-                fi
+        # scale_rounds KEY BODY [P99_KEY]: the large family against the
+        # demo's, the same report, sides alternating each round
+        scale_rounds() {
+            local key=$1 body=$2 p99=${3:-} r side j
+            for ((r = 1; r <= ROUNDS; r++)); do
+                log "scale: $key round $r/$ROUNDS"
+                for side in $( ((r % 2)) && echo "modeld ref" || echo "ref modeld"); do
+                    if [ "$side" = modeld ]; then
+                        j=$(wrk_json 64 "$SCALE/v1/families/scale-big/select" \
+                            "$body")
+                    else
+                        j=$(wrk_json 64 \
+                            "$DEMO/v1/families/image-classification/select" \
+                            "$body")
+                    fi
+                    if [ -n "$j" ]; then
+                        val "$key" "$side" "$(jq -r .rps <<<"$j")"
+                        [ -z "$p99" ] ||
+                            val "$p99" "$side" "$(jq -r '.p99_us / 1000' <<<"$j")"
+                        [ "$(jq -r .errors <<<"$j")" = 0 ] ||
+                            note "$key" "$side: $(jq -r .errors <<<"$j") errors"
+                    fi
+                done
             done
-        done
+        }
+        scale_rounds scale_rps "$WORK/report.json" scale_p99
+        # a UE holding nothing (its first select), balanced: the walk
+        # that may plan two transfers (small now, better later)
+        jq 'del(.current) | .preference = "balanced"' "$WORK/report.json" \
+            >"$WORK/report_first.json"
+        row scale_first scale \
+            "select, $VARIANTS variants, holding nothing, balanced: throughput" \
+            req/s higher "the same on the demo catalog"
+        scale_rounds scale_first "$WORK/report_first.json"
         t0=$(now)
         curl -s -o "$WORK/families.json" --max-time 30 "$SCALE/v1/families"
         row scale_list scale "GET /v1/families ($nf families)" s lower ""
