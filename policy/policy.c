@@ -209,6 +209,7 @@ struct run {
      * rollout does not cover the UE) and meets the hard rules: what runs
      * while a download does, never a candidate (old_weigh) */
     const struct proto_variant *old;
+    size_t old_row;               /* old's row (old_find), when old is set */
     /* current is offered, meets every hard rule but memory, and fitted
      * in some minute of the memory history: a dip may end (ride_out) */
     bool has_held;
@@ -245,7 +246,6 @@ struct run {
     double staged_then_s;
     double staged_then_value;     /* its value straight away */
     double staged_value;
-    unsigned recheck_s;           /* 0, or when the first one runs */
     /* the best entry eligible in the mode (degraded), as the entries are
      * weighed (run_weigh) */
     bool found;
@@ -2460,6 +2460,7 @@ old_weigh(struct run *k)
         !old_eval(k, i, &e))
         return;
     k->old = var_at(k, i);
+    k->old_row = i;
     k->u_cur = effective_utility(k, &e);
 }
 
@@ -3496,16 +3497,15 @@ old_keep(const struct run *k, const struct proto_candidate *cands, size_t m,
 {
     struct proto_candidate e;
     struct rtext t;
-    size_t i;
-    bool ok, waits = horizon_bound(k, cands, m);
+    bool ok, waits;
 
-    if (!k->old)
+    /* old_weigh set old only when its row met the hard rules: evaluated
+     * again here for the answer's estimates, the same inputs */
+    if (!k->old || !old_eval(k, k->old_row, &e))
         return false;
-    i = old_find(k);
-    if (!old_eval(k, i, &e))
-        return false;
+    waits = horizon_bound(k, cands, m);
     out->action = PROTO_ACTION_KEEP;
-    out->chosen = i;
+    out->chosen = k->old_row;
     out->estimates = e.est;
     out->exit_index = e.exit_index;
     out->degraded = !e.soft_ok;
@@ -3546,6 +3546,7 @@ select_run(const struct policy_config *cfg, const struct policy_input *in,
     bool found, degraded = false, ok, riding, throttled;
     size_t m, offered, best = 0, pick;
     struct run k;
+    unsigned staged_recheck_s = 0; /* small now: when the first one runs */
 
     if (!cfg || !in || !report || !out || !in->family ||
         (in->variant_count > 0 &&
@@ -3622,7 +3623,7 @@ select_run(const struct policy_config *cfg, const struct policy_input *in,
     if (!report->has_current && !degraded && k.bps > 0 &&
         k.pref != PROTO_PREFER_QUALITY && stage_pick(&k, cands, m, &pick) &&
         cands[pick].ready_s < cfg->recheck_after_s)
-        k.recheck_s = (unsigned)ceil(cands[pick].ready_s);
+        staged_recheck_s = (unsigned)ceil(cands[pick].ready_s);
 
     chosen = cands[pick];
     out->chosen = chosen.variant;
@@ -3641,7 +3642,7 @@ select_run(const struct policy_config *cfg, const struct policy_input *in,
     if (degraded || !chosen.soft_ok)
         (void)soft_check(&k, &chosen, &ok, &out->violations);
     out->recheck_after_s = degraded || riding ? cfg->recheck_degraded_s
-                           : k.recheck_s      ? k.recheck_s
+                           : staged_recheck_s ? staged_recheck_s
                                               : cfg->recheck_after_s;
     if (!(k.bps > 0)) {
         out->recheck_after_s = cfg->recheck_outage_s;
