@@ -99,6 +99,13 @@ PY
             /^oracle / {o = $2} END {d = o - p - t; if (d < 0) d = -d;
             print (t >= 0 && d < 0.1) ? "ok" : t " vs " o - p}' \
             "$WORK/replay-regret.out")"
+    timeout 60 "$MODELD" replay --data "$DEMO_DATA" --regret oracle \
+        image-classification "$WORK/replay-big.jsonl" >/dev/null \
+        2>"$WORK/replay-regret-bad.err"
+    check "modeld replay --regret oracle (not a strategy it charges): exit 2" \
+        2 "$?"
+    check_match "modeld replay --regret oracle: says which it takes" \
+        'wants policy, greedy or smallest' "$(cat "$WORK/replay-regret-bad.err")"
     printf '%s\n' '{"t_s": 0, "report": {"device": {"gflops": 1}}}' >"$WORK/replay-bad.jsonl"
     timeout 60 "$MODELD" replay --data "$DEMO_DATA" image-classification \
         "$WORK/replay-bad.jsonl" >/dev/null 2>"$WORK/replay-bad.err"
